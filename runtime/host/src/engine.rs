@@ -1,0 +1,121 @@
+//! The process-wide wasmtime engine, its epoch ticker, and the cache of
+//! compiled components.
+//!
+//! Components are compiled once, at install, and the native artifact is
+//! cached under the component's sha256 and the engine's compatibility hash.
+//! Runs only load artifacts. An artifact is deserialised only after its own
+//! sha256 matches the one recorded when it was written, so a corrupted or
+//! truncated file is recompiled from the verified package, never executed.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use crate::HostError;
+
+/// How often the engine's epoch advances: the granularity of CPU limits.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+pub(crate) fn new_engine() -> Result<Engine, HostError> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    // Guests get a bounded native stack; deep recursion traps cleanly.
+    config.max_wasm_stack(1024 * 1024);
+    Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    pub(crate) fn start(engine: &Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, flag) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("domicile-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Compiled components on disk, one file per (component, engine) pair.
+pub(crate) struct ArtifactCache {
+    dir: PathBuf,
+    engine_tag: String,
+}
+
+impl ArtifactCache {
+    pub(crate) fn new(dir: &Path, engine: &Engine) -> ArtifactCache {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        ArtifactCache { dir: dir.to_owned(), engine_tag: format!("{:016x}", hasher.finish()) }
+    }
+
+    fn path(&self, component_digest: &str, ext: &str) -> PathBuf {
+        self.dir.join(format!("{component_digest}-{}.{ext}", self.engine_tag))
+    }
+
+    /// Compiles verified component bytes and caches the artifact.
+    pub(crate) fn compile(&self, engine: &Engine, component_digest: &str, bytes: &[u8]) -> Result<Component, HostError> {
+        let component = Component::new(engine, bytes).map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let artifact = component.serialize().map_err(|e| HostError::Engine(e.to_string()))?;
+        let io = |e: std::io::Error| HostError::Cache(format!("{}: {e}", self.dir.display()));
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let path = self.path(component_digest, "cwasm");
+        write_atomically(&path, &artifact).map_err(io)?;
+        write_atomically(&self.path(component_digest, "sha256"), hex::encode(domicile_package::sha256(&artifact)).as_bytes())
+            .map_err(io)?;
+        Ok(component)
+    }
+
+    /// Loads a cached artifact if it is present and intact.
+    pub(crate) fn load(&self, engine: &Engine, component_digest: &str) -> Option<Component> {
+        let path = self.path(component_digest, "cwasm");
+        let expected = std::fs::read_to_string(self.path(component_digest, "sha256")).ok()?;
+        let artifact = std::fs::read(&path).ok()?;
+        if hex::encode(domicile_package::sha256(&artifact)) != expected.trim() {
+            tracing::warn!(component = component_digest, "cached artifact is corrupt; recompiling");
+            return None;
+        }
+        // SAFETY: this file was written by `compile` above from a component
+        // whose package signature verified, with an engine of the same
+        // compatibility hash (part of the file name), and its checksum was
+        // just checked, so it is the artifact wasmtime produced.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(component = component_digest, error = %e, "cached artifact rejected; recompiling");
+                None
+            }
+        }
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}

@@ -1,0 +1,383 @@
+//! Runs domicile apps: the wasmtime engine, the host side of the WIT
+//! interfaces, and the sandbox around every invocation.
+//!
+//! [`Runtime`] owns the one `Engine` of the process. Installing verifies the
+//! package signature first, then parses the manifest, then compiles the
+//! component once and caches the native artifact; a run only loads that
+//! artifact. Each run gets a fresh `Store` whose data is the app's view of
+//! one resident's space: the grants decide every data call, memory and CPU
+//! are capped, and a trap or a limit ends that run with a clear error while
+//! the runtime carries on.
+
+mod bindings;
+mod clock;
+mod data;
+mod engine;
+mod sandbox;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use domicile_manifest::{AppId, Grants, Manifest, ManifestError, World};
+use domicile_package::{PackageError, PublicKey, TrustStore, VerifiedPackage};
+use domicile_store::{AuditEntry, Author, InstalledApp, Outcome, ResidentSpace, StoreError};
+use wasmtime::component::{types::ComponentItem, Component, HasSelf, InstancePre, Linker};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+pub use clock::Clock;
+pub use data::MAX_BATCH;
+pub use engine::EPOCH_TICK;
+
+use engine::{ArtifactCache, EpochTicker};
+use sandbox::{Invocation, Writes};
+
+/// Which limit ended an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Cpu,
+    Memory,
+    Table,
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitKind::Cpu => "CPU time",
+            LimitKind::Memory => "memory",
+            LimitKind::Table => "table size",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the package's component is not a valid WebAssembly component: {0}")]
+    InvalidComponent(String),
+    #[error("the component does not implement the `{world}` world its manifest declares: {detail}")]
+    WrongExports { world: World, detail: String },
+    #[error("the component imports what domicile does not offer{}: {}", if *.scratch { "" } else { " (the filesystem needs a [scratch] section in the manifest)" }, .imports.join(", "))]
+    ForbiddenImports { imports: Vec<String>, scratch: bool },
+    #[error("{app} {version} is already installed; uninstall it first with `domicile uninstall {app}`")]
+    AlreadyInstalled { app: AppId, version: String },
+    #[error("{app} is an app of the `{actual}` world; use `domicile {}` instead", if *.actual == World::Service { "run" } else { "import" })]
+    WrongWorld { app: AppId, actual: World },
+    #[error("{app} failed: {message}")]
+    AppFailed { app: AppId, message: String },
+    #[error("{app} crashed: {message}")]
+    Trap { app: AppId, message: String },
+    #[error("{app} was stopped: it exceeded its {kind} limit ({detail})")]
+    Limit { app: AppId, kind: LimitKind, detail: String },
+    #[error("wasmtime engine error: {0}")]
+    Engine(String),
+    #[error("compiled-component cache error: {0}")]
+    Cache(String),
+    #[error("cannot prepare the app's scratch directory: {0}")]
+    Scratch(String),
+}
+
+/// Operator settings: where things live, and the caps on what apps ask for.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub cache_dir: PathBuf,
+    pub scratch_dir: PathBuf,
+    pub clock: Clock,
+    /// Memory of one invocation when the manifest asks for none / at most.
+    pub default_memory_mib: u64,
+    pub max_memory_mib: u64,
+    /// CPU time of one invocation when the manifest asks for none / at most.
+    pub default_cpu_ms: u64,
+    pub max_cpu_ms: u64,
+}
+
+impl RuntimeConfig {
+    pub fn new(cache_dir: PathBuf, scratch_dir: PathBuf) -> RuntimeConfig {
+        RuntimeConfig {
+            cache_dir,
+            scratch_dir,
+            clock: Clock::System,
+            default_memory_mib: 64,
+            max_memory_mib: 512,
+            default_cpu_ms: 5_000,
+            max_cpu_ms: 60_000,
+        }
+    }
+}
+
+/// A package that verified and whose manifest parsed, waiting for the
+/// resident's grants.
+pub struct PreparedInstall {
+    package: Vec<u8>,
+    verified: VerifiedPackage,
+    manifest: Manifest,
+}
+
+impl PreparedInstall {
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn publisher(&self) -> &PublicKey {
+        self.verified.publisher()
+    }
+}
+
+/// The input of one invocation, by world.
+enum Call<'a> {
+    Run { input: &'a str },
+    Import { file_name: &'a str, bytes: &'a [u8] },
+}
+
+/// The runtime of one process: engine, linker, compiled apps.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Invocation>,
+    cache: ArtifactCache,
+    config: RuntimeConfig,
+    instances: Mutex<HashMap<String, InstancePre<Invocation>>>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, HostError> {
+        let engine = engine::new_engine()?;
+        let mut linker = Linker::<Invocation>::new(&engine);
+        let engine_err = |e: wasmtime::Error| HostError::Engine(e.to_string());
+        bindings::service::Service::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(engine_err)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        Ok(Runtime {
+            cache: ArtifactCache::new(&config.cache_dir, &engine),
+            _ticker: EpochTicker::start(&engine),
+            engine,
+            linker,
+            config,
+            instances: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Verifies a package against the trust store, then parses its manifest.
+    /// Nothing is parsed before the signature verifies.
+    pub fn prepare_install(&self, trust: &TrustStore, package: Vec<u8>) -> Result<PreparedInstall, HostError> {
+        let verified = domicile_package::unseal(&package)?.verify(trust)?;
+        let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
+        Ok(PreparedInstall { package, verified, manifest })
+    }
+
+    /// Compiles and checks the component, then records the app with the
+    /// resident's grants.
+    #[tracing::instrument(skip_all, fields(app = %prepared.manifest.id))]
+    pub fn install(&self, space: &ResidentSpace, prepared: PreparedInstall, grants: Grants) -> Result<InstalledApp, HostError> {
+        let PreparedInstall { package, verified, manifest } = prepared;
+        if let Ok(existing) = space.app(&manifest.id) {
+            return Err(HostError::AlreadyInstalled { app: existing.manifest.id, version: existing.manifest.version.to_string() });
+        }
+        let digest = verified.component_digest_hex();
+        let component = self.cache.compile(&self.engine, &digest, verified.component_bytes())?;
+        self.check_component(&component, &manifest)?;
+        let app = InstalledApp {
+            manifest,
+            publisher: verified.publisher().to_string(),
+            component_digest: digest,
+            grants,
+            installed_at_ms: self.config.clock.now_ms(),
+        };
+        space.put_app(&app, &package)?;
+        tracing::info!("installed");
+        Ok(app)
+    }
+
+    /// The component must import only what we offer, and export its world.
+    fn check_component(&self, component: &Component, manifest: &Manifest) -> Result<(), HostError> {
+        let ty = component.component_type();
+        let scratch = manifest.scratch.is_some();
+        let forbidden: Vec<String> =
+            ty.imports(&self.engine).map(|(name, _)| name).filter(|name| !import_allowed(name, scratch)).map(str::to_owned).collect();
+        if !forbidden.is_empty() {
+            return Err(HostError::ForbiddenImports { imports: forbidden, scratch });
+        }
+        let export = match manifest.world {
+            World::Service => "run",
+            World::Importer => "import",
+        };
+        let exported = ty.exports(&self.engine).any(|(name, item)| name == export && matches!(item.ty, ComponentItem::ComponentFunc(_)));
+        if !exported {
+            return Err(HostError::WrongExports { world: manifest.world, detail: format!("no exported function `{export}`") });
+        }
+        // Type-checks every import against the linker now rather than at the first run.
+        self.linker.instantiate_pre(component).map_err(|e| HostError::WrongExports { world: manifest.world, detail: format!("{e:#}") })?;
+        Ok(())
+    }
+
+    pub fn uninstall(&self, space: &ResidentSpace, app: &AppId) -> Result<(), HostError> {
+        space.remove_app(app)?;
+        Ok(())
+    }
+
+    /// Runs a service app with a JSON input; returns its JSON output.
+    pub async fn run_service(&self, space: &ResidentSpace, app: &AppId, input: &str) -> Result<String, HostError> {
+        self.invoke(space, app, Call::Run { input }).await
+    }
+
+    /// Runs an importer over one export file; returns its JSON summary.
+    /// Either every document it wrote is committed, or none is.
+    pub async fn run_importer(&self, space: &ResidentSpace, app: &AppId, file_name: &str, bytes: &[u8]) -> Result<String, HostError> {
+        self.invoke(space, app, Call::Import { file_name, bytes }).await
+    }
+
+    #[tracing::instrument(skip_all, fields(app = %app_id))]
+    async fn invoke(&self, space: &ResidentSpace, app_id: &AppId, call: Call<'_>) -> Result<String, HostError> {
+        let app = space.app(app_id)?;
+        let expected = match call {
+            Call::Run { .. } => World::Service,
+            Call::Import { .. } => World::Importer,
+        };
+        if app.manifest.world != expected {
+            return Err(HostError::WrongWorld { app: app.manifest.id, actual: app.manifest.world });
+        }
+        let pre = self.instance_pre(space, &app)?;
+        let memory_mib = app.manifest.limits.memory_mib.map_or(self.config.default_memory_mib, |m| m.get()).min(self.config.max_memory_mib);
+        let cpu_ms = app.manifest.limits.cpu_ms.map_or(self.config.default_cpu_ms, |c| c.get()).min(self.config.max_cpu_ms);
+        let writes = match call {
+            Call::Run { .. } => Writes::Durable,
+            Call::Import { .. } => Writes::Staged { changes: Vec::new(), counts: Default::default() },
+        };
+        let state = Invocation::new(
+            space.clone(),
+            app.clone(),
+            writes,
+            self.config.clock,
+            (memory_mib * 1024 * 1024) as usize,
+            &self.config.scratch_dir,
+        )?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // The epoch advances every EPOCH_TICK; each tick spent in the guest
+        // uses one unit of its CPU budget and yields to other tasks.
+        let budget = cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        let mut used = 0u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut ctx| {
+            used += 1;
+            if used >= budget {
+                ctx.data_mut().limiter.exceeded = Some(LimitKind::Cpu);
+                return Err(wasmtime::Error::msg("CPU time limit exceeded"));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+
+        let outcome = match call {
+            Call::Run { input } => async {
+                let instance = bindings::service::ServicePre::new(pre)?.instantiate_async(&mut store).await?;
+                instance.call_run(&mut store, input).await
+            }
+            .await,
+            Call::Import { file_name, bytes } => async {
+                let instance = bindings::importer::ImporterPre::new(pre)?.instantiate_async(&mut store).await?;
+                instance.call_import(&mut store, file_name, bytes).await
+            }
+            .await,
+        };
+
+        let state = store.data_mut();
+        let log = state.take_log();
+        let result = match outcome {
+            Err(trap) => Err(self.explain_trap(&app, state.limiter.exceeded, cpu_ms, memory_mib, trap)),
+            Ok(Err(message)) => Err(HostError::AppFailed { app: app.manifest.id.clone(), message: message.chars().take(2000).collect() }),
+            Ok(Ok(output)) => match serde_json::from_str::<serde_json::Value>(&output) {
+                Err(e) => Err(HostError::AppFailed { app: app.manifest.id.clone(), message: format!("its output is not JSON ({e})") }),
+                Ok(_) => commit_staged(state).map(|()| output),
+            },
+        };
+        space.append_app_log(&log)?;
+        space.flush()?;
+        result
+    }
+
+    fn explain_trap(&self, app: &InstalledApp, exceeded: Option<LimitKind>, cpu_ms: u64, memory_mib: u64, trap: wasmtime::Error) -> HostError {
+        let app_id = app.manifest.id.clone();
+        match exceeded {
+            Some(LimitKind::Cpu) => HostError::Limit { app: app_id, kind: LimitKind::Cpu, detail: format!("{cpu_ms} ms") },
+            Some(LimitKind::Memory) => HostError::Limit { app: app_id, kind: LimitKind::Memory, detail: format!("{memory_mib} MiB") },
+            Some(LimitKind::Table) => HostError::Limit { app: app_id, kind: LimitKind::Table, detail: "table elements".into() },
+            None => {
+                let message = match trap.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::StackOverflow) => "stack overflow (too deep recursion)".to_owned(),
+                    Some(wasmtime::Trap::UnreachableCodeReached) => "it hit `unreachable` (a panic or abort in the app)".to_owned(),
+                    Some(code) => code.to_string(),
+                    None => format!("{trap:#}"),
+                };
+                HostError::Trap { app: app_id, message }
+            }
+        }
+    }
+
+    /// The ready-to-instantiate app: from memory, else from the artifact
+    /// cache, else recompiled from the stored package after re-verifying it
+    /// against the publisher key recorded at install.
+    fn instance_pre(&self, space: &ResidentSpace, app: &InstalledApp) -> Result<InstancePre<Invocation>, HostError> {
+        let digest = &app.component_digest;
+        if let Some(pre) = self.instances.lock().expect("instance cache lock").get(digest) {
+            return Ok(pre.clone());
+        }
+        let component = match self.cache.load(&self.engine, digest) {
+            Some(c) => c,
+            None => {
+                let package = space.package(&app.manifest.id)?;
+                let key: PublicKey = app.publisher.parse().map_err(|_| StoreError::Corrupt("an app's publisher key".into()))?;
+                let verified = domicile_package::unseal(&package)?.verify_with(&key)?;
+                if &verified.component_digest_hex() != digest {
+                    return Err(StoreError::Corrupt("an app's package does not match its record".into()).into());
+                }
+                self.cache.compile(&self.engine, digest, verified.component_bytes())?
+            }
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        self.instances.lock().expect("instance cache lock").insert(digest.clone(), pre.clone());
+        Ok(pre)
+    }
+}
+
+/// Commits an importer's staged writes with their audit entries, atomically.
+fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
+    let Writes::Staged { changes, counts } = std::mem::replace(&mut state.writes, Writes::Durable) else {
+        return Ok(());
+    };
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let at_ms = state.clock.now_ms();
+    let manifest = &state.app.manifest;
+    let audit: Vec<AuditEntry> = counts
+        .into_iter()
+        .map(|((doctype, operation), documents)| AuditEntry {
+            seq: 0,
+            at_ms,
+            app: manifest.id.clone(),
+            app_version: manifest.version.to_string(),
+            operation,
+            doctype: doctype.to_string(),
+            documents,
+            outcome: Outcome::Allowed,
+        })
+        .collect();
+    let author = Author::App { id: manifest.id.to_string(), version: manifest.version.to_string() };
+    state.space.commit(&changes, &author, at_ms, &audit).map_err(|e| match e {
+        StoreError::NotFound(m) | StoreError::Invalid(m) | StoreError::Limit(m) => {
+            HostError::AppFailed { app: manifest.id.clone(), message: format!("nothing was imported: {m}") }
+        }
+        other => HostError::Store(other),
+    })
+}
+
+/// The imports a component may have: our interfaces and the WASI subset we
+/// offer (no sockets, no HTTP; the filesystem only with a scratch dir).
+fn import_allowed(name: &str, scratch: bool) -> bool {
+    const ALWAYS: [&str; 5] = ["domicile:app/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/"];
+    ALWAYS.iter().any(|p| name.starts_with(p)) || (scratch && name.starts_with("wasi:filesystem/"))
+}

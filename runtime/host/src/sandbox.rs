@@ -1,0 +1,168 @@
+//! The state of one app invocation (the `T` of its wasmtime `Store`) and
+//! the walls around it: memory limiter, CPU budget, and the WASI context,
+//! which is deny-by-default: no environment, no arguments, no sockets, no
+//! stdin; stdout and stderr captured into the app's log; files only in a
+//! private scratch directory when the manifest declares one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use domicile_manifest::Doctype;
+use domicile_store::{AppLogEntry, Change, InstalledApp, Operation, ResidentSpace};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use crate::{Clock, HostError, LimitKind};
+
+/// How many bytes of stdout/stderr, and how many log lines, one invocation
+/// may leave in the app log; the rest is dropped with a note.
+const MAX_CAPTURED_OUTPUT: usize = 64 * 1024;
+const MAX_LOG_LINES: usize = 1000;
+const MAX_LOG_LINE: usize = 4096;
+
+/// Where an invocation's writes go.
+pub(crate) enum Writes {
+    /// Services: each write is committed and flushed before the call returns.
+    Durable,
+    /// Importers: writes are staged and committed together when the import
+    /// succeeds, so a failed import leaves the store as it was.
+    Staged { changes: Vec<Change>, counts: BTreeMap<(Doctype, Operation), u64> },
+}
+
+pub(crate) struct Invocation {
+    pub(crate) space: ResidentSpace,
+    pub(crate) app: InstalledApp,
+    pub(crate) writes: Writes,
+    pub(crate) clock: Clock,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) log: Vec<AppLogEntry>,
+    dropped_log_lines: usize,
+    wasi: WasiCtx,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Invocation {
+    pub(crate) fn new(
+        space: ResidentSpace,
+        app: InstalledApp,
+        writes: Writes,
+        clock: Clock,
+        memory_bytes: usize,
+        scratch_root: &Path,
+    ) -> Result<Invocation, HostError> {
+        let stdout = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
+        let stderr = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .wall_clock(clock);
+        if app.manifest.scratch.is_some() {
+            let dir = scratch_dir(scratch_root, &space, &app)?;
+            wasi.preopened_dir(&dir, "/scratch", FsPerms::ReadWrite)
+                .map_err(|e| HostError::Scratch(format!("{}: {e}", dir.display())))?;
+        }
+        Ok(Invocation {
+            space,
+            app,
+            writes,
+            clock,
+            table: ResourceTable::new(),
+            limiter: Limiter { max_memory: memory_bytes, exceeded: None },
+            log: Vec::new(),
+            dropped_log_lines: 0,
+            wasi: wasi.build(),
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Adds a line to the app log, within the per-invocation bounds.
+    pub(crate) fn push_log(&mut self, level: &str, message: &str) {
+        if self.log.len() >= MAX_LOG_LINES {
+            self.dropped_log_lines += 1;
+            return;
+        }
+        let mut message: String = message.chars().take(MAX_LOG_LINE + 1).collect();
+        if message.chars().count() > MAX_LOG_LINE {
+            message = message.chars().take(MAX_LOG_LINE).collect();
+            message.push('…');
+        }
+        self.log.push(AppLogEntry {
+            at_ms: self.clock.now_ms(),
+            app: self.app.manifest.id.clone(),
+            level: level.to_owned(),
+            message,
+        });
+    }
+
+    /// The app log of this invocation, stdout and stderr included.
+    pub(crate) fn take_log(&mut self) -> Vec<AppLogEntry> {
+        for (stream, pipe) in [("stdout", self.stdout.clone()), ("stderr", self.stderr.clone())] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
+                self.push_log(stream, line);
+            }
+        }
+        if self.dropped_log_lines > 0 {
+            let note = format!("{} more log lines were dropped (limit {MAX_LOG_LINES})", self.dropped_log_lines);
+            self.log.push(AppLogEntry {
+                at_ms: self.clock.now_ms(),
+                app: self.app.manifest.id.clone(),
+                level: "warn".into(),
+                message: note,
+            });
+            self.dropped_log_lines = 0;
+        }
+        std::mem::take(&mut self.log)
+    }
+}
+
+impl WasiView for Invocation {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Creates `<scratch_root>/<resident>/<app-id>` through a capability on the
+/// scratch root: the path can only ever resolve beneath it.
+fn scratch_dir(root: &Path, space: &ResidentSpace, app: &InstalledApp) -> Result<std::path::PathBuf, HostError> {
+    let err = |e: std::io::Error| HostError::Scratch(format!("{}: {e}", root.display()));
+    std::fs::create_dir_all(root).map_err(err)?;
+    let root_dir = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority()).map_err(err)?;
+    // Both parts are validated names (no `/`, no `..`).
+    let relative = Path::new(space.resident().as_str()).join(app.manifest.id.as_str());
+    root_dir.create_dir_all(&relative).map_err(err)?;
+    Ok(root.join(relative))
+}
+
+/// Caps linear memory and tables; remembers which limit stopped the app.
+pub(crate) struct Limiter {
+    max_memory: usize,
+    pub(crate) exceeded: Option<LimitKind>,
+}
+
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.exceeded = Some(LimitKind::Memory);
+            return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            self.exceeded = Some(LimitKind::Table);
+            return Err(wasmtime::Error::msg("table limit exceeded"));
+        }
+        Ok(true)
+    }
+}

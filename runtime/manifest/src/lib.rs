@@ -1,0 +1,285 @@
+//! The app manifest and the permission model of domicile.
+//!
+//! A manifest (`manifests/<app>.toml`) says who an app is, which world it
+//! implements, and which doctypes it wants to read, write or delete, each
+//! with a purpose the resident can judge. Parsing is strict: unknown fields,
+//! a missing purpose, a malformed id or version are errors that name the line.
+//! Every value is validated while it is deserialised (self-validating
+//! newtypes), so a `Manifest` value is always a valid manifest.
+//!
+//! [`Grants`] is what the resident actually allowed: always a subset of what
+//! the manifest declared. This crate knows nothing of storage or execution.
+
+mod grants;
+mod names;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use grants::{GrantError, Grants};
+pub use names::{AppId, Doctype, FieldName, NameError, Purpose};
+
+/// The manifest format this runtime reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Which WIT world an app implements (see `wit/domicile.wit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    /// Exports `run(input) -> result<output>`.
+    Service,
+    /// Exports `import(file-name, bytes) -> result<summary>`.
+    Importer,
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            World::Service => "service",
+            World::Importer => "importer",
+        })
+    }
+}
+
+/// One kind of access to a doctype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    Read,
+    Write,
+    Delete,
+}
+
+impl Access {
+    pub const ALL: [Access; 3] = [Access::Read, Access::Write, Access::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Delete => "delete",
+        }
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Access {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Access::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| NameError::new("access", s, "expected read, write or delete"))
+    }
+}
+
+/// A non-empty set of access verbs, without duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Access>", into = "Vec<Access>")]
+pub struct AccessSet(BTreeSet<Access>);
+
+impl AccessSet {
+    pub fn contains(&self, access: Access) -> bool {
+        self.0.contains(&access)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Access> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl TryFrom<Vec<Access>> for AccessSet {
+    type Error = String;
+    fn try_from(list: Vec<Access>) -> Result<Self, Self::Error> {
+        if list.is_empty() {
+            return Err("`access` must list at least one of read, write, delete".into());
+        }
+        let set: BTreeSet<Access> = list.iter().copied().collect();
+        if set.len() != list.len() {
+            return Err("`access` lists the same verb twice".into());
+        }
+        Ok(AccessSet(set))
+    }
+}
+
+impl From<AccessSet> for Vec<Access> {
+    fn from(set: AccessSet) -> Self {
+        set.0.into_iter().collect()
+    }
+}
+
+/// What an app asks for one doctype, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permission {
+    pub doctype: Doctype,
+    pub access: AccessSet,
+    /// When present, reads return only these top-level fields of each
+    /// document (enforced by the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FieldName>>,
+    pub purpose: Purpose,
+}
+
+/// A private scratch directory for the app (WASI filesystem), per resident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scratch {
+    pub purpose: Purpose,
+}
+
+/// Resources the app asks for one invocation; the operator's caps win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<MemoryMib>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<CpuMs>,
+}
+
+/// Linear memory, in MiB (1 to 4096).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct MemoryMib(u64);
+
+/// CPU time of one invocation, in milliseconds (1 to 600000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct CpuMs(u64);
+
+macro_rules! bounded_u64 {
+    ($ty:ident, $what:literal, $max:literal) => {
+        impl $ty {
+            pub const MAX: u64 = $max;
+            pub fn get(self) -> u64 {
+                self.0
+            }
+        }
+        impl TryFrom<u64> for $ty {
+            type Error = String;
+            fn try_from(v: u64) -> Result<Self, String> {
+                if (1..=$max).contains(&v) {
+                    Ok($ty(v))
+                } else {
+                    Err(format!("`{}` must be between 1 and {}, not {v}", $what, $max))
+                }
+            }
+        }
+        impl From<$ty> for u64 {
+            fn from(v: $ty) -> u64 {
+                v.0
+            }
+        }
+    };
+}
+bounded_u64!(MemoryMib, "memory-mib", 4096);
+bounded_u64!(CpuMs, "cpu-ms", 600000);
+
+/// A parsed, validated app manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    pub manifest_version: ManifestVersion,
+    pub id: AppId,
+    pub name: String,
+    pub version: semver::Version,
+    pub world: World,
+    pub description: String,
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<Scratch>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The `manifest-version` field; only [`MANIFEST_VERSION`] is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct ManifestVersion(u32);
+
+impl TryFrom<u32> for ManifestVersion {
+    type Error = String;
+    fn try_from(v: u32) -> Result<Self, String> {
+        if v == MANIFEST_VERSION {
+            Ok(ManifestVersion(v))
+        } else {
+            Err(format!(
+                "`manifest-version` {v} is not supported: this runtime reads version {MANIFEST_VERSION}"
+            ))
+        }
+    }
+}
+
+impl From<ManifestVersion> for u32 {
+    fn from(v: ManifestVersion) -> u32 {
+        v.0
+    }
+}
+
+/// Why a manifest was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not UTF-8 text: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    /// Carries the TOML parser's message, which names the line and column.
+    #[error("invalid manifest: {0}")]
+    Invalid(String),
+}
+
+impl Manifest {
+    /// Parses and validates manifest bytes (as signed in a package).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        Manifest::parse(std::str::from_utf8(bytes)?)
+    }
+
+    /// Parses and validates a manifest text.
+    pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Invalid(e.to_string().trim_end().to_owned()))?;
+        manifest.check_whole()?;
+        Ok(manifest)
+    }
+
+    /// Rules that span several fields (the field-level ones ran while parsing).
+    fn check_whole(&self) -> Result<(), ManifestError> {
+        let invalid = |msg: String| Err(ManifestError::Invalid(msg));
+        if self.name.trim().is_empty() {
+            return invalid("`name` must not be empty".into());
+        }
+        if self.description.trim().is_empty() {
+            return invalid("`description` must say what the app does".into());
+        }
+        let mut seen = BTreeSet::new();
+        for p in &self.permissions {
+            if !seen.insert(&p.doctype) {
+                return invalid(format!(
+                    "doctype `{}` appears in two [[permissions]] entries: merge them into one",
+                    p.doctype
+                ));
+            }
+            if p.fields.is_some() && !p.access.contains(Access::Read) {
+                return invalid(format!(
+                    "permission on `{}` lists `fields` but does not ask to read",
+                    p.doctype
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The permission this manifest declares for a doctype, if any.
+    pub fn permission(&self, doctype: &Doctype) -> Option<&Permission> {
+        self.permissions.iter().find(|p| &p.doctype == doctype)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! Self-validating names: a value of these types is always well-formed, so
+//! code that receives one never re-checks it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A name that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} `{value}`: {reason}")]
+pub struct NameError {
+    pub what: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl NameError {
+    pub(crate) fn new(what: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        // Cap the echoed value: it may come from an untrusted file.
+        let value: String = value.chars().take(80).collect();
+        NameError { what, value, reason: reason.into() }
+    }
+}
+
+const MAX_NAME_LEN: usize = 128;
+
+/// Reverse-DNS names: `org.example.app`, `io.domicile.mobility.trip`.
+/// Lower-case ASCII labels of letters, digits and `-`, each starting with a
+/// letter, at least two labels. Such names are safe inside store keys and
+/// file names (no `/`, no `..`, no NUL).
+fn check_reverse_dns(what: &'static str, s: &str) -> Result<(), NameError> {
+    let fail = |reason: &str| Err(NameError::new(what, s, reason));
+    if s.is_empty() || s.len() > MAX_NAME_LEN {
+        return fail("must be 1 to 128 characters");
+    }
+    let labels: Vec<&str> = s.split('.').collect();
+    if labels.len() < 2 {
+        return fail("must be a reverse-DNS name such as `org.example.name`");
+    }
+    for label in labels {
+        let mut chars = label.chars();
+        match chars.next() {
+            Some(c) if c.is_ascii_lowercase() => {}
+            _ => return fail("each dot-separated part must start with a lower-case letter"),
+        }
+        if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return fail("only lower-case letters, digits, `-` and `.` are allowed");
+        }
+    }
+    Ok(())
+}
+
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $ty(String);
+
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = NameError;
+            fn try_from(s: String) -> Result<Self, NameError> {
+                let check: fn(&'static str, &str) -> Result<(), NameError> = $check;
+                check($what, &s)?;
+                Ok($ty(s))
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                $ty::try_from(s.to_owned())
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(v: $ty) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// An app's identity, reverse-DNS (`org.example.mobility-footprint`).
+    AppId, "app id", check_reverse_dns
+);
+string_newtype!(
+    /// A document type, reverse-DNS (`io.domicile.mobility.trip`).
+    Doctype, "doctype", check_reverse_dns
+);
+string_newtype!(
+    /// A top-level field of a document, as used in read projections.
+    FieldName, "field name", |what, s| {
+        if s.is_empty() || s.len() > MAX_NAME_LEN || s.contains('.') || s.chars().any(char::is_control) {
+            return Err(NameError::new(what, s, "must be 1 to 128 characters, without `.` or control characters"));
+        }
+        Ok(())
+    }
+);
+string_newtype!(
+    /// Why an app wants something, in words the resident understands.
+    Purpose, "purpose", |what, s| {
+        let len = s.trim().chars().count();
+        if len < 8 {
+            return Err(NameError::new(what, s, "say in a sentence why the app needs this (at least 8 characters)"));
+        }
+        if len > 500 {
+            return Err(NameError::new(what, s, "keep it under 500 characters"));
+        }
+        Ok(())
+    }
+);

@@ -1,0 +1,82 @@
+//! Installed apps: the verified manifest, who signed it, what the resident
+//! granted, and the package itself (kept so the space can be exported and
+//! the app recompiled from verified bytes).
+
+use domicile_manifest::{AppId, Grants, Manifest};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+
+use crate::{decode, encode, ResidentSpace, Result, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledApp {
+    pub manifest: Manifest,
+    /// Hex ed25519 key the package was verified with.
+    pub publisher: String,
+    /// Hex sha256 of the component: names its compiled artifact.
+    pub component_digest: String,
+    pub grants: Grants,
+    pub installed_at_ms: u64,
+}
+
+impl InstalledApp {
+    pub fn id(&self) -> &AppId {
+        &self.manifest.id
+    }
+}
+
+/// The signed package file an app was installed from.
+pub type PackageBytes = Vec<u8>;
+
+impl ResidentSpace {
+    /// Records an installed app and its package (replacing any previous
+    /// record of the same id), durably.
+    pub fn put_app(&self, app: &InstalledApp, package: &[u8]) -> Result<()> {
+        let id = app.id().as_str();
+        (&self.apps, &self.packages).transaction(|(apps, packages)| {
+            apps.insert(id, encode(app))?;
+            packages.insert(id, package)?;
+            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+        })?;
+        self.flush()
+    }
+
+    pub fn app(&self, id: &AppId) -> Result<InstalledApp> {
+        let bytes = self.apps.get(id.as_str())?.ok_or_else(|| StoreError::UnknownApp(id.to_string()))?;
+        decode("an installed app", &bytes)
+    }
+
+    pub fn apps(&self) -> Result<Vec<InstalledApp>> {
+        self.apps.iter().values().map(|v| decode("an installed app", &v?)).collect()
+    }
+
+    pub fn package(&self, id: &AppId) -> Result<PackageBytes> {
+        Ok(self.packages.get(id.as_str())?.ok_or_else(|| StoreError::UnknownApp(id.to_string()))?.to_vec())
+    }
+
+    /// Replaces an app's grants, durably. Running apps see the change at
+    /// their next host call: the host reads grants on every call.
+    pub fn set_grants(&self, id: &AppId, grants: &Grants) -> Result<()> {
+        let mut app = self.app(id)?;
+        app.grants = grants.clone();
+        self.apps.insert(id.as_str(), encode(&app))?;
+        self.flush()
+    }
+
+    /// The grants of an installed app, read fresh from the store.
+    pub fn grants(&self, id: &AppId) -> Result<Grants> {
+        Ok(self.app(id)?.grants)
+    }
+
+    pub fn remove_app(&self, id: &AppId) -> Result<()> {
+        if !self.apps.contains_key(id.as_str())? {
+            return Err(StoreError::UnknownApp(id.to_string()));
+        }
+        (&self.apps, &self.packages).transaction(|(apps, packages)| {
+            apps.remove(id.as_str())?;
+            packages.remove(id.as_str())?;
+            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+        })?;
+        self.flush()
+    }
+}

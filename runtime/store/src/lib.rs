@@ -1,0 +1,165 @@
+//! The personal data store of domicile, on sled.
+//!
+//! One sled database per home; inside it, each resident has their own set of
+//! trees (documents, installed apps, audit log, app log), named after the
+//! resident. A [`ResidentSpace`] is opened for one resident and has no way to
+//! name another's trees, so isolation does not depend on every caller
+//! remembering a prefix.
+//!
+//! Durability contract: a write is acknowledged (the function returns `Ok`)
+//! only after sled has flushed it to disk. A document write and its audit
+//! entry are committed in one transaction, so an acknowledged write is
+//! always audited.
+
+mod apps;
+mod audit;
+mod docs;
+mod names;
+mod selector;
+
+use std::path::Path;
+
+pub use apps::{InstalledApp, PackageBytes};
+pub use audit::{AppLogEntry, AuditEntry, AuditFilter, Operation, Outcome};
+pub use docs::{check_body, Author, Change, DocId, Document, Meta, QueryPosition, MAX_DOC_BYTES};
+pub use names::ResidentName;
+pub use selector::Selector;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("the store holds a record it cannot read ({0}); it may have been modified outside domicile")]
+    Corrupt(String),
+    #[error("no resident named `{0}` in this home; list them with `domicile resident list`")]
+    UnknownResident(String),
+    #[error("resident `{0}` already exists")]
+    ResidentExists(String),
+    #[error("no app `{0}` is installed; see `domicile apps`")]
+    UnknownApp(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Limit(String),
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+const RESIDENTS_TREE: &str = "residents";
+
+/// A home's database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Store { db })
+    }
+
+    pub fn create_resident(&self, name: &ResidentName) -> Result<ResidentSpace> {
+        let residents = self.db.open_tree(RESIDENTS_TREE)?;
+        let created = residents.compare_and_swap(name.as_str(), None as Option<&[u8]>, Some(b"{}".as_slice()))?;
+        if created.is_err() {
+            return Err(StoreError::ResidentExists(name.to_string()));
+        }
+        self.db.flush()?;
+        self.space(name)
+    }
+
+    pub fn residents(&self) -> Result<Vec<ResidentName>> {
+        let residents = self.db.open_tree(RESIDENTS_TREE)?;
+        residents
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k?;
+                std::str::from_utf8(&k)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt("a resident name".into()))
+            })
+            .collect()
+    }
+
+    /// Opens an existing resident's space.
+    pub fn resident(&self, name: &ResidentName) -> Result<ResidentSpace> {
+        if !self.db.open_tree(RESIDENTS_TREE)?.contains_key(name.as_str())? {
+            return Err(StoreError::UnknownResident(name.to_string()));
+        }
+        self.space(name)
+    }
+
+    fn space(&self, name: &ResidentName) -> Result<ResidentSpace> {
+        let tree = |kind: &str| self.db.open_tree(format!("resident/{name}/{kind}"));
+        Ok(ResidentSpace {
+            name: name.clone(),
+            db: self.db.clone(),
+            docs: tree("docs")?,
+            apps: tree("apps")?,
+            packages: tree("packages")?,
+            audit: tree("audit")?,
+            app_log: tree("app-log")?,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// One resident's data. Every method acts on this resident only.
+#[derive(Clone)]
+pub struct ResidentSpace {
+    name: ResidentName,
+    db: sled::Db,
+    docs: sled::Tree,
+    apps: sled::Tree,
+    packages: sled::Tree,
+    audit: sled::Tree,
+    app_log: sled::Tree,
+}
+
+impl ResidentSpace {
+    pub fn resident(&self) -> &ResidentName {
+        &self.name
+    }
+
+    /// Makes every write so far durable (reads' audit entries included).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A fresh, strictly increasing number (ids, audit sequence).
+    fn next_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records always serialise")
+}
+
+#[cfg(test)]
+mod tests;
