@@ -1,1 +1,171 @@
-fn main(){}
+//! `domicile`: a home for your personal data, where signed apps come to
+//! the data instead of the data going to them.
+//!
+//! This binary wires the crates together: it parses the command line,
+//! opens the home, and calls the store, the package verifier and the app
+//! runtime. Errors end as one line on stderr and a non-zero exit status.
+
+mod commands;
+mod demo;
+mod home;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "domicile", version, about = "A home for your personal data: signed apps come to your data, your data stays home.")]
+pub struct Cli {
+    /// The home directory (holds the store, trusted keys and app cache).
+    #[arg(long, global = true, env = "DOMICILE_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// The resident to act for (default: the only resident of the home).
+    #[arg(long, global = true, env = "DOMICILE_RESIDENT", value_name = "NAME")]
+    resident: Option<String>,
+    /// Machine-readable output (JSON).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build a demo home with sample apps and data, and walk through it.
+    Demo {
+        /// Where to create the demo home (default ./domicile-demo, replaced if it is a previous demo).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Create a new home with its first resident.
+    Init {
+        /// The first resident's name.
+        #[arg(long = "name", default_value = "me")]
+        name: String,
+    },
+    /// Manage the residents of a home.
+    #[command(subcommand)]
+    Resident(ResidentCommand),
+    /// Create a publisher key pair: PREFIX.key (secret) and PREFIX.pub.
+    Keygen {
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// Sign a manifest and a component into a package.
+    Pack {
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        component: PathBuf,
+        /// The publisher's secret key (from `domicile keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Check a package's signature (against the home's trusted keys, or --key).
+    Verify {
+        package: PathBuf,
+        /// Verify against this public key (hex or .pub file) instead of the home's trust store.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+    },
+    /// Manage the publisher keys this home trusts.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Install an app from a signed package.
+    Install {
+        package: PathBuf,
+        /// What to grant: `all`, or DOCTYPE:ACCESS[,ACCESS] (repeatable). Without it, you are asked.
+        #[arg(long, value_name = "GRANT")]
+        grant: Vec<String>,
+    },
+    /// List installed apps and what they were granted.
+    Apps,
+    /// Grant an installed app more of what its manifest asks for.
+    Grant {
+        app: String,
+        /// `all`, or DOCTYPE:ACCESS[,ACCESS].
+        #[arg(required = true)]
+        grants: Vec<String>,
+    },
+    /// Take back grants from an app (all of them when none are named).
+    Revoke { app: String, grants: Vec<String> },
+    /// Remove an app (its documents stay yours).
+    Uninstall { app: String },
+    /// Import a data holder's export file with an importer app.
+    Import { importer: String, file: PathBuf },
+    /// Run a service app and print its JSON output.
+    Run {
+        app: String,
+        /// The app's input, as JSON.
+        #[arg(long, default_value = "{}")]
+        input: String,
+    },
+    /// List your documents of a doctype.
+    Docs {
+        doctype: String,
+        /// A selector, e.g. '{"mode": "bike", "distance_m": {"$gt": 1000}}'.
+        #[arg(long = "where", value_name = "JSON", default_value = "{}")]
+        selector: String,
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Show what apps did with your data.
+    Audit {
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        #[arg(long, value_name = "DOCTYPE")]
+        doctype: Option<String>,
+    },
+    /// Show what apps wrote to their log.
+    Logs {
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ResidentCommand {
+    /// Add a resident (operators hosting several people).
+    Add { name: String },
+    /// List the residents.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum TrustCommand {
+    /// Trust a publisher key (64 hex characters, or a .pub file).
+    Add {
+        key: String,
+        /// A label to remember whose key it is.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List trusted keys.
+    List,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DOMICILE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("domicile: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, joined.
+            eprintln!("domicile: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

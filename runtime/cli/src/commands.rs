@@ -1,0 +1,352 @@
+//! One function per verb. Each prints what it did for a person, or JSON
+//! with `--json`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use domicile_manifest::{AppId, Doctype, Grants, Manifest};
+use domicile_package::{PublicKey, SecretKey};
+use domicile_store::{AuditFilter, InstalledApp, QueryPosition, ResidentSpace, Selector};
+use serde_json::json;
+
+use crate::home::Home;
+use crate::{Cli, Command, ResidentCommand, TrustCommand};
+
+pub async fn execute(cli: Cli) -> Result<()> {
+    let Cli { home, resident, json, command } = cli;
+    let resident = resident.as_deref();
+    // Commands that need no home.
+    match &command {
+        Command::Demo { dir } => return crate::demo::run(dir.clone()).await,
+        Command::Keygen { out } => return keygen(out, json),
+        Command::Pack { manifest, component, key, out } => return pack(manifest, component, key, out, json),
+        _ => {}
+    }
+    let dir = home.context("no home given: pass --home DIR or set DOMICILE_HOME")?;
+    if let Command::Init { name } = &command {
+        Home::create(&dir, &name.parse()?)?;
+        println!("created a domicile home in {} for resident `{name}`", dir.display());
+        return Ok(());
+    }
+    if let Command::Verify { package, key } = &command {
+        return verify(&dir, package, key.as_deref(), json);
+    }
+    let home = Home::open(&dir)?;
+    match command {
+        Command::Demo { .. } | Command::Keygen { .. } | Command::Pack { .. } | Command::Init { .. } | Command::Verify { .. } => {
+            unreachable!("handled above")
+        }
+        Command::Resident(ResidentCommand::Add { name }) => {
+            home.store.create_resident(&name.parse()?)?;
+            println!("added resident `{name}`");
+        }
+        Command::Resident(ResidentCommand::List) => {
+            let residents = home.store.residents()?;
+            if json {
+                println!("{}", json!(residents.iter().map(|r| r.as_str()).collect::<Vec<_>>()));
+            } else {
+                residents.iter().for_each(|r| println!("{r}"));
+            }
+        }
+        Command::Trust(TrustCommand::Add { key, name }) => {
+            let key = PublicKey::from_text_or_file(&key)?;
+            home.trust()?.add(key, &name)?;
+            println!("trusted publisher key {key}");
+        }
+        Command::Trust(TrustCommand::List) => {
+            let trust = home.trust()?;
+            if json {
+                println!("{}", serde_json::to_string(trust.keys())?);
+            } else if trust.keys().is_empty() {
+                println!("no trusted keys: add one with `domicile trust add KEY`");
+            } else {
+                trust.keys().iter().for_each(|k| println!("{}  {}", k.key, k.name));
+            }
+        }
+        Command::Install { package, grant } => install(&home, &home.resident(resident)?, &package, &grant, json)?,
+        Command::Apps => apps(&home.resident(resident)?, json)?,
+        Command::Grant { app, grants } => change_grants(&home.resident(resident)?, &app, &grants, true, json)?,
+        Command::Revoke { app, grants } => change_grants(&home.resident(resident)?, &app, &grants, false, json)?,
+        Command::Uninstall { app } => {
+            let space = home.resident(resident)?;
+            home.runtime()?.uninstall(&space, &app.parse()?)?;
+            println!("uninstalled {app}; the documents it wrote are still yours");
+        }
+        Command::Import { importer, file } => {
+            let space = home.resident(resident)?;
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let summary = home.runtime()?.run_importer(&space, &importer.parse()?, &name, &bytes).await?;
+            if json {
+                println!("{summary}");
+            } else {
+                println!("imported {name} with {importer}: {summary}");
+            }
+        }
+        Command::Run { app, input } => {
+            serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
+            let space = home.resident(resident)?;
+            let output = home.runtime()?.run_service(&space, &app.parse()?, &input).await?;
+            println!("{output}");
+        }
+        Command::Docs { doctype, selector, limit } => docs(&home.resident(resident)?, &doctype, &selector, limit, json)?,
+        Command::Audit { app, doctype } => {
+            let filter = AuditFilter { app: app.map(|a| a.parse()).transpose()?, doctype: doctype.map(|d| d.parse()).transpose()? };
+            audit(&home.resident(resident)?, &filter, json)?
+        }
+        Command::Logs { app } => {
+            let app: Option<AppId> = app.map(|a| a.parse()).transpose()?;
+            for e in home.resident(resident)?.app_log(app.as_ref())? {
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!("{}  {:<5}  {}  {}", format_ms(e.at_ms), e.level, e.app, e.message);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn keygen(prefix: &Path, json: bool) -> Result<()> {
+    let key = SecretKey::generate();
+    let secret = with_extension(prefix, "key");
+    let public = with_extension(prefix, "pub");
+    if public.exists() {
+        bail!("{} already exists; choose another --out", public.display());
+    }
+    key.save(&secret)?;
+    std::fs::write(&public, format!("{}\n", key.public())).with_context(|| format!("cannot write {}", public.display()))?;
+    if json {
+        println!("{}", json!({ "public_key": key.public().to_string(), "secret_key_file": secret, "public_key_file": public }));
+    } else {
+        println!("secret key: {} (keep it private)\npublic key: {}\n  {}", secret.display(), public.display(), key.public());
+    }
+    Ok(())
+}
+
+fn with_extension(prefix: &Path, ext: &str) -> PathBuf {
+    let mut name = prefix.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, json: bool) -> Result<()> {
+    let manifest_bytes = std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    // Catch a bad manifest now rather than at every resident's install.
+    let parsed = Manifest::from_bytes(&manifest_bytes).with_context(|| manifest.display().to_string())?;
+    let component_bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
+    if !component_bytes.starts_with(b"\0asm") {
+        bail!("{} is not a WebAssembly file", component.display());
+    }
+    let key = SecretKey::load(key)?;
+    let package = domicile_package::seal(&manifest_bytes, &component_bytes, &key)?;
+    if out.exists() {
+        bail!("{} already exists; remove it or choose another --out", out.display());
+    }
+    std::fs::write(out, &package).with_context(|| format!("cannot write {}", out.display()))?;
+    if json {
+        println!("{}", json!({ "app": parsed.id.as_str(), "version": parsed.version.to_string(), "publisher": key.public().to_string(), "out": out }));
+    } else {
+        println!("packed {} {} signed by {} into {}", parsed.id, parsed.version, key.public(), out.display());
+    }
+    Ok(())
+}
+
+fn verify(home_dir: &Path, package: &Path, key: Option<&str>, json: bool) -> Result<()> {
+    let bytes = std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
+    let sealed = domicile_package::unseal(&bytes)?;
+    let verified = match key {
+        Some(key) => sealed.verify_with(&PublicKey::from_text_or_file(key)?)?,
+        None => sealed.verify(&Home::open(home_dir)?.trust()?)?,
+    };
+    let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
+    if json {
+        println!(
+            "{}",
+            json!({ "valid": true, "app": manifest.id.as_str(), "version": manifest.version.to_string(), "publisher": verified.publisher().to_string(), "component_sha256": verified.component_digest_hex() })
+        );
+    } else {
+        println!("{}: valid signature by {} on {} {}", package.display(), verified.publisher(), manifest.id, manifest.version);
+    }
+    Ok(())
+}
+
+fn describe_permissions(manifest: &Manifest) -> String {
+    let mut out = String::new();
+    for p in &manifest.permissions {
+        let verbs: Vec<&str> = p.access.iter().map(|a| a.as_str()).collect();
+        out.push_str(&format!("  - {} {}\n      why: {}\n", verbs.join(", "), p.doctype, p.purpose));
+        if let Some(fields) = &p.fields {
+            out.push_str(&format!("      only the fields: {}\n", fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+    }
+    if let Some(scratch) = &manifest.scratch {
+        out.push_str(&format!("  - a private scratch directory\n      why: {}\n", scratch.purpose));
+    }
+    if out.is_empty() {
+        out.push_str("  (no access to your data)\n");
+    }
+    out
+}
+
+/// Asks, for each permission, whether to grant it.
+fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("no grants given and no terminal to ask on: pass --grant all, or --grant DOCTYPE:ACCESS for each permission to grant");
+    }
+    let mut grants = Grants::default();
+    let mut lines = stdin.lock().lines();
+    for p in &manifest.permissions {
+        for access in p.access.iter() {
+            print!("Allow {} to {access} your {}? ({})  [y/N] ", manifest.name, p.doctype, p.purpose);
+            std::io::stdout().flush()?;
+            let answer = lines.next().transpose()?.unwrap_or_default();
+            if matches!(answer.trim(), "y" | "Y" | "yes") {
+                grants.extend(&Grants::from_specs(manifest, &[format!("{}:{access}", p.doctype)])?);
+            }
+        }
+    }
+    Ok(grants)
+}
+
+fn install(home: &Home, space: &ResidentSpace, package: &Path, grant: &[String], json: bool) -> Result<()> {
+    let bytes = std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
+    let runtime = home.runtime()?;
+    let prepared = runtime.prepare_install(&home.trust()?, bytes).with_context(|| format!("cannot install {}", package.display()))?;
+    let manifest = prepared.manifest().clone();
+    if !json {
+        println!(
+            "{} {} ({})\n  {}\n  signed by {}\nIt asks for:\n{}",
+            manifest.name,
+            manifest.version,
+            manifest.id,
+            manifest.description,
+            prepared.publisher(),
+            describe_permissions(&manifest).trim_end()
+        );
+    }
+    let grants = if grant.is_empty() { prompt_grants(&manifest)? } else { Grants::from_specs(&manifest, grant)? };
+    let app = runtime.install(space, prepared, grants)?;
+    if json {
+        println!("{}", app_json(&app));
+    } else {
+        println!("installed {} {}; granted: {}", app.manifest.id, app.manifest.version, app.grants);
+    }
+    Ok(())
+}
+
+fn app_json(app: &InstalledApp) -> serde_json::Value {
+    json!({
+        "id": app.manifest.id.as_str(),
+        "name": app.manifest.name,
+        "version": app.manifest.version.to_string(),
+        "world": app.manifest.world.to_string(),
+        "publisher": app.publisher,
+        "grants": app.grants,
+    })
+}
+
+fn apps(space: &ResidentSpace, json: bool) -> Result<()> {
+    let apps = space.apps()?;
+    if json {
+        println!("{}", serde_json::Value::Array(apps.iter().map(app_json).collect()));
+        return Ok(());
+    }
+    if apps.is_empty() {
+        println!("no apps installed");
+    }
+    for app in apps {
+        println!("{}  {}  {}  ({})\n  granted: {}", app.manifest.id, app.manifest.version, app.manifest.name, app.manifest.world, app.grants);
+    }
+    Ok(())
+}
+
+fn change_grants(space: &ResidentSpace, app: &str, specs: &[String], add: bool, json: bool) -> Result<()> {
+    let id: AppId = app.parse()?;
+    let installed = space.app(&id)?;
+    let mut grants = installed.grants.clone();
+    if add {
+        grants.extend(&Grants::from_specs(&installed.manifest, specs)?);
+    } else if specs.is_empty() {
+        grants = Grants::default();
+    } else {
+        grants.remove(&Grants::from_specs(&installed.manifest, specs)?);
+    }
+    space.set_grants(&id, &grants)?;
+    if json {
+        println!("{}", json!({ "app": id.as_str(), "grants": grants }));
+    } else {
+        println!("{id} is now granted: {grants}");
+    }
+    Ok(())
+}
+
+fn docs(space: &ResidentSpace, doctype: &str, selector: &str, limit: Option<usize>, json: bool) -> Result<()> {
+    let doctype: Doctype = doctype.parse()?;
+    let selector = Selector::parse(selector)?;
+    let limit = limit.unwrap_or(usize::MAX);
+    let mut position = QueryPosition::default();
+    let mut shown = 0;
+    let mut all = Vec::new();
+    while shown < limit {
+        let (page, next) = space.query_page(&doctype, &selector, &position, (limit - shown).min(500))?;
+        if page.is_empty() {
+            break;
+        }
+        shown += page.len();
+        position = next;
+        for doc in page {
+            if json {
+                all.push(json!({ "id": doc.id.as_str(), "body": doc.body, "meta": doc.meta }));
+            } else {
+                println!("{}  {}", doc.id, doc.body);
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(all));
+    } else if shown == 0 {
+        println!("no {doctype} documents match");
+    }
+    Ok(())
+}
+
+fn audit(space: &ResidentSpace, filter: &AuditFilter, json: bool) -> Result<()> {
+    let entries = space.audit(filter)?;
+    if json {
+        println!("{}", serde_json::to_string(&entries)?);
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!("no app has accessed your data");
+    }
+    for e in entries {
+        println!(
+            "{}  {:<7}  {}@{}  {:<6}  {}  {} doc(s)",
+            format_ms(e.at_ms),
+            match e.outcome {
+                domicile_store::Outcome::Allowed => "allowed",
+                domicile_store::Outcome::Denied => "DENIED",
+            },
+            e.app,
+            e.app_version,
+            e.operation.as_str(),
+            e.doctype,
+            e.documents
+        );
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch, as `2026-03-01 12:00:00` UTC.
+pub fn format_ms(ms: u64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -1,0 +1,130 @@
+//! A domicile home on disk, and choosing the resident a command acts for.
+//!
+//! ```text
+//! HOME/store/        the sled database (every resident's data)
+//! HOME/trust.json    trusted publisher keys
+//! HOME/config.toml   operator settings (optional): limits on apps
+//! HOME/cache/        compiled components (rebuildable)
+//! HOME/scratch/      apps' private scratch directories, per resident
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use domicile_host::{Clock, Runtime, RuntimeConfig};
+use domicile_package::TrustStore;
+use domicile_store::{ResidentName, ResidentSpace, Store};
+use serde::Deserialize;
+
+pub struct Home {
+    pub dir: PathBuf,
+    pub store: Store,
+    runtime: std::sync::OnceLock<Runtime>,
+}
+
+/// `HOME/config.toml`: what the operator allows apps at most.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HomeConfig {
+    #[serde(default)]
+    limits: LimitsConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsConfig {
+    default_memory_mib: Option<u64>,
+    max_memory_mib: Option<u64>,
+    default_cpu_ms: Option<u64>,
+    max_cpu_ms: Option<u64>,
+}
+
+impl Home {
+    /// Creates a new home with its first resident.
+    pub fn create(dir: &Path, resident: &ResidentName) -> Result<Home> {
+        if dir.join("store").exists() {
+            bail!("{} is already a domicile home", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let home = Home::open_store(dir)?;
+        home.store.create_resident(resident)?;
+        Ok(home)
+    }
+
+    /// Opens an existing home.
+    pub fn open(dir: &Path) -> Result<Home> {
+        if !dir.join("store").is_dir() {
+            bail!(
+                "no domicile home at {}: create one with `domicile --home {} init`, or try `domicile demo`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        Home::open_store(dir)
+    }
+
+    fn open_store(dir: &Path) -> Result<Home> {
+        let store = Store::open(&dir.join("store")).with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        Ok(Home { dir: dir.to_owned(), store, runtime: std::sync::OnceLock::new() })
+    }
+
+    /// The resident a command acts for: the one named, or the only one.
+    pub fn resident(&self, name: Option<&str>) -> Result<ResidentSpace> {
+        if let Some(name) = name {
+            return Ok(self.store.resident(&name.parse()?)?);
+        }
+        let residents = self.store.residents()?;
+        match residents.as_slice() {
+            [only] => Ok(self.store.resident(only)?),
+            [] => bail!("this home has no resident yet: add one with `domicile resident add NAME`"),
+            _ => bail!(
+                "this home has {} residents ({}): say which with --resident NAME",
+                residents.len(),
+                residents.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    pub fn trust(&self) -> Result<TrustStore> {
+        Ok(TrustStore::open(self.dir.join("trust.json"))?)
+    }
+
+    /// The app runtime, started on first use (it owns a wasmtime engine).
+    pub fn runtime(&self) -> Result<&Runtime> {
+        if let Some(rt) = self.runtime.get() {
+            return Ok(rt);
+        }
+        let rt = Runtime::new(self.runtime_config()?)?;
+        Ok(self.runtime.get_or_init(|| rt))
+    }
+
+    fn runtime_config(&self) -> Result<RuntimeConfig> {
+        let path = self.dir.join("config.toml");
+        let config: HomeConfig = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HomeConfig::default(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let mut rc = RuntimeConfig::new(self.dir.join("cache"), self.dir.join("scratch"));
+        rc.clock = clock_from_env()?;
+        let l = config.limits;
+        rc.default_memory_mib = l.default_memory_mib.unwrap_or(rc.default_memory_mib);
+        rc.max_memory_mib = l.max_memory_mib.unwrap_or(rc.max_memory_mib);
+        rc.default_cpu_ms = l.default_cpu_ms.unwrap_or(rc.default_cpu_ms);
+        rc.max_cpu_ms = l.max_cpu_ms.unwrap_or(rc.max_cpu_ms);
+        Ok(rc)
+    }
+}
+
+/// `DOMICILE_CLOCK=2026-03-01T12:00:00Z` fixes the time apps see (tests,
+/// demos); unset, they see the system clock.
+pub fn clock_from_env() -> Result<Clock> {
+    match std::env::var("DOMICILE_CLOCK") {
+        Err(_) => Ok(Clock::System),
+        Ok(text) => {
+            let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .with_context(|| format!("DOMICILE_CLOCK `{text}` is not an RFC 3339 time such as 2026-03-01T12:00:00Z"))?;
+            Ok(Clock::Fixed((t.unix_timestamp_nanos() / 1_000_000) as u64))
+        }
+    }
+}

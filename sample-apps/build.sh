@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Builds the guest apps into WebAssembly components and signs them into
+# packages with the sample publisher key.
+#
+#   sample-apps/build.sh           rebuild and overwrite the committed packages
+#   sample-apps/build.sh --check   rebuild and fail unless the result is
+#                                  byte-for-byte the committed packages
+#
+# Toolchain: rustup's wasm32-unknown-unknown target when it is installed;
+# otherwise Debian's rustc-web with -Zbuild-std (see DESIGN.md / README).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+target=wasm32-unknown-unknown
+check=0
+[[ "${1:-}" == "--check" ]] && check=1
+
+cargo_args=(build --release --target "$target" --locked)
+if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    echo "build.sh: using rustup's $target target" >&2
+elif [[ -x /usr/bin/rustc && -x /usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld ]]; then
+    echo "build.sh: using Debian's rustc-web ($(/usr/bin/rustc --version)) with -Zbuild-std" >&2
+    export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld
+    cargo_args+=(-Zbuild-std=std,panic_abort)
+else
+    echo "build.sh: no wasm toolchain. Install one of:" >&2
+    echo "  rustup target add $target" >&2
+    echo "  apt-get install rustc-web cargo-web rust-web-src rust-web-llvm lld-22" >&2
+    exit 1
+fi
+
+# Reproducible output: no machine-specific paths in the components.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+export RUSTFLAGS="--remap-path-prefix=$here=/domicile/sample-apps --remap-path-prefix=$root/wit=/domicile/wit --remap-path-prefix=$cargo_home=/cargo"
+export SOURCE_DATE_EPOCH=0
+
+(cd "$here" && cargo "${cargo_args[@]}")
+
+# The runtime binary signs the packages (shares its build with the tests).
+domicile="${DOMICILE:-$root/target/debug/domicile}"
+if [[ ! -x "$domicile" ]]; then
+    (cd "$root" && cargo build -p domicile-cli)
+fi
+
+out_samples="$here/packages"
+out_fixtures="$root/tests/fixtures/packages"
+if [[ $check == 1 ]]; then
+    scratch="$(mktemp -d)"
+    trap 'rm -rf "$scratch"' EXIT
+    out_samples="$scratch/samples"
+    out_fixtures="$scratch/fixtures"
+fi
+mkdir -p "$out_samples" "$out_fixtures"
+
+key="$here/keys/sample-publisher.key"
+wasm_dir="$here/target/$target/release"
+pack() { # crate manifest out-dir
+    local component="$wasm_dir/${1//-/_}.wasm"
+    rm -f "$3/$1.dpkg"
+    "$domicile" pack --manifest "$2" --component "$component" --key "$key" --out "$3/$1.dpkg" >/dev/null
+    echo "  $1: $(stat -c %s "$component") bytes of component" >&2
+}
+for app in gpx-importer mobility-footprint; do
+    pack "$app" "$root/manifests/$app.toml" "$out_samples"
+done
+for guest in cpu-hog memory-hog snooper; do
+    pack "$guest" "$root/tests/fixtures/manifests/$guest.toml" "$out_fixtures"
+done
+
+if [[ $check == 1 ]]; then
+    status=0
+    for f in "$out_samples"/*.dpkg; do cmp "$f" "$here/packages/$(basename "$f")" || status=1; done
+    for f in "$out_fixtures"/*.dpkg; do cmp "$f" "$root/tests/fixtures/packages/$(basename "$f")" || status=1; done
+    if [[ $status != 0 ]]; then
+        echo "build.sh --check: rebuilt packages differ from the committed ones" >&2
+        exit 1
+    fi
+    echo "build.sh --check: rebuilt packages are identical to the committed ones" >&2
+fi

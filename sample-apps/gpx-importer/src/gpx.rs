@@ -1,0 +1,96 @@
+//! Reads the track points of a GPX 1.1 file. Errors name the line.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+use crate::time::parse_rfc3339;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub lat: f64,
+    pub lon: f64,
+    /// Unix seconds.
+    pub t: i64,
+    /// Which `<trkseg>` the point belongs to; trips never span two.
+    pub segment: usize,
+}
+
+fn line_of(text: &str, position: u64) -> usize {
+    let end = (position as usize).min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// All track points, in file order. Points without a time are skipped
+/// (they cannot be placed in a trip); a malformed coordinate or time, or
+/// broken XML, is an error naming the line.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = Reader::from_str(text);
+    let mut points = Vec::new();
+    let mut segment = 0;
+    let mut seen_gpx = false;
+    // The point being read: (lat, lon, line), and whether we are in its <time>.
+    let mut current: Option<(f64, f64, usize)> = None;
+    let mut time: Option<i64> = None;
+    let mut in_time = false;
+    loop {
+        let at = reader.buffer_position();
+        let event = reader.read_event().map_err(|e| format!("line {}: broken XML: {e}", line_of(text, reader.error_position())))?;
+        match event {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "gpx" => seen_gpx = true,
+            Event::Start(e) if e.local_name().as_ref() == "trkseg" => segment += 1,
+            Event::Start(e) if e.local_name().as_ref() == "trkpt" => {
+                let line = line_of(text, at);
+                let coord = |name: &str| -> Result<f64, String> {
+                    let attr = e
+                        .try_get_attribute(name)
+                        .map_err(|err| format!("line {line}: bad attribute: {err}"))?
+                        .ok_or_else(|| format!("line {line}: <trkpt> has no `{name}`"))?;
+                    let value = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|err| format!("line {line}: {err}"))?;
+                    value.trim().parse::<f64>().map_err(|_| format!("line {line}: `{name}` is not a number: {value}"))
+                };
+                let (lat, lon) = (coord("lat")?, coord("lon")?);
+                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                    return Err(format!("line {line}: coordinates out of range ({lat}, {lon})"));
+                }
+                current = Some((lat, lon, line));
+                time = None;
+            }
+            Event::Start(e) if e.local_name().as_ref() == "time" && current.is_some() => in_time = true,
+            Event::Text(t) if in_time => {
+                let raw = t.xml10_content();
+                let line = line_of(text, at);
+                time = Some(parse_rfc3339(&raw).ok_or_else(|| format!("line {line}: `{}` is not an RFC 3339 time", raw.trim()))?);
+            }
+            Event::End(e) if e.local_name().as_ref() == "time" => in_time = false,
+            Event::End(e) if e.local_name().as_ref() == "trkpt" => {
+                if let (Some((lat, lon, _)), Some(t)) = (current.take(), time.take()) {
+                    points.push(Point { lat, lon, t, segment });
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !seen_gpx {
+        return Err("this is not a GPX file (no <gpx> element)".into());
+    }
+    if current.is_some() {
+        return Err("the file ends inside a <trkpt>".into());
+    }
+    // Devices sometimes write points out of order; trips need time order.
+    points.sort_by_key(|p| p.t);
+    points.dedup_by(|a, b| a.t == b.t && a.lat == b.lat && a.lon == b.lon);
+    Ok(points)
+}
+
+/// Great-circle distance in metres.
+pub fn haversine_m(a: &Point, b: &Point) -> f64 {
+    const EARTH_RADIUS_M: f64 = 6_371_008.8;
+    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
+    let dlat = la2 - la1;
+    let dlon = (b.lon - a.lon).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+}

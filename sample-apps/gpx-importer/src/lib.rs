@@ -1,0 +1,102 @@
+//! GPX importer: turns GPS tracks (GPX 1.1, as exported by phones, sports
+//! watches and mobility apps) into `io.domicile.mobility.trip` documents.
+//!
+//! A trip is a run of track points without a pause longer than
+//! [`PAUSE_SECONDS`]; each gets its distance (haversine), duration, and a
+//! transport mode inferred from its average speed. A trip's id is derived
+//! from its start time, so importing the same file twice changes nothing.
+
+mod gpx;
+mod time;
+
+use domicile_sdk::{data, log};
+use serde::Serialize;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "importer",
+    with: {
+        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
+        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
+        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
+        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
+    },
+});
+
+const TRIP: &str = "io.domicile.mobility.trip";
+/// A stop longer than this ends a trip.
+pub const PAUSE_SECONDS: i64 = 5 * 60;
+/// Trips shorter than this are GPS noise, not journeys.
+const MIN_TRIP_METERS: f64 = 200.0;
+
+#[derive(Debug, Serialize, PartialEq)]
+struct Trip {
+    start: String,
+    end: String,
+    date: String,
+    month: String,
+    distance_m: f64,
+    duration_s: i64,
+    mode: &'static str,
+    points: usize,
+    source: String,
+}
+
+/// Mode from average speed (km/h): a coarse but honest first guess.
+fn infer_mode(kmh: f64) -> &'static str {
+    match kmh {
+        k if k < 7.0 => "walk",
+        k if k < 22.0 => "bike",
+        k if k < 110.0 => "car",
+        _ => "train",
+    }
+}
+
+fn trips(points: &[gpx::Point], source: &str) -> Vec<Trip> {
+    let mut trips = Vec::new();
+    let mut start = 0;
+    for i in 1..=points.len() {
+        let split = i == points.len() || points[i].segment != points[i - 1].segment || points[i].t - points[i - 1].t > PAUSE_SECONDS;
+        if !split {
+            continue;
+        }
+        let run = &points[start..i];
+        start = i;
+        let distance_m: f64 = run.windows(2).map(|w| gpx::haversine_m(&w[0], &w[1])).sum();
+        let duration_s = run.last().map_or(0, |p| p.t) - run[0].t;
+        if run.len() < 2 || distance_m < MIN_TRIP_METERS || duration_s <= 0 {
+            continue;
+        }
+        let kmh = distance_m / 1000.0 / (duration_s as f64 / 3600.0);
+        let begin = time::format_utc(run[0].t);
+        trips.push(Trip {
+            date: begin[..10].to_owned(),
+            month: begin[..7].to_owned(),
+            start: begin,
+            end: time::format_utc(run[run.len() - 1].t),
+            distance_m: (distance_m * 10.0).round() / 10.0,
+            duration_s,
+            mode: infer_mode(kmh),
+            points: run.len(),
+            source: source.to_owned(),
+        });
+    }
+    trips
+}
+
+struct GpxImporter;
+
+impl Guest for GpxImporter {
+    fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
+        let points = gpx::parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
+        let trips = trips(&points, &file_name);
+        for trip in &trips {
+            let id = format!("gpx-{}", trip.start);
+            data::put(TRIP, Some(&id), trip).map_err(|e| format!("cannot store trip {id}: {e}"))?;
+        }
+        log::info(&format!("{file_name}: {} points, {} trips", points.len(), trips.len()));
+        Ok(serde_json::json!({ "points": points.len(), "trips": trips.len() }).to_string())
+    }
+}
+
+export!(GpxImporter);

@@ -1,0 +1,102 @@
+//! Mobility footprint: the CO2 of your trips, per month and transport mode.
+//!
+//! Reads `io.domicile.mobility.trip` documents (only `month`, `mode` and
+//! `distance_m`: the manifest asks for nothing else) and multiplies each
+//! trip's distance by an emission factor in kg CO2e per passenger-km, in
+//! the order of magnitude of ADEME's Base Carbone. The input may override
+//! factors: `{"factors": {"car": 0.21}}`.
+
+use std::collections::BTreeMap;
+
+use domicile_sdk::{data, log};
+use serde::{Deserialize, Serialize};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "service",
+    with: {
+        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
+        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
+        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
+        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
+    },
+});
+
+const TRIP: &str = "io.domicile.mobility.trip";
+
+/// kg CO2e per passenger-km.
+const DEFAULT_FACTORS: [(&str, f64); 7] =
+    [("walk", 0.0), ("bike", 0.0), ("car", 0.193), ("bus", 0.113), ("tram", 0.004), ("train", 0.025), ("plane", 0.23)];
+
+#[derive(Deserialize)]
+struct TripFields {
+    month: String,
+    mode: String,
+    distance_m: f64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    #[serde(default)]
+    factors: BTreeMap<String, f64>,
+}
+
+#[derive(Serialize, Default)]
+struct ModeTotal {
+    trips: u64,
+    km: f64,
+    kg_co2e: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    months: BTreeMap<String, BTreeMap<String, ModeTotal>>,
+    total_km: f64,
+    total_kg_co2e: f64,
+    factors_kg_per_km: BTreeMap<String, f64>,
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let p = 10f64.powi(places);
+    (x * p).round() / p
+}
+
+struct Footprint;
+
+impl Guest for Footprint {
+    fn run(input: String) -> Result<String, String> {
+        let input: Input = if input.trim().is_empty() {
+            Input::default()
+        } else {
+            serde_json::from_str(&input).map_err(|e| format!("bad input: {e}"))?
+        };
+        let mut factors: BTreeMap<String, f64> = DEFAULT_FACTORS.iter().map(|(m, f)| (m.to_string(), *f)).collect();
+        factors.extend(input.factors);
+
+        let mut months: BTreeMap<String, BTreeMap<String, ModeTotal>> = BTreeMap::new();
+        let (mut total_km, mut total_kg) = (0.0, 0.0);
+        for item in data::query::<TripFields>(TRIP, &serde_json::json!({})).map_err(|e| e.to_string())? {
+            let (_, trip) = item.map_err(|e| e.to_string())?;
+            let km = trip.distance_m / 1000.0;
+            let Some(factor) = factors.get(&trip.mode) else {
+                log::warn(&format!("no emission factor for mode `{}`; trip counted as 0", trip.mode));
+                continue;
+            };
+            let t = months.entry(trip.month).or_default().entry(trip.mode).or_default();
+            t.trips += 1;
+            t.km += km;
+            t.kg_co2e += km * factor;
+            total_km += km;
+            total_kg += km * factor;
+        }
+        for t in months.values_mut().flat_map(|m| m.values_mut()) {
+            t.km = round(t.km, 3);
+            t.kg_co2e = round(t.kg_co2e, 3);
+        }
+        let report = Report { months, total_km: round(total_km, 3), total_kg_co2e: round(total_kg, 3), factors_kg_per_km: factors };
+        serde_json::to_string(&report).map_err(|e| e.to_string())
+    }
+}
+
+export!(Footprint);

@@ -1,0 +1,112 @@
+//! Write domicile apps in Rust.
+//!
+//! This crate wraps the guest bindings of domicile's WIT imports (`data`,
+//! `log`, `clock`) in a small typed API: documents are serde values, queries
+//! are iterators that fetch documents in batches, errors implement
+//! `Display`. An app crate generates its own world's exports with
+//! `wit_bindgen::generate!` and points the imports at [`bindings`] (see the
+//! sample apps, or "Write an app" in the README).
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "imports",
+    });
+}
+
+use bindings::domicile::app::{clock, data as wit_data, log as wit_log};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use bindings::domicile::app::types::Error;
+
+
+/// Typed access to the resident's documents.
+pub mod data {
+    use super::*;
+
+    /// How many documents one host call fetches.
+    pub const BATCH: u32 = 256;
+
+    /// Reads one document; `Ok(None)` when it does not exist.
+    pub fn get<T: DeserializeOwned>(doctype: &str, id: &str) -> Result<Option<T>, Error> {
+        match wit_data::get(doctype, id) {
+            Ok(doc) => decode(&doc.body).map(Some),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates (`id: None`) or replaces a document; returns its id.
+    pub fn put<T: Serialize>(doctype: &str, id: Option<&str>, body: &T) -> Result<String, Error> {
+        let body = serde_json::to_string(body).map_err(|e| Error::Invalid(e.to_string()))?;
+        wit_data::put(doctype, id, &body)
+    }
+
+    pub fn delete(doctype: &str, id: &str) -> Result<(), Error> {
+        wit_data::delete(doctype, id)
+    }
+
+    /// Documents of `doctype` matching `selector` (`serde_json::json!({})`
+    /// for all), as `(id, body)` pairs.
+    pub fn query<T: DeserializeOwned>(doctype: &str, selector: &serde_json::Value) -> Result<Query<T>, Error> {
+        let cursor = wit_data::query(doctype, &selector.to_string(), wit_data::QueryOptions { limit: None })?;
+        Ok(Query { cursor, batch: Vec::new().into_iter(), done: false, _t: std::marker::PhantomData })
+    }
+
+    /// An iterator over a query's results, fetched [`BATCH`] at a time.
+    pub struct Query<T> {
+        cursor: wit_data::Cursor,
+        batch: std::vec::IntoIter<super::bindings::domicile::app::types::Doc>,
+        done: bool,
+        _t: std::marker::PhantomData<T>,
+    }
+
+    impl<T: DeserializeOwned> Iterator for Query<T> {
+        type Item = Result<(String, T), Error>;
+        fn next(&mut self) -> Option<Self::Item> {
+            loop {
+                if let Some(doc) = self.batch.next() {
+                    return Some(decode(&doc.body).map(|body| (doc.id, body)));
+                }
+                if self.done {
+                    return None;
+                }
+                match self.cursor.next(BATCH) {
+                    Ok(docs) if docs.is_empty() => self.done = true,
+                    Ok(docs) => self.batch = docs.into_iter(),
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(body: &str) -> Result<T, Error> {
+        serde_json::from_str(body).map_err(|e| Error::Invalid(format!("document does not have the expected shape: {e}")))
+    }
+}
+
+/// The app's log, which the resident can read (`domicile logs`).
+pub mod log {
+    use super::wit_log::{write, Level};
+    pub fn debug(message: &str) {
+        write(Level::Debug, message)
+    }
+    pub fn info(message: &str) {
+        write(Level::Info, message)
+    }
+    pub fn warn(message: &str) {
+        write(Level::Warn, message)
+    }
+    pub fn error(message: &str) {
+        write(Level::Error, message)
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the host (there is no other clock).
+pub fn now_ms() -> u64 {
+    clock::now_ms()
+}

@@ -1,0 +1,50 @@
+//! Test guest: tries every data call on a doctype given in its input and
+//! reports, as JSON, what the host answered. It never traps on a refusal:
+//! refusals are ordinary results.
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "service",
+    with: {
+        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
+        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
+        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
+        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
+    },
+});
+
+use domicile_sdk::bindings::domicile::app::data as raw;
+
+struct Snooper;
+
+fn verdict<T>(r: Result<T, domicile_sdk::Error>, ok: impl FnOnce(T) -> serde_json::Value) -> serde_json::Value {
+    match r {
+        Ok(v) => serde_json::json!({ "ok": ok(v) }),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    }
+}
+
+impl Guest for Snooper {
+    fn run(input: String) -> Result<String, String> {
+        let input: serde_json::Value = serde_json::from_str(&input).map_err(|e| e.to_string())?;
+        let doctype = input["doctype"].as_str().ok_or("input needs a `doctype`")?;
+        let query = raw::query(doctype, "{}", raw::QueryOptions { limit: None });
+        let query = verdict(query, |cursor| {
+            let mut bodies = Vec::new();
+            loop {
+                match cursor.next(100) {
+                    Ok(batch) if batch.is_empty() => break,
+                    Ok(batch) => bodies.extend(batch.into_iter().map(|d| serde_json::Value::String(d.body))),
+                    Err(e) => return serde_json::json!({ "error": e.to_string() }),
+                }
+            }
+            serde_json::Value::Array(bodies)
+        });
+        let get = verdict(raw::get(doctype, "any-id"), |d| serde_json::Value::String(d.body));
+        let put = verdict(raw::put(doctype, None, "{\"planted\": true}"), serde_json::Value::String);
+        let delete = verdict(raw::delete(doctype, "any-id"), |()| serde_json::Value::Null);
+        Ok(serde_json::json!({ "query": query, "get": get, "put": put, "delete": delete }).to_string())
+    }
+}
+
+export!(Snooper);
