@@ -1,1 +1,353 @@
-fn main(){}
+//! The whole loop on the real binary and a real store on disk: signed
+//! package → verify → install with grants → sandboxed import and run →
+//! documents → audit. Plus the ways a package or a grant must fail.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+
+fn install_samples(home: &TestHome) {
+    home.install(&sample_package("gpx-importer"), &["all"]);
+    home.install(&sample_package("mobility-footprint"), &["all"]);
+    assert_eq!(home.installed_apps(), vec![IMPORTER, FOOTPRINT]);
+}
+
+#[test]
+fn import_then_run_computes_the_footprint_of_the_imported_trips() {
+    let home = TestHome::new();
+    install_samples(&home);
+
+    let summary = home.ok(&["--json", "import", IMPORTER, sample_gpx().to_str().unwrap()]).json();
+    assert_eq!(summary["trips"], 14);
+
+    // The trips are what the sample file holds (it was generated with these
+    // legs: bike 6 km, car 12 km, walk 1.2 km, TGV 340 km).
+    let trips = home.docs(TRIP);
+    assert_eq!(trips.len(), 14);
+    let mut per_mode: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for t in &trips {
+        let body = &t["body"];
+        per_mode
+            .entry(body["mode"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(body["distance_m"].as_f64().unwrap());
+        assert_eq!(t["meta"]["created_by"]["id"], IMPORTER, "provenance records the importer");
+    }
+    let expected = [("bike", 8, 6_000.0), ("car", 2, 12_000.0), ("train", 2, 340_000.0), ("walk", 2, 1_200.0)];
+    for (mode, count, metres) in expected {
+        let got = &per_mode[mode];
+        assert_eq!(got.len(), count, "{mode} trips");
+        for d in got {
+            assert!((d - metres).abs() / metres < 0.03, "{mode} trip of {d} m, expected about {metres}");
+        }
+    }
+
+    // What the importer logged is in its app log.
+    assert!(home.ok(&["logs", "--app", IMPORTER]).stdout.contains("1448 points, 14 trips"));
+
+    // Re-importing the same file creates no duplicates.
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    assert_eq!(home.docs(TRIP).len(), 14);
+
+    // The service's result, checked against our own sum over the documents.
+    let factors = serde_json::json!({ "car": 0.2, "train": 0.01, "bike": 0.0, "walk": 0.0 });
+    let input = serde_json::json!({ "factors": factors }).to_string();
+    let report = home.ok(&["run", FOOTPRINT, "--input", &input]).json();
+    let mut expected_kg = 0.0;
+    let mut expected_month: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for t in &trips {
+        let b = &t["body"];
+        let kg = b["distance_m"].as_f64().unwrap() / 1000.0 * factors[b["mode"].as_str().unwrap()].as_f64().unwrap();
+        expected_kg += kg;
+        *expected_month
+            .entry((b["month"].as_str().unwrap().into(), b["mode"].as_str().unwrap().into()))
+            .or_default() += kg;
+    }
+    assert!((report["total_kg_co2e"].as_f64().unwrap() - expected_kg).abs() < 0.01, "{report}");
+    for ((month, mode), kg) in expected_month {
+        let got = report["months"][&month][&mode]["kg_co2e"].as_f64().unwrap();
+        assert!((got - kg).abs() < 0.01, "{month} {mode}: {got} vs {kg}");
+    }
+
+    // The audit log shows who did what, and nothing else.
+    let audit = home.audit();
+    let ops: Vec<(String, String, u64, String)> = audit
+        .iter()
+        .map(|e| {
+            (
+                e["app"].as_str().unwrap().into(),
+                e["operation"].as_str().unwrap().into(),
+                e["documents"].as_u64().unwrap(),
+                e["outcome"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            (IMPORTER.into(), "put".into(), 14, "allowed".into()),
+            (IMPORTER.into(), "put".into(), 14, "allowed".into()),
+            (FOOTPRINT.into(), "query".into(), 14, "allowed".into()),
+        ]
+    );
+    assert!(audit.iter().all(|e| e["doctype"] == TRIP && e["app_version"] == "0.1.0"));
+}
+
+#[test]
+fn the_demo_runs_on_a_fresh_directory_and_again_over_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    for _ in 0..2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
+            .args(["demo", "--dir", demo.to_str().unwrap()])
+            .env_remove("DOMICILE_HOME")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("\"trips\":14"), "{stdout}");
+        assert!(stdout.contains("total:"), "{stdout}");
+    }
+    // A directory that is not a demo is never replaced.
+    let other = dir.path().join("precious");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("thesis.txt"), "keep me").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
+        .args(["demo", "--dir", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read_to_string(other.join("thesis.txt")).unwrap(), "keep me");
+}
+
+/// Where the parts of a package file are (see runtime/package).
+fn package_offsets(bytes: &[u8]) -> (usize, usize, usize) {
+    let manifest_len = u32::from_le_bytes(bytes[116..120].try_into().unwrap()) as usize;
+    let signature = 60;
+    let manifest = 120 + manifest_len / 2;
+    let component = 128 + manifest_len + 200;
+    (signature, manifest, component)
+}
+
+#[test]
+fn a_package_with_one_flipped_byte_is_refused_and_nothing_is_installed() {
+    let home = TestHome::new();
+    let original = std::fs::read(sample_package("mobility-footprint")).unwrap();
+    let (signature, manifest, component) = package_offsets(&original);
+    for (part, offset) in [("signature", signature), ("manifest", manifest), ("component", component)] {
+        let mut bytes = original.clone();
+        bytes[offset] ^= 0x20;
+        let path = home.path().join(format!("tampered-{part}.dpkg"));
+        std::fs::write(&path, &bytes).unwrap();
+        let run = home.install(&path, &["all"]);
+        let err = run.one_line_error();
+        assert!(err.contains("signature does not verify"), "{part}: {err}");
+        assert!(home.installed_apps().is_empty(), "{part}: something was installed");
+        assert!(!home.run(&["verify", path.to_str().unwrap()]).ok, "{part}: verify accepted it");
+    }
+    assert!(home
+        .ok(&["verify", sample_package("mobility-footprint").to_str().unwrap()])
+        .stdout
+        .contains("valid signature"));
+}
+
+#[test]
+fn a_package_signed_by_an_untrusted_key_is_refused() {
+    let home = TestHome::untrusting();
+    let err = home.install(&sample_package("mobility-footprint"), &["all"]).one_line_error().to_owned();
+    assert!(err.contains("not in the trust store") && err.contains("domicile trust add"), "{err}");
+    assert!(home.installed_apps().is_empty());
+
+    // A publisher's own key, valid signature, still untrusted here.
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("mallory");
+    home.ok(&["keygen", "--out", prefix.to_str().unwrap()]);
+    let component = keys.path().join("c.wasm");
+    let original = std::fs::read(sample_package("mobility-footprint")).unwrap();
+    let manifest_len = u32::from_le_bytes(original[116..120].try_into().unwrap()) as usize;
+    std::fs::write(&component, &original[128 + manifest_len..]).unwrap();
+    let package = keys.path().join("mallory.dpkg");
+    home.ok(&[
+        "pack",
+        "--manifest",
+        repo().join("manifests/mobility-footprint.toml").to_str().unwrap(),
+        "--component",
+        component.to_str().unwrap(),
+        "--key",
+        prefix.with_extension("key").to_str().unwrap(),
+        "--out",
+        package.to_str().unwrap(),
+    ]);
+    let trusted = TestHome::new();
+    assert!(trusted.install(&package, &["all"]).one_line_error().contains("not in the trust store"));
+    assert!(trusted.installed_apps().is_empty());
+    // Trusting the key is what makes it installable.
+    trusted.ok(&["trust", "add", prefix.with_extension("pub").to_str().unwrap()]);
+    assert!(trusted.install(&package, &["all"]).ok);
+}
+
+#[test]
+fn not_a_package_at_all_is_refused_with_a_clear_error() {
+    let home = TestHome::new();
+    let path = home.path().join("junk.dpkg");
+    std::fs::write(&path, b"\0asm\x01\0\0\0 not a package").unwrap();
+    assert!(home.install(&path, &["all"]).one_line_error().contains("not a domicile package"));
+    let missing = home.install(&home.path().join("nope.dpkg"), &["all"]);
+    assert!(missing.one_line_error().contains("cannot read"));
+}
+
+#[test]
+fn undeclared_and_revoked_access_is_denied_to_the_guest_and_audited() {
+    let home = TestHome::new();
+    assert!(home.install(&fixture_package("snooper"), &["all"]).ok);
+
+    // A doctype the manifest never declared: every call is refused as a
+    // WIT error the guest handles (the run itself succeeds).
+    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.bank.operation"}"#]).json();
+    for call in ["query", "get", "put", "delete"] {
+        let err = report[call]["error"].as_str().unwrap_or_default();
+        assert!(err.contains("Denied") && err.contains("does not declare"), "{call}: {report}");
+    }
+
+    // Declared and granted: allowed. Delete was never declared: denied.
+    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
+    assert!(report["query"]["ok"].is_array(), "{report}");
+    assert!(report["put"]["ok"].is_string(), "{report}");
+    assert!(report["delete"]["error"].as_str().unwrap().contains("Denied"), "{report}");
+
+    // Revoked: refused at the next call.
+    home.ok(&["revoke", SNOOPER]);
+    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
+    for call in ["query", "get", "put"] {
+        let err = report[call]["error"].as_str().unwrap_or_default();
+        assert!(err.contains("Denied") && err.contains("not granted"), "{call}: {report}");
+    }
+
+    let audit = home.audit();
+    let denied = |doctype: &str, op: &str| {
+        audit
+            .iter()
+            .filter(|e| {
+                e["outcome"] == "denied" && e["doctype"] == doctype && e["operation"] == op && e["app"] == SNOOPER
+            })
+            .count()
+    };
+    assert_eq!(denied("io.domicile.bank.operation", "query"), 1);
+    assert_eq!(denied("io.domicile.bank.operation", "put"), 1);
+    assert_eq!(denied(TRIP, "delete"), 2);
+    assert_eq!(denied(TRIP, "query"), 1, "the revoked read");
+    assert_eq!(denied(TRIP, "put"), 1, "the revoked write");
+    assert!(home.ok(&["audit", "--app", SNOOPER]).stdout.contains("DENIED"));
+}
+
+#[test]
+fn reads_only_return_the_fields_the_manifest_declares() {
+    let home = TestHome::new();
+    install_samples(&home);
+    home.install(&fixture_package("snooper"), &["all"]);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
+    let bodies = report["query"]["ok"].as_array().unwrap();
+    assert_eq!(bodies.len(), 14);
+    for body in bodies {
+        let body: serde_json::Value = serde_json::from_str(body.as_str().unwrap()).unwrap();
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, vec!["mode"], "the snooper may only see `mode`");
+    }
+}
+
+#[test]
+fn grants_are_partial_explicit_and_never_beyond_the_manifest() {
+    let home = TestHome::new();
+    // Without --grant and without a terminal, install asks to be explicit.
+    let err = home.install(&fixture_package("snooper"), &[]).one_line_error().to_owned();
+    assert!(err.contains("--grant"), "{err}");
+    assert!(home.installed_apps().is_empty());
+
+    let err =
+        home.install(&fixture_package("snooper"), &["io.domicile.bank.operation:read"]).one_line_error().to_owned();
+    assert!(err.contains("does not ask for"), "{err}");
+    let err =
+        home.install(&fixture_package("snooper"), &["io.domicile.mobility.trip:delete"]).one_line_error().to_owned();
+    assert!(err.contains("not `delete`"), "{err}");
+
+    assert!(home.install(&fixture_package("snooper"), &["io.domicile.mobility.trip:read"]).ok);
+    let apps = home.ok(&["--json", "apps"]).json();
+    assert_eq!(apps[0]["grants"], serde_json::json!({ TRIP: ["read"] }));
+    home.ok(&["grant", SNOOPER, "io.domicile.mobility.trip:write"]);
+    let apps = home.ok(&["--json", "apps"]).json();
+    assert_eq!(apps[0]["grants"], serde_json::json!({ TRIP: ["read", "write"] }));
+
+    // Installing twice is refused; uninstall keeps the resident's documents.
+    assert!(home.install(&fixture_package("snooper"), &["all"]).one_line_error().contains("already installed"));
+    home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]);
+    assert_eq!(home.docs(TRIP).len(), 1);
+    home.ok(&["uninstall", SNOOPER]);
+    assert!(home.installed_apps().is_empty());
+    assert_eq!(home.docs(TRIP).len(), 1);
+    assert!(home.run(&["run", SNOOPER]).one_line_error().contains("no app"));
+}
+
+#[test]
+fn a_malformed_export_file_is_an_error_naming_the_line_and_writes_nothing() {
+    let home = TestHome::new();
+    install_samples(&home);
+    let text = std::fs::read_to_string(sample_gpx()).unwrap();
+    // Break one coordinate deep inside the file.
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let target = lines.iter().position(|l| l.contains("2026-03-03T08:20:")).expect("a point to break");
+    lines[target] = lines[target].replacen("lat=\"", "lat=\"north", 1);
+    let broken = home.path().join("broken.gpx");
+    std::fs::write(&broken, lines.join("\n")).unwrap();
+    let err = home.run(&["import", IMPORTER, broken.to_str().unwrap()]).one_line_error().to_owned();
+    assert!(err.contains(&format!("line {}", target + 1)), "{err}");
+    assert!(home.docs(TRIP).is_empty(), "a failed import must write nothing");
+
+    for (name, content) in
+        [("empty.gpx", &b""[..]), ("binary.gpx", &[0xff, 0xfe, 0x00, 0x81][..]), ("notgpx.gpx", &b"<html></html>"[..])]
+    {
+        let path = home.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        home.run(&["import", IMPORTER, path.to_str().unwrap()]).one_line_error();
+    }
+    assert!(home.docs(TRIP).is_empty());
+}
+
+#[test]
+fn commands_fail_with_one_line_and_a_hint() {
+    let home = TestHome::new();
+    assert!(home.run(&["run", "org.example.nothing"]).one_line_error().contains("no app `org.example.nothing`"));
+    assert!(home.run(&["run", "Not An Id"]).one_line_error().contains("app id"));
+    assert!(home.run(&["docs", "trips"]).one_line_error().contains("doctype"));
+    assert!(home.run(&["docs", TRIP, "--where", "{bad"]).one_line_error().contains("selector"));
+    home.install(&sample_package("mobility-footprint"), &["all"]);
+    assert!(home.run(&["import", FOOTPRINT, sample_gpx().to_str().unwrap()]).one_line_error().contains("domicile run"));
+    assert!(home.run(&["run", FOOTPRINT, "--input", "{nope"]).one_line_error().contains("--input is not JSON"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
+        .args(["--home", elsewhere.path().join("none").to_str().unwrap(), "apps"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("init"));
+}
+
+#[test]
+fn residents_of_one_home_see_only_their_own_data() {
+    let home = TestHome::new();
+    home.ok(&["resident", "add", "alice"]);
+    // With two residents, commands must say whose space they act on.
+    assert!(home.run(&["apps"]).one_line_error().contains("--resident"));
+    let importer = sample_package("gpx-importer");
+    for who in ["me", "alice"] {
+        home.ok(&["--resident", who, "install", importer.to_str().unwrap(), "--grant", "all"]);
+    }
+    home.ok(&["--resident", "me", "import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    assert_eq!(home.ok(&["--resident", "me", "--json", "docs", TRIP]).json().as_array().unwrap().len(), 14);
+    assert!(home.ok(&["--resident", "alice", "--json", "docs", TRIP]).json().as_array().unwrap().is_empty());
+    assert!(home.ok(&["--resident", "alice", "--json", "audit"]).json().as_array().unwrap().is_empty());
+    assert!(home.run(&["--resident", "../me", "apps"]).one_line_error().contains("resident name"));
+    assert!(home.run(&["--resident", "bob", "apps"]).one_line_error().contains("no resident named `bob`"));
+}

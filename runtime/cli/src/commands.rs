@@ -34,7 +34,11 @@ pub async fn execute(cli: Cli) -> Result<()> {
     }
     let home = Home::open(&dir)?;
     match command {
-        Command::Demo { .. } | Command::Keygen { .. } | Command::Pack { .. } | Command::Init { .. } | Command::Verify { .. } => {
+        Command::Demo { .. }
+        | Command::Keygen { .. }
+        | Command::Pack { .. }
+        | Command::Init { .. }
+        | Command::Verify { .. } => {
             unreachable!("handled above")
         }
         Command::Resident(ResidentCommand::Add { name }) => {
@@ -90,9 +94,14 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let output = home.runtime()?.run_service(&space, &app.parse()?, &input).await?;
             println!("{output}");
         }
-        Command::Docs { doctype, selector, limit } => docs(&home.resident(resident)?, &doctype, &selector, limit, json)?,
+        Command::Docs { doctype, selector, limit } => {
+            docs(&home.resident(resident)?, &doctype, &selector, limit, json)?
+        }
         Command::Audit { app, doctype } => {
-            let filter = AuditFilter { app: app.map(|a| a.parse()).transpose()?, doctype: doctype.map(|d| d.parse()).transpose()? };
+            let filter = AuditFilter {
+                app: app.map(|a| a.parse()).transpose()?,
+                doctype: doctype.map(|d| d.parse()).transpose()?,
+            };
             audit(&home.resident(resident)?, &filter, json)?
         }
         Command::Logs { app } => {
@@ -117,11 +126,20 @@ fn keygen(prefix: &Path, json: bool) -> Result<()> {
         bail!("{} already exists; choose another --out", public.display());
     }
     key.save(&secret)?;
-    std::fs::write(&public, format!("{}\n", key.public())).with_context(|| format!("cannot write {}", public.display()))?;
+    std::fs::write(&public, format!("{}\n", key.public()))
+        .with_context(|| format!("cannot write {}", public.display()))?;
     if json {
-        println!("{}", json!({ "public_key": key.public().to_string(), "secret_key_file": secret, "public_key_file": public }));
+        println!(
+            "{}",
+            json!({ "public_key": key.public().to_string(), "secret_key_file": secret, "public_key_file": public })
+        );
     } else {
-        println!("secret key: {} (keep it private)\npublic key: {}\n  {}", secret.display(), public.display(), key.public());
+        println!(
+            "secret key: {} (keep it private)\npublic key: {}\n  {}",
+            secret.display(),
+            public.display(),
+            key.public()
+        );
     }
     Ok(())
 }
@@ -148,7 +166,10 @@ fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, json: bool) -
     }
     std::fs::write(out, &package).with_context(|| format!("cannot write {}", out.display()))?;
     if json {
-        println!("{}", json!({ "app": parsed.id.as_str(), "version": parsed.version.to_string(), "publisher": key.public().to_string(), "out": out }));
+        println!(
+            "{}",
+            json!({ "app": parsed.id.as_str(), "version": parsed.version.to_string(), "publisher": key.public().to_string(), "out": out })
+        );
     } else {
         println!("packed {} {} signed by {} into {}", parsed.id, parsed.version, key.public(), out.display());
     }
@@ -169,7 +190,13 @@ fn verify(home_dir: &Path, package: &Path, key: Option<&str>, json: bool) -> Res
             json!({ "valid": true, "app": manifest.id.as_str(), "version": manifest.version.to_string(), "publisher": verified.publisher().to_string(), "component_sha256": verified.component_digest_hex() })
         );
     } else {
-        println!("{}: valid signature by {} on {} {}", package.display(), verified.publisher(), manifest.id, manifest.version);
+        println!(
+            "{}: valid signature by {} on {} {}",
+            package.display(),
+            verified.publisher(),
+            manifest.id,
+            manifest.version
+        );
     }
     Ok(())
 }
@@ -180,7 +207,10 @@ fn describe_permissions(manifest: &Manifest) -> String {
         let verbs: Vec<&str> = p.access.iter().map(|a| a.as_str()).collect();
         out.push_str(&format!("  - {} {}\n      why: {}\n", verbs.join(", "), p.doctype, p.purpose));
         if let Some(fields) = &p.fields {
-            out.push_str(&format!("      only the fields: {}\n", fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")));
+            out.push_str(&format!(
+                "      only the fields: {}\n",
+                fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+            ));
         }
     }
     if let Some(scratch) = &manifest.scratch {
@@ -216,7 +246,9 @@ fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
 fn install(home: &Home, space: &ResidentSpace, package: &Path, grant: &[String], json: bool) -> Result<()> {
     let bytes = std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
     let runtime = home.runtime()?;
-    let prepared = runtime.prepare_install(&home.trust()?, bytes).with_context(|| format!("cannot install {}", package.display()))?;
+    let prepared = runtime
+        .prepare_install(&home.trust()?, bytes)
+        .with_context(|| format!("cannot install {}", package.display()))?;
     let manifest = prepared.manifest().clone();
     if !json {
         println!(
@@ -260,7 +292,10 @@ fn apps(space: &ResidentSpace, json: bool) -> Result<()> {
         println!("no apps installed");
     }
     for app in apps {
-        println!("{}  {}  {}  ({})\n  granted: {}", app.manifest.id, app.manifest.version, app.manifest.name, app.manifest.world, app.grants);
+        println!(
+            "{}  {}  {}  ({})\n  granted: {}",
+            app.manifest.id, app.manifest.version, app.manifest.name, app.manifest.world, app.grants
+        );
     }
     Ok(())
 }

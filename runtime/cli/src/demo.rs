@@ -14,7 +14,8 @@ use crate::home::Home;
 const SAMPLE_PUBLISHER: &str = include_str!("../../../sample-apps/keys/sample-publisher.pub");
 const GPX_IMPORTER: &[u8] = include_bytes!("../../../sample-apps/packages/gpx-importer.dpkg");
 const FOOTPRINT: &[u8] = include_bytes!("../../../sample-apps/packages/mobility-footprint.dpkg");
-const SAMPLE_GPX: (&str, &[u8]) = ("week-around-nantes.gpx", include_bytes!("../../../sample-apps/data/week-around-nantes.gpx"));
+const SAMPLE_GPX: (&str, &[u8]) =
+    ("week-around-nantes.gpx", include_bytes!("../../../sample-apps/data/week-around-nantes.gpx"));
 
 /// Marks a directory as made by the demo, so a later demo may replace it.
 const MARKER: &str = ".domicile-demo";
@@ -48,7 +49,10 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
         println!("    {} {} ({}) asks for:", manifest.name, manifest.version, manifest.id);
         for p in &manifest.permissions {
             let verbs: Vec<&str> = p.access.iter().map(|a| a.as_str()).collect();
-            let fields = p.fields.as_ref().map(|f| format!(" (fields: {})", f.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")));
+            let fields = p
+                .fields
+                .as_ref()
+                .map(|f| format!(" (fields: {})", f.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")));
             println!("      {} {}{}: {}", verbs.join("+"), p.doctype, fields.unwrap_or_default(), p.purpose);
         }
         let app = runtime.install(&space, prepared, Grants::all(&manifest))?;
@@ -62,7 +66,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let summary = runtime.run_importer(&space, importer, name, bytes).await?;
     println!("    {name}: {summary}");
     let again = runtime.run_importer(&space, importer, name, bytes).await?;
-    let trips = space.doctype_counts()?.into_iter().find(|(d, _)| d == "io.domicile.mobility.trip").map_or(0, |(_, n)| n);
+    let trips =
+        space.doctype_counts()?.into_iter().find(|(d, _)| d == "io.domicile.mobility.trip").map_or(0, |(_, n)| n);
     println!("    imported again: {again}; still {trips} trips (imports are idempotent)");
 
     step(5, "Run the mobility footprint service over the trips");
@@ -98,7 +103,8 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         return Ok(());
     }
     if dir.join(MARKER).is_file() {
-        return std::fs::remove_dir_all(dir).with_context(|| format!("cannot replace the previous demo in {}", dir.display()));
+        return std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot replace the previous demo in {}", dir.display()));
     }
     if dir.read_dir().with_context(|| format!("cannot read {}", dir.display()))?.next().is_some() {
         bail!("{} exists and is not a previous demo; choose another directory with --dir", dir.display());

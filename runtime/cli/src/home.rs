@@ -64,7 +64,8 @@ impl Home {
     }
 
     fn open_store(dir: &Path) -> Result<Home> {
-        let store = Store::open(&dir.join("store")).with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        let store =
+            Store::open(&dir.join("store")).with_context(|| format!("cannot open the store in {}", dir.display()))?;
         Ok(Home { dir: dir.to_owned(), store, runtime: std::sync::OnceLock::new() })
     }
 
@@ -122,8 +123,9 @@ pub fn clock_from_env() -> Result<Clock> {
     match std::env::var("DOMICILE_CLOCK") {
         Err(_) => Ok(Clock::System),
         Ok(text) => {
-            let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
-                .with_context(|| format!("DOMICILE_CLOCK `{text}` is not an RFC 3339 time such as 2026-03-01T12:00:00Z"))?;
+            let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).with_context(
+                || format!("DOMICILE_CLOCK `{text}` is not an RFC 3339 time such as 2026-03-01T12:00:00Z"),
+            )?;
             Ok(Clock::Fixed((t.unix_timestamp_nanos() / 1_000_000) as u64))
         }
     }

@@ -15,7 +15,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "domicile", version, about = "A home for your personal data: signed apps come to your data, your data stays home.")]
+#[command(
+    name = "domicile",
+    version,
+    about = "A home for your personal data: signed apps come to your data, your data stays home."
+)]
 pub struct Cli {
     /// The home directory (holds the store, trusted keys and app cache).
     #[arg(long, global = true, env = "DOMICILE_HOME", value_name = "DIR")]

@@ -7,7 +7,9 @@
 //! never receives the other fields.
 
 use domicile_manifest::{Access, Doctype};
-use domicile_store::{AuditEntry, Author, Change, DocId, Document, Operation, Outcome, QueryPosition, Selector, StoreError};
+use domicile_store::{
+    AuditEntry, Author, Change, DocId, Document, Operation, Outcome, QueryPosition, Selector, StoreError,
+};
 use serde_json::Value;
 use wasmtime::component::Resource;
 
@@ -211,7 +213,12 @@ impl data::Host for Invocation {
         self.write(Operation::Delete, Change::Delete { doctype: doctype.clone(), id }, &doctype)
     }
 
-    fn query(&mut self, doctype: String, selector: String, options: data::QueryOptions) -> Reply<Resource<CursorState>> {
+    fn query(
+        &mut self,
+        doctype: String,
+        selector: String,
+        options: data::QueryOptions,
+    ) -> Reply<Resource<CursorState>> {
         let doctype = match self.authorize(Operation::Query, &doctype, Access::Read)? {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),

@@ -76,15 +76,23 @@ impl ArtifactCache {
     }
 
     /// Compiles verified component bytes and caches the artifact.
-    pub(crate) fn compile(&self, engine: &Engine, component_digest: &str, bytes: &[u8]) -> Result<Component, HostError> {
+    pub(crate) fn compile(
+        &self,
+        engine: &Engine,
+        component_digest: &str,
+        bytes: &[u8],
+    ) -> Result<Component, HostError> {
         let component = Component::new(engine, bytes).map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
         let artifact = component.serialize().map_err(|e| HostError::Engine(e.to_string()))?;
         let io = |e: std::io::Error| HostError::Cache(format!("{}: {e}", self.dir.display()));
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         let path = self.path(component_digest, "cwasm");
         write_atomically(&path, &artifact).map_err(io)?;
-        write_atomically(&self.path(component_digest, "sha256"), hex::encode(domicile_package::sha256(&artifact)).as_bytes())
-            .map_err(io)?;
+        write_atomically(
+            &self.path(component_digest, "sha256"),
+            hex::encode(domicile_package::sha256(&artifact)).as_bytes(),
+        )
+        .map_err(io)?;
         Ok(component)
     }
 

@@ -172,10 +172,18 @@ impl Runtime {
     /// Compiles and checks the component, then records the app with the
     /// resident's grants.
     #[tracing::instrument(skip_all, fields(app = %prepared.manifest.id))]
-    pub fn install(&self, space: &ResidentSpace, prepared: PreparedInstall, grants: Grants) -> Result<InstalledApp, HostError> {
+    pub fn install(
+        &self,
+        space: &ResidentSpace,
+        prepared: PreparedInstall,
+        grants: Grants,
+    ) -> Result<InstalledApp, HostError> {
         let PreparedInstall { package, verified, manifest } = prepared;
         if let Ok(existing) = space.app(&manifest.id) {
-            return Err(HostError::AlreadyInstalled { app: existing.manifest.id, version: existing.manifest.version.to_string() });
+            return Err(HostError::AlreadyInstalled {
+                app: existing.manifest.id,
+                version: existing.manifest.version.to_string(),
+            });
         }
         let digest = verified.component_digest_hex();
         let component = self.cache.compile(&self.engine, &digest, verified.component_bytes())?;
@@ -196,8 +204,12 @@ impl Runtime {
     fn check_component(&self, component: &Component, manifest: &Manifest) -> Result<(), HostError> {
         let ty = component.component_type();
         let scratch = manifest.scratch.is_some();
-        let forbidden: Vec<String> =
-            ty.imports(&self.engine).map(|(name, _)| name).filter(|name| !import_allowed(name, scratch)).map(str::to_owned).collect();
+        let forbidden: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .filter(|name| !import_allowed(name, scratch))
+            .map(str::to_owned)
+            .collect();
         if !forbidden.is_empty() {
             return Err(HostError::ForbiddenImports { imports: forbidden, scratch });
         }
@@ -205,12 +217,19 @@ impl Runtime {
             World::Service => "run",
             World::Importer => "import",
         };
-        let exported = ty.exports(&self.engine).any(|(name, item)| name == export && matches!(item.ty, ComponentItem::ComponentFunc(_)));
+        let exported = ty
+            .exports(&self.engine)
+            .any(|(name, item)| name == export && matches!(item.ty, ComponentItem::ComponentFunc(_)));
         if !exported {
-            return Err(HostError::WrongExports { world: manifest.world, detail: format!("no exported function `{export}`") });
+            return Err(HostError::WrongExports {
+                world: manifest.world,
+                detail: format!("no exported function `{export}`"),
+            });
         }
         // Type-checks every import against the linker now rather than at the first run.
-        self.linker.instantiate_pre(component).map_err(|e| HostError::WrongExports { world: manifest.world, detail: format!("{e:#}") })?;
+        self.linker
+            .instantiate_pre(component)
+            .map_err(|e| HostError::WrongExports { world: manifest.world, detail: format!("{e:#}") })?;
         Ok(())
     }
 
@@ -226,7 +245,13 @@ impl Runtime {
 
     /// Runs an importer over one export file; returns its JSON summary.
     /// Either every document it wrote is committed, or none is.
-    pub async fn run_importer(&self, space: &ResidentSpace, app: &AppId, file_name: &str, bytes: &[u8]) -> Result<String, HostError> {
+    pub async fn run_importer(
+        &self,
+        space: &ResidentSpace,
+        app: &AppId,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<String, HostError> {
         self.invoke(space, app, Call::Import { file_name, bytes }).await
     }
 
@@ -241,8 +266,14 @@ impl Runtime {
             return Err(HostError::WrongWorld { app: app.manifest.id, actual: app.manifest.world });
         }
         let pre = self.instance_pre(space, &app)?;
-        let memory_mib = app.manifest.limits.memory_mib.map_or(self.config.default_memory_mib, |m| m.get()).min(self.config.max_memory_mib);
-        let cpu_ms = app.manifest.limits.cpu_ms.map_or(self.config.default_cpu_ms, |c| c.get()).min(self.config.max_cpu_ms);
+        let memory_mib = app
+            .manifest
+            .limits
+            .memory_mib
+            .map_or(self.config.default_memory_mib, |m| m.get())
+            .min(self.config.max_memory_mib);
+        let cpu_ms =
+            app.manifest.limits.cpu_ms.map_or(self.config.default_cpu_ms, |c| c.get()).min(self.config.max_cpu_ms);
         let writes = match call {
             Call::Run { .. } => Writes::Durable,
             Call::Import { .. } => Writes::Staged { changes: Vec::new(), counts: Default::default() },
@@ -272,25 +303,35 @@ impl Runtime {
         });
 
         let outcome = match call {
-            Call::Run { input } => async {
-                let instance = bindings::service::ServicePre::new(pre)?.instantiate_async(&mut store).await?;
-                instance.call_run(&mut store, input).await
+            Call::Run { input } => {
+                async {
+                    let instance = bindings::service::ServicePre::new(pre)?.instantiate_async(&mut store).await?;
+                    instance.call_run(&mut store, input).await
+                }
+                .await
             }
-            .await,
-            Call::Import { file_name, bytes } => async {
-                let instance = bindings::importer::ImporterPre::new(pre)?.instantiate_async(&mut store).await?;
-                instance.call_import(&mut store, file_name, bytes).await
+            Call::Import { file_name, bytes } => {
+                async {
+                    let instance = bindings::importer::ImporterPre::new(pre)?.instantiate_async(&mut store).await?;
+                    instance.call_import(&mut store, file_name, bytes).await
+                }
+                .await
             }
-            .await,
         };
 
         let state = store.data_mut();
         let log = state.take_log();
         let result = match outcome {
             Err(trap) => Err(self.explain_trap(&app, state.limiter.exceeded, cpu_ms, memory_mib, trap)),
-            Ok(Err(message)) => Err(HostError::AppFailed { app: app.manifest.id.clone(), message: message.chars().take(2000).collect() }),
+            Ok(Err(message)) => Err(HostError::AppFailed {
+                app: app.manifest.id.clone(),
+                message: message.chars().take(2000).collect(),
+            }),
             Ok(Ok(output)) => match serde_json::from_str::<serde_json::Value>(&output) {
-                Err(e) => Err(HostError::AppFailed { app: app.manifest.id.clone(), message: format!("its output is not JSON ({e})") }),
+                Err(e) => Err(HostError::AppFailed {
+                    app: app.manifest.id.clone(),
+                    message: format!("its output is not JSON ({e})"),
+                }),
                 Ok(_) => commit_staged(state).map(|()| output),
             },
         };
@@ -299,16 +340,31 @@ impl Runtime {
         result
     }
 
-    fn explain_trap(&self, app: &InstalledApp, exceeded: Option<LimitKind>, cpu_ms: u64, memory_mib: u64, trap: wasmtime::Error) -> HostError {
+    fn explain_trap(
+        &self,
+        app: &InstalledApp,
+        exceeded: Option<LimitKind>,
+        cpu_ms: u64,
+        memory_mib: u64,
+        trap: wasmtime::Error,
+    ) -> HostError {
         let app_id = app.manifest.id.clone();
         match exceeded {
-            Some(LimitKind::Cpu) => HostError::Limit { app: app_id, kind: LimitKind::Cpu, detail: format!("{cpu_ms} ms") },
-            Some(LimitKind::Memory) => HostError::Limit { app: app_id, kind: LimitKind::Memory, detail: format!("{memory_mib} MiB") },
-            Some(LimitKind::Table) => HostError::Limit { app: app_id, kind: LimitKind::Table, detail: "table elements".into() },
+            Some(LimitKind::Cpu) => {
+                HostError::Limit { app: app_id, kind: LimitKind::Cpu, detail: format!("{cpu_ms} ms") }
+            }
+            Some(LimitKind::Memory) => {
+                HostError::Limit { app: app_id, kind: LimitKind::Memory, detail: format!("{memory_mib} MiB") }
+            }
+            Some(LimitKind::Table) => {
+                HostError::Limit { app: app_id, kind: LimitKind::Table, detail: "table elements".into() }
+            }
             None => {
                 let message = match trap.downcast_ref::<wasmtime::Trap>() {
                     Some(wasmtime::Trap::StackOverflow) => "stack overflow (too deep recursion)".to_owned(),
-                    Some(wasmtime::Trap::UnreachableCodeReached) => "it hit `unreachable` (a panic or abort in the app)".to_owned(),
+                    Some(wasmtime::Trap::UnreachableCodeReached) => {
+                        "it hit `unreachable` (a panic or abort in the app)".to_owned()
+                    }
                     Some(code) => code.to_string(),
                     None => format!("{trap:#}"),
                 };
@@ -329,7 +385,8 @@ impl Runtime {
             Some(c) => c,
             None => {
                 let package = space.package(&app.manifest.id)?;
-                let key: PublicKey = app.publisher.parse().map_err(|_| StoreError::Corrupt("an app's publisher key".into()))?;
+                let key: PublicKey =
+                    app.publisher.parse().map_err(|_| StoreError::Corrupt("an app's publisher key".into()))?;
                 let verified = domicile_package::unseal(&package)?.verify_with(&key)?;
                 if &verified.component_digest_hex() != digest {
                     return Err(StoreError::Corrupt("an app's package does not match its record".into()).into());

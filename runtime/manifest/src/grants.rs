@@ -27,13 +27,7 @@ pub struct Grants(BTreeMap<Doctype, BTreeSet<Access>>);
 impl Grants {
     /// Everything the manifest asks for.
     pub fn all(manifest: &Manifest) -> Grants {
-        Grants(
-            manifest
-                .permissions
-                .iter()
-                .map(|p| (p.doctype.clone(), p.access.iter().collect()))
-                .collect(),
-        )
+        Grants(manifest.permissions.iter().map(|p| (p.doctype.clone(), p.access.iter().collect())).collect())
     }
 
     /// Parses `doctype:access[,access]` specs (or `all`), checking each

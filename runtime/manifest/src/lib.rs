@@ -211,9 +211,7 @@ impl TryFrom<u32> for ManifestVersion {
         if v == MANIFEST_VERSION {
             Ok(ManifestVersion(v))
         } else {
-            Err(format!(
-                "`manifest-version` {v} is not supported: this runtime reads version {MANIFEST_VERSION}"
-            ))
+            Err(format!("`manifest-version` {v} is not supported: this runtime reads version {MANIFEST_VERSION}"))
         }
     }
 }
@@ -266,10 +264,7 @@ impl Manifest {
                 ));
             }
             if p.fields.is_some() && !p.access.contains(Access::Read) {
-                return invalid(format!(
-                    "permission on `{}` lists `fields` but does not ask to read",
-                    p.doctype
-                ));
+                return invalid(format!("permission on `{}` lists `fields` but does not ask to read", p.doctype));
             }
         }
         Ok(())

@@ -22,25 +22,29 @@ pub enum KeyError {
     Io { path: String, source: std::io::Error },
 }
 
-/// An ed25519 public key, shown as 64 hex characters.
+/// An ed25519 public key, shown as 64 hex characters. Holds the compressed
+/// point, checked to decompress when the key is made.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct PublicKey(VerifyingKey);
+pub struct PublicKey([u8; 32]);
 
 impl PublicKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Result<PublicKey, KeyError> {
-        VerifyingKey::from_bytes(&bytes)
-            .map(PublicKey)
-            .map_err(|_| KeyError::BadPublicKey(hex::encode(bytes)))
+        VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::BadPublicKey(hex::encode(bytes)))?;
+        Ok(PublicKey(bytes))
     }
 
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        self.0
     }
 
     /// Strict verification: rejects weak keys and malleable signatures.
-    pub(crate) fn verify_strict(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), ed25519_dalek::SignatureError> {
-        self.0.verify_strict(message, &Signature::from_bytes(signature))
+    pub(crate) fn verify_strict(
+        &self,
+        message: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<(), ed25519_dalek::SignatureError> {
+        VerifyingKey::from_bytes(&self.0)?.verify_strict(message, &Signature::from_bytes(signature))
     }
 
     /// Reads a key given as hex text or as the path of a `.pub` file.
@@ -81,7 +85,7 @@ impl From<PublicKey> for String {
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0.to_bytes()))
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -100,7 +104,7 @@ impl SecretKey {
     }
 
     pub fn public(&self) -> PublicKey {
-        PublicKey(self.0.verifying_key())
+        PublicKey(self.0.verifying_key().to_bytes())
     }
 
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
@@ -115,11 +119,8 @@ impl SecretKey {
         if lines.next() != Some(SECRET_HEADER) {
             return Err(bad());
         }
-        let seed: [u8; 32] = lines
-            .next()
-            .and_then(|l| hex::decode(l.trim()).ok())
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(bad)?;
+        let seed: [u8; 32] =
+            lines.next().and_then(|l| hex::decode(l.trim()).ok()).and_then(|v| v.try_into().ok()).ok_or_else(bad)?;
         Ok(SecretKey(SigningKey::from_bytes(&seed)))
     }
 

@@ -109,7 +109,8 @@ pub fn unseal(bytes: &[u8]) -> Result<SealedPackage<'_>, PackageError> {
     if r.take(MAGIC.len()).ok() != Some(&MAGIC[..]) {
         return Err(PackageError::NotAPackage);
     }
-    let publisher = PublicKey::from_bytes(r.array::<32>()?).map_err(|_| PackageError::Malformed("publisher key is not a valid ed25519 point"))?;
+    let publisher = PublicKey::from_bytes(r.array::<32>()?)
+        .map_err(|_| PackageError::Malformed("publisher key is not a valid ed25519 point"))?;
     let signature = r.array::<64>()?;
     let manifest_len = u32::from_le_bytes(r.array::<4>()?) as usize;
     check_len("manifest", manifest_len, MAX_MANIFEST_BYTES)?;
@@ -141,8 +142,7 @@ impl<'a> SealedPackage<'a> {
     /// checking an update against the key an app was first installed with).
     pub fn verify_with(self, key: &PublicKey) -> Result<VerifiedPackage, PackageError> {
         let digests = Digests::of(self.manifest, self.component);
-        key.verify_strict(&digests.signed_digest(), &self.signature)
-            .map_err(|_| PackageError::BadSignature)?;
+        key.verify_strict(&digests.signed_digest(), &self.signature).map_err(|_| PackageError::BadSignature)?;
         Ok(VerifiedPackage {
             publisher: *key,
             digests,

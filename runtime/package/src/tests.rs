@@ -37,7 +37,9 @@ fn untrusted_signer_is_refused_even_with_a_valid_signature() {
     let other = SecretKey::generate();
     let (_dir, trust) = trusted(&key);
     let bytes = seal(b"m", b"c", &other).unwrap();
-    assert!(matches!(unseal(&bytes).unwrap().verify(&trust), Err(PackageError::UntrustedPublisher(k)) if k == other.public()));
+    assert!(
+        matches!(unseal(&bytes).unwrap().verify(&trust), Err(PackageError::UntrustedPublisher(k)) if k == other.public())
+    );
 }
 
 #[test]

@@ -11,7 +11,9 @@ use crate::PublicKey;
 pub enum TrustError {
     #[error("cannot read or write the trust store {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("the trust store {path} is corrupt ({source}); restore it from a backup or remove it and add your keys again")]
+    #[error(
+        "the trust store {path} is corrupt ({source}); restore it from a backup or remove it and add your keys again"
+    )]
     Corrupt { path: String, source: serde_json::Error },
     #[error("key {0} is already trusted")]
     AlreadyTrusted(PublicKey),
@@ -42,7 +44,9 @@ impl TrustStore {
         let path = path.into();
         let shown = path.display().to_string();
         let file = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| TrustError::Corrupt { path: shown, source })?,
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| TrustError::Corrupt { path: shown, source })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => TrustFile::default(),
             Err(source) => return Err(TrustError::Io { path: shown, source }),
         };

@@ -122,9 +122,7 @@ pub fn check_body(body: &Value) -> Result<()> {
     }
     let len = serde_json::to_vec(body).map(|v| v.len()).unwrap_or(usize::MAX);
     if len > MAX_DOC_BYTES {
-        return Err(StoreError::Limit(format!(
-            "document is {len} bytes, over the limit of {MAX_DOC_BYTES}"
-        )));
+        return Err(StoreError::Limit(format!("document is {len} bytes, over the limit of {MAX_DOC_BYTES}")));
     }
     Ok(())
 }
@@ -167,7 +165,8 @@ impl ResidentSpace {
                         let k = key(doctype, id);
                         let created = match docs.get(&k)? {
                             Some(old) => {
-                                let old: StoredDoc = decode("a document", &old).map_err(ConflictableTransactionError::Abort)?;
+                                let old: StoredDoc =
+                                    decode("a document", &old).map_err(ConflictableTransactionError::Abort)?;
                                 (old.meta.created_at_ms, old.meta.created_by)
                             }
                             None => (at_ms, author.clone()),

@@ -41,7 +41,8 @@ impl Selector {
     }
 
     pub fn from_value(value: &Value) -> Result<Selector, StoreError> {
-        let object = value.as_object().ok_or_else(|| invalid("must be a JSON object such as {\"mode\": \"bus\"}".into()))?;
+        let object =
+            value.as_object().ok_or_else(|| invalid("must be a JSON object such as {\"mode\": \"bus\"}".into()))?;
         let mut clauses = Vec::new();
         for (path, wanted) in object {
             if path.is_empty() || path.split('.').any(str::is_empty) {
@@ -89,7 +90,9 @@ fn operators(ops: &Map<String, Value>) -> Result<Vec<Condition>, StoreError> {
                 "$in" => Condition::In(
                     arg.as_array().cloned().ok_or_else(|| invalid("`$in` takes a list of values".into()))?,
                 ),
-                "$exists" => Condition::Exists(arg.as_bool().ok_or_else(|| invalid("`$exists` takes true or false".into()))?),
+                "$exists" => {
+                    Condition::Exists(arg.as_bool().ok_or_else(|| invalid("`$exists` takes true or false".into()))?)
+                }
                 other => {
                     return Err(invalid(format!(
                         "unknown operator `{other}`; use $gt, $gte, $lt, $lte, $in or $exists"

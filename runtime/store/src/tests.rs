@@ -65,7 +65,8 @@ fn provenance_keeps_creator_and_tracks_updater() {
     let app = Author::App { id: "org.example.app".into(), version: "1.0.0".into() };
     let id: DocId = "t".parse().unwrap();
     me.commit(&[Change::Put { doctype: trip(), id: id.clone(), body: json!({"v": 1}) }], &app, 10, &[]).unwrap();
-    me.commit(&[Change::Put { doctype: trip(), id: id.clone(), body: json!({"v": 2}) }], &Author::Resident, 20, &[]).unwrap();
+    me.commit(&[Change::Put { doctype: trip(), id: id.clone(), body: json!({"v": 2}) }], &Author::Resident, 20, &[])
+        .unwrap();
     let doc = me.get(&trip(), &id).unwrap().unwrap();
     assert_eq!(doc.body, json!({"v": 2}));
     assert_eq!((doc.meta.created_by, doc.meta.created_at_ms), (app, 10));

@@ -36,7 +36,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
     let mut in_time = false;
     loop {
         let at = reader.buffer_position();
-        let event = reader.read_event().map_err(|e| format!("line {}: broken XML: {e}", line_of(text, reader.error_position())))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("line {}: broken XML: {e}", line_of(text, reader.error_position())))?;
         match event {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "gpx" => seen_gpx = true,
             Event::Start(e) if e.local_name().as_ref() == "trkseg" => segment += 1,
@@ -47,7 +49,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
                         .try_get_attribute(name)
                         .map_err(|err| format!("line {line}: bad attribute: {err}"))?
                         .ok_or_else(|| format!("line {line}: <trkpt> has no `{name}`"))?;
-                    let value = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|err| format!("line {line}: {err}"))?;
+                    let value = attr
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|err| format!("line {line}: {err}"))?;
                     value.trim().parse::<f64>().map_err(|_| format!("line {line}: `{name}` is not a number: {value}"))
                 };
                 let (lat, lon) = (coord("lat")?, coord("lon")?);
@@ -61,7 +65,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
             Event::Text(t) if in_time => {
                 let raw = t.xml10_content();
                 let line = line_of(text, at);
-                time = Some(parse_rfc3339(&raw).ok_or_else(|| format!("line {line}: `{}` is not an RFC 3339 time", raw.trim()))?);
+                time = Some(
+                    parse_rfc3339(&raw)
+                        .ok_or_else(|| format!("line {line}: `{}` is not an RFC 3339 time", raw.trim()))?,
+                );
             }
             Event::End(e) if e.local_name().as_ref() == "time" => in_time = false,
             Event::End(e) if e.local_name().as_ref() == "trkpt" => {

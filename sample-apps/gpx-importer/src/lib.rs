@@ -56,7 +56,9 @@ fn trips(points: &[gpx::Point], source: &str) -> Vec<Trip> {
     let mut trips = Vec::new();
     let mut start = 0;
     for i in 1..=points.len() {
-        let split = i == points.len() || points[i].segment != points[i - 1].segment || points[i].t - points[i - 1].t > PAUSE_SECONDS;
+        let split = i == points.len()
+            || points[i].segment != points[i - 1].segment
+            || points[i].t - points[i - 1].t > PAUSE_SECONDS;
         if !split {
             continue;
         }

@@ -94,7 +94,12 @@ impl Guest for Footprint {
             t.km = round(t.km, 3);
             t.kg_co2e = round(t.kg_co2e, 3);
         }
-        let report = Report { months, total_km: round(total_km, 3), total_kg_co2e: round(total_kg, 3), factors_kg_per_km: factors };
+        let report = Report {
+            months,
+            total_km: round(total_km, 3),
+            total_kg_co2e: round(total_kg, 3),
+            factors_kg_per_km: factors,
+        };
         serde_json::to_string(&report).map_err(|e| e.to_string())
     }
 }

@@ -20,7 +20,6 @@ use serde::Serialize;
 
 pub use bindings::domicile::app::types::Error;
 
-
 /// Typed access to the resident's documents.
 pub mod data {
     use super::*;
@@ -85,7 +84,8 @@ pub mod data {
     }
 
     fn decode<T: DeserializeOwned>(body: &str) -> Result<T, Error> {
-        serde_json::from_str(body).map_err(|e| Error::Invalid(format!("document does not have the expected shape: {e}")))
+        serde_json::from_str(body)
+            .map_err(|e| Error::Invalid(format!("document does not have the expected shape: {e}")))
     }
 }
 

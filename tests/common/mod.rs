@@ -1,0 +1,142 @@
+//! Helpers shared by the end-to-end tests: a temporary home and a way to
+//! run the real `domicile` binary against it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TRIP: &str = "io.domicile.mobility.trip";
+pub const IMPORTER: &str = "io.domicile.sample.gpx-importer";
+pub const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
+pub const SNOOPER: &str = "org.example.test.snooper";
+
+/// The repository root (this file is compiled from runtime/cli).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn sample_package(name: &str) -> PathBuf {
+    repo().join("sample-apps/packages").join(format!("{name}.dpkg"))
+}
+
+pub fn fixture_package(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/packages").join(format!("{name}.dpkg"))
+}
+
+pub fn sample_gpx() -> PathBuf {
+    repo().join("sample-apps/data/week-around-nantes.gpx")
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Asserts failure with exactly one line on stderr, and returns it.
+    pub fn one_line_error(&self) -> &str {
+        assert!(!self.ok, "expected a failure, got success: {}", self.stdout);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one line on stderr, got: {}", self.stderr);
+        lines[0]
+    }
+}
+
+/// A fresh home in a temporary directory, with the sample key trusted.
+pub struct TestHome {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestHome {
+    pub fn new() -> TestHome {
+        let home = TestHome::untrusting();
+        home.ok(&[
+            "trust",
+            "add",
+            repo().join("sample-apps/keys/sample-publisher.pub").to_str().unwrap(),
+            "--name",
+            "sample",
+        ]);
+        home
+    }
+
+    /// A home that trusts no key.
+    pub fn untrusting() -> TestHome {
+        let home = TestHome { dir: tempfile::tempdir().unwrap() };
+        home.ok(&["init"]);
+        home
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_domicile"));
+        cmd.arg("--home")
+            .arg(self.path())
+            .args(args)
+            .env_remove("DOMICILE_HOME")
+            .env_remove("DOMICILE_RESIDENT")
+            .env("DOMICILE_CLOCK", "2026-03-05T10:00:00Z")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the binary; panics if it has not finished within 60 s (a
+    /// liveness guard so a broken limit fails the test instead of hanging
+    /// it, not a performance assertion).
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                child.kill().ok();
+                panic!("domicile {args:?} did not finish within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Run::from(child.wait_with_output().unwrap())
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert!(run.ok, "domicile {args:?} failed: {}{}", run.stderr, run.stdout);
+        run
+    }
+
+    pub fn install(&self, package: &Path, grants: &[&str]) -> Run {
+        let mut args = vec!["install", package.to_str().unwrap()];
+        for g in grants {
+            args.extend(["--grant", g]);
+        }
+        self.run(&args)
+    }
+
+    pub fn installed_apps(&self) -> Vec<String> {
+        let apps = self.ok(&["--json", "apps"]).json();
+        apps.as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+    }
+
+    pub fn docs(&self, doctype: &str) -> Vec<serde_json::Value> {
+        self.ok(&["--json", "docs", doctype]).json().as_array().unwrap().clone()
+    }
+
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        self.ok(&["--json", "audit"]).json().as_array().unwrap().clone()
+    }
+}

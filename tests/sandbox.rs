@@ -1,0 +1,131 @@
+//! Hostile and broken components and manifests: each fails with a clear
+//! error, and the runtime carries on serving the next app.
+
+mod common;
+
+use common::*;
+
+fn home_with_everything() -> TestHome {
+    let home = TestHome::new();
+    for p in ["gpx-importer", "mobility-footprint"] {
+        assert!(home.install(&sample_package(p), &["all"]).ok);
+    }
+    for p in ["cpu-hog", "memory-hog", "snooper"] {
+        assert!(home.install(&fixture_package(p), &["all"]).ok);
+    }
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    home
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_cpu_limit_and_the_next_app_runs() {
+    let home = home_with_everything();
+    let err = home.run(&["run", "org.example.test.cpu-hog"]).one_line_error().to_owned();
+    assert!(err.contains("exceeded its CPU time limit (300 ms)"), "{err}");
+    let report = home.ok(&["run", FOOTPRINT]).json();
+    assert!(report["total_km"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn unbounded_memory_growth_is_stopped_at_the_memory_limit_and_the_next_app_runs() {
+    let home = home_with_everything();
+    let err = home.run(&["run", "org.example.test.memory-hog"]).one_line_error().to_owned();
+    assert!(err.contains("exceeded its memory limit (16 MiB)"), "{err}");
+    assert!(home.ok(&["run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn the_operator_caps_what_a_manifest_asks_for() {
+    let home = home_with_everything();
+    // The cpu-hog asks for 300 ms; the operator allows 100 ms at most.
+    std::fs::write(home.path().join("config.toml"), "[limits]\nmax-cpu-ms = 100\nmax-memory-mib = 8\n").unwrap();
+    assert!(home.run(&["run", "org.example.test.cpu-hog"]).one_line_error().contains("CPU time limit (100 ms)"));
+    assert!(home.run(&["run", "org.example.test.memory-hog"]).one_line_error().contains("memory limit (8 MiB)"));
+    std::fs::write(home.path().join("config.toml"), "[limits]\nmax-cpu = 1\n").unwrap();
+    assert!(home.run(&["run", FOOTPRINT]).one_line_error().contains("config.toml"));
+}
+
+#[test]
+fn a_corrupted_compile_cache_is_rebuilt_from_the_verified_package() {
+    let home = home_with_everything();
+    let cache = home.path().join("cache");
+    let mut corrupted = 0;
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+            corrupted += 1;
+        }
+    }
+    assert!(corrupted >= 5);
+    let run = home.ok(&["run", FOOTPRINT]);
+    assert!(run.json()["total_km"].as_f64().unwrap() > 0.0);
+    assert!(run.stderr.contains("cached artifact is corrupt; recompiling"), "{}", run.stderr);
+    // The rebuilt artifact is intact: the next run loads it silently.
+    let run = home.ok(&["run", FOOTPRINT]);
+    assert!(!run.stderr.contains("corrupt"), "{}", run.stderr);
+    // Removing the cache entirely works too.
+    std::fs::remove_dir_all(&cache).unwrap();
+    assert!(home.ok(&["run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0);
+}
+
+fn pack_with_manifest(home: &TestHome, manifest: &str) -> (bool, String) {
+    let dir = home.path().join("pack");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest_path = dir.join("manifest.toml");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let component = dir.join("c.wasm");
+    std::fs::write(&component, b"\0asm\x0d\0\x01\0").unwrap();
+    let out = dir.join("out.dpkg");
+    let _ = std::fs::remove_file(&out);
+    let run = home.run(&[
+        "pack",
+        "--manifest",
+        manifest_path.to_str().unwrap(),
+        "--component",
+        component.to_str().unwrap(),
+        "--key",
+        repo().join("sample-apps/keys/sample-publisher.key").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    (run.ok, run.stderr)
+}
+
+#[test]
+fn malformed_manifests_are_rejected_naming_the_field() {
+    let home = TestHome::new();
+    let good = std::fs::read_to_string(repo().join("manifests/mobility-footprint.toml")).unwrap();
+    assert!(pack_with_manifest(&home, &good).0);
+    let cases = [
+        (good.replace("world = \"service\"", "world = \"service\"\nnetwork = \"yes\""), "unknown field `network`"),
+        (good.replace("purpose = \"Add up", "# purpose = \"Add up"), "missing field `purpose`"),
+        (good.replace("io.domicile.sample.mobility-footprint", "Mobility Footprint"), "invalid app id"),
+        (good.replace("io.domicile.mobility.trip", "trip"), "invalid doctype"),
+        (good.replace("access = [\"read\"]", "access = [\"read\", \"sudo\"]"), "sudo"),
+        (good.replace("version = \"0.1.0\"", "version = \"latest\""), "line 4"),
+        (good.replace("cpu-ms = 2000", "cpu-ms = -5"), "cpu-ms"),
+        ("this is not toml".to_owned(), "invalid manifest"),
+    ];
+    for (manifest, expected) in cases {
+        let (ok, stderr) = pack_with_manifest(&home, &manifest);
+        assert!(!ok, "accepted a bad manifest expecting {expected}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "expected `{expected}` in: {stderr}");
+    }
+}
+
+#[test]
+fn hostile_runs_interleaved_with_good_ones_never_leave_the_home_unusable() {
+    let home = home_with_everything();
+    for _ in 0..3 {
+        assert!(!home.run(&["run", "org.example.test.cpu-hog"]).ok);
+        assert!(!home.run(&["run", "org.example.test.memory-hog"]).ok);
+        assert!(home.run(&["run", FOOTPRINT]).ok);
+    }
+    let denied_or_failed = home.audit().iter().filter(|e| e["outcome"] == "denied").count();
+    assert_eq!(denied_or_failed, 0, "the hogs touch no data");
+}
