@@ -208,21 +208,21 @@ fn undeclared_and_revoked_access_is_denied_to_the_guest_and_audited() {
     let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.bank.operation"}"#]).json();
     for call in ["query", "get", "put", "delete"] {
         let err = report[call]["error"].as_str().unwrap_or_default();
-        assert!(err.contains("Denied") && err.contains("does not declare"), "{call}: {report}");
+        assert!(err.starts_with("denied: ") && err.contains("does not declare"), "{call}: {report}");
     }
 
     // Declared and granted: allowed. Delete was never declared: denied.
     let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
     assert!(report["query"]["ok"].is_array(), "{report}");
     assert!(report["put"]["ok"].is_string(), "{report}");
-    assert!(report["delete"]["error"].as_str().unwrap().contains("Denied"), "{report}");
+    assert!(report["delete"]["error"].as_str().unwrap().starts_with("denied: "), "{report}");
 
     // Revoked: refused at the next call.
     home.ok(&["revoke", SNOOPER]);
     let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
     for call in ["query", "get", "put"] {
         let err = report[call]["error"].as_str().unwrap_or_default();
-        assert!(err.contains("Denied") && err.contains("not granted"), "{call}: {report}");
+        assert!(err.starts_with("denied: ") && err.contains("not granted"), "{call}: {report}");
     }
 
     let audit = home.audit();

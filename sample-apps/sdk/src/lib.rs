@@ -18,7 +18,45 @@ use bindings::domicile::app::{clock, data as wit_data, log as wit_log};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use bindings::domicile::app::types::Error;
+use bindings::domicile::app::types::Error as WitError;
+
+/// Why the host refused a data call. The app decides what to do with it:
+/// a refusal is an ordinary result, never a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The resident did not grant this, or the manifest did not declare it.
+    Denied(String),
+    NotFound(String),
+    /// The request was malformed (bad doctype, JSON, selector), or a
+    /// document did not have the shape the app expected.
+    Invalid(String),
+    /// A limit of the invocation or of the resident's space.
+    Limit(String),
+}
+
+impl From<WitError> for Error {
+    fn from(e: WitError) -> Error {
+        match e {
+            WitError::Denied(m) => Error::Denied(m),
+            WitError::NotFound(m) => Error::NotFound(m),
+            WitError::Invalid(m) => Error::Invalid(m),
+            WitError::Limit(m) => Error::Limit(m),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Denied(m) => write!(f, "denied: {m}"),
+            Error::NotFound(m) => write!(f, "not found: {m}"),
+            Error::Invalid(m) => write!(f, "invalid: {m}"),
+            Error::Limit(m) => write!(f, "limit: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 /// Typed access to the resident's documents.
 pub mod data {
@@ -31,19 +69,19 @@ pub mod data {
     pub fn get<T: DeserializeOwned>(doctype: &str, id: &str) -> Result<Option<T>, Error> {
         match wit_data::get(doctype, id) {
             Ok(doc) => decode(&doc.body).map(Some),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
+            Err(WitError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// Creates (`id: None`) or replaces a document; returns its id.
     pub fn put<T: Serialize>(doctype: &str, id: Option<&str>, body: &T) -> Result<String, Error> {
         let body = serde_json::to_string(body).map_err(|e| Error::Invalid(e.to_string()))?;
-        wit_data::put(doctype, id, &body)
+        Ok(wit_data::put(doctype, id, &body)?)
     }
 
     pub fn delete(doctype: &str, id: &str) -> Result<(), Error> {
-        wit_data::delete(doctype, id)
+        Ok(wit_data::delete(doctype, id)?)
     }
 
     /// Documents of `doctype` matching `selector` (`serde_json::json!({})`
@@ -76,7 +114,7 @@ pub mod data {
                     Ok(docs) => self.batch = docs.into_iter(),
                     Err(e) => {
                         self.done = true;
-                        return Some(Err(e));
+                        return Some(Err(e.into()));
                     }
                 }
             }

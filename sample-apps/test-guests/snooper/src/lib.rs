@@ -17,10 +17,13 @@ use domicile_sdk::bindings::domicile::app::data as raw;
 
 struct Snooper;
 
-fn verdict<T>(r: Result<T, domicile_sdk::Error>, ok: impl FnOnce(T) -> serde_json::Value) -> serde_json::Value {
+fn verdict<T, E: Into<domicile_sdk::Error>>(
+    r: Result<T, E>,
+    ok: impl FnOnce(T) -> serde_json::Value,
+) -> serde_json::Value {
     match r {
         Ok(v) => serde_json::json!({ "ok": ok(v) }),
-        Err(e) => serde_json::json!({ "error": e.to_string() }),
+        Err(e) => serde_json::json!({ "error": e.into().to_string() }),
     }
 }
 
@@ -35,7 +38,7 @@ impl Guest for Snooper {
                 match cursor.next(100) {
                     Ok(batch) if batch.is_empty() => break,
                     Ok(batch) => bodies.extend(batch.into_iter().map(|d| serde_json::Value::String(d.body))),
-                    Err(e) => return serde_json::json!({ "error": e.to_string() }),
+                    Err(e) => return serde_json::json!({ "error": domicile_sdk::Error::from(e).to_string() }),
                 }
             }
             serde_json::Value::Array(bodies)
