@@ -256,6 +256,15 @@ fn reads_only_return_the_fields_the_manifest_declares() {
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
         assert_eq!(keys, vec!["mode"], "the snooper may only see `mode`");
     }
+
+    // Nor can it learn a hidden field through what a selector matches.
+    let probe = r#"{"doctype": "io.domicile.mobility.trip", "selector": {"distance_m": {"$gt": 100000}}}"#;
+    let report = home.ok(&["run", SNOOPER, "--input", probe]).json();
+    let err = report["query"]["error"].as_str().unwrap_or_default();
+    assert!(err.starts_with("denied: ") && err.contains("`distance_m`"), "{report}");
+    let allowed = r#"{"doctype": "io.domicile.mobility.trip", "selector": {"mode": "train"}}"#;
+    let report = home.ok(&["run", SNOOPER, "--input", allowed]).json();
+    assert_eq!(report["query"]["ok"].as_array().unwrap().len(), 2, "{report}");
 }
 
 #[test]

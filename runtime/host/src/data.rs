@@ -227,6 +227,18 @@ impl data::Host for Invocation {
             Ok(s) => s,
             Err(e) => return Ok(Err(app_error(e)?)),
         };
+        // Matching on a field the app may not read would leak it, one
+        // comparison at a time.
+        let visible = self.app.manifest.permission(&doctype).and_then(|p| p.fields.as_ref());
+        if let Some(fields) = visible {
+            if let Some(hidden) = selector.top_level_fields().find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
+                let entry = self.audit_entry(Operation::Query, doctype.as_str(), 0, Outcome::Denied);
+                self.space.record_audit(&[entry]).map_err(host_failure)?;
+                return Ok(Err(types::Error::Denied(format!(
+                    "the selector uses `{hidden}`, a field of `{doctype}` the app may not read"
+                ))));
+            }
+        }
         let cursor = CursorState {
             doctype,
             selector,

@@ -61,6 +61,12 @@ impl Selector {
         Ok(Selector { clauses })
     }
 
+    /// The top-level fields the selector looks at: an app restricted to
+    /// some fields must not learn others through what a query matches.
+    pub fn top_level_fields(&self) -> impl Iterator<Item = &str> {
+        self.clauses.iter().map(|(path, _)| path[0].as_str())
+    }
+
     pub fn matches(&self, body: &Value) -> bool {
         self.clauses.iter().all(|(path, condition)| {
             let field = path.iter().try_fold(body, |v, part| v.get(part));

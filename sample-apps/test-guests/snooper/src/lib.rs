@@ -1,6 +1,6 @@
-//! Test guest: tries every data call on a doctype given in its input and
-//! reports, as JSON, what the host answered. It never traps on a refusal:
-//! refusals are ordinary results.
+//! Test guest: tries every data call on a doctype given in its input (with
+//! an optional query `selector`) and reports, as JSON, what the host
+//! answered. It never traps on a refusal: refusals are ordinary results.
 
 wit_bindgen::generate!({
     path: "../../../wit",
@@ -31,7 +31,8 @@ impl Guest for Snooper {
     fn run(input: String) -> Result<String, String> {
         let input: serde_json::Value = serde_json::from_str(&input).map_err(|e| e.to_string())?;
         let doctype = input["doctype"].as_str().ok_or("input needs a `doctype`")?;
-        let query = raw::query(doctype, "{}", raw::QueryOptions { limit: None });
+        let selector = input.get("selector").map_or("{}".to_owned(), |s| s.to_string());
+        let query = raw::query(doctype, &selector, raw::QueryOptions { limit: None });
         let query = verdict(query, |cursor| {
             let mut bodies = Vec::new();
             loop {
