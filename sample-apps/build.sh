@@ -56,17 +56,19 @@ mkdir -p "$out_samples" "$out_fixtures"
 
 key="$here/keys/sample-publisher.key"
 wasm_dir="$here/target/$target/release"
-pack() { # crate manifest out-dir
+pack() { # crate package-name manifest out-dir
     local component="$wasm_dir/${1//-/_}.wasm"
-    rm -f "$3/$1.dpkg"
-    "$domicile" pack --manifest "$2" --component "$component" --key "$key" --out "$3/$1.dpkg" >/dev/null
-    echo "  $1: $(stat -c %s "$component") bytes of component" >&2
+    rm -f "$4/$2.dpkg"
+    "$domicile" pack --manifest "$3" --component "$component" --key "$key" --out "$4/$2.dpkg" >/dev/null
+    echo "  $2: $(stat -c %s "$component") bytes of component" >&2
 }
 for app in gpx-importer mobility-footprint; do
-    pack "$app" "$root/manifests/$app.toml" "$out_samples"
+    pack "$app" "$app" "$root/manifests/$app.toml" "$out_samples"
 done
-for guest in cpu-hog memory-hog snooper; do
-    pack "$guest" "$root/tests/fixtures/manifests/$guest.toml" "$out_fixtures"
+# Test guests; one component may be packed under several manifests.
+for fixture in cpu-hog memory-hog snooper wasi-guest wasi-guest:wasi-guest-no-scratch net-guest; do
+    crate="${fixture%%:*}" name="${fixture##*:}"
+    pack "$crate" "$name" "$root/tests/fixtures/manifests/$name.toml" "$out_fixtures"
 done
 
 if [[ $check == 1 ]]; then

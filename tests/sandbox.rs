@@ -129,3 +129,51 @@ fn hostile_runs_interleaved_with_good_ones_never_leave_the_home_unusable() {
     let denied_or_failed = home.audit().iter().filter(|e| e["outcome"] == "denied").count();
     assert_eq!(denied_or_failed, 0, "the hogs touch no data");
 }
+
+#[test]
+fn wasi_is_deny_by_default_and_files_exist_only_in_the_declared_scratch_dir() {
+    let home = TestHome::new();
+    assert!(home.install(&fixture_package("wasi-guest"), &["all"]).ok);
+    // A symbolic link planted in the scratch directory must not lead out of it.
+    let scratch = home.path().join("scratch/me/org.example.test.wasi-guest");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::os::unix::fs::symlink("/etc", scratch.join("outside")).unwrap();
+
+    let report = home.ok(&["run", "org.example.test.wasi-guest"]).json();
+    assert_eq!(report["env"], 0, "no environment variables: {report}");
+    assert_eq!(report["args"], 0, "{report}");
+    assert_eq!(report["preopens"], serde_json::json!(["/scratch"]), "{report}");
+    assert_eq!(report["random_bytes"], 16, "{report}");
+    // WASI's wall clock is domicile's clock (fixed by DOMICILE_CLOCK in tests).
+    assert_eq!(report["wall_clock_s"], 1_772_704_800, "{report}");
+    assert_eq!(report["read_back"], "written in the sandbox", "{report}");
+    assert_eq!(std::fs::read_to_string(scratch.join("note.txt")).unwrap(), "written in the sandbox");
+    for escape in ["dotdot", "absolute", "symlink"] {
+        assert!(report[escape]["refused"].is_string(), "{escape} escaped the scratch dir: {report}");
+    }
+
+    // stdout and stderr go to the app's log, not to the terminal.
+    let logs = home.ok(&["--json", "logs", "--app", "org.example.test.wasi-guest"]).stdout;
+    let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let said: Vec<(&str, &str)> =
+        lines.iter().map(|l| (l["level"].as_str().unwrap(), l["message"].as_str().unwrap())).collect();
+    assert_eq!(said, vec![("stdout", "hello from stdout"), ("stderr", "hello from stderr")]);
+
+    // Scratch directories are per resident.
+    home.ok(&["resident", "add", "alice"]);
+    home.ok(&["--resident", "alice", "install", fixture_package("wasi-guest").to_str().unwrap(), "--grant", "all"]);
+    home.ok(&["--resident", "alice", "run", "org.example.test.wasi-guest"]);
+    assert!(home.path().join("scratch/alice/org.example.test.wasi-guest/note.txt").is_file());
+    assert!(!home.path().join("scratch/alice/org.example.test.wasi-guest/outside").exists());
+}
+
+#[test]
+fn components_importing_what_domicile_does_not_offer_are_refused_at_install() {
+    let home = TestHome::new();
+    let err = home.install(&fixture_package("net-guest"), &["all"]).one_line_error().to_owned();
+    assert!(err.contains("wasi:sockets/tcp-create-socket"), "{err}");
+    assert!(!err.contains("scratch"), "no misleading hint: {err}");
+    let err = home.install(&fixture_package("wasi-guest-no-scratch"), &["all"]).one_line_error().to_owned();
+    assert!(err.contains("wasi:filesystem/preopens") && err.contains("[scratch]"), "{err}");
+    assert!(home.installed_apps().is_empty());
+}

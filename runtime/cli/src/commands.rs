@@ -247,7 +247,7 @@ fn install(home: &Home, space: &ResidentSpace, package: &Path, grant: &[String],
     let bytes = std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
     let runtime = home.runtime()?;
     let prepared = runtime
-        .prepare_install(&home.trust()?, bytes)
+        .prepare_install(space, &home.trust()?, bytes)
         .with_context(|| format!("cannot install {}", package.display()))?;
     let manifest = prepared.manifest().clone();
     if !json {

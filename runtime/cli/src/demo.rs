@@ -44,7 +44,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let runtime = home.runtime()?;
     let mut ids = Vec::new();
     for package in [GPX_IMPORTER, FOOTPRINT] {
-        let prepared = runtime.prepare_install(&home.trust()?, package.to_vec())?;
+        let prepared = runtime.prepare_install(&space, &home.trust()?, package.to_vec())?;
         let manifest = prepared.manifest().clone();
         println!("    {} {} ({}) asks for:", manifest.name, manifest.version, manifest.id);
         for p in &manifest.permissions {

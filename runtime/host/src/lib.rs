@@ -63,8 +63,8 @@ pub enum HostError {
     InvalidComponent(String),
     #[error("the component does not implement the `{world}` world its manifest declares: {detail}")]
     WrongExports { world: World, detail: String },
-    #[error("the component imports what domicile does not offer{}: {}", if *.scratch { "" } else { " (the filesystem needs a [scratch] section in the manifest)" }, .imports.join(", "))]
-    ForbiddenImports { imports: Vec<String>, scratch: bool },
+    #[error("the component imports what domicile does not offer: {}{}", .imports.join(", "), if *.needs_scratch { " (the filesystem is offered only to apps whose manifest has a [scratch] section)" } else { "" })]
+    ForbiddenImports { imports: Vec<String>, needs_scratch: bool },
     #[error("{app} {version} is already installed; uninstall it first with `domicile uninstall {app}`")]
     AlreadyInstalled { app: AppId, version: String },
     #[error("{app} is an app of the `{actual}` world; use `domicile {}` instead", if *.actual == World::Service { "run" } else { "import" })]
@@ -111,8 +111,8 @@ impl RuntimeConfig {
     }
 }
 
-/// A package that verified and whose manifest parsed, waiting for the
-/// resident's grants.
+/// A package that verified, whose manifest parsed and whose component
+/// compiled and passed the checks: all that is left is the resident's grants.
 pub struct PreparedInstall {
     package: Vec<u8>,
     verified: VerifiedPackage,
@@ -161,16 +161,26 @@ impl Runtime {
         })
     }
 
-    /// Verifies a package against the trust store, then parses its manifest.
-    /// Nothing is parsed before the signature verifies.
-    pub fn prepare_install(&self, trust: &TrustStore, package: Vec<u8>) -> Result<PreparedInstall, HostError> {
+    /// Verifies a package against the trust store, then parses its manifest,
+    /// then compiles and checks its component. Nothing is parsed before the
+    /// signature verifies, and nobody is asked for grants for an app that
+    /// could not be installed.
+    pub fn prepare_install(
+        &self,
+        space: &ResidentSpace,
+        trust: &TrustStore,
+        package: Vec<u8>,
+    ) -> Result<PreparedInstall, HostError> {
         let verified = domicile_package::unseal(&package)?.verify(trust)?;
         let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
+        ensure_not_installed(space, &manifest)?;
+        let component =
+            self.cache.compile(&self.engine, &verified.component_digest_hex(), verified.component_bytes())?;
+        self.check_component(&component, &manifest)?;
         Ok(PreparedInstall { package, verified, manifest })
     }
 
-    /// Compiles and checks the component, then records the app with the
-    /// resident's grants.
+    /// Records the prepared app with the resident's grants.
     #[tracing::instrument(skip_all, fields(app = %prepared.manifest.id))]
     pub fn install(
         &self,
@@ -179,19 +189,11 @@ impl Runtime {
         grants: Grants,
     ) -> Result<InstalledApp, HostError> {
         let PreparedInstall { package, verified, manifest } = prepared;
-        if let Ok(existing) = space.app(&manifest.id) {
-            return Err(HostError::AlreadyInstalled {
-                app: existing.manifest.id,
-                version: existing.manifest.version.to_string(),
-            });
-        }
-        let digest = verified.component_digest_hex();
-        let component = self.cache.compile(&self.engine, &digest, verified.component_bytes())?;
-        self.check_component(&component, &manifest)?;
+        ensure_not_installed(space, &manifest)?;
         let app = InstalledApp {
             manifest,
             publisher: verified.publisher().to_string(),
-            component_digest: digest,
+            component_digest: verified.component_digest_hex(),
             grants,
             installed_at_ms: self.config.clock.now_ms(),
         };
@@ -211,7 +213,8 @@ impl Runtime {
             .map(str::to_owned)
             .collect();
         if !forbidden.is_empty() {
-            return Err(HostError::ForbiddenImports { imports: forbidden, scratch });
+            let needs_scratch = !scratch && forbidden.iter().any(|i| i.starts_with("wasi:filesystem/"));
+            return Err(HostError::ForbiddenImports { imports: forbidden, needs_scratch });
         }
         let export = match manifest.world {
             World::Service => "run",
@@ -397,6 +400,17 @@ impl Runtime {
         let pre = self.linker.instantiate_pre(&component).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         self.instances.lock().expect("instance cache lock").insert(digest.clone(), pre.clone());
         Ok(pre)
+    }
+}
+
+fn ensure_not_installed(space: &ResidentSpace, manifest: &Manifest) -> Result<(), HostError> {
+    match space.app(&manifest.id) {
+        Ok(existing) => Err(HostError::AlreadyInstalled {
+            app: existing.manifest.id,
+            version: existing.manifest.version.to_string(),
+        }),
+        Err(StoreError::UnknownApp(_)) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
