@@ -6,7 +6,7 @@
 //! projected onto the fields the manifest declared, in the host: the app
 //! never receives the other fields.
 
-use domicile_manifest::{Access, Doctype};
+use domicile_manifest::{Access, Doctype, FieldName};
 use domicile_store::{
     AuditEntry, Author, Change, DocId, Document, Operation, Outcome, QueryPosition, Selector, StoreError,
 };
@@ -31,23 +31,53 @@ pub struct CursorState {
 
 type Reply<T> = wasmtime::Result<Result<T, types::Error>>;
 
-/// Storage failures are the host's problem, not the app's: they trap.
-fn host_failure(e: StoreError) -> wasmtime::Error {
-    wasmtime::Error::msg(format!("storage failure: {e}"))
+/// Why a host call did not succeed: because of the app (it receives a WIT
+/// error and carries on) or because of the host (storage failure: a trap).
+pub(crate) enum Refusal {
+    App(types::Error),
+    Host(wasmtime::Error),
 }
 
-/// An error the app caused, as the WIT error it receives.
-fn app_error(e: StoreError) -> Result<types::Error, wasmtime::Error> {
-    Ok(match e {
-        StoreError::NotFound(m) => types::Error::NotFound(m),
-        StoreError::Invalid(m) => types::Error::Invalid(m),
-        StoreError::Limit(m) => types::Error::Limit(m),
-        other => return Err(host_failure(other)),
-    })
+impl From<types::Error> for Refusal {
+    fn from(e: types::Error) -> Self {
+        Refusal::App(e)
+    }
+}
+
+impl From<wasmtime::Error> for Refusal {
+    fn from(e: wasmtime::Error) -> Self {
+        Refusal::Host(e)
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => Refusal::App(types::Error::NotFound(m)),
+            StoreError::Invalid(m) => Refusal::App(types::Error::Invalid(m)),
+            StoreError::Limit(m) => Refusal::App(types::Error::Limit(m)),
+            other => Refusal::Host(wasmtime::Error::msg(format!("storage failure: {other}"))),
+        }
+    }
+}
+
+/// The shape bindgen wants: app errors inside, host errors outside.
+fn reply<T>(result: Result<T, Refusal>) -> Reply<T> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(Refusal::App(e)) => Ok(Err(e)),
+        Err(Refusal::Host(e)) => Err(e),
+    }
 }
 
 impl Invocation {
-    fn audit_entry(&self, operation: Operation, doctype: &str, documents: u64, outcome: Outcome) -> AuditEntry {
+    pub(crate) fn audit_entry(
+        &self,
+        operation: Operation,
+        doctype: &str,
+        documents: u64,
+        outcome: Outcome,
+    ) -> AuditEntry {
         AuditEntry {
             seq: 0,
             at_ms: self.clock.now_ms(),
@@ -60,41 +90,54 @@ impl Invocation {
         }
     }
 
-    fn author(&self) -> Author {
+    pub(crate) fn author(&self) -> Author {
         Author::App { id: self.app.manifest.id.to_string(), version: self.app.manifest.version.to_string() }
     }
 
-    /// Checks one access against the current grants; a denial is audited.
-    fn authorize(&mut self, operation: Operation, doctype: &str, access: Access) -> Reply<Doctype> {
-        let parsed: Result<Doctype, _> = doctype.parse();
-        let granted = match &parsed {
-            Ok(d) => match self.space.grants(&self.app.manifest.id) {
-                Ok(grants) => grants.allows(d, access),
-                // Uninstalled while running: nothing is granted any more.
-                Err(StoreError::UnknownApp(_)) => false,
-                Err(e) => return Err(host_failure(e)),
-            },
-            Err(_) => false,
-        };
-        if let (true, Ok(doctype)) = (granted, &parsed) {
-            return Ok(Ok(doctype.clone()));
-        }
+    /// Records a refused access, and returns the refusal for the app.
+    fn deny(&self, operation: Operation, doctype: &str, reason: String) -> Refusal {
         let entry = self.audit_entry(operation, doctype, 0, Outcome::Denied);
-        self.space.record_audit(&[entry]).map_err(host_failure)?;
-        let reason = match parsed {
-            Err(e) => return Ok(Err(types::Error::Invalid(e.to_string()))),
-            Ok(d) if self.app.manifest.permission(&d).is_some_and(|p| p.access.contains(access)) => {
-                format!("{access} access to `{d}` is not granted by the resident")
+        match self.space.record_audit(&[entry]) {
+            Ok(()) => Refusal::App(types::Error::Denied(reason)),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Checks one access against the current grants; a denial is audited.
+    fn authorize(&self, operation: Operation, doctype: &str, access: Access) -> Result<Doctype, Refusal> {
+        let doctype_name = doctype;
+        let doctype: Doctype = match doctype.parse() {
+            Ok(d) => d,
+            Err(e) => {
+                self.space.record_audit(&[self.audit_entry(operation, doctype_name, 0, Outcome::Denied)])?;
+                return Err(types::Error::Invalid(format!("{e}")).into());
             }
-            Ok(d) => format!("the app's manifest does not declare {access} access to `{d}`"),
         };
-        Ok(Err(types::Error::Denied(reason)))
+        let granted = match self.space.grants(&self.app.manifest.id) {
+            Ok(grants) => grants.allows(&doctype, access),
+            // Uninstalled while running: nothing is granted any more.
+            Err(StoreError::UnknownApp(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if granted {
+            return Ok(doctype);
+        }
+        let reason = if self.app.manifest.permission(&doctype).is_some_and(|p| p.access.contains(access)) {
+            format!("{access} access to `{doctype}` is not granted by the resident")
+        } else {
+            format!("the app's manifest does not declare {access} access to `{doctype}`")
+        };
+        Err(self.deny(operation, doctype.as_str(), reason))
+    }
+
+    /// The fields of `doctype` this app may read, if the manifest restricts them.
+    fn visible_fields(&self, doctype: &Doctype) -> Option<&[FieldName]> {
+        self.app.manifest.permission(doctype).and_then(|p| p.fields.as_deref())
     }
 
     /// The document as this app may see it: only the declared fields.
     fn project(&self, doc: Document) -> types::Doc {
-        let fields = self.app.manifest.permission(&doc.doctype).and_then(|p| p.fields.as_ref());
-        let body = match (fields, doc.body) {
+        let body = match (self.visible_fields(&doc.doctype), doc.body) {
             (Some(fields), Value::Object(mut map)) => {
                 map.retain(|k, _| fields.iter().any(|f| f.as_str() == k));
                 Value::Object(map)
@@ -105,26 +148,21 @@ impl Invocation {
     }
 
     /// Applies one write: durably now (services) or staged (importers).
-    fn write(&mut self, operation: Operation, change: Change, doctype: &Doctype) -> Reply<()> {
+    fn write(&mut self, operation: Operation, change: Change, doctype: &Doctype) -> Result<(), Refusal> {
         match &mut self.writes {
             Writes::Durable => {
                 let audit = self.audit_entry(operation, doctype.as_str(), 1, Outcome::Allowed);
-                match self.space.commit(&[change], &self.author(), self.clock.now_ms(), &[audit]) {
-                    Ok(()) => Ok(Ok(())),
-                    Err(e) => Ok(Err(app_error(e)?)),
-                }
+                self.space.commit(&[change], &self.author(), self.clock.now_ms(), &[audit])?;
             }
             Writes::Staged { changes, counts } => {
                 if let Change::Put { body, .. } = &change {
-                    if let Err(e) = domicile_store::check_body(body) {
-                        return Ok(Err(app_error(e)?));
-                    }
+                    domicile_store::check_body(body)?;
                 }
                 changes.push(change);
                 *counts.entry((doctype.clone(), operation)).or_default() += 1;
-                Ok(Ok(()))
             }
         }
+        Ok(())
     }
 
     /// A document as this invocation sees it: its own staged writes first.
@@ -149,6 +187,85 @@ impl Invocation {
         }
         self.space.get(doctype, id)
     }
+
+    fn get_doc(&mut self, doctype: &str, id: &str) -> Result<types::Doc, Refusal> {
+        let doctype = self.authorize(Operation::Get, doctype, Access::Read)?;
+        let id = parse_id(id)?;
+        let doc = self.read(&doctype, &id)?;
+        let entry = self.audit_entry(Operation::Get, doctype.as_str(), doc.is_some() as u64, Outcome::Allowed);
+        self.space.record_audit(&[entry])?;
+        match doc {
+            Some(doc) => Ok(self.project(doc)),
+            None => Err(types::Error::NotFound(format!("no document `{id}` of type `{doctype}`")).into()),
+        }
+    }
+
+    fn put_doc(&mut self, doctype: &str, id: Option<&str>, body: &str) -> Result<String, Refusal> {
+        let doctype = self.authorize(Operation::Put, doctype, Access::Write)?;
+        let id = match id {
+            Some(id) => parse_id(id)?,
+            None => self.space.new_doc_id()?,
+        };
+        let body: Value =
+            serde_json::from_str(body).map_err(|e| types::Error::Invalid(format!("document body is not JSON: {e}")))?;
+        self.write(Operation::Put, Change::Put { doctype: doctype.clone(), id: id.clone(), body }, &doctype)?;
+        Ok(id.to_string())
+    }
+
+    fn delete_doc(&mut self, doctype: &str, id: &str) -> Result<(), Refusal> {
+        let doctype = self.authorize(Operation::Delete, doctype, Access::Delete)?;
+        let id = parse_id(id)?;
+        if self.read(&doctype, &id)?.is_none() {
+            return Err(types::Error::NotFound(format!("no document `{id}` of type `{doctype}`")).into());
+        }
+        self.write(Operation::Delete, Change::Delete { doctype: doctype.clone(), id }, &doctype)
+    }
+
+    fn open_query(
+        &mut self,
+        doctype: &str,
+        selector: &str,
+        limit: Option<u32>,
+    ) -> Result<Resource<CursorState>, Refusal> {
+        let doctype = self.authorize(Operation::Query, doctype, Access::Read)?;
+        let selector = Selector::parse(selector)?;
+        // Matching on a field the app may not read would leak it, one
+        // comparison at a time.
+        if let Some(fields) = self.visible_fields(&doctype) {
+            if let Some(hidden) = selector.top_level_fields().find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
+                let reason = format!("the selector uses `{hidden}`, a field of `{doctype}` the app may not read");
+                return Err(self.deny(Operation::Query, doctype.as_str(), reason));
+            }
+        }
+        let cursor = CursorState {
+            doctype,
+            selector,
+            position: QueryPosition::default(),
+            remaining: limit.map_or(u64::MAX, u64::from),
+            done: false,
+        };
+        self.table.push(cursor).map_err(|_| types::Error::Limit("too many open cursors".into()).into())
+    }
+
+    fn next_batch(&mut self, cursor: &Resource<CursorState>, max: u32) -> Result<Vec<types::Doc>, Refusal> {
+        let doctype = self.table.get(cursor).map_err(wasmtime::Error::from)?.doctype.clone();
+        // Re-checked per batch: a revocation stops a query already open.
+        self.authorize(Operation::Query, doctype.as_str(), Access::Read)?;
+        let state = self.table.get(cursor).map_err(wasmtime::Error::from)?;
+        if state.done || state.remaining == 0 {
+            return Ok(Vec::new());
+        }
+        let max = u64::from(max.clamp(1, MAX_BATCH)).min(state.remaining) as usize;
+        let (docs, position) = self.space.query_page(&state.doctype, &state.selector, &state.position, max)?;
+        let state = self.table.get_mut(cursor).map_err(wasmtime::Error::from)?;
+        // A page stops early only at the end of the doctype.
+        state.done = docs.len() < max;
+        state.position = position;
+        state.remaining -= docs.len() as u64;
+        let entry = self.audit_entry(Operation::Query, doctype.as_str(), docs.len() as u64, Outcome::Allowed);
+        self.space.record_audit(&[entry])?;
+        Ok(docs.into_iter().map(|d| self.project(d)).collect())
+    }
 }
 
 fn staged_meta(author: Author, at_ms: u64) -> domicile_store::Meta {
@@ -163,54 +280,15 @@ impl types::Host for Invocation {}
 
 impl data::Host for Invocation {
     fn get(&mut self, doctype: String, id: String) -> Reply<types::Doc> {
-        let doctype = match self.authorize(Operation::Get, &doctype, Access::Read)? {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        let id = match parse_id(&id) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(e)),
-        };
-        let doc = self.read(&doctype, &id).map_err(host_failure)?;
-        let entry = self.audit_entry(Operation::Get, doctype.as_str(), doc.is_some() as u64, Outcome::Allowed);
-        self.space.record_audit(&[entry]).map_err(host_failure)?;
-        Ok(match doc {
-            Some(doc) => Ok(self.project(doc)),
-            None => Err(types::Error::NotFound(format!("no document `{id}` of type `{doctype}`"))),
-        })
+        reply(self.get_doc(&doctype, &id))
     }
 
     fn put(&mut self, doctype: String, id: Option<String>, body: String) -> Reply<String> {
-        let doctype = match self.authorize(Operation::Put, &doctype, Access::Write)? {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        let id = match id.as_deref().map(parse_id) {
-            Some(Ok(id)) => id,
-            Some(Err(e)) => return Ok(Err(e)),
-            None => self.space.new_doc_id().map_err(host_failure)?,
-        };
-        let body: Value = match serde_json::from_str(&body) {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(types::Error::Invalid(format!("document body is not JSON: {e}")))),
-        };
-        let change = Change::Put { doctype: doctype.clone(), id: id.clone(), body };
-        Ok(self.write(Operation::Put, change, &doctype)?.map(|()| id.to_string()))
+        reply(self.put_doc(&doctype, id.as_deref(), &body))
     }
 
     fn delete(&mut self, doctype: String, id: String) -> Reply<()> {
-        let doctype = match self.authorize(Operation::Delete, &doctype, Access::Delete)? {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        let id = match parse_id(&id) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(e)),
-        };
-        if self.read(&doctype, &id).map_err(host_failure)?.is_none() {
-            return Ok(Err(types::Error::NotFound(format!("no document `{id}` of type `{doctype}`"))));
-        }
-        self.write(Operation::Delete, Change::Delete { doctype: doctype.clone(), id }, &doctype)
+        reply(self.delete_doc(&doctype, &id))
     }
 
     fn query(
@@ -219,62 +297,13 @@ impl data::Host for Invocation {
         selector: String,
         options: data::QueryOptions,
     ) -> Reply<Resource<CursorState>> {
-        let doctype = match self.authorize(Operation::Query, &doctype, Access::Read)? {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        let selector = match Selector::parse(&selector) {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(app_error(e)?)),
-        };
-        // Matching on a field the app may not read would leak it, one
-        // comparison at a time.
-        let visible = self.app.manifest.permission(&doctype).and_then(|p| p.fields.as_ref());
-        if let Some(fields) = visible {
-            if let Some(hidden) = selector.top_level_fields().find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
-                let entry = self.audit_entry(Operation::Query, doctype.as_str(), 0, Outcome::Denied);
-                self.space.record_audit(&[entry]).map_err(host_failure)?;
-                return Ok(Err(types::Error::Denied(format!(
-                    "the selector uses `{hidden}`, a field of `{doctype}` the app may not read"
-                ))));
-            }
-        }
-        let cursor = CursorState {
-            doctype,
-            selector,
-            position: QueryPosition::default(),
-            remaining: options.limit.map_or(u64::MAX, u64::from),
-            done: false,
-        };
-        match self.table.push(cursor) {
-            Ok(handle) => Ok(Ok(handle)),
-            Err(_) => Ok(Err(types::Error::Limit("too many open cursors".into()))),
-        }
+        reply(self.open_query(&doctype, &selector, options.limit))
     }
 }
 
 impl data::HostCursor for Invocation {
     fn next(&mut self, cursor: Resource<CursorState>, max: u32) -> Reply<Vec<types::Doc>> {
-        let doctype = self.table.get(&cursor)?.doctype.clone();
-        // Re-checked per batch: a revocation stops a query already open.
-        if let Err(e) = self.authorize(Operation::Query, doctype.as_str(), Access::Read)? {
-            return Ok(Err(e));
-        }
-        let state = self.table.get(&cursor)?;
-        if state.done || state.remaining == 0 {
-            return Ok(Ok(Vec::new()));
-        }
-        let max = u64::from(max.clamp(1, MAX_BATCH)).min(state.remaining) as usize;
-        let (docs, position) =
-            self.space.query_page(&state.doctype, &state.selector, &state.position, max).map_err(host_failure)?;
-        let state = self.table.get_mut(&cursor)?;
-        // A page stops early only at the end of the doctype.
-        state.done = docs.len() < max;
-        state.position = position;
-        state.remaining -= docs.len() as u64;
-        let entry = self.audit_entry(Operation::Query, doctype.as_str(), docs.len() as u64, Outcome::Allowed);
-        self.space.record_audit(&[entry]).map_err(host_failure)?;
-        Ok(Ok(docs.into_iter().map(|d| self.project(d)).collect()))
+        reply(self.next_batch(&cursor, max))
     }
 
     fn drop(&mut self, cursor: Resource<CursorState>) -> wasmtime::Result<()> {

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 
 use domicile_manifest::{AppId, Grants, Manifest, ManifestError, World};
 use domicile_package::{PackageError, PublicKey, TrustStore, VerifiedPackage};
-use domicile_store::{AuditEntry, Author, InstalledApp, Outcome, ResidentSpace, StoreError};
+use domicile_store::{AuditEntry, InstalledApp, Outcome, ResidentSpace, StoreError};
 use wasmtime::component::{types::ComponentItem, Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
@@ -422,25 +422,16 @@ fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
     if changes.is_empty() {
         return Ok(());
     }
-    let at_ms = state.clock.now_ms();
-    let manifest = &state.app.manifest;
     let audit: Vec<AuditEntry> = counts
         .into_iter()
-        .map(|((doctype, operation), documents)| AuditEntry {
-            seq: 0,
-            at_ms,
-            app: manifest.id.clone(),
-            app_version: manifest.version.to_string(),
-            operation,
-            doctype: doctype.to_string(),
-            documents,
-            outcome: Outcome::Allowed,
+        .map(|((doctype, operation), documents)| {
+            state.audit_entry(operation, doctype.as_str(), documents, Outcome::Allowed)
         })
         .collect();
-    let author = Author::App { id: manifest.id.to_string(), version: manifest.version.to_string() };
-    state.space.commit(&changes, &author, at_ms, &audit).map_err(|e| match e {
+    let app = state.app.manifest.id.clone();
+    state.space.commit(&changes, &state.author(), state.clock.now_ms(), &audit).map_err(|e| match e {
         StoreError::NotFound(m) | StoreError::Invalid(m) | StoreError::Limit(m) => {
-            HostError::AppFailed { app: manifest.id.clone(), message: format!("nothing was imported: {m}") }
+            HostError::AppFailed { app, message: format!("nothing was imported: {m}") }
         }
         other => HostError::Store(other),
     })

@@ -12,16 +12,7 @@ mod time;
 use domicile_sdk::{data, log};
 use serde::Serialize;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "importer",
-    with: {
-        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
-        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
-        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
-        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
-    },
-});
+domicile_sdk::generate!("importer", "../../wit");
 
 const TRIP: &str = "io.domicile.mobility.trip";
 /// A stop longer than this ends a trip.

@@ -11,16 +11,7 @@ use std::collections::BTreeMap;
 use domicile_sdk::{data, log};
 use serde::{Deserialize, Serialize};
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "service",
-    with: {
-        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
-        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
-        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
-        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
-    },
-});
+domicile_sdk::generate!("service", "../../wit");
 
 const TRIP: &str = "io.domicile.mobility.trip";
 

@@ -14,6 +14,37 @@ pub mod bindings {
     });
 }
 
+/// The bindings generator, re-exported so apps need no other dependency.
+pub use wit_bindgen;
+
+/// Generates an app's bindings: the trait of its world's export (`Guest`)
+/// and the `export!` macro, with domicile's imports taken from this SDK.
+///
+/// ```ignore
+/// domicile_sdk::generate!("service", "../../wit");   // or "importer"
+/// ```
+///
+/// The path is the folder holding domicile's WIT, relative to the app's
+/// `Cargo.toml`. Components that also import WASI pass the name of a world
+/// that includes it and a third argument, `generate_all`.
+#[macro_export]
+macro_rules! generate {
+    ($world:literal, $path:literal $(, $option:ident)?) => {
+        $crate::wit_bindgen::generate!({
+            path: $path,
+            world: $world,
+            runtime_path: "domicile_sdk::wit_bindgen::rt",
+            with: {
+                "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
+                "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
+                "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
+                "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
+            },
+            $($option,)?
+        });
+    };
+}
+
 use bindings::domicile::app::{clock, data as wit_data, log as wit_log};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -1,15 +1,6 @@
 //! Test guest: allocates without bound. The host's memory limit must stop it.
 
-wit_bindgen::generate!({
-    path: "../../../wit",
-    world: "service",
-    with: {
-        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
-        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
-        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
-        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
-    },
-});
+domicile_sdk::generate!("service", "../../../wit");
 
 struct MemoryHog;
 

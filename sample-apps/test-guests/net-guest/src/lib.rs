@@ -1,17 +1,7 @@
 //! Test guest: imports WASI sockets. domicile offers no network, so
 //! installing it must fail, naming the import.
 
-wit_bindgen::generate!({
-    path: "../wasi-wit",
-    world: "net-service",
-    with: {
-        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
-        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
-        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
-        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
-    },
-    generate_all,
-});
+domicile_sdk::generate!("net-service", "../wasi-wit", generate_all);
 
 struct NetGuest;
 

@@ -2,16 +2,7 @@
 //! an optional query `selector`) and reports, as JSON, what the host
 //! answered. It never traps on a refusal: refusals are ordinary results.
 
-wit_bindgen::generate!({
-    path: "../../../wit",
-    world: "service",
-    with: {
-        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
-        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
-        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
-        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
-    },
-});
+domicile_sdk::generate!("service", "../../../wit");
 
 use domicile_sdk::bindings::domicile::app::data as raw;
 

@@ -3,17 +3,7 @@
 //! its scratch directory, and tries to leave it: `..`, absolute paths, and
 //! a symbolic link planted by the test.
 
-wit_bindgen::generate!({
-    path: "../wasi-wit",
-    world: "wasi-service",
-    with: {
-        "domicile:app/types@0.1.0": domicile_sdk::bindings::domicile::app::types,
-        "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
-        "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
-        "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
-    },
-    generate_all,
-});
+domicile_sdk::generate!("wasi-service", "../wasi-wit", generate_all);
 
 use wasi::filesystem::types::{Descriptor, DescriptorFlags, OpenFlags, PathFlags};
 
