@@ -16,7 +16,8 @@ target=wasm32-unknown-unknown
 check=0
 [[ "${1:-}" == "--check" ]] && check=1
 
-cargo_args=(build --release --target "$target" --locked)
+# The guests' own target dir, whatever CARGO_TARGET_DIR says for the runtime.
+cargo_args=(build --release --target "$target" --locked --target-dir "$here/target")
 if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     echo "build.sh: using rustup's $target target" >&2
 elif [[ -x /usr/bin/rustc && -x /usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld ]]; then
@@ -39,7 +40,7 @@ export SOURCE_DATE_EPOCH=0
 (cd "$here" && cargo "${cargo_args[@]}")
 
 # The runtime binary signs the packages (shares its build with the tests).
-domicile="${DOMICILE:-$root/target/debug/domicile}"
+domicile="${DOMICILE:-${CARGO_TARGET_DIR:-$root/target}/debug/domicile}"
 if [[ ! -x "$domicile" ]]; then
     (cd "$root" && cargo build -p domicile-cli)
 fi
