@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use common::*;
 
+/// A trip the trip schema accepts, for the snooper to write.
+const SNOOPED_TRIP: &str = r#"{"doctype": "io.domicile.mobility.trip", "body": {"start": "2026-03-09T08:00:00Z", "end": "2026-03-09T08:30:00Z", "date": "2026-03-09", "month": "2026-03", "distance_m": 4000, "duration_s": 1800, "mode": "bike"}}"#;
+
 fn install_samples(home: &TestHome) {
     home.install(&sample_package("gpx-importer"), &["all"]);
     home.install(&sample_package("mobility-footprint"), &["all"]);
@@ -212,14 +215,21 @@ fn undeclared_and_revoked_access_is_denied_to_the_guest_and_audited() {
     }
 
     // Declared and granted: allowed. Delete was never declared: denied.
-    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
+    let report = home.ok(&["run", SNOOPER, "--input", SNOOPED_TRIP]).json();
     assert!(report["query"]["ok"].is_array(), "{report}");
     assert!(report["put"]["ok"].is_string(), "{report}");
     assert!(report["delete"]["error"].as_str().unwrap().starts_with("denied: "), "{report}");
 
+    // A body that breaks the doctype's schema is refused as `invalid`, naming the field.
+    let report = home
+        .ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip", "body": {"mode": "bike"}}"#])
+        .json();
+    let err = report["put"]["error"].as_str().unwrap_or_default();
+    assert!(err.starts_with("invalid: ") && err.contains("\"start\" is a required property"), "{report}");
+
     // Revoked: refused at the next call.
     home.ok(&["revoke", SNOOPER]);
-    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
+    let report = home.ok(&["run", SNOOPER, "--input", SNOOPED_TRIP]).json();
     for call in ["query", "get", "put"] {
         let err = report[call]["error"].as_str().unwrap_or_default();
         assert!(err.starts_with("denied: ") && err.contains("not granted"), "{call}: {report}");
@@ -236,7 +246,7 @@ fn undeclared_and_revoked_access_is_denied_to_the_guest_and_audited() {
     };
     assert_eq!(denied("io.domicile.bank.operation", "query"), 1);
     assert_eq!(denied("io.domicile.bank.operation", "put"), 1);
-    assert_eq!(denied(TRIP, "delete"), 2);
+    assert_eq!(denied(TRIP, "delete"), 3);
     assert_eq!(denied(TRIP, "query"), 1, "the revoked read");
     assert_eq!(denied(TRIP, "put"), 1, "the revoked write");
     assert!(home.ok(&["audit", "--app", SNOOPER]).stdout.contains("DENIED"));
@@ -291,7 +301,7 @@ fn grants_are_partial_explicit_and_never_beyond_the_manifest() {
 
     // Installing twice is refused; uninstall keeps the resident's documents.
     assert!(home.install(&fixture_package("snooper"), &["all"]).one_line_error().contains("already installed"));
-    home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]);
+    home.ok(&["run", SNOOPER, "--input", SNOOPED_TRIP]);
     assert_eq!(home.docs(TRIP).len(), 1);
     home.ok(&["uninstall", SNOOPER]);
     assert!(home.installed_apps().is_empty());
@@ -359,4 +369,68 @@ fn residents_of_one_home_see_only_their_own_data() {
     assert!(home.ok(&["--resident", "alice", "--json", "audit"]).json().as_array().unwrap().is_empty());
     assert!(home.run(&["--resident", "../me", "apps"]).one_line_error().contains("resident name"));
     assert!(home.run(&["--resident", "bob", "apps"]).one_line_error().contains("no resident named `bob`"));
+}
+
+#[test]
+fn export_and_restore_rebuild_the_space_in_another_home_and_apps_still_run() {
+    let home = TestHome::new();
+    install_samples(&home);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    home.ok(&["run", FOOTPRINT]);
+    let archive = home.path().join("me.tar");
+    home.ok(&["export", "--out", archive.to_str().unwrap()]);
+
+    let other = tempfile::tempdir().unwrap();
+    let restored = TestHome { dir: other };
+    // `restore` creates the home. It trusts no key: restored apps run because
+    // their packages re-verify against the publisher key recorded at install.
+    std::fs::remove_dir_all(restored.path()).unwrap();
+    restored.ok(&["restore", archive.to_str().unwrap()]);
+    assert_eq!(restored.docs(TRIP), home.docs(TRIP), "same documents, ids and provenance");
+    assert_eq!(restored.audit(), home.audit(), "same audit log");
+    assert!(restored.ok(&["check"]).stdout.contains("consistent: 14 documents"));
+    // Exported again at the same (fixed) time: the same bytes.
+    let again = restored.path().join("again.tar");
+    restored.ok(&["export", "--out", again.to_str().unwrap()]);
+    assert!(std::fs::read(&archive).unwrap() == std::fs::read(&again).unwrap(), "the round trip is exact");
+    // The restored apps run from their restored, re-verified packages.
+    assert!(restored.ok(&["run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 700.0);
+    // Restoring over an existing resident is refused.
+    assert!(restored.run(&["restore", archive.to_str().unwrap()]).one_line_error().contains("already exists"));
+}
+
+#[test]
+fn uninstall_with_purge_data_removes_what_the_app_created_and_leaves_no_index_entries() {
+    let home = TestHome::new();
+    install_samples(&home);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    assert_eq!(home.docs(TRIP).len(), 14);
+    let by_date =
+        home.ok(&["--json", "docs", TRIP, "--where", r#"{"date": {"$gte": "2026-03-01"}}"#, "--sort=-date"]).json();
+    let dates: Vec<&str> = by_date.as_array().unwrap().iter().map(|d| d["body"]["date"].as_str().unwrap()).collect();
+    assert_eq!(dates.len(), 7);
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "descending: {dates:?}");
+    let feed_before = home.ok(&["--json", "changes", TRIP]).stdout.lines().count();
+    home.ok(&["uninstall", IMPORTER, "--purge-data"]);
+    assert!(home.docs(TRIP).is_empty());
+    assert!(home.ok(&["check"]).stdout.contains("consistent: 0 documents, 0 index entries"));
+    assert_eq!(
+        home.ok(&["--json", "changes", TRIP]).stdout.lines().count(),
+        feed_before + 14,
+        "deletions are in the feed"
+    );
+    assert_eq!(home.ok(&["--json", "quota"]).json()["usage"]["documents"], 0);
+}
+
+#[test]
+fn a_quota_stops_an_import_with_a_limit_error_and_writes_nothing() {
+    let home = TestHome::new();
+    install_samples(&home);
+    home.ok(&["quota", "--max-documents", "10"]);
+    let err = home.run(&["import", IMPORTER, sample_gpx().to_str().unwrap()]).one_line_error().to_owned();
+    assert!(err.contains("quota exceeded") && err.contains("nothing was imported"), "{err}");
+    assert!(home.docs(TRIP).is_empty());
+    home.ok(&["quota", "--max-documents", "100"]);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    assert_eq!(home.docs(TRIP).len(), 14);
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use domicile_manifest::{AppId, Doctype, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
-use domicile_store::{AuditFilter, InstalledApp, QueryPosition, ResidentSpace, Selector};
+use domicile_store::{AuditFilter, FieldPath, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort};
 use serde_json::json;
 
 use crate::home::Home;
@@ -31,6 +31,21 @@ pub async fn execute(cli: Cli) -> Result<()> {
     }
     if let Command::Verify { package, key } = &command {
         return verify(&dir, package, key.as_deref(), json);
+    }
+    if let Command::Restore { archive, r#as } = &command {
+        let home = Home::open_or_create(&dir)?;
+        let file = std::fs::File::open(archive).with_context(|| format!("cannot read {}", archive.display()))?;
+        let name = r#as.as_deref().map(str::parse).transpose()?;
+        let (space, summary) = home.store.restore(std::io::BufReader::new(file), name.as_ref())?;
+        println!(
+            "restored `{}` into {}: {} documents, {} apps, {} audit entries",
+            space.resident(),
+            dir.display(),
+            summary.documents,
+            summary.apps,
+            summary.audit_entries
+        );
+        return Ok(());
     }
     let home = Home::open(&dir)?;
     match command {
@@ -72,10 +87,16 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Apps => apps(&home.resident(resident)?, json)?,
         Command::Grant { app, grants } => change_grants(&home.resident(resident)?, &app, &grants, true, json)?,
         Command::Revoke { app, grants } => change_grants(&home.resident(resident)?, &app, &grants, false, json)?,
-        Command::Uninstall { app } => {
+        Command::Uninstall { app, purge_data } => {
             let space = home.resident(resident)?;
-            home.runtime()?.uninstall(&space, &app.parse()?)?;
-            println!("uninstalled {app}; the documents it wrote are still yours");
+            let id: AppId = app.parse()?;
+            home.runtime()?.uninstall(&space, &id)?;
+            if purge_data {
+                let n = space.purge_created_by(&id, crate::home::clock_from_env()?.now_ms())?;
+                println!("uninstalled {app} and deleted the {n} documents it had created");
+            } else {
+                println!("uninstalled {app}; the documents it wrote are still yours");
+            }
         }
         Command::Import { importer, file } => {
             let space = home.resident(resident)?;
@@ -94,8 +115,70 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let output = home.runtime()?.run_service(&space, &app.parse()?, &input).await?;
             println!("{output}");
         }
-        Command::Docs { doctype, selector, limit } => {
-            docs(&home.resident(resident)?, &doctype, &selector, limit, json)?
+        Command::Docs { doctype, selector, sort, limit } => {
+            docs(&home.resident(resident)?, &doctype, &selector, sort.as_deref(), limit, json)?
+        }
+        Command::Changes { doctype, since } => {
+            for c in home.resident(resident)?.changes_since(&doctype.parse()?, since, usize::MAX)? {
+                if json {
+                    println!("{}", serde_json::to_string(&c)?);
+                } else {
+                    println!("{}  {}  {:?}  {}", c.seq, format_ms(c.at_ms), c.op, c.id);
+                }
+            }
+        }
+        Command::Export { out } => {
+            let space = home.resident(resident)?;
+            if out.exists() {
+                bail!("{} already exists; choose another --out", out.display());
+            }
+            let file = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let at = crate::home::clock_from_env()?.now_ms();
+            let summary = space.export(std::io::BufWriter::new(file), at)?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "exported {} documents, {} apps, {} audit entries of `{}` to {}",
+                    summary.documents,
+                    summary.apps,
+                    summary.audit_entries,
+                    space.resident(),
+                    out.display()
+                );
+            }
+        }
+        Command::Restore { .. } => unreachable!("handled above"),
+        Command::Check => {
+            let report = home.resident(resident)?.verify()?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            if !report.is_consistent() {
+                bail!("the store is inconsistent: {}", report.problems.join("; "));
+            }
+            if !json {
+                println!("consistent: {} documents, {} index entries", report.documents, report.index_entries);
+            }
+        }
+        Command::Quota { max_documents, max_bytes } => {
+            let space = home.resident(resident)?;
+            if max_documents.is_some() || max_bytes.is_some() {
+                space.set_quota(&Quota { max_documents, max_bytes })?;
+            }
+            let (usage, quota) = (space.usage()?, space.quota()?);
+            if json {
+                println!("{}", json!({ "usage": usage, "quota": quota }));
+            } else {
+                let show = |v: Option<u64>| v.map_or("unlimited".to_owned(), |v| v.to_string());
+                println!(
+                    "{} documents (limit {}), {} bytes (limit {})",
+                    usage.documents,
+                    show(quota.max_documents),
+                    usage.bytes,
+                    show(quota.max_bytes)
+                );
+            }
         }
         Command::Audit { app, doctype } => {
             let filter = AuditFilter {
@@ -320,20 +403,34 @@ fn change_grants(space: &ResidentSpace, app: &str, specs: &[String], add: bool, 
     Ok(())
 }
 
-fn docs(space: &ResidentSpace, doctype: &str, selector: &str, limit: Option<usize>, json: bool) -> Result<()> {
+fn docs(
+    space: &ResidentSpace,
+    doctype: &str,
+    selector: &str,
+    sort: Option<&str>,
+    limit: Option<u64>,
+    json: bool,
+) -> Result<()> {
     let doctype: Doctype = doctype.parse()?;
-    let selector = Selector::parse(selector)?;
-    let limit = limit.unwrap_or(usize::MAX);
-    let mut position = QueryPosition::default();
-    let mut shown = 0;
+    let sort = sort
+        .map(|s| -> Result<Sort> {
+            let (field, descending) = match s.strip_prefix('-') {
+                Some(f) => (f, true),
+                None => (s, false),
+            };
+            Ok(Sort { field: FieldPath::parse(field)?, descending })
+        })
+        .transpose()?;
+    let query = Query { doctype: doctype.clone(), selector: Selector::parse(selector)?, sort, limit };
+    let mut cursor = space.query(query)?;
     let mut all = Vec::new();
-    while shown < limit {
-        let (page, next) = space.query_page(&doctype, &selector, &position, (limit - shown).min(500))?;
+    let mut shown = 0;
+    loop {
+        let page = space.next_page(&mut cursor, 500)?;
         if page.is_empty() {
             break;
         }
         shown += page.len();
-        position = next;
         for doc in page {
             if json {
                 all.push(json!({ "id": doc.id.as_str(), "body": doc.body, "meta": doc.meta }));

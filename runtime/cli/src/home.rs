@@ -51,6 +51,12 @@ impl Home {
         Ok(home)
     }
 
+    /// Opens a home, creating an empty one (no resident) if there is none.
+    pub fn open_or_create(dir: &Path) -> Result<Home> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Home::open_store(dir)
+    }
+
     /// Opens an existing home.
     pub fn open(dir: &Path) -> Result<Home> {
         if !dir.join("store").is_dir() {
@@ -64,8 +70,8 @@ impl Home {
     }
 
     fn open_store(dir: &Path) -> Result<Home> {
-        let store =
-            Store::open(&dir.join("store")).with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        let store = Store::open(&dir.join("store"), std::sync::Arc::new(domicile_store::Vocabulary::builtin()))
+            .with_context(|| format!("cannot open the store in {}", dir.display()))?;
         Ok(Home { dir: dir.to_owned(), store, runtime: std::sync::OnceLock::new() })
     }
 

@@ -96,8 +96,13 @@ pub enum Command {
     },
     /// Take back grants from an app (all of them when none are named).
     Revoke { app: String, grants: Vec<String> },
-    /// Remove an app (its documents stay yours).
-    Uninstall { app: String },
+    /// Remove an app (its documents stay yours, unless --purge-data).
+    Uninstall {
+        app: String,
+        /// Also delete every document the app created.
+        #[arg(long)]
+        purge_data: bool,
+    },
     /// Import a data holder's export file with an importer app.
     Import { importer: String, file: PathBuf },
     /// Run a service app and print its JSON output.
@@ -113,8 +118,39 @@ pub enum Command {
         /// A selector, e.g. '{"mode": "bike", "distance_m": {"$gt": 1000}}'.
         #[arg(long = "where", value_name = "JSON", default_value = "{}")]
         selector: String,
+        /// Order by a field; prefix with `-` for descending (`--sort=-date`).
+        #[arg(long, value_name = "FIELD", allow_hyphen_values = true)]
+        sort: Option<String>,
         #[arg(long, value_name = "N")]
-        limit: Option<usize>,
+        limit: Option<u64>,
+    },
+    /// The change feed of a doctype: every put and delete, in order.
+    Changes {
+        doctype: String,
+        /// Only changes after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// Write everything of a resident to one archive (tar of JSON lines).
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Rebuild a resident's space from an export (the home is created if needed).
+    Restore {
+        archive: PathBuf,
+        /// Restore under another resident name.
+        #[arg(long, value_name = "NAME")]
+        r#as: Option<String>,
+    },
+    /// Check the store's consistency (documents, indexes, counters).
+    Check,
+    /// Show the resident's usage; set the quota with the options (operators).
+    Quota {
+        #[arg(long, value_name = "N")]
+        max_documents: Option<u64>,
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
     },
     /// Show what apps did with your data.
     Audit {

@@ -8,7 +8,8 @@
 
 use domicile_manifest::{Access, Doctype, FieldName};
 use domicile_store::{
-    AuditEntry, Author, Change, DocId, Document, Operation, Outcome, QueryPosition, Selector, StoreError,
+    AuditEntry, Author, Change, DocId, Document, FieldPath, Operation, Outcome, Query, QueryCursor, Selector, Sort,
+    StoreError,
 };
 use serde_json::Value;
 use wasmtime::component::Resource;
@@ -20,14 +21,7 @@ use crate::sandbox::{Invocation, Writes};
 pub const MAX_BATCH: u32 = 1000;
 
 /// An open query of one invocation.
-pub struct CursorState {
-    doctype: Doctype,
-    selector: Selector,
-    position: QueryPosition,
-    /// Documents the query may still return (its `limit`).
-    remaining: u64,
-    done: bool,
-}
+pub struct CursorState(QueryCursor);
 
 type Reply<T> = wasmtime::Result<Result<T, types::Error>>;
 
@@ -155,8 +149,8 @@ impl Invocation {
                 self.space.commit(&[change], &self.author(), self.clock.now_ms(), &[audit])?;
             }
             Writes::Staged { changes, counts } => {
-                if let Change::Put { body, .. } = &change {
-                    domicile_store::check_body(body)?;
+                if let Change::Put { doctype, body, .. } = &change {
+                    self.space.check(doctype, body)?;
                 }
                 changes.push(change);
                 *counts.entry((doctype.clone(), operation)).or_default() += 1;
@@ -202,12 +196,12 @@ impl Invocation {
 
     fn put_doc(&mut self, doctype: &str, id: Option<&str>, body: &str) -> Result<String, Refusal> {
         let doctype = self.authorize(Operation::Put, doctype, Access::Write)?;
-        let id = match id {
-            Some(id) => parse_id(id)?,
-            None => self.space.new_doc_id()?,
-        };
         let body: Value =
             serde_json::from_str(body).map_err(|e| types::Error::Invalid(format!("document body is not JSON: {e}")))?;
+        let id = match id {
+            Some(id) => parse_id(id)?,
+            None => self.space.id_for(&doctype, &body)?,
+        };
         self.write(Operation::Put, Change::Put { doctype: doctype.clone(), id: id.clone(), body }, &doctype)?;
         Ok(id.to_string())
     }
@@ -225,43 +219,37 @@ impl Invocation {
         &mut self,
         doctype: &str,
         selector: &str,
-        limit: Option<u32>,
+        options: data::QueryOptions,
     ) -> Result<Resource<CursorState>, Refusal> {
         let doctype = self.authorize(Operation::Query, doctype, Access::Read)?;
         let selector = Selector::parse(selector)?;
-        // Matching on a field the app may not read would leak it, one
-        // comparison at a time.
+        let sort = match options.sort {
+            Some(order) => Some(Sort { field: FieldPath::parse(&order.field)?, descending: order.descending }),
+            None => None,
+        };
+        // Matching or ordering on a field the app may not read would leak
+        // it, one comparison at a time.
         if let Some(fields) = self.visible_fields(&doctype) {
-            if let Some(hidden) = selector.top_level_fields().find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
-                let reason = format!("the selector uses `{hidden}`, a field of `{doctype}` the app may not read");
+            let used = selector.top_level_fields().chain(sort.as_ref().map(|s| s.field.top()));
+            if let Some(hidden) = used.into_iter().find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
+                let reason = format!("the query uses `{hidden}`, a field of `{doctype}` the app may not read");
                 return Err(self.deny(Operation::Query, doctype.as_str(), reason));
             }
         }
-        let cursor = CursorState {
-            doctype,
-            selector,
-            position: QueryPosition::default(),
-            remaining: limit.map_or(u64::MAX, u64::from),
-            done: false,
-        };
-        self.table.push(cursor).map_err(|_| types::Error::Limit("too many open cursors".into()).into())
+        let query = Query { doctype, selector, sort, limit: options.limit.map(u64::from) };
+        let cursor = self.space.query(query)?;
+        self.table.push(CursorState(cursor)).map_err(|_| types::Error::Limit("too many open cursors".into()).into())
     }
 
     fn next_batch(&mut self, cursor: &Resource<CursorState>, max: u32) -> Result<Vec<types::Doc>, Refusal> {
-        let doctype = self.table.get(cursor).map_err(wasmtime::Error::from)?.doctype.clone();
+        let doctype = self.table.get(cursor).map_err(wasmtime::Error::from)?.0.doctype().clone();
         // Re-checked per batch: a revocation stops a query already open.
         self.authorize(Operation::Query, doctype.as_str(), Access::Read)?;
-        let state = self.table.get(cursor).map_err(wasmtime::Error::from)?;
-        if state.done || state.remaining == 0 {
+        let state = self.table.get_mut(cursor).map_err(wasmtime::Error::from)?;
+        if state.0.is_done() {
             return Ok(Vec::new());
         }
-        let max = u64::from(max.clamp(1, MAX_BATCH)).min(state.remaining) as usize;
-        let (docs, position) = self.space.query_page(&state.doctype, &state.selector, &state.position, max)?;
-        let state = self.table.get_mut(cursor).map_err(wasmtime::Error::from)?;
-        // A page stops early only at the end of the doctype.
-        state.done = docs.len() < max;
-        state.position = position;
-        state.remaining -= docs.len() as u64;
+        let docs = self.space.next_page(&mut state.0, max.clamp(1, MAX_BATCH) as usize)?;
         let entry = self.audit_entry(Operation::Query, doctype.as_str(), docs.len() as u64, Outcome::Allowed);
         self.space.record_audit(&[entry])?;
         Ok(docs.into_iter().map(|d| self.project(d)).collect())
@@ -297,7 +285,7 @@ impl data::Host for Invocation {
         selector: String,
         options: data::QueryOptions,
     ) -> Reply<Resource<CursorState>> {
-        reply(self.open_query(&doctype, &selector, options.limit))
+        reply(self.open_query(&doctype, &selector, options))
     }
 }
 

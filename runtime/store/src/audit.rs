@@ -86,7 +86,7 @@ impl ResidentSpace {
     /// of every invocation.
     pub fn record_audit(&self, entries: &[AuditEntry]) -> Result<()> {
         for e in entries {
-            let seq = self.next_id()?;
+            let seq = self.next_seq()?;
             self.audit.insert(seq.to_be_bytes(), encode(&e.clone().sequenced(seq)))?;
         }
         Ok(())
@@ -106,7 +106,7 @@ impl ResidentSpace {
 
     pub fn append_app_log(&self, entries: &[AppLogEntry]) -> Result<()> {
         for e in entries {
-            self.app_log.insert(self.next_id()?.to_be_bytes(), encode(e))?;
+            self.app_log.insert(self.next_seq()?.to_be_bytes(), encode(e))?;
         }
         Ok(())
     }

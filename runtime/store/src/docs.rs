@@ -1,4 +1,11 @@
 //! Documents: JSON objects stored under `doctype NUL id`, with provenance.
+//!
+//! Every write goes through [`ResidentSpace::commit`], which in one sled
+//! transaction validates nothing (that happened before), updates the
+//! documents, their index entries, the change feed, the resident's usage
+//! counters (refusing what would exceed the quota) and the audit log, then
+//! flushes. So an acknowledged write is on disk with everything that
+//! describes it, and an index never points at a document that is not there.
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,10 +13,11 @@ use std::str::FromStr;
 use domicile_manifest::Doctype;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sled::transaction::{ConflictableTransactionError, Transactional};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
 
 use crate::audit::AuditEntry;
-use crate::{decode, encode, ResidentSpace, Result, Selector, StoreError};
+use crate::{decode, encode, index, ResidentSpace, Result, StoreError};
 
 /// The largest document body accepted, as JSON text.
 pub const MAX_DOC_BYTES: usize = 1024 * 1024;
@@ -85,9 +93,9 @@ pub struct Document {
 }
 
 #[derive(Serialize, Deserialize)]
-struct StoredDoc {
-    body: Value,
-    meta: Meta,
+pub(crate) struct StoredDoc {
+    pub(crate) body: Value,
+    pub(crate) meta: Meta,
 }
 
 /// One write of a set committed together.
@@ -97,11 +105,42 @@ pub enum Change {
     Delete { doctype: Doctype, id: DocId },
 }
 
-/// Where a paged query stopped: the last key it returned.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueryPosition(Option<Vec<u8>>);
+/// One entry of a doctype's change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    pub seq: u64,
+    pub doctype: Doctype,
+    pub id: DocId,
+    pub op: ChangeOp,
+    pub at_ms: u64,
+    pub by: Author,
+}
 
-fn key(doctype: &Doctype, id: &DocId) -> Vec<u8> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeOp {
+    Put,
+    Delete,
+}
+
+/// How much a resident stores, and how much they may.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub max_documents: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+pub(crate) const USAGE_KEY: &str = "usage";
+pub(crate) const QUOTA_KEY: &str = "quota";
+pub(crate) const SEQ_KEY: &str = "seq";
+
+pub(crate) fn doc_key(doctype: &Doctype, id: &DocId) -> Vec<u8> {
     let mut k = Vec::with_capacity(doctype.as_str().len() + 1 + id.as_str().len());
     k.extend_from_slice(doctype.as_str().as_bytes());
     k.push(0);
@@ -109,10 +148,14 @@ fn key(doctype: &Doctype, id: &DocId) -> Vec<u8> {
     k
 }
 
-fn prefix(doctype: &Doctype) -> Vec<u8> {
+pub(crate) fn doc_prefix(doctype: &Doctype) -> Vec<u8> {
     let mut p = doctype.as_str().as_bytes().to_vec();
     p.push(0);
     p
+}
+
+pub(crate) fn feed_key(doctype: &Doctype, seq: u64) -> Vec<u8> {
+    [&doc_prefix(doctype)[..], &seq.to_be_bytes()].concat()
 }
 
 /// Checks a body before anything is written: a JSON object, not too large.
@@ -127,15 +170,40 @@ pub fn check_body(body: &Value) -> Result<()> {
     Ok(())
 }
 
+type Abort = ConflictableTransactionError<StoreError>;
+
+fn abort(e: StoreError) -> Abort {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn read_json<T: serde::de::DeserializeOwned + Default>(
+    tree: &TransactionalTree,
+    key: &str,
+) -> std::result::Result<T, Abort> {
+    match tree.get(key)? {
+        Some(bytes) => decode(key, &bytes).map_err(abort),
+        None => Ok(T::default()),
+    }
+}
+
 impl ResidentSpace {
-    /// A new document id: time-ordered and unique in this home.
+    /// A new document id: time-ordered and unique in this space.
     pub fn new_doc_id(&self) -> Result<DocId> {
-        Ok(DocId(format!("{:016x}", self.next_id()?)))
+        Ok(DocId(format!("{:016x}", self.next_seq()?)))
+    }
+
+    /// The id for a new document: its natural key when its doctype has one
+    /// (so the same record imported twice is one document), else a new id.
+    pub fn id_for(&self, doctype: &Doctype, body: &Value) -> Result<DocId> {
+        match self.vocabulary.natural_id(doctype, body) {
+            Some(id) => id.parse(),
+            None => self.new_doc_id(),
+        }
     }
 
     pub fn get(&self, doctype: &Doctype, id: &DocId) -> Result<Option<Document>> {
         self.docs
-            .get(key(doctype, id))?
+            .get(doc_key(doctype, id))?
             .map(|bytes| {
                 let stored: StoredDoc = decode("a document", &bytes)?;
                 Ok(Document { doctype: doctype.clone(), id: id.clone(), body: stored.body, meta: stored.meta })
@@ -143,95 +211,96 @@ impl ResidentSpace {
             .transpose()
     }
 
+    /// Checks that a body may be written: shape, size, and its doctype's schema.
+    pub fn check(&self, doctype: &Doctype, body: &Value) -> Result<()> {
+        check_body(body)?;
+        self.vocabulary.validate(doctype, body)
+    }
+
     /// Applies `changes` and appends `audit` atomically, then flushes:
     /// when this returns `Ok`, all of it is on disk; on `Err`, none of it is.
     pub fn commit(&self, changes: &[Change], author: &Author, at_ms: u64, audit: &[AuditEntry]) -> Result<()> {
         for change in changes {
-            if let Change::Put { body, .. } = change {
-                check_body(body)?;
+            if let Change::Put { doctype, body, .. } = change {
+                self.check(doctype, body)?;
             }
         }
+        // Sequence numbers are taken before the transaction, which may retry.
+        let feed_seqs: Vec<u64> = changes.iter().map(|_| self.next_seq()).collect::<Result<_>>()?;
         let audit: Vec<(u64, Vec<u8>)> = audit
             .iter()
-            .map(|e| Ok((self.next_id()?, e)))
+            .map(|e| Ok((self.next_seq()?, e)))
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .map(|(seq, e)| (seq, encode(&e.clone().sequenced(seq))))
             .collect();
-        (&self.docs, &self.audit).transaction(|(docs, log)| {
-            for change in changes {
+        let trees = [&self.docs, &self.index, &self.changes, &self.meta, &self.audit];
+        trees.as_slice().transaction(|t| {
+            let (docs, index, feed, meta, log) = (&t[0], &t[1], &t[2], &t[3], &t[4]);
+            let mut usage: Usage = read_json(meta, USAGE_KEY)?;
+            let before = usage;
+            for (change, seq) in changes.iter().zip(&feed_seqs) {
+                let (doctype, id, op) = match change {
+                    Change::Put { doctype, id, .. } => (doctype, id, ChangeOp::Put),
+                    Change::Delete { doctype, id } => (doctype, id, ChangeOp::Delete),
+                };
+                let key = doc_key(doctype, id);
+                let fields = self.vocabulary.indexes(doctype);
+                let old = docs.get(&key)?;
+                let old_doc: Option<StoredDoc> = old.as_ref().map(|b| decode("a document", b)).transpose().map_err(abort)?;
+                if let Some(old_doc) = &old_doc {
+                    for entry in index::entries(doctype, fields, id.as_str(), &old_doc.body) {
+                        index.remove(entry)?;
+                    }
+                    usage.documents = usage.documents.saturating_sub(1);
+                    usage.bytes = usage.bytes.saturating_sub(old.as_ref().map_or(0, |b| b.len() as u64));
+                }
                 match change {
-                    Change::Put { doctype, id, body } => {
-                        let k = key(doctype, id);
-                        let created = match docs.get(&k)? {
-                            Some(old) => {
-                                let old: StoredDoc =
-                                    decode("a document", &old).map_err(ConflictableTransactionError::Abort)?;
-                                (old.meta.created_at_ms, old.meta.created_by)
-                            }
+                    Change::Put { body, .. } => {
+                        let (created_at_ms, created_by) = match old_doc {
+                            Some(o) => (o.meta.created_at_ms, o.meta.created_by),
                             None => (at_ms, author.clone()),
                         };
-                        let meta = Meta {
-                            created_at_ms: created.0,
-                            created_by: created.1,
-                            updated_at_ms: at_ms,
-                            updated_by: author.clone(),
-                        };
-                        docs.insert(k, encode(&StoredDoc { body: body.clone(), meta }))?;
-                    }
-                    Change::Delete { doctype, id } => {
-                        if docs.remove(key(doctype, id))?.is_none() {
-                            return Err(ConflictableTransactionError::Abort(StoreError::NotFound(format!(
-                                "no document `{id}` of type `{doctype}`"
-                            ))));
+                        let meta = Meta { created_at_ms, created_by, updated_at_ms: at_ms, updated_by: author.clone() };
+                        let stored = encode(&StoredDoc { body: body.clone(), meta });
+                        usage.documents += 1;
+                        usage.bytes += stored.len() as u64;
+                        docs.insert(key, stored)?;
+                        for entry in index::entries(doctype, fields, id.as_str(), body) {
+                            index.insert(entry, id.as_str().as_bytes())?;
                         }
                     }
+                    Change::Delete { .. } => {
+                        if old_doc.is_none() {
+                            return Err(abort(StoreError::NotFound(format!("no document `{id}` of type `{doctype}`"))));
+                        }
+                        docs.remove(key)?;
+                    }
                 }
+                let record = ChangeRecord { seq: *seq, doctype: doctype.clone(), id: id.clone(), op, at_ms, by: author.clone() };
+                feed.insert(feed_key(doctype, *seq), encode(&record))?;
             }
+            let quota: Quota = read_json(meta, QUOTA_KEY)?;
+            // A quota only stops growth: deleting stays possible over quota.
+            if let Some(max) = quota.max_documents.filter(|&m| usage.documents > m && usage.documents > before.documents) {
+                return Err(abort(StoreError::Limit(format!(
+                    "quota exceeded: this would make {} documents, over the resident's limit of {max}; nothing was written",
+                    usage.documents
+                ))));
+            }
+            if let Some(max) = quota.max_bytes.filter(|&m| usage.bytes > m && usage.bytes > before.bytes) {
+                return Err(abort(StoreError::Limit(format!(
+                    "quota exceeded: this would store {} bytes, over the resident's limit of {max}; nothing was written",
+                    usage.bytes
+                ))));
+            }
+            meta.insert(USAGE_KEY, encode(&usage))?;
             for (seq, entry) in &audit {
                 log.insert(&seq.to_be_bytes(), entry.as_slice())?;
             }
             Ok(())
         })?;
         self.flush()
-    }
-
-    /// The next page of at most `max` documents of `doctype` matching
-    /// `selector`, after `from`. Because the position is a key, not an
-    /// offset, a page is never skipped or repeated while others write.
-    pub fn query_page(
-        &self,
-        doctype: &Doctype,
-        selector: &Selector,
-        from: &QueryPosition,
-        max: usize,
-    ) -> Result<(Vec<Document>, QueryPosition)> {
-        let prefix = prefix(doctype);
-        let start = match &from.0 {
-            Some(last) => std::ops::Bound::Excluded(last.clone()),
-            None => std::ops::Bound::Included(prefix.clone()),
-        };
-        let mut page = Vec::new();
-        let mut last = from.0.clone();
-        for item in self.docs.range((start, std::ops::Bound::Unbounded)) {
-            if page.len() >= max {
-                break;
-            }
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            last = Some(k.to_vec());
-            let stored: StoredDoc = decode("a document", &v)?;
-            if selector.matches(&stored.body) {
-                let id = std::str::from_utf8(&k[prefix.len()..])
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| StoreError::Corrupt("a document key".into()))?;
-                page.push(Document { doctype: doctype.clone(), id, body: stored.body, meta: stored.meta });
-            }
-        }
-        Ok((page, QueryPosition(last)))
     }
 
     /// Every doctype that has documents, with its count.
@@ -247,5 +316,54 @@ impl ResidentSpace {
             }
         }
         Ok(counts)
+    }
+
+    /// Changes to a doctype after sequence number `after`, oldest first.
+    pub fn changes_since(&self, doctype: &Doctype, after: u64, max: usize) -> Result<Vec<ChangeRecord>> {
+        let start = feed_key(doctype, after.saturating_add(1));
+        let end = feed_key(doctype, u64::MAX);
+        self.changes.range(start..=end).take(max).map(|item| decode("a change record", &item?.1)).collect()
+    }
+
+    pub fn usage(&self) -> Result<Usage> {
+        Ok(self.meta.get(USAGE_KEY)?.map(|b| decode("usage", &b)).transpose()?.unwrap_or_default())
+    }
+
+    pub fn quota(&self) -> Result<Quota> {
+        Ok(self.meta.get(QUOTA_KEY)?.map(|b| decode("quota", &b)).transpose()?.unwrap_or_default())
+    }
+
+    pub fn set_quota(&self, quota: &Quota) -> Result<()> {
+        self.meta.insert(QUOTA_KEY, encode(quota))?;
+        self.flush()
+    }
+
+    /// Deletes every document an app created (uninstall `--purge-data`),
+    /// with its index entries; returns how many.
+    pub fn purge_created_by(&self, app: &domicile_manifest::AppId, at_ms: u64) -> Result<u64> {
+        let mut doomed = Vec::new();
+        for item in self.docs.iter() {
+            let (key, value) = item?;
+            let stored: StoredDoc = decode("a document", &value)?;
+            if matches!(&stored.meta.created_by, Author::App { id, .. } if id == app.as_str()) {
+                doomed.push(parse_doc_key(&key)?);
+            }
+        }
+        let changes: Vec<Change> = doomed.into_iter().map(|(doctype, id)| Change::Delete { doctype, id }).collect();
+        // One transaction per thousand documents keeps memory bounded.
+        for chunk in changes.chunks(1000) {
+            self.commit(chunk, &Author::Resident, at_ms, &[])?;
+        }
+        Ok(changes.len() as u64)
+    }
+}
+
+pub(crate) fn parse_doc_key(key: &[u8]) -> Result<(Doctype, DocId)> {
+    let split = key.iter().position(|&b| b == 0).ok_or_else(|| StoreError::Corrupt("a document key".into()))?;
+    let doctype = std::str::from_utf8(&key[..split]).ok().and_then(|s| s.parse().ok());
+    let id = std::str::from_utf8(&key[split + 1..]).ok().and_then(|s| s.parse().ok());
+    match (doctype, id) {
+        (Some(d), Some(i)) => Ok((d, i)),
+        _ => Err(StoreError::Corrupt("a document key".into())),
     }
 }

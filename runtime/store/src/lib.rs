@@ -1,29 +1,46 @@
 //! The personal data store of domicile, on sled.
 //!
 //! One sled database per home; inside it, each resident has their own set of
-//! trees (documents, installed apps, audit log, app log), named after the
-//! resident. A [`ResidentSpace`] is opened for one resident and has no way to
-//! name another's trees, so isolation does not depend on every caller
-//! remembering a prefix.
+//! trees (documents, indexes, change feed, counters, installed apps, audit
+//! log, app log), named after the resident. A [`ResidentSpace`] is opened
+//! for one resident and has no way to name another's trees, so isolation
+//! does not depend on every caller remembering a prefix.
 //!
 //! Durability contract: a write is acknowledged (the function returns `Ok`)
-//! only after sled has flushed it to disk. A document write and its audit
-//! entry are committed in one transaction, so an acknowledged write is
-//! always audited.
+//! only after sled has flushed it to disk. A document write, its index
+//! entries, its change-feed record, the usage counters and its audit entry
+//! are committed in one transaction.
+//!
+//! Documents are checked against their doctype's JSON Schema
+//! ([`Vocabulary`]) before anything is written.
 
 mod apps;
 mod audit;
+mod check;
 mod docs;
+mod export;
+mod field;
+mod index;
 mod names;
+mod query;
 mod selector;
+mod vocabulary;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use apps::{InstalledApp, PackageBytes};
 pub use audit::{AppLogEntry, AuditEntry, AuditFilter, Operation, Outcome};
-pub use docs::{check_body, Author, Change, DocId, Document, Meta, QueryPosition, MAX_DOC_BYTES};
+pub use check::CheckReport;
+pub use docs::{
+    check_body, Author, Change, ChangeOp, ChangeRecord, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES,
+};
+pub use export::{ExportSummary, EXPORT_FORMAT_VERSION};
+pub use field::FieldPath;
 pub use names::ResidentName;
+pub use query::{Query, QueryCursor, Sort};
 pub use selector::Selector;
+pub use vocabulary::{DoctypeDef, Vocabulary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -57,18 +74,29 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 const RESIDENTS_TREE: &str = "residents";
+const RESIDENT_TREES: [&str; 8] = ["docs", "index", "changes", "meta", "apps", "packages", "audit", "app-log"];
+
+fn tree_name(resident: &ResidentName, kind: &str) -> String {
+    format!("resident/{resident}/{kind}")
+}
 
 /// A home's database.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    vocabulary: Arc<Vocabulary>,
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<Store> {
+    /// Opens (or creates) the database in `dir`, checking documents against
+    /// `vocabulary`.
+    pub fn open(dir: &Path, vocabulary: Arc<Vocabulary>) -> Result<Store> {
         let db = sled::Config::new().path(dir).open()?;
-        Ok(Store { db })
+        Ok(Store { db, vocabulary })
+    }
+
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
     }
 
     pub fn create_resident(&self, name: &ResidentName) -> Result<ResidentSpace> {
@@ -104,12 +132,26 @@ impl Store {
         self.space(name)
     }
 
+    /// Deletes a resident and everything of theirs.
+    pub fn remove_resident(&self, name: &ResidentName) -> Result<()> {
+        for kind in RESIDENT_TREES {
+            self.db.drop_tree(tree_name(name, kind))?;
+        }
+        self.db.open_tree(RESIDENTS_TREE)?.remove(name.as_str())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     fn space(&self, name: &ResidentName) -> Result<ResidentSpace> {
-        let tree = |kind: &str| self.db.open_tree(format!("resident/{name}/{kind}"));
+        let tree = |kind: &str| self.db.open_tree(tree_name(name, kind));
         Ok(ResidentSpace {
             name: name.clone(),
             db: self.db.clone(),
+            vocabulary: self.vocabulary.clone(),
             docs: tree("docs")?,
+            index: tree("index")?,
+            changes: tree("changes")?,
+            meta: tree("meta")?,
             apps: tree("apps")?,
             packages: tree("packages")?,
             audit: tree("audit")?,
@@ -129,7 +171,12 @@ impl Store {
 pub struct ResidentSpace {
     name: ResidentName,
     db: sled::Db,
+    vocabulary: Arc<Vocabulary>,
     docs: sled::Tree,
+    index: sled::Tree,
+    changes: sled::Tree,
+    /// Counters: the sequence, usage, quota.
+    meta: sled::Tree,
     apps: sled::Tree,
     packages: sled::Tree,
     audit: sled::Tree,
@@ -147,9 +194,21 @@ impl ResidentSpace {
         Ok(())
     }
 
-    /// A fresh, strictly increasing number (ids, audit sequence).
-    fn next_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()?)
+    /// The next number of this resident's sequence (new ids, audit log,
+    /// change feed): strictly increasing, and carried over by export/restore.
+    fn next_seq(&self) -> Result<u64> {
+        let next = self.meta.update_and_fetch(docs::SEQ_KEY, |old| {
+            let n = old.and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+            Some((n + 1).to_be_bytes().to_vec())
+        })?;
+        let bytes = next.ok_or_else(|| StoreError::Corrupt("the sequence counter".into()))?;
+        Ok(u64::from_be_bytes(
+            bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt("the sequence counter".into()))?,
+        ))
+    }
+
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
     }
 }
 

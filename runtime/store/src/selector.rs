@@ -6,10 +6,11 @@
 //! another type never matches a comparison.
 
 use std::cmp::Ordering;
+use std::ops::Bound;
 
 use serde_json::{Map, Value};
 
-use crate::StoreError;
+use crate::{FieldPath, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Condition {
@@ -22,7 +23,7 @@ enum Condition {
 /// A parsed selector: every clause must hold.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selector {
-    clauses: Vec<(Vec<String>, Condition)>,
+    clauses: Vec<(FieldPath, Condition)>,
 }
 
 fn invalid(msg: String) -> StoreError {
@@ -45,10 +46,7 @@ impl Selector {
             value.as_object().ok_or_else(|| invalid("must be a JSON object such as {\"mode\": \"bus\"}".into()))?;
         let mut clauses = Vec::new();
         for (path, wanted) in object {
-            if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(invalid(format!("field path `{path}` has an empty part")));
-            }
-            let path: Vec<String> = path.split('.').map(str::to_owned).collect();
+            let path = FieldPath::parse(path).map_err(|e| invalid(e.to_string()))?;
             match wanted {
                 Value::Object(ops) if ops.keys().any(|k| k.starts_with('$')) => {
                     for condition in operators(ops)? {
@@ -64,12 +62,39 @@ impl Selector {
     /// The top-level fields the selector looks at: an app restricted to
     /// some fields must not learn others through what a query matches.
     pub fn top_level_fields(&self) -> impl Iterator<Item = &str> {
-        self.clauses.iter().map(|(path, _)| path[0].as_str())
+        self.clauses.iter().map(|(path, _)| path.top())
+    }
+
+    /// The bounds this selector puts on one field's value, if any: what an
+    /// index on that field needs to read only the matching range.
+    pub(crate) fn bounds_on(&self, field: &FieldPath) -> Option<(Bound<&Value>, Bound<&Value>)> {
+        let (mut lower, mut upper) = (Bound::Unbounded, Bound::Unbounded);
+        let mut constrained = false;
+        for (path, condition) in &self.clauses {
+            if path != field {
+                continue;
+            }
+            match condition {
+                Condition::Eq(v) if !v.is_array() && !v.is_object() => {
+                    return Some((Bound::Included(v), Bound::Included(v)));
+                }
+                Condition::Cmp(Ordering::Greater, or_equal, v) => {
+                    lower = if *or_equal { Bound::Included(v) } else { Bound::Excluded(v) };
+                    constrained = true;
+                }
+                Condition::Cmp(_, or_equal, v) => {
+                    upper = if *or_equal { Bound::Included(v) } else { Bound::Excluded(v) };
+                    constrained = true;
+                }
+                _ => {}
+            }
+        }
+        constrained.then_some((lower, upper))
     }
 
     pub fn matches(&self, body: &Value) -> bool {
         self.clauses.iter().all(|(path, condition)| {
-            let field = path.iter().try_fold(body, |v, part| v.get(part));
+            let field = path.lookup(body);
             match (condition, field) {
                 (Condition::Exists(wanted), field) => field.is_some() == *wanted,
                 (_, None) => false,

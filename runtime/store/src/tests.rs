@@ -1,20 +1,53 @@
-use serde_json::json;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
 
 use super::*;
 
 fn home() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open(&dir.path().join("db"), Arc::new(Vocabulary::builtin())).unwrap();
     (dir, store)
 }
 
-fn trip() -> domicile_manifest::Doctype {
+fn me(store: &Store) -> ResidentSpace {
+    store.create_resident(&"me".parse().unwrap()).unwrap()
+}
+
+fn trip_type() -> domicile_manifest::Doctype {
     "io.domicile.mobility.trip".parse().unwrap()
 }
 
-fn put(space: &ResidentSpace, id: &str, body: serde_json::Value) {
-    let change = Change::Put { doctype: trip(), id: id.parse().unwrap(), body };
-    space.commit(&[change], &Author::Resident, 1, &[]).unwrap();
+fn note_type() -> domicile_manifest::Doctype {
+    "org.example.note".parse().unwrap()
+}
+
+fn trip(day: u32, mode: &str, km: f64) -> Value {
+    json!({
+        "start": format!("2026-03-{day:02}T08:00:00Z"),
+        "end": format!("2026-03-{day:02}T09:00:00Z"),
+        "date": format!("2026-03-{day:02}"),
+        "month": "2026-03",
+        "distance_m": km * 1000.0,
+        "duration_s": 3600,
+        "mode": mode,
+    })
+}
+
+fn put(space: &ResidentSpace, doctype: &domicile_manifest::Doctype, id: &str, body: Value) -> Result<()> {
+    let change = Change::Put { doctype: doctype.clone(), id: id.parse().unwrap(), body };
+    space.commit(&[change], &Author::Resident, 1, &[])
+}
+
+fn ids(docs: &[Document]) -> Vec<String> {
+    docs.iter().map(|d| d.id.to_string()).collect()
+}
+
+#[test]
+fn the_builtin_vocabulary_is_valid() {
+    let v = Vocabulary::builtin();
+    assert_eq!(v.iter().count(), 6);
+    assert_eq!(v.indexes(&trip_type()), &[FieldPath::parse("date").unwrap(), FieldPath::parse("mode").unwrap()]);
 }
 
 #[test]
@@ -35,87 +68,323 @@ fn residents_share_nothing() {
     let (_d, store) = home();
     let alice = store.create_resident(&"alice".parse().unwrap()).unwrap();
     let bob = store.create_resident(&"bob".parse().unwrap()).unwrap();
-    put(&alice, "t1", json!({"mode": "bus"}));
-    assert!(bob.get(&trip(), &"t1".parse().unwrap()).unwrap().is_none());
-    let (page, _) = bob.query_page(&trip(), &Selector::all(), &QueryPosition::default(), 100).unwrap();
-    assert!(page.is_empty());
+    put(&alice, &trip_type(), "t1", trip(1, "bus", 3.0)).unwrap();
+    assert!(bob.get(&trip_type(), &"t1".parse().unwrap()).unwrap().is_none());
+    assert!(bob.query_all(Query::all(trip_type())).unwrap().is_empty());
+    let by_date = Query { selector: Selector::parse(r#"{"date": "2026-03-01"}"#).unwrap(), ..Query::all(trip_type()) };
+    assert!(bob.query_all(by_date).unwrap().is_empty(), "indexes are per resident too");
     assert!(bob.doctype_counts().unwrap().is_empty());
+    assert!(bob.changes_since(&trip_type(), 0, 10).unwrap().is_empty());
+    assert_eq!(bob.usage().unwrap(), Usage::default());
+}
+
+#[test]
+fn writes_violating_the_schema_are_refused_naming_the_field_and_not_the_value() {
+    let (_d, store) = home();
+    let me = me(&store);
+    let mut bad = trip(1, "bus", 3.0);
+    bad["distance_m"] = json!("my secret value");
+    let err = put(&me, &trip_type(), "t", bad).unwrap_err().to_string();
+    assert!(err.contains("io.domicile.mobility.trip") && err.contains("/distance_m"), "{err}");
+    assert!(!err.contains("my secret value"), "the value must not leak into messages: {err}");
+    let mut missing = trip(1, "bus", 3.0);
+    missing.as_object_mut().unwrap().remove("mode");
+    assert!(put(&me, &trip_type(), "t", missing).unwrap_err().to_string().contains("mode"));
+    assert!(put(&me, &trip_type(), "t", trip(1, "teleport", 3.0)).is_err());
+    assert!(me.doctype_counts().unwrap().is_empty(), "nothing was written");
+    // A doctype without a schema takes any object.
+    put(&me, &note_type(), "n", json!({"anything": [1, {"x": null}]})).unwrap();
+}
+
+#[test]
+fn natural_keys_make_the_same_record_one_document() {
+    let (_d, store) = home();
+    let me = me(&store);
+    let t = trip(3, "bike", 6.0);
+    let id = me.id_for(&trip_type(), &t).unwrap();
+    assert_eq!(id.as_str(), "2026-03-03T08:00:00Z");
+    assert_eq!(me.id_for(&trip_type(), &t).unwrap(), id);
+    // Without a natural key: a fresh id each time.
+    assert_ne!(me.id_for(&note_type(), &json!({})).unwrap(), me.id_for(&note_type(), &json!({})).unwrap());
 }
 
 #[test]
 fn commit_is_all_or_nothing() {
     let (_d, store) = home();
-    let me = store.create_resident(&"me".parse().unwrap()).unwrap();
-    put(&me, "keep", json!({"n": 1}));
+    let me = me(&store);
+    put(&me, &note_type(), "keep", json!({"n": 1})).unwrap();
     let changes = vec![
-        Change::Put { doctype: trip(), id: "new".parse().unwrap(), body: json!({"n": 2}) },
-        Change::Delete { doctype: trip(), id: "missing".parse().unwrap() },
+        Change::Put { doctype: note_type(), id: "new".parse().unwrap(), body: json!({"n": 2}) },
+        Change::Delete { doctype: note_type(), id: "missing".parse().unwrap() },
     ];
     assert!(matches!(me.commit(&changes, &Author::Resident, 2, &[]), Err(StoreError::NotFound(_))));
-    assert!(me.get(&trip(), &"new".parse().unwrap()).unwrap().is_none());
-    let bad = vec![Change::Put { doctype: trip(), id: "x".parse().unwrap(), body: json!([1, 2]) }];
+    assert!(me.get(&note_type(), &"new".parse().unwrap()).unwrap().is_none());
+    let bad = vec![Change::Put { doctype: note_type(), id: "x".parse().unwrap(), body: json!([1, 2]) }];
     assert!(matches!(me.commit(&bad, &Author::Resident, 2, &[]), Err(StoreError::Invalid(_))));
-    assert_eq!(me.doctype_counts().unwrap(), vec![(trip().to_string(), 1)]);
+    assert_eq!(me.doctype_counts().unwrap(), vec![(note_type().to_string(), 1)]);
+    assert!(me.verify().unwrap().is_consistent());
+}
+
+#[test]
+fn huge_and_deeply_nested_documents_are_refused_cleanly() {
+    let (_d, store) = home();
+    let me = me(&store);
+    let huge = json!({ "text": "x".repeat(MAX_DOC_BYTES) });
+    assert!(matches!(put(&me, &note_type(), "big", huge), Err(StoreError::Limit(_))));
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(Selector::parse(&format!("{{\"a\": {deep}}}")).is_err(), "the JSON parser's depth limit holds");
+    assert!(me.doctype_counts().unwrap().is_empty());
 }
 
 #[test]
 fn provenance_keeps_creator_and_tracks_updater() {
     let (_d, store) = home();
-    let me = store.create_resident(&"me".parse().unwrap()).unwrap();
+    let me = me(&store);
     let app = Author::App { id: "org.example.app".into(), version: "1.0.0".into() };
     let id: DocId = "t".parse().unwrap();
-    me.commit(&[Change::Put { doctype: trip(), id: id.clone(), body: json!({"v": 1}) }], &app, 10, &[]).unwrap();
-    me.commit(&[Change::Put { doctype: trip(), id: id.clone(), body: json!({"v": 2}) }], &Author::Resident, 20, &[])
-        .unwrap();
-    let doc = me.get(&trip(), &id).unwrap().unwrap();
+    me.commit(&[Change::Put { doctype: note_type(), id: id.clone(), body: json!({"v": 1}) }], &app, 10, &[]).unwrap();
+    me.commit(
+        &[Change::Put { doctype: note_type(), id: id.clone(), body: json!({"v": 2}) }],
+        &Author::Resident,
+        20,
+        &[],
+    )
+    .unwrap();
+    let doc = me.get(&note_type(), &id).unwrap().unwrap();
     assert_eq!(doc.body, json!({"v": 2}));
     assert_eq!((doc.meta.created_by, doc.meta.created_at_ms), (app, 10));
     assert_eq!((doc.meta.updated_by, doc.meta.updated_at_ms), (Author::Resident, 20));
 }
 
 #[test]
-fn paged_query_neither_skips_nor_repeats_while_others_write() {
+fn paged_queries_neither_skip_nor_repeat_while_others_write() {
     let (_d, store) = home();
-    let me = store.create_resident(&"me".parse().unwrap()).unwrap();
+    let me = me(&store);
     for i in 0..50 {
-        put(&me, &format!("{i:03}"), json!({"i": i, "even": i % 2 == 0}));
+        put(&me, &note_type(), &format!("{i:03}"), json!({"i": i, "even": i % 2 == 0})).unwrap();
     }
-    let even = Selector::parse(r#"{"even": true}"#).unwrap();
+    let q = Query { selector: Selector::parse(r#"{"even": true}"#).unwrap(), ..Query::all(note_type()) };
+    let mut cursor = me.query(q).unwrap();
     let mut seen = Vec::new();
-    let mut pos = QueryPosition::default();
     loop {
-        let (page, next) = me.query_page(&trip(), &even, &pos, 7).unwrap();
-        // A write behind the cursor must not shift what comes next.
-        put(&me, "000", json!({"i": 0, "even": true, "touched": true}));
-        if page.is_empty() && next == pos {
+        let page = me.next_page(&mut cursor, 7).unwrap();
+        // Writes behind and ahead of the cursor.
+        put(&me, &note_type(), "000", json!({"i": 0, "even": true, "touched": true})).unwrap();
+        put(&me, &note_type(), "001", json!({"i": 1, "even": false})).unwrap();
+        if page.is_empty() {
             break;
         }
         seen.extend(page.into_iter().map(|d| d.body["i"].as_i64().unwrap()));
-        pos = next;
     }
     assert_eq!(seen, (0..50).filter(|i| i % 2 == 0).collect::<Vec<_>>());
 }
 
 #[test]
-fn selector_operators_on_nested_fields() {
-    let doc = json!({"start": {"date": "2026-03-04"}, "km": 12.5, "mode": "bus"});
-    let yes = |s: &str| Selector::parse(s).unwrap().matches(&doc);
-    assert!(yes(r#"{}"#));
-    assert!(yes(r#"{"start.date": {"$gte": "2026-03-01", "$lt": "2026-04-01"}}"#));
-    assert!(!yes(r#"{"start.date": {"$gt": "2026-03-04"}}"#));
-    assert!(yes(r#"{"km": {"$gt": 12, "$lte": 12.5}}"#));
-    assert!(yes(r#"{"mode": {"$in": ["bus", "tram"]}}"#));
-    assert!(yes(r#"{"missing": {"$exists": false}, "mode": {"$exists": true}}"#));
-    assert!(!yes(r#"{"km": {"$gt": "a"}}"#), "mixed types never compare");
-    assert!(Selector::parse(r#"{"km": {"$regex": "x"}}"#).is_err());
-    assert!(Selector::parse(r#"[1]"#).is_err());
-    assert!(Selector::parse(r#"{"a..b": 1}"#).is_err());
+fn range_queries_on_an_indexed_field_read_the_index() {
+    let (_d, store) = home();
+    let me = me(&store);
+    for day in 1..=28 {
+        put(&me, &trip_type(), &format!("t{day:02}"), trip(day, if day % 3 == 0 { "bus" } else { "bike" }, day as f64))
+            .unwrap();
+    }
+    let q = |selector: &str| Query { selector: Selector::parse(selector).unwrap(), ..Query::all(trip_type()) };
+    let week = q(r#"{"date": {"$gte": "2026-03-09", "$lt": "2026-03-16"}}"#);
+    let cursor = me.query(week.clone()).unwrap();
+    assert!(cursor.uses_index());
+    assert_eq!(ids(&me.query_all(week).unwrap()), ["t09", "t10", "t11", "t12", "t13", "t14", "t15"]);
+    // Combined with a clause on another field, and with equality.
+    let buses = me.query_all(q(r#"{"date": {"$gt": "2026-03-20"}, "mode": "bus"}"#)).unwrap();
+    assert_eq!(ids(&buses), ["t21", "t24", "t27"]);
+    assert_eq!(ids(&me.query_all(q(r#"{"date": "2026-03-05"}"#)).unwrap()), ["t05"]);
+    // A field without an index: a scan, same answer.
+    let far = q(r#"{"distance_m": {"$gte": 26000}}"#);
+    assert!(!me.query(far.clone()).unwrap().uses_index());
+    assert_eq!(ids(&me.query_all(far).unwrap()), ["t26", "t27", "t28"]);
+}
+
+#[test]
+fn sort_and_limit_with_and_without_an_index() {
+    let (_d, store) = home();
+    let me = me(&store);
+    for (id, day, km) in [("a", 5, 3.0), ("b", 2, 9.0), ("c", 9, 1.0), ("d", 7, 5.0)] {
+        put(&me, &trip_type(), id, trip(day, "bike", km)).unwrap();
+    }
+    put(&me, &note_type(), "x", json!({})).unwrap();
+    let sorted = |field: &str, descending: bool, limit: Option<u64>| {
+        let sort = Some(Sort { field: FieldPath::parse(field).unwrap(), descending });
+        ids(&me.query_all(Query { sort, limit, ..Query::all(trip_type()) }).unwrap())
+    };
+    assert_eq!(sorted("date", false, None), ["b", "a", "d", "c"], "indexed, ascending");
+    assert_eq!(sorted("date", true, None), ["c", "d", "a", "b"], "indexed, descending");
+    assert_eq!(sorted("distance_m", false, None), ["c", "a", "d", "b"], "not indexed");
+    assert_eq!(sorted("distance_m", true, Some(2)), ["b", "d"]);
+    assert_eq!(sorted("date", true, Some(3)), ["c", "d", "a"]);
+    // Descending pages through an index continue where they stopped.
+    let sort = Some(Sort { field: FieldPath::parse("date").unwrap(), descending: true });
+    let mut cursor = me.query(Query { sort, ..Query::all(trip_type()) }).unwrap();
+    let mut pages = Vec::new();
+    loop {
+        let page = me.next_page(&mut cursor, 1).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        pages.extend(ids(&page));
+    }
+    assert_eq!(pages, ["c", "d", "a", "b"]);
+}
+
+#[test]
+fn updates_and_deletes_leave_no_stale_index_entries() {
+    let (_d, store) = home();
+    let me = me(&store);
+    put(&me, &trip_type(), "t", trip(1, "bus", 2.0)).unwrap();
+    put(&me, &trip_type(), "t", trip(2, "car", 2.0)).unwrap();
+    let q = |s: &str| me.query_all(Query { selector: Selector::parse(s).unwrap(), ..Query::all(trip_type()) }).unwrap();
+    assert!(q(r#"{"date": "2026-03-01"}"#).is_empty(), "the old value is no longer indexed");
+    assert_eq!(q(r#"{"mode": "car"}"#).len(), 1);
+    let report = me.verify().unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(report.index_entries, 2);
+    me.commit(&[Change::Delete { doctype: trip_type(), id: "t".parse().unwrap() }], &Author::Resident, 3, &[]).unwrap();
+    let report = me.verify().unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!((report.documents, report.index_entries), (0, 0));
+    assert_eq!(me.usage().unwrap(), Usage::default());
+}
+
+#[test]
+fn purge_removes_what_an_app_created_and_nothing_else() {
+    let (_d, store) = home();
+    let me = me(&store);
+    let app = Author::App { id: "org.example.importer".into(), version: "1.0.0".into() };
+    for day in 1..=5 {
+        let change =
+            Change::Put { doctype: trip_type(), id: format!("t{day}").parse().unwrap(), body: trip(day, "bus", 1.0) };
+        me.commit(&[change], &app, 1, &[]).unwrap();
+    }
+    put(&me, &trip_type(), "mine", trip(9, "walk", 1.0)).unwrap();
+    let purged = me.purge_created_by(&"org.example.importer".parse().unwrap(), 2).unwrap();
+    assert_eq!(purged, 5);
+    assert_eq!(ids(&me.query_all(Query::all(trip_type())).unwrap()), ["mine"]);
+    let report = me.verify().unwrap();
+    assert!(report.is_consistent() && report.index_entries == 2, "{report:?}");
+}
+
+#[test]
+fn the_change_feed_lists_changes_per_doctype_in_order() {
+    let (_d, store) = home();
+    let me = me(&store);
+    put(&me, &trip_type(), "a", trip(1, "bus", 1.0)).unwrap();
+    put(&me, &note_type(), "n", json!({})).unwrap();
+    put(&me, &trip_type(), "a", trip(1, "car", 1.0)).unwrap();
+    me.commit(&[Change::Delete { doctype: trip_type(), id: "a".parse().unwrap() }], &Author::Resident, 5, &[]).unwrap();
+    let feed = me.changes_since(&trip_type(), 0, 100).unwrap();
+    let ops: Vec<ChangeOp> = feed.iter().map(|c| c.op).collect();
+    assert_eq!(ops, [ChangeOp::Put, ChangeOp::Put, ChangeOp::Delete]);
+    assert!(feed.windows(2).all(|w| w[0].seq < w[1].seq));
+    let later = me.changes_since(&trip_type(), feed[0].seq, 100).unwrap();
+    assert_eq!(later.len(), 2);
+    assert_eq!(me.changes_since(&note_type(), 0, 100).unwrap().len(), 1);
+}
+
+#[test]
+fn quotas_refuse_growth_with_a_limit_error_and_allow_deletes() {
+    let (_d, store) = home();
+    let me = me(&store);
+    me.set_quota(&Quota { max_documents: Some(2), max_bytes: None }).unwrap();
+    put(&me, &note_type(), "a", json!({})).unwrap();
+    put(&me, &note_type(), "b", json!({})).unwrap();
+    let err = put(&me, &note_type(), "c", json!({})).unwrap_err();
+    assert!(matches!(err, StoreError::Limit(ref m) if m.contains("quota")), "{err}");
+    put(&me, &note_type(), "a", json!({"replaced": true})).unwrap();
+    me.set_quota(&Quota { max_documents: Some(1), max_bytes: Some(10) }).unwrap();
+    me.commit(&[Change::Delete { doctype: note_type(), id: "b".parse().unwrap() }], &Author::Resident, 2, &[]).unwrap();
+    assert!(matches!(
+        put(&me, &note_type(), "a", json!({"now": "too large for ten bytes"})),
+        Err(StoreError::Limit(_))
+    ));
+    assert_eq!(me.usage().unwrap().documents, 1);
+    assert!(me.verify().unwrap().is_consistent());
+}
+
+fn filled_space(store: &Store) -> ResidentSpace {
+    let me = me(store);
+    let app = Author::App { id: "org.example.app".into(), version: "1.0.0".into() };
+    for day in 1..=6 {
+        let change =
+            Change::Put { doctype: trip_type(), id: format!("t{day}").parse().unwrap(), body: trip(day, "bus", 2.0) };
+        let entry = AuditEntry {
+            seq: 0,
+            at_ms: 7,
+            app: "org.example.app".parse().unwrap(),
+            app_version: "1.0.0".into(),
+            operation: Operation::Put,
+            doctype: trip_type().to_string(),
+            documents: 1,
+            outcome: Outcome::Allowed,
+        };
+        me.commit(&[change], &app, day as u64, &[entry]).unwrap();
+    }
+    put(&me, &note_type(), "n", json!({"text": "ünïcode \u{0} and NUL"})).unwrap();
+    me.append_app_log(&[AppLogEntry {
+        at_ms: 3,
+        app: "org.example.app".parse().unwrap(),
+        level: "info".into(),
+        message: "hi".into(),
+    }])
+    .unwrap();
+    me.set_quota(&Quota { max_documents: Some(1000), max_bytes: None }).unwrap();
+    me
+}
+
+#[test]
+fn export_then_restore_rebuilds_an_identical_space() {
+    let (_d, a) = home();
+    let original = filled_space(&a);
+    let mut first = Vec::new();
+    let summary = original.export(&mut first, 1_000_000).unwrap();
+    assert_eq!((summary.documents, summary.audit_entries, summary.changes), (7, 6, 7));
+
+    let (_d2, b) = home();
+    let (restored, restored_summary) = b.restore(first.as_slice(), None).unwrap();
+    assert_eq!(restored_summary, summary);
+    assert_eq!(restored.resident().as_str(), "me");
+    let mut second = Vec::new();
+    restored.export(&mut second, 1_000_000).unwrap();
+    assert!(first == second, "the restored space exports to the same bytes");
+    assert!(restored.verify().unwrap().is_consistent());
+    // The restored space keeps working, and its sequence continues.
+    put(&restored, &trip_type(), "t9", trip(9, "car", 1.0)).unwrap();
+    let feed = restored.changes_since(&trip_type(), 0, 100).unwrap();
+    assert!(feed.last().unwrap().seq > feed[feed.len() - 2].seq);
+    // Restoring over an existing resident is refused; under another name it works.
+    assert!(matches!(b.restore(first.as_slice(), None), Err(StoreError::ResidentExists(_))));
+    let (copy, _) = b.restore(first.as_slice(), Some(&"copy".parse().unwrap())).unwrap();
+    assert_eq!(copy.doctype_counts().unwrap(), original.doctype_counts().unwrap());
+}
+
+#[test]
+fn a_damaged_export_restores_nothing() {
+    let (_d, a) = home();
+    let mut archive = Vec::new();
+    filled_space(&a).export(&mut archive, 5).unwrap();
+    let (_d2, b) = home();
+    // Corrupt one document line but keep the tar valid.
+    let text_at = archive.windows(5).position(|w| w == b"\"bus\"").unwrap();
+    let mut damaged = archive.clone();
+    damaged[text_at] = b'{';
+    assert!(b.restore(damaged.as_slice(), None).is_err());
+    assert!(b.residents().unwrap().is_empty(), "the half-restored resident was removed");
+    assert!(b.restore(&b"not a tar file at all"[..], None).is_err());
+    assert!(b.residents().unwrap().is_empty());
+    // And the intact archive still restores.
+    b.restore(archive.as_slice(), None).unwrap();
 }
 
 #[test]
 fn apps_grants_and_audit_round_trip() {
     let (_d, store) = home();
-    let me = store.create_resident(&"me".parse().unwrap()).unwrap();
+    let me = me(&store);
     let manifest = domicile_manifest::Manifest::parse(
         "manifest-version = 1\nid = \"org.example.app\"\nname = \"App\"\nversion = \"1.0.0\"\nworld = \"service\"\ndescription = \"Does things\"\n[[permissions]]\ndoctype = \"io.domicile.mobility.trip\"\naccess = [\"read\"]\npurpose = \"Read your trips to sum them\"\n",
     )
@@ -132,14 +401,13 @@ fn apps_grants_and_audit_round_trip() {
     assert_eq!(me.package(app.id()).unwrap(), b"pkg");
     me.set_grants(app.id(), &Default::default()).unwrap();
     assert!(me.grants(app.id()).unwrap().is_empty());
-
     let entry = AuditEntry {
         seq: 0,
         at_ms: 7,
         app: app.id().clone(),
         app_version: "1.0.0".into(),
         operation: Operation::Query,
-        doctype: trip().to_string(),
+        doctype: trip_type().to_string(),
         documents: 3,
         outcome: Outcome::Allowed,
     };
@@ -150,8 +418,23 @@ fn apps_grants_and_audit_round_trip() {
     assert_eq!(log[1].outcome, Outcome::Denied);
     let other: domicile_manifest::AppId = "org.example.other".parse().unwrap();
     assert!(me.audit(&AuditFilter { app: Some(other), doctype: None }).unwrap().is_empty());
-
     me.remove_app(app.id()).unwrap();
     assert!(matches!(me.app(app.id()), Err(StoreError::UnknownApp(_))));
     assert!(me.package(app.id()).is_err());
+}
+
+#[test]
+fn selector_operators_on_nested_fields() {
+    let doc = json!({"start": {"date": "2026-03-04"}, "km": 12.5, "mode": "bus"});
+    let yes = |s: &str| Selector::parse(s).unwrap().matches(&doc);
+    assert!(yes(r#"{}"#));
+    assert!(yes(r#"{"start.date": {"$gte": "2026-03-01", "$lt": "2026-04-01"}}"#));
+    assert!(!yes(r#"{"start.date": {"$gt": "2026-03-04"}}"#));
+    assert!(yes(r#"{"km": {"$gt": 12, "$lte": 12.5}}"#));
+    assert!(yes(r#"{"mode": {"$in": ["bus", "tram"]}}"#));
+    assert!(yes(r#"{"missing": {"$exists": false}, "mode": {"$exists": true}}"#));
+    assert!(!yes(r#"{"km": {"$gt": "a"}}"#), "mixed types never compare");
+    assert!(Selector::parse(r#"{"km": {"$regex": "x"}}"#).is_err());
+    assert!(Selector::parse(r#"[1]"#).is_err());
+    assert!(Selector::parse(r#"{"a..b": 1}"#).is_err());
 }

@@ -118,7 +118,19 @@ pub mod data {
     /// Documents of `doctype` matching `selector` (`serde_json::json!({})`
     /// for all), as `(id, body)` pairs.
     pub fn query<T: DeserializeOwned>(doctype: &str, selector: &serde_json::Value) -> Result<Query<T>, Error> {
-        let cursor = wit_data::query(doctype, &selector.to_string(), wit_data::QueryOptions { limit: None })?;
+        query_with(doctype, selector, None, None)
+    }
+
+    /// Like [`query`], ordered by `sort` (`("date", false)`: ascending) and
+    /// returning at most `limit` documents.
+    pub fn query_with<T: DeserializeOwned>(
+        doctype: &str,
+        selector: &serde_json::Value,
+        sort: Option<(&str, bool)>,
+        limit: Option<u32>,
+    ) -> Result<Query<T>, Error> {
+        let sort = sort.map(|(field, descending)| wit_data::SortOrder { field: field.to_owned(), descending });
+        let cursor = wit_data::query(doctype, &selector.to_string(), &wit_data::QueryOptions { limit, sort })?;
         Ok(Query { cursor, batch: Vec::new().into_iter(), done: false, _t: std::marker::PhantomData })
     }
 

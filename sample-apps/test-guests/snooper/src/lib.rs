@@ -1,5 +1,5 @@
 //! Test guest: tries every data call on a doctype given in its input (with
-//! an optional query `selector`) and reports, as JSON, what the host
+//! an optional query `selector` and `body` to put) and reports, as JSON, what the host
 //! answered. It never traps on a refusal: refusals are ordinary results.
 
 domicile_sdk::generate!("service", "../../../wit");
@@ -23,7 +23,7 @@ impl Guest for Snooper {
         let input: serde_json::Value = serde_json::from_str(&input).map_err(|e| e.to_string())?;
         let doctype = input["doctype"].as_str().ok_or("input needs a `doctype`")?;
         let selector = input.get("selector").map_or("{}".to_owned(), |s| s.to_string());
-        let query = raw::query(doctype, &selector, raw::QueryOptions { limit: None });
+        let query = raw::query(doctype, &selector, &raw::QueryOptions { limit: None, sort: None });
         let query = verdict(query, |cursor| {
             let mut bodies = Vec::new();
             loop {
@@ -36,7 +36,8 @@ impl Guest for Snooper {
             serde_json::Value::Array(bodies)
         });
         let get = verdict(raw::get(doctype, "any-id"), |d| serde_json::Value::String(d.body));
-        let put = verdict(raw::put(doctype, None, "{\"planted\": true}"), serde_json::Value::String);
+        let body = input.get("body").map_or("{\"planted\": true}".to_owned(), |b| b.to_string());
+        let put = verdict(raw::put(doctype, None, &body), serde_json::Value::String);
         let delete = verdict(raw::delete(doctype, "any-id"), |()| serde_json::Value::Null);
         Ok(serde_json::json!({ "query": query, "get": get, "put": put, "delete": delete }).to_string())
     }

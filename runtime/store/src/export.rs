@@ -1,0 +1,281 @@
+//! Export and restore of a resident's whole space (GDPR art. 20).
+//!
+//! The archive is a tar file of JSON lines, readable with ordinary tools:
+//!
+//! ```text
+//! domicile-export/manifest.json     format, version, resident, time, sequence, counts, quota
+//! domicile-export/documents.jsonl   {"doctype", "id", "body", "meta"} per document
+//! domicile-export/changes.jsonl     the change feed, oldest first
+//! domicile-export/audit.jsonl       the audit log, oldest first
+//! domicile-export/app-log.jsonl     what apps logged: {"seq", "at_ms", "app", "level", "message"}
+//! domicile-export/apps.jsonl        installed apps: manifest, publisher, grants
+//! domicile-export/packages/APP.dpkg the signed package of each installed app
+//! domicile-export/schemas/DOCTYPE.json  the JSON Schema of each doctype the runtime knows
+//! ```
+//!
+//! Entries are written in a fixed order with fixed metadata, so exporting
+//! the same space at the same time gives the same bytes: restore then export
+//! again is checked byte for byte.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::docs::{feed_key, Quota, StoredDoc, Usage, QUOTA_KEY, SEQ_KEY, USAGE_KEY};
+use crate::{
+    decode, encode, index, AppLogEntry, AuditEntry, ChangeRecord, Document, InstalledApp, ResidentName, ResidentSpace,
+    Result, Store, StoreError,
+};
+
+pub const EXPORT_FORMAT_VERSION: u32 = 1;
+const ROOT: &str = "domicile-export";
+/// Archives larger than this are refused on restore rather than read into memory.
+const MAX_ENTRY_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportSummary {
+    pub documents: u64,
+    pub changes: u64,
+    pub audit_entries: u64,
+    pub app_log_entries: u64,
+    pub apps: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveManifest {
+    format: String,
+    version: u32,
+    resident: ResidentName,
+    exported_at_ms: u64,
+    sequence: u64,
+    counts: ExportSummary,
+    quota: Quota,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LoggedLine {
+    seq: u64,
+    #[serde(flatten)]
+    entry: AppLogEntry,
+}
+
+fn jsonl<T: Serialize>(items: impl IntoIterator<Item = T>) -> (Vec<u8>, u64) {
+    let mut out = Vec::new();
+    let mut n = 0;
+    for item in items {
+        out.extend(encode(&item));
+        out.push(b'\n');
+        n += 1;
+    }
+    (out, n)
+}
+
+fn corrupt_archive(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(format!("not a valid domicile export: {what}"))
+}
+
+impl ResidentSpace {
+    /// Writes the resident's whole space as a tar archive.
+    pub fn export<W: Write>(&self, out: W, exported_at_ms: u64) -> Result<ExportSummary> {
+        let io = |e: std::io::Error| StoreError::Invalid(format!("cannot write the export: {e}"));
+        let mut documents = Vec::new();
+        for item in self.docs.iter() {
+            let (key, value) = item?;
+            let (doctype, id) = crate::docs::parse_doc_key(&key)?;
+            let stored: StoredDoc = decode("a document", &value)?;
+            documents.push(Document { doctype, id, body: stored.body, meta: stored.meta });
+        }
+        let changes: Vec<ChangeRecord> =
+            self.changes.iter().values().map(|v| decode("a change record", &v?)).collect::<Result<_>>()?;
+        let audit: Vec<AuditEntry> = self.audit(&Default::default())?;
+        let app_log: Vec<LoggedLine> = self
+            .app_log
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                let seq = u64::from_be_bytes(
+                    k.as_ref().try_into().map_err(|_| StoreError::Corrupt("an app log key".into()))?,
+                );
+                Ok(LoggedLine { seq, entry: decode("an app log entry", &v)? })
+            })
+            .collect::<Result<_>>()?;
+        let apps = self.apps()?;
+
+        let (documents_file, n_docs) = jsonl(&documents);
+        let (changes_file, n_changes) = jsonl(&changes);
+        let (audit_file, n_audit) = jsonl(&audit);
+        let (log_file, n_log) = jsonl(&app_log);
+        let (apps_file, n_apps) = jsonl(&apps);
+        let counts = ExportSummary {
+            documents: n_docs,
+            changes: n_changes,
+            audit_entries: n_audit,
+            app_log_entries: n_log,
+            apps: n_apps,
+        };
+        let manifest = ArchiveManifest {
+            format: ROOT.into(),
+            version: EXPORT_FORMAT_VERSION,
+            resident: self.name.clone(),
+            exported_at_ms,
+            sequence: self.current_seq()?,
+            counts: counts.clone(),
+            quota: self.quota()?,
+        };
+
+        let mut tar = tar::Builder::new(out);
+        let mut add = |path: String, bytes: &[u8]| -> Result<()> {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(exported_at_ms / 1000);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, format!("{ROOT}/{path}"), bytes).map_err(io)
+        };
+        add("manifest.json".into(), &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"))?;
+        add("documents.jsonl".into(), &documents_file)?;
+        add("changes.jsonl".into(), &changes_file)?;
+        add("audit.jsonl".into(), &audit_file)?;
+        add("app-log.jsonl".into(), &log_file)?;
+        add("apps.jsonl".into(), &apps_file)?;
+        for app in &apps {
+            add(format!("packages/{}.dpkg", app.id()), &self.package(app.id())?)?;
+        }
+        for def in self.vocabulary.iter() {
+            add(format!("schemas/{}.json", def.doctype), def.schema_text.as_bytes())?;
+        }
+        tar.into_inner().map_err(io)?.flush().map_err(io)?;
+        Ok(counts)
+    }
+
+    fn current_seq(&self) -> Result<u64> {
+        Ok(self.meta.get(SEQ_KEY)?.and_then(|b| b.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
+    }
+}
+
+impl Store {
+    /// Rebuilds a resident's space from an export, under its own name or
+    /// `as_name`. The resident must not exist in this home yet; if the
+    /// archive is invalid, nothing is left behind.
+    pub fn restore<R: Read>(&self, input: R, as_name: Option<&ResidentName>) -> Result<(ResidentSpace, ExportSummary)> {
+        let files = read_archive(input)?;
+        let file = |name: &str| files.get(name).ok_or_else(|| corrupt_archive(format!("it has no {name}")));
+        let manifest: ArchiveManifest = serde_json::from_slice(file("manifest.json")?)
+            .map_err(|e| corrupt_archive(format!("manifest.json: {e}")))?;
+        if manifest.format != ROOT || manifest.version != EXPORT_FORMAT_VERSION {
+            return Err(corrupt_archive(format!(
+                "format {} version {}, this runtime reads {ROOT} version {EXPORT_FORMAT_VERSION}",
+                manifest.format, manifest.version
+            )));
+        }
+        let name = as_name.unwrap_or(&manifest.resident);
+        let space = self.create_resident(name)?;
+        match self.fill(&space, &manifest, &files) {
+            Ok(summary) => Ok((space, summary)),
+            Err(e) => {
+                self.remove_resident(name)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn fill(
+        &self,
+        space: &ResidentSpace,
+        manifest: &ArchiveManifest,
+        files: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<ExportSummary> {
+        let lines = |name: &str| -> Result<Vec<&[u8]>> {
+            let bytes = files.get(name).ok_or_else(|| corrupt_archive(format!("it has no {name}")))?;
+            Ok(bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect())
+        };
+        let mut summary = ExportSummary::default();
+        let mut usage = Usage::default();
+        let mut docs = sled::Batch::default();
+        let mut entries = sled::Batch::default();
+        for (n, line) in lines("documents.jsonl")?.into_iter().enumerate() {
+            let doc: Document = serde_json::from_slice(line)
+                .map_err(|e| corrupt_archive(format!("documents.jsonl line {}: {e}", n + 1)))?;
+            crate::check_body(&doc.body)?;
+            let stored = encode(&StoredDoc { body: doc.body.clone(), meta: doc.meta });
+            usage.documents += 1;
+            usage.bytes += stored.len() as u64;
+            for entry in index::entries(&doc.doctype, self.vocabulary.indexes(&doc.doctype), doc.id.as_str(), &doc.body)
+            {
+                entries.insert(entry, doc.id.as_str().as_bytes());
+            }
+            docs.insert(crate::docs::doc_key(&doc.doctype, &doc.id), stored);
+            summary.documents += 1;
+        }
+        let mut feed = sled::Batch::default();
+        for (n, line) in lines("changes.jsonl")?.into_iter().enumerate() {
+            let record: ChangeRecord = serde_json::from_slice(line)
+                .map_err(|e| corrupt_archive(format!("changes.jsonl line {}: {e}", n + 1)))?;
+            feed.insert(feed_key(&record.doctype, record.seq), encode(&record));
+            summary.changes += 1;
+        }
+        let mut audit = sled::Batch::default();
+        for (n, line) in lines("audit.jsonl")?.into_iter().enumerate() {
+            let entry: AuditEntry = serde_json::from_slice(line)
+                .map_err(|e| corrupt_archive(format!("audit.jsonl line {}: {e}", n + 1)))?;
+            audit.insert(&entry.seq.to_be_bytes(), encode(&entry));
+            summary.audit_entries += 1;
+        }
+        let mut log = sled::Batch::default();
+        for (n, line) in lines("app-log.jsonl")?.into_iter().enumerate() {
+            let logged: LoggedLine = serde_json::from_slice(line)
+                .map_err(|e| corrupt_archive(format!("app-log.jsonl line {}: {e}", n + 1)))?;
+            log.insert(&logged.seq.to_be_bytes(), encode(&logged.entry));
+            summary.app_log_entries += 1;
+        }
+        for (n, line) in lines("apps.jsonl")?.into_iter().enumerate() {
+            let app: InstalledApp =
+                serde_json::from_slice(line).map_err(|e| corrupt_archive(format!("apps.jsonl line {}: {e}", n + 1)))?;
+            let package = files
+                .get(&format!("packages/{}.dpkg", app.id()))
+                .ok_or_else(|| corrupt_archive(format!("the package of {} is missing", app.id())))?;
+            space.put_app(&app, package)?;
+            summary.apps += 1;
+        }
+        if summary != manifest.counts {
+            return Err(corrupt_archive(format!(
+                "its manifest counts {:?} but it holds {:?}",
+                manifest.counts, summary
+            )));
+        }
+        space.docs.apply_batch(docs)?;
+        space.index.apply_batch(entries)?;
+        space.changes.apply_batch(feed)?;
+        space.audit.apply_batch(audit)?;
+        space.app_log.apply_batch(log)?;
+        space.meta.insert(SEQ_KEY, &manifest.sequence.to_be_bytes())?;
+        space.meta.insert(USAGE_KEY, encode(&usage))?;
+        space.meta.insert(QUOTA_KEY, encode(&manifest.quota))?;
+        space.flush()?;
+        Ok(summary)
+    }
+}
+
+/// Reads every file under `domicile-export/` into memory.
+fn read_archive<R: Read>(input: R) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut archive = tar::Archive::new(input);
+    let mut files = BTreeMap::new();
+    let entries = archive.entries().map_err(|e| corrupt_archive(format!("not a tar archive ({e})")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| corrupt_archive(format!("unreadable tar entry ({e})")))?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = entry.path().map_err(corrupt_archive)?.to_string_lossy().into_owned();
+        let Some(name) = path.strip_prefix(&format!("{ROOT}/")) else { continue };
+        if entry.size() > MAX_ENTRY_BYTES {
+            return Err(corrupt_archive(format!("{name} is too large")));
+        }
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut bytes).map_err(|e| corrupt_archive(format!("{name}: {e}")))?;
+        files.insert(name.to_owned(), bytes);
+    }
+    Ok(files)
+}
