@@ -101,16 +101,30 @@ impl TestHome {
     /// liveness guard so a broken limit fails the test instead of hanging
     /// it, not a performance assertion).
     pub fn run(&self, args: &[&str]) -> Run {
+        use std::io::Read;
         let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // Drain both pipes while waiting, or a large output would block the child.
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                pipe.read_to_end(&mut bytes).ok();
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
         let started = Instant::now();
-        while child.try_wait().unwrap().is_none() {
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
             if started.elapsed() > Duration::from_secs(60) {
                 child.kill().ok();
                 panic!("domicile {args:?} did not finish within 60 s");
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Run::from(child.wait_with_output().unwrap())
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Run::from(Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() })
     }
 
     pub fn ok(&self, args: &[&str]) -> Run {

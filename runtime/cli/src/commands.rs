@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use domicile_manifest::{AppId, Doctype, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
-use domicile_store::{AuditFilter, FieldPath, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort};
+use domicile_store::{
+    AuditFilter, Author, Change, DocId, FieldPath, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort,
+};
 use serde_json::json;
 
 use crate::home::Home;
@@ -149,6 +151,27 @@ pub async fn execute(cli: Cli) -> Result<()> {
             }
         }
         Command::Restore { .. } => unreachable!("handled above"),
+        Command::Put { doctype, id, body, jsonl } => {
+            let space = home.resident(resident)?;
+            let doctype: Doctype = doctype.parse()?;
+            if jsonl {
+                put_lines(&space, &doctype)?;
+            } else {
+                let body: serde_json::Value =
+                    serde_json::from_str(body.as_deref().unwrap_or_default()).context("the body is not JSON")?;
+                println!("{}", put_one(&space, &doctype, id.as_deref(), body)?);
+            }
+        }
+        Command::Delete { doctype, id } => {
+            let change = Change::Delete { doctype: doctype.parse()?, id: id.parse()? };
+            home.resident(resident)?.commit(
+                &[change],
+                &Author::Resident,
+                crate::home::clock_from_env()?.now_ms(),
+                &[],
+            )?;
+            println!("deleted {id}");
+        }
         Command::Check => {
             let report = home.resident(resident)?.verify()?;
             if json {
@@ -443,6 +466,40 @@ fn docs(
         println!("{}", serde_json::Value::Array(all));
     } else if shown == 0 {
         println!("no {doctype} documents match");
+    }
+    Ok(())
+}
+
+/// Writes one document as the resident; returns its id once it is on disk.
+fn put_one(space: &ResidentSpace, doctype: &Doctype, id: Option<&str>, body: serde_json::Value) -> Result<DocId> {
+    let id = match id {
+        Some(id) => id.parse()?,
+        None => space.id_for(doctype, &body)?,
+    };
+    let change = Change::Put { doctype: doctype.clone(), id: id.clone(), body };
+    space.commit(&[change], &Author::Resident, crate::home::clock_from_env()?.now_ms(), &[])?;
+    Ok(id)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutLine {
+    id: Option<String>,
+    body: serde_json::Value,
+}
+
+/// `put --jsonl`: one durable write per line, acknowledged on stdout.
+fn put_lines(space: &ResidentSpace, doctype: &Doctype) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.with_context(|| format!("line {} is not text", n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let put: PutLine = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
+        let id = put_one(space, doctype, put.id.as_deref(), put.body).with_context(|| format!("line {}", n + 1))?;
+        writeln!(out, "ok {id}")?;
+        out.flush()?;
     }
     Ok(())
 }

@@ -124,6 +124,22 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
     },
+    /// Add or replace one of your documents (body as JSON), or many with --jsonl.
+    Put {
+        doctype: String,
+        /// The document's id (default: its natural key, or a new id).
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// The document body, a JSON object.
+        #[arg(required_unless_present = "jsonl", conflicts_with = "jsonl")]
+        body: Option<String>,
+        /// Read `{"id": ..., "body": {...}}` lines from stdin; print `ok ID`
+        /// once each is on disk.
+        #[arg(long)]
+        jsonl: bool,
+    },
+    /// Delete one of your documents.
+    Delete { doctype: String, id: String },
     /// The change feed of a doctype: every put and delete, in order.
     Changes {
         doctype: String,
