@@ -367,6 +367,13 @@ fn residents_of_one_home_see_only_their_own_data() {
     assert_eq!(home.ok(&["--resident", "me", "--json", "docs", TRIP]).json().as_array().unwrap().len(), 14);
     assert!(home.ok(&["--resident", "alice", "--json", "docs", TRIP]).json().as_array().unwrap().is_empty());
     assert!(home.ok(&["--resident", "alice", "--json", "audit"]).json().as_array().unwrap().is_empty());
+    // Through WIT: an app of alice's, granted everything it asks, sees none of mine.
+    home.ok(&["--resident", "alice", "install", fixture_package("snooper").to_str().unwrap(), "--grant", "all"]);
+    let report = home
+        .ok(&["--resident", "alice", "run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#])
+        .json();
+    assert_eq!(report["query"]["ok"], serde_json::json!([]), "{report}");
+    assert!(report["get"]["error"].as_str().unwrap().starts_with("not found"), "{report}");
     assert!(home.run(&["--resident", "../me", "apps"]).one_line_error().contains("resident name"));
     assert!(home.run(&["--resident", "bob", "apps"]).one_line_error().contains("no resident named `bob`"));
 }
