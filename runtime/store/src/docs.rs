@@ -1,10 +1,10 @@
 //! Documents: JSON objects stored under `doctype NUL id`, with provenance.
 //!
-//! Every write goes through [`ResidentSpace::commit`], which in one sled
-//! transaction validates nothing (that happened before), updates the
-//! documents, their index entries, the change feed, the resident's usage
-//! counters (refusing what would exceed the quota) and the audit log, then
-//! flushes. So an acknowledged write is on disk with everything that
+//! Every write goes through [`ResidentSpace::commit`], which first checks
+//! each body against its doctype's schema, then in one sled transaction
+//! updates the documents, their index entries, the change feed, the
+//! resident's usage counters (refusing what would exceed the quota) and the
+//! audit log, then flushes. So an acknowledged write is on disk with everything that
 //! describes it, and an index never points at a document that is not there.
 
 use std::fmt;
