@@ -159,7 +159,7 @@ pub(crate) fn feed_key(doctype: &Doctype, seq: u64) -> Vec<u8> {
 }
 
 /// Checks a body before anything is written: a JSON object, not too large.
-pub fn check_body(body: &Value) -> Result<()> {
+pub(crate) fn check_body(body: &Value) -> Result<()> {
     if !body.is_object() {
         return Err(StoreError::Invalid("a document body must be a JSON object".into()));
     }

@@ -198,7 +198,7 @@ impl Store {
         for (n, line) in lines("documents.jsonl")?.into_iter().enumerate() {
             let doc: Document = serde_json::from_slice(line)
                 .map_err(|e| corrupt_archive(format!("documents.jsonl line {}: {e}", n + 1)))?;
-            crate::check_body(&doc.body)?;
+            crate::docs::check_body(&doc.body)?;
             let stored = encode(&StoredDoc { body: doc.body.clone(), meta: doc.meta });
             usage.documents += 1;
             usage.bytes += stored.len() as u64;

@@ -32,9 +32,7 @@ use std::sync::Arc;
 pub use apps::{InstalledApp, PackageBytes};
 pub use audit::{AppLogEntry, AuditEntry, AuditFilter, Operation, Outcome};
 pub use check::CheckReport;
-pub use docs::{
-    check_body, Author, Change, ChangeOp, ChangeRecord, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES,
-};
+pub use docs::{Author, Change, ChangeOp, ChangeRecord, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES};
 pub use export::{ExportSummary, EXPORT_FORMAT_VERSION};
 pub use field::FieldPath;
 pub use names::ResidentName;
@@ -157,12 +155,6 @@ impl Store {
             audit: tree("audit")?,
             app_log: tree("app-log")?,
         })
-    }
-
-    /// Makes every write so far durable.
-    pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
     }
 }
 
