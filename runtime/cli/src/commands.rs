@@ -207,6 +207,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let filter = AuditFilter {
                 app: app.map(|a| a.parse()).transpose()?,
                 doctype: doctype.map(|d| d.parse()).transpose()?,
+                ..Default::default()
             };
             audit(&home.resident(resident)?, &filter, json)?
         }
@@ -415,7 +416,7 @@ fn change_grants(space: &ResidentSpace, app: &str, specs: &[String], add: bool, 
     } else if specs.is_empty() {
         grants = Grants::default();
     } else {
-        grants.remove(&Grants::from_specs(&installed.manifest, specs)?);
+        grants.revoke(&installed.manifest, specs)?;
     }
     space.set_grants(&id, &grants)?;
     if json {

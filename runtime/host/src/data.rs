@@ -3,10 +3,12 @@
 //! Every data call is checked against the app's grants, read fresh from the
 //! store so that a revocation takes effect at the app's next call, and is
 //! written to the audit log whether it was allowed or denied. Reads are
-//! projected onto the fields the manifest declared, in the host: the app
-//! never receives the other fields.
+//! projected onto the fields the manifest declared and the resident granted,
+//! in the host: the app never receives the other fields.
 
-use domicile_manifest::{Access, Doctype, FieldName};
+use std::collections::BTreeSet;
+
+use domicile_manifest::{Access, Doctype, FieldName, Grants};
 use domicile_store::{
     AuditEntry, Author, Change, DocId, Document, FieldPath, Operation, Outcome, Query, QueryCursor, Selector, Sort,
     StoreError,
@@ -20,8 +22,33 @@ use crate::sandbox::{Invocation, Writes};
 /// Largest batch one `cursor.next` returns, whatever the app asks.
 pub const MAX_BATCH: u32 = 1000;
 
-/// An open query of one invocation.
-pub struct CursorState(QueryCursor);
+/// An open query of one invocation, with the fields it filters and sorts
+/// on (checked again against the grants at every batch).
+pub struct CursorState {
+    cursor: QueryCursor,
+    uses: Vec<String>,
+}
+
+/// An access the grants allow, and the fields a read may return.
+pub(crate) struct Allowed {
+    doctype: Doctype,
+    fields: Option<BTreeSet<FieldName>>,
+}
+
+impl Allowed {
+    /// The document as this app may see it now: only the granted fields.
+    /// Done here, in the host: the app never receives the other fields.
+    fn project(&self, doc: Document) -> types::Doc {
+        let body = match (&self.fields, doc.body) {
+            (Some(fields), Value::Object(mut map)) => {
+                map.retain(|k, _| fields.iter().any(|f| f.as_str() == k));
+                Value::Object(map)
+            }
+            (_, body) => body,
+        };
+        types::Doc { id: doc.id.to_string(), body: body.to_string() }
+    }
+}
 
 type Reply<T> = wasmtime::Result<Result<T, types::Error>>;
 
@@ -81,6 +108,8 @@ impl Invocation {
             doctype: doctype.chars().take(200).collect(),
             documents,
             outcome,
+            destination: None,
+            hash: String::new(),
         }
     }
 
@@ -98,7 +127,8 @@ impl Invocation {
     }
 
     /// Checks one access against the current grants; a denial is audited.
-    fn authorize(&self, operation: Operation, doctype: &str, access: Access) -> Result<Doctype, Refusal> {
+    /// Returns the doctype and, for reads, the fields the app may see now.
+    fn authorize(&self, operation: Operation, doctype: &str, access: Access) -> Result<Allowed, Refusal> {
         let doctype_name = doctype;
         let doctype: Doctype = match doctype.parse() {
             Ok(d) => d,
@@ -107,14 +137,15 @@ impl Invocation {
                 return Err(types::Error::Invalid(format!("{e}")).into());
             }
         };
-        let granted = match self.space.grants(&self.app.manifest.id) {
-            Ok(grants) => grants.allows(&doctype, access),
+        let grants = match self.space.grants(&self.app.manifest.id) {
+            Ok(grants) => grants,
             // Uninstalled while running: nothing is granted any more.
-            Err(StoreError::UnknownApp(_)) => false,
+            Err(StoreError::UnknownApp(_)) => Grants::default(),
             Err(e) => return Err(e.into()),
         };
-        if granted {
-            return Ok(doctype);
+        if grants.allows(&doctype, access) {
+            let fields = grants.readable_fields(&self.app.manifest, &doctype);
+            return Ok(Allowed { doctype, fields });
         }
         let reason = if self.app.manifest.permission(&doctype).is_some_and(|p| p.access.contains(access)) {
             format!("{access} access to `{doctype}` is not granted by the resident")
@@ -124,21 +155,15 @@ impl Invocation {
         Err(self.deny(operation, doctype.as_str(), reason))
     }
 
-    /// The fields of `doctype` this app may read, if the manifest restricts them.
-    fn visible_fields(&self, doctype: &Doctype) -> Option<&[FieldName]> {
-        self.app.manifest.permission(doctype).and_then(|p| p.fields.as_deref())
-    }
-
-    /// The document as this app may see it: only the declared fields.
-    fn project(&self, doc: Document) -> types::Doc {
-        let body = match (self.visible_fields(&doc.doctype), doc.body) {
-            (Some(fields), Value::Object(mut map)) => {
-                map.retain(|k, _| fields.iter().any(|f| f.as_str() == k));
-                Value::Object(map)
-            }
-            (_, body) => body,
-        };
-        types::Doc { id: doc.id.to_string(), body: body.to_string() }
+    /// Matching or ordering on a field the app may not read would leak it,
+    /// one comparison at a time: such a query is denied (and audited).
+    fn ensure_readable<'f>(&self, allowed: &Allowed, mut used: impl Iterator<Item = &'f str>) -> Result<(), Refusal> {
+        let Some(fields) = &allowed.fields else { return Ok(()) };
+        if let Some(hidden) = used.find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
+            let reason = format!("the query uses `{hidden}`, a field of `{}` the app may not read", allowed.doctype);
+            return Err(self.deny(Operation::Query, allowed.doctype.as_str(), reason));
+        }
+        Ok(())
     }
 
     /// Applies one write: durably now (services) or staged (importers).
@@ -183,19 +208,20 @@ impl Invocation {
     }
 
     fn get_doc(&mut self, doctype: &str, id: &str) -> Result<types::Doc, Refusal> {
-        let doctype = self.authorize(Operation::Get, doctype, Access::Read)?;
+        let allowed = self.authorize(Operation::Get, doctype, Access::Read)?;
+        let doctype = &allowed.doctype;
         let id = parse_id(id)?;
-        let doc = self.read(&doctype, &id)?;
+        let doc = self.read(doctype, &id)?;
         let entry = self.audit_entry(Operation::Get, doctype.as_str(), doc.is_some() as u64, Outcome::Allowed);
         self.space.record_audit(&[entry])?;
         match doc {
-            Some(doc) => Ok(self.project(doc)),
+            Some(doc) => Ok(allowed.project(doc)),
             None => Err(types::Error::NotFound(format!("no document `{id}` of type `{doctype}`")).into()),
         }
     }
 
     fn put_doc(&mut self, doctype: &str, id: Option<&str>, body: &str) -> Result<String, Refusal> {
-        let doctype = self.authorize(Operation::Put, doctype, Access::Write)?;
+        let doctype = self.authorize(Operation::Put, doctype, Access::Write)?.doctype;
         let body: Value =
             serde_json::from_str(body).map_err(|e| types::Error::Invalid(format!("document body is not JSON: {e}")))?;
         let id = match id {
@@ -207,7 +233,7 @@ impl Invocation {
     }
 
     fn delete_doc(&mut self, doctype: &str, id: &str) -> Result<(), Refusal> {
-        let doctype = self.authorize(Operation::Delete, doctype, Access::Delete)?;
+        let doctype = self.authorize(Operation::Delete, doctype, Access::Delete)?.doctype;
         let id = parse_id(id)?;
         if self.read(&doctype, &id)?.is_none() {
             return Err(types::Error::NotFound(format!("no document `{id}` of type `{doctype}`")).into());
@@ -221,38 +247,37 @@ impl Invocation {
         selector: &str,
         options: data::QueryOptions,
     ) -> Result<Resource<CursorState>, Refusal> {
-        let doctype = self.authorize(Operation::Query, doctype, Access::Read)?;
+        let allowed = self.authorize(Operation::Query, doctype, Access::Read)?;
         let selector = Selector::parse(selector)?;
         let sort = match options.sort {
             Some(order) => Some(Sort { field: FieldPath::parse(&order.field)?, descending: order.descending }),
             None => None,
         };
-        // Matching or ordering on a field the app may not read would leak
-        // it, one comparison at a time.
-        if let Some(fields) = self.visible_fields(&doctype) {
-            let used = selector.top_level_fields().chain(sort.as_ref().map(|s| s.field.top()));
-            if let Some(hidden) = used.into_iter().find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
-                let reason = format!("the query uses `{hidden}`, a field of `{doctype}` the app may not read");
-                return Err(self.deny(Operation::Query, doctype.as_str(), reason));
-            }
-        }
-        let query = Query { doctype, selector, sort, limit: options.limit.map(u64::from) };
+        let uses: Vec<String> =
+            selector.top_level_fields().chain(sort.as_ref().map(|s| s.field.top())).map(str::to_owned).collect();
+        self.ensure_readable(&allowed, uses.iter().map(String::as_str))?;
+        let query = Query { doctype: allowed.doctype, selector, sort, limit: options.limit.map(u64::from) };
         let cursor = self.space.query(query)?;
-        self.table.push(CursorState(cursor)).map_err(|_| types::Error::Limit("too many open cursors".into()).into())
+        self.table
+            .push(CursorState { cursor, uses })
+            .map_err(|_| types::Error::Limit("too many open cursors".into()).into())
     }
 
     fn next_batch(&mut self, cursor: &Resource<CursorState>, max: u32) -> Result<Vec<types::Doc>, Refusal> {
-        let doctype = self.table.get(cursor).map_err(wasmtime::Error::from)?.0.doctype().clone();
-        // Re-checked per batch: a revocation stops a query already open.
-        self.authorize(Operation::Query, doctype.as_str(), Access::Read)?;
+        let state = self.table.get(cursor).map_err(wasmtime::Error::from)?;
+        let (doctype, uses) = (state.cursor.doctype().clone(), state.uses.clone());
+        // Re-checked per batch: a revocation, or fewer granted fields, stops
+        // a query already open.
+        let allowed = self.authorize(Operation::Query, doctype.as_str(), Access::Read)?;
+        self.ensure_readable(&allowed, uses.iter().map(String::as_str))?;
         let state = self.table.get_mut(cursor).map_err(wasmtime::Error::from)?;
-        if state.0.is_done() {
+        if state.cursor.is_done() {
             return Ok(Vec::new());
         }
-        let docs = self.space.next_page(&mut state.0, max.clamp(1, MAX_BATCH) as usize)?;
+        let docs = self.space.next_page(&mut state.cursor, max.clamp(1, MAX_BATCH) as usize)?;
         let entry = self.audit_entry(Operation::Query, doctype.as_str(), docs.len() as u64, Outcome::Allowed);
         self.space.record_audit(&[entry])?;
-        Ok(docs.into_iter().map(|d| self.project(d)).collect())
+        Ok(docs.into_iter().map(|d| allowed.project(d)).collect())
     }
 }
 

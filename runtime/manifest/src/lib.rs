@@ -10,6 +10,7 @@
 //! [`Grants`] is what the resident actually allowed: always a subset of what
 //! the manifest declared. This crate knows nothing of storage or execution.
 
+mod egress;
 mod grants;
 mod names;
 
@@ -18,7 +19,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use grants::{GrantError, Grants};
+pub use egress::{Destination, Egress};
+pub use grants::{Grant, GrantError, Grants};
 pub use names::{AppId, Doctype, FieldName, NameError, Purpose};
 
 /// The manifest format this runtime reads.
@@ -196,6 +198,9 @@ pub struct Manifest {
     pub permissions: Vec<Permission>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch: Option<Scratch>,
+    /// Where the app may ask to send data, each time with the resident's approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Egress>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -267,6 +272,15 @@ impl Manifest {
                 return invalid(format!("permission on `{}` lists `fields` but does not ask to read", p.doctype));
             }
         }
+        if let Some(egress) = &self.egress {
+            if egress.destinations.is_empty() {
+                return invalid("[egress] must list at least one destination, or be left out".into());
+            }
+            let unique: BTreeSet<_> = egress.destinations.iter().collect();
+            if unique.len() != egress.destinations.len() {
+                return invalid("[egress] lists the same destination twice".into());
+            }
+        }
         Ok(())
     }
 
@@ -274,6 +288,58 @@ impl Manifest {
     pub fn permission(&self, doctype: &Doctype) -> Option<&Permission> {
         self.permissions.iter().find(|p| &p.doctype == doctype)
     }
+
+    /// Whether the app may ask to send data to `destination`.
+    pub fn declares_destination(&self, destination: &str) -> bool {
+        self.egress.as_ref().is_some_and(|e| e.destinations.iter().any(|d| d.as_str() == destination))
+    }
+
+    /// What this manifest asks for that `old` (an earlier version of the
+    /// same app) did not, in words: an update asking for any of it waits for
+    /// the resident's new grant.
+    pub fn new_asks_over(&self, old: &Manifest) -> Vec<String> {
+        let mut asks = Vec::new();
+        for p in &self.permissions {
+            let before = old.permission(&p.doctype);
+            let verbs: Vec<&str> =
+                p.access.iter().filter(|a| before.is_none_or(|b| !b.access.contains(*a))).map(Access::as_str).collect();
+            if !verbs.is_empty() {
+                asks.push(format!("{} {} ({})", verbs.join(", "), p.doctype, p.purpose));
+            }
+            let read_before = before.filter(|b| b.access.contains(Access::Read));
+            if let (Some(b), true) = (read_before, p.access.contains(Access::Read)) {
+                if let Some(old_fields) = &b.fields {
+                    match &p.fields {
+                        None => {
+                            asks.push(format!("read every field of {} (before: only {})", p.doctype, join(old_fields)))
+                        }
+                        Some(new_fields) => {
+                            let extra: Vec<FieldName> =
+                                new_fields.iter().filter(|f| !old_fields.contains(f)).cloned().collect();
+                            if !extra.is_empty() {
+                                asks.push(format!("read more fields of {}: {}", p.doctype, join(&extra)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if self.scratch.is_some() && old.scratch.is_none() {
+            asks.push("a private scratch directory".into());
+        }
+        if let Some(egress) = &self.egress {
+            for d in &egress.destinations {
+                if !old.declares_destination(d.as_str()) {
+                    asks.push(format!("ask to send data to {d} ({})", egress.purpose));
+                }
+            }
+        }
+        asks
+    }
+}
+
+fn join(fields: &[FieldName]) -> String {
+    fields.iter().map(FieldName::as_str).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

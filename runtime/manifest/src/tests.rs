@@ -120,8 +120,123 @@ fn grants_stay_within_the_manifest() {
     assert!(matches!(Grants::from_specs(&m, &["nonsense"]), Err(GrantError::Syntax(_))));
 
     let mut g = all.clone();
-    g.remove(&all);
+    g.revoke(&m, &["io.domicile.mobility.trip:read"]).unwrap();
     assert!(g.is_empty());
     assert!(!g.allows(&trip, Access::Read));
     assert_eq!(g.to_string(), "nothing");
+}
+
+fn fields(list: &[&str]) -> Option<std::collections::BTreeSet<FieldName>> {
+    Some(list.iter().map(|f| f.parse().unwrap()).collect())
+}
+
+#[test]
+fn a_read_can_be_granted_for_some_fields_only() {
+    let m = Manifest::parse(GOOD).unwrap();
+    let trip: Doctype = "io.domicile.mobility.trip".parse().unwrap();
+    assert_eq!(Grants::all(&m).readable_fields(&m, &trip), fields(&["mode", "start"]));
+
+    let g = Grants::from_specs(&m, &["io.domicile.mobility.trip:read:mode"]).unwrap();
+    assert!(g.allows(&trip, Access::Read));
+    assert_eq!(g.readable_fields(&m, &trip), fields(&["mode"]));
+    assert_eq!(g.to_string(), "io.domicile.mobility.trip:read:mode");
+    // A field the manifest does not ask for cannot be granted.
+    let err = Grants::from_specs(&m, &["io.domicile.mobility.trip:read:gps_points"]).unwrap_err();
+    assert!(err.to_string().contains("`gps_points` is not one of them"), "{err}");
+
+    // Granting more fields widens; granting the whole read widens to all declared.
+    let mut wider = g.clone();
+    wider.extend(&Grants::from_specs(&m, &["io.domicile.mobility.trip:read:start"]).unwrap());
+    assert_eq!(wider.readable_fields(&m, &trip), fields(&["mode", "start"]));
+
+    // Taking back one field keeps the others; the last one takes the read.
+    let mut g = Grants::all(&m);
+    g.revoke(&m, &["io.domicile.mobility.trip:read:start"]).unwrap();
+    assert_eq!(g.readable_fields(&m, &trip), fields(&["mode"]));
+    g.revoke(&m, &["io.domicile.mobility.trip:read:mode"]).unwrap();
+    assert!(!g.allows(&trip, Access::Read));
+}
+
+const OPEN: &str = r#"
+manifest-version = 1
+id = "org.example.budget"
+name = "Budget"
+version = "1.0.0"
+world = "service"
+description = "Your budget"
+
+[[permissions]]
+doctype = "io.domicile.bank.operation"
+access = ["read", "write"]
+purpose = "Categorise your bank operations"
+"#;
+
+#[test]
+fn fields_of_an_unrestricted_read_are_named_by_the_resident() {
+    let m = Manifest::parse(OPEN).unwrap();
+    let op: Doctype = "io.domicile.bank.operation".parse().unwrap();
+    let all = Grants::all(&m);
+    assert_eq!(all.readable_fields(&m, &op), None, "no manifest restriction: every field");
+    let g = Grants::from_specs(&m, &["io.domicile.bank.operation:read,write:amount,date"]).unwrap();
+    assert_eq!(g.readable_fields(&m, &op), fields(&["amount", "date"]));
+    assert!(g.allows(&op, Access::Write));
+    // Without a list, single fields cannot be taken back: the error says what to do.
+    let mut all = all;
+    let err = all.revoke(&m, &["io.domicile.bank.operation:read:amount"]).unwrap_err();
+    assert!(err.to_string().contains("revoke `io.domicile.bank.operation:read`"), "{err}");
+    assert!(matches!(
+        Grants::from_specs(&m, &["io.domicile.bank.operation:write:amount"]),
+        Err(GrantError::FieldsWithoutRead { .. })
+    ));
+}
+
+#[test]
+fn an_update_keeps_only_what_the_new_version_still_asks() {
+    let old = Manifest::parse(OPEN).unwrap();
+    let new = Manifest::parse(&OPEN.replace("[\"read\", \"write\"]", "[\"read\"]").replace("\"1.0.0\"", "\"1.1.0\""))
+        .unwrap();
+    let op: Doctype = "io.domicile.bank.operation".parse().unwrap();
+    let carried = Grants::all(&old).within(&new);
+    assert!(carried.allows(&op, Access::Read));
+    assert!(!carried.allows(&op, Access::Write));
+    assert!(new.new_asks_over(&old).is_empty(), "asking for less needs no new grant");
+    let asks = old.new_asks_over(&new);
+    assert_eq!(asks.len(), 1);
+    assert!(asks[0].starts_with("write io.domicile.bank.operation"), "{asks:?}");
+
+    let trip = Manifest::parse(GOOD).unwrap();
+    let more_fields =
+        Manifest::parse(&GOOD.replace("[\"start\", \"mode\"]", "[\"start\", \"mode\", \"distance_m\"]")).unwrap();
+    assert_eq!(
+        more_fields.new_asks_over(&trip),
+        vec!["read more fields of io.domicile.mobility.trip: distance_m".to_owned()]
+    );
+}
+
+#[test]
+fn egress_destinations_are_https_or_local_and_in_normal_form() {
+    let with = |dest: &str| {
+        format!(
+            "{GOOD}\n[egress]\ndestinations = [\"{dest}\"]\npurpose = \"Contribute to the city's mobility survey\"\n"
+        )
+        .replace("[limits]\nmemory-mib = 64\ncpu-ms = 2000\n", "")
+    };
+    let m = Manifest::parse(&with("https://survey.example.org/mobility")).unwrap();
+    assert!(m.declares_destination("https://survey.example.org/mobility"));
+    assert!(!m.declares_destination("https://survey.example.org/other"));
+    assert!(Manifest::parse(&with("http://127.0.0.1:8099/survey")).is_ok());
+    for (bad, why) in [
+        ("http://survey.example.org/x", "https"),
+        ("ftp://example.org/x", "https"),
+        ("https://user:pw@example.org/x", "credentials"),
+        ("https://example.org/x#frag", "fragment"),
+        ("https://EXAMPLE.org/x", "normal form"),
+        ("survey", "absolute URL"),
+    ] {
+        let err = error_of(&with(bad));
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    let new = Manifest::parse(&with("https://survey.example.org/mobility")).unwrap();
+    let old = Manifest::parse(GOOD).unwrap();
+    assert_eq!(new.new_asks_over(&old).len(), 1);
 }

@@ -1,18 +1,45 @@
 //! The audit log (what apps did with the resident's data) and the app log
-//! (what apps said). Both are append-only trees keyed by a sequence number.
+//! (what apps said).
+//!
+//! The audit log is a hash chain: entry `n` carries
+//! `sha256("domicile-audit-v1" || hash(n-1) || entry n without its hash)`,
+//! entries are numbered 1, 2, 3… without gaps, and the space remembers the
+//! number and hash of the last one (the head). Editing, deleting or
+//! reordering an entry therefore breaks the chain, and
+//! [`ResidentSpace::verify_audit`] says where. Whoever can rewrite the whole
+//! store can rewrite the whole chain too: the head printed by
+//! `domicile audit verify` is what a resident writes down (or exports) to
+//! detect even that.
+//!
+//! Appends happen inside sled transactions that read and move the head, so
+//! concurrent invocations cannot interleave two chains.
+
+use std::collections::BTreeMap;
 
 use domicile_manifest::{AppId, Doctype};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
 
-use crate::{decode, encode, ResidentSpace, Result};
+use crate::{decode, encode, ResidentSpace, Result, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+const CHAIN_DOMAIN: &[u8] = b"domicile-audit-v1";
+pub(crate) const AUDIT_HEAD_KEY: &str = "audit-head";
+/// The `hash` the first entry chains to.
+const GENESIS: [u8; 32] = [0; 32];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Operation {
     Get,
     Put,
     Delete,
     Query,
+    /// The app asked to send data out (it went to the outbox).
+    Egress,
+    /// The resident approved an outbox item and it was sent.
+    Send,
 }
 
 impl Operation {
@@ -22,11 +49,24 @@ impl Operation {
             Operation::Put => "put",
             Operation::Delete => "delete",
             Operation::Query => "query",
+            Operation::Egress => "egress",
+            Operation::Send => "send",
+        }
+    }
+
+    /// The verb of a summary line ("read 1,204 documents").
+    fn verb(self) -> &'static str {
+        match self {
+            Operation::Get | Operation::Query => "read",
+            Operation::Put => "wrote",
+            Operation::Delete => "deleted",
+            Operation::Egress => "asked to send",
+            Operation::Send => "sent",
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Allowed,
@@ -36,7 +76,7 @@ pub enum Outcome {
 /// One data access by an app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
-    /// Assigned when the entry is stored.
+    /// Position in the log, from 1; assigned when the entry is stored.
     #[serde(default)]
     pub seq: u64,
     pub at_ms: u64,
@@ -44,17 +84,118 @@ pub struct AuditEntry {
     pub app_version: String,
     pub operation: Operation,
     /// The doctype the app named; kept as text because a denied request may
-    /// name something that is not a valid doctype.
+    /// name something that is not a valid doctype. For egress: the doctype
+    /// is empty and `destination` says where.
     pub doctype: String,
     /// How many documents were returned, written or deleted.
     pub documents: u64,
     pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Hex chain hash; assigned when the entry is stored.
+    #[serde(default)]
+    pub hash: String,
 }
 
-impl AuditEntry {
-    pub(crate) fn sequenced(mut self, seq: u64) -> AuditEntry {
-        self.seq = seq;
-        self
+/// The hash of `entry` (whose own `hash` is ignored) chained to `prev`.
+fn chain_hash(prev: &[u8; 32], entry: &AuditEntry) -> [u8; 32] {
+    let unhashed = AuditEntry { hash: String::new(), ..entry.clone() };
+    let mut h = Sha256::new();
+    h.update(CHAIN_DOMAIN);
+    h.update(prev);
+    h.update(encode(&unhashed));
+    h.finalize().into()
+}
+
+/// The last entry of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChainHead {
+    pub seq: u64,
+    #[serde(with = "hex_bytes")]
+    pub hash: [u8; 32],
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(&text)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| serde::de::Error::custom("expected 64 hex characters"))
+    }
+}
+
+/// Appends `entries` to the chain inside a transaction over the meta and
+/// audit trees; `seq` and `hash` of each entry are assigned here.
+pub(crate) fn append_chained(
+    meta: &TransactionalTree,
+    log: &TransactionalTree,
+    entries: &[AuditEntry],
+) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut head = match meta.get(AUDIT_HEAD_KEY)? {
+        Some(bytes) => decode::<ChainHead>("the audit head", &bytes).map_err(ConflictableTransactionError::Abort)?,
+        None => ChainHead { seq: 0, hash: GENESIS },
+    };
+    for entry in entries {
+        let mut entry = entry.clone();
+        entry.seq = head.seq + 1;
+        let hash = chain_hash(&head.hash, &entry);
+        entry.hash = hex::encode(hash);
+        log.insert(&entry.seq.to_be_bytes(), encode(&entry))?;
+        head = ChainHead { seq: entry.seq, hash };
+    }
+    meta.insert(AUDIT_HEAD_KEY, encode(&head))?;
+    Ok(())
+}
+
+/// Checks a sequence of entries as a chain. Returns how many there are,
+/// the hash of the last one, and the problems found, in log order.
+pub(crate) fn check_chain<'a>(entries: impl Iterator<Item = (u64, &'a AuditEntry)>) -> (u64, [u8; 32], Vec<String>) {
+    let mut problems = Vec::new();
+    let (mut expected, mut prev, mut n) = (1u64, GENESIS, 0u64);
+    for (key, entry) in entries {
+        n += 1;
+        if key != entry.seq {
+            problems.push(format!("entry stored at position {key} says it is entry {}: entries were moved", entry.seq));
+        }
+        if entry.seq != expected {
+            problems.push(format!(
+                "entry {} follows entry {}: entries were deleted or reordered",
+                entry.seq,
+                expected.saturating_sub(1)
+            ));
+        }
+        let hash = chain_hash(&prev, entry);
+        if hex::encode(hash) != entry.hash {
+            problems
+                .push(format!("entry {} does not match its hash: it was edited, or an entry before it was", entry.seq));
+        }
+        // Follow the stored hash so that one edit is reported once, not for every later entry.
+        prev = hex::decode(&entry.hash).ok().and_then(|v| v.try_into().ok()).unwrap_or(hash);
+        expected = entry.seq + 1;
+    }
+    (n, prev, problems)
+}
+
+/// What `verify_audit` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditCheck {
+    pub entries: u64,
+    /// Hex hash of the last entry: write it down to detect a rewrite of the whole log.
+    pub head: String,
+    pub problems: Vec<String>,
+}
+
+impl AuditCheck {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
     }
 }
 
@@ -63,12 +204,64 @@ impl AuditEntry {
 pub struct AuditFilter {
     pub app: Option<AppId>,
     pub doctype: Option<Doctype>,
+    /// Only entries at or after this time (ms since the epoch).
+    pub since_ms: Option<u64>,
+    /// Only entries before this time.
+    pub until_ms: Option<u64>,
 }
 
 impl AuditFilter {
     fn keeps(&self, e: &AuditEntry) -> bool {
-        self.app.as_ref().is_none_or(|a| a == &e.app) && self.doctype.as_ref().is_none_or(|d| d.as_str() == e.doctype)
+        self.app.as_ref().is_none_or(|a| a == &e.app)
+            && self.doctype.as_ref().is_none_or(|d| d.as_str() == e.doctype)
+            && self.since_ms.is_none_or(|t| e.at_ms >= t)
+            && self.until_ms.is_none_or(|t| e.at_ms < t)
     }
+}
+
+/// Audit entries grouped by app, what it did, to which doctype (or
+/// destination), and whether it was allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditSummary {
+    pub app: AppId,
+    pub operation: Operation,
+    pub doctype: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    pub outcome: Outcome,
+    /// How many host calls.
+    pub calls: u64,
+    pub documents: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
+}
+
+impl AuditSummary {
+    /// "org.example.app read 1,204 io.domicile.bank.operation documents (37 calls)".
+    pub fn sentence(&self) -> String {
+        let what = match (&self.destination, self.operation) {
+            (Some(d), _) => format!("{} time(s) to {d}", group_thousands(self.calls)),
+            (None, _) => {
+                format!("{} {} document(s) in {} call(s)", group_thousands(self.documents), self.doctype, self.calls)
+            }
+        };
+        match self.outcome {
+            Outcome::Allowed => format!("{} {} {what}", self.app, self.operation.verb()),
+            Outcome::Denied => format!("{} was DENIED {} {what}", self.app, self.operation.as_str()),
+        }
+    }
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A line an app wrote to its log (WIT `log`, or WASI stdout/stderr).
@@ -81,14 +274,11 @@ pub struct AppLogEntry {
 }
 
 impl ResidentSpace {
-    /// Appends audit entries for accesses that wrote nothing (reads, denials).
-    /// They become durable with the next flush; the host flushes at the end
-    /// of every invocation.
+    /// Appends audit entries for accesses that wrote nothing (reads,
+    /// denials). They become durable with the next flush; the host flushes
+    /// at the end of every invocation.
     pub fn record_audit(&self, entries: &[AuditEntry]) -> Result<()> {
-        for e in entries {
-            let seq = self.next_seq()?;
-            self.audit.insert(seq.to_be_bytes(), encode(&e.clone().sequenced(seq)))?;
-        }
+        (&self.meta, &self.audit).transaction(|(meta, log)| append_chained(meta, log, entries))?;
         Ok(())
     }
 
@@ -102,6 +292,64 @@ impl ResidentSpace {
             }
         }
         Ok(out)
+    }
+
+    /// The entries `filter` keeps, grouped (see [`AuditSummary`]).
+    pub fn audit_summary(&self, filter: &AuditFilter) -> Result<Vec<AuditSummary>> {
+        let mut groups: BTreeMap<(AppId, Operation, String, Option<String>, Outcome), AuditSummary> = BTreeMap::new();
+        for e in self.audit(filter)? {
+            let key = (e.app.clone(), e.operation, e.doctype.clone(), e.destination.clone(), e.outcome);
+            let group = groups.entry(key).or_insert_with(|| AuditSummary {
+                app: e.app.clone(),
+                operation: e.operation,
+                doctype: e.doctype.clone(),
+                destination: e.destination.clone(),
+                outcome: e.outcome,
+                calls: 0,
+                documents: 0,
+                first_ms: e.at_ms,
+                last_ms: e.at_ms,
+            });
+            group.calls += 1;
+            group.documents += e.documents;
+            group.first_ms = group.first_ms.min(e.at_ms);
+            group.last_ms = group.last_ms.max(e.at_ms);
+        }
+        Ok(groups.into_values().collect())
+    }
+
+    /// Walks the whole audit log and checks its hash chain.
+    pub fn verify_audit(&self) -> Result<AuditCheck> {
+        let mut entries = Vec::new();
+        for item in self.audit.iter() {
+            let (key, value) = item?;
+            let key = u64::from_be_bytes(
+                key.as_ref().try_into().map_err(|_| StoreError::Corrupt("an audit log key".into()))?,
+            );
+            match serde_json::from_slice::<AuditEntry>(&value) {
+                Ok(entry) => entries.push((key, entry)),
+                Err(e) => {
+                    return Ok(AuditCheck {
+                        entries: key,
+                        head: String::new(),
+                        problems: vec![format!("entry {key} is not a readable audit entry ({e}): it was edited")],
+                    })
+                }
+            }
+        }
+        let head: Option<ChainHead> = match self.meta.get(AUDIT_HEAD_KEY)? {
+            Some(bytes) => Some(decode("the audit head", &bytes)?),
+            None => None,
+        };
+        let (n, last, mut problems) = check_chain(entries.iter().map(|(k, e)| (*k, e)));
+        let recorded = head.map_or((0, GENESIS), |h| (h.seq, h.hash));
+        if recorded != (n, last) {
+            problems.push(format!(
+                "the log ends at entry {n} but the space recorded entry {} as its last: entries at the end were deleted, replaced or planted",
+                recorded.0
+            ));
+        }
+        Ok(AuditCheck { entries: n, head: hex::encode(last), problems })
     }
 
     pub fn append_app_log(&self, entries: &[AppLogEntry]) -> Result<()> {

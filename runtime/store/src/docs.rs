@@ -227,13 +227,6 @@ impl ResidentSpace {
         }
         // Sequence numbers are taken before the transaction, which may retry.
         let feed_seqs: Vec<u64> = changes.iter().map(|_| self.next_seq()).collect::<Result<_>>()?;
-        let audit: Vec<(u64, Vec<u8>)> = audit
-            .iter()
-            .map(|e| Ok((self.next_seq()?, e)))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .map(|(seq, e)| (seq, encode(&e.clone().sequenced(seq))))
-            .collect();
         let trees = [&self.docs, &self.index, &self.changes, &self.meta, &self.audit];
         trees.as_slice().transaction(|t| {
             let (docs, index, feed, meta, log) = (&t[0], &t[1], &t[2], &t[3], &t[4]);
@@ -295,10 +288,7 @@ impl ResidentSpace {
                 ))));
             }
             meta.insert(USAGE_KEY, encode(&usage))?;
-            for (seq, entry) in &audit {
-                log.insert(&seq.to_be_bytes(), entry.as_slice())?;
-            }
-            Ok(())
+            crate::audit::append_chained(meta, log, audit)
         })?;
         self.flush()
     }

@@ -22,6 +22,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{check_chain, ChainHead, AUDIT_HEAD_KEY};
 use crate::docs::{feed_key, Quota, StoredDoc, Usage, QUOTA_KEY, SEQ_KEY, USAGE_KEY};
 use crate::{
     decode, encode, index, AppLogEntry, AuditEntry, ChangeRecord, Document, InstalledApp, ResidentName, ResidentSpace,
@@ -52,6 +53,9 @@ struct ArchiveManifest {
     sequence: u64,
     counts: ExportSummary,
     quota: Quota,
+    /// Hex hash of the last audit entry (see `audit.rs`).
+    #[serde(default)]
+    audit_head: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -123,6 +127,7 @@ impl ResidentSpace {
             sequence: self.current_seq()?,
             counts: counts.clone(),
             quota: self.quota()?,
+            audit_head: self.verify_audit()?.head,
         };
 
         let mut tar = tar::Builder::new(out);
@@ -217,12 +222,24 @@ impl Store {
             summary.changes += 1;
         }
         let mut audit = sled::Batch::default();
+        let mut audit_entries = Vec::new();
         for (n, line) in lines("audit.jsonl")?.into_iter().enumerate() {
             let entry: AuditEntry = serde_json::from_slice(line)
                 .map_err(|e| corrupt_archive(format!("audit.jsonl line {}: {e}", n + 1)))?;
             audit.insert(&entry.seq.to_be_bytes(), encode(&entry));
+            audit_entries.push(entry);
             summary.audit_entries += 1;
         }
+        // The audit log travels with its chain: an archive whose log was
+        // edited is refused rather than restored as if it were true.
+        let (_, last, problems) = check_chain(audit_entries.iter().map(|e| (e.seq, e)));
+        if let Some(problem) = problems.first() {
+            return Err(corrupt_archive(format!("its audit log was altered: {problem}")));
+        }
+        if !manifest.audit_head.is_empty() && manifest.audit_head != hex::encode(last) {
+            return Err(corrupt_archive("its audit log does not end where its manifest says"));
+        }
+        let head = ChainHead { seq: audit_entries.last().map_or(0, |e| e.seq), hash: last };
         let mut log = sled::Batch::default();
         for (n, line) in lines("app-log.jsonl")?.into_iter().enumerate() {
             let logged: LoggedLine = serde_json::from_slice(line)
@@ -251,6 +268,9 @@ impl Store {
         space.audit.apply_batch(audit)?;
         space.app_log.apply_batch(log)?;
         space.meta.insert(SEQ_KEY, &manifest.sequence.to_be_bytes())?;
+        if head.seq > 0 {
+            space.meta.insert(AUDIT_HEAD_KEY, encode(&head))?;
+        }
         space.meta.insert(USAGE_KEY, encode(&usage))?;
         space.meta.insert(QUOTA_KEY, encode(&manifest.quota))?;
         space.flush()?;

@@ -30,7 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use apps::{InstalledApp, PackageBytes};
-pub use audit::{AppLogEntry, AuditEntry, AuditFilter, Operation, Outcome};
+pub use audit::{AppLogEntry, AuditCheck, AuditEntry, AuditFilter, AuditSummary, Operation, Outcome};
 pub use check::CheckReport;
 pub use docs::{Author, Change, ChangeOp, ChangeRecord, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES};
 pub use export::{ExportSummary, EXPORT_FORMAT_VERSION};

@@ -322,6 +322,8 @@ fn filled_space(store: &Store) -> ResidentSpace {
             doctype: trip_type().to_string(),
             documents: 1,
             outcome: Outcome::Allowed,
+            destination: None,
+            hash: String::new(),
         };
         me.commit(&[change], &app, day as u64, &[entry]).unwrap();
     }
@@ -410,6 +412,8 @@ fn apps_grants_and_audit_round_trip() {
         doctype: trip_type().to_string(),
         documents: 3,
         outcome: Outcome::Allowed,
+        destination: None,
+        hash: String::new(),
     };
     me.record_audit(&[entry.clone(), AuditEntry { outcome: Outcome::Denied, ..entry.clone() }]).unwrap();
     let log = me.audit(&AuditFilter::default()).unwrap();
@@ -417,7 +421,7 @@ fn apps_grants_and_audit_round_trip() {
     assert!(log[0].seq < log[1].seq);
     assert_eq!(log[1].outcome, Outcome::Denied);
     let other: domicile_manifest::AppId = "org.example.other".parse().unwrap();
-    assert!(me.audit(&AuditFilter { app: Some(other), doctype: None }).unwrap().is_empty());
+    assert!(me.audit(&AuditFilter { app: Some(other), ..Default::default() }).unwrap().is_empty());
     me.remove_app(app.id()).unwrap();
     assert!(matches!(me.app(app.id()), Err(StoreError::UnknownApp(_))));
     assert!(me.package(app.id()).is_err());
@@ -437,4 +441,91 @@ fn selector_operators_on_nested_fields() {
     assert!(Selector::parse(r#"{"km": {"$regex": "x"}}"#).is_err());
     assert!(Selector::parse(r#"[1]"#).is_err());
     assert!(Selector::parse(r#"{"a..b": 1}"#).is_err());
+}
+
+/// Rewrites the stored audit entry at `seq` with `edit` applied, bypassing
+/// the store's API as an attacker with access to the files would.
+fn tamper_audit(space: &ResidentSpace, seq: u64, edit: impl FnOnce(&mut serde_json::Value)) {
+    let bytes = space.audit.get(seq.to_be_bytes()).unwrap().expect("entry exists");
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    edit(&mut value);
+    space.audit.insert(seq.to_be_bytes(), serde_json::to_vec(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn the_audit_chain_detects_edits_deletions_and_reordering() {
+    let (_dir, store) = home();
+    let space = filled_space(&store);
+    let intact = space.verify_audit().unwrap();
+    assert!(intact.is_intact(), "{:?}", intact.problems);
+    assert_eq!(intact.entries, 6);
+    assert_eq!(intact.head.len(), 64);
+
+    // Edited: a write becomes a smaller one.
+    tamper_audit(&space, 3, |v| v["documents"] = json!(0));
+    let check = space.verify_audit().unwrap();
+    assert_eq!(check.problems.len(), 1, "{:?}", check.problems);
+    assert!(check.problems[0].contains("entry 3 does not match its hash"), "{:?}", check.problems);
+    tamper_audit(&space, 3, |v| v["documents"] = json!(1));
+    assert!(space.verify_audit().unwrap().is_intact(), "restoring the value restores the chain");
+
+    // Deleted in the middle, then at the end.
+    let second = space.audit.remove(2u64.to_be_bytes()).unwrap().unwrap();
+    let problems = space.verify_audit().unwrap().problems;
+    assert!(problems.iter().any(|p| p.contains("entry 3 follows entry 1")), "{problems:?}");
+    space.audit.insert(2u64.to_be_bytes(), second).unwrap();
+    let last = space.audit.remove(6u64.to_be_bytes()).unwrap().unwrap();
+    let problems = space.verify_audit().unwrap().problems;
+    assert!(problems.iter().any(|p| p.contains("ends at entry 5")), "{problems:?}");
+    space.audit.insert(6u64.to_be_bytes(), last).unwrap();
+
+    // Two entries swapped (keys kept in order, contents exchanged).
+    let (a, b) =
+        (space.audit.get(4u64.to_be_bytes()).unwrap().unwrap(), space.audit.get(5u64.to_be_bytes()).unwrap().unwrap());
+    space.audit.insert(4u64.to_be_bytes(), b.clone()).unwrap();
+    space.audit.insert(5u64.to_be_bytes(), a.clone()).unwrap();
+    assert!(!space.verify_audit().unwrap().is_intact());
+    space.audit.insert(4u64.to_be_bytes(), a).unwrap();
+    space.audit.insert(5u64.to_be_bytes(), b).unwrap();
+    assert!(space.verify_audit().unwrap().is_intact());
+
+    // An export of a tampered log does not restore.
+    tamper_audit(&space, 1, |v| v["outcome"] = json!("denied"));
+    let mut archive = Vec::new();
+    space.export(&mut archive, 9).unwrap();
+    let (_other, elsewhere) = home();
+    let err = elsewhere.restore(archive.as_slice(), None).err().expect("refused");
+    assert!(err.to_string().contains("audit log was altered"), "{err}");
+}
+
+#[test]
+fn audit_summaries_group_and_filter_by_time() {
+    let (_dir, store) = home();
+    let space = me(&store);
+    let entry = |at_ms: u64, documents: u64, outcome: Outcome| AuditEntry {
+        seq: 0,
+        at_ms,
+        app: "org.example.app".parse().unwrap(),
+        app_version: "1.0.0".into(),
+        operation: Operation::Query,
+        doctype: "io.domicile.bank.operation".into(),
+        documents,
+        outcome,
+        destination: None,
+        hash: String::new(),
+    };
+    space
+        .record_audit(&[
+            entry(10, 1000, Outcome::Allowed),
+            entry(20, 204, Outcome::Allowed),
+            entry(30, 0, Outcome::Denied),
+            entry(99, 5, Outcome::Allowed),
+        ])
+        .unwrap();
+    let summary =
+        space.audit_summary(&AuditFilter { since_ms: Some(10), until_ms: Some(99), ..Default::default() }).unwrap();
+    assert_eq!(summary.len(), 2);
+    assert_eq!((summary[0].calls, summary[0].documents, summary[0].first_ms, summary[0].last_ms), (2, 1204, 10, 20));
+    assert_eq!(summary[0].sentence(), "org.example.app read 1,204 io.domicile.bank.operation document(s) in 2 call(s)");
+    assert!(summary[1].sentence().contains("DENIED"), "{}", summary[1].sentence());
 }
