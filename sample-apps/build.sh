@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the guest apps into WebAssembly components and signs them into
-# packages with the sample publisher key.
+# Builds the guest apps into WebAssembly components, signs them into
+# packages with the sample publisher key, and indexes the sample apps into
+# the signed sample catalogue (sample-apps/catalogue).
 #
 #   sample-apps/build.sh           rebuild and overwrite the committed packages
 #   sample-apps/build.sh --check   rebuild and fail unless the result is
-#                                  byte-for-byte the committed packages
+#                                  byte-for-byte the committed packages and catalogue
 #
 # Toolchain: rustup's wasm32-unknown-unknown target when it is installed;
 # otherwise Debian's rustc-web with -Zbuild-std (see DESIGN.md / README).
@@ -45,15 +46,15 @@ if [[ ! -x "$domicile" ]]; then
     (cd "$root" && cargo build -p domicile-cli)
 fi
 
-out_samples="$here/packages"
+out_catalogue="$here/catalogue"
 out_fixtures="$root/tests/fixtures/packages"
 if [[ $check == 1 ]]; then
     scratch="$(mktemp -d)"
     trap 'rm -rf "$scratch"' EXIT
-    out_samples="$scratch/samples"
+    out_catalogue="$scratch/catalogue"
     out_fixtures="$scratch/fixtures"
 fi
-mkdir -p "$out_samples" "$out_fixtures"
+mkdir -p "$out_catalogue/packages" "$out_fixtures"
 
 key="$here/keys/sample-publisher.key"
 wasm_dir="$here/target/$target/release"
@@ -64,8 +65,10 @@ pack() { # crate package-name manifest out-dir
     echo "  $2: $(stat -c %s "$component") bytes of component" >&2
 }
 for app in gpx-importer mobility-footprint; do
-    pack "$app" "$app" "$root/manifests/$app.toml" "$out_samples"
+    version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/manifests/$app.toml")"
+    pack "$app" "$app-$version" "$root/manifests/$app.toml" "$out_catalogue/packages"
 done
+"$domicile" catalogue build "$out_catalogue" --key "$key" --name "domicile sample catalogue" >/dev/null
 # Test guests; one component may be packed under several manifests.
 for fixture in cpu-hog memory-hog snooper wasi-guest wasi-guest:wasi-guest-no-scratch net-guest; do
     crate="${fixture%%:*}" name="${fixture##*:}"
@@ -74,11 +77,11 @@ done
 
 if [[ $check == 1 ]]; then
     status=0
-    for f in "$out_samples"/*.dpkg; do cmp "$f" "$here/packages/$(basename "$f")" || status=1; done
-    for f in "$out_fixtures"/*.dpkg; do cmp "$f" "$root/tests/fixtures/packages/$(basename "$f")" || status=1; done
+    diff -r "$out_catalogue" "$here/catalogue" >&2 || status=1
+    diff -r "$out_fixtures" "$root/tests/fixtures/packages" >&2 || status=1
     if [[ $status != 0 ]]; then
-        echo "build.sh --check: rebuilt packages differ from the committed ones" >&2
+        echo "build.sh --check: rebuilt packages or catalogue differ from the committed ones" >&2
         exit 1
     fi
-    echo "build.sh --check: rebuilt packages are identical to the committed ones" >&2
+    echo "build.sh --check: rebuilt packages and catalogue are identical to the committed ones" >&2
 fi

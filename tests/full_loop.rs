@@ -294,10 +294,10 @@ fn grants_are_partial_explicit_and_never_beyond_the_manifest() {
 
     assert!(home.install(&fixture_package("snooper"), &["io.domicile.mobility.trip:read"]).ok);
     let apps = home.ok(&["--json", "apps"]).json();
-    assert_eq!(apps[0]["grants"], serde_json::json!({ TRIP: ["read"] }));
+    assert_eq!(apps[0]["grants"], serde_json::json!({ TRIP: { "access": ["read"] } }));
     home.ok(&["grant", SNOOPER, "io.domicile.mobility.trip:write"]);
     let apps = home.ok(&["--json", "apps"]).json();
-    assert_eq!(apps[0]["grants"], serde_json::json!({ TRIP: ["read", "write"] }));
+    assert_eq!(apps[0]["grants"], serde_json::json!({ TRIP: { "access": ["read", "write"] } }));
 
     // Installing twice is refused; uninstall keeps the resident's documents.
     assert!(home.install(&fixture_package("snooper"), &["all"]).one_line_error().contains("already installed"));

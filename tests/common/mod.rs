@@ -16,8 +16,25 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
+/// The package of a sample app in the sample catalogue (its one version).
 pub fn sample_package(name: &str) -> PathBuf {
-    repo().join("sample-apps/packages").join(format!("{name}.dpkg"))
+    let dir = repo().join("sample-apps/catalogue/packages");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let file = p.file_name().unwrap().to_string_lossy();
+            file.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "expected one package of {name} in {}", dir.display());
+    found.remove(0)
+}
+
+pub fn sample_catalogue() -> PathBuf {
+    repo().join("sample-apps/catalogue")
 }
 
 pub fn fixture_package(name: &str) -> PathBuf {

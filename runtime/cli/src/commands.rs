@@ -13,7 +13,7 @@ use domicile_store::{
 use serde_json::json;
 
 use crate::home::Home;
-use crate::{Cli, Command, ResidentCommand, TrustCommand};
+use crate::{AuditAction, CatalogueCommand, Cli, Command, ResidentCommand, TrustCommand};
 
 pub async fn execute(cli: Cli) -> Result<()> {
     let Cli { home, resident, json, command } = cli;
@@ -23,6 +23,9 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Demo { dir } => return crate::demo::run(dir.clone()).await,
         Command::Keygen { out } => return keygen(out, json),
         Command::Pack { manifest, component, key, out } => return pack(manifest, component, key, out, json),
+        Command::Catalogue(CatalogueCommand::Build { dir, key, name }) => {
+            return crate::consent::build(dir, key, name, json)
+        }
         _ => {}
     }
     let dir = home.context("no home given: pass --home DIR or set DOMICILE_HOME")?;
@@ -39,6 +42,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         let file = std::fs::File::open(archive).with_context(|| format!("cannot read {}", archive.display()))?;
         let name = r#as.as_deref().map(str::parse).transpose()?;
         let (space, summary) = home.store.restore(std::io::BufReader::new(file), name.as_ref())?;
+        crate::consent::hold_revoked(&home, &space)?;
         println!(
             "restored `{}` into {}: {} documents, {} apps, {} audit entries",
             space.resident(),
@@ -70,10 +74,13 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 residents.iter().for_each(|r| println!("{r}"));
             }
         }
-        Command::Trust(TrustCommand::Add { key, name }) => {
+        Command::Trust(TrustCommand::Add { key, name, roles }) => {
             let key = PublicKey::from_text_or_file(&key)?;
-            home.trust()?.add(key, &name)?;
-            println!("trusted publisher key {key}");
+            let mut trust = home.trust()?;
+            trust.add(key, &name, &roles)?;
+            let roles =
+                trust.find(&key).map(|k| k.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" and "));
+            println!("trusted key {key} as {}", roles.unwrap_or_default());
         }
         Command::Trust(TrustCommand::List) => {
             let trust = home.trust()?;
@@ -82,11 +89,35 @@ pub async fn execute(cli: Cli) -> Result<()> {
             } else if trust.keys().is_empty() {
                 println!("no trusted keys: add one with `domicile trust add KEY`");
             } else {
-                trust.keys().iter().for_each(|k| println!("{}  {}", k.key, k.name));
+                for k in trust.keys() {
+                    let roles = k.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
+                    let state = match k.revoked_at_ms {
+                        Some(at) => format!("REVOKED {}", format_ms(at)),
+                        None => roles,
+                    };
+                    println!("{}  {}  ({state})", k.key, k.name);
+                }
             }
         }
-        Command::Install { package, grant } => install(&home, &home.resident(resident)?, &package, &grant, json)?,
-        Command::Apps => apps(&home.resident(resident)?, json)?,
+        Command::Trust(TrustCommand::Revoke { key }) => crate::consent::revoke_key(&home, &key)?,
+        Command::Install { app, version, grant } => {
+            crate::consent::install(&home, &home.resident(resident)?, &app, version.as_ref(), &grant, json)?
+        }
+        Command::Update { app, package, grant } => {
+            crate::consent::update(&home, &home.resident(resident)?, app.as_deref(), package.as_deref(), &grant, json)?
+        }
+        Command::Enable { app } => {
+            let space = home.resident(resident)?;
+            let id: AppId = app.parse()?;
+            space.release_app(&id)?;
+            println!("{id} can run again: you chose to keep it although its publisher key was revoked");
+        }
+        Command::Catalogue(command) => crate::consent::catalogue(&home, command, json)?,
+        Command::Outbox => crate::outbox::list(&home.resident(resident)?, json)?,
+        Command::Approve { id } => crate::outbox::approve(&home.resident(resident)?, id, json)?,
+        Command::Deny { id } => crate::outbox::deny(&home.resident(resident)?, id, json)?,
+        Command::Notifications => crate::outbox::notifications(&home.resident(resident)?, json)?,
+        Command::Apps => apps(&home, &home.resident(resident)?, json)?,
         Command::Grant { app, grants } => change_grants(&home.resident(resident)?, &app, &grants, true, json)?,
         Command::Revoke { app, grants } => change_grants(&home.resident(resident)?, &app, &grants, false, json)?,
         Command::Uninstall { app, purge_data } => {
@@ -203,13 +234,15 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Audit { app, doctype } => {
+        Command::Audit { action: Some(AuditAction::Verify), .. } => audit_verify(&home.resident(resident)?, json)?,
+        Command::Audit { action: None, app, doctype, since, until, summary } => {
             let filter = AuditFilter {
                 app: app.map(|a| a.parse()).transpose()?,
                 doctype: doctype.map(|d| d.parse()).transpose()?,
-                ..Default::default()
+                since_ms: since.as_deref().map(parse_time).transpose()?,
+                until_ms: until.as_deref().map(parse_time).transpose()?,
             };
-            audit(&home.resident(resident)?, &filter, json)?
+            audit(&home.resident(resident)?, &filter, summary, json)?
         }
         Command::Logs { app } => {
             let app: Option<AppId> = app.map(|a| a.parse()).transpose()?;
@@ -308,7 +341,7 @@ fn verify(home_dir: &Path, package: &Path, key: Option<&str>, json: bool) -> Res
     Ok(())
 }
 
-fn describe_permissions(manifest: &Manifest) -> String {
+pub(crate) fn describe_permissions(manifest: &Manifest) -> String {
     let mut out = String::new();
     for p in &manifest.permissions {
         let verbs: Vec<&str> = p.access.iter().map(|a| a.as_str()).collect();
@@ -330,7 +363,7 @@ fn describe_permissions(manifest: &Manifest) -> String {
 }
 
 /// Asks, for each permission, whether to grant it.
-fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
+pub(crate) fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         bail!("no grants given and no terminal to ask on: pass --grant all, or --grant DOCTYPE:ACCESS for each permission to grant");
@@ -350,35 +383,7 @@ fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
     Ok(grants)
 }
 
-fn install(home: &Home, space: &ResidentSpace, package: &Path, grant: &[String], json: bool) -> Result<()> {
-    let bytes = std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
-    let runtime = home.runtime()?;
-    let prepared = runtime
-        .prepare_install(space, &home.trust()?, bytes)
-        .with_context(|| format!("cannot install {}", package.display()))?;
-    let manifest = prepared.manifest().clone();
-    if !json {
-        println!(
-            "{} {} ({})\n  {}\n  signed by {}\nIt asks for:\n{}",
-            manifest.name,
-            manifest.version,
-            manifest.id,
-            manifest.description,
-            prepared.publisher(),
-            describe_permissions(&manifest).trim_end()
-        );
-    }
-    let grants = if grant.is_empty() { prompt_grants(&manifest)? } else { Grants::from_specs(&manifest, grant)? };
-    let app = runtime.install(space, prepared, grants)?;
-    if json {
-        println!("{}", app_json(&app));
-    } else {
-        println!("installed {} {}; granted: {}", app.manifest.id, app.manifest.version, app.grants);
-    }
-    Ok(())
-}
-
-fn app_json(app: &InstalledApp) -> serde_json::Value {
+pub(crate) fn app_json(app: &InstalledApp) -> serde_json::Value {
     json!({
         "id": app.manifest.id.as_str(),
         "name": app.manifest.name,
@@ -389,10 +394,19 @@ fn app_json(app: &InstalledApp) -> serde_json::Value {
     })
 }
 
-fn apps(space: &ResidentSpace, json: bool) -> Result<()> {
+fn apps(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
     let apps = space.apps()?;
+    let updates = crate::consent::available_updates(home, &apps);
     if json {
-        println!("{}", serde_json::Value::Array(apps.iter().map(app_json).collect()));
+        let list: Vec<serde_json::Value> = apps
+            .iter()
+            .map(|app| {
+                let mut v = app_json(app);
+                v["update_available"] = json!(updates.get(app.id()).map(|v| v.to_string()));
+                v
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
     if apps.is_empty() {
@@ -403,6 +417,17 @@ fn apps(space: &ResidentSpace, json: bool) -> Result<()> {
             "{}  {}  {}  ({})\n  granted: {}",
             app.manifest.id, app.manifest.version, app.manifest.name, app.manifest.world, app.grants
         );
+        if let Some(hold) = &app.held {
+            println!(
+                "  ON HOLD: {} (`domicile uninstall {}` or `domicile enable {}`)",
+                hold.reason,
+                app.id(),
+                app.id()
+            );
+        }
+        if let Some(version) = updates.get(app.id()) {
+            println!("  update available: {version} (`domicile update {}`)", app.id());
+        }
     }
     Ok(())
 }
@@ -505,7 +530,19 @@ fn put_lines(space: &ResidentSpace, doctype: &Doctype) -> Result<()> {
     Ok(())
 }
 
-fn audit(space: &ResidentSpace, filter: &AuditFilter, json: bool) -> Result<()> {
+fn audit(space: &ResidentSpace, filter: &AuditFilter, summary: bool, json: bool) -> Result<()> {
+    if summary {
+        let groups = space.audit_summary(filter)?;
+        if json {
+            println!("{}", serde_json::to_string(&groups)?);
+        } else if groups.is_empty() {
+            println!("no app has accessed your data in that period");
+        }
+        for g in groups.iter().filter(|_| !json) {
+            println!("{}  ({} to {})", g.sentence(), format_ms(g.first_ms), format_ms(g.last_ms));
+        }
+        return Ok(());
+    }
     let entries = space.audit(filter)?;
     if json {
         println!("{}", serde_json::to_string(&entries)?);
@@ -515,21 +552,61 @@ fn audit(space: &ResidentSpace, filter: &AuditFilter, json: bool) -> Result<()> 
         println!("no app has accessed your data");
     }
     for e in entries {
+        let outcome = match e.outcome {
+            domicile_store::Outcome::Allowed => "allowed",
+            domicile_store::Outcome::Denied => "DENIED",
+        };
+        let what = match &e.destination {
+            Some(d) => format!("to {d}"),
+            None => format!("{}  {} doc(s)", e.doctype, e.documents),
+        };
         println!(
-            "{}  {:<7}  {}@{}  {:<6}  {}  {} doc(s)",
+            "{:>5}  {}  {:<7}  {}@{}  {:<6}  {what}",
+            e.seq,
             format_ms(e.at_ms),
-            match e.outcome {
-                domicile_store::Outcome::Allowed => "allowed",
-                domicile_store::Outcome::Denied => "DENIED",
-            },
+            outcome,
             e.app,
             e.app_version,
-            e.operation.as_str(),
-            e.doctype,
-            e.documents
+            e.operation.as_str()
         );
     }
     Ok(())
+}
+
+fn audit_verify(space: &ResidentSpace, json: bool) -> Result<()> {
+    let check = space.verify_audit()?;
+    if json {
+        println!("{}", serde_json::to_string(&check)?);
+    }
+    if !check.is_intact() {
+        bail!("the audit log was tampered with: {}", check.problems.join("; "));
+    }
+    if !json {
+        println!(
+            "the audit log is intact: {} entries, each chained to the one before\nlast entry's hash: {}\n(note it down: if it ever changes for entries you have seen, the log was rewritten)",
+            check.entries,
+            check.head
+        );
+    }
+    Ok(())
+}
+
+/// `2026-03-01` (midnight UTC) or an RFC 3339 time, as ms since the epoch.
+fn parse_time(text: &str) -> Result<u64> {
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let t = match time::OffsetDateTime::parse(text, rfc3339) {
+        Ok(t) => t,
+        Err(_) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(text, &format)
+                .with_context(|| {
+                    format!("`{text}` is not a date (2026-03-01) or an RFC 3339 time (2026-03-01T12:00:00Z)")
+                })?
+                .midnight()
+                .assume_utc()
+        }
+    };
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).with_context(|| format!("`{text}` is before 1970"))
 }
 
 /// Milliseconds since the epoch, as `2026-03-01 12:00:00` UTC.

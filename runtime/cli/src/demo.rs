@@ -1,19 +1,32 @@
 //! `domicile demo`: a demo home with the sample apps and sample data,
-//! walked through step by step. The packages, the sample publisher key and
-//! the data are built into the binary, so the demo runs from anywhere.
+//! walked through step by step. The sample catalogue (index, signature,
+//! packages), the sample key and the data are built into the binary, so the
+//! demo runs from anywhere.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use domicile_manifest::{AppId, Grants};
-use domicile_package::PublicKey;
+use domicile_package::{Catalogue, CatalogueSources, PublicKey, Role};
 use domicile_store::{AuditFilter, ResidentName};
 
 use crate::home::Home;
 
 const SAMPLE_PUBLISHER: &str = include_str!("../../../sample-apps/keys/sample-publisher.pub");
-const GPX_IMPORTER: &[u8] = include_bytes!("../../../sample-apps/packages/gpx-importer.dpkg");
-const FOOTPRINT: &[u8] = include_bytes!("../../../sample-apps/packages/mobility-footprint.dpkg");
+/// The sample catalogue, file by file (path inside the catalogue, bytes).
+const CATALOGUE: [(&str, &[u8]); 4] = [
+    ("index.json", include_bytes!("../../../sample-apps/catalogue/index.json")),
+    ("index.sig", include_bytes!("../../../sample-apps/catalogue/index.sig")),
+    (
+        "packages/gpx-importer-0.1.0.dpkg",
+        include_bytes!("../../../sample-apps/catalogue/packages/gpx-importer-0.1.0.dpkg"),
+    ),
+    (
+        "packages/mobility-footprint-0.1.0.dpkg",
+        include_bytes!("../../../sample-apps/catalogue/packages/mobility-footprint-0.1.0.dpkg"),
+    ),
+];
+const SAMPLE_APPS: [&str; 2] = ["io.domicile.sample.gpx-importer", "io.domicile.sample.mobility-footprint"];
 const SAMPLE_GPX: (&str, &[u8]) =
     ("week-around-nantes.gpx", include_bytes!("../../../sample-apps/data/week-around-nantes.gpx"));
 
@@ -35,16 +48,26 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     std::fs::write(dir.join(MARKER), b"created by `domicile demo`; a new demo replaces this directory\n")?;
     let space = home.resident(None)?;
 
-    step(2, "Trust the sample publisher's key (apps must be signed by a key you trust)");
+    step(2, "Trust the key of the sample catalogue (it vouches for the publishers of the apps it lists)");
     let key: PublicKey = SAMPLE_PUBLISHER.trim().parse()?;
-    home.trust()?.add(key, "domicile sample publisher")?;
-    println!("    trusted {key}");
+    home.trust()?.add(key, "domicile samples", &[Role::Catalogue])?;
+    println!("    trusted {key} for catalogues");
+    let catalogue_dir = dir.join("catalogue");
+    for (path, bytes) in CATALOGUE {
+        let path = catalogue_dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("catalogue files are in a folder"))?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let catalogue = Catalogue::open(&catalogue_dir, &home.trust()?)?;
+    CatalogueSources::open(dir.join("catalogues.json"))?.add(&catalogue)?;
+    println!("    added the catalogue `{}`: its signed index verified", catalogue.index().name);
 
-    step(3, "Install the sample apps: the signature is checked before anything else is read");
+    step(3, "Install two sample apps from the catalogue: package digest and signature are checked first");
     let runtime = home.runtime()?;
     let mut ids = Vec::new();
-    for package in [GPX_IMPORTER, FOOTPRINT] {
-        let prepared = runtime.prepare_install(&space, &home.trust()?, package.to_vec())?;
+    for id in SAMPLE_APPS {
+        let (package, listed, _) = catalogue.fetch(&id.parse()?, None)?;
+        let prepared = runtime.prepare_install(&space, &home.trust()?, package, Some(&listed.publisher))?;
         let manifest = prepared.manifest().clone();
         println!("    {} {} ({}) asks for:", manifest.name, manifest.version, manifest.id);
         for p in &manifest.permissions {
@@ -74,26 +97,21 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let output = runtime.run_service(&space, footprint, "{}").await?;
     print_footprint(&output)?;
 
-    step(6, "Read the audit log: every access an app made to your data");
-    for e in space.audit(&AuditFilter::default())? {
-        println!(
-            "    {}  {}  {} {} {} doc(s) of {}",
-            crate::commands::format_ms(e.at_ms),
-            if e.outcome == domicile_store::Outcome::Allowed { "allowed" } else { "DENIED " },
-            e.app,
-            e.operation.as_str(),
-            e.documents,
-            e.doctype
-        );
+    step(6, "Read the audit log: every access an app made to your data, hash-chained");
+    for line in space.audit_summary(&AuditFilter::default())? {
+        println!("    {}", line.sentence());
     }
+    let check = space.verify_audit()?;
+    println!("    chain intact: {} entries, last hash {}…", check.entries, &check.head[..16]);
 
     let h = dir.display();
     println!("\nDone. Explore the demo home:");
+    println!("  domicile --home {h} catalogue list");
     println!("  domicile --home {h} apps");
     println!("  domicile --home {h} docs io.domicile.mobility.trip --where '{{\"mode\": \"bike\"}}'");
     println!("  domicile --home {h} run {footprint} --input '{{\"factors\": {{\"car\": 0.21}}}}'");
     println!("  domicile --home {h} revoke {footprint} && domicile --home {h} run {footprint}");
-    println!("  domicile --home {h} audit");
+    println!("  domicile --home {h} audit --summary && domicile --home {h} audit verify");
     Ok(())
 }
 

@@ -6,8 +6,10 @@
 //! runtime. Errors end as one line on stderr and a non-zero exit status.
 
 mod commands;
+mod consent;
 mod demo;
 mod home;
+mod outbox;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,23 +80,44 @@ pub enum Command {
     /// Manage the publisher keys this home trusts.
     #[command(subcommand)]
     Trust(TrustCommand),
-    /// Install an app from a signed package.
+    /// Install an app: from a signed package file, or by id from a trusted catalogue.
     Install {
-        package: PathBuf,
-        /// What to grant: `all`, or DOCTYPE:ACCESS[,ACCESS] (repeatable). Without it, you are asked.
+        /// A package file (.dpkg), or an app id listed in one of your catalogues.
+        app: String,
+        /// With an app id: this version rather than the latest.
+        #[arg(long, value_name = "VERSION")]
+        version: Option<semver::Version>,
+        /// What to grant: `all`, `none`, or DOCTYPE:ACCESS[,ACCESS][:FIELD[,FIELD]] (repeatable). Without it, you are asked.
         #[arg(long, value_name = "GRANT")]
         grant: Vec<String>,
     },
+    /// Update installed apps from your catalogues (only newer versions, from the same publisher).
+    Update {
+        /// Only this app (default: every installed app).
+        app: Option<String>,
+        /// Update from this package file instead of a catalogue.
+        #[arg(long, value_name = "FILE", requires = "app")]
+        package: Option<PathBuf>,
+        /// Grant what the new version newly asks for (`all`, `none`, or DOCTYPE:ACCESS[:FIELDS]).
+        #[arg(long, value_name = "GRANT", requires = "app")]
+        grant: Vec<String>,
+    },
+    /// Keep using an app that was put on hold because its publisher key was revoked.
+    Enable { app: String },
+    /// Signed catalogues of apps: build one, add one to this home, browse them.
+    #[command(subcommand)]
+    Catalogue(CatalogueCommand),
     /// List installed apps and what they were granted.
     Apps,
     /// Grant an installed app more of what its manifest asks for.
     Grant {
         app: String,
-        /// `all`, or DOCTYPE:ACCESS[,ACCESS].
+        /// `all`, or DOCTYPE:ACCESS[,ACCESS][:FIELD[,FIELD]] (fields narrow a read).
         #[arg(required = true)]
         grants: Vec<String>,
     },
-    /// Take back grants from an app (all of them when none are named).
+    /// Take back grants from an app (all of them when none are named);
+    /// DOCTYPE:read:FIELD takes back single fields.
     Revoke { app: String, grants: Vec<String> },
     /// Remove an app (its documents stay yours, unless --purge-data).
     Uninstall {
@@ -168,13 +191,33 @@ pub enum Command {
         #[arg(long, value_name = "BYTES")]
         max_bytes: Option<u64>,
     },
-    /// Show what apps did with your data.
+    /// Show what apps did with your data (`audit verify` checks the log was not rewritten).
+    #[command(args_conflicts_with_subcommands = true)]
     Audit {
+        #[command(subcommand)]
+        action: Option<AuditAction>,
         #[arg(long, value_name = "APP")]
         app: Option<String>,
         #[arg(long, value_name = "DOCTYPE")]
         doctype: Option<String>,
+        /// From this time on (2026-03-01, or 2026-03-01T12:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Before this time.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// One line per app, operation and doctype, with totals.
+        #[arg(long)]
+        summary: bool,
     },
+    /// What apps asked to send out of your space, with the exact payloads.
+    Outbox,
+    /// Send an outbox item to its destination, exactly as shown by `domicile outbox`.
+    Approve { id: u64 },
+    /// Discard an outbox item: it is never sent.
+    Deny { id: u64 },
+    /// Messages apps left for you.
+    Notifications,
     /// Show what apps wrote to their log.
     Logs {
         #[arg(long, value_name = "APP")]
@@ -192,15 +235,53 @@ pub enum ResidentCommand {
 
 #[derive(Subcommand)]
 pub enum TrustCommand {
-    /// Trust a publisher key (64 hex characters, or a .pub file).
+    /// Trust a key (64 hex characters, or a .pub file); a revoked key is trusted again.
     Add {
         key: String,
         /// A label to remember whose key it is.
         #[arg(long, default_value = "")]
         name: String,
+        /// What the key may sign: `publisher` (packages, the default) and/or `catalogue` (catalogue indexes).
+        #[arg(long = "role", value_name = "ROLE", value_parser = parse_role)]
+        roles: Vec<domicile_package::Role>,
     },
-    /// List trusted keys.
+    /// List trusted and revoked keys.
     List,
+    /// Stop trusting a key; the apps it signed are held until you decide.
+    Revoke { key: String },
+}
+
+fn parse_role(s: &str) -> Result<domicile_package::Role, String> {
+    match s {
+        "publisher" => Ok(domicile_package::Role::Publisher),
+        "catalogue" => Ok(domicile_package::Role::Catalogue),
+        _ => Err("expected `publisher` or `catalogue`".into()),
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CatalogueCommand {
+    /// Index and sign the packages in DIR/packages (writes DIR/index.json and DIR/index.sig).
+    Build {
+        dir: PathBuf,
+        /// The catalogue's secret key (from `domicile keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long, default_value = "domicile catalogue")]
+        name: String,
+    },
+    /// Install from this catalogue from now on (its key must be trusted with --role catalogue).
+    AddSource { dir: PathBuf },
+    /// The apps of your catalogues.
+    List,
+    /// Everything about one app: publisher, versions, each permission and its purpose.
+    Show { app: String },
+}
+
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Check the audit log's hash chain: any edited, deleted or reordered entry is reported.
+    Verify,
 }
 
 fn main() -> ExitCode {

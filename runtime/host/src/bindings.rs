@@ -28,8 +28,10 @@ pub mod importer {
             "domicile:app/data": super::service::domicile::app::data,
             "domicile:app/log": super::service::domicile::app::log,
             "domicile:app/clock": super::service::domicile::app::clock,
+            "domicile:app/egress": super::service::domicile::app::egress,
+            "domicile:app/notify": super::service::domicile::app::notify,
         },
     });
 }
 
-pub use service::domicile::app::{clock, data, log, types};
+pub use service::domicile::app::{clock, data, egress, log, notify, types};

@@ -50,7 +50,7 @@ impl Allowed {
     }
 }
 
-type Reply<T> = wasmtime::Result<Result<T, types::Error>>;
+pub(crate) type Reply<T> = wasmtime::Result<Result<T, types::Error>>;
 
 /// Why a host call did not succeed: because of the app (it receives a WIT
 /// error and carries on) or because of the host (storage failure: a trap).
@@ -83,7 +83,7 @@ impl From<StoreError> for Refusal {
 }
 
 /// The shape bindgen wants: app errors inside, host errors outside.
-fn reply<T>(result: Result<T, Refusal>) -> Reply<T> {
+pub(crate) fn reply<T>(result: Result<T, Refusal>) -> Reply<T> {
     match result {
         Ok(value) => Ok(Ok(value)),
         Err(Refusal::App(e)) => Ok(Err(e)),

@@ -13,6 +13,7 @@ mod bindings;
 mod clock;
 mod data;
 mod engine;
+mod outbound;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -69,6 +70,16 @@ pub enum HostError {
     AlreadyInstalled { app: AppId, version: String },
     #[error("{app} is an app of the `{actual}` world; use `domicile {}` instead", if *.actual == World::Service { "run" } else { "import" })]
     WrongWorld { app: AppId, actual: World },
+    #[error("{app} is on hold: {reason}; uninstall it (`domicile uninstall {app}`) or, if you still trust this version, keep it (`domicile enable {app}`)")]
+    Held { app: AppId, reason: String },
+    #[error("{app} is published by {installed}; this package is signed by {offered}: an app's publisher cannot change, so it is not installed")]
+    PublisherChanged { app: AppId, installed: String, offered: String },
+    #[error("{app} {installed} is installed; {offered} is not newer{}", if .offered < .installed { " (a downgrade is refused)" } else { "" })]
+    NotNewer { app: AppId, installed: semver::Version, offered: semver::Version },
+    #[error("the package is {offered}, not an update of {app}")]
+    OtherApp { app: AppId, offered: AppId },
+    #[error("{app} changes from the `{from}` world to `{to}`: install it as a new app instead")]
+    WorldChanged { app: AppId, from: World, to: World },
     #[error("{app} failed: {message}")]
     AppFailed { app: AppId, message: String },
     #[error("{app} crashed: {message}")]
@@ -128,6 +139,27 @@ impl PreparedInstall {
     }
 }
 
+/// A verified, compiled newer version of an installed app.
+pub struct PreparedUpdate {
+    install: PreparedInstall,
+    current: InstalledApp,
+    new_asks: Vec<String>,
+}
+
+impl PreparedUpdate {
+    pub fn current(&self) -> &InstalledApp {
+        &self.current
+    }
+    pub fn manifest(&self) -> &Manifest {
+        &self.install.manifest
+    }
+    /// What the new version asks that the installed one did not, in words.
+    /// When it is not empty, the update should wait for the resident's grant.
+    pub fn new_asks(&self) -> &[String] {
+        &self.new_asks
+    }
+}
+
 /// The input of one invocation, by world.
 enum Call<'a> {
     Run { input: &'a str },
@@ -161,23 +193,110 @@ impl Runtime {
         })
     }
 
-    /// Verifies a package against the trust store, then parses its manifest,
-    /// then compiles and checks its component. Nothing is parsed before the
-    /// signature verifies, and nobody is asked for grants for an app that
-    /// could not be installed.
+    /// Verifies a package, then parses its manifest, then compiles and
+    /// checks its component. Nothing is parsed before the signature
+    /// verifies, and nobody is asked for grants for an app that could not
+    /// be installed. The signing key must be trusted as a publisher, or be
+    /// the one a trusted catalogue lists for the app (`vouched`).
     pub fn prepare_install(
         &self,
         space: &ResidentSpace,
         trust: &TrustStore,
         package: Vec<u8>,
+        vouched: Option<&PublicKey>,
     ) -> Result<PreparedInstall, HostError> {
-        let verified = domicile_package::unseal(&package)?.verify(trust)?;
+        let sealed = domicile_package::unseal(&package)?;
+        let verified = match vouched {
+            Some(key) => sealed.verify_vouched(trust, key, "the catalogue lists for this app")?,
+            None => sealed.verify(trust)?,
+        };
         let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
         ensure_not_installed(space, &manifest)?;
+        self.compile_checked(&verified, &manifest)?;
+        Ok(PreparedInstall { package, verified, manifest })
+    }
+
+    fn compile_checked(&self, verified: &VerifiedPackage, manifest: &Manifest) -> Result<(), HostError> {
         let component =
             self.cache.compile(&self.engine, &verified.component_digest_hex(), verified.component_bytes())?;
-        self.check_component(&component, &manifest)?;
-        Ok(PreparedInstall { package, verified, manifest })
+        self.check_component(&component, manifest)
+    }
+
+    /// Prepares an update of an installed app: the package must be signed by
+    /// the key the app was installed with (whoever else vouches for it),
+    /// be a newer version of the same app and world, and compile. The
+    /// result says what the new version asks that the old one did not.
+    pub fn prepare_update(
+        &self,
+        space: &ResidentSpace,
+        trust: &TrustStore,
+        app: &AppId,
+        package: Vec<u8>,
+    ) -> Result<PreparedUpdate, HostError> {
+        let current = space.app(app)?;
+        let installed_key: PublicKey = current
+            .publisher
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("the publisher key recorded for {app}")))?;
+        let sealed = domicile_package::unseal(&package)?;
+        if sealed.claimed_publisher() != &installed_key {
+            return Err(HostError::PublisherChanged {
+                app: app.clone(),
+                installed: current.publisher.clone(),
+                offered: sealed.claimed_publisher().to_string(),
+            });
+        }
+        let verified = sealed.verify_vouched(trust, &installed_key, "this app was installed with")?;
+        let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
+        if &manifest.id != app {
+            return Err(HostError::OtherApp { app: app.clone(), offered: manifest.id });
+        }
+        if manifest.version <= current.manifest.version {
+            return Err(HostError::NotNewer {
+                app: app.clone(),
+                installed: current.manifest.version.clone(),
+                offered: manifest.version,
+            });
+        }
+        if manifest.world != current.manifest.world {
+            return Err(HostError::WorldChanged { app: app.clone(), from: current.manifest.world, to: manifest.world });
+        }
+        self.compile_checked(&verified, &manifest)?;
+        let new_asks = manifest.new_asks_over(&current.manifest);
+        Ok(PreparedUpdate { install: PreparedInstall { package, verified, manifest }, current, new_asks })
+    }
+
+    /// Replaces the installed version by the prepared one. The grants carried
+    /// over are cut down to what the new version still asks; `added` are
+    /// the resident's new grants (for what it newly asks).
+    #[tracing::instrument(skip_all, fields(app = %update.current.manifest.id))]
+    pub fn apply_update(
+        &self,
+        space: &ResidentSpace,
+        update: PreparedUpdate,
+        added: &Grants,
+    ) -> Result<InstalledApp, HostError> {
+        let PreparedUpdate { install: PreparedInstall { package, verified, manifest }, current, .. } = update;
+        // Someone may have updated or removed it since it was prepared.
+        if space.app(&current.manifest.id)? != current {
+            return Err(HostError::Engine(format!(
+                "{} changed while the update was prepared; try again",
+                current.manifest.id
+            )));
+        }
+        let mut grants = current.grants.within(&manifest);
+        grants.extend(added);
+        let app = InstalledApp {
+            manifest,
+            publisher: current.publisher,
+            component_digest: verified.component_digest_hex(),
+            grants,
+            installed_at_ms: current.installed_at_ms,
+            held: None,
+        };
+        space.put_app(&app, &package)?;
+        tracing::info!(version = %app.manifest.version, "updated");
+        Ok(app)
     }
 
     /// Records the prepared app with the resident's grants.
@@ -196,6 +315,7 @@ impl Runtime {
             component_digest: verified.component_digest_hex(),
             grants,
             installed_at_ms: self.config.clock.now_ms(),
+            held: None,
         };
         space.put_app(&app, &package)?;
         tracing::info!("installed");
@@ -268,6 +388,9 @@ impl Runtime {
         if app.manifest.world != expected {
             return Err(HostError::WrongWorld { app: app.manifest.id, actual: app.manifest.world });
         }
+        if let Some(hold) = &app.held {
+            return Err(HostError::Held { app: app.manifest.id, reason: hold.reason.clone() });
+        }
         let pre = self.instance_pre(space, &app)?;
         let memory_mib = app
             .manifest
@@ -324,6 +447,7 @@ impl Runtime {
 
         let state = store.data_mut();
         let log = state.take_log();
+        let notifications = std::mem::take(&mut state.notifications);
         let result = match outcome {
             Err(trap) => Err(self.explain_trap(&app, state.limiter.exceeded, cpu_ms, memory_mib, trap)),
             Ok(Err(message)) => Err(HostError::AppFailed {
@@ -339,6 +463,9 @@ impl Runtime {
             },
         };
         space.append_app_log(&log)?;
+        if result.is_ok() {
+            space.notify(&notifications)?;
+        }
         space.flush()?;
         result
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use domicile_manifest::Doctype;
-use domicile_store::{AppLogEntry, Change, InstalledApp, Operation, ResidentSpace};
+use domicile_store::{AppLogEntry, Change, InstalledApp, Notification, Operation, ResidentSpace};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -38,6 +38,10 @@ pub(crate) struct Invocation {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) log: Vec<AppLogEntry>,
+    /// Notifications of this invocation, stored when it ends.
+    pub(crate) notifications: Vec<Notification>,
+    /// Outbox requests made by this invocation.
+    pub(crate) egress_requests: usize,
     dropped_log_lines: usize,
     wasi: WasiCtx,
     stdout: MemoryOutputPipe,
@@ -75,6 +79,8 @@ impl Invocation {
             table: ResourceTable::new(),
             limiter: Limiter { max_memory: memory_bytes, exceeded: None },
             log: Vec::new(),
+            notifications: Vec::new(),
+            egress_requests: 0,
             dropped_log_lines: 0,
             wasi: wasi.build(),
             stdout,

@@ -1,5 +1,5 @@
 //! Signed app packages: the file format, its digests, ed25519 signing and
-//! verification, and the trust store of publisher keys.
+//! verification, signed catalogues, and the trust store of keys.
 //!
 //! A package binds the manifest bytes and the component bytes under one
 //! ed25519 signature over a domain-separated digest:
@@ -9,14 +9,24 @@
 //! says which trusted key to use). Nothing in the package is interpreted
 //! before it verifies: [`VerifiedPackage`] is the only way to reach the
 //! manifest and component bytes, and it can only be made by verification.
+//!
+//! A [`Catalogue`] is a directory of packages with a signed index; trusting
+//! a catalogue's key means trusting the publishers it lists for their apps.
 
+mod catalogue;
 mod keys;
 mod trust;
 
+use std::path::{Path, PathBuf};
+
 use sha2::{Digest, Sha256};
 
+pub use catalogue::{
+    build_catalogue, Catalogue, CatalogueApp, CatalogueError, CatalogueIndex, CatalogueSource, CatalogueSources,
+    CatalogueVersion,
+};
 pub use keys::{KeyError, PublicKey, SecretKey};
-pub use trust::{TrustError, TrustStore, TrustedKey};
+pub use trust::{Role, TrustError, TrustStore, TrustedKey};
 
 /// Leads every package file, and separates the signature domain from any
 /// other use of the same key.
@@ -40,6 +50,10 @@ pub enum PackageError {
     UntrustedPublisher(PublicKey),
     #[error("package signature does not verify: its manifest, component or signature was altered after signing")]
     BadSignature,
+    #[error("package is signed by {0}, a key this home has revoked: it is not installed or updated")]
+    RevokedPublisher(PublicKey),
+    #[error("package is signed by {claimed}, but {expected} is the publisher {why}")]
+    WrongPublisher { claimed: PublicKey, expected: PublicKey, why: &'static str },
 }
 
 /// The digests a signature covers.
@@ -131,11 +145,36 @@ impl<'a> SealedPackage<'a> {
         &self.publisher
     }
 
-    /// Verifies against the trust store: the claimed key must be trusted,
-    /// and the signature must verify under the trusted copy of it.
+    /// Verifies against the trust store: the claimed key must be trusted
+    /// as a publisher (and not revoked), and the signature must verify
+    /// under the trusted copy of it.
     pub fn verify(self, trust: &TrustStore) -> Result<VerifiedPackage, PackageError> {
-        let trusted = trust.find(&self.publisher).ok_or(PackageError::UntrustedPublisher(self.publisher))?;
+        if trust.is_revoked(&self.publisher) {
+            return Err(PackageError::RevokedPublisher(self.publisher));
+        }
+        let trusted = trust
+            .trusted_as(&self.publisher, Role::Publisher)
+            .ok_or(PackageError::UntrustedPublisher(self.publisher))?;
         self.verify_with(&trusted.key)
+    }
+
+    /// Verifies against a publisher key vouched for by something already
+    /// verified: a trusted catalogue's signed index, or the key an app was
+    /// first installed with (for its updates). A revoked key is refused
+    /// whoever vouches for it.
+    pub fn verify_vouched(
+        self,
+        trust: &TrustStore,
+        vouched: &PublicKey,
+        why: &'static str,
+    ) -> Result<VerifiedPackage, PackageError> {
+        if &self.publisher != vouched {
+            return Err(PackageError::WrongPublisher { claimed: self.publisher, expected: *vouched, why });
+        }
+        if trust.is_revoked(vouched) {
+            return Err(PackageError::RevokedPublisher(*vouched));
+        }
+        self.verify_with(vouched)
     }
 
     /// Verifies against one given key (for `domicile verify --key`, and for
@@ -178,6 +217,25 @@ impl VerifiedPackage {
     pub fn component_digest_hex(&self) -> String {
         hex::encode(self.digests.component)
     }
+}
+
+/// Writes to a temporary file, syncs, then renames over `path`: a crash
+/// leaves either the old or the new file, never half of one.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = tmp_path(path);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
 }
 
 struct Reader<'a>(&'a [u8]);

@@ -3,7 +3,7 @@ use super::*;
 fn trusted(key: &SecretKey) -> (tempfile::TempDir, TrustStore) {
     let dir = tempfile::tempdir().unwrap();
     let mut trust = TrustStore::open(dir.path().join("trust.json")).unwrap();
-    trust.add(key.public(), "test publisher").unwrap();
+    trust.add(key.public(), "test publisher", &[]).unwrap();
     (dir, trust)
 }
 
@@ -94,10 +94,131 @@ fn trust_store_persists_and_rejects_duplicates() {
     let path = dir.path().join("trust.json");
     let key = SecretKey::generate().public();
     let mut t = TrustStore::open(&path).unwrap();
-    t.add(key, "a").unwrap();
-    assert!(matches!(t.add(key, "b"), Err(TrustError::AlreadyTrusted(_))));
+    t.add(key, "a", &[]).unwrap();
+    assert!(matches!(t.add(key, "b", &[Role::Publisher]), Err(TrustError::AlreadyTrusted(_))));
+    t.add(key, "", &[Role::Catalogue]).unwrap();
+    assert!(t.trusted_as(&key, Role::Catalogue).is_some() && t.trusted_as(&key, Role::Publisher).is_some());
     let t = TrustStore::open(&path).unwrap();
     assert_eq!(t.keys().len(), 1);
     std::fs::write(&path, b"{not json").unwrap();
     assert!(matches!(TrustStore::open(&path), Err(TrustError::Corrupt { .. })));
+}
+
+#[test]
+fn a_revoked_publisher_is_refused_and_can_be_trusted_again() {
+    let key = SecretKey::generate();
+    let (_dir, mut trust) = trusted(&key);
+    let bytes = seal(b"m", b"c", &key).unwrap();
+    trust.revoke(&key.public(), 5).unwrap();
+    assert!(matches!(trust.revoke(&key.public(), 6), Err(TrustError::AlreadyRevoked(_))));
+    assert!(matches!(unseal(&bytes).unwrap().verify(&trust), Err(PackageError::RevokedPublisher(_))));
+    // Whoever vouches for it.
+    let vouched = unseal(&bytes).unwrap().verify_vouched(&trust, &key.public(), "of this app");
+    assert!(matches!(vouched, Err(PackageError::RevokedPublisher(_))));
+    trust.add(key.public(), "", &[]).unwrap();
+    assert!(unseal(&bytes).unwrap().verify(&trust).is_ok());
+}
+
+#[test]
+fn a_vouched_package_must_be_signed_by_the_vouched_key() {
+    let (key, other) = (SecretKey::generate(), SecretKey::generate());
+    let (_dir, trust) = trusted(&key);
+    let bytes = seal(b"m", b"c", &other).unwrap();
+    let err = unseal(&bytes).unwrap().verify_vouched(&trust, &key.public(), "this app was installed with").unwrap_err();
+    assert!(matches!(err, PackageError::WrongPublisher { .. }), "{err}");
+    // The catalogue vouches for a key the trust store does not list: accepted.
+    assert!(unseal(&bytes).unwrap().verify_vouched(&trust, &other.public(), "of this app").is_ok());
+}
+
+const MANIFEST: &str = r#"
+manifest-version = 1
+id = "org.example.app"
+name = "App"
+version = "VERSION"
+world = "service"
+description = "An app"
+
+[[permissions]]
+doctype = "io.domicile.mobility.trip"
+access = ["read"]
+purpose = "Read your trips to count them"
+"#;
+
+fn catalogue_dir(publisher: &SecretKey, versions: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("packages")).unwrap();
+    for v in versions {
+        let manifest = MANIFEST.replace("VERSION", v);
+        let pkg = seal(manifest.as_bytes(), b"\0asm component", publisher).unwrap();
+        std::fs::write(dir.path().join(format!("packages/org.example.app-{v}.dpkg")), pkg).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_built_catalogue_opens_only_under_a_trusted_catalogue_key() {
+    let (publisher, signer) = (SecretKey::generate(), SecretKey::generate());
+    let dir = catalogue_dir(&publisher, &["1.0.0", "1.2.0", "1.10.0"]);
+    let index = build_catalogue(dir.path(), "Test catalogue", &signer).unwrap();
+    assert_eq!(index.apps.len(), 1);
+    let app = &index.apps[0];
+    assert_eq!(app.publisher, publisher.public());
+    assert_eq!(app.latest().version, semver::Version::new(1, 10, 0), "semver order, not text order");
+    assert_eq!(app.versions[0].permissions.len(), 1);
+
+    let trust_dir = tempfile::tempdir().unwrap();
+    let mut trust = TrustStore::open(trust_dir.path().join("trust.json")).unwrap();
+    assert!(matches!(Catalogue::open(dir.path(), &trust), Err(CatalogueError::UntrustedKey(_))));
+    // Trusted as a publisher is not trusted as a catalogue.
+    trust.add(signer.public(), "signer", &[Role::Publisher]).unwrap();
+    assert!(matches!(Catalogue::open(dir.path(), &trust), Err(CatalogueError::UntrustedKey(_))));
+    trust.add(signer.public(), "signer", &[Role::Catalogue]).unwrap();
+    let catalogue = Catalogue::open(dir.path(), &trust).unwrap();
+    let id: domicile_manifest::AppId = "org.example.app".parse().unwrap();
+    let (bytes, listed_app, listed) = catalogue.fetch(&id, None).unwrap();
+    assert_eq!(listed.version.to_string(), "1.10.0");
+    // The package then verifies under the publisher the index vouches for.
+    assert!(unseal(&bytes).unwrap().verify_vouched(&trust, &listed_app.publisher, "of this app").is_ok());
+    assert!(catalogue.fetch(&id, Some(&semver::Version::new(9, 0, 0))).is_err());
+
+    trust.revoke(&signer.public(), 1).unwrap();
+    assert!(matches!(Catalogue::open(dir.path(), &trust), Err(CatalogueError::RevokedKey(_))));
+}
+
+#[test]
+fn an_altered_index_or_a_replaced_package_is_refused() {
+    let (publisher, signer) = (SecretKey::generate(), SecretKey::generate());
+    let dir = catalogue_dir(&publisher, &["1.0.0"]);
+    build_catalogue(dir.path(), "Test catalogue", &signer).unwrap();
+    let trust_dir = tempfile::tempdir().unwrap();
+    let mut trust = TrustStore::open(trust_dir.path().join("trust.json")).unwrap();
+    trust.add(signer.public(), "signer", &[Role::Catalogue]).unwrap();
+    let id: domicile_manifest::AppId = "org.example.app".parse().unwrap();
+
+    // A package replaced by another validly signed one (by the same publisher even).
+    let other = seal(MANIFEST.replace("VERSION", "1.0.0").as_bytes(), b"\0asm other code", &publisher).unwrap();
+    let path = dir.path().join("packages/org.example.app-1.0.0.dpkg");
+    let original = std::fs::read(&path).unwrap();
+    std::fs::write(&path, other).unwrap();
+    let err = Catalogue::open(dir.path(), &trust).unwrap().fetch(&id, None).unwrap_err();
+    assert!(matches!(err, CatalogueError::DigestMismatch { .. }), "{err}");
+    std::fs::write(&path, original).unwrap();
+
+    // An index edited after signing (say, to widen a purpose or point elsewhere).
+    let index_path = dir.path().join("index.json");
+    let text = std::fs::read_to_string(&index_path).unwrap();
+    std::fs::write(&index_path, text.replace("Read your trips to count them", "Read your trips to sell them")).unwrap();
+    assert!(matches!(Catalogue::open(dir.path(), &trust), Err(CatalogueError::BadSignature)));
+
+    // An index that points outside the catalogue, even correctly signed.
+    let evil = text.replace("packages/org.example.app-1.0.0.dpkg", "../../etc/passwd.dpkg");
+    std::fs::write(&index_path, &evil).unwrap();
+    let signature = signer.sign(&crate::catalogue::signed_digest(evil.as_bytes()));
+    std::fs::write(
+        dir.path().join("index.sig"),
+        format!("domicile-catalogue-signature-v1\nkey {}\nsignature {}\n", signer.public(), hex::encode(signature)),
+    )
+    .unwrap();
+    let err = Catalogue::open(dir.path(), &trust).unwrap_err();
+    assert!(err.to_string().contains("must be packages/<name>.dpkg"), "{err}");
 }

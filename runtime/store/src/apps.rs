@@ -17,6 +17,17 @@ pub struct InstalledApp {
     pub component_digest: String,
     pub grants: Grants,
     pub installed_at_ms: u64,
+    /// Set when the app must not run until the resident decides (its
+    /// publisher key was revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+}
+
+/// Why an app is held, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub reason: String,
+    pub since_ms: u64,
 }
 
 impl InstalledApp {
@@ -66,6 +77,28 @@ impl ResidentSpace {
     /// The grants of an installed app, read fresh from the store.
     pub fn grants(&self, id: &AppId) -> Result<Grants> {
         Ok(self.app(id)?.grants)
+    }
+
+    /// Holds every app signed by `publisher` (hex key); returns their ids.
+    pub fn hold_apps_of(&self, publisher: &str, hold: &Hold) -> Result<Vec<AppId>> {
+        let mut held = Vec::new();
+        for mut app in self.apps()? {
+            if app.publisher == publisher && app.held.is_none() {
+                app.held = Some(hold.clone());
+                self.apps.insert(app.id().as_str(), encode(&app))?;
+                held.push(app.manifest.id);
+            }
+        }
+        self.flush()?;
+        Ok(held)
+    }
+
+    /// The resident decided to keep using a held app.
+    pub fn release_app(&self, id: &AppId) -> Result<()> {
+        let mut app = self.app(id)?;
+        app.held = None;
+        self.apps.insert(id.as_str(), encode(&app))?;
+        self.flush()
     }
 
     pub fn remove_app(&self, id: &AppId) -> Result<()> {

@@ -9,6 +9,8 @@
 //! domicile-export/audit.jsonl       the audit log, oldest first
 //! domicile-export/app-log.jsonl     what apps logged: {"seq", "at_ms", "app", "level", "message"}
 //! domicile-export/apps.jsonl        installed apps: manifest, publisher, grants
+//! domicile-export/outbox.jsonl      what apps asked to send out, and what became of it
+//! domicile-export/notifications.jsonl  messages apps left for the resident
 //! domicile-export/packages/APP.dpkg the signed package of each installed app
 //! domicile-export/schemas/DOCTYPE.json  the JSON Schema of each doctype the runtime knows
 //! ```
@@ -25,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{check_chain, ChainHead, AUDIT_HEAD_KEY};
 use crate::docs::{feed_key, Quota, StoredDoc, Usage, QUOTA_KEY, SEQ_KEY, USAGE_KEY};
 use crate::{
-    decode, encode, index, AppLogEntry, AuditEntry, ChangeRecord, Document, InstalledApp, ResidentName, ResidentSpace,
-    Result, Store, StoreError,
+    decode, encode, index, AppLogEntry, AuditEntry, ChangeRecord, Document, InstalledApp, Notification, OutboxItem,
+    ResidentName, ResidentSpace, Result, Store, StoreError,
 };
 
 pub const EXPORT_FORMAT_VERSION: u32 = 1;
@@ -41,6 +43,10 @@ pub struct ExportSummary {
     pub audit_entries: u64,
     pub app_log_entries: u64,
     pub apps: u64,
+    #[serde(default)]
+    pub outbox: u64,
+    #[serde(default)]
+    pub notifications: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,12 +118,16 @@ impl ResidentSpace {
         let (audit_file, n_audit) = jsonl(&audit);
         let (log_file, n_log) = jsonl(&app_log);
         let (apps_file, n_apps) = jsonl(&apps);
+        let (outbox_file, n_outbox) = jsonl(&self.outbox()?);
+        let (notifications_file, n_notifications) = jsonl(&self.notifications()?);
         let counts = ExportSummary {
             documents: n_docs,
             changes: n_changes,
             audit_entries: n_audit,
             app_log_entries: n_log,
             apps: n_apps,
+            outbox: n_outbox,
+            notifications: n_notifications,
         };
         let manifest = ArchiveManifest {
             format: ROOT.into(),
@@ -145,6 +155,8 @@ impl ResidentSpace {
         add("audit.jsonl".into(), &audit_file)?;
         add("app-log.jsonl".into(), &log_file)?;
         add("apps.jsonl".into(), &apps_file)?;
+        add("outbox.jsonl".into(), &outbox_file)?;
+        add("notifications.jsonl".into(), &notifications_file)?;
         for app in &apps {
             add(format!("packages/{}.dpkg", app.id()), &self.package(app.id())?)?;
         }
@@ -256,6 +268,20 @@ impl Store {
             space.put_app(&app, package)?;
             summary.apps += 1;
         }
+        let mut outbox = sled::Batch::default();
+        for (n, line) in lines("outbox.jsonl")?.into_iter().enumerate() {
+            let item: OutboxItem = serde_json::from_slice(line)
+                .map_err(|e| corrupt_archive(format!("outbox.jsonl line {}: {e}", n + 1)))?;
+            outbox.insert(&item.id.to_be_bytes(), encode(&item));
+            summary.outbox += 1;
+        }
+        let mut notifications = sled::Batch::default();
+        for (n, line) in lines("notifications.jsonl")?.into_iter().enumerate() {
+            let note: Notification = serde_json::from_slice(line)
+                .map_err(|e| corrupt_archive(format!("notifications.jsonl line {}: {e}", n + 1)))?;
+            notifications.insert(&note.seq.to_be_bytes(), encode(&note));
+            summary.notifications += 1;
+        }
         if summary != manifest.counts {
             return Err(corrupt_archive(format!(
                 "its manifest counts {:?} but it holds {:?}",
@@ -267,6 +293,8 @@ impl Store {
         space.changes.apply_batch(feed)?;
         space.audit.apply_batch(audit)?;
         space.app_log.apply_batch(log)?;
+        space.outbox.apply_batch(outbox)?;
+        space.notifications.apply_batch(notifications)?;
         space.meta.insert(SEQ_KEY, &manifest.sequence.to_be_bytes())?;
         if head.seq > 0 {
             space.meta.insert(AUDIT_HEAD_KEY, encode(&head))?;

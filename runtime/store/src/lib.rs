@@ -2,7 +2,7 @@
 //!
 //! One sled database per home; inside it, each resident has their own set of
 //! trees (documents, indexes, change feed, counters, installed apps, audit
-//! log, app log), named after the resident. A [`ResidentSpace`] is opened
+//! log, app log, outbox, notifications), named after the resident. A [`ResidentSpace`] is opened
 //! for one resident and has no way to name another's trees, so isolation
 //! does not depend on every caller remembering a prefix.
 //!
@@ -22,6 +22,7 @@ mod export;
 mod field;
 mod index;
 mod names;
+mod outbox;
 mod query;
 mod selector;
 mod vocabulary;
@@ -29,13 +30,16 @@ mod vocabulary;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use apps::{InstalledApp, PackageBytes};
+pub use apps::{Hold, InstalledApp, PackageBytes};
 pub use audit::{AppLogEntry, AuditCheck, AuditEntry, AuditFilter, AuditSummary, Operation, Outcome};
 pub use check::CheckReport;
 pub use docs::{Author, Change, ChangeOp, ChangeRecord, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES};
 pub use export::{ExportSummary, EXPORT_FORMAT_VERSION};
 pub use field::FieldPath;
 pub use names::ResidentName;
+pub use outbox::{
+    Notification, OutboxItem, OutboxStatus, MAX_NOTIFICATION_BODY, MAX_NOTIFICATION_TITLE, MAX_PAYLOAD_BYTES,
+};
 pub use query::{Query, QueryCursor, Sort};
 pub use selector::Selector;
 pub use vocabulary::{DoctypeDef, Vocabulary};
@@ -72,7 +76,8 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 const RESIDENTS_TREE: &str = "residents";
-const RESIDENT_TREES: [&str; 8] = ["docs", "index", "changes", "meta", "apps", "packages", "audit", "app-log"];
+const RESIDENT_TREES: [&str; 10] =
+    ["docs", "index", "changes", "meta", "apps", "packages", "audit", "app-log", "outbox", "notifications"];
 
 fn tree_name(resident: &ResidentName, kind: &str) -> String {
     format!("resident/{resident}/{kind}")
@@ -154,6 +159,8 @@ impl Store {
             packages: tree("packages")?,
             audit: tree("audit")?,
             app_log: tree("app-log")?,
+            outbox: tree("outbox")?,
+            notifications: tree("notifications")?,
         })
     }
 }
@@ -173,6 +180,9 @@ pub struct ResidentSpace {
     packages: sled::Tree,
     audit: sled::Tree,
     app_log: sled::Tree,
+    /// What apps asked to send out, and what became of it.
+    outbox: sled::Tree,
+    notifications: sled::Tree,
 }
 
 impl ResidentSpace {

@@ -339,6 +339,69 @@ fn filled_space(store: &Store) -> ResidentSpace {
     me
 }
 
+fn egress_request(space: &ResidentSpace, payload: &str) -> u64 {
+    let item = OutboxItem {
+        id: 0,
+        at_ms: 8,
+        app: "org.example.app".parse().unwrap(),
+        app_version: "1.0.0".into(),
+        destination: "https://survey.example.org/mobility".into(),
+        purpose: "The city's mobility survey".into(),
+        payload: payload.into(),
+        status: OutboxStatus::Pending,
+    };
+    let audit = AuditEntry {
+        seq: 0,
+        at_ms: 8,
+        app: item.app.clone(),
+        app_version: "1.0.0".into(),
+        operation: Operation::Egress,
+        doctype: String::new(),
+        documents: 0,
+        outcome: Outcome::Allowed,
+        destination: Some(item.destination.clone()),
+        hash: String::new(),
+    };
+    space.queue_egress(&item, &audit).unwrap()
+}
+
+#[test]
+fn outbox_items_keep_their_payload_and_status_through_export() {
+    let (_d, a) = home();
+    let space = filled_space(&a);
+    let first = egress_request(&space, r#"{"trips_per_mode":{"bike":3}}"#);
+    let second = egress_request(&space, "{}");
+    assert!(second > first);
+    space.set_outbox_status(second, OutboxStatus::Denied { at_ms: 9 }, None).unwrap();
+    space
+        .notify(&[Notification {
+            seq: 0,
+            at_ms: 9,
+            app: "org.example.app".parse().unwrap(),
+            title: "Done".into(),
+            body: "Your report is ready".into(),
+        }])
+        .unwrap();
+    let items = space.outbox().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].payload, r#"{"trips_per_mode":{"bike":3}}"#);
+    assert_eq!(items[0].status, OutboxStatus::Pending);
+    assert_eq!(items[1].status, OutboxStatus::Denied { at_ms: 9 });
+    assert!(space.outbox_item(12345).is_err());
+    assert!(space.verify_audit().unwrap().is_intact(), "egress is audited in the chain");
+
+    let mut archive = Vec::new();
+    let summary = space.export(&mut archive, 10).unwrap();
+    assert_eq!((summary.outbox, summary.notifications), (2, 1));
+    let (_d2, b) = home();
+    let (restored, _) = b.restore(archive.as_slice(), None).unwrap();
+    assert_eq!(restored.outbox().unwrap(), items);
+    assert_eq!(restored.notifications().unwrap(), space.notifications().unwrap());
+    let mut again = Vec::new();
+    restored.export(&mut again, 10).unwrap();
+    assert_eq!(archive, again);
+}
+
 #[test]
 fn export_then_restore_rebuilds_an_identical_space() {
     let (_d, a) = home();
@@ -397,6 +460,7 @@ fn apps_grants_and_audit_round_trip() {
         publisher: "ab".into(),
         component_digest: "cd".into(),
         installed_at_ms: 5,
+        held: None,
     };
     me.put_app(&app, b"pkg").unwrap();
     assert_eq!(me.app(app.id()).unwrap(), app);

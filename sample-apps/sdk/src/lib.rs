@@ -1,7 +1,7 @@
 //! Write domicile apps in Rust.
 //!
 //! This crate wraps the guest bindings of domicile's WIT imports (`data`,
-//! `log`, `clock`) in a small typed API: documents are serde values, queries
+//! `log`, `clock`, `egress`, `notify`) in a small typed API: documents are serde values, queries
 //! are iterators that fetch documents in batches, errors implement
 //! `Display`. An app crate generates its own world's exports with
 //! `wit_bindgen::generate!` and points the imports at [`bindings`] (see the
@@ -39,6 +39,8 @@ macro_rules! generate {
                 "domicile:app/data@0.1.0": domicile_sdk::bindings::domicile::app::data,
                 "domicile:app/log@0.1.0": domicile_sdk::bindings::domicile::app::log,
                 "domicile:app/clock@0.1.0": domicile_sdk::bindings::domicile::app::clock,
+                "domicile:app/egress@0.1.0": domicile_sdk::bindings::domicile::app::egress,
+                "domicile:app/notify@0.1.0": domicile_sdk::bindings::domicile::app::notify,
             },
             $($option,)?
         });
@@ -190,4 +192,22 @@ pub mod log {
 /// Milliseconds since the Unix epoch, from the host (there is no other clock).
 pub fn now_ms() -> u64 {
     clock::now_ms()
+}
+
+/// Asking to send data out of the resident's space. Nothing is sent by the
+/// app: the request waits in the resident's outbox until they approve it.
+pub mod egress {
+    use super::*;
+
+    /// Queues `payload` (serialised to JSON) for `destination`, which the
+    /// manifest must declare under `[egress]`; returns the request's id.
+    pub fn request<T: Serialize>(destination: &str, payload: &T, purpose: &str) -> Result<String, Error> {
+        let payload = serde_json::to_string(payload).map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(bindings::domicile::app::egress::request(destination, &payload, purpose)?)
+    }
+}
+
+/// Leaves a message for the resident (`domicile notifications`).
+pub fn notify(title: &str, body: &str) -> Result<(), Error> {
+    Ok(bindings::domicile::app::notify::send(title, body)?)
 }

@@ -1,6 +1,8 @@
 //! Test guest: tries every data call on a doctype given in its input (with
-//! an optional query `selector` and `body` to put) and reports, as JSON, what the host
-//! answered. It never traps on a refusal: refusals are ordinary results.
+//! an optional query `selector` and `body` to put), and optionally an
+//! `egress` request (`{destination, payload, purpose}`) and a `notify`
+//! (`{title, body}`), and reports, as JSON, what the host answered. It never
+//! traps on a refusal: refusals are ordinary results.
 
 domicile_sdk::generate!("service", "../../../wit");
 
@@ -21,7 +23,20 @@ fn verdict<T, E: Into<domicile_sdk::Error>>(
 impl Guest for Snooper {
     fn run(input: String) -> Result<String, String> {
         let input: serde_json::Value = serde_json::from_str(&input).map_err(|e| e.to_string())?;
-        let doctype = input["doctype"].as_str().ok_or("input needs a `doctype`")?;
+        let mut report = serde_json::Map::new();
+        if let Some(e) = input.get("egress") {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            let r = domicile_sdk::egress::request(&text("destination"), &e["payload"], &text("purpose"));
+            report.insert("egress".into(), verdict(r, serde_json::Value::String));
+        }
+        if let Some(n) = input.get("notify") {
+            let r =
+                domicile_sdk::notify(n["title"].as_str().unwrap_or_default(), n["body"].as_str().unwrap_or_default());
+            report.insert("notify".into(), verdict(r, |()| serde_json::Value::Null));
+        }
+        let Some(doctype) = input["doctype"].as_str() else {
+            return Ok(serde_json::Value::Object(report).to_string());
+        };
         let selector = input.get("selector").map_or("{}".to_owned(), |s| s.to_string());
         let query = raw::query(doctype, &selector, &raw::QueryOptions { limit: None, sort: None });
         let query = verdict(query, |cursor| {
@@ -39,7 +54,10 @@ impl Guest for Snooper {
         let body = input.get("body").map_or("{\"planted\": true}".to_owned(), |b| b.to_string());
         let put = verdict(raw::put(doctype, None, &body), serde_json::Value::String);
         let delete = verdict(raw::delete(doctype, "any-id"), |()| serde_json::Value::Null);
-        Ok(serde_json::json!({ "query": query, "get": get, "put": put, "delete": delete }).to_string())
+        for (k, v) in [("query", query), ("get", get), ("put", put), ("delete", delete)] {
+            report.insert(k.into(), v);
+        }
+        Ok(serde_json::Value::Object(report).to_string())
     }
 }
 

@@ -1,0 +1,392 @@
+//! The verbs of trust and consent: catalogues, installing, updating, and
+//! revoking a key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use domicile_host::PreparedUpdate;
+use domicile_manifest::{AppId, Grants, Manifest};
+use domicile_package::{Catalogue, CatalogueSources, PublicKey, SecretKey, TrustStore};
+use domicile_store::{Hold, InstalledApp, ResidentSpace};
+use serde_json::json;
+
+use crate::commands::{app_json, describe_permissions, format_ms, prompt_grants};
+use crate::home::{clock_from_env, Home};
+use crate::CatalogueCommand;
+
+fn sources(home: &Home) -> Result<CatalogueSources> {
+    Ok(CatalogueSources::open(home.dir.join("catalogues.json"))?)
+}
+
+/// The first of the home's catalogues, each verified now, that lists `id`.
+fn find_in_catalogues(home: &Home, trust: &TrustStore, id: &AppId) -> Result<Catalogue> {
+    let mut problems = Vec::new();
+    for (source, opened) in sources(home)?.open_all(trust) {
+        match opened {
+            Ok(catalogue) if catalogue.app(id).is_some() => return Ok(catalogue),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("catalogue {} cannot be used: {e}", source.dir.display())),
+        }
+    }
+    let mut message =
+        format!("no package file `{id}` and no app `{id}` in your catalogues (see `domicile catalogue list`)");
+    for p in problems {
+        message.push_str("; ");
+        message.push_str(&p);
+    }
+    bail!(message)
+}
+
+/// `domicile install PACKAGE|APP`.
+pub fn install(
+    home: &Home,
+    space: &ResidentSpace,
+    app: &str,
+    version: Option<&semver::Version>,
+    grant: &[String],
+    json: bool,
+) -> Result<()> {
+    let trust = home.trust()?;
+    let runtime = home.runtime()?;
+    let path = Path::new(app);
+    // Anything that looks like a path is one: a typo must not fall through
+    // to a catalogue lookup.
+    let looks_like_a_file = path.is_file() || app.contains(std::path::MAIN_SEPARATOR) || app.ends_with(".dpkg");
+    let (prepared, origin) = if looks_like_a_file {
+        if version.is_some() {
+            bail!("--version chooses among a catalogue's versions; a package file has one");
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let prepared = runtime
+            .prepare_install(space, &trust, bytes, None)
+            .with_context(|| format!("cannot install {}", path.display()))?;
+        (prepared, path.display().to_string())
+    } else {
+        let id: AppId = app.parse().with_context(|| format!("no package file {app}, and not an app id either"))?;
+        let catalogue = find_in_catalogues(home, &trust, &id)?;
+        let (bytes, listed, _) = catalogue.fetch(&id, version)?;
+        let prepared = runtime
+            .prepare_install(space, &trust, bytes, Some(&listed.publisher))
+            .with_context(|| format!("cannot install {id} from the catalogue {}", catalogue.index().name))?;
+        (prepared, format!("the catalogue {}", catalogue.index().name))
+    };
+    let manifest = prepared.manifest().clone();
+    if !json {
+        println!(
+            "{} {} ({}) from {origin}\n  {}\n  signed by {}\nIt asks for:\n{}",
+            manifest.name,
+            manifest.version,
+            manifest.id,
+            manifest.description,
+            prepared.publisher(),
+            describe_permissions(&manifest).trim_end()
+        );
+    }
+    let grants = if grant.is_empty() { prompt_grants(&manifest)? } else { Grants::from_specs(&manifest, grant)? };
+    let app = runtime.install(space, prepared, grants)?;
+    if json {
+        println!("{}", app_json(&app));
+    } else {
+        println!("installed {} {}; granted: {}", app.manifest.id, app.manifest.version, app.grants);
+    }
+    Ok(())
+}
+
+/// The newest version each app's catalogue offers, when it is newer than
+/// the installed one and from the same publisher. Catalogues that do not
+/// verify offer nothing.
+pub fn available_updates(home: &Home, apps: &[InstalledApp]) -> BTreeMap<AppId, semver::Version> {
+    let mut found = BTreeMap::new();
+    let (Ok(trust), Ok(sources)) = (home.trust(), sources(home)) else { return found };
+    for (_, catalogue) in sources.open_all(&trust) {
+        let Ok(catalogue) = catalogue else { continue };
+        for app in apps {
+            let Some(listed) = catalogue.app(app.id()) else { continue };
+            let latest = &listed.latest().version;
+            if listed.publisher.to_string() == app.publisher
+                && latest > &app.manifest.version
+                && found.get(app.id()).is_none_or(|v| v < latest)
+            {
+                found.insert(app.id().clone(), latest.clone());
+            }
+        }
+    }
+    found
+}
+
+/// `domicile update [APP] [--package FILE] [--grant ...]`.
+pub fn update(
+    home: &Home,
+    space: &ResidentSpace,
+    app: Option<&str>,
+    package: Option<&Path>,
+    grant: &[String],
+    json: bool,
+) -> Result<()> {
+    let trust = home.trust()?;
+    let runtime = home.runtime()?;
+    let ids: Vec<AppId> = match app {
+        Some(app) => vec![app.parse()?],
+        None => space.apps()?.into_iter().map(|a| a.manifest.id).collect(),
+    };
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for id in ids {
+        let current = space.app(&id)?;
+        let bytes = match package {
+            Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            None => match newest_in_catalogues(home, &trust, &current)? {
+                Offer::Package(bytes) => bytes,
+                Offer::UpToDate => {
+                    reports.push(json!({ "app": id.as_str(), "status": "up-to-date", "version": current.manifest.version.to_string() }));
+                    if !json {
+                        println!("{id} {} is up to date", current.manifest.version);
+                    }
+                    continue;
+                }
+                Offer::Refused(reason) => {
+                    failures.push(format!("{id}: {reason}"));
+                    continue;
+                }
+            },
+        };
+        let prepared = match runtime.prepare_update(space, &trust, &id, bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(format!("{id}: {e}"));
+                continue;
+            }
+        };
+        reports.push(apply_or_wait(runtime, space, prepared, grant, json)?);
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(reports));
+    }
+    if !failures.is_empty() {
+        bail!("not updated: {}", failures.join("; "));
+    }
+    Ok(())
+}
+
+enum Offer {
+    Package(Vec<u8>),
+    UpToDate,
+    Refused(String),
+}
+
+/// The newest package of `app` in the home's catalogues, if newer than the
+/// installed version. A catalogue that lists the app under another
+/// publisher is not a source of updates for it.
+fn newest_in_catalogues(home: &Home, trust: &TrustStore, app: &InstalledApp) -> Result<Offer> {
+    let mut best: Option<(semver::Version, Catalogue)> = None;
+    let mut other_publisher = None;
+    for (_, catalogue) in sources(home)?.open_all(trust) {
+        let Ok(catalogue) = catalogue else { continue };
+        let Some(listed) = catalogue.app(app.id()) else { continue };
+        let latest = listed.latest().version.clone();
+        if latest <= app.manifest.version {
+            continue;
+        }
+        if listed.publisher.to_string() != app.publisher {
+            other_publisher = Some((catalogue.index().name.clone(), listed.publisher, latest));
+            continue;
+        }
+        if best.as_ref().is_none_or(|(v, _)| v < &latest) {
+            best = Some((latest, catalogue));
+        }
+    }
+    match (best, other_publisher) {
+        (Some((version, catalogue)), _) => Ok(Offer::Package(catalogue.fetch(app.id(), Some(&version))?.0)),
+        (None, Some((name, key, version))) => Ok(Offer::Refused(format!(
+            "the catalogue {name} offers {version} signed by {key}, but {} was installed from {}: an app's publisher cannot change",
+            app.id(),
+            app.publisher
+        ))),
+        (None, None) => Ok(Offer::UpToDate),
+    }
+}
+
+/// Applies an update, unless the new version asks for more than the old
+/// one and the resident has not said what to grant: then it waits and the
+/// installed version keeps working.
+fn apply_or_wait(
+    runtime: &domicile_host::Runtime,
+    space: &ResidentSpace,
+    prepared: PreparedUpdate,
+    grant: &[String],
+    json: bool,
+) -> Result<serde_json::Value> {
+    let id = prepared.current().manifest.id.clone();
+    let (from, to) = (prepared.current().manifest.version.clone(), prepared.manifest().version.clone());
+    if !prepared.new_asks().is_empty() && grant.is_empty() {
+        if !json {
+            println!("{id} {to} is available, but it asks for more than {from} did:");
+            for ask in prepared.new_asks() {
+                println!("  - {ask}");
+            }
+            println!(
+                "It waits for your decision; {from} keeps working meanwhile.\n  to grant it: domicile update {id} --grant all   (or --grant DOCTYPE:ACCESS, ...)\n  to update without granting it: domicile update {id} --grant none"
+            );
+        }
+        return Ok(
+            json!({ "app": id.as_str(), "status": "waiting-for-grant", "installed": from.to_string(), "available": to.to_string(), "asks": prepared.new_asks() }),
+        );
+    }
+    let added = Grants::from_specs(prepared.manifest(), grant)?;
+    let app = runtime.apply_update(space, prepared, &added)?;
+    if !json {
+        println!("updated {id} from {from} to {to}; granted: {}", app.grants);
+    }
+    Ok(
+        json!({ "app": id.as_str(), "status": "updated", "from": from.to_string(), "to": to.to_string(), "grants": app.grants }),
+    )
+}
+
+/// `domicile trust revoke KEY`: the key is trusted for nothing from now
+/// on, and every resident's apps signed by it are held.
+pub fn revoke_key(home: &Home, key: &str) -> Result<()> {
+    let key = PublicKey::from_text_or_file(key)?;
+    let now = clock_from_env()?.now_ms();
+    home.trust()?.revoke(&key, now)?;
+    println!("revoked key {key}");
+    let hold = Hold { reason: format!("its publisher key {key} was revoked on {}", format_ms(now)), since_ms: now };
+    for resident in home.store.residents()? {
+        let space = home.store.resident(&resident)?;
+        for app in space.hold_apps_of(&key.to_string(), &hold)? {
+            println!(
+                "  {app} of resident `{resident}` is on hold: uninstall it, or keep it with `domicile --resident {resident} enable {app}`"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// After a restore: apps signed by a key this home revoked are held.
+pub fn hold_revoked(home: &Home, space: &ResidentSpace) -> Result<()> {
+    let trust = home.trust()?;
+    for key in trust.keys().iter().filter(|k| k.revoked_at_ms.is_some()) {
+        let hold = Hold {
+            reason: format!("its publisher key {} is revoked in this home", key.key),
+            since_ms: clock_from_env()?.now_ms(),
+        };
+        for app in space.hold_apps_of(&key.key.to_string(), &hold)? {
+            println!("  {app} is on hold: {}", hold.reason);
+        }
+    }
+    Ok(())
+}
+
+/// `domicile catalogue ...`.
+pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<()> {
+    match command {
+        CatalogueCommand::Build { .. } => unreachable!("built without a home"),
+        CatalogueCommand::AddSource { dir } => {
+            let catalogue = Catalogue::open(&dir, &home.trust()?)?;
+            sources(home)?.add(&catalogue)?;
+            println!(
+                "added the catalogue {} ({} apps), signed by {}",
+                catalogue.index().name,
+                catalogue.index().apps.len(),
+                catalogue.key()
+            );
+        }
+        CatalogueCommand::List => {
+            let trust = home.trust()?;
+            let all = sources(home)?.open_all(&trust);
+            if all.is_empty() && !json {
+                println!("no catalogues: add one with `domicile catalogue add-source DIR`");
+            }
+            let mut listed = Vec::new();
+            for (source, catalogue) in all {
+                match catalogue {
+                    Err(e) => eprintln!("domicile: catalogue {} cannot be used: {e}", source.dir.display()),
+                    Ok(c) => {
+                        if !json {
+                            println!("{} ({})", c.index().name, source.dir.display());
+                        }
+                        for app in &c.index().apps {
+                            if json {
+                                listed.push(json!({ "catalogue": c.index().name, "id": app.id.as_str(), "name": app.name, "latest": app.latest().version.to_string(), "world": app.world.to_string(), "publisher": app.publisher.to_string(), "description": app.description }));
+                            } else {
+                                println!(
+                                    "  {}  {}  {}\n      {}",
+                                    app.id,
+                                    app.latest().version,
+                                    app.name,
+                                    app.description
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            if json {
+                println!("{}", serde_json::Value::Array(listed));
+            }
+        }
+        CatalogueCommand::Show { app } => {
+            let trust = home.trust()?;
+            let id: AppId = app.parse()?;
+            let catalogue = find_in_catalogues(home, &trust, &id)?;
+            let listed = catalogue.app(&id).expect("found above");
+            if json {
+                println!("{}", serde_json::to_string(listed)?);
+                return Ok(());
+            }
+            let latest = listed.latest();
+            let publisher = match trust.find(&listed.publisher) {
+                Some(k) if !k.name.is_empty() => format!("{} ({})", listed.publisher, k.name),
+                _ => format!("{} (vouched for by the catalogue {})", listed.publisher, catalogue.index().name),
+            };
+            println!(
+                "{} ({}), a {} app\n  {}\n  publisher: {publisher}",
+                listed.name, listed.id, listed.world, listed.description
+            );
+            println!(
+                "  versions: {}",
+                listed.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>().join(", ")
+            );
+            // The latest version's manifest summary, as the index signs it.
+            let summary = Manifest {
+                permissions: latest.permissions.clone(),
+                scratch: latest.scratch.clone(),
+                egress: None,
+                ..placeholder_manifest(&listed.id)
+            };
+            println!("{} {} asks for:\n{}", listed.name, latest.version, describe_permissions(&summary).trim_end());
+            if let Some(egress) = &latest.egress {
+                println!("  - to ask you, each time, to send data to:");
+                for d in &egress.destinations {
+                    println!("      {d}");
+                }
+                println!("      why: {}", egress.purpose);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `describe_permissions` reads only permissions and scratch; the rest is filler.
+fn placeholder_manifest(id: &AppId) -> Manifest {
+    Manifest::parse(&format!(
+        "manifest-version = 1\nid = \"{id}\"\nname = \"-\"\nversion = \"0.0.0\"\nworld = \"service\"\ndescription = \"-\"\n"
+    ))
+    .expect("a minimal manifest parses")
+}
+
+/// `domicile catalogue build DIR --key K`: needs no home.
+pub fn build(dir: &Path, key: &Path, name: &str, json: bool) -> Result<()> {
+    let key = SecretKey::load(key)?;
+    let index = domicile_package::build_catalogue(dir, name, &key)?;
+    if json {
+        println!("{}", serde_json::to_string(&index)?);
+    } else {
+        println!("signed the catalogue {name} in {} with {}:", dir.display(), key.public());
+        for app in &index.apps {
+            let versions: Vec<String> = app.versions.iter().map(|v| v.version.to_string()).collect();
+            println!("  {}  {}", app.id, versions.join(", "));
+        }
+    }
+    Ok(())
+}

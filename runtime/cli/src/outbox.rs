@@ -1,0 +1,79 @@
+//! The outbox and notifications: what apps asked to send out, decided by
+//! the resident, and the messages apps left.
+
+use anyhow::Result;
+use domicile_store::{OutboxStatus, ResidentSpace};
+
+use crate::commands::format_ms;
+use crate::home::clock_from_env;
+
+pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {
+    let items = space.outbox()?;
+    if json {
+        println!("{}", serde_json::to_string(&items)?);
+        return Ok(());
+    }
+    if items.is_empty() {
+        println!("the outbox is empty: no app has asked to send anything");
+    }
+    for item in items {
+        let state = match &item.status {
+            OutboxStatus::Pending => "PENDING (approve or deny it)".to_owned(),
+            OutboxStatus::Sent { at_ms, http_status } => format!("sent {} (HTTP {http_status})", format_ms(*at_ms)),
+            OutboxStatus::Denied { at_ms } => format!("denied {}", format_ms(*at_ms)),
+            OutboxStatus::Failed { at_ms, error } => {
+                format!("delivery failed {} ({error}); can be approved again", format_ms(*at_ms))
+            }
+        };
+        println!(
+            "#{}  {state}\n    asked   {} by {} {}\n    to      {}\n    why     {}\n    payload ({} bytes, exactly what would be sent):\n    {}",
+            item.id,
+            format_ms(item.at_ms),
+            item.app,
+            item.app_version,
+            item.destination,
+            item.purpose,
+            item.payload.len(),
+            item.payload
+        );
+    }
+    Ok(())
+}
+
+pub fn approve(space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
+    let item = domicile_egress::approve(space, id, clock_from_env()?.now_ms())?;
+    if json {
+        println!("{}", serde_json::to_string(&item)?);
+    } else if let OutboxStatus::Sent { http_status, .. } = item.status {
+        println!("sent #{id} ({} bytes) to {} (HTTP {http_status})", item.payload.len(), item.destination);
+    }
+    Ok(())
+}
+
+pub fn deny(space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
+    let item = domicile_egress::deny(space, id, clock_from_env()?.now_ms())?;
+    if json {
+        println!("{}", serde_json::to_string(&item)?);
+    } else {
+        println!("denied #{id}: it will never be sent to {}", item.destination);
+    }
+    Ok(())
+}
+
+pub fn notifications(space: &ResidentSpace, json: bool) -> Result<()> {
+    let notes = space.notifications()?;
+    if json {
+        println!("{}", serde_json::to_string(&notes)?);
+        return Ok(());
+    }
+    if notes.is_empty() {
+        println!("no notifications");
+    }
+    for n in notes {
+        println!("{}  {}: {}", format_ms(n.at_ms), n.app, n.title);
+        if !n.body.is_empty() {
+            println!("    {}", n.body.replace('\n', "\n    "));
+        }
+    }
+    Ok(())
+}

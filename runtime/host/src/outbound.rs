@@ -1,0 +1,110 @@
+//! Host side of the `egress` and `notify` interfaces: the only ways an app
+//! reaches beyond the resident's data.
+//!
+//! An egress request never leaves the machine from here: it is checked
+//! against the destinations the manifest declares, stored in the
+//! resident's outbox with its exact payload, and audited. Sending is the
+//! resident's act (`domicile approve`), not the app's.
+
+use domicile_manifest::World;
+use domicile_store::{
+    AuditEntry, Notification, Operation, OutboxItem, OutboxStatus, Outcome, MAX_NOTIFICATION_BODY,
+    MAX_NOTIFICATION_TITLE, MAX_PAYLOAD_BYTES,
+};
+
+use crate::bindings::{egress, notify, types};
+use crate::data::{reply, Refusal};
+use crate::sandbox::Invocation;
+
+/// Requests and notifications one invocation may make.
+const MAX_EGRESS_REQUESTS: usize = 100;
+const MAX_NOTIFICATIONS: usize = 20;
+
+impl Invocation {
+    fn egress_audit(&self, destination: &str, outcome: Outcome) -> AuditEntry {
+        let mut entry = self.audit_entry(Operation::Egress, "", 0, outcome);
+        entry.destination = Some(destination.chars().take(500).collect());
+        entry
+    }
+
+    fn request_egress(&mut self, destination: &str, payload: &str, purpose: &str) -> Result<String, Refusal> {
+        let refuse = |reason: String| -> Result<String, Refusal> {
+            self.space.record_audit(&[self.egress_audit(destination, Outcome::Denied)])?;
+            Err(types::Error::Denied(reason).into())
+        };
+        if self.app.manifest.world == World::Importer {
+            return refuse("importers cannot send data out of the space".into());
+        }
+        if !self.app.manifest.declares_destination(destination) {
+            return refuse(format!(
+                "the app's manifest does not declare the destination `{}`",
+                destination.chars().take(200).collect::<String>()
+            ));
+        }
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(types::Error::Limit(format!(
+                "the payload is {} bytes, over the limit of {MAX_PAYLOAD_BYTES}",
+                payload.len()
+            ))
+            .into());
+        }
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(payload) {
+            return Err(types::Error::Invalid(format!("the payload is not JSON: {e}")).into());
+        }
+        let purpose = purpose.trim();
+        if purpose.chars().count() < 8 || purpose.chars().count() > 500 {
+            return Err(
+                types::Error::Invalid("say in 8 to 500 characters why the resident should send this".into()).into()
+            );
+        }
+        if self.egress_requests >= MAX_EGRESS_REQUESTS {
+            return Err(types::Error::Limit(format!("at most {MAX_EGRESS_REQUESTS} requests per run")).into());
+        }
+        self.egress_requests += 1;
+        let item = OutboxItem {
+            id: 0,
+            at_ms: self.clock.now_ms(),
+            app: self.app.manifest.id.clone(),
+            app_version: self.app.manifest.version.to_string(),
+            destination: destination.to_owned(),
+            purpose: purpose.to_owned(),
+            payload: payload.to_owned(),
+            status: OutboxStatus::Pending,
+        };
+        let id = self.space.queue_egress(&item, &self.egress_audit(destination, Outcome::Allowed))?;
+        Ok(id.to_string())
+    }
+
+    fn leave_notification(&mut self, title: &str, body: &str) -> Result<(), Refusal> {
+        let title = title.trim();
+        if title.is_empty() || title.chars().count() > MAX_NOTIFICATION_TITLE {
+            return Err(types::Error::Invalid(format!("a title is 1 to {MAX_NOTIFICATION_TITLE} characters")).into());
+        }
+        if body.chars().count() > MAX_NOTIFICATION_BODY {
+            return Err(types::Error::Invalid(format!("a body is at most {MAX_NOTIFICATION_BODY} characters")).into());
+        }
+        if self.notifications.len() >= MAX_NOTIFICATIONS {
+            return Err(types::Error::Limit(format!("at most {MAX_NOTIFICATIONS} notifications per run")).into());
+        }
+        self.notifications.push(Notification {
+            seq: 0,
+            at_ms: self.clock.now_ms(),
+            app: self.app.manifest.id.clone(),
+            title: title.to_owned(),
+            body: body.to_owned(),
+        });
+        Ok(())
+    }
+}
+
+impl egress::Host for Invocation {
+    fn request(&mut self, destination: String, payload: String, purpose: String) -> crate::data::Reply<String> {
+        reply(self.request_egress(&destination, &payload, &purpose))
+    }
+}
+
+impl notify::Host for Invocation {
+    fn send(&mut self, title: String, body: String) -> crate::data::Reply<()> {
+        reply(self.leave_notification(&title, &body))
+    }
+}
