@@ -171,3 +171,52 @@ impl TestHome {
         self.ok(&["--json", "audit"]).json().as_array().unwrap().clone()
     }
 }
+
+/// The component inside a package file (layout in runtime/package:
+/// magic 20 · key 32 · signature 64 · u32 LE manifest length · manifest ·
+/// u64 LE component length · component).
+pub fn component_of(package: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(package).unwrap();
+    let manifest_len = u32::from_le_bytes(bytes[116..120].try_into().unwrap()) as usize;
+    let at = 120 + manifest_len;
+    let component_len = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    bytes[at + 8..at + 8 + component_len].to_vec()
+}
+
+/// A publisher key pair made by `domicile keygen`, in `dir`.
+pub struct Keys {
+    pub prefix: PathBuf,
+}
+
+impl Keys {
+    pub fn generate(home: &TestHome, dir: &Path, name: &str) -> Keys {
+        let prefix = dir.join(name);
+        home.ok(&["keygen", "--out", prefix.to_str().unwrap()]);
+        Keys { prefix }
+    }
+    pub fn secret(&self) -> String {
+        format!("{}.key", self.prefix.display())
+    }
+    pub fn public(&self) -> String {
+        std::fs::read_to_string(format!("{}.pub", self.prefix.display())).unwrap().trim().to_owned()
+    }
+}
+
+/// Signs `manifest` and `component` into `out` with `keys`, through `domicile pack`.
+pub fn pack(home: &TestHome, manifest: &str, component: &[u8], keys: &Keys, out: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, c) = (dir.path().join("manifest.toml"), dir.path().join("component.wasm"));
+    std::fs::write(&m, manifest).unwrap();
+    std::fs::write(&c, component).unwrap();
+    home.ok(&[
+        "pack",
+        "--manifest",
+        m.to_str().unwrap(),
+        "--component",
+        c.to_str().unwrap(),
+        "--key",
+        &keys.secret(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+}

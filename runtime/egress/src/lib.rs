@@ -45,7 +45,8 @@ pub fn approve(space: &ResidentSpace, id: u64, at_ms: u64) -> Result<OutboxItem,
                 Ok(status) => format!("the destination answered HTTP {status}"),
                 Err(e) => e,
             };
-            tracing::warn!("delivery failed");
+            // Not a warning of the runtime's: the resident gets the error.
+            tracing::info!("delivery failed");
             let status = OutboxStatus::Failed { at_ms, error: reason.clone() };
             space.set_outbox_status(id, status, Some(&audit))?;
             Err(EgressError::Delivery { id, destination: item.destination, reason })

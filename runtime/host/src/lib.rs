@@ -80,6 +80,8 @@ pub enum HostError {
     OtherApp { app: AppId, offered: AppId },
     #[error("{app} changes from the `{from}` world to `{to}`: install it as a new app instead")]
     WorldChanged { app: AppId, from: World, to: World },
+    #[error("{0} was changed by someone else while the update was prepared; run the update again")]
+    ChangedMeanwhile(AppId),
     #[error("{app} failed: {message}")]
     AppFailed { app: AppId, message: String },
     #[error("{app} crashed: {message}")]
@@ -284,7 +286,7 @@ impl Runtime {
                 current.manifest.id
             )));
         }
-        let mut grants = current.grants.within(&manifest);
+        let mut grants = current.grants.within(&current.manifest, &manifest);
         grants.extend(added);
         let app = InstalledApp {
             manifest,

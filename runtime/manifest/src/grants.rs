@@ -161,26 +161,32 @@ impl Grants {
         Ok(())
     }
 
-    /// These grants, cut down to what `manifest` (a new version of the app)
-    /// still asks for: an update never widens what was granted.
-    pub fn within(&self, manifest: &Manifest) -> Grants {
+    /// These grants (given for `old`), carried over to `new`, a new version
+    /// of the app: cut down to what `new` still asks, and never wider than
+    /// what was readable under `old`. An update never widens a grant.
+    pub fn within(&self, old: &Manifest, new: &Manifest) -> Grants {
         let mut kept = Grants::default();
         for (doctype, grant) in &self.0 {
-            let Some(permission) = manifest.permission(doctype) else { continue };
+            let Some(permission) = new.permission(doctype) else { continue };
             let access: BTreeSet<Access> =
                 grant.access.iter().copied().filter(|a| permission.access.contains(*a)).collect();
             if access.is_empty() {
                 continue;
             }
-            let fields = match (&grant.fields, &permission.fields) {
-                (Some(granted), Some(declared)) => {
-                    Some(granted.iter().filter(|f| declared.contains(f)).cloned().collect::<BTreeSet<_>>())
+            // What the resident could read before, narrowed to what the new version declares.
+            let readable_before = self.readable_fields(old, doctype);
+            let fields = match (readable_before, &permission.fields) {
+                (Some(before), Some(declared)) => {
+                    Some(before.into_iter().filter(|f| declared.contains(f)).collect::<BTreeSet<_>>())
                 }
-                (granted, _) => granted.clone(),
+                (before, _) => before,
             };
             let mut grant = Grant { access, fields };
             if grant.fields.as_ref().is_some_and(BTreeSet::is_empty) {
                 grant.access.remove(&Access::Read);
+                grant.fields = None;
+            }
+            if !grant.access.contains(&Access::Read) {
                 grant.fields = None;
             }
             if !grant.access.is_empty() {

@@ -196,7 +196,7 @@ fn an_update_keeps_only_what_the_new_version_still_asks() {
     let new = Manifest::parse(&OPEN.replace("[\"read\", \"write\"]", "[\"read\"]").replace("\"1.0.0\"", "\"1.1.0\""))
         .unwrap();
     let op: Doctype = "io.domicile.bank.operation".parse().unwrap();
-    let carried = Grants::all(&old).within(&new);
+    let carried = Grants::all(&old).within(&old, &new);
     assert!(carried.allows(&op, Access::Read));
     assert!(!carried.allows(&op, Access::Write));
     assert!(new.new_asks_over(&old).is_empty(), "asking for less needs no new grant");

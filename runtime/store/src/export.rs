@@ -204,17 +204,11 @@ impl Store {
         manifest: &ArchiveManifest,
         files: &BTreeMap<String, Vec<u8>>,
     ) -> Result<ExportSummary> {
-        let lines = |name: &str| -> Result<Vec<&[u8]>> {
-            let bytes = files.get(name).ok_or_else(|| corrupt_archive(format!("it has no {name}")))?;
-            Ok(bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect())
-        };
         let mut summary = ExportSummary::default();
         let mut usage = Usage::default();
         let mut docs = sled::Batch::default();
         let mut entries = sled::Batch::default();
-        for (n, line) in lines("documents.jsonl")?.into_iter().enumerate() {
-            let doc: Document = serde_json::from_slice(line)
-                .map_err(|e| corrupt_archive(format!("documents.jsonl line {}: {e}", n + 1)))?;
+        for doc in records::<Document>(files, "documents.jsonl")? {
             crate::docs::check_body(&doc.body)?;
             let stored = encode(&StoredDoc { body: doc.body.clone(), meta: doc.meta });
             usage.documents += 1;
@@ -226,22 +220,8 @@ impl Store {
             docs.insert(crate::docs::doc_key(&doc.doctype, &doc.id), stored);
             summary.documents += 1;
         }
-        let mut feed = sled::Batch::default();
-        for (n, line) in lines("changes.jsonl")?.into_iter().enumerate() {
-            let record: ChangeRecord = serde_json::from_slice(line)
-                .map_err(|e| corrupt_archive(format!("changes.jsonl line {}: {e}", n + 1)))?;
-            feed.insert(feed_key(&record.doctype, record.seq), encode(&record));
-            summary.changes += 1;
-        }
-        let mut audit = sled::Batch::default();
-        let mut audit_entries = Vec::new();
-        for (n, line) in lines("audit.jsonl")?.into_iter().enumerate() {
-            let entry: AuditEntry = serde_json::from_slice(line)
-                .map_err(|e| corrupt_archive(format!("audit.jsonl line {}: {e}", n + 1)))?;
-            audit.insert(&entry.seq.to_be_bytes(), encode(&entry));
-            audit_entries.push(entry);
-            summary.audit_entries += 1;
-        }
+        let changes: Vec<ChangeRecord> = records(files, "changes.jsonl")?;
+        let audit_entries: Vec<AuditEntry> = records(files, "audit.jsonl")?;
         // The audit log travels with its chain: an archive whose log was
         // edited is refused rather than restored as if it were true.
         let (_, last, problems) = check_chain(audit_entries.iter().map(|e| (e.seq, e)));
@@ -252,49 +232,35 @@ impl Store {
             return Err(corrupt_archive("its audit log does not end where its manifest says"));
         }
         let head = ChainHead { seq: audit_entries.last().map_or(0, |e| e.seq), hash: last };
-        let mut log = sled::Batch::default();
-        for (n, line) in lines("app-log.jsonl")?.into_iter().enumerate() {
-            let logged: LoggedLine = serde_json::from_slice(line)
-                .map_err(|e| corrupt_archive(format!("app-log.jsonl line {}: {e}", n + 1)))?;
-            log.insert(&logged.seq.to_be_bytes(), encode(&logged.entry));
-            summary.app_log_entries += 1;
-        }
-        for (n, line) in lines("apps.jsonl")?.into_iter().enumerate() {
-            let app: InstalledApp =
-                serde_json::from_slice(line).map_err(|e| corrupt_archive(format!("apps.jsonl line {}: {e}", n + 1)))?;
-            let package = files
-                .get(&format!("packages/{}.dpkg", app.id()))
-                .ok_or_else(|| corrupt_archive(format!("the package of {} is missing", app.id())))?;
-            space.put_app(&app, package)?;
-            summary.apps += 1;
-        }
-        let mut outbox = sled::Batch::default();
-        for (n, line) in lines("outbox.jsonl")?.into_iter().enumerate() {
-            let item: OutboxItem = serde_json::from_slice(line)
-                .map_err(|e| corrupt_archive(format!("outbox.jsonl line {}: {e}", n + 1)))?;
-            outbox.insert(&item.id.to_be_bytes(), encode(&item));
-            summary.outbox += 1;
-        }
-        let mut notifications = sled::Batch::default();
-        for (n, line) in lines("notifications.jsonl")?.into_iter().enumerate() {
-            let note: Notification = serde_json::from_slice(line)
-                .map_err(|e| corrupt_archive(format!("notifications.jsonl line {}: {e}", n + 1)))?;
-            notifications.insert(&note.seq.to_be_bytes(), encode(&note));
-            summary.notifications += 1;
-        }
+        let app_log: Vec<LoggedLine> = records(files, "app-log.jsonl")?;
+        let outbox: Vec<OutboxItem> = records(files, "outbox.jsonl")?;
+        let notifications: Vec<Notification> = records(files, "notifications.jsonl")?;
+        let apps: Vec<InstalledApp> = records(files, "apps.jsonl")?;
+        summary.changes = changes.len() as u64;
+        summary.audit_entries = audit_entries.len() as u64;
+        summary.app_log_entries = app_log.len() as u64;
+        summary.outbox = outbox.len() as u64;
+        summary.notifications = notifications.len() as u64;
+        summary.apps = apps.len() as u64;
         if summary != manifest.counts {
             return Err(corrupt_archive(format!(
                 "its manifest counts {:?} but it holds {:?}",
                 manifest.counts, summary
             )));
         }
+        for app in &apps {
+            let package = files
+                .get(&format!("packages/{}.dpkg", app.id()))
+                .ok_or_else(|| corrupt_archive(format!("the package of {} is missing", app.id())))?;
+            space.put_app(app, package)?;
+        }
         space.docs.apply_batch(docs)?;
         space.index.apply_batch(entries)?;
-        space.changes.apply_batch(feed)?;
-        space.audit.apply_batch(audit)?;
-        space.app_log.apply_batch(log)?;
-        space.outbox.apply_batch(outbox)?;
-        space.notifications.apply_batch(notifications)?;
+        space.changes.apply_batch(batch(&changes, |r| feed_key(&r.doctype, r.seq), encode))?;
+        space.audit.apply_batch(batch(&audit_entries, |e| e.seq.to_be_bytes().to_vec(), encode))?;
+        space.app_log.apply_batch(batch(&app_log, |l| l.seq.to_be_bytes().to_vec(), |l| encode(&l.entry)))?;
+        space.outbox.apply_batch(batch(&outbox, |i| i.id.to_be_bytes().to_vec(), encode))?;
+        space.notifications.apply_batch(batch(&notifications, |n| n.seq.to_be_bytes().to_vec(), encode))?;
         space.meta.insert(SEQ_KEY, &manifest.sequence.to_be_bytes())?;
         if head.seq > 0 {
             space.meta.insert(AUDIT_HEAD_KEY, encode(&head))?;
@@ -304,6 +270,27 @@ impl Store {
         space.flush()?;
         Ok(summary)
     }
+}
+
+/// The records of one JSON-lines file of the archive.
+fn records<T: serde::de::DeserializeOwned>(files: &BTreeMap<String, Vec<u8>>, name: &str) -> Result<Vec<T>> {
+    let bytes = files.get(name).ok_or_else(|| corrupt_archive(format!("it has no {name}")))?;
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(n, line)| {
+            serde_json::from_slice(line).map_err(|e| corrupt_archive(format!("{name} line {}: {e}", n + 1)))
+        })
+        .collect()
+}
+
+fn batch<T>(items: &[T], key: impl Fn(&T) -> Vec<u8>, value: impl Fn(&T) -> Vec<u8>) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for item in items {
+        batch.insert(key(item), value(item));
+    }
+    batch
 }
 
 /// Reads every file under `domicile-export/` into memory.
