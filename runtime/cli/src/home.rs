@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! HOME/store/        the sled database (every resident's data)
-//! HOME/trust.json    trusted publisher keys
+//! HOME/trust.json    trusted keys (publishers, catalogues), revoked ones marked
+//! HOME/catalogues.json  the catalogues apps are installed and updated from
 //! HOME/config.toml   operator settings (optional): limits on apps
 //! HOME/cache/        compiled components (rebuildable)
 //! HOME/scratch/      apps' private scratch directories, per resident
@@ -128,6 +129,7 @@ impl Home {
 pub fn clock_from_env() -> Result<Clock> {
     match std::env::var("DOMICILE_CLOCK") {
         Err(_) => Ok(Clock::System),
+        Ok(text) if text.is_empty() => Ok(Clock::System),
         Ok(text) => {
             let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).with_context(
                 || format!("DOMICILE_CLOCK `{text}` is not an RFC 3339 time such as 2026-03-01T12:00:00Z"),
