@@ -70,7 +70,7 @@ for app in gpx-importer mobility-footprint; do
 done
 "$domicile" catalogue build "$out_catalogue" --key "$key" --name "domicile sample catalogue" >/dev/null
 # Test guests; one component may be packed under several manifests.
-for fixture in cpu-hog memory-hog snooper wasi-guest wasi-guest:wasi-guest-no-scratch net-guest; do
+for fixture in cpu-hog memory-hog snooper wasi-guest wasi-guest:wasi-guest-no-scratch net-guest poller; do
     crate="${fixture%%:*}" name="${fixture##*:}"
     pack "$crate" "$name" "$root/tests/fixtures/manifests/$name.toml" "$out_fixtures"
 done
