@@ -55,6 +55,8 @@ if [[ $check == 1 ]]; then
     out_fixtures="$scratch/fixtures"
 fi
 mkdir -p "$out_catalogue/packages" "$out_fixtures"
+# The catalogue holds exactly the current sample apps.
+rm -f "$out_catalogue"/packages/*.dpkg
 
 key="$here/keys/sample-publisher.key"
 wasm_dir="$here/target/$target/release"
@@ -64,7 +66,8 @@ pack() { # crate package-name manifest out-dir
     "$domicile" pack --manifest "$3" --component "$component" --key "$key" --out "$4/$2.dpkg" >/dev/null
     echo "  $2: $(stat -c %s "$component") bytes of component" >&2
 }
-for app in gpx-importer mobility-footprint; do
+for app in gpx-importer mobility-footprint energy-importer energy-insights bank-importer budget \
+    learning-importer learning-dashboard data-donation; do
     version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/manifests/$app.toml")"
     pack "$app" "$app-$version" "$root/manifests/$app.toml" "$out_catalogue/packages"
 done

@@ -106,7 +106,7 @@ fn malformed_manifests_are_rejected_naming_the_field() {
         (good.replace("io.domicile.sample.mobility-footprint", "Mobility Footprint"), "invalid app id"),
         (good.replace("io.domicile.mobility.trip", "trip"), "invalid doctype"),
         (good.replace("access = [\"read\"]", "access = [\"read\", \"sudo\"]"), "sudo"),
-        (good.replace("version = \"0.1.0\"", "version = \"latest\""), "line 4"),
+        (good.replace("version = \"0.2.0\"", "version = \"latest\""), "line 4"),
         (good.replace("cpu-ms = 2000", "cpu-ms = -5"), "cpu-ms"),
         ("this is not toml".to_owned(), "invalid manifest"),
     ];

@@ -45,6 +45,16 @@ pub fn sample_gpx() -> PathBuf {
     repo().join("sample-apps/data/week-around-nantes.gpx")
 }
 
+/// A file of `sample-apps/data` (the sample exports of data holders).
+pub fn sample_data(name: &str) -> PathBuf {
+    repo().join("sample-apps/data").join(name)
+}
+
+/// A file of `tests/fixtures/data` (broken exports).
+pub fn fixture_data(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/data").join(name)
+}
+
 pub struct Run {
     pub ok: bool,
     pub stdout: String,

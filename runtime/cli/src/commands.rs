@@ -391,6 +391,7 @@ pub(crate) fn app_json(app: &InstalledApp) -> serde_json::Value {
         "world": app.manifest.world.to_string(),
         "publisher": app.publisher,
         "grants": app.grants,
+        "held": app.held,
     })
 }
 

@@ -1,7 +1,8 @@
 //! `domicile demo`: a demo home with the sample apps and sample data,
-//! walked through step by step. The sample catalogue (index, signature,
-//! packages), the sample key and the data are built into the binary, so the
-//! demo runs from anywhere.
+//! walked through step by step: mobility, energy, budget, learning and a
+//! data donation. The sample catalogue (index, signature, packages), the
+//! sample key and the data files are built into the binary, so the demo
+//! runs from anywhere.
 
 use std::path::{Path, PathBuf};
 
@@ -13,22 +14,28 @@ use domicile_store::{AuditFilter, ResidentName};
 use crate::home::Home;
 
 const SAMPLE_PUBLISHER: &str = include_str!("../../../sample-apps/keys/sample-publisher.pub");
-/// The sample catalogue, file by file (path inside the catalogue, bytes).
-const CATALOGUE: [(&str, &[u8]); 4] = [
-    ("index.json", include_bytes!("../../../sample-apps/catalogue/index.json")),
-    ("index.sig", include_bytes!("../../../sample-apps/catalogue/index.sig")),
-    (
-        "packages/gpx-importer-0.1.0.dpkg",
-        include_bytes!("../../../sample-apps/catalogue/packages/gpx-importer-0.1.0.dpkg"),
-    ),
-    (
-        "packages/mobility-footprint-0.1.0.dpkg",
-        include_bytes!("../../../sample-apps/catalogue/packages/mobility-footprint-0.1.0.dpkg"),
-    ),
-];
-const SAMPLE_APPS: [&str; 2] = ["io.domicile.sample.gpx-importer", "io.domicile.sample.mobility-footprint"];
-const SAMPLE_GPX: (&str, &[u8]) =
+include!(concat!(env!("OUT_DIR"), "/sample_catalogue.rs"));
+
+/// The sample data, as data holders export it: (file name, bytes).
+const GPX: (&str, &[u8]) =
     ("week-around-nantes.gpx", include_bytes!("../../../sample-apps/data/week-around-nantes.gpx"));
+const LOAD_CURVE: (&str, &[u8]) =
+    ("enedis-load-curve-2026-03.csv", include_bytes!("../../../sample-apps/data/enedis-load-curve-2026-03.csv"));
+const DAILY_INDEX: (&str, &[u8]) =
+    ("enedis-daily-index-2025-2026.csv", include_bytes!("../../../sample-apps/data/enedis-daily-index-2025-2026.csv"));
+const BANK_OFX: (&str, &[u8]) = ("bank-2026-02.ofx", include_bytes!("../../../sample-apps/data/bank-2026-02.ofx"));
+const BANK_CSV: (&str, &[u8]) = ("bank-2026-03.csv", include_bytes!("../../../sample-apps/data/bank-2026-03.csv"));
+const XAPI: (&str, &[u8]) = ("xapi-lea-2026.json", include_bytes!("../../../sample-apps/data/xapi-lea-2026.json"));
+
+const GPX_IMPORTER: &str = "io.domicile.sample.gpx-importer";
+const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
+const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
+const ENERGY_INSIGHTS: &str = "io.domicile.sample.energy-insights";
+const BANK_IMPORTER: &str = "io.domicile.sample.bank-importer";
+const BUDGET: &str = "io.domicile.sample.budget";
+const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
+const LEARNING_DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
+const DONATION: &str = "io.domicile.sample.data-donation";
 
 /// Marks a directory as made by the demo, so a later demo may replace it.
 const MARKER: &str = ".domicile-demo";
@@ -53,7 +60,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     home.trust()?.add(key, "domicile samples", &[Role::Catalogue])?;
     println!("    trusted {key} for catalogues");
     let catalogue_dir = dir.join("catalogue");
-    for (path, bytes) in CATALOGUE {
+    for (path, bytes) in SAMPLE_CATALOGUE {
         let path = catalogue_dir.join(path);
         std::fs::create_dir_all(path.parent().expect("catalogue files are in a folder"))?;
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
@@ -62,42 +69,80 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     CatalogueSources::open(dir.join("catalogues.json"))?.add(&catalogue)?;
     println!("    added the catalogue `{}`: its signed index verified", catalogue.index().name);
 
-    step(3, "Install two sample apps from the catalogue: package digest and signature are checked first");
+    step(3, "Install the sample apps from the catalogue: digest and signature first, then what each asks and why");
     let runtime = home.runtime()?;
-    let mut ids = Vec::new();
-    for id in SAMPLE_APPS {
-        let (package, listed, _) = catalogue.fetch(&id.parse()?, None)?;
+    for app in &catalogue.index().apps {
+        let (package, listed, _) = catalogue.fetch(&app.id, None)?;
         let prepared = runtime.prepare_install(&space, &home.trust()?, package, Some(&listed.publisher))?;
         let manifest = prepared.manifest().clone();
-        println!("    {} {} ({}) asks for:", manifest.name, manifest.version, manifest.id);
+        println!("    {} {}", manifest.name, manifest.version);
         for p in &manifest.permissions {
             let verbs: Vec<&str> = p.access.iter().map(|a| a.as_str()).collect();
             let fields = p
                 .fields
                 .as_ref()
-                .map(|f| format!(" (fields: {})", f.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")));
+                .map(|f| format!(" ({})", f.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")));
             println!("      {} {}{}: {}", verbs.join("+"), p.doctype, fields.unwrap_or_default(), p.purpose);
         }
-        let app = runtime.install(&space, prepared, Grants::all(&manifest))?;
-        println!("      granted: {}", app.grants);
-        ids.push(app.manifest.id);
+        if let Some(egress) = &manifest.egress {
+            println!("      may ask you to send to {}: {}", egress.destinations[0], egress.purpose);
+        }
+        runtime.install(&space, prepared, Grants::all(&manifest))?;
     }
-    let (importer, footprint): (&AppId, &AppId) = (&ids[0], &ids[1]);
+    let import = |importer: &'static str, (name, bytes): (&'static str, &'static [u8])| {
+        let space = space.clone();
+        async move {
+            let summary = runtime.run_importer(&space, &importer.parse()?, name, bytes).await?;
+            println!("    {name}: {summary}");
+            anyhow::Ok(())
+        }
+    };
+    let run = |app: &'static str, input: &'static str| {
+        let space = space.clone();
+        async move {
+            let output = runtime.run_service(&space, &app.parse::<AppId>()?, input).await?;
+            anyhow::Ok(serde_json::from_str::<serde_json::Value>(&output)?)
+        }
+    };
 
-    step(4, "Import a GPS export (GPX) with the importer app, inside the sandbox");
-    let (name, bytes) = SAMPLE_GPX;
-    let summary = runtime.run_importer(&space, importer, name, bytes).await?;
-    println!("    {name}: {summary}");
-    let again = runtime.run_importer(&space, importer, name, bytes).await?;
-    let trips =
-        space.doctype_counts()?.into_iter().find(|(d, _)| d == "io.domicile.mobility.trip").map_or(0, |(_, n)| n);
-    println!("    imported again: {again}; still {trips} trips (imports are idempotent)");
+    step(
+        4,
+        "Mobility: import a week of GPS tracks, then the CO2 of the trips, and what cycling short car trips would save",
+    );
+    import(GPX_IMPORTER, GPX).await?;
+    import(GPX_IMPORTER, GPX).await?;
+    let trips = count(&space, "io.domicile.mobility.trip")?;
+    println!("    imported twice, still {trips} trips: imports are idempotent");
+    let footprint = run(FOOTPRINT, r#"{"switch": {"from": "car", "to": "bike", "max_km": 15}}"#).await?;
+    print_footprint(&footprint);
 
-    step(5, "Run the mobility footprint service over the trips");
-    let output = runtime.run_service(&space, footprint, "{}").await?;
-    print_footprint(&output)?;
+    step(5, "Energy: import the Linky load curve and a year of daily indexes, then the insights");
+    import(ENERGY_IMPORTER, LOAD_CURVE).await?;
+    import(ENERGY_IMPORTER, DAILY_INDEX).await?;
+    let energy =
+        run(ENERGY_INSIGHTS, r#"{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}"#).await?;
+    print_energy(&energy);
 
-    step(6, "Read the audit log: every access an app made to your data, hash-chained");
+    step(6, "Budget: import a bank statement (OFX) and the next month's CSV, then where the money went");
+    import(BANK_IMPORTER, BANK_OFX).await?;
+    import(BANK_IMPORTER, BANK_CSV).await?;
+    print_budget(&run(BUDGET, "{}").await?);
+
+    step(7, "Learning: import a learner's records from school, conservatory and a MOOC (xAPI), then the dashboard");
+    import(LEARNING_IMPORTER, XAPI).await?;
+    print_learning(&run(LEARNING_DASHBOARD, "{}").await?);
+
+    step(8, "Data donation: an anonymised summary for the city's mobility survey goes to your outbox, not out");
+    let donation = run(DONATION, "{}").await?;
+    let item = space.outbox_item(donation["outbox_id"].as_str().unwrap_or_default().parse()?)?;
+    println!("    outbox item #{} for {}\n    why: {}", item.id, item.destination, item.purpose);
+    println!("    exactly what would be sent: {}", item.payload);
+    println!(
+        "    nothing has left: `domicile approve {}` would send it, `domicile deny {}` discards it",
+        item.id, item.id
+    );
+
+    step(9, "The audit log: every access an app made to your data, hash-chained");
     for line in space.audit_summary(&AuditFilter::default())? {
         println!("    {}", line.sentence());
     }
@@ -109,10 +154,15 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     println!("  domicile --home {h} catalogue list");
     println!("  domicile --home {h} apps");
     println!("  domicile --home {h} docs io.domicile.mobility.trip --where '{{\"mode\": \"bike\"}}'");
-    println!("  domicile --home {h} run {footprint} --input '{{\"factors\": {{\"car\": 0.21}}}}'");
-    println!("  domicile --home {h} revoke {footprint} && domicile --home {h} run {footprint}");
+    println!("  domicile --home {h} run {BUDGET} --input '{{\"rules\": [{{\"contains\": \"LIBRAIRIE\", \"category\": \"leisure\"}}]}}'");
+    println!("  domicile --home {h} outbox");
+    println!("  domicile --home {h} revoke {FOOTPRINT} && domicile --home {h} run {FOOTPRINT}");
     println!("  domicile --home {h} audit --summary && domicile --home {h} audit verify");
     Ok(())
+}
+
+fn count(space: &domicile_store::ResidentSpace, doctype: &str) -> Result<u64> {
+    Ok(space.doctype_counts()?.into_iter().find(|(d, _)| d == doctype).map_or(0, |(_, n)| n))
 }
 
 /// The demo directory must be new, empty, or an earlier demo (replaced).
@@ -130,8 +180,11 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn print_footprint(output: &str) -> Result<()> {
-    let report: serde_json::Value = serde_json::from_str(output)?;
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn print_footprint(report: &serde_json::Value) {
     println!("    {:<8} {:<6} {:>5} {:>9} {:>10}", "month", "mode", "trips", "km", "kg CO2e");
     for (month, modes) in report["months"].as_object().into_iter().flatten() {
         for (mode, t) in modes.as_object().into_iter().flatten() {
@@ -140,15 +193,84 @@ fn print_footprint(output: &str) -> Result<()> {
                 month,
                 mode,
                 t["trips"],
-                t["km"].as_f64().unwrap_or(0.0),
-                t["kg_co2e"].as_f64().unwrap_or(0.0)
+                num(&t["km"]),
+                num(&t["kg_co2e"])
             );
         }
     }
+    println!("    total: {:.1} km, {:.2} kg CO2e", num(&report["total_km"]), num(&report["total_kg_co2e"]));
+    let s = &report["switch"];
     println!(
-        "    total: {:.1} km, {:.2} kg CO2e",
-        report["total_km"].as_f64().unwrap_or(0.0),
-        report["total_kg_co2e"].as_f64().unwrap_or(0.0)
+        "    cycling the {} car trips of at most {} km ({:.1} km) would save {:.2} kg CO2e",
+        s["trips"],
+        s["max_km"],
+        num(&s["km"]),
+        num(&s["kg_co2e_saved"])
     );
-    Ok(())
+}
+
+fn print_energy(report: &serde_json::Value) {
+    let months = report["months"].as_object().cloned().unwrap_or_default();
+    if months.len() > 3 {
+        println!("    ({} earlier months not shown)", months.len() - 3);
+    }
+    for (month, m) in months.iter().skip(months.len().saturating_sub(3)) {
+        let mut line = format!("    {month}: {:>7.1} kWh over {:>2} days", num(&m["kwh"]), m["days"]);
+        if let Some(cost) = m["cost_eur"].as_f64() {
+            line.push_str(&format!(", about {cost:.2} EUR"));
+        }
+        if let Some(c) = m["same_days_last_year"].as_object() {
+            line.push_str(&format!(
+                "; same {} days last year: {:.1} kWh ({:+.1} %)",
+                c["days"],
+                num(&c["kwh_last_year"]),
+                num(&c["change_pct"])
+            ));
+        }
+        println!("{line}");
+    }
+    let peaks: Vec<String> = report["peak_hours"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{}h ({:.0} W)", p["hour"], num(&p["avg_w"])))
+        .collect();
+    println!("    base load {:.0} W; peak hours {}", num(&report["base_load_w"]), peaks.join(", "));
+}
+
+fn print_budget(report: &serde_json::Value) {
+    for (month, m) in report["months"].as_object().into_iter().flatten() {
+        let spent: Vec<String> = m["spent"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(category, amount)| format!("{category} {:.2}", num(amount)))
+            .collect();
+        println!("    {month}: income {:.2} EUR; spent {}", num(&m["income"]), spent.join(", "));
+        let mobility = &report["mobility"][month];
+        println!(
+            "             mobility {:.2} EUR (fuel {:.2}, public transport {:.2}, parking {:.2})",
+            num(&mobility["total"]),
+            num(&mobility["fuel"]),
+            num(&mobility["transit"]),
+            num(&mobility["parking"])
+        );
+    }
+}
+
+fn print_learning(report: &serde_json::Value) {
+    for (month, m) in report["months"].as_object().into_iter().flatten() {
+        println!("    {month}: {} records", m["statements"]);
+        for (subject, s) in m["subjects"].as_object().into_iter().flatten() {
+            let score =
+                s["avg_score"].as_f64().map(|v| format!(", average score {:.0} %", v * 100.0)).unwrap_or_default();
+            println!(
+                "      {subject:<9} {} done, {} passed, {} failed, {:.0} min{score}",
+                s["completed"],
+                s["passed"],
+                s["failed"],
+                num(&s["minutes"])
+            );
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use crate::time::parse_rfc3339;
+use domicile_sdk::time::parse_rfc3339;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {

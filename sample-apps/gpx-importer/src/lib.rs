@@ -7,9 +7,8 @@
 //! from its start time, so importing the same file twice changes nothing.
 
 mod gpx;
-mod time;
 
-use domicile_sdk::{data, log};
+use domicile_sdk::{data, log, time};
 use serde::Serialize;
 
 domicile_sdk::generate!("importer", "../../wit");

@@ -4,11 +4,14 @@
 //! `distance_m`: the manifest asks for nothing else) and multiplies each
 //! trip's distance by an emission factor in kg CO2e per passenger-km, in
 //! the order of magnitude of ADEME's Base Carbone. The input may override
-//! factors: `{"factors": {"car": 0.21}}`.
+//! factors: `{"factors": {"car": 0.21}}`, and ask what switching a class of
+//! trips to another mode would save:
+//! `{"switch": {"from": "car", "to": "bike", "max_km": 10}}` (every car trip
+//! of at most 10 km made by bike instead).
 
 use std::collections::BTreeMap;
 
-use domicile_sdk::{data, log};
+use domicile_sdk::{data, log, round};
 use serde::{Deserialize, Serialize};
 
 domicile_sdk::generate!("service", "../../wit");
@@ -31,6 +34,25 @@ struct TripFields {
 struct Input {
     #[serde(default)]
     factors: BTreeMap<String, f64>,
+    switch: Option<Switch>,
+}
+
+#[derive(Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Switch {
+    from: String,
+    to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_km: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Saving {
+    #[serde(flatten)]
+    switch: Switch,
+    trips: u64,
+    km: f64,
+    kg_co2e_saved: f64,
 }
 
 #[derive(Serialize, Default)]
@@ -46,25 +68,29 @@ struct Report {
     total_km: f64,
     total_kg_co2e: f64,
     factors_kg_per_km: BTreeMap<String, f64>,
-}
-
-fn round(x: f64, places: i32) -> f64 {
-    let p = 10f64.powi(places);
-    (x * p).round() / p
+    #[serde(skip_serializing_if = "Option::is_none")]
+    switch: Option<Saving>,
 }
 
 struct Footprint;
 
 impl Guest for Footprint {
     fn run(input: String) -> Result<String, String> {
-        let input: Input = if input.trim().is_empty() {
-            Input::default()
-        } else {
-            serde_json::from_str(&input).map_err(|e| format!("bad input: {e}"))?
-        };
+        let input: Input = domicile_sdk::input(&input)?;
         let mut factors: BTreeMap<String, f64> = DEFAULT_FACTORS.iter().map(|(m, f)| (m.to_string(), *f)).collect();
         factors.extend(input.factors);
 
+        let mut saving = match &input.switch {
+            Some(sw) => {
+                for mode in [&sw.from, &sw.to] {
+                    if !factors.contains_key(mode) {
+                        return Err(format!("no emission factor for mode `{mode}`: give one in `factors`"));
+                    }
+                }
+                Some(Saving { switch: sw.clone(), trips: 0, km: 0.0, kg_co2e_saved: 0.0 })
+            }
+            None => None,
+        };
         let mut months: BTreeMap<String, BTreeMap<String, ModeTotal>> = BTreeMap::new();
         let (mut total_km, mut total_kg) = (0.0, 0.0);
         for item in data::query::<TripFields>(TRIP, &serde_json::json!({})).map_err(|e| e.to_string())? {
@@ -74,6 +100,13 @@ impl Guest for Footprint {
                 log::warn(&format!("no emission factor for mode `{}`; trip counted as 0", trip.mode));
                 continue;
             };
+            if let Some(s) = saving.as_mut() {
+                if s.switch.from == trip.mode && s.switch.max_km.is_none_or(|max| km <= max) {
+                    s.trips += 1;
+                    s.km += km;
+                    s.kg_co2e_saved += km * (factor - factors[&s.switch.to]);
+                }
+            }
             let t = months.entry(trip.month).or_default().entry(trip.mode).or_default();
             t.trips += 1;
             t.km += km;
@@ -85,7 +118,12 @@ impl Guest for Footprint {
             t.km = round(t.km, 3);
             t.kg_co2e = round(t.kg_co2e, 3);
         }
+        if let Some(s) = saving.as_mut() {
+            s.km = round(s.km, 3);
+            s.kg_co2e_saved = round(s.kg_co2e_saved, 3);
+        }
         let report = Report {
+            switch: saving,
             months,
             total_km: round(total_km, 3),
             total_kg_co2e: round(total_kg, 3),

@@ -189,6 +189,23 @@ pub mod log {
     }
 }
 
+pub mod time;
+
+/// Parses a service's JSON input into its input type; an empty input is
+/// the type's default. The error says what was wrong, for the resident.
+pub fn input<T: DeserializeOwned + Default>(input: &str) -> Result<T, String> {
+    if input.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_str(input).map_err(|e| format!("bad input: {e}"))
+}
+
+/// `x` rounded to `places` decimals, for figures shown to people.
+pub fn round(x: f64, places: i32) -> f64 {
+    let p = 10f64.powi(places);
+    (x * p).round() / p
+}
+
 /// Milliseconds since the Unix epoch, from the host (there is no other clock).
 pub fn now_ms() -> u64 {
     clock::now_ms()

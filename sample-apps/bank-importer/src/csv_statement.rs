@@ -1,0 +1,164 @@
+//! The CSV exports of banks: find the header, map its columns, read rows.
+
+use std::collections::HashMap;
+
+use domicile_sdk::time::{parse_decimal, Date};
+
+use crate::Operation;
+
+fn fold(s: &str) -> String {
+    s.trim()
+        .trim_matches('"')
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'é' | 'è' | 'ê' => 'e',
+            'à' | 'â' => 'a',
+            'ô' => 'o',
+            'û' | 'ù' => 'u',
+            'ç' => 'c',
+            c => c,
+        })
+        .collect()
+}
+
+struct Columns {
+    date: usize,
+    label: usize,
+    amount: Option<usize>,
+    debit: Option<usize>,
+    credit: Option<usize>,
+    currency: Option<usize>,
+}
+
+fn columns(header: &[String]) -> Option<Columns> {
+    let find = |names: &[&str]| header.iter().position(|h| names.iter().any(|n| fold(h) == *n));
+    let columns = Columns {
+        date: find(&["date", "date operation", "date de l'operation", "date comptable"])?,
+        label: find(&["libelle", "label", "libelle operation", "description"])?,
+        amount: find(&["montant", "amount", "montant (eur)"]),
+        debit: find(&["debit", "debit (eur)"]),
+        credit: find(&["credit", "credit (eur)"]),
+        currency: find(&["devise", "currency"]),
+    };
+    (columns.amount.is_some() || (columns.debit.is_some() && columns.credit.is_some())).then_some(columns)
+}
+
+/// FNV-1a: a stable short digest of a label for the derived operation id.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
+    let delimiter = if text.lines().take(12).any(|l| l.contains(';')) { b';' } else { b',' };
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut account = None;
+    let mut layout: Option<Columns> = None;
+    let mut seen: HashMap<(String, i64, String), u32> = HashMap::new();
+    let mut operations = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("unreadable CSV: {e}"))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let fields: Vec<String> = record.iter().map(|f| f.trim().to_owned()).collect();
+        if fields.iter().all(String::is_empty) {
+            continue;
+        }
+        let Some(cols) = &layout else {
+            if let Some(found) = columns(&fields) {
+                layout = Some(found);
+            } else if line > 12 {
+                return Err(
+                    "no header with a date, a label and an amount (or debit and credit) column in the first 12 lines"
+                        .into(),
+                );
+            } else if fold(&fields[0]).contains("compte") {
+                // "Compte courant;n° 00012345678": the token with the digits.
+                account = fields
+                    .iter()
+                    .flat_map(|f| f.split_whitespace())
+                    .rev()
+                    .find(|t| t.chars().filter(char::is_ascii_digit).count() >= 5)
+                    .map(str::to_owned);
+            }
+            continue;
+        };
+        let cell = |i: Option<usize>| i.and_then(|i| fields.get(i)).map(String::as_str).unwrap_or("");
+        let raw_date = cell(Some(cols.date));
+        let date = Date::parse_dmy(raw_date)
+            .or_else(|| Date::parse(raw_date))
+            .ok_or_else(|| format!("line {line}: `{raw_date}` is not a date (02/03/2026 or 2026-03-02)"))?;
+        let amount = match cols.amount {
+            Some(i) => parse_decimal(cell(Some(i)))
+                .ok_or_else(|| format!("line {line}: amount `{}` is not a number", cell(Some(i))))?,
+            None => {
+                let (debit, credit) = (cell(cols.debit), cell(cols.credit));
+                let value = |s: &str, what: &str| -> Result<f64, String> {
+                    if s.is_empty() {
+                        return Ok(0.0);
+                    }
+                    parse_decimal(s).ok_or_else(|| format!("line {line}: {what} `{s}` is not a number"))
+                };
+                let (d, c) = (value(debit, "debit")?, value(credit, "credit")?);
+                if debit.is_empty() && credit.is_empty() {
+                    return Err(format!("line {line}: neither a debit nor a credit"));
+                }
+                c - d.abs()
+            }
+        };
+        let label = cell(Some(cols.label)).split_whitespace().collect::<Vec<_>>().join(" ");
+        let cents = (amount * 100.0).round() as i64;
+        let rank = seen.entry((date.to_string(), cents, label.clone())).or_default();
+        *rank += 1;
+        let currency = match cell(cols.currency) {
+            "" => "EUR".to_owned(),
+            c => c.to_uppercase(),
+        };
+        operations.push(Operation {
+            account: String::new(),
+            fitid: format!("csv-{date}-{cents}-{:08x}-{rank}", fnv1a(&label) as u32),
+            date: date.to_string(),
+            amount: cents as f64 / 100.0,
+            currency,
+            label,
+            kind: None,
+        });
+    }
+    if layout.is_none() {
+        return Err("no header with a date, a label and an amount (or debit and credit) column".into());
+    }
+    if operations.is_empty() {
+        return Err("the statement lists no operation".into());
+    }
+    let account = account.unwrap_or_else(|| file_name.rsplit_once('.').map_or(file_name, |(stem, _)| stem).to_owned());
+    for op in &mut operations {
+        op.account = account.clone();
+    }
+    Ok(operations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_debit_credit_columns_after_a_preamble() {
+        let text = "Compte courant;n° 00012345678\r\n\r\nDate;Libellé;Débit;Crédit\r\n02/03/2026;CARREFOUR  NANTES;42,50;\r\n02/03/2026;CARREFOUR  NANTES;42,50;\r\n03/03/2026;SALAIRE;;2 100,00\r\n";
+        let ops = parse("releve.csv", text).unwrap();
+        assert_eq!(ops.len(), 3);
+        assert_eq!((ops[0].amount, ops[0].label.as_str()), (-42.5, "CARREFOUR NANTES"));
+        assert_eq!(ops[2].amount, 2100.0);
+        assert_eq!(ops[0].account, "00012345678");
+        assert_ne!(ops[0].fitid, ops[1].fitid, "two identical purchases are two operations");
+        assert_eq!(parse("releve.csv", text).unwrap(), ops, "and the same on every import");
+    }
+
+    #[test]
+    fn an_amount_column_and_errors_naming_the_line() {
+        let ops = parse("checking.csv", "date,label,amount\n2026-03-02,Coffee,-3.2\n").unwrap();
+        assert_eq!((ops[0].account.as_str(), ops[0].amount), ("checking", -3.2));
+        let err = parse("x.csv", "Date;Libellé;Montant\n02/03/2026;A;-1\n31/02/2026;B;-2\n").unwrap_err();
+        assert_eq!(err, "line 3: `31/02/2026` is not a date (02/03/2026 or 2026-03-02)");
+        assert!(parse("x.csv", "a;b\n1;2\n").unwrap_err().contains("no header"));
+    }
+}

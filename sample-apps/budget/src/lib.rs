@@ -1,0 +1,160 @@
+//! Budget: where your money goes, from your bank operations.
+//!
+//! Reads `io.domicile.bank.operation` documents (only `date`, `amount` and
+//! `label`) and puts each operation in a category by the first rule whose
+//! text the label contains (case does not matter): the input's rules first,
+//! `{"rules": [{"contains": "BIOCOOP", "category": "food"}]}`, then the
+//! built-in ones below, which know common French merchants. Credits that
+//! match no rule are `income`; debits that match none are `other`.
+//!
+//! The result gives, per month, what was spent per category and the income,
+//! and the mobility budget (fuel, public transport, parking) on its own.
+
+use std::collections::BTreeMap;
+
+use domicile_sdk::{data, round};
+use serde::{Deserialize, Serialize};
+
+domicile_sdk::generate!("service", "../../wit");
+
+const OPERATION: &str = "io.domicile.bank.operation";
+
+/// (label contains, category). Order matters: the first match wins.
+pub const RULES: [(&str, &str); 30] = [
+    ("SALAIRE", "income"),
+    ("CAF ", "income"),
+    ("LOYER", "housing"),
+    ("EDF", "energy"),
+    ("ENGIE", "energy"),
+    ("TOTALENERGIES", "fuel"),
+    ("TOTAL ACCESS", "fuel"),
+    ("ESSO", "fuel"),
+    ("SHELL", "fuel"),
+    ("STATION ", "fuel"),
+    ("NAOLIB", "transit"),
+    ("TAN ", "transit"),
+    ("SNCF", "transit"),
+    ("TER ", "transit"),
+    ("BICLOO", "transit"),
+    ("PARKING", "parking"),
+    ("INDIGO", "parking"),
+    ("CARREFOUR", "food"),
+    ("LECLERC", "food"),
+    ("LIDL", "food"),
+    ("MONOPRIX", "food"),
+    ("BIOCOOP", "food"),
+    ("BOULANGERIE", "food"),
+    ("MARCHE", "food"),
+    ("PHARMACIE", "health"),
+    ("DOCTEUR", "health"),
+    ("CINEMA", "leisure"),
+    ("FNAC", "leisure"),
+    ("FREE MOBILE", "telecom"),
+    ("ORANGE", "telecom"),
+];
+
+/// The categories that make up the mobility budget.
+pub const MOBILITY: [&str; 3] = ["fuel", "transit", "parking"];
+
+#[derive(Deserialize)]
+struct Fields {
+    date: String,
+    amount: f64,
+    label: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    contains: String,
+    category: String,
+}
+
+#[derive(Serialize, Default)]
+struct Month {
+    spent: BTreeMap<String, f64>,
+    income: f64,
+    operations: u64,
+}
+
+#[derive(Serialize, Default)]
+struct Mobility {
+    fuel: f64,
+    transit: f64,
+    parking: f64,
+    total: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    months: BTreeMap<String, Month>,
+    mobility: BTreeMap<String, Mobility>,
+    /// Labels of the debits no rule matched, with how many there were: a hint for new rules.
+    uncategorised: BTreeMap<String, u64>,
+}
+
+fn cents(x: f64) -> f64 {
+    round(x, 2)
+}
+
+struct Budget;
+
+impl Guest for Budget {
+    fn run(input: String) -> Result<String, String> {
+        let input: Input = domicile_sdk::input(&input)?;
+        let rules: Vec<(String, String)> = input
+            .rules
+            .into_iter()
+            .map(|r| (r.contains.to_uppercase(), r.category))
+            .chain(RULES.iter().map(|(c, k)| (c.to_string(), k.to_string())))
+            .collect();
+        let mut months: BTreeMap<String, Month> = BTreeMap::new();
+        let mut mobility: BTreeMap<String, Mobility> = BTreeMap::new();
+        let mut uncategorised: BTreeMap<String, u64> = BTreeMap::new();
+        for item in data::query::<Fields>(OPERATION, &serde_json::json!({})).map_err(|e| e.to_string())? {
+            let (_, op) = item.map_err(|e| e.to_string())?;
+            let month_key = op.date.get(0..7).ok_or("an operation has a malformed date")?.to_owned();
+            let label = format!("{} ", op.label.to_uppercase());
+            let category = rules.iter().find(|(text, _)| label.contains(text.as_str())).map(|(_, c)| c.as_str());
+            let month = months.entry(month_key.clone()).or_default();
+            month.operations += 1;
+            match (category, op.amount >= 0.0) {
+                (Some("income"), _) | (None, true) => month.income += op.amount,
+                (Some(category), _) => {
+                    *month.spent.entry(category.to_owned()).or_default() -= op.amount;
+                    if MOBILITY.contains(&category) {
+                        let m = mobility.entry(month_key).or_default();
+                        match category {
+                            "fuel" => m.fuel -= op.amount,
+                            "transit" => m.transit -= op.amount,
+                            _ => m.parking -= op.amount,
+                        }
+                        m.total -= op.amount;
+                    }
+                }
+                (None, false) => {
+                    *month.spent.entry("other".to_owned()).or_default() -= op.amount;
+                    *uncategorised.entry(op.label.clone()).or_default() += 1;
+                }
+            }
+        }
+        for month in months.values_mut() {
+            month.income = cents(month.income);
+            month.spent.values_mut().for_each(|v| *v = cents(*v));
+        }
+        for m in mobility.values_mut() {
+            (m.fuel, m.transit, m.parking, m.total) =
+                (cents(m.fuel), cents(m.transit), cents(m.parking), cents(m.total));
+        }
+        serde_json::to_string(&Report { months, mobility, uncategorised }).map_err(|e| e.to_string())
+    }
+}
+
+export!(Budget);

@@ -1,0 +1,212 @@
+//! Energy insights: what your Linky readings say about your electricity use.
+//!
+//! Reads `io.domicile.energy.reading` documents (only `kind`, `at`, `value`
+//! and `unit`) and computes:
+//! - consumption per day and per month (kWh). A day's figure comes from the
+//!   load curve when it covers the whole day (at least 46 of its 48
+//!   half-hours), else from the difference of two consecutive daily indexes,
+//!   else from whatever part of the load curve there is;
+//! - the base load: what the home draws when nothing is switched on (the
+//!   10th percentile of the half-hourly power, in W);
+//! - the peak hours: the three hours of the day with the highest average power;
+//! - per month, a comparison with the same days one year earlier;
+//! - per month, a cost estimate when the input gives a tariff:
+//!   `{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}`.
+
+use std::collections::BTreeMap;
+
+use domicile_sdk::time::{local_date_minute, Date};
+use domicile_sdk::{data, round};
+use serde::{Deserialize, Serialize};
+
+domicile_sdk::generate!("service", "../../wit");
+
+const READING: &str = "io.domicile.energy.reading";
+/// A day of load curve counts as complete with this many half-hours (DST days have 46 or 50).
+const FULL_DAY_HALF_HOURS: u32 = 46;
+
+#[derive(Deserialize)]
+struct Fields {
+    kind: String,
+    at: String,
+    value: f64,
+    unit: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    tariff: Option<Tariff>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct Tariff {
+    eur_per_kwh: f64,
+    #[serde(default)]
+    subscription_eur_per_month: f64,
+}
+
+#[derive(Serialize)]
+struct Comparison {
+    days: u32,
+    kwh: f64,
+    kwh_last_year: f64,
+    change_pct: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Month {
+    kwh: f64,
+    days: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_eur: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    same_days_last_year: Option<Comparison>,
+}
+
+#[derive(Serialize)]
+struct PeakHour {
+    hour: u32,
+    avg_w: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    days: BTreeMap<String, f64>,
+    months: BTreeMap<String, Month>,
+    base_load_w: Option<f64>,
+    peak_hours: Vec<PeakHour>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tariff: Option<Tariff>,
+}
+
+#[derive(Default)]
+struct Readings {
+    /// Per day: Wh from the load curve, and how many half-hours.
+    load_days: BTreeMap<Date, (f64, u32)>,
+    /// Every half-hourly power, and per hour of the day (sum, count).
+    powers: Vec<f64>,
+    hours: BTreeMap<u32, (f64, u32)>,
+    /// Daily index in Wh, the first reading of each day.
+    index: BTreeMap<Date, f64>,
+}
+
+impl Readings {
+    fn add(&mut self, r: Fields) -> Result<(), String> {
+        let (date, minute) =
+            local_date_minute(&r.at).ok_or_else(|| format!("a reading has a malformed time `{}`", r.at))?;
+        match r.kind.as_str() {
+            "load-curve" => {
+                // The value is the average power of the half-hour ending at `at`.
+                let (date, start) = if minute >= 30 { (date, minute - 30) } else { (date.add_days(-1), minute + 1410) };
+                let day = self.load_days.entry(date).or_default();
+                day.0 += r.value * 0.5;
+                day.1 += 1;
+                self.powers.push(r.value);
+                let hour = self.hours.entry((start / 60) as u32).or_default();
+                hour.0 += r.value;
+                hour.1 += 1;
+            }
+            "daily-index" => {
+                let wh = if r.unit == "kWh" { r.value * 1000.0 } else { r.value };
+                self.index.entry(date).or_insert(wh);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// kWh per day, by the rule in the crate documentation.
+    fn daily_kwh(&self) -> BTreeMap<Date, f64> {
+        let mut days = BTreeMap::new();
+        for (date, wh) in &self.index {
+            if let Some(next) = self.index.get(&date.add_days(1)) {
+                if next >= wh {
+                    days.insert(*date, (next - wh) / 1000.0);
+                }
+            }
+        }
+        for (date, (wh, half_hours)) in &self.load_days {
+            if *half_hours >= FULL_DAY_HALF_HOURS || !days.contains_key(date) {
+                days.insert(*date, wh / 1000.0);
+            }
+        }
+        days
+    }
+}
+
+struct Insights;
+
+impl Guest for Insights {
+    fn run(input: String) -> Result<String, String> {
+        let input: Input = domicile_sdk::input(&input)?;
+        let mut readings = Readings::default();
+        for item in data::query::<Fields>(READING, &serde_json::json!({})).map_err(|e| e.to_string())? {
+            readings.add(item.map_err(|e| e.to_string())?.1)?;
+        }
+        if readings.load_days.is_empty() && readings.index.is_empty() {
+            return Err("no energy readings: import a Linky export first".into());
+        }
+        let daily = readings.daily_kwh();
+
+        let mut months: BTreeMap<String, Month> = BTreeMap::new();
+        for (date, kwh) in &daily {
+            let month = months.entry(date.month_key()).or_insert(Month {
+                kwh: 0.0,
+                days: 0,
+                cost_eur: None,
+                same_days_last_year: None,
+            });
+            month.kwh += kwh;
+            month.days += 1;
+        }
+        for (key, month) in months.iter_mut() {
+            let (mut days, mut now, mut before) = (0, 0.0, 0.0);
+            for (date, kwh) in daily.iter().filter(|(d, _)| &d.month_key() == key) {
+                if let Some(then) = daily.get(&date.year_before()) {
+                    days += 1;
+                    now += kwh;
+                    before += then;
+                }
+            }
+            if days > 0 {
+                month.same_days_last_year = Some(Comparison {
+                    days,
+                    kwh: round(now, 3),
+                    kwh_last_year: round(before, 3),
+                    change_pct: (before > 0.0).then(|| round((now - before) / before * 100.0, 1)),
+                });
+            }
+            if let Some(t) = input.tariff {
+                month.cost_eur = Some(round(month.kwh * t.eur_per_kwh + t.subscription_eur_per_month, 2));
+            }
+            month.kwh = round(month.kwh, 3);
+        }
+
+        let base_load_w = (!readings.powers.is_empty()).then(|| {
+            let mut sorted = readings.powers.clone();
+            sorted.sort_by(f64::total_cmp);
+            let rank = (sorted.len() as f64 * 0.1).ceil().max(1.0) as usize;
+            sorted[rank - 1]
+        });
+        let mut peak_hours: Vec<PeakHour> = readings
+            .hours
+            .iter()
+            .map(|(hour, (sum, n))| PeakHour { hour: *hour, avg_w: round(sum / f64::from(*n), 1) })
+            .collect();
+        peak_hours.sort_by(|a, b| b.avg_w.total_cmp(&a.avg_w).then(a.hour.cmp(&b.hour)));
+        peak_hours.truncate(3);
+
+        let report = Report {
+            days: daily.iter().map(|(d, kwh)| (d.to_string(), round(*kwh, 3))).collect(),
+            months,
+            base_load_w,
+            peak_hours,
+            tariff: input.tariff,
+        };
+        serde_json::to_string(&report).map_err(|e| e.to_string())
+    }
+}
+
+export!(Insights);

@@ -1,0 +1,407 @@
+//! The sample apps on the sample data, end to end through the real binary:
+//! energy, budget, learning, mobility and the data donation. Every figure
+//! an app computes is computed again here, independently, from the files or
+//! from the stored documents; broken exports give an error naming the line
+//! or element and write nothing.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc;
+
+use common::*;
+use serde_json::{json, Value};
+
+const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
+const ENERGY_INSIGHTS: &str = "io.domicile.sample.energy-insights";
+const BANK_IMPORTER: &str = "io.domicile.sample.bank-importer";
+const BUDGET: &str = "io.domicile.sample.budget";
+const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
+const LEARNING_DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
+const DONATION: &str = "io.domicile.sample.data-donation";
+
+fn install(home: &TestHome, apps: &[&str]) {
+    for app in apps {
+        let name = app.strip_prefix("io.domicile.sample.").unwrap();
+        home.install(&sample_package(name), &["all"]);
+    }
+}
+
+fn close(a: f64, b: f64, what: &str) {
+    assert!((a - b).abs() < 0.0015, "{what}: the app says {a}, the test computes {b}");
+}
+
+fn count(home: &TestHome, doctype: &str) -> usize {
+    home.docs(doctype).len()
+}
+
+/// `2026-03-02`, and the day before.
+fn previous_day(date: &str) -> String {
+    let d = time::Date::parse(date, time::macros::format_description!("[year]-[month]-[day]")).unwrap();
+    d.previous_day().unwrap().to_string()
+}
+
+/// The `Horodate;Valeur` rows of an Enedis export, deduplicated by time, empty values left out.
+fn enedis_rows(file: &str) -> BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(sample_data(file)).unwrap();
+    let mut rows = BTreeMap::new();
+    for line in text.lines().skip(3) {
+        let (at, value) = line.trim().split_once(';').unwrap();
+        if !value.is_empty() {
+            rows.insert(at.to_owned(), value.replace(',', ".").parse::<f64>().unwrap());
+        }
+    }
+    rows
+}
+
+#[test]
+fn energy_insights_match_the_meter_exports() {
+    let home = TestHome::new();
+    install(&home, &[ENERGY_IMPORTER, ENERGY_INSIGHTS]);
+    let curve_file = sample_data("enedis-load-curve-2026-03.csv");
+    let index_file = sample_data("enedis-daily-index-2025-2026.csv");
+    let summary = home.ok(&["--json", "import", ENERGY_IMPORTER, curve_file.to_str().unwrap()]).json();
+    assert_eq!((summary["missing_values"].as_u64(), summary["repeated_rows"].as_u64()), (Some(1), Some(1)));
+    home.ok(&["import", ENERGY_IMPORTER, index_file.to_str().unwrap()]);
+    let stored = count(&home, "io.domicile.energy.reading");
+    home.ok(&["import", ENERGY_IMPORTER, curve_file.to_str().unwrap()]);
+    assert_eq!(count(&home, "io.domicile.energy.reading"), stored, "importing again changes nothing");
+
+    // A broken export: the line is named, nothing is written.
+    let err = home.run(&["import", ENERGY_IMPORTER, fixture_data("enedis-broken.csv").to_str().unwrap()]);
+    let err = err.one_line_error().to_owned();
+    assert!(err.contains("line 9: value `1 2 3 kW`"), "{err}");
+    assert_eq!(count(&home, "io.domicile.energy.reading"), stored);
+
+    let tariff = r#"{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}"#;
+    let report = home.ok(&["run", ENERGY_INSIGHTS, "--input", tariff]).json();
+
+    // The same figures, from the files.
+    let curve = enedis_rows("enedis-load-curve-2026-03.csv");
+    let index: BTreeMap<String, f64> =
+        enedis_rows("enedis-daily-index-2025-2026.csv").into_iter().map(|(at, v)| (at[..10].to_owned(), v)).collect();
+    let mut load_days: BTreeMap<String, (f64, u32)> = BTreeMap::new();
+    let mut hours: BTreeMap<u32, (f64, u32)> = BTreeMap::new();
+    for (at, watts) in &curve {
+        // The half-hour ending at `at`: a row at 00:00 belongs to the day before, hour 23.
+        let (date, hh, mm) = (&at[..10], at[11..13].parse::<u32>().unwrap(), at[14..16].parse::<u32>().unwrap());
+        let (day, start_minute) =
+            if hh * 60 + mm >= 30 { (date.to_owned(), hh * 60 + mm - 30) } else { (previous_day(date), 1410) };
+        let entry = load_days.entry(day).or_default();
+        entry.0 += watts / 2.0;
+        entry.1 += 1;
+        let h = hours.entry(start_minute / 60).or_default();
+        h.0 += watts;
+        h.1 += 1;
+    }
+    let mut daily: BTreeMap<String, f64> = BTreeMap::new();
+    let dates: Vec<&String> = index.keys().collect();
+    for pair in dates.windows(2) {
+        daily.insert(pair[0].clone(), (index[pair[1]] - index[pair[0]]) / 1000.0);
+    }
+    for (day, (wh, n)) in &load_days {
+        if *n >= 46 || !daily.contains_key(day) {
+            daily.insert(day.clone(), wh / 1000.0);
+        }
+    }
+    for (day, kwh) in &daily {
+        close(report["days"][day].as_f64().unwrap(), (kwh * 1000.0).round() / 1000.0, day);
+    }
+    let march: f64 = daily.iter().filter(|(d, _)| d.starts_with("2026-03")).map(|(_, k)| k).sum();
+    let m = &report["months"]["2026-03"];
+    close(m["kwh"].as_f64().unwrap(), march, "March 2026 kWh");
+    assert_eq!(m["days"], 14);
+    close(m["cost_eur"].as_f64().unwrap(), ((march * 0.2516 + 15.65) * 100.0).round() / 100.0, "March cost");
+    let last_year: f64 =
+        daily.iter().filter(|(d, _)| d.starts_with("2026-03")).map(|(d, _)| daily[&format!("2025{}", &d[4..])]).sum();
+    let cmp = &m["same_days_last_year"];
+    assert_eq!(cmp["days"], 14);
+    close(cmp["kwh_last_year"].as_f64().unwrap(), last_year, "same days of 2025");
+    let change = ((march - last_year) / last_year * 1000.0).round() / 10.0;
+    close(cmp["change_pct"].as_f64().unwrap(), change, "change in %");
+
+    let mut powers: Vec<f64> = curve.values().copied().collect();
+    powers.sort_by(f64::total_cmp);
+    let rank = (powers.len() as f64 / 10.0).ceil() as usize;
+    close(report["base_load_w"].as_f64().unwrap(), powers[rank - 1], "base load");
+    let mut peaks: Vec<(u32, f64)> =
+        hours.iter().map(|(h, (sum, n))| (*h, (sum / *n as f64 * 10.0).round() / 10.0)).collect();
+    peaks.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let app_peaks: Vec<(u32, f64)> = report["peak_hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["hour"].as_u64().unwrap() as u32, p["avg_w"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(app_peaks, peaks[..3].to_vec());
+}
+
+/// The budget's built-in rules, as its documentation lists them.
+const RULES: [(&str, &str); 30] = [
+    ("SALAIRE", "income"),
+    ("CAF ", "income"),
+    ("LOYER", "housing"),
+    ("EDF", "energy"),
+    ("ENGIE", "energy"),
+    ("TOTALENERGIES", "fuel"),
+    ("TOTAL ACCESS", "fuel"),
+    ("ESSO", "fuel"),
+    ("SHELL", "fuel"),
+    ("STATION ", "fuel"),
+    ("NAOLIB", "transit"),
+    ("TAN ", "transit"),
+    ("SNCF", "transit"),
+    ("TER ", "transit"),
+    ("BICLOO", "transit"),
+    ("PARKING", "parking"),
+    ("INDIGO", "parking"),
+    ("CARREFOUR", "food"),
+    ("LECLERC", "food"),
+    ("LIDL", "food"),
+    ("MONOPRIX", "food"),
+    ("BIOCOOP", "food"),
+    ("BOULANGERIE", "food"),
+    ("MARCHE", "food"),
+    ("PHARMACIE", "health"),
+    ("DOCTEUR", "health"),
+    ("CINEMA", "leisure"),
+    ("FNAC", "leisure"),
+    ("FREE MOBILE", "telecom"),
+    ("ORANGE", "telecom"),
+];
+
+#[test]
+fn budget_categorises_ofx_and_csv_statements() {
+    let home = TestHome::new();
+    install(&home, &[BANK_IMPORTER, BUDGET]);
+    let err = home.run(&["import", BANK_IMPORTER, fixture_data("bank-broken.ofx").to_str().unwrap()]);
+    assert!(err.one_line_error().contains("STMTTRN #3: TRNAMT `2 150.OO` is not a number"), "{}", err.stderr);
+    assert_eq!(count(&home, "io.domicile.bank.operation"), 0);
+
+    for _ in 0..2 {
+        let ofx =
+            home.ok(&["--json", "import", BANK_IMPORTER, sample_data("bank-2026-02.ofx").to_str().unwrap()]).json();
+        assert_eq!(
+            (ofx["format"].as_str(), ofx["operations"].as_u64(), ofx["repeated"].as_u64()),
+            (Some("ofx"), Some(16), Some(1))
+        );
+        let csv =
+            home.ok(&["--json", "import", BANK_IMPORTER, sample_data("bank-2026-03.csv").to_str().unwrap()]).json();
+        assert_eq!((csv["format"].as_str(), csv["operations"].as_u64()), (Some("csv"), Some(14)));
+    }
+    let ops: Vec<Value> = home.docs("io.domicile.bank.operation").into_iter().map(|d| d["body"].clone()).collect();
+    assert_eq!(ops.len(), 30, "16 + 14 operations, however many imports");
+    assert!(ops.iter().all(|o| o["account"] == "00012345678" && o["currency"] == "EUR"));
+    let bakery: Vec<&Value> = ops.iter().filter(|o| o["date"] == "2026-03-02").collect();
+    assert_eq!(bakery.len(), 2, "two identical purchases the same day are two operations");
+    assert!(ops.iter().any(|o| o["label"] == "VIR SEPA SALAIRE MARS ACME" && o["amount"] == 2150.0));
+    assert!(ops.iter().any(|o| o["label"] == "SHELL NANTES ATLANTIQUE" && o["amount"] == -58.75));
+
+    let report =
+        home.ok(&["run", BUDGET, "--input", r#"{"rules": [{"contains": "librairie", "category": "books"}]}"#]).json();
+    let rules: Vec<(&str, &str)> = std::iter::once(("LIBRAIRIE", "books")).chain(RULES).collect();
+    let mut spent: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut income: BTreeMap<String, f64> = BTreeMap::new();
+    for op in &ops {
+        let month = op["date"].as_str().unwrap()[..7].to_owned();
+        let label = format!("{} ", op["label"].as_str().unwrap().to_uppercase());
+        let amount = op["amount"].as_f64().unwrap();
+        match (rules.iter().find(|(t, _)| label.contains(t)).map(|(_, c)| *c), amount >= 0.0) {
+            (Some("income"), _) | (None, true) => *income.entry(month).or_default() += amount,
+            (category, _) => *spent.entry((month, category.unwrap_or("other").to_owned())).or_default() -= amount,
+        }
+    }
+    for ((month, category), total) in &spent {
+        close(report["months"][month]["spent"][category].as_f64().unwrap(), *total, &format!("{month} {category}"));
+    }
+    for (month, total) in &income {
+        close(report["months"][month]["income"].as_f64().unwrap(), *total, &format!("{month} income"));
+    }
+    for month in ["2026-02", "2026-03"] {
+        let get = |c: &str| spent.get(&(month.to_owned(), c.to_owned())).copied().unwrap_or(0.0);
+        let mobility = &report["mobility"][month];
+        close(mobility["fuel"].as_f64().unwrap(), get("fuel"), "fuel");
+        close(mobility["transit"].as_f64().unwrap(), get("transit"), "transit");
+        close(mobility["total"].as_f64().unwrap(), get("fuel") + get("transit") + get("parking"), "mobility");
+    }
+    assert_eq!(report["months"]["2026-03"]["spent"]["books"], 24.9, "the resident's own rule came first");
+}
+
+#[test]
+fn the_learning_dashboard_counts_what_the_records_say() {
+    let home = TestHome::new();
+    install(&home, &[LEARNING_IMPORTER, LEARNING_DASHBOARD]);
+    let err = home.run(&["import", LEARNING_IMPORTER, fixture_data("xapi-broken.json").to_str().unwrap()]);
+    assert!(err.one_line_error().contains("statement 4 (9f1c0004-"), "{}", err.stderr);
+    assert!(err.one_line_error().contains("no verb.id"));
+    assert_eq!(count(&home, "io.domicile.learning.statement"), 0);
+    let file = sample_data("xapi-lea-2026.json");
+    home.ok(&["import", LEARNING_IMPORTER, file.to_str().unwrap()]);
+    home.ok(&["import", LEARNING_IMPORTER, file.to_str().unwrap()]);
+
+    // From the LRS file itself.
+    let lrs: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut unique = BTreeMap::new();
+    for s in lrs["statements"].as_array().unwrap() {
+        unique.insert(s["id"].as_str().unwrap().to_owned(), s.clone());
+    }
+    assert_eq!(count(&home, "io.domicile.learning.statement"), unique.len());
+    #[derive(Default, Debug)]
+    struct Tally {
+        statements: u64,
+        completed: u64,
+        passed: u64,
+        failed: u64,
+        scores: Vec<f64>,
+        minutes: f64,
+    }
+    let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
+    for s in unique.values() {
+        let month = s["timestamp"].as_str().unwrap()[..7].to_owned();
+        let subject =
+            s["context"]["contextActivities"]["category"][0]["id"].as_str().unwrap().rsplit('/').next().unwrap();
+        let t = tallies.entry((month, subject.to_owned())).or_default();
+        t.statements += 1;
+        match s["verb"]["id"].as_str().unwrap().rsplit('/').next().unwrap() {
+            "completed" => t.completed += 1,
+            "passed" => t.passed += 1,
+            "failed" => t.failed += 1,
+            _ => {}
+        }
+        if let Some(score) = s["result"]["score"]["scaled"].as_f64() {
+            t.scores.push(score);
+        }
+        if let Some(d) = s["result"]["duration"].as_str() {
+            // PT1H5M, PT45M: the sample data uses hours and minutes.
+            let d = d.trim_start_matches("PT");
+            let (h, m) = d.split_once('H').map_or((0.0, d), |(h, m)| (h.parse().unwrap(), m));
+            t.minutes += h * 60.0 + m.trim_end_matches('M').parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    let report = home.ok(&["run", LEARNING_DASHBOARD]).json();
+    for ((month, subject), t) in &tallies {
+        let s = &report["months"][month]["subjects"][subject];
+        assert_eq!(
+            (s["statements"].as_u64(), s["completed"].as_u64(), s["passed"].as_u64(), s["failed"].as_u64()),
+            (Some(t.statements), Some(t.completed), Some(t.passed), Some(t.failed)),
+            "{month} {subject}"
+        );
+        close(s["minutes"].as_f64().unwrap(), t.minutes, &format!("{month} {subject} minutes"));
+        match t.scores.is_empty() {
+            true => assert!(s["avg_score"].is_null()),
+            false => close(
+                s["avg_score"].as_f64().unwrap(),
+                (t.scores.iter().sum::<f64>() / t.scores.len() as f64 * 1000.0).round() / 1000.0,
+                "average score",
+            ),
+        }
+    }
+}
+
+#[test]
+fn switching_short_car_trips_to_the_bus_saves_what_the_trips_say() {
+    let home = TestHome::new();
+    install(&home, &[IMPORTER, FOOTPRINT]);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    let input = r#"{"switch": {"from": "car", "to": "bus", "max_km": 15}}"#;
+    let report = home.ok(&["run", FOOTPRINT, "--input", input]).json();
+    let (mut trips, mut km) = (0, 0.0);
+    for doc in home.docs(TRIP) {
+        let trip_km = doc["body"]["distance_m"].as_f64().unwrap() / 1000.0;
+        if doc["body"]["mode"] == "car" && trip_km <= 15.0 {
+            trips += 1;
+            km += trip_km;
+        }
+    }
+    assert!(trips > 0);
+    let s = &report["switch"];
+    assert_eq!(s["trips"], trips);
+    close(s["km"].as_f64().unwrap(), km, "km switched");
+    close(s["kg_co2e_saved"].as_f64().unwrap(), km * (0.193 - 0.113), "CO2 saved");
+    let err = home.run(&["run", FOOTPRINT, "--input", r#"{"switch": {"from": "car", "to": "rocket"}}"#]);
+    assert!(err.one_line_error().contains("no emission factor for mode `rocket`"));
+}
+
+#[test]
+fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
+    // A stand-in for the city's survey server, on 127.0.0.1.
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let survey = format!("http://127.0.0.1:{}/contributions", server.server_addr().to_ip().unwrap().port());
+    let (tx, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for mut request in server.incoming_requests() {
+            let mut body = String::new();
+            std::io::Read::read_to_string(request.as_reader(), &mut body).unwrap();
+            tx.send(body).ok();
+            request.respond(tiny_http::Response::from_string("recorded")).ok();
+        }
+    });
+
+    let home = TestHome::new();
+    install(&home, &[IMPORTER]);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    // The sample app, with a manifest naming this test's server, signed by a key the home trusts.
+    let keys = tempfile::tempdir().unwrap();
+    let publisher = Keys::generate(&home, keys.path(), "city");
+    home.ok(&["trust", "add", &publisher.public()]);
+    let manifest = std::fs::read_to_string(repo().join("manifests/data-donation.toml"))
+        .unwrap()
+        .replace("https://enquete-mobilite.nantesmetropole.example/api/contributions", &survey);
+    let package = home.path().join("donation.dpkg");
+    pack(&home, &manifest, &component_of(&sample_package("data-donation")), &publisher, &package);
+    home.install(&package, &["all"]);
+
+    let out = home.ok(&["run", DONATION, "--input", &json!({ "destination": survey }).to_string()]).json();
+    assert!(received.try_recv().is_err(), "nothing is sent by running the app");
+    let item = &home.ok(&["--json", "outbox"]).json()[0];
+    assert_eq!(item["status"]["state"], "pending");
+    let payload: Value = serde_json::from_str(item["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload, out["payload"], "the app reports what it queued");
+
+    // Weekly counts per mode, computed here from the trips.
+    let mut weeks: BTreeMap<String, BTreeMap<String, (u64, f64)>> = BTreeMap::new();
+    for doc in home.docs(TRIP) {
+        let date = time::Date::parse(
+            doc["body"]["date"].as_str().unwrap(),
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .unwrap();
+        let (year, week, _) = date.to_iso_week_date();
+        let cell = weeks
+            .entry(format!("{year}-W{week:02}"))
+            .or_default()
+            .entry(doc["body"]["mode"].as_str().unwrap().to_owned())
+            .or_default();
+        cell.0 += 1;
+        cell.1 += doc["body"]["distance_m"].as_f64().unwrap() / 1000.0;
+    }
+    let expected: BTreeMap<String, BTreeMap<String, Value>> = weeks
+        .into_iter()
+        .map(|(w, modes)| {
+            (
+                w,
+                modes
+                    .into_iter()
+                    .map(|(m, (n, km))| (m, json!({ "trips": n, "km": (km / 5.0).round() * 5.0 })))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(payload["weeks"], json!(expected));
+    // Nothing finer than a week, no place: only these keys anywhere.
+    let keys_seen: BTreeSet<&str> = payload["weeks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|modes| modes.as_object().unwrap().values())
+        .flat_map(|cell| cell.as_object().unwrap().keys().map(String::as_str))
+        .collect();
+    assert_eq!(keys_seen, BTreeSet::from(["km", "trips"]));
+
+    let id = item["id"].to_string();
+    home.ok(&["approve", &id]);
+    let body = received.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    assert_eq!(body, item["payload"].as_str().unwrap());
+    let summary = home.ok(&["audit", "--summary"]).stdout;
+    assert!(summary.contains(&format!("{DONATION} sent 1 time(s) to {survey}")), "{summary}");
+}
