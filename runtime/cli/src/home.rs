@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use domicile_host::{Clock, Runtime, RuntimeConfig};
+use domicile_host::{Cap, Clock, Runtime, RuntimeConfig};
 use domicile_package::TrustStore;
 use domicile_store::{ResidentName, ResidentSpace, Store};
 use serde::Deserialize;
@@ -23,14 +23,19 @@ pub struct Home {
     runtime: std::sync::OnceLock<Runtime>,
 }
 
-/// `HOME/config.toml`: what the operator allows apps at most.
+/// `HOME/config.toml`: what the operator allows apps at most, and how many
+/// may run at once.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct HomeConfig {
     #[serde(default)]
     limits: LimitsConfig,
+    #[serde(default)]
+    engine: EngineConfig,
 }
 
+/// `default-X`: what an app gets when its manifest asks nothing; `max-X`:
+/// the most it gets, whatever it asks.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct LimitsConfig {
@@ -38,6 +43,26 @@ struct LimitsConfig {
     max_memory_mib: Option<u64>,
     default_cpu_ms: Option<u64>,
     max_cpu_ms: Option<u64>,
+    default_wall_ms: Option<u64>,
+    max_wall_ms: Option<u64>,
+    default_host_calls: Option<u64>,
+    max_host_calls: Option<u64>,
+    default_documents: Option<u64>,
+    max_documents: Option<u64>,
+    default_output_kib: Option<u64>,
+    max_output_kib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct EngineConfig {
+    /// Invocations running at once (the instance pool's size); more wait.
+    max_concurrent_invocations: Option<u32>,
+}
+
+fn set(cap: &mut Cap, default: Option<u64>, max: Option<u64>) {
+    cap.default = default.unwrap_or(cap.default);
+    cap.max = max.unwrap_or(cap.max);
 }
 
 impl Home {
@@ -115,11 +140,21 @@ impl Home {
         };
         let mut rc = RuntimeConfig::new(self.dir.join("cache"), self.dir.join("scratch"));
         rc.clock = clock_from_env()?;
-        let l = config.limits;
-        rc.default_memory_mib = l.default_memory_mib.unwrap_or(rc.default_memory_mib);
-        rc.max_memory_mib = l.max_memory_mib.unwrap_or(rc.max_memory_mib);
-        rc.default_cpu_ms = l.default_cpu_ms.unwrap_or(rc.default_cpu_ms);
-        rc.max_cpu_ms = l.max_cpu_ms.unwrap_or(rc.max_cpu_ms);
+        let (l, caps) = (config.limits, &mut rc.limits);
+        set(&mut caps.memory_mib, l.default_memory_mib, l.max_memory_mib);
+        set(&mut caps.cpu_ms, l.default_cpu_ms, l.max_cpu_ms);
+        set(&mut caps.wall_ms, l.default_wall_ms, l.max_wall_ms);
+        set(&mut caps.host_calls, l.default_host_calls, l.max_host_calls);
+        set(&mut caps.documents, l.default_documents, l.max_documents);
+        set(&mut caps.output_kib, l.default_output_kib, l.max_output_kib);
+        if let Some(n) = config.engine.max_concurrent_invocations {
+            anyhow::ensure!(
+                (1..=1024).contains(&n),
+                "{}: max-concurrent-invocations must be 1 to 1024",
+                path.display()
+            );
+            rc.max_concurrent = n;
+        }
         Ok(rc)
     }
 }

@@ -293,14 +293,21 @@ impl types::Host for Invocation {}
 
 impl data::Host for Invocation {
     fn get(&mut self, doctype: String, id: String) -> Reply<types::Doc> {
-        reply(self.get_doc(&doctype, &id))
+        self.charge_call()?;
+        let doc = reply(self.get_doc(&doctype, &id))?;
+        if doc.is_ok() {
+            self.charge_documents(1)?;
+        }
+        Ok(doc)
     }
 
     fn put(&mut self, doctype: String, id: Option<String>, body: String) -> Reply<String> {
+        self.charge_call()?;
         reply(self.put_doc(&doctype, id.as_deref(), &body))
     }
 
     fn delete(&mut self, doctype: String, id: String) -> Reply<()> {
+        self.charge_call()?;
         reply(self.delete_doc(&doctype, &id))
     }
 
@@ -310,13 +317,19 @@ impl data::Host for Invocation {
         selector: String,
         options: data::QueryOptions,
     ) -> Reply<Resource<CursorState>> {
+        self.charge_call()?;
         reply(self.open_query(&doctype, &selector, options))
     }
 }
 
 impl data::HostCursor for Invocation {
     fn next(&mut self, cursor: Resource<CursorState>, max: u32) -> Reply<Vec<types::Doc>> {
-        reply(self.next_batch(&cursor, max))
+        self.charge_call()?;
+        let batch = reply(self.next_batch(&cursor, max))?;
+        if let Ok(docs) = &batch {
+            self.charge_documents(docs.len() as u64)?;
+        }
+        Ok(batch)
     }
 
     fn drop(&mut self, cursor: Resource<CursorState>) -> wasmtime::Result<()> {
@@ -327,6 +340,7 @@ impl data::HostCursor for Invocation {
 
 impl log::Host for Invocation {
     fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.charge_call()?;
         let level = match level {
             log::Level::Debug => "debug",
             log::Level::Info => "info",
@@ -340,6 +354,7 @@ impl log::Host for Invocation {
 
 impl clock::Host for Invocation {
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
+        self.charge_call()?;
         Ok(self.clock.now_ms())
     }
 }

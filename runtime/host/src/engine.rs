@@ -14,15 +14,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::HostError;
 
 /// How often the engine's epoch advances: the granularity of CPU limits.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-pub(crate) fn new_engine() -> Result<Engine, HostError> {
+/// Core instances, memories and tables one component may use: enough for
+/// what wit-component and language toolchains produce (the app's module,
+/// shims, adapters).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const TABLES_PER_COMPONENT: u32 = 8;
+/// Elements of one table; the same bound as the invocation's limiter.
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+/// The engine, with a pooling instance allocator of `slots` component
+/// instances whose memories may grow to `max_memory` bytes: instantiation
+/// reuses pre-reserved slots instead of mapping memory for every run.
+pub(crate) fn new_engine(slots: u32, max_memory: u64) -> Result<Engine, HostError> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .total_memories(slots * MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .total_tables(slots * TABLES_PER_COMPONENT)
+        .total_stacks(slots)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX));
     let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config.epoch_interruption(true);
     config.wasm_component_model(true);
     // Guests get a bounded native stack; deep recursion traps cleanly.

@@ -13,11 +13,11 @@ mod bindings;
 mod clock;
 mod data;
 mod engine;
+mod limits;
 mod outbound;
 mod sandbox;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -30,27 +30,10 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 pub use clock::Clock;
 pub use data::MAX_BATCH;
 pub use engine::EPOCH_TICK;
+pub use limits::{Cap, LimitCaps, LimitKind, Resolved as ResolvedLimits};
 
 use engine::{ArtifactCache, EpochTicker};
 use sandbox::{Invocation, Writes};
-
-/// Which limit ended an invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitKind {
-    Cpu,
-    Memory,
-    Table,
-}
-
-impl fmt::Display for LimitKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LimitKind::Cpu => "CPU time",
-            LimitKind::Memory => "memory",
-            LimitKind::Table => "table size",
-        })
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -96,31 +79,22 @@ pub enum HostError {
     Scratch(String),
 }
 
-/// Operator settings: where things live, and the caps on what apps ask for.
+/// Operator settings: where things live, the caps on what apps ask for,
+/// and how many invocations may run at once.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub cache_dir: PathBuf,
     pub scratch_dir: PathBuf,
     pub clock: Clock,
-    /// Memory of one invocation when the manifest asks for none / at most.
-    pub default_memory_mib: u64,
-    pub max_memory_mib: u64,
-    /// CPU time of one invocation when the manifest asks for none / at most.
-    pub default_cpu_ms: u64,
-    pub max_cpu_ms: u64,
+    pub limits: LimitCaps,
+    /// Invocations running at once; more wait for a free slot (the
+    /// instance pool is sized for this many).
+    pub max_concurrent: u32,
 }
 
 impl RuntimeConfig {
     pub fn new(cache_dir: PathBuf, scratch_dir: PathBuf) -> RuntimeConfig {
-        RuntimeConfig {
-            cache_dir,
-            scratch_dir,
-            clock: Clock::System,
-            default_memory_mib: 64,
-            max_memory_mib: 512,
-            default_cpu_ms: 5_000,
-            max_cpu_ms: 60_000,
-        }
+        RuntimeConfig { cache_dir, scratch_dir, clock: Clock::System, limits: LimitCaps::default(), max_concurrent: 16 }
     }
 }
 
@@ -175,12 +149,15 @@ pub struct Runtime {
     cache: ArtifactCache,
     config: RuntimeConfig,
     instances: Mutex<HashMap<String, InstancePre<Invocation>>>,
+    /// One permit per slot of the instance pool.
+    slots: tokio::sync::Semaphore,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Runtime, HostError> {
-        let engine = engine::new_engine()?;
+        let max_memory = config.limits.memory_mib.max.saturating_mul(1024 * 1024);
+        let engine = engine::new_engine(config.max_concurrent.max(1), max_memory)?;
         let mut linker = Linker::<Invocation>::new(&engine);
         let engine_err = |e: wasmtime::Error| HostError::Engine(e.to_string());
         bindings::service::Service::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(engine_err)?;
@@ -190,6 +167,7 @@ impl Runtime {
             _ticker: EpochTicker::start(&engine),
             engine,
             linker,
+            slots: tokio::sync::Semaphore::new(config.max_concurrent.max(1) as usize),
             config,
             instances: Mutex::new(HashMap::new()),
         })
@@ -394,31 +372,21 @@ impl Runtime {
             return Err(HostError::Held { app: app.manifest.id, reason: hold.reason.clone() });
         }
         let pre = self.instance_pre(space, &app)?;
-        let memory_mib = app
-            .manifest
-            .limits
-            .memory_mib
-            .map_or(self.config.default_memory_mib, |m| m.get())
-            .min(self.config.max_memory_mib);
-        let cpu_ms =
-            app.manifest.limits.cpu_ms.map_or(self.config.default_cpu_ms, |c| c.get()).min(self.config.max_cpu_ms);
+        let limits = ResolvedLimits::of(&self.config.limits, &app.manifest.limits);
         let writes = match call {
             Call::Run { .. } => Writes::Durable,
             Call::Import { .. } => Writes::Staged { changes: Vec::new(), counts: Default::default() },
         };
-        let state = Invocation::new(
-            space.clone(),
-            app.clone(),
-            writes,
-            self.config.clock,
-            (memory_mib * 1024 * 1024) as usize,
-            &self.config.scratch_dir,
-        )?;
+        // Back-pressure: wait for a free slot of the instance pool rather
+        // than fail when it is full.
+        let _slot = self.slots.acquire().await.map_err(|_| HostError::Engine("the runtime is shutting down".into()))?;
+        let state =
+            Invocation::new(space.clone(), app.clone(), writes, self.config.clock, &limits, &self.config.scratch_dir)?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // The epoch advances every EPOCH_TICK; each tick spent in the guest
         // uses one unit of its CPU budget and yields to other tasks.
-        let budget = cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        let budget = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
         let mut used = 0u64;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
@@ -430,37 +398,45 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
 
+        let wall = std::time::Duration::from_millis(limits.wall_ms);
         let outcome = match call {
             Call::Run { input } => {
-                async {
+                let run = async {
                     let instance = bindings::service::ServicePre::new(pre)?.instantiate_async(&mut store).await?;
                     instance.call_run(&mut store, input).await
-                }
-                .await
+                };
+                tokio::time::timeout(wall, run).await
             }
             Call::Import { file_name, bytes } => {
-                async {
+                let import = async {
                     let instance = bindings::importer::ImporterPre::new(pre)?.instantiate_async(&mut store).await?;
                     instance.call_import(&mut store, file_name, bytes).await
-                }
-                .await
+                };
+                tokio::time::timeout(wall, import).await
             }
         };
 
         let state = store.data_mut();
+        let outcome = outcome.unwrap_or_else(|_elapsed| {
+            // Dropping the future cancelled the guest wherever it was.
+            state.limiter.exceeded = Some(LimitKind::WallTime);
+            Err(wasmtime::Error::msg("wall-clock time limit exceeded"))
+        });
         let log = state.take_log();
         let notifications = std::mem::take(&mut state.notifications);
+        let app_id = app.manifest.id.clone();
         let result = match outcome {
-            Err(trap) => Err(self.explain_trap(&app, state.limiter.exceeded, cpu_ms, memory_mib, trap)),
-            Ok(Err(message)) => Err(HostError::AppFailed {
-                app: app.manifest.id.clone(),
-                message: message.chars().take(2000).collect(),
+            Err(trap) => Err(explain_trap(app_id, state.limiter.exceeded, &limits, trap)),
+            Ok(Err(message)) => {
+                Err(HostError::AppFailed { app: app_id, message: message.chars().take(2000).collect() })
+            }
+            Ok(Ok(output)) if output.len() as u64 > limits.output_kib * 1024 => Err(HostError::Limit {
+                app: app_id,
+                kind: LimitKind::Output,
+                detail: format!("{} KiB; it returned {} KiB", limits.output_kib, output.len() / 1024),
             }),
             Ok(Ok(output)) => match serde_json::from_str::<serde_json::Value>(&output) {
-                Err(e) => Err(HostError::AppFailed {
-                    app: app.manifest.id.clone(),
-                    message: format!("its output is not JSON ({e})"),
-                }),
+                Err(e) => Err(HostError::AppFailed { app: app_id, message: format!("its output is not JSON ({e})") }),
                 Ok(_) => commit_staged(state).map(|()| output),
             },
         };
@@ -470,39 +446,6 @@ impl Runtime {
         }
         space.flush()?;
         result
-    }
-
-    fn explain_trap(
-        &self,
-        app: &InstalledApp,
-        exceeded: Option<LimitKind>,
-        cpu_ms: u64,
-        memory_mib: u64,
-        trap: wasmtime::Error,
-    ) -> HostError {
-        let app_id = app.manifest.id.clone();
-        match exceeded {
-            Some(LimitKind::Cpu) => {
-                HostError::Limit { app: app_id, kind: LimitKind::Cpu, detail: format!("{cpu_ms} ms") }
-            }
-            Some(LimitKind::Memory) => {
-                HostError::Limit { app: app_id, kind: LimitKind::Memory, detail: format!("{memory_mib} MiB") }
-            }
-            Some(LimitKind::Table) => {
-                HostError::Limit { app: app_id, kind: LimitKind::Table, detail: "table elements".into() }
-            }
-            None => {
-                let message = match trap.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::StackOverflow) => "stack overflow (too deep recursion)".to_owned(),
-                    Some(wasmtime::Trap::UnreachableCodeReached) => {
-                        "it hit `unreachable` (a panic or abort in the app)".to_owned()
-                    }
-                    Some(code) => code.to_string(),
-                    None => format!("{trap:#}"),
-                };
-                HostError::Trap { app: app_id, message }
-            }
-        }
     }
 
     /// The ready-to-instantiate app: from memory, else from the artifact
@@ -530,6 +473,20 @@ impl Runtime {
         self.instances.lock().expect("instance cache lock").insert(digest.clone(), pre.clone());
         Ok(pre)
     }
+}
+
+/// The error for a run that trapped: a limit it hit, or what went wrong in it.
+fn explain_trap(app: AppId, exceeded: Option<LimitKind>, limits: &ResolvedLimits, trap: wasmtime::Error) -> HostError {
+    if let Some(kind) = exceeded {
+        return HostError::Limit { app, kind, detail: limits.describe(kind) };
+    }
+    let message = match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => "stack overflow (too deep recursion)".to_owned(),
+        Some(wasmtime::Trap::UnreachableCodeReached) => "it hit `unreachable` (a panic or abort in the app)".to_owned(),
+        Some(code) => code.to_string(),
+        None => format!("{trap:#}"),
+    };
+    HostError::Trap { app, message }
 }
 
 fn ensure_not_installed(space: &ResidentSpace, manifest: &Manifest) -> Result<(), HostError> {

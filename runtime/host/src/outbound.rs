@@ -99,12 +99,14 @@ impl Invocation {
 
 impl egress::Host for Invocation {
     fn request(&mut self, destination: String, payload: String, purpose: String) -> crate::data::Reply<String> {
+        self.charge_call()?;
         reply(self.request_egress(&destination, &payload, &purpose))
     }
 }
 
 impl notify::Host for Invocation {
     fn send(&mut self, title: String, body: String) -> crate::data::Reply<()> {
+        self.charge_call()?;
         reply(self.leave_notification(&title, &body))
     }
 }

@@ -13,7 +13,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use crate::{Clock, HostError, LimitKind};
+use crate::engine::MAX_TABLE_ELEMENTS;
+use crate::{Clock, HostError, LimitKind, ResolvedLimits};
 
 /// How many bytes of stdout/stderr, and how many log lines, one invocation
 /// may leave in the app log; the rest is dropped with a note.
@@ -42,6 +43,8 @@ pub(crate) struct Invocation {
     pub(crate) notifications: Vec<Notification>,
     /// Outbox requests made by this invocation.
     pub(crate) egress_requests: usize,
+    host_calls_left: u64,
+    documents_left: u64,
     dropped_log_lines: usize,
     wasi: WasiCtx,
     stdout: MemoryOutputPipe,
@@ -54,9 +57,10 @@ impl Invocation {
         app: InstalledApp,
         writes: Writes,
         clock: Clock,
-        memory_bytes: usize,
+        limits: &ResolvedLimits,
         scratch_root: &Path,
     ) -> Result<Invocation, HostError> {
+        let memory_bytes = usize::try_from(limits.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         let stdout = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
         let stderr = MemoryOutputPipe::new(MAX_CAPTURED_OUTPUT);
         let mut wasi = WasiCtx::builder();
@@ -81,11 +85,41 @@ impl Invocation {
             log: Vec::new(),
             notifications: Vec::new(),
             egress_requests: 0,
+            host_calls_left: limits.host_calls,
+            documents_left: limits.documents,
             dropped_log_lines: 0,
             wasi: wasi.build(),
             stdout,
             stderr,
         })
+    }
+
+    /// Counts one call to a domicile interface; past the limit, the
+    /// invocation ends (a trap naming the limit).
+    pub(crate) fn charge_call(&mut self) -> wasmtime::Result<()> {
+        self.charge(LimitKind::HostCalls, 1)
+    }
+
+    /// Counts documents handed to the app.
+    pub(crate) fn charge_documents(&mut self, n: u64) -> wasmtime::Result<()> {
+        self.charge(LimitKind::Documents, n)
+    }
+
+    fn charge(&mut self, kind: LimitKind, n: u64) -> wasmtime::Result<()> {
+        let left = match kind {
+            LimitKind::HostCalls => &mut self.host_calls_left,
+            _ => &mut self.documents_left,
+        };
+        match left.checked_sub(n) {
+            Some(rest) => {
+                *left = rest;
+                Ok(())
+            }
+            None => {
+                self.limiter.exceeded = Some(kind);
+                Err(wasmtime::Error::msg(format!("{kind} limit exceeded")))
+            }
+        }
     }
 
     /// Adds a line to the app log, within the per-invocation bounds.
@@ -152,8 +186,6 @@ pub(crate) struct Limiter {
     max_memory: usize,
     pub(crate) exceeded: Option<LimitKind>,
 }
-
-const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {

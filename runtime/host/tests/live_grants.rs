@@ -52,7 +52,7 @@ async fn narrowing_and_revoking_reach_an_app_that_is_running() {
     trust.add(key.trim().parse::<PublicKey>().unwrap(), "samples", &[]).unwrap();
     let mut config = RuntimeConfig::new(dir.path().join("cache"), dir.path().join("scratch"));
     config.clock = Clock::System;
-    config.max_cpu_ms = 60_000;
+    config.limits.cpu_ms.max = 60_000;
     let runtime = Arc::new(Runtime::new(config).unwrap());
     let package = std::fs::read(repo().join("tests/fixtures/packages/poller.dpkg")).unwrap();
     let prepared = runtime.prepare_install(&space, &trust, package, None).unwrap();

@@ -144,7 +144,39 @@ pub struct Limits {
     pub memory_mib: Option<MemoryMib>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<CpuMs>,
+    /// Elapsed time, waits included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<WallMs>,
+    /// Calls to domicile's interfaces (data, log, clock, egress, notify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_calls: Option<HostCalls>,
+    /// Documents returned by `get` and query cursors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<Documents>,
+    /// Size of the result (`run`'s output, `import`'s summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_kib: Option<OutputKib>,
 }
+
+/// Elapsed time of one invocation, in milliseconds (1 to 600000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct WallMs(u64);
+
+/// Host calls of one invocation (1 to 100000000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct HostCalls(u64);
+
+/// Documents read by one invocation (1 to 100000000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct Documents(u64);
+
+/// Result size of one invocation, in KiB (1 to 65536).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct OutputKib(u64);
 
 /// Linear memory, in MiB (1 to 4096).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +215,10 @@ macro_rules! bounded_u64 {
 }
 bounded_u64!(MemoryMib, "memory-mib", 4096);
 bounded_u64!(CpuMs, "cpu-ms", 600000);
+bounded_u64!(WallMs, "wall-ms", 600000);
+bounded_u64!(HostCalls, "host-calls", 100000000);
+bounded_u64!(Documents, "documents", 100000000);
+bounded_u64!(OutputKib, "output-kib", 65536);
 
 /// A parsed, validated app manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
