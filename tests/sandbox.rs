@@ -177,3 +177,51 @@ fn components_importing_what_domicile_does_not_offer_are_refused_at_install() {
     assert!(err.contains("wasi:filesystem/preopens") && err.contains("[scratch]"), "{err}");
     assert!(home.installed_apps().is_empty());
 }
+
+/// Runs one attack of the hostile guest; returns its one-line error.
+fn attack(home: &TestHome, name: &str) -> String {
+    let run = home.run(&["run", "org.example.test.hostile", "--input", &format!(r#"{{"attack": "{name}"}}"#)]);
+    run.one_line_error().to_owned()
+}
+
+#[test]
+fn each_hostile_behaviour_ends_its_run_with_the_right_error_and_the_next_app_runs() {
+    let home = home_with_everything();
+    assert!(home.install(&fixture_package("hostile"), &["all"]).ok);
+    let expected = [
+        ("spin", "exceeded its wall-clock time limit (1500 ms)"),
+        ("recursion", "crashed: stack overflow"),
+        ("host-call-flood", "exceeded its host calls limit (10000 calls)"),
+        ("document-flood", "exceeded its documents read limit (50 documents)"),
+        ("huge-output", "exceeded its output size limit (64 KiB; it returned 4096 KiB)"),
+        ("stale-cursor", "crashed: unknown handle index"),
+        ("panic", "crashed: it hit `unreachable` (a panic or abort in the app)"),
+    ];
+    for (name, message) in expected {
+        let err = attack(&home, name);
+        assert!(err.contains(message), "{name}: {err}");
+        // The runtime carries on: a well-behaved app runs right after.
+        assert!(home.ok(&["run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0, "after {name}");
+    }
+    // A flood of log lines is cut, not stored whole, and the run succeeds.
+    home.ok(&["run", "org.example.test.hostile", "--input", r#"{"attack": "huge-log"}"#]);
+    let logs = home.ok(&["--json", "logs", "--app", "org.example.test.hostile"]).stdout;
+    let lines: Vec<&str> = logs.lines().collect();
+    assert!(lines.len() <= 1001, "{} log lines kept", lines.len());
+    assert!(lines.last().unwrap().contains("more log lines were dropped"));
+    assert!(lines.iter().all(|l| l.len() < 5000), "long lines are cut");
+}
+
+#[test]
+fn a_component_that_is_not_valid_webassembly_is_refused_at_install() {
+    let home = TestHome::new();
+    let keys = tempfile::tempdir().unwrap();
+    let publisher = Keys::generate(&home, keys.path(), "publisher");
+    home.ok(&["trust", "add", &publisher.public()]);
+    let manifest = std::fs::read_to_string(repo().join("tests/fixtures/manifests/cpu-hog.toml")).unwrap();
+    let package = home.path().join("garbage.dpkg");
+    pack(&home, &manifest, b"\0asm\x0d\0\x01\0 this is not a component at all", &publisher, &package);
+    let err = home.install(&package, &["all"]).one_line_error().to_owned();
+    assert!(err.contains("not a valid WebAssembly component"), "{err}");
+    assert!(home.installed_apps().is_empty());
+}

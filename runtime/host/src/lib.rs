@@ -484,7 +484,8 @@ fn explain_trap(app: AppId, exceeded: Option<LimitKind>, limits: &ResolvedLimits
         Some(wasmtime::Trap::StackOverflow) => "stack overflow (too deep recursion)".to_owned(),
         Some(wasmtime::Trap::UnreachableCodeReached) => "it hit `unreachable` (a panic or abort in the app)".to_owned(),
         Some(code) => code.to_string(),
-        None => format!("{trap:#}"),
+        // The root cause, without the wasm backtrace the context adds.
+        None => trap.root_cause().to_string(),
     };
     HostError::Trap { app, message }
 }
