@@ -63,13 +63,13 @@ async fn well_behaved_runs_finish_while_hostile_ones_are_stopped() {
             continue;
         }
         let err = result.expect_err("a hostile run must fail");
-        let ok = match (attacks[i], &err) {
-            ("spin", HostError::Limit { kind: LimitKind::WallTime | LimitKind::Cpu, .. }) => true,
-            ("host-call-flood", HostError::Limit { kind: LimitKind::HostCalls, .. }) => true,
-            ("document-flood", HostError::Limit { kind: LimitKind::Documents, .. }) => true,
-            ("recursion" | "panic", HostError::Trap { .. }) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (attacks[i], &err),
+            ("spin", HostError::Limit { kind: LimitKind::WallTime | LimitKind::Cpu, .. })
+                | ("host-call-flood", HostError::Limit { kind: LimitKind::HostCalls, .. })
+                | ("document-flood", HostError::Limit { kind: LimitKind::Documents, .. })
+                | ("recursion" | "panic", HostError::Trap { .. })
+        );
         assert!(ok, "{}: unexpected {err}", attacks[i]);
     }
 }
