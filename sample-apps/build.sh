@@ -75,7 +75,7 @@ for app in gpx-importer mobility-footprint energy-importer energy-insights bank-
 done
 "$domicile" catalogue build "$out_catalogue" --key "$key" --name "domicile sample catalogue" >/dev/null
 # Test guests; one component may be packed under several manifests.
-for fixture in cpu-hog memory-hog snooper wasi-guest wasi-guest:wasi-guest-no-scratch net-guest poller hostile; do
+for fixture in cpu-hog memory-hog snooper wasi-guest wasi-guest:wasi-guest-no-scratch net-guest poller hostile bench-guest:bench; do
     crate="${fixture%%:*}" name="${fixture##*:}"
     pack "$crate" "$name" "$root/tests/fixtures/manifests/$name.toml" "$out_fixtures"
 done

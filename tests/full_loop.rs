@@ -449,3 +449,26 @@ fn a_quota_stops_an_import_with_a_limit_error_and_writes_nothing() {
     home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
     assert_eq!(home.docs(TRIP).len(), 14);
 }
+
+#[test]
+fn bench_measures_every_row_against_its_baseline() {
+    // Tiny sizes: this checks that every measurement runs and is reported,
+    // never how fast anything is.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
+        .args(["--json", "bench", "--invocations", "20", "--documents", "300", "--rows", "400", "--spin", "1000"])
+        .env_remove("DOMICILE_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (row, key) in [
+        ("trivial_invocation", "ratio_p50"),
+        ("scan", "ratio"),
+        ("import", "throughput_vs_native"),
+        ("epoch_interruption", "overhead_pct"),
+    ] {
+        assert!(report[row][key].is_number(), "{row}.{key} missing: {report}");
+    }
+    assert_eq!(report["scan"]["documents"], 300);
+    assert_eq!(report["import"]["rows"], 400);
+}

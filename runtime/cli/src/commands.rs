@@ -21,6 +21,16 @@ pub async fn execute(cli: Cli) -> Result<()> {
     // Commands that need no home.
     match &command {
         Command::Demo { dir } => return crate::demo::run(dir.clone()).await,
+        Command::Bench { invocations, documents, rows, spin } => {
+            let options = crate::bench::BenchOptions {
+                invocations: *invocations,
+                documents: *documents,
+                rows: *rows,
+                spin: *spin,
+                json,
+            };
+            return crate::bench::run(options).await;
+        }
         Command::Keygen { out } => return keygen(out, json),
         Command::Pack { manifest, component, key, out } => return pack(manifest, component, key, out, json),
         Command::Catalogue(CatalogueCommand::Build { dir, key, name }) => {
@@ -56,6 +66,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     let home = Home::open(&dir)?;
     match command {
         Command::Demo { .. }
+        | Command::Bench { .. }
         | Command::Keygen { .. }
         | Command::Pack { .. }
         | Command::Init { .. }

@@ -37,6 +37,24 @@ const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const LEARNING_DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
 const DONATION: &str = "io.domicile.sample.data-donation";
 
+/// The sample publisher's key (it signs the sample catalogue and apps).
+pub fn sample_key() -> Result<PublicKey> {
+    Ok(SAMPLE_PUBLISHER.trim().parse()?)
+}
+
+/// The package of a sample app from the embedded catalogue (its one version).
+pub fn sample_package(name: &str) -> Result<Vec<u8>> {
+    SAMPLE_CATALOGUE
+        .iter()
+        .find(|(path, _)| {
+            path.strip_prefix("packages/")
+                .and_then(|p| p.strip_prefix(name))
+                .is_some_and(|rest| rest.starts_with('-') && rest.ends_with(".dpkg"))
+        })
+        .map(|(_, bytes)| bytes.to_vec())
+        .with_context(|| format!("no sample package {name}"))
+}
+
 /// Marks a directory as made by the demo, so a later demo may replace it.
 const MARKER: &str = ".domicile-demo";
 
@@ -56,7 +74,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     let space = home.resident(None)?;
 
     step(2, "Trust the key of the sample catalogue (it vouches for the publishers of the apps it lists)");
-    let key: PublicKey = SAMPLE_PUBLISHER.trim().parse()?;
+    let key = sample_key()?;
     home.trust()?.add(key, "domicile samples", &[Role::Catalogue])?;
     println!("    trusted {key} for catalogues");
     let catalogue_dir = dir.join("catalogue");

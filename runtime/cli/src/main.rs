@@ -5,6 +5,7 @@
 //! opens the home, and calls the store, the package verifier and the app
 //! runtime. Errors end as one line on stderr and a non-zero exit status.
 
+mod bench;
 mod commands;
 mod consent;
 mod demo;
@@ -43,6 +44,21 @@ pub enum Command {
         /// Where to create the demo home (default ./domicile-demo, replaced if it is a previous demo).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// Measure domicile against raw wasmtime and native Rust, in one run (use a release build).
+    Bench {
+        /// Empty invocations to time.
+        #[arg(long, default_value_t = 2000)]
+        invocations: usize,
+        /// Trips the scan reads.
+        #[arg(long, default_value_t = 100_000)]
+        documents: usize,
+        /// Rows of the imported load curve.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Rounds of the arithmetic loop timed with and without epoch interruption.
+        #[arg(long, default_value_t = 200_000_000)]
+        spin: u64,
     },
     /// Create a new home with its first resident.
     Init {

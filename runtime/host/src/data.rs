@@ -120,7 +120,7 @@ impl Invocation {
     /// Records a refused access, and returns the refusal for the app.
     fn deny(&self, operation: Operation, doctype: &str, reason: String) -> Refusal {
         let entry = self.audit_entry(operation, doctype, 0, Outcome::Denied);
-        match self.space.record_audit(&[entry]) {
+        match self.record_audit(&[entry]) {
             Ok(()) => Refusal::App(types::Error::Denied(reason)),
             Err(e) => e.into(),
         }
@@ -133,7 +133,7 @@ impl Invocation {
         let doctype: Doctype = match doctype.parse() {
             Ok(d) => d,
             Err(e) => {
-                self.space.record_audit(&[self.audit_entry(operation, doctype_name, 0, Outcome::Denied)])?;
+                self.record_audit(&[self.audit_entry(operation, doctype_name, 0, Outcome::Denied)])?;
                 return Err(types::Error::Invalid(format!("{e}")).into());
             }
         };
@@ -174,10 +174,8 @@ impl Invocation {
                 self.space.commit(&[change], &self.author(), self.clock.now_ms(), &[audit])?;
             }
             Writes::Staged { changes, counts } => {
-                if let Change::Put { doctype, body, .. } = &change {
-                    self.space.check(doctype, body)?;
-                }
-                changes.push(change);
+                // Checked now, so the app learns which document is invalid; not again at commit.
+                changes.push(self.space.check_change(change)?);
                 *counts.entry((doctype.clone(), operation)).or_default() += 1;
             }
         }
@@ -188,7 +186,7 @@ impl Invocation {
     fn read(&self, doctype: &Doctype, id: &DocId) -> Result<Option<Document>, StoreError> {
         if let Writes::Staged { changes, .. } = &self.writes {
             for change in changes.iter().rev() {
-                match change {
+                match change.change() {
                     Change::Put { doctype: d, id: i, body } if d == doctype && i == id => {
                         let mut doc = self.space.get(doctype, id)?.unwrap_or_else(|| Document {
                             doctype: d.clone(),
@@ -213,7 +211,7 @@ impl Invocation {
         let id = parse_id(id)?;
         let doc = self.read(doctype, &id)?;
         let entry = self.audit_entry(Operation::Get, doctype.as_str(), doc.is_some() as u64, Outcome::Allowed);
-        self.space.record_audit(&[entry])?;
+        self.record_audit(&[entry])?;
         match doc {
             Some(doc) => Ok(allowed.project(doc)),
             None => Err(types::Error::NotFound(format!("no document `{id}` of type `{doctype}`")).into()),
@@ -276,7 +274,7 @@ impl Invocation {
         }
         let docs = self.space.next_page(&mut state.cursor, max.clamp(1, MAX_BATCH) as usize)?;
         let entry = self.audit_entry(Operation::Query, doctype.as_str(), docs.len() as u64, Outcome::Allowed);
-        self.space.record_audit(&[entry])?;
+        self.record_audit(&[entry])?;
         Ok(docs.into_iter().map(|d| allowed.project(d)).collect())
     }
 }

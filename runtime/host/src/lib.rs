@@ -440,11 +440,15 @@ impl Runtime {
                 Ok(_) => commit_staged(state).map(|()| output),
             },
         };
-        space.append_app_log(&log)?;
-        if result.is_ok() {
+        let notifications = if result.is_ok() { notifications } else { Vec::new() };
+        // Writes flushed when they were made; what is left to make durable
+        // is the audit of reads and denials, the log and notifications. An
+        // invocation that left none of them costs no flush.
+        if state.has_unflushed_audit() || !log.is_empty() || !notifications.is_empty() {
+            space.append_app_log(&log)?;
             space.notify(&notifications)?;
+            space.flush()?;
         }
-        space.flush()?;
         result
     }
 
@@ -516,7 +520,7 @@ fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
         })
         .collect();
     let app = state.app.manifest.id.clone();
-    state.space.commit(&changes, &state.author(), state.clock.now_ms(), &audit).map_err(|e| match e {
+    state.space.commit_checked(&changes, &state.author(), state.clock.now_ms(), &audit).map_err(|e| match e {
         StoreError::NotFound(m) | StoreError::Invalid(m) | StoreError::Limit(m) => {
             HostError::AppFailed { app, message: format!("nothing was imported: {m}") }
         }

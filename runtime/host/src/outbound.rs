@@ -29,7 +29,7 @@ impl Invocation {
 
     fn request_egress(&mut self, destination: &str, payload: &str, purpose: &str) -> Result<String, Refusal> {
         let refuse = |reason: String| -> Result<String, Refusal> {
-            self.space.record_audit(&[self.egress_audit(destination, Outcome::Denied)])?;
+            self.record_audit(&[self.egress_audit(destination, Outcome::Denied)])?;
             Err(types::Error::Denied(reason).into())
         };
         if self.app.manifest.world == World::Importer {

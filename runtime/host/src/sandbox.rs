@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use domicile_manifest::Doctype;
-use domicile_store::{AppLogEntry, Change, InstalledApp, Notification, Operation, ResidentSpace};
+use domicile_store::{AppLogEntry, CheckedChange, InstalledApp, Notification, Operation, ResidentSpace};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -28,7 +28,7 @@ pub(crate) enum Writes {
     Durable,
     /// Importers: writes are staged and committed together when the import
     /// succeeds, so a failed import leaves the store as it was.
-    Staged { changes: Vec<Change>, counts: BTreeMap<(Doctype, Operation), u64> },
+    Staged { changes: Vec<CheckedChange>, counts: BTreeMap<(Doctype, Operation), u64> },
 }
 
 pub(crate) struct Invocation {
@@ -45,6 +45,8 @@ pub(crate) struct Invocation {
     pub(crate) egress_requests: usize,
     host_calls_left: u64,
     documents_left: u64,
+    /// Whether audit entries were recorded that are not yet flushed.
+    unflushed_audit: std::cell::Cell<bool>,
     dropped_log_lines: usize,
     wasi: WasiCtx,
     stdout: MemoryOutputPipe,
@@ -87,11 +89,27 @@ impl Invocation {
             egress_requests: 0,
             host_calls_left: limits.host_calls,
             documents_left: limits.documents,
+            unflushed_audit: std::cell::Cell::new(false),
             dropped_log_lines: 0,
             wasi: wasi.build(),
             stdout,
             stderr,
         })
+    }
+
+    /// Appends audit entries of accesses that wrote nothing (reads,
+    /// denials); the invocation flushes them when it ends.
+    pub(crate) fn record_audit(
+        &self,
+        entries: &[domicile_store::AuditEntry],
+    ) -> Result<(), domicile_store::StoreError> {
+        self.unflushed_audit.set(true);
+        self.space.record_audit(entries)
+    }
+
+    /// Whether the end of the invocation must flush the store.
+    pub(crate) fn has_unflushed_audit(&self) -> bool {
+        self.unflushed_audit.get()
     }
 
     /// Counts one call to a domicile interface; past the limit, the

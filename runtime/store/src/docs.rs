@@ -105,6 +105,17 @@ pub enum Change {
     Delete { doctype: Doctype, id: DocId },
 }
 
+/// A change whose body passed its doctype's schema. Only
+/// [`ResidentSpace::check_change`] makes one, so a body is validated once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedChange(Change);
+
+impl CheckedChange {
+    pub fn change(&self) -> &Change {
+        &self.0
+    }
+}
+
 /// One entry of a doctype's change feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRecord {
@@ -217,6 +228,15 @@ impl ResidentSpace {
         self.vocabulary.validate(doctype, body)
     }
 
+    /// Checks a change against its doctype's schema once, for a later
+    /// [`commit_checked`](Self::commit_checked) (an importer's staged writes).
+    pub fn check_change(&self, change: Change) -> Result<CheckedChange> {
+        if let Change::Put { doctype, body, .. } = &change {
+            self.check(doctype, body)?;
+        }
+        Ok(CheckedChange(change))
+    }
+
     /// Applies `changes` and appends `audit` atomically, then flushes:
     /// when this returns `Ok`, all of it is on disk; on `Err`, none of it is.
     pub fn commit(&self, changes: &[Change], author: &Author, at_ms: u64, audit: &[AuditEntry]) -> Result<()> {
@@ -225,6 +245,21 @@ impl ResidentSpace {
                 self.check(doctype, body)?;
             }
         }
+        self.apply(&changes.iter().collect::<Vec<_>>(), author, at_ms, audit)
+    }
+
+    /// [`commit`](Self::commit) for changes already checked.
+    pub fn commit_checked(
+        &self,
+        changes: &[CheckedChange],
+        author: &Author,
+        at_ms: u64,
+        audit: &[AuditEntry],
+    ) -> Result<()> {
+        self.apply(&changes.iter().map(|c| &c.0).collect::<Vec<_>>(), author, at_ms, audit)
+    }
+
+    fn apply(&self, changes: &[&Change], author: &Author, at_ms: u64, audit: &[AuditEntry]) -> Result<()> {
         // Sequence numbers are taken before the transaction, which may retry.
         let feed_seqs: Vec<u64> = changes.iter().map(|_| self.next_seq()).collect::<Result<_>>()?;
         let trees = [&self.docs, &self.index, &self.changes, &self.meta, &self.audit];

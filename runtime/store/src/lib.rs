@@ -33,7 +33,9 @@ use std::sync::Arc;
 pub use apps::{Hold, InstalledApp, PackageBytes};
 pub use audit::{AppLogEntry, AuditCheck, AuditEntry, AuditFilter, AuditSummary, Operation, Outcome};
 pub use check::CheckReport;
-pub use docs::{Author, Change, ChangeOp, ChangeRecord, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES};
+pub use docs::{
+    Author, Change, ChangeOp, ChangeRecord, CheckedChange, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES,
+};
 pub use export::{ExportSummary, EXPORT_FORMAT_VERSION};
 pub use field::FieldPath;
 pub use names::ResidentName;

@@ -1,0 +1,362 @@
+//! `domicile bench`: what domicile costs, each figure measured in the same
+//! run as its baseline, on a scratch home that is deleted afterwards.
+//!
+//! - an invocation of an empty service (new `Store`, instantiate, call)
+//!   through the runtime, against raw wasmtime calling the same component
+//!   with a bare linker;
+//! - a guest scanning every trip of a doctype through the batched cursor,
+//!   against the same aggregation in native Rust over the same store;
+//! - the Linky importer on a generated load curve, against a native parse
+//!   and insert of the same rows (same validation, one transaction);
+//! - a loop of arithmetic with and without epoch interruption.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use domicile_manifest::{AppId, Grants};
+use domicile_store::{Author, Change, Query, ResidentSpace, Selector};
+use serde_json::{json, Value};
+
+use crate::home::Home;
+
+const BENCH_GUEST: &[u8] = include_bytes!("../../../tests/fixtures/packages/bench.dpkg");
+const BENCH_APP: &str = "org.example.test.bench";
+const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
+const TRIP: &str = "io.domicile.mobility.trip";
+const READING: &str = "io.domicile.energy.reading";
+
+pub struct BenchOptions {
+    pub invocations: usize,
+    pub documents: usize,
+    pub rows: usize,
+    /// Rounds of the arithmetic loop timed with and without epochs.
+    pub spin: u64,
+    pub json: bool,
+}
+
+/// Latency percentiles of a set of samples.
+struct Latencies {
+    p50: Duration,
+    p99: Duration,
+    per_second: f64,
+}
+
+fn latencies(mut samples: Vec<Duration>, total: Duration) -> Latencies {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    Latencies { p50: at(0.50), p99: at(0.99), per_second: samples.len() as f64 / total.as_secs_f64() }
+}
+
+fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("raw wasmtime baseline: {e:#}")
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn us(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e7).round() / 10.0
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100.0).round() / 100.0
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    (a / b * 100.0).round() / 100.0
+}
+
+pub async fn run(options: BenchOptions) -> Result<()> {
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory for the benchmark")?;
+    let dir = scratch.path();
+    let home = Home::create(dir, &"bench".parse()?)?;
+    // The benchmark's own caps: large inputs are the point.
+    std::fs::write(
+        dir.join("config.toml"),
+        "[limits]\ndefault-memory-mib = 2048\nmax-memory-mib = 2048\ndefault-cpu-ms = 600000\nmax-cpu-ms = 600000\ndefault-wall-ms = 600000\nmax-wall-ms = 600000\ndefault-host-calls = 50000000\nmax-host-calls = 50000000\ndefault-documents = 50000000\nmax-documents = 50000000\n",
+    )?;
+    let key = crate::demo::sample_key()?;
+    home.trust()?.add(key, "domicile samples", &[])?;
+    let space = home.resident(None)?;
+    let runtime = home.runtime()?;
+    let bench_app: AppId = BENCH_APP.parse()?;
+    let importer: AppId = ENERGY_IMPORTER.parse()?;
+    for package in [BENCH_GUEST.to_vec(), crate::demo::sample_package("energy-importer")?] {
+        let prepared = runtime.prepare_install(&space, &home.trust()?, package, None)?;
+        let manifest = prepared.manifest().clone();
+        runtime.install(&space, prepared, Grants::all(&manifest))?;
+    }
+    let component = domicile_package::unseal(BENCH_GUEST)?.verify_with(&key)?.component_bytes().to_vec();
+    let mut report = serde_json::Map::new();
+
+    // 1. An empty invocation.
+    eprintln!("bench: {} empty invocations, through domicile and through raw wasmtime", options.invocations);
+    for _ in 0..50 {
+        runtime.run_service(&space, &bench_app, "{}").await?;
+    }
+    let (mut samples, started) = (Vec::with_capacity(options.invocations), Instant::now());
+    for _ in 0..options.invocations {
+        let t = Instant::now();
+        runtime.run_service(&space, &bench_app, "{}").await?;
+        samples.push(t.elapsed());
+    }
+    let ours = latencies(samples, started.elapsed());
+    let raw = raw::invocations(&component, options.invocations).await.map_err(wasm_error)?;
+    report.insert(
+        "trivial_invocation".into(),
+        json!({
+            "domicile_p50_us": us(ours.p50), "domicile_p99_us": us(ours.p99), "domicile_per_s": ours.per_second.round() as u64,
+            "raw_wasmtime_p50_us": us(raw.p50), "raw_wasmtime_p99_us": us(raw.p99), "raw_wasmtime_per_s": raw.per_second.round() as u64,
+            "ratio_p50": ratio(us(ours.p50), us(raw.p50)),
+        }),
+    );
+
+    // 2. A scan of every trip through the cursor, against native Rust.
+    eprintln!("bench: writing {} trips, then scanning them from a guest and natively", options.documents);
+    write_trips(&space, options.documents)?;
+    let guest_output = runtime.run_service(&space, &bench_app, r#"{"scan": true}"#).await?;
+    let native_output = native_scan(&space)?;
+    anyhow::ensure!(same_totals(&guest_output, &native_output)?, "the guest and native scans disagree");
+    let (mut guest, mut native) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        runtime.run_service(&space, &bench_app, r#"{"scan": true}"#).await?;
+        guest.push(t.elapsed());
+        let t = Instant::now();
+        native_scan(&space)?;
+        native.push(t.elapsed());
+    }
+    let (guest, native) = (median(guest), median(native));
+    report.insert(
+        "scan".into(),
+        json!({ "documents": options.documents, "guest_ms": ms(guest), "native_ms": ms(native), "ratio": ratio(ms(guest), ms(native)) }),
+    );
+
+    // 3. An import of a Linky load curve, against native parse and insert.
+    eprintln!("bench: importing a load curve of {} rows, with the importer app and natively", options.rows);
+    let csv = load_curve(options.rows);
+    let t = Instant::now();
+    runtime.run_importer(&space, &importer, "bench.csv", &csv).await?;
+    let guest = t.elapsed();
+    let native_space = home.store.create_resident(&"native".parse()?)?;
+    let t = Instant::now();
+    native_import(&native_space, &csv)?;
+    let native = t.elapsed();
+    anyhow::ensure!(
+        count(&space, READING)? == count(&native_space, READING)?,
+        "the two imports stored different counts"
+    );
+    let (guest_rate, native_rate) =
+        (options.rows as f64 / guest.as_secs_f64(), options.rows as f64 / native.as_secs_f64());
+    report.insert(
+        "import".into(),
+        json!({
+            "rows": options.rows, "guest_s": secs(guest), "native_s": secs(native),
+            "guest_rows_per_s": guest_rate.round() as u64, "native_rows_per_s": native_rate.round() as u64,
+            "throughput_vs_native": ratio(guest_rate, native_rate),
+        }),
+    );
+
+    // 4. Epoch interruption.
+    eprintln!("bench: arithmetic with and without epoch interruption");
+    let (with, without) = raw::epoch_cost(&component, options.spin).await.map_err(wasm_error)?;
+    report.insert(
+        "epoch_interruption".into(),
+        json!({ "with_ms": ms(with), "without_ms": ms(without), "overhead_pct": ((with.as_secs_f64() / without.as_secs_f64() - 1.0) * 1000.0).round() / 10.0 }),
+    );
+
+    let report = Value::Object(report);
+    if options.json {
+        println!("{report}");
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &Value) {
+    let t = &r["trivial_invocation"];
+    let s = &r["scan"];
+    let i = &r["import"];
+    let e = &r["epoch_interruption"];
+    println!("| measurement | domicile | baseline | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| empty invocation (new Store, instantiate, call) | p50 {} us, p99 {} us, {}/s | raw wasmtime: p50 {} us, p99 {} us, {}/s | {}x |",
+        t["domicile_p50_us"], t["domicile_p99_us"], t["domicile_per_s"], t["raw_wasmtime_p50_us"], t["raw_wasmtime_p99_us"], t["raw_wasmtime_per_s"], t["ratio_p50"]
+    );
+    println!(
+        "| guest scan of {} trips through the cursor | {} ms | native Rust over the same store: {} ms | {}x |",
+        s["documents"], s["guest_ms"], s["native_ms"], s["ratio"]
+    );
+    println!(
+        "| Linky importer, {} rows | {} rows/s ({} s) | native parse + insert: {} rows/s ({} s) | {}x the native throughput |",
+        i["rows"], i["guest_rows_per_s"], i["guest_s"], i["native_rows_per_s"], i["native_s"], i["throughput_vs_native"]
+    );
+    println!(
+        "| arithmetic loop, epoch interruption on | {} ms | off: {} ms | +{} % |",
+        e["with_ms"], e["without_ms"], e["overhead_pct"]
+    );
+}
+
+fn write_trips(space: &ResidentSpace, n: usize) -> Result<()> {
+    const MODES: [&str; 5] = ["walk", "bike", "car", "bus", "tram"];
+    let doctype: domicile_manifest::Doctype = TRIP.parse()?;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let changes: Vec<Change> = chunk
+            .iter()
+            .map(|&i| {
+                let (day, minute) = (1 + i % 28, i % 1440);
+                let body = json!({
+                    "start": format!("2026-02-{day:02}T{:02}:{:02}:{:02}Z", minute / 60, minute % 60, i % 60),
+                    "end": format!("2026-02-{day:02}T23:59:00Z"),
+                    "date": format!("2026-02-{day:02}"), "month": "2026-02",
+                    "distance_m": (i % 20_000) as f64 + 0.5, "duration_s": 600 + i % 3000, "mode": MODES[i % 5],
+                });
+                Ok(Change::Put { doctype: doctype.clone(), id: format!("t{i:08}").parse()?, body })
+            })
+            .collect::<Result<_>>()?;
+        space.commit(&changes, &Author::Resident, 0, &[])?;
+    }
+    Ok(())
+}
+
+/// The bench guest's scan, in native Rust over the same store.
+fn native_scan(space: &ResidentSpace) -> Result<String> {
+    let mut km: BTreeMap<String, f64> = BTreeMap::new();
+    let mut cursor =
+        space.query(Query { doctype: TRIP.parse()?, selector: Selector::parse("{}")?, sort: None, limit: None })?;
+    loop {
+        let page = space.next_page(&mut cursor, domicile_host::MAX_BATCH as usize)?;
+        if page.is_empty() {
+            break;
+        }
+        for doc in page {
+            let mode = doc.body["mode"].as_str().unwrap_or_default().to_owned();
+            *km.entry(mode).or_default() += doc.body["distance_m"].as_f64().unwrap_or(0.0) / 1000.0;
+        }
+    }
+    Ok(serde_json::to_string(&km)?)
+}
+
+fn same_totals(a: &str, b: &str) -> Result<bool> {
+    let (a, b): (BTreeMap<String, f64>, BTreeMap<String, f64>) = (serde_json::from_str(a)?, serde_json::from_str(b)?);
+    Ok(a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| (v - w).abs() < 1e-6 * v.abs().max(1.0))))
+}
+
+/// An Enedis load-curve export of `rows` half-hours.
+fn load_curve(rows: usize) -> Vec<u8> {
+    let mut out = String::with_capacity(rows * 32 + 256);
+    out.push_str("Identifiant PRM;Type de donnees;Date de debut;Date de fin;Grandeur physique;Grandeur metier;Etape metier;Unite\n");
+    out.push_str("25946599093143;Courbe de charge;01/01/1970;01/01/2100;Energie active;Consommation;Comptage Brut;W\n");
+    out.push_str("Horodate;Valeur\n");
+    let start = time::OffsetDateTime::from_unix_timestamp(1_600_000_000).expect("a valid time");
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    for i in 0..rows {
+        let t = start + time::Duration::minutes(30 * i as i64);
+        out.push_str(&t.format(&format).expect("formats"));
+        out.push_str(&format!(";{}\n", 150 + (i * 7919) % 2500));
+    }
+    out.into_bytes()
+}
+
+/// What a native importer would do: parse, build the same documents,
+/// validate them, and commit them in one transaction.
+fn native_import(space: &ResidentSpace, csv: &[u8]) -> Result<()> {
+    let text = std::str::from_utf8(csv)?;
+    let doctype: domicile_manifest::Doctype = READING.parse()?;
+    let mut changes = Vec::new();
+    for line in text.lines().skip(3) {
+        let (at, value) = line.split_once(';').context("a row without `;`")?;
+        let body = json!({
+            "meter": "25946599093143", "at": at, "date": &at[..10], "kind": "load-curve",
+            "value": value.parse::<f64>()?, "unit": "W",
+        });
+        let id = space.id_for(&doctype, &body)?;
+        changes.push(space.check_change(Change::Put { doctype: doctype.clone(), id, body })?);
+    }
+    space.commit_checked(&changes, &Author::Resident, 0, &[])?;
+    Ok(())
+}
+
+fn count(space: &ResidentSpace, doctype: &str) -> Result<u64> {
+    Ok(space.doctype_counts()?.into_iter().find(|(d, _)| d == doctype).map_or(0, |(_, n)| n))
+}
+
+/// Raw wasmtime on the same component: the baselines.
+mod raw {
+    use std::time::{Duration, Instant};
+
+    use wasmtime::component::{Component, Linker};
+    use wasmtime::Result;
+    use wasmtime::{Config, Engine, Store};
+
+    use super::{latencies, median, Latencies};
+
+    type Run = wasmtime::component::TypedFunc<(String,), (Result<String, String>,)>;
+
+    /// New `Store`, instantiate, call `run("{}")`, as the runtime does, with
+    /// a bare linker (imports the call never reaches are traps).
+    pub async fn invocations(bytes: &[u8], n: usize) -> Result<Latencies> {
+        let engine = Engine::new(&Config::new())?;
+        let component = Component::new(&engine, bytes)?;
+        let mut linker = Linker::<()>::new(&engine);
+        linker.define_unknown_imports_as_traps(&component)?;
+        let pre = linker.instantiate_pre(&component)?;
+        let once = || async {
+            let mut store = Store::new(&engine, ());
+            let instance = pre.instantiate_async(&mut store).await?;
+            let run: Run = instance.get_typed_func(&mut store, "run")?;
+            let (out,) = run.call_async(&mut store, ("{}".to_owned(),)).await?;
+            out.map_err(wasmtime::Error::msg)?;
+            wasmtime::Result::<()>::Ok(())
+        };
+        for _ in 0..50 {
+            once().await?;
+        }
+        let (mut samples, started) = (Vec::with_capacity(n), Instant::now());
+        for _ in 0..n {
+            let t = Instant::now();
+            once().await?;
+            samples.push(t.elapsed());
+        }
+        Ok(latencies(samples, started.elapsed()))
+    }
+
+    /// The same loop of arithmetic on an engine with and one without epoch
+    /// interruption (its deadline never reached); medians of 5 runs.
+    pub async fn epoch_cost(bytes: &[u8], rounds: u64) -> Result<(Duration, Duration)> {
+        let mut results = Vec::new();
+        for epochs in [true, false] {
+            let mut config = Config::new();
+            config.epoch_interruption(epochs);
+            let engine = Engine::new(&config)?;
+            let component = Component::new(&engine, bytes)?;
+            let mut linker = Linker::<()>::new(&engine);
+            linker.define_unknown_imports_as_traps(&component)?;
+            let pre = linker.instantiate_pre(&component)?;
+            let mut samples = Vec::new();
+            for _ in 0..5 {
+                let mut store = Store::new(&engine, ());
+                store.set_epoch_deadline(u64::MAX / 2);
+                let instance = pre.instantiate_async(&mut store).await?;
+                let run: Run = instance.get_typed_func(&mut store, "run")?;
+                let t = Instant::now();
+                run.call_async(&mut store, (format!(r#"{{"spin": {rounds}}}"#),))
+                    .await?
+                    .0
+                    .map_err(wasmtime::Error::msg)?;
+                samples.push(t.elapsed());
+            }
+            results.push(median(samples));
+        }
+        Ok((results[0], results[1]))
+    }
+}
