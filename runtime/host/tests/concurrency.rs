@@ -3,43 +3,17 @@
 //! ends with its own error, every well-behaved one finishes, and the ones
 //! that did not find a free slot waited for one instead of failing.
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-use domicile_host::{HostError, LimitKind, Runtime, RuntimeConfig};
-use domicile_manifest::Grants;
-use domicile_package::{PublicKey, TrustStore};
-use domicile_store::{Author, Change, Store, Vocabulary};
-
-fn repo() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+use common::scratch;
+use domicile_host::{HostError, LimitKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn well_behaved_runs_finish_while_hostile_ones_are_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store"), Arc::new(Vocabulary::builtin())).unwrap();
-    let space = store.create_resident(&"me".parse().unwrap()).unwrap();
-    let trip = serde_json::json!({
-        "start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:20:00Z", "date": "2026-03-02", "month": "2026-03",
-        "mode": "bike", "distance_m": 4200, "duration_s": 1200
-    });
-    let change =
-        Change::Put { doctype: "io.domicile.mobility.trip".parse().unwrap(), id: "t1".parse().unwrap(), body: trip };
-    space.commit(&[change], &Author::Resident, 0, &[]).unwrap();
-
-    let mut trust = TrustStore::open(dir.path().join("trust.json")).unwrap();
-    let key = std::fs::read_to_string(repo().join("sample-apps/keys/sample-publisher.pub")).unwrap();
-    trust.add(key.trim().parse::<PublicKey>().unwrap(), "samples", &[]).unwrap();
-    let mut config = RuntimeConfig::new(dir.path().join("cache"), dir.path().join("scratch"));
-    config.max_concurrent = 3;
-    let runtime = Arc::new(Runtime::new(config).unwrap());
-    for fixture in ["hostile", "snooper"] {
-        let package = std::fs::read(repo().join(format!("tests/fixtures/packages/{fixture}.dpkg"))).unwrap();
-        let prepared = runtime.prepare_install(&space, &trust, package, None).unwrap();
-        let manifest = prepared.manifest().clone();
-        runtime.install(&space, prepared, Grants::all(&manifest)).unwrap();
-    }
+    let home = scratch(|config| config.max_concurrent = 3);
+    let (runtime, space) = (home.runtime.clone(), home.space.clone());
+    home.install("hostile");
+    home.install("snooper");
 
     let mut tasks = Vec::new();
     let attacks = ["spin", "recursion", "host-call-flood", "spin", "document-flood", "panic", "spin"];

@@ -4,18 +4,14 @@
 //! component in one process (the CLI cannot do this: the store is locked by
 //! the process running the app).
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use domicile_host::{Clock, Runtime, RuntimeConfig};
-use domicile_manifest::{Grants, Manifest};
-use domicile_package::{PublicKey, TrustStore};
-use domicile_store::{AuditFilter, Author, Change, Operation, ResidentSpace, Store, Vocabulary};
-
-fn repo() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+use common::scratch;
+use domicile_host::Clock;
+use domicile_manifest::Grants;
+use domicile_store::{AuditFilter, Operation, ResidentSpace};
 
 fn query_calls(space: &ResidentSpace) -> usize {
     space.audit(&AuditFilter::default()).unwrap().iter().filter(|e| e.operation == Operation::Query).count()
@@ -36,29 +32,12 @@ fn wait_for_queries(space: &ResidentSpace, after: usize, n: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn narrowing_and_revoking_reach_an_app_that_is_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store"), Arc::new(Vocabulary::builtin())).unwrap();
-    let space = store.create_resident(&"me".parse().unwrap()).unwrap();
-    let trip = serde_json::json!({
-        "start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:20:00Z", "date": "2026-03-02", "month": "2026-03",
-        "mode": "bike", "distance_m": 4200, "duration_s": 1200
+    let home = scratch(|config| {
+        config.clock = Clock::System;
+        config.limits.cpu_ms.max = 60_000;
     });
-    let change =
-        Change::Put { doctype: "io.domicile.mobility.trip".parse().unwrap(), id: "t1".parse().unwrap(), body: trip };
-    space.commit(&[change], &Author::Resident, 0, &[]).unwrap();
-
-    let mut trust = TrustStore::open(dir.path().join("trust.json")).unwrap();
-    let key = std::fs::read_to_string(repo().join("sample-apps/keys/sample-publisher.pub")).unwrap();
-    trust.add(key.trim().parse::<PublicKey>().unwrap(), "samples", &[]).unwrap();
-    let mut config = RuntimeConfig::new(dir.path().join("cache"), dir.path().join("scratch"));
-    config.clock = Clock::System;
-    config.limits.cpu_ms.max = 60_000;
-    let runtime = Arc::new(Runtime::new(config).unwrap());
-    let package = std::fs::read(repo().join("tests/fixtures/packages/poller.dpkg")).unwrap();
-    let prepared = runtime.prepare_install(&space, &trust, package, None).unwrap();
-    let manifest: Manifest = prepared.manifest().clone();
-    let app = runtime.install(&space, prepared, Grants::all(&manifest)).unwrap();
-    let id = app.manifest.id.clone();
+    let (runtime, space) = (home.runtime.clone(), home.space.clone());
+    let (id, manifest) = home.install("poller");
 
     let running = {
         let (runtime, space, id) = (runtime.clone(), space.clone(), id.clone());
