@@ -96,25 +96,46 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let component = domicile_package::unseal(BENCH_GUEST)?.verify_with(&key)?.component_bytes().to_vec();
     let mut report = serde_json::Map::new();
 
-    // 1. An empty invocation.
+    // 1. An empty invocation, interleaved with the same call on raw
+    // wasmtime (default settings, and domicile's engine settings) so that
+    // all three see the same machine.
     eprintln!("bench: {} empty invocations, through domicile and through raw wasmtime", options.invocations);
+    let raw_default = raw::Runner::new(&wasmtime::Config::new(), &component).map_err(wasm_error)?;
+    let mut pooled = domicile_host::engine_config(16, 512 * 1024 * 1024);
+    pooled.epoch_interruption(false);
+    let raw_pooled = raw::Runner::new(&pooled, &component).map_err(wasm_error)?;
     for _ in 0..50 {
         runtime.run_service(&space, &bench_app, "{}").await?;
+        raw_default.once().await.map_err(wasm_error)?;
+        raw_pooled.once().await.map_err(wasm_error)?;
     }
-    let (mut samples, started) = (Vec::with_capacity(options.invocations), Instant::now());
-    for _ in 0..options.invocations {
+    let n = options.invocations;
+    let (mut ours, mut raw, mut raw_p) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut ours_total, mut raw_total, mut raw_p_total) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for _ in 0..n {
         let t = Instant::now();
         runtime.run_service(&space, &bench_app, "{}").await?;
-        samples.push(t.elapsed());
+        ours.push(t.elapsed());
+        let t = Instant::now();
+        raw_default.once().await.map_err(wasm_error)?;
+        raw.push(t.elapsed());
+        let t = Instant::now();
+        raw_pooled.once().await.map_err(wasm_error)?;
+        raw_p.push(t.elapsed());
+        ours_total += ours[ours.len() - 1];
+        raw_total += raw[raw.len() - 1];
+        raw_p_total += raw_p[raw_p.len() - 1];
     }
-    let ours = latencies(samples, started.elapsed());
-    let raw = raw::invocations(&component, options.invocations).await.map_err(wasm_error)?;
+    let (ours, raw, raw_pooled) =
+        (latencies(ours, ours_total), latencies(raw, raw_total), latencies(raw_p, raw_p_total));
     report.insert(
         "trivial_invocation".into(),
         json!({
             "domicile_p50_us": us(ours.p50), "domicile_p99_us": us(ours.p99), "domicile_per_s": ours.per_second.round() as u64,
             "raw_wasmtime_p50_us": us(raw.p50), "raw_wasmtime_p99_us": us(raw.p99), "raw_wasmtime_per_s": raw.per_second.round() as u64,
             "ratio_p50": ratio(us(ours.p50), us(raw.p50)),
+            "raw_wasmtime_pooled_p50_us": us(raw_pooled.p50), "raw_wasmtime_pooled_p99_us": us(raw_pooled.p99),
+            "ratio_p50_vs_pooled": ratio(us(ours.p50), us(raw_pooled.p50)),
         }),
     );
 
@@ -191,6 +212,10 @@ fn print_table(r: &Value) {
     println!(
         "| empty invocation (new Store, instantiate, call) | p50 {} us, p99 {} us, {}/s | raw wasmtime: p50 {} us, p99 {} us, {}/s | {}x |",
         t["domicile_p50_us"], t["domicile_p99_us"], t["domicile_per_s"], t["raw_wasmtime_p50_us"], t["raw_wasmtime_p99_us"], t["raw_wasmtime_per_s"], t["ratio_p50"]
+    );
+    println!(
+        "| the same, raw wasmtime on domicile's engine settings (pooling allocator) | | p50 {} us, p99 {} us | {}x |",
+        t["raw_wasmtime_pooled_p50_us"], t["raw_wasmtime_pooled_p99_us"], t["ratio_p50_vs_pooled"]
     );
     println!(
         "| guest scan of {} trips through the cursor | {} ms | native Rust over the same store: {} ms | {}x |",
@@ -298,36 +323,36 @@ mod raw {
     use wasmtime::Result;
     use wasmtime::{Config, Engine, Store};
 
-    use super::{latencies, median, Latencies};
+    use super::median;
 
     type Run = wasmtime::component::TypedFunc<(String,), (Result<String, String>,)>;
 
-    /// New `Store`, instantiate, call `run("{}")`, as the runtime does, with
-    /// a bare linker (imports the call never reaches are traps).
-    pub async fn invocations(bytes: &[u8], n: usize) -> Result<Latencies> {
-        let engine = Engine::new(&Config::new())?;
-        let component = Component::new(&engine, bytes)?;
-        let mut linker = Linker::<()>::new(&engine);
-        linker.define_unknown_imports_as_traps(&component)?;
-        let pre = linker.instantiate_pre(&component)?;
-        let once = || async {
-            let mut store = Store::new(&engine, ());
-            let instance = pre.instantiate_async(&mut store).await?;
+    /// The bench component on an engine of its own, with a bare linker
+    /// (imports the call never reaches are traps).
+    pub struct Runner {
+        engine: Engine,
+        pre: wasmtime::component::InstancePre<()>,
+    }
+
+    impl Runner {
+        pub fn new(config: &Config, bytes: &[u8]) -> Result<Runner> {
+            let engine = Engine::new(config)?;
+            let component = Component::new(&engine, bytes)?;
+            let mut linker = Linker::<()>::new(&engine);
+            linker.define_unknown_imports_as_traps(&component)?;
+            let pre = linker.instantiate_pre(&component)?;
+            Ok(Runner { engine, pre })
+        }
+
+        /// New `Store`, instantiate, call `run("{}")`: what the runtime does.
+        pub async fn once(&self) -> Result<()> {
+            let mut store = Store::new(&self.engine, ());
+            let instance = self.pre.instantiate_async(&mut store).await?;
             let run: Run = instance.get_typed_func(&mut store, "run")?;
             let (out,) = run.call_async(&mut store, ("{}".to_owned(),)).await?;
             out.map_err(wasmtime::Error::msg)?;
-            wasmtime::Result::<()>::Ok(())
-        };
-        for _ in 0..50 {
-            once().await?;
+            Ok(())
         }
-        let (mut samples, started) = (Vec::with_capacity(n), Instant::now());
-        for _ in 0..n {
-            let t = Instant::now();
-            once().await?;
-            samples.push(t.elapsed());
-        }
-        Ok(latencies(samples, started.elapsed()))
     }
 
     /// The same loop of arithmetic on an engine with and one without epoch

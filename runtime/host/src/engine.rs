@@ -27,6 +27,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 8;
+/// Bytes of memory and tables a pool slot keeps mapped between runs.
+const KEEP_RESIDENT: usize = 128 * 1024;
 /// Elements of one table; the same bound as the invocation's limiter.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 20_000;
 
@@ -34,6 +36,12 @@ pub(crate) const MAX_TABLE_ELEMENTS: usize = 20_000;
 /// instances whose memories may grow to `max_memory` bytes: instantiation
 /// reuses pre-reserved slots instead of mapping memory for every run.
 pub(crate) fn new_engine(slots: u32, max_memory: u64) -> Result<Engine, HostError> {
+    Engine::new(&engine_config(slots, max_memory)).map_err(|e| HostError::Engine(e.to_string()))
+}
+
+/// The engine settings domicile runs apps with (also the fair baseline for
+/// benchmarks against raw wasmtime).
+pub fn engine_config(slots: u32, max_memory: u64) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
@@ -44,6 +52,10 @@ pub(crate) fn new_engine(slots: u32, max_memory: u64) -> Result<Engine, HostErro
         .total_tables(slots * TABLES_PER_COMPONENT)
         .total_stacks(slots)
         .table_elements(MAX_TABLE_ELEMENTS)
+        // Reset the first pages of a reused slot by memset rather than
+        // returning them to the kernel: the next run touches them again.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
         .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX));
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -51,7 +63,7 @@ pub(crate) fn new_engine(slots: u32, max_memory: u64) -> Result<Engine, HostErro
     config.wasm_component_model(true);
     // Guests get a bounded native stack; deep recursion traps cleanly.
     config.max_wasm_stack(1024 * 1024);
-    Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))
+    config
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.

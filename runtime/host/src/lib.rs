@@ -29,7 +29,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use clock::Clock;
 pub use data::MAX_BATCH;
-pub use engine::EPOCH_TICK;
+pub use engine::{engine_config, EPOCH_TICK};
 pub use limits::{Cap, LimitCaps, LimitKind, Resolved as ResolvedLimits};
 
 use engine::{ArtifactCache, EpochTicker};
