@@ -39,10 +39,10 @@ pub struct Reading {
     pub unit: String,
 }
 
+/// What a file held, besides its readings (which go to the sink as they are read).
 #[derive(Debug, Default, Serialize, PartialEq)]
 pub struct Parsed {
-    #[serde(skip)]
-    pub readings: Vec<Reading>,
+    pub readings: u64,
     pub meters: BTreeSet<String>,
     pub missing_values: u64,
     pub repeated_rows: u64,
@@ -65,12 +65,15 @@ fn fold(s: &str) -> String {
     s.trim().to_lowercase().replace(['é', 'è'], "e")
 }
 
-/// Parses a whole export; the error names the line.
-pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
+/// Parses a whole export, handing each reading to `sink` as it is read (an
+/// export may hold a million rows: they are never all in memory at once).
+/// The error names the line.
+pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) -> Result<Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new().delimiter(b';').has_headers(false).flexible(true).from_reader(bytes);
     let mut parsed = Parsed::default();
-    let mut seen = BTreeSet::new();
+    // Hashes of (meter, kind, time): enough to count repeated rows in little memory.
+    let mut seen = std::collections::HashSet::new();
     let mut expect = Expect::MetaHeader;
     for record in reader.byte_records() {
         let record = record.map_err(|e| format!("unreadable CSV: {e}"))?;
@@ -133,24 +136,35 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
                     let value = parse_decimal(&raw)
                         .filter(|v| *v >= 0.0)
                         .ok_or_else(|| format!("line {line}: value `{raw}` is not a non-negative number"))?;
-                    if !seen.insert((block.meter.clone(), block.kind, at.clone())) {
+                    let key = {
+                        use std::hash::{Hash, Hasher};
+                        let mut h = std::collections::hash_map::DefaultHasher::new();
+                        (&block.meter, block.kind, &at).hash(&mut h);
+                        h.finish()
+                    };
+                    if seen.insert(key) {
+                        parsed.readings += 1;
+                    } else {
                         parsed.repeated_rows += 1;
                     }
-                    parsed.meters.insert(block.meter.clone());
-                    parsed.readings.push(Reading {
+                    if !parsed.meters.contains(&block.meter) {
+                        parsed.meters.insert(block.meter.clone());
+                    }
+                    sink(Reading {
                         meter: block.meter.clone(),
                         at,
                         date: date.to_string(),
                         kind: block.kind,
                         value,
                         unit: block.unit.clone(),
-                    });
+                    })
+                    .map_err(|e| format!("line {line}: {e}"))?;
                     Expect::Rows(block)
                 }
             }
         };
     }
-    if parsed.readings.is_empty() {
+    if parsed.readings == 0 {
         return Err("no readings found: is this an Enedis consumption export (CSV)?".into());
     }
     Ok(parsed)
@@ -160,15 +174,13 @@ struct EnergyImporter;
 
 impl Guest for EnergyImporter {
     fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-        let parsed = parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
-        for reading in &parsed.readings {
-            data::put(READING, None, reading).map_err(|e| e.to_string())?;
-        }
+        let put = |reading: Reading| data::put(READING, None, &reading).map(drop).map_err(|e| e.to_string());
+        let parsed = parse(&bytes, put).map_err(|e| format!("{file_name}: {e}"))?;
         if parsed.missing_values > 0 {
             log::info(&format!("{file_name}: {} rows without a value were skipped", parsed.missing_values));
         }
         let summary = serde_json::json!({
-            "readings": parsed.readings.len() - parsed.repeated_rows as usize,
+            "readings": parsed.readings,
             "meters": parsed.meters,
             "missing_values": parsed.missing_values,
             "repeated_rows": parsed.repeated_rows,
@@ -185,17 +197,26 @@ mod tests {
 
     const HEADER: &str = "Identifiant PRM;Type de donnees;Date de debut;Date de fin;Grandeur physique;Grandeur metier;Etape metier;Unite";
 
+    fn parse_all(bytes: &[u8]) -> Result<(Vec<Reading>, Parsed), String> {
+        let mut readings = Vec::new();
+        let parsed = parse(bytes, |r| {
+            readings.push(r);
+            Ok(())
+        })?;
+        Ok((readings, parsed))
+    }
+
     #[test]
     fn reads_a_load_curve_with_bom_crlf_commas_gaps_and_repeats() {
         let text = format!(
             "\u{feff}{HEADER}\r\n25946599093143;Courbe de charge;01/03/2026;02/03/2026;Energie active;Consommation;Comptage Brut;W\r\nHorodate;Valeur\r\n2026-03-01T00:30:00+01:00;412,5\r\n2026-03-01T01:00:00+01:00;\r\n2026-03-01T01:00:00+01:00;300\r\n2026-03-01T01:00:00+01:00;300\r\n"
         );
-        let parsed = parse(text.as_bytes()).unwrap();
-        assert_eq!(parsed.readings.len(), 3);
-        assert_eq!(parsed.readings[0].value, 412.5);
-        assert_eq!(parsed.readings[0].kind, "load-curve");
-        assert_eq!(parsed.readings[0].date, "2026-03-01");
-        assert_eq!((parsed.missing_values, parsed.repeated_rows), (1, 1));
+        let (readings, parsed) = parse_all(text.as_bytes()).unwrap();
+        assert_eq!(readings.len(), 3);
+        assert_eq!(readings[0].value, 412.5);
+        assert_eq!(readings[0].kind, "load-curve");
+        assert_eq!(readings[0].date, "2026-03-01");
+        assert_eq!((parsed.readings, parsed.missing_values, parsed.repeated_rows), (2, 1, 1));
     }
 
     #[test]
@@ -204,12 +225,12 @@ mod tests {
         let bad_value = format!(
             "{HEADER}\n{meta}\nHorodate;Valeur\n2026-03-01T00:30:00+01:00;12\n2026-03-01T01:00:00+01:00;douze\n"
         );
-        assert!(parse(bad_value.as_bytes()).unwrap_err().starts_with("line 5: value `douze`"));
+        assert!(parse_all(bad_value.as_bytes()).unwrap_err().starts_with("line 5: value `douze`"));
         let bad_time = format!("{HEADER}\n{meta}\nHorodate;Valeur\n01/03/2026 00:30;12\n");
-        assert!(parse(bad_time.as_bytes()).unwrap_err().starts_with("line 4:"));
+        assert!(parse_all(bad_time.as_bytes()).unwrap_err().starts_with("line 4:"));
         let bad_unit = format!("{HEADER}\n{}\nHorodate;Valeur\n", meta.replace(";W", ";kWh"));
-        assert!(parse(bad_unit.as_bytes()).unwrap_err().starts_with("line 2: unit"));
-        assert!(parse(b"date,value\n2026-03-01,3\n").unwrap_err().starts_with("line 1:"));
-        assert!(parse(b"").unwrap_err().contains("no readings"));
+        assert!(parse_all(bad_unit.as_bytes()).unwrap_err().starts_with("line 2: unit"));
+        assert!(parse_all(b"date,value\n2026-03-01,3\n").unwrap_err().starts_with("line 1:"));
+        assert!(parse_all(b"").unwrap_err().contains("no readings"));
     }
 }
