@@ -50,6 +50,8 @@ pub use vocabulary::{DoctypeDef, Vocabulary};
 pub enum StoreError {
     #[error("storage error: {0}")]
     Sled(#[from] sled::Error),
+    #[error("the store {0} is in use by another domicile process (an app still running, or a server); try again when it has finished")]
+    InUse(String),
     #[error("the store holds a record it cannot read ({0}); it may have been modified outside domicile")]
     Corrupt(String),
     #[error("no resident named `{0}` in this home; list them with `domicile resident list`")]
@@ -96,7 +98,18 @@ impl Store {
     /// Opens (or creates) the database in `dir`, checking documents against
     /// `vocabulary`.
     pub fn open(dir: &Path, vocabulary: Arc<Vocabulary>) -> Result<Store> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            // sled 0.34 holds an exclusive lock on the database while it is
+            // open, and reports a taken lock only in the message of an
+            // `Other` I/O error.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().starts_with("could not acquire lock") =>
+            {
+                StoreError::InUse(dir.display().to_string())
+            }
+            other => StoreError::Sled(other),
+        })?;
         Ok(Store { db, vocabulary })
     }
 

@@ -593,3 +593,11 @@ fn audit_summaries_group_and_filter_by_time() {
     assert_eq!(summary[0].sentence(), "org.example.app read 1,204 io.domicile.bank.operation document(s) in 2 call(s)");
     assert!(summary[1].sentence().contains("DENIED"), "{}", summary[1].sentence());
 }
+
+#[test]
+fn a_store_in_use_by_another_opener_says_so() {
+    let (dir, _store) = home();
+    let err = Store::open(&dir.path().join("db"), Arc::new(Vocabulary::builtin())).err().expect("locked");
+    assert!(matches!(err, StoreError::InUse(_)), "{err}");
+    assert!(err.to_string().contains("in use by another domicile process"), "{err}");
+}
