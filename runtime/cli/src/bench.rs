@@ -171,7 +171,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     native_import(&native_space, &csv)?;
     let native = t.elapsed();
     anyhow::ensure!(
-        count(&space, READING)? == count(&native_space, READING)?,
+        crate::demo::count(&space, READING)? == crate::demo::count(&native_space, READING)?,
         "the two imports stored different counts"
     );
     let (guest_rate, native_rate) =
@@ -309,10 +309,6 @@ fn native_import(space: &ResidentSpace, csv: &[u8]) -> Result<()> {
     }
     space.commit_checked(&changes, &Author::Resident, 0, &[])?;
     Ok(())
-}
-
-fn count(space: &ResidentSpace, doctype: &str) -> Result<u64> {
-    Ok(space.doctype_counts()?.into_iter().find(|(d, _)| d == doctype).map_or(0, |(_, n)| n))
 }
 
 /// Raw wasmtime on the same component: the baselines.

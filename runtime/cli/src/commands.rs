@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use domicile_manifest::{AppId, Doctype, Grants, Manifest};
+use domicile_manifest::{AppId, Doctype, Grants, Manifest, Permission, Scratch};
 use domicile_package::{PublicKey, SecretKey};
 use domicile_store::{
     AuditFilter, Author, Change, DocId, FieldPath, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort,
@@ -352,9 +352,10 @@ fn verify(home_dir: &Path, package: &Path, key: Option<&str>, json: bool) -> Res
     Ok(())
 }
 
-pub(crate) fn describe_permissions(manifest: &Manifest) -> String {
+/// What an app asks for, one permission per entry, with its purpose.
+pub(crate) fn describe_permissions(permissions: &[Permission], scratch: Option<&Scratch>) -> String {
     let mut out = String::new();
-    for p in &manifest.permissions {
+    for p in permissions {
         let verbs: Vec<&str> = p.access.iter().map(|a| a.as_str()).collect();
         out.push_str(&format!("  - {} {}\n      why: {}\n", verbs.join(", "), p.doctype, p.purpose));
         if let Some(fields) = &p.fields {
@@ -364,7 +365,7 @@ pub(crate) fn describe_permissions(manifest: &Manifest) -> String {
             ));
         }
     }
-    if let Some(scratch) = &manifest.scratch {
+    if let Some(scratch) = scratch {
         out.push_str(&format!("  - a private scratch directory\n      why: {}\n", scratch.purpose));
     }
     if out.is_empty() {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use domicile_host::PreparedUpdate;
-use domicile_manifest::{AppId, Grants, Manifest};
+use domicile_manifest::{AppId, Grants};
 use domicile_package::{Catalogue, CatalogueSources, PublicKey, SecretKey, TrustStore};
 use domicile_store::{Hold, InstalledApp, ResidentSpace};
 use serde_json::json;
@@ -80,7 +80,7 @@ pub fn install(
             manifest.id,
             manifest.description,
             prepared.publisher(),
-            describe_permissions(&manifest).trim_end()
+            describe_permissions(&manifest.permissions, manifest.scratch.as_ref()).trim_end()
         );
     }
     let grants = if grant.is_empty() { prompt_grants(&manifest)? } else { Grants::from_specs(&manifest, grant)? };
@@ -347,14 +347,9 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
                 "  versions: {}",
                 listed.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>().join(", ")
             );
-            // The latest version's manifest summary, as the index signs it.
-            let summary = Manifest {
-                permissions: latest.permissions.clone(),
-                scratch: latest.scratch.clone(),
-                egress: None,
-                ..placeholder_manifest(&listed.id)
-            };
-            println!("{} {} asks for:\n{}", listed.name, latest.version, describe_permissions(&summary).trim_end());
+            // The latest version's permissions, as the index signs them.
+            let asks = describe_permissions(&latest.permissions, latest.scratch.as_ref());
+            println!("{} {} asks for:\n{}", listed.name, latest.version, asks.trim_end());
             if let Some(egress) = &latest.egress {
                 println!("  - to ask you, each time, to send data to:");
                 for d in &egress.destinations {
@@ -365,14 +360,6 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
         }
     }
     Ok(())
-}
-
-/// `describe_permissions` reads only permissions and scratch; the rest is filler.
-fn placeholder_manifest(id: &AppId) -> Manifest {
-    Manifest::parse(&format!(
-        "manifest-version = 1\nid = \"{id}\"\nname = \"-\"\nversion = \"0.0.0\"\nworld = \"service\"\ndescription = \"-\"\n"
-    ))
-    .expect("a minimal manifest parses")
 }
 
 /// `domicile catalogue build DIR --key K`: needs no home.

@@ -179,7 +179,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn count(space: &domicile_store::ResidentSpace, doctype: &str) -> Result<u64> {
+/// How many documents of `doctype` the space holds.
+pub(crate) fn count(space: &domicile_store::ResidentSpace, doctype: &str) -> Result<u64> {
     Ok(space.doctype_counts()?.into_iter().find(|(d, _)| d == doctype).map_or(0, |(_, n)| n))
 }
 

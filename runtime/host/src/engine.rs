@@ -16,6 +16,8 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use domicile_package::write_atomically;
+
 use crate::HostError;
 
 /// How often the engine's epoch advances: the granularity of CPU limits.
@@ -153,13 +155,4 @@ impl ArtifactCache {
             }
         }
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
 }

@@ -221,7 +221,7 @@ impl VerifiedPackage {
 
 /// Writes to a temporary file, syncs, then renames over `path`: a crash
 /// leaves either the old or the new file, never half of one.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = tmp_path(path);
     {
