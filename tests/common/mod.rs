@@ -2,6 +2,8 @@
 //! run the real `domicile` binary against it.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -140,17 +142,7 @@ impl TestHome {
         };
         let stdout = drain(Box::new(child.stdout.take().unwrap()));
         let stderr = drain(Box::new(child.stderr.take().unwrap()));
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                child.kill().ok();
-                panic!("domicile {args:?} did not finish within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_at_most_60_s(&mut child, &format!("domicile {args:?}"));
         Run::from(Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() })
     }
 
@@ -191,6 +183,22 @@ pub fn component_of(package: &Path) -> Vec<u8> {
     let at = 120 + manifest_len;
     let component_len = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
     bytes[at + 8..at + 8 + component_len].to_vec()
+}
+
+/// Waits for the child to exit; kills it and panics after 60 s (a liveness
+/// guard, not a timing assertion).
+pub fn wait_at_most_60_s(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().ok();
+            panic!("{what} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A publisher key pair made by `domicile keygen`, in `dir`.

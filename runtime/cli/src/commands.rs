@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use domicile_manifest::{AppId, Doctype, Grants, Manifest, Permission, Scratch};
+use domicile_manifest::{AppId, Doctype, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
 use domicile_store::{
     AuditFilter, Author, Change, DocId, FieldPath, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort,
@@ -73,10 +73,14 @@ pub async fn execute(cli: Cli) -> Result<()> {
         | Command::Verify { .. } => {
             unreachable!("handled above")
         }
-        Command::Resident(ResidentCommand::Add { name }) => {
-            home.store.create_resident(&name.parse()?)?;
-            println!("added resident `{name}`");
+        Command::Resident(ResidentCommand::Add { name, password_stdin }) => {
+            crate::serve::add_resident(&home, &name, password_stdin, json)?
         }
+        Command::Resident(ResidentCommand::Password { name, password_stdin }) => {
+            crate::serve::set_password(&home, &name, password_stdin, json)?
+        }
+        Command::OperatorToken => crate::serve::operator_token(&home, json)?,
+        Command::Serve { addr } => return crate::serve::serve(home, addr).await,
         Command::Resident(ResidentCommand::List) => {
             let residents = home.store.residents()?;
             if json {
@@ -350,28 +354,6 @@ fn verify(home_dir: &Path, package: &Path, key: Option<&str>, json: bool) -> Res
         );
     }
     Ok(())
-}
-
-/// What an app asks for, one permission per entry, with its purpose.
-pub(crate) fn describe_permissions(permissions: &[Permission], scratch: Option<&Scratch>) -> String {
-    let mut out = String::new();
-    for p in permissions {
-        let verbs: Vec<&str> = p.access.iter().map(|a| a.as_str()).collect();
-        out.push_str(&format!("  - {} {}\n      why: {}\n", verbs.join(", "), p.doctype, p.purpose));
-        if let Some(fields) = &p.fields {
-            out.push_str(&format!(
-                "      only the fields: {}\n",
-                fields.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
-    if let Some(scratch) = scratch {
-        out.push_str(&format!("  - a private scratch directory\n      why: {}\n", scratch.purpose));
-    }
-    if out.is_empty() {
-        out.push_str("  (no access to your data)\n");
-    }
-    out
 }
 
 /// Asks, for each permission, whether to grant it.

@@ -7,35 +7,16 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use domicile_host::PreparedUpdate;
 use domicile_manifest::{AppId, Grants};
-use domicile_package::{Catalogue, CatalogueSources, PublicKey, SecretKey, TrustStore};
+use domicile_package::{Catalogue, CatalogueSources, PublicKey, SecretKey, UpdateOffer};
 use domicile_store::{Hold, InstalledApp, ResidentSpace};
 use serde_json::json;
 
-use crate::commands::{app_json, describe_permissions, format_ms, prompt_grants};
+use crate::commands::{app_json, format_ms, prompt_grants};
 use crate::home::{clock_from_env, Home};
 use crate::CatalogueCommand;
 
 fn sources(home: &Home) -> Result<CatalogueSources> {
     Ok(CatalogueSources::open(home.dir.join("catalogues.json"))?)
-}
-
-/// The first of the home's catalogues, each verified now, that lists `id`.
-fn find_in_catalogues(home: &Home, trust: &TrustStore, id: &AppId) -> Result<Catalogue> {
-    let mut problems = Vec::new();
-    for (source, opened) in sources(home)?.open_all(trust) {
-        match opened {
-            Ok(catalogue) if catalogue.app(id).is_some() => return Ok(catalogue),
-            Ok(_) => {}
-            Err(e) => problems.push(format!("catalogue {} cannot be used: {e}", source.dir.display())),
-        }
-    }
-    let mut message =
-        format!("no package file `{id}` and no app `{id}` in your catalogues (see `domicile catalogue list`)");
-    for p in problems {
-        message.push_str("; ");
-        message.push_str(&p);
-    }
-    bail!(message)
 }
 
 /// `domicile install PACKAGE|APP`.
@@ -64,7 +45,7 @@ pub fn install(
         (prepared, path.display().to_string())
     } else {
         let id: AppId = app.parse().with_context(|| format!("no package file {app}, and not an app id either"))?;
-        let catalogue = find_in_catalogues(home, &trust, &id)?;
+        let catalogue = sources(home)?.find(&trust, &id).with_context(|| format!("no package file `{id}`"))?;
         let (bytes, listed, _) = catalogue.fetch(&id, version)?;
         let prepared = runtime
             .prepare_install(space, &trust, bytes, Some(&listed.publisher))
@@ -80,7 +61,12 @@ pub fn install(
             manifest.id,
             manifest.description,
             prepared.publisher(),
-            describe_permissions(&manifest.permissions, manifest.scratch.as_ref()).trim_end()
+            domicile_manifest::describe_asks(
+                &manifest.permissions,
+                manifest.scratch.as_ref(),
+                manifest.egress.as_ref()
+            )
+            .trim_end()
         );
     }
     let grants = if grant.is_empty() { prompt_grants(&manifest)? } else { Grants::from_specs(&manifest, grant)? };
@@ -94,25 +80,15 @@ pub fn install(
 }
 
 /// The newest version each app's catalogue offers, when it is newer than
-/// the installed one and from the same publisher. Catalogues that do not
-/// verify offer nothing.
+/// the installed one and from the same publisher.
 pub fn available_updates(home: &Home, apps: &[InstalledApp]) -> BTreeMap<AppId, semver::Version> {
-    let mut found = BTreeMap::new();
-    let (Ok(trust), Ok(sources)) = (home.trust(), sources(home)) else { return found };
-    for (_, catalogue) in sources.open_all(&trust) {
-        let Ok(catalogue) = catalogue else { continue };
-        for app in apps {
-            let Some(listed) = catalogue.app(app.id()) else { continue };
-            let latest = &listed.latest().version;
-            if listed.publisher.to_string() == app.publisher
-                && latest > &app.manifest.version
-                && found.get(app.id()).is_none_or(|v| v < latest)
-            {
-                found.insert(app.id().clone(), latest.clone());
-            }
-        }
-    }
-    found
+    let (Ok(trust), Ok(sources)) = (home.trust(), sources(home)) else { return BTreeMap::new() };
+    apps.iter()
+        .filter_map(|app| match sources.update_offer(&trust, app.id(), &app.publisher, &app.manifest.version) {
+            UpdateOffer::Newer { version, .. } => Some((app.id().clone(), version)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `domicile update [APP] [--package FILE] [--grant ...]`.
@@ -136,17 +112,20 @@ pub fn update(
         let current = space.app(&id)?;
         let bytes = match package {
             Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-            None => match newest_in_catalogues(home, &trust, &current)? {
-                Offer::Package(bytes) => bytes,
-                Offer::UpToDate => {
+            None => match sources(home)?.update_offer(&trust, &id, &current.publisher, &current.manifest.version) {
+                UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version))?.0,
+                UpdateOffer::UpToDate => {
                     reports.push(json!({ "app": id.as_str(), "status": "up-to-date", "version": current.manifest.version.to_string() }));
                     if !json {
                         println!("{id} {} is up to date", current.manifest.version);
                     }
                     continue;
                 }
-                Offer::Refused(reason) => {
-                    failures.push(format!("{id}: {reason}"));
+                UpdateOffer::OtherPublisher { catalogue, key, version } => {
+                    failures.push(format!(
+                        "{id}: the catalogue {catalogue} offers {version} signed by {key}, but {id} was installed from {}: an app's publisher cannot change",
+                        current.publisher
+                    ));
                     continue;
                 }
             },
@@ -167,44 +146,6 @@ pub fn update(
         bail!("not updated: {}", failures.join("; "));
     }
     Ok(())
-}
-
-enum Offer {
-    Package(Vec<u8>),
-    UpToDate,
-    Refused(String),
-}
-
-/// The newest package of `app` in the home's catalogues, if newer than the
-/// installed version. A catalogue that lists the app under another
-/// publisher is not a source of updates for it.
-fn newest_in_catalogues(home: &Home, trust: &TrustStore, app: &InstalledApp) -> Result<Offer> {
-    let mut best: Option<(semver::Version, Catalogue)> = None;
-    let mut other_publisher = None;
-    for (_, catalogue) in sources(home)?.open_all(trust) {
-        let Ok(catalogue) = catalogue else { continue };
-        let Some(listed) = catalogue.app(app.id()) else { continue };
-        let latest = listed.latest().version.clone();
-        if latest <= app.manifest.version {
-            continue;
-        }
-        if listed.publisher.to_string() != app.publisher {
-            other_publisher = Some((catalogue.index().name.clone(), listed.publisher, latest));
-            continue;
-        }
-        if best.as_ref().is_none_or(|(v, _)| v < &latest) {
-            best = Some((latest, catalogue));
-        }
-    }
-    match (best, other_publisher) {
-        (Some((version, catalogue)), _) => Ok(Offer::Package(catalogue.fetch(app.id(), Some(&version))?.0)),
-        (None, Some((name, key, version))) => Ok(Offer::Refused(format!(
-            "the catalogue {name} offers {version} signed by {key}, but {} was installed from {}: an app's publisher cannot change",
-            app.id(),
-            app.publisher
-        ))),
-        (None, None) => Ok(Offer::UpToDate),
-    }
 }
 
 /// Applies an update, unless the new version asks for more than the old
@@ -328,7 +269,7 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
         CatalogueCommand::Show { app } => {
             let trust = home.trust()?;
             let id: AppId = app.parse()?;
-            let catalogue = find_in_catalogues(home, &trust, &id)?;
+            let catalogue = sources(home)?.find(&trust, &id).with_context(|| format!("no package file `{id}`"))?;
             let listed = catalogue.app(&id).expect("found above");
             if json {
                 println!("{}", serde_json::to_string(listed)?);
@@ -348,15 +289,9 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
                 listed.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>().join(", ")
             );
             // The latest version's permissions, as the index signs them.
-            let asks = describe_permissions(&latest.permissions, latest.scratch.as_ref());
+            let asks =
+                domicile_manifest::describe_asks(&latest.permissions, latest.scratch.as_ref(), latest.egress.as_ref());
             println!("{} {} asks for:\n{}", listed.name, latest.version, asks.trim_end());
-            if let Some(egress) = &latest.egress {
-                println!("  - to ask you, each time, to send data to:");
-                for d in &egress.destinations {
-                    println!("      {d}");
-                }
-                println!("      why: {}", egress.purpose);
-            }
         }
     }
     Ok(())

@@ -4,7 +4,8 @@
 //! HOME/store/        the sled database (every resident's data)
 //! HOME/trust.json    trusted keys (publishers, catalogues), revoked ones marked
 //! HOME/catalogues.json  the catalogues apps are installed and updated from
-//! HOME/config.toml   operator settings (optional): limits on apps
+//! HOME/config.toml   operator settings (optional): limits on apps, the server
+//! HOME/accounts.json residents' password hashes and API tokens, the operator token
 //! HOME/cache/        compiled components (rebuildable)
 //! HOME/scratch/      apps' private scratch directories, per resident
 //! ```
@@ -12,15 +13,18 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use std::sync::Arc;
+
 use domicile_host::{Cap, Clock, Runtime, RuntimeConfig};
 use domicile_package::TrustStore;
+use domicile_server::ServerConfig;
 use domicile_store::{ResidentName, ResidentSpace, Store};
 use serde::Deserialize;
 
 pub struct Home {
     pub dir: PathBuf,
     pub store: Store,
-    runtime: std::sync::OnceLock<Runtime>,
+    runtime: std::sync::OnceLock<Arc<Runtime>>,
 }
 
 /// `HOME/config.toml`: what the operator allows apps at most, and how many
@@ -32,6 +36,24 @@ struct HomeConfig {
     limits: LimitsConfig,
     #[serde(default)]
     engine: EngineConfig,
+    #[serde(default)]
+    server: ServerSettings,
+}
+
+/// `[server]`: what `domicile serve` allows each request and resident.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServerSettings {
+    /// The largest upload (an export file to import), MiB.
+    max_upload_mib: Option<u64>,
+    /// Requests still running after this many seconds are cancelled.
+    request_timeout_s: Option<u64>,
+    /// Runs, imports, installs and exports one resident may have at once.
+    runs_per_resident: Option<usize>,
+    /// How long a browser stays signed in, hours.
+    session_hours: Option<u64>,
+    /// Seconds in-flight requests get to finish after Ctrl-C or SIGTERM.
+    shutdown_grace_s: Option<u64>,
 }
 
 /// `default-X`: what an app gets when its manifest asks nothing; `max-X`:
@@ -123,21 +145,41 @@ impl Home {
     }
 
     /// The app runtime, started on first use (it owns a wasmtime engine).
-    pub fn runtime(&self) -> Result<&Runtime> {
+    pub fn runtime(&self) -> Result<&Arc<Runtime>> {
         if let Some(rt) = self.runtime.get() {
             return Ok(rt);
         }
-        let rt = Runtime::new(self.runtime_config()?)?;
+        let rt = Arc::new(Runtime::new(self.runtime_config()?)?);
         Ok(self.runtime.get_or_init(|| rt))
+    }
+
+    /// `[server]` of config.toml over the defaults.
+    pub fn server_config(&self) -> Result<ServerConfig> {
+        let s = self.config()?.server;
+        let mut config = ServerConfig::default();
+        let secs = std::time::Duration::from_secs;
+        if let Some(mib) = s.max_upload_mib {
+            config.max_upload_bytes = usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        }
+        config.request_timeout = s.request_timeout_s.map_or(config.request_timeout, secs);
+        config.runs_per_resident = s.runs_per_resident.unwrap_or(config.runs_per_resident);
+        config.session_ttl = s.session_hours.map_or(config.session_ttl, |h| secs(h.saturating_mul(3600)));
+        config.shutdown_grace = s.shutdown_grace_s.map_or(config.shutdown_grace, secs);
+        Ok(config)
+    }
+
+    fn config(&self) -> Result<HomeConfig> {
+        let path = self.dir.join("config.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HomeConfig::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
     }
 
     fn runtime_config(&self) -> Result<RuntimeConfig> {
         let path = self.dir.join("config.toml");
-        let config: HomeConfig = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HomeConfig::default(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
+        let config = self.config()?;
         let mut rc = RuntimeConfig::new(self.dir.join("cache"), self.dir.join("scratch"));
         rc.clock = clock_from_env()?;
         let (l, caps) = (config.limits, &mut rc.limits);

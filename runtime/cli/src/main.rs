@@ -11,6 +11,7 @@ mod consent;
 mod demo;
 mod home;
 mod outbox;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,14 @@ pub enum Command {
         #[arg(long, default_value_t = 200_000_000)]
         spin: u64,
     },
+    /// Serve the home over HTTP: the residents' web UI and API, the operator's admin API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
+    /// Make a new operator token for the admin API (the previous one stops working).
+    OperatorToken,
     /// Create a new home with its first resident.
     Init {
         /// The first resident's name.
@@ -244,8 +253,19 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum ResidentCommand {
-    /// Add a resident (operators hosting several people).
-    Add { name: String },
+    /// Add a resident (operators hosting several people), with a generated password for the web UI.
+    Add {
+        name: String,
+        /// Read the password from stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a resident's web UI password (generated, or --password-stdin).
+    Password {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// List the residents.
     List,
 }
@@ -305,6 +325,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DOMICILE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

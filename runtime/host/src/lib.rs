@@ -151,6 +151,8 @@ pub struct Runtime {
     instances: Mutex<HashMap<String, InstancePre<Invocation>>>,
     /// One permit per slot of the instance pool.
     slots: tokio::sync::Semaphore,
+    /// Accesses refused to apps since the runtime started (for metrics).
+    denials: std::sync::atomic::AtomicU64,
     _ticker: EpochTicker,
 }
 
@@ -170,7 +172,19 @@ impl Runtime {
             slots: tokio::sync::Semaphore::new(config.max_concurrent.max(1) as usize),
             config,
             instances: Mutex::new(HashMap::new()),
+            denials: Default::default(),
         })
+    }
+
+    /// Accesses refused to apps (missing grants, undeclared destinations)
+    /// since this runtime started.
+    pub fn denials_total(&self) -> u64 {
+        self.denials.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Invocations running now (each holds one slot of the instance pool).
+    pub fn running(&self) -> usize {
+        (self.config.max_concurrent.max(1) as usize).saturating_sub(self.slots.available_permits())
     }
 
     /// Verifies a package, then parses its manifest, then compiles and
@@ -417,6 +431,7 @@ impl Runtime {
         };
 
         let state = store.data_mut();
+        self.denials.fetch_add(state.denials(), std::sync::atomic::Ordering::Relaxed);
         let outcome = outcome.unwrap_or_else(|_elapsed| {
             // Dropping the future cancelled the guest wherever it was.
             state.limiter.exceeded = Some(LimitKind::WallTime);

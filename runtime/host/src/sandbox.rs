@@ -47,6 +47,8 @@ pub(crate) struct Invocation {
     documents_left: u64,
     /// Whether audit entries were recorded that are not yet flushed.
     unflushed_audit: std::cell::Cell<bool>,
+    /// Accesses refused to the app (grants, undeclared destinations).
+    denials: std::cell::Cell<u64>,
     dropped_log_lines: usize,
     wasi: WasiCtx,
     stdout: MemoryOutputPipe,
@@ -90,6 +92,7 @@ impl Invocation {
             host_calls_left: limits.host_calls,
             documents_left: limits.documents,
             unflushed_audit: std::cell::Cell::new(false),
+            denials: std::cell::Cell::new(0),
             dropped_log_lines: 0,
             wasi: wasi.build(),
             stdout,
@@ -104,7 +107,14 @@ impl Invocation {
         entries: &[domicile_store::AuditEntry],
     ) -> Result<(), domicile_store::StoreError> {
         self.unflushed_audit.set(true);
+        let denied = entries.iter().filter(|e| e.outcome == domicile_store::Outcome::Denied).count() as u64;
+        self.denials.set(self.denials.get() + denied);
         self.space.record_audit(entries)
+    }
+
+    /// How many accesses were refused to the app in this invocation.
+    pub(crate) fn denials(&self) -> u64 {
+        self.denials.get()
     }
 
     /// Whether the end of the invocation must flush the store.

@@ -378,5 +378,35 @@ fn join(fields: &[FieldName]) -> String {
     fields.iter().map(FieldName::as_str).collect::<Vec<_>>().join(", ")
 }
 
+/// What an app asks for, in words a resident reads before granting: one
+/// entry per permission with its purpose and fields, the scratch directory,
+/// and every destination it may ask to send data to. The CLI, the catalogue
+/// and the web UI all show this same text.
+pub fn describe_asks(permissions: &[Permission], scratch: Option<&Scratch>, egress: Option<&Egress>) -> String {
+    let mut out = String::new();
+    for p in permissions {
+        let verbs: Vec<&str> = p.access.iter().map(Access::as_str).collect();
+        out.push_str(&format!("  - {} {}\n      why: {}\n", verbs.join(", "), p.doctype, p.purpose));
+        if let Some(fields) = &p.fields {
+            out.push_str(&format!("      only the fields: {}\n", join(fields)));
+        }
+    }
+    if let Some(scratch) = scratch {
+        out.push_str(&format!("  - a private scratch directory\n      why: {}\n", scratch.purpose));
+    }
+    if let Some(egress) = egress {
+        for d in &egress.destinations {
+            out.push_str(&format!(
+                "  - ask to send data to {d} (each sending waits for your approval)\n      why: {}\n",
+                egress.purpose
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("  (no access to your data)\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;

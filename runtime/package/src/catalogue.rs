@@ -60,6 +60,8 @@ pub enum CatalogueError {
     UnknownVersion { app: AppId, version: semver::Version, available: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("no app `{id}` in your catalogues (see `domicile catalogue list`){}", .problems.iter().map(|p| format!("; {p}")).collect::<String>())]
+    NotInCatalogues { id: AppId, problems: Vec<String> },
 }
 
 /// The signed index of a catalogue.
@@ -375,4 +377,73 @@ impl CatalogueSources {
     pub fn open_all(&self, trust: &TrustStore) -> Vec<(CatalogueSource, Result<Catalogue, CatalogueError>)> {
         self.file.sources.iter().map(|s| (s.clone(), Catalogue::open(&s.dir, trust))).collect()
     }
+
+    /// The first catalogue, verified now, that lists `id`. When none does,
+    /// the error also names the catalogues that could not be verified.
+    pub fn find(&self, trust: &TrustStore, id: &AppId) -> Result<Catalogue, CatalogueError> {
+        let mut problems = Vec::new();
+        for (source, opened) in self.open_all(trust) {
+            match opened {
+                Ok(catalogue) if catalogue.app(id).is_some() => return Ok(catalogue),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("catalogue {} cannot be used: {e}", source.dir.display())),
+            }
+        }
+        Err(CatalogueError::NotInCatalogues { id: id.clone(), problems })
+    }
+
+    /// What the catalogues offer as an update of `id` at `installed`,
+    /// published by `publisher`. A catalogue that lists the app under
+    /// another publisher is not a source of updates for it; catalogues
+    /// that do not verify offer nothing.
+    pub fn update_offer(
+        &self,
+        trust: &TrustStore,
+        id: &AppId,
+        publisher: &str,
+        installed: &semver::Version,
+    ) -> UpdateOffer {
+        let mut best: Option<(semver::Version, Catalogue)> = None;
+        let mut other_publisher = None;
+        for (_, catalogue) in self.open_all(trust) {
+            let Ok(catalogue) = catalogue else { continue };
+            let Some(listed) = catalogue.app(id) else { continue };
+            let latest = listed.latest().version.clone();
+            if &latest <= installed {
+                continue;
+            }
+            if listed.publisher.to_string() != publisher {
+                other_publisher = Some(UpdateOffer::OtherPublisher {
+                    catalogue: catalogue.index().name.clone(),
+                    key: listed.publisher,
+                    version: latest,
+                });
+                continue;
+            }
+            if best.as_ref().is_none_or(|(v, _)| v < &latest) {
+                best = Some((latest, catalogue));
+            }
+        }
+        match (best, other_publisher) {
+            (Some((version, catalogue)), _) => UpdateOffer::Newer { version, catalogue },
+            (None, Some(refused)) => refused,
+            (None, None) => UpdateOffer::UpToDate,
+        }
+    }
+}
+
+/// What a home's catalogues offer for an installed app.
+pub enum UpdateOffer {
+    /// A newer version from the app's own publisher, in `catalogue`.
+    Newer {
+        version: semver::Version,
+        catalogue: Catalogue,
+    },
+    UpToDate,
+    /// Only another publisher offers a newer version: not an update.
+    OtherPublisher {
+        catalogue: String,
+        key: PublicKey,
+        version: semver::Version,
+    },
 }

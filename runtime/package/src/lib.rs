@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use catalogue::{
     build_catalogue, Catalogue, CatalogueApp, CatalogueError, CatalogueIndex, CatalogueSource, CatalogueSources,
-    CatalogueVersion,
+    CatalogueVersion, UpdateOffer,
 };
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use trust::{Role, TrustError, TrustStore, TrustedKey};

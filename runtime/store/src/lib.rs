@@ -117,6 +117,12 @@ impl Store {
         &self.vocabulary
     }
 
+    /// Makes every write of every resident so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     pub fn create_resident(&self, name: &ResidentName) -> Result<ResidentSpace> {
         let residents = self.db.open_tree(RESIDENTS_TREE)?;
         let created = residents.compare_and_swap(name.as_str(), None as Option<&[u8]>, Some(b"{}".as_slice()))?;

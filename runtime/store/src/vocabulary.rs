@@ -98,6 +98,20 @@ impl Vocabulary {
         Ok(Vocabulary { defs })
     }
 
+    /// The schema's `title`: what a document of the doctype is, in words.
+    pub fn title(&self, doctype: &Doctype) -> Option<String> {
+        let schema: Value = serde_json::from_str(&self.get(doctype)?.schema_text).ok()?;
+        schema.get("title")?.as_str().map(str::to_owned)
+    }
+
+    /// The schema's top-level properties: the fields a grant can be narrowed to.
+    pub fn fields(&self, doctype: &Doctype) -> Vec<String> {
+        let Some(schema) = self.get(doctype).and_then(|d| serde_json::from_str::<Value>(&d.schema_text).ok()) else {
+            return Vec::new();
+        };
+        schema.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default()
+    }
+
     pub fn get(&self, doctype: &Doctype) -> Option<&DoctypeDef> {
         self.defs.get(doctype)
     }

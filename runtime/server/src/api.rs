@@ -1,0 +1,613 @@
+//! The resident's API, `/api/v1`: what the CLI does for a resident, as
+//! JSON over HTTP. Every handler but sign-in takes a [`Resident`] and works
+//! in that resident's space only.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use domicile_host::HostError;
+use domicile_manifest::{AppId, Doctype, Grants};
+use domicile_package::{CatalogueSources, TrustStore, UpdateOffer};
+use domicile_store::{AuditFilter, FieldPath, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{cookie, Resident, SESSION_COOKIE};
+use crate::error::ApiError;
+use crate::State;
+
+type Shared = Extract<Arc<State>>;
+type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+/// Documents one page of `GET /docs/{doctype}` returns at most.
+const MAX_PAGE: u64 = 1000;
+
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/session", get(session).post(sign_in).delete(sign_out))
+        .route("/password", post(change_password))
+        .route("/tokens", get(tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/catalogue", get(catalogue))
+        .route("/catalogue/{app}", get(catalogue_app))
+        .route("/apps", get(apps).post(install))
+        .route("/apps/{app}", get(app).delete(uninstall))
+        .route("/apps/{app}/grants", post(grant))
+        .route("/apps/{app}/revoke", post(revoke))
+        .route("/apps/{app}/update", post(update))
+        .route("/apps/{app}/enable", post(enable))
+        .route("/apps/{app}/run", post(run))
+        .route("/apps/{app}/import", post(import))
+        .route("/doctypes", get(doctypes))
+        .route("/docs/{doctype}", get(docs))
+        .route("/audit", get(audit))
+        .route("/audit/summary", get(audit_summary))
+        .route("/audit/verify", get(audit_verify))
+        .route("/outbox", get(outbox))
+        .route("/outbox/{id}/approve", post(approve))
+        .route("/outbox/{id}/deny", post(deny))
+        .route("/notifications", get(notifications))
+        .route("/usage", get(usage))
+        .route("/export", get(export))
+}
+
+fn parse_app(app: &str) -> Result<AppId, ApiError> {
+    app.parse().map_err(|e| ApiError::BadRequest(format!("`{app}` is not an app id: {e}")))
+}
+
+fn trust(state: &State) -> Result<TrustStore, ApiError> {
+    Ok(TrustStore::open(state.home.dir.join("trust.json"))?)
+}
+
+fn sources(state: &State) -> Result<CatalogueSources, ApiError> {
+    Ok(CatalogueSources::open(state.home.dir.join("catalogues.json"))?)
+}
+
+// ---- signing in ----------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    name: String,
+    password: String,
+}
+
+async fn sign_in(Extract(state): Shared, Json(form): Json<SignIn>) -> ApiResult<Response> {
+    state.sessions.check_throttle(&form.name)?;
+    let checker = state.clone();
+    let name = form.name.clone();
+    // argon2 takes tens of milliseconds of CPU on purpose: not on the async threads.
+    let resident = tokio::task::spawn_blocking(move || checker.accounts.sign_in(&name, &form.password)).await?;
+    state.sessions.record_sign_in(&form.name, resident.is_some());
+    let resident = resident.ok_or(ApiError::WrongCredentials)?;
+    let (cookie, csrf) = state.sessions.open(resident.clone());
+    let set_cookie = format!(
+        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        state.config.session_ttl.as_secs()
+    );
+    let mut response = Json(json!({ "resident": resident.as_str(), "csrf": csrf })).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&set_cookie).expect("cookie is ASCII"));
+    Ok(response)
+}
+
+/// Who is signed in, and the CSRF token the page must send back.
+async fn session(Extract(state): Shared, headers: HeaderMap, resident: Resident) -> ApiResult {
+    let csrf = cookie(&headers, SESSION_COOKIE).and_then(|c| state.sessions.get(c)).map(|(_, csrf)| csrf);
+    Ok(Json(json!({ "resident": resident.name.as_str(), "csrf": csrf })))
+}
+
+async fn sign_out(Extract(state): Shared, headers: HeaderMap, _resident: Resident) -> ApiResult<Response> {
+    if let Some(cookie) = cookie(&headers, SESSION_COOKIE) {
+        state.sessions.close(cookie);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("domicile_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    current: String,
+    new: String,
+}
+
+/// Changing the password ends every session of the resident (this one too).
+async fn change_password(Extract(state): Shared, resident: Resident, Json(form): Json<NewPassword>) -> ApiResult {
+    let worker = state.clone();
+    let name = resident.name.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        if worker.accounts.sign_in(name.as_str(), &form.current).is_none() {
+            return Err(ApiError::BadRequest("the current password is wrong".into()));
+        }
+        Ok(worker.accounts.set_password(&name, &form.new)?)
+    })
+    .await??;
+    state.sessions.close_all_of(&resident.name);
+    Ok(Json(json!({ "changed": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    label: String,
+}
+
+async fn create_token(Extract(state): Shared, resident: Resident, Json(form): Json<NewToken>) -> ApiResult {
+    let label: String = form.label.chars().filter(|c| !c.is_control()).take(100).collect();
+    let (info, secret) = state.accounts.create_token(&resident.name, &label, state.now_ms())?;
+    Ok(Json(json!({ "token": secret, "id": info.id, "label": info.label, "created_ms": info.created_ms })))
+}
+
+async fn tokens(Extract(state): Shared, resident: Resident) -> ApiResult {
+    Ok(Json(json!(state.accounts.tokens(&resident.name))))
+}
+
+async fn revoke_token(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
+    if !state.accounts.revoke_token(&resident.name, &id)? {
+        return Err(ApiError::NotFound(format!("you have no API token `{id}`")));
+    }
+    Ok(Json(json!({ "revoked": id })))
+}
+
+// ---- catalogue and apps --------------------------------------------------
+
+/// The apps of the home's catalogues, each with what its latest version
+/// asks for (and why, in the words the resident consents to), and whether
+/// the resident has it installed.
+async fn catalogue(Extract(state): Shared, resident: Resident) -> ApiResult {
+    let trust = trust(&state)?;
+    let installed = resident.space.apps()?;
+    let mut apps = Vec::new();
+    let mut unusable = Vec::new();
+    for (source, opened) in sources(&state)?.open_all(&trust) {
+        match opened {
+            Ok(catalogue) => {
+                for listed in &catalogue.index().apps {
+                    let here = installed.iter().find(|a| a.id() == &listed.id);
+                    apps.push(listed_json(&resident.space, &catalogue.index().name, listed, here));
+                }
+            }
+            Err(e) => unusable.push(json!({ "name": source.name, "error": e.to_string() })),
+        }
+    }
+    Ok(Json(json!({ "apps": apps, "unusable_catalogues": unusable })))
+}
+
+/// Each permission with what the consent screen needs: the doctype in
+/// words, and the fields a read can be narrowed to (the declared ones, or
+/// the doctype's).
+fn permissions_json(space: &ResidentSpace, permissions: &[domicile_manifest::Permission]) -> Value {
+    let vocabulary = space.vocabulary();
+    Value::Array(
+        permissions
+            .iter()
+            .map(|p| {
+                let fields = match &p.fields {
+                    Some(declared) => declared.iter().map(|f| f.as_str().to_owned()).collect(),
+                    None => vocabulary.fields(&p.doctype),
+                };
+                json!({
+                    "doctype": p.doctype.as_str(),
+                    "title": vocabulary.title(&p.doctype),
+                    "access": p.access.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                    "fields": p.fields,
+                    "choosable_fields": fields,
+                    "purpose": p.purpose,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn listed_json(
+    space: &ResidentSpace,
+    catalogue: &str,
+    listed: &domicile_package::CatalogueApp,
+    installed: Option<&InstalledApp>,
+) -> Value {
+    let latest = listed.latest();
+    json!({
+        "id": listed.id.as_str(),
+        "name": listed.name,
+        "description": listed.description,
+        "world": listed.world.to_string(),
+        "publisher": listed.publisher.to_string(),
+        "catalogue": catalogue,
+        "versions": listed.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>(),
+        "latest": latest.version.to_string(),
+        "permissions": permissions_json(space, &latest.permissions),
+        "scratch": latest.scratch,
+        "egress": latest.egress,
+        "asks": domicile_manifest::describe_asks(&latest.permissions, latest.scratch.as_ref(), latest.egress.as_ref()),
+        "installed": installed.map(|a| a.manifest.version.to_string()),
+    })
+}
+
+async fn catalogue_app(Extract(state): Shared, resident: Resident, Path(app): Path<String>) -> ApiResult {
+    let id = parse_app(&app)?;
+    let catalogue = sources(&state)?.find(&trust(&state)?, &id)?;
+    let listed = catalogue.app(&id).expect("find returns a catalogue that lists the app");
+    let installed = resident.space.apps()?.into_iter().find(|a| a.id() == &id);
+    Ok(Json(listed_json(&resident.space, &catalogue.index().name, listed, installed.as_ref())))
+}
+
+fn installed_json(space: &ResidentSpace, app: &InstalledApp, update: Option<&semver::Version>) -> Value {
+    let m = &app.manifest;
+    json!({
+        "id": m.id.as_str(),
+        "name": m.name,
+        "description": m.description,
+        "version": m.version.to_string(),
+        "world": m.world.to_string(),
+        "publisher": app.publisher,
+        "installed_at_ms": app.installed_at_ms,
+        "permissions": permissions_json(space, &m.permissions),
+        "scratch": m.scratch,
+        "egress": m.egress,
+        "asks": domicile_manifest::describe_asks(&m.permissions, m.scratch.as_ref(), m.egress.as_ref()),
+        "grants": app.grants,
+        "granted": app.grants.to_string(),
+        "held": app.held,
+        "update_available": update.map(|v| v.to_string()),
+    })
+}
+
+fn update_of(state: &State, app: &InstalledApp) -> Option<semver::Version> {
+    let (trust, sources) = (trust(state).ok()?, sources(state).ok()?);
+    match sources.update_offer(&trust, app.id(), &app.publisher, &app.manifest.version) {
+        UpdateOffer::Newer { version, .. } => Some(version),
+        _ => None,
+    }
+}
+
+async fn apps(Extract(state): Shared, resident: Resident) -> ApiResult {
+    let apps = resident.space.apps()?;
+    Ok(Json(Value::Array(
+        apps.iter().map(|a| installed_json(&resident.space, a, update_of(&state, a).as_ref())).collect(),
+    )))
+}
+
+async fn app(Extract(state): Shared, resident: Resident, Path(app): Path<String>) -> ApiResult {
+    let app = resident.space.app(&parse_app(&app)?)?;
+    Ok(Json(installed_json(&resident.space, &app, update_of(&state, &app).as_ref())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Install {
+    app: String,
+    version: Option<semver::Version>,
+    /// `DOCTYPE:ACCESS[,ACCESS][:FIELD,...]` specs; empty grants nothing.
+    #[serde(default)]
+    grants: Vec<String>,
+}
+
+/// Installs an app from the home's catalogues with the grants the resident
+/// chose on the consent screen.
+async fn install(Extract(state): Shared, resident: Resident, Json(form): Json<Install>) -> ApiResult {
+    let _permit = state.heavy_work_permit(&resident.name)?;
+    let id = parse_app(&form.app)?;
+    let worker = state.clone();
+    let space = resident.space.clone();
+    let app = tokio::task::spawn_blocking(move || -> Result<InstalledApp, ApiError> {
+        let trust = trust(&worker)?;
+        let catalogue = sources(&worker)?.find(&trust, &id)?;
+        let (bytes, listed, _) = catalogue.fetch(&id, form.version.as_ref())?;
+        let runtime = &worker.home.runtime;
+        let prepared = runtime.prepare_install(&space, &trust, bytes, Some(&listed.publisher))?;
+        let grants = Grants::from_specs(prepared.manifest(), &form.grants)?;
+        Ok(runtime.install(&space, prepared, grants)?)
+    })
+    .await??;
+    Ok(Json(installed_json(&resident.space, &app, None)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantSpecs {
+    #[serde(default)]
+    grants: Vec<String>,
+}
+
+async fn grant(resident: Resident, Path(app): Path<String>, Json(form): Json<GrantSpecs>) -> ApiResult {
+    let installed = resident.space.app(&parse_app(&app)?)?;
+    let mut grants = installed.grants.clone();
+    grants.extend(&Grants::from_specs(&installed.manifest, &form.grants)?);
+    resident.space.set_grants(installed.id(), &grants)?;
+    Ok(Json(json!({ "app": installed.id().as_str(), "grants": grants, "granted": grants.to_string() })))
+}
+
+/// Takes back the named grants, or all of them when none are named.
+async fn revoke(resident: Resident, Path(app): Path<String>, Json(form): Json<GrantSpecs>) -> ApiResult {
+    let installed = resident.space.app(&parse_app(&app)?)?;
+    let mut grants = installed.grants.clone();
+    if form.grants.is_empty() {
+        grants = Grants::default();
+    } else {
+        grants.revoke(&installed.manifest, &form.grants)?;
+    }
+    resident.space.set_grants(installed.id(), &grants)?;
+    Ok(Json(json!({ "app": installed.id().as_str(), "grants": grants, "granted": grants.to_string() })))
+}
+
+#[derive(Deserialize)]
+struct UninstallOptions {
+    #[serde(default)]
+    purge_data: bool,
+}
+
+async fn uninstall(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(app): Path<String>,
+    Query(options): Query<UninstallOptions>,
+) -> ApiResult {
+    let id = parse_app(&app)?;
+    state.home.runtime.uninstall(&resident.space, &id)?;
+    let purged = if options.purge_data { resident.space.purge_created_by(&id, state.now_ms())? } else { 0 };
+    Ok(Json(json!({ "uninstalled": id.as_str(), "purged_documents": purged })))
+}
+
+async fn enable(resident: Resident, Path(app): Path<String>) -> ApiResult {
+    let id = parse_app(&app)?;
+    resident.space.release_app(&id)?;
+    Ok(Json(json!({ "enabled": id.as_str() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateForm {
+    /// What to grant of what the new version newly asks; absent, an update
+    /// that asks for more waits for the resident.
+    grants: Option<Vec<String>>,
+}
+
+async fn update(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(app): Path<String>,
+    Json(form): Json<UpdateForm>,
+) -> ApiResult {
+    let _permit = state.heavy_work_permit(&resident.name)?;
+    let id = parse_app(&app)?;
+    let worker = state.clone();
+    let space = resident.space.clone();
+    let report = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+        let current = space.app(&id)?;
+        let trust = trust(&worker)?;
+        let bytes = match sources(&worker)?.update_offer(&trust, &id, &current.publisher, &current.manifest.version) {
+            UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version))?.0,
+            UpdateOffer::UpToDate => {
+                return Ok(json!({ "app": id.as_str(), "status": "up-to-date", "version": current.manifest.version.to_string() }))
+            }
+            UpdateOffer::OtherPublisher { catalogue, key, version } => {
+                return Err(ApiError::Conflict(format!(
+                    "the catalogue {catalogue} offers {version} signed by {key}, but {id} was installed from {}: an app's publisher cannot change",
+                    current.publisher
+                )))
+            }
+        };
+        let runtime = &worker.home.runtime;
+        let prepared = runtime.prepare_update(&space, &trust, &id, bytes)?;
+        let (from, to) = (current.manifest.version.to_string(), prepared.manifest().version.to_string());
+        let added = match form.grants {
+            Some(specs) => Grants::from_specs(prepared.manifest(), &specs)?,
+            None if !prepared.new_asks().is_empty() => {
+                return Ok(json!({ "app": id.as_str(), "status": "waiting-for-grant", "installed": from, "available": to, "asks": prepared.new_asks() }));
+            }
+            None => Grants::default(),
+        };
+        let app = runtime.apply_update(&space, prepared, &added)?;
+        Ok(json!({ "app": id.as_str(), "status": "updated", "from": from, "to": to, "granted": app.grants.to_string() }))
+    })
+    .await??;
+    Ok(Json(report))
+}
+
+// ---- running apps --------------------------------------------------------
+
+/// Counts the invocation's outcome and turns its error into an answer.
+fn finish(state: &State, import: bool, started: Instant, result: Result<String, HostError>) -> ApiResult {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(HostError::AppFailed { .. } | HostError::Trap { .. } | HostError::Limit { .. }) => "app-failed",
+        Err(_) => "refused",
+    };
+    state.metrics.run(import, outcome, started.elapsed());
+    let output = result?;
+    // The host already checked the output is JSON.
+    let value: Value = serde_json::from_str(&output).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(json!({ "output": value })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunForm {
+    #[serde(default = "empty_object")]
+    input: Value,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+async fn run(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(app): Path<String>,
+    Json(form): Json<RunForm>,
+) -> ApiResult {
+    let _permit = state.heavy_work_permit(&resident.name)?;
+    let id = parse_app(&app)?;
+    let started = Instant::now();
+    let result = state.home.runtime.run_service(&resident.space, &id, &form.input.to_string()).await;
+    finish(&state, false, started, result)
+}
+
+#[derive(Deserialize)]
+struct ImportOptions {
+    /// The export file's name: importers use its extension to tell formats apart.
+    file: String,
+}
+
+/// The body is the export file itself, as uploaded.
+async fn import(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(app): Path<String>,
+    Query(options): Query<ImportOptions>,
+    body: Bytes,
+) -> ApiResult {
+    let _permit = state.heavy_work_permit(&resident.name)?;
+    let id = parse_app(&app)?;
+    // Only the last path component: a browser may send a full path.
+    let file_name = options.file.rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
+    let started = Instant::now();
+    let result = state.home.runtime.run_importer(&resident.space, &id, &file_name, &body).await;
+    finish(&state, true, started, result)
+}
+
+// ---- the resident's data ---------------------------------------------------
+
+async fn doctypes(resident: Resident) -> ApiResult {
+    let counts = resident.space.doctype_counts()?;
+    let vocabulary = resident.space.vocabulary();
+    Ok(Json(Value::Array(
+        counts
+            .into_iter()
+            .map(|(doctype, count)| {
+                let title = doctype.parse::<Doctype>().ok().and_then(|d| vocabulary.title(&d));
+                json!({ "doctype": doctype, "count": count, "title": title })
+            })
+            .collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+struct DocsOptions {
+    /// A selector as JSON, e.g. `{"mode": "bike"}`.
+    #[serde(rename = "where")]
+    selector: Option<String>,
+    /// A field to order by; `-field` for descending.
+    sort: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn docs(resident: Resident, Path(doctype): Path<String>, Query(options): Query<DocsOptions>) -> ApiResult {
+    let doctype: Doctype = doctype.parse()?;
+    let selector = Selector::parse(options.selector.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or("{}"))?;
+    let sort = match options.sort.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            let (field, descending) = s.strip_prefix('-').map_or((s, false), |f| (f, true));
+            Some(Sort { field: FieldPath::parse(field)?, descending })
+        }
+    };
+    let limit = options.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    // One more than shown tells whether there are more.
+    let query = DocQuery { doctype, selector, sort, limit: Some(limit + 1) };
+    let mut documents = resident.space.query_all(query)?;
+    let more = documents.len() as u64 > limit;
+    documents.truncate(limit as usize);
+    let documents: Vec<Value> =
+        documents.into_iter().map(|d| json!({ "id": d.id.as_str(), "body": d.body, "meta": d.meta })).collect();
+    Ok(Json(json!({ "documents": documents, "more": more })))
+}
+
+#[derive(Deserialize)]
+struct AuditOptions {
+    app: Option<String>,
+    doctype: Option<String>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+}
+
+impl AuditOptions {
+    fn filter(self) -> Result<AuditFilter, ApiError> {
+        Ok(AuditFilter {
+            app: self.app.filter(|a| !a.is_empty()).map(|a| parse_app(&a)).transpose()?,
+            doctype: self.doctype.filter(|d| !d.is_empty()).map(|d| d.parse()).transpose()?,
+            since_ms: self.since_ms,
+            until_ms: self.until_ms,
+        })
+    }
+}
+
+async fn audit(resident: Resident, Query(options): Query<AuditOptions>) -> ApiResult {
+    Ok(Json(json!(resident.space.audit(&options.filter()?)?)))
+}
+
+async fn audit_summary(resident: Resident, Query(options): Query<AuditOptions>) -> ApiResult {
+    let groups = resident.space.audit_summary(&options.filter()?)?;
+    Ok(Json(Value::Array(
+        groups
+            .iter()
+            .map(|g| {
+                let mut v = json!(g);
+                v["sentence"] = json!(g.sentence());
+                v
+            })
+            .collect(),
+    )))
+}
+
+async fn audit_verify(resident: Resident) -> ApiResult {
+    let check = resident.space.verify_audit()?;
+    Ok(Json(json!({ "intact": check.is_intact(), "check": check })))
+}
+
+async fn outbox(resident: Resident) -> ApiResult {
+    Ok(Json(json!(resident.space.outbox()?)))
+}
+
+/// Sends the item exactly as listed. Sending blocks (up to 30 s): off the async threads.
+async fn approve(Extract(state): Shared, resident: Resident, Path(id): Path<u64>) -> ApiResult {
+    let now = state.now_ms();
+    let space = resident.space.clone();
+    let item = tokio::task::spawn_blocking(move || domicile_egress::approve(&space, id, now)).await??;
+    Ok(Json(json!(item)))
+}
+
+async fn deny(Extract(state): Shared, resident: Resident, Path(id): Path<u64>) -> ApiResult {
+    Ok(Json(json!(domicile_egress::deny(&resident.space, id, state.now_ms())?)))
+}
+
+async fn notifications(resident: Resident) -> ApiResult {
+    Ok(Json(json!(resident.space.notifications()?)))
+}
+
+async fn usage(resident: Resident) -> ApiResult {
+    Ok(Json(json!({ "usage": resident.space.usage()?, "quota": resident.space.quota()? })))
+}
+
+/// Everything of the resident, as the archive `domicile restore` reads.
+async fn export(Extract(state): Shared, resident: Resident) -> ApiResult<Response> {
+    let _permit = state.heavy_work_permit(&resident.name)?;
+    let now = state.now_ms();
+    let space: ResidentSpace = resident.space.clone();
+    let archive = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let mut archive = Vec::new();
+        space.export(&mut archive, now)?;
+        Ok(archive)
+    })
+    .await??;
+    let disposition = format!("attachment; filename=\"domicile-{}.tar\"", resident.name);
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar")),
+            (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("resident names are ASCII")),
+        ],
+        archive,
+    )
+        .into_response())
+}

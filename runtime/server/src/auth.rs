@@ -1,0 +1,172 @@
+//! Who is asking: a resident signed in with a session cookie (and, for
+//! anything that changes state, the session's CSRF token in a header), a
+//! resident's script with an API token, or the operator with theirs.
+//!
+//! Every resident handler takes a [`Resident`], and so only ever sees the
+//! space of the resident who asked: there is no resident name in any URL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts, HeaderMap, Method};
+use domicile_store::{ResidentName, ResidentSpace};
+use sha2::{Digest, Sha256};
+
+use crate::accounts::new_secret;
+use crate::error::ApiError;
+use crate::State;
+
+pub const SESSION_COOKIE: &str = "domicile_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Failed sign-ins allowed per name within [`THROTTLE_WINDOW`].
+const MAX_FAILED_SIGN_INS: u32 = 5;
+const THROTTLE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+struct Session {
+    resident: ResidentName,
+    csrf: String,
+    expires: Instant,
+}
+
+/// Signed-in browsers, by the SHA-256 of their cookie (a leaked memory
+/// dump does not hand out live cookies). Sessions end with the process.
+pub struct Sessions {
+    ttl: Duration,
+    live: Mutex<HashMap<[u8; 32], Session>>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+impl Sessions {
+    pub fn new(ttl: Duration) -> Sessions {
+        Sessions { ttl, live: Mutex::new(HashMap::new()), failures: Mutex::new(HashMap::new()) }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a session; returns the cookie value and the CSRF token.
+    pub fn open(&self, resident: ResidentName) -> (String, String) {
+        let (cookie, csrf) = (new_secret(""), new_secret(""));
+        let now = Instant::now();
+        let mut live = self.live();
+        live.retain(|_, s| s.expires > now);
+        live.insert(digest(&cookie), Session { resident, csrf: csrf.clone(), expires: now + self.ttl });
+        (cookie, csrf)
+    }
+
+    /// The resident and CSRF token of a live session.
+    pub fn get(&self, cookie: &str) -> Option<(ResidentName, String)> {
+        let live = self.live();
+        live.get(&digest(cookie)).filter(|s| s.expires > Instant::now()).map(|s| (s.resident.clone(), s.csrf.clone()))
+    }
+
+    pub fn close(&self, cookie: &str) {
+        self.live().remove(&digest(cookie));
+    }
+
+    /// Ends every session of a resident (disabled, or password changed).
+    pub fn close_all_of(&self, resident: &ResidentName) {
+        self.live().retain(|_, s| &s.resident != resident);
+    }
+
+    /// Refuses a sign-in for a name that failed too often lately. Applies
+    /// to every name, existing or not, so it reveals nothing.
+    pub fn check_throttle(&self, name: &str) -> Result<(), ApiError> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match failures.get(name) {
+            Some((count, since)) if *count >= MAX_FAILED_SIGN_INS && since.elapsed() < THROTTLE_WINDOW => {
+                Err(ApiError::TooMany(format!(
+                    "too many failed sign-ins for this name; wait {} minutes and try again",
+                    THROTTLE_WINDOW.saturating_sub(since.elapsed()).as_secs().div_ceil(60)
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn record_sign_in(&self, name: &str, succeeded: bool) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if succeeded {
+            failures.remove(name);
+            return;
+        }
+        let now = Instant::now();
+        failures.retain(|_, (_, since)| now.duration_since(*since) < THROTTLE_WINDOW);
+        failures.entry(name.to_owned()).or_insert((0, now)).0 += 1;
+    }
+}
+
+/// The value of a cookie in the request's headers, if present.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The resident a request acts for, and their space.
+pub struct Resident {
+    pub name: ResidentName,
+    pub space: ResidentSpace,
+}
+
+impl FromRequestParts<Arc<State>> for Resident {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Self::Rejection> {
+        let name = if let Some(token) = bearer(parts) {
+            // A script's token is not sent by browsers on their own: no CSRF check.
+            state.accounts.resident_of_token(token).ok_or(ApiError::SignInFirst)?
+        } else {
+            let cookie = cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::SignInFirst)?;
+            let (name, csrf) = state.sessions.get(cookie).ok_or(ApiError::SignInFirst)?;
+            if changes_state(&parts.method) {
+                let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+                if sent != Some(csrf.as_str()) {
+                    return Err(ApiError::Csrf);
+                }
+            }
+            name
+        };
+        if !state.accounts.is_enabled(&name) {
+            return Err(ApiError::SignInFirst);
+        }
+        let space = state.home.store.resident(&name)?;
+        Ok(Resident { name, space })
+    }
+}
+
+/// The operator (their token). Operators manage residents; no operator
+/// route reads a resident's documents or audit log.
+pub struct Operator;
+
+impl FromRequestParts<Arc<State>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Self::Rejection> {
+        match bearer(parts) {
+            Some(token) if state.accounts.is_operator_token(token) => Ok(Operator),
+            _ => Err(ApiError::NotOperator),
+        }
+    }
+}

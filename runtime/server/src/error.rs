@@ -1,0 +1,158 @@
+//! What a request that failed answers: an HTTP status and a JSON body
+//! `{"error": "..."}` whose message says what was wrong and what to do.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use domicile_host::HostError;
+use domicile_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("sign in first (or send an API token as `Authorization: Bearer ...`)")]
+    SignInFirst,
+    #[error("wrong name or password")]
+    WrongCredentials,
+    #[error("this request needs the operator's token as `Authorization: Bearer ...`")]
+    NotOperator,
+    #[error("the request lacks the X-CSRF-Token header of your session: reload the page and try again")]
+    Csrf,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooMany(String),
+    /// The app ran and failed, or hit a limit: the request was fine.
+    #[error("{0}")]
+    AppFailed(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::SignInFirst | ApiError::WrongCredentials | ApiError::NotOperator => StatusCode::UNAUTHORIZED,
+            ApiError::Csrf => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::AppFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // The message can name the resident's documents: log the kind only.
+            tracing::error!(status = status.as_u16(), "request failed on the server's side");
+        }
+        let mut response = (status, axum::Json(serde_json::json!({ "error": self.to_string() }))).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UnknownApp(_) | StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            StoreError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            StoreError::Limit(_) => ApiError::Conflict(e.to_string()),
+            StoreError::ResidentExists(_) => ApiError::Conflict(e.to_string()),
+            StoreError::UnknownResident(_) => ApiError::NotFound(e.to_string()),
+            StoreError::InUse(_) | StoreError::Sled(_) | StoreError::Corrupt(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::Store(e) => e.into(),
+            HostError::AppFailed { .. } | HostError::Trap { .. } | HostError::Limit { .. } => {
+                ApiError::AppFailed(e.to_string())
+            }
+            HostError::Held { .. } | HostError::AlreadyInstalled { .. } | HostError::ChangedMeanwhile(_) => {
+                ApiError::Conflict(e.to_string())
+            }
+            HostError::Engine(_) | HostError::Cache(_) | HostError::Scratch(_) => ApiError::Internal(e.to_string()),
+            // The rest are about the package or the request: bad input.
+            _ => ApiError::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl From<domicile_package::CatalogueError> for ApiError {
+    fn from(e: domicile_package::CatalogueError) -> Self {
+        use domicile_package::CatalogueError as C;
+        match e {
+            C::NotListed(_) | C::NotInCatalogues { .. } | C::UnknownVersion { .. } => ApiError::NotFound(e.to_string()),
+            C::Io { .. } => ApiError::Internal(e.to_string()),
+            _ => ApiError::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl From<domicile_package::PackageError> for ApiError {
+    fn from(e: domicile_package::PackageError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<domicile_package::TrustError> for ApiError {
+    fn from(e: domicile_package::TrustError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<domicile_manifest::GrantError> for ApiError {
+    fn from(e: domicile_manifest::GrantError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<domicile_manifest::NameError> for ApiError {
+    fn from(e: domicile_manifest::NameError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<domicile_egress::EgressError> for ApiError {
+    fn from(e: domicile_egress::EgressError) -> Self {
+        use domicile_egress::EgressError as E;
+        match e {
+            E::Store(e) => e.into(),
+            E::AlreadyDecided { .. } => ApiError::Conflict(e.to_string()),
+            E::BadDestination { .. } | E::Delivery { .. } => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError as A;
+        match e {
+            A::WeakPassword => ApiError::BadRequest(e.to_string()),
+            A::UnknownResident(_) => ApiError::NotFound(e.to_string()),
+            A::Io { .. } | A::Corrupt { .. } | A::Hash(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(_: tokio::task::JoinError) -> Self {
+        ApiError::Internal("a background task of the request failed; try again".into())
+    }
+}

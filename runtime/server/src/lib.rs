@@ -1,0 +1,241 @@
+//! domicile over HTTP: one server for all the residents of a home.
+//!
+//! Residents use the JSON API under `/api/v1` (or the web UI at `/` built
+//! on it): browse the catalogue, install with grants, run and import,
+//! browse their documents, read the audit log, approve or deny what apps
+//! want to send, export everything. Every such request is scoped to the one
+//! resident who signed in ([`auth::Resident`]). The operator's token opens
+//! `/api/v1/admin`: residents, quotas and usage figures, never a
+//! resident's documents or audit log. `/healthz` and `/metrics`
+//! (Prometheus text) carry no personal data.
+//!
+//! The server shares one [`Runtime`] (engine, instance pool) between all
+//! residents; per-resident limits on concurrent work keep one resident
+//! from taking every slot.
+
+mod accounts;
+mod admin;
+mod api;
+mod auth;
+mod error;
+mod metrics;
+mod ui;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use domicile_host::{Clock, Runtime};
+use domicile_store::{ResidentName, Store};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use accounts::{new_password, AccountError, Accounts, MIN_PASSWORD_CHARS};
+pub use error::ApiError;
+
+/// What the server serves: a home's store, its runtime, and where its
+/// trust store, catalogues and accounts live.
+pub struct Home {
+    pub dir: PathBuf,
+    pub store: Store,
+    pub runtime: Arc<Runtime>,
+    pub clock: Clock,
+}
+
+impl Home {
+    pub fn accounts_path(&self) -> PathBuf {
+        self.dir.join("accounts.json")
+    }
+}
+
+/// The operator's settings for the server (`[server]` in config.toml).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The largest request body (an uploaded export file).
+    pub max_upload_bytes: usize,
+    /// A request still running after this long is answered 408 and cancelled.
+    pub request_timeout: Duration,
+    /// Runs, imports, installs and exports one resident may have at once.
+    pub runs_per_resident: usize,
+    /// How long a browser stays signed in.
+    pub session_ttl: Duration,
+    /// After the shutdown signal, how long in-flight requests may take to
+    /// finish before they are cancelled.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_upload_bytes: 64 * 1024 * 1024,
+            request_timeout: Duration::from_secs(600),
+            runs_per_resident: 2,
+            session_ttl: Duration::from_secs(12 * 60 * 60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot flush the store at shutdown: {0}")]
+    Flush(#[from] domicile_store::StoreError),
+}
+
+/// Everything a request handler may use.
+pub struct State {
+    pub(crate) home: Home,
+    pub(crate) config: ServerConfig,
+    pub(crate) accounts: Accounts,
+    pub(crate) sessions: auth::Sessions,
+    pub(crate) metrics: metrics::Metrics,
+    /// Per resident: permits for heavy work (runs, imports, installs, exports).
+    busy: Mutex<HashMap<ResidentName, Arc<Semaphore>>>,
+}
+
+impl State {
+    /// A permit for one heavy request of `resident`, or 429 when they
+    /// already have as many running as the operator allows.
+    pub(crate) fn heavy_work_permit(&self, resident: &ResidentName) -> Result<OwnedSemaphorePermit, ApiError> {
+        let semaphore = self
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(resident.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.config.runs_per_resident.max(1))))
+            .clone();
+        semaphore.try_acquire_owned().map_err(|_| {
+            ApiError::TooMany(format!(
+                "you already have {} runs, imports or installs in progress; wait for one to finish",
+                self.config.runs_per_resident
+            ))
+        })
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.home.clock.now_ms()
+    }
+}
+
+/// The whole HTTP surface: API, web UI, health and metrics.
+pub fn router(home: Home, config: ServerConfig) -> Result<(Router, Arc<State>), ServerError> {
+    let accounts = Accounts::open(home.accounts_path())?;
+    let state = Arc::new(State {
+        sessions: auth::Sessions::new(config.session_ttl),
+        metrics: metrics::Metrics::new(),
+        busy: Mutex::new(HashMap::new()),
+        accounts,
+        home,
+        config,
+    });
+    let router = Router::new()
+        .nest("/api/v1", api::routes().merge(admin::routes()))
+        .merge(ui::routes())
+        .merge(metrics::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_upload_bytes))
+        // Refuses a body announced too large from its Content-Length, before reading it.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(state.config.max_upload_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .with_state(state.clone());
+    Ok((router, state))
+}
+
+/// Logs and counts every request by its route pattern: never its path or
+/// query, which can hold a resident's data (a selector, a doctype).
+async fn observe(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.request(status, elapsed);
+    tracing::info!(
+        %method,
+        route = route.as_deref().unwrap_or("(unmatched)"),
+        status,
+        ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Serves until `shutdown` completes, then stops taking connections, gives
+/// in-flight requests `shutdown_grace` to finish (then cancels them: an
+/// import cancelled midway commits nothing), and flushes the store.
+pub async fn serve(
+    home: Home,
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let grace = config.shutdown_grace;
+    let (router, state) = router(home, config)?;
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; waiting for requests in flight");
+        let _ = stopping_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = deadline => tracing::warn!(grace_s = grace.as_secs(), "requests still running after the grace period were cancelled"),
+    }
+    state.home.store.flush()?;
+    tracing::info!("stopped; the store is flushed");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,480 @@
+//! `domicile serve` over real HTTP on 127.0.0.1:0: the resident's API,
+//! sign-in and CSRF, isolation between residents, the operator's API,
+//! per-resident limits, graceful shutdown, health and metrics.
+
+mod common;
+
+use common::server::{Client, Server};
+use common::*;
+use serde_json::{json, Value};
+
+const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
+const DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
+const DONATION: &str = "io.domicile.sample.data-donation";
+const STATEMENT: &str = "io.domicile.learning.statement";
+const CPU_HOG: &str = "org.example.test.cpu-hog";
+
+fn read(path: std::path::PathBuf) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// A home with the sample catalogue and a resident `me` with a password.
+fn home_and_password() -> (TestHome, String) {
+    let home = TestHome::new().with_sample_catalogue();
+    let password = home.set_password("me");
+    (home, password)
+}
+
+fn install(client: &Client, app: &str, grants: &[&str]) -> Value {
+    client.post("/api/v1/apps", &json!({ "app": app, "grants": grants })).ok().json()
+}
+
+fn upload(client: &Client, importer: &str, file: &str, bytes: Vec<u8>) -> common::server::Reply {
+    client.upload(&format!("/api/v1/apps/{importer}/import?file={file}"), bytes)
+}
+
+#[test]
+fn a_resident_does_over_http_what_the_cli_does() {
+    let (home, password) = home_and_password();
+    let server = Server::start(&home);
+    let me = Client::signed_in(&server.url, "me", &password);
+
+    // The catalogue says what each app asks, why, and where it may send data.
+    let catalogue = me.get("/api/v1/catalogue").ok().json();
+    let apps = catalogue["apps"].as_array().unwrap();
+    assert_eq!(apps.len(), 9, "{catalogue}");
+    let donation = apps.iter().find(|a| a["id"] == DONATION).unwrap();
+    assert!(donation["asks"].as_str().unwrap().contains("ask to send data to https://"), "{donation}");
+    assert_eq!(donation["permissions"][0]["title"], "A journey from one place to another");
+    assert_eq!(donation["installed"], Value::Null);
+
+    // Install with a partial grant: the dashboard may not read results.
+    install(&me, LEARNING_IMPORTER, &[&format!("{STATEMENT}:write")]);
+    let dashboard = install(&me, DASHBOARD, &[&format!("{STATEMENT}:read:verb,subject,date")]);
+    assert_eq!(dashboard["granted"], format!("{STATEMENT}:read:date,subject,verb"));
+
+    let summary = upload(&me, LEARNING_IMPORTER, "xapi-lea-2026.json", read(sample_data("xapi-lea-2026.json"))).ok();
+    assert!(summary.json()["output"].to_string().contains("18"), "{}", summary.text());
+    let broken = upload(&me, LEARNING_IMPORTER, "xapi-broken.json", read(fixture_data("xapi-broken.json")));
+    assert_eq!(broken.status, 422);
+    assert!(
+        broken.error().contains("nothing was imported") || broken.error().contains("statement"),
+        "{}",
+        broken.error()
+    );
+
+    let report = me.post(&format!("/api/v1/apps/{DASHBOARD}/run"), &json!({})).ok().json()["output"].clone();
+    assert_eq!(report["months"]["2026-02"]["statements"], 9, "{report}");
+    assert_eq!(report["months"]["2026-02"]["subjects"]["maths"]["avg_score"], Value::Null, "results were not granted");
+
+    // Documents, counts, search.
+    let doctypes = me.get("/api/v1/doctypes").ok().json();
+    assert_eq!(doctypes, json!([{ "doctype": STATEMENT, "count": 18, "title": "A learning record (xAPI statement)" }]));
+    let found = me.get(&format!("/api/v1/docs/{STATEMENT}?limit=3&sort=-date")).ok().json();
+    assert_eq!(found["documents"].as_array().unwrap().len(), 3);
+    assert_eq!(found["more"], true);
+    let bad = me.get(&format!("/api/v1/docs/{STATEMENT}?where=%7Bnot%20json"));
+    assert_eq!(bad.status, 400, "{}", bad.text());
+
+    // Revoke, run: denied, and the audit log says so.
+    me.post(&format!("/api/v1/apps/{DASHBOARD}/revoke"), &json!({})).ok();
+    let denied = me.post(&format!("/api/v1/apps/{DASHBOARD}/run"), &json!({}));
+    assert_eq!(denied.status, 422, "{}", denied.text());
+    assert!(denied.error().contains("denied") || denied.error().contains("not granted"), "{}", denied.error());
+    let audit = me.get(&format!("/api/v1/audit?app={DASHBOARD}")).ok().json();
+    assert!(audit.as_array().unwrap().iter().any(|e| e["outcome"] == "denied"), "{audit}");
+    let sentences = me.get("/api/v1/audit/summary").ok().json();
+    assert!(
+        sentences.as_array().unwrap().iter().any(|s| s["sentence"].as_str().unwrap().contains("read")),
+        "{sentences}"
+    );
+    assert_eq!(me.get("/api/v1/audit/verify").ok().json()["intact"], true);
+
+    // The outbox: a donation waits; denying it means it is never sent.
+    install(&me, IMPORTER, &["io.domicile.mobility.trip:write"]);
+    install(&me, DONATION, &["all"]);
+    upload(&me, IMPORTER, "week.gpx", read(sample_gpx())).ok();
+    let queued = me.post(&format!("/api/v1/apps/{DONATION}/run"), &json!({})).ok().json();
+    let id = queued["output"]["outbox_id"].as_str().unwrap().to_owned();
+    let outbox = me.get("/api/v1/outbox").ok().json();
+    assert_eq!(outbox[0]["status"]["state"], "pending");
+    assert_eq!(outbox[0]["id"].to_string(), id);
+    let denied = me.post(&format!("/api/v1/outbox/{id}/deny"), &json!({})).ok().json();
+    assert_eq!(denied["status"]["state"], "denied");
+    assert_eq!(me.post(&format!("/api/v1/outbox/{id}/approve"), &json!({})).status, 409);
+
+    // Export: the archive `domicile restore` reads.
+    let export = me.get("/api/v1/export").ok();
+    assert_eq!(export.header("content-type"), Some("application/x-tar"));
+    assert!(export.header("content-disposition").unwrap().contains("domicile-me.tar"));
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    let archive = home.path().join("export.tar");
+    std::fs::write(&archive, &export.body).unwrap();
+    let other = TestHome::new();
+    other.ok(&["restore", archive.to_str().unwrap(), "--as", "copy"]);
+    assert_eq!(other.ok(&["--resident", "copy", "--json", "docs", STATEMENT]).json().as_array().unwrap().len(), 18);
+
+    // Uninstall over HTTP after a restart: the store was flushed and released.
+    let server = Server::start(&home);
+    let me = Client::signed_in(&server.url, "me", &password);
+    me.delete(&format!("/api/v1/apps/{DASHBOARD}")).ok();
+    assert!(me.get("/api/v1/apps").ok().json().as_array().unwrap().iter().all(|a| a["id"] != DASHBOARD));
+}
+
+#[test]
+fn sessions_are_http_only_strict_cookies_and_changes_need_the_csrf_token() {
+    let (home, password) = home_and_password();
+    let server = Server::start(&home);
+    let mut me = Client::new(&server.url);
+
+    assert_eq!(me.get("/api/v1/apps").status, 401);
+    let wrong = me.sign_in("me", "not the password");
+    let unknown = me.sign_in("nobody", "not the password");
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert_eq!(wrong.text(), unknown.text(), "a wrong name and a wrong password look the same");
+
+    let signed = me.sign_in("me", &password).ok();
+    let cookie = signed.header("set-cookie").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(me.get("/api/v1/apps").ok().json().as_array().unwrap().is_empty());
+
+    // A page of another site can make the browser send the cookie, but not the token.
+    let forged = Client { csrf: None, ..me.clone() };
+    let reply = forged.post("/api/v1/apps", &json!({ "app": DASHBOARD, "grants": ["all"] }));
+    assert_eq!(reply.status, 403);
+    assert!(reply.error().contains("X-CSRF-Token"), "{}", reply.error());
+    let wrong_token = Client { csrf: Some("0".repeat(64)), ..me.clone() };
+    assert_eq!(wrong_token.post("/api/v1/apps", &json!({ "app": DASHBOARD })).status, 403);
+    assert!(me.get("/api/v1/apps").ok().json().as_array().unwrap().is_empty(), "nothing was installed");
+
+    // Scripts use API tokens instead, without cookies or CSRF.
+    let token = me.post("/api/v1/tokens", &json!({ "label": "backup" })).ok().json();
+    let secret = token["token"].as_str().unwrap();
+    let script = Client::new(&server.url).with_bearer(secret);
+    install(&script, LEARNING_IMPORTER, &["all"]);
+    assert_eq!(me.get("/api/v1/tokens").ok().json()[0]["label"], "backup");
+    assert!(!me.get("/api/v1/tokens").ok().text().contains(secret), "the secret is shown once");
+    me.delete(&format!("/api/v1/tokens/{}", token["id"].as_str().unwrap())).ok();
+    assert_eq!(script.get("/api/v1/apps").status, 401);
+
+    // Signing out ends the session.
+    me.delete("/api/v1/session").ok();
+    assert_eq!(me.get("/api/v1/apps").status, 401);
+
+    // Guessing is throttled per name, whether the name exists or not.
+    let mut guesser = Client::new(&server.url);
+    for name in ["me", "ghost"] {
+        for _ in 0..5 {
+            assert_eq!(guesser.sign_in(name, "guess-guess-guess").status, 401);
+        }
+        let throttled = guesser.sign_in(name, "guess-guess-guess");
+        assert_eq!(throttled.status, 429, "{}", throttled.text());
+        assert!(throttled.header("retry-after").is_some());
+    }
+    assert_eq!(guesser.sign_in("me", &password).status, 429, "even the right password waits");
+}
+
+#[test]
+fn a_resident_cannot_read_run_or_even_detect_another_residents_data() {
+    let home = TestHome::new().with_sample_catalogue();
+    let ana_password = home.add_resident("ana");
+    let bob_password = home.add_resident("bob");
+    let server = Server::start(&home);
+    let ana = Client::signed_in(&server.url, "ana", &ana_password);
+    let bob = Client::signed_in(&server.url, "bob", &bob_password);
+
+    install(&ana, IMPORTER, &["all"]);
+    install(&ana, DONATION, &["all"]);
+    upload(&ana, IMPORTER, "week.gpx", read(sample_gpx())).ok();
+    let outbox_id = ana.post(&format!("/api/v1/apps/{DONATION}/run"), &json!({})).ok().json()["output"]["outbox_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let trip_id = ana.get("/api/v1/docs/io.domicile.mobility.trip?limit=1").ok().json()["documents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ana_token =
+        ana.post("/api/v1/tokens", &json!({ "label": "ana's" })).ok().json()["token"].as_str().unwrap().to_owned();
+
+    // Bob's view of the home is his own, empty space.
+    for path in [
+        "/api/v1/apps",
+        "/api/v1/doctypes",
+        "/api/v1/audit",
+        "/api/v1/outbox",
+        "/api/v1/notifications",
+        "/api/v1/tokens",
+    ] {
+        assert_eq!(bob.get(path).ok().json(), json!([]), "{path}");
+    }
+    assert_eq!(bob.get("/api/v1/docs/io.domicile.mobility.trip").ok().json()["documents"], json!([]));
+    assert_eq!(bob.get("/api/v1/usage").ok().json()["usage"]["documents"], 0);
+    let catalogue = bob.get("/api/v1/catalogue").ok().json();
+    assert!(catalogue["apps"].as_array().unwrap().iter().all(|a| a["installed"].is_null()), "{catalogue}");
+
+    // What exists in Ana's space answers Bob exactly as what exists nowhere.
+    let probes = [
+        (format!("/api/v1/apps/{DONATION}"), "/api/v1/apps/org.example.never.installed".to_owned(), "GET"),
+        (format!("/api/v1/apps/{DONATION}/run"), "/api/v1/apps/org.example.never.installed/run".to_owned(), "POST"),
+        (format!("/api/v1/outbox/{outbox_id}/approve"), "/api/v1/outbox/987654/approve".to_owned(), "POST"),
+        (format!("/api/v1/outbox/{outbox_id}/deny"), "/api/v1/outbox/987654/deny".to_owned(), "POST"),
+        (
+            format!("/api/v1/apps/{DONATION}/revoke"),
+            "/api/v1/apps/org.example.never.installed/revoke".to_owned(),
+            "POST",
+        ),
+        (format!("/api/v1/apps/{DONATION}"), "/api/v1/apps/org.example.never.installed".to_owned(), "DELETE"),
+    ];
+    for (existing, nowhere, method) in &probes {
+        let body = Some(("application/json", b"{}".to_vec()));
+        let a =
+            bob.request(method, existing, if *method == "GET" || *method == "DELETE" { None } else { body.clone() });
+        let b = bob.request(method, nowhere, if *method == "GET" || *method == "DELETE" { None } else { body });
+        assert_eq!(a.status, b.status, "{method} {existing}: {} vs {}", a.text(), b.text());
+        let normalise = |r: &common::server::Reply| {
+            r.text()
+                .replace(DONATION, "APP")
+                .replace("org.example.never.installed", "APP")
+                .replace(&outbox_id, "ID")
+                .replace("987654", "ID")
+        };
+        assert_eq!(normalise(&a), normalise(&b), "{method} {existing}");
+    }
+    let doc = bob.get(&format!("/api/v1/docs/io.domicile.mobility.trip?where=%7B%22_id%22%3A%22{trip_id}%22%7D"));
+    assert!(doc.status == 400 || doc.json()["documents"] == json!([]), "{}", doc.text());
+
+    // Ana's token is Ana's; her data and outbox are untouched by Bob's attempts.
+    let bob_with_anas_token = Client { bearer: Some(ana_token), ..bob.clone() };
+    assert_eq!(
+        bob_with_anas_token.get("/api/v1/session").ok().json()["resident"],
+        "ana",
+        "a token names its owner, whoever sends it"
+    );
+    assert_eq!(ana.get("/api/v1/outbox").ok().json()[0]["status"]["state"], "pending");
+    let export = bob.get("/api/v1/export").ok();
+    assert!(!export.text().contains("gpx-2026"), "Bob's export holds none of Ana's trips");
+    assert!(ana.get("/api/v1/export").ok().text().contains("gpx-2026"));
+}
+
+#[test]
+fn the_operator_manages_residents_and_quotas_but_reads_no_resident_data() {
+    let home = TestHome::new().with_sample_catalogue();
+    let operator_token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let server = Server::start(&home);
+    let operator = Client::new(&server.url).with_bearer(&operator_token);
+
+    assert_eq!(Client::new(&server.url).get("/api/v1/admin/residents").status, 401);
+    assert_eq!(Client::new(&server.url).with_bearer("dmo_wrong").get("/api/v1/admin/residents").status, 401);
+
+    let created = operator.post("/api/v1/admin/residents", &json!({ "name": "carla" })).ok().json();
+    let password = created["password"].as_str().unwrap().to_owned();
+    assert_eq!(operator.post("/api/v1/admin/residents", &json!({ "name": "carla" })).status, 409);
+    assert_eq!(operator.post("/api/v1/admin/residents", &json!({ "name": "../x" })).status, 400);
+    assert_eq!(operator.post("/api/v1/admin/residents", &json!({ "name": "dan", "password": "short" })).status, 400);
+    let carla = Client::signed_in(&server.url, "carla", &password);
+    install(&carla, IMPORTER, &["all"]);
+    upload(&carla, IMPORTER, "week.gpx", read(sample_gpx())).ok();
+
+    // Usage figures, no content.
+    let residents = operator.get("/api/v1/admin/residents").ok();
+    let list = residents.json();
+    let row = list.as_array().unwrap().iter().find(|r| r["name"] == "carla").unwrap().clone();
+    assert_eq!(row["usage"]["documents"], 14);
+    assert_eq!(row["apps"], 1);
+    assert!(!residents.text().contains("gpx-2026") && !residents.text().contains("bike"), "{}", residents.text());
+
+    // The operator's token opens no resident endpoint, and there is no admin route to documents or the audit.
+    for path in
+        ["/api/v1/apps", "/api/v1/docs/io.domicile.mobility.trip", "/api/v1/audit", "/api/v1/export", "/api/v1/outbox"]
+    {
+        assert_eq!(operator.get(path).status, 401, "{path}");
+    }
+    for path in [
+        "/api/v1/admin/residents/carla/docs",
+        "/api/v1/admin/residents/carla/audit",
+        "/api/v1/admin/residents/carla/export",
+    ] {
+        assert_eq!(operator.get(path).status, 404, "{path}");
+    }
+
+    // Quotas hold: an import beyond the quota commits nothing.
+    let quota = operator.put("/api/v1/admin/residents/carla/quota", &json!({ "max_documents": 20 })).ok().json();
+    assert_eq!(quota["quota"]["max_documents"], 20);
+    install(&carla, "io.domicile.sample.bank-importer", &["all"]);
+    let over = upload(&carla, "io.domicile.sample.bank-importer", "bank.ofx", read(sample_data("bank-2026-02.ofx")));
+    assert!(over.status == 409 || over.status == 422, "{}", over.text());
+    assert!(over.error().contains("quota"), "{}", over.error());
+    assert_eq!(carla.get("/api/v1/usage").ok().json()["usage"]["documents"], 14);
+
+    // Disabling ends sessions at once; enabling lets the resident back in.
+    operator.post("/api/v1/admin/residents/carla/disable", &json!({})).ok();
+    assert_eq!(carla.get("/api/v1/apps").status, 401);
+    assert_eq!(Client::new(&server.url).sign_in("carla", &password).status, 401);
+    operator.post("/api/v1/admin/residents/carla/enable", &json!({})).ok();
+    let carla = Client::signed_in(&server.url, "carla", &password);
+    assert_eq!(carla.get("/api/v1/apps").ok().json().as_array().unwrap().len(), 2);
+
+    // A reset password replaces the old one.
+    let reset = operator.post("/api/v1/admin/residents/carla/password", &json!({})).ok().json();
+    assert_eq!(carla.get("/api/v1/apps").status, 401, "sessions end with a reset");
+    assert_eq!(Client::new(&server.url).sign_in("carla", &password).status, 401);
+    Client::signed_in(&server.url, "carla", reset["password"].as_str().unwrap());
+    assert_eq!(operator.post("/api/v1/admin/residents/nobody/disable", &json!({})).status, 404);
+}
+
+/// The cpu-hog test guest, allowed `cpu_ms` of CPU, signed by a new key the home trusts.
+fn install_long_hog(home: &TestHome, resident: &str, cpu_ms: u64) {
+    let keys = tempfile::tempdir().unwrap();
+    let publisher = Keys::generate(home, keys.path(), "hog");
+    home.ok(&["trust", "add", &publisher.public()]);
+    let manifest = std::fs::read_to_string(repo().join("tests/fixtures/manifests/cpu-hog.toml"))
+        .unwrap()
+        .replace("cpu-ms = 300", &format!("cpu-ms = {cpu_ms}\nwall-ms = {}", cpu_ms * 4));
+    let package = home.path().join("hog.dpkg");
+    pack(home, &manifest, &component_of(&fixture_package("cpu-hog")), &publisher, &package);
+    home.ok(&["--resident", resident, "install", package.to_str().unwrap(), "--grant", "all"]);
+}
+
+/// Waits until the server runs `n` app invocations (a liveness guard of 60 s).
+fn wait_running(server: &Server, n: u32) {
+    let started = std::time::Instant::now();
+    let wanted = format!("domicile_app_invocations_running {n}");
+    while !Client::new(&server.url).get("/metrics").text().contains(&wanted) {
+        assert!(started.elapsed().as_secs() < 60, "never saw {wanted}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn one_resident_cannot_starve_the_others_and_requests_are_bounded() {
+    let home = TestHome::new().with_sample_catalogue();
+    std::fs::write(home.path().join("config.toml"), "[server]\nruns-per-resident = 1\nmax-upload-mib = 1\n").unwrap();
+    let (ana_password, bob_password) = (home.add_resident("ana"), home.add_resident("bob"));
+    install_long_hog(&home, "ana", 3000);
+    let server = Server::start(&home);
+    let ana = Client::signed_in(&server.url, "ana", &ana_password);
+    let bob = Client::signed_in(&server.url, "bob", &bob_password);
+    install(&bob, LEARNING_IMPORTER, &["all"]);
+
+    let hog = {
+        let ana = ana.clone();
+        std::thread::spawn(move || ana.post(&format!("/api/v1/apps/{CPU_HOG}/run"), &json!({})))
+    };
+    wait_running(&server, 1);
+    let second = ana.post(&format!("/api/v1/apps/{CPU_HOG}/run"), &json!({}));
+    assert_eq!(second.status, 429, "{}", second.text());
+    assert!(second.error().contains("in progress"), "{}", second.error());
+    // Bob is not held up by Ana's run.
+    upload(&bob, LEARNING_IMPORTER, "x.json", read(sample_data("xapi-lea-2026.json"))).ok();
+    assert!(Client::new(&server.url).get("/healthz").ok().text().starts_with("ok"));
+
+    let hog = hog.join().unwrap();
+    assert_eq!(hog.status, 422);
+    assert!(hog.error().contains("CPU time limit (3000 ms)"), "{}", hog.error());
+
+    // Uploads over the operator's limit are refused from their announced
+    // length, before the body is even read (so a raw request: an HTTP
+    // client would still be writing the body when the answer comes).
+    let status_line = {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        write!(
+            stream,
+            "POST /api/v1/apps/{LEARNING_IMPORTER}/import?file=big.json HTTP/1.1\r\nHost: x\r\nCookie: {}\r\nX-CSRF-Token: {}\r\nContent-Length: {}\r\n\r\n",
+            bob.cookie.as_ref().unwrap(),
+            bob.csrf.as_ref().unwrap(),
+            2 * 1024 * 1024
+        )
+        .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stream).read_line(&mut line).unwrap();
+        line
+    };
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+
+    let metrics = Client::new(&server.url).get("/metrics").ok().text();
+    assert!(metrics.contains("domicile_app_runs_total{kind=\"run\",outcome=\"app-failed\"} 1"), "{metrics}");
+    assert!(metrics.contains("domicile_app_runs_total{kind=\"import\",outcome=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("domicile_http_requests_total{class=\"4xx\"}"), "{metrics}");
+    for personal in ["ana", "bob", CPU_HOG, LEARNING_IMPORTER] {
+        assert!(!metrics.contains(personal), "metrics name `{personal}`");
+    }
+}
+
+#[test]
+fn shutdown_lets_runs_in_flight_finish_then_flushes_and_releases_the_home() {
+    let (home, password) = home_and_password();
+    install_long_hog(&home, "me", 2000);
+    let server = Server::start_with_env(&home, &[("DOMICILE_LOG", "info")]);
+    let me = Client::signed_in(&server.url, "me", &password);
+    install(&me, LEARNING_IMPORTER, &["all"]);
+    upload(&me, LEARNING_IMPORTER, "lea.json", read(sample_data("xapi-lea-2026.json"))).ok();
+
+    let run = {
+        let me = me.clone();
+        std::thread::spawn(move || me.post(&format!("/api/v1/apps/{CPU_HOG}/run"), &json!({})))
+    };
+    wait_running(&server, 1);
+    let stopped = server.stop();
+    let answered = run.join().unwrap();
+    assert_eq!(answered.status, 422, "the run in flight got its answer: {}", answered.text());
+    assert!(answered.error().contains("CPU time limit"), "{}", answered.error());
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(stopped.stdout.contains("domicile: stopped"), "{}", stopped.stdout);
+
+    // The home is free again and everything is on disk.
+    assert_eq!(home.ok(&["--json", "docs", STATEMENT]).json().as_array().unwrap().len(), 18);
+    home.ok(&["audit", "verify"]);
+
+    // The logs name routes, never what the resident sent or has.
+    for personal in [password.as_str(), "lea.json", "Léa", "maths", "xapi", "/api/v1/apps/io.domicile"] {
+        assert!(!stopped.stderr.contains(personal), "the log contains `{personal}`:\n{}", stopped.stderr);
+    }
+    assert!(stopped.stderr.contains("route=\"/api/v1/apps/{app}/run\""), "{}", stopped.stderr);
+}
+
+#[test]
+fn malformed_requests_get_clear_errors_and_the_server_keeps_serving() {
+    let (home, password) = home_and_password();
+    let server = Server::start(&home);
+    let me = Client::signed_in(&server.url, "me", &password);
+    install(&me, LEARNING_IMPORTER, &["all"]);
+
+    let cases: Vec<(&str, String, Option<Vec<u8>>)> = vec![
+        ("POST", "/api/v1/apps".into(), Some(b"{not json".to_vec())),
+        ("POST", "/api/v1/apps".into(), Some(br#"{"app": "../../etc/passwd"}"#.to_vec())),
+        (
+            "POST",
+            "/api/v1/apps".into(),
+            Some(br#"{"app": "io.domicile.sample.budget", "grants": ["io.domicile.mobility.trip:read"]}"#.to_vec()),
+        ),
+        ("POST", "/api/v1/apps".into(), Some(br#"{"app": "io.domicile.sample.budget", "unexpected": 1}"#.to_vec())),
+        ("POST", format!("/api/v1/apps/{LEARNING_IMPORTER}/run"), Some(b"{}".to_vec())),
+        ("POST", format!("/api/v1/apps/{LEARNING_IMPORTER}/import?file=..%2F..%2Fx"), Some(vec![0xff, 0xfe, 0x00])),
+        ("POST", format!("/api/v1/apps/{LEARNING_IMPORTER}/import"), Some(b"[]".to_vec())),
+        ("GET", "/api/v1/docs/not a doctype".replace(' ', "%20"), None),
+        ("GET", "/api/v1/docs/io.domicile.mobility.trip?sort=-".into(), None),
+        ("GET", "/api/v1/audit?since_ms=yesterday".into(), None),
+        ("POST", "/api/v1/outbox/not-a-number/approve".into(), Some(b"{}".to_vec())),
+        (
+            "POST",
+            "/api/v1/session".into(),
+            Some(format!(r#"{{"name": "{}", "password": "x"}}"#, "n".repeat(100_000)).into_bytes()),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let reply = me.request(method, &path, body.map(|b| ("application/json", b)));
+        assert!((400..500).contains(&reply.status), "{method} {path}: HTTP {} {}", reply.status, reply.text());
+    }
+    // The import of garbage reached the importer, which refused it without writing.
+    let garbage = upload(&me, LEARNING_IMPORTER, "garbage.json", vec![0xff, 0xfe, 0x00]);
+    assert_eq!(garbage.status, 422, "{}", garbage.text());
+    assert_eq!(me.get("/api/v1/doctypes").ok().json(), json!([]));
+    assert!(Client::new(&server.url).get("/healthz").ok().text().starts_with("ok"));
+    assert_eq!(me.get("/api/v1/apps").ok().json().as_array().unwrap().len(), 1);
+}
