@@ -86,7 +86,7 @@ const VERBS = { read: "read", write: "add and change", delete: "delete" };
 
 /** One permission in words: "Read your trips (only: date, mode), because ..." */
 function permissionText(p) {
-  const what = p.title ? `${p.title.toLowerCase()} (${p.doctype})` : p.doctype;
+  const what = p.title ? `${p.title[0].toLowerCase()}${p.title.slice(1)} (${p.doctype})` : p.doctype;
   const verbs = p.access.map((a) => VERBS[a] || a).join(", ");
   return `${verbs[0].toUpperCase()}${verbs.slice(1)} ${what}`;
 }
@@ -199,8 +199,7 @@ async function installPage(id) {
       }
     });
     const installed = await api("POST", "/apps", { app: app.id, grants });
-    location.hash = "#/apps";
-    say(`Installed ${installed.name}; granted: ${installed.granted}`);
+    await navigate("#/apps", `Installed ${installed.name}; granted: ${installed.granted}`);
   }));
   page(`Install ${app.name} ${app.latest}?`, form);
 }
@@ -463,7 +462,24 @@ async function route() {
   page("Not found", h("p", {}, "There is no such page. ", h("a", { href: "#/" }, "Go home.")));
 }
 
-window.addEventListener("hashchange", () => { clearMessages(); route(); });
+/** A message shown once the next page is on screen. */
+let flash = null;
+
+async function navigate(hash, message) {
+  if (location.hash === hash) {
+    await route();
+    if (message) say(message);
+  } else {
+    flash = message;
+    location.hash = hash;
+  }
+}
+
+window.addEventListener("hashchange", async () => {
+  clearMessages();
+  await route();
+  if (flash) { say(flash); flash = null; }
+});
 
 (async function start() {
   try {

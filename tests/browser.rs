@@ -1,0 +1,271 @@
+//! The web UI in a real browser: Debian's headless Chromium, driven through
+//! chromedriver (WebDriver) by fantoccini, against `domicile serve` on
+//! 127.0.0.1:0. A resident signs in, installs sample apps from the
+//! catalogue with a partial grant, imports a file, runs an app, revokes it,
+//! finds the denial in the audit log, and approves an outbox item that a
+//! real local server then receives byte for byte.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian packages; `.ci/run`
+//! installs them). Without them the test fails and says so.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::server::Server;
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
+const DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
+const DONATION: &str = "io.domicile.sample.data-donation";
+const STATEMENT: &str = "io.domicile.learning.statement";
+
+/// chromedriver on a free port; killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        assert!(
+            std::path::Path::new(&driver).exists(),
+            "the browser tests need Chromium and ChromeDriver: `apt-get install chromium chromium-driver` (Debian), or set CHROMEDRIVER"
+        );
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "chromedriver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn browser(&self, profile: &std::path::Path) -> Client {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                // Root in CI: no sandbox. No background traffic: the machine has no network.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--no-first-run", "--disable-quic", "--window-size=1280,2000",
+                         format!("--user-data-dir={}", profile.display())],
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session through chromedriver")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// An element by id (ids here contain dots, which CSS would read as classes).
+fn id(id: &str) -> String {
+    format!("[id=\"{id}\"]")
+}
+
+/// Waits until the element matching `css` shows `needle` (30 s liveness guard).
+async fn wait_text(browser: &Client, css: &str, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(element) = browser.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if text.contains(needle) {
+                    return text;
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let shown = browser.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+            panic!("`{css}` never showed `{needle}`; the page shows:\n{shown}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser.wait().for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+}
+
+/// Every form control of the page has a label a screen reader announces.
+async fn assert_labelled(browser: &Client, page: &str) {
+    let unlabelled = browser
+        .execute(
+            "return [...document.querySelectorAll('main input, main select, main textarea')]
+                .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))
+                .map(e => e.outerHTML);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "unlabelled controls on {page}");
+}
+
+/// With DOMICILE_SCREENSHOTS=DIR, saves the page as DIR/NAME.png (to look at the UI).
+async fn shot(browser: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("DOMICILE_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{name}.png"), browser.screenshot().await.unwrap()).unwrap();
+    }
+}
+
+async fn go(browser: &Client, url: &str, heading: &str) {
+    browser.goto(url).await.unwrap();
+    wait_text(browser, "h1", heading).await;
+}
+
+/// A real HTTP server on 127.0.0.1 that hands each request body to the test.
+fn receiver() -> (String, mpsc::Receiver<String>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/contributions", server.server_addr().to_ip().unwrap().port());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for mut request in server.incoming_requests() {
+            let mut body = String::new();
+            std::io::Read::read_to_string(request.as_reader(), &mut body).unwrap();
+            tx.send(body).ok();
+            request.respond(tiny_http::Response::from_string("recorded")).ok();
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
+    let home = TestHome::new().with_sample_catalogue();
+    let password = home.set_password("me");
+    // The data donation, pointed at this test's server: signed by a key the home trusts.
+    let (survey, received) = receiver();
+    let keys = tempfile::tempdir().unwrap();
+    let city = Keys::generate(&home, keys.path(), "city");
+    home.ok(&["trust", "add", &city.public()]);
+    let manifest = std::fs::read_to_string(repo().join("manifests/data-donation.toml"))
+        .unwrap()
+        .replace("https://enquete-mobilite.nantesmetropole.example/api/contributions", &survey);
+    let package = home.path().join("donation.dpkg");
+    pack(&home, &manifest, &component_of(&sample_package("data-donation")), &city, &package);
+    home.install(&package, &["all"]);
+    home.install(&sample_package("gpx-importer"), &["all"]);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+
+    let server = Server::start(&home);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let url = &server.url;
+
+    // Sign in.
+    go(&browser, &format!("{url}/"), "Sign in").await;
+    assert_labelled(&browser, "sign-in").await;
+    browser.find(Locator::Css("#sign-in-name")).await.unwrap().send_keys("me").await.unwrap();
+    browser.find(Locator::Css("#sign-in-password")).await.unwrap().send_keys(&password).await.unwrap();
+    click(&browser, "#sign-in button[type=submit]").await;
+    wait_text(&browser, "h1", "Welcome home, me").await;
+
+    // The catalogue says, in words, what each app asks and why.
+    go(&browser, &format!("{url}/#/catalogue"), "Catalogue").await;
+    let dashboard_card = wait_text(&browser, "main", "Learning").await;
+    assert!(dashboard_card.contains("Why: Count the learning records"), "{dashboard_card}");
+    shot(&browser, "catalogue").await;
+
+    // Install the importer, then the dashboard with a partial grant: no results.
+    click(&browser, &id(&format!("install-{LEARNING_IMPORTER}"))).await;
+    wait_text(&browser, "h1", "Install").await;
+    assert_labelled(&browser, "the consent screen").await;
+    shot(&browser, "consent").await;
+    click(&browser, &id(&format!("grant-{STATEMENT}-write"))).await;
+    click(&browser, "#install").await;
+    wait_text(&browser, "#status", "Installed").await;
+
+    go(&browser, &format!("{url}/#/catalogue"), "Catalogue").await;
+    click(&browser, &id(&format!("install-{DASHBOARD}"))).await;
+    wait_text(&browser, "h1", "Install").await;
+    click(&browser, &id(&format!("grant-{STATEMENT}-read"))).await;
+    click(&browser, &id(&format!("field-{STATEMENT}-result"))).await;
+    click(&browser, "#install").await;
+    let granted = wait_text(&browser, "#status", "Installed").await;
+    assert!(granted.contains(&format!("{STATEMENT}:read:date,subject,verb")), "{granted}");
+
+    // Import a file, with the upload's progress shown.
+    go(&browser, &format!("{url}/#/import"), "Import a file").await;
+    assert_labelled(&browser, "import").await;
+    browser.find(Locator::Css("#importer")).await.unwrap().select_by_value(LEARNING_IMPORTER).await.unwrap();
+    let file = sample_data("xapi-lea-2026.json");
+    browser.find(Locator::Css("#import-file")).await.unwrap().send_keys(file.to_str().unwrap()).await.unwrap();
+    click(&browser, "#import-form button[type=submit]").await;
+    let summary = wait_text(&browser, "#import-result", "Imported").await;
+    assert!(summary.contains("18"), "{summary}");
+
+    // Run the dashboard: it counts, without the scores it was not granted.
+    go(&browser, &format!("{url}/#/apps"), "My apps").await;
+    assert_labelled(&browser, "my apps").await;
+    click(&browser, &id(&format!("run-{DASHBOARD}"))).await;
+    let output = wait_text(&browser, &format!("{} pre", id(&format!("result-{DASHBOARD}"))), "statements").await;
+    let report: Value = serde_json::from_str(&output).unwrap();
+    assert_eq!(report["months"]["2026-02"]["statements"], 9, "{report}");
+    assert_eq!(report["months"]["2026-02"]["subjects"]["maths"]["avg_score"], Value::Null);
+    shot(&browser, "apps").await;
+
+    // Take the grant back; the next run is denied, and the audit log shows it.
+    click(&browser, &id(&format!("revoke-{DASHBOARD}-{STATEMENT}"))).await;
+    wait_text(&browser, "#status", "can no longer").await;
+    click(&browser, &id(&format!("run-{DASHBOARD}"))).await;
+    let denied = wait_text(&browser, &id(&format!("result-{DASHBOARD}")), "denied").await;
+    assert!(denied.contains(DASHBOARD), "{denied}");
+    go(&browser, &format!("{url}/#/activity"), "What apps did").await;
+    let audit = wait_text(&browser, "#audit", "DENIED").await;
+    shot(&browser, "activity").await;
+    assert!(audit.lines().any(|l| l.contains(DASHBOARD) && l.contains("DENIED")), "{audit}");
+    click(&browser, "main button.secondary").await;
+    wait_text(&browser, "#audit-verdict", "The log is intact").await;
+
+    // The donation asks to send a summary; it leaves only once approved, exactly as shown.
+    go(&browser, &format!("{url}/#/apps"), "My apps").await;
+    let input = browser.find(Locator::Css(&id(&format!("input-{DONATION}")))).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&json!({ "destination": survey }).to_string()).await.unwrap();
+    click(&browser, &id(&format!("run-{DONATION}"))).await;
+    wait_text(&browser, &id(&format!("result-{DONATION}")), "outbox_id").await;
+    assert!(received.try_recv().is_err(), "nothing leaves by running the app");
+    go(&browser, &format!("{url}/#/outbox"), "Outbox").await;
+    let shown = wait_text(&browser, ".payload", "survey").await;
+    wait_text(&browser, ".outbox-status", "Waiting for your decision").await;
+    shot(&browser, "outbox").await;
+    click(&browser, "[id^=approve-]").await;
+    wait_text(&browser, ".outbox-status", "Sent").await;
+    let body = received.recv_timeout(Duration::from_secs(30)).expect("the survey server received the item");
+    assert_eq!(body, shown, "what was sent is byte for byte what the page showed");
+
+    // Export is a plain download link; signing out ends the session.
+    go(&browser, &format!("{url}/#/export"), "Export").await;
+    let href = browser.find(Locator::Css("#export-link")).await.unwrap().attr("href").await.unwrap();
+    assert_eq!(href.as_deref(), Some("/api/v1/export"));
+    click(&browser, "#sign-out").await;
+    wait_text(&browser, "h1", "Sign in").await;
+    browser.goto(&format!("{url}/#/apps")).await.unwrap();
+    wait_text(&browser, "h1", "Sign in").await;
+    browser.close().await.unwrap();
+}
