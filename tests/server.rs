@@ -478,3 +478,20 @@ fn malformed_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert!(Client::new(&server.url).get("/healthz").ok().text().starts_with("ok"));
     assert_eq!(me.get("/api/v1/apps").ok().json().as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn the_load_test_runs_every_resident_over_http_and_reports_against_in_process() {
+    // Tiny sizes: this checks that the load test runs and reports, never how fast anything is.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
+        .args(["--json", "bench-server", "--residents", "3", "--runs", "2"])
+        .env_remove("DOMICILE_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"], json!([]), "{report}");
+    assert_eq!(report["over_http"]["latency"]["samples"], 6, "{report}");
+    assert_eq!(report["in_process"]["latency"]["samples"], 6, "{report}");
+    assert!(report["http_throughput_ratio"].is_number(), "{report}");
+    assert!(report["healthz_under_load"]["p99_ms"].is_number(), "{report}");
+}

@@ -31,6 +31,10 @@ pub async fn execute(cli: Cli) -> Result<()> {
             };
             return crate::bench::run(options).await;
         }
+        Command::BenchServer { residents, runs } => {
+            let options = crate::loadtest::LoadOptions { residents: *residents, runs: *runs, json };
+            return crate::loadtest::run(options).await;
+        }
         Command::Keygen { out } => return keygen(out, json),
         Command::Pack { manifest, component, key, out } => return pack(manifest, component, key, out, json),
         Command::Catalogue(CatalogueCommand::Build { dir, key, name }) => {
@@ -67,6 +71,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     match command {
         Command::Demo { .. }
         | Command::Bench { .. }
+        | Command::BenchServer { .. }
         | Command::Keygen { .. }
         | Command::Pack { .. }
         | Command::Init { .. }

@@ -10,6 +10,7 @@ mod commands;
 mod consent;
 mod demo;
 mod home;
+mod loadtest;
 mod outbox;
 mod serve;
 
@@ -70,6 +71,15 @@ pub enum Command {
     },
     /// Make a new operator token for the admin API (the previous one stops working).
     OperatorToken,
+    /// Load-test `serve`: many residents running apps at once over loopback, against the same runs in-process.
+    BenchServer {
+        /// Residents running at once.
+        #[arg(long, default_value_t = 20)]
+        residents: usize,
+        /// Runs of the mobility footprint per resident.
+        #[arg(long, default_value_t = 25)]
+        runs: usize,
+    },
     /// Create a new home with its first resident.
     Init {
         /// The first resident's name.

@@ -1,0 +1,267 @@
+//! `domicile bench-server`: many residents running apps at once through
+//! `domicile serve` over loopback, against the same runs made in-process
+//! (no HTTP) in the same run, while a probe checks the server still
+//! answers `/healthz` quickly. On a scratch home deleted afterwards.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use domicile_manifest::{AppId, Grants};
+use domicile_package::Role;
+use domicile_store::ResidentSpace;
+use serde_json::{json, Value};
+
+use crate::home::Home;
+
+const IMPORTER: &str = "io.domicile.sample.gpx-importer";
+const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
+const GPX: &[u8] = include_bytes!("../../../sample-apps/data/week-around-nantes.gpx");
+
+pub struct LoadOptions {
+    pub residents: usize,
+    pub runs: usize,
+    pub json: bool,
+}
+
+/// p50, p99 and max of samples, in ms.
+fn percentiles(mut samples: Vec<Duration>) -> Value {
+    if samples.is_empty() {
+        return json!(null);
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+    json!({ "p50_ms": ms(at(0.50)), "p99_ms": ms(at(0.99)), "max_ms": ms(at(1.0)), "samples": samples.len() })
+}
+
+/// A signed-in resident of the server under test.
+struct Session {
+    agent: ureq::Agent,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(120))).build().into()
+}
+
+impl Session {
+    fn sign_in(base: &str, name: &str, password: &str) -> Result<Session> {
+        let agent = agent();
+        let mut reply = agent
+            .post(format!("{base}/api/v1/session"))
+            .header("content-type", "application/json")
+            .send(json!({ "name": name, "password": password }).to_string())
+            .context("signing in")?;
+        let cookie = reply
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .context("no session cookie")?
+            .to_owned();
+        let body: Value = serde_json::from_str(&reply.body_mut().read_to_string()?)?;
+        let csrf = body["csrf"].as_str().context("no CSRF token")?.to_owned();
+        Ok(Session { agent, base: base.to_owned(), cookie, csrf })
+    }
+
+    fn run(&self, app: &str) -> Result<Duration> {
+        let started = Instant::now();
+        let mut reply = self
+            .agent
+            .post(format!("{}/api/v1/apps/{app}/run", self.base))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .header("content-type", "application/json")
+            .send("{}")?;
+        reply.body_mut().read_to_string()?;
+        Ok(started.elapsed())
+    }
+}
+
+pub async fn run(options: LoadOptions) -> Result<()> {
+    if options.residents == 0 || options.runs == 0 {
+        bail!("--residents and --runs must be at least 1");
+    }
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory for the load test")?;
+    let home = Home::create(scratch.path(), &"r0".parse()?)?;
+    home.trust()?.add(crate::demo::sample_key()?, "domicile samples", &[Role::Publisher])?;
+    let runtime = home.runtime()?.clone();
+    let accounts = domicile_server::Accounts::open(scratch.path().join("accounts.json"))?;
+    let password = domicile_server::new_password();
+
+    // Residents, each with the mobility apps and a week of trips.
+    let mut spaces = Vec::new();
+    for i in 0..options.residents {
+        let name = format!("r{i}").parse()?;
+        let space = if i == 0 { home.store.resident(&name)? } else { home.store.create_resident(&name)? };
+        accounts.set_password(&name, &password)?;
+        for app in ["gpx-importer", "mobility-footprint"] {
+            let prepared = runtime.prepare_install(&space, &home.trust()?, crate::demo::sample_package(app)?, None)?;
+            let grants = Grants::all(prepared.manifest());
+            runtime.install(&space, prepared, grants)?;
+        }
+        runtime.run_importer(&space, &IMPORTER.parse()?, "week.gpx", GPX).await?;
+        spaces.push(space);
+    }
+    drop(accounts);
+    let footprint: AppId = FOOTPRINT.parse()?;
+
+    // Baseline: the same runs, as many at once, straight on the runtime.
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for space in spaces.clone() {
+        let (runtime, app, runs) = (runtime.clone(), footprint.clone(), options.runs);
+        tasks.push(tokio::spawn(async move { in_process(&runtime, &space, &app, runs).await }));
+    }
+    let mut direct = Vec::new();
+    for task in tasks {
+        direct.extend(task.await??);
+    }
+    let direct_elapsed = started.elapsed();
+
+    // The server, in this process, on a free port of 127.0.0.1.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut config = home.server_config()?;
+    config.runs_per_resident = 2;
+    let served = domicile_server::Home {
+        dir: home.dir.clone(),
+        store: home.store.clone(),
+        runtime: runtime.clone(),
+        clock: crate::home::clock_from_env()?,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(domicile_server::serve(served, config, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let idle = {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || probe(&base, Duration::from_millis(600), None)).await??
+    };
+    let load_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (base, done) = (base.clone(), load_done.clone());
+        tokio::task::spawn_blocking(move || probe(&base, Duration::from_secs(3600), Some(done)))
+    };
+    // Everyone signs in first (argon2 is slow on purpose), then all run at once.
+    let ready = Arc::new(std::sync::Barrier::new(options.residents));
+    let mut clients = Vec::new();
+    for i in 0..options.residents {
+        let (base, password, runs, ready) = (base.clone(), password.clone(), options.runs, ready.clone());
+        clients.push(tokio::task::spawn_blocking(move || -> Result<(Instant, Instant, Vec<Duration>)> {
+            let session = Session::sign_in(&base, &format!("r{i}"), &password);
+            ready.wait();
+            let started = Instant::now();
+            let samples = (0..runs).map(|_| session.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?.run(FOOTPRINT));
+            let samples = samples.collect::<Result<Vec<_>>>()?;
+            Ok((started, Instant::now(), samples))
+        }));
+    }
+    let mut over_http = Vec::new();
+    let mut errors = Vec::new();
+    let (mut first, mut last) = (None::<Instant>, None::<Instant>);
+    for client in clients {
+        match client.await? {
+            Ok((started, ended, samples)) => {
+                first = Some(first.map_or(started, |f| f.min(started)));
+                last = Some(last.map_or(ended, |l| l.max(ended)));
+                over_http.extend(samples);
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    let http_elapsed = match (first, last) {
+        (Some(first), Some(last)) => last - first,
+        _ => Duration::from_secs(1),
+    };
+    load_done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let under_load = prober.await??;
+    let _ = stop.send(());
+    server.await??;
+
+    let total = (options.residents * options.runs) as f64;
+    let direct_rate = total / direct_elapsed.as_secs_f64();
+    let http_rate = over_http.len() as f64 / http_elapsed.as_secs_f64();
+    let report = json!({
+        "residents": options.residents,
+        "runs_per_resident": options.runs,
+        "in_process": { "runs_per_s": (direct_rate * 10.0).round() / 10.0, "latency": percentiles(direct) },
+        "over_http": { "runs_per_s": (http_rate * 10.0).round() / 10.0, "latency": percentiles(over_http) },
+        "http_throughput_ratio": (http_rate / direct_rate * 100.0).round() / 100.0,
+        "healthz_idle": percentiles(idle),
+        "healthz_under_load": percentiles(under_load),
+        "errors": errors,
+    });
+    if options.json {
+        println!("{report}");
+    } else {
+        print_report(&report);
+    }
+    if !report["errors"].as_array().is_some_and(Vec::is_empty) {
+        bail!("{} resident(s) could not complete their runs", report["errors"].as_array().map_or(0, Vec::len));
+    }
+    Ok(())
+}
+
+async fn in_process(
+    runtime: &domicile_host::Runtime,
+    space: &ResidentSpace,
+    app: &AppId,
+    runs: usize,
+) -> Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        runtime.run_service(space, app, "{}").await?;
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
+}
+
+/// `/healthz` every 20 ms until `until` is set (or `window` passed).
+fn probe(base: &str, window: Duration, until: Option<Arc<std::sync::atomic::AtomicBool>>) -> Result<Vec<Duration>> {
+    let agent = agent();
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    // At least one sample, however short the load.
+    loop {
+        let t = Instant::now();
+        agent.get(format!("{base}/healthz")).call()?.body_mut().read_to_string()?;
+        samples.push(t.elapsed());
+        if started.elapsed() >= window || until.as_ref().is_some_and(|d| d.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(samples)
+}
+
+fn print_report(r: &Value) {
+    let num = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x}"));
+    let row = |rate: &str, label: &str, v: &Value| {
+        println!(
+            "{rate:>10} {:>10} {:>10} {:>10}   {label}",
+            num(&v["p50_ms"]) + " ms",
+            num(&v["p99_ms"]) + " ms",
+            num(&v["max_ms"]) + " ms"
+        )
+    };
+    println!(
+        "domicile bench-server: {} residents x {} runs of the mobility footprint each, all residents at once\n",
+        r["residents"], r["runs_per_resident"]
+    );
+    println!("{:>10} {:>10} {:>10} {:>10}", "runs/s", "p50", "p99", "max");
+    for (label, key) in
+        [("in-process (no HTTP), same concurrency", "in_process"), ("over HTTP on 127.0.0.1", "over_http")]
+    {
+        row(&num(&r[key]["runs_per_s"]), label, &r[key]["latency"]);
+    }
+    row("", "GET /healthz, idle", &r["healthz_idle"]);
+    row("", "GET /healthz, during the load", &r["healthz_under_load"]);
+    println!("\nHTTP throughput / in-process: {}x", num(&r["http_throughput_ratio"]));
+    println!("errors: {}", r["errors"].as_array().map_or(0, Vec::len));
+}
