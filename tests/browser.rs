@@ -242,6 +242,15 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     click(&browser, "main button.secondary").await;
     wait_text(&browser, "#audit-verdict", "The log is intact").await;
 
+    // What is not granted can be allowed again from My apps.
+    go(&browser, &format!("{url}/#/apps"), "My apps").await;
+    click(&browser, &id(&format!("allow-{DASHBOARD}-{STATEMENT}-read"))).await;
+    wait_text(&browser, "#status", "may now read").await;
+    click(&browser, &id(&format!("run-{DASHBOARD}"))).await;
+    let output = wait_text(&browser, &format!("{} pre", id(&format!("result-{DASHBOARD}"))), "statements").await;
+    let report: Value = serde_json::from_str(&output).unwrap();
+    assert!(report["months"]["2026-02"]["subjects"]["maths"]["avg_score"].is_number(), "{report}");
+
     // The donation asks to send a summary; it leaves only once approved, exactly as shown.
     go(&browser, &format!("{url}/#/apps"), "My apps").await;
     let input = browser.find(Locator::Css(&id(&format!("input-{DONATION}")))).await.unwrap();

@@ -20,7 +20,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     let resident = resident.as_deref();
     // Commands that need no home.
     match &command {
-        Command::Demo { dir } => return crate::demo::run(dir.clone()).await,
+        Command::Demo { dir, serve } => return crate::demo::run(dir.clone(), *serve).await,
         Command::Bench { invocations, documents, rows, spin } => {
             let options = crate::bench::BenchOptions {
                 invocations: *invocations,

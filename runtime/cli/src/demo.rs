@@ -62,7 +62,7 @@ fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
 
-pub async fn run(dir: Option<PathBuf>) -> Result<()> {
+pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> Result<()> {
     let dir = dir.unwrap_or_else(|| PathBuf::from("domicile-demo"));
     prepare_dir(&dir)?;
     println!("domicile demo: a personal data home in {}", dir.display());
@@ -176,7 +176,22 @@ pub async fn run(dir: Option<PathBuf>) -> Result<()> {
     println!("  domicile --home {h} outbox");
     println!("  domicile --home {h} revoke {FOOTPRINT} && domicile --home {h} run {FOOTPRINT}");
     println!("  domicile --home {h} audit --summary && domicile --home {h} audit verify");
-    Ok(())
+
+    // The same home in a browser: `me` gets a password for the web UI.
+    let password = domicile_server::new_password();
+    domicile_server::Accounts::open(dir.join("accounts.json"))?.set_password(&me, &password)?;
+    match serve {
+        None => {
+            println!("\nOr in a browser: `domicile --home {h} serve`, then open http://127.0.0.1:8080/");
+            println!("  and sign in as `me` with the password {password}");
+            Ok(())
+        }
+        Some(addr) => {
+            println!("\nThe web UI: sign in as `me` with the password {password} (Ctrl-C stops the server)");
+            drop(space);
+            crate::serve::serve(home, addr).await
+        }
+    }
 }
 
 /// How many documents of `doctype` the space holds.

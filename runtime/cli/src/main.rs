@@ -46,6 +46,9 @@ pub enum Command {
         /// Where to create the demo home (default ./domicile-demo, replaced if it is a previous demo).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Then serve the demo home's web UI at ADDR (default 127.0.0.1:8080) until Ctrl-C.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+        serve: Option<std::net::SocketAddr>,
     },
     /// Measure domicile against raw wasmtime and native Rust, in one run (use a release build).
     Bench {

@@ -228,9 +228,19 @@ async function appsPage() {
       `${g.access.map((a) => VERBS[a] || a).join(", ")} ${doctype}`, g.fields ? ` (only ${g.fields.join(", ")})` : "", " ",
       h("button", { type: "button", class: "secondary", id: `revoke-${app.id}-${doctype}`, onclick: action(async () => {
         await api("POST", `/apps/${encodeURIComponent(app.id)}/revoke`, { grants: g.access.map((a) => `${doctype}:${a}`) });
-        say(`${app.name} can no longer ${g.access.join(", ")} ${doctype}.`);
         await appsPage();
+        say(`${app.name} can no longer ${g.access.join(", ")} ${doctype}.`);
       }) }, "Take back")));
+    // What it asks for that is not granted: the resident can allow it here.
+    const notGranted = app.permissions.flatMap((p) => p.access
+      .filter((a) => !(app.grants[p.doctype] && app.grants[p.doctype].access.includes(a)))
+      .map((a) => h("li", {}, `${permissionText({ ...p, access: [a] })} — why: ${p.purpose} `,
+        h("button", { type: "button", class: "secondary", id: `allow-${app.id}-${p.doctype}-${a}`, onclick: action(async () => {
+          await api("POST", `/apps/${encodeURIComponent(app.id)}/grants`, { grants: [`${p.doctype}:${a}`] });
+          await appsPage();
+          say(`${app.name} may now ${VERBS[a] || a} ${p.doctype}.`);
+        }) }, "Allow"))));
+    const updateBox = h("div", { "aria-live": "polite" });
     return h("article", { class: "card", "aria-labelledby": "h-" + app.id },
       h("h2", { id: "h-" + app.id }, app.name, " ", h("span", { class: "muted" }, app.version)),
       app.held ? h("p", { class: "hold" }, `On hold: ${app.held.reason}. `,
@@ -240,20 +250,33 @@ async function appsPage() {
       app.update_available ? h("p", {}, `Version ${app.update_available} is available. `,
         h("button", { type: "button", class: "secondary", onclick: action(async () => {
           const r = await api("POST", `/apps/${encodeURIComponent(app.id)}/update`, {});
-          if (r.status === "waiting-for-grant") fail(`The new version asks for more: ${r.asks.join("; ")}. Review it in the catalogue after uninstalling, or keep the current one.`);
-          else say(`${app.name}: ${r.status}`);
-          await appsPage();
+          if (r.status !== "waiting-for-grant") {
+            await appsPage();
+            say(`${app.name}: ${r.status}`);
+            return;
+          }
+          // It asks for more than the installed version: the resident decides.
+          updateBox.replaceChildren(h("p", {}, `Version ${r.available} asks for more than ${r.installed}:`),
+            h("ul", {}, r.asks.map((a) => h("li", {}, a))),
+            h("button", { type: "button", onclick: action(async () => {
+              await api("POST", `/apps/${encodeURIComponent(app.id)}/update`, { grants: [] });
+              await appsPage();
+              say(`${app.name} was updated without granting what it newly asks; you can allow it below.`);
+            }) }, "Update without granting these"),
+            h("button", { type: "button", class: "secondary", onclick: () => appsPage() }, `Keep ${r.installed}`));
         }) }, "Update")) : null,
       h("p", {}, app.description),
       h("h3", {}, "What you granted"),
       grantItems.length ? h("ul", {}, grantItems) : h("p", {}, "Nothing: it cannot touch your data."),
+      notGranted.length ? [h("h3", {}, "Asked for, not granted"), h("ul", {}, notGranted)] : null,
+      updateBox,
       h("details", {}, h("summary", {}, "What it asks for, and why"), asksList(app)),
       controls, result,
       h("p", {}, h("button", { type: "button", class: "danger", id: "uninstall-" + app.id, onclick: action(async () => {
         if (!confirm(`Uninstall ${app.name}? The documents it wrote stay yours.`)) return;
         await api("DELETE", `/apps/${encodeURIComponent(app.id)}`);
-        say(`Uninstalled ${app.name}.`);
         await appsPage();
+        say(`Uninstalled ${app.name}.`);
       }) }, "Uninstall")));
   });
   page("My apps", ...(cards.length ? cards : [h("p", {}, "No apps yet. ", h("a", { href: "#/catalogue" }, "Browse the catalogue."))]));
