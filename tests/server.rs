@@ -89,6 +89,9 @@ fn a_resident_does_over_http_what_the_cli_does() {
         "{sentences}"
     );
     assert_eq!(me.get("/api/v1/audit/verify").ok().json()["intact"], true);
+    let metrics = Client::new(&server.url).get("/metrics").ok().text();
+    let denials = metrics.lines().find_map(|l| l.strip_prefix("domicile_denials_total ")).unwrap_or("0");
+    assert!(denials.parse::<f64>().unwrap() >= 1.0, "the refused read is counted: {metrics}");
 
     // The outbox: a donation waits; denying it means it is never sent.
     install(&me, IMPORTER, &["io.domicile.mobility.trip:write"]);

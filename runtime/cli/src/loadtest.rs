@@ -225,6 +225,8 @@ async fn in_process(
 /// `/healthz` every 20 ms until `until` is set (or `window` passed).
 fn probe(base: &str, window: Duration, until: Option<Arc<std::sync::atomic::AtomicBool>>) -> Result<Vec<Duration>> {
     let agent = agent();
+    // A first request opens the connection: not a sample.
+    agent.get(format!("{base}/healthz")).call()?.body_mut().read_to_string()?;
     let started = Instant::now();
     let mut samples = Vec::new();
     // At least one sample, however short the load.
