@@ -181,8 +181,10 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     go(&browser, &format!("{url}/"), "Sign in").await;
     assert_labelled(&browser, "sign-in").await;
     browser.find(Locator::Css("#sign-in-name")).await.unwrap().send_keys("me").await.unwrap();
-    browser.find(Locator::Css("#sign-in-password")).await.unwrap().send_keys(&password).await.unwrap();
-    click(&browser, "#sign-in button[type=submit]").await;
+    // From the keyboard: Enter in the password field signs in.
+    let field = browser.find(Locator::Css("#sign-in-password")).await.unwrap();
+    field.send_keys(&password).await.unwrap();
+    field.send_keys("\u{E007}").await.unwrap();
     wait_text(&browser, "h1", "Welcome home, me").await;
 
     // The catalogue says, in words, what each app asks and why.

@@ -498,3 +498,23 @@ fn the_load_test_runs_every_resident_over_http_and_reports_against_in_process() 
     assert!(report["http_throughput_ratio"].is_number(), "{report}");
     assert!(report["healthz_under_load"]["p99_ms"].is_number(), "{report}");
 }
+
+#[test]
+fn a_request_past_the_timeout_is_answered_408_and_its_run_cancelled() {
+    let (home, password) = home_and_password();
+    std::fs::write(home.path().join("config.toml"), "[server]\nrequest-timeout-s = 1\nsecure-cookies = true\n")
+        .unwrap();
+    install_long_hog(&home, "me", 5000);
+    let server = Server::start(&home);
+    let mut me = Client::new(&server.url);
+    let signed = me.sign_in("me", &password).ok();
+    assert!(signed.header("set-cookie").unwrap().contains("; Secure"), "behind TLS, the cookie says so");
+
+    let late = me.post(&format!("/api/v1/apps/{CPU_HOG}/run"), &json!({}));
+    assert_eq!(late.status, 408, "{}", late.text());
+    // The cancelled run gave its instance slot back; the server carries on.
+    wait_running(&server, 0);
+    install(&me, LEARNING_IMPORTER, &["all"]);
+    upload(&me, LEARNING_IMPORTER, "lea.json", read(sample_data("xapi-lea-2026.json"))).ok();
+    assert_eq!(me.get("/api/v1/usage").ok().json()["usage"]["documents"], 18);
+}

@@ -54,6 +54,8 @@ struct ServerSettings {
     session_hours: Option<u64>,
     /// Seconds in-flight requests get to finish after Ctrl-C or SIGTERM.
     shutdown_grace_s: Option<u64>,
+    /// Session cookies only over HTTPS (behind a TLS proxy).
+    secure_cookies: Option<bool>,
 }
 
 /// `default-X`: what an app gets when its manifest asks nothing; `max-X`:
@@ -165,6 +167,7 @@ impl Home {
         config.runs_per_resident = s.runs_per_resident.unwrap_or(config.runs_per_resident);
         config.session_ttl = s.session_hours.map_or(config.session_ttl, |h| secs(h.saturating_mul(3600)));
         config.shutdown_grace = s.shutdown_grace_s.map_or(config.shutdown_grace, secs);
+        config.secure_cookies = s.secure_cookies.unwrap_or(config.secure_cookies);
         Ok(config)
     }
 

@@ -31,11 +31,7 @@ pub fn add_resident(home: &Home, name: &str, password_stdin: bool, json: bool) -
     let password = password_from(password_stdin)?;
     let accounts = accounts(home)?;
     // Check the password before creating anything.
-    anyhow::ensure!(
-        password.chars().count() >= domicile_server::MIN_PASSWORD_CHARS,
-        "a password needs at least {} characters",
-        domicile_server::MIN_PASSWORD_CHARS
-    );
+    domicile_server::check_password(&password)?;
     home.store.create_resident(&name)?;
     accounts.set_password(&name, &password)?;
     report_password(&name, (!password_stdin).then_some(&password), "added resident", json);

@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 
 /// Shorter passwords are refused: they fall to guessing.
 pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longer ones are refused too: hashing them would be work for nothing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -26,7 +28,7 @@ pub enum AccountError {
     Io { path: String, source: std::io::Error },
     #[error("{path} is corrupt ({detail}); restore it from a backup, or move it away and set new passwords with `domicile resident password NAME`")]
     Corrupt { path: String, detail: String },
-    #[error("a password needs at least {MIN_PASSWORD_CHARS} characters")]
+    #[error("a password needs at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)")]
     WeakPassword,
     #[error("no account for resident `{0}`")]
     UnknownResident(String),
@@ -102,10 +104,16 @@ fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn hash_password(password: &str) -> Result<String, AccountError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
+/// Whether a password may be set (length only: it is the person's choice).
+pub fn check_password(password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
         return Err(AccountError::WeakPassword);
     }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String, AccountError> {
+    check_password(password)?;
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)

@@ -67,9 +67,7 @@ async fn add_resident(
     let name: ResidentName = form.name.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
     let generated = form.password.is_none();
     let password = form.password.unwrap_or_else(new_password);
-    if password.chars().count() < crate::MIN_PASSWORD_CHARS {
-        return Err(crate::AccountError::WeakPassword.into());
-    }
+    crate::check_password(&password)?;
     state.home.store.create_resident(&name)?;
     let worker = state.clone();
     let account_name = name.clone();

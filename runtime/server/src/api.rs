@@ -78,7 +78,13 @@ struct SignIn {
     password: String,
 }
 
+/// Longer names or passwords are refused before any work (or memory) is spent on them.
+const MAX_NAME_BYTES: usize = 128;
+
 async fn sign_in(Extract(state): Shared, Json(form): Json<SignIn>) -> ApiResult<Response> {
+    if form.name.len() > MAX_NAME_BYTES || form.password.len() > crate::accounts::MAX_PASSWORD_BYTES {
+        return Err(ApiError::WrongCredentials);
+    }
     state.sessions.check_throttle(&form.name)?;
     let checker = state.clone();
     let name = form.name.clone();
@@ -88,8 +94,9 @@ async fn sign_in(Extract(state): Shared, Json(form): Json<SignIn>) -> ApiResult<
     let resident = resident.ok_or(ApiError::WrongCredentials)?;
     let (cookie, csrf) = state.sessions.open(resident.clone());
     let set_cookie = format!(
-        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        state.config.session_ttl.as_secs()
+        "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        state.config.session_ttl.as_secs(),
+        if state.config.secure_cookies { "; Secure" } else { "" }
     );
     let mut response = Json(json!({ "resident": resident.as_str(), "csrf": csrf })).into_response();
     response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&set_cookie).expect("cookie is ASCII"));

@@ -37,7 +37,7 @@ use domicile_store::{ResidentName, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-pub use accounts::{new_password, AccountError, Accounts, MIN_PASSWORD_CHARS};
+pub use accounts::{check_password, new_password, AccountError, Accounts};
 pub use error::ApiError;
 
 /// What the server serves: a home's store, its runtime, and where its
@@ -69,6 +69,9 @@ pub struct ServerConfig {
     /// After the shutdown signal, how long in-flight requests may take to
     /// finish before they are cancelled.
     pub shutdown_grace: Duration,
+    /// Marks the session cookie `Secure` (only sent over HTTPS): for a
+    /// server behind a TLS proxy. Off by default so http://127.0.0.1 works.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             runs_per_resident: 2,
             session_ttl: Duration::from_secs(12 * 60 * 60),
             shutdown_grace: Duration::from_secs(30),
+            secure_cookies: false,
         }
     }
 }
