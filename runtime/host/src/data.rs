@@ -54,6 +54,7 @@ pub(crate) type Reply<T> = wasmtime::Result<Result<T, types::Error>>;
 
 /// Why a host call did not succeed: because of the app (it receives a WIT
 /// error and carries on) or because of the host (storage failure: a trap).
+#[derive(Debug)]
 pub(crate) enum Refusal {
     App(types::Error),
     Host(wasmtime::Error),
@@ -173,9 +174,12 @@ impl Invocation {
                 let audit = self.audit_entry(operation, doctype.as_str(), 1, Outcome::Allowed);
                 self.space.commit(&[change], &self.author(), self.clock.now_ms(), &[audit])?;
             }
-            Writes::Staged { changes, counts } => {
+            Writes::Staged { changes, latest, counts } => {
                 // Checked now, so the app learns which document is invalid; not again at commit.
-                changes.push(self.space.check_change(change)?);
+                let checked = self.space.check_change(change)?;
+                let (Change::Put { doctype: d, id, .. } | Change::Delete { doctype: d, id }) = checked.change();
+                latest.insert((d.clone(), id.clone()), changes.len());
+                changes.push(checked);
                 *counts.entry((doctype.clone(), operation)).or_default() += 1;
             }
         }
@@ -184,22 +188,21 @@ impl Invocation {
 
     /// A document as this invocation sees it: its own staged writes first.
     fn read(&self, doctype: &Doctype, id: &DocId) -> Result<Option<Document>, StoreError> {
-        if let Writes::Staged { changes, .. } = &self.writes {
-            for change in changes.iter().rev() {
-                match change.change() {
-                    Change::Put { doctype: d, id: i, body } if d == doctype && i == id => {
+        if let Writes::Staged { changes, latest, .. } = &self.writes {
+            if let Some(&at) = latest.get(&(doctype.clone(), id.clone())) {
+                return match changes[at].change() {
+                    Change::Put { body, .. } => {
                         let mut doc = self.space.get(doctype, id)?.unwrap_or_else(|| Document {
-                            doctype: d.clone(),
-                            id: i.clone(),
+                            doctype: doctype.clone(),
+                            id: id.clone(),
                             body: Value::Null,
                             meta: staged_meta(self.author(), self.clock.now_ms()),
                         });
                         doc.body = body.clone();
-                        return Ok(Some(doc));
+                        Ok(Some(doc))
                     }
-                    Change::Delete { doctype: d, id: i } if d == doctype && i == id => return Ok(None),
-                    _ => {}
-                }
+                    Change::Delete { .. } => Ok(None),
+                };
             }
         }
         self.space.get(doctype, id)
@@ -354,5 +357,72 @@ impl clock::Host for Invocation {
     fn now_ms(&mut self) -> wasmtime::Result<u64> {
         self.charge_call()?;
         Ok(self.clock.now_ms())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use domicile_manifest::Manifest;
+    use domicile_store::{InstalledApp, Store, Vocabulary};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Clock, LimitCaps, ResolvedLimits};
+
+    const IMPORTER: &str = r#"
+manifest-version = 1
+id = "org.example.test.notes"
+name = "Notes importer (test)"
+version = "0.1.0"
+world = "importer"
+description = "Test: writes notes."
+
+[[permissions]]
+doctype = "org.example.note"
+access = ["read", "write", "delete"]
+purpose = "Keep the notes found in the files you import"
+"#;
+
+    #[test]
+    fn an_importer_reads_its_own_staged_writes_latest_first_and_the_store_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), Arc::new(Vocabulary::builtin())).unwrap();
+        let space = store.create_resident(&"me".parse().unwrap()).unwrap();
+        let note: Doctype = "org.example.note".parse().unwrap();
+        let (a, b, c): (DocId, DocId, DocId) = ("a".parse().unwrap(), "b".parse().unwrap(), "c".parse().unwrap());
+        let stored = Change::Put { doctype: note.clone(), id: c.clone(), body: json!({ "text": "on disk" }) };
+        space.commit(&[stored], &Author::Resident, 0, &[]).unwrap();
+
+        let manifest = Manifest::parse(IMPORTER).unwrap();
+        let app = InstalledApp {
+            grants: Grants::all(&manifest),
+            manifest,
+            publisher: String::new(),
+            component_digest: String::new(),
+            installed_at_ms: 0,
+            held: None,
+        };
+        let writes = Writes::Staged { changes: Vec::new(), latest: Default::default(), counts: Default::default() };
+        let limits = ResolvedLimits::of(&LimitCaps::default(), &app.manifest.limits);
+        let mut inv = Invocation::new(space.clone(), app, writes, Clock::Fixed(1), &limits, dir.path()).unwrap();
+        let put = |id: &DocId, text: &str| Change::Put {
+            doctype: note.clone(),
+            id: id.clone(),
+            body: json!({ "text": text }),
+        };
+
+        inv.write(Operation::Put, put(&a, "first"), &note).unwrap();
+        inv.write(Operation::Put, put(&b, "other"), &note).unwrap();
+        inv.write(Operation::Put, put(&a, "second"), &note).unwrap();
+        assert_eq!(inv.read(&note, &a).unwrap().unwrap().body, json!({ "text": "second" }));
+        assert_eq!(inv.read(&note, &b).unwrap().unwrap().body, json!({ "text": "other" }));
+        assert_eq!(inv.read(&note, &c).unwrap().unwrap().body, json!({ "text": "on disk" }), "not staged: the store");
+        inv.write(Operation::Delete, Change::Delete { doctype: note.clone(), id: c.clone() }, &note).unwrap();
+        assert!(inv.read(&note, &c).unwrap().is_none(), "a staged delete hides the stored document");
+        inv.write(Operation::Put, put(&c, "back"), &note).unwrap();
+        assert_eq!(inv.read(&note, &c).unwrap().unwrap().body, json!({ "text": "back" }));
+        assert_eq!(space.get(&note, &a).unwrap(), None, "nothing is in the store before the commit");
     }
 }

@@ -389,7 +389,9 @@ impl Runtime {
         let limits = ResolvedLimits::of(&self.config.limits, &app.manifest.limits);
         let writes = match call {
             Call::Run { .. } => Writes::Durable,
-            Call::Import { .. } => Writes::Staged { changes: Vec::new(), counts: Default::default() },
+            Call::Import { .. } => {
+                Writes::Staged { changes: Vec::new(), latest: HashMap::new(), counts: Default::default() }
+            }
         };
         // Back-pressure: wait for a free slot of the instance pool rather
         // than fail when it is full.
@@ -522,7 +524,7 @@ fn ensure_not_installed(space: &ResidentSpace, manifest: &Manifest) -> Result<()
 
 /// Commits an importer's staged writes with their audit entries, atomically.
 fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
-    let Writes::Staged { changes, counts } = std::mem::replace(&mut state.writes, Writes::Durable) else {
+    let Writes::Staged { changes, counts, .. } = std::mem::replace(&mut state.writes, Writes::Durable) else {
         return Ok(());
     };
     if changes.is_empty() {

@@ -4,11 +4,11 @@
 //! stdin; stdout and stderr captured into the app's log; files only in a
 //! private scratch directory when the manifest declares one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use domicile_manifest::Doctype;
-use domicile_store::{AppLogEntry, CheckedChange, InstalledApp, Notification, Operation, ResidentSpace};
+use domicile_store::{AppLogEntry, CheckedChange, DocId, InstalledApp, Notification, Operation, ResidentSpace};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -28,7 +28,13 @@ pub(crate) enum Writes {
     Durable,
     /// Importers: writes are staged and committed together when the import
     /// succeeds, so a failed import leaves the store as it was.
-    Staged { changes: Vec<CheckedChange>, counts: BTreeMap<(Doctype, Operation), u64> },
+    Staged {
+        changes: Vec<CheckedChange>,
+        /// Where the latest staged change of each document is in `changes`,
+        /// so the importer reads its own writes without scanning them.
+        latest: HashMap<(Doctype, DocId), usize>,
+        counts: BTreeMap<(Doctype, Operation), u64>,
+    },
 }
 
 pub(crate) struct Invocation {
