@@ -224,18 +224,21 @@ async function appsPage() {
     } else {
       controls.push(h("a", { href: "#/import" }, "Import a file with it"));
     }
-    const grantItems = Object.entries(app.grants).map(([doctype, g]) => h("li", {},
-      `${g.access.map((a) => VERBS[a] || a).join(", ")} ${doctype}`, g.fields ? ` (only ${g.fields.join(", ")})` : "", " ",
-      h("button", { type: "button", class: "secondary", id: `revoke-${app.id}-${doctype}`, onclick: action(async () => {
+    const grantItems = Object.entries(app.grants).map(([doctype, g]) => {
+      const asked = app.permissions.find((p) => p.doctype === doctype);
+      const what = asked ? permissionText({ ...asked, access: g.access }) : `${g.access.join(", ")} ${doctype}`;
+      return h("li", {}, what, g.fields ? ` (only the fields ${g.fields.join(", ")})` : "", " ",
+      h("button", { type: "button", class: "secondary", id: `revoke-${app.id}-${doctype}`, "aria-label": `Take back: ${what}`, onclick: action(async () => {
         await api("POST", `/apps/${encodeURIComponent(app.id)}/revoke`, { grants: g.access.map((a) => `${doctype}:${a}`) });
         await appsPage();
         say(`${app.name} can no longer ${g.access.join(", ")} ${doctype}.`);
-      }) }, "Take back")));
+      }) }, "Take back"));
+    });
     // What it asks for that is not granted: the resident can allow it here.
     const notGranted = app.permissions.flatMap((p) => p.access
       .filter((a) => !(app.grants[p.doctype] && app.grants[p.doctype].access.includes(a)))
       .map((a) => h("li", {}, `${permissionText({ ...p, access: [a] })} — why: ${p.purpose} `,
-        h("button", { type: "button", class: "secondary", id: `allow-${app.id}-${p.doctype}-${a}`, onclick: action(async () => {
+        h("button", { type: "button", class: "secondary", id: `allow-${app.id}-${p.doctype}-${a}`, "aria-label": `Allow: ${permissionText({ ...p, access: [a] })}`, onclick: action(async () => {
           await api("POST", `/apps/${encodeURIComponent(app.id)}/grants`, { grants: [`${p.doctype}:${a}`] });
           await appsPage();
           say(`${app.name} may now ${VERBS[a] || a} ${p.doctype}.`);
