@@ -12,7 +12,6 @@ mod common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::server::Server;
@@ -137,28 +136,14 @@ async fn go(browser: &Client, url: &str, heading: &str) {
     wait_text(browser, "h1", heading).await;
 }
 
-/// A real HTTP server on 127.0.0.1 that hands each request body to the test.
-fn receiver() -> (String, mpsc::Receiver<String>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}/contributions", server.server_addr().to_ip().unwrap().port());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for mut request in server.incoming_requests() {
-            let mut body = String::new();
-            std::io::Read::read_to_string(request.as_reader(), &mut body).unwrap();
-            tx.send(body).ok();
-            request.respond(tiny_http::Response::from_string("recorded")).ok();
-        }
-    });
-    (url, rx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     let home = TestHome::new().with_sample_catalogue();
     let password = home.set_password("me");
     // The data donation, pointed at this test's server: signed by a key the home trusts.
-    let (survey, received) = receiver();
+    let survey_server = http_receiver();
+    let survey = format!("http://127.0.0.1:{}/contributions", survey_server.port);
+    let received = survey_server.received;
     let keys = tempfile::tempdir().unwrap();
     let city = Keys::generate(&home, keys.path(), "city");
     home.ok(&["trust", "add", &city.public()]);
@@ -267,7 +252,8 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     shot(&browser, "outbox").await;
     click(&browser, "[id^=approve-]").await;
     wait_text(&browser, ".outbox-status", "Sent").await;
-    let body = received.recv_timeout(Duration::from_secs(30)).expect("the survey server received the item");
+    let (_, _, body) = received.recv_timeout(Duration::from_secs(30)).expect("the survey server received the item");
+    let body = String::from_utf8(body).unwrap();
     assert_eq!(body, shown, "what was sent is byte for byte what the page showed");
 
     // Export is a plain download link; signing out ends the session.

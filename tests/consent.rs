@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use common::*;
 use serde_json::{json, Value};
@@ -347,33 +346,6 @@ fn audit_verify_detects_an_edited_deleted_or_reordered_entry() {
         t.insert(4u64.to_be_bytes(), a).unwrap();
     });
     assert!(!home.run(&["audit", "verify"]).ok);
-}
-
-/// A real HTTP server on 127.0.0.1: what reaches it is sent on the channel.
-struct Receiver {
-    port: u16,
-    received: mpsc::Receiver<(String, String, Vec<u8>)>,
-}
-
-fn http_receiver() -> Receiver {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let port = server.server_addr().to_ip().unwrap().port();
-    let (tx, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for mut request in server.incoming_requests() {
-            let mut body = Vec::new();
-            request.as_reader().read_to_end(&mut body).unwrap();
-            let content_type = request
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Content-Type"))
-                .map(|h| h.value.to_string())
-                .unwrap_or_default();
-            tx.send((format!("{} {}", request.method(), request.url()), content_type, body)).ok();
-            request.respond(tiny_http::Response::from_string("thanks")).ok();
-        }
-    });
-    Receiver { port, received }
 }
 
 fn outbox(home: &TestHome) -> Vec<Value> {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::mpsc;
 
 use common::*;
 use serde_json::{json, Value};
@@ -325,17 +324,9 @@ fn switching_short_car_trips_to_the_bus_saves_what_the_trips_say() {
 #[test]
 fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
     // A stand-in for the city's survey server, on 127.0.0.1.
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let survey = format!("http://127.0.0.1:{}/contributions", server.server_addr().to_ip().unwrap().port());
-    let (tx, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for mut request in server.incoming_requests() {
-            let mut body = String::new();
-            std::io::Read::read_to_string(request.as_reader(), &mut body).unwrap();
-            tx.send(body).ok();
-            request.respond(tiny_http::Response::from_string("recorded")).ok();
-        }
-    });
+    let server = http_receiver();
+    let survey = format!("http://127.0.0.1:{}/contributions", server.port);
+    let received = server.received;
 
     let home = TestHome::new();
     install(&home, &[IMPORTER]);
@@ -400,7 +391,8 @@ fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
 
     let id = item["id"].to_string();
     home.ok(&["approve", &id]);
-    let body = received.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    let (_, _, body) = received.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    let body = String::from_utf8(body).unwrap();
     assert_eq!(body, item["payload"].as_str().unwrap());
     let summary = home.ok(&["audit", "--summary"]).stdout;
     assert!(summary.contains(&format!("{DONATION} sent 1 time(s) to {survey}")), "{summary}");

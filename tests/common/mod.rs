@@ -238,3 +238,31 @@ pub fn pack(home: &TestHome, manifest: &str, component: &[u8], keys: &Keys, out:
         out.to_str().unwrap(),
     ]);
 }
+
+/// A real HTTP server on 127.0.0.1: each request's method and URL, content
+/// type and body are sent on the channel.
+pub struct Receiver {
+    pub port: u16,
+    pub received: std::sync::mpsc::Receiver<(String, String, Vec<u8>)>,
+}
+
+pub fn http_receiver() -> Receiver {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let (tx, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut request in server.incoming_requests() {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(request.as_reader(), &mut body).unwrap();
+            let content_type = request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Content-Type"))
+                .map(|h| h.value.to_string())
+                .unwrap_or_default();
+            tx.send((format!("{} {}", request.method(), request.url()), content_type, body)).ok();
+            request.respond(tiny_http::Response::from_string("thanks")).ok();
+        }
+    });
+    Receiver { port, received }
+}
