@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use domicile_manifest::{AppId, Doctype, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
-use domicile_store::{
-    AuditFilter, Author, Change, DocId, FieldPath, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort,
-};
+use domicile_store::{AuditFilter, Author, Change, DocId, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort};
 use serde_json::json;
 
 use crate::home::Home;
@@ -461,15 +459,7 @@ fn docs(
     json: bool,
 ) -> Result<()> {
     let doctype: Doctype = doctype.parse()?;
-    let sort = sort
-        .map(|s| -> Result<Sort> {
-            let (field, descending) = match s.strip_prefix('-') {
-                Some(f) => (f, true),
-                None => (s, false),
-            };
-            Ok(Sort { field: FieldPath::parse(field)?, descending })
-        })
-        .transpose()?;
+    let sort = sort.map(Sort::parse).transpose()?;
     let query = Query { doctype: doctype.clone(), selector: Selector::parse(selector)?, sort, limit };
     let mut cursor = space.query(query)?;
     let mut all = Vec::new();

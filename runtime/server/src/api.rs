@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use domicile_host::HostError;
 use domicile_manifest::{AppId, Doctype, Grants};
 use domicile_package::{CatalogueSources, TrustStore, UpdateOffer};
-use domicile_store::{AuditFilter, FieldPath, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
+use domicile_store::{AuditFilter, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -513,13 +513,7 @@ struct DocsOptions {
 async fn docs(resident: Resident, Path(doctype): Path<String>, Query(options): Query<DocsOptions>) -> ApiResult {
     let doctype: Doctype = doctype.parse()?;
     let selector = Selector::parse(options.selector.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or("{}"))?;
-    let sort = match options.sort.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => {
-            let (field, descending) = s.strip_prefix('-').map_or((s, false), |f| (f, true));
-            Some(Sort { field: FieldPath::parse(field)?, descending })
-        }
-    };
+    let sort = options.sort.as_deref().filter(|s| !s.is_empty()).map(Sort::parse).transpose()?;
     let limit = options.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     // One more than shown tells whether there are more.
     let query = DocQuery { doctype, selector, sort, limit: Some(limit + 1) };

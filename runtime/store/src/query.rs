@@ -26,6 +26,14 @@ pub struct Sort {
     pub descending: bool,
 }
 
+impl Sort {
+    /// `field` (ascending) or `-field` (descending), as the CLI and the API take it.
+    pub fn parse(text: &str) -> Result<Sort> {
+        let (field, descending) = text.strip_prefix('-').map_or((text, false), |f| (f, true));
+        Ok(Sort { field: FieldPath::parse(field)?, descending })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Query {
     pub doctype: Doctype,
