@@ -436,8 +436,6 @@ fn change_grants(space: &ResidentSpace, app: &str, specs: &[String], add: bool, 
     let mut grants = installed.grants.clone();
     if add {
         grants.extend(&Grants::from_specs(&installed.manifest, specs)?);
-    } else if specs.is_empty() {
-        grants = Grants::default();
     } else {
         grants.revoke(&installed.manifest, specs)?;
     }

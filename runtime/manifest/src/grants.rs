@@ -117,8 +117,13 @@ impl Grants {
     }
 
     /// Takes back what `specs` name: verbs (`doctype:read`), or single read
-    /// fields (`doctype:read:field`). Doctypes left with nothing disappear.
+    /// fields (`doctype:read:field`); `all`, or no spec at all, takes back
+    /// everything. Doctypes left with nothing disappear.
     pub fn revoke<S: AsRef<str>>(&mut self, manifest: &Manifest, specs: &[S]) -> Result<(), GrantError> {
+        if specs.is_empty() {
+            self.0.clear();
+            return Ok(());
+        }
         for spec in specs {
             let spec = spec.as_ref().trim();
             if spec == "all" {

@@ -124,6 +124,10 @@ fn grants_stay_within_the_manifest() {
     assert!(g.is_empty());
     assert!(!g.allows(&trip, Access::Read));
     assert_eq!(g.to_string(), "nothing");
+
+    let mut g = all.clone();
+    g.revoke::<&str>(&m, &[]).unwrap();
+    assert!(g.is_empty(), "naming nothing takes back everything, as `all` does");
 }
 
 fn fields(list: &[&str]) -> Option<std::collections::BTreeSet<FieldName>> {

@@ -338,11 +338,7 @@ async fn grant(resident: Resident, Path(app): Path<String>, Json(form): Json<Gra
 async fn revoke(resident: Resident, Path(app): Path<String>, Json(form): Json<GrantSpecs>) -> ApiResult {
     let installed = resident.space.app(&parse_app(&app)?)?;
     let mut grants = installed.grants.clone();
-    if form.grants.is_empty() {
-        grants = Grants::default();
-    } else {
-        grants.revoke(&installed.manifest, &form.grants)?;
-    }
+    grants.revoke(&installed.manifest, &form.grants)?;
     resident.space.set_grants(installed.id(), &grants)?;
     Ok(Json(json!({ "app": installed.id().as_str(), "grants": grants, "granted": grants.to_string() })))
 }
