@@ -16,7 +16,7 @@ use crate::home::{clock_from_env, Home};
 use crate::CatalogueCommand;
 
 fn sources(home: &Home) -> Result<CatalogueSources> {
-    Ok(CatalogueSources::open(home.dir.join("catalogues.json"))?)
+    Ok(CatalogueSources::open(home.catalogues_path())?)
 }
 
 /// `domicile install PACKAGE|APP`.

@@ -84,7 +84,7 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let catalogue = Catalogue::open(&catalogue_dir, &home.trust()?)?;
-    CatalogueSources::open(dir.join("catalogues.json"))?.add(&catalogue)?;
+    CatalogueSources::open(home.catalogues_path())?.add(&catalogue)?;
     println!("    added the catalogue `{}`: its signed index verified", catalogue.index().name);
 
     step(3, "Install the sample apps from the catalogue: digest and signature first, then what each asks and why");
@@ -179,7 +179,7 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
 
     // The same home in a browser: `me` gets a password for the web UI.
     let password = domicile_server::new_password();
-    domicile_server::Accounts::open(dir.join("accounts.json"))?.set_password(&me, &password)?;
+    domicile_server::Accounts::open(home.accounts_path())?.set_password(&me, &password)?;
     match serve {
         None => {
             println!("\nOr in a browser: `domicile --home {h} serve`, then open http://127.0.0.1:8080/");

@@ -142,8 +142,32 @@ impl Home {
         }
     }
 
+    pub fn trust_path(&self) -> PathBuf {
+        self.dir.join("trust.json")
+    }
+
+    pub fn catalogues_path(&self) -> PathBuf {
+        self.dir.join("catalogues.json")
+    }
+
+    pub fn accounts_path(&self) -> PathBuf {
+        self.dir.join("accounts.json")
+    }
+
     pub fn trust(&self) -> Result<TrustStore> {
-        Ok(TrustStore::open(self.dir.join("trust.json"))?)
+        Ok(TrustStore::open(self.trust_path())?)
+    }
+
+    /// The same home, as the HTTP server serves it (starts the runtime).
+    pub fn served(&self) -> Result<domicile_server::Home> {
+        Ok(domicile_server::Home {
+            trust_file: self.trust_path(),
+            catalogues_file: self.catalogues_path(),
+            accounts_file: self.accounts_path(),
+            store: self.store.clone(),
+            runtime: self.runtime()?.clone(),
+            clock: clock_from_env()?,
+        })
     }
 
     /// The app runtime, started on first use (it owns a wasmtime engine).

@@ -89,7 +89,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
     let home = Home::create(scratch.path(), &"r0".parse()?)?;
     home.trust()?.add(crate::demo::sample_key()?, "domicile samples", &[Role::Publisher])?;
     let runtime = home.runtime()?.clone();
-    let accounts = domicile_server::Accounts::open(scratch.path().join("accounts.json"))?;
+    let accounts = domicile_server::Accounts::open(home.accounts_path())?;
     let password = domicile_server::new_password();
 
     // Residents, each with the mobility apps and a week of trips.
@@ -127,12 +127,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let mut config = home.server_config()?;
     config.runs_per_resident = 2;
-    let served = domicile_server::Home {
-        dir: home.dir.clone(),
-        store: home.store.clone(),
-        runtime: runtime.clone(),
-        clock: crate::home::clock_from_env()?,
-    };
+    let served = home.served()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(domicile_server::serve(served, config, listener, async move {
         let _ = stopped.await;

@@ -22,7 +22,7 @@ fn password_from(stdin: bool) -> Result<String> {
 }
 
 fn accounts(home: &Home) -> Result<Accounts> {
-    Ok(Accounts::open(home.dir.join("accounts.json"))?)
+    Ok(Accounts::open(home.accounts_path())?)
 }
 
 /// `resident add NAME`: the resident's space and their sign-in password.
@@ -75,12 +75,7 @@ pub fn operator_token(home: &Home, json: bool) -> Result<()> {
 /// `serve`: the HTTP server, until Ctrl-C or SIGTERM.
 pub async fn serve(home: Home, addr: SocketAddr) -> Result<()> {
     let config = home.server_config()?;
-    let server_home = domicile_server::Home {
-        dir: home.dir.clone(),
-        store: home.store.clone(),
-        runtime: home.runtime()?.clone(),
-        clock: crate::home::clock_from_env()?,
-    };
+    let server_home = home.served()?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     let accounts = accounts(&home)?;

@@ -62,11 +62,11 @@ fn parse_app(app: &str) -> Result<AppId, ApiError> {
 }
 
 fn trust(state: &State) -> Result<TrustStore, ApiError> {
-    Ok(TrustStore::open(state.home.dir.join("trust.json"))?)
+    Ok(TrustStore::open(&state.home.trust_file)?)
 }
 
 fn sources(state: &State) -> Result<CatalogueSources, ApiError> {
-    Ok(CatalogueSources::open(state.home.dir.join("catalogues.json"))?)
+    Ok(CatalogueSources::open(&state.home.catalogues_file)?)
 }
 
 // ---- signing in ----------------------------------------------------------

@@ -41,18 +41,14 @@ pub use accounts::{check_password, new_password, AccountError, Accounts};
 pub use error::ApiError;
 
 /// What the server serves: a home's store, its runtime, and where its
-/// trust store, catalogues and accounts live.
+/// trust store, catalogues and accounts live (the CLI's home layout says).
 pub struct Home {
-    pub dir: PathBuf,
+    pub trust_file: PathBuf,
+    pub catalogues_file: PathBuf,
+    pub accounts_file: PathBuf,
     pub store: Store,
     pub runtime: Arc<Runtime>,
     pub clock: Clock,
-}
-
-impl Home {
-    pub fn accounts_path(&self) -> PathBuf {
-        self.dir.join("accounts.json")
-    }
 }
 
 /// The operator's settings for the server (`[server]` in config.toml).
@@ -134,7 +130,7 @@ impl State {
 
 /// The whole HTTP surface: API, web UI, health and metrics.
 pub fn router(home: Home, config: ServerConfig) -> Result<(Router, Arc<State>), ServerError> {
-    let accounts = Accounts::open(home.accounts_path())?;
+    let accounts = Accounts::open(&home.accounts_file)?;
     let state = Arc::new(State {
         sessions: auth::Sessions::new(config.session_ttl),
         metrics: metrics::Metrics::new(),
