@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use domicile_host::PreparedUpdate;
 use domicile_manifest::{AppId, Grants};
-use domicile_package::{Catalogue, CatalogueSources, PublicKey, SecretKey, UpdateOffer};
+use domicile_package::{update_offer, Catalogue, CatalogueSources, PublicKey, SecretKey, UpdateOffer};
 use domicile_store::{Hold, InstalledApp, ResidentSpace};
 use serde_json::json;
 
@@ -83,8 +83,9 @@ pub fn install(
 /// the installed one and from the same publisher.
 pub fn available_updates(home: &Home, apps: &[InstalledApp]) -> BTreeMap<AppId, semver::Version> {
     let (Ok(trust), Ok(sources)) = (home.trust(), sources(home)) else { return BTreeMap::new() };
+    let catalogues = sources.verified(&trust);
     apps.iter()
-        .filter_map(|app| match sources.update_offer(&trust, app.id(), &app.publisher, &app.manifest.version) {
+        .filter_map(|app| match update_offer(&catalogues, app.id(), &app.publisher, &app.manifest.version) {
             UpdateOffer::Newer { version, .. } => Some((app.id().clone(), version)),
             _ => None,
         })
@@ -106,13 +107,14 @@ pub fn update(
         Some(app) => vec![app.parse()?],
         None => space.apps()?.into_iter().map(|a| a.manifest.id).collect(),
     };
+    let catalogues = if package.is_none() { sources(home)?.verified(&trust) } else { Vec::new() };
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for id in ids {
         let current = space.app(&id)?;
         let bytes = match package {
             Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-            None => match sources(home)?.update_offer(&trust, &id, &current.publisher, &current.manifest.version) {
+            None => match update_offer(&catalogues, &id, &current.publisher, &current.manifest.version) {
                 UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version))?.0,
                 UpdateOffer::UpToDate => {
                     reports.push(json!({ "app": id.as_str(), "status": "up-to-date", "version": current.manifest.version.to_string() }));

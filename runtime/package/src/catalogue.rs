@@ -392,43 +392,41 @@ impl CatalogueSources {
         Err(CatalogueError::NotInCatalogues { id: id.clone(), problems })
     }
 
-    /// What the catalogues offer as an update of `id` at `installed`,
-    /// published by `publisher`. A catalogue that lists the app under
-    /// another publisher is not a source of updates for it; catalogues
-    /// that do not verify offer nothing.
-    pub fn update_offer(
-        &self,
-        trust: &TrustStore,
-        id: &AppId,
-        publisher: &str,
-        installed: &semver::Version,
-    ) -> UpdateOffer {
-        let mut best: Option<(semver::Version, Catalogue)> = None;
-        let mut other_publisher = None;
-        for (_, catalogue) in self.open_all(trust) {
-            let Ok(catalogue) = catalogue else { continue };
-            let Some(listed) = catalogue.app(id) else { continue };
-            let latest = listed.latest().version.clone();
-            if &latest <= installed {
-                continue;
-            }
-            if listed.publisher.to_string() != publisher {
-                other_publisher = Some(UpdateOffer::OtherPublisher {
-                    catalogue: catalogue.index().name.clone(),
-                    key: listed.publisher,
-                    version: latest,
-                });
-                continue;
-            }
-            if best.as_ref().is_none_or(|(v, _)| v < &latest) {
-                best = Some((latest, catalogue));
-            }
+    /// The sources that verify now (the others offer nothing).
+    pub fn verified(&self, trust: &TrustStore) -> Vec<Catalogue> {
+        self.open_all(trust).into_iter().filter_map(|(_, c)| c.ok()).collect()
+    }
+}
+
+/// What `catalogues` offer as an update of `id` at `installed`, published
+/// by `publisher`. A catalogue that lists the app under another publisher
+/// is not a source of updates for it. Takes catalogues opened once, so a
+/// list of apps does not verify every catalogue again for each app.
+pub fn update_offer(catalogues: &[Catalogue], id: &AppId, publisher: &str, installed: &semver::Version) -> UpdateOffer {
+    let mut best: Option<(semver::Version, &Catalogue)> = None;
+    let mut other_publisher = None;
+    for catalogue in catalogues {
+        let Some(listed) = catalogue.app(id) else { continue };
+        let latest = listed.latest().version.clone();
+        if &latest <= installed {
+            continue;
         }
-        match (best, other_publisher) {
-            (Some((version, catalogue)), _) => UpdateOffer::Newer { version, catalogue },
-            (None, Some(refused)) => refused,
-            (None, None) => UpdateOffer::UpToDate,
+        if listed.publisher.to_string() != publisher {
+            other_publisher = Some(UpdateOffer::OtherPublisher {
+                catalogue: catalogue.index().name.clone(),
+                key: listed.publisher,
+                version: latest,
+            });
+            continue;
         }
+        if best.as_ref().is_none_or(|(v, _)| v < &latest) {
+            best = Some((latest, catalogue));
+        }
+    }
+    match (best, other_publisher) {
+        (Some((version, catalogue)), _) => UpdateOffer::Newer { version, catalogue: catalogue.clone() },
+        (None, Some(refused)) => refused,
+        (None, None) => UpdateOffer::UpToDate,
     }
 }
 

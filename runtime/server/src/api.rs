@@ -13,7 +13,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use domicile_host::HostError;
 use domicile_manifest::{AppId, Doctype, Grants};
-use domicile_package::{CatalogueSources, TrustStore, UpdateOffer};
+use domicile_package::{update_offer, Catalogue, CatalogueSources, TrustStore, UpdateOffer};
 use domicile_store::{AuditFilter, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -269,9 +269,17 @@ fn installed_json(space: &ResidentSpace, app: &InstalledApp, update: Option<&sem
     })
 }
 
-fn update_of(state: &State, app: &InstalledApp) -> Option<semver::Version> {
-    let (trust, sources) = (trust(state).ok()?, sources(state).ok()?);
-    match sources.update_offer(&trust, app.id(), &app.publisher, &app.manifest.version) {
+/// The home's catalogues that verify now; none when the trust store or
+/// the sources cannot be read (then no update is offered).
+fn verified_catalogues(state: &State) -> Vec<Catalogue> {
+    match (trust(state), sources(state)) {
+        (Ok(trust), Ok(sources)) => sources.verified(&trust),
+        _ => Vec::new(),
+    }
+}
+
+fn update_of(catalogues: &[Catalogue], app: &InstalledApp) -> Option<semver::Version> {
+    match update_offer(catalogues, app.id(), &app.publisher, &app.manifest.version) {
         UpdateOffer::Newer { version, .. } => Some(version),
         _ => None,
     }
@@ -279,14 +287,15 @@ fn update_of(state: &State, app: &InstalledApp) -> Option<semver::Version> {
 
 async fn apps(Extract(state): Shared, resident: Resident) -> ApiResult {
     let apps = resident.space.apps()?;
+    let catalogues = verified_catalogues(&state);
     Ok(Json(Value::Array(
-        apps.iter().map(|a| installed_json(&resident.space, a, update_of(&state, a).as_ref())).collect(),
+        apps.iter().map(|a| installed_json(&resident.space, a, update_of(&catalogues, a).as_ref())).collect(),
     )))
 }
 
 async fn app(Extract(state): Shared, resident: Resident, Path(app): Path<String>) -> ApiResult {
     let app = resident.space.app(&parse_app(&app)?)?;
-    Ok(Json(installed_json(&resident.space, &app, update_of(&state, &app).as_ref())))
+    Ok(Json(installed_json(&resident.space, &app, update_of(&verified_catalogues(&state), &app).as_ref())))
 }
 
 #[derive(Deserialize)]
@@ -388,7 +397,8 @@ async fn update(
     let report = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
         let current = space.app(&id)?;
         let trust = trust(&worker)?;
-        let bytes = match sources(&worker)?.update_offer(&trust, &id, &current.publisher, &current.manifest.version) {
+        let catalogues = sources(&worker)?.verified(&trust);
+        let bytes = match update_offer(&catalogues, &id, &current.publisher, &current.manifest.version) {
             UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version))?.0,
             UpdateOffer::UpToDate => {
                 return Ok(json!({ "app": id.as_str(), "status": "up-to-date", "version": current.manifest.version.to_string() }))
