@@ -42,9 +42,14 @@ struct Latencies {
     per_second: f64,
 }
 
+/// The `q` quantile (0 to 1) of sorted, non-empty samples.
+pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
 fn latencies(mut samples: Vec<Duration>, total: Duration) -> Latencies {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    let at = |q| quantile(&samples, q);
     Latencies { p50: at(0.50), p99: at(0.99), per_second: samples.len() as f64 / total.as_secs_f64() }
 }
 
@@ -61,7 +66,7 @@ fn us(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e7).round() / 10.0
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e4).round() / 10.0
 }
 

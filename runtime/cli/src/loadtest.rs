@@ -12,6 +12,7 @@ use domicile_package::Role;
 use domicile_store::ResidentSpace;
 use serde_json::{json, Value};
 
+use crate::bench::{ms, quantile};
 use crate::home::Home;
 
 const IMPORTER: &str = "io.domicile.sample.gpx-importer";
@@ -30,8 +31,7 @@ fn percentiles(mut samples: Vec<Duration>) -> Value {
         return json!(null);
     }
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+    let at = |q| quantile(&samples, q);
     json!({ "p50_ms": ms(at(0.50)), "p99_ms": ms(at(0.99)), "max_ms": ms(at(1.0)), "samples": samples.len() })
 }
 

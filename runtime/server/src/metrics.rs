@@ -3,7 +3,7 @@
 //! nothing names a resident, an app or a doctype.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State as Extract;
@@ -44,7 +44,6 @@ pub struct Metrics {
     denials_seen: AtomicU64,
     running: Gauge,
     residents: Gauge,
-    encode_lock: Mutex<()>,
 }
 
 impl Metrics {
@@ -78,7 +77,6 @@ impl Metrics {
             denials_seen: AtomicU64::new(0),
             running,
             residents,
-            encode_lock: Mutex::new(()),
         }
     }
 
@@ -94,9 +92,10 @@ impl Metrics {
     }
 
     fn encode(&self, state: &State) -> String {
-        let _one_at_a_time = self.encode_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // The counter follows the runtime's total: each scrape adds what no
+        // scrape added yet (fetch_max, so concurrent scrapes never add twice).
         let total = state.home.runtime.denials_total();
-        let seen = self.denials_seen.swap(total, Ordering::Relaxed);
+        let seen = self.denials_seen.fetch_max(total, Ordering::Relaxed);
         self.denials.inc_by(total.saturating_sub(seen));
         self.running.set(state.home.runtime.running() as i64);
         if let Ok(residents) = state.home.store.residents() {
