@@ -104,9 +104,8 @@ async fn sign_in(Extract(state): Shared, Json(form): Json<SignIn>) -> ApiResult<
 }
 
 /// Who is signed in, and the CSRF token the page must send back.
-async fn session(Extract(state): Shared, headers: HeaderMap, resident: Resident) -> ApiResult {
-    let csrf = cookie(&headers, SESSION_COOKIE).and_then(|c| state.sessions.get(c)).map(|(_, csrf)| csrf);
-    Ok(Json(json!({ "resident": resident.name.as_str(), "csrf": csrf })))
+async fn session(resident: Resident) -> ApiResult {
+    Ok(Json(json!({ "resident": resident.name.as_str(), "csrf": resident.csrf })))
 }
 
 async fn sign_out(Extract(state): Shared, headers: HeaderMap, _resident: Resident) -> ApiResult<Response> {

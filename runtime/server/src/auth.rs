@@ -128,15 +128,17 @@ fn changes_state(method: &Method) -> bool {
 pub struct Resident {
     pub name: ResidentName,
     pub space: ResidentSpace,
+    /// The session's CSRF token; none for an API token.
+    pub csrf: Option<String>,
 }
 
 impl FromRequestParts<Arc<State>> for Resident {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Self::Rejection> {
-        let name = if let Some(token) = bearer(parts) {
+        let (name, csrf) = if let Some(token) = bearer(parts) {
             // A script's token is not sent by browsers on their own: no CSRF check.
-            state.accounts.resident_of_token(token).ok_or(ApiError::SignInFirst)?
+            (state.accounts.resident_of_token(token).ok_or(ApiError::SignInFirst)?, None)
         } else {
             let cookie = cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::SignInFirst)?;
             let (name, csrf) = state.sessions.get(cookie).ok_or(ApiError::SignInFirst)?;
@@ -146,13 +148,13 @@ impl FromRequestParts<Arc<State>> for Resident {
                     return Err(ApiError::Csrf);
                 }
             }
-            name
+            (name, Some(csrf))
         };
         if !state.accounts.is_enabled(&name) {
             return Err(ApiError::SignInFirst);
         }
         let space = state.home.store.resident(&name)?;
-        Ok(Resident { name, space })
+        Ok(Resident { name, space, csrf })
     }
 }
 
