@@ -7,7 +7,7 @@
 //! - a guest scanning every trip of a doctype through the batched cursor,
 //!   against the same aggregation in native Rust over the same store;
 //! - the Linky importer on a generated load curve, against a native parse
-//!   and insert of the same rows (same validation, one transaction);
+//!   and insert of the same rows (same validation, same atomic import);
 //! - a loop of arithmetic with and without epoch interruption.
 
 use std::collections::BTreeMap;
@@ -297,12 +297,13 @@ fn load_curve(rows: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// What a native importer would do: parse, build the same documents,
-/// validate them, and commit them in one transaction.
+/// What a native importer would do: parse, build the same documents, and
+/// write them through the same all-or-nothing import (validated, staged,
+/// committed).
 fn native_import(space: &ResidentSpace, csv: &[u8]) -> Result<()> {
     let text = std::str::from_utf8(csv)?;
     let doctype: domicile_manifest::Doctype = READING.parse()?;
-    let mut changes = Vec::new();
+    let mut import = space.begin_import()?;
     for line in text.lines().skip(3) {
         let (at, value) = line.split_once(';').context("a row without `;`")?;
         let body = json!({
@@ -310,9 +311,9 @@ fn native_import(space: &ResidentSpace, csv: &[u8]) -> Result<()> {
             "value": value.parse::<f64>()?, "unit": "W",
         });
         let id = space.id_for(&doctype, &body)?;
-        changes.push(space.check_change(Change::Put { doctype: doctype.clone(), id, body })?);
+        import.stage(&Change::Put { doctype: doctype.clone(), id, body })?;
     }
-    space.commit_checked(&changes, &Author::Resident, 0, &[])?;
+    import.commit(&Author::Resident, 0, &[])?;
     Ok(())
 }
 

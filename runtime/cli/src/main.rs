@@ -58,8 +58,7 @@ pub enum Command {
         /// Trips the scan reads.
         #[arg(long, default_value_t = 100_000)]
         documents: usize,
-        /// Rows of the imported load curve. An import is one transaction:
-        /// 1,000,000 rows need more memory than a small machine has (see the README).
+        /// Rows of the imported load curve (the figure is 1,000,000).
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
         /// Rounds of the arithmetic loop timed with and without epoch interruption.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use domicile_manifest::{Access, Doctype, FieldName, Grants};
 use domicile_store::{
     AuditEntry, Author, Change, DocId, Document, FieldPath, Operation, Outcome, Query, QueryCursor, Selector, Sort,
-    StoreError,
+    Staged, StoreError,
 };
 use serde_json::Value;
 use wasmtime::component::Resource;
@@ -138,12 +138,14 @@ impl Invocation {
                 return Err(types::Error::Invalid(format!("{e}")).into());
             }
         };
-        let grants = match self.space.grants(&self.app.manifest.id) {
-            Ok(grants) => grants,
+        let current = match self.space.app_now(&self.app.manifest.id) {
+            Ok(app) => Some(app),
             // Uninstalled while running: nothing is granted any more.
-            Err(StoreError::UnknownApp(_)) => Grants::default(),
+            Err(StoreError::UnknownApp(_)) => None,
             Err(e) => return Err(e.into()),
         };
+        let no_grants = Grants::default();
+        let grants = current.as_ref().map_or(&no_grants, |app| &app.grants);
         if grants.allows(&doctype, access) {
             let fields = grants.readable_fields(&self.app.manifest, &doctype);
             return Ok(Allowed { doctype, fields });
@@ -174,12 +176,9 @@ impl Invocation {
                 let audit = self.audit_entry(operation, doctype.as_str(), 1, Outcome::Allowed);
                 self.space.commit(&[change], &self.author(), self.clock.now_ms(), &[audit])?;
             }
-            Writes::Staged { changes, latest, counts } => {
+            Writes::Staged { import, counts } => {
                 // Checked now, so the app learns which document is invalid; not again at commit.
-                let checked = self.space.check_change(change)?;
-                let (Change::Put { doctype: d, id, .. } | Change::Delete { doctype: d, id }) = checked.change();
-                latest.insert((d.clone(), id.clone()), changes.len());
-                changes.push(checked);
+                import.stage(&change)?;
                 *counts.entry((doctype.clone(), operation)).or_default() += 1;
             }
         }
@@ -188,20 +187,20 @@ impl Invocation {
 
     /// A document as this invocation sees it: its own staged writes first.
     fn read(&self, doctype: &Doctype, id: &DocId) -> Result<Option<Document>, StoreError> {
-        if let Writes::Staged { changes, latest, .. } = &self.writes {
-            if let Some(&at) = latest.get(&(doctype.clone(), id.clone())) {
-                return match changes[at].change() {
-                    Change::Put { body, .. } => {
+        if let Writes::Staged { import, .. } = &self.writes {
+            if let Some(staged) = import.staged(doctype, id)? {
+                return match staged {
+                    Staged::Put(body) => {
                         let mut doc = self.space.get(doctype, id)?.unwrap_or_else(|| Document {
                             doctype: doctype.clone(),
                             id: id.clone(),
                             body: Value::Null,
                             meta: staged_meta(self.author(), self.clock.now_ms()),
                         });
-                        doc.body = body.clone();
+                        doc.body = body;
                         Ok(Some(doc))
                     }
-                    Change::Delete { .. } => Ok(None),
+                    Staged::Delete => Ok(None),
                 };
             }
         }
@@ -404,9 +403,10 @@ purpose = "Keep the notes found in the files you import"
             installed_at_ms: 0,
             held: None,
         };
-        let writes = Writes::Staged { changes: Vec::new(), latest: Default::default(), counts: Default::default() };
+        let writes = Writes::Staged { import: Box::new(space.begin_import().unwrap()), counts: Default::default() };
         let limits = ResolvedLimits::of(&LimitCaps::default(), &app.manifest.limits);
-        let mut inv = Invocation::new(space.clone(), app, writes, Clock::Fixed(1), &limits, dir.path()).unwrap();
+        let mut inv =
+            Invocation::new(space.clone(), Arc::new(app), writes, Clock::Fixed(1), &limits, dir.path()).unwrap();
         let put = |id: &DocId, text: &str| Change::Put {
             doctype: note.clone(),
             id: id.clone(),

@@ -374,24 +374,22 @@ impl Runtime {
 
     #[tracing::instrument(skip_all, fields(app = %app_id))]
     async fn invoke(&self, space: &ResidentSpace, app_id: &AppId, call: Call<'_>) -> Result<String, HostError> {
-        let app = space.app(app_id)?;
+        let app = space.app_now(app_id)?;
         let expected = match call {
             Call::Run { .. } => World::Service,
             Call::Import { .. } => World::Importer,
         };
         if app.manifest.world != expected {
-            return Err(HostError::WrongWorld { app: app.manifest.id, actual: app.manifest.world });
+            return Err(HostError::WrongWorld { app: app.manifest.id.clone(), actual: app.manifest.world });
         }
         if let Some(hold) = &app.held {
-            return Err(HostError::Held { app: app.manifest.id, reason: hold.reason.clone() });
+            return Err(HostError::Held { app: app.manifest.id.clone(), reason: hold.reason.clone() });
         }
         let pre = self.instance_pre(space, &app)?;
         let limits = ResolvedLimits::of(&self.config.limits, &app.manifest.limits);
         let writes = match call {
             Call::Run { .. } => Writes::Durable,
-            Call::Import { .. } => {
-                Writes::Staged { changes: Vec::new(), latest: HashMap::new(), counts: Default::default() }
-            }
+            Call::Import { .. } => Writes::Staged { import: Box::new(space.begin_import()?), counts: Default::default() },
         };
         // Back-pressure: wait for a free slot of the instance pool rather
         // than fail when it is full.
@@ -524,10 +522,10 @@ fn ensure_not_installed(space: &ResidentSpace, manifest: &Manifest) -> Result<()
 
 /// Commits an importer's staged writes with their audit entries, atomically.
 fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
-    let Writes::Staged { changes, counts, .. } = std::mem::replace(&mut state.writes, Writes::Durable) else {
+    let Writes::Staged { import, counts } = std::mem::replace(&mut state.writes, Writes::Durable) else {
         return Ok(());
     };
-    if changes.is_empty() {
+    if counts.is_empty() {
         return Ok(());
     }
     let audit: Vec<AuditEntry> = counts
@@ -537,7 +535,7 @@ fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
         })
         .collect();
     let app = state.app.manifest.id.clone();
-    state.space.commit_checked(&changes, &state.author(), state.clock.now_ms(), &audit).map_err(|e| match e {
+    import.commit(&state.author(), state.clock.now_ms(), &audit).map_err(|e| match e {
         StoreError::NotFound(m) | StoreError::Invalid(m) | StoreError::Limit(m) => {
             HostError::AppFailed { app, message: format!("nothing was imported: {m}") }
         }

@@ -4,11 +4,12 @@
 //! stdin; stdout and stderr captured into the app's log; files only in a
 //! private scratch directory when the manifest declares one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use domicile_manifest::Doctype;
-use domicile_store::{AppLogEntry, CheckedChange, DocId, InstalledApp, Notification, Operation, ResidentSpace};
+use domicile_store::{AppLogEntry, Import, InstalledApp, Notification, Operation, ResidentSpace};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -26,20 +27,15 @@ const MAX_LOG_LINE: usize = 4096;
 pub(crate) enum Writes {
     /// Services: each write is committed and flushed before the call returns.
     Durable,
-    /// Importers: writes are staged and committed together when the import
-    /// succeeds, so a failed import leaves the store as it was.
-    Staged {
-        changes: Vec<CheckedChange>,
-        /// Where the latest staged change of each document is in `changes`,
-        /// so the importer reads its own writes without scanning them.
-        latest: HashMap<(Doctype, DocId), usize>,
-        counts: BTreeMap<(Doctype, Operation), u64>,
-    },
+    /// Importers: writes are staged (on disk, not in memory) and committed
+    /// together when the import succeeds, so a failed import leaves the
+    /// store as it was.
+    Staged { import: Box<Import>, counts: BTreeMap<(Doctype, Operation), u64> },
 }
 
 pub(crate) struct Invocation {
     pub(crate) space: ResidentSpace,
-    pub(crate) app: InstalledApp,
+    pub(crate) app: Arc<InstalledApp>,
     pub(crate) writes: Writes,
     pub(crate) clock: Clock,
     pub(crate) table: ResourceTable,
@@ -64,7 +60,7 @@ pub(crate) struct Invocation {
 impl Invocation {
     pub(crate) fn new(
         space: ResidentSpace,
-        app: InstalledApp,
+        app: Arc<InstalledApp>,
         writes: Writes,
         clock: Clock,
         limits: &ResolvedLimits,

@@ -72,7 +72,9 @@ impl From<StoreError> for ApiError {
             StoreError::Limit(_) => ApiError::Conflict(e.to_string()),
             StoreError::ResidentExists(_) => ApiError::Conflict(e.to_string()),
             StoreError::UnknownResident(_) => ApiError::NotFound(e.to_string()),
-            StoreError::InUse(_) | StoreError::Sled(_) | StoreError::Corrupt(_) => ApiError::Internal(e.to_string()),
+            StoreError::InUse(_) | StoreError::Sled(_) | StoreError::Corrupt(_) | StoreError::PublishInterrupted(_) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -2,11 +2,27 @@
 //! granted, and the package itself (kept so the space can be exported and
 //! the app recompiled from verified bytes).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use domicile_manifest::{AppId, Grants, Manifest};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
-use crate::{decode, encode, ResidentSpace, Result, StoreError};
+use crate::{decode, encode, ResidentName, ResidentSpace, Result, StoreError};
+
+/// Decoded app records with the bytes they were decoded from, so that a
+/// record is decoded again only when it changed. The host reads an app's
+/// grants at every call (a revocation must bite at the next one); this
+/// keeps that read to a lookup and a byte comparison.
+#[derive(Default)]
+pub(crate) struct AppCache(Mutex<HashMap<(ResidentName, AppId), DecodedRecord>>);
+
+/// A record's bytes, and the app decoded from them.
+type DecodedRecord = (sled::IVec, Arc<InstalledApp>);
+
+/// Entries kept at most; past it the cache starts again empty.
+const APP_CACHE_ENTRIES: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstalledApp {
@@ -57,6 +73,25 @@ impl ResidentSpace {
         decode("an installed app", &bytes)
     }
 
+    /// [`app`](Self::app), shared and decoded only when its record changed:
+    /// always what the store holds now.
+    pub fn app_now(&self, id: &AppId) -> Result<Arc<InstalledApp>> {
+        let bytes = self.apps.get(id.as_str())?.ok_or_else(|| StoreError::UnknownApp(id.to_string()))?;
+        let key = (self.name.clone(), id.clone());
+        let mut cache = self.app_cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((cached, app)) = cache.get(&key) {
+            if *cached == bytes {
+                return Ok(app.clone());
+            }
+        }
+        let app: Arc<InstalledApp> = Arc::new(decode("an installed app", &bytes)?);
+        if cache.len() >= APP_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, (bytes, app.clone()));
+        Ok(app)
+    }
+
     pub fn apps(&self) -> Result<Vec<InstalledApp>> {
         self.apps.iter().values().map(|v| decode("an installed app", &v?)).collect()
     }
@@ -76,7 +111,7 @@ impl ResidentSpace {
 
     /// The grants of an installed app, read fresh from the store.
     pub fn grants(&self, id: &AppId) -> Result<Grants> {
-        Ok(self.app(id)?.grants)
+        Ok(self.app_now(id)?.grants.clone())
     }
 
     /// Holds every app signed by `publisher` (hex key); returns their ids.

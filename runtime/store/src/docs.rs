@@ -105,17 +105,6 @@ pub enum Change {
     Delete { doctype: Doctype, id: DocId },
 }
 
-/// A change whose body passed its doctype's schema. Only
-/// [`ResidentSpace::check_change`] makes one, so a body is validated once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckedChange(Change);
-
-impl CheckedChange {
-    pub fn change(&self) -> &Change {
-        &self.0
-    }
-}
-
 /// One entry of a doctype's change feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeRecord {
@@ -147,6 +136,26 @@ pub struct Quota {
     pub max_bytes: Option<u64>,
 }
 
+impl Quota {
+    /// Whether `after` may follow `before`. A quota only stops growth:
+    /// deleting stays possible over quota.
+    pub(crate) fn admits(&self, before: &Usage, after: &Usage) -> Result<()> {
+        if let Some(max) = self.max_documents.filter(|&m| after.documents > m && after.documents > before.documents) {
+            return Err(StoreError::Limit(format!(
+                "quota exceeded: this would make {} documents, over the resident's limit of {max}; nothing was written",
+                after.documents
+            )));
+        }
+        if let Some(max) = self.max_bytes.filter(|&m| after.bytes > m && after.bytes > before.bytes) {
+            return Err(StoreError::Limit(format!(
+                "quota exceeded: this would store {} bytes, over the resident's limit of {max}; nothing was written",
+                after.bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
 pub(crate) const USAGE_KEY: &str = "usage";
 pub(crate) const QUOTA_KEY: &str = "quota";
 pub(crate) const SEQ_KEY: &str = "seq";
@@ -169,25 +178,44 @@ pub(crate) fn feed_key(doctype: &Doctype, seq: u64) -> Vec<u8> {
     [&doc_prefix(doctype)[..], &seq.to_be_bytes()].concat()
 }
 
+/// The trees one change writes, inside a transaction.
+pub(crate) struct Written<'t> {
+    pub(crate) docs: &'t TransactionalTree,
+    pub(crate) index: &'t TransactionalTree,
+    pub(crate) feed: &'t TransactionalTree,
+}
+
+/// The stored form of a document put by `author` at `at_ms`: its body and
+/// provenance, keeping the creator of the document it replaces.
+pub(crate) fn stored_doc(replaced: Option<Meta>, body: &Value, author: &Author, at_ms: u64) -> Vec<u8> {
+    let (created_at_ms, created_by) = match replaced {
+        Some(old) => (old.created_at_ms, old.created_by),
+        None => (at_ms, author.clone()),
+    };
+    let meta = Meta { created_at_ms, created_by, updated_at_ms: at_ms, updated_by: author.clone() };
+    encode(&StoredDoc { body: body.clone(), meta })
+}
+
 /// Checks a body before anything is written: a JSON object, not too large.
-pub(crate) fn check_body(body: &Value) -> Result<()> {
+/// Returns it as JSON text.
+pub(crate) fn check_body(body: &Value) -> Result<Vec<u8>> {
     if !body.is_object() {
         return Err(StoreError::Invalid("a document body must be a JSON object".into()));
     }
-    let len = serde_json::to_vec(body).map(|v| v.len()).unwrap_or(usize::MAX);
-    if len > MAX_DOC_BYTES {
-        return Err(StoreError::Limit(format!("document is {len} bytes, over the limit of {MAX_DOC_BYTES}")));
+    let json = serde_json::to_vec(body).map_err(|e| StoreError::Invalid(format!("a document body: {e}")))?;
+    if json.len() > MAX_DOC_BYTES {
+        return Err(StoreError::Limit(format!("document is {} bytes, over the limit of {MAX_DOC_BYTES}", json.len())));
     }
-    Ok(())
+    Ok(json)
 }
 
-type Abort = ConflictableTransactionError<StoreError>;
+pub(crate) type Abort = ConflictableTransactionError<StoreError>;
 
-fn abort(e: StoreError) -> Abort {
+pub(crate) fn abort(e: StoreError) -> Abort {
     ConflictableTransactionError::Abort(e)
 }
 
-fn read_json<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn read_json<T: serde::de::DeserializeOwned + Default>(
     tree: &TransactionalTree,
     key: &str,
 ) -> std::result::Result<T, Abort> {
@@ -228,15 +256,6 @@ impl ResidentSpace {
         self.vocabulary.validate(doctype, body)
     }
 
-    /// Checks a change against its doctype's schema once, for a later
-    /// [`commit_checked`](Self::commit_checked) (an importer's staged writes).
-    pub fn check_change(&self, change: Change) -> Result<CheckedChange> {
-        if let Change::Put { doctype, body, .. } = &change {
-            self.check(doctype, body)?;
-        }
-        Ok(CheckedChange(change))
-    }
-
     /// Applies `changes` and appends `audit` atomically, then flushes:
     /// when this returns `Ok`, all of it is on disk; on `Err`, none of it is.
     pub fn commit(&self, changes: &[Change], author: &Author, at_ms: u64, audit: &[AuditEntry]) -> Result<()> {
@@ -245,87 +264,76 @@ impl ResidentSpace {
                 self.check(doctype, body)?;
             }
         }
-        self.apply(&changes.iter().collect::<Vec<_>>(), author, at_ms, audit)
-    }
-
-    /// [`commit`](Self::commit) for changes already checked.
-    pub fn commit_checked(
-        &self,
-        changes: &[CheckedChange],
-        author: &Author,
-        at_ms: u64,
-        audit: &[AuditEntry],
-    ) -> Result<()> {
-        self.apply(&changes.iter().map(|c| &c.0).collect::<Vec<_>>(), author, at_ms, audit)
-    }
-
-    fn apply(&self, changes: &[&Change], author: &Author, at_ms: u64, audit: &[AuditEntry]) -> Result<()> {
         // Sequence numbers are taken before the transaction, which may retry.
-        let feed_seqs: Vec<u64> = changes.iter().map(|_| self.next_seq()).collect::<Result<_>>()?;
+        let first_seq = self.reserve_seqs(changes.len() as u64)?;
         let trees = [&self.docs, &self.index, &self.changes, &self.meta, &self.audit];
         trees.as_slice().transaction(|t| {
-            let (docs, index, feed, meta, log) = (&t[0], &t[1], &t[2], &t[3], &t[4]);
+            let written = Written { docs: &t[0], index: &t[1], feed: &t[2] };
+            let (meta, log) = (&t[3], &t[4]);
             let mut usage: Usage = read_json(meta, USAGE_KEY)?;
             let before = usage;
-            for (change, seq) in changes.iter().zip(&feed_seqs) {
-                let (doctype, id, op) = match change {
-                    Change::Put { doctype, id, .. } => (doctype, id, ChangeOp::Put),
-                    Change::Delete { doctype, id } => (doctype, id, ChangeOp::Delete),
-                };
-                let key = doc_key(doctype, id);
-                let fields = self.vocabulary.indexes(doctype);
-                let old = docs.get(&key)?;
-                let old_doc: Option<StoredDoc> = old.as_ref().map(|b| decode("a document", b)).transpose().map_err(abort)?;
-                if let Some(old_doc) = &old_doc {
-                    for entry in index::entries(doctype, fields, id.as_str(), &old_doc.body) {
-                        index.remove(entry)?;
-                    }
-                    usage.documents = usage.documents.saturating_sub(1);
-                    usage.bytes = usage.bytes.saturating_sub(old.as_ref().map_or(0, |b| b.len() as u64));
+            for (change, seq) in changes.iter().zip(first_seq..) {
+                if !self.apply_change(&written, &mut usage, change, seq, author, at_ms)? {
+                    let (Change::Put { doctype, id, .. } | Change::Delete { doctype, id }) = change;
+                    return Err(abort(StoreError::NotFound(format!("no document `{id}` of type `{doctype}`"))));
                 }
-                match change {
-                    Change::Put { body, .. } => {
-                        let (created_at_ms, created_by) = match old_doc {
-                            Some(o) => (o.meta.created_at_ms, o.meta.created_by),
-                            None => (at_ms, author.clone()),
-                        };
-                        let meta = Meta { created_at_ms, created_by, updated_at_ms: at_ms, updated_by: author.clone() };
-                        let stored = encode(&StoredDoc { body: body.clone(), meta });
-                        usage.documents += 1;
-                        usage.bytes += stored.len() as u64;
-                        docs.insert(key, stored)?;
-                        for entry in index::entries(doctype, fields, id.as_str(), body) {
-                            index.insert(entry, id.as_str().as_bytes())?;
-                        }
-                    }
-                    Change::Delete { .. } => {
-                        if old_doc.is_none() {
-                            return Err(abort(StoreError::NotFound(format!("no document `{id}` of type `{doctype}`"))));
-                        }
-                        docs.remove(key)?;
-                    }
-                }
-                let record = ChangeRecord { seq: *seq, doctype: doctype.clone(), id: id.clone(), op, at_ms, by: author.clone() };
-                feed.insert(feed_key(doctype, *seq), encode(&record))?;
             }
             let quota: Quota = read_json(meta, QUOTA_KEY)?;
-            // A quota only stops growth: deleting stays possible over quota.
-            if let Some(max) = quota.max_documents.filter(|&m| usage.documents > m && usage.documents > before.documents) {
-                return Err(abort(StoreError::Limit(format!(
-                    "quota exceeded: this would make {} documents, over the resident's limit of {max}; nothing was written",
-                    usage.documents
-                ))));
-            }
-            if let Some(max) = quota.max_bytes.filter(|&m| usage.bytes > m && usage.bytes > before.bytes) {
-                return Err(abort(StoreError::Limit(format!(
-                    "quota exceeded: this would store {} bytes, over the resident's limit of {max}; nothing was written",
-                    usage.bytes
-                ))));
-            }
+            quota.admits(&before, &usage).map_err(abort)?;
             meta.insert(USAGE_KEY, encode(&usage))?;
             crate::audit::append_chained(meta, log, audit)
         })?;
         self.flush()
+    }
+
+    /// Applies one change inside a transaction: the document, its index
+    /// entries, its change-feed record and the usage counters. Returns
+    /// false, having written nothing, for a delete of a document that is
+    /// not there.
+    pub(crate) fn apply_change(
+        &self,
+        written: &Written<'_>,
+        usage: &mut Usage,
+        change: &Change,
+        seq: u64,
+        author: &Author,
+        at_ms: u64,
+    ) -> std::result::Result<bool, Abort> {
+        let (doctype, id, op) = match change {
+            Change::Put { doctype, id, .. } => (doctype, id, ChangeOp::Put),
+            Change::Delete { doctype, id } => (doctype, id, ChangeOp::Delete),
+        };
+        let key = doc_key(doctype, id);
+        let fields = self.vocabulary.indexes(doctype);
+        let old = written.docs.get(&key)?;
+        let old_doc: Option<StoredDoc> = old.as_ref().map(|b| decode("a document", b)).transpose().map_err(abort)?;
+        if old_doc.is_none() && op == ChangeOp::Delete {
+            return Ok(false);
+        }
+        if let Some(old_doc) = &old_doc {
+            for entry in index::entries(doctype, fields, id.as_str(), &old_doc.body) {
+                written.index.remove(entry)?;
+            }
+            usage.documents = usage.documents.saturating_sub(1);
+            usage.bytes = usage.bytes.saturating_sub(old.as_ref().map_or(0, |b| b.len() as u64));
+        }
+        match change {
+            Change::Put { body, .. } => {
+                let stored = stored_doc(old_doc.map(|o| o.meta), body, author, at_ms);
+                usage.documents += 1;
+                usage.bytes += stored.len() as u64;
+                written.docs.insert(key, stored)?;
+                for entry in index::entries(doctype, fields, id.as_str(), body) {
+                    written.index.insert(entry, id.as_str().as_bytes())?;
+                }
+            }
+            Change::Delete { .. } => {
+                written.docs.remove(key)?;
+            }
+        }
+        let record = ChangeRecord { seq, doctype: doctype.clone(), id: id.clone(), op, at_ms, by: author.clone() };
+        written.feed.insert(feed_key(doctype, seq), encode(&record))?;
+        Ok(true)
     }
 
     /// Every doctype that has documents, with its count.

@@ -20,6 +20,7 @@ mod check;
 mod docs;
 mod export;
 mod field;
+mod import;
 mod index;
 mod names;
 mod outbox;
@@ -33,11 +34,10 @@ use std::sync::Arc;
 pub use apps::{Hold, InstalledApp, PackageBytes};
 pub use audit::{AppLogEntry, AuditCheck, AuditEntry, AuditFilter, AuditSummary, Operation, Outcome};
 pub use check::CheckReport;
-pub use docs::{
-    Author, Change, ChangeOp, ChangeRecord, CheckedChange, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES,
-};
+pub use docs::{Author, Change, ChangeOp, ChangeRecord, DocId, Document, Meta, Quota, Usage, MAX_DOC_BYTES};
 pub use export::{ExportSummary, EXPORT_FORMAT_VERSION};
 pub use field::FieldPath;
+pub use import::{Import, Staged};
 pub use names::ResidentName;
 pub use outbox::{
     Notification, OutboxItem, OutboxStatus, MAX_NOTIFICATION_BODY, MAX_NOTIFICATION_TITLE, MAX_PAYLOAD_BYTES,
@@ -66,6 +66,8 @@ pub enum StoreError {
     Invalid(String),
     #[error("{0}")]
     Limit(String),
+    #[error("the import is committed but could not be fully written ({0}); it will be completed the next time the home is opened")]
+    PublishInterrupted(Box<StoreError>),
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
@@ -92,6 +94,7 @@ fn tree_name(resident: &ResidentName, kind: &str) -> String {
 pub struct Store {
     db: sled::Db,
     vocabulary: Arc<Vocabulary>,
+    app_cache: Arc<apps::AppCache>,
 }
 
 impl Store {
@@ -110,7 +113,9 @@ impl Store {
             }
             other => StoreError::Sled(other),
         })?;
-        Ok(Store { db, vocabulary })
+        let store = Store { db, vocabulary, app_cache: Arc::default() };
+        store.recover_imports()?;
+        Ok(store)
     }
 
     pub fn vocabulary(&self) -> &Vocabulary {
@@ -120,6 +125,23 @@ impl Store {
     /// Makes every write of every resident so far durable.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Finishes the imports a crash interrupted, in every resident's space.
+    /// Only at open: sled's lock guarantees no import of another process is
+    /// running, and none of this process has started yet.
+    fn recover_imports(&self) -> Result<()> {
+        for name in self.residents()? {
+            let (published, discarded) = self.space(&name)?.recover_imports()?;
+            if published + discarded > 0 {
+                tracing::warn!(
+                    published,
+                    discarded,
+                    "imports interrupted by a crash: the committed ones were completed, the others discarded"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -161,6 +183,10 @@ impl Store {
         for kind in RESIDENT_TREES {
             self.db.drop_tree(tree_name(name, kind))?;
         }
+        let staging = tree_name(name, "staging/");
+        for tree in self.db.tree_names().into_iter().filter(|t| t.starts_with(staging.as_bytes())) {
+            self.db.drop_tree(tree)?;
+        }
         self.db.open_tree(RESIDENTS_TREE)?.remove(name.as_str())?;
         self.db.flush()?;
         Ok(())
@@ -172,6 +198,7 @@ impl Store {
             name: name.clone(),
             db: self.db.clone(),
             vocabulary: self.vocabulary.clone(),
+            app_cache: self.app_cache.clone(),
             docs: tree("docs")?,
             index: tree("index")?,
             changes: tree("changes")?,
@@ -192,6 +219,7 @@ pub struct ResidentSpace {
     name: ResidentName,
     db: sled::Db,
     vocabulary: Arc<Vocabulary>,
+    app_cache: Arc<apps::AppCache>,
     docs: sled::Tree,
     index: sled::Tree,
     changes: sled::Tree,
@@ -220,14 +248,19 @@ impl ResidentSpace {
     /// The next number of this resident's sequence (new ids, audit log,
     /// change feed): strictly increasing, and carried over by export/restore.
     fn next_seq(&self) -> Result<u64> {
+        self.reserve_seqs(1)
+    }
+
+    /// `n` consecutive numbers of the sequence; returns the first.
+    fn reserve_seqs(&self, n: u64) -> Result<u64> {
+        let corrupt = || StoreError::Corrupt("the sequence counter".into());
         let next = self.meta.update_and_fetch(docs::SEQ_KEY, |old| {
-            let n = old.and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
-            Some((n + 1).to_be_bytes().to_vec())
+            let last = old.and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+            Some(last.saturating_add(n).to_be_bytes().to_vec())
         })?;
-        let bytes = next.ok_or_else(|| StoreError::Corrupt("the sequence counter".into()))?;
-        Ok(u64::from_be_bytes(
-            bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt("the sequence counter".into()))?,
-        ))
+        let bytes = next.ok_or_else(corrupt)?;
+        let last = u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| corrupt())?);
+        Ok(last + 1 - n)
     }
 
     pub fn vocabulary(&self) -> &Vocabulary {

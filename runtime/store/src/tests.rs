@@ -465,8 +465,17 @@ fn apps_grants_and_audit_round_trip() {
     me.put_app(&app, b"pkg").unwrap();
     assert_eq!(me.app(app.id()).unwrap(), app);
     assert_eq!(me.package(app.id()).unwrap(), b"pkg");
+    let shared = me.app_now(app.id()).unwrap();
+    assert!(Arc::ptr_eq(&shared, &me.app_now(app.id()).unwrap()), "an unchanged record is decoded once");
     me.set_grants(app.id(), &Default::default()).unwrap();
-    assert!(me.grants(app.id()).unwrap().is_empty());
+    assert!(me.grants(app.id()).unwrap().is_empty(), "a changed record is read again");
+    assert!(me.app_now(app.id()).unwrap().grants.is_empty());
+    assert!(!shared.grants.is_empty(), "what a caller holds does not change under it");
+    // Another resident with an app of the same id has their own record.
+    let you = store.create_resident(&"you".parse().unwrap()).unwrap();
+    you.put_app(&app, b"pkg").unwrap();
+    assert!(!you.app_now(app.id()).unwrap().grants.is_empty());
+    assert!(me.app_now(app.id()).unwrap().grants.is_empty());
     let entry = AuditEntry {
         seq: 0,
         at_ms: 7,
@@ -488,6 +497,7 @@ fn apps_grants_and_audit_round_trip() {
     assert!(me.audit(&AuditFilter { app: Some(other), ..Default::default() }).unwrap().is_empty());
     me.remove_app(app.id()).unwrap();
     assert!(matches!(me.app(app.id()), Err(StoreError::UnknownApp(_))));
+    assert!(matches!(me.app_now(app.id()), Err(StoreError::UnknownApp(_))), "not served from the cache");
     assert!(me.package(app.id()).is_err());
 }
 
