@@ -141,6 +141,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
             "ratio_p50": ratio(us(ours.p50), us(raw.p50)),
             "raw_wasmtime_pooled_p50_us": us(raw_pooled.p50), "raw_wasmtime_pooled_p99_us": us(raw_pooled.p99),
             "ratio_p50_vs_pooled": ratio(us(ours.p50), us(raw_pooled.p50)),
+            "pagemap_scan": wasmtime::PoolingAllocationConfig::is_pagemap_scan_available(),
         }),
     );
 
@@ -219,7 +220,8 @@ fn print_table(r: &Value) {
         t["domicile_p50_us"], t["domicile_p99_us"], t["domicile_per_s"], t["raw_wasmtime_p50_us"], t["raw_wasmtime_p99_us"], t["raw_wasmtime_per_s"], t["ratio_p50"]
     );
     println!(
-        "| the same, raw wasmtime on domicile's engine settings (pooling allocator) | | p50 {} us, p99 {} us | {}x |",
+        "| the same, raw wasmtime on domicile's engine settings (pooling allocator, PAGEMAP_SCAN {}) | | p50 {} us, p99 {} us | {}x |",
+        if t["pagemap_scan"] == true { "on" } else { "not available" },
         t["raw_wasmtime_pooled_p50_us"], t["raw_wasmtime_pooled_p99_us"], t["ratio_p50_vs_pooled"]
     );
     println!(

@@ -29,8 +29,14 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 8;
-/// Bytes of memory and tables a pool slot keeps mapped between runs.
-const KEEP_RESIDENT: usize = 128 * 1024;
+/// Bytes of memory and tables a pool slot keeps mapped between runs, when
+/// the kernel can say which pages a run dirtied (`PAGEMAP_SCAN`, Linux
+/// 6.7+): only those are reset, and the next run finds the rest mapped.
+/// Rust guests keep their 1 MiB stack at the bottom of linear memory, so
+/// this must cover it and the first heap pages. Without the scan, every
+/// kept byte is reset with `memset` at every run, so much less is kept.
+const KEEP_RESIDENT_SCANNED: usize = 2 * 1024 * 1024;
+const KEEP_RESIDENT_UNSCANNED: usize = 128 * 1024;
 /// Elements of one table; the same bound as the invocation's limiter.
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 20_000;
 
@@ -44,6 +50,8 @@ pub(crate) fn new_engine(slots: u32, max_memory: u64) -> Result<Engine, HostErro
 /// The engine settings domicile runs apps with (also the fair baseline for
 /// benchmarks against raw wasmtime).
 pub fn engine_config(slots: u32, max_memory: u64) -> Config {
+    let scan = PoolingAllocationConfig::is_pagemap_scan_available();
+    let keep_resident = if scan { KEEP_RESIDENT_SCANNED } else { KEEP_RESIDENT_UNSCANNED };
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
@@ -54,10 +62,11 @@ pub fn engine_config(slots: u32, max_memory: u64) -> Config {
         .total_tables(slots * TABLES_PER_COMPONENT)
         .total_stacks(slots)
         .table_elements(MAX_TABLE_ELEMENTS)
-        // Reset the first pages of a reused slot by memset rather than
+        // Reset the first pages of a reused slot in place rather than
         // returning them to the kernel: the next run touches them again.
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT)
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(KEEP_RESIDENT_UNSCANNED)
+        .pagemap_scan(if scan { wasmtime::Enabled::Yes } else { wasmtime::Enabled::No })
         .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX));
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

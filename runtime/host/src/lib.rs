@@ -389,7 +389,9 @@ impl Runtime {
         let limits = ResolvedLimits::of(&self.config.limits, &app.manifest.limits);
         let writes = match call {
             Call::Run { .. } => Writes::Durable,
-            Call::Import { .. } => Writes::Staged { import: Box::new(space.begin_import()?), counts: Default::default() },
+            Call::Import { .. } => {
+                Writes::Staged { import: Box::new(space.begin_import()?), counts: Default::default() }
+            }
         };
         // Back-pressure: wait for a free slot of the instance pool rather
         // than fail when it is full.
