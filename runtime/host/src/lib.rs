@@ -454,7 +454,7 @@ impl Runtime {
             }),
             Ok(Ok(output)) => match serde_json::from_str::<serde_json::Value>(&output) {
                 Err(e) => Err(HostError::AppFailed { app: app_id, message: format!("its output is not JSON ({e})") }),
-                Ok(_) => commit_staged(state).map(|()| output),
+                Ok(_) => without_stalling_other_tasks(|| commit_staged(state)).map(|()| output),
             },
         };
         let notifications = if result.is_ok() { notifications } else { Vec::new() };
@@ -519,6 +519,18 @@ fn ensure_not_installed(space: &ResidentSpace, manifest: &Manifest) -> Result<()
         }),
         Err(StoreError::UnknownApp(_)) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs long blocking work (publishing a large import takes seconds to
+/// minutes) so that the tokio worker's other tasks move to another thread
+/// meanwhile, as a server needs. Plain call outside a multi-threaded runtime.
+fn without_stalling_other_tasks<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
