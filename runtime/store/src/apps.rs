@@ -16,7 +16,7 @@ use crate::{decode, encode, ResidentName, ResidentSpace, Result, StoreError};
 /// grants at every call (a revocation must bite at the next one); this
 /// keeps that read to a lookup and a byte comparison.
 #[derive(Default)]
-pub(crate) struct AppCache(Mutex<HashMap<(ResidentName, AppId), DecodedRecord>>);
+pub(crate) struct AppCache(Mutex<HashMap<ResidentName, HashMap<AppId, DecodedRecord>>>);
 
 /// A record's bytes, and the app decoded from them.
 type DecodedRecord = (sled::IVec, Arc<InstalledApp>);
@@ -77,18 +77,18 @@ impl ResidentSpace {
     /// always what the store holds now.
     pub fn app_now(&self, id: &AppId) -> Result<Arc<InstalledApp>> {
         let bytes = self.apps.get(id.as_str())?.ok_or_else(|| StoreError::UnknownApp(id.to_string()))?;
-        let key = (self.name.clone(), id.clone());
         let mut cache = self.app_cache.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((cached, app)) = cache.get(&key) {
+        // Looked up by reference: the hot path allocates nothing.
+        if let Some((cached, app)) = cache.get(&self.name).and_then(|apps| apps.get(id)) {
             if *cached == bytes {
                 return Ok(app.clone());
             }
         }
         let app: Arc<InstalledApp> = Arc::new(decode("an installed app", &bytes)?);
-        if cache.len() >= APP_CACHE_ENTRIES {
+        if cache.values().map(HashMap::len).sum::<usize>() >= APP_CACHE_ENTRIES {
             cache.clear();
         }
-        cache.insert(key, (bytes, app.clone()));
+        cache.entry(self.name.clone()).or_default().insert(id.clone(), (bytes, app.clone()));
         Ok(app)
     }
 

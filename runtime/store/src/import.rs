@@ -161,14 +161,22 @@ impl ResidentSpace {
     }
 }
 
+/// Decodes what was staged for one document.
+fn decode_staged(value: &[u8]) -> Result<Staged> {
+    match value.split_first() {
+        Some((&PUT, body)) => Ok(Staged::Put(decode("a staged document", body)?)),
+        Some((&DELETE, [])) => Ok(Staged::Delete),
+        _ => Err(StoreError::Corrupt("a staged change".into())),
+    }
+}
+
 /// Decodes one staged entry back into a change.
 fn staged_change(key: &[u8], value: &[u8]) -> Result<Change> {
     let (doctype, id) = parse_doc_key(key)?;
-    match value.split_first() {
-        Some((&PUT, body)) => Ok(Change::Put { doctype, id, body: decode("a staged document", body)? }),
-        Some((&DELETE, [])) => Ok(Change::Delete { doctype, id }),
-        _ => Err(StoreError::Corrupt("a staged change".into())),
-    }
+    Ok(match decode_staged(value)? {
+        Staged::Put(body) => Change::Put { doctype, id, body },
+        Staged::Delete => Change::Delete { doctype, id },
+    })
 }
 
 impl Import {
@@ -190,10 +198,7 @@ impl Import {
     /// What this import staged for a document, if anything.
     pub fn staged(&self, doctype: &Doctype, id: &DocId) -> Result<Option<Staged>> {
         let Some(value) = self.staging.get(doc_key(doctype, id))? else { return Ok(None) };
-        match staged_change(&doc_key(doctype, id), &value)? {
-            Change::Put { body, .. } => Ok(Some(Staged::Put(body))),
-            Change::Delete { .. } => Ok(Some(Staged::Delete)),
-        }
+        decode_staged(&value).map(Some)
     }
 
     /// Writes everything staged, with `audit`, as described in the module
