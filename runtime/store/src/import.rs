@@ -72,10 +72,6 @@ pub struct Import {
     committed: bool,
 }
 
-pub(crate) fn staging_prefix(space: &ResidentSpace) -> String {
-    crate::tree_name(space.resident(), "staging/")
-}
-
 fn marker_key(number: u64) -> String {
     format!("{MARKER_PREFIX}{number:016x}")
 }
@@ -85,7 +81,7 @@ impl ResidentSpace {
     /// only by [`Import::commit`], all of them or none.
     pub fn begin_import(&self) -> Result<Import> {
         let number = self.next_seq()?;
-        let staging = self.db.open_tree(format!("{}{number:016x}", staging_prefix(self)))?;
+        let staging = self.db.open_tree(format!("{}{number:016x}", crate::staging_prefix(self.resident())))?;
         Ok(Import { space: self.clone(), number, staging, committed: false })
     }
 
@@ -103,7 +99,7 @@ impl ResidentSpace {
             published += 1;
         }
         // What is left was never committed.
-        let prefix = staging_prefix(self);
+        let prefix = crate::staging_prefix(self.resident());
         let mut discarded = 0;
         for name in self.db.tree_names().into_iter().filter(|n| n.starts_with(prefix.as_bytes())) {
             self.db.drop_tree(&name)?;
@@ -322,7 +318,7 @@ mod tests {
     }
 
     fn staging_trees(store: &Store) -> usize {
-        store.db.tree_names().iter().filter(|n| n.windows(9).any(|w| w == b"/staging/")).count()
+        store.db.tree_names().iter().filter(|n| crate::is_staging_tree(n)).count()
     }
 
     fn count(space: &ResidentSpace) -> usize {

@@ -89,6 +89,18 @@ fn tree_name(resident: &ResidentName, kind: &str) -> String {
     format!("resident/{resident}/{kind}")
 }
 
+/// Imports' staging trees are `resident/NAME/staging/N`.
+const STAGING: &str = "/staging/";
+
+fn is_staging_tree(name: &[u8]) -> bool {
+    name.windows(STAGING.len()).any(|w| w == STAGING.as_bytes())
+}
+
+/// The start of the name of every staging tree of a resident's imports.
+fn staging_prefix(resident: &ResidentName) -> String {
+    tree_name(resident, &STAGING[1..])
+}
+
 /// A home's database.
 #[derive(Clone)]
 pub struct Store {
@@ -132,7 +144,17 @@ impl Store {
     /// Only at open: sled's lock guarantees no import of another process is
     /// running, and none of this process has started yet.
     fn recover_imports(&self) -> Result<()> {
+        // An interrupted import always left its staging tree (a marker is
+        // removed before its tree), so a home without one has nothing to
+        // recover and opens no resident's trees here.
+        let staging: Vec<sled::IVec> = self.db.tree_names().into_iter().filter(|t| is_staging_tree(t)).collect();
+        if staging.is_empty() {
+            return Ok(());
+        }
         for name in self.residents()? {
+            if !staging.iter().any(|t| t.starts_with(staging_prefix(&name).as_bytes())) {
+                continue;
+            }
             let (published, discarded) = self.space(&name)?.recover_imports()?;
             if published + discarded > 0 {
                 tracing::warn!(
@@ -183,7 +205,7 @@ impl Store {
         for kind in RESIDENT_TREES {
             self.db.drop_tree(tree_name(name, kind))?;
         }
-        let staging = tree_name(name, "staging/");
+        let staging = staging_prefix(name);
         for tree in self.db.tree_names().into_iter().filter(|t| t.starts_with(staging.as_bytes())) {
             self.db.drop_tree(tree)?;
         }
