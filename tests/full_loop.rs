@@ -397,9 +397,9 @@ fn export_and_restore_rebuild_the_space_in_another_home_and_apps_still_run() {
 
     let other = tempfile::tempdir().unwrap();
     let restored = TestHome { dir: other };
-    // `restore` creates the home. It trusts no key: restored apps run because
-    // their packages re-verify against the publisher key recorded at install.
-    std::fs::remove_dir_all(restored.path()).unwrap();
+    // `restore` creates the home. Its apps come back because this home
+    // trusts their publisher; each package is verified again against it.
+    std::fs::copy(home.path().join("trust.json"), restored.path().join("trust.json")).unwrap();
     restored.ok(&["restore", archive.to_str().unwrap()]);
     assert_eq!(restored.docs(TRIP), home.docs(TRIP), "same documents, ids and provenance");
     assert_eq!(restored.audit(), home.audit(), "same audit log");
@@ -471,4 +471,195 @@ fn bench_measures_every_row_against_its_baseline() {
     }
     assert_eq!(report["scan"]["documents"], 300);
     assert_eq!(report["import"]["rows"], 400);
+}
+
+/// The entries of an export archive, to edit as an attacker would.
+fn archive_entries(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut tar = tar::Archive::new(bytes.as_slice());
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
+fn write_archive(path: &std::path::Path, entries: &[(String, Vec<u8>)]) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, name, bytes.as_slice()).unwrap();
+    }
+    std::fs::write(path, tar.into_inner().unwrap()).unwrap();
+}
+
+fn entry<'a>(entries: &'a mut [(String, Vec<u8>)], name: &str) -> &'a mut Vec<u8> {
+    &mut entries.iter_mut().find(|(n, _)| n.ends_with(name)).unwrap().1
+}
+
+/// Edits entry `name`'s JSON lines.
+fn edit_jsonl(entries: &mut [(String, Vec<u8>)], name: &str, edit: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    let bytes = entry(entries, name);
+    let mut lines: Vec<serde_json::Value> =
+        bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    edit(&mut lines);
+    *bytes = lines.iter().flat_map(|l| [serde_json::to_vec(l).unwrap(), b"\n".to_vec()].concat()).collect();
+}
+
+/// A home with the sample apps, an import and a run, exported.
+fn exported_home() -> (TestHome, std::path::PathBuf) {
+    let home = TestHome::new();
+    install_samples(&home);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    home.ok(&["run", FOOTPRINT]);
+    let archive = home.path().join("me.tar");
+    home.ok(&["export", "--out", archive.to_str().unwrap()]);
+    (home, archive)
+}
+
+/// A restore into a home that trusts the sample publisher (or not).
+fn restore_into(trusting: bool, archive: &std::path::Path) -> (TestHome, Run) {
+    let home = if trusting { TestHome::new() } else { TestHome::untrusting() };
+    // `init` made a resident `me`; the archive brings its own.
+    let run = home.run(&["restore", archive.to_str().unwrap(), "--as", "restored"]);
+    (home, run)
+}
+
+#[test]
+fn restore_gives_an_archive_no_more_power_than_install_gives_a_package() {
+    let (home, archive) = exported_home();
+    let dir = tempfile::tempdir().unwrap();
+    let residents = |h: &TestHome| h.ok(&["resident", "list"]).stdout;
+
+    // A home that trusts no publisher gets the data, not the apps, and says so.
+    let (untrusting, run) = restore_into(false, &archive);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("{IMPORTER} was not restored: it is signed by")), "{}", run.stdout);
+    assert!(untrusting.ok(&["--resident", "restored", "apps"]).stdout.contains("no apps installed"));
+    assert_eq!(
+        untrusting.ok(&["--resident", "restored", "docs", TRIP, "--json"]).json(),
+        home.ok(&["docs", TRIP, "--json"]).json()
+    );
+
+    // Grants widened in the app record: cut back to what the signed manifest asks.
+    let original_grants = home.ok(&["apps", "--json"]).json();
+    let mut entries = archive_entries(&archive);
+    edit_jsonl(&mut entries, "apps.jsonl", |apps| {
+        for app in apps.iter_mut() {
+            app["grants"]["io.domicile.bank.operation"] = serde_json::json!({"access": ["read"]});
+        }
+    });
+    let widened = dir.path().join("widened.tar");
+    write_archive(&widened, &entries);
+    let (trusting, run) = restore_into(true, &widened);
+    assert!(run.ok, "{}", run.stderr);
+    let restored = trusting.ok(&["--resident", "restored", "apps", "--json"]).json();
+    let grants =
+        |apps: &serde_json::Value| apps.as_array().unwrap().iter().map(|a| a["grants"].clone()).collect::<Vec<_>>();
+    assert_eq!(grants(&restored), grants(&original_grants));
+
+    // Permissions and egress widened in the record's manifest: refused as edited.
+    let mut entries = archive_entries(&archive);
+    edit_jsonl(&mut entries, "apps.jsonl", |apps| {
+        apps[0]["manifest"]["egress"] =
+            serde_json::json!({"destinations": ["http://127.0.0.1:9/exfil"], "purpose": "Send your data elsewhere"})
+    });
+    let edited = dir.path().join("edited.tar");
+    write_archive(&edited, &entries);
+    let (other, run) = restore_into(true, &edited);
+    assert!(run.one_line_error().contains("not what its signed package says"), "{}", run.stderr);
+    assert!(!residents(&other).contains("restored"), "a refused archive restores nothing");
+
+    // A package with one flipped byte in its component, or the package of another app.
+    let mut entries = archive_entries(&archive);
+    let package = entry(&mut entries, &format!("packages/{FOOTPRINT}.dpkg"));
+    let last = package.len() - 10;
+    package[last] ^= 1;
+    let tampered = dir.path().join("tampered.tar");
+    write_archive(&tampered, &entries);
+    let (other, run) = restore_into(true, &tampered);
+    assert!(run.one_line_error().contains(&format!("the package of {FOOTPRINT}")), "{}", run.stderr);
+    assert!(run.one_line_error().contains("signature does not verify"), "{}", run.stderr);
+    assert!(!residents(&other).contains("restored"));
+    let mut entries = archive_entries(&archive);
+    let importer = entry(&mut entries, &format!("packages/{IMPORTER}.dpkg")).clone();
+    *entry(&mut entries, &format!("packages/{FOOTPRINT}.dpkg")) = importer;
+    let swapped = dir.path().join("swapped.tar");
+    write_archive(&swapped, &entries);
+    let (_, run) = restore_into(true, &swapped);
+    assert!(run.one_line_error().contains(&format!("it is the package of {IMPORTER}")), "{}", run.stderr);
+
+    // A 2 GiB entry that no export has: refused from its header, at once.
+    let (_, run) = restore_into(true, &fixture_hostile("huge-entry.tar"));
+    assert!(run.one_line_error().contains("domicile-export/padding.bin"), "{}", run.stderr);
+}
+
+#[test]
+fn text_an_app_or_an_archive_controls_reaches_the_terminal_escaped() {
+    let (_home, archive) = exported_home();
+    let hostile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture_hostile("terminal-text.json")).unwrap()).unwrap();
+    let text = |k: &str| hostile[k].as_str().unwrap().to_owned();
+    let mut entries = archive_entries(&archive);
+    let manifest: serde_json::Value = serde_json::from_slice(entry(&mut entries, "manifest.json")).unwrap();
+    let seq = manifest["sequence"].as_u64().unwrap();
+    edit_jsonl(&mut entries, "app-log.jsonl", |log| {
+        log.push(
+            serde_json::json!({"seq": seq + 1, "at_ms": 1, "app": FOOTPRINT, "level": "info", "message": text("log")}),
+        )
+    });
+    edit_jsonl(&mut entries, "notifications.jsonl", |n| {
+        n.push(serde_json::json!({"seq": seq + 2, "at_ms": 1, "app": FOOTPRINT, "title": text("title"), "body": text("body")}))
+    });
+    edit_jsonl(&mut entries, "outbox.jsonl", |o| {
+        o.push(serde_json::json!({"id": seq + 3, "at_ms": 1, "app": "org.example.gone", "app_version": "1.0.0",
+            "destination": "http://127.0.0.1:9/elsewhere", "purpose": text("purpose"), "payload": text("payload"),
+            "status": {"state": "pending"}}))
+    });
+    let manifest = entry(&mut entries, "manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    for (count, add) in [("app_log_entries", 1), ("notifications", 1), ("outbox", 1)] {
+        m["counts"][count] = (m["counts"][count].as_u64().unwrap() + add).into();
+    }
+    *manifest = serde_json::to_vec(&m).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hostile_archive = dir.path().join("hostile.tar");
+    write_archive(&hostile_archive, &entries);
+    let (restored, run) = restore_into(true, &hostile_archive);
+    assert!(run.ok, "{}", run.stderr);
+
+    let shown: String = ["logs", "notifications", "outbox", "audit"]
+        .iter()
+        .map(|verb| restored.ok(&["--resident", "restored", verb]).stdout)
+        .collect();
+    let raw = shown
+        .chars()
+        .filter(|&c| {
+            c.is_control() && c != '\n'
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+        })
+        .count();
+    assert_eq!(raw, 0, "no raw control or direction character is printed:\n{shown}");
+    assert!(shown.contains("\\u{1b}[2K"), "{shown}");
+    assert!(shown.contains("Survey\\u{202e}gro.ytic"), "{shown}");
+    // The outbox item's real destination is on its own `to` line; the
+    // purpose's fake one stays inside the `why` line.
+    let outbox = restored.ok(&["--resident", "restored", "outbox"]).stdout;
+    let to_lines: Vec<&str> = outbox.lines().filter(|l| l.trim_start().starts_with("to ")).collect();
+    assert_eq!(to_lines, vec!["    to      http://127.0.0.1:9/elsewhere"], "{outbox}");
+    // --json keeps the exact text, escaped as JSON.
+    let notes = restored.ok(&["--resident", "restored", "notifications", "--json"]).json();
+    assert_eq!(notes.as_array().unwrap().last().unwrap()["title"], text("title"));
+    // The approval of an item of an app that is not installed is refused.
+    let id = (seq + 3).to_string();
+    assert!(restored.run(&["--resident", "restored", "approve", &id]).one_line_error().contains("not installed"));
 }

@@ -43,6 +43,11 @@ pub fn fixture_package(name: &str) -> PathBuf {
     repo().join("tests/fixtures/packages").join(format!("{name}.dpkg"))
 }
 
+/// An input made to attack domicile (`tests/fixtures/hostile/`).
+pub fn fixture_hostile(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/hostile").join(name)
+}
+
 pub fn sample_gpx() -> PathBuf {
     repo().join("sample-apps/data/week-around-nantes.gpx")
 }

@@ -11,6 +11,7 @@ use domicile_store::{AuditFilter, Author, Change, DocId, InstalledApp, Query, Qu
 use serde_json::json;
 
 use crate::home::Home;
+use crate::terminal::{self, safe};
 use crate::{AuditAction, CatalogueCommand, Cli, Command, ResidentCommand, TrustCommand};
 
 pub async fn execute(cli: Cli) -> Result<()> {
@@ -51,19 +52,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     }
     if let Command::Restore { archive, r#as } = &command {
         let home = Home::open_or_create(&dir)?;
-        let file = std::fs::File::open(archive).with_context(|| format!("cannot read {}", archive.display()))?;
-        let name = r#as.as_deref().map(str::parse).transpose()?;
-        let (space, summary) = home.store.restore(std::io::BufReader::new(file), name.as_ref())?;
-        crate::consent::hold_revoked(&home, &space)?;
-        println!(
-            "restored `{}` into {}: {} documents, {} apps, {} audit entries",
-            space.resident(),
-            dir.display(),
-            summary.documents,
-            summary.apps,
-            summary.audit_entries
-        );
-        return Ok(());
+        return crate::consent::restore(&home, archive, r#as.as_deref(), json);
     }
     let home = Home::open(&dir)?;
     match command {
@@ -155,16 +144,16 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let summary = home.runtime()?.run_importer(&space, &importer.parse()?, &name, &bytes).await?;
             if json {
-                println!("{summary}");
+                println!("{}", terminal::json(&summary));
             } else {
-                println!("imported {name} with {importer}: {summary}");
+                println!("imported {} with {importer}: {}", safe(&name), terminal::json(&summary));
             }
         }
         Command::Run { app, input } => {
             serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
             let space = home.resident(resident)?;
             let output = home.runtime()?.run_service(&space, &app.parse()?, &input).await?;
-            println!("{output}");
+            println!("{}", terminal::json(&output));
         }
         Command::Docs { doctype, selector, sort, limit } => {
             docs(&home.resident(resident)?, &doctype, &selector, sort.as_deref(), limit, json)?
@@ -174,7 +163,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 if json {
                     println!("{}", serde_json::to_string(&c)?);
                 } else {
-                    println!("{}  {}  {:?}  {}", c.seq, format_ms(c.at_ms), c.op, c.id);
+                    println!("{}  {}  {:?}  {}", c.seq, format_ms(c.at_ms), c.op, safe(c.id.as_str()));
                 }
             }
         }
@@ -268,7 +257,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 if json {
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
-                    println!("{}  {:<5}  {}  {}", format_ms(e.at_ms), e.level, e.app, e.message);
+                    println!("{}  {:<5}  {}  {}", format_ms(e.at_ms), safe(&e.level), e.app, safe(&e.message));
                 }
             }
         }
@@ -369,7 +358,7 @@ pub(crate) fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
     let mut lines = stdin.lock().lines();
     for p in &manifest.permissions {
         for access in p.access.iter() {
-            print!("Allow {} to {access} your {}? ({})  [y/N] ", manifest.name, p.doctype, p.purpose);
+            print!("Allow {} to {access} your {}? ({})  [y/N] ", safe(&manifest.name), p.doctype, p.purpose);
             std::io::stdout().flush()?;
             let answer = lines.next().transpose()?.unwrap_or_default();
             if matches!(answer.trim(), "y" | "Y" | "yes") {
@@ -413,12 +402,16 @@ fn apps(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
     for app in apps {
         println!(
             "{}  {}  {}  ({})\n  granted: {}",
-            app.manifest.id, app.manifest.version, app.manifest.name, app.manifest.world, app.grants
+            app.manifest.id,
+            app.manifest.version,
+            safe(&app.manifest.name),
+            app.manifest.world,
+            app.grants
         );
         if let Some(hold) = &app.held {
             println!(
                 "  ON HOLD: {} (`domicile uninstall {}` or `domicile enable {}`)",
-                hold.reason,
+                safe(&hold.reason),
                 app.id(),
                 app.id()
             );
@@ -472,7 +465,7 @@ fn docs(
             if json {
                 all.push(json!({ "id": doc.id.as_str(), "body": doc.body, "meta": doc.meta }));
             } else {
-                println!("{}  {}", doc.id, doc.body);
+                println!("{}  {}", safe(doc.id.as_str()), terminal::json(&doc.body.to_string()));
             }
         }
     }
@@ -527,7 +520,7 @@ fn audit(space: &ResidentSpace, filter: &AuditFilter, summary: bool, json: bool)
             println!("no app has accessed your data in that period");
         }
         for g in groups.iter().filter(|_| !json) {
-            println!("{}  ({} to {})", g.sentence(), format_ms(g.first_ms), format_ms(g.last_ms));
+            println!("{}  ({} to {})", safe(&g.sentence()), format_ms(g.first_ms), format_ms(g.last_ms));
         }
         return Ok(());
     }
@@ -545,8 +538,8 @@ fn audit(space: &ResidentSpace, filter: &AuditFilter, summary: bool, json: bool)
             domicile_store::Outcome::Denied => "DENIED",
         };
         let what = match &e.destination {
-            Some(d) => format!("to {d}"),
-            None => format!("{}  {} doc(s)", e.doctype, e.documents),
+            Some(d) => format!("to {}", safe(d)),
+            None => format!("{}  {} doc(s)", safe(&e.doctype), e.documents),
         };
         println!(
             "{:>5}  {}  {:<7}  {}@{}  {:<6}  {what}",
@@ -554,7 +547,7 @@ fn audit(space: &ResidentSpace, filter: &AuditFilter, summary: bool, json: bool)
             format_ms(e.at_ms),
             outcome,
             e.app,
-            e.app_version,
+            safe(&e.app_version),
             e.operation.as_str()
         );
     }

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::commands::{app_json, format_ms, prompt_grants};
 use crate::home::{clock_from_env, Home};
+use crate::terminal::{indented, safe};
 use crate::CatalogueCommand;
 
 fn sources(home: &Home) -> Result<CatalogueSources> {
@@ -56,10 +57,10 @@ pub fn install(
     if !json {
         println!(
             "{} {} ({}) from {origin}\n  {}\n  signed by {}\nIt asks for:\n{}",
-            manifest.name,
+            safe(&manifest.name),
             manifest.version,
             manifest.id,
-            manifest.description,
+            indented(&manifest.description, "  "),
             prepared.publisher(),
             domicile_manifest::describe_asks(
                 &manifest.permissions,
@@ -205,17 +206,42 @@ pub fn revoke_key(home: &Home, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// After a restore: apps signed by a key this home revoked are held.
-pub fn hold_revoked(home: &Home, space: &ResidentSpace) -> Result<()> {
+/// `domicile restore ARCHIVE [--as NAME]`: the archive is checked whole
+/// (see `domicile_store::Store::restore`); its apps come back only as far
+/// as this home trusts their publishers.
+pub fn restore(home: &Home, archive: &Path, as_name: Option<&str>, json: bool) -> Result<()> {
+    let file = std::fs::File::open(archive).with_context(|| format!("cannot read {}", archive.display()))?;
+    let name = as_name.map(str::parse).transpose()?;
     let trust = home.trust()?;
-    for key in trust.keys().iter().filter(|k| k.revoked_at_ms.is_some()) {
-        let hold = Hold {
-            reason: format!("its publisher key {} is revoked in this home", key.key),
-            since_ms: clock_from_env()?.now_ms(),
-        };
-        for app in space.hold_apps_of(&key.key.to_string(), &hold)? {
-            println!("  {app} is on hold: {}", hold.reason);
-        }
+    let catalogues = sources(home)?.verified(&trust);
+    let vetting = domicile_host::ArchiveVetting {
+        runtime: home.runtime()?,
+        trust: &trust,
+        catalogues: &catalogues,
+        now_ms: clock_from_env()?.now_ms(),
+    };
+    let (space, report) = home
+        .store
+        .restore(std::io::BufReader::new(file), name.as_ref(), &vetting)
+        .with_context(|| format!("cannot restore {}", archive.display()))?;
+    if json {
+        println!("{}", json!({ "resident": space.resident().as_str(), "report": report }));
+        return Ok(());
+    }
+    let s = &report.summary;
+    println!(
+        "restored `{}` into {}: {} documents, {} apps, {} audit entries",
+        space.resident(),
+        home.dir.display(),
+        s.documents,
+        s.apps - report.left_out.len() as u64,
+        s.audit_entries
+    );
+    for note in &report.held {
+        println!("  {} is on hold: {}", note.app, crate::terminal::safe(&note.reason));
+    }
+    for note in &report.left_out {
+        println!("  {} was not restored: {}", note.app, crate::terminal::safe(&note.reason));
     }
     Ok(())
 }
@@ -246,7 +272,7 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
                     Err(e) => eprintln!("domicile: catalogue {} cannot be used: {e}", source.dir.display()),
                     Ok(c) => {
                         if !json {
-                            println!("{} ({})", c.index().name, source.dir.display());
+                            println!("{} ({})", safe(&c.index().name), source.dir.display());
                         }
                         for app in &c.index().apps {
                             if json {
@@ -256,8 +282,8 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
                                     "  {}  {}  {}\n      {}",
                                     app.id,
                                     app.latest().version,
-                                    app.name,
-                                    app.description
+                                    safe(&app.name),
+                                    indented(&app.description, "      ")
                                 );
                             }
                         }
@@ -284,7 +310,10 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
             };
             println!(
                 "{} ({}), a {} app\n  {}\n  publisher: {publisher}",
-                listed.name, listed.id, listed.world, listed.description
+                safe(&listed.name),
+                listed.id,
+                listed.world,
+                indented(&listed.description, "  ")
             );
             println!(
                 "  versions: {}",

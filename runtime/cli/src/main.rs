@@ -13,6 +13,7 @@ mod home;
 mod loadtest;
 mod outbox;
 mod serve;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

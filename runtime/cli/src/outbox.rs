@@ -6,6 +6,7 @@ use domicile_store::{OutboxStatus, ResidentSpace};
 
 use crate::commands::format_ms;
 use crate::home::clock_from_env;
+use crate::terminal::{indented, json as safe_json, safe};
 
 pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {
     let items = space.outbox()?;
@@ -22,7 +23,7 @@ pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {
             OutboxStatus::Sent { at_ms, http_status } => format!("sent {} (HTTP {http_status})", format_ms(*at_ms)),
             OutboxStatus::Denied { at_ms } => format!("denied {}", format_ms(*at_ms)),
             OutboxStatus::Failed { at_ms, error } => {
-                format!("delivery failed {} ({error}); can be approved again", format_ms(*at_ms))
+                format!("delivery failed {} ({}); can be approved again", format_ms(*at_ms), safe(error))
             }
         };
         println!(
@@ -30,11 +31,11 @@ pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {
             item.id,
             format_ms(item.at_ms),
             item.app,
-            item.app_version,
-            item.destination,
-            item.purpose,
+            safe(&item.app_version),
+            safe(&item.destination),
+            safe(&item.purpose),
             item.payload.len(),
-            item.payload
+            safe_json(&item.payload)
         );
     }
     Ok(())
@@ -45,7 +46,7 @@ pub fn approve(space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(&item)?);
     } else if let OutboxStatus::Sent { http_status, .. } = item.status {
-        println!("sent #{id} ({} bytes) to {} (HTTP {http_status})", item.payload.len(), item.destination);
+        println!("sent #{id} ({} bytes) to {} (HTTP {http_status})", item.payload.len(), safe(&item.destination));
     }
     Ok(())
 }
@@ -55,7 +56,7 @@ pub fn deny(space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(&item)?);
     } else {
-        println!("denied #{id}: it will never be sent to {}", item.destination);
+        println!("denied #{id}: it will never be sent to {}", safe(&item.destination));
     }
     Ok(())
 }
@@ -70,9 +71,9 @@ pub fn notifications(space: &ResidentSpace, json: bool) -> Result<()> {
         println!("no notifications");
     }
     for n in notes {
-        println!("{}  {}: {}", format_ms(n.at_ms), n.app, n.title);
+        println!("{}  {}: {}", format_ms(n.at_ms), n.app, safe(&n.title));
         if !n.body.is_empty() {
-            println!("    {}", n.body.replace('\n', "\n    "));
+            println!("    {}", indented(&n.body, "    "));
         }
     }
     Ok(())

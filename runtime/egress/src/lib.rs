@@ -23,6 +23,8 @@ pub enum EgressError {
     AlreadyDecided { id: u64, state: &'static str },
     #[error("outbox item {id} has a destination that is not allowed ({reason}); nothing was sent")]
     BadDestination { id: u64, reason: String },
+    #[error("outbox item {id} was asked by {app}, which is not installed, or whose manifest no longer lists that destination; nothing was sent (deny it instead)")]
+    NotDeclared { id: u64, app: String },
     #[error("could not deliver outbox item {id} to {destination}: {reason}; it stays in the outbox and can be approved again")]
     Delivery { id: u64, destination: String, reason: String },
 }
@@ -32,6 +34,16 @@ pub enum EgressError {
 #[tracing::instrument(skip(space))]
 pub fn approve(space: &ResidentSpace, id: u64, at_ms: u64) -> Result<OutboxItem, EgressError> {
     let item = undecided(space, id)?;
+    // Only where the app's signed manifest says it may send: an item that
+    // came in some other way (an edited archive) is not sent anywhere.
+    let declared = match space.app(&item.app) {
+        Ok(app) => app.manifest.declares_destination(&item.destination),
+        Err(StoreError::UnknownApp(_)) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if !declared {
+        return Err(EgressError::NotDeclared { id, app: item.app.to_string() });
+    }
     let destination: Destination =
         item.destination.parse().map_err(|e| EgressError::BadDestination { id, reason: format!("{e}") })?;
     let audit = audit_entry(&item, at_ms, Outcome::Allowed);

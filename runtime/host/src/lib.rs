@@ -15,6 +15,7 @@ mod data;
 mod engine;
 mod limits;
 mod outbound;
+mod restore;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub use clock::Clock;
 pub use data::MAX_BATCH;
 pub use engine::{engine_config, EPOCH_TICK};
 pub use limits::{Cap, LimitCaps, LimitKind, Resolved as ResolvedLimits};
+pub use restore::ArchiveVetting;
 
 use engine::{ArtifactCache, EpochTicker};
 use sandbox::{Invocation, Writes};

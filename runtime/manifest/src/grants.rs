@@ -186,19 +186,44 @@ impl Grants {
                 }
                 (before, _) => before,
             };
-            let mut grant = Grant { access, fields };
-            if grant.fields.as_ref().is_some_and(BTreeSet::is_empty) {
-                grant.access.remove(&Access::Read);
-                grant.fields = None;
-            }
-            if !grant.access.contains(&Access::Read) {
-                grant.fields = None;
-            }
-            if !grant.access.is_empty() {
-                kept.0.insert(doctype.clone(), grant);
-            }
+            kept.keep(doctype, Grant { access, fields });
         }
         kept
+    }
+
+    /// These grants cut down to what `manifest` asks: verbs it declares,
+    /// fields among those it declares. Grants read from outside (an export
+    /// archive's app record) go through this before they are trusted.
+    pub fn restricted_to(&self, manifest: &Manifest) -> Grants {
+        let mut kept = Grants::default();
+        for (doctype, grant) in &self.0 {
+            let Some(permission) = manifest.permission(doctype) else { continue };
+            let access = grant.access.iter().copied().filter(|a| permission.access.contains(*a)).collect();
+            let fields = match (&grant.fields, &permission.fields) {
+                (Some(granted), Some(declared)) => {
+                    Some(granted.iter().filter(|f| declared.contains(f)).cloned().collect())
+                }
+                (granted, _) => granted.clone(),
+            };
+            kept.keep(doctype, Grant { access, fields });
+        }
+        kept
+    }
+
+    /// Adds a grant narrowed by [`within`](Self::within) or
+    /// [`restricted_to`](Self::restricted_to): no read left without a field
+    /// to read, no fields without a read, nothing for an empty grant.
+    fn keep(&mut self, doctype: &Doctype, mut grant: Grant) {
+        if grant.fields.as_ref().is_some_and(BTreeSet::is_empty) {
+            grant.access.remove(&Access::Read);
+            grant.fields = None;
+        }
+        if !grant.access.contains(&Access::Read) {
+            grant.fields = None;
+        }
+        if !grant.access.is_empty() {
+            self.0.insert(doctype.clone(), grant);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

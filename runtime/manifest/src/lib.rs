@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use egress::{Destination, Egress};
 pub use grants::{Grant, GrantError, Grants};
-pub use names::{AppId, Doctype, FieldName, NameError, Purpose};
+pub use names::{is_hazard, AppId, Doctype, FieldName, NameError, Purpose};
 
 /// The manifest format this runtime reads.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -295,6 +295,13 @@ impl Manifest {
         }
         if self.description.trim().is_empty() {
             return invalid("`description` must say what the app does".into());
+        }
+        // Shown to the resident at consent: plain text only (a description may have line breaks).
+        if self.name.chars().any(names::is_hazard) {
+            return invalid("`name` must be plain text, without control or text-direction characters".into());
+        }
+        if self.description.chars().any(|c| c != '\n' && names::is_hazard(c)) {
+            return invalid("`description` must be plain text, without control or text-direction characters".into());
         }
         let mut seen = BTreeSet::new();
         for p in &self.permissions {

@@ -99,6 +99,17 @@ macro_rules! string_newtype {
     };
 }
 
+/// Characters a terminal acts on (controls, line breaks included), or that
+/// change the order or visibility of the text around them (bidirectional
+/// overrides, zero-width characters). Text an app or a file controls must
+/// not carry them to a person's screen.
+pub fn is_hazard(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
 string_newtype!(
     /// An app's identity, reverse-DNS (`org.example.mobility-footprint`).
     AppId, "app id", check_reverse_dns
@@ -125,6 +136,9 @@ string_newtype!(
         }
         if len > 500 {
             return Err(NameError::new(what, s, "keep it under 500 characters"));
+        }
+        if s.chars().any(is_hazard) {
+            return Err(NameError::new(what, s, "must be plain text, without control or text-direction characters"));
         }
         Ok(())
     }

@@ -155,33 +155,50 @@ pub(crate) fn append_chained(
     Ok(())
 }
 
-/// Checks a sequence of entries as a chain. Returns how many there are,
-/// the hash of the last one, and the problems found, in log order.
-pub(crate) fn check_chain<'a>(entries: impl Iterator<Item = (u64, &'a AuditEntry)>) -> (u64, [u8; 32], Vec<String>) {
-    let mut problems = Vec::new();
-    let (mut expected, mut prev, mut n) = (1u64, GENESIS, 0u64);
-    for (key, entry) in entries {
-        n += 1;
+/// Checks entries as a chain, one at a time, so that a log of any length
+/// is checked in constant memory (restore streams an archive's log).
+pub(crate) struct ChainCheck {
+    expected: u64,
+    prev: [u8; 32],
+    pub(crate) entries: u64,
+    pub(crate) problems: Vec<String>,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck { expected: 1, prev: GENESIS, entries: 0, problems: Vec::new() }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next entry, stored at position `key`.
+    pub(crate) fn push(&mut self, key: u64, entry: &AuditEntry) {
+        self.entries += 1;
         if key != entry.seq {
-            problems.push(format!("entry stored at position {key} says it is entry {}: entries were moved", entry.seq));
+            self.problems
+                .push(format!("entry stored at position {key} says it is entry {}: entries were moved", entry.seq));
         }
-        if entry.seq != expected {
-            problems.push(format!(
+        if entry.seq != self.expected {
+            self.problems.push(format!(
                 "entry {} follows entry {}: entries were deleted or reordered",
                 entry.seq,
-                expected.saturating_sub(1)
+                self.expected.saturating_sub(1)
             ));
         }
-        let hash = chain_hash(&prev, entry);
+        let hash = chain_hash(&self.prev, entry);
         if hex::encode(hash) != entry.hash {
-            problems
+            self.problems
                 .push(format!("entry {} does not match its hash: it was edited, or an entry before it was", entry.seq));
         }
         // Follow the stored hash so that one edit is reported once, not for every later entry.
-        prev = hex::decode(&entry.hash).ok().and_then(|v| v.try_into().ok()).unwrap_or(hash);
-        expected = entry.seq + 1;
+        self.prev = hex::decode(&entry.hash).ok().and_then(|v| v.try_into().ok()).unwrap_or(hash);
+        self.expected = entry.seq.saturating_add(1);
     }
-    (n, prev, problems)
+
+    /// The hash of the last entry (the genesis hash for an empty log).
+    pub(crate) fn last_hash(&self) -> [u8; 32] {
+        self.prev
+    }
 }
 
 /// What `verify_audit` found.
@@ -320,14 +337,14 @@ impl ResidentSpace {
 
     /// Walks the whole audit log and checks its hash chain.
     pub fn verify_audit(&self) -> Result<AuditCheck> {
-        let mut entries = Vec::new();
+        let mut chain = ChainCheck::default();
         for item in self.audit.iter() {
             let (key, value) = item?;
             let key = u64::from_be_bytes(
                 key.as_ref().try_into().map_err(|_| StoreError::Corrupt("an audit log key".into()))?,
             );
             match serde_json::from_slice::<AuditEntry>(&value) {
-                Ok(entry) => entries.push((key, entry)),
+                Ok(entry) => chain.push(key, &entry),
                 Err(e) => {
                     return Ok(AuditCheck {
                         entries: key,
@@ -341,7 +358,7 @@ impl ResidentSpace {
             Some(bytes) => Some(decode("the audit head", &bytes)?),
             None => None,
         };
-        let (n, last, mut problems) = check_chain(entries.iter().map(|(k, e)| (*k, e)));
+        let (n, last, mut problems) = (chain.entries, chain.last_hash(), chain.problems);
         let recorded = head.map_or((0, GENESIS), |h| (h.seq, h.hash));
         if recorded != (n, last) {
             problems.push(format!(

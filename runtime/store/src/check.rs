@@ -1,4 +1,5 @@
-//! Consistency check of a resident's space: every document readable, every
+//! Consistency check of a resident's space: every document readable and
+//! valid against its doctype's schema, every
 //! index entry pointing at a document that has that value (no stale
 //! entries), none missing, usage counters right. Used by `domicile check`
 //! and by the crash tests.
@@ -41,6 +42,9 @@ impl ResidentSpace {
                     continue;
                 }
             };
+            if let Err(e) = self.vocabulary.validate(&doctype, &stored.body) {
+                report.problems.push(format!("a document of `{doctype}` breaks its schema: {e}"));
+            }
             report.documents += 1;
             usage.documents += 1;
             usage.bytes += value.len() as u64;

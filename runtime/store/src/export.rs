@@ -17,24 +17,20 @@
 //!
 //! Entries are written in a fixed order with fixed metadata, so exporting
 //! the same space at the same time gives the same bytes: restore then export
-//! again is checked byte for byte.
+//! again is checked byte for byte. Restoring (`restore.rs`) treats an
+//! archive as untrusted input.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{check_chain, ChainHead, AUDIT_HEAD_KEY};
-use crate::docs::{feed_key, Quota, StoredDoc, Usage, QUOTA_KEY, SEQ_KEY, USAGE_KEY};
+use crate::docs::{Quota, StoredDoc, SEQ_KEY};
 use crate::{
-    decode, encode, index, AppLogEntry, AuditEntry, ChangeRecord, Document, InstalledApp, Notification, OutboxItem,
-    ResidentName, ResidentSpace, Result, Store, StoreError,
+    decode, encode, AppLogEntry, AuditEntry, ChangeRecord, Document, ResidentName, ResidentSpace, Result, StoreError,
 };
 
 pub const EXPORT_FORMAT_VERSION: u32 = 1;
-const ROOT: &str = "domicile-export";
-/// Archives larger than this are refused on restore rather than read into memory.
-const MAX_ENTRY_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+pub(crate) const ROOT: &str = "domicile-export";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportSummary {
@@ -51,24 +47,23 @@ pub struct ExportSummary {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ArchiveManifest {
-    format: String,
-    version: u32,
-    resident: ResidentName,
-    exported_at_ms: u64,
-    sequence: u64,
-    counts: ExportSummary,
-    quota: Quota,
-    /// Hex hash of the last audit entry (see `audit.rs`).
-    #[serde(default)]
-    audit_head: String,
+pub(crate) struct ArchiveManifest {
+    pub(crate) format: String,
+    pub(crate) version: u32,
+    pub(crate) resident: ResidentName,
+    pub(crate) exported_at_ms: u64,
+    pub(crate) sequence: u64,
+    pub(crate) counts: ExportSummary,
+    pub(crate) quota: Quota,
+    /// Hex hash of the last audit entry (see `audit.rs`); 64 zeros for an empty log.
+    pub(crate) audit_head: String,
 }
 
 #[derive(Serialize, Deserialize)]
-struct LoggedLine {
-    seq: u64,
+pub(crate) struct LoggedLine {
+    pub(crate) seq: u64,
     #[serde(flatten)]
-    entry: AppLogEntry,
+    pub(crate) entry: AppLogEntry,
 }
 
 fn jsonl<T: Serialize>(items: impl IntoIterator<Item = T>) -> (Vec<u8>, u64) {
@@ -80,10 +75,6 @@ fn jsonl<T: Serialize>(items: impl IntoIterator<Item = T>) -> (Vec<u8>, u64) {
         n += 1;
     }
     (out, n)
-}
-
-fn corrupt_archive(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(format!("not a valid domicile export: {what}"))
 }
 
 impl ResidentSpace {
@@ -167,150 +158,7 @@ impl ResidentSpace {
         Ok(counts)
     }
 
-    fn current_seq(&self) -> Result<u64> {
+    pub(crate) fn current_seq(&self) -> Result<u64> {
         Ok(self.meta.get(SEQ_KEY)?.and_then(|b| b.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
     }
-}
-
-impl Store {
-    /// Rebuilds a resident's space from an export, under its own name or
-    /// `as_name`. The resident must not exist in this home yet; if the
-    /// archive is invalid, nothing is left behind.
-    pub fn restore<R: Read>(&self, input: R, as_name: Option<&ResidentName>) -> Result<(ResidentSpace, ExportSummary)> {
-        let files = read_archive(input)?;
-        let file = |name: &str| files.get(name).ok_or_else(|| corrupt_archive(format!("it has no {name}")));
-        let manifest: ArchiveManifest = serde_json::from_slice(file("manifest.json")?)
-            .map_err(|e| corrupt_archive(format!("manifest.json: {e}")))?;
-        if manifest.format != ROOT || manifest.version != EXPORT_FORMAT_VERSION {
-            return Err(corrupt_archive(format!(
-                "format {} version {}, this runtime reads {ROOT} version {EXPORT_FORMAT_VERSION}",
-                manifest.format, manifest.version
-            )));
-        }
-        let name = as_name.unwrap_or(&manifest.resident);
-        let space = self.create_resident(name)?;
-        match self.fill(&space, &manifest, &files) {
-            Ok(summary) => Ok((space, summary)),
-            Err(e) => {
-                self.remove_resident(name)?;
-                Err(e)
-            }
-        }
-    }
-
-    fn fill(
-        &self,
-        space: &ResidentSpace,
-        manifest: &ArchiveManifest,
-        files: &BTreeMap<String, Vec<u8>>,
-    ) -> Result<ExportSummary> {
-        let mut summary = ExportSummary::default();
-        let mut usage = Usage::default();
-        let mut docs = sled::Batch::default();
-        let mut entries = sled::Batch::default();
-        for doc in records::<Document>(files, "documents.jsonl")? {
-            crate::docs::check_body(&doc.body)?;
-            let stored = encode(&StoredDoc { body: doc.body.clone(), meta: doc.meta });
-            usage.documents += 1;
-            usage.bytes += stored.len() as u64;
-            for entry in index::entries(&doc.doctype, self.vocabulary.indexes(&doc.doctype), doc.id.as_str(), &doc.body)
-            {
-                entries.insert(entry, doc.id.as_str().as_bytes());
-            }
-            docs.insert(crate::docs::doc_key(&doc.doctype, &doc.id), stored);
-            summary.documents += 1;
-        }
-        let changes: Vec<ChangeRecord> = records(files, "changes.jsonl")?;
-        let audit_entries: Vec<AuditEntry> = records(files, "audit.jsonl")?;
-        // The audit log travels with its chain: an archive whose log was
-        // edited is refused rather than restored as if it were true.
-        let (_, last, problems) = check_chain(audit_entries.iter().map(|e| (e.seq, e)));
-        if let Some(problem) = problems.first() {
-            return Err(corrupt_archive(format!("its audit log was altered: {problem}")));
-        }
-        if !manifest.audit_head.is_empty() && manifest.audit_head != hex::encode(last) {
-            return Err(corrupt_archive("its audit log does not end where its manifest says"));
-        }
-        let head = ChainHead { seq: audit_entries.last().map_or(0, |e| e.seq), hash: last };
-        let app_log: Vec<LoggedLine> = records(files, "app-log.jsonl")?;
-        let outbox: Vec<OutboxItem> = records(files, "outbox.jsonl")?;
-        let notifications: Vec<Notification> = records(files, "notifications.jsonl")?;
-        let apps: Vec<InstalledApp> = records(files, "apps.jsonl")?;
-        summary.changes = changes.len() as u64;
-        summary.audit_entries = audit_entries.len() as u64;
-        summary.app_log_entries = app_log.len() as u64;
-        summary.outbox = outbox.len() as u64;
-        summary.notifications = notifications.len() as u64;
-        summary.apps = apps.len() as u64;
-        if summary != manifest.counts {
-            return Err(corrupt_archive(format!(
-                "its manifest counts {:?} but it holds {:?}",
-                manifest.counts, summary
-            )));
-        }
-        for app in &apps {
-            let package = files
-                .get(&format!("packages/{}.dpkg", app.id()))
-                .ok_or_else(|| corrupt_archive(format!("the package of {} is missing", app.id())))?;
-            space.put_app(app, package)?;
-        }
-        space.docs.apply_batch(docs)?;
-        space.index.apply_batch(entries)?;
-        space.changes.apply_batch(batch(&changes, |r| feed_key(&r.doctype, r.seq), encode))?;
-        space.audit.apply_batch(batch(&audit_entries, |e| e.seq.to_be_bytes().to_vec(), encode))?;
-        space.app_log.apply_batch(batch(&app_log, |l| l.seq.to_be_bytes().to_vec(), |l| encode(&l.entry)))?;
-        space.outbox.apply_batch(batch(&outbox, |i| i.id.to_be_bytes().to_vec(), encode))?;
-        space.notifications.apply_batch(batch(&notifications, |n| n.seq.to_be_bytes().to_vec(), encode))?;
-        space.meta.insert(SEQ_KEY, &manifest.sequence.to_be_bytes())?;
-        if head.seq > 0 {
-            space.meta.insert(AUDIT_HEAD_KEY, encode(&head))?;
-        }
-        space.meta.insert(USAGE_KEY, encode(&usage))?;
-        space.meta.insert(QUOTA_KEY, encode(&manifest.quota))?;
-        space.flush()?;
-        Ok(summary)
-    }
-}
-
-/// The records of one JSON-lines file of the archive.
-fn records<T: serde::de::DeserializeOwned>(files: &BTreeMap<String, Vec<u8>>, name: &str) -> Result<Vec<T>> {
-    let bytes = files.get(name).ok_or_else(|| corrupt_archive(format!("it has no {name}")))?;
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-        .map(|(n, line)| {
-            serde_json::from_slice(line).map_err(|e| corrupt_archive(format!("{name} line {}: {e}", n + 1)))
-        })
-        .collect()
-}
-
-fn batch<T>(items: &[T], key: impl Fn(&T) -> Vec<u8>, value: impl Fn(&T) -> Vec<u8>) -> sled::Batch {
-    let mut batch = sled::Batch::default();
-    for item in items {
-        batch.insert(key(item), value(item));
-    }
-    batch
-}
-
-/// Reads every file under `domicile-export/` into memory.
-fn read_archive<R: Read>(input: R) -> Result<BTreeMap<String, Vec<u8>>> {
-    let mut archive = tar::Archive::new(input);
-    let mut files = BTreeMap::new();
-    let entries = archive.entries().map_err(|e| corrupt_archive(format!("not a tar archive ({e})")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| corrupt_archive(format!("unreadable tar entry ({e})")))?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
-        let path = entry.path().map_err(corrupt_archive)?.to_string_lossy().into_owned();
-        let Some(name) = path.strip_prefix(&format!("{ROOT}/")) else { continue };
-        if entry.size() > MAX_ENTRY_BYTES {
-            return Err(corrupt_archive(format!("{name} is too large")));
-        }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| corrupt_archive(format!("{name}: {e}")))?;
-        files.insert(name.to_owned(), bytes);
-    }
-    Ok(files)
 }

@@ -25,6 +25,7 @@ mod index;
 mod names;
 mod outbox;
 mod query;
+mod restore;
 mod selector;
 mod vocabulary;
 
@@ -43,6 +44,7 @@ pub use outbox::{
     Notification, OutboxItem, OutboxStatus, MAX_NOTIFICATION_BODY, MAX_NOTIFICATION_TITLE, MAX_PAYLOAD_BYTES,
 };
 pub use query::{Query, QueryCursor, Sort};
+pub use restore::{AppNote, AppRefusal, PackageVetting, RestoreReport, VettedApp};
 pub use selector::Selector;
 pub use vocabulary::{DoctypeDef, Vocabulary};
 
@@ -82,6 +84,10 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 const RESIDENTS_TREE: &str = "residents";
+/// The value of a resident in the residents tree.
+const RESIDENT: &[u8] = b"{}";
+/// The value of a resident whose restore has not finished.
+const RESTORING: &[u8] = b"{\"restoring\":true}";
 const RESIDENT_TREES: [&str; 10] =
     ["docs", "index", "changes", "meta", "apps", "packages", "audit", "app-log", "outbox", "notifications"];
 
@@ -126,6 +132,7 @@ impl Store {
             other => StoreError::Sled(other),
         })?;
         let store = Store { db, vocabulary, app_cache: Arc::default() };
+        store.remove_unfinished_restores()?;
         store.recover_imports()?;
         Ok(store)
     }
@@ -168,13 +175,48 @@ impl Store {
     }
 
     pub fn create_resident(&self, name: &ResidentName) -> Result<ResidentSpace> {
+        self.register_resident(name, RESIDENT)
+    }
+
+    /// A resident being restored: removed at the next open if the restore
+    /// does not finish (a crash must not leave half of an archive behind).
+    fn create_resident_for_restore(&self, name: &ResidentName) -> Result<ResidentSpace> {
+        self.register_resident(name, RESTORING)
+    }
+
+    fn finish_restore(&self, name: &ResidentName) -> Result<()> {
+        self.db.open_tree(RESIDENTS_TREE)?.insert(name.as_str(), RESIDENT)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn register_resident(&self, name: &ResidentName, state: &[u8]) -> Result<ResidentSpace> {
         let residents = self.db.open_tree(RESIDENTS_TREE)?;
-        let created = residents.compare_and_swap(name.as_str(), None as Option<&[u8]>, Some(b"{}".as_slice()))?;
+        let created = residents.compare_and_swap(name.as_str(), None as Option<&[u8]>, Some(state))?;
         if created.is_err() {
             return Err(StoreError::ResidentExists(name.to_string()));
         }
         self.db.flush()?;
         self.space(name)
+    }
+
+    /// Removes the residents whose restore a crash interrupted. Only at
+    /// open, for the same reason as [`recover_imports`](Self::recover_imports).
+    fn remove_unfinished_restores(&self) -> Result<()> {
+        let residents = self.db.open_tree(RESIDENTS_TREE)?;
+        let unfinished: Vec<sled::IVec> = residents
+            .iter()
+            .filter_map(|item| item.ok().filter(|(_, state)| state.as_ref() == RESTORING).map(|(name, _)| name))
+            .collect();
+        for name in unfinished {
+            let name: ResidentName = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt("a resident name".into()))?;
+            tracing::warn!("a restore was interrupted by a crash: the half-restored resident was removed");
+            self.remove_resident(&name)?;
+        }
+        Ok(())
     }
 
     pub fn residents(&self) -> Result<Vec<ResidentName>> {

@@ -39,6 +39,15 @@ fn put(space: &ResidentSpace, doctype: &domicile_manifest::Doctype, id: &str, bo
     space.commit(&[change], &Author::Resident, 1, &[])
 }
 
+/// For archives without apps: any package is refused.
+struct NoApps;
+
+impl PackageVetting for NoApps {
+    fn vet(&self, _: &domicile_manifest::AppId, _: &[u8]) -> std::result::Result<VettedApp, AppRefusal> {
+        Err(AppRefusal::Altered("no package was expected".into()))
+    }
+}
+
 fn ids(docs: &[Document]) -> Vec<String> {
     docs.iter().map(|d| d.id.to_string()).collect()
 }
@@ -394,7 +403,7 @@ fn outbox_items_keep_their_payload_and_status_through_export() {
     let summary = space.export(&mut archive, 10).unwrap();
     assert_eq!((summary.outbox, summary.notifications), (2, 1));
     let (_d2, b) = home();
-    let (restored, _) = b.restore(archive.as_slice(), None).unwrap();
+    let (restored, _) = b.restore(archive.as_slice(), None, &NoApps).unwrap();
     assert_eq!(restored.outbox().unwrap(), items);
     assert_eq!(restored.notifications().unwrap(), space.notifications().unwrap());
     let mut again = Vec::new();
@@ -411,8 +420,8 @@ fn export_then_restore_rebuilds_an_identical_space() {
     assert_eq!((summary.documents, summary.audit_entries, summary.changes), (7, 6, 7));
 
     let (_d2, b) = home();
-    let (restored, restored_summary) = b.restore(first.as_slice(), None).unwrap();
-    assert_eq!(restored_summary, summary);
+    let (restored, restored_summary) = b.restore(first.as_slice(), None, &NoApps).unwrap();
+    assert_eq!(restored_summary.summary, summary);
     assert_eq!(restored.resident().as_str(), "me");
     let mut second = Vec::new();
     restored.export(&mut second, 1_000_000).unwrap();
@@ -423,8 +432,8 @@ fn export_then_restore_rebuilds_an_identical_space() {
     let feed = restored.changes_since(&trip_type(), 0, 100).unwrap();
     assert!(feed.last().unwrap().seq > feed[feed.len() - 2].seq);
     // Restoring over an existing resident is refused; under another name it works.
-    assert!(matches!(b.restore(first.as_slice(), None), Err(StoreError::ResidentExists(_))));
-    let (copy, _) = b.restore(first.as_slice(), Some(&"copy".parse().unwrap())).unwrap();
+    assert!(matches!(b.restore(first.as_slice(), None, &NoApps), Err(StoreError::ResidentExists(_))));
+    let (copy, _) = b.restore(first.as_slice(), Some(&"copy".parse().unwrap()), &NoApps).unwrap();
     assert_eq!(copy.doctype_counts().unwrap(), original.doctype_counts().unwrap());
 }
 
@@ -438,12 +447,12 @@ fn a_damaged_export_restores_nothing() {
     let text_at = archive.windows(5).position(|w| w == b"\"bus\"").unwrap();
     let mut damaged = archive.clone();
     damaged[text_at] = b'{';
-    assert!(b.restore(damaged.as_slice(), None).is_err());
+    assert!(b.restore(damaged.as_slice(), None, &NoApps).is_err());
     assert!(b.residents().unwrap().is_empty(), "the half-restored resident was removed");
-    assert!(b.restore(&b"not a tar file at all"[..], None).is_err());
+    assert!(b.restore(&b"not a tar file at all"[..], None, &NoApps).is_err());
     assert!(b.residents().unwrap().is_empty());
     // And the intact archive still restores.
-    b.restore(archive.as_slice(), None).unwrap();
+    b.restore(archive.as_slice(), None, &NoApps).unwrap();
 }
 
 #[test]
@@ -568,7 +577,7 @@ fn the_audit_chain_detects_edits_deletions_and_reordering() {
     let mut archive = Vec::new();
     space.export(&mut archive, 9).unwrap();
     let (_other, elsewhere) = home();
-    let err = elsewhere.restore(archive.as_slice(), None).err().expect("refused");
+    let err = elsewhere.restore(archive.as_slice(), None, &NoApps).err().expect("refused");
     assert!(err.to_string().contains("audit log was altered"), "{err}");
 }
 
@@ -610,4 +619,285 @@ fn a_store_in_use_by_another_opener_says_so() {
     let err = Store::open(&dir.path().join("db"), Arc::new(Vocabulary::builtin())).err().expect("locked");
     assert!(matches!(err, StoreError::InUse(_)), "{err}");
     assert!(err.to_string().contains("in use by another domicile process"), "{err}");
+}
+
+/// The entries of an archive, to edit as an attacker would, and back.
+fn entries_of(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut tar = tar::Archive::new(archive);
+    tar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
+fn archive_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, name, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+/// `archive` with `edit` applied to the JSON lines of entry `name`.
+fn edit_lines(archive: &[u8], name: &str, edit: impl FnOnce(&mut Vec<Value>)) -> Vec<u8> {
+    let mut entries = entries_of(archive);
+    let (_, bytes) = entries.iter_mut().find(|(n, _)| n.ends_with(name)).unwrap();
+    let mut lines: Vec<Value> =
+        bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    edit(&mut lines);
+    *bytes = lines.iter().flat_map(|l| [serde_json::to_vec(l).unwrap(), b"\n".to_vec()].concat()).collect();
+    archive_of(&entries)
+}
+
+/// `archive` with `edit` applied to its manifest.json.
+fn edit_manifest(archive: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut entries = entries_of(archive);
+    let (_, bytes) = entries.iter_mut().find(|(n, _)| n.ends_with("manifest.json")).unwrap();
+    let mut manifest: Value = serde_json::from_slice(bytes).unwrap();
+    edit(&mut manifest);
+    *bytes = serde_json::to_vec(&manifest).unwrap();
+    archive_of(&entries)
+}
+
+fn refused(archive: &[u8]) -> String {
+    let (_d, store) = home();
+    let err = store.restore(archive, None, &NoApps).err().expect("the archive is refused").to_string();
+    assert!(store.residents().unwrap().is_empty(), "a refused archive restores nothing: {err}");
+    err
+}
+
+fn exported(space: &ResidentSpace) -> Vec<u8> {
+    let mut archive = Vec::new();
+    space.export(&mut archive, 1_000).unwrap();
+    archive
+}
+
+#[test]
+fn a_restored_archive_cannot_smuggle_documents_that_break_their_schema_or_provenance() {
+    let (_d, a) = home();
+    let archive = exported(&filled_space(&a));
+    // A trip whose distance is text, not a number.
+    let bad_schema = edit_lines(&archive, "documents.jsonl", |docs| docs[0]["body"]["distance_m"] = json!("far"));
+    assert!(refused(&bad_schema).contains("schema"), "{}", refused(&bad_schema));
+    // A document that claims to have been written by another app.
+    let forged = edit_lines(&archive, "documents.jsonl", |docs| {
+        docs[0]["meta"]["updated_by"] = json!({"kind": "app", "id": "org.city.energy", "version": "9.9.9"})
+    });
+    assert!(refused(&forged).contains("provenance was edited"), "{}", refused(&forged));
+    // A document added without its change record, and one removed.
+    let added = edit_lines(&archive, "documents.jsonl", |docs| {
+        let mut extra = docs[0].clone();
+        extra["id"] = json!("t1-planted");
+        docs.insert(1, extra);
+    });
+    let added = edit_manifest(&added, |m| m["counts"]["documents"] = json!(8));
+    assert!(refused(&added).contains("documents were added"), "{}", refused(&added));
+    let removed = edit_lines(&archive, "documents.jsonl", |docs| {
+        docs.remove(1);
+    });
+    let removed = edit_manifest(&removed, |m| m["counts"]["documents"] = json!(6));
+    assert!(refused(&removed).contains("documents were removed"), "{}", refused(&removed));
+}
+
+#[test]
+fn a_restored_audit_log_must_reach_its_recorded_head() {
+    let (_d, a) = home();
+    let archive = exported(&filled_space(&a));
+    // Shortened, with the count fixed and the head removed.
+    let shortened = edit_lines(&archive, "audit.jsonl", |log| {
+        log.pop();
+    });
+    let shortened = edit_manifest(&shortened, |m| {
+        m["counts"]["audit_entries"] = json!(5);
+        m.as_object_mut().unwrap().remove("audit_head");
+    });
+    assert!(refused(&shortened).contains("audit_head"), "{}", refused(&shortened));
+    // Shortened with the old head kept, or emptied with an empty head.
+    let shortened = edit_manifest(
+        &edit_lines(&archive, "audit.jsonl", |log| {
+            log.pop();
+        }),
+        |m| m["counts"]["audit_entries"] = json!(5),
+    );
+    assert!(refused(&shortened).contains("entries were removed"), "{}", refused(&shortened));
+    let emptied = edit_manifest(&edit_lines(&archive, "audit.jsonl", Vec::clear), |m| {
+        m["counts"]["audit_entries"] = json!(0);
+        m["audit_head"] = json!("");
+    });
+    assert!(refused(&emptied).contains("entries were removed"), "{}", refused(&emptied));
+}
+
+#[test]
+fn a_restored_sequence_never_goes_below_the_records_it_restores() {
+    let (_d, a) = home();
+    let original = filled_space(&a);
+    let seq_before = original.current_seq().unwrap();
+    let lowered = edit_manifest(&exported(&original), |m| m["sequence"] = json!(1));
+    let (_d2, b) = home();
+    let (restored, _) = b.restore(lowered.as_slice(), None, &NoApps).unwrap();
+    assert_eq!(restored.current_seq().unwrap(), seq_before, "recomputed from the feed and the logs");
+    let feed = restored.changes_since(&trip_type(), 0, 100).unwrap().len();
+    put(&restored, &trip_type(), "t9", trip(9, "car", 1.0)).unwrap();
+    put(&restored, &trip_type(), "t10", trip(10, "car", 1.0)).unwrap();
+    assert_eq!(restored.changes_since(&trip_type(), 0, 100).unwrap().len(), feed + 2, "no feed record was overwritten");
+    // A sequence near the end of the range would overflow later: refused.
+    let huge = edit_manifest(&exported(&original), |m| m["sequence"] = json!(u64::MAX));
+    assert!(refused(&huge).contains("out of range"), "{}", refused(&huge));
+}
+
+#[test]
+fn duplicated_unknown_and_oversized_entries_are_refused_before_they_are_read() {
+    let (_d, a) = home();
+    let archive = exported(&filled_space(&a));
+    let mut entries = entries_of(&archive);
+    let docs = entries.iter().find(|(n, _)| n.ends_with("documents.jsonl")).unwrap().clone();
+    entries.push(docs);
+    assert!(refused(&archive_of(&entries)).contains("appears twice"));
+    // A duplicated record inside an entry.
+    let doubled = edit_lines(&archive, "changes.jsonl", |feed| feed.push(feed[0].clone()));
+    let doubled = edit_manifest(&doubled, |m| m["counts"]["changes"] = json!(8));
+    assert!(refused(&doubled).contains("repeats or is out of order"), "{}", refused(&doubled));
+    // A 2 GiB entry nobody exports: refused from its header, without reading it.
+    let mut big = entries_of(&archive);
+    big.truncate(1);
+    let mut tar = archive_of(&big);
+    tar.truncate(tar.len() - 1024); // the end-of-archive blocks
+    let mut header = tar::Header::new_ustar();
+    header.set_path("domicile-export/padding.bin").unwrap();
+    header.set_size(2 << 30);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    tar.extend_from_slice(header.as_bytes());
+    let counted = CountingReader { inner: std::io::Read::chain(tar.as_slice(), std::io::repeat(0)), read: 0 };
+    let (_d2, b) = home();
+    let mut counted = counted;
+    let err = b.restore(&mut counted, None, &NoApps).err().expect("refused").to_string();
+    assert!(err.contains("domicile-export/padding.bin"), "{err}");
+    assert!(counted.read < 1024 * 1024, "read {} bytes of a 2 GiB entry", counted.read);
+    // A line longer than any record.
+    let long = edit_lines(&archive, "app-log.jsonl", |log| log[0]["message"] = json!("x".repeat(3 << 20)));
+    assert!(refused(&long).contains("longer than"), "{}", refused(&long));
+}
+
+struct CountingReader<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Vets packages that are manifest texts, as a stand-in for signature
+/// checks (the real ones, with signed packages, run in the CLI's tests).
+struct ManifestPackages {
+    revoked: bool,
+    trusted: bool,
+}
+
+impl PackageVetting for ManifestPackages {
+    fn vet(&self, record: &domicile_manifest::AppId, package: &[u8]) -> std::result::Result<VettedApp, AppRefusal> {
+        let manifest =
+            domicile_manifest::Manifest::from_bytes(package).map_err(|e| AppRefusal::Altered(e.to_string()))?;
+        if !self.trusted {
+            return Err(AppRefusal::LeftOut(format!("{record} is signed by a key this home does not trust")));
+        }
+        let hold = self.revoked.then(|| Hold { reason: "its key is revoked".into(), since_ms: 1 });
+        Ok(VettedApp { manifest, publisher: "ab".into(), component_digest: "cd".into(), hold })
+    }
+}
+
+const APP_MANIFEST: &str = "manifest-version = 1\nid = \"org.example.app\"\nname = \"App\"\nversion = \"1.0.0\"\nworld = \"service\"\ndescription = \"Does things\"\n[[permissions]]\ndoctype = \"io.domicile.mobility.trip\"\naccess = [\"read\"]\nfields = [\"mode\"]\npurpose = \"Read your trips to sum them\"\n";
+
+fn space_with_app(store: &Store) -> ResidentSpace {
+    let space = filled_space(store);
+    let manifest = domicile_manifest::Manifest::parse(APP_MANIFEST).unwrap();
+    let app = InstalledApp {
+        grants: domicile_manifest::Grants::all(&manifest),
+        manifest,
+        publisher: "ab".into(),
+        component_digest: "cd".into(),
+        installed_at_ms: 5,
+        held: None,
+    };
+    space.put_app(&app, APP_MANIFEST.as_bytes()).unwrap();
+    space
+}
+
+#[test]
+fn a_restored_app_is_what_its_package_proves_and_no_more() {
+    let (_d, a) = home();
+    let archive = exported(&space_with_app(&a));
+    let trusted = ManifestPackages { revoked: false, trusted: true };
+    let (_d2, b) = home();
+    let (restored, report) = b.restore(archive.as_slice(), None, &trusted).unwrap();
+    assert!(report.left_out.is_empty() && report.held.is_empty());
+    assert_eq!(restored.apps().unwrap().len(), 1);
+
+    // Widened in the record: more access, more fields, a doctype the app never asked for.
+    let widened = edit_lines(&archive, "apps.jsonl", |apps| {
+        apps[0]["grants"] = json!({
+            "io.domicile.mobility.trip": {"access": ["read", "write"], "fields": ["mode", "start"]},
+            "io.domicile.bank.operation": {"access": ["read"]}
+        })
+    });
+    let (_d3, c) = home();
+    let (restored, _) = c.restore(widened.as_slice(), None, &trusted).unwrap();
+    let app = restored.app(&"org.example.app".parse().unwrap()).unwrap();
+    assert_eq!(app.grants.to_string(), "io.domicile.mobility.trip:read:mode", "cut down to the signed manifest");
+
+    // The record's manifest says more than the package: refused as edited.
+    let edited = edit_lines(&archive, "apps.jsonl", |apps| {
+        apps[0]["manifest"]["permissions"][0]["access"] = json!(["read", "write"])
+    });
+    let (_d4, d) = home();
+    let err = d.restore(edited.as_slice(), None, &trusted).err().expect("refused").to_string();
+    assert!(err.contains("not what its signed package says"), "{err}");
+    assert!(d.residents().unwrap().is_empty());
+
+    // An untrusted publisher: the resident is restored without the app.
+    let (_d5, e) = home();
+    let (restored, report) =
+        e.restore(archive.as_slice(), None, &ManifestPackages { revoked: false, trusted: false }).unwrap();
+    assert!(restored.apps().unwrap().is_empty());
+    assert_eq!(report.left_out.len(), 1);
+    assert_eq!(
+        restored.doctype_counts().unwrap(),
+        a.resident(&"me".parse().unwrap()).unwrap().doctype_counts().unwrap()
+    );
+    // A revoked one: restored on hold.
+    let (_d6, f) = home();
+    let (restored, report) =
+        f.restore(archive.as_slice(), None, &ManifestPackages { revoked: true, trusted: true }).unwrap();
+    assert_eq!(report.held.len(), 1);
+    assert!(restored.apps().unwrap()[0].held.is_some());
+}
+
+#[test]
+fn a_restore_interrupted_by_a_crash_is_removed_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let store = Store::open(&path, Arc::new(Vocabulary::builtin())).unwrap();
+        let half = store.create_resident_for_restore(&"half".parse().unwrap()).unwrap();
+        put(&half, &trip_type(), "t1", trip(1, "bus", 1.0)).unwrap();
+        me(&store);
+        store.flush().unwrap();
+    }
+    let store = Store::open(&path, Arc::new(Vocabulary::builtin())).unwrap();
+    assert_eq!(store.residents().unwrap(), vec!["me".parse::<ResidentName>().unwrap()]);
 }

@@ -1,0 +1,93 @@
+//! Text that an app or a file controls (log lines, notifications, outbox
+//! purposes and payloads, audit entries, document bodies, file names),
+//! made safe to print for a person. Raw control characters could move the
+//! cursor, rewrite earlier lines or recolour them, and bidirectional
+//! overrides could reorder what is shown: an outbox item could appear to go
+//! somewhere it does not. Every such character is printed as a visible
+//! escape instead. `--json` output is left to serde_json, which escapes
+//! the C0 controls; JSON shown to a person goes through [`json`] as well.
+
+use std::borrow::Cow;
+
+use domicile_manifest::is_hazard;
+
+/// One line of text: every hazard, line breaks included, escaped
+/// (`\n`, `\u{1b}`), so the text can neither leave its line nor fake another.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_hazard) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_hazard(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Several lines: each escaped as by [`safe`], and every line after the
+/// first indented by `indent`, so none can pass for a line of ours.
+pub fn indented(text: &str, indent: &str) -> String {
+    text.split('\n')
+        .map(|line| safe(line.strip_suffix('\r').unwrap_or(line)))
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
+}
+
+/// JSON text (an app's output, a document): hazards become `\uXXXX`
+/// escapes, which keep it valid JSON meaning the same thing (they can only
+/// stand inside strings).
+pub fn json(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_hazard) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_hazard(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_and_line_breaks_are_shown_not_obeyed() {
+        let hostile = "city survey\u{1b}[2K\r\n    to      http://127.0.0.1:8099/survey\u{9b}31m";
+        let shown = safe(hostile);
+        assert!(!shown.chars().any(is_hazard), "{shown}");
+        assert_eq!(shown, "city survey\\u{1b}[2K\\r\\n    to      http://127.0.0.1:8099/survey\\u{9b}31m");
+        assert_eq!(safe("plain text, été"), Cow::Borrowed("plain text, été"));
+    }
+
+    #[test]
+    fn bidirectional_overrides_are_escaped() {
+        assert_eq!(safe("evil\u{202E}gro.ytic"), "evil\\u{202e}gro.ytic");
+        assert_eq!(safe("a\u{2066}b\u{200f}c\u{feff}"), "a\\u{2066}b\\u{200f}c\\u{feff}");
+    }
+
+    #[test]
+    fn indented_lines_cannot_start_a_line_of_their_own() {
+        assert_eq!(indented("one\r\ntwo\u{1b}[1A\nthree", "    "), "one\n    two\\u{1b}[1A\n    three");
+    }
+
+    #[test]
+    fn json_stays_json_with_the_same_meaning() {
+        let text = serde_json::json!({ "label": "a\u{9b}b\u{202e}c\u{2028}", "n": 1 }).to_string();
+        let shown = json(&text);
+        assert!(!shown.chars().any(is_hazard));
+        let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(&text).unwrap());
+    }
+}
