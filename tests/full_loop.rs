@@ -162,6 +162,15 @@ fn a_package_with_one_flipped_byte_is_refused_and_nothing_is_installed() {
         .ok(&["verify", sample_package("mobility-footprint").to_str().unwrap()])
         .stdout
         .contains("valid signature"));
+    // Against an explicit key, no home is needed.
+    let key = repo().join("sample-apps/keys/sample-publisher.pub");
+    let homeless = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
+        .args(["verify", "--key", key.to_str().unwrap(), sample_package("mobility-footprint").to_str().unwrap()])
+        .env_remove("DOMICILE_HOME")
+        .output()
+        .unwrap();
+    assert!(homeless.status.success(), "{}", String::from_utf8_lossy(&homeless.stderr));
+    assert!(String::from_utf8_lossy(&homeless.stdout).contains("valid signature"));
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Catalogue(CatalogueCommand::Build { dir, key, name }) => {
             return crate::consent::build(dir, key, name, json)
         }
+        // Checking against an explicit key needs no home.
+        Command::Verify { package, key: Some(key) } => return verify(None, package, Some(key), json),
         _ => {}
     }
     let dir = home.context("no home given: pass --home DIR or set DOMICILE_HOME")?;
@@ -47,8 +49,8 @@ pub async fn execute(cli: Cli) -> Result<()> {
         println!("created a domicile home in {} for resident `{name}`", dir.display());
         return Ok(());
     }
-    if let Command::Verify { package, key } = &command {
-        return verify(&dir, package, key.as_deref(), json);
+    if let Command::Verify { package, key: None } = &command {
+        return verify(Some(&dir), package, None, json);
     }
     if let Command::Restore { archive, r#as } = &command {
         let home = Home::open_or_create(&dir)?;
@@ -323,12 +325,14 @@ fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, json: bool) -
     Ok(())
 }
 
-fn verify(home_dir: &Path, package: &Path, key: Option<&str>, json: bool) -> Result<()> {
+/// `domicile verify PACKAGE`: against `--key`, or else the home's trust store.
+fn verify(home_dir: Option<&Path>, package: &Path, key: Option<&str>, json: bool) -> Result<()> {
     let bytes = std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
     let sealed = domicile_package::unseal(&bytes)?;
-    let verified = match key {
-        Some(key) => sealed.verify_with(&PublicKey::from_text_or_file(key)?)?,
-        None => sealed.verify(&Home::open(home_dir)?.trust()?)?,
+    let verified = match (key, home_dir) {
+        (Some(key), _) => sealed.verify_with(&PublicKey::from_text_or_file(key)?)?,
+        (None, Some(dir)) => sealed.verify(&Home::open(dir)?.trust()?)?,
+        (None, None) => bail!("verify against what? pass --key KEY, or --home DIR to use its trust store"),
     };
     let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
     if json {
