@@ -47,9 +47,9 @@ pub fn install(
     } else {
         let id: AppId = app.parse().with_context(|| format!("no package file {app}, and not an app id either"))?;
         let catalogue = sources(home)?.find(&trust, &id).with_context(|| format!("no package file `{id}`"))?;
-        let (bytes, listed, _) = catalogue.fetch(&id, version)?;
+        let fetched = catalogue.fetch(&id, version, &trust)?;
         let prepared = runtime
-            .prepare_install(space, &trust, bytes, Some(&listed.publisher))
+            .prepare_install(space, &trust, fetched.bytes, Some(&fetched.app.publisher))
             .with_context(|| format!("cannot install {id} from the catalogue {}", catalogue.index().name))?;
         (prepared, format!("the catalogue {}", catalogue.index().name))
     };
@@ -116,7 +116,7 @@ pub fn update(
         let bytes = match package {
             Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
             None => match update_offer(&catalogues, &id, &current.publisher, &current.manifest.version) {
-                UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version))?.0,
+                UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version), &trust)?.bytes,
                 UpdateOffer::UpToDate => {
                     reports.push(json!({ "app": id.as_str(), "status": "up-to-date", "version": current.manifest.version.to_string() }));
                     if !json {
@@ -319,10 +319,10 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
                 "  versions: {}",
                 listed.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>().join(", ")
             );
-            // The latest version's permissions, as the index signs them.
-            let asks =
-                domicile_manifest::describe_asks(&latest.permissions, latest.scratch.as_ref(), latest.egress.as_ref());
-            println!("{} {} asks for:\n{}", listed.name, latest.version, asks.trim_end());
+            // The latest version's permissions, as its signed package says them.
+            let m = catalogue.fetch(&id, Some(&latest.version), &trust)?.manifest;
+            let asks = domicile_manifest::describe_asks(&m.permissions, m.scratch.as_ref(), m.egress.as_ref());
+            println!("{} {} asks for:\n{}", safe(&m.name), m.version, asks.trim_end());
         }
     }
     Ok(())

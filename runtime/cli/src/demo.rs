@@ -90,8 +90,9 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     step(3, "Install the sample apps from the catalogue: digest and signature first, then what each asks and why");
     let runtime = home.runtime()?;
     for app in &catalogue.index().apps {
-        let (package, listed, _) = catalogue.fetch(&app.id, None)?;
-        let prepared = runtime.prepare_install(&space, &home.trust()?, package, Some(&listed.publisher))?;
+        let trust = home.trust()?;
+        let fetched = catalogue.fetch(&app.id, None, &trust)?;
+        let prepared = runtime.prepare_install(&space, &trust, fetched.bytes, Some(&fetched.app.publisher))?;
         let manifest = prepared.manifest().clone();
         println!("    {} {}", manifest.name, manifest.version);
         for p in &manifest.permissions {

@@ -54,6 +54,8 @@ pub enum CatalogueError {
     Manifest { file: String, source: ManifestError },
     #[error("the package of {app} {version} is not the one the catalogue's index lists (its sha256 differs): it was replaced after the index was signed; nothing was installed")]
     DigestMismatch { app: AppId, version: semver::Version },
+    #[error("the catalogue lists {listed}, but its package is {actual}: the index does not describe its packages; nothing was installed")]
+    NotTheListedApp { listed: String, actual: String },
     #[error("no app `{0}` in the catalogue")]
     NotListed(AppId),
     #[error("the catalogue has no version {version} of {app}; it has {available}")]
@@ -126,10 +128,22 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogueError + '_ {
     move |source| CatalogueError::Io { path: path.display().to_string(), source }
 }
 
-/// Reads at most `max` bytes of a file; a longer file is an error, not a
-/// truncated read.
+/// Reads at most `max` bytes of a regular file; a longer file is an error,
+/// not a truncated read. A FIFO or a device is refused, not waited on: it
+/// is opened without blocking and checked on the open file itself.
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, CatalogueError> {
-    let file = std::fs::File::open(path).map_err(io_error(path))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = 0o4000;
+        options.custom_flags(O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(io_error(path))?;
+    if !file.metadata().map_err(io_error(path))?.is_file() {
+        return Err(CatalogueError::Malformed(format!("{} is not a regular file", path.display())));
+    }
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes).map_err(io_error(path))?;
     if bytes.len() as u64 > max {
@@ -232,6 +246,15 @@ fn check_package_path(path: &str) -> Result<(), CatalogueError> {
     }
 }
 
+/// A package fetched from a catalogue, verified, with its signed manifest.
+#[derive(Debug)]
+pub struct Fetched<'a> {
+    pub bytes: Vec<u8>,
+    pub app: &'a CatalogueApp,
+    pub version: &'a CatalogueVersion,
+    pub manifest: Manifest,
+}
+
 /// A catalogue whose index verified under a trusted catalogue key.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
@@ -287,23 +310,51 @@ impl Catalogue {
     }
 
     /// The package of `id` at `version` (default: the latest), checked
-    /// against the digest the index lists. Returns the bytes and the
-    /// publisher key the index vouches for.
+    /// against the digest the index lists, verified under the publisher
+    /// key the index lists for the app, and proven to be that app at that
+    /// version by its signed manifest (an index could list one app with
+    /// another's package). Returns the bytes, the listing, and the signed
+    /// manifest: what a consent screen must show.
     pub fn fetch(
         &self,
         id: &AppId,
         version: Option<&semver::Version>,
-    ) -> Result<(Vec<u8>, &CatalogueApp, &CatalogueVersion), CatalogueError> {
+        trust: &TrustStore,
+    ) -> Result<Fetched<'_>, CatalogueError> {
         let app = self.app(id).ok_or_else(|| CatalogueError::NotListed(id.clone()))?;
         let listed = match version {
             Some(v) => app.version(v)?,
             None => app.latest(),
         };
-        let bytes = read_bounded(&self.dir.join(&listed.package), MAX_PACKAGE_BYTES)?;
+        let bytes = read_bounded(&self.package_path(&listed.package)?, MAX_PACKAGE_BYTES)?;
         if hex::encode(sha256(&bytes)) != listed.sha256 {
             return Err(CatalogueError::DigestMismatch { app: id.clone(), version: listed.version.clone() });
         }
-        Ok((bytes, app, listed))
+        let package_error = |source| CatalogueError::Package { file: listed.package.clone(), source };
+        let verified = unseal(&bytes)
+            .and_then(|sealed| sealed.verify_vouched(trust, &app.publisher, "the catalogue lists for this app"))
+            .map_err(package_error)?;
+        let manifest = Manifest::from_bytes(verified.manifest_bytes())
+            .map_err(|source| CatalogueError::Manifest { file: listed.package.clone(), source })?;
+        if &manifest.id != id || manifest.version != listed.version {
+            return Err(CatalogueError::NotTheListedApp {
+                listed: format!("{id} {}", listed.version),
+                actual: format!("{} {}", manifest.id, manifest.version),
+            });
+        }
+        Ok(Fetched { bytes, app, version: listed, manifest })
+    }
+
+    /// A package's path, which must stay inside the catalogue directory
+    /// (a symbolic link must not lead elsewhere).
+    fn package_path(&self, relative: &str) -> Result<PathBuf, CatalogueError> {
+        let path = self.dir.join(relative);
+        let dir = std::fs::canonicalize(&self.dir).map_err(io_error(&self.dir))?;
+        let resolved = std::fs::canonicalize(&path).map_err(io_error(&path))?;
+        if !resolved.starts_with(&dir) {
+            return Err(CatalogueError::Malformed(format!("{relative} leads outside the catalogue directory")));
+        }
+        Ok(resolved)
     }
 }
 

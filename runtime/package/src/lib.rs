@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use catalogue::{
     build_catalogue, update_offer, Catalogue, CatalogueApp, CatalogueError, CatalogueIndex, CatalogueSource,
-    CatalogueSources, CatalogueVersion, UpdateOffer,
+    CatalogueSources, CatalogueVersion, Fetched, UpdateOffer,
 };
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use trust::{Role, TrustError, TrustStore, TrustedKey};

@@ -175,11 +175,12 @@ fn a_built_catalogue_opens_only_under_a_trusted_catalogue_key() {
     trust.add(signer.public(), "signer", &[Role::Catalogue]).unwrap();
     let catalogue = Catalogue::open(dir.path(), &trust).unwrap();
     let id: domicile_manifest::AppId = "org.example.app".parse().unwrap();
-    let (bytes, listed_app, listed) = catalogue.fetch(&id, None).unwrap();
-    assert_eq!(listed.version.to_string(), "1.10.0");
-    // The package then verifies under the publisher the index vouches for.
-    assert!(unseal(&bytes).unwrap().verify_vouched(&trust, &listed_app.publisher, "of this app").is_ok());
-    assert!(catalogue.fetch(&id, Some(&semver::Version::new(9, 0, 0))).is_err());
+    let fetched = catalogue.fetch(&id, None, &trust).unwrap();
+    assert_eq!(fetched.version.version.to_string(), "1.10.0");
+    assert_eq!(fetched.manifest.version.to_string(), "1.10.0", "the signed manifest, verified");
+    // The package verified under the publisher the index vouches for.
+    assert!(unseal(&fetched.bytes).unwrap().verify_vouched(&trust, &fetched.app.publisher, "of this app").is_ok());
+    assert!(catalogue.fetch(&id, Some(&semver::Version::new(9, 0, 0)), &trust).is_err());
 
     trust.revoke(&signer.public(), 1).unwrap();
     assert!(matches!(Catalogue::open(dir.path(), &trust), Err(CatalogueError::RevokedKey(_))));
@@ -200,7 +201,7 @@ fn an_altered_index_or_a_replaced_package_is_refused() {
     let path = dir.path().join("packages/org.example.app-1.0.0.dpkg");
     let original = std::fs::read(&path).unwrap();
     std::fs::write(&path, other).unwrap();
-    let err = Catalogue::open(dir.path(), &trust).unwrap().fetch(&id, None).unwrap_err();
+    let err = Catalogue::open(dir.path(), &trust).unwrap().fetch(&id, None, &trust).unwrap_err();
     assert!(matches!(err, CatalogueError::DigestMismatch { .. }), "{err}");
     std::fs::write(&path, original).unwrap();
 
@@ -221,4 +222,71 @@ fn an_altered_index_or_a_replaced_package_is_refused() {
     .unwrap();
     let err = Catalogue::open(dir.path(), &trust).unwrap_err();
     assert!(err.to_string().contains("must be packages/<name>.dpkg"), "{err}");
+}
+
+/// Signs `text` as the index of the catalogue in `dir`, as a catalogue's
+/// key holder (or a thief of that key) could.
+fn sign_index(dir: &std::path::Path, signer: &SecretKey, text: &str) {
+    std::fs::write(dir.join("index.json"), text).unwrap();
+    let signature = signer.sign(&crate::catalogue::signed_digest(text.as_bytes()));
+    std::fs::write(
+        dir.join("index.sig"),
+        format!("domicile-catalogue-signature-v1\nkey {}\nsignature {}\n", signer.public(), hex::encode(signature)),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_entry_must_be_the_app_and_version_its_package_proves() {
+    let (publisher, signer) = (SecretKey::generate(), SecretKey::generate());
+    let dir = catalogue_dir(&publisher, &["1.0.0"]);
+    // App B, by the same publisher, in the same catalogue.
+    let b = MANIFEST.replace("org.example.app", "org.example.b").replace("VERSION", "2.0.0");
+    std::fs::write(
+        dir.path().join("packages/org.example.b-2.0.0.dpkg"),
+        seal(b.as_bytes(), b"\0asm b", &publisher).unwrap(),
+    )
+    .unwrap();
+    build_catalogue(dir.path(), "Test catalogue", &signer).unwrap();
+    let trust_dir = tempfile::tempdir().unwrap();
+    let mut trust = TrustStore::open(trust_dir.path().join("trust.json")).unwrap();
+    trust.add(signer.public(), "signer", &[Role::Catalogue]).unwrap();
+    // The index lists app A with B's package, digest and size.
+    let mut index: CatalogueIndex =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let b_version = index.apps.iter().find(|a| a.id.as_str() == "org.example.b").unwrap().versions[0].clone();
+    let a = index.apps.iter_mut().find(|a| a.id.as_str() == "org.example.app").unwrap();
+    a.versions[0] = CatalogueVersion { version: a.versions[0].version.clone(), ..b_version };
+    sign_index(dir.path(), &signer, &serde_json::to_string_pretty(&index).unwrap());
+    let id: domicile_manifest::AppId = "org.example.app".parse().unwrap();
+    let err = Catalogue::open(dir.path(), &trust).unwrap().fetch(&id, None, &trust).unwrap_err();
+    assert!(matches!(err, CatalogueError::NotTheListedApp { .. }), "{err}");
+    assert!(err.to_string().contains("its package is org.example.b 2.0.0"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_package_that_is_a_fifo_or_leads_outside_is_refused_without_waiting() {
+    let (publisher, signer) = (SecretKey::generate(), SecretKey::generate());
+    let dir = catalogue_dir(&publisher, &["1.0.0"]);
+    build_catalogue(dir.path(), "Test catalogue", &signer).unwrap();
+    let trust_dir = tempfile::tempdir().unwrap();
+    let mut trust = TrustStore::open(trust_dir.path().join("trust.json")).unwrap();
+    trust.add(signer.public(), "signer", &[Role::Catalogue]).unwrap();
+    let id: domicile_manifest::AppId = "org.example.app".parse().unwrap();
+    let package = dir.path().join("packages/org.example.app-1.0.0.dpkg");
+
+    // A FIFO inside the catalogue: nobody will ever write to it.
+    std::fs::remove_file(&package).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&package).status().unwrap();
+    assert!(made.success());
+    let err = Catalogue::open(dir.path(), &trust).unwrap().fetch(&id, None, &trust).unwrap_err();
+    assert!(err.to_string().contains("is not a regular file"), "{err}");
+
+    // A symbolic link out of the catalogue directory.
+    std::fs::remove_file(&package).unwrap();
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::os::unix::fs::symlink(outside.path(), &package).unwrap();
+    let err = Catalogue::open(dir.path(), &trust).unwrap().fetch(&id, None, &trust).unwrap_err();
+    assert!(err.to_string().contains("leads outside the catalogue directory"), "{err}");
 }

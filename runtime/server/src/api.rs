@@ -170,23 +170,34 @@ async fn revoke_token(Extract(state): Shared, resident: Resident, Path(id): Path
 /// The apps of the home's catalogues, each with what its latest version
 /// asks for (and why, in the words the resident consents to), and whether
 /// the resident has it installed.
+/// An app whose package does not verify, or is not the app its listing
+/// says, is not offered: it is named under `unusable_apps` with the reason.
 async fn catalogue(Extract(state): Shared, resident: Resident) -> ApiResult {
-    let trust = trust(&state)?;
-    let installed = resident.space.apps()?;
-    let mut apps = Vec::new();
-    let mut unusable = Vec::new();
-    for (source, opened) in sources(&state)?.open_all(&trust) {
-        match opened {
-            Ok(catalogue) => {
-                for listed in &catalogue.index().apps {
-                    let here = installed.iter().find(|a| a.id() == &listed.id);
-                    apps.push(listed_json(&resident.space, &catalogue.index().name, listed, here));
+    let space = resident.space.clone();
+    let listing = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+        let trust = trust(&state)?;
+        let installed = space.apps()?;
+        let (mut apps, mut unusable, mut unusable_apps) = (Vec::new(), Vec::new(), Vec::new());
+        for (source, opened) in sources(&state)?.open_all(&trust) {
+            match opened {
+                Ok(catalogue) => {
+                    for listed in &catalogue.index().apps {
+                        match catalogue.fetch(&listed.id, None, &trust) {
+                            Ok(fetched) => {
+                                let here = installed.iter().find(|a| a.id() == &listed.id);
+                                apps.push(listed_json(&space, &catalogue.index().name, &fetched, here));
+                            }
+                            Err(e) => unusable_apps.push(json!({ "id": listed.id.as_str(), "error": e.to_string() })),
+                        }
+                    }
                 }
+                Err(e) => unusable.push(json!({ "name": source.name, "error": e.to_string() })),
             }
-            Err(e) => unusable.push(json!({ "name": source.name, "error": e.to_string() })),
         }
-    }
-    Ok(Json(json!({ "apps": apps, "unusable_catalogues": unusable })))
+        Ok(json!({ "apps": apps, "unusable_catalogues": unusable, "unusable_apps": unusable_apps }))
+    })
+    .await??;
+    Ok(Json(listing))
 }
 
 /// Each permission with what the consent screen needs: the doctype in
@@ -215,36 +226,47 @@ fn permissions_json(space: &ResidentSpace, permissions: &[domicile_manifest::Per
     )
 }
 
+/// The consent screen's content: what the latest version's signed
+/// manifest asks (never the index's summary of it, which only the
+/// catalogue's key vouches for).
 fn listed_json(
     space: &ResidentSpace,
     catalogue: &str,
-    listed: &domicile_package::CatalogueApp,
+    fetched: &domicile_package::Fetched<'_>,
     installed: Option<&InstalledApp>,
 ) -> Value {
-    let latest = listed.latest();
+    let (listed, m) = (fetched.app, &fetched.manifest);
     json!({
-        "id": listed.id.as_str(),
-        "name": listed.name,
-        "description": listed.description,
-        "world": listed.world.to_string(),
+        "id": m.id.as_str(),
+        "name": m.name,
+        "description": m.description,
+        "world": m.world.to_string(),
         "publisher": listed.publisher.to_string(),
         "catalogue": catalogue,
         "versions": listed.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>(),
-        "latest": latest.version.to_string(),
-        "permissions": permissions_json(space, &latest.permissions),
-        "scratch": latest.scratch,
-        "egress": latest.egress,
-        "asks": domicile_manifest::describe_asks(&latest.permissions, latest.scratch.as_ref(), latest.egress.as_ref()),
+        "latest": m.version.to_string(),
+        "permissions": permissions_json(space, &m.permissions),
+        "scratch": m.scratch,
+        "egress": m.egress,
+        "asks": domicile_manifest::describe_asks(&m.permissions, m.scratch.as_ref(), m.egress.as_ref()),
         "installed": installed.map(|a| a.manifest.version.to_string()),
     })
 }
 
 async fn catalogue_app(Extract(state): Shared, resident: Resident, Path(app): Path<String>) -> ApiResult {
     let id = parse_app(&app)?;
-    let catalogue = sources(&state)?.find(&trust(&state)?, &id)?;
-    let listed = catalogue.app(&id).expect("find returns a catalogue that lists the app");
-    let installed = resident.space.apps()?.into_iter().find(|a| a.id() == &id);
-    Ok(Json(listed_json(&resident.space, &catalogue.index().name, listed, installed.as_ref())))
+    let worker = state.clone();
+    let space = resident.space.clone();
+    // Reading and verifying a package is blocking work.
+    let shown = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+        let trust = trust(&worker)?;
+        let catalogue = sources(&worker)?.find(&trust, &id)?;
+        let fetched = catalogue.fetch(&id, None, &trust)?;
+        let installed = space.apps()?.into_iter().find(|a| a.id() == &id);
+        Ok(listed_json(&space, &catalogue.index().name, &fetched, installed.as_ref()))
+    })
+    .await??;
+    Ok(Json(shown))
 }
 
 fn installed_json(space: &ResidentSpace, app: &InstalledApp, update: Option<&semver::Version>) -> Value {
@@ -317,9 +339,9 @@ async fn install(Extract(state): Shared, resident: Resident, Json(form): Json<In
     let app = tokio::task::spawn_blocking(move || -> Result<InstalledApp, ApiError> {
         let trust = trust(&worker)?;
         let catalogue = sources(&worker)?.find(&trust, &id)?;
-        let (bytes, listed, _) = catalogue.fetch(&id, form.version.as_ref())?;
+        let fetched = catalogue.fetch(&id, form.version.as_ref(), &trust)?;
         let runtime = &worker.home.runtime;
-        let prepared = runtime.prepare_install(&space, &trust, bytes, Some(&listed.publisher))?;
+        let prepared = runtime.prepare_install(&space, &trust, fetched.bytes, Some(&fetched.app.publisher))?;
         let grants = Grants::from_specs(prepared.manifest(), &form.grants)?;
         Ok(runtime.install(&space, prepared, grants)?)
     })
@@ -398,7 +420,7 @@ async fn update(
         let trust = trust(&worker)?;
         let catalogues = sources(&worker)?.verified(&trust);
         let bytes = match update_offer(&catalogues, &id, &current.publisher, &current.manifest.version) {
-            UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version))?.0,
+            UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version), &trust)?.bytes,
             UpdateOffer::UpToDate => {
                 return Ok(json!({ "app": id.as_str(), "status": "up-to-date", "version": current.manifest.version.to_string() }))
             }
