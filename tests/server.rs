@@ -518,3 +518,49 @@ fn a_request_past_the_timeout_is_answered_408_and_its_run_cancelled() {
     upload(&me, LEARNING_IMPORTER, "lea.json", read(sample_data("xapi-lea-2026.json"))).ok();
     assert_eq!(me.get("/api/v1/usage").ok().json()["usage"]["documents"], 18);
 }
+
+/// A figure of /proc/PID/status, in MiB (`VmRSS` now, `VmHWM` the peak).
+fn proc_mib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn hundreds_of_concurrent_sign_ins_keep_memory_bounded_and_the_server_answering() {
+    let home = TestHome::new();
+    home.set_password("me");
+    let server = Server::start(&home);
+    let pid = server.pid();
+    let idle = proc_mib(pid, "VmRSS");
+    let clients = 300;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(clients + 1));
+    let storm: Vec<_> = (0..clients)
+        .map(|i| {
+            let (url, barrier) = (server.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                Client::new(&url).sign_in(&format!("visitor{i}"), "not-a-password-at-all").status
+            })
+        })
+        .collect();
+    barrier.wait();
+    // The server keeps answering while the storm goes on.
+    let health = Client::new(&server.url).get("/healthz").status;
+    let statuses: Vec<u16> = storm.into_iter().map(|t| t.join().unwrap()).collect();
+    let peak = proc_mib(pid, "VmHWM");
+    let after = proc_mib(pid, "VmRSS");
+    let (refused, throttled) =
+        (statuses.iter().filter(|&&s| s == 401).count(), statuses.iter().filter(|&&s| s == 429).count());
+    eprintln!(
+        "{clients} concurrent sign-ins: {refused} refused (401), {throttled} asked to retry (429); RSS idle {idle} MiB, peak {peak} MiB, after {after} MiB"
+    );
+    assert_eq!(health, 200);
+    assert_eq!(refused + throttled, clients, "every sign-in got 401 or 429: {statuses:?}");
+    // Two argon2 hashes at a time (~19 MiB each) over an idle server; the
+    // unbounded server reached 8.8 GB with this load.
+    assert!(peak < idle + 400, "peak RSS {peak} MiB over an idle {idle} MiB");
+    // And a real sign-in works once the storm is over.
+    assert_eq!(Client::new(&server.url).sign_in("nobody", "x").status, 401);
+}

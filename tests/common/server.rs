@@ -78,6 +78,11 @@ impl Server {
         Server { child: Some(child), url, stdout: Some(stdout), stderr: Some(stderr) }
     }
 
+    /// The server process's id (to read its memory in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.url)
     }

@@ -86,6 +86,8 @@ async fn sign_in(Extract(state): Shared, Json(form): Json<SignIn>) -> ApiResult<
         return Err(ApiError::WrongCredentials);
     }
     state.sessions.check_throttle(&form.name)?;
+    // Bounded: argon2's memory is per hash in progress.
+    let _permit = state.password_check_permit().await?;
     let checker = state.clone();
     let name = form.name.clone();
     // argon2 takes tens of milliseconds of CPU on purpose: not on the async threads.

@@ -93,6 +93,11 @@ pub enum ServerError {
     Flush(#[from] domicile_store::StoreError),
 }
 
+/// Password checks (argon2) running at once, whatever the number of requests.
+pub const PASSWORD_CHECKS: usize = 2;
+/// How long a sign-in waits for a password check before a 429.
+const PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(3);
+
 /// Everything a request handler may use.
 pub struct State {
     pub(crate) home: Home,
@@ -102,6 +107,11 @@ pub struct State {
     pub(crate) metrics: metrics::Metrics,
     /// Per resident: permits for heavy work (runs, imports, installs, exports).
     busy: Mutex<HashMap<ResidentName, Arc<Semaphore>>>,
+    /// Password checks running at once. Each argon2 hash takes ~19 MiB and
+    /// tens of milliseconds of a core; without a bound, hundreds of sign-ins
+    /// with distinct names (which no per-name lockout slows) took the
+    /// server to gigabytes.
+    pub(crate) password_checks: Semaphore,
 }
 
 impl State {
@@ -123,6 +133,15 @@ impl State {
         })
     }
 
+    /// A permit to check one password: waits up to [`PASSWORD_CHECK_WAIT`]
+    /// for one of the [`PASSWORD_CHECKS`], then answers 429 (with Retry-After).
+    pub(crate) async fn password_check_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        match tokio::time::timeout(PASSWORD_CHECK_WAIT, self.password_checks.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::TooMany("too many sign-ins at once; try again in a few seconds".into())),
+        }
+    }
+
     pub(crate) fn now_ms(&self) -> u64 {
         self.home.clock.now_ms()
     }
@@ -135,6 +154,7 @@ pub fn router(home: Home, config: ServerConfig) -> Result<(Router, Arc<State>), 
         sessions: auth::Sessions::new(config.session_ttl),
         metrics: metrics::Metrics::new(),
         busy: Mutex::new(HashMap::new()),
+        password_checks: Semaphore::new(PASSWORD_CHECKS),
         accounts,
         home,
         config,
