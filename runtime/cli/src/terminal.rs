@@ -11,21 +11,27 @@ use std::borrow::Cow;
 
 use domicile_manifest::is_hazard;
 
-/// One line of text: every hazard, line breaks included, escaped
-/// (`\n`, `\u{1b}`), so the text can neither leave its line nor fake another.
-pub fn safe(text: &str) -> Cow<'_, str> {
+/// `text` with every hazard replaced by what `escape` writes for it;
+/// borrowed when there is none.
+fn escaped(text: &str, escape: impl Fn(char, &mut String)) -> Cow<'_, str> {
     if !text.chars().any(is_hazard) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if is_hazard(c) {
-            out.extend(c.escape_default());
+            escape(c, &mut out);
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// One line of text: every hazard, line breaks included, escaped
+/// (`\n`, `\u{1b}`), so the text can neither leave its line nor fake another.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    escaped(text, |c, out| out.extend(c.escape_default()))
 }
 
 /// Several lines: each escaped as by [`safe`], and every line after the
@@ -41,21 +47,11 @@ pub fn indented(text: &str, indent: &str) -> String {
 /// escapes, which keep it valid JSON meaning the same thing (they can only
 /// stand inside strings).
 pub fn json(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_hazard) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if is_hazard(c) {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        } else {
-            out.push(c);
+    escaped(text, |c, out| {
+        for unit in c.encode_utf16(&mut [0u16; 2]) {
+            out.push_str(&format!("\\u{unit:04x}"));
         }
-    }
-    Cow::Owned(out)
+    })
 }
 
 #[cfg(test)]
