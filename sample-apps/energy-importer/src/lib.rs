@@ -2,32 +2,49 @@
 //! gives them to its customers ("Mes données de consommation"), into
 //! `io.domicile.energy.reading` documents.
 //!
-//! An export is `;`-separated, in one or more blocks:
+//! An export is `;`-separated, in one or more sections:
 //!
 //! ```text
-//! Identifiant PRM;Type de donnees;Date de debut;Date de fin;Grandeur physique;Grandeur metier;Etape metier;Unite
-//! 25946599093143;Courbe de charge;01/03/2026;15/03/2026;Energie active;Consommation;Comptage Brut;W
+//! Identifiant PRM;Type de donnees;Date de debut;Date de fin;Grandeur physique;Grandeur metier;Etape metier;Unite;Pas en minutes
+//! 25946599093143;Courbe de charge;01/03/2026;15/03/2026;Energie active;Consommation;Comptage Brut;W;
 //! Horodate;Valeur
 //! 2026-03-01T00:30:00+01:00;412
 //! ```
 //!
-//! `Courbe de charge` rows are the average power (W) of the 30 minutes
-//! ending at the time; `Index` rows are the meter's cumulative index (Wh)
-//! at the time. Real files carry a BOM or not, CRLF line ends, comma
-//! decimals, empty values (skipped and counted) and repeated rows (one
-//! reading: the id is meter, kind and time, so importing a file again
-//! changes nothing). Anything else malformed is an error naming the line,
-//! and nothing is written.
+//! - `Courbe de charge` rows are the average power (W) over the interval
+//!   ending at the time. Linky meters record at 10, 15, 30 or 60 minutes,
+//!   and the step may change within a file; each reading keeps its
+//!   interval (`interval_min`), because energy is power times *that*
+//!   interval. The interval is the header's `Pas en minutes` when it gives
+//!   one; otherwise it is read from the timestamps (see [`step_of`]).
+//! - `Index` rows are the meter's cumulative index (Wh) at the time, either
+//!   `Horodate;Valeur` or the customer portal's multi-register layout
+//!   `Horodate;Type de releve;EAS F1;...;EAS F10;EAS D1;...;EAS D4;EAS T`.
+//!   The total `EAS T` is the index; without it, the distributor's
+//!   registers `EAS D1..D4` add up to it (the supplier's `EAS F*` registers
+//!   are reassigned when the tariff calendar changes and may go down, so
+//!   they are the last resort).
+//! - `Puissance maximale` rows are the day's maximum apparent power (VA),
+//!   kept as their own kind (`max-power`): they are not energy.
+//!
+//! Real files carry a BOM or not, CRLF line ends, comma decimals, empty
+//! values (skipped and counted), repeated rows (one reading: the id is
+//! meter, kind and time, so importing a file again changes nothing) and
+//! sections with no rows (an export of a period without data). Anything
+//! else malformed is an error naming the line, and nothing is written.
 
 use std::collections::BTreeSet;
 
-use domicile_sdk::time::{local_date_minute, parse_decimal};
+use domicile_sdk::time::{local_date_minute, parse_decimal, parse_rfc3339};
 use domicile_sdk::{data, log};
 use serde::Serialize;
 
 domicile_sdk::generate!("importer", "../../wit");
 
 const READING: &str = "io.domicile.energy.reading";
+
+/// The recording intervals a meter can have, in minutes.
+pub const STEPS: [i64; 6] = [5, 10, 15, 20, 30, 60];
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Reading {
@@ -37,6 +54,9 @@ pub struct Reading {
     pub kind: &'static str,
     pub value: f64,
     pub unit: String,
+    /// Load curve only: the minutes the average power covers, ending at `at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_min: Option<i64>,
 }
 
 /// What a file held, besides its readings (which go to the sink as they are read).
@@ -48,21 +68,85 @@ pub struct Parsed {
     pub repeated_rows: u64,
 }
 
-struct Block {
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    LoadCurve,
+    DailyIndex,
+    MaxPower,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::LoadCurve => "load-curve",
+            Kind::DailyIndex => "daily-index",
+            Kind::MaxPower => "max-power",
+        }
+    }
+}
+
+/// Which columns of a section's rows hold its value.
+enum Columns {
+    /// `Horodate;Valeur`.
+    Value,
+    /// `Horodate;Type de releve;EAS F1;...;EAS T`: the total's column, the
+    /// distributor's and the supplier's registers.
+    Registers { total: Option<usize>, distributor: Vec<usize>, supplier: Vec<usize> },
+}
+
+struct Section {
     meter: String,
-    kind: &'static str,
+    kind: Kind,
     unit: String,
+    /// The header's `Pas en minutes`, when it gives one.
+    declared_step: Option<i64>,
 }
 
 enum Expect {
     MetaHeader,
     MetaValues,
-    RowsHeader(Block),
-    Rows(Block),
+    RowsHeader(Section),
+    Rows(Section, Columns),
+}
+
+/// A load-curve row whose interval waits for the next row's time.
+struct Pending {
+    line: u64,
+    at: String,
+    date: String,
+    time: i64,
+    value: Option<f64>,
+    /// Minutes since the row before, when there was one and it was earlier.
+    gap: Option<i64>,
+}
+
+/// The state of the load curve being read: one row of lookahead.
+#[derive(Default)]
+struct Curve {
+    pending: Option<Pending>,
+    last_step: Option<i64>,
+}
+
+/// The interval of a load-curve reading whose timestamps say `gap` minutes
+/// since the previous row and `next` minutes until the following one, after
+/// readings whose interval was `last`. A gap equal to the last step goes on
+/// with it; a gap the next row repeats (or the first row's next gap) is a
+/// new step; any other gap is a hole in the curve (missing rows), after
+/// which the step goes on. `None` when nothing tells (a lone reading).
+pub fn step_of(gap: Option<i64>, last: Option<i64>, next: Option<i64>) -> Option<i64> {
+    let step = |g: Option<i64>| g.filter(|g| STEPS.contains(g));
+    let (gap_step, next_step) = (step(gap), step(next));
+    if gap_step.is_some() && (last.is_none() || gap_step == last) {
+        return gap_step;
+    }
+    if next_step.is_some() && (gap_step.is_none() || gap_step == next_step) {
+        return next_step;
+    }
+    last.or(gap_step).or(next_step)
 }
 
 fn fold(s: &str) -> String {
-    s.trim().to_lowercase().replace(['é', 'è'], "e")
+    s.trim().to_lowercase().replace(['é', 'è', 'ê'], "e")
 }
 
 /// Parses a whole export, handing each reading to `sink` as it is read (an
@@ -72,8 +156,27 @@ pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) 
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new().delimiter(b';').has_headers(false).flexible(true).from_reader(bytes);
     let mut parsed = Parsed::default();
+    let mut sections = 0u64;
     // Hashes of (meter, kind, time): enough to count repeated rows in little memory.
     let mut seen = std::collections::HashSet::new();
+    let mut emit = |parsed: &mut Parsed, reading: Reading, line: u64| -> Result<(), String> {
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&reading.meter, reading.kind, &reading.at).hash(&mut h);
+            h.finish()
+        };
+        if seen.insert(key) {
+            parsed.readings += 1;
+        } else {
+            parsed.repeated_rows += 1;
+        }
+        if !parsed.meters.contains(&reading.meter) {
+            parsed.meters.insert(reading.meter.clone());
+        }
+        sink(reading).map_err(|e| format!("line {line}: {e}"))
+    };
+    let mut curve = Curve::default();
     let mut expect = Expect::MetaHeader;
     for record in reader.byte_records() {
         let record = record.map_err(|e| format!("unreadable CSV: {e}"))?;
@@ -82,92 +185,243 @@ pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) 
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
-        // A new block may start anywhere.
+        // A new section may start anywhere.
         if fold(&field(0)).starts_with("identifiant prm") {
+            if let Expect::Rows(section, _) = &expect {
+                finish_curve(&mut curve, section, &mut parsed, &mut emit)?;
+            }
+            sections += 1;
             expect = Expect::MetaValues;
             continue;
         }
         expect = match expect {
             Expect::MetaHeader => {
-                return Err(format!("line {line}: expected the Enedis header `Identifiant PRM;Type de donnees;...`"))
-            }
-            Expect::MetaValues => {
-                let meter = field(0);
-                if meter.len() != 14 || !meter.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(format!("line {line}: `{meter}` is not a meter id (PRM: 14 digits)"));
-                }
-                let data_type = fold(&field(1));
-                let unit = field(7);
-                let kind = if data_type.contains("courbe") {
-                    "load-curve"
-                } else if data_type.contains("index") {
-                    "daily-index"
-                } else {
+                if fold(&field(0)) == "date de la mesure" {
                     return Err(format!(
-                        "line {line}: data type `{}` is not supported: expected `Courbe de charge` or `Index`",
-                        field(1)
+                        "line {line}: this is the per-measure layout (`Date de la mesure;Heure de la mesure;...`), which this importer does not read yet: download the export as `Horodate;Valeur` sections"
                     ));
-                };
-                let unit_ok = match kind {
-                    "load-curve" => unit == "W",
-                    _ => unit == "Wh" || unit == "kWh",
-                };
-                if !unit_ok {
-                    return Err(format!("line {line}: unit `{unit}` does not fit `{}`", field(1)));
                 }
-                Expect::RowsHeader(Block { meter, kind, unit })
+                return Err(format!("line {line}: expected the Enedis header `Identifiant PRM;Type de donnees;...`"));
             }
-            Expect::RowsHeader(block) => {
-                if fold(&field(0)) != "horodate" {
-                    return Err(format!("line {line}: expected the column header `Horodate;Valeur`"));
-                }
-                Expect::Rows(block)
+            Expect::MetaValues => Expect::RowsHeader(section_of(line, &field)?),
+            Expect::RowsHeader(section) => {
+                let columns = columns_of(line, &record, &section)?;
+                curve = Curve::default();
+                Expect::Rows(section, columns)
             }
-            Expect::Rows(block) => {
+            Expect::Rows(section, columns) => {
                 let at = field(0);
                 let Some((date, _)) = local_date_minute(&at) else {
                     return Err(format!("line {line}: `{at}` is not a time such as 2026-03-01T00:30:00+01:00"));
                 };
-                let raw = field(1);
-                if raw.is_empty() {
+                let value = value_of(line, &field, &columns)?;
+                if value.is_none() {
                     parsed.missing_values += 1;
-                    Expect::Rows(block)
-                } else {
-                    let value = parse_decimal(&raw)
-                        .filter(|v| *v >= 0.0)
-                        .ok_or_else(|| format!("line {line}: value `{raw}` is not a non-negative number"))?;
-                    let key = {
-                        use std::hash::{Hash, Hasher};
-                        let mut h = std::collections::hash_map::DefaultHasher::new();
-                        (&block.meter, block.kind, &at).hash(&mut h);
-                        h.finish()
-                    };
-                    if seen.insert(key) {
-                        parsed.readings += 1;
-                    } else {
-                        parsed.repeated_rows += 1;
-                    }
-                    if !parsed.meters.contains(&block.meter) {
-                        parsed.meters.insert(block.meter.clone());
-                    }
-                    sink(Reading {
-                        meter: block.meter.clone(),
-                        at,
-                        date: date.to_string(),
-                        kind: block.kind,
-                        value,
-                        unit: block.unit.clone(),
-                    })
-                    .map_err(|e| format!("line {line}: {e}"))?;
-                    Expect::Rows(block)
                 }
+                let reading = |at: String, date: String, value: f64, interval_min: Option<i64>| Reading {
+                    meter: section.meter.clone(),
+                    at,
+                    date,
+                    kind: section.kind.name(),
+                    value,
+                    unit: section.unit.clone(),
+                    interval_min,
+                };
+                if section.kind == Kind::LoadCurve {
+                    let time = parse_rfc3339(&at).unwrap_or_default();
+                    let row = Pending { line, at, date: date.to_string(), time, value, gap: None };
+                    push_curve_row(&mut curve, &section, row, &mut parsed, &mut emit)?;
+                } else if let Some(value) = value {
+                    emit(&mut parsed, reading(at, date.to_string(), value, None), line)?;
+                }
+                Expect::Rows(section, columns)
             }
         };
     }
-    if parsed.readings == 0 {
-        return Err("no readings found: is this an Enedis consumption export (CSV)?".into());
+    if let Expect::Rows(section, _) = &expect {
+        finish_curve(&mut curve, section, &mut parsed, &mut emit)?;
+    }
+    if sections == 0 {
+        return Err("no Enedis section found: is this a Linky consumption export (CSV)?".into());
     }
     Ok(parsed)
+}
+
+type Emit<'a> = dyn FnMut(&mut Parsed, Reading, u64) -> Result<(), String> + 'a;
+
+/// Takes the next load-curve row: the row before it now knows its interval.
+fn push_curve_row(
+    curve: &mut Curve,
+    section: &Section,
+    mut row: Pending,
+    parsed: &mut Parsed,
+    emit: &mut Emit<'_>,
+) -> Result<(), String> {
+    if let Some(previous) = &mut curve.pending {
+        if row.time == previous.time {
+            // The same time again: one reading (the later value, when it has one).
+            if row.value.is_some() {
+                if previous.value.is_some() {
+                    parsed.repeated_rows += 1;
+                }
+                previous.value = row.value;
+            }
+            return Ok(());
+        }
+        let gap = (row.time > previous.time).then(|| (row.time - previous.time) / 60);
+        if let (Some(declared), Some(gap)) = (section.declared_step, gap) {
+            if gap % declared != 0 {
+                return Err(format!(
+                    "line {}: this reading comes {gap} minutes after the one before, but the header says the step is {declared} minutes (`Pas en minutes`)",
+                    row.line
+                ));
+            }
+        }
+        row.gap = gap;
+        let previous = curve.pending.take().expect("checked above");
+        emit_curve_row(curve, section, previous, gap, parsed, emit)?;
+    }
+    curve.pending = Some(row);
+    Ok(())
+}
+
+/// The section ends: its last row gets its interval.
+fn finish_curve(curve: &mut Curve, section: &Section, parsed: &mut Parsed, emit: &mut Emit<'_>) -> Result<(), String> {
+    match curve.pending.take() {
+        Some(last) => emit_curve_row(curve, section, last, None, parsed, emit),
+        None => Ok(()),
+    }
+}
+
+fn emit_curve_row(
+    curve: &mut Curve,
+    section: &Section,
+    row: Pending,
+    next: Option<i64>,
+    parsed: &mut Parsed,
+    emit: &mut Emit<'_>,
+) -> Result<(), String> {
+    let step = section.declared_step.or_else(|| step_of(row.gap, curve.last_step, next)).ok_or_else(|| {
+        format!(
+            "line {}: the interval of this load-curve reading cannot be told from the times around it; add the step to the header's `Pas en minutes` column",
+            row.line
+        )
+    })?;
+    curve.last_step = Some(step);
+    let Some(value) = row.value else { return Ok(()) };
+    let reading = Reading {
+        meter: section.meter.clone(),
+        at: row.at,
+        date: row.date,
+        kind: section.kind.name(),
+        value,
+        unit: section.unit.clone(),
+        interval_min: Some(step),
+    };
+    emit(parsed, reading, row.line)
+}
+
+/// The section's description: `PRM;Type de donnees;...;Unite;Pas en minutes`.
+fn section_of(line: u64, field: &dyn Fn(usize) -> String) -> Result<Section, String> {
+    let meter = field(0);
+    if meter.len() != 14 || !meter.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("line {line}: `{meter}` is not a meter id (PRM: 14 digits)"));
+    }
+    let data_type = fold(&field(1));
+    let unit = field(7);
+    let kind = if data_type.contains("courbe") {
+        Kind::LoadCurve
+    } else if data_type.contains("index") {
+        Kind::DailyIndex
+    } else if data_type.contains("puissance") {
+        Kind::MaxPower
+    } else {
+        return Err(format!(
+            "line {line}: data type `{}` is not supported: expected `Courbe de charge`, `Index` or `Puissance maximale quotidienne`",
+            field(1)
+        ));
+    };
+    let unit_ok = match kind {
+        Kind::LoadCurve => unit == "W",
+        Kind::DailyIndex => unit == "Wh" || unit == "kWh",
+        Kind::MaxPower => unit == "VA" || unit == "kVA",
+    };
+    if !unit_ok {
+        return Err(format!("line {line}: unit `{unit}` does not fit `{}`", field(1)));
+    }
+    let step = field(8);
+    let declared_step = match step.as_str() {
+        "" => None,
+        _ if kind != Kind::LoadCurve => None,
+        _ => Some(step.parse::<i64>().ok().filter(|s| STEPS.contains(s)).ok_or_else(|| {
+            format!("line {line}: `Pas en minutes` is `{step}`: a load curve's step is one of 5, 10, 15, 20, 30 or 60 minutes")
+        })?),
+    };
+    Ok(Section { meter, kind, unit, declared_step })
+}
+
+/// The section's column header: `Horodate;Valeur`, or the registers of a multi-register index.
+fn columns_of(line: u64, record: &csv::ByteRecord, section: &Section) -> Result<Columns, String> {
+    let names: Vec<String> = record.iter().map(|f| fold(&String::from_utf8_lossy(f))).collect();
+    if names.first().map(String::as_str) != Some("horodate") {
+        return Err(format!("line {line}: expected the column header `Horodate;Valeur`"));
+    }
+    if names.get(1).map(String::as_str) == Some("valeur") {
+        return Ok(Columns::Value);
+    }
+    let registers = |prefix: &str| -> Vec<usize> {
+        names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                n.strip_prefix(prefix).is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let total = names.iter().position(|n| n == "eas t");
+    let (distributor, supplier) = (registers("eas d"), registers("eas f"));
+    if section.kind != Kind::DailyIndex || (total.is_none() && distributor.is_empty() && supplier.is_empty()) {
+        return Err(format!(
+            "line {line}: expected the column header `Horodate;Valeur` (or, for an index, `Horodate;Type de releve;EAS F1;...;EAS T`)"
+        ));
+    }
+    Ok(Columns::Registers { total, distributor, supplier })
+}
+
+/// A row's value: `None` when the export left it empty.
+fn value_of(line: u64, field: &dyn Fn(usize) -> String, columns: &Columns) -> Result<Option<f64>, String> {
+    let number = |i: usize| -> Result<Option<f64>, String> {
+        let raw = field(i);
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        parse_decimal(&raw)
+            .filter(|v| *v >= 0.0)
+            .map(Some)
+            .ok_or_else(|| format!("line {line}: value `{raw}` is not a non-negative number"))
+    };
+    let sum = |registers: &[usize]| -> Result<Option<f64>, String> {
+        let mut total = None;
+        for &i in registers {
+            if let Some(v) = number(i)? {
+                total = Some(total.unwrap_or(0.0) + v);
+            }
+        }
+        Ok(total)
+    };
+    match columns {
+        Columns::Value => number(1),
+        Columns::Registers { total, distributor, supplier } => {
+            if let Some(t) = total.map(number).transpose()?.flatten() {
+                return Ok(Some(t));
+            }
+            match sum(distributor)? {
+                Some(d) => Ok(Some(d)),
+                None => sum(supplier),
+            }
+        }
+    }
 }
 
 struct EnergyImporter;
@@ -212,8 +466,9 @@ mod tests {
             "\u{feff}{HEADER}\r\n25946599093143;Courbe de charge;01/03/2026;02/03/2026;Energie active;Consommation;Comptage Brut;W\r\nHorodate;Valeur\r\n2026-03-01T00:30:00+01:00;412,5\r\n2026-03-01T01:00:00+01:00;\r\n2026-03-01T01:00:00+01:00;300\r\n2026-03-01T01:00:00+01:00;300\r\n"
         );
         let (readings, parsed) = parse_all(text.as_bytes()).unwrap();
-        assert_eq!(readings.len(), 3);
+        assert_eq!(readings.len(), 2, "one reading per time");
         assert_eq!(readings[0].value, 412.5);
+        assert_eq!((readings[1].value, readings[1].interval_min), (300.0, Some(30)));
         assert_eq!(readings[0].kind, "load-curve");
         assert_eq!(readings[0].date, "2026-03-01");
         assert_eq!((parsed.readings, parsed.missing_values, parsed.repeated_rows), (2, 1, 1));
@@ -231,6 +486,102 @@ mod tests {
         let bad_unit = format!("{HEADER}\n{}\nHorodate;Valeur\n", meta.replace(";W", ";kWh"));
         assert!(parse_all(bad_unit.as_bytes()).unwrap_err().starts_with("line 2: unit"));
         assert!(parse_all(b"date,value\n2026-03-01,3\n").unwrap_err().starts_with("line 1:"));
-        assert!(parse_all(b"").unwrap_err().contains("no readings"));
+        assert!(parse_all(b"").unwrap_err().contains("no Enedis section"));
+        let bad_step = format!("{HEADER};Pas en minutes\n{meta};45\nHorodate;Valeur\n");
+        assert!(parse_all(bad_step.as_bytes()).unwrap_err().starts_with("line 2: `Pas en minutes` is `45`"));
+        let off_step = format!(
+            "{HEADER};Pas en minutes\n{meta};30\nHorodate;Valeur\n2026-03-01T00:30:00+01:00;1\n2026-03-01T00:45:00+01:00;1\n"
+        );
+        assert!(parse_all(off_step.as_bytes()).unwrap_err().starts_with("line 5: this reading comes 15 minutes"));
+        let lone = format!("{HEADER}\n{meta}\nHorodate;Valeur\n2026-03-01T00:30:00+01:00;1\n");
+        assert!(parse_all(lone.as_bytes()).unwrap_err().starts_with("line 4: the interval"));
+        let measures = "Date de la mesure;Heure de la mesure;Valeur;Statut de la mesure;PRM\n";
+        assert!(parse_all(measures.as_bytes()).unwrap_err().contains("per-measure layout"));
+    }
+
+    /// A curve of `rows` readings of 600 W every `step` minutes from midnight.
+    fn curve(step: i64, rows: i64, pas: &str) -> String {
+        let mut text = format!(
+            "{HEADER};Pas en minutes\n25946599093143;Courbe de charge;01/03/2026;02/03/2026;Energie active;Consommation;Comptage Brut;W;{pas}\nHorodate;Valeur\n"
+        );
+        for i in 1..=rows {
+            let m = i * step;
+            text += &format!("2026-03-01T{:02}:{:02}:00+01:00;600\n", m / 60, m % 60);
+        }
+        text
+    }
+
+    #[test]
+    fn each_reading_keeps_its_interval_declared_or_read_from_the_times() {
+        for step in [10, 15, 30, 60] {
+            for pas in [String::new(), step.to_string()] {
+                let (readings, parsed) = parse_all(curve(step, 1440 / step - 1, &pas).as_bytes()).unwrap();
+                assert_eq!(parsed.readings as i64, 1440 / step - 1);
+                assert!(readings.iter().all(|r| r.interval_min == Some(step)), "step {step}, pas `{pas}`");
+            }
+        }
+    }
+
+    #[test]
+    fn a_step_that_changes_mid_file_and_holes_in_the_curve() {
+        // 60-minute readings until 02:00, then 10-minute ones; a missing half-hour later.
+        let times = [
+            ("01:00", 60),
+            ("02:00", 60),
+            ("02:10", 10),
+            ("02:20", 10),
+            ("02:30", 10),
+            ("03:00", 10), // a hole: 02:40 and 02:50 are missing
+            ("03:10", 10),
+            ("03:40", 30), // the step changes at a hole
+            ("04:10", 30),
+        ];
+        let mut text = format!(
+            "{HEADER}\n25946599093143;Courbe de charge;01/03/2026;02/03/2026;Energie active;Consommation;Comptage Brut;W\nHorodate;Valeur\n"
+        );
+        for (t, _) in times {
+            text += &format!("2026-03-01T{t}:00+01:00;100\n");
+        }
+        let (readings, _) = parse_all(text.as_bytes()).unwrap();
+        let steps: Vec<i64> = readings.iter().map(|r| r.interval_min.unwrap()).collect();
+        assert_eq!(steps, times.map(|(_, s)| s).to_vec());
+    }
+
+    #[test]
+    fn step_of_tells_a_new_step_from_a_hole() {
+        assert_eq!(step_of(None, None, Some(15)), Some(15), "first row");
+        assert_eq!(step_of(Some(30), Some(30), Some(30)), Some(30));
+        assert_eq!(step_of(Some(60), Some(30), Some(30)), Some(30), "one missing row");
+        assert_eq!(step_of(Some(10), Some(60), Some(10)), Some(10), "a new step");
+        assert_eq!(step_of(Some(90), Some(30), None), Some(30), "a hole at the end");
+        assert_eq!(step_of(None, None, None), None, "a lone reading");
+        assert_eq!(step_of(None, None, Some(7)), None, "7 minutes is no meter's step");
+    }
+
+    #[test]
+    fn reads_a_multi_register_index_max_power_and_empty_sections() {
+        let text = format!(
+            "{HEADER}\n25946599093143;Index;01/09/2019;03/09/2019;Energie active;Consommation;Comptage Brut;Wh\n\n\
+             Horodate;Type de releve;EAS F1;EAS F2;EAS F3;EAS F4;EAS F5;EAS F6;EAS F7;EAS F8;EAS F9;EAS F10;EAS D1;EAS D2;EAS D3;EAS D4;EAS T\n\
+             2019-09-01T00:00:00+02:00;Arrêté quotidien;1000;500;;;;;;;;;900;600;;;1500\n\
+             2019-09-02T00:00:00+02:00;Arrêté quotidien;10;5;;;;;;;;;910;610;;;\n\
+             2019-09-03T00:00:00+02:00;Arrêté quotidien;20;;;;;;;;;;;;;;\n\
+             2019-09-04T00:00:00+02:00;Arrêté quotidien;;;;;;;;;;;;;;;\n\
+             {HEADER}\n25946599093143;Puissance maximale quotidienne;01/09/2019;03/09/2019;Puissance maximale;Consommation;Comptage Brut;VA\n\
+             Horodate;Valeur\n2019-09-01T00:00:00+02:00;5400\n\
+             {HEADER}\n25946599093143;Courbe de charge;01/09/2019;03/09/2019;Energie active;Consommation;Comptage Brut;W\nHorodate;Valeur\n"
+        );
+        let (readings, parsed) = parse_all(text.as_bytes()).unwrap();
+        let values: Vec<(&str, f64)> = readings.iter().map(|r| (r.kind, r.value)).collect();
+        // The total, else the distributor's registers, else the supplier's.
+        assert_eq!(
+            values,
+            [("daily-index", 1500.0), ("daily-index", 1520.0), ("daily-index", 20.0), ("max-power", 5400.0)]
+        );
+        assert_eq!((parsed.readings, parsed.missing_values), (4, 1));
+        assert!(readings.iter().all(|r| r.interval_min.is_none()));
+        // Only a header: a valid export of a period without data.
+        let (readings, _) = parse_all(format!("{HEADER}\n").as_bytes()).unwrap();
+        assert!(readings.is_empty());
     }
 }

@@ -2,13 +2,17 @@
 //!
 //! Reads `io.domicile.energy.reading` documents (only `kind`, `at`, `value`
 //! and `unit`) and computes:
-//! - consumption per day and per month (kWh). A day's figure comes from the
-//!   load curve when it covers the whole day (at least 46 of its 48
-//!   half-hours), else from the difference of two consecutive daily indexes,
-//!   else from whatever part of the load curve there is;
+//! - consumption per day and per month (kWh). A load-curve reading is the
+//!   average power over its interval (`interval_min`: 10, 15, 30 or 60
+//!   minutes, ending at `at`; 30 for readings that predate the field), so
+//!   its energy is power × interval. A day's figure comes from the load
+//!   curve when it covers the whole day (at least 23 hours: a DST day has
+//!   23), else from the difference of two consecutive daily indexes, else
+//!   from whatever part of the load curve there is;
 //! - the base load: what the home draws when nothing is switched on (the
-//!   10th percentile of the half-hourly power, in W);
-//! - the peak hours: the three hours of the day with the highest average power;
+//!   10th percentile of the load curve's power, in W);
+//! - the peak hours: the three hours of the day with the highest average
+//!   power (weighted by each reading's interval);
 //! - per month, a comparison with the same days one year earlier;
 //! - per month, a cost estimate when the input gives a tariff:
 //!   `{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}`.
@@ -22,8 +26,10 @@ use serde::{Deserialize, Serialize};
 domicile_sdk::generate!("service", "../../wit");
 
 const READING: &str = "io.domicile.energy.reading";
-/// A day of load curve counts as complete with this many half-hours (DST days have 46 or 50).
-const FULL_DAY_HALF_HOURS: u32 = 46;
+/// A day of load curve counts as complete with this many minutes (a DST day has 23 hours).
+const FULL_DAY_MINUTES: i64 = 23 * 60;
+/// The interval of load-curve readings imported before they carried one (energy-importer 0.1).
+const LEGACY_INTERVAL_MIN: i64 = 30;
 
 #[derive(Deserialize)]
 struct Fields {
@@ -31,6 +37,7 @@ struct Fields {
     at: String,
     value: f64,
     unit: String,
+    interval_min: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -83,11 +90,11 @@ struct Report {
 
 #[derive(Default)]
 struct Readings {
-    /// Per day: Wh from the load curve, and how many half-hours.
-    load_days: BTreeMap<Date, (f64, u32)>,
-    /// Every half-hourly power, and per hour of the day (sum, count).
+    /// Per day: Wh from the load curve, and how many minutes it covers.
+    load_days: BTreeMap<Date, (f64, i64)>,
+    /// Every load-curve power, and per hour of the day (W·min, minutes).
     powers: Vec<f64>,
-    hours: BTreeMap<u32, (f64, u32)>,
+    hours: BTreeMap<u32, (f64, i64)>,
     /// Daily index in Wh, the first reading of each day.
     index: BTreeMap<Date, f64>,
 }
@@ -98,15 +105,23 @@ impl Readings {
             local_date_minute(&r.at).ok_or_else(|| format!("a reading has a malformed time `{}`", r.at))?;
         match r.kind.as_str() {
             "load-curve" => {
-                // The value is the average power of the half-hour ending at `at`.
-                let (date, start) = if minute >= 30 { (date, minute - 30) } else { (date.add_days(-1), minute + 1410) };
+                // The value is the average power of the interval ending at `at`.
+                let interval = r.interval_min.unwrap_or(LEGACY_INTERVAL_MIN);
+                if !(1..=60).contains(&interval) {
+                    return Err(format!("a load-curve reading has an interval of {interval} minutes"));
+                }
+                let (date, start) = if minute >= interval {
+                    (date, minute - interval)
+                } else {
+                    (date.add_days(-1), minute - interval + 1440)
+                };
                 let day = self.load_days.entry(date).or_default();
-                day.0 += r.value * 0.5;
-                day.1 += 1;
+                day.0 += r.value * interval as f64 / 60.0;
+                day.1 += interval;
                 self.powers.push(r.value);
                 let hour = self.hours.entry((start / 60) as u32).or_default();
-                hour.0 += r.value;
-                hour.1 += 1;
+                hour.0 += r.value * interval as f64;
+                hour.1 += interval;
             }
             "daily-index" => {
                 let wh = if r.unit == "kWh" { r.value * 1000.0 } else { r.value };
@@ -127,8 +142,8 @@ impl Readings {
                 }
             }
         }
-        for (date, (wh, half_hours)) in &self.load_days {
-            if *half_hours >= FULL_DAY_HALF_HOURS || !days.contains_key(date) {
+        for (date, (wh, minutes)) in &self.load_days {
+            if *minutes >= FULL_DAY_MINUTES || !days.contains_key(date) {
                 days.insert(*date, wh / 1000.0);
             }
         }
@@ -193,7 +208,10 @@ impl Guest for Insights {
         let mut peak_hours: Vec<PeakHour> = readings
             .hours
             .iter()
-            .map(|(hour, (sum, n))| PeakHour { hour: *hour, avg_w: round(sum / f64::from(*n), 1) })
+            .map(|(hour, (watt_minutes, minutes))| PeakHour {
+                hour: *hour,
+                avg_w: round(watt_minutes / *minutes as f64, 1),
+            })
             .collect();
         peak_hours.sort_by(|a, b| b.avg_w.total_cmp(&a.avg_w).then(a.hour.cmp(&b.hour)));
         peak_hours.truncate(3);
@@ -210,3 +228,60 @@ impl Guest for Insights {
 }
 
 export!(Insights);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(at: &str, value: f64, interval_min: Option<i64>) -> Fields {
+        Fields { kind: "load-curve".into(), at: at.into(), value, unit: "W".into(), interval_min }
+    }
+
+    /// A whole day of `watts` every `step` minutes; readings end their interval.
+    fn day(step: i64, watts: f64) -> Readings {
+        let mut readings = Readings::default();
+        for end in (step..=1440).step_by(step as usize) {
+            let at = if end == 1440 {
+                "2026-03-02T00:00:00+01:00".to_owned()
+            } else {
+                format!("2026-03-01T{:02}:{:02}:00+01:00", end / 60, end % 60)
+            };
+            readings.add(reading(&at, watts, Some(step))).unwrap();
+        }
+        readings
+    }
+
+    #[test]
+    fn energy_is_power_times_each_readings_interval() {
+        let date = Date::parse("2026-03-01").unwrap();
+        for step in [10, 15, 30, 60] {
+            // 500 W all day is 12 kWh, whatever the step.
+            let daily = day(step, 500.0).daily_kwh();
+            assert_eq!(daily.len(), 1, "step {step}");
+            assert!((daily[&date] - 12.0).abs() < 1e-9, "step {step}: {}", daily[&date]);
+        }
+    }
+
+    #[test]
+    fn mixed_steps_and_legacy_readings() {
+        let mut readings = Readings::default();
+        // 00:00-01:00 at 60 min, 01:00-01:30 as a legacy (30 min) reading, 01:30-01:45 at 15.
+        readings.add(reading("2026-03-01T01:00:00+01:00", 1000.0, Some(60))).unwrap();
+        readings.add(reading("2026-03-01T01:30:00+01:00", 1000.0, None)).unwrap();
+        readings.add(reading("2026-03-01T01:45:00+01:00", 1000.0, Some(15))).unwrap();
+        let (wh, minutes) = readings.load_days[&Date::parse("2026-03-01").unwrap()];
+        assert_eq!((wh, minutes), (1750.0, 105));
+        // Hour 1 has 30 min at 1000 W and 15 min at 1000 W; hour 0 is the 60-minute reading.
+        assert_eq!(readings.hours[&0], (60_000.0, 60));
+        assert_eq!(readings.hours[&1], (45_000.0, 45));
+        assert!(readings.add(reading("2026-03-01T01:00:00+01:00", 1.0, Some(90))).is_err());
+    }
+
+    #[test]
+    fn a_reading_at_midnight_belongs_to_the_day_before() {
+        let mut readings = Readings::default();
+        readings.add(reading("2026-03-02T00:00:00+01:00", 600.0, Some(15))).unwrap();
+        assert_eq!(readings.load_days[&Date::parse("2026-03-01").unwrap()], (150.0, 15));
+        assert_eq!(readings.hours[&23], (9000.0, 15));
+    }
+}
