@@ -3,22 +3,37 @@
 //! school), into `io.domicile.learning.statement` documents.
 //!
 //! Accepts an LRS answer (`{"statements": [...], "more": ...}`), a JSON
-//! array of statements, or a single statement. Each statement needs an
-//! `id`, an `actor` (identified by `mbox`, `account` or `name`), a
-//! `verb.id`, an `object.id` and a `timestamp`. The subject is the last part
-//! of the first `context.contextActivities.category` id (`.../subjects/maths`
-//! gives `maths`), else `other`. The same statement imported twice is one
+//! array of statements (each possibly wrapped as `{"statement": {...}}`),
+//! or a single statement. Each statement needs an `id`, an `actor`
+//! (identified by `mbox`, `mbox_sha1sum`, `openid`, `account` or `name`),
+//! a `verb.id`, an object (an activity's `id`, an agent's identifier, or a
+//! sub-statement's object) and a `timestamp` (else its `stored` time). The
+//! subject is the last part of the first `context.contextActivities.category`
+//! id (`.../subjects/maths` gives `maths`), else `other`. The same statement imported twice is one
 //! document (its id is the statement's). A malformed statement is an error
 //! naming it, and nothing is written.
+//!
+//! Voiding, as the xAPI specification (part 2, 2.3.2) has it: a statement
+//! whose verb is `http://adlnet.gov/expapi/verbs/voided` and whose object
+//! is a `StatementRef` withdraws the statement it names. It is not a
+//! learning record: it is kept as an `io.domicile.learning.voiding`, the
+//! statement it voids is not stored (or is deleted, when an earlier import
+//! stored it) and is not stored by any later import either. A voiding
+//! statement cannot itself be voided: a voiding of one is ignored.
 
-use domicile_sdk::data;
+use std::collections::BTreeSet;
+
 use domicile_sdk::time::parse_rfc3339;
+use domicile_sdk::{data, log};
 use serde::Serialize;
 use serde_json::Value;
 
 domicile_sdk::generate!("importer", "../../wit");
 
 const STATEMENT: &str = "io.domicile.learning.statement";
+const VOIDING: &str = "io.domicile.learning.voiding";
+/// The xAPI verb that withdraws a statement.
+pub const VOIDED: &str = "http://adlnet.gov/expapi/verbs/voided";
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Statement {
@@ -33,41 +48,102 @@ pub struct Statement {
     pub date: String,
 }
 
+/// A voiding statement: `voided_by` withdraws `voids`.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Voiding {
+    pub voids: String,
+    pub voided_by: String,
+    pub timestamp: String,
+}
+
+/// What a file holds.
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    /// The learning records, less those the file itself voids.
+    pub statements: Vec<Statement>,
+    pub voidings: Vec<Voiding>,
+    /// Statements of the file that a voiding in the file withdrew.
+    pub voided_here: u64,
+    /// Voidings of a voiding statement, which the specification forbids.
+    pub ignored_voidings: u64,
+}
+
+/// What the importer reads of a voiding it kept earlier.
+#[derive(serde::Deserialize)]
+struct Withdrawn {
+    voids: String,
+}
+
+enum Item {
+    Record(Statement),
+    Voiding(Voiding),
+}
+
 fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str().filter(|s| !s.trim().is_empty())
 }
 
-fn statement(v: &Value) -> Result<Statement, String> {
-    let need = |path: &[&str]| text(v, path).map(str::to_owned).ok_or_else(|| format!("no {}", path.join(".")));
-    let actor = text(v, &["actor", "mbox"])
-        .or_else(|| text(v, &["actor", "account", "name"]))
-        .or_else(|| text(v, &["actor", "name"]))
-        .ok_or("no actor (mbox, account or name)")?
-        .to_owned();
-    let timestamp = need(&["timestamp"])?;
-    if parse_rfc3339(&timestamp).is_none() {
-        return Err(format!("timestamp `{timestamp}` is not an RFC 3339 time"));
+/// When a statement happened: its `timestamp`, else (as the specification
+/// has the LRS do) the time it was `stored`.
+fn when(v: &Value) -> Result<String, String> {
+    let time = text(v, &["timestamp"]).or_else(|| text(v, &["stored"])).ok_or("no timestamp (nor stored)")?;
+    if parse_rfc3339(time).is_none() {
+        return Err(format!("timestamp `{time}` is not an RFC 3339 time"));
     }
-    let subject = v
-        .pointer("/context/contextActivities/category/0/id")
-        .and_then(Value::as_str)
-        .and_then(|id| id.trim_end_matches('/').rsplit('/').next())
+    Ok(time.to_owned())
+}
+
+/// An agent's or group's identifier: one of the xAPI inverse functional
+/// identifiers, else its name.
+fn identify(agent: &Value) -> Option<String> {
+    let field = |k: &str| agent.get(k).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+    field("mbox")
+        .or_else(|| field("mbox_sha1sum"))
+        .or_else(|| field("openid"))
+        .or_else(|| text(agent, &["account", "name"]))
+        .or_else(|| field("name"))
+        .map(str::to_owned)
+}
+
+fn item(v: &Value) -> Result<Item, String> {
+    let need = |path: &[&str]| text(v, path).map(str::to_owned).ok_or_else(|| format!("no {}", path.join(".")));
+    if text(v, &["verb", "id"]) == Some(VOIDED) {
+        if text(v, &["object", "objectType"]) != Some("StatementRef") {
+            return Err("a voiding statement's object must be a StatementRef (the statement it voids)".into());
+        }
+        let timestamp = when(v)?;
+        return Ok(Item::Voiding(Voiding { voids: need(&["object", "id"])?, voided_by: need(&["id"])?, timestamp }));
+    }
+    let actor = v.get("actor").and_then(identify).ok_or("no actor (mbox, mbox_sha1sum, openid, account or name)")?;
+    let timestamp = when(v)?;
+    // An activity or statement has an id; an agent or group object its identifier; a sub-statement its own object.
+    let object = v.get("object").map(|o| match o.get("objectType").and_then(Value::as_str) {
+        Some("Agent" | "Group") => identify(o),
+        Some("SubStatement") => text(o, &["object", "id"]).map(str::to_owned),
+        _ => text(o, &["id"]).map(str::to_owned),
+    });
+    let object = object.flatten().ok_or("no object.id")?;
+    // `category` is a list, or a single activity in statements of older LRSs.
+    let category = v.pointer("/context/contextActivities/category");
+    let first = category.and_then(|c| c.get(0).or(Some(c))).and_then(|c| c.get("id")).and_then(Value::as_str);
+    let subject = first
+        .and_then(|id| id.trim_end_matches('/').rsplit(['/', '#']).next())
         .filter(|s| !s.is_empty())
         .unwrap_or("other")
         .to_lowercase();
-    Ok(Statement {
+    Ok(Item::Record(Statement {
         statement_id: need(&["id"])?,
         actor,
         verb: need(&["verb", "id"])?,
-        object: need(&["object", "id"])?,
+        object,
         subject,
         result: v.get("result").filter(|r| r.is_object()).cloned(),
         date: timestamp[..10].to_owned(),
         timestamp,
-    })
+    }))
 }
 
-pub fn parse(bytes: &[u8]) -> Result<Vec<Statement>, String> {
+pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let json: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let list = match &json {
@@ -81,28 +157,97 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Statement>, String> {
     if list.is_empty() {
         return Err("the file holds no statement".into());
     }
-    list.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            statement(v).map_err(|e| {
-                let id = text(v, &["id"]).map(|id| format!(" ({id})")).unwrap_or_default();
-                format!("statement {}{id}: {e}", i + 1)
-            })
-        })
-        .collect()
+    let mut parsed = Parsed::default();
+    for (i, v) in list.iter().enumerate() {
+        // Some LRS exports wrap each statement with their own bookkeeping: `{"statement": {...}, ...}`.
+        let v = match v.get("statement") {
+            Some(inner) if v.get("verb").is_none() && inner.is_object() => inner,
+            _ => v,
+        };
+        let item = item(v).map_err(|e| {
+            let id = text(v, &["id"]).map(|id| format!(" ({id})")).unwrap_or_default();
+            format!("statement {}{id}: {e}", i + 1)
+        })?;
+        match item {
+            Item::Record(s) => parsed.statements.push(s),
+            Item::Voiding(v) => parsed.voidings.push(v),
+        }
+    }
+    let voiding_ids: BTreeSet<String> = parsed.voidings.iter().map(|v| v.voided_by.clone()).collect();
+    let before = parsed.voidings.len();
+    parsed.voidings.retain(|v| !voiding_ids.contains(&v.voids));
+    parsed.ignored_voidings = (before - parsed.voidings.len()) as u64;
+    let voided: BTreeSet<&str> = parsed.voidings.iter().map(|v| v.voids.as_str()).collect();
+    let before = parsed.statements.len();
+    parsed.statements.retain(|s| !voided.contains(s.statement_id.as_str()));
+    parsed.voided_here = (before - parsed.statements.len()) as u64;
+    Ok(parsed)
+}
+
+/// Deletes a document when it is there; `true` when it was.
+fn delete_if_present(doctype: &str, id: &str) -> Result<bool, domicile_sdk::Error> {
+    match data::delete(doctype, id) {
+        Ok(()) => Ok(true),
+        Err(domicile_sdk::Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 struct LearningImporter;
 
 impl Guest for LearningImporter {
     fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-        let statements = parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
-        let mut ids = std::collections::BTreeSet::new();
-        for s in &statements {
+        let parsed = parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
+        let mut voided = parsed.voided_here;
+        for voiding in &parsed.voidings {
+            let withdraw = || -> Result<bool, domicile_sdk::Error> {
+                data::put(VOIDING, None, voiding)?;
+                // Importer 0.1 kept voiding statements as learning records.
+                delete_if_present(STATEMENT, &voiding.voided_by)?;
+                delete_if_present(STATEMENT, &voiding.voids)
+            };
+            match withdraw() {
+                Ok(deleted) => voided += u64::from(deleted),
+                Err(domicile_sdk::Error::Denied(why)) => {
+                    return Err(format!(
+                        "{file_name}: the file withdraws {} record(s) (xAPI voiding), and this importer may not record that ({why}): allow it to write {VOIDING} and delete {STATEMENT}, then import again; nothing was imported",
+                        parsed.voidings.len()
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        // The records earlier files withdrew (one query: voidings are few). Without the grant to
+        // read them, they cannot be recognised, and the log says so.
+        let mut withdrawn = BTreeSet::new();
+        match data::query::<Withdrawn>(VOIDING, &serde_json::json!({})) {
+            Ok(voidings) => {
+                for item in voidings {
+                    withdrawn.insert(item.map_err(|e| e.to_string())?.1.voids);
+                }
+            }
+            Err(domicile_sdk::Error::Denied(_)) => log::warn(&format!(
+                "{file_name}: not allowed to read {VOIDING}: records withdrawn by an earlier import are not recognised"
+            )),
+            Err(e) => return Err(e.to_string()),
+        }
+        let (mut ids, mut stored) = (BTreeSet::new(), 0);
+        for s in &parsed.statements {
+            if withdrawn.contains(&s.statement_id) {
+                voided += 1;
+                continue;
+            }
             data::put(STATEMENT, None, s).map_err(|e| e.to_string())?;
             ids.insert(s.statement_id.clone());
+            stored += 1;
         }
-        let summary = serde_json::json!({ "statements": ids.len(), "repeated": statements.len() - ids.len() });
+        let summary = serde_json::json!({
+            "statements": ids.len(),
+            "repeated": stored - ids.len(),
+            "voidings": parsed.voidings.len(),
+            "voided": voided,
+            "ignored_voidings": parsed.ignored_voidings,
+        });
         Ok(summary.to_string())
     }
 }
@@ -120,12 +265,49 @@ mod tests {
 
     #[test]
     fn reads_the_three_shapes() {
-        let single = parse(ONE.as_bytes()).unwrap();
+        let single = parse(ONE.as_bytes()).unwrap().statements;
         assert_eq!(single[0].subject, "maths");
         assert_eq!(single[0].date, "2026-03-02");
         let lrs = format!(r#"{{"statements": [{ONE}, {ONE}], "more": ""}}"#);
-        assert_eq!(parse(lrs.as_bytes()).unwrap().len(), 2);
-        assert_eq!(parse(format!("[{ONE}]").as_bytes()).unwrap(), single);
+        assert_eq!(parse(lrs.as_bytes()).unwrap().statements.len(), 2);
+        assert_eq!(parse(format!("[{ONE}]").as_bytes()).unwrap().statements, single);
+    }
+
+    #[test]
+    fn identifiers_objects_times_and_wrappers_as_lrss_write_them() {
+        let variant = |from: &str, to: &str| {
+            let text = ONE.replacen(from, to, 1);
+            assert_ne!(text, ONE, "{from}");
+            parse(text.as_bytes()).map(|p| p.statements.into_iter().next().unwrap())
+        };
+        let hashed = r#""actor": {"mbox_sha1sum": "ebd31e95054c018b10727ccffd2ef2ec3a016ee9"}"#;
+        assert_eq!(variant(r#""actor": {"mbox": "mailto:lea@example.org"}"#, hashed).unwrap().actor.len(), 40);
+        let agent = r#""object": {"objectType": "Agent", "mbox": "mailto:tutor@example.org"}"#;
+        assert_eq!(
+            variant(r#""object": {"id": "https://lyon.example/activities/fractions"}"#, agent).unwrap().object,
+            "mailto:tutor@example.org"
+        );
+        let sub = r#""object": {"objectType": "SubStatement", "actor": {"name": "x"}, "verb": {"id": "v"}, "object": {"id": "https://a.example/b"}}"#;
+        assert_eq!(
+            variant(r#""object": {"id": "https://lyon.example/activities/fractions"}"#, sub).unwrap().object,
+            "https://a.example/b"
+        );
+        let stored = variant(r#""timestamp""#, r#""stored""#).unwrap();
+        assert_eq!(stored.timestamp, "2026-03-02T16:05:00+01:00");
+        let single_category = variant(
+            r#""category": [{"id": "https://lyon.example/subjects/Maths"}]"#,
+            r#""category": {"id": "https://lyon.example/subjects#physique"}"#,
+        );
+        assert_eq!(single_category.unwrap().subject, "physique");
+        let wrapped = parse(format!(r#"[{{"statement": {ONE}, "_id": "5f1", "active": true}}]"#).as_bytes()).unwrap();
+        assert_eq!(wrapped.statements[0].statement_id, "s1");
+        assert_eq!(
+            variant(r#""actor": {"mbox": "mailto:lea@example.org"}"#, r#""actor": {}"#).unwrap_err(),
+            "statement 1 (s1): no actor (mbox, mbox_sha1sum, openid, account or name)"
+        );
+        assert!(variant(r#""timestamp": "2026-03-02T16:05:00+01:00""#, r#""timestamp": "02/03/2026""#)
+            .unwrap_err()
+            .contains("not an RFC 3339 time"));
     }
 
     #[test]
@@ -137,5 +319,35 @@ mod tests {
         assert_eq!(parse(bad.as_bytes()).unwrap_err(), "statement 2 (s1): no verb.id");
         assert!(parse(b"[]").unwrap_err().contains("no statement"));
         assert!(parse(b"{oops").unwrap_err().starts_with("not JSON"));
+    }
+
+    fn voiding(id: &str, voids: &str) -> String {
+        format!(
+            r#"{{"id": "{id}", "actor": {{"mbox": "mailto:teacher@example.org"}}, "verb": {{"id": "{VOIDED}"}},
+                "object": {{"objectType": "StatementRef", "id": "{voids}"}}, "timestamp": "2026-03-03T08:00:00+01:00"}}"#
+        )
+    }
+
+    #[test]
+    fn voided_statements_do_not_count_and_voidings_are_not_records() {
+        let two = format!("[{ONE}, {}, {}]", ONE.replace("\"s1\"", "\"s2\""), voiding("v1", "s1"));
+        let parsed = parse(two.as_bytes()).unwrap();
+        let kept: Vec<&str> = parsed.statements.iter().map(|s| s.statement_id.as_str()).collect();
+        assert_eq!(kept, ["s2"]);
+        assert_eq!(parsed.voided_here, 1);
+        assert_eq!(
+            parsed.voidings,
+            [Voiding { voids: "s1".into(), voided_by: "v1".into(), timestamp: "2026-03-03T08:00:00+01:00".into() }]
+        );
+        // The voiding may come first; a voiding of a voiding is ignored (it cannot be voided).
+        let reordered = format!("[{}, {}, {ONE}]", voiding("v1", "s1"), voiding("v2", "v1"));
+        let parsed = parse(reordered.as_bytes()).unwrap();
+        assert!(parsed.statements.is_empty());
+        assert_eq!((parsed.voidings.len(), parsed.ignored_voidings), (1, 1));
+        // A voiding that names an activity, not a statement, is malformed.
+        let bad = voiding("v3", "s1").replace("StatementRef", "Activity");
+        assert!(parse(bad.as_bytes())
+            .unwrap_err()
+            .starts_with("statement 1 (v3): a voiding statement's object must be"));
     }
 }
