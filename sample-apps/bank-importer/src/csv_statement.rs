@@ -1,10 +1,8 @@
 //! The CSV exports of banks: find the header, map its columns, read rows.
 
-use std::collections::HashMap;
-
 use domicile_sdk::time::{parse_decimal, Date};
 
-use crate::Operation;
+use crate::{DerivedIds, Operation};
 
 fn fold(s: &str) -> String {
     s.trim()
@@ -44,18 +42,13 @@ fn columns(header: &[String]) -> Option<Columns> {
     (columns.amount.is_some() || (columns.debit.is_some() && columns.credit.is_some())).then_some(columns)
 }
 
-/// FNV-1a: a stable short digest of a label for the derived operation id.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
-}
-
 pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
     let delimiter = if text.lines().take(12).any(|l| l.contains(';')) { b';' } else { b',' };
     let mut reader =
         csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut account = None;
     let mut layout: Option<Columns> = None;
-    let mut seen: HashMap<(String, i64, String), u32> = HashMap::new();
+    let mut derived = DerivedIds::default();
     let mut operations = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| format!("unreadable CSV: {e}"))?;
@@ -107,18 +100,16 @@ pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
             }
         };
         let label = cell(Some(cols.label)).split_whitespace().collect::<Vec<_>>().join(" ");
-        let cents = (amount * 100.0).round() as i64;
-        let rank = seen.entry((date.to_string(), cents, label.clone())).or_default();
-        *rank += 1;
         let currency = match cell(cols.currency) {
             "" => "EUR".to_owned(),
             c => c.to_uppercase(),
         };
         operations.push(Operation {
             account: String::new(),
-            fitid: format!("csv-{date}-{cents}-{:08x}-{rank}", fnv1a(&label) as u32),
+            // The account is known at the end; the ids only need to be unique within the file's account.
+            fitid: derived.next("csv", "", date, amount, &label),
             date: date.to_string(),
-            amount: cents as f64 / 100.0,
+            amount: (amount * 100.0).round() / 100.0,
             currency,
             label,
             kind: None,

@@ -21,12 +21,16 @@
 mod csv_statement;
 mod ofx;
 
+use std::collections::HashMap;
+
 use domicile_sdk::data;
+use domicile_sdk::time::Date;
 use serde::Serialize;
 
 domicile_sdk::generate!("importer", "../../wit");
 
 const OPERATION: &str = "io.domicile.bank.operation";
+const BALANCE: &str = "io.domicile.bank.balance";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Operation {
@@ -40,6 +44,64 @@ pub struct Operation {
     pub kind: Option<String>,
 }
 
+/// An account's balance as the bank states it on a day (OFX `LEDGERBAL`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Balance {
+    pub account: String,
+    pub date: String,
+    pub amount: f64,
+    pub currency: String,
+}
+
+/// Ids for operations the bank gives none for (CSV rows, OFX operations
+/// with an empty `FITID`): the date, the amount in cents, a digest of the
+/// label, and the rank among identical operations of the account, so that
+/// two identical purchases on one day are two operations and importing the
+/// file again gives the same ids.
+#[derive(Default)]
+pub struct DerivedIds {
+    seen: HashMap<(String, Date, i64, String), u32>,
+}
+
+impl DerivedIds {
+    pub fn next(&mut self, prefix: &str, account: &str, date: Date, amount: f64, label: &str) -> String {
+        let cents = (amount * 100.0).round() as i64;
+        let rank = self.seen.entry((account.to_owned(), date, cents, label.to_owned())).or_default();
+        *rank += 1;
+        format!("{prefix}-{date}-{cents}-{:08x}-{rank}", fnv1a(label) as u32)
+    }
+}
+
+/// FNV-1a: a stable short digest of a label for a derived operation id.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+/// An operation's label from OFX's `NAME` and `MEMO`: banks often repeat
+/// the one in the other (or cut `NAME` at 32 characters and give the whole
+/// text in `MEMO`), so the label keeps one when one starts with the other,
+/// and both only when they differ. Runs of spaces become one.
+pub fn label_of(name: Option<&str>, memo: Option<&str>) -> String {
+    let tidy = |s: Option<&str>| s.map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    let (name, memo) = (tidy(name), tidy(memo));
+    let (n, m) = (name.to_uppercase(), memo.to_uppercase());
+    if n.starts_with(&m) {
+        name
+    } else if m.starts_with(&n) {
+        memo
+    } else {
+        format!("{name} {memo}")
+    }
+}
+
+/// What a statement gives.
+#[derive(Debug, Default, PartialEq)]
+pub struct Statement {
+    pub format: &'static str,
+    pub operations: Vec<Operation>,
+    pub balances: Vec<Balance>,
+}
+
 /// Text of a statement: UTF-8 when it is, else Windows-1252/Latin-1 (what
 /// French banks' OFX files declare), byte by byte.
 pub fn decode_text(bytes: &[u8]) -> String {
@@ -50,13 +112,14 @@ pub fn decode_text(bytes: &[u8]) -> String {
     }
 }
 
-pub fn parse(file_name: &str, bytes: &[u8]) -> Result<(Vec<Operation>, &'static str), String> {
+pub fn parse(file_name: &str, bytes: &[u8]) -> Result<Statement, String> {
     let text = decode_text(bytes);
     let head = text.trim_start();
     if head.starts_with("OFXHEADER") || head.starts_with("<?xml") || head.to_ascii_uppercase().contains("<OFX>") {
-        Ok((ofx::parse(&text)?, "ofx"))
+        let parsed = ofx::parse(&text)?;
+        Ok(Statement { format: "ofx", operations: parsed.operations, balances: parsed.balances })
     } else {
-        Ok((csv_statement::parse(file_name, &text)?, "csv"))
+        Ok(Statement { format: "csv", operations: csv_statement::parse(file_name, &text)?, balances: Vec::new() })
     }
 }
 
@@ -64,18 +127,23 @@ struct BankImporter;
 
 impl Guest for BankImporter {
     fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-        let (operations, format) = parse(&file_name, &bytes).map_err(|e| format!("{file_name}: {e}"))?;
+        let statement = parse(&file_name, &bytes).map_err(|e| format!("{file_name}: {e}"))?;
         let mut ids = std::collections::BTreeSet::new();
         let mut accounts = std::collections::BTreeSet::new();
-        for op in &operations {
+        for op in &statement.operations {
             data::put(OPERATION, None, op).map_err(|e| e.to_string())?;
             ids.insert((op.account.clone(), op.fitid.clone()));
             accounts.insert(op.account.clone());
         }
+        for balance in &statement.balances {
+            data::put(BALANCE, None, balance).map_err(|e| e.to_string())?;
+            accounts.insert(balance.account.clone());
+        }
         let summary = serde_json::json!({
-            "format": format,
+            "format": statement.format,
             "operations": ids.len(),
-            "repeated": operations.len() - ids.len(),
+            "repeated": statement.operations.len() - ids.len(),
+            "balances": statement.balances.len(),
             "accounts": accounts,
         });
         Ok(summary.to_string())
@@ -83,3 +151,24 @@ impl Guest for BankImporter {
 }
 
 export!(BankImporter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_says_a_thing_once() {
+        let label = |n, m| label_of(n, m);
+        assert_eq!(label(Some("CB TOTALENERGIES 12/09"), Some("CB TOTALENERGIES 12/09")), "CB TOTALENERGIES 12/09");
+        assert_eq!(label(Some("CB  TOTALENERGIES 12/09"), Some("cb totalenergies 12/09 ")), "CB TOTALENERGIES 12/09");
+        assert_eq!(
+            label(Some("DIVIDEND EARNED FOR PERIOD OF 03"), Some("DIVIDEND EARNED FOR PERIOD OF 03/01/2011")),
+            "DIVIDEND EARNED FOR PERIOD OF 03/01/2011",
+            "a NAME cut at 32 characters"
+        );
+        assert_eq!(label(Some("SALAIRE"), Some("MARS")), "SALAIRE MARS");
+        assert_eq!(label(None, Some("CBA:Transfer")), "CBA:Transfer");
+        assert_eq!(label(Some("BOULANGERIE"), None), "BOULANGERIE");
+        assert_eq!(label(None, None), "");
+    }
+}

@@ -1,9 +1,17 @@
 //! OFX statements, SGML (1.x) or XML (2.x): a tokenizer that reads each tag
-//! and the text after it, which is all both flavours need.
+//! and the text after it (or its `<![CDATA[...]]>`), which is all both
+//! flavours need.
+//!
+//! A file holds one or more statements (`STMTRS` for a bank account,
+//! `CCSTMTRS` for a card, `INVSTMTRS` for an investment account, whose cash
+//! movements are `STMTTRN` too). Each statement names its account
+//! (`ACCTID`), its currency (`CURDEF`), its operations (`STMTTRN`) and its
+//! ledger balance (`LEDGERBAL`). A statement without operations is a quiet
+//! month: it still gives its balance.
 
 use domicile_sdk::time::{parse_decimal, Date};
 
-use crate::Operation;
+use crate::{label_of, Balance, DerivedIds, Operation};
 
 /// One `<STMTTRN>` being read: its leaf elements.
 #[derive(Default)]
@@ -17,75 +25,214 @@ impl Transaction {
     }
 }
 
+/// One statement being read.
+#[derive(Default)]
+struct Statement {
+    account: String,
+    currency: Option<String>,
+    transactions: Vec<(usize, Transaction)>,
+    balance_amount: Option<String>,
+    balance_as_of: Option<String>,
+}
+
+/// What an OFX file gives.
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub operations: Vec<Operation>,
+    pub balances: Vec<Balance>,
+}
+
 fn unescape(s: &str) -> String {
     s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
 }
 
-pub fn parse(text: &str) -> Result<Vec<Operation>, String> {
+const STATEMENT_TAGS: [&str; 3] = ["STMTRS", "CCSTMTRS", "INVSTMTRS"];
+
+pub fn parse(text: &str) -> Result<Parsed, String> {
     let Some(start) = text.find('<') else { return Err("no OFX element found".into()) };
     let mut rest = &text[start..];
-    let (mut account, mut currency) = (String::new(), "EUR".to_owned());
+    let mut statements: Vec<Statement> = Vec::new();
+    let mut open_statement: Option<Statement> = None;
     let mut current: Option<Transaction> = None;
-    let mut done: Vec<Transaction> = Vec::new();
+    let mut transactions = 0;
+    let mut in_ledger = false;
+    let mut investment_trades = 0;
+    // The last status code and message, and the one that said ERROR.
+    let mut status: Option<(String, String)> = None;
+    let mut server_error: Option<(String, String)> = None;
     while let Some(open) = rest.find('<') {
         let after = &rest[open + 1..];
+        if let Some(cdata) = after.strip_prefix("![CDATA[") {
+            // Text outside a known element: skip it.
+            let end = cdata.find("]]>").ok_or("a <![CDATA[ section is not closed with `]]>`")?;
+            rest = &cdata[end + 3..];
+            continue;
+        }
         let close = after.find('>').ok_or("an OFX tag is not closed with `>`")?;
         let tag = after[..close].trim().to_ascii_uppercase();
-        let body_start = &after[close + 1..];
-        let body_end = body_start.find('<').unwrap_or(body_start.len());
-        let value = unescape(body_start[..body_end].trim());
-        rest = &body_start[body_end..];
+        let mut body = &after[close + 1..];
+        let value = match body.trim_start().strip_prefix("<![CDATA[") {
+            Some(cdata) => {
+                let end =
+                    cdata.find("]]>").ok_or_else(|| format!("<{tag}>: its <![CDATA[ is not closed with `]]>`"))?;
+                body = &cdata[end + 3..];
+                cdata[..end].trim().to_owned()
+            }
+            None => {
+                let end = body.find('<').unwrap_or(body.len());
+                let value = unescape(body[..end].trim());
+                body = &body[end..];
+                value
+            }
+        };
+        rest = body;
         if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        if STATEMENT_TAGS.contains(&tag.as_str()) {
+            statements.extend(open_statement.take());
+            open_statement = Some(Statement::default());
+            continue;
+        }
+        if tag.strip_prefix('/').is_some_and(|t| STATEMENT_TAGS.contains(&t)) {
+            if current.is_some() {
+                return Err(format!("STMTTRN #{transactions} is not closed before its statement ends"));
+            }
+            statements.extend(open_statement.take());
             continue;
         }
         match tag.as_str() {
             "STMTTRN" => {
                 if current.is_some() {
-                    return Err(format!("STMTTRN #{} starts before the previous one ends", done.len() + 2));
+                    return Err(format!("STMTTRN #{} starts before the previous one ends", transactions + 1));
                 }
+                transactions += 1;
                 current = Some(Transaction::default());
             }
-            "/STMTTRN" => done.push(current.take().ok_or("a </STMTTRN> closes nothing")?),
-            "ACCTID" => account = value,
-            "CURDEF" => currency = value,
+            "/STMTTRN" => {
+                let txn = current.take().ok_or("a </STMTTRN> closes nothing")?;
+                open_statement.get_or_insert_with(Statement::default).transactions.push((transactions, txn));
+            }
+            "BUYMF" | "SELLMF" | "BUYSTOCK" | "SELLSTOCK" | "BUYDEBT" | "SELLDEBT" | "BUYOPT" | "SELLOPT"
+            | "BUYOTHER" | "SELLOTHER" | "REINVEST" | "INCOME" | "TRANSFER" => investment_trades += 1,
+            "LEDGERBAL" => in_ledger = true,
+            "/LEDGERBAL" => in_ledger = false,
+            "CODE" if current.is_none() => status = Some((value, String::new())),
+            "MESSAGE" if current.is_none() => {
+                if let Some((_, message)) = status.as_mut() {
+                    message.clone_from(&value);
+                }
+                if let Some((_, message)) = server_error.as_mut() {
+                    *message = value;
+                }
+            }
             t if t.starts_with('/') => {}
             t => {
+                let error_status = t == "SEVERITY" && value.eq_ignore_ascii_case("ERROR");
                 if let Some(txn) = current.as_mut() {
+                    // Inside an operation, even `ACCTID` (of `BANKACCTTO`) is the operation's.
                     txn.fields.push((t.to_owned(), value));
+                } else {
+                    match t {
+                        "ACCTID" => open_statement.get_or_insert_with(Statement::default).account = value,
+                        "CURDEF" if !value.is_empty() => {
+                            open_statement.get_or_insert_with(Statement::default).currency = Some(value)
+                        }
+                        "BALAMT" if in_ledger => {
+                            open_statement.get_or_insert_with(Statement::default).balance_amount = Some(value)
+                        }
+                        "DTASOF" if in_ledger => {
+                            open_statement.get_or_insert_with(Statement::default).balance_as_of = Some(value)
+                        }
+                        _ => {}
+                    }
+                }
+                if error_status {
+                    server_error = status.clone().or(Some((String::new(), String::new())));
                 }
             }
         }
     }
     if current.is_some() {
-        return Err(format!("STMTTRN #{} is not closed", done.len() + 1));
+        return Err(format!("STMTTRN #{transactions} is not closed"));
     }
-    if done.is_empty() {
-        return Err("no <STMTTRN> operation found".into());
+    statements.extend(open_statement.take());
+    statements.retain(|s| !s.transactions.is_empty() || !s.account.is_empty());
+    let mut parsed = Parsed::default();
+    let mut derived = DerivedIds::default();
+    for statement in &statements {
+        read_statement(statement, &mut derived, &mut parsed)?;
     }
-    if account.is_empty() {
-        return Err("no <ACCTID>: the statement does not say which account it is".into());
+    if parsed.operations.is_empty() && parsed.balances.is_empty() && investment_trades > 0 {
+        return Err(format!(
+            "an investment statement with {investment_trades} trades and no cash operation or balance: the bank importer reads bank and card statements"
+        ));
     }
-    done.iter()
-        .enumerate()
-        .map(|(i, txn)| {
-            let at = |what: &str| format!("STMTTRN #{}: {what}", i + 1);
-            let fitid = txn.get("FITID").ok_or_else(|| at("no FITID"))?.to_owned();
-            let posted = txn.get("DTPOSTED").ok_or_else(|| at("no DTPOSTED"))?;
-            let date = Date::parse_compact(posted).ok_or_else(|| at(&format!("DTPOSTED `{posted}` is not a date")))?;
-            let raw = txn.get("TRNAMT").ok_or_else(|| at("no TRNAMT"))?;
-            let amount = parse_decimal(raw).ok_or_else(|| at(&format!("TRNAMT `{raw}` is not a number")))?;
-            let label = [txn.get("NAME"), txn.get("MEMO")].into_iter().flatten().collect::<Vec<_>>().join(" ");
-            Ok(Operation {
-                account: account.clone(),
-                fitid,
-                date: date.to_string(),
-                amount,
-                currency: txn.get("CURRENCY").unwrap_or(&currency).to_owned(),
-                label,
-                kind: txn.get("TRNTYPE").map(str::to_owned),
-            })
-        })
-        .collect()
+    if let (true, Some((code, message))) = (statements.is_empty(), server_error) {
+        let message = if message.is_empty() { String::new() } else { format!(": {message}") };
+        return Err(format!(
+            "the bank's server answered with an error (code {code}){message}; this file holds no statement"
+        ));
+    }
+    if statements.is_empty() {
+        return Err("no statement found (no <STMTTRN> operation and no account)".into());
+    }
+    if parsed.operations.is_empty() && parsed.balances.is_empty() {
+        return Err(format!(
+            "the statements of account {} hold no operation and no balance: nothing to import",
+            statements.iter().map(|s| s.account.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(parsed)
+}
+
+fn read_statement(statement: &Statement, derived: &mut DerivedIds, parsed: &mut Parsed) -> Result<(), String> {
+    let currency = statement.currency.clone().unwrap_or_else(|| "EUR".to_owned());
+    if let Some((n, _)) = statement.transactions.first() {
+        if statement.account.is_empty() {
+            return Err(format!("STMTTRN #{n}: no <ACCTID>: the statement does not say which account it is"));
+        }
+    }
+    for (n, txn) in &statement.transactions {
+        let at = |what: &str| format!("STMTTRN #{n}: {what}");
+        let posted = txn.get("DTPOSTED").ok_or_else(|| at("no DTPOSTED"))?;
+        let date = Date::parse_ofx(posted).ok_or_else(|| at(&format!("DTPOSTED `{posted}` is not a date")))?;
+        let raw = txn.get("TRNAMT").ok_or_else(|| at("no TRNAMT"))?;
+        let amount = parse_decimal(raw).ok_or_else(|| at(&format!("TRNAMT `{raw}` is not a number")))?;
+        let label = label_of(txn.get("NAME"), txn.get("MEMO"));
+        let fitid = match txn.get("FITID") {
+            Some(fitid) => fitid.to_owned(),
+            // Banks do send empty FITIDs: an id from what the operation says, stable across imports.
+            None => derived.next("ofx", &statement.account, date, amount, &label),
+        };
+        let currency = txn.get("CURSYM").or(txn.get("CURRENCY")).unwrap_or(&currency).to_uppercase();
+        parsed.operations.push(Operation {
+            account: statement.account.clone(),
+            fitid,
+            date: date.to_string(),
+            amount,
+            currency,
+            label,
+            kind: txn.get("TRNTYPE").map(str::to_ascii_uppercase),
+        });
+    }
+    if let (Some(amount), Some(as_of)) = (&statement.balance_amount, &statement.balance_as_of) {
+        // Banks send empty balance elements: no balance, not a broken one.
+        if amount.is_empty() || as_of.is_empty() {
+            return Ok(());
+        }
+        let balance = parse_decimal(amount)
+            .ok_or_else(|| format!("LEDGERBAL of account {}: BALAMT `{amount}` is not a number", statement.account))?;
+        let date = Date::parse_ofx(as_of)
+            .ok_or_else(|| format!("LEDGERBAL of account {}: DTASOF `{as_of}` is not a date", statement.account))?;
+        parsed.balances.push(Balance {
+            account: statement.account.clone(),
+            date: date.to_string(),
+            amount: balance,
+            currency,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -95,7 +242,7 @@ mod tests {
     #[test]
     fn reads_sgml_and_xml() {
         let sgml = "OFXHEADER:100\nDATA:OFXSGML\n\n<OFX><BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>EUR<BANKACCTFROM><ACCTID>0123456789<ACCTTYPE>CHECKING</BANKACCTFROM>\n<BANKTRANLIST><STMTTRN><TRNTYPE>DEBIT<DTPOSTED>20260302<TRNAMT>-42,50<FITID>A1<NAME>CARREFOUR &amp; CIE</STMTTRN>\n<STMTTRN><TRNTYPE>CREDIT<DTPOSTED>20260303120000[+1:CET]<TRNAMT>2100.00<FITID>A2<NAME>SALAIRE<MEMO>MARS</STMTTRN></BANKTRANLIST></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>";
-        let ops = parse(sgml).unwrap();
+        let ops = parse(sgml).unwrap().operations;
         assert_eq!(ops.len(), 2);
         assert_eq!(
             (ops[0].amount, ops[0].label.as_str(), ops[0].date.as_str()),
@@ -103,7 +250,7 @@ mod tests {
         );
         assert_eq!(ops[1].label, "SALAIRE MARS");
         let xml = "<?xml version=\"1.0\"?><OFX><CURDEF>EUR</CURDEF><ACCTID>9</ACCTID><STMTTRN><TRNTYPE>POS</TRNTYPE><DTPOSTED>20260305</DTPOSTED><TRNAMT>-3.20</TRNAMT><FITID>X</FITID><NAME>BOULANGERIE</NAME></STMTTRN></OFX>";
-        assert_eq!(parse(xml).unwrap()[0].amount, -3.2);
+        assert_eq!(parse(xml).unwrap().operations[0].amount, -3.2);
     }
 
     #[test]
@@ -111,6 +258,63 @@ mod tests {
         let bad = "<OFX><ACCTID>1<STMTTRN><DTPOSTED>20260302<TRNAMT>-1<FITID>A</STMTTRN><STMTTRN><DTPOSTED>20260302<TRNAMT>douze<FITID>B</STMTTRN></OFX>";
         assert_eq!(parse(bad).unwrap_err(), "STMTTRN #2: TRNAMT `douze` is not a number");
         assert!(parse("<OFX><ACCTID>1<STMTTRN><TRNAMT>1</OFX>").unwrap_err().contains("not closed"));
-        assert!(parse("<OFX></OFX>").unwrap_err().contains("no <STMTTRN>"));
+        assert!(parse("<OFX></OFX>").unwrap_err().contains("no statement found"));
+        let no_account = "<OFX><STMTRS><STMTTRN><DTPOSTED>20260302<TRNAMT>-1<FITID>A</STMTTRN></STMTRS></OFX>";
+        assert!(parse(no_account).unwrap_err().starts_with("STMTTRN #1: no <ACCTID>"));
+        let error = "<OFX><SONRS><STATUS><CODE>15500<SEVERITY>ERROR<MESSAGE>Signon invalid</STATUS></SONRS></OFX>";
+        assert_eq!(
+            parse(error).unwrap_err(),
+            "the bank's server answered with an error (code 15500): Signon invalid; this file holds no statement"
+        );
+    }
+
+    #[test]
+    fn quiet_months_several_accounts_and_balances() {
+        // Two accounts, one without operations; zones and fractional seconds in the dates.
+        let xml = "<OFX><SONRS><DTSERVER>20120603203135.547[-7:PDT]</DTSERVER></SONRS>\
+            <STMTRS><CURDEF>USD</CURDEF><BANKACCTFROM><ACCTID>9100</ACCTID></BANKACCTFROM>\
+            <LEDGERBAL><BALAMT>111</BALAMT><DTASOF>20120603133220.000[-7:PDT]</DTASOF></LEDGERBAL></STMTRS>\
+            <STMTRS><CURDEF>USD</CURDEF><BANKACCTFROM><ACCTID>9200</ACCTID></BANKACCTFROM><BANKTRANLIST>\
+            <STMTTRN><DTPOSTED>20120601</DTPOSTED><TRNAMT>-5</TRNAMT><FITID>T1</FITID><NAME>X</NAME>\
+            <BANKACCTTO><ACCTID>9100</ACCTID></BANKACCTTO></STMTTRN></BANKTRANLIST>\
+            <LEDGERBAL><BALAMT>222</BALAMT><DTASOF>20120603</DTASOF></LEDGERBAL></STMTRS></OFX>";
+        let parsed = parse(xml).unwrap();
+        assert_eq!(parsed.operations.len(), 1);
+        assert_eq!(parsed.operations[0].account, "9200", "the transfer's target is not the statement's account");
+        let balances: Vec<(&str, &str, f64)> =
+            parsed.balances.iter().map(|b| (b.account.as_str(), b.date.as_str(), b.amount)).collect();
+        assert_eq!(balances, [("9100", "2012-06-03", 111.0), ("9200", "2012-06-03", 222.0)]);
+        assert!(parse("<OFX><LEDGERBAL><BALAMT>1<DTASOF>2012</LEDGERBAL><ACCTID>1</OFX>")
+            .unwrap_err()
+            .contains("DTASOF"));
+    }
+
+    #[test]
+    fn empty_fitids_cdata_and_currency_aggregates() {
+        let sgml = "<OFX><STMTRS><CURDEF></CURDEF><BANKACCTFROM><ACCTID>12345678</ACCTID></BANKACCTFROM>\
+            <STMTTRN><TRNTYPE>Credit</TRNTYPE><DTPOSTED>20180507</DTPOSTED><TRNAMT>12.34</TRNAMT><FITID></FITID><NAME></NAME>\
+            <MEMO>CBA:Transfer</MEMO><CURRENCY><CURRATE>1.0000</CURRATE><CURSYM>AUD</CURSYM></CURRENCY></STMTTRN>\
+            <STMTTRN><DTPOSTED>20180507</DTPOSTED><TRNAMT>12.34</TRNAMT><FITID></FITID><MEMO>CBA:Transfer</MEMO></STMTTRN>\
+            <STMTTRN><DTPOSTED>20131215</DTPOSTED><TRNAMT>-16.85</TRNAMT><FITID>1</FITID>\
+            <NAME><![CDATA[EFTPOS WDL HANDYWAY ALDI STORE  ]]></NAME>\
+            <MEMO><![CDATA[EFTPOS WDL HANDYWAY ALDI STORE   GEELONG WEST VICAU]]></MEMO></STMTTRN>\
+            <LEDGERBAL><BALAMT></BALAMT><DTASOF></DTASOF></LEDGERBAL></STMTRS></OFX>";
+        let parsed = parse(sgml).unwrap();
+        let ops = &parsed.operations;
+        assert_eq!((ops[0].currency.as_str(), ops[0].kind.as_deref()), ("AUD", Some("CREDIT")));
+        assert!(ops[0].fitid.starts_with("ofx-2018-05-07-1234-"), "{}", ops[0].fitid);
+        assert_ne!(ops[0].fitid, ops[1].fitid, "two identical operations are two operations");
+        assert_eq!(parse(sgml).unwrap(), parsed, "and the same ids on every import");
+        assert_eq!(ops[2].label, "EFTPOS WDL HANDYWAY ALDI STORE GEELONG WEST VICAU");
+        assert!(parsed.balances.is_empty(), "an empty balance is no balance");
+    }
+
+    #[test]
+    fn an_investment_statement_without_cash_operations_is_named() {
+        let ofx = "<OFX><INVSTMTRS><INVACCTFROM><ACCTID>0123</INVACCTFROM><INVTRANLIST><SELLMF><INVSELL><INVTRAN><FITID>1<MEMO>M</INVTRAN></INVSELL></SELLMF></INVTRANLIST></INVSTMTRS></OFX>";
+        assert!(parse(ofx).unwrap_err().starts_with("an investment statement with 1 trades"));
+        let trades_only =
+            "<OFX><INVTRANLIST><SELLMF><INVSELL><INVTRAN><FITID>1</INVTRAN></INVSELL></SELLMF></INVTRANLIST></OFX>";
+        assert!(parse(trades_only).unwrap_err().starts_with("an investment statement with 1 trades"));
     }
 }

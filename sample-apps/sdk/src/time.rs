@@ -99,10 +99,38 @@ impl Date {
         Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
     }
 
-    /// Parses the OFX `20260302` (anything after the 8 digits, a time or a zone, is ignored).
-    pub fn parse_compact(s: &str) -> Option<Date> {
+    /// Parses an OFX date-time, `YYYYMMDD[HHMM[SS[.XXX]]][[±H[.MM][:TZ]]]`
+    /// (`20260302`, `20120603133220.000[-7:PDT]`), and gives its date as
+    /// written, in the statement's own zone. The time and zone, when there,
+    /// must be well formed.
+    pub fn parse_ofx(s: &str) -> Option<Date> {
         let s = s.trim();
-        if s.len() < 8 || !s.as_bytes()[..8].iter().all(u8::is_ascii_digit) {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        if !matches!(digits, 8 | 12 | 14) {
+            return None;
+        }
+        let two = |i: usize| s[i..i + 2].parse::<u32>().ok();
+        if digits >= 12 && (two(8)? > 23 || two(10)? > 59 || (digits == 14 && two(12)? > 60)) {
+            return None;
+        }
+        let mut rest = &s[digits..];
+        if let Some(fraction) = rest.strip_prefix('.') {
+            let n = fraction.bytes().take_while(u8::is_ascii_digit).count();
+            if n == 0 || digits != 14 {
+                return None;
+            }
+            rest = &fraction[n..];
+        }
+        if let Some(zone) = rest.strip_prefix('[') {
+            let zone = zone.strip_suffix(']')?;
+            let (offset, name) = zone.split_once(':').unwrap_or((zone, ""));
+            let hours = offset.strip_prefix(['+', '-']).unwrap_or(offset);
+            let (h, m) = hours.split_once('.').unwrap_or((hours, "0"));
+            let ok = |p: &str, max: u32| !p.is_empty() && p.len() <= 2 && p.parse::<u32>().is_ok_and(|v| v <= max);
+            if !ok(h, 14) || !ok(m, 59) || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return None;
+            }
+        } else if !rest.is_empty() {
             return None;
         }
         Date::new(s[0..4].parse().ok()?, s[4..6].parse().ok()?, s[6..8].parse().ok()?)
@@ -200,7 +228,17 @@ mod tests {
         assert_eq!(Date::parse("2021-01-03").unwrap().iso_week(), "2020-W53");
         assert_eq!(Date::parse("2024-12-30").unwrap().iso_week(), "2025-W01");
         assert_eq!(Date::parse_dmy("02/03/2026"), Some(d));
-        assert_eq!(Date::parse_compact("20260302120000[+1:CET]"), Some(d));
+        assert_eq!(Date::parse_ofx("20260302120000[+1:CET]"), Some(d));
+        assert_eq!(Date::parse_ofx("20260302"), Some(d));
+        assert_eq!(Date::parse_ofx("202603021200"), Some(d));
+        assert_eq!(Date::parse_ofx("20260302133220.000[-7:PDT]"), Some(d));
+        assert_eq!(Date::parse_ofx("20260302133220.5[+5.30:IST]"), Some(d));
+        assert_eq!(Date::parse_ofx("20260302133220[-5]"), Some(d));
+        for bad in
+            ["2026030", "20260302 12:00", "20260302250000", "20260302120000[-7:PDT", "20260302.5", "20260230", ""]
+        {
+            assert_eq!(Date::parse_ofx(bad), None, "{bad}");
+        }
         assert_eq!(Date::parse("2026-02-30"), None);
         assert_eq!(Date::parse("2024-02-29").unwrap().year_before().to_string(), "2023-02-28");
         assert_eq!(d.add_days(-2).to_string(), "2026-02-28");
