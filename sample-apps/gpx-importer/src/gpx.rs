@@ -1,4 +1,9 @@
-//! Reads the track points of a GPX 1.1 file. Errors name the line.
+//! Reads the track points of a GPX file (1.1, or 1.0: the same track
+//! elements in another namespace). Errors name the line.
+//!
+//! A `<time>` is an XML Schema `dateTime`, whose zone is optional; GPX
+//! times are UTC by the schema's own words, so a time without a zone
+//! (`2013-01-01T12:00:04`, as some devices write it) is read as UTC.
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -13,6 +18,15 @@ pub struct Point {
     pub t: i64,
     /// Which `<trkseg>` the point belongs to; trips never span two.
     pub segment: usize,
+}
+
+/// A GPX time: RFC 3339, or without a zone, in UTC.
+pub fn parse_gpx_time(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    parse_rfc3339(raw).or_else(|| {
+        let has_zone = raw.ends_with(['Z', 'z']) || raw.get(19..).is_some_and(|rest| rest.contains(['+', '-']));
+        (!has_zone).then(|| parse_rfc3339(&format!("{raw}Z"))).flatten()
+    })
 }
 
 fn line_of(text: &str, position: u64) -> usize {
@@ -65,10 +79,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
             Event::Text(t) if in_time => {
                 let raw = t.xml10_content();
                 let line = line_of(text, at);
-                time = Some(
-                    parse_rfc3339(&raw)
-                        .ok_or_else(|| format!("line {line}: `{}` is not an RFC 3339 time", raw.trim()))?,
-                );
+                time = Some(parse_gpx_time(&raw).ok_or_else(|| {
+                    format!("line {line}: `{}` is not a time such as 2026-03-02T08:01:00Z", raw.trim())
+                })?);
             }
             Event::End(e) if e.local_name().as_ref() == "time" => in_time = false,
             Event::End(e) if e.local_name().as_ref() == "trkpt" => {
@@ -100,4 +113,29 @@ pub fn haversine_m(a: &Point, b: &Point) -> f64 {
     let dlon = (b.lon - a.lon).to_radians();
     let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
     2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_without_a_zone_is_utc() {
+        let utc = parse_gpx_time("2013-01-01T12:00:04Z").unwrap();
+        assert_eq!(parse_gpx_time("2013-01-01T12:00:04"), Some(utc));
+        assert_eq!(parse_gpx_time(" 2013-01-01T12:00:04.250 "), Some(utc));
+        assert_eq!(parse_gpx_time("2013-01-01T13:00:04+01:00"), Some(utc));
+        assert_eq!(parse_gpx_time("2013-01-01T12:00:04+0100"), None, "a malformed zone is not ignored");
+        assert_eq!(parse_gpx_time("01/01/2013 12:00"), None);
+    }
+
+    #[test]
+    fn reads_gpx_1_0() {
+        let gpx = r#"<gpx version="1.0" xmlns="http://www.topografix.com/GPX/1/0"><trk><trkseg>
+            <trkpt lat="47.2" lon="-1.5"><time>2026-04-07T07:45:00</time><speed>5.0</speed></trkpt>
+            <trkpt lat="47.21" lon="-1.5"><time>2026-04-07T07:47:00</time></trkpt></trkseg></trk></gpx>"#;
+        let points = parse(gpx.as_bytes()).unwrap();
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[1].t - points[0].t, 120);
+    }
 }

@@ -1,5 +1,6 @@
-//! GPX importer: turns GPS tracks (GPX 1.1, as exported by phones, sports
-//! watches and mobility apps) into `io.domicile.mobility.trip` documents.
+//! GPX importer: turns GPS tracks (GPX 1.1 or 1.0, as exported by phones,
+//! sports watches and mobility apps) into `io.domicile.mobility.trip`
+//! documents.
 //!
 //! A trip is a run of track points without a pause longer than
 //! [`PAUSE_SECONDS`]; each gets its distance (haversine), duration, and a
