@@ -226,36 +226,104 @@ fn budget_categorises_ofx_and_csv_statements() {
     assert_eq!(report["months"]["2026-03"]["spent"]["books"], 24.9, "the resident's own rule came first");
 }
 
-#[test]
-fn the_learning_dashboard_counts_what_the_records_say() {
-    let home = TestHome::new();
-    install(&home, &[LEARNING_IMPORTER, LEARNING_DASHBOARD]);
-    let err = home.run(&["import", LEARNING_IMPORTER, fixture_data("xapi-broken.json").to_str().unwrap()]);
-    assert!(err.one_line_error().contains("statement 4 (9f1c0004-"), "{}", err.stderr);
-    assert!(err.one_line_error().contains("no verb.id"));
-    assert_eq!(count(&home, "io.domicile.learning.statement"), 0);
-    let file = sample_data("xapi-lea-2026.json");
-    home.ok(&["import", LEARNING_IMPORTER, file.to_str().unwrap()]);
-    home.ok(&["import", LEARNING_IMPORTER, file.to_str().unwrap()]);
+/// The `TRNAMT` of each `<STMTTRN>` of an OFX file, read from its text alone.
+fn ofx_amounts(path: &std::path::Path) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap_or_else(|_| bytes.iter().map(|&b| b as char).collect());
+    let upper = text.to_uppercase();
+    upper
+        .split("<STMTTRN>")
+        .skip(1)
+        .map(|txn| {
+            let after = &txn[txn.find("<TRNAMT>").unwrap() + 8..];
+            let raw: String = after.chars().take_while(|c| *c != '<' && !c.is_whitespace()).collect();
+            raw.replace(',', ".").parse::<f64>().unwrap()
+        })
+        .collect()
+}
 
-    // From the LRS file itself.
-    let lrs: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+/// Every OFX file of the corpus (other parsers' test fixtures and a French
+/// bank's layout) imports as its expectations say, or is refused naming
+/// what is wrong. Counts and sums are checked against the files' text too.
+#[test]
+fn bank_corpus_gives_the_expected_figures() {
+    for_each_corpus_file(
+        "ofx",
+        &[BANK_IMPORTER],
+        "io.domicile.bank.operation",
+        |name, path, expected, home, summary| {
+            let amounts = ofx_amounts(path);
+            assert_eq!(
+                amounts.len() as u64,
+                expected["operations"].as_u64().unwrap(),
+                "{name}: operations in the text"
+            );
+            close(amounts.iter().sum(), expected["sum"].as_f64().unwrap(), &format!("{name}: sum in the text"));
+            assert_eq!(summary["operations"], expected["operations"], "{name}: {summary}");
+            let ops: Vec<Value> =
+                home.docs("io.domicile.bank.operation").into_iter().map(|d| d["body"].clone()).collect();
+            assert_eq!(ops.len() as u64, expected["operations"].as_u64().unwrap(), "{name}: stored");
+            close(ops.iter().map(|o| o["amount"].as_f64().unwrap()).sum(), expected["sum"].as_f64().unwrap(), name);
+            if let Some(currency) = expected["currency"].as_str() {
+                assert!(ops.iter().all(|o| o["currency"] == currency), "{name}: currency");
+            }
+            if let Some(labels) = expected["labels"].as_array() {
+                let mut stored: Vec<(String, String)> = ops
+                    .iter()
+                    .map(|o| (o["date"].as_str().unwrap().to_owned(), o["label"].as_str().unwrap().to_owned()))
+                    .collect();
+                stored.sort();
+                let stored: Vec<&str> = stored.iter().map(|(_, l)| l.as_str()).collect();
+                assert_eq!(stored, labels.iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>(), "{name}: labels");
+            }
+            let mut balances: Vec<Value> = home
+                .docs("io.domicile.bank.balance")
+                .into_iter()
+                .map(|d| json!([d["body"]["account"], d["body"]["date"], d["body"]["amount"]]))
+                .collect();
+            balances.sort_by_key(|b| b.to_string());
+            assert_eq!(Value::Array(balances), expected["balances"], "{name}: balances");
+            // Importing again changes nothing, derived ids included.
+            home.ok(&["import", BANK_IMPORTER, path.to_str().unwrap()]);
+            assert_eq!(count(home, "io.domicile.bank.operation") as u64, expected["operations"].as_u64().unwrap());
+        },
+    );
+}
+
+/// What the dashboard must show per (month, subject), computed here from
+/// LRS files by the xAPI rules: a statement with the verb `voided` and a
+/// `StatementRef` object withdraws the statement it names (wherever it came
+/// from), is not a record itself, and cannot be voided.
+#[derive(Default, Debug)]
+struct Tally {
+    statements: u64,
+    completed: u64,
+    passed: u64,
+    failed: u64,
+    scores: Vec<f64>,
+    minutes: f64,
+}
+
+fn learning_tallies(files: &[&std::path::Path]) -> BTreeMap<(String, String), Tally> {
+    const VOIDED: &str = "http://adlnet.gov/expapi/verbs/voided";
     let mut unique = BTreeMap::new();
-    for s in lrs["statements"].as_array().unwrap() {
-        unique.insert(s["id"].as_str().unwrap().to_owned(), s.clone());
+    for file in files {
+        let lrs: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for s in lrs["statements"].as_array().unwrap() {
+            unique.insert(s["id"].as_str().unwrap().to_owned(), s.clone());
+        }
     }
-    assert_eq!(count(&home, "io.domicile.learning.statement"), unique.len());
-    #[derive(Default, Debug)]
-    struct Tally {
-        statements: u64,
-        completed: u64,
-        passed: u64,
-        failed: u64,
-        scores: Vec<f64>,
-        minutes: f64,
-    }
+    let is_voiding = |s: &Value| s["verb"]["id"] == VOIDED;
+    let voided: BTreeSet<String> = unique
+        .values()
+        .filter(|s| is_voiding(s) && !unique.get(s["object"]["id"].as_str().unwrap()).is_some_and(is_voiding))
+        .map(|s| s["object"]["id"].as_str().unwrap().to_owned())
+        .collect();
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
-    for s in unique.values() {
+    for (id, s) in &unique {
+        if is_voiding(s) || voided.contains(id) {
+            continue;
+        }
         let month = s["timestamp"].as_str().unwrap()[..7].to_owned();
         let subject =
             s["context"]["contextActivities"]["category"][0]["id"].as_str().unwrap().rsplit('/').next().unwrap();
@@ -277,8 +345,14 @@ fn the_learning_dashboard_counts_what_the_records_say() {
             t.minutes += h * 60.0 + m.trim_end_matches('M').parse::<f64>().unwrap_or(0.0);
         }
     }
-    let report = home.ok(&["run", LEARNING_DASHBOARD]).json();
-    for ((month, subject), t) in &tallies {
+    tallies
+}
+
+fn assert_dashboard_shows(report: &Value, tallies: &BTreeMap<(String, String), Tally>) {
+    let shown: usize =
+        report["months"].as_object().unwrap().values().map(|m| m["subjects"].as_object().unwrap().len()).sum();
+    assert_eq!(shown, tallies.len(), "the dashboard shows exactly the (month, subject) pairs of the records");
+    for ((month, subject), t) in tallies {
         let s = &report["months"][month]["subjects"][subject];
         assert_eq!(
             (s["statements"].as_u64(), s["completed"].as_u64(), s["passed"].as_u64(), s["failed"].as_u64()),
@@ -295,6 +369,119 @@ fn the_learning_dashboard_counts_what_the_records_say() {
             ),
         }
     }
+}
+
+#[test]
+fn the_learning_dashboard_counts_what_the_records_say() {
+    let home = TestHome::new();
+    install(&home, &[LEARNING_IMPORTER, LEARNING_DASHBOARD]);
+    let err = home.run(&["import", LEARNING_IMPORTER, fixture_data("xapi-broken.json").to_str().unwrap()]);
+    assert!(err.one_line_error().contains("statement 4 (9f1c0004-"), "{}", err.stderr);
+    assert!(err.one_line_error().contains("no verb.id"));
+    assert_eq!(count(&home, "io.domicile.learning.statement"), 0);
+    let file = sample_data("xapi-lea-2026.json");
+    home.ok(&["import", LEARNING_IMPORTER, file.to_str().unwrap()]);
+    home.ok(&["import", LEARNING_IMPORTER, file.to_str().unwrap()]);
+
+    let tallies = learning_tallies(&[&file]);
+    let records: u64 = tallies.values().map(|t| t.statements).sum();
+    assert_eq!(count(&home, "io.domicile.learning.statement") as u64, records);
+    assert_dashboard_shows(&home.ok(&["run", LEARNING_DASHBOARD]).json(), &tallies);
+}
+
+/// A school withdraws a failed quiz imported earlier and a passed one in the
+/// same file, and tries to void its own voiding: the withdrawn statements
+/// leave the store and the dashboard, voidings are not records, and
+/// importing the older file again does not bring the withdrawn one back.
+#[test]
+fn voided_learning_records_do_not_count_even_when_imported_earlier() {
+    let (first, voiding) = (sample_data("xapi-lea-2026.json"), fixture_data("xapi-voiding.json"));
+    // Allowed only to write records, the importer refuses a file that withdraws some, saying what to allow.
+    let partial = TestHome::new();
+    partial.install(&sample_package("learning-importer"), &["io.domicile.learning.statement:write"]);
+    let refused = partial.run(&["import", LEARNING_IMPORTER, voiding.to_str().unwrap()]);
+    assert!(refused.one_line_error().contains("withdraws 2 record(s)"), "{}", refused.stderr);
+    assert!(refused.one_line_error().contains("allow it to write io.domicile.learning.voiding"), "{}", refused.stderr);
+    assert_eq!(count(&partial, "io.domicile.learning.statement"), 0, "nothing was imported");
+    partial.ok(&["import", LEARNING_IMPORTER, first.to_str().unwrap()]);
+    assert_eq!(count(&partial, "io.domicile.learning.statement"), 18, "a file without voidings needs no more");
+
+    let home = TestHome::new();
+    install(&home, &[LEARNING_IMPORTER, LEARNING_DASHBOARD]);
+    home.ok(&["import", LEARNING_IMPORTER, first.to_str().unwrap()]);
+    let withdrawn = "9f1c0015-7a3e-4b21-9c55-2e6d1a0b0015";
+    assert!(home.docs("io.domicile.learning.statement").iter().any(|d| d["id"] == withdrawn));
+
+    let summary = home.ok(&["--json", "import", LEARNING_IMPORTER, voiding.to_str().unwrap()]).json();
+    assert_eq!(
+        (&summary["statements"], &summary["voidings"], &summary["voided"], &summary["ignored_voidings"]),
+        (&json!(1), &json!(2), &json!(2), &json!(1)),
+        "{summary}"
+    );
+    let stored = home.docs("io.domicile.learning.statement");
+    assert!(stored.iter().all(|d| d["id"] != withdrawn), "the statement voided later left the store");
+    assert!(stored.iter().all(|d| d["body"]["verb"] != "http://adlnet.gov/expapi/verbs/voided"));
+    assert!(stored.iter().all(|d| d["id"] != "9f1c0020-7a3e-4b21-9c55-2e6d1a0b0020"), "voided in its own file");
+    assert_eq!(count(&home, "io.domicile.learning.voiding"), 2);
+
+    let tallies = learning_tallies(&[&first, &voiding]);
+    assert_eq!(stored.len() as u64, tallies.values().map(|t| t.statements).sum::<u64>());
+    assert_dashboard_shows(&home.ok(&["run", LEARNING_DASHBOARD]).json(), &tallies);
+
+    let again = home.ok(&["--json", "import", LEARNING_IMPORTER, first.to_str().unwrap()]).json();
+    assert_eq!(again["voided"], 1, "{again}");
+    assert!(home.docs("io.domicile.learning.statement").iter().all(|d| d["id"] != withdrawn));
+    assert_dashboard_shows(&home.ok(&["run", LEARNING_DASHBOARD]).json(), &tallies);
+}
+
+/// Every GPX file of the corpus (a GPX library's test files, GPX 1.0 and
+/// times without a zone among them) gives the points, trips and kilometres
+/// its expectations state (computed by `expect.py` with its own XML parser
+/// and trip rule), or is refused naming the line.
+#[test]
+fn gpx_corpus_gives_the_expected_figures() {
+    for_each_corpus_file("gpx", &[IMPORTER], "io.domicile.mobility.trip", |name, _path, expected, home, summary| {
+        assert_eq!((&summary["points"], &summary["trips"]), (&expected["points"], &expected["trips"]), "{name}");
+        let trips = home.docs(TRIP);
+        assert_eq!(trips.len() as u64, expected["trips"].as_u64().unwrap(), "{name}: stored trips");
+        let km: f64 = trips.iter().map(|t| t["body"]["distance_m"].as_f64().unwrap() / 1000.0).sum();
+        close(km, expected["km"].as_f64().unwrap(), &format!("{name}: km"));
+    });
+}
+
+/// Every xAPI file of the corpus (another library's test statements, and
+/// files after the exports of Learning Locker, Moodle, H5P and SCORM Cloud)
+/// gives the records, voidings and per-month figures its expectations state
+/// (computed by `expect.py` by the xAPI rules), or is refused naming the
+/// statement.
+#[test]
+fn xapi_corpus_gives_the_expected_figures() {
+    for_each_corpus_file(
+        "xapi",
+        &[LEARNING_IMPORTER, LEARNING_DASHBOARD],
+        "io.domicile.learning.statement",
+        |name, _path, expected, home, summary| {
+            for key in ["statements", "voidings", "voided"] {
+                assert_eq!(summary[key], expected[key], "{name}: {key} in {summary}");
+            }
+            assert_eq!(count(home, "io.domicile.learning.statement") as u64, expected["statements"].as_u64().unwrap());
+            let report = home.ok(&["run", LEARNING_DASHBOARD]).json();
+            let months = expected["months"].as_object().unwrap();
+            assert_eq!(report["months"].as_object().unwrap().len(), months.len(), "{name}: months");
+            for (month, figures) in months {
+                let shown = &report["months"][month];
+                assert_eq!(shown["statements"], figures["statements"], "{name} {month}");
+                // The dashboard rounds each subject's minutes to a tenth.
+                let subjects = shown["subjects"].as_object().unwrap();
+                let minutes: f64 = subjects.values().map(|s| s["minutes"].as_f64().unwrap()).sum();
+                let tolerance = 0.05 * subjects.len() as f64 + 1e-9;
+                assert!(
+                    (minutes - figures["minutes"].as_f64().unwrap()).abs() <= tolerance,
+                    "{name} {month}: {minutes} min"
+                );
+            }
+        },
+    );
 }
 
 #[test]
@@ -396,4 +583,114 @@ fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
     assert_eq!(body, item["payload"].as_str().unwrap());
     let summary = home.ok(&["audit", "--summary"]).stdout;
     assert!(summary.contains(&format!("{DONATION} sent 1 time(s) to {survey}")), "{summary}");
+}
+
+/// Imports each file of `tests/fixtures/corpus/<format>/` (at least 10) into
+/// a fresh home with `apps` installed, the first being the importer. A file
+/// whose expectations say `refused` must be refused with that text, writing
+/// nothing to `doctype`; every other file is imported and handed to `check`
+/// with its expectations and the import's summary.
+fn for_each_corpus_file(
+    format: &str,
+    apps: &[&str],
+    doctype: &str,
+    mut check: impl FnMut(&str, &std::path::Path, &Value, &TestHome, Value),
+) {
+    let expectations: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_corpus(format, "expectations.json")).unwrap()).unwrap();
+    let files = expectations["files"].as_object().unwrap();
+    assert!(files.len() >= 10, "the {format} corpus holds at least 10 files");
+    for (name, expected) in files {
+        let path = fixture_corpus(format, name);
+        let home = TestHome::new();
+        install(&home, apps);
+        if let Some(refusal) = expected["refused"].as_str() {
+            let run = home.run(&["import", apps[0], path.to_str().unwrap()]);
+            assert!(run.one_line_error().contains(refusal), "{name}: {}", run.one_line_error());
+            assert_eq!(count(&home, doctype), 0, "{name}: a refused file writes nothing");
+            continue;
+        }
+        let summary = home.ok(&["--json", "import", apps[0], path.to_str().unwrap()]).json();
+        check(name, &path, expected, &home, summary);
+    }
+}
+
+/// kWh per local day of the load-curve sections of an Enedis export,
+/// recomputed from the file alone: each reading is the average power of the
+/// interval ending at its time, and the interval is the time since the row
+/// before (the first row of a section: the time to the next).
+fn load_curve_kwh_from_file(path: &std::path::Path) -> BTreeMap<String, f64> {
+    use time::format_description::well_known::Rfc3339;
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut sections: Vec<Vec<(time::OffsetDateTime, Option<f64>)>> = Vec::new();
+    let mut in_curve = false;
+    for line in text.trim_start_matches('\u{feff}').lines().map(str::trim) {
+        let cells: Vec<&str> = line.split(';').collect();
+        if cells.len() > 1 && cells[1] == "Courbe de charge" {
+            in_curve = true;
+            sections.push(Vec::new());
+        } else if cells[0].starts_with("Identifiant PRM") {
+            in_curve = false;
+        } else if let (true, Ok(at)) = (in_curve, time::OffsetDateTime::parse(cells[0], &Rfc3339)) {
+            let value = cells.get(1).filter(|v| !v.is_empty()).map(|v| v.replace(',', ".").parse::<f64>().unwrap());
+            sections.last_mut().unwrap().push((at, value));
+        }
+    }
+    let mut days = BTreeMap::new();
+    for rows in sections {
+        for (i, (at, value)) in rows.iter().enumerate() {
+            let minutes = if i > 0 { (*at - rows[i - 1].0).whole_minutes() } else { (rows[1].0 - *at).whole_minutes() };
+            let start = *at - time::Duration::minutes(minutes);
+            if let Some(watts) = value {
+                *days.entry(start.date().to_string()).or_insert(0.0) += watts * minutes as f64 / 60.0 / 1000.0;
+            }
+        }
+    }
+    days
+}
+
+/// Every Linky export of the corpus gives the figures its expectations file
+/// states (load curves at 10, 15, 30 and 60 minutes, a step that changes mid-file,
+/// DST days, multi-register indexes, maximum power, several sections, a header
+/// alone), or is refused naming the line. The load curves' kWh are also
+/// recomputed here from the files, so the expectations cannot drift from them.
+#[test]
+fn linky_corpus_gives_the_expected_figures() {
+    for_each_corpus_file(
+        "linky",
+        &[ENERGY_IMPORTER, ENERGY_INSIGHTS],
+        "io.domicile.energy.reading",
+        |name, path, expected, home, summary| {
+            assert_eq!(summary["readings"], expected["readings"], "{name}: readings");
+            assert_eq!(summary["missing_values"], expected["missing_values"], "{name}: rows without a value");
+            assert_eq!(
+                count(home, "io.domicile.energy.reading") as u64,
+                expected["readings"].as_u64().unwrap(),
+                "{name}"
+            );
+
+            let expected_days = expected["kwh_by_day"].as_object().unwrap();
+            if name.starts_with("load-curve") {
+                let from_file = load_curve_kwh_from_file(path);
+                let days: Vec<&String> = from_file.keys().collect();
+                assert_eq!(days, expected_days.keys().collect::<Vec<_>>(), "{name}: days");
+                for (day, kwh) in &from_file {
+                    close(
+                        expected_days[day].as_f64().unwrap(),
+                        (kwh * 1000.0).round() / 1000.0,
+                        &format!("{name} {day}"),
+                    );
+                }
+            }
+            if expected_days.is_empty() {
+                return;
+            }
+            let report = home.ok(&["run", ENERGY_INSIGHTS]).json();
+            let reported = report["days"].as_object().unwrap();
+            assert_eq!(reported.keys().collect::<Vec<_>>(), expected_days.keys().collect::<Vec<_>>(), "{name}: days");
+            for (day, kwh) in expected_days {
+                close(reported[day].as_f64().unwrap(), kwh.as_f64().unwrap(), &format!("{name} {day}"));
+            }
+        },
+    );
 }

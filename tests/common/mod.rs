@@ -62,6 +62,11 @@ pub fn fixture_data(name: &str) -> PathBuf {
     repo().join("tests/fixtures/data").join(name)
 }
 
+/// A real-world export of the corpus (`tests/fixtures/corpus/<format>/`).
+pub fn fixture_corpus(format: &str, name: &str) -> PathBuf {
+    repo().join("tests/fixtures/corpus").join(format).join(name)
+}
+
 pub struct Run {
     pub ok: bool,
     pub stdout: String,

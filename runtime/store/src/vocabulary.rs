@@ -48,7 +48,8 @@ fn bad_schema(name: &str, why: impl std::fmt::Display) -> StoreError {
 }
 
 /// The schemas shipped in `manifests/doctypes/`, built into the runtime.
-const BUILTIN: [(&str, &str); 6] = [
+const BUILTIN: [(&str, &str); 8] = [
+    ("io.domicile.bank.balance.json", include_str!("../../../manifests/doctypes/io.domicile.bank.balance.json")),
     ("io.domicile.bank.operation.json", include_str!("../../../manifests/doctypes/io.domicile.bank.operation.json")),
     ("io.domicile.energy.reading.json", include_str!("../../../manifests/doctypes/io.domicile.energy.reading.json")),
     (
@@ -58,6 +59,10 @@ const BUILTIN: [(&str, &str); 6] = [
     (
         "io.domicile.learning.statement.json",
         include_str!("../../../manifests/doctypes/io.domicile.learning.statement.json"),
+    ),
+    (
+        "io.domicile.learning.voiding.json",
+        include_str!("../../../manifests/doctypes/io.domicile.learning.voiding.json"),
     ),
     ("io.domicile.mobility.trace.json", include_str!("../../../manifests/doctypes/io.domicile.mobility.trace.json")),
     ("io.domicile.mobility.trip.json", include_str!("../../../manifests/doctypes/io.domicile.mobility.trip.json")),
