@@ -290,6 +290,33 @@ fn bank_corpus_gives_the_expected_figures() {
     );
 }
 
+/// Every bank CSV of the corpus (the layouts of French and online banks:
+/// preambles, column names, encodings, decimal commas, grouped thousands,
+/// declined operations, fees) gives the operations, sum and account its
+/// expectations state, or is refused naming the line.
+#[test]
+fn bank_csv_corpus_gives_the_expected_figures() {
+    for_each_corpus_file(
+        "bank-csv",
+        &[BANK_IMPORTER],
+        "io.domicile.bank.operation",
+        |name, path, expected, home, summary| {
+            assert_eq!(summary["format"], "csv", "{name}");
+            assert_eq!(summary["operations"], expected["operations"], "{name}: {summary}");
+            let ops: Vec<Value> =
+                home.docs("io.domicile.bank.operation").into_iter().map(|d| d["body"].clone()).collect();
+            close(ops.iter().map(|o| o["amount"].as_f64().unwrap()).sum(), expected["sum"].as_f64().unwrap(), name);
+            assert!(ops.iter().all(|o| o["account"] == expected["account"]), "{name}: account {}", ops[0]["account"]);
+            home.ok(&["import", BANK_IMPORTER, path.to_str().unwrap()]);
+            assert_eq!(
+                count(home, "io.domicile.bank.operation") as u64,
+                expected["operations"].as_u64().unwrap(),
+                "{name}"
+            );
+        },
+    );
+}
+
 /// What the dashboard must show per (month, subject), computed here from
 /// LRS files by the xAPI rules: a statement with the verb `voided` and a
 /// `StatementRef` object withdraws the statement it names (wherever it came

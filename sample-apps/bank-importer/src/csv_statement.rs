@@ -27,19 +27,74 @@ struct Columns {
     debit: Option<usize>,
     credit: Option<usize>,
     currency: Option<usize>,
+    /// A fee charged apart from the amount (Revolut's `Fee`): it is money out too.
+    fee: Option<usize>,
+    /// The operation's state (Revolut's `State`): declined or reverted ones never happened.
+    state: Option<usize>,
 }
 
+/// The first column whose folded name is one of `exact` (in that order of
+/// preference), else the first that starts with one of `prefixes` and
+/// contains none of `unless`.
+fn find(names: &[String], exact: &[&str], prefixes: &[&str], unless: &[&str]) -> Option<usize> {
+    exact.iter().find_map(|e| names.iter().position(|n| n == e)).or_else(|| {
+        names.iter().position(|n| prefixes.iter().any(|p| n.starts_with(p)) && !unless.iter().any(|u| n.contains(u)))
+    })
+}
+
+/// Maps a header's columns, as banks name them (`Date opération`, `Date de
+/// l'opération`, `dateOp`, `Started Date`; `Libellé`, `Libellé opération`,
+/// `Payee`; `Montant`, `Montant(EUROS)`, `Amount (EUR)`; `Débit euros` and
+/// `Crédit euros`). A value date is never the operation's date.
 fn columns(header: &[String]) -> Option<Columns> {
-    let find = |names: &[&str]| header.iter().position(|h| names.iter().any(|n| fold(h) == *n));
+    let names: Vec<String> = header.iter().map(|h| fold(h)).collect();
+    let value_date = ["valeur", "value", "dateval"];
     let columns = Columns {
-        date: find(&["date", "date operation", "date de l'operation", "date comptable"])?,
-        label: find(&["libelle", "label", "libelle operation", "description"])?,
-        amount: find(&["montant", "amount", "montant (eur)"]),
-        debit: find(&["debit", "debit (eur)"]),
-        credit: find(&["credit", "credit (eur)"]),
-        currency: find(&["devise", "currency"]),
+        date: find(
+            &names,
+            &[
+                "date",
+                "date operation",
+                "date de l'operation",
+                "date d'operation",
+                "date comptable",
+                "dateop",
+                "booking date",
+                "transaction date",
+                "completed date",
+                "started date",
+            ],
+            &["date"],
+            &value_date,
+        )?,
+        label: find(
+            &names,
+            &["libelle operation", "libelle", "label", "description", "payee", "beneficiaire", "libelle court"],
+            &["libelle"],
+            &[],
+        )?,
+        amount: find(&names, &["montant", "amount"], &["montant", "amount"], &["foreign", "devise"]),
+        debit: find(&names, &["debit"], &["debit"], &[]),
+        credit: find(&names, &["credit"], &["credit"], &[]),
+        currency: find(&names, &["devise", "currency"], &[], &[]),
+        fee: find(&names, &["fee", "frais"], &[], &[]),
+        state: find(&names, &["state", "statut"], &[], &[]),
     };
     (columns.amount.is_some() || (columns.debit.is_some() && columns.credit.is_some())).then_some(columns)
+}
+
+/// A date as bank exports write it: `02/03/2026`, `02/03/26`, `02.03.2026`,
+/// `2026-03-02`, possibly followed by a time (`2026-03-02 10:15:32`).
+fn date_of(raw: &str) -> Option<Date> {
+    let day = raw.split([' ', 'T']).next().unwrap_or(raw).replace('.', "/");
+    if let Some(date) = Date::parse(&day).or_else(|| Date::parse_dmy(&day)) {
+        return Some(date);
+    }
+    // Two-digit years are this century's.
+    let mut parts = day.split('/');
+    let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && y.len() == 2)
+        .then(|| Date::new(2000 + y.parse::<i64>().ok()?, m.parse().ok()?, d.parse().ok()?))?
 }
 
 pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
@@ -65,21 +120,33 @@ pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
                     "no header with a date, a label and an amount (or debit and credit) column in the first 12 lines"
                         .into(),
                 );
-            } else if fold(&fields[0]).contains("compte") {
-                // "Compte courant;n° 00012345678": the token with the digits.
-                account = fields
-                    .iter()
-                    .flat_map(|f| f.split_whitespace())
-                    .rev()
-                    .find(|t| t.chars().filter(char::is_ascii_digit).count() >= 5)
-                    .map(str::to_owned);
+            } else if fields.iter().any(|f| fold(f).contains("compte") || fold(f).contains("account")) {
+                // "Compte courant;n° 00012345678", `="0123456789";Compte courant`: the first line that
+                // names the account, and in it the token of letters and at least 5 digits (not a date or an amount).
+                account = account.or_else(|| {
+                    fields
+                        .iter()
+                        .flat_map(|f| f.split_whitespace())
+                        .rev()
+                        .map(|t| t.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+                        .find(|t| {
+                            t.chars().all(|c| c.is_ascii_alphanumeric())
+                                && t.chars().filter(char::is_ascii_digit).count() >= 5
+                        })
+                        .map(str::to_owned)
+                });
             }
             continue;
         };
         let cell = |i: Option<usize>| i.and_then(|i| fields.get(i)).map(String::as_str).unwrap_or("");
         let raw_date = cell(Some(cols.date));
-        let date = Date::parse_dmy(raw_date)
-            .or_else(|| Date::parse(raw_date))
+        if cols.state.is_some_and(|i| {
+            let state = fold(cell(Some(i)));
+            ["declined", "reverted", "failed", "refusee", "annulee"].iter().any(|s| state.starts_with(s))
+        }) {
+            continue;
+        }
+        let date = date_of(raw_date)
             .ok_or_else(|| format!("line {line}: `{raw_date}` is not a date (02/03/2026 or 2026-03-02)"))?;
         let amount = match cols.amount {
             Some(i) => parse_decimal(cell(Some(i)))
@@ -98,6 +165,12 @@ pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
                 }
                 c - d.abs()
             }
+        };
+        let amount = match cols.fee.map(|i| cell(Some(i))).filter(|f| !f.is_empty()) {
+            Some(fee) => {
+                amount - parse_decimal(fee).ok_or_else(|| format!("line {line}: fee `{fee}` is not a number"))?.abs()
+            }
+            None => amount,
         };
         let label = cell(Some(cols.label)).split_whitespace().collect::<Vec<_>>().join(" ");
         let currency = match cell(cols.currency) {
@@ -151,5 +224,22 @@ mod tests {
         let err = parse("x.csv", "Date;Libellé;Montant\n02/03/2026;A;-1\n31/02/2026;B;-2\n").unwrap_err();
         assert_eq!(err, "line 3: `31/02/2026` is not a date (02/03/2026 or 2026-03-02)");
         assert!(parse("x.csv", "a;b\n1;2\n").unwrap_err().contains("no header"));
+    }
+
+    #[test]
+    fn layouts_of_other_banks() {
+        let revolut = "Type,Product,Started Date,Completed Date,Description,Amount,Fee,Currency,State,Balance\n\
+            CARD_PAYMENT,Current,2026-03-02 10:00:00,2026-03-02 10:00:05,SHOP,-10.00,0.50,EUR,COMPLETED,1\n\
+            CARD_PAYMENT,Current,2026-03-03 10:00:00,,SHOP,-99.00,0.00,EUR,DECLINED,\n";
+        let ops = parse("revolut.csv", revolut).unwrap();
+        assert_eq!((ops.len(), ops[0].amount, ops[0].date.as_str()), (1, -10.5, "2026-03-02"), "the fee is money out");
+        let sg = "=\"00050123456\";Compte courant;16/03/2026\nDate de l'opération;Libellé;Montant de l'opération;Devise\n02.03.26;A;-1.234,50;EUR\n";
+        let ops = parse("x.csv", sg).unwrap();
+        assert_eq!(
+            (ops[0].account.as_str(), ops[0].amount, ops[0].date.as_str()),
+            ("00050123456", -1234.5, "2026-03-02")
+        );
+        let value_date = "Date de valeur;Date d'opération;Libellé;Montant\n05/03/2026;02/03/2026;A;-1\n";
+        assert_eq!(parse("x.csv", value_date).unwrap()[0].date, "2026-03-02", "the value date is not the operation's");
     }
 }

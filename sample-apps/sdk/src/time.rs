@@ -189,14 +189,16 @@ pub fn local_date_minute(s: &str) -> Option<(Date, i64)> {
 }
 
 /// A decimal number as exports write it: `1234.5`, `1 234,50`, `-42,00`,
-/// `+3`. Returns `None` for an empty or malformed value.
+/// `+3`, `1.234,50` or `1,234.50` (with both separators, the last one is the
+/// decimal point), `42,50 €`. Returns `None` for an empty or malformed value.
 pub fn parse_decimal(s: &str) -> Option<f64> {
-    let cleaned: String = s
-        .trim()
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}'))
-        .map(|c| if c == ',' { '.' } else { c })
-        .collect();
+    let mut cleaned: String =
+        s.trim().chars().filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '€' | '$' | '£')).collect();
+    if let (Some(comma), Some(point)) = (cleaned.rfind(','), cleaned.rfind('.')) {
+        let grouping = if comma > point { '.' } else { ',' };
+        cleaned.retain(|c| c != grouping);
+    }
+    let cleaned = cleaned.replace(',', ".");
     if cleaned.is_empty() || cleaned.matches('.').count() > 1 {
         return None;
     }
@@ -247,6 +249,10 @@ mod tests {
         assert_eq!(parse_decimal("-42,00"), Some(-42.0));
         assert_eq!(parse_decimal(""), None);
         assert_eq!(parse_decimal("1,2,3"), None);
+        assert_eq!(parse_decimal("1.234,50"), Some(1234.5));
+        assert_eq!(parse_decimal("-1,234.50"), Some(-1234.5));
+        assert_eq!(parse_decimal("42,50 €"), Some(42.5));
+        assert_eq!(parse_decimal("1.2.3,4"), Some(123.4));
         assert_eq!(parse_decimal("abc"), None);
     }
 }
