@@ -124,6 +124,12 @@ pub(crate) fn signed_digest(index: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The text of `index.sig` for an index: the signing key and its signature.
+pub fn sign_index(index: &[u8], key: &SecretKey) -> String {
+    let signature = key.sign(&signed_digest(index));
+    format!("{SIGNATURE_HEADER}\nkey {}\nsignature {}\n", key.public(), hex::encode(signature))
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogueError + '_ {
     move |source| CatalogueError::Io { path: path.display().to_string(), source }
 }
@@ -219,8 +225,7 @@ pub fn build_catalogue(dir: &Path, name: &str, key: &SecretKey) -> Result<Catalo
     let index = CatalogueIndex { format: FORMAT.into(), name: name.to_owned(), apps: apps.into_values().collect() };
     let mut bytes = serde_json::to_vec_pretty(&index).expect("index serialises");
     bytes.push(b'\n');
-    let signature = key.sign(&signed_digest(&bytes));
-    let sig_text = format!("{SIGNATURE_HEADER}\nkey {}\nsignature {}\n", key.public(), hex::encode(signature));
+    let sig_text = sign_index(&bytes, key);
     let index_path = dir.join(INDEX_FILE);
     write_atomically(&index_path, &bytes).map_err(io_error(&index_path))?;
     let sig_path = dir.join(SIGNATURE_FILE);

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use catalogue::{
-    build_catalogue, update_offer, Catalogue, CatalogueApp, CatalogueError, CatalogueIndex, CatalogueSource,
-    CatalogueSources, CatalogueVersion, Fetched, UpdateOffer,
+    build_catalogue, sign_index, update_offer, Catalogue, CatalogueApp, CatalogueError, CatalogueIndex,
+    CatalogueSource, CatalogueSources, CatalogueVersion, Fetched, UpdateOffer,
 };
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use trust::{Role, TrustError, TrustStore, TrustedKey};

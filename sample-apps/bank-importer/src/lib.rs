@@ -23,14 +23,10 @@ mod ofx;
 
 use std::collections::HashMap;
 
-use domicile_sdk::data;
 use domicile_sdk::time::Date;
 use serde::Serialize;
 
 domicile_sdk::generate!("importer", "../../wit");
-
-const OPERATION: &str = "io.domicile.bank.operation";
-const BALANCE: &str = "io.domicile.bank.balance";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Operation {
@@ -123,34 +119,46 @@ pub fn parse(file_name: &str, bytes: &[u8]) -> Result<Statement, String> {
     }
 }
 
-struct BankImporter;
+/// The component: the WIT glue that hands a file to the parser above and
+/// stores what it gives. Natively (unit tests, fuzzing) the crate is the
+/// parser alone.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use super::*;
+    use domicile_sdk::data;
 
-impl Guest for BankImporter {
-    fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-        let statement = parse(&file_name, &bytes).map_err(|e| format!("{file_name}: {e}"))?;
-        let mut ids = std::collections::BTreeSet::new();
-        let mut accounts = std::collections::BTreeSet::new();
-        for op in &statement.operations {
-            data::put(OPERATION, None, op).map_err(|e| e.to_string())?;
-            ids.insert((op.account.clone(), op.fitid.clone()));
-            accounts.insert(op.account.clone());
+    const OPERATION: &str = "io.domicile.bank.operation";
+    const BALANCE: &str = "io.domicile.bank.balance";
+
+    struct BankImporter;
+
+    impl Guest for BankImporter {
+        fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
+            let statement = parse(&file_name, &bytes).map_err(|e| format!("{file_name}: {e}"))?;
+            let mut ids = std::collections::BTreeSet::new();
+            let mut accounts = std::collections::BTreeSet::new();
+            for op in &statement.operations {
+                data::put(OPERATION, None, op).map_err(|e| e.to_string())?;
+                ids.insert((op.account.clone(), op.fitid.clone()));
+                accounts.insert(op.account.clone());
+            }
+            for balance in &statement.balances {
+                data::put(BALANCE, None, balance).map_err(|e| e.to_string())?;
+                accounts.insert(balance.account.clone());
+            }
+            let summary = serde_json::json!({
+                "format": statement.format,
+                "operations": ids.len(),
+                "repeated": statement.operations.len() - ids.len(),
+                "balances": statement.balances.len(),
+                "accounts": accounts,
+            });
+            Ok(summary.to_string())
         }
-        for balance in &statement.balances {
-            data::put(BALANCE, None, balance).map_err(|e| e.to_string())?;
-            accounts.insert(balance.account.clone());
-        }
-        let summary = serde_json::json!({
-            "format": statement.format,
-            "operations": ids.len(),
-            "repeated": statement.operations.len() - ids.len(),
-            "balances": statement.balances.len(),
-            "accounts": accounts,
-        });
-        Ok(summary.to_string())
     }
-}
 
-export!(BankImporter);
+    export!(BankImporter);
+}
 
 #[cfg(test)]
 mod tests {
@@ -170,5 +178,55 @@ mod tests {
         assert_eq!(label(None, Some("CBA:Transfer")), "CBA:Transfer");
         assert_eq!(label(Some("BOULANGERIE"), None), "BOULANGERIE");
         assert_eq!(label(None, None), "");
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: domicile_fuzz_engine::CappedAllocator = domicile_fuzz_engine::CappedAllocator::new(2 << 30);
+
+    /// The parsers (OFX and CSV) survive a brief fuzzing run, seeded from the corpus of real exports.
+    #[test]
+    fn fuzz() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let target = domicile_fuzz_engine::Target::new("bank", |data| match parse("statement.csv", data) {
+            Ok(s) => format!("ok: {} {} balances", s.format, s.balances.len().min(2)),
+            Err(e) => domicile_fuzz_engine::kind_of(&e),
+        })
+        .seed_dir(&repo.join("tests/fixtures/corpus/ofx"))
+        .seed_dir(&repo.join("tests/fixtures/corpus/bank-csv"))
+        .seed_dir(&repo.join("sample-apps/data"))
+        .dictionary(&[
+            "<STMTTRN>",
+            "</STMTTRN>",
+            "<STMTRS>",
+            "</STMTRS>",
+            "<CCSTMTRS>",
+            "<INVSTMTRS>",
+            "<ACCTID>",
+            "<FITID>",
+            "<FITID></FITID>",
+            "<TRNAMT>",
+            "<DTPOSTED>",
+            "<NAME>",
+            "<MEMO>",
+            "<![CDATA[",
+            "]]>",
+            "<LEDGERBAL>",
+            "<BALAMT>",
+            "<DTASOF>",
+            "20260302120000.000[-7:PDT]",
+            "<CURSYM>",
+            "<SEVERITY>ERROR",
+            "<CODE>",
+            "OFXHEADER:100\n",
+            "Date;Libellé;Montant\n",
+            "Débit;Crédit",
+            "02/03/2026;",
+            "-42,50",
+            "1 234,56",
+            ";",
+            ",",
+            "\"",
+        ]);
+        domicile_fuzz_engine::assert_survives(&target, &repo, 2.0);
     }
 }

@@ -36,12 +36,9 @@
 use std::collections::BTreeSet;
 
 use domicile_sdk::time::{local_date_minute, parse_decimal, parse_rfc3339};
-use domicile_sdk::{data, log};
 use serde::Serialize;
 
 domicile_sdk::generate!("importer", "../../wit");
-
-const READING: &str = "io.domicile.energy.reading";
 
 /// The recording intervals a meter can have, in minutes.
 pub const STEPS: [i64; 6] = [5, 10, 15, 20, 30, 60];
@@ -424,26 +421,37 @@ fn value_of(line: u64, field: &dyn Fn(usize) -> String, columns: &Columns) -> Re
     }
 }
 
-struct EnergyImporter;
+/// The component: the WIT glue that hands a file to the parser above and
+/// stores what it gives. Natively (unit tests, fuzzing) the crate is the
+/// parser alone.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use super::*;
+    use domicile_sdk::{data, log};
 
-impl Guest for EnergyImporter {
-    fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-        let put = |reading: Reading| data::put(READING, None, &reading).map(drop).map_err(|e| e.to_string());
-        let parsed = parse(&bytes, put).map_err(|e| format!("{file_name}: {e}"))?;
-        if parsed.missing_values > 0 {
-            log::info(&format!("{file_name}: {} rows without a value were skipped", parsed.missing_values));
+    const READING: &str = "io.domicile.energy.reading";
+
+    struct EnergyImporter;
+
+    impl Guest for EnergyImporter {
+        fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
+            let put = |reading: Reading| data::put(READING, None, &reading).map(drop).map_err(|e| e.to_string());
+            let parsed = parse(&bytes, put).map_err(|e| format!("{file_name}: {e}"))?;
+            if parsed.missing_values > 0 {
+                log::info(&format!("{file_name}: {} rows without a value were skipped", parsed.missing_values));
+            }
+            let summary = serde_json::json!({
+                "readings": parsed.readings,
+                "meters": parsed.meters,
+                "missing_values": parsed.missing_values,
+                "repeated_rows": parsed.repeated_rows,
+            });
+            Ok(summary.to_string())
         }
-        let summary = serde_json::json!({
-            "readings": parsed.readings,
-            "meters": parsed.meters,
-            "missing_values": parsed.missing_values,
-            "repeated_rows": parsed.repeated_rows,
-        });
-        Ok(summary.to_string())
     }
-}
 
-export!(EnergyImporter);
+    export!(EnergyImporter);
+}
 
 #[cfg(test)]
 mod tests {
@@ -583,5 +591,43 @@ mod tests {
         // Only a header: a valid export of a period without data.
         let (readings, _) = parse_all(format!("{HEADER}\n").as_bytes()).unwrap();
         assert!(readings.is_empty());
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: domicile_fuzz_engine::CappedAllocator = domicile_fuzz_engine::CappedAllocator::new(2 << 30);
+
+    /// The parser survives a brief fuzzing run, seeded from the corpus of real exports.
+    #[test]
+    fn fuzz() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let target = domicile_fuzz_engine::Target::new("linky", |data| match parse(data, |_| Ok(())) {
+            Ok(p) => format!("ok: {} meters, {} missing", p.meters.len(), p.missing_values.min(1)),
+            Err(e) => domicile_fuzz_engine::kind_of(&e),
+        })
+        .seed_dir(&repo.join("tests/fixtures/corpus/linky"))
+        .seed_dir(&repo.join("tests/fixtures/data"))
+        .dictionary(&[
+            HEADER,
+            ";Pas en minutes",
+            "Courbe de charge",
+            "Index",
+            "Puissance maximale quotidienne",
+            "Horodate;Valeur\n",
+            "Horodate;Type de releve;EAS F1;EAS D1;EAS T\n",
+            "2026-03-29T02:00:00+01:00",
+            "2026-03-29T03:15:00+02:00",
+            "25946599093143",
+            ";W;",
+            ";Wh;",
+            ";VA;",
+            ";15",
+            ";45",
+            "Arrêté quotidien",
+            "\u{feff}",
+            "\r\n",
+            ";;;;",
+            "1 234,5",
+        ]);
+        domicile_fuzz_engine::assert_survives(&target, &repo, 2.0);
     }
 }

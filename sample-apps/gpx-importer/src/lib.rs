@@ -7,21 +7,20 @@
 //! transport mode inferred from its average speed. A trip's id is derived
 //! from its start time, so importing the same file twice changes nothing.
 
-mod gpx;
+pub mod gpx;
 
-use domicile_sdk::{data, log, time};
+use domicile_sdk::time;
 use serde::Serialize;
 
 domicile_sdk::generate!("importer", "../../wit");
 
-const TRIP: &str = "io.domicile.mobility.trip";
 /// A stop longer than this ends a trip.
 pub const PAUSE_SECONDS: i64 = 5 * 60;
 /// Trips shorter than this are GPS noise, not journeys.
 const MIN_TRIP_METERS: f64 = 200.0;
 
 #[derive(Debug, Serialize, PartialEq)]
-struct Trip {
+pub struct Trip {
     start: String,
     end: String,
     date: String,
@@ -43,7 +42,8 @@ fn infer_mode(kmh: f64) -> &'static str {
     }
 }
 
-fn trips(points: &[gpx::Point], source: &str) -> Vec<Trip> {
+/// The trips of a track: runs of points split at a segment change or a pause over [`PAUSE_SECONDS`].
+pub fn trips(points: &[gpx::Point], source: &str) -> Vec<Trip> {
     let mut trips = Vec::new();
     let mut start = 0;
     for i in 1..=points.len() {
@@ -77,19 +77,70 @@ fn trips(points: &[gpx::Point], source: &str) -> Vec<Trip> {
     trips
 }
 
-struct GpxImporter;
+/// The component: the WIT glue that hands a file to the parser above and
+/// stores what it gives. Natively (unit tests, fuzzing) the crate is the
+/// parser alone.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use super::*;
+    use domicile_sdk::{data, log};
 
-impl Guest for GpxImporter {
-    fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-        let points = gpx::parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
-        let trips = trips(&points, &file_name);
-        for trip in &trips {
-            let id = format!("gpx-{}", trip.start);
-            data::put(TRIP, Some(&id), trip).map_err(|e| format!("cannot store trip {id}: {e}"))?;
+    const TRIP: &str = "io.domicile.mobility.trip";
+
+    struct GpxImporter;
+
+    impl Guest for GpxImporter {
+        fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
+            let points = gpx::parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
+            let trips = trips(&points, &file_name);
+            for trip in &trips {
+                let id = format!("gpx-{}", trip.start);
+                data::put(TRIP, Some(&id), trip).map_err(|e| format!("cannot store trip {id}: {e}"))?;
+            }
+            log::info(&format!("{file_name}: {} points, {} trips", points.len(), trips.len()));
+            Ok(serde_json::json!({ "points": points.len(), "trips": trips.len() }).to_string())
         }
-        log::info(&format!("{file_name}: {} points, {} trips", points.len(), trips.len()));
-        Ok(serde_json::json!({ "points": points.len(), "trips": trips.len() }).to_string())
     }
+
+    export!(GpxImporter);
 }
 
-export!(GpxImporter);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[global_allocator]
+    static ALLOCATOR: domicile_fuzz_engine::CappedAllocator = domicile_fuzz_engine::CappedAllocator::new(2 << 30);
+
+    /// The parser and the trip splitter survive a brief fuzzing run, seeded from the corpus of real tracks.
+    #[test]
+    fn fuzz() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let target = domicile_fuzz_engine::Target::new("gpx", |data| match gpx::parse(data) {
+            Ok(points) => format!("ok: {} trips", trips(&points, "fuzz.gpx").len().min(3)),
+            Err(e) => domicile_fuzz_engine::kind_of(&e),
+        })
+        .seed_dir(&repo.join("tests/fixtures/corpus/gpx"))
+        .seeds(std::fs::read(repo.join("sample-apps/data/week-around-nantes.gpx")))
+        .dictionary(&[
+            "<trkpt lat=\"47.2\" lon=\"-1.5\">",
+            "</trkpt>",
+            "<trkseg>",
+            "</trkseg>",
+            "<time>",
+            "</time>",
+            "2026-04-07T07:45:00",
+            "2026-04-07T07:45:00Z",
+            "lat=\"91\"",
+            "lon=\"NaN\"",
+            "<![CDATA[",
+            "]]>",
+            "&amp;",
+            "<!DOCTYPE gpx [<!ENTITY a \"aaaa\">]>",
+            "&a;",
+            "<gpx version=\"1.0\">",
+            "</gpx>",
+        ]);
+        domicile_fuzz_engine::assert_survives(&target, &repo, 2.0);
+    }
+}

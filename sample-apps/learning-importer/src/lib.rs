@@ -24,14 +24,11 @@
 use std::collections::BTreeSet;
 
 use domicile_sdk::time::parse_rfc3339;
-use domicile_sdk::{data, log};
 use serde::Serialize;
 use serde_json::Value;
 
 domicile_sdk::generate!("importer", "../../wit");
 
-const STATEMENT: &str = "io.domicile.learning.statement";
-const VOIDING: &str = "io.domicile.learning.voiding";
 /// The xAPI verb that withdraws a statement.
 pub const VOIDED: &str = "http://adlnet.gov/expapi/verbs/voided";
 
@@ -66,12 +63,6 @@ pub struct Parsed {
     pub voided_here: u64,
     /// Voidings of a voiding statement, which the specification forbids.
     pub ignored_voidings: u64,
-}
-
-/// What the importer reads of a voiding it kept earlier.
-#[derive(serde::Deserialize)]
-struct Withdrawn {
-    voids: String,
 }
 
 enum Item {
@@ -184,75 +175,93 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     Ok(parsed)
 }
 
-/// Deletes a document when it is there; `true` when it was.
-fn delete_if_present(doctype: &str, id: &str) -> Result<bool, domicile_sdk::Error> {
-    match data::delete(doctype, id) {
-        Ok(()) => Ok(true),
-        Err(domicile_sdk::Error::NotFound(_)) => Ok(false),
-        Err(e) => Err(e),
+/// The component: the WIT glue that hands a file to the parser above and
+/// stores what it gives. Natively (unit tests, fuzzing) the crate is the
+/// parser alone.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use super::*;
+    use domicile_sdk::{data, log};
+
+    const STATEMENT: &str = "io.domicile.learning.statement";
+    const VOIDING: &str = "io.domicile.learning.voiding";
+
+    /// What the importer reads of a voiding it kept earlier.
+    #[derive(serde::Deserialize)]
+    struct Withdrawn {
+        voids: String,
     }
-}
 
-struct LearningImporter;
+    /// Deletes a document when it is there; `true` when it was.
+    fn delete_if_present(doctype: &str, id: &str) -> Result<bool, domicile_sdk::Error> {
+        match data::delete(doctype, id) {
+            Ok(()) => Ok(true),
+            Err(domicile_sdk::Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 
-impl Guest for LearningImporter {
-    fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-        let parsed = parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
-        let mut voided = parsed.voided_here;
-        for voiding in &parsed.voidings {
-            let withdraw = || -> Result<bool, domicile_sdk::Error> {
-                data::put(VOIDING, None, voiding)?;
-                // Importer 0.1 kept voiding statements as learning records.
-                delete_if_present(STATEMENT, &voiding.voided_by)?;
-                delete_if_present(STATEMENT, &voiding.voids)
-            };
-            match withdraw() {
-                Ok(deleted) => voided += u64::from(deleted),
-                Err(domicile_sdk::Error::Denied(why)) => {
-                    return Err(format!(
-                        "{file_name}: the file withdraws {} record(s) (xAPI voiding), and this importer may not record that ({why}): allow it to write {VOIDING} and delete {STATEMENT}, then import again; nothing was imported",
-                        parsed.voidings.len()
-                    ))
+    struct LearningImporter;
+
+    impl Guest for LearningImporter {
+        fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
+            let parsed = parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
+            let mut voided = parsed.voided_here;
+            for voiding in &parsed.voidings {
+                let withdraw = || -> Result<bool, domicile_sdk::Error> {
+                    data::put(VOIDING, None, voiding)?;
+                    // Importer 0.1 kept voiding statements as learning records.
+                    delete_if_present(STATEMENT, &voiding.voided_by)?;
+                    delete_if_present(STATEMENT, &voiding.voids)
+                };
+                match withdraw() {
+                    Ok(deleted) => voided += u64::from(deleted),
+                    Err(domicile_sdk::Error::Denied(why)) => {
+                        return Err(format!(
+                            "{file_name}: the file withdraws {} record(s) (xAPI voiding), and this importer may not record that ({why}): allow it to write {VOIDING} and delete {STATEMENT}, then import again; nothing was imported",
+                            parsed.voidings.len()
+                        ))
+                    }
+                    Err(e) => return Err(e.to_string()),
                 }
+            }
+            // The records earlier files withdrew (one query: voidings are few). Without the grant to
+            // read them, they cannot be recognised, and the log says so.
+            let mut withdrawn = BTreeSet::new();
+            match data::query::<Withdrawn>(VOIDING, &serde_json::json!({})) {
+                Ok(voidings) => {
+                    for item in voidings {
+                        withdrawn.insert(item.map_err(|e| e.to_string())?.1.voids);
+                    }
+                }
+                Err(domicile_sdk::Error::Denied(_)) => log::warn(&format!(
+                    "{file_name}: not allowed to read {VOIDING}: records withdrawn by an earlier import are not recognised"
+                )),
                 Err(e) => return Err(e.to_string()),
             }
-        }
-        // The records earlier files withdrew (one query: voidings are few). Without the grant to
-        // read them, they cannot be recognised, and the log says so.
-        let mut withdrawn = BTreeSet::new();
-        match data::query::<Withdrawn>(VOIDING, &serde_json::json!({})) {
-            Ok(voidings) => {
-                for item in voidings {
-                    withdrawn.insert(item.map_err(|e| e.to_string())?.1.voids);
+            let (mut ids, mut stored) = (BTreeSet::new(), 0);
+            for s in &parsed.statements {
+                if withdrawn.contains(&s.statement_id) {
+                    voided += 1;
+                    continue;
                 }
+                data::put(STATEMENT, None, s).map_err(|e| e.to_string())?;
+                ids.insert(s.statement_id.clone());
+                stored += 1;
             }
-            Err(domicile_sdk::Error::Denied(_)) => log::warn(&format!(
-                "{file_name}: not allowed to read {VOIDING}: records withdrawn by an earlier import are not recognised"
-            )),
-            Err(e) => return Err(e.to_string()),
+            let summary = serde_json::json!({
+                "statements": ids.len(),
+                "repeated": stored - ids.len(),
+                "voidings": parsed.voidings.len(),
+                "voided": voided,
+                "ignored_voidings": parsed.ignored_voidings,
+            });
+            Ok(summary.to_string())
         }
-        let (mut ids, mut stored) = (BTreeSet::new(), 0);
-        for s in &parsed.statements {
-            if withdrawn.contains(&s.statement_id) {
-                voided += 1;
-                continue;
-            }
-            data::put(STATEMENT, None, s).map_err(|e| e.to_string())?;
-            ids.insert(s.statement_id.clone());
-            stored += 1;
-        }
-        let summary = serde_json::json!({
-            "statements": ids.len(),
-            "repeated": stored - ids.len(),
-            "voidings": parsed.voidings.len(),
-            "voided": voided,
-            "ignored_voidings": parsed.ignored_voidings,
-        });
-        Ok(summary.to_string())
     }
-}
 
-export!(LearningImporter);
+    export!(LearningImporter);
+}
 
 #[cfg(test)]
 mod tests {
@@ -349,5 +358,42 @@ mod tests {
         assert!(parse(bad.as_bytes())
             .unwrap_err()
             .starts_with("statement 1 (v3): a voiding statement's object must be"));
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: domicile_fuzz_engine::CappedAllocator = domicile_fuzz_engine::CappedAllocator::new(2 << 30);
+
+    /// The parser survives a brief fuzzing run, seeded from the corpus of real exports.
+    #[test]
+    fn fuzz() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let target = domicile_fuzz_engine::Target::new("xapi", |data| match parse(data) {
+            Ok(p) => format!("ok: {} voidings, {} ignored", p.voidings.len().min(2), p.ignored_voidings.min(1)),
+            Err(e) => domicile_fuzz_engine::kind_of(&e),
+        })
+        .seed_dir(&repo.join("tests/fixtures/corpus/xapi"))
+        .seed_dir(&repo.join("sample-apps/data"))
+        .dictionary(&[
+            VOIDED,
+            "\"objectType\": \"StatementRef\"",
+            "\"objectType\": \"SubStatement\"",
+            "\"objectType\": \"Group\"",
+            "\"statement\": ",
+            "\"statements\": ",
+            "\"mbox_sha1sum\": ",
+            "\"timestamp\": ",
+            "\"stored\": ",
+            "\"category\": ",
+            "\"duration\": \"PT1H\"",
+            "2026-03-02T16:05:00+01:00",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "null",
+            "\"\\ud800\"",
+        ]);
+        domicile_fuzz_engine::assert_survives(&target, &repo, 2.0);
     }
 }

@@ -1,0 +1,391 @@
+//! The runtime's decoders of untrusted input, as fuzz targets: app
+//! manifests, packages, catalogue indexes, export archives (restored into
+//! a real store) and query selectors (run against a real store). The
+//! engine is `domicile-fuzz-engine`; the guest apps' parsers (Linky, OFX
+//! and CSV, GPX, xAPI) are fuzzed in their own crates with the same engine,
+//! and `runtime/fuzz/fuzz.sh` runs them all.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domicile_fuzz_engine::{kind_of, Target};
+use domicile_manifest::{Grants, Manifest};
+use domicile_package::{seal, sign_index, unseal, Catalogue, Role, SecretKey, TrustStore};
+use domicile_store::{
+    AppRefusal, Author, Change, DocId, InstalledApp, PackageVetting, Query, ResidentName, Selector, Sort, Store,
+    VettedApp, Vocabulary,
+};
+use serde_json::{json, Value};
+
+/// The repository's root (for seeds and regression inputs).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository is there")
+}
+
+/// Where the inputs that once broke a target are kept, one folder per target.
+pub fn regressions() -> PathBuf {
+    repo().join("tests/fixtures/fuzz")
+}
+
+const TOML_TOKENS: &[&str] = &[
+    "manifest-version = 1\n",
+    "id = ",
+    "name = ",
+    "version = ",
+    "world = \"importer\"\n",
+    "world = \"service\"\n",
+    "description = ",
+    "[[permissions]]\n",
+    "doctype = ",
+    "access = [\"read\", \"write\", \"delete\"]\n",
+    "fields = [",
+    "purpose = ",
+    "[limits]\n",
+    "memory-mib = ",
+    "cpu-ms = ",
+    "wall-ms = ",
+    "[[egress]]\n",
+    "destination = ",
+    "[scratch]\n",
+    "\"\"\"",
+    "'''",
+    "\\u202e",
+    "\\u0000",
+    "[",
+    "]",
+    "{",
+    "}",
+    "=",
+    "\n",
+    "\"",
+    "#",
+    ".",
+    "9999999999999999999",
+];
+
+fn manifest_seeds() -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = domicile_fuzz_engine::files_of(&repo().join("manifests"))
+        .into_iter()
+        .chain(domicile_fuzz_engine::files_of(&repo().join("tests/fixtures/manifests")))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    seeds.sort();
+    seeds
+}
+
+/// An app manifest, as `install` and `pack` read it.
+pub fn manifest() -> Target {
+    Target::new("manifest", |data| match Manifest::from_bytes(data) {
+        Ok(m) => format!("ok: {} permissions, egress {}", m.permissions.len(), m.egress.is_some()),
+        Err(e) => kind_of(&e),
+    })
+    .seeds(manifest_seeds())
+    .dictionary(TOML_TOKENS)
+}
+
+/// A package file: the container, its signature under the key it names, then its manifest.
+pub fn package() -> Target {
+    let mut seeds: Vec<Vec<u8>> = domicile_fuzz_engine::files_of(&repo().join("tests/fixtures/packages"))
+        .into_iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    // Small packages reach the manifest after a few mutations: a real manifest, a tiny component.
+    let key = SecretKey::generate();
+    for manifest in manifest_seeds() {
+        seeds.push(seal(&manifest, b"\0asm\x0d\0\x01\0", &key).expect("seals"));
+    }
+    Target::new("package", |data| {
+        let sealed = match unseal(data) {
+            Ok(s) => s,
+            Err(e) => return kind_of(&e),
+        };
+        let claimed = *sealed.claimed_publisher();
+        match sealed.verify_with(&claimed) {
+            Ok(verified) => match Manifest::from_bytes(verified.manifest_bytes()) {
+                Ok(_) => "ok".into(),
+                Err(e) => kind_of(&e),
+            },
+            Err(e) => kind_of(&e),
+        }
+    })
+    .seeds(seeds)
+    .max_len(512 * 1024)
+}
+
+/// A catalogue's index, signed by a key the home trusts (so the parser,
+/// not the signature check, meets the input), with real packages beside
+/// it; every listed version is fetched as `install` would.
+pub fn catalogue() -> Target {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let packages = repo().join("sample-apps/catalogue/packages");
+    std::fs::create_dir_all(dir.path().join("packages")).expect("packages folder");
+    for file in domicile_fuzz_engine::files_of(&packages) {
+        std::fs::copy(&file, dir.path().join("packages").join(file.file_name().unwrap())).expect("copies");
+    }
+    let key = SecretKey::generate();
+    let mut trust = TrustStore::open(dir.path().join("trust.json")).expect("an empty trust store");
+    trust.add(key.public(), "fuzz catalogue", &[Role::Catalogue]).expect("trusts");
+    let publisher = std::fs::read_to_string(repo().join("sample-apps/keys/sample-publisher.pub")).expect("sample key");
+    let publisher = domicile_package::PublicKey::from_text_or_file(publisher.trim()).expect("a key");
+    trust.add(publisher, "sample publisher", &[Role::Publisher]).expect("trusts");
+    let seed = std::fs::read(repo().join("sample-apps/catalogue/index.json")).expect("the sample index");
+    let dir = Arc::new(dir);
+    Target::new("catalogue", move |data| {
+        let path = dir.path();
+        std::fs::write(path.join("index.json"), data).expect("writes");
+        std::fs::write(path.join("index.sig"), sign_index(data, &key)).expect("writes");
+        let catalogue = match Catalogue::open(path, &trust) {
+            Ok(c) => c,
+            Err(e) => return kind_of(&e),
+        };
+        let mut fetched = 0;
+        for app in catalogue.index().apps.iter().take(3) {
+            for version in app.versions.iter().take(2) {
+                match catalogue.fetch(&app.id, Some(&version.version), &trust) {
+                    Ok(_) => fetched += 1,
+                    Err(e) => return kind_of(&e),
+                }
+            }
+        }
+        format!("ok: {fetched} fetched")
+    })
+    .seeds([seed])
+    .dictionary(&[
+        "\"package\": \"packages/../../etc/passwd.dpkg\"",
+        "\"packages/",
+        ".dpkg\"",
+        "\"version\": \"99.0.0\"",
+        "\"sha256\": \"",
+        "\"size\": 18446744073709551615",
+        "\"apps\": []",
+        "\"versions\": []",
+        "\"format\": ",
+        "\"id\": \"io.domicile.sample.budget\"",
+        "\"publisher\": \"",
+        "null",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "\\u0000",
+    ])
+}
+
+/// A store with one resident and a few trips, for the selector target.
+struct QueryHome {
+    _dir: tempfile::TempDir,
+    space: domicile_store::ResidentSpace,
+}
+
+fn query_home() -> QueryHome {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let store = Store::open(dir.path(), Arc::new(Vocabulary::builtin())).expect("a store");
+    let space = store.create_resident(&"fuzz".parse().expect("a name")).expect("a resident");
+    let trip: domicile_manifest::Doctype = "io.domicile.mobility.trip".parse().expect("a doctype");
+    let modes = ["bike", "car", "walk", "train"];
+    let changes: Vec<Change> = (0..40)
+        .map(|i| Change::Put {
+            doctype: trip.clone(),
+            id: format!("t{i:03}").parse::<DocId>().expect("an id"),
+            body: json!({
+                "start": format!("2026-03-{:02}T08:00:00Z", 1 + i % 28), "end": format!("2026-03-{:02}T08:30:00Z", 1 + i % 28),
+                "date": format!("2026-03-{:02}", 1 + i % 28), "month": "2026-03", "distance_m": i as f64 * 731.5,
+                "duration_s": 1800, "mode": modes[i % 4], "points": i, "source": "fuzz.gpx"
+            }),
+        })
+        .collect();
+    space.commit(&changes, &Author::Resident, 1, &[]).expect("commits");
+    QueryHome { _dir: dir, space }
+}
+
+/// A query selector, parsed, then run against a real store (index ranges, sorts, limits).
+pub fn selector() -> Target {
+    let home = query_home();
+    let trip: domicile_manifest::Doctype = "io.domicile.mobility.trip".parse().expect("a doctype");
+    let docs: Vec<Value> =
+        vec![json!({"mode": "bike", "date": "2026-03-02", "distance_m": 1200.5, "nested": {"a": [1, 2]}}), json!({})];
+    Target::new("selector", move |data| {
+        let Ok(text) = std::str::from_utf8(data) else { return "err: not UTF-8".into() };
+        let selector = match Selector::parse(text) {
+            Ok(s) => s,
+            Err(e) => return kind_of(&e),
+        };
+        let matched = docs.iter().filter(|d| selector.matches(d)).count();
+        let mut results = Vec::new();
+        for (sort, limit) in [(None, None), (Some(("date", false)), Some(5)), (Some(("distance_m", true)), None)] {
+            let sort = sort.map(|(field, descending)| Sort {
+                field: domicile_store::FieldPath::parse(field).expect("a field"),
+                descending,
+            });
+            let query = Query { doctype: trip.clone(), selector: selector.clone(), sort, limit };
+            match home.space.query_all(query) {
+                Ok(found) => results.push(found.len()),
+                Err(e) => return kind_of(&e),
+            }
+        }
+        format!("ok: {matched} matched, {results:?}")
+    })
+    .seeds(
+        [
+            r#"{}"#,
+            r#"{"mode": "bike"}"#,
+            r#"{"date": {"$gte": "2026-03-05", "$lt": "2026-03-20"}}"#,
+            r#"{"distance_m": {"$gt": 1000, "$lte": 20000}, "mode": {"$in": ["bike", "walk"]}}"#,
+            r#"{"nested.a": {"$exists": true}}"#,
+            r#"{"start.date": {"$exists": false}}"#,
+        ]
+        .map(|s| s.as_bytes().to_vec()),
+    )
+    .dictionary(&[
+        "\"$gt\"",
+        "\"$gte\"",
+        "\"$lt\"",
+        "\"$lte\"",
+        "\"$in\"",
+        "\"$exists\"",
+        "\"$or\"",
+        "\"a.b.c\"",
+        "[",
+        "]",
+        "{",
+        "}",
+        "null",
+        "true",
+        "1e308",
+        "-0",
+        "\"\\ud800\"",
+    ])
+}
+
+/// Checks each package of an archive as the host does, without compiling
+/// its component (which needs the wasm engine): the signature under the
+/// key it names, then its manifest.
+struct SignatureVetting;
+
+impl PackageVetting for SignatureVetting {
+    fn vet(&self, record: &domicile_manifest::AppId, package: &[u8]) -> Result<VettedApp, AppRefusal> {
+        let sealed = unseal(package).map_err(|e| AppRefusal::Altered(e.to_string()))?;
+        let claimed = *sealed.claimed_publisher();
+        let verified = sealed.verify_with(&claimed).map_err(|e| AppRefusal::Altered(e.to_string()))?;
+        let manifest =
+            Manifest::from_bytes(verified.manifest_bytes()).map_err(|e| AppRefusal::Altered(e.to_string()))?;
+        if &manifest.id != record {
+            return Err(AppRefusal::Altered(format!("the package is {}, not {record}", manifest.id)));
+        }
+        Ok(VettedApp {
+            manifest,
+            publisher: claimed.to_string(),
+            component_digest: verified.component_digest_hex(),
+            hold: None,
+        })
+    }
+}
+
+/// An export archive of a resident with an app, trips and audit entries.
+fn archive_seed() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let store = Store::open(dir.path(), Arc::new(Vocabulary::builtin())).expect("a store");
+    let space = store.create_resident(&"seed".parse().expect("a name")).expect("a resident");
+    let manifest_bytes = std::fs::read(repo().join("manifests/gpx-importer.toml")).expect("a manifest");
+    let manifest = Manifest::from_bytes(&manifest_bytes).expect("valid");
+    let package = seal(&manifest_bytes, b"\0asm\x0d\0\x01\0", &SecretKey::generate()).expect("seals");
+    let vetted = SignatureVetting.vet(&manifest.id, &package).expect("genuine");
+    let app = InstalledApp {
+        grants: Grants::all(&manifest),
+        manifest,
+        publisher: vetted.publisher,
+        component_digest: vetted.component_digest,
+        installed_at_ms: 1,
+        held: None,
+    };
+    space.put_app(&app, &package).expect("records the app");
+    let author = Author::App { id: app.manifest.id.to_string(), version: app.manifest.version.to_string() };
+    let trip: domicile_manifest::Doctype = "io.domicile.mobility.trip".parse().expect("a doctype");
+    let changes: Vec<Change> = (0..3)
+        .map(|i| Change::Put {
+            doctype: trip.clone(),
+            id: format!("gpx-{i}").parse().expect("an id"),
+            body: json!({"start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:20:00Z", "date": "2026-03-02",
+                "month": "2026-03", "distance_m": 4200.0, "duration_s": 1200, "mode": "bike", "points": 120, "source": "week.gpx"}),
+        })
+        .collect();
+    space.commit(&changes, &author, 2, &[]).expect("commits");
+    let mut out = Vec::new();
+    space.export(&mut out, 3).expect("exports");
+    out
+}
+
+/// Recomputes the checksum of every tar header, so mutations get past the
+/// tar reader's first check to the restore's own.
+pub fn fix_tar_checksums(data: &mut [u8]) {
+    let mut at = 0;
+    while at + 512 <= data.len() {
+        let header = &mut data[at..at + 512];
+        if &header[257..262] == b"ustar" {
+            header[148..156].fill(b' ');
+            let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+            let text = format!("{sum:06o}\0 ");
+            header[148..156].copy_from_slice(text.as_bytes());
+        }
+        at += 512;
+    }
+}
+
+/// An export archive, restored into a real store as a new resident (and
+/// removed again when it was accepted).
+pub fn archive() -> Target {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let store = Store::open(dir.path(), Arc::new(Vocabulary::builtin())).expect("a store");
+    let store = Mutex::new((dir, store));
+    let counter = AtomicU64::new(0);
+    let mut seeds = vec![archive_seed()];
+    seeds.extend(
+        domicile_fuzz_engine::files_of(&repo().join("tests/fixtures/hostile"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+            .filter_map(|p| std::fs::read(p).ok()),
+    );
+    Target::new("archive", move |data| {
+        let guard = store.lock().unwrap_or_else(|e| e.into_inner());
+        let name: ResidentName = format!("r{}", counter.fetch_add(1, Ordering::Relaxed)).parse().expect("a name");
+        match guard.1.restore(Cursor::new(data), Some(&name), &SignatureVetting) {
+            Ok((_, report)) => {
+                let _ = guard.1.remove_resident(&name);
+                format!("ok: {} apps left out, {} held", report.left_out.len(), report.held.len())
+            }
+            Err(e) => kind_of(&e),
+        }
+    })
+    .seeds(seeds)
+    .max_len(1024 * 1024)
+    .hang_after(Duration::from_secs(10))
+    .fixup(fix_tar_checksums)
+    .dictionary(&[
+        "manifest.json",
+        "documents.jsonl",
+        "changes.jsonl",
+        "audit.jsonl",
+        "apps.jsonl",
+        "outbox.jsonl",
+        "\"seq\":",
+        "\"audit_head\":",
+        "\"doctype\":",
+        "\"id\":",
+        "\"body\":",
+        "\"updated_at_ms\":",
+        "18446744073709551615",
+        "../",
+        "\n",
+    ])
+}
+
+/// Every host-side target.
+pub fn targets() -> Vec<Target> {
+    vec![manifest(), package(), catalogue(), selector(), archive()]
+}
