@@ -225,6 +225,16 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     let summary = wait_text(&browser, "#import-result", "Imported").await;
     assert!(summary.contains("18"), "{summary}");
 
+    // A file with a broken record, asking for its valid records: the broken one is listed.
+    go(&browser, &format!("{url}/#/import"), "Import a file").await;
+    browser.find(Locator::Css("#importer")).await.unwrap().select_by_value(LEARNING_IMPORTER).await.unwrap();
+    let broken = fixture_data("xapi-broken.json");
+    browser.find(Locator::Css("#import-file")).await.unwrap().send_keys(broken.to_str().unwrap()).await.unwrap();
+    click(&browser, "#import-partial").await;
+    click(&browser, "#import-form button[type=submit]").await;
+    let left_out = wait_text(&browser, "#import-left-out", "no verb.id").await;
+    assert!(left_out.contains("statement 4 (9f1c0004-"), "{left_out}");
+
     // Run the dashboard: it counts, without the scores it was not granted.
     go(&browser, &format!("{url}/#/apps"), "My apps").await;
     assert_labelled(&browser, "my apps").await;

@@ -63,6 +63,14 @@ fn a_resident_does_over_http_what_the_cli_does() {
         broken.error()
     );
 
+    // The same file, asking for its valid records: the broken one is listed, the others imported.
+    let partial =
+        upload(&me, LEARNING_IMPORTER, "xapi-broken.json&partial=true", read(fixture_data("xapi-broken.json")));
+    let left_out = partial.ok().json()["left_out"].clone();
+    assert_eq!(left_out.as_array().unwrap().len(), 1, "{left_out}");
+    assert!(left_out[0]["location"].as_str().unwrap().starts_with("statement 4 (9f1c0004-"), "{left_out}");
+    assert_eq!(left_out[0]["reason"], "no verb.id");
+
     let report = me.post(&format!("/api/v1/apps/{DASHBOARD}/run"), &json!({})).ok().json()["output"].clone();
     assert_eq!(report["months"]["2026-02"]["statements"], 9, "{report}");
     assert_eq!(report["months"]["2026-02"]["subjects"]["maths"]["avg_score"], Value::Null, "results were not granted");

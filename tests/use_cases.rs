@@ -317,6 +317,53 @@ fn bank_csv_corpus_gives_the_expected_figures() {
     );
 }
 
+/// A file with broken records: by default nothing of it is imported; with
+/// `--partial`, its valid records are, every broken one is listed with where
+/// it is and why, and the audit log says the import was partial.
+#[test]
+fn a_file_with_broken_records_imports_whole_or_its_valid_records_as_the_resident_chooses() {
+    let home = TestHome::new();
+    install(&home, &[BANK_IMPORTER, ENERGY_IMPORTER]);
+    let broken = fixture_data("bank-broken.ofx");
+    let refused = home.run(&["import", BANK_IMPORTER, broken.to_str().unwrap()]);
+    assert!(refused.one_line_error().contains("STMTTRN #3: TRNAMT `2 150.OO` is not a number"), "{}", refused.stderr);
+    assert_eq!(count(&home, "io.domicile.bank.operation"), 0);
+
+    // The operations of the file but the third, by FITID (the file repeats one).
+    let text = std::fs::read_to_string(&broken).unwrap();
+    let valid: BTreeSet<&str> = text
+        .split("<STMTTRN>")
+        .skip(1)
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, txn)| txn.split("<FITID>").nth(1).unwrap().split('<').next().unwrap())
+        .collect();
+    let summary = home.ok(&["--json", "import", "--partial", BANK_IMPORTER, broken.to_str().unwrap()]).json();
+    assert_eq!(
+        summary["left_out"],
+        json!([{ "location": "STMTTRN #3", "reason": "TRNAMT `2 150.OO` is not a number" }])
+    );
+    assert_eq!(summary["operations"].as_u64(), Some(valid.len() as u64), "{summary}");
+    assert_eq!(count(&home, "io.domicile.bank.operation"), valid.len());
+
+    // In words, for a person; and a load curve with a broken row.
+    let curve = fixture_data("enedis-broken.csv");
+    let said = home.ok(&["import", "--partial", ENERGY_IMPORTER, curve.to_str().unwrap()]).stdout;
+    assert!(said.contains("left out 1 broken record(s), as you asked (--partial):"), "{said}");
+    assert!(said.contains("  line 9: value `1 2 3 kW` is not a non-negative number"), "{said}");
+    let rows = std::fs::read_to_string(&curve).unwrap().lines().filter(|l| l.starts_with("2026-")).count();
+    assert_eq!(count(&home, "io.domicile.energy.reading"), rows - 1);
+
+    let audit = home.ok(&["audit", "--summary"]).stdout;
+    for app in [BANK_IMPORTER, ENERGY_IMPORTER] {
+        assert!(
+            audit.contains(&format!("{app} left out 1 broken record(s) in 1 partial import(s), as the resident chose")),
+            "{audit}"
+        );
+    }
+    home.ok(&["audit", "verify"]);
+}
+
 /// What the dashboard must show per (month, subject), computed here from
 /// LRS files by the xAPI rules: a statement with the verb `voided` and a
 /// `StatementRef` object withdraws the statement it names (wherever it came

@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use domicile_host::{ImportMode, Imported};
 use domicile_manifest::{AppId, Doctype, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
 use domicile_store::{AuditFilter, Author, Change, DocId, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort};
@@ -140,16 +141,13 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 println!("uninstalled {app}; the documents it wrote are still yours");
             }
         }
-        Command::Import { importer, file } => {
+        Command::Import { importer, file, partial } => {
             let space = home.resident(resident)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let summary = home.runtime()?.run_importer(&space, &importer.parse()?, &name, &bytes).await?;
-            if json {
-                println!("{}", terminal::json(&summary));
-            } else {
-                println!("imported {} with {importer}: {}", safe(&name), terminal::json(&summary));
-            }
+            let mode = if partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
+            let imported = home.runtime()?.run_import(&space, &importer.parse()?, &name, &bytes, mode).await?;
+            print_import(&name, &importer, &imported, partial, json)?;
         }
         Command::Run { app, input } => {
             serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
@@ -601,4 +599,34 @@ pub fn format_ms(ms: u64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// An import's summary, and with `--partial` every record left out. In
+/// JSON, `--partial` adds `left_out` (a list of `{location, reason}`) to the
+/// importer's summary.
+fn print_import(name: &str, importer: &str, imported: &Imported, partial: bool, json: bool) -> Result<()> {
+    if json {
+        if !partial {
+            println!("{}", terminal::json(&imported.summary));
+            return Ok(());
+        }
+        let mut summary: serde_json::Value = serde_json::from_str(&imported.summary)?;
+        let left_out = serde_json::to_value(&imported.left_out)?;
+        match summary.as_object_mut() {
+            Some(object) => {
+                object.insert("left_out".into(), left_out);
+            }
+            None => summary = serde_json::json!({ "summary": summary, "left_out": left_out }),
+        }
+        println!("{}", terminal::json(&summary.to_string()));
+        return Ok(());
+    }
+    println!("imported {} with {importer}: {}", safe(name), terminal::json(&imported.summary));
+    if !imported.left_out.is_empty() {
+        println!("left out {} broken record(s), as you asked (--partial):", imported.left_out.len());
+        for record in &imported.left_out {
+            println!("  {}: {}", safe(&record.location), safe(&record.reason));
+        }
+    }
+    Ok(())
 }

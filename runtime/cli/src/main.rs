@@ -166,7 +166,14 @@ pub enum Command {
         purge_data: bool,
     },
     /// Import a data holder's export file with an importer app.
-    Import { importer: String, file: PathBuf },
+    Import {
+        importer: String,
+        file: PathBuf,
+        /// Import the valid records of a file with broken ones, and list every record left out (where and why).
+        /// Without it, one broken record refuses the whole file and nothing is imported.
+        #[arg(long)]
+        partial: bool,
+    },
     /// Run a service app and print its JSON output.
     Run {
         app: String,

@@ -160,7 +160,7 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<10} {:>9} executions in {:>5.1} s ({:>6.0}/s), {:>4.1} % accepted, {:>6} distinct outcomes, {} panic(s), 0 hangs, 0 out-of-memory",
+            "{:<10} {:>9} executions in {:>5.1} s ({:>6.0}/s), {:>5.2} % accepted, {:>6} distinct outcomes, {} panic(s), 0 hangs, 0 out-of-memory",
             self.target,
             self.executions,
             self.seconds,

@@ -15,6 +15,7 @@ mod data;
 mod engine;
 mod limits;
 mod outbound;
+mod report;
 mod restore;
 mod sandbox;
 
@@ -24,7 +25,7 @@ use std::sync::Mutex;
 
 use domicile_manifest::{AppId, Grants, Manifest, ManifestError, World};
 use domicile_package::{PackageError, PublicKey, TrustStore, VerifiedPackage};
-use domicile_store::{AuditEntry, InstalledApp, Outcome, ResidentSpace, StoreError};
+use domicile_store::{AuditEntry, InstalledApp, Operation, Outcome, ResidentSpace, StoreError};
 use wasmtime::component::{types::ComponentItem, Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
@@ -32,6 +33,7 @@ pub use clock::Clock;
 pub use data::MAX_BATCH;
 pub use engine::{engine_config, EPOCH_TICK};
 pub use limits::{Cap, LimitCaps, LimitKind, Resolved as ResolvedLimits};
+pub use report::{ImportMode, Imported, LeftOut, MAX_LEFT_OUT};
 pub use restore::ArchiveVetting;
 
 use engine::{ArtifactCache, EpochTicker};
@@ -141,7 +143,7 @@ impl PreparedUpdate {
 /// The input of one invocation, by world.
 enum Call<'a> {
     Run { input: &'a str },
-    Import { file_name: &'a str, bytes: &'a [u8] },
+    Import { file_name: &'a str, bytes: &'a [u8], mode: ImportMode },
 }
 
 /// The runtime of one process: engine, linker, compiled apps.
@@ -165,6 +167,8 @@ impl Runtime {
         let mut linker = Linker::<Invocation>::new(&engine);
         let engine_err = |e: wasmtime::Error| HostError::Engine(e.to_string());
         bindings::service::Service::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(engine_err)?;
+        bindings::importer::domicile::app::import_report::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         Ok(Runtime {
             cache: ArtifactCache::new(&config.cache_dir, &engine),
@@ -359,7 +363,7 @@ impl Runtime {
 
     /// Runs a service app with a JSON input; returns its JSON output.
     pub async fn run_service(&self, space: &ResidentSpace, app: &AppId, input: &str) -> Result<String, HostError> {
-        self.invoke(space, app, Call::Run { input }).await
+        self.invoke(space, app, Call::Run { input }).await.map(|done| done.summary)
     }
 
     /// Runs an importer over one export file; returns its JSON summary.
@@ -371,11 +375,24 @@ impl Runtime {
         file_name: &str,
         bytes: &[u8],
     ) -> Result<String, HostError> {
-        self.invoke(space, app, Call::Import { file_name, bytes }).await
+        self.run_import(space, app, file_name, bytes, ImportMode::AllOrNothing).await.map(|done| done.summary)
+    }
+
+    /// Runs an importer over one export file, as `mode` says to treat its
+    /// broken records; returns its JSON summary and the records it left out.
+    pub async fn run_import(
+        &self,
+        space: &ResidentSpace,
+        app: &AppId,
+        file_name: &str,
+        bytes: &[u8],
+        mode: ImportMode,
+    ) -> Result<Imported, HostError> {
+        self.invoke(space, app, Call::Import { file_name, bytes, mode }).await
     }
 
     #[tracing::instrument(skip_all, fields(app = %app_id))]
-    async fn invoke(&self, space: &ResidentSpace, app_id: &AppId, call: Call<'_>) -> Result<String, HostError> {
+    async fn invoke(&self, space: &ResidentSpace, app_id: &AppId, call: Call<'_>) -> Result<Imported, HostError> {
         let app = space.app_now(app_id)?;
         let expected = match call {
             Call::Run { .. } => World::Service,
@@ -398,8 +415,11 @@ impl Runtime {
         // Back-pressure: wait for a free slot of the instance pool rather
         // than fail when it is full.
         let _slot = self.slots.acquire().await.map_err(|_| HostError::Engine("the runtime is shutting down".into()))?;
-        let state =
+        let mut state =
             Invocation::new(space.clone(), app.clone(), writes, self.config.clock, &limits, &self.config.scratch_dir)?;
+        if let Call::Import { mode: ImportMode::ValidRecords, .. } = call {
+            state.left_out = Some(Vec::new());
+        }
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // The epoch advances every EPOCH_TICK; each tick spent in the guest
@@ -425,7 +445,7 @@ impl Runtime {
                 };
                 tokio::time::timeout(wall, run).await
             }
-            Call::Import { file_name, bytes } => {
+            Call::Import { file_name, bytes, .. } => {
                 let import = async {
                     let instance = bindings::importer::ImporterPre::new(pre)?.instantiate_async(&mut store).await?;
                     instance.call_import(&mut store, file_name, bytes).await
@@ -456,7 +476,8 @@ impl Runtime {
             }),
             Ok(Ok(output)) => match serde_json::from_str::<serde_json::Value>(&output) {
                 Err(e) => Err(HostError::AppFailed { app: app_id, message: format!("its output is not JSON ({e})") }),
-                Ok(_) => without_stalling_other_tasks(|| commit_staged(state)).map(|()| output),
+                Ok(_) => without_stalling_other_tasks(|| commit_staged(state))
+                    .map(|()| Imported { summary: output, left_out: state.left_out.take().unwrap_or_default() }),
             },
         };
         let notifications = if result.is_ok() { notifications } else { Vec::new() };
@@ -541,15 +562,20 @@ fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
     let Writes::Staged { import, counts } = std::mem::replace(&mut state.writes, Writes::Durable) else {
         return Ok(());
     };
-    if counts.is_empty() {
+    let left_out = state.left_out.as_ref().map_or(0, Vec::len) as u64;
+    if counts.is_empty() && left_out == 0 {
         return Ok(());
     }
-    let audit: Vec<AuditEntry> = counts
+    let mut audit: Vec<AuditEntry> = counts
         .into_iter()
         .map(|((doctype, operation), documents)| {
             state.audit_entry(operation, doctype.as_str(), documents, Outcome::Allowed)
         })
         .collect();
+    // A partial import says so in the audit log, with how many records it left out.
+    if left_out > 0 {
+        audit.push(state.audit_entry(Operation::Skip, "", left_out, Outcome::Allowed));
+    }
     let app = state.app.manifest.id.clone();
     import.commit(&state.author(), state.clock.now_ms(), &audit).map_err(|e| match e {
         StoreError::NotFound(m) | StoreError::Invalid(m) | StoreError::Limit(m) => {

@@ -45,6 +45,9 @@ pub(crate) struct Invocation {
     pub(crate) notifications: Vec<Notification>,
     /// Outbox requests made by this invocation.
     pub(crate) egress_requests: usize,
+    /// The records an importer left out, when the resident allowed it
+    /// (`None`: the import is all or nothing).
+    pub(crate) left_out: Option<Vec<crate::report::LeftOut>>,
     host_calls_left: u64,
     documents_left: u64,
     /// Whether audit entries were recorded that are not yet flushed.
@@ -91,6 +94,7 @@ impl Invocation {
             log: Vec::new(),
             notifications: Vec::new(),
             egress_requests: 0,
+            left_out: None,
             host_calls_left: limits.host_calls,
             documents_left: limits.documents,
             unflushed_audit: std::cell::Cell::new(false),

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use domicile_host::HostError;
+use domicile_host::{HostError, ImportMode};
 use domicile_manifest::{AppId, Doctype, Grants};
 use domicile_package::{update_offer, Catalogue, CatalogueSources, TrustStore, UpdateOffer};
 use domicile_store::{AuditFilter, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
@@ -494,6 +494,10 @@ async fn run(
 struct ImportOptions {
     /// The export file's name: importers use its extension to tell formats apart.
     file: String,
+    /// Import the valid records of a file with broken ones (the answer lists
+    /// every record left out); by default one broken record refuses the file.
+    #[serde(default)]
+    partial: bool,
 }
 
 /// The body is the export file itself, as uploaded.
@@ -509,8 +513,14 @@ async fn import(
     // Only the last path component: a browser may send a full path.
     let file_name = options.file.rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
     let started = Instant::now();
-    let result = state.home.runtime.run_importer(&resident.space, &id, &file_name, &body).await;
-    finish(&state, true, started, result)
+    let mode = if options.partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
+    let result = state.home.runtime.run_import(&resident.space, &id, &file_name, &body, mode).await;
+    let left_out = result.as_ref().map(|done| done.left_out.clone()).unwrap_or_default();
+    let Json(mut answer) = finish(&state, true, started, result.map(|done| done.summary))?;
+    if options.partial {
+        answer["left_out"] = serde_json::to_value(left_out).map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    Ok(Json(answer))
 }
 
 // ---- the resident's data ---------------------------------------------------

@@ -293,18 +293,22 @@ async function importPage() {
   }
   const importer = h("select", { id: "importer" }, apps.map((a) => h("option", { value: a.id }, `${a.name} — ${a.description}`)));
   const file = h("input", { type: "file", id: "import-file", required: true });
+  const partial = h("input", { type: "checkbox", id: "import-partial" });
   const progress = h("progress", { id: "import-progress", max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
   const result = h("div", { id: "import-result", "aria-live": "polite" });
   const form = h("form", { id: "import-form", class: "card" },
     h("label", { class: "block", for: "importer" }, "Importer"), importer,
     h("label", { class: "block", for: "import-file" }, "The export file from your bank, energy supplier, school…"), file,
+    h("p", {}, partial, " ", h("label", { for: "import-partial" },
+      "If some records of the file are broken, import the others and list the ones left out (otherwise nothing of such a file is imported)")),
     h("p", {}, h("button", { type: "submit" }, "Import")), progress, result);
   form.addEventListener("submit", action(() => new Promise((resolve, reject) => {
     const chosen = file.files[0];
     if (!chosen) { reject(new Error("Choose a file first.")); return; }
     // XMLHttpRequest, not fetch: it reports upload progress.
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/api/v1/apps/${encodeURIComponent(importer.value)}/import?file=${encodeURIComponent(chosen.name)}`);
+    const mode = partial.checked ? "&partial=true" : "";
+    xhr.open("POST", `/api/v1/apps/${encodeURIComponent(importer.value)}/import?file=${encodeURIComponent(chosen.name)}${mode}`);
     xhr.setRequestHeader("X-CSRF-Token", csrf);
     progress.hidden = false; progress.value = 0;
     result.replaceChildren(h("p", {}, `Uploading ${chosen.name}…`));
@@ -315,7 +319,12 @@ async function importPage() {
       let data = {};
       try { data = JSON.parse(xhr.responseText); } catch (_) { data = { error: xhr.statusText }; }
       if (xhr.status >= 200 && xhr.status < 300) {
-        result.replaceChildren(h("h2", {}, "Imported"), h("pre", { class: "output" }, JSON.stringify(data.output, null, 2)));
+        const leftOut = data.left_out || [];
+        result.replaceChildren(h("h2", {}, "Imported"), h("pre", { class: "output" }, JSON.stringify(data.output, null, 2)),
+          ...(leftOut.length === 0 ? [] : [
+            h("h3", {}, `${leftOut.length} broken record(s) left out`),
+            h("ul", { id: "import-left-out" }, leftOut.map((r) => h("li", {}, `${r.location}: ${r.reason}`))),
+          ]));
         say(`${chosen.name} imported.`);
         resolve();
       } else {

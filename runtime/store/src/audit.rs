@@ -40,6 +40,9 @@ pub enum Operation {
     Egress,
     /// The resident approved an outbox item and it was sent.
     Send,
+    /// The resident imported the valid records of a file with broken ones;
+    /// the importer left that many out (`documents`).
+    Skip,
 }
 
 impl Operation {
@@ -51,6 +54,7 @@ impl Operation {
             Operation::Query => "query",
             Operation::Egress => "egress",
             Operation::Send => "send",
+            Operation::Skip => "skip",
         }
     }
 
@@ -62,6 +66,7 @@ impl Operation {
             Operation::Delete => "deleted",
             Operation::Egress => "asked to send",
             Operation::Send => "sent",
+            Operation::Skip => "left out",
         }
     }
 }
@@ -258,6 +263,11 @@ impl AuditSummary {
     pub fn sentence(&self) -> String {
         let what = match (&self.destination, self.operation) {
             (Some(d), _) => format!("{} time(s) to {d}", group_thousands(self.calls)),
+            (None, Operation::Skip) => format!(
+                "{} broken record(s) in {} partial import(s), as the resident chose",
+                group_thousands(self.documents),
+                group_thousands(self.calls)
+            ),
             (None, _) => {
                 format!("{} {} document(s) in {} call(s)", group_thousands(self.documents), self.doctype, self.calls)
             }

@@ -1,5 +1,6 @@
 //! The CSV exports of banks: find the header, map its columns, read rows.
 
+use domicile_sdk::import::OnBroken;
 use domicile_sdk::time::{parse_decimal, Date};
 
 use crate::{DerivedIds, Operation};
@@ -97,7 +98,37 @@ fn date_of(raw: &str) -> Option<Date> {
         .then(|| Date::new(2000 + y.parse::<i64>().ok()?, m.parse().ok()?, d.parse().ok()?))?
 }
 
-pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
+/// A row's date and amount (debit, credit and fee taken into account); the error says what is wrong with the row.
+fn date_and_amount<'a>(cols: &Columns, cell: &dyn Fn(Option<usize>) -> &'a str) -> Result<(Date, f64), String> {
+    let raw_date = cell(Some(cols.date));
+    let date = date_of(raw_date).ok_or_else(|| format!("`{raw_date}` is not a date (02/03/2026 or 2026-03-02)"))?;
+    let amount = match cols.amount {
+        Some(i) => parse_decimal(cell(Some(i))).ok_or_else(|| format!("amount `{}` is not a number", cell(Some(i))))?,
+        None => {
+            let (debit, credit) = (cell(cols.debit), cell(cols.credit));
+            let value = |s: &str, what: &str| -> Result<f64, String> {
+                if s.is_empty() {
+                    return Ok(0.0);
+                }
+                parse_decimal(s).ok_or_else(|| format!("{what} `{s}` is not a number"))
+            };
+            let (d, c) = (value(debit, "debit")?, value(credit, "credit")?);
+            if debit.is_empty() && credit.is_empty() {
+                return Err("neither a debit nor a credit".into());
+            }
+            c - d.abs()
+        }
+    };
+    match cols.fee.map(|i| cell(Some(i))).filter(|f| !f.is_empty()) {
+        Some(fee) => {
+            Ok((date, amount - parse_decimal(fee).ok_or_else(|| format!("fee `{fee}` is not a number"))?.abs()))
+        }
+        None => Ok((date, amount)),
+    }
+}
+
+/// Reads a CSV statement; a broken row goes to `on_broken` (see the crate documentation).
+pub fn parse(file_name: &str, text: &str, on_broken: &mut OnBroken<'_>) -> Result<Vec<Operation>, String> {
     let delimiter = if text.lines().take(12).any(|l| l.contains(';')) { b';' } else { b',' };
     let mut reader =
         csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(text.as_bytes());
@@ -139,38 +170,18 @@ pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
             continue;
         };
         let cell = |i: Option<usize>| i.and_then(|i| fields.get(i)).map(String::as_str).unwrap_or("");
-        let raw_date = cell(Some(cols.date));
         if cols.state.is_some_and(|i| {
             let state = fold(cell(Some(i)));
             ["declined", "reverted", "failed", "refusee", "annulee"].iter().any(|s| state.starts_with(s))
         }) {
             continue;
         }
-        let date = date_of(raw_date)
-            .ok_or_else(|| format!("line {line}: `{raw_date}` is not a date (02/03/2026 or 2026-03-02)"))?;
-        let amount = match cols.amount {
-            Some(i) => parse_decimal(cell(Some(i)))
-                .ok_or_else(|| format!("line {line}: amount `{}` is not a number", cell(Some(i))))?,
-            None => {
-                let (debit, credit) = (cell(cols.debit), cell(cols.credit));
-                let value = |s: &str, what: &str| -> Result<f64, String> {
-                    if s.is_empty() {
-                        return Ok(0.0);
-                    }
-                    parse_decimal(s).ok_or_else(|| format!("line {line}: {what} `{s}` is not a number"))
-                };
-                let (d, c) = (value(debit, "debit")?, value(credit, "credit")?);
-                if debit.is_empty() && credit.is_empty() {
-                    return Err(format!("line {line}: neither a debit nor a credit"));
-                }
-                c - d.abs()
+        let (date, amount) = match date_and_amount(cols, &cell) {
+            Ok(read) => read,
+            Err(reason) => {
+                on_broken(&format!("line {line}"), &reason)?;
+                continue;
             }
-        };
-        let amount = match cols.fee.map(|i| cell(Some(i))).filter(|f| !f.is_empty()) {
-            Some(fee) => {
-                amount - parse_decimal(fee).ok_or_else(|| format!("line {line}: fee `{fee}` is not a number"))?.abs()
-            }
-            None => amount,
         };
         let label = cell(Some(cols.label)).split_whitespace().collect::<Vec<_>>().join(" ");
         let currency = match cell(cols.currency) {
@@ -205,25 +216,29 @@ pub fn parse(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
 mod tests {
     use super::*;
 
+    fn parse_strict(file_name: &str, text: &str) -> Result<Vec<Operation>, String> {
+        parse(file_name, text, &mut domicile_sdk::import::refuse)
+    }
+
     #[test]
     fn reads_debit_credit_columns_after_a_preamble() {
         let text = "Compte courant;n° 00012345678\r\n\r\nDate;Libellé;Débit;Crédit\r\n02/03/2026;CARREFOUR  NANTES;42,50;\r\n02/03/2026;CARREFOUR  NANTES;42,50;\r\n03/03/2026;SALAIRE;;2 100,00\r\n";
-        let ops = parse("releve.csv", text).unwrap();
+        let ops = parse_strict("releve.csv", text).unwrap();
         assert_eq!(ops.len(), 3);
         assert_eq!((ops[0].amount, ops[0].label.as_str()), (-42.5, "CARREFOUR NANTES"));
         assert_eq!(ops[2].amount, 2100.0);
         assert_eq!(ops[0].account, "00012345678");
         assert_ne!(ops[0].fitid, ops[1].fitid, "two identical purchases are two operations");
-        assert_eq!(parse("releve.csv", text).unwrap(), ops, "and the same on every import");
+        assert_eq!(parse_strict("releve.csv", text).unwrap(), ops, "and the same on every import");
     }
 
     #[test]
     fn an_amount_column_and_errors_naming_the_line() {
-        let ops = parse("checking.csv", "date,label,amount\n2026-03-02,Coffee,-3.2\n").unwrap();
+        let ops = parse_strict("checking.csv", "date,label,amount\n2026-03-02,Coffee,-3.2\n").unwrap();
         assert_eq!((ops[0].account.as_str(), ops[0].amount), ("checking", -3.2));
-        let err = parse("x.csv", "Date;Libellé;Montant\n02/03/2026;A;-1\n31/02/2026;B;-2\n").unwrap_err();
+        let err = parse_strict("x.csv", "Date;Libellé;Montant\n02/03/2026;A;-1\n31/02/2026;B;-2\n").unwrap_err();
         assert_eq!(err, "line 3: `31/02/2026` is not a date (02/03/2026 or 2026-03-02)");
-        assert!(parse("x.csv", "a;b\n1;2\n").unwrap_err().contains("no header"));
+        assert!(parse_strict("x.csv", "a;b\n1;2\n").unwrap_err().contains("no header"));
     }
 
     #[test]
@@ -231,15 +246,19 @@ mod tests {
         let revolut = "Type,Product,Started Date,Completed Date,Description,Amount,Fee,Currency,State,Balance\n\
             CARD_PAYMENT,Current,2026-03-02 10:00:00,2026-03-02 10:00:05,SHOP,-10.00,0.50,EUR,COMPLETED,1\n\
             CARD_PAYMENT,Current,2026-03-03 10:00:00,,SHOP,-99.00,0.00,EUR,DECLINED,\n";
-        let ops = parse("revolut.csv", revolut).unwrap();
+        let ops = parse_strict("revolut.csv", revolut).unwrap();
         assert_eq!((ops.len(), ops[0].amount, ops[0].date.as_str()), (1, -10.5, "2026-03-02"), "the fee is money out");
         let sg = "=\"00050123456\";Compte courant;16/03/2026\nDate de l'opération;Libellé;Montant de l'opération;Devise\n02.03.26;A;-1.234,50;EUR\n";
-        let ops = parse("x.csv", sg).unwrap();
+        let ops = parse_strict("x.csv", sg).unwrap();
         assert_eq!(
             (ops[0].account.as_str(), ops[0].amount, ops[0].date.as_str()),
             ("00050123456", -1234.5, "2026-03-02")
         );
         let value_date = "Date de valeur;Date d'opération;Libellé;Montant\n05/03/2026;02/03/2026;A;-1\n";
-        assert_eq!(parse("x.csv", value_date).unwrap()[0].date, "2026-03-02", "the value date is not the operation's");
+        assert_eq!(
+            parse_strict("x.csv", value_date).unwrap()[0].date,
+            "2026-03-02",
+            "the value date is not the operation's"
+        );
     }
 }

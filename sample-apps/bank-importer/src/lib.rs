@@ -23,6 +23,7 @@ mod ofx;
 
 use std::collections::HashMap;
 
+use domicile_sdk::import::OnBroken;
 use domicile_sdk::time::Date;
 use serde::Serialize;
 
@@ -108,14 +109,19 @@ pub fn decode_text(bytes: &[u8]) -> String {
     }
 }
 
-pub fn parse(file_name: &str, bytes: &[u8]) -> Result<Statement, String> {
+/// Reads a statement. A broken operation (a CSV row, an OFX `STMTTRN`) or
+/// balance goes to `on_broken` with where it is and what is wrong: it fails
+/// the file (`domicile_sdk::import::refuse`) or is left out. Anything else
+/// wrong fails the file.
+pub fn parse(file_name: &str, bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Statement, String> {
     let text = decode_text(bytes);
     let head = text.trim_start();
     if head.starts_with("OFXHEADER") || head.starts_with("<?xml") || head.to_ascii_uppercase().contains("<OFX>") {
-        let parsed = ofx::parse(&text)?;
+        let parsed = ofx::parse(&text, on_broken)?;
         Ok(Statement { format: "ofx", operations: parsed.operations, balances: parsed.balances })
     } else {
-        Ok(Statement { format: "csv", operations: csv_statement::parse(file_name, &text)?, balances: Vec::new() })
+        let operations = csv_statement::parse(file_name, &text, on_broken)?;
+        Ok(Statement { format: "csv", operations, balances: Vec::new() })
     }
 }
 
@@ -134,7 +140,10 @@ mod component {
 
     impl Guest for BankImporter {
         fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-            let statement = parse(&file_name, &bytes).map_err(|e| format!("{file_name}: {e}"))?;
+            let mut leave_out = |location: &str, reason: &str| {
+                domicile_sdk::import::leave_out(crate::domicile::app::import_report::skip, location, reason)
+            };
+            let statement = parse(&file_name, &bytes, &mut leave_out).map_err(|e| format!("{file_name}: {e}"))?;
             let mut ids = std::collections::BTreeSet::new();
             let mut accounts = std::collections::BTreeSet::new();
             for op in &statement.operations {
@@ -187,9 +196,11 @@ mod tests {
     #[test]
     fn fuzz() {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = domicile_fuzz_engine::Target::new("bank", |data| match parse("statement.csv", data) {
-            Ok(s) => format!("ok: {} {} balances", s.format, s.balances.len().min(2)),
-            Err(e) => domicile_fuzz_engine::kind_of(&e),
+        let target = domicile_fuzz_engine::Target::new("bank", |data| {
+            match parse("statement.csv", data, &mut domicile_sdk::import::refuse) {
+                Ok(s) => format!("ok: {} {} balances", s.format, s.balances.len().min(2)),
+                Err(e) => domicile_fuzz_engine::kind_of(&e),
+            }
         })
         .seed_dir(&repo.join("tests/fixtures/corpus/ofx"))
         .seed_dir(&repo.join("tests/fixtures/corpus/bank-csv"))

@@ -9,6 +9,7 @@
 //! ledger balance (`LEDGERBAL`). A statement without operations is a quiet
 //! month: it still gives its balance.
 
+use domicile_sdk::import::OnBroken;
 use domicile_sdk::time::{parse_decimal, Date};
 
 use crate::{label_of, Balance, DerivedIds, Operation};
@@ -48,7 +49,9 @@ fn unescape(s: &str) -> String {
 
 const STATEMENT_TAGS: [&str; 3] = ["STMTRS", "CCSTMTRS", "INVSTMTRS"];
 
-pub fn parse(text: &str) -> Result<Parsed, String> {
+/// Reads an OFX file; a broken operation or balance goes to `on_broken`
+/// (see the crate documentation). Anything else wrong fails the file.
+pub fn parse(text: &str, on_broken: &mut OnBroken<'_>) -> Result<Parsed, String> {
     let Some(start) = text.find('<') else { return Err("no OFX element found".into()) };
     let mut rest = &text[start..];
     let mut statements: Vec<Statement> = Vec::new();
@@ -161,7 +164,7 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
     let mut parsed = Parsed::default();
     let mut derived = DerivedIds::default();
     for statement in &statements {
-        read_statement(statement, &mut derived, &mut parsed)?;
+        read_statement(statement, &mut derived, &mut parsed, on_broken)?;
     }
     if parsed.operations.is_empty() && parsed.balances.is_empty() && investment_trades > 0 {
         return Err(format!(
@@ -186,7 +189,40 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
     Ok(parsed)
 }
 
-fn read_statement(statement: &Statement, derived: &mut DerivedIds, parsed: &mut Parsed) -> Result<(), String> {
+/// One operation of a statement; the error says what is wrong with it.
+fn operation_of(
+    statement: &Statement,
+    txn: &Transaction,
+    currency: &str,
+    derived: &mut DerivedIds,
+) -> Result<Operation, String> {
+    let posted = txn.get("DTPOSTED").ok_or("no DTPOSTED")?;
+    let date = Date::parse_ofx(posted).ok_or_else(|| format!("DTPOSTED `{posted}` is not a date"))?;
+    let raw = txn.get("TRNAMT").ok_or("no TRNAMT")?;
+    let amount = parse_decimal(raw).ok_or_else(|| format!("TRNAMT `{raw}` is not a number"))?;
+    let label = label_of(txn.get("NAME"), txn.get("MEMO"));
+    let fitid = match txn.get("FITID") {
+        Some(fitid) => fitid.to_owned(),
+        // Banks do send empty FITIDs: an id from what the operation says, stable across imports.
+        None => derived.next("ofx", &statement.account, date, amount, &label),
+    };
+    Ok(Operation {
+        account: statement.account.clone(),
+        fitid,
+        date: date.to_string(),
+        amount,
+        currency: txn.get("CURSYM").or(txn.get("CURRENCY")).unwrap_or(currency).to_uppercase(),
+        label,
+        kind: txn.get("TRNTYPE").map(str::to_ascii_uppercase),
+    })
+}
+
+fn read_statement(
+    statement: &Statement,
+    derived: &mut DerivedIds,
+    parsed: &mut Parsed,
+    on_broken: &mut OnBroken<'_>,
+) -> Result<(), String> {
     let currency = statement.currency.clone().unwrap_or_else(|| "EUR".to_owned());
     if let Some((n, _)) = statement.transactions.first() {
         if statement.account.is_empty() {
@@ -194,43 +230,27 @@ fn read_statement(statement: &Statement, derived: &mut DerivedIds, parsed: &mut 
         }
     }
     for (n, txn) in &statement.transactions {
-        let at = |what: &str| format!("STMTTRN #{n}: {what}");
-        let posted = txn.get("DTPOSTED").ok_or_else(|| at("no DTPOSTED"))?;
-        let date = Date::parse_ofx(posted).ok_or_else(|| at(&format!("DTPOSTED `{posted}` is not a date")))?;
-        let raw = txn.get("TRNAMT").ok_or_else(|| at("no TRNAMT"))?;
-        let amount = parse_decimal(raw).ok_or_else(|| at(&format!("TRNAMT `{raw}` is not a number")))?;
-        let label = label_of(txn.get("NAME"), txn.get("MEMO"));
-        let fitid = match txn.get("FITID") {
-            Some(fitid) => fitid.to_owned(),
-            // Banks do send empty FITIDs: an id from what the operation says, stable across imports.
-            None => derived.next("ofx", &statement.account, date, amount, &label),
-        };
-        let currency = txn.get("CURSYM").or(txn.get("CURRENCY")).unwrap_or(&currency).to_uppercase();
-        parsed.operations.push(Operation {
-            account: statement.account.clone(),
-            fitid,
-            date: date.to_string(),
-            amount,
-            currency,
-            label,
-            kind: txn.get("TRNTYPE").map(str::to_ascii_uppercase),
-        });
+        match operation_of(statement, txn, &currency, derived) {
+            Ok(operation) => parsed.operations.push(operation),
+            Err(reason) => on_broken(&format!("STMTTRN #{n}"), &reason)?,
+        }
     }
     if let (Some(amount), Some(as_of)) = (&statement.balance_amount, &statement.balance_as_of) {
         // Banks send empty balance elements: no balance, not a broken one.
         if amount.is_empty() || as_of.is_empty() {
             return Ok(());
         }
-        let balance = parse_decimal(amount)
-            .ok_or_else(|| format!("LEDGERBAL of account {}: BALAMT `{amount}` is not a number", statement.account))?;
-        let date = Date::parse_ofx(as_of)
-            .ok_or_else(|| format!("LEDGERBAL of account {}: DTASOF `{as_of}` is not a date", statement.account))?;
-        parsed.balances.push(Balance {
-            account: statement.account.clone(),
-            date: date.to_string(),
-            amount: balance,
-            currency,
-        });
+        let location = format!("LEDGERBAL of account {}", statement.account);
+        match (parse_decimal(amount), Date::parse_ofx(as_of)) {
+            (Some(balance), Some(date)) => parsed.balances.push(Balance {
+                account: statement.account.clone(),
+                date: date.to_string(),
+                amount: balance,
+                currency,
+            }),
+            (None, _) => on_broken(&location, &format!("BALAMT `{amount}` is not a number"))?,
+            (_, None) => on_broken(&location, &format!("DTASOF `{as_of}` is not a date"))?,
+        }
     }
     Ok(())
 }
@@ -238,6 +258,10 @@ fn read_statement(statement: &Statement, derived: &mut DerivedIds, parsed: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Parsed, String> {
+        super::parse(text, &mut domicile_sdk::import::refuse)
+    }
 
     #[test]
     fn reads_sgml_and_xml() {

@@ -35,6 +35,7 @@
 
 use std::collections::BTreeSet;
 
+use domicile_sdk::import::OnBroken;
 use domicile_sdk::time::{local_date_minute, parse_decimal, parse_rfc3339};
 use serde::Serialize;
 
@@ -148,15 +149,21 @@ fn fold(s: &str) -> String {
 
 /// Parses a whole export, handing each reading to `sink` as it is read (an
 /// export may hold a million rows: they are never all in memory at once).
-/// The error names the line.
-pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) -> Result<Parsed, String> {
+/// A broken row goes to `on_broken` with its line and what is wrong with
+/// it: it fails the file (`domicile_sdk::import::refuse`) or is left out.
+/// Any other error names the line and fails the file.
+pub fn parse(
+    bytes: &[u8],
+    mut sink: impl FnMut(Reading) -> Result<(), String>,
+    on_broken: &mut OnBroken<'_>,
+) -> Result<Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new().delimiter(b';').has_headers(false).flexible(true).from_reader(bytes);
     let mut parsed = Parsed::default();
     let mut sections = 0u64;
     // Hashes of (meter, kind, time): enough to count repeated rows in little memory.
     let mut seen = std::collections::HashSet::new();
-    let mut emit = |parsed: &mut Parsed, reading: Reading, line: u64| -> Result<(), String> {
+    let mut emit = |parsed: &mut Parsed, reading: Reading, line: u64| -> Result<(), RowError> {
         let key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -171,7 +178,12 @@ pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) 
         if !parsed.meters.contains(&reading.meter) {
             parsed.meters.insert(reading.meter.clone());
         }
-        sink(reading).map_err(|e| format!("line {line}: {e}"))
+        sink(reading).map_err(|e| RowError::Fatal(format!("line {line}: {e}")))
+    };
+    let mut handle = |result: Result<(), RowError>| match result {
+        Ok(()) => Ok(()),
+        Err(RowError::Broken { line, reason }) => on_broken(&format!("line {line}"), &reason),
+        Err(RowError::Fatal(e)) => Err(e),
     };
     let mut curve = Curve::default();
     let mut expect = Expect::MetaHeader;
@@ -185,7 +197,7 @@ pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) 
         // A new section may start anywhere.
         if fold(&field(0)).starts_with("identifiant prm") {
             if let Expect::Rows(section, _) = &expect {
-                finish_curve(&mut curve, section, &mut parsed, &mut emit)?;
+                handle(finish_curve(&mut curve, section, &mut parsed, &mut emit))?;
             }
             sections += 1;
             expect = Expect::MetaValues;
@@ -209,12 +221,23 @@ pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) 
             Expect::Rows(section, columns) => {
                 let at = field(0);
                 let Some((date, _)) = local_date_minute(&at) else {
-                    return Err(format!("line {line}: `{at}` is not a time such as 2026-03-01T00:30:00+01:00"));
+                    let reason = format!("`{at}` is not a time such as 2026-03-01T00:30:00+01:00");
+                    handle(Err(RowError::Broken { line, reason }))?;
+                    expect = Expect::Rows(section, columns);
+                    continue;
                 };
-                let value = value_of(line, &field, &columns)?;
-                if value.is_none() {
-                    parsed.missing_values += 1;
-                }
+                // A row left out for its value still tells the curve's timing, as an empty value does.
+                let value = match value_of(&field, &columns) {
+                    Ok(None) => {
+                        parsed.missing_values += 1;
+                        None
+                    }
+                    Ok(value) => value,
+                    Err(reason) => {
+                        handle(Err(RowError::Broken { line, reason }))?;
+                        None
+                    }
+                };
                 let reading = |at: String, date: String, value: f64, interval_min: Option<i64>| Reading {
                     meter: section.meter.clone(),
                     at,
@@ -227,16 +250,16 @@ pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) 
                 if section.kind == Kind::LoadCurve {
                     let time = parse_rfc3339(&at).unwrap_or_default();
                     let row = Pending { line, at, date: date.to_string(), time, value, gap: None };
-                    push_curve_row(&mut curve, &section, row, &mut parsed, &mut emit)?;
+                    handle(push_curve_row(&mut curve, &section, row, &mut parsed, &mut emit))?;
                 } else if let Some(value) = value {
-                    emit(&mut parsed, reading(at, date.to_string(), value, None), line)?;
+                    handle(emit(&mut parsed, reading(at, date.to_string(), value, None), line))?;
                 }
                 Expect::Rows(section, columns)
             }
         };
     }
     if let Expect::Rows(section, _) = &expect {
-        finish_curve(&mut curve, section, &mut parsed, &mut emit)?;
+        handle(finish_curve(&mut curve, section, &mut parsed, &mut emit))?;
     }
     if sections == 0 {
         return Err("no Enedis section found: is this a Linky consumption export (CSV)?".into());
@@ -244,7 +267,14 @@ pub fn parse(bytes: &[u8], mut sink: impl FnMut(Reading) -> Result<(), String>) 
     Ok(parsed)
 }
 
-type Emit<'a> = dyn FnMut(&mut Parsed, Reading, u64) -> Result<(), String> + 'a;
+type Emit<'a> = dyn FnMut(&mut Parsed, Reading, u64) -> Result<(), RowError> + 'a;
+
+/// Why a row was not read: the row is broken (it may be left out), or the
+/// import cannot go on (the store refused a reading).
+enum RowError {
+    Broken { line: u64, reason: String },
+    Fatal(String),
+}
 
 /// Takes the next load-curve row: the row before it now knows its interval.
 fn push_curve_row(
@@ -253,7 +283,7 @@ fn push_curve_row(
     mut row: Pending,
     parsed: &mut Parsed,
     emit: &mut Emit<'_>,
-) -> Result<(), String> {
+) -> Result<(), RowError> {
     if let Some(previous) = &mut curve.pending {
         if row.time == previous.time {
             // The same time again: one reading (the later value, when it has one).
@@ -268,10 +298,12 @@ fn push_curve_row(
         let gap = (row.time > previous.time).then(|| (row.time - previous.time) / 60);
         if let (Some(declared), Some(gap)) = (section.declared_step, gap) {
             if gap % declared != 0 {
-                return Err(format!(
-                    "line {}: this reading comes {gap} minutes after the one before, but the header says the step is {declared} minutes (`Pas en minutes`)",
-                    row.line
-                ));
+                return Err(RowError::Broken {
+                    line: row.line,
+                    reason: format!(
+                        "this reading comes {gap} minutes after the one before, but the header says the step is {declared} minutes (`Pas en minutes`)"
+                    ),
+                });
             }
         }
         row.gap = gap;
@@ -283,7 +315,12 @@ fn push_curve_row(
 }
 
 /// The section ends: its last row gets its interval.
-fn finish_curve(curve: &mut Curve, section: &Section, parsed: &mut Parsed, emit: &mut Emit<'_>) -> Result<(), String> {
+fn finish_curve(
+    curve: &mut Curve,
+    section: &Section,
+    parsed: &mut Parsed,
+    emit: &mut Emit<'_>,
+) -> Result<(), RowError> {
     match curve.pending.take() {
         Some(last) => emit_curve_row(curve, section, last, None, parsed, emit),
         None => Ok(()),
@@ -297,12 +334,12 @@ fn emit_curve_row(
     next: Option<i64>,
     parsed: &mut Parsed,
     emit: &mut Emit<'_>,
-) -> Result<(), String> {
+) -> Result<(), RowError> {
     let step = section.declared_step.or_else(|| step_of(row.gap, curve.last_step, next)).ok_or_else(|| {
-        format!(
-            "line {}: the interval of this load-curve reading cannot be told from the times around it; add the step to the header's `Pas en minutes` column",
-            row.line
-        )
+        RowError::Broken {
+            line: row.line,
+            reason: "the interval of this load-curve reading cannot be told from the times around it; add the step to the header's `Pas en minutes` column".into(),
+        }
     })?;
     curve.last_step = Some(step);
     let Some(value) = row.value else { return Ok(()) };
@@ -387,7 +424,7 @@ fn columns_of(line: u64, record: &csv::ByteRecord, section: &Section) -> Result<
 }
 
 /// A row's value: `None` when the export left it empty.
-fn value_of(line: u64, field: &dyn Fn(usize) -> String, columns: &Columns) -> Result<Option<f64>, String> {
+fn value_of(field: &dyn Fn(usize) -> String, columns: &Columns) -> Result<Option<f64>, String> {
     let number = |i: usize| -> Result<Option<f64>, String> {
         let raw = field(i);
         if raw.is_empty() {
@@ -396,7 +433,7 @@ fn value_of(line: u64, field: &dyn Fn(usize) -> String, columns: &Columns) -> Re
         parse_decimal(&raw)
             .filter(|v| *v >= 0.0)
             .map(Some)
-            .ok_or_else(|| format!("line {line}: value `{raw}` is not a non-negative number"))
+            .ok_or_else(|| format!("value `{raw}` is not a non-negative number"))
     };
     let sum = |registers: &[usize]| -> Result<Option<f64>, String> {
         let mut total = None;
@@ -436,7 +473,10 @@ mod component {
     impl Guest for EnergyImporter {
         fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
             let put = |reading: Reading| data::put(READING, None, &reading).map(drop).map_err(|e| e.to_string());
-            let parsed = parse(&bytes, put).map_err(|e| format!("{file_name}: {e}"))?;
+            let mut leave_out = |location: &str, reason: &str| {
+                domicile_sdk::import::leave_out(crate::domicile::app::import_report::skip, location, reason)
+            };
+            let parsed = parse(&bytes, put, &mut leave_out).map_err(|e| format!("{file_name}: {e}"))?;
             if parsed.missing_values > 0 {
                 log::info(&format!("{file_name}: {} rows without a value were skipped", parsed.missing_values));
             }
@@ -461,10 +501,14 @@ mod tests {
 
     fn parse_all(bytes: &[u8]) -> Result<(Vec<Reading>, Parsed), String> {
         let mut readings = Vec::new();
-        let parsed = parse(bytes, |r| {
-            readings.push(r);
-            Ok(())
-        })?;
+        let parsed = parse(
+            bytes,
+            |r| {
+                readings.push(r);
+                Ok(())
+            },
+            &mut domicile_sdk::import::refuse,
+        )?;
         Ok((readings, parsed))
     }
 
@@ -505,6 +549,37 @@ mod tests {
         assert!(parse_all(lone.as_bytes()).unwrap_err().starts_with("line 4: the interval"));
         let measures = "Date de la mesure;Heure de la mesure;Valeur;Statut de la mesure;PRM\n";
         assert!(parse_all(measures.as_bytes()).unwrap_err().contains("per-measure layout"));
+    }
+
+    #[test]
+    fn broken_rows_can_be_left_out_and_are_listed() {
+        let text = format!(
+            "{HEADER}\n25946599093143;Courbe de charge;01/03/2026;02/03/2026;Energie active;Consommation;Comptage Brut;W\nHorodate;Valeur\n\
+             2026-03-01T00:30:00+01:00;12\n2026-03-01T01:00:00+01:00;douze\n01/03/2026 01:30;12\n2026-03-01T01:30:00+01:00;14\n"
+        );
+        let (mut readings, mut left_out) = (Vec::new(), Vec::new());
+        let parsed = parse(
+            text.as_bytes(),
+            |r| {
+                readings.push(r);
+                Ok(())
+            },
+            &mut |location, reason| {
+                left_out.push(format!("{location}: {reason}"));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(parsed.readings, 2);
+        assert_eq!(
+            left_out,
+            [
+                "line 5: value `douze` is not a non-negative number",
+                "line 6: `01/03/2026 01:30` is not a time such as 2026-03-01T00:30:00+01:00"
+            ]
+        );
+        // The reading after the gap takes the step the times say (30 minutes, over the missing row).
+        assert_eq!(readings[1].interval_min, Some(30));
     }
 
     /// A curve of `rows` readings of 600 W every `step` minutes from midnight.
@@ -600,9 +675,11 @@ mod tests {
     #[test]
     fn fuzz() {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = domicile_fuzz_engine::Target::new("linky", |data| match parse(data, |_| Ok(())) {
-            Ok(p) => format!("ok: {} meters, {} missing", p.meters.len(), p.missing_values.min(1)),
-            Err(e) => domicile_fuzz_engine::kind_of(&e),
+        let target = domicile_fuzz_engine::Target::new("linky", |data| {
+            match parse(data, |_| Ok(()), &mut domicile_sdk::import::refuse) {
+                Ok(p) => format!("ok: {} meters, {} missing", p.meters.len(), p.missing_values.min(1)),
+                Err(e) => domicile_fuzz_engine::kind_of(&e),
+            }
         })
         .seed_dir(&repo.join("tests/fixtures/corpus/linky"))
         .seed_dir(&repo.join("tests/fixtures/data"))

@@ -8,6 +8,7 @@
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use domicile_sdk::import::OnBroken;
 use domicile_sdk::time::parse_rfc3339;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,9 +36,10 @@ fn line_of(text: &str, position: u64) -> usize {
 }
 
 /// All track points, in file order. Points without a time are skipped
-/// (they cannot be placed in a trip); a malformed coordinate or time, or
-/// broken XML, is an error naming the line.
-pub fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
+/// (they cannot be placed in a trip). A point with a malformed coordinate
+/// or time goes to `on_broken` with its line: it fails the file
+/// (`domicile_sdk::import::refuse`) or is left out. Broken XML fails the file.
+pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Vec<Point>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = Reader::from_str(text);
@@ -61,27 +63,40 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
                 let coord = |name: &str| -> Result<f64, String> {
                     let attr = e
                         .try_get_attribute(name)
-                        .map_err(|err| format!("line {line}: bad attribute: {err}"))?
-                        .ok_or_else(|| format!("line {line}: <trkpt> has no `{name}`"))?;
-                    let value = attr
-                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|err| format!("line {line}: {err}"))?;
-                    value.trim().parse::<f64>().map_err(|_| format!("line {line}: `{name}` is not a number: {value}"))
+                        .map_err(|err| format!("bad attribute: {err}"))?
+                        .ok_or_else(|| format!("<trkpt> has no `{name}`"))?;
+                    let value =
+                        attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|err| err.to_string())?;
+                    value.trim().parse::<f64>().map_err(|_| format!("`{name}` is not a number: {value}"))
                 };
-                let (lat, lon) = (coord("lat")?, coord("lon")?);
-                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-                    return Err(format!("line {line}: coordinates out of range ({lat}, {lon})"));
-                }
-                current = Some((lat, lon, line));
+                let point = coord("lat").and_then(|lat| Ok((lat, coord("lon")?))).and_then(|(lat, lon)| {
+                    if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) {
+                        Ok((lat, lon))
+                    } else {
+                        Err(format!("coordinates out of range ({lat}, {lon})"))
+                    }
+                });
+                current = match point {
+                    Ok((lat, lon)) => Some((lat, lon, line)),
+                    Err(reason) => {
+                        on_broken(&format!("line {line}"), &reason)?;
+                        None
+                    }
+                };
                 time = None;
             }
             Event::Start(e) if e.local_name().as_ref() == "time" && current.is_some() => in_time = true,
             Event::Text(t) if in_time => {
                 let raw = t.xml10_content();
                 let line = line_of(text, at);
-                time = Some(parse_gpx_time(&raw).ok_or_else(|| {
-                    format!("line {line}: `{}` is not a time such as 2026-03-02T08:01:00Z", raw.trim())
-                })?);
+                time = parse_gpx_time(&raw);
+                if time.is_none() {
+                    let reason = format!("`{}` is not a time such as 2026-03-02T08:01:00Z", raw.trim());
+                    on_broken(&format!("line {line}"), &reason)?;
+                    // The point is left out: without its time it belongs to no trip.
+                    current = None;
+                    in_time = false;
+                }
             }
             Event::End(e) if e.local_name().as_ref() == "time" => in_time = false,
             Event::End(e) if e.local_name().as_ref() == "trkpt" => {
@@ -118,6 +133,10 @@ pub fn haversine_m(a: &Point, b: &Point) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
+        super::parse(bytes, &mut domicile_sdk::import::refuse)
+    }
 
     #[test]
     fn a_time_without_a_zone_is_utc() {

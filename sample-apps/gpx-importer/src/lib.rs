@@ -91,7 +91,10 @@ mod component {
 
     impl Guest for GpxImporter {
         fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-            let points = gpx::parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
+            let mut leave_out = |location: &str, reason: &str| {
+                domicile_sdk::import::leave_out(crate::domicile::app::import_report::skip, location, reason)
+            };
+            let points = gpx::parse(&bytes, &mut leave_out).map_err(|e| format!("{file_name}: {e}"))?;
             let trips = trips(&points, &file_name);
             for trip in &trips {
                 let id = format!("gpx-{}", trip.start);
@@ -116,9 +119,11 @@ mod tests {
     #[test]
     fn fuzz() {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = domicile_fuzz_engine::Target::new("gpx", |data| match gpx::parse(data) {
-            Ok(points) => format!("ok: {} trips", trips(&points, "fuzz.gpx").len().min(3)),
-            Err(e) => domicile_fuzz_engine::kind_of(&e),
+        let target = domicile_fuzz_engine::Target::new("gpx", |data| {
+            match gpx::parse(data, &mut domicile_sdk::import::refuse) {
+                Ok(points) => format!("ok: {} trips", trips(&points, "fuzz.gpx").len().min(3)),
+                Err(e) => domicile_fuzz_engine::kind_of(&e),
+            }
         })
         .seed_dir(&repo.join("tests/fixtures/corpus/gpx"))
         .seeds(std::fs::read(repo.join("sample-apps/data/week-around-nantes.gpx")))

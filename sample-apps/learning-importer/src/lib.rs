@@ -23,6 +23,7 @@
 
 use std::collections::BTreeSet;
 
+use domicile_sdk::import::OnBroken;
 use domicile_sdk::time::parse_rfc3339;
 use serde::Serialize;
 use serde_json::Value;
@@ -134,7 +135,11 @@ fn item(v: &Value) -> Result<Item, String> {
     }))
 }
 
-pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
+/// Reads an LRS export. A malformed statement goes to `on_broken` with
+/// which it is and what is wrong: it fails the file
+/// (`domicile_sdk::import::refuse`) or is left out. A file that is not
+/// xAPI at all fails.
+pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let json: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let list = match &json {
@@ -155,13 +160,13 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
             Some(inner) if v.get("verb").is_none() && inner.is_object() => inner,
             _ => v,
         };
-        let item = item(v).map_err(|e| {
-            let id = text(v, &["id"]).map(|id| format!(" ({id})")).unwrap_or_default();
-            format!("statement {}{id}: {e}", i + 1)
-        })?;
-        match item {
-            Item::Record(s) => parsed.statements.push(s),
-            Item::Voiding(v) => parsed.voidings.push(v),
+        match item(v) {
+            Ok(Item::Record(s)) => parsed.statements.push(s),
+            Ok(Item::Voiding(v)) => parsed.voidings.push(v),
+            Err(reason) => {
+                let id = text(v, &["id"]).map(|id| format!(" ({id})")).unwrap_or_default();
+                on_broken(&format!("statement {}{id}", i + 1), &reason)?;
+            }
         }
     }
     let voiding_ids: BTreeSet<String> = parsed.voidings.iter().map(|v| v.voided_by.clone()).collect();
@@ -205,7 +210,10 @@ mod component {
 
     impl Guest for LearningImporter {
         fn import(file_name: String, bytes: Vec<u8>) -> Result<String, String> {
-            let parsed = parse(&bytes).map_err(|e| format!("{file_name}: {e}"))?;
+            let mut leave_out = |location: &str, reason: &str| {
+                domicile_sdk::import::leave_out(crate::domicile::app::import_report::skip, location, reason)
+            };
+            let parsed = parse(&bytes, &mut leave_out).map_err(|e| format!("{file_name}: {e}"))?;
             let mut voided = parsed.voided_here;
             for voiding in &parsed.voidings {
                 let withdraw = || -> Result<bool, domicile_sdk::Error> {
@@ -266,6 +274,10 @@ mod component {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Parsed, String> {
+        super::parse(bytes, &mut domicile_sdk::import::refuse)
+    }
 
     const ONE: &str = r#"{"id": "s1", "actor": {"mbox": "mailto:lea@example.org"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/completed"},
         "object": {"id": "https://lyon.example/activities/fractions"}, "result": {"score": {"scaled": 0.8}},
@@ -367,9 +379,11 @@ mod tests {
     #[test]
     fn fuzz() {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = domicile_fuzz_engine::Target::new("xapi", |data| match parse(data) {
-            Ok(p) => format!("ok: {} voidings, {} ignored", p.voidings.len().min(2), p.ignored_voidings.min(1)),
-            Err(e) => domicile_fuzz_engine::kind_of(&e),
+        let target = domicile_fuzz_engine::Target::new("xapi", |data| {
+            match super::parse(data, &mut domicile_sdk::import::refuse) {
+                Ok(p) => format!("ok: {} voidings, {} ignored", p.voidings.len().min(2), p.ignored_voidings.min(1)),
+                Err(e) => domicile_fuzz_engine::kind_of(&e),
+            }
         })
         .seed_dir(&repo.join("tests/fixtures/corpus/xapi"))
         .seed_dir(&repo.join("sample-apps/data"))

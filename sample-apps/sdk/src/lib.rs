@@ -224,6 +224,41 @@ pub mod egress {
     }
 }
 
+/// For importers: what becomes of a broken record of a file. By default a
+/// broken record fails the whole file; when the resident chose to import the
+/// valid records, the host lists it for them and the import goes on.
+///
+/// ```ignore
+/// // In an importer, with its generated bindings:
+/// let mut on_broken = |location: &str, reason: &str| {
+///     domicile_sdk::import::leave_out(domicile::app::import_report::skip, location, reason)
+/// };
+/// ```
+pub mod import {
+    use super::WitError;
+
+    /// Decides about one broken record (where it is, what is wrong): `Ok`
+    /// leaves it out and goes on, `Err` fails the file with that message.
+    pub type OnBroken<'a> = dyn FnMut(&str, &str) -> Result<(), String> + 'a;
+
+    /// A broken record fails the file; the message says where and why (for
+    /// parsers used outside domicile, and for tests).
+    pub fn refuse(location: &str, reason: &str) -> Result<(), String> {
+        Err(format!("{location}: {reason}"))
+    }
+
+    /// Asks the host to leave the record out (the importer's generated
+    /// `import_report::skip`); when the resident imports whole files, the
+    /// record fails the file as [`refuse`] says.
+    pub fn leave_out(skip: fn(&str, &str) -> Result<(), WitError>, location: &str, reason: &str) -> Result<(), String> {
+        match skip(location, reason) {
+            Ok(()) => Ok(()),
+            Err(WitError::Limit(why)) => Err(format!("{location}: {reason} ({why})")),
+            Err(_) => refuse(location, reason),
+        }
+    }
+}
+
 /// Leaves a message for the resident (`domicile notifications`).
 pub fn notify(title: &str, body: &str) -> Result<(), Error> {
     Ok(bindings::domicile::app::notify::send(title, body)?)
