@@ -27,6 +27,11 @@
 //! - `Puissance maximale` rows are the day's maximum apparent power (VA),
 //!   kept as their own kind (`max-power`): they are not energy.
 //!
+//! The newer per-measure layout puts everything on every row:
+//! `Date de la mesure;Heure de la mesure;Valeur;Statut de la mesure;PRM;Type de données;...;Unité;Pas en minutes`,
+//! with local French times and no offset; see [`paris_time`] for the hours
+//! that clock changes skip or repeat.
+//!
 //! Real files carry a BOM or not, CRLF line ends, comma decimals, empty
 //! values (skipped and counted), repeated rows (one reading: the id is
 //! meter, kind and time, so importing a file again changes nothing) and
@@ -90,8 +95,24 @@ enum Columns {
     /// `Horodate;Type de releve;EAS F1;...;EAS T`: the total's column, the
     /// distributor's and the supplier's registers.
     Registers { total: Option<usize>, distributor: Vec<usize>, supplier: Vec<usize> },
+    /// The per-measure layout: every row says its date, time, value, meter,
+    /// kind and unit.
+    Measures(Measures),
 }
 
+/// Where the per-measure layout keeps what each row says.
+#[derive(Clone)]
+struct Measures {
+    date: usize,
+    time: usize,
+    value: usize,
+    meter: usize,
+    kind: usize,
+    unit: usize,
+    step: Option<usize>,
+}
+
+#[derive(PartialEq)]
 struct Section {
     meter: String,
     kind: Kind,
@@ -186,6 +207,8 @@ pub fn parse(
         Err(RowError::Fatal(e)) => Err(e),
     };
     let mut curve = Curve::default();
+    // The per-measure layout's last time (UTC), to place the hour that October's clock change repeats.
+    let mut last_utc: Option<i64> = None;
     let mut expect = Expect::MetaHeader;
     for record in reader.byte_records() {
         let record = record.map_err(|e| format!("unreadable CSV: {e}"))?;
@@ -193,6 +216,22 @@ pub fn parse(
         let field = |i: usize| record.get(i).map(|f| String::from_utf8_lossy(f).trim().to_owned()).unwrap_or_default();
         if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             continue;
+        }
+        // The per-measure layout names its meter and kind on every row: a change starts a new section.
+        if let Expect::Rows(section, Columns::Measures(m)) = &expect {
+            match measure_section(&field, m) {
+                Ok(next) if next != *section => {
+                    handle(finish_curve(&mut curve, section, &mut parsed, &mut emit))?;
+                    curve = Curve::default();
+                    last_utc = None;
+                    expect = Expect::Rows(next, Columns::Measures(m.clone()));
+                }
+                Ok(_) => {}
+                Err(reason) => {
+                    handle(Err(RowError::Broken { line, reason }))?;
+                    continue;
+                }
+            }
         }
         // A new section may start anywhere.
         if fold(&field(0)).starts_with("identifiant prm") {
@@ -204,13 +243,15 @@ pub fn parse(
             continue;
         }
         expect = match expect {
+            Expect::MetaHeader if fold(&field(0)) == "date de la mesure" => {
+                sections += 1;
+                // No section until the first row says which.
+                let none =
+                    Section { meter: String::new(), kind: Kind::LoadCurve, unit: String::new(), declared_step: None };
+                Expect::Rows(none, Columns::Measures(measures_of(line, &record)?))
+            }
             Expect::MetaHeader => {
-                if fold(&field(0)) == "date de la mesure" {
-                    return Err(format!(
-                        "line {line}: this is the per-measure layout (`Date de la mesure;Heure de la mesure;...`), which this importer does not read yet: download the export as `Horodate;Valeur` sections"
-                    ));
-                }
-                return Err(format!("line {line}: expected the Enedis header `Identifiant PRM;Type de donnees;...`"));
+                return Err(format!("line {line}: expected the Enedis header `Identifiant PRM;Type de donnees;...`"))
             }
             Expect::MetaValues => Expect::RowsHeader(section_of(line, &field)?),
             Expect::RowsHeader(section) => {
@@ -219,13 +260,24 @@ pub fn parse(
                 Expect::Rows(section, columns)
             }
             Expect::Rows(section, columns) => {
-                let at = field(0);
-                let Some((date, _)) = local_date_minute(&at) else {
-                    let reason = format!("`{at}` is not a time such as 2026-03-01T00:30:00+01:00");
+                let at = match &columns {
+                    Columns::Measures(m) => paris_time(&field(m.date), &field(m.time), last_utc).ok_or(()),
+                    _ => Ok(field(0)),
+                };
+                let Some((at, (date, _))) = at.ok().and_then(|at| Some((at.clone(), local_date_minute(&at)?))) else {
+                    let reason = match &columns {
+                        Columns::Measures(m) => format!(
+                            "`{} {}` is not a date and time of day such as 01/03/2026 00:30:00",
+                            field(m.date),
+                            field(m.time)
+                        ),
+                        _ => format!("`{}` is not a time such as 2026-03-01T00:30:00+01:00", field(0)),
+                    };
                     handle(Err(RowError::Broken { line, reason }))?;
                     expect = Expect::Rows(section, columns);
                     continue;
                 };
+                last_utc = parse_rfc3339(&at);
                 // A row left out for its value still tells the curve's timing, as an empty value does.
                 let value = match value_of(&field, &columns) {
                     Ok(None) => {
@@ -423,6 +475,86 @@ fn columns_of(line: u64, record: &csv::ByteRecord, section: &Section) -> Result<
     Ok(Columns::Registers { total, distributor, supplier })
 }
 
+/// The per-measure layout's header: `Date de la mesure;Heure de la mesure;Valeur;Statut de la mesure;PRM;Type de données;...;Unité;Pas en minutes`
+/// (accents as the export's encoding left them).
+fn measures_of(line: u64, record: &csv::ByteRecord) -> Result<Measures, String> {
+    let names: Vec<String> = record.iter().map(|f| fold(&String::from_utf8_lossy(f))).collect();
+    let find = |prefix: &str| names.iter().position(|n| n.starts_with(prefix));
+    let need = |prefix: &str, shown: &str| {
+        find(prefix).ok_or_else(|| format!("line {line}: the per-measure layout has no `{shown}` column"))
+    };
+    Ok(Measures {
+        date: need("date de la mesure", "Date de la mesure")?,
+        time: need("heure de la mesure", "Heure de la mesure")?,
+        value: need("valeur", "Valeur")?,
+        meter: need("prm", "PRM")?,
+        kind: need("type de donn", "Type de données")?,
+        unit: need("unit", "Unité")?,
+        step: find("pas en minutes"),
+    })
+}
+
+/// What a per-measure row says of its meter, kind, unit and step, checked as a section header is.
+fn measure_section(field: &dyn Fn(usize) -> String, m: &Measures) -> Result<Section, String> {
+    let get = |i: usize| field(i);
+    let meta = |i: usize| match i {
+        0 => get(m.meter),
+        1 => get(m.kind),
+        7 => get(m.unit),
+        8 => m.step.map(get).unwrap_or_default(),
+        _ => String::new(),
+    };
+    section_of(0, &meta).map_err(|e| e.trim_start_matches("line 0: ").to_owned())
+}
+
+/// A per-measure row's local date and time in France (`01/03/2026` or
+/// `2026-03-01`, `00:30:00` or `00:30`) as RFC 3339 with its offset. Clocks
+/// go forward on the last Sunday of March (02:00-02:59 does not exist) and
+/// back on the last Sunday of October (02:00-02:59 happens twice: the
+/// second time when the row before was already at or past the first).
+fn paris_time(date: &str, time: &str, after: Option<i64>) -> Option<String> {
+    let date = domicile_sdk::time::Date::parse(date).or_else(|| domicile_sdk::time::Date::parse_dmy(date))?;
+    let mut parts = time.trim().split(':');
+    let (h, mi) = (parts.next()?, parts.next()?);
+    let s = parts.next().unwrap_or("0");
+    let (h, mi, s): (i64, i64, i64) = (h.parse().ok()?, mi.parse().ok()?, s.parse().ok()?);
+    if parts.next().is_some() || h > 23 || mi > 59 || s > 59 || h < 0 || mi < 0 || s < 0 {
+        return None;
+    }
+    let last_sunday = |month: i64| {
+        let end = domicile_sdk::time::Date { year: date.year, month, day: 31 };
+        // 1970-01-01 was a Thursday: Sunday is 3 days later.
+        end.add_days(-(end.days() - 3).rem_euclid(7))
+    };
+    let minute = h * 60 + mi;
+    let offset = if date < last_sunday(3) || date > last_sunday(10) {
+        1
+    } else if date > last_sunday(3) && date < last_sunday(10) {
+        2
+    } else if date == last_sunday(3) {
+        match minute {
+            m if m < 120 => 1,
+            m if m >= 180 => 2,
+            _ => return None,
+        }
+    } else {
+        match minute {
+            m if m < 120 => 2,
+            m if m >= 180 => 1,
+            // The repeated hour: summer time first, then winter time.
+            _ => {
+                let summer = date.days() * 86400 + minute * 60 + s - 2 * 3600;
+                if after.is_some_and(|t| t >= summer) {
+                    1
+                } else {
+                    2
+                }
+            }
+        }
+    };
+    Some(format!("{date}T{h:02}:{mi:02}:{s:02}+{offset:02}:00"))
+}
+
 /// A row's value: `None` when the export left it empty.
 fn value_of(field: &dyn Fn(usize) -> String, columns: &Columns) -> Result<Option<f64>, String> {
     let number = |i: usize| -> Result<Option<f64>, String> {
@@ -446,6 +578,7 @@ fn value_of(field: &dyn Fn(usize) -> String, columns: &Columns) -> Result<Option
     };
     match columns {
         Columns::Value => number(1),
+        Columns::Measures(m) => number(m.value),
         Columns::Registers { total, distributor, supplier } => {
             if let Some(t) = total.map(number).transpose()?.flatten() {
                 return Ok(Some(t));
@@ -582,6 +715,20 @@ mod tests {
         assert_eq!(readings[1].interval_min, Some(30));
     }
 
+    #[test]
+    fn per_measure_times_are_placed_in_french_time_across_clock_changes() {
+        assert_eq!(paris_time("01/03/2026", "00:30:00", None).unwrap(), "2026-03-01T00:30:00+01:00");
+        assert_eq!(paris_time("2026-07-14", "12:00", None).unwrap(), "2026-07-14T12:00:00+02:00");
+        assert_eq!(paris_time("29/03/2026", "01:30:00", None).unwrap(), "2026-03-29T01:30:00+01:00");
+        assert!(paris_time("29/03/2026", "02:30:00", None).is_none(), "that hour does not exist");
+        assert_eq!(paris_time("29/03/2026", "03:00:00", None).unwrap(), "2026-03-29T03:00:00+02:00");
+        let first = paris_time("25/10/2026", "02:30:00", None).unwrap();
+        assert_eq!(first, "2026-10-25T02:30:00+02:00");
+        let again = paris_time("25/10/2026", "02:30:00", parse_rfc3339(&first)).unwrap();
+        assert_eq!(again, "2026-10-25T02:30:00+01:00", "the repeated hour, the second time");
+        assert!(paris_time("25/10/2026", "24:00", None).is_none());
+    }
+
     /// A curve of `rows` readings of 600 W every `step` minutes from midnight.
     fn curve(step: i64, rows: i64, pas: &str) -> String {
         let mut text = format!(
@@ -704,6 +851,9 @@ mod tests {
             "\r\n",
             ";;;;",
             "1 234,5",
+            "Date de la mesure;Heure de la mesure;Valeur;Statut de la mesure;PRM;Type de données;Unité;Pas en minutes\n",
+            "26/10/2025;02:30:00;",
+            "29/03/2026;02:30:00;",
         ]);
         domicile_fuzz_engine::assert_survives(&target, &repo, 2.0);
     }
