@@ -56,6 +56,8 @@ struct ServerSettings {
     shutdown_grace_s: Option<u64>,
     /// Session cookies only over HTTPS (behind a TLS proxy).
     secure_cookies: Option<bool>,
+    /// Sign-in attempts one client address may make per minute (0: no cap).
+    sign_ins_per_client_per_minute: Option<u32>,
 }
 
 /// `default-X`: what an app gets when its manifest asks nothing; `max-X`:
@@ -192,6 +194,8 @@ impl Home {
         config.session_ttl = s.session_hours.map_or(config.session_ttl, |h| secs(h.saturating_mul(3600)));
         config.shutdown_grace = s.shutdown_grace_s.map_or(config.shutdown_grace, secs);
         config.secure_cookies = s.secure_cookies.unwrap_or(config.secure_cookies);
+        config.sign_ins_per_client_per_minute =
+            s.sign_ins_per_client_per_minute.unwrap_or(config.sign_ins_per_client_per_minute);
         Ok(config)
     }
 

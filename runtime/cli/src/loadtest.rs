@@ -127,6 +127,8 @@ pub async fn run(options: LoadOptions) -> Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let mut config = home.server_config()?;
     config.runs_per_resident = 2;
+    // Every simulated resident signs in from this one address.
+    config.sign_ins_per_client_per_minute = 0;
     let served = home.served()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(domicile_server::serve(served, config, listener, async move {

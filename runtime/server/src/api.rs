@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State as Extract};
+use axum::extract::{ConnectInfo, Path, Query, State as Extract};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -81,10 +81,15 @@ struct SignIn {
 /// Longer names or passwords are refused before any work (or memory) is spent on them.
 const MAX_NAME_BYTES: usize = 128;
 
-async fn sign_in(Extract(state): Shared, Json(form): Json<SignIn>) -> ApiResult<Response> {
+async fn sign_in(
+    Extract(state): Shared,
+    ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
+    Json(form): Json<SignIn>,
+) -> ApiResult<Response> {
     if form.name.len() > MAX_NAME_BYTES || form.password.len() > crate::accounts::MAX_PASSWORD_BYTES {
         return Err(ApiError::WrongCredentials);
     }
+    state.clients.attempt(client.ip())?;
     state.sessions.check_throttle(&form.name)?;
     // Bounded: argon2's memory is per hash in progress.
     let _permit = state.password_check_permit().await?;

@@ -104,6 +104,53 @@ impl Sessions {
     }
 }
 
+/// Sign-in attempts per client address: each one may cost a password hash,
+/// so one client cannot take the server's password checks (and memory)
+/// for itself, whatever names it tries.
+pub struct ClientThrottle {
+    per_minute: u32,
+    seen: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
+}
+
+/// Addresses remembered at most; past it, the oldest windows are forgotten.
+const MAX_CLIENTS_REMEMBERED: usize = 100_000;
+const CLIENT_WINDOW: Duration = Duration::from_secs(60);
+
+impl ClientThrottle {
+    /// `per_minute` attempts per address and minute; 0 lets every attempt through.
+    pub fn new(per_minute: u32) -> ClientThrottle {
+        ClientThrottle { per_minute, seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts an attempt from `client`; 429 past the cap, saying when to try again.
+    pub fn attempt(&self, client: std::net::IpAddr) -> Result<(), ApiError> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if seen.len() >= MAX_CLIENTS_REMEMBERED {
+            seen.retain(|_, (_, since)| now.duration_since(*since) < CLIENT_WINDOW);
+            if seen.len() >= MAX_CLIENTS_REMEMBERED {
+                seen.clear();
+            }
+        }
+        let entry = seen.entry(client).or_insert((0, now));
+        if now.duration_since(entry.1) >= CLIENT_WINDOW {
+            *entry = (0, now);
+        }
+        if entry.0 >= self.per_minute {
+            let wait = CLIENT_WINDOW.saturating_sub(now.duration_since(entry.1)).as_secs().max(1);
+            return Err(ApiError::TooMany(format!(
+                "too many sign-in attempts from your address ({} a minute); try again in {wait} seconds",
+                self.per_minute
+            )));
+        }
+        entry.0 += 1;
+        Ok(())
+    }
+}
+
 /// The value of a cookie in the request's headers, if present.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -169,6 +216,27 @@ impl FromRequestParts<Arc<State>> for Operator {
         match bearer(parts) {
             Some(token) if state.accounts.is_operator_token(token) => Ok(Operator),
             _ => Err(ApiError::NotOperator),
+        }
+    }
+}
+
+#[cfg(test)]
+mod client_throttle_tests {
+    use super::*;
+
+    #[test]
+    fn each_address_gets_its_own_attempts_per_minute() {
+        let throttle = ClientThrottle::new(3);
+        let (a, b) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..3 {
+            throttle.attempt(a).unwrap();
+        }
+        let refused = throttle.attempt(a).unwrap_err().to_string();
+        assert!(refused.contains("too many sign-in attempts from your address"), "{refused}");
+        throttle.attempt(b).unwrap();
+        let unlimited = ClientThrottle::new(0);
+        for _ in 0..1000 {
+            unlimited.attempt(a).unwrap();
         }
     }
 }
