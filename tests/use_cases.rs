@@ -93,6 +93,17 @@ fn energy_insights_match_the_meter_exports() {
         h.0 += watts;
         h.1 += 1;
     }
+    // The sample's two sources agree: a whole day of load curve is that day's rise of the index (to the Wh).
+    for pair in index.keys().collect::<Vec<_>>().windows(2) {
+        if let Some((wh, half_hours)) = load_days.get(pair[0]).filter(|(_, n)| *n >= 46) {
+            let rise = index[pair[1]] - index[pair[0]];
+            assert!(
+                (rise - wh).abs() <= 1.0,
+                "{}: index {rise} Wh, load curve {wh} Wh ({half_hours} half-hours)",
+                pair[0]
+            );
+        }
+    }
     let mut daily: BTreeMap<String, f64> = BTreeMap::new();
     let dates: Vec<&String> = index.keys().collect();
     for pair in dates.windows(2) {
