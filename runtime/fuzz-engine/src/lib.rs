@@ -309,6 +309,9 @@ pub fn fuzz(target: &Target, settings: &Settings) -> Report {
     if pool.is_empty() {
         pool.push(Vec::new());
     }
+    // Accepted inputs are mutated half the time: variations of valid inputs
+    // reach past the parser into what the decoder does with what it read.
+    let mut accepted: Vec<Vec<u8>> = Vec::new();
     let mut outcomes = HashSet::new();
     let mut report = Report { target: target.name, ..Report::default() };
     let mut seen_panics = HashSet::new();
@@ -319,6 +322,8 @@ pub fn fuzz(target: &Target, settings: &Settings) -> Report {
         let mut input = if next < pool.len() && report.executions < target.seeds.len() as u64 {
             next += 1;
             pool[next - 1].clone()
+        } else if !accepted.is_empty() && rng.below(2) == 0 {
+            mutate(&mut rng, &accepted, &target.dictionary, target.max_len)
         } else {
             mutate(&mut rng, &pool, &target.dictionary, target.max_len)
         };
@@ -333,7 +338,14 @@ pub fn fuzz(target: &Target, settings: &Settings) -> Report {
         report.executions += 1;
         match result {
             Ok(outcome) => {
-                report.accepted += u64::from(outcome.starts_with("ok"));
+                let ok = outcome.starts_with("ok");
+                report.accepted += u64::from(ok);
+                if ok && accepted.len() < POOL_SIZE / 4 {
+                    accepted.push(input.clone());
+                } else if ok && rng.below(64) == 0 {
+                    let at = rng.below(accepted.len());
+                    accepted[at] = input.clone();
+                }
                 if outcomes.insert(digest(&outcome)) {
                     // A full pool keeps its seeds and takes the newcomer in place of a random mutant.
                     if pool.len() < POOL_SIZE {
