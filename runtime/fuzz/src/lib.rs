@@ -129,8 +129,9 @@ pub fn catalogue() -> Target {
     let key = SecretKey::generate();
     let mut trust = TrustStore::open(dir.path().join("trust.json")).expect("an empty trust store");
     trust.add(key.public(), "fuzz catalogue", &[Role::Catalogue]).expect("trusts");
-    let publisher = std::fs::read_to_string(repo().join("sample-apps/keys/sample-publisher.pub")).expect("sample key");
-    let publisher = domicile_package::PublicKey::from_text_or_file(publisher.trim()).expect("a key");
+    let publisher = repo().join("sample-apps/keys/sample-publisher.pub");
+    let publisher =
+        domicile_package::PublicKey::from_text_or_file(&publisher.to_string_lossy()).expect("the sample key");
     trust.add(publisher, "sample publisher", &[Role::Publisher]).expect("trusts");
     let seed = std::fs::read(repo().join("sample-apps/catalogue/index.json")).expect("the sample index");
     let dir = Arc::new(dir);

@@ -3,7 +3,7 @@
 use domicile_sdk::import::OnBroken;
 use domicile_sdk::time::{parse_decimal, Date};
 
-use crate::{DerivedIds, Operation};
+use crate::{one_spaced, DerivedIds, Operation};
 
 fn fold(s: &str) -> String {
     s.trim()
@@ -183,7 +183,7 @@ pub fn parse(file_name: &str, text: &str, on_broken: &mut OnBroken<'_>) -> Resul
                 continue;
             }
         };
-        let label = cell(Some(cols.label)).split_whitespace().collect::<Vec<_>>().join(" ");
+        let label = one_spaced(cell(Some(cols.label)));
         let currency = match cell(cols.currency) {
             "" => "EUR".to_owned(),
             c => c.to_uppercase(),

@@ -79,8 +79,7 @@ fn fnv1a(s: &str) -> u64 {
 /// text in `MEMO`), so the label keeps one when one starts with the other,
 /// and both only when they differ. Runs of spaces become one.
 pub fn label_of(name: Option<&str>, memo: Option<&str>) -> String {
-    let tidy = |s: Option<&str>| s.map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).unwrap_or_default();
-    let (name, memo) = (tidy(name), tidy(memo));
+    let (name, memo) = (one_spaced(name.unwrap_or_default()), one_spaced(memo.unwrap_or_default()));
     let (n, m) = (name.to_uppercase(), memo.to_uppercase());
     if n.starts_with(&m) {
         name
@@ -89,6 +88,11 @@ pub fn label_of(name: Option<&str>, memo: Option<&str>) -> String {
     } else {
         format!("{name} {memo}")
     }
+}
+
+/// A label with its runs of spaces and line breaks made one space.
+pub fn one_spaced(label: &str) -> String {
+    label.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// What a statement gives.

@@ -253,7 +253,7 @@ pub fn parse(
             Expect::MetaHeader => {
                 return Err(format!("line {line}: expected the Enedis header `Identifiant PRM;Type de donnees;...`"))
             }
-            Expect::MetaValues => Expect::RowsHeader(section_of(line, &field)?),
+            Expect::MetaValues => Expect::RowsHeader(section_of(&field).map_err(|e| format!("line {line}: {e}"))?),
             Expect::RowsHeader(section) => {
                 let columns = columns_of(line, &record, &section)?;
                 curve = Curve::default();
@@ -408,10 +408,11 @@ fn emit_curve_row(
 }
 
 /// The section's description: `PRM;Type de donnees;...;Unite;Pas en minutes`.
-fn section_of(line: u64, field: &dyn Fn(usize) -> String) -> Result<Section, String> {
+/// The error says what is wrong; the caller says where.
+fn section_of(field: &dyn Fn(usize) -> String) -> Result<Section, String> {
     let meter = field(0);
     if meter.len() != 14 || !meter.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("line {line}: `{meter}` is not a meter id (PRM: 14 digits)"));
+        return Err(format!("`{meter}` is not a meter id (PRM: 14 digits)"));
     }
     let data_type = fold(&field(1));
     let unit = field(7);
@@ -423,7 +424,7 @@ fn section_of(line: u64, field: &dyn Fn(usize) -> String) -> Result<Section, Str
         Kind::MaxPower
     } else {
         return Err(format!(
-            "line {line}: data type `{}` is not supported: expected `Courbe de charge`, `Index` or `Puissance maximale quotidienne`",
+            "data type `{}` is not supported: expected `Courbe de charge`, `Index` or `Puissance maximale quotidienne`",
             field(1)
         ));
     };
@@ -433,14 +434,14 @@ fn section_of(line: u64, field: &dyn Fn(usize) -> String) -> Result<Section, Str
         Kind::MaxPower => unit == "VA" || unit == "kVA",
     };
     if !unit_ok {
-        return Err(format!("line {line}: unit `{unit}` does not fit `{}`", field(1)));
+        return Err(format!("unit `{unit}` does not fit `{}`", field(1)));
     }
     let step = field(8);
     let declared_step = match step.as_str() {
         "" => None,
         _ if kind != Kind::LoadCurve => None,
         _ => Some(step.parse::<i64>().ok().filter(|s| STEPS.contains(s)).ok_or_else(|| {
-            format!("line {line}: `Pas en minutes` is `{step}`: a load curve's step is one of 5, 10, 15, 20, 30 or 60 minutes")
+            format!("`Pas en minutes` is `{step}`: a load curve's step is one of 5, 10, 15, 20, 30 or 60 minutes")
         })?),
     };
     Ok(Section { meter, kind, unit, declared_step })
@@ -504,7 +505,7 @@ fn measure_section(field: &dyn Fn(usize) -> String, m: &Measures) -> Result<Sect
         8 => m.step.map(get).unwrap_or_default(),
         _ => String::new(),
     };
-    section_of(0, &meta).map_err(|e| e.trim_start_matches("line 0: ").to_owned())
+    section_of(&meta)
 }
 
 /// A per-measure row's local date and time in France (`01/03/2026` or
