@@ -1,7 +1,7 @@
 //! A domicile home on disk, and choosing the resident a command acts for.
 //!
 //! ```text
-//! HOME/store/        the sled database (every resident's data)
+//! HOME/spaces/       the residents' data, a sled database each (see domicile_store::Store)
 //! HOME/trust.json    trusted keys (publishers, catalogues), revoked ones marked
 //! HOME/catalogues.json  the catalogues apps are installed and updated from
 //! HOME/config.toml   operator settings (optional): limits on apps, the server
@@ -94,7 +94,7 @@ fn set(cap: &mut Cap, default: Option<u64>, max: Option<u64>) {
 impl Home {
     /// Creates a new home with its first resident.
     pub fn create(dir: &Path, resident: &ResidentName) -> Result<Home> {
-        if dir.join("store").exists() {
+        if is_home(dir) {
             bail!("{} is already a domicile home", dir.display());
         }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -111,7 +111,7 @@ impl Home {
 
     /// Opens an existing home.
     pub fn open(dir: &Path) -> Result<Home> {
-        if !dir.join("store").is_dir() {
+        if !is_home(dir) {
             bail!(
                 "no domicile home at {}: create one with `domicile --home {} init`, or try `domicile demo`",
                 dir.display(),
@@ -122,8 +122,12 @@ impl Home {
     }
 
     fn open_store(dir: &Path) -> Result<Home> {
-        let store = Store::open(&dir.join("store"), std::sync::Arc::new(domicile_store::Vocabulary::builtin()))
+        let store = Store::open(&dir.join("spaces"), std::sync::Arc::new(domicile_store::Vocabulary::builtin()))
             .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+        let legacy = dir.join(LEGACY_STORE);
+        if legacy.exists() {
+            upgrade(&store, &legacy)?;
+        }
         Ok(Home { dir: dir.to_owned(), store, runtime: std::sync::OnceLock::new() })
     }
 
@@ -230,6 +234,34 @@ impl Home {
         }
         Ok(rc)
     }
+}
+
+/// Where domicile 0.1 kept every resident's data, in one database.
+const LEGACY_STORE: &str = "store";
+
+fn is_home(dir: &Path) -> bool {
+    dir.join("spaces").is_dir() || dir.join(LEGACY_STORE).is_dir()
+}
+
+/// Moves a home of domicile 0.1 to a database per resident, saying so on
+/// stderr (an interrupted upgrade resumes at the next command).
+fn upgrade(store: &Store, legacy: &Path) -> Result<()> {
+    eprintln!("upgrading this home to one database per resident (domicile 0.1 kept every resident in one)...");
+    let report = store
+        .upgrade_single_database(legacy, &mut |i, n| tracing::info!("upgrade: moving resident {} of {n}", i + 1))
+        .with_context(|| {
+            format!(
+                "cannot upgrade the home's store {}; nothing was lost: the next command will try again",
+                legacy.display()
+            )
+        })?;
+    eprintln!(
+        "upgraded: {} resident(s) moved ({} entries){}",
+        report.residents_moved + report.residents_already_moved,
+        report.entries,
+        if report.residents_already_moved > 0 { ", finishing an upgrade that was interrupted" } else { "" }
+    );
+    Ok(())
 }
 
 /// `DOMICILE_CLOCK=2026-03-01T12:00:00Z` fixes the time apps see (tests,

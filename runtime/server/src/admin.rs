@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State as Extract};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use domicile_store::{Quota, ResidentName};
+use domicile_store::{Quota, ResidentName, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -30,7 +30,9 @@ pub fn routes() -> Router<Arc<State>> {
 fn resident_name(state: &State, name: &str) -> Result<ResidentName, ApiError> {
     let name: ResidentName = name.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
     // Only residents of this home: the error does not depend on anything else.
-    state.home.store.resident(&name)?;
+    if !state.home.store.has_resident(&name) {
+        return Err(StoreError::UnknownResident(name.to_string()).into());
+    }
     Ok(name)
 }
 

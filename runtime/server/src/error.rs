@@ -70,11 +70,13 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownApp(_) | StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::Invalid(_) => ApiError::BadRequest(e.to_string()),
             StoreError::Limit(_) => ApiError::Conflict(e.to_string()),
-            StoreError::ResidentExists(_) => ApiError::Conflict(e.to_string()),
+            StoreError::ResidentExists(_) | StoreError::ResidentBusy(_) => ApiError::Conflict(e.to_string()),
             StoreError::UnknownResident(_) => ApiError::NotFound(e.to_string()),
-            StoreError::InUse(_) | StoreError::Sled(_) | StoreError::Corrupt(_) | StoreError::PublishInterrupted(_) => {
-                ApiError::Internal(e.to_string())
-            }
+            StoreError::InUse(_)
+            | StoreError::Sled(_)
+            | StoreError::Io { .. }
+            | StoreError::Corrupt(_)
+            | StoreError::PublishInterrupted(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -81,7 +81,7 @@ impl ResidentSpace {
     /// only by [`Import::commit`], all of them or none.
     pub fn begin_import(&self) -> Result<Import> {
         let number = self.next_seq()?;
-        let staging = self.db.open_tree(format!("{}{number:016x}", crate::staging_prefix(self.resident())))?;
+        let staging = self.db.open_tree(format!("{}{number:016x}", crate::STAGING_PREFIX))?;
         Ok(Import { space: self.clone(), number, staging, committed: false })
     }
 
@@ -99,9 +99,8 @@ impl ResidentSpace {
             published += 1;
         }
         // What is left was never committed.
-        let prefix = crate::staging_prefix(self.resident());
         let mut discarded = 0;
-        for name in self.db.tree_names().into_iter().filter(|n| n.starts_with(prefix.as_bytes())) {
+        for name in self.staging_trees() {
             self.db.drop_tree(&name)?;
             discarded += 1;
         }
@@ -318,7 +317,8 @@ mod tests {
     }
 
     fn staging_trees(store: &Store) -> usize {
-        store.db.tree_names().iter().filter(|n| crate::is_staging_tree(n)).count()
+        let residents = store.residents().unwrap();
+        residents.iter().map(|r| store.resident(r).unwrap().staging_trees().len()).sum()
     }
 
     fn count(space: &ResidentSpace) -> usize {

@@ -315,9 +315,9 @@ impl Store {
         drop(first);
         let name = as_name.unwrap_or(&manifest.resident).clone();
         let name = &name;
-        let space = self.create_resident_for_restore(name)?;
+        let space = self.begin_incoming(name)?;
         let outcome = (|| {
-            let latest = space.db.open_tree(format!("{}restore", crate::staging_prefix(name)))?;
+            let latest = space.db.open_tree(format!("{}restore", crate::STAGING_PREFIX))?;
             let mut restoring = Restoring {
                 space: &space,
                 vetting,
@@ -338,12 +338,9 @@ impl Store {
             restoring.finish()
         })();
         match outcome {
-            Ok(report) => {
-                self.finish_restore(name)?;
-                Ok((space, report))
-            }
+            Ok(report) => Ok((self.publish_incoming(space)?, report)),
             Err(e) => {
-                self.remove_resident(name)?;
+                self.discard_incoming(space)?;
                 Err(e)
             }
         }

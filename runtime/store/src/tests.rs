@@ -894,11 +894,182 @@ fn a_restore_interrupted_by_a_crash_is_removed_at_the_next_open() {
     let path = dir.path().join("db");
     {
         let store = Store::open(&path, Arc::new(Vocabulary::builtin())).unwrap();
-        let half = store.create_resident_for_restore(&"half".parse().unwrap()).unwrap();
+        let half = store.begin_incoming(&"half".parse().unwrap()).unwrap();
         put(&half, &trip_type(), "t1", trip(1, "bus", 1.0)).unwrap();
         me(&store);
         store.flush().unwrap();
+        half.flush().unwrap();
+        assert!(path.join("incoming/half").is_dir());
     }
     let store = Store::open(&path, Arc::new(Vocabulary::builtin())).unwrap();
     assert_eq!(store.residents().unwrap(), vec!["me".parse::<ResidentName>().unwrap()]);
+    assert!(!path.join("incoming/half").exists(), "its files are gone");
+}
+
+fn du(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    if !meta.is_dir() {
+        return meta.blocks() * 512;
+    }
+    std::fs::read_dir(path).unwrap().map(|e| du(&e.unwrap().path())).sum()
+}
+
+#[test]
+fn each_resident_is_a_directory_and_deleting_one_frees_its_disk() {
+    let (dir, store) = home();
+    let alice = filled_space(&store);
+    let bob = store.create_resident(&"bob".parse().unwrap()).unwrap();
+    put(&bob, &trip_type(), "b1", trip(2, "bike", 3.0)).unwrap();
+    let alice_dir = store.space_dir(alice.resident());
+    assert!(alice_dir.join("conf").is_file() && du(&alice_dir) > 0);
+    // Deleting a resident whose space is in use is refused, not torn away.
+    assert!(matches!(store.remove_resident(alice.resident()), Err(StoreError::ResidentBusy(_))));
+    let name = alice.resident().clone();
+    drop(alice);
+    store.remove_resident(&name).unwrap();
+    assert!(!alice_dir.exists(), "the space's files are deleted");
+    assert_eq!(du(&dir.path().join("db/removing")), 0);
+    assert!(matches!(store.resident(&name), Err(StoreError::UnknownResident(_))));
+    assert_eq!(store.residents().unwrap(), vec!["bob".parse::<ResidentName>().unwrap()]);
+    // The other resident is untouched.
+    assert_eq!(bob.doctype_counts().unwrap(), vec![(trip_type().to_string(), 1)]);
+}
+
+#[test]
+fn idle_spaces_are_closed_past_the_bound_and_reopen_with_their_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions { idle_spaces: 2, ..StoreOptions::default() };
+    let store = Store::open_with(&dir.path().join("db"), Arc::new(Vocabulary::builtin()), options).unwrap();
+    let names: Vec<ResidentName> = (0..6).map(|i| format!("r{i}").parse().unwrap()).collect();
+    for (i, name) in names.iter().enumerate() {
+        let space = store.create_resident(name).unwrap();
+        put(&space, &trip_type(), "t1", trip(1 + i as u32, "bus", i as f64)).unwrap();
+    }
+    assert_eq!(store.open_spaces(), 2, "only the two most recent stay open while idle");
+    // A space in use stays open whatever the bound, and a second user of
+    // the same resident shares its database (sled allows one opener).
+    let held: Vec<ResidentSpace> = names.iter().map(|n| store.resident(n).unwrap()).collect();
+    let again = store.resident(&names[0]).unwrap();
+    assert_eq!(store.open_spaces(), 6);
+    put(&again, &trip_type(), "t2", trip(9, "car", 1.0)).unwrap();
+    assert_eq!(held[0].doctype_counts().unwrap(), vec![(trip_type().to_string(), 2)]);
+    drop((held, again));
+    assert_eq!(store.open_spaces(), 2);
+    for name in &names {
+        assert!(store.resident(name).unwrap().verify().unwrap().is_consistent());
+    }
+}
+
+#[test]
+fn a_second_process_cannot_open_the_store() {
+    let (dir, _store) = home();
+    assert!(matches!(Store::open(&dir.path().join("db"), Arc::new(Vocabulary::builtin())), Err(StoreError::InUse(_))));
+}
+
+/// Builds a store the way domicile 0.1 laid it out: one database, every
+/// resident's trees named `resident/NAME/KIND`.
+fn legacy_store(path: &std::path::Path, from: &Store) -> Vec<(ResidentName, Vec<u8>)> {
+    let db = sled::open(path).unwrap();
+    let residents = db.open_tree("residents").unwrap();
+    let mut exports = Vec::new();
+    for name in from.residents().unwrap() {
+        let space = from.resident(&name).unwrap();
+        residents.insert(name.as_str(), b"{}").unwrap();
+        for kind in
+            ["docs", "index", "changes", "meta", "apps", "packages", "audit", "app-log", "outbox", "notifications"]
+        {
+            let legacy = db.open_tree(format!("resident/{name}/{kind}")).unwrap();
+            for item in space.db.open_tree(kind).unwrap().iter() {
+                let (k, v) = item.unwrap();
+                legacy.insert(k, v).unwrap();
+            }
+        }
+        let mut archive = Vec::new();
+        space.export(&mut archive, 1).unwrap();
+        exports.push((name, archive));
+    }
+    // A restore a crash interrupted: 0.1 removed it at the next open.
+    residents.insert("half", &b"{\"restoring\":true}"[..]).unwrap();
+    db.open_tree("resident/half/docs").unwrap().insert("x", "y").unwrap();
+    db.flush().unwrap();
+    exports
+}
+
+#[test]
+fn a_home_of_the_single_database_layout_is_upgraded_with_nothing_lost_even_when_interrupted() {
+    let (_d, source) = home();
+    filled_space(&source);
+    let bob = source.create_resident(&"bob".parse().unwrap()).unwrap();
+    put(&bob, &trip_type(), "b1", trip(2, "bike", 3.0)).unwrap();
+    let carol = source.create_resident(&"carol".parse().unwrap()).unwrap();
+    put(&carol, &note_type(), "n1", json!({"text": "hello"})).unwrap();
+    drop((bob, carol));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, root) = (dir.path().join("store"), dir.path().join("spaces"));
+    let exports = legacy_store(&legacy, &source);
+    // The first run dies after moving one resident.
+    let interrupted = std::panic::catch_unwind(|| {
+        let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+        store
+            .upgrade_single_database(&legacy, &mut |i, _| {
+                if i == 1 {
+                    panic!("the process dies here");
+                }
+            })
+            .unwrap()
+    });
+    assert!(interrupted.is_err());
+    assert!(legacy.is_dir(), "the old database stays until every resident is moved");
+    let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+    assert_eq!(store.residents().unwrap().len(), 1, "one resident was wholly moved, the next not at all");
+    let mut totals = Vec::new();
+    let report = store.upgrade_single_database(&legacy, &mut |i, n| totals.push((i, n))).unwrap();
+    assert_eq!(totals, vec![(0, 2), (1, 2)], "the second run moves only the two left");
+    assert_eq!((report.residents_moved, report.residents_already_moved, report.unfinished_restores_dropped), (2, 1, 1));
+    assert!(!legacy.exists(), "the old database is removed once everything is moved");
+    let names: Vec<ResidentName> = exports.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(store.residents().unwrap(), names);
+    for (name, archive) in exports {
+        let space = store.resident(&name).unwrap();
+        let mut again = Vec::new();
+        space.export(&mut again, 1).unwrap();
+        assert!(again == archive, "{name}'s export is byte for byte what it was");
+        assert!(space.verify().unwrap().is_consistent());
+        assert!(space.verify_audit().unwrap().is_intact());
+    }
+}
+
+#[test]
+fn an_import_being_published_when_the_old_version_died_is_finished_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, root) = (dir.path().join("store"), dir.path().join("spaces"));
+    {
+        let db = sled::open(&legacy).unwrap();
+        db.open_tree("residents").unwrap().insert("me", b"{}").unwrap();
+        let staging = db.open_tree("resident/me/staging/0000000000000001").unwrap();
+        let meta = db.open_tree("resident/me/meta").unwrap();
+        // Two staged documents, committed (the marker), none published yet.
+        for day in [3, 4] {
+            let mut value = vec![b'P'];
+            value.extend(serde_json::to_vec(&trip(day, "walk", 1.0)).unwrap());
+            staging.insert(format!("io.domicile.mobility.trip\0t{day}"), value).unwrap();
+        }
+        let marker = json!({
+            "tree": "resident/me/staging/0000000000000001",
+            "author": {"kind": "app", "id": "org.example.i", "version": "1.0.0"},
+            "at_ms": 5,
+        });
+        meta.insert("publish/0000000000000001", serde_json::to_vec(&marker).unwrap()).unwrap();
+        // An import that never committed: its staging is not carried over.
+        db.open_tree("resident/me/staging/0000000000000002").unwrap().insert("k", "v").unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+    store.upgrade_single_database(&legacy, &mut |_, _| {}).unwrap();
+    let me = store.resident(&"me".parse().unwrap()).unwrap();
+    assert!(me.staging_trees().is_empty());
+    assert_eq!(me.doctype_counts().unwrap(), vec![(trip_type().to_string(), 2)]);
+    assert!(me.verify().unwrap().is_consistent());
 }
