@@ -6,6 +6,7 @@ mod common;
 
 use common::server::{Client, Server};
 use common::*;
+use domicile_home::Operation;
 use serde_json::{json, Value};
 
 const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
@@ -593,4 +594,216 @@ fn one_client_address_gets_thirty_sign_in_attempts_a_minute() {
     assert!(refused.header("retry-after").is_some());
     assert!(refused.error().contains("too many sign-in attempts from your address"), "{}", refused.error());
     assert_eq!(Client::new(&server.url).get("/healthz").status, 200);
+}
+
+/// `domicile` commands on a home that `serve` holds reach the server over
+/// the home's control socket and behave as they do without a server: the
+/// same output, stdin streamed, relative paths resolved, the same errors.
+const A_TRIP: &str = r#"{"start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:20:00Z", "date": "2026-03-02", "month": "2026-03", "mode": "bike", "distance_m": 4200, "duration_s": 1200}"#;
+
+#[test]
+fn cli_commands_work_beside_a_running_server() {
+    let home = TestHome::new();
+    home.ok(&["install", sample_package("gpx-importer").to_str().unwrap(), "--grant", "all"]);
+    home.ok(&["put", TRIP, A_TRIP]);
+    let docs_alone = home.ok(&["--json", "docs", TRIP]).stdout;
+    let error_alone = home.run(&["--resident", "nobody", "apps"]).one_line_error().to_owned();
+    let server = Server::start(&home);
+    assert!(home.path().join("run/control.sock").exists());
+
+    // The operator adds a resident from the shell; the running server
+    // knows their password at once.
+    let ada_password = home.add_resident("ada");
+    server.client().sign_in("ada", &ada_password).ok();
+    // A password from stdin, through the socket.
+    let mut command = home.command(&["resident", "password", "me", "--password-stdin"]);
+    let mut child = command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"a-password-for-me\n").unwrap();
+    }
+    assert!(child.wait_with_output().unwrap().status.success());
+    let me = Client::signed_in(&server.url, "me", "a-password-for-me");
+
+    // An import with a path relative to the client's directory.
+    let data = sample_gpx();
+    let imported = home
+        .command(&["--resident", "me", "import", IMPORTER, data.file_name().unwrap().to_str().unwrap()])
+        .current_dir(data.parent().unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&imported.stdout);
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert!(stdout.starts_with("imported week-around-nantes.gpx with io.domicile.sample.gpx-importer: "), "{stdout}");
+    let over_http = me.get(&format!("/api/v1/docs/{TRIP}?limit=100")).ok().json();
+    assert_eq!(over_http["documents"].as_array().unwrap().len(), 15, "the server sees what the CLI imported");
+
+    // Acknowledged lines stream back as each write is on disk.
+    let mut put = home.command(&["--resident", "me", "put", TRIP, "--jsonl"]);
+    let mut child = put.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for day in 20..23 {
+            let body = A_TRIP.replace("2026-03-02", &format!("2026-03-{day}"));
+            writeln!(stdin, r#"{{"id": "t{day}", "body": {body}}}"#).unwrap();
+        }
+    }
+    let acks = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(acks, "ok t20\nok t21\nok t22\n");
+
+    // An export written where the client said.
+    let out = home.path().join("beside.tar");
+    home.ok(&["--resident", "me", "export", "--out", out.to_str().unwrap()]);
+    assert!(std::fs::metadata(&out).unwrap().len() > 0);
+    // The same errors, on one line, with a failing status.
+    assert_eq!(home.run(&["--resident", "nobody", "apps"]).one_line_error(), error_alone);
+    let again = home.run(&["serve", "--addr", "127.0.0.1:0"]).one_line_error().to_owned();
+    assert!(again.contains("already served"), "{again}");
+    let docs_beside = home.ok(&["--json", "--resident", "me", "docs", TRIP]).stdout;
+
+    let stopped = server.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert!(!home.path().join("run/control.sock").exists(), "the socket goes with the server");
+    // Same output as without a server, for the same data.
+    assert_eq!(docs_beside, home.ok(&["--json", "--resident", "me", "docs", TRIP]).stdout);
+    assert_ne!(docs_alone, docs_beside, "(the import and the puts changed the data)");
+    assert_eq!(home.ok(&["resident", "list"]).stdout, "ada\nme\n");
+}
+
+/// Where each operation of the service layer is reached: a CLI command and
+/// an HTTP route. No wildcard: a new operation does not compile here until
+/// both front-ends are named, and the test below checks both really answer.
+fn front_ends(op: Operation) -> (Vec<&'static str>, &'static str, &'static str) {
+    use Operation as O;
+    match op {
+        O::AddResident => (vec!["resident", "add", "zoe"], "POST", "/api/v1/admin/residents"),
+        O::SetPassword => (vec!["resident", "password", "zoe"], "POST", "/api/v1/admin/residents/zoe/password"),
+        O::SetSignIn => (vec!["resident", "disable", "zoe"], "POST", "/api/v1/admin/residents/zoe/disable"),
+        O::SetQuota => (vec!["quota", "--max-documents", "1000"], "PUT", "/api/v1/admin/residents/me/quota"),
+        O::TrustKey => (vec!["trust", "add", "ab"], "POST", "/api/v1/admin/trust"),
+        O::RevokeKey => (vec!["trust", "revoke", "ab"], "POST", "/api/v1/admin/trust/ab/revoke"),
+        O::AddCatalogueSource => (vec!["catalogue", "add-source", "/nonexistent"], "POST", "/api/v1/admin/catalogues"),
+        O::Restore => (vec!["restore", "/nonexistent.tar"], "POST", "/api/v1/admin/restore"),
+        O::NewOperatorToken => (vec!["operator-token"], "POST", "/api/v1/admin/operator-token"),
+        O::Install => (vec!["install", "org.example.none"], "POST", "/api/v1/apps"),
+        O::Update => (vec!["update", "org.example.none"], "POST", "/api/v1/apps/org.example.none/update"),
+        O::Grant => (vec!["grant", "org.example.none", "all"], "POST", "/api/v1/apps/org.example.none/grants"),
+        O::Revoke => (vec!["revoke", "org.example.none"], "POST", "/api/v1/apps/org.example.none/revoke"),
+        O::Uninstall => (vec!["uninstall", "org.example.none"], "DELETE", "/api/v1/apps/org.example.none"),
+        O::KeepHeldApp => (vec!["enable", "org.example.none"], "POST", "/api/v1/apps/org.example.none/enable"),
+        O::Run => (vec!["run", "org.example.none"], "POST", "/api/v1/apps/org.example.none/run"),
+        O::Import => {
+            (vec!["import", "org.example.none", "/nonexistent"], "POST", "/api/v1/apps/org.example.none/import?file=x")
+        }
+        O::PutDocument => (vec!["put", "org.example.note", "{}"], "POST", "/api/v1/docs/org.example.note"),
+        O::DeleteDocument => (vec!["delete", "org.example.note", "n1"], "DELETE", "/api/v1/docs/org.example.note/n1"),
+        O::ApproveOutbox => (vec!["approve", "999"], "POST", "/api/v1/outbox/999/approve"),
+        O::DenyOutbox => (vec!["deny", "999"], "POST", "/api/v1/outbox/999/deny"),
+        O::Export => (vec!["export", "--out", "/nonexistent/x.tar"], "GET", "/api/v1/export"),
+        O::CreateToken => (vec!["token", "create", "--label", "ci"], "POST", "/api/v1/tokens"),
+        O::RevokeToken => (vec!["token", "revoke", "nope"], "DELETE", "/api/v1/tokens/nope"),
+    }
+}
+
+/// Every operation the service layer offers is reachable from the CLI
+/// (the command parses and reaches the home: clap's usage errors exit with
+/// 2) and from the HTTP API (a route answers, not the web UI's fallback),
+/// while the server runs.
+#[test]
+fn every_operation_is_reachable_from_both_the_cli_and_the_api() {
+    let home = TestHome::new();
+    let password = home.set_password("me");
+    let server = Server::start(&home);
+    let me = Client::signed_in(&server.url, "me", &password);
+    for &op in Operation::ALL {
+        let (argv, method, path) = front_ends(op);
+        let mut args = vec!["--resident", "me"];
+        args.extend(argv.iter().copied());
+        let cli = home.command(&args).output().unwrap();
+        assert_ne!(
+            cli.status.code(),
+            Some(2),
+            "{op:?}: `domicile {}` is not a command: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&cli.stderr)
+        );
+        // A fresh operator token each time: one of the operations makes a new one.
+        let client = if path.starts_with("/api/v1/admin") {
+            let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+            server.client().with_bearer(&token)
+        } else {
+            me.clone()
+        };
+        let body = Some(("application/json", b"{}".to_vec()));
+        let reply = client.request(method, path, body);
+        // The API says what is not found in JSON; a route that does not
+        // exist falls through to the web UI's plain `not found` (or is a 405).
+        let unrouted = reply.status == 405 || (reply.status == 404 && reply.text() == "not found\n");
+        assert!(!unrouted, "{op:?}: no route {method} {path} (HTTP {})", reply.status);
+        assert_ne!(reply.status, 401, "{op:?}: {method} {path} was not authorised: {}", reply.text());
+    }
+}
+
+/// The operations the API gained with the service layer, doing what the
+/// CLI's do: a resident writes and deletes their own documents; the
+/// operator restores an archive, trusts and revokes a key (holding the apps
+/// it signed) and replaces their token.
+#[test]
+fn the_api_writes_documents_restores_archives_and_revokes_keys_as_the_cli_does() {
+    let home = TestHome::new();
+    let password = home.set_password("me");
+    home.ok(&["install", sample_package("mobility-footprint").to_str().unwrap(), "--grant", "all"]);
+    let server = Server::start(&home);
+    let me = Client::signed_in(&server.url, "me", &password);
+    let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let admin = server.client().with_bearer(&token);
+
+    // A resident's own document, checked against its schema.
+    let written =
+        me.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "body": serde_json::from_str::<Value>(A_TRIP).unwrap() }));
+    let id = written.ok().json()["id"].as_str().unwrap().to_owned();
+    let bad = me.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "body": { "mode": "teleport" } }));
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let docs = home.ok(&["--json", "docs", TRIP]).json();
+    assert_eq!(docs[0]["meta"]["created_by"]["kind"], "resident", "{docs}");
+    me.delete(&format!("/api/v1/docs/{TRIP}/{id}")).ok();
+    assert!(home.docs(TRIP).is_empty());
+    assert_eq!(me.delete(&format!("/api/v1/docs/{TRIP}/{id}")).status, 404);
+    me.post(
+        &format!("/api/v1/docs/{TRIP}"),
+        &json!({ "id": "kept", "body": serde_json::from_str::<Value>(A_TRIP).unwrap() }),
+    )
+    .ok();
+
+    // Restore, as `copy`: the same documents and apps.
+    let archive = home.path().join("me.tar");
+    home.ok(&["export", "--out", archive.to_str().unwrap()]);
+    let restored = admin.request(
+        "POST",
+        "/api/v1/admin/restore?as=copy",
+        Some(("application/x-tar", std::fs::read(&archive).unwrap())),
+    );
+    assert_eq!(restored.ok().json()["resident"], "copy");
+    assert_eq!(home.ok(&["--json", "--resident", "copy", "docs", TRIP]).json()[0]["id"], "kept");
+    let damaged =
+        admin.request("POST", "/api/v1/admin/restore?as=broken", Some(("application/x-tar", b"not a tar".to_vec())));
+    assert_eq!(damaged.status, 400, "{}", damaged.text());
+    assert_eq!(home.ok(&["resident", "list"]).stdout, "copy\nme\n", "a refused archive leaves nothing");
+
+    // Revoking the sample key holds the apps it signed, in every space.
+    let key = std::fs::read_to_string(repo().join("sample-apps/keys/sample-publisher.pub")).unwrap().trim().to_owned();
+    let revoked = admin.post(&format!("/api/v1/admin/trust/{key}/revoke"), &json!({})).ok().json();
+    let mut held: Vec<String> =
+        revoked["held"].as_array().unwrap().iter().map(|h| format!("{}:{}", h["resident"], h["app"])).collect();
+    held.sort();
+    assert_eq!(held, [format!("\"copy\":\"{FOOTPRINT}\""), format!("\"me\":\"{FOOTPRINT}\"")]);
+    assert_eq!(me.post(&format!("/api/v1/apps/{FOOTPRINT}/run"), &json!({})).status, 409);
+    let trusted = admin.post("/api/v1/admin/trust", &json!({ "key": key, "name": "again" })).ok().json();
+    assert_eq!(trusted["revoked_at_ms"], Value::Null);
+
+    // A new operator token: the old one stops working.
+    let new = admin.post("/api/v1/admin/operator-token", &json!({})).ok().json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(admin.get("/api/v1/admin/residents").status, 401);
+    server.client().with_bearer(&new).get("/api/v1/admin/residents").ok();
 }

@@ -18,8 +18,6 @@ use domicile_manifest::{AppId, Grants};
 use domicile_store::{Author, Change, Query, ResidentSpace, Selector};
 use serde_json::{json, Value};
 
-use crate::home::Home;
-
 const BENCH_GUEST: &[u8] = include_bytes!("../../../tests/fixtures/packages/bench.dpkg");
 const BENCH_APP: &str = "org.example.test.bench";
 const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
@@ -81,7 +79,7 @@ fn ratio(a: f64, b: f64) -> f64 {
 pub async fn run(options: BenchOptions) -> Result<()> {
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the benchmark")?;
     let dir = scratch.path();
-    let home = Home::create(dir, &"bench".parse()?)?;
+    let home = crate::home::create(dir, &"bench".parse()?)?;
     // The benchmark's own caps: large inputs are the point.
     std::fs::write(
         dir.join("config.toml"),
@@ -172,7 +170,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let t = Instant::now();
     runtime.run_importer(&space, &importer, "bench.csv", &csv).await?;
     let guest = t.elapsed();
-    let native_space = home.store.create_resident(&"native".parse()?)?;
+    let native_space = home.store().create_resident(&"native".parse()?)?;
     let t = Instant::now();
     native_import(&native_space, &csv)?;
     let native = t.elapsed();

@@ -1,19 +1,18 @@
 //! One function per verb. Each prints what it did for a person, or JSON
 //! with `--json`.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use domicile_host::{ImportMode, Imported};
 use domicile_manifest::{AppId, Doctype, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
-use domicile_store::{AuditFilter, Author, Change, DocId, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort};
+use domicile_store::{AuditFilter, DocId, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort};
 use serde_json::json;
 
-use crate::home::Home;
 use crate::terminal::{self, safe};
-use crate::{AuditAction, CatalogueCommand, Cli, Command, ResidentCommand, TrustCommand};
+use crate::{AuditAction, CatalogueCommand, Cli, Command, ResidentCommand, TokenCommand, TrustCommand};
+use domicile_home::Home;
 
 pub async fn execute(cli: Cli) -> Result<()> {
     let Cli { home, resident, json, command } = cli;
@@ -35,6 +34,10 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let options = crate::loadtest::LoadOptions { residents: *residents, runs: *runs, json };
             return crate::loadtest::run(options).await;
         }
+        Command::BenchResidents { residents, active } => {
+            let options = crate::bench_residents::Options { residents: *residents, active: *active, json };
+            return crate::bench_residents::run(options).await;
+        }
         Command::Keygen { out } => return keygen(out, json),
         Command::Pack { manifest, component, key, out } => return pack(manifest, component, key, out, json),
         Command::Catalogue(CatalogueCommand::Build { dir, key, name }) => {
@@ -46,58 +49,78 @@ pub async fn execute(cli: Cli) -> Result<()> {
     }
     let dir = home.context("no home given: pass --home DIR or set DOMICILE_HOME")?;
     if let Command::Init { name } = &command {
-        Home::create(&dir, &name.parse()?)?;
-        println!("created a domicile home in {} for resident `{name}`", dir.display());
+        crate::home::create(&dir, &name.parse()?)?;
+        outln!("created a domicile home in {} for resident `{name}`", dir.display());
         return Ok(());
     }
-    if let Command::Verify { package, key: None } = &command {
-        return verify(Some(&dir), package, None, json);
+    // The home, or else the server that holds it.
+    let opened = if matches!(command, Command::Restore { .. }) {
+        crate::home::open_or_create(&dir)
+    } else {
+        crate::home::open(&dir)
+    };
+    match opened {
+        Ok(home) => match command {
+            Command::Serve { addr } => crate::serve::serve(home, addr).await,
+            command => on_home(&home, resident, json, command).await,
+        },
+        Err(e) if crate::control::held_by_a_server(&e) => crate::control::forward(&dir, resident, json, command),
+        Err(e) => Err(e),
     }
-    if let Command::Restore { archive, r#as } = &command {
-        let home = Home::open_or_create(&dir)?;
-        return crate::consent::restore(&home, archive, r#as.as_deref(), json);
-    }
-    let home = Home::open(&dir)?;
+}
+
+/// A command on an open home: in this process, or in a server for a
+/// `domicile` beside it (then its output goes to that client).
+pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: Command) -> Result<()> {
     match command {
         Command::Demo { .. }
         | Command::Bench { .. }
         | Command::BenchServer { .. }
+        | Command::BenchResidents { .. }
         | Command::Keygen { .. }
         | Command::Pack { .. }
-        | Command::Init { .. }
-        | Command::Verify { .. } => {
-            unreachable!("handled above")
+        | Command::Catalogue(CatalogueCommand::Build { .. })
+        | Command::Init { .. } => bail!("this command does not act on a home"),
+        Command::Serve { .. } => {
+            bail!("this home is already served by a running domicile server: it has the home to itself; stop it first")
         }
+        Command::Verify { package, key } => verify(Some(home), &package, key.as_deref(), json)?,
+        Command::Restore { archive, r#as } => crate::consent::restore(home, &archive, r#as.as_deref(), json)?,
         Command::Resident(ResidentCommand::Add { name, password_stdin }) => {
-            crate::serve::add_resident(&home, &name, password_stdin, json)?
+            crate::serve::add_resident(home, &name, password_stdin, json)?
         }
         Command::Resident(ResidentCommand::Password { name, password_stdin }) => {
-            crate::serve::set_password(&home, &name, password_stdin, json)?
+            crate::serve::set_password(home, &name, password_stdin, json)?
         }
-        Command::OperatorToken => crate::serve::operator_token(&home, json)?,
-        Command::Serve { addr } => return crate::serve::serve(home, addr).await,
+        Command::OperatorToken => crate::serve::operator_token(home, json)?,
+        Command::Resident(ResidentCommand::Disable { name }) => {
+            home.set_sign_in(&name.parse()?, false)?;
+            outln!("{name} can no longer sign in; their data is untouched");
+        }
+        Command::Resident(ResidentCommand::Enable { name }) => {
+            home.set_sign_in(&name.parse()?, true)?;
+            outln!("{name} can sign in again");
+        }
+        Command::Token(command) => tokens(home, &home.resident(resident)?, command, json)?,
         Command::Resident(ResidentCommand::List) => {
-            let residents = home.store.residents()?;
+            let residents = home.store().residents()?;
             if json {
-                println!("{}", json!(residents.iter().map(|r| r.as_str()).collect::<Vec<_>>()));
+                outln!("{}", json!(residents.iter().map(|r| r.as_str()).collect::<Vec<_>>()));
             } else {
-                residents.iter().for_each(|r| println!("{r}"));
+                residents.iter().for_each(|r| outln!("{r}"));
             }
         }
         Command::Trust(TrustCommand::Add { key, name, roles }) => {
-            let key = PublicKey::from_text_or_file(&key)?;
-            let mut trust = home.trust()?;
-            trust.add(key, &name, &roles)?;
-            let roles =
-                trust.find(&key).map(|k| k.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" and "));
-            println!("trusted key {key} as {}", roles.unwrap_or_default());
+            let trusted = home.trust_key(PublicKey::from_text_or_file(&key)?, &name, &roles)?;
+            let roles = trusted.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" and ");
+            outln!("trusted key {} as {roles}", trusted.key);
         }
         Command::Trust(TrustCommand::List) => {
             let trust = home.trust()?;
             if json {
-                println!("{}", serde_json::to_string(trust.keys())?);
+                outln!("{}", serde_json::to_string(trust.keys())?);
             } else if trust.keys().is_empty() {
-                println!("no trusted keys: add one with `domicile trust add KEY`");
+                outln!("no trusted keys: add one with `domicile trust add KEY`");
             } else {
                 for k in trust.keys() {
                     let roles = k.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
@@ -105,40 +128,37 @@ pub async fn execute(cli: Cli) -> Result<()> {
                         Some(at) => format!("REVOKED {}", format_ms(at)),
                         None => roles,
                     };
-                    println!("{}  {}  ({state})", k.key, k.name);
+                    outln!("{}  {}  ({state})", k.key, k.name);
                 }
             }
         }
-        Command::Trust(TrustCommand::Revoke { key }) => crate::consent::revoke_key(&home, &key)?,
+        Command::Trust(TrustCommand::Revoke { key }) => crate::consent::revoke_key(home, &key)?,
         Command::Install { app, version, grant } => {
-            crate::consent::install(&home, &home.resident(resident)?, &app, version.as_ref(), &grant, json)?
+            crate::consent::install(home, &home.resident(resident)?, &app, version.as_ref(), &grant, json)?
         }
         Command::Update { app, package, grant } => {
-            crate::consent::update(&home, &home.resident(resident)?, app.as_deref(), package.as_deref(), &grant, json)?
+            crate::consent::update(home, &home.resident(resident)?, app.as_deref(), package.as_deref(), &grant, json)?
         }
         Command::Enable { app } => {
-            let space = home.resident(resident)?;
             let id: AppId = app.parse()?;
-            space.release_app(&id)?;
-            println!("{id} can run again: you chose to keep it although its publisher key was revoked");
+            home.keep_held_app(&home.resident(resident)?, &id)?;
+            outln!("{id} can run again: you chose to keep it although its publisher key was revoked");
         }
-        Command::Catalogue(command) => crate::consent::catalogue(&home, command, json)?,
+        Command::Catalogue(command) => crate::consent::catalogue(home, command, json)?,
         Command::Outbox => crate::outbox::list(&home.resident(resident)?, json)?,
-        Command::Approve { id } => crate::outbox::approve(&home.resident(resident)?, id, json)?,
-        Command::Deny { id } => crate::outbox::deny(&home.resident(resident)?, id, json)?,
+        Command::Approve { id } => crate::outbox::approve(home, &home.resident(resident)?, id, json)?,
+        Command::Deny { id } => crate::outbox::deny(home, &home.resident(resident)?, id, json)?,
         Command::Notifications => crate::outbox::notifications(&home.resident(resident)?, json)?,
-        Command::Apps => apps(&home, &home.resident(resident)?, json)?,
-        Command::Grant { app, grants } => change_grants(&home.resident(resident)?, &app, &grants, true, json)?,
-        Command::Revoke { app, grants } => change_grants(&home.resident(resident)?, &app, &grants, false, json)?,
+        Command::Apps => apps(home, &home.resident(resident)?, json)?,
+        Command::Grant { app, grants } => change_grants(home, &home.resident(resident)?, &app, &grants, true, json)?,
+        Command::Revoke { app, grants } => change_grants(home, &home.resident(resident)?, &app, &grants, false, json)?,
         Command::Uninstall { app, purge_data } => {
-            let space = home.resident(resident)?;
             let id: AppId = app.parse()?;
-            home.runtime()?.uninstall(&space, &id)?;
+            let n = home.uninstall(&home.resident(resident)?, &id, purge_data)?;
             if purge_data {
-                let n = space.purge_created_by(&id, crate::home::clock_from_env()?.now_ms())?;
-                println!("uninstalled {app} and deleted the {n} documents it had created");
+                outln!("uninstalled {app} and deleted the {n} documents it had created");
             } else {
-                println!("uninstalled {app}; the documents it wrote are still yours");
+                outln!("uninstalled {app}; the documents it wrote are still yours");
             }
         }
         Command::Import { importer, file, partial } => {
@@ -146,14 +166,14 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let mode = if partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
-            let imported = home.runtime()?.run_import(&space, &importer.parse()?, &name, &bytes, mode).await?;
+            let imported = home.import(&space, &importer.parse()?, &name, &bytes, mode).await?;
             print_import(&name, &importer, &imported, partial, json)?;
         }
         Command::Run { app, input } => {
             serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
             let space = home.resident(resident)?;
-            let output = home.runtime()?.run_service(&space, &app.parse()?, &input).await?;
-            println!("{}", terminal::json(&output));
+            let output = home.run(&space, &app.parse()?, &input).await?;
+            outln!("{}", terminal::json(&output));
         }
         Command::Docs { doctype, selector, sort, limit } => {
             docs(&home.resident(resident)?, &doctype, &selector, sort.as_deref(), limit, json)?
@@ -161,9 +181,9 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Changes { doctype, since } => {
             for c in home.resident(resident)?.changes_since(&doctype.parse()?, since, usize::MAX)? {
                 if json {
-                    println!("{}", serde_json::to_string(&c)?);
+                    outln!("{}", serde_json::to_string(&c)?);
                 } else {
-                    println!("{}  {}  {:?}  {}", c.seq, format_ms(c.at_ms), c.op, safe(c.id.as_str()));
+                    outln!("{}  {}  {:?}  {}", c.seq, format_ms(c.at_ms), c.op, safe(c.id.as_str()));
                 }
             }
         }
@@ -173,12 +193,11 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 bail!("{} already exists; choose another --out", out.display());
             }
             let file = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            let at = crate::home::clock_from_env()?.now_ms();
-            let summary = space.export(std::io::BufWriter::new(file), at)?;
+            let summary = home.export(&space, std::io::BufWriter::new(file))?;
             if json {
-                println!("{}", serde_json::to_string(&summary)?);
+                outln!("{}", serde_json::to_string(&summary)?);
             } else {
-                println!(
+                outln!(
                     "exported {} documents, {} apps, {} audit entries of `{}` to {}",
                     summary.documents,
                     summary.apps,
@@ -188,51 +207,42 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Restore { .. } => unreachable!("handled above"),
         Command::Put { doctype, id, body, jsonl } => {
             let space = home.resident(resident)?;
             let doctype: Doctype = doctype.parse()?;
             if jsonl {
-                put_lines(&space, &doctype)?;
+                put_lines(home, &space, &doctype)?;
             } else {
                 let body: serde_json::Value =
                     serde_json::from_str(body.as_deref().unwrap_or_default()).context("the body is not JSON")?;
-                println!("{}", put_one(&space, &doctype, id.as_deref(), body)?);
+                outln!("{}", put_one(home, &space, &doctype, id.as_deref(), body)?);
             }
         }
         Command::Delete { doctype, id } => {
-            let change = Change::Delete { doctype: doctype.parse()?, id: id.parse()? };
-            home.resident(resident)?.commit(
-                &[change],
-                &Author::Resident,
-                crate::home::clock_from_env()?.now_ms(),
-                &[],
-            )?;
-            println!("deleted {id}");
+            home.delete_document(&home.resident(resident)?, &doctype.parse()?, id.parse()?)?;
+            outln!("deleted {id}");
         }
         Command::Check => {
             let report = home.resident(resident)?.verify()?;
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             }
             if !report.is_consistent() {
                 bail!("the store is inconsistent: {}", report.problems.join("; "));
             }
             if !json {
-                println!("consistent: {} documents, {} index entries", report.documents, report.index_entries);
+                outln!("consistent: {} documents, {} index entries", report.documents, report.index_entries);
             }
         }
         Command::Quota { max_documents, max_bytes } => {
             let space = home.resident(resident)?;
-            if max_documents.is_some() || max_bytes.is_some() {
-                space.set_quota(&Quota { max_documents, max_bytes })?;
-            }
-            let (usage, quota) = (space.usage()?, space.quota()?);
+            let quota = (max_documents.is_some() || max_bytes.is_some()).then_some(Quota { max_documents, max_bytes });
+            let (usage, quota) = home.set_quota(space.resident(), quota)?;
             if json {
-                println!("{}", json!({ "usage": usage, "quota": quota }));
+                outln!("{}", json!({ "usage": usage, "quota": quota }));
             } else {
                 let show = |v: Option<u64>| v.map_or("unlimited".to_owned(), |v| v.to_string());
-                println!(
+                outln!(
                     "{} documents (limit {}), {} bytes (limit {})",
                     usage.documents,
                     show(quota.max_documents),
@@ -255,11 +265,46 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let app: Option<AppId> = app.map(|a| a.parse()).transpose()?;
             for e in home.resident(resident)?.app_log(app.as_ref())? {
                 if json {
-                    println!("{}", serde_json::to_string(&e)?);
+                    outln!("{}", serde_json::to_string(&e)?);
                 } else {
-                    println!("{}  {:<5}  {}  {}", format_ms(e.at_ms), safe(&e.level), e.app, safe(&e.message));
+                    outln!("{}  {:<5}  {}  {}", format_ms(e.at_ms), safe(&e.level), e.app, safe(&e.message));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn tokens(home: &Home, space: &ResidentSpace, command: TokenCommand, json: bool) -> Result<()> {
+    let name = space.resident();
+    match command {
+        TokenCommand::Create { label } => {
+            let (info, secret) = home.create_token(name, &label)?;
+            if json {
+                outln!(
+                    "{}",
+                    json!({ "token": secret, "id": info.id, "label": info.label, "created_ms": info.created_ms })
+                );
+            } else {
+                outln!("{secret}\n(shown once: send it as `Authorization: Bearer ...`; `domicile token revoke {}` stops it)", info.id);
+            }
+        }
+        TokenCommand::List => {
+            let tokens = home.accounts().tokens(name);
+            if json {
+                outln!("{}", serde_json::to_string(&tokens)?);
+            } else if tokens.is_empty() {
+                outln!("no API tokens");
+            }
+            for t in tokens.iter().filter(|_| !json) {
+                outln!("{}  {}  {}", t.id, format_ms(t.created_ms), safe(&t.label));
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !home.revoke_token(name, &id)? {
+                bail!("`{name}` has no API token `{id}`");
+            }
+            outln!("revoked API token {id}");
         }
     }
     Ok(())
@@ -276,12 +321,12 @@ fn keygen(prefix: &Path, json: bool) -> Result<()> {
     std::fs::write(&public, format!("{}\n", key.public()))
         .with_context(|| format!("cannot write {}", public.display()))?;
     if json {
-        println!(
+        outln!(
             "{}",
             json!({ "public_key": key.public().to_string(), "secret_key_file": secret, "public_key_file": public })
         );
     } else {
-        println!(
+        outln!(
             "secret key: {} (keep it private)\npublic key: {}\n  {}",
             secret.display(),
             public.display(),
@@ -313,33 +358,33 @@ fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, json: bool) -
     }
     std::fs::write(out, &package).with_context(|| format!("cannot write {}", out.display()))?;
     if json {
-        println!(
+        outln!(
             "{}",
             json!({ "app": parsed.id.as_str(), "version": parsed.version.to_string(), "publisher": key.public().to_string(), "out": out })
         );
     } else {
-        println!("packed {} {} signed by {} into {}", parsed.id, parsed.version, key.public(), out.display());
+        outln!("packed {} {} signed by {} into {}", parsed.id, parsed.version, key.public(), out.display());
     }
     Ok(())
 }
 
 /// `domicile verify PACKAGE`: against `--key`, or else the home's trust store.
-fn verify(home_dir: Option<&Path>, package: &Path, key: Option<&str>, json: bool) -> Result<()> {
+fn verify(home: Option<&Home>, package: &Path, key: Option<&str>, json: bool) -> Result<()> {
     let bytes = std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
     let sealed = domicile_package::unseal(&bytes)?;
-    let verified = match (key, home_dir) {
+    let verified = match (key, home) {
         (Some(key), _) => sealed.verify_with(&PublicKey::from_text_or_file(key)?)?,
-        (None, Some(dir)) => sealed.verify(&Home::open(dir)?.trust()?)?,
+        (None, Some(home)) => sealed.verify(&home.trust()?)?,
         (None, None) => bail!("verify against what? pass --key KEY, or --home DIR to use its trust store"),
     };
     let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
     if json {
-        println!(
+        outln!(
             "{}",
             json!({ "valid": true, "app": manifest.id.as_str(), "version": manifest.version.to_string(), "publisher": verified.publisher().to_string(), "component_sha256": verified.component_digest_hex() })
         );
     } else {
-        println!(
+        outln!(
             "{}: valid signature by {} on {} {}",
             package.display(),
             verified.publisher(),
@@ -352,16 +397,14 @@ fn verify(home_dir: Option<&Path>, package: &Path, key: Option<&str>, json: bool
 
 /// Asks, for each permission, whether to grant it.
 pub(crate) fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
+    if !crate::io::stdin_is_terminal() {
         bail!("no grants given and no terminal to ask on: pass --grant all, or --grant DOCTYPE:ACCESS for each permission to grant");
     }
     let mut grants = Grants::default();
-    let mut lines = stdin.lock().lines();
+    let mut lines = crate::io::stdin_lines();
     for p in &manifest.permissions {
         for access in p.access.iter() {
-            print!("Allow {} to {access} your {}? ({})  [y/N] ", safe(&manifest.name), p.doctype, p.purpose);
-            std::io::stdout().flush()?;
+            out!("Allow {} to {access} your {}? ({})  [y/N] ", safe(&manifest.name), p.doctype, p.purpose);
             let answer = lines.next().transpose()?.unwrap_or_default();
             if matches!(answer.trim(), "y" | "Y" | "yes") {
                 grants.extend(&Grants::from_specs(manifest, &[format!("{}:{access}", p.doctype)])?);
@@ -385,7 +428,7 @@ pub(crate) fn app_json(app: &InstalledApp) -> serde_json::Value {
 
 fn apps(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
     let apps = space.apps()?;
-    let updates = crate::consent::available_updates(home, &apps);
+    let updates = home.available_updates(&apps);
     if json {
         let list: Vec<serde_json::Value> = apps
             .iter()
@@ -395,14 +438,14 @@ fn apps(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
                 v
             })
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        outln!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
     if apps.is_empty() {
-        println!("no apps installed");
+        outln!("no apps installed");
     }
     for app in apps {
-        println!(
+        outln!(
             "{}  {}  {}  ({})\n  granted: {}",
             app.manifest.id,
             app.manifest.version,
@@ -411,7 +454,7 @@ fn apps(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
             app.grants
         );
         if let Some(hold) = &app.held {
-            println!(
+            outln!(
                 "  ON HOLD: {} (`domicile uninstall {}` or `domicile enable {}`)",
                 safe(&hold.reason),
                 app.id(),
@@ -419,26 +462,19 @@ fn apps(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
             );
         }
         if let Some(version) = updates.get(app.id()) {
-            println!("  update available: {version} (`domicile update {}`)", app.id());
+            outln!("  update available: {version} (`domicile update {}`)", app.id());
         }
     }
     Ok(())
 }
 
-fn change_grants(space: &ResidentSpace, app: &str, specs: &[String], add: bool, json: bool) -> Result<()> {
+fn change_grants(home: &Home, space: &ResidentSpace, app: &str, specs: &[String], add: bool, json: bool) -> Result<()> {
     let id: AppId = app.parse()?;
-    let installed = space.app(&id)?;
-    let mut grants = installed.grants.clone();
-    if add {
-        grants.extend(&Grants::from_specs(&installed.manifest, specs)?);
-    } else {
-        grants.revoke(&installed.manifest, specs)?;
-    }
-    space.set_grants(&id, &grants)?;
+    let grants = home.change_grants(space, &id, specs, add)?;
     if json {
-        println!("{}", json!({ "app": id.as_str(), "grants": grants }));
+        outln!("{}", json!({ "app": id.as_str(), "grants": grants }));
     } else {
-        println!("{id} is now granted: {grants}");
+        outln!("{id} is now granted: {grants}");
     }
     Ok(())
 }
@@ -467,27 +503,28 @@ fn docs(
             if json {
                 all.push(json!({ "id": doc.id.as_str(), "body": doc.body, "meta": doc.meta }));
             } else {
-                println!("{}  {}", safe(doc.id.as_str()), terminal::json(&doc.body.to_string()));
+                outln!("{}  {}", safe(doc.id.as_str()), terminal::json(&doc.body.to_string()));
             }
         }
     }
     if json {
-        println!("{}", serde_json::Value::Array(all));
+        outln!("{}", serde_json::Value::Array(all));
     } else if shown == 0 {
-        println!("no {doctype} documents match");
+        outln!("no {doctype} documents match");
     }
     Ok(())
 }
 
 /// Writes one document as the resident; returns its id once it is on disk.
-fn put_one(space: &ResidentSpace, doctype: &Doctype, id: Option<&str>, body: serde_json::Value) -> Result<DocId> {
-    let id = match id {
-        Some(id) => id.parse()?,
-        None => space.id_for(doctype, &body)?,
-    };
-    let change = Change::Put { doctype: doctype.clone(), id: id.clone(), body };
-    space.commit(&[change], &Author::Resident, crate::home::clock_from_env()?.now_ms(), &[])?;
-    Ok(id)
+fn put_one(
+    home: &Home,
+    space: &ResidentSpace,
+    doctype: &Doctype,
+    id: Option<&str>,
+    body: serde_json::Value,
+) -> Result<DocId> {
+    let id = id.map(str::parse).transpose()?;
+    Ok(home.put_document(space, doctype, id, body)?)
 }
 
 #[derive(serde::Deserialize)]
@@ -498,17 +535,16 @@ struct PutLine {
 }
 
 /// `put --jsonl`: one durable write per line, acknowledged on stdout.
-fn put_lines(space: &ResidentSpace, doctype: &Doctype) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+fn put_lines(home: &Home, space: &ResidentSpace, doctype: &Doctype) -> Result<()> {
+    for (n, line) in crate::io::stdin_lines().enumerate() {
         let line = line.with_context(|| format!("line {} is not text", n + 1))?;
         if line.trim().is_empty() {
             continue;
         }
         let put: PutLine = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
-        let id = put_one(space, doctype, put.id.as_deref(), put.body).with_context(|| format!("line {}", n + 1))?;
-        writeln!(out, "ok {id}")?;
-        out.flush()?;
+        let id =
+            put_one(home, space, doctype, put.id.as_deref(), put.body).with_context(|| format!("line {}", n + 1))?;
+        outln!("ok {id}");
     }
     Ok(())
 }
@@ -517,22 +553,22 @@ fn audit(space: &ResidentSpace, filter: &AuditFilter, summary: bool, json: bool)
     if summary {
         let groups = space.audit_summary(filter)?;
         if json {
-            println!("{}", serde_json::to_string(&groups)?);
+            outln!("{}", serde_json::to_string(&groups)?);
         } else if groups.is_empty() {
-            println!("no app has accessed your data in that period");
+            outln!("no app has accessed your data in that period");
         }
         for g in groups.iter().filter(|_| !json) {
-            println!("{}  ({} to {})", safe(&g.sentence()), format_ms(g.first_ms), format_ms(g.last_ms));
+            outln!("{}  ({} to {})", safe(&g.sentence()), format_ms(g.first_ms), format_ms(g.last_ms));
         }
         return Ok(());
     }
     let entries = space.audit(filter)?;
     if json {
-        println!("{}", serde_json::to_string(&entries)?);
+        outln!("{}", serde_json::to_string(&entries)?);
         return Ok(());
     }
     if entries.is_empty() {
-        println!("no app has accessed your data");
+        outln!("no app has accessed your data");
     }
     for e in entries {
         let outcome = match e.outcome {
@@ -543,7 +579,7 @@ fn audit(space: &ResidentSpace, filter: &AuditFilter, summary: bool, json: bool)
             Some(d) => format!("to {}", safe(d)),
             None => format!("{}  {} doc(s)", safe(&e.doctype), e.documents),
         };
-        println!(
+        outln!(
             "{:>5}  {}  {:<7}  {}@{}  {:<6}  {what}",
             e.seq,
             format_ms(e.at_ms),
@@ -559,13 +595,13 @@ fn audit(space: &ResidentSpace, filter: &AuditFilter, summary: bool, json: bool)
 fn audit_verify(space: &ResidentSpace, json: bool) -> Result<()> {
     let check = space.verify_audit()?;
     if json {
-        println!("{}", serde_json::to_string(&check)?);
+        outln!("{}", serde_json::to_string(&check)?);
     }
     if !check.is_intact() {
         bail!("the audit log was tampered with: {}", check.problems.join("; "));
     }
     if !json {
-        println!(
+        outln!(
             "the audit log is intact: {} entries, each chained to the one before\nlast entry's hash: {}\n(note it down: if it ever changes for entries you have seen, the log was rewritten)",
             check.entries,
             check.head
@@ -607,7 +643,7 @@ pub fn format_ms(ms: u64) -> String {
 fn print_import(name: &str, importer: &str, imported: &Imported, partial: bool, json: bool) -> Result<()> {
     if json {
         if !partial {
-            println!("{}", terminal::json(&imported.summary));
+            outln!("{}", terminal::json(&imported.summary));
             return Ok(());
         }
         let mut summary: serde_json::Value = serde_json::from_str(&imported.summary)?;
@@ -618,14 +654,14 @@ fn print_import(name: &str, importer: &str, imported: &Imported, partial: bool, 
             }
             None => summary = serde_json::json!({ "summary": summary, "left_out": left_out }),
         }
-        println!("{}", terminal::json(&summary.to_string()));
+        outln!("{}", terminal::json(&summary.to_string()));
         return Ok(());
     }
-    println!("imported {} with {importer}: {}", safe(name), terminal::json(&imported.summary));
+    outln!("imported {} with {importer}: {}", safe(name), terminal::json(&imported.summary));
     if !imported.left_out.is_empty() {
-        println!("left out {} broken record(s), as you asked (--partial):", imported.left_out.len());
+        outln!("left out {} broken record(s), as you asked (--partial):", imported.left_out.len());
         for record in &imported.left_out {
-            println!("  {}: {}", safe(&record.location), safe(&record.reason));
+            outln!("  {}: {}", safe(&record.location), safe(&record.reason));
         }
     }
     Ok(())

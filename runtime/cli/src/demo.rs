@@ -11,8 +11,6 @@ use domicile_manifest::{AppId, Grants};
 use domicile_package::{Catalogue, CatalogueSources, PublicKey, Role};
 use domicile_store::{AuditFilter, ResidentName};
 
-use crate::home::Home;
-
 const SAMPLE_PUBLISHER: &str = include_str!("../../../sample-apps/keys/sample-publisher.pub");
 include!(concat!(env!("OUT_DIR"), "/sample_catalogue.rs"));
 
@@ -69,7 +67,7 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
 
     step(1, "Create the home, with one resident, `me`");
     let me: ResidentName = "me".parse()?;
-    let home = Home::create(&dir, &me)?;
+    let home = crate::home::create(&dir, &me)?;
     std::fs::write(dir.join(MARKER), b"created by `domicile demo`; a new demo replaces this directory\n")?;
     let space = home.resident(None)?;
 
@@ -179,8 +177,8 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     println!("  domicile --home {h} audit --summary && domicile --home {h} audit verify");
 
     // The same home in a browser: `me` gets a password for the web UI.
-    let password = domicile_server::new_password();
-    domicile_server::Accounts::open(home.accounts_path())?.set_password(&me, &password)?;
+    let password = domicile_home::new_password();
+    home.accounts().set_password(&me, &password)?;
     match serve {
         None => {
             println!("\nOr in a browser: `domicile --home {h} serve`, then open http://127.0.0.1:8080/");

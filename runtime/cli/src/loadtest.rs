@@ -13,7 +13,6 @@ use domicile_store::ResidentSpace;
 use serde_json::{json, Value};
 
 use crate::bench::{ms, quantile};
-use crate::home::Home;
 
 const IMPORTER: &str = "io.domicile.sample.gpx-importer";
 const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
@@ -36,7 +35,7 @@ fn percentiles(mut samples: Vec<Duration>) -> Value {
 }
 
 /// A signed-in resident of the server under test.
-struct Session {
+pub(crate) struct Session {
     agent: ureq::Agent,
     base: String,
     cookie: String,
@@ -48,7 +47,7 @@ fn agent() -> ureq::Agent {
 }
 
 impl Session {
-    fn sign_in(base: &str, name: &str, password: &str) -> Result<Session> {
+    pub(crate) fn sign_in(base: &str, name: &str, password: &str) -> Result<Session> {
         let agent = agent();
         let mut reply = agent
             .post(format!("{base}/api/v1/session"))
@@ -67,7 +66,7 @@ impl Session {
         Ok(Session { agent, base: base.to_owned(), cookie, csrf })
     }
 
-    fn run(&self, app: &str) -> Result<Duration> {
+    pub(crate) fn run(&self, app: &str) -> Result<Duration> {
         let started = Instant::now();
         let mut reply = self
             .agent
@@ -86,18 +85,17 @@ pub async fn run(options: LoadOptions) -> Result<()> {
         bail!("--residents and --runs must be at least 1");
     }
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the load test")?;
-    let home = Home::create(scratch.path(), &"r0".parse()?)?;
+    let home = Arc::new(crate::home::create(scratch.path(), &"r0".parse()?)?);
     home.trust()?.add(crate::demo::sample_key()?, "domicile samples", &[Role::Publisher])?;
     let runtime = home.runtime()?.clone();
-    let accounts = domicile_server::Accounts::open(home.accounts_path())?;
-    let password = domicile_server::new_password();
+    let password = domicile_home::new_password();
 
     // Residents, each with the mobility apps and a week of trips.
     let mut spaces = Vec::new();
     for i in 0..options.residents {
         let name = format!("r{i}").parse()?;
-        let space = if i == 0 { home.store.resident(&name)? } else { home.store.create_resident(&name)? };
-        accounts.set_password(&name, &password)?;
+        let space = if i == 0 { home.store().resident(&name)? } else { home.store().create_resident(&name)? };
+        home.accounts().set_password(&name, &password)?;
         for app in ["gpx-importer", "mobility-footprint"] {
             let prepared = runtime.prepare_install(&space, &home.trust()?, crate::demo::sample_package(app)?, None)?;
             let grants = Grants::all(prepared.manifest());
@@ -106,7 +104,6 @@ pub async fn run(options: LoadOptions) -> Result<()> {
         runtime.run_importer(&space, &IMPORTER.parse()?, "week.gpx", GPX).await?;
         spaces.push(space);
     }
-    drop(accounts);
     let footprint: AppId = FOOTPRINT.parse()?;
 
     // Baseline: the same runs, as many at once, straight on the runtime.
@@ -125,11 +122,11 @@ pub async fn run(options: LoadOptions) -> Result<()> {
     // The server, in this process, on a free port of 127.0.0.1.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let mut config = home.server_config()?;
+    let mut config = crate::home::server_config(&home)?;
     config.runs_per_resident = 2;
     // Every simulated resident signs in from this one address.
     config.sign_ins_per_client_per_minute = 0;
-    let served = home.served()?;
+    let served = home.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(domicile_server::serve(served, config, listener, async move {
         let _ = stopped.await;

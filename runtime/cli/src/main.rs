@@ -5,10 +5,15 @@
 //! opens the home, and calls the store, the package verifier and the app
 //! runtime. Errors end as one line on stderr and a non-zero exit status.
 
+#[macro_use]
+mod io;
 mod bench;
+mod bench_residents;
 mod commands;
 mod consent;
+mod control;
 mod demo;
+mod hints;
 mod home;
 mod loadtest;
 mod outbox;
@@ -40,7 +45,7 @@ pub struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// Build a demo home with sample apps and data, and walk through it.
     Demo {
@@ -74,6 +79,9 @@ pub enum Command {
     },
     /// Make a new operator token for the admin API (the previous one stops working).
     OperatorToken,
+    /// The resident's API tokens, for scripts using the HTTP API.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Load-test `serve`: many residents running apps at once over loopback, against the same runs in-process.
     BenchServer {
         /// Residents running at once.
@@ -82,6 +90,15 @@ pub enum Command {
         /// Runs of the mobility footprint per resident.
         #[arg(long, default_value_t = 25)]
         runs: usize,
+    },
+    /// Measure what one more resident costs: a scratch home grown to many residents (use a release build).
+    BenchResidents {
+        /// Residents to grow the home to.
+        #[arg(long, default_value_t = 10_000)]
+        residents: usize,
+        /// Of them, residents with apps and data who sign in and run at the end.
+        #[arg(long, default_value_t = 200)]
+        active: usize,
     },
     /// Create a new home with its first resident.
     Init {
@@ -271,7 +288,7 @@ pub enum Command {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub enum ResidentCommand {
     /// Add a resident (operators hosting several people), with a generated password for the web UI.
     Add {
@@ -288,9 +305,26 @@ pub enum ResidentCommand {
     },
     /// List the residents.
     List,
+    /// Stop a resident from signing in to the web UI and API (their data stays).
+    Disable { name: String },
+    /// Let a disabled resident sign in again.
+    Enable { name: String },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum TokenCommand {
+    /// A new API token (send it as `Authorization: Bearer ...`); shown once.
+    Create {
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Your API tokens (never their secrets).
+    List,
+    /// Stop a token from working.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub enum TrustCommand {
     /// Trust a key (64 hex characters, or a .pub file); a revoked key is trusted again.
     Add {
@@ -316,7 +350,7 @@ fn parse_role(s: &str) -> Result<domicile_package::Role, String> {
     }
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub enum CatalogueCommand {
     /// Index and sign the packages in DIR/packages (writes DIR/index.json and DIR/index.sig).
     Build {
@@ -335,7 +369,7 @@ pub enum CatalogueCommand {
     Show { app: String },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub enum AuditAction {
     /// Check the audit log's hash chain: any edited, deleted or reordered entry is reported.
     Verify,
@@ -359,7 +393,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the error and its causes, joined.
-            eprintln!("domicile: {}", format!("{e:#}").replace('\n', " "));
+            eprintln!("domicile: {}", hints::render(&e));
             ExitCode::FAILURE
         }
     }

@@ -5,17 +5,17 @@ use anyhow::Result;
 use domicile_store::{OutboxStatus, ResidentSpace};
 
 use crate::commands::format_ms;
-use crate::home::clock_from_env;
 use crate::terminal::{indented, json as safe_json, safe};
+use domicile_home::Home;
 
 pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {
     let items = space.outbox()?;
     if json {
-        println!("{}", serde_json::to_string(&items)?);
+        outln!("{}", serde_json::to_string(&items)?);
         return Ok(());
     }
     if items.is_empty() {
-        println!("the outbox is empty: no app has asked to send anything");
+        outln!("the outbox is empty: no app has asked to send anything");
     }
     for item in items {
         let state = match &item.status {
@@ -26,7 +26,7 @@ pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {
                 format!("delivery failed {} ({}); can be approved again", format_ms(*at_ms), safe(error))
             }
         };
-        println!(
+        outln!(
             "#{}  {state}\n    asked   {} by {} {}\n    to      {}\n    why     {}\n    payload ({} bytes, exactly what would be sent):\n    {}",
             item.id,
             format_ms(item.at_ms),
@@ -41,22 +41,22 @@ pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn approve(space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
-    let item = domicile_egress::approve(space, id, clock_from_env()?.now_ms())?;
+pub fn approve(home: &Home, space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
+    let item = home.approve_outbox(space, id)?;
     if json {
-        println!("{}", serde_json::to_string(&item)?);
+        outln!("{}", serde_json::to_string(&item)?);
     } else if let OutboxStatus::Sent { http_status, .. } = item.status {
-        println!("sent #{id} ({} bytes) to {} (HTTP {http_status})", item.payload.len(), safe(&item.destination));
+        outln!("sent #{id} ({} bytes) to {} (HTTP {http_status})", item.payload.len(), safe(&item.destination));
     }
     Ok(())
 }
 
-pub fn deny(space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
-    let item = domicile_egress::deny(space, id, clock_from_env()?.now_ms())?;
+pub fn deny(home: &Home, space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
+    let item = home.deny_outbox(space, id)?;
     if json {
-        println!("{}", serde_json::to_string(&item)?);
+        outln!("{}", serde_json::to_string(&item)?);
     } else {
-        println!("denied #{id}: it will never be sent to {}", safe(&item.destination));
+        outln!("denied #{id}: it will never be sent to {}", safe(&item.destination));
     }
     Ok(())
 }
@@ -64,16 +64,16 @@ pub fn deny(space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
 pub fn notifications(space: &ResidentSpace, json: bool) -> Result<()> {
     let notes = space.notifications()?;
     if json {
-        println!("{}", serde_json::to_string(&notes)?);
+        outln!("{}", serde_json::to_string(&notes)?);
         return Ok(());
     }
     if notes.is_empty() {
-        println!("no notifications");
+        outln!("no notifications");
     }
     for n in notes {
-        println!("{}  {}: {}", format_ms(n.at_ms), n.app, safe(&n.title));
+        outln!("{}  {}: {}", format_ms(n.at_ms), n.app, safe(&n.title));
         if !n.body.is_empty() {
-            println!("    {}", indented(&n.body, "    "));
+            outln!("    {}", indented(&n.body, "    "));
         }
     }
     Ok(())

@@ -53,11 +53,11 @@ pub enum HostError {
     WrongExports { world: World, detail: String },
     #[error("the component imports what domicile does not offer: {}{}", .imports.join(", "), if *.needs_scratch { " (the filesystem is offered only to apps whose manifest has a [scratch] section)" } else { "" })]
     ForbiddenImports { imports: Vec<String>, needs_scratch: bool },
-    #[error("{app} {version} is already installed; uninstall it first with `domicile uninstall {app}`")]
+    #[error("{app} {version} is already installed; uninstall it first")]
     AlreadyInstalled { app: AppId, version: String },
-    #[error("{app} is an app of the `{actual}` world; use `domicile {}` instead", if *.actual == World::Service { "run" } else { "import" })]
+    #[error("{app} is an app of the `{actual}` world: {}", if *.actual == World::Service { "run it, it imports nothing" } else { "it imports files, it does not run on its own" })]
     WrongWorld { app: AppId, actual: World },
-    #[error("{app} is on hold: {reason}; uninstall it (`domicile uninstall {app}`) or, if you still trust this version, keep it (`domicile enable {app}`)")]
+    #[error("{app} is on hold: {reason}; uninstall it or, if you still trust this version, keep it")]
     Held { app: AppId, reason: String },
     #[error("{app} is published by {installed}; this package is signed by {offered}: an app's publisher cannot change, so it is not installed")]
     PublisherChanged { app: AppId, installed: String, offered: String },

@@ -36,11 +36,11 @@ const MAX_PACKAGE_BYTES: u64 = (crate::MAX_MANIFEST_BYTES + crate::MAX_COMPONENT
 pub enum CatalogueError {
     #[error("cannot read or write {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{0} is not a domicile catalogue (it has no {INDEX_FILE} and {SIGNATURE_FILE}); build one with `domicile catalogue build`")]
+    #[error("{0} is not a domicile catalogue (it has no {INDEX_FILE} and {SIGNATURE_FILE})")]
     NotACatalogue(String),
     #[error("the catalogue's {SIGNATURE_FILE} is malformed: {0}")]
     BadSignatureFile(&'static str),
-    #[error("the catalogue is signed by {0}, which this home does not trust for catalogues: if you trust it, run `domicile trust add {0} --role catalogue`")]
+    #[error("the catalogue is signed by {0}, which this home does not trust for catalogues")]
     UntrustedKey(PublicKey),
     #[error("the catalogue is signed by {0}, a key this home has revoked")]
     RevokedKey(PublicKey),
@@ -62,7 +62,7 @@ pub enum CatalogueError {
     UnknownVersion { app: AppId, version: semver::Version, available: String },
     #[error("{0}")]
     Conflict(String),
-    #[error("no app `{id}` in your catalogues (see `domicile catalogue list`){}", .problems.iter().map(|p| format!("; {p}")).collect::<String>())]
+    #[error("no app `{id}` in your catalogues{}", .problems.iter().map(|p| format!("; {p}")).collect::<String>())]
     NotInCatalogues { id: AppId, problems: Vec<String> },
 }
 

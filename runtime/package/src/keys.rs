@@ -14,9 +14,9 @@ const SECRET_HEADER: &str = "domicile-secret-key-v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("`{0}` is not a public key: expected 64 hexadecimal characters (the content of a .pub file written by `domicile keygen`)")]
+    #[error("`{0}` is not a public key: expected 64 hexadecimal characters, or a .pub file")]
     BadPublicKey(String),
-    #[error("{path} is not a domicile secret key file (written by `domicile keygen`)")]
+    #[error("{path} is not a domicile secret key file")]
     BadSecretKey { path: String },
     #[error("cannot read or write key file {path}: {source}")]
     Io { path: String, source: std::io::Error },

@@ -40,13 +40,13 @@ pub const MAX_COMPONENT_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
-    #[error("not a domicile package (it does not start with the package header); build one with `domicile pack`")]
+    #[error("not a domicile package (it does not start with the package header)")]
     NotAPackage,
     #[error("package is truncated or malformed: {0}")]
     Malformed(&'static str),
     #[error("package {what} is {len} bytes, over the limit of {max}")]
     TooLarge { what: &'static str, len: usize, max: usize },
-    #[error("package is signed by {0}, which is not in the trust store: if you trust this publisher, run `domicile trust add {0}`")]
+    #[error("package is signed by {0}, which is not in the trust store")]
     UntrustedPublisher(PublicKey),
     #[error("package signature does not verify: its manifest, component or signature was altered after signing")]
     BadSignature,

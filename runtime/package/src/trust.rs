@@ -25,7 +25,7 @@ pub enum TrustError {
     Corrupt { path: String, source: serde_json::Error },
     #[error("key {0} is already trusted for that")]
     AlreadyTrusted(PublicKey),
-    #[error("key {0} is not in the trust store; see `domicile trust list`")]
+    #[error("key {0} is not in the trust store")]
     UnknownKey(PublicKey),
     #[error("key {0} is already revoked")]
     AlreadyRevoked(PublicKey),

@@ -11,10 +11,10 @@ use domicile_store::{Quota, ResidentName, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::accounts::new_password;
 use crate::auth::Operator;
 use crate::error::ApiError;
 use crate::State;
+use domicile_home::Password;
 
 type Shared = Extract<Arc<State>>;
 
@@ -25,12 +25,17 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/admin/residents/{name}/enable", post(enable))
         .route("/admin/residents/{name}/password", post(reset_password))
         .route("/admin/residents/{name}/quota", put(set_quota))
+        .route("/admin/restore", post(restore))
+        .route("/admin/trust", get(trusted_keys).post(trust_key))
+        .route("/admin/trust/{key}/revoke", post(revoke_key))
+        .route("/admin/catalogues", post(add_catalogue))
+        .route("/admin/operator-token", post(new_operator_token))
 }
 
 fn resident_name(state: &State, name: &str) -> Result<ResidentName, ApiError> {
     let name: ResidentName = name.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
     // Only residents of this home: the error does not depend on anything else.
-    if !state.home.store.has_resident(&name) {
+    if !state.home.store().has_resident(&name) {
         return Err(StoreError::UnknownResident(name.to_string()).into());
     }
     Ok(name)
@@ -39,12 +44,12 @@ fn resident_name(state: &State, name: &str) -> Result<ResidentName, ApiError> {
 /// Every resident with their usage: counts only.
 async fn residents(Extract(state): Shared, _: Operator) -> Result<Json<Value>, ApiError> {
     let mut list = Vec::new();
-    for name in state.home.store.residents()? {
-        let space = state.home.store.resident(&name)?;
+    for name in state.home.store().residents()? {
+        let space = state.home.store().resident(&name)?;
         list.push(json!({
             "name": name.as_str(),
-            "can_sign_in": state.accounts.is_enabled(&name),
-            "has_password": state.accounts.has_account(&name),
+            "can_sign_in": state.home.accounts().is_enabled(&name),
+            "has_password": state.home.accounts().has_account(&name),
             "usage": space.usage()?,
             "quota": space.quota()?,
             "apps": space.apps()?.len(),
@@ -67,36 +72,23 @@ async fn add_resident(
     Json(form): Json<NewResident>,
 ) -> Result<Json<Value>, ApiError> {
     let name: ResidentName = form.name.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
-    let generated = form.password.is_none();
-    let password = form.password.unwrap_or_else(new_password);
-    crate::check_password(&password)?;
-    state.home.store.create_resident(&name)?;
+    let password = form.password.map_or(Password::Generate, Password::Given);
     let worker = state.clone();
-    let account_name = name.clone();
-    let hashed =
-        tokio::task::spawn_blocking(move || worker.accounts.set_password(&account_name, &password).map(|()| password))
-            .await?;
-    let password = match hashed {
-        Ok(p) => p,
-        Err(e) => {
-            // No half-made resident: without an account nobody could sign in.
-            let _ = state.home.store.remove_resident(&name);
-            return Err(e.into());
-        }
-    };
-    Ok(Json(json!({ "name": name.as_str(), "password": generated.then_some(password) })))
+    // argon2 takes tens of milliseconds of CPU on purpose: not on the async threads.
+    let added = tokio::task::spawn_blocking(move || worker.home.add_resident(&name, password)).await??;
+    Ok(Json(json!({ "name": added.name.as_str(), "password": added.password })))
 }
 
 async fn disable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let name = resident_name(&state, &name)?;
-    state.accounts.set_disabled(&name, true)?;
+    state.home.set_sign_in(&name, false)?;
     state.sessions.close_all_of(&name);
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": false })))
 }
 
 async fn enable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let name = resident_name(&state, &name)?;
-    state.accounts.set_disabled(&name, false)?;
+    state.home.set_sign_in(&name, true)?;
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": true })))
 }
 
@@ -107,10 +99,10 @@ async fn reset_password(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let name = resident_name(&state, &name)?;
-    let password = new_password();
     let worker = state.clone();
-    let (account_name, secret) = (name.clone(), password.clone());
-    tokio::task::spawn_blocking(move || worker.accounts.set_password(&account_name, &secret)).await??;
+    let account_name = name.clone();
+    let password =
+        tokio::task::spawn_blocking(move || worker.home.set_password(&account_name, Password::Generate)).await??;
     state.sessions.close_all_of(&name);
     Ok(Json(json!({ "name": name.as_str(), "password": password })))
 }
@@ -122,7 +114,78 @@ async fn set_quota(
     Json(quota): Json<Quota>,
 ) -> Result<Json<Value>, ApiError> {
     let name = resident_name(&state, &name)?;
-    let space = state.home.store.resident(&name)?;
-    space.set_quota(&quota)?;
-    Ok(Json(json!({ "name": name.as_str(), "quota": space.quota()?, "usage": space.usage()? })))
+    let (usage, quota) = state.home.set_quota(&name, Some(quota))?;
+    Ok(Json(json!({ "name": name.as_str(), "quota": quota, "usage": usage })))
+}
+
+#[derive(Deserialize)]
+struct RestoreOptions {
+    /// Restore under this name rather than the archive's.
+    r#as: Option<String>,
+}
+
+/// Rebuilds a resident from an export archive (the request's body): all
+/// of it checked, or nothing restored.
+async fn restore(
+    Extract(state): Shared,
+    _: Operator,
+    axum::extract::Query(options): axum::extract::Query<RestoreOptions>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let name: Option<ResidentName> =
+        options.r#as.map(|n| n.parse()).transpose().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
+    let worker = state.clone();
+    let (space, report) =
+        tokio::task::spawn_blocking(move || worker.home.restore(body.as_ref(), name.as_ref())).await??;
+    Ok(Json(json!({ "resident": space.resident().as_str(), "report": report })))
+}
+
+async fn trusted_keys(Extract(state): Shared, _: Operator) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.home.trust()?.keys())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    key: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    roles: Vec<domicile_package::Role>,
+}
+
+async fn trust_key(Extract(state): Shared, _: Operator, Json(form): Json<NewKey>) -> Result<Json<Value>, ApiError> {
+    let key: domicile_package::PublicKey = form.key.parse()?;
+    Ok(Json(json!(state.home.trust_key(key, &form.name, &form.roles)?)))
+}
+
+/// Trusts the key for nothing from now on; every resident's apps it
+/// signed are held (named in the answer by resident and app).
+async fn revoke_key(Extract(state): Shared, _: Operator, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
+    let key: domicile_package::PublicKey = key.parse()?;
+    let held = state.home.revoke_key(&key)?;
+    Ok(Json(json!({ "revoked": key.to_string(), "held": held })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueSource {
+    /// A directory on the server holding a signed catalogue.
+    dir: std::path::PathBuf,
+}
+
+async fn add_catalogue(
+    Extract(state): Shared,
+    _: Operator,
+    Json(form): Json<CatalogueSource>,
+) -> Result<Json<Value>, ApiError> {
+    let catalogue = state.home.add_catalogue_source(&form.dir)?;
+    Ok(Json(
+        json!({ "name": catalogue.index().name, "apps": catalogue.index().apps.len(), "key": catalogue.key().to_string() }),
+    ))
+}
+
+/// A new operator token; the one this request used stops working.
+async fn new_operator_token(Extract(state): Shared, _: Operator) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "token": state.home.new_operator_token()? })))
 }

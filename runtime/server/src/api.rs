@@ -11,9 +11,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use domicile_home::{HomeError, PackageSource, UpdateOutcome};
 use domicile_host::{HostError, ImportMode};
 use domicile_manifest::{AppId, Doctype, Grants};
-use domicile_package::{update_offer, Catalogue, CatalogueSources, TrustStore, UpdateOffer};
+use domicile_package::{CatalogueSources, TrustStore};
 use domicile_store::{AuditFilter, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -45,7 +46,8 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/apps/{app}/run", post(run))
         .route("/apps/{app}/import", post(import))
         .route("/doctypes", get(doctypes))
-        .route("/docs/{doctype}", get(docs))
+        .route("/docs/{doctype}", get(docs).post(put_document))
+        .route("/docs/{doctype}/{id}", delete(delete_document))
         .route("/audit", get(audit))
         .route("/audit/summary", get(audit_summary))
         .route("/audit/verify", get(audit_verify))
@@ -62,11 +64,11 @@ fn parse_app(app: &str) -> Result<AppId, ApiError> {
 }
 
 fn trust(state: &State) -> Result<TrustStore, ApiError> {
-    Ok(TrustStore::open(&state.home.trust_file)?)
+    Ok(state.home.trust()?)
 }
 
 fn sources(state: &State) -> Result<CatalogueSources, ApiError> {
-    Ok(CatalogueSources::open(&state.home.catalogues_file)?)
+    Ok(state.home.catalogue_sources()?)
 }
 
 // ---- signing in ----------------------------------------------------------
@@ -86,7 +88,7 @@ async fn sign_in(
     ConnectInfo(client): ConnectInfo<std::net::SocketAddr>,
     Json(form): Json<SignIn>,
 ) -> ApiResult<Response> {
-    if form.name.len() > MAX_NAME_BYTES || form.password.len() > crate::accounts::MAX_PASSWORD_BYTES {
+    if form.name.len() > MAX_NAME_BYTES || form.password.len() > domicile_home::MAX_PASSWORD_BYTES {
         return Err(ApiError::WrongCredentials);
     }
     state.clients.attempt(client.ip())?;
@@ -96,7 +98,7 @@ async fn sign_in(
     let checker = state.clone();
     let name = form.name.clone();
     // argon2 takes tens of milliseconds of CPU on purpose: not on the async threads.
-    let resident = tokio::task::spawn_blocking(move || checker.accounts.sign_in(&name, &form.password)).await?;
+    let resident = tokio::task::spawn_blocking(move || checker.home.accounts().sign_in(&name, &form.password)).await?;
     state.sessions.record_sign_in(&form.name, resident.is_some());
     let resident = resident.ok_or(ApiError::WrongCredentials)?;
     let (cookie, csrf) = state.sessions.open(resident.clone());
@@ -139,10 +141,10 @@ async fn change_password(Extract(state): Shared, resident: Resident, Json(form):
     let worker = state.clone();
     let name = resident.name.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        if worker.accounts.sign_in(name.as_str(), &form.current).is_none() {
+        if worker.home.accounts().sign_in(name.as_str(), &form.current).is_none() {
             return Err(ApiError::BadRequest("the current password is wrong".into()));
         }
-        Ok(worker.accounts.set_password(&name, &form.new)?)
+        Ok(worker.home.accounts().set_password(&name, &form.new)?)
     })
     .await??;
     state.sessions.close_all_of(&resident.name);
@@ -156,17 +158,16 @@ struct NewToken {
 }
 
 async fn create_token(Extract(state): Shared, resident: Resident, Json(form): Json<NewToken>) -> ApiResult {
-    let label: String = form.label.chars().filter(|c| !c.is_control()).take(100).collect();
-    let (info, secret) = state.accounts.create_token(&resident.name, &label, state.now_ms())?;
+    let (info, secret) = state.home.create_token(&resident.name, &form.label)?;
     Ok(Json(json!({ "token": secret, "id": info.id, "label": info.label, "created_ms": info.created_ms })))
 }
 
 async fn tokens(Extract(state): Shared, resident: Resident) -> ApiResult {
-    Ok(Json(json!(state.accounts.tokens(&resident.name))))
+    Ok(Json(json!(state.home.accounts().tokens(&resident.name))))
 }
 
 async fn revoke_token(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
-    if !state.accounts.revoke_token(&resident.name, &id)? {
+    if !state.home.revoke_token(&resident.name, &id)? {
         return Err(ApiError::NotFound(format!("you have no API token `{id}`")));
     }
     Ok(Json(json!({ "revoked": id })))
@@ -297,33 +298,16 @@ fn installed_json(space: &ResidentSpace, app: &InstalledApp, update: Option<&sem
     })
 }
 
-/// The home's catalogues that verify now; none when the trust store or
-/// the sources cannot be read (then no update is offered).
-fn verified_catalogues(state: &State) -> Vec<Catalogue> {
-    match (trust(state), sources(state)) {
-        (Ok(trust), Ok(sources)) => sources.verified(&trust),
-        _ => Vec::new(),
-    }
-}
-
-fn update_of(catalogues: &[Catalogue], app: &InstalledApp) -> Option<semver::Version> {
-    match update_offer(catalogues, app.id(), &app.publisher, &app.manifest.version) {
-        UpdateOffer::Newer { version, .. } => Some(version),
-        _ => None,
-    }
-}
-
 async fn apps(Extract(state): Shared, resident: Resident) -> ApiResult {
     let apps = resident.space.apps()?;
-    let catalogues = verified_catalogues(&state);
-    Ok(Json(Value::Array(
-        apps.iter().map(|a| installed_json(&resident.space, a, update_of(&catalogues, a).as_ref())).collect(),
-    )))
+    let updates = state.home.available_updates(&apps);
+    Ok(Json(Value::Array(apps.iter().map(|a| installed_json(&resident.space, a, updates.get(a.id()))).collect())))
 }
 
 async fn app(Extract(state): Shared, resident: Resident, Path(app): Path<String>) -> ApiResult {
     let app = resident.space.app(&parse_app(&app)?)?;
-    Ok(Json(installed_json(&resident.space, &app, update_of(&verified_catalogues(&state), &app).as_ref())))
+    let updates = state.home.available_updates(std::slice::from_ref(&app));
+    Ok(Json(installed_json(&resident.space, &app, updates.get(app.id()))))
 }
 
 #[derive(Deserialize)]
@@ -344,13 +328,10 @@ async fn install(Extract(state): Shared, resident: Resident, Json(form): Json<In
     let worker = state.clone();
     let space = resident.space.clone();
     let app = tokio::task::spawn_blocking(move || -> Result<InstalledApp, ApiError> {
-        let trust = trust(&worker)?;
-        let catalogue = sources(&worker)?.find(&trust, &id)?;
-        let fetched = catalogue.fetch(&id, form.version.as_ref(), &trust)?;
-        let runtime = &worker.home.runtime;
-        let prepared = runtime.prepare_install(&space, &trust, fetched.bytes, Some(&fetched.app.publisher))?;
-        let grants = Grants::from_specs(prepared.manifest(), &form.grants)?;
-        Ok(runtime.install(&space, prepared, grants)?)
+        let source = PackageSource::Catalogue { app: id, version: form.version };
+        let installing = worker.home.prepare_install(&space, source)?;
+        let grants = Grants::from_specs(installing.manifest(), &form.grants)?;
+        Ok(worker.home.install(&space, installing, grants)?)
     })
     .await??;
     Ok(Json(installed_json(&resident.space, &app, None)))
@@ -363,21 +344,29 @@ struct GrantSpecs {
     grants: Vec<String>,
 }
 
-async fn grant(resident: Resident, Path(app): Path<String>, Json(form): Json<GrantSpecs>) -> ApiResult {
-    let installed = resident.space.app(&parse_app(&app)?)?;
-    let mut grants = installed.grants.clone();
-    grants.extend(&Grants::from_specs(&installed.manifest, &form.grants)?);
-    resident.space.set_grants(installed.id(), &grants)?;
-    Ok(Json(json!({ "app": installed.id().as_str(), "grants": grants, "granted": grants.to_string() })))
+async fn grant(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(app): Path<String>,
+    Json(form): Json<GrantSpecs>,
+) -> ApiResult {
+    change_grants(&state, &resident, &app, &form.grants, true)
 }
 
 /// Takes back the named grants, or all of them when none are named.
-async fn revoke(resident: Resident, Path(app): Path<String>, Json(form): Json<GrantSpecs>) -> ApiResult {
-    let installed = resident.space.app(&parse_app(&app)?)?;
-    let mut grants = installed.grants.clone();
-    grants.revoke(&installed.manifest, &form.grants)?;
-    resident.space.set_grants(installed.id(), &grants)?;
-    Ok(Json(json!({ "app": installed.id().as_str(), "grants": grants, "granted": grants.to_string() })))
+async fn revoke(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(app): Path<String>,
+    Json(form): Json<GrantSpecs>,
+) -> ApiResult {
+    change_grants(&state, &resident, &app, &form.grants, false)
+}
+
+fn change_grants(state: &State, resident: &Resident, app: &str, specs: &[String], add: bool) -> ApiResult {
+    let id = parse_app(app)?;
+    let grants = state.home.change_grants(&resident.space, &id, specs, add)?;
+    Ok(Json(json!({ "app": id.as_str(), "grants": grants, "granted": grants.to_string() })))
 }
 
 #[derive(Deserialize)]
@@ -393,14 +382,13 @@ async fn uninstall(
     Query(options): Query<UninstallOptions>,
 ) -> ApiResult {
     let id = parse_app(&app)?;
-    state.home.runtime.uninstall(&resident.space, &id)?;
-    let purged = if options.purge_data { resident.space.purge_created_by(&id, state.now_ms())? } else { 0 };
+    let purged = state.home.uninstall(&resident.space, &id, options.purge_data)?;
     Ok(Json(json!({ "uninstalled": id.as_str(), "purged_documents": purged })))
 }
 
-async fn enable(resident: Resident, Path(app): Path<String>) -> ApiResult {
+async fn enable(Extract(state): Shared, resident: Resident, Path(app): Path<String>) -> ApiResult {
     let id = parse_app(&app)?;
-    resident.space.release_app(&id)?;
+    state.home.keep_held_app(&resident.space, &id)?;
     Ok(Json(json!({ "enabled": id.as_str() })))
 }
 
@@ -423,33 +411,12 @@ async fn update(
     let worker = state.clone();
     let space = resident.space.clone();
     let report = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
-        let current = space.app(&id)?;
-        let trust = trust(&worker)?;
-        let catalogues = sources(&worker)?.verified(&trust);
-        let bytes = match update_offer(&catalogues, &id, &current.publisher, &current.manifest.version) {
-            UpdateOffer::Newer { version, catalogue } => catalogue.fetch(&id, Some(&version), &trust)?.bytes,
-            UpdateOffer::UpToDate => {
-                return Ok(json!({ "app": id.as_str(), "status": "up-to-date", "version": current.manifest.version.to_string() }))
-            }
-            UpdateOffer::OtherPublisher { catalogue, key, version } => {
-                return Err(ApiError::Conflict(format!(
-                    "the catalogue {catalogue} offers {version} signed by {key}, but {id} was installed from {}: an app's publisher cannot change",
-                    current.publisher
-                )))
-            }
-        };
-        let runtime = &worker.home.runtime;
-        let prepared = runtime.prepare_update(&space, &trust, &id, bytes)?;
-        let (from, to) = (current.manifest.version.to_string(), prepared.manifest().version.to_string());
-        let added = match form.grants {
-            Some(specs) => Grants::from_specs(prepared.manifest(), &specs)?,
-            None if !prepared.new_asks().is_empty() => {
-                return Ok(json!({ "app": id.as_str(), "status": "waiting-for-grant", "installed": from, "available": to, "asks": prepared.new_asks() }));
-            }
-            None => Grants::default(),
-        };
-        let app = runtime.apply_update(&space, prepared, &added)?;
-        Ok(json!({ "app": id.as_str(), "status": "updated", "from": from, "to": to, "granted": app.grants.to_string() }))
+        let outcome = worker.home.update(&space, &id, None, form.grants.as_deref())?;
+        let mut report = serde_json::to_value(&outcome).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let UpdateOutcome::Updated { grants, .. } = &outcome {
+            report["granted"] = json!(grants.to_string());
+        }
+        Ok(report)
     })
     .await??;
     Ok(Json(report))
@@ -458,10 +425,12 @@ async fn update(
 // ---- running apps --------------------------------------------------------
 
 /// Counts the invocation's outcome and turns its error into an answer.
-fn finish(state: &State, import: bool, started: Instant, result: Result<String, HostError>) -> ApiResult {
+fn finish(state: &State, import: bool, started: Instant, result: Result<String, HomeError>) -> ApiResult {
     let outcome = match &result {
         Ok(_) => "ok",
-        Err(HostError::AppFailed { .. } | HostError::Trap { .. } | HostError::Limit { .. }) => "app-failed",
+        Err(HomeError::Host(HostError::AppFailed { .. } | HostError::Trap { .. } | HostError::Limit { .. })) => {
+            "app-failed"
+        }
         Err(_) => "refused",
     };
     state.metrics.run(import, outcome, started.elapsed());
@@ -491,7 +460,7 @@ async fn run(
     let _permit = state.heavy_work_permit(&resident.name)?;
     let id = parse_app(&app)?;
     let started = Instant::now();
-    let result = state.home.runtime.run_service(&resident.space, &id, &form.input.to_string()).await;
+    let result = state.home.run(&resident.space, &id, &form.input.to_string()).await;
     finish(&state, false, started, result)
 }
 
@@ -519,7 +488,7 @@ async fn import(
     let file_name = options.file.rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
     let started = Instant::now();
     let mode = if options.partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
-    let result = state.home.runtime.run_import(&resident.space, &id, &file_name, &body, mode).await;
+    let result = state.home.import(&resident.space, &id, &file_name, &body, mode).await;
     let left_out = result.as_ref().map(|done| done.left_out.clone()).unwrap_or_default();
     let Json(mut answer) = finish(&state, true, started, result.map(|done| done.summary))?;
     if options.partial {
@@ -570,6 +539,38 @@ async fn docs(resident: Resident, Path(doctype): Path<String>, Query(options): Q
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDocument {
+    /// Without one, the doctype's natural key (or a new id) names it.
+    id: Option<String>,
+    body: Value,
+}
+
+/// Adds or replaces one of the resident's documents, as theirs.
+async fn put_document(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(doctype): Path<String>,
+    Json(form): Json<NewDocument>,
+) -> ApiResult {
+    let doctype: Doctype = doctype.parse()?;
+    let id = form.id.map(|id| id.parse()).transpose().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
+    let id = state.home.put_document(&resident.space, &doctype, id, form.body)?;
+    Ok(Json(json!({ "doctype": doctype.as_str(), "id": id.as_str() })))
+}
+
+async fn delete_document(
+    Extract(state): Shared,
+    resident: Resident,
+    Path((doctype, id)): Path<(String, String)>,
+) -> ApiResult {
+    let doctype: Doctype = doctype.parse()?;
+    let id = id.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
+    state.home.delete_document(&resident.space, &doctype, id)?;
+    Ok(Json(json!({ "deleted": true })))
+}
+
+#[derive(Deserialize)]
 struct AuditOptions {
     app: Option<String>,
     doctype: Option<String>,
@@ -617,14 +618,14 @@ async fn outbox(resident: Resident) -> ApiResult {
 
 /// Sends the item exactly as listed. Sending blocks (up to 30 s): off the async threads.
 async fn approve(Extract(state): Shared, resident: Resident, Path(id): Path<u64>) -> ApiResult {
-    let now = state.now_ms();
     let space = resident.space.clone();
-    let item = tokio::task::spawn_blocking(move || domicile_egress::approve(&space, id, now)).await??;
+    let worker = state.clone();
+    let item = tokio::task::spawn_blocking(move || worker.home.approve_outbox(&space, id)).await??;
     Ok(Json(json!(item)))
 }
 
 async fn deny(Extract(state): Shared, resident: Resident, Path(id): Path<u64>) -> ApiResult {
-    Ok(Json(json!(domicile_egress::deny(&resident.space, id, state.now_ms())?)))
+    Ok(Json(json!(state.home.deny_outbox(&resident.space, id)?)))
 }
 
 async fn notifications(resident: Resident) -> ApiResult {
@@ -638,11 +639,11 @@ async fn usage(resident: Resident) -> ApiResult {
 /// Everything of the resident, as the archive `domicile restore` reads.
 async fn export(Extract(state): Shared, resident: Resident) -> ApiResult<Response> {
     let _permit = state.heavy_work_permit(&resident.name)?;
-    let now = state.now_ms();
     let space: ResidentSpace = resident.space.clone();
+    let worker = state.clone();
     let archive = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let mut archive = Vec::new();
-        space.export(&mut archive, now)?;
+        worker.home.export(&space, &mut archive)?;
         Ok(archive)
     })
     .await??;

@@ -14,9 +14,9 @@ use axum::http::{header, request::Parts, HeaderMap, Method};
 use domicile_store::{ResidentName, ResidentSpace};
 use sha2::{Digest, Sha256};
 
-use crate::accounts::new_secret;
 use crate::error::ApiError;
 use crate::State;
+use domicile_home::new_secret;
 
 pub const SESSION_COOKIE: &str = "domicile_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -185,7 +185,7 @@ impl FromRequestParts<Arc<State>> for Resident {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Self::Rejection> {
         let (name, csrf) = if let Some(token) = bearer(parts) {
             // A script's token is not sent by browsers on their own: no CSRF check.
-            (state.accounts.resident_of_token(token).ok_or(ApiError::SignInFirst)?, None)
+            (state.home.accounts().resident_of_token(token).ok_or(ApiError::SignInFirst)?, None)
         } else {
             let cookie = cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::SignInFirst)?;
             let (name, csrf) = state.sessions.get(cookie).ok_or(ApiError::SignInFirst)?;
@@ -197,10 +197,10 @@ impl FromRequestParts<Arc<State>> for Resident {
             }
             (name, Some(csrf))
         };
-        if !state.accounts.is_enabled(&name) {
+        if !state.home.accounts().is_enabled(&name) {
             return Err(ApiError::SignInFirst);
         }
-        let space = state.home.store.resident(&name)?;
+        let space = state.home.store().resident(&name)?;
         Ok(Resident { name, space, csrf })
     }
 }
@@ -214,7 +214,7 @@ impl FromRequestParts<Arc<State>> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Self::Rejection> {
         match bearer(parts) {
-            Some(token) if state.accounts.is_operator_token(token) => Ok(Operator),
+            Some(token) if state.home.accounts().is_operator_token(token) => Ok(Operator),
             _ => Err(ApiError::NotOperator),
         }
     }

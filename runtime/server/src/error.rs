@@ -85,15 +85,24 @@ impl From<HostError> for ApiError {
     fn from(e: HostError) -> Self {
         match e {
             HostError::Store(e) => e.into(),
+            HostError::Package(e) => e.into(),
             HostError::AppFailed { .. } | HostError::Trap { .. } | HostError::Limit { .. } => {
                 ApiError::AppFailed(e.to_string())
             }
-            HostError::Held { .. } | HostError::AlreadyInstalled { .. } | HostError::ChangedMeanwhile(_) => {
-                ApiError::Conflict(e.to_string())
-            }
+            HostError::Held { .. }
+            | HostError::AlreadyInstalled { .. }
+            | HostError::ChangedMeanwhile(_)
+            | HostError::PublisherChanged { .. }
+            | HostError::NotNewer { .. } => ApiError::Conflict(e.to_string()),
+            // What the package or the request is: bad input.
+            HostError::Manifest(_)
+            | HostError::InvalidComponent(_)
+            | HostError::WrongExports { .. }
+            | HostError::ForbiddenImports { .. }
+            | HostError::WrongWorld { .. }
+            | HostError::OtherApp { .. }
+            | HostError::WorldChanged { .. } => ApiError::BadRequest(e.to_string()),
             HostError::Engine(_) | HostError::Cache(_) | HostError::Scratch(_) => ApiError::Internal(e.to_string()),
-            // The rest are about the package or the request: bad input.
-            _ => ApiError::BadRequest(e.to_string()),
         }
     }
 }
@@ -104,20 +113,81 @@ impl From<domicile_package::CatalogueError> for ApiError {
         match e {
             C::NotListed(_) | C::NotInCatalogues { .. } | C::UnknownVersion { .. } => ApiError::NotFound(e.to_string()),
             C::Io { .. } => ApiError::Internal(e.to_string()),
-            _ => ApiError::BadRequest(e.to_string()),
+            // A catalogue the operator set up that no longer verifies, or
+            // that lists what it cannot serve: the request was fine.
+            C::NotACatalogue(_)
+            | C::BadSignatureFile(_)
+            | C::UntrustedKey(_)
+            | C::RevokedKey(_)
+            | C::BadSignature
+            | C::Malformed(_)
+            | C::Package { .. }
+            | C::Manifest { .. }
+            | C::DigestMismatch { .. }
+            | C::NotTheListedApp { .. }
+            | C::Conflict(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }
 
 impl From<domicile_package::PackageError> for ApiError {
     fn from(e: domicile_package::PackageError) -> Self {
-        ApiError::BadRequest(e.to_string())
+        use domicile_package::PackageError as P;
+        match e {
+            P::NotAPackage
+            | P::Malformed(_)
+            | P::TooLarge { .. }
+            | P::UntrustedPublisher(_)
+            | P::BadSignature
+            | P::WrongPublisher { .. } => ApiError::BadRequest(e.to_string()),
+            P::RevokedPublisher(_) => ApiError::Conflict(e.to_string()),
+        }
     }
 }
 
 impl From<domicile_package::TrustError> for ApiError {
     fn from(e: domicile_package::TrustError) -> Self {
-        ApiError::Internal(e.to_string())
+        use domicile_package::TrustError as T;
+        match e {
+            T::Io { .. } | T::Corrupt { .. } => ApiError::Internal(e.to_string()),
+            T::AlreadyTrusted(_) | T::AlreadyRevoked(_) => ApiError::Conflict(e.to_string()),
+            T::UnknownKey(_) => ApiError::NotFound(e.to_string()),
+        }
+    }
+}
+
+impl From<domicile_package::KeyError> for ApiError {
+    fn from(e: domicile_package::KeyError) -> Self {
+        use domicile_package::KeyError as K;
+        match e {
+            K::BadPublicKey(_) | K::BadSecretKey { .. } => ApiError::BadRequest(e.to_string()),
+            K::Io { .. } => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<domicile_home::HomeError> for ApiError {
+    fn from(e: domicile_home::HomeError) -> Self {
+        use domicile_home::HomeError as H;
+        match e {
+            H::Store(e) => e.into(),
+            H::Host(e) => e.into(),
+            H::Package(e) => e.into(),
+            H::Catalogue(e) => e.into(),
+            H::Trust(e) => e.into(),
+            H::Key(e) => e.into(),
+            H::Grant(e) => e.into(),
+            H::Account(e) => e.into(),
+            H::Egress(e) => e.into(),
+            H::Manifest(_) | H::VersionOfAFile | H::BadInput(_) | H::WhichResident(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            H::OtherPublisher(_) => ApiError::Conflict(e.to_string()),
+            H::NoResidentYet => ApiError::NotFound(e.to_string()),
+            H::NoHome(_) | H::AlreadyAHome(_) | H::Io { .. } | H::Config { .. } | H::Upgrade { .. } => {
+                ApiError::Internal(e.to_string())
+            }
+        }
     }
 }
 
@@ -144,9 +214,9 @@ impl From<domicile_egress::EgressError> for ApiError {
     }
 }
 
-impl From<crate::accounts::AccountError> for ApiError {
-    fn from(e: crate::accounts::AccountError) -> Self {
-        use crate::accounts::AccountError as A;
+impl From<domicile_home::AccountError> for ApiError {
+    fn from(e: domicile_home::AccountError) -> Self {
+        use domicile_home::AccountError as A;
         match e {
             A::WeakPassword => ApiError::BadRequest(e.to_string()),
             A::UnknownResident(_) => ApiError::NotFound(e.to_string()),

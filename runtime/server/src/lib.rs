@@ -13,7 +13,6 @@
 //! residents; per-resident limits on concurrent work keep one resident
 //! from taking every slot.
 
-mod accounts;
 mod admin;
 mod api;
 mod auth;
@@ -23,7 +22,6 @@ mod ui;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,24 +30,13 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use domicile_host::{Clock, Runtime};
-use domicile_store::{ResidentName, Store};
+use domicile_home::Home;
+use domicile_host::Runtime;
+use domicile_store::ResidentName;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-pub use accounts::{check_password, new_password, AccountError, Accounts};
 pub use error::ApiError;
-
-/// What the server serves: a home's store, its runtime, and where its
-/// trust store, catalogues and accounts live (the CLI's home layout says).
-pub struct Home {
-    pub trust_file: PathBuf,
-    pub catalogues_file: PathBuf,
-    pub accounts_file: PathBuf,
-    pub store: Store,
-    pub runtime: Arc<Runtime>,
-    pub clock: Clock,
-}
 
 /// The operator's settings for the server (`[server]` in config.toml).
 #[derive(Debug, Clone)]
@@ -91,7 +78,7 @@ impl Default for ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
-    Accounts(#[from] AccountError),
+    Home(#[from] domicile_home::HomeError),
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot flush the store at shutdown: {0}")]
@@ -105,9 +92,10 @@ const PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(3);
 
 /// Everything a request handler may use.
 pub struct State {
-    pub(crate) home: Home,
+    pub(crate) home: Arc<Home>,
+    /// The home's runtime, started before the first request.
+    pub(crate) runtime: Arc<Runtime>,
     pub(crate) config: ServerConfig,
-    pub(crate) accounts: Accounts,
     pub(crate) sessions: auth::Sessions,
     pub(crate) metrics: metrics::Metrics,
     /// Per resident: permits for heavy work (runs, imports, installs, exports).
@@ -148,22 +136,18 @@ impl State {
             _ => Err(ApiError::TooMany("too many sign-ins at once; try again in a few seconds".into())),
         }
     }
-
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.home.clock.now_ms()
-    }
 }
 
 /// The whole HTTP surface: API, web UI, health and metrics.
-pub fn router(home: Home, config: ServerConfig) -> Result<(Router, Arc<State>), ServerError> {
-    let accounts = Accounts::open(&home.accounts_file)?;
+pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<State>), ServerError> {
+    let runtime = home.runtime()?.clone();
     let state = Arc::new(State {
+        runtime,
         sessions: auth::Sessions::new(config.session_ttl),
         metrics: metrics::Metrics::new(),
         busy: Mutex::new(HashMap::new()),
         password_checks: Semaphore::new(PASSWORD_CHECKS),
         clients: auth::ClientThrottle::new(config.sign_ins_per_client_per_minute),
-        accounts,
         home,
         config,
     });
@@ -220,7 +204,7 @@ async fn observe(
 /// in-flight requests `shutdown_grace` to finish (then cancels them: an
 /// import cancelled midway commits nothing), and flushes the store.
 pub async fn serve(
-    home: Home,
+    home: Arc<Home>,
     config: ServerConfig,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -243,7 +227,7 @@ pub async fn serve(
         served = server => served?,
         () = deadline => tracing::warn!(grace_s = grace.as_secs(), "requests still running after the grace period were cancelled"),
     }
-    state.home.store.flush()?;
+    state.home.store().flush()?;
     tracing::info!("stopped; the store is flushed");
     Ok(())
 }

@@ -94,11 +94,11 @@ impl Metrics {
     fn encode(&self, state: &State) -> String {
         // The counter follows the runtime's total: each scrape adds what no
         // scrape added yet (fetch_max, so concurrent scrapes never add twice).
-        let total = state.home.runtime.denials_total();
+        let total = state.runtime.denials_total();
         let seen = self.denials_seen.fetch_max(total, Ordering::Relaxed);
         self.denials.inc_by(total.saturating_sub(seen));
-        self.running.set(state.home.runtime.running() as i64);
-        if let Ok(residents) = state.home.store.residents() {
+        self.running.set(state.runtime.running() as i64);
+        if let Ok(residents) = state.home.store().residents() {
             self.residents.set(residents.len() as i64);
         }
         let mut text = String::new();
@@ -112,7 +112,7 @@ pub fn routes() -> Router<Arc<State>> {
 }
 
 async fn healthz(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
-    match state.home.store.residents() {
+    match state.home.store().residents() {
         Ok(_) => (axum::http::StatusCode::OK, "ok\n"),
         Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "the store does not answer\n"),
     }

@@ -68,11 +68,11 @@ pub enum StoreError {
     Io { path: String, source: std::io::Error },
     #[error("the store holds a record it cannot read ({0}); it may have been modified outside domicile")]
     Corrupt(String),
-    #[error("no resident named `{0}` in this home; list them with `domicile resident list`")]
+    #[error("no resident named `{0}` in this home")]
     UnknownResident(String),
     #[error("resident `{0}` already exists")]
     ResidentExists(String),
-    #[error("no app `{0}` is installed; see `domicile apps`")]
+    #[error("no app `{0}` is installed")]
     UnknownApp(String),
     #[error("{0}")]
     NotFound(String),

@@ -78,10 +78,8 @@ impl ResidentSpace {
     }
 
     pub fn outbox_item(&self, id: u64) -> Result<OutboxItem> {
-        let bytes = self
-            .outbox
-            .get(id.to_be_bytes())?
-            .ok_or_else(|| StoreError::NotFound(format!("no outbox item {id}; see `domicile outbox`")))?;
+        let bytes =
+            self.outbox.get(id.to_be_bytes())?.ok_or_else(|| StoreError::NotFound(format!("no outbox item {id}")))?;
         decode("an outbox item", &bytes)
     }
 

@@ -26,7 +26,7 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub enum AccountError {
     #[error("cannot read or write {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{path} is corrupt ({detail}); restore it from a backup, or move it away and set new passwords with `domicile resident password NAME`")]
+    #[error("{path} is corrupt ({detail}); restore it from a backup, or move it away and set new passwords")]
     Corrupt { path: String, detail: String },
     #[error("a password needs at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)")]
     WeakPassword,

@@ -1,0 +1,99 @@
+//! Where a command's output goes and its input comes from: this process's
+//! stdout, stderr and stdin, or, for a command a running server executes
+//! for a `domicile` beside it (see [`crate::control`]), that client's,
+//! through the control socket. Commands print with [`outln!`], [`out!`]
+//! and [`errln!`] and read with [`stdin_lines`], so the same code prints
+//! the same output in both cases.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+
+/// Sends bytes of output to the client.
+pub type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
+
+/// The client a command runs for, when it runs inside a server.
+pub struct Remote {
+    pub(crate) stdout: Sink,
+    pub(crate) stderr: Sink,
+    pub(crate) stdin: Mutex<Box<dyn BufRead + Send>>,
+    pub(crate) stdin_is_terminal: bool,
+}
+
+tokio::task_local! {
+    static REMOTE: Arc<Remote>;
+}
+
+/// Runs `command` with its input and output those of `remote`.
+pub async fn for_remote<F: std::future::Future>(remote: Arc<Remote>, command: F) -> F::Output {
+    REMOTE.scope(remote, command).await
+}
+
+fn remote() -> Option<Arc<Remote>> {
+    REMOTE.try_with(Arc::clone).ok()
+}
+
+pub fn stdout(args: std::fmt::Arguments<'_>) {
+    match remote() {
+        Some(r) => (r.stdout)(args.to_string().as_bytes()),
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (`domicile ... | head`) is not an error of the command.
+            let _ = out.write_fmt(args).and_then(|()| out.flush());
+        }
+    }
+}
+
+pub fn stderr(args: std::fmt::Arguments<'_>) {
+    match remote() {
+        Some(r) => (r.stderr)(args.to_string().as_bytes()),
+        None => {
+            let _ = std::io::stderr().lock().write_fmt(args);
+        }
+    }
+}
+
+pub fn stdin_is_terminal() -> bool {
+    match remote() {
+        Some(r) => r.stdin_is_terminal,
+        None => std::io::stdin().is_terminal(),
+    }
+}
+
+/// The next line of stdin without its line ending; `None` at the end.
+pub fn stdin_line() -> std::io::Result<Option<String>> {
+    let mut line = String::new();
+    let read = match remote() {
+        Some(r) => r.stdin.lock().unwrap_or_else(|p| p.into_inner()).read_line(&mut line)?,
+        None => std::io::stdin().lock().read_line(&mut line)?,
+    };
+    if read == 0 {
+        return Ok(None);
+    }
+    let trimmed = line.trim_end_matches(['\r', '\n']).len();
+    line.truncate(trimmed);
+    Ok(Some(line))
+}
+
+/// Every line of stdin, as they come.
+pub fn stdin_lines() -> impl Iterator<Item = std::io::Result<String>> {
+    std::iter::from_fn(|| stdin_line().transpose())
+}
+
+/// `println!`, to the command's stdout.
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::io::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::io::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!`, to the command's stdout.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::io::stdout(format_args!($($arg)*)) };
+}
+
+/// `eprintln!`, to the command's stderr.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::io::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}

@@ -1,0 +1,103 @@
+//! `HOME/config.toml`: what the operator allows apps at most, how many may
+//! run at once, and the server's settings.
+
+use domicile_host::{Cap, RuntimeConfig};
+use serde::Deserialize;
+
+use crate::{Home, HomeError, Result};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HomeConfig {
+    #[serde(default)]
+    limits: LimitsConfig,
+    #[serde(default)]
+    engine: EngineConfig,
+    #[serde(default)]
+    pub server: ServerSettings,
+}
+
+/// `[server]`: what `domicile serve` allows each request and resident. The
+/// server applies them over its defaults.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerSettings {
+    /// The largest upload (an export file to import), MiB.
+    pub max_upload_mib: Option<u64>,
+    /// Requests still running after this many seconds are cancelled.
+    pub request_timeout_s: Option<u64>,
+    /// Runs, imports, installs and exports one resident may have at once.
+    pub runs_per_resident: Option<usize>,
+    /// How long a browser stays signed in, hours.
+    pub session_hours: Option<u64>,
+    /// Seconds in-flight requests get to finish after Ctrl-C or SIGTERM.
+    pub shutdown_grace_s: Option<u64>,
+    /// Session cookies only over HTTPS (behind a TLS proxy).
+    pub secure_cookies: Option<bool>,
+    /// Sign-in attempts one client address may make per minute (0: no cap).
+    pub sign_ins_per_client_per_minute: Option<u32>,
+}
+
+/// `default-X`: what an app gets when its manifest asks nothing; `max-X`:
+/// the most it gets, whatever it asks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsConfig {
+    default_memory_mib: Option<u64>,
+    max_memory_mib: Option<u64>,
+    default_cpu_ms: Option<u64>,
+    max_cpu_ms: Option<u64>,
+    default_wall_ms: Option<u64>,
+    max_wall_ms: Option<u64>,
+    default_host_calls: Option<u64>,
+    max_host_calls: Option<u64>,
+    default_documents: Option<u64>,
+    max_documents: Option<u64>,
+    default_output_kib: Option<u64>,
+    max_output_kib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct EngineConfig {
+    /// Invocations running at once (the instance pool's size); more wait.
+    max_concurrent_invocations: Option<u32>,
+}
+
+fn set(cap: &mut Cap, default: Option<u64>, max: Option<u64>) {
+    cap.default = default.unwrap_or(cap.default);
+    cap.max = max.unwrap_or(cap.max);
+}
+
+impl Home {
+    /// `config.toml`, or the defaults when there is none.
+    pub fn config(&self) -> Result<HomeConfig> {
+        let path = self.dir.join("config.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| HomeError::Config { path, message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HomeConfig::default()),
+            Err(source) => Err(HomeError::Io { path, source }),
+        }
+    }
+
+    pub(crate) fn runtime_config(&self) -> Result<RuntimeConfig> {
+        let path = self.dir.join("config.toml");
+        let config = self.config()?;
+        let mut rc = RuntimeConfig::new(self.dir.join("cache"), self.dir.join("scratch"));
+        rc.clock = self.clock;
+        let (l, caps) = (config.limits, &mut rc.limits);
+        set(&mut caps.memory_mib, l.default_memory_mib, l.max_memory_mib);
+        set(&mut caps.cpu_ms, l.default_cpu_ms, l.max_cpu_ms);
+        set(&mut caps.wall_ms, l.default_wall_ms, l.max_wall_ms);
+        set(&mut caps.host_calls, l.default_host_calls, l.max_host_calls);
+        set(&mut caps.documents, l.default_documents, l.max_documents);
+        set(&mut caps.output_kib, l.default_output_kib, l.max_output_kib);
+        if let Some(n) = config.engine.max_concurrent_invocations {
+            if !(1..=1024).contains(&n) {
+                return Err(HomeError::Config { path, message: "max-concurrent-invocations must be 1 to 1024".into() });
+            }
+            rc.max_concurrent = n;
+        }
+        Ok(rc)
+    }
+}

@@ -1,0 +1,89 @@
+//! Trust and archives: trusting and revoking keys (every resident's apps
+//! signed by a revoked key are held at once), restoring a resident from an
+//! export (apps come back only as far as this home trusts their
+//! publishers, and apps of a revoked key come back held), exporting one.
+
+use std::io::{Read, Write};
+
+use domicile_manifest::AppId;
+use domicile_package::{PublicKey, Role, TrustedKey};
+use domicile_store::{ExportSummary, Hold, ResidentName, ResidentSpace, RestoreReport};
+use serde::Serialize;
+
+use crate::{Home, Result};
+
+/// An app put on hold because its publisher key was revoked.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldApp {
+    pub resident: ResidentName,
+    pub app: AppId,
+}
+
+/// `at_ms` as `2026-03-01 12:00:00` UTC.
+fn format_ms(ms: u64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+impl Home {
+    /// Trusts `key` for `roles` (publisher when none); a revoked key is
+    /// trusted again. Returns the key as the trust store now has it.
+    pub fn trust_key(&self, key: PublicKey, name: &str, roles: &[Role]) -> Result<TrustedKey> {
+        let mut trust = self.trust()?;
+        trust.add(key, name, roles)?;
+        Ok(trust.find(&key).cloned().expect("the key was just added"))
+    }
+
+    /// Trusts `key` for nothing from now on, and holds every resident's
+    /// apps it signed until each resident decides.
+    pub fn revoke_key(&self, key: &PublicKey) -> Result<Vec<HeldApp>> {
+        let now = self.now_ms();
+        self.trust()?.revoke(key, now)?;
+        let hold = Hold { reason: format!("its publisher key {key} was revoked on {}", format_ms(now)), since_ms: now };
+        let mut held = Vec::new();
+        for resident in self.store.residents()? {
+            let space = self.store.resident(&resident)?;
+            for app in space.hold_apps_of(&key.to_string(), &hold)? {
+                held.push(HeldApp { resident: resident.clone(), app });
+            }
+        }
+        Ok(held)
+    }
+
+    /// Rebuilds a resident from an export (under `as_name`, or the name in
+    /// the archive), checking all of it; its apps come back only as far as
+    /// this home trusts their publishers, held if their key was revoked.
+    pub fn restore(
+        &self,
+        archive: impl Read,
+        as_name: Option<&ResidentName>,
+    ) -> Result<(ResidentSpace, RestoreReport)> {
+        let trust = self.trust()?;
+        let catalogues = self.catalogue_sources()?.verified(&trust);
+        let vetting = domicile_host::ArchiveVetting {
+            runtime: self.runtime()?,
+            trust: &trust,
+            catalogues: &catalogues,
+            now_ms: self.now_ms(),
+        };
+        Ok(self.store.restore(archive, as_name, &vetting)?)
+    }
+
+    /// Everything of a resident, as the archive [`restore`](Self::restore) reads.
+    pub fn export(&self, space: &ResidentSpace, out: impl Write) -> Result<ExportSummary> {
+        Ok(space.export(out, self.now_ms())?)
+    }
+}
+
+impl Home {
+    /// Installs and updates from the catalogue in `dir` from now on (its
+    /// key must be trusted for catalogues). Returns it, verified.
+    pub fn add_catalogue_source(&self, dir: &std::path::Path) -> Result<domicile_package::Catalogue> {
+        let catalogue = domicile_package::Catalogue::open(dir, &self.trust()?)?;
+        self.catalogue_sources()?.add(&catalogue)?;
+        Ok(catalogue)
+    }
+}

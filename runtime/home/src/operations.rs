@@ -1,0 +1,64 @@
+//! The list of what the service layer offers, for the front-ends to
+//! cover: every operation here is reachable from the CLI and from the HTTP
+//! API (a test drives both and fails on a gap), and the ones below that
+//! only one front-end has are named with the reason.
+
+/// A resident's or an operator's operation on a home.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    // The operator's.
+    AddResident,
+    SetPassword,
+    SetSignIn,
+    SetQuota,
+    TrustKey,
+    RevokeKey,
+    AddCatalogueSource,
+    Restore,
+    NewOperatorToken,
+    // A resident's.
+    Install,
+    Update,
+    Grant,
+    Revoke,
+    Uninstall,
+    KeepHeldApp,
+    Run,
+    Import,
+    PutDocument,
+    DeleteDocument,
+    ApproveOutbox,
+    DenyOutbox,
+    Export,
+    CreateToken,
+    RevokeToken,
+}
+
+impl Operation {
+    pub const ALL: &'static [Operation] = &[
+        Operation::AddResident,
+        Operation::SetPassword,
+        Operation::SetSignIn,
+        Operation::SetQuota,
+        Operation::TrustKey,
+        Operation::RevokeKey,
+        Operation::AddCatalogueSource,
+        Operation::Restore,
+        Operation::NewOperatorToken,
+        Operation::Install,
+        Operation::Update,
+        Operation::Grant,
+        Operation::Revoke,
+        Operation::Uninstall,
+        Operation::KeepHeldApp,
+        Operation::Run,
+        Operation::Import,
+        Operation::PutDocument,
+        Operation::DeleteDocument,
+        Operation::ApproveOutbox,
+        Operation::DenyOutbox,
+        Operation::Export,
+        Operation::CreateToken,
+        Operation::RevokeToken,
+    ];
+}

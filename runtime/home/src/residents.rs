@@ -1,0 +1,102 @@
+//! The operator's operations on residents: adding one (with their sign-in
+//! password), passwords, sign-in switches, quotas.
+
+use domicile_store::{Quota, ResidentName, Usage};
+
+use crate::{check_password, new_password, Home, Result};
+
+/// A new password: generated (and handed back once), or chosen.
+pub enum Password {
+    Generate,
+    Given(String),
+}
+
+impl Password {
+    /// The password, checked; and whether it was generated.
+    fn resolve(self) -> Result<(String, bool)> {
+        match self {
+            Password::Generate => Ok((new_password(), true)),
+            Password::Given(password) => {
+                check_password(&password)?;
+                Ok((password, false))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AddedResident {
+    pub name: ResidentName,
+    /// The generated password, to hand to the resident (shown once).
+    pub password: Option<String>,
+}
+
+impl Home {
+    /// Adds a resident: an empty space and a password to sign in with. The
+    /// password is checked before anything is created, and if it cannot be
+    /// stored the space is removed again: no resident nobody can sign in as.
+    /// Hashes the password (argon2, tens of milliseconds): call it off an
+    /// async runtime's threads.
+    pub fn add_resident(&self, name: &ResidentName, password: Password) -> Result<AddedResident> {
+        let (password, generated) = password.resolve()?;
+        drop(self.store.create_resident(name)?);
+        if let Err(e) = self.accounts.set_password(name, &password) {
+            if let Err(undo) = self.store.remove_resident(name) {
+                tracing::error!(error = %undo, "a resident whose account could not be written could not be removed");
+            }
+            return Err(e.into());
+        }
+        Ok(AddedResident { name: name.clone(), password: generated.then_some(password) })
+    }
+
+    /// A new password for an existing resident (the old one stops working);
+    /// returns it when it was generated. Hashes: off async threads.
+    pub fn set_password(&self, name: &ResidentName, password: Password) -> Result<Option<String>> {
+        self.require_resident(name)?;
+        let (password, generated) = password.resolve()?;
+        self.accounts.set_password(name, &password)?;
+        Ok(generated.then_some(password))
+    }
+
+    /// Lets a resident sign in, or stops them (their data is untouched).
+    pub fn set_sign_in(&self, name: &ResidentName, enabled: bool) -> Result<()> {
+        self.require_resident(name)?;
+        Ok(self.accounts.set_disabled(name, !enabled)?)
+    }
+
+    /// Sets a resident's quota; returns their usage and the quota.
+    pub fn set_quota(&self, name: &ResidentName, quota: Option<Quota>) -> Result<(Usage, Quota)> {
+        let space = self.store.resident(name)?;
+        if let Some(quota) = quota {
+            space.set_quota(&quota)?;
+        }
+        Ok((space.usage()?, space.quota()?))
+    }
+
+    pub(crate) fn require_resident(&self, name: &ResidentName) -> Result<()> {
+        if self.store.has_resident(name) {
+            Ok(())
+        } else {
+            Err(domicile_store::StoreError::UnknownResident(name.to_string()).into())
+        }
+    }
+}
+
+impl Home {
+    /// A new API token for a resident: its id and label, and the secret
+    /// (shown once; only its hash is kept).
+    pub fn create_token(&self, name: &ResidentName, label: &str) -> Result<(crate::TokenInfo, String)> {
+        let label: String = label.chars().filter(|c| !c.is_control()).take(100).collect();
+        Ok(self.accounts.create_token(name, &label, self.now_ms())?)
+    }
+
+    /// Revokes a resident's API token; false when they have none by that id.
+    pub fn revoke_token(&self, name: &ResidentName, id: &str) -> Result<bool> {
+        Ok(self.accounts.revoke_token(name, id)?)
+    }
+
+    /// A new operator token (the previous one stops working); shown once.
+    pub fn new_operator_token(&self) -> Result<String> {
+        Ok(self.accounts.new_operator_token()?)
+    }
+}
