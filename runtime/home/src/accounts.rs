@@ -80,7 +80,9 @@ pub struct Accounts {
     file: Mutex<AccountsFile>,
     /// A hash to verify against when the name is unknown, so that a wrong
     /// name costs as long as a wrong password and does not reveal itself.
-    decoy_hash: String,
+    /// Made on first need (argon2 is slow on purpose, and a CLI command
+    /// that signs nobody in should not pay for it).
+    decoy_hash: std::sync::OnceLock<String>,
 }
 
 /// 256 random bits, hex, with a prefix saying what the secret is for.
@@ -135,8 +137,7 @@ impl Accounts {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => AccountsFile::default(),
             Err(e) => return Err(io(e)),
         };
-        let decoy_hash = hash_password(&new_secret("decoy-"))?;
-        Ok(Accounts { path, file: Mutex::new(file), decoy_hash })
+        Ok(Accounts { path, file: Mutex::new(file), decoy_hash: std::sync::OnceLock::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -178,6 +179,18 @@ impl Accounts {
         })
     }
 
+    /// Makes the decoy hash now, so that the first sign-in with an unknown
+    /// name takes no longer than the others (a server calls it at start).
+    pub fn prepare_sign_ins(&self) {
+        self.decoy_hash();
+    }
+
+    fn decoy_hash(&self) -> &str {
+        // Hashing a fresh random secret only fails if argon2 itself does;
+        // an empty decoy then matches nothing, which is still a refusal.
+        self.decoy_hash.get_or_init(|| hash_password(&new_secret("decoy-")).unwrap_or_default())
+    }
+
     /// The resident whose name and password these are, if the account is
     /// enabled. Slow on purpose (argon2): call it off the async threads.
     pub fn sign_in(&self, name: &str, password: &str) -> Option<ResidentName> {
@@ -188,7 +201,7 @@ impl Accounts {
                 (password_matches(&account.password_hash, password) && !account.disabled).then_some(name)
             }
             None => {
-                password_matches(&self.decoy_hash, password);
+                password_matches(self.decoy_hash(), password);
                 None
             }
         }

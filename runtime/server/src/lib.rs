@@ -141,6 +141,7 @@ impl State {
 /// The whole HTTP surface: API, web UI, health and metrics.
 pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<State>), ServerError> {
     let runtime = home.runtime()?.clone();
+    home.accounts().prepare_sign_ins();
     let state = Arc::new(State {
         runtime,
         sessions: auth::Sessions::new(config.session_ttl),

@@ -160,6 +160,19 @@ pub(crate) const USAGE_KEY: &str = "usage";
 pub(crate) const QUOTA_KEY: &str = "quota";
 pub(crate) const SEQ_KEY: &str = "seq";
 
+/// The stored sequence counter (the last number taken), 0 when none.
+pub(crate) fn decode_seq(stored: Option<&[u8]>) -> u64 {
+    stored.and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes)
+}
+
+/// Records, in a transaction, that the sequence reached `last`.
+pub(crate) fn persist_seq(meta: &TransactionalTree, last: u64) -> std::result::Result<(), Abort> {
+    if decode_seq(meta.get(SEQ_KEY)?.as_deref()) < last {
+        meta.insert(SEQ_KEY, &last.to_be_bytes())?;
+    }
+    Ok(())
+}
+
 pub(crate) fn doc_key(doctype: &Doctype, id: &DocId) -> Vec<u8> {
     let mut k = Vec::with_capacity(doctype.as_str().len() + 1 + id.as_str().len());
     k.extend_from_slice(doctype.as_str().as_bytes());
@@ -264,8 +277,10 @@ impl ResidentSpace {
                 self.check(doctype, body)?;
             }
         }
-        // Sequence numbers are taken before the transaction, which may retry.
-        let first_seq = self.reserve_seqs(changes.len() as u64)?;
+        // Sequence numbers are taken before the transaction, which may
+        // retry, and recorded in it.
+        let first_seq = self.reserve_seqs_in_memory(changes.len() as u64);
+        let last_seq = first_seq + changes.len() as u64 - 1;
         let trees = [&self.docs, &self.index, &self.changes, &self.meta, &self.audit];
         trees.as_slice().transaction(|t| {
             let written = Written { docs: &t[0], index: &t[1], feed: &t[2] };
@@ -281,6 +296,7 @@ impl ResidentSpace {
             let quota: Quota = read_json(meta, QUOTA_KEY)?;
             quota.admits(&before, &usage).map_err(abort)?;
             meta.insert(USAGE_KEY, encode(&usage))?;
+            persist_seq(meta, last_seq)?;
             crate::audit::append_chained(meta, log, audit)
         })?;
         self.flush()

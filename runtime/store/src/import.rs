@@ -128,7 +128,8 @@ impl ResidentSpace {
             staging.range((start, Bound::Unbounded)).take(PUBLISH_CHUNK).collect::<Result<_, _>>()?;
         let Some((last, _)) = chunk.last() else { return Ok(false) };
         let changes: Vec<Change> = chunk.iter().map(|(k, v)| staged_change(k, v)).collect::<Result<_>>()?;
-        let first_seq = self.reserve_seqs(changes.len() as u64)?;
+        let first_seq = self.reserve_seqs_in_memory(changes.len() as u64);
+        let last_seq = first_seq + changes.len() as u64 - 1;
         let progress = PublishMarker { published_through: Some(last.to_vec()), ..marker.clone() };
         let trees = [&self.docs, &self.index, &self.changes, &self.meta];
         trees.as_slice().transaction(|t| {
@@ -141,6 +142,7 @@ impl ResidentSpace {
                 self.apply_change(&written, &mut usage, change, seq, &marker.author, marker.at_ms)?;
             }
             meta.insert(USAGE_KEY, encode(&usage))?;
+            crate::docs::persist_seq(meta, last_seq)?;
             meta.insert(marker_key, encode(&progress))?;
             Ok::<_, Abort>(())
         })?;

@@ -79,6 +79,9 @@ pub(crate) struct OpenSpace {
     name: ResidentName,
     pub(crate) db: sled::Db,
     trees: [sled::Tree; 10],
+    /// The last number of the resident's sequence taken in this process
+    /// (see `ResidentSpace::reserve_seqs_in_memory`).
+    pub(crate) seq: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -181,6 +184,12 @@ impl Store {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// Whether the store's directory answers (for health checks: costs one
+    /// `stat`, whatever the number of residents).
+    pub fn is_available(&self) -> bool {
+        self.residents_dir().is_dir()
     }
 
     pub fn has_resident(&self, name: &ResidentName) -> bool {
@@ -351,8 +360,10 @@ impl Store {
         for kind in TREES {
             trees.push(db.open_tree(kind)?);
         }
-        let trees = trees.try_into().unwrap_or_else(|_| unreachable!("one tree per name"));
-        Ok(Arc::new(OpenSpace { name: name.clone(), db, trees }))
+        let trees: [sled::Tree; 10] = trees.try_into().unwrap_or_else(|_| unreachable!("one tree per name"));
+        // meta is the fourth tree.
+        let seq = crate::docs::decode_seq(trees[3].get(crate::docs::SEQ_KEY)?.as_deref());
+        Ok(Arc::new(OpenSpace { name: name.clone(), db, trees, seq: seq.into() }))
     }
 
     /// Tracks an open space and hands out a handle on it.

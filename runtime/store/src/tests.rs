@@ -1073,3 +1073,31 @@ fn an_import_being_published_when_the_old_version_died_is_finished_after_the_upg
     assert_eq!(me.doctype_counts().unwrap(), vec![(trip_type().to_string(), 2)]);
     assert!(me.verify().unwrap().is_consistent());
 }
+
+#[test]
+fn the_sequence_only_grows_across_writes_other_records_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut seen = Vec::new();
+    for round in 0..3u32 {
+        let store = Store::open(&path, Arc::new(Vocabulary::builtin())).unwrap();
+        let space = if round == 0 { me(&store) } else { store.resident(&"me".parse().unwrap()).unwrap() };
+        for day in 1..4 {
+            put(&space, &trip_type(), &format!("r{round}d{day}"), trip(day, "bus", 1.0)).unwrap();
+            // A number taken outside a document write, in between.
+            seen.push(space.next_seq().unwrap());
+        }
+        seen.extend(space.changes_since(&trip_type(), 0, usize::MAX).unwrap().iter().map(|c| c.seq));
+    }
+    seen.sort_unstable();
+    let before = seen.len();
+    seen.dedup();
+    // Each round's feed repeats the earlier rounds' records: count numbers, not records.
+    let feed = Store::open(&path, Arc::new(Vocabulary::builtin())).unwrap();
+    let feed = feed.resident(&"me".parse().unwrap()).unwrap().changes_since(&trip_type(), 0, usize::MAX).unwrap();
+    let seqs: Vec<u64> = feed.iter().map(|c| c.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(seqs.len(), 9);
+    assert!(before > seen.len(), "the feed was read more than once");
+    assert_eq!(seen.len(), 18, "9 writes and 9 other numbers, none taken twice: {seen:?}");
+}

@@ -1,0 +1,238 @@
+//! An app's lifecycle: install (verify the package, then parse its
+//! manifest, then compile and check its component, then record it with the
+//! resident's grants), update (only newer versions of the same app from
+//! the same publisher; what it newly asks is reported for re-consent),
+//! uninstall.
+
+use domicile_manifest::{AppId, Grants, Manifest, World};
+use domicile_package::{PublicKey, TrustStore, VerifiedPackage};
+use domicile_store::{InstalledApp, ResidentSpace, StoreError};
+use wasmtime::component::{types::ComponentItem, Component};
+
+use crate::{HostError, Runtime};
+
+/// A package that verified, whose manifest parsed and whose component
+/// compiled and passed the checks: all that is left is the resident's grants.
+pub struct PreparedInstall {
+    package: Vec<u8>,
+    verified: VerifiedPackage,
+    manifest: Manifest,
+}
+
+impl PreparedInstall {
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn publisher(&self) -> &PublicKey {
+        self.verified.publisher()
+    }
+}
+
+/// A verified, compiled newer version of an installed app.
+pub struct PreparedUpdate {
+    install: PreparedInstall,
+    current: InstalledApp,
+    new_asks: Vec<String>,
+}
+
+impl PreparedUpdate {
+    pub fn current(&self) -> &InstalledApp {
+        &self.current
+    }
+    pub fn manifest(&self) -> &Manifest {
+        &self.install.manifest
+    }
+    /// What the new version asks that the installed one did not, in words.
+    /// When it is not empty, the update should wait for the resident's grant.
+    pub fn new_asks(&self) -> &[String] {
+        &self.new_asks
+    }
+}
+
+impl Runtime {
+    /// Verifies a package, then parses its manifest, then compiles and
+    /// checks its component. Nothing is parsed before the signature
+    /// verifies, and nobody is asked for grants for an app that could not
+    /// be installed. The signing key must be trusted as a publisher, or be
+    /// the one a trusted catalogue lists for the app (`vouched`).
+    pub fn prepare_install(
+        &self,
+        space: &ResidentSpace,
+        trust: &TrustStore,
+        package: Vec<u8>,
+        vouched: Option<&PublicKey>,
+    ) -> Result<PreparedInstall, HostError> {
+        let sealed = domicile_package::unseal(&package)?;
+        let verified = match vouched {
+            Some(key) => sealed.verify_vouched(trust, key, "the catalogue lists for this app")?,
+            None => sealed.verify(trust)?,
+        };
+        let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
+        ensure_not_installed(space, &manifest)?;
+        self.compile_checked(&verified, &manifest)?;
+        Ok(PreparedInstall { package, verified, manifest })
+    }
+
+    pub(crate) fn compile_checked(&self, verified: &VerifiedPackage, manifest: &Manifest) -> Result<(), HostError> {
+        let component =
+            self.cache.compile(&self.engine, &verified.component_digest_hex(), verified.component_bytes())?;
+        self.check_component(&component, manifest)
+    }
+
+    /// Prepares an update of an installed app: the package must be signed by
+    /// the key the app was installed with (whoever else vouches for it),
+    /// be a newer version of the same app and world, and compile. The
+    /// result says what the new version asks that the old one did not.
+    pub fn prepare_update(
+        &self,
+        space: &ResidentSpace,
+        trust: &TrustStore,
+        app: &AppId,
+        package: Vec<u8>,
+    ) -> Result<PreparedUpdate, HostError> {
+        let current = space.app(app)?;
+        let installed_key: PublicKey = current
+            .publisher
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("the publisher key recorded for {app}")))?;
+        let sealed = domicile_package::unseal(&package)?;
+        if sealed.claimed_publisher() != &installed_key {
+            return Err(HostError::PublisherChanged {
+                app: app.clone(),
+                installed: current.publisher.clone(),
+                offered: sealed.claimed_publisher().to_string(),
+            });
+        }
+        let verified = sealed.verify_vouched(trust, &installed_key, "this app was installed with")?;
+        let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
+        if &manifest.id != app {
+            return Err(HostError::OtherApp { app: app.clone(), offered: manifest.id });
+        }
+        if manifest.version <= current.manifest.version {
+            return Err(HostError::NotNewer {
+                app: app.clone(),
+                installed: current.manifest.version.clone(),
+                offered: manifest.version,
+            });
+        }
+        if manifest.world != current.manifest.world {
+            return Err(HostError::WorldChanged { app: app.clone(), from: current.manifest.world, to: manifest.world });
+        }
+        self.compile_checked(&verified, &manifest)?;
+        let new_asks = manifest.new_asks_over(&current.manifest);
+        Ok(PreparedUpdate { install: PreparedInstall { package, verified, manifest }, current, new_asks })
+    }
+
+    /// Replaces the installed version by the prepared one. The grants carried
+    /// over are cut down to what the new version still asks; `added` are
+    /// the resident's new grants (for what it newly asks).
+    #[tracing::instrument(skip_all, fields(app = %update.current.manifest.id))]
+    pub fn apply_update(
+        &self,
+        space: &ResidentSpace,
+        update: PreparedUpdate,
+        added: &Grants,
+    ) -> Result<InstalledApp, HostError> {
+        let PreparedUpdate { install: PreparedInstall { package, verified, manifest }, current, .. } = update;
+        // Someone may have updated or removed it since it was prepared.
+        if space.app(&current.manifest.id)? != current {
+            return Err(HostError::Engine(format!(
+                "{} changed while the update was prepared; try again",
+                current.manifest.id
+            )));
+        }
+        let mut grants = current.grants.within(&current.manifest, &manifest);
+        grants.extend(added);
+        let app = InstalledApp {
+            manifest,
+            publisher: current.publisher,
+            component_digest: verified.component_digest_hex(),
+            grants,
+            installed_at_ms: current.installed_at_ms,
+            held: None,
+        };
+        space.put_app(&app, &package)?;
+        tracing::info!(version = %app.manifest.version, "updated");
+        Ok(app)
+    }
+
+    /// Records the prepared app with the resident's grants.
+    #[tracing::instrument(skip_all, fields(app = %prepared.manifest.id))]
+    pub fn install(
+        &self,
+        space: &ResidentSpace,
+        prepared: PreparedInstall,
+        grants: Grants,
+    ) -> Result<InstalledApp, HostError> {
+        let PreparedInstall { package, verified, manifest } = prepared;
+        ensure_not_installed(space, &manifest)?;
+        let app = InstalledApp {
+            manifest,
+            publisher: verified.publisher().to_string(),
+            component_digest: verified.component_digest_hex(),
+            grants,
+            installed_at_ms: self.config.clock.now_ms(),
+            held: None,
+        };
+        space.put_app(&app, &package)?;
+        tracing::info!("installed");
+        Ok(app)
+    }
+
+    /// The component must import only what we offer, and export its world.
+    fn check_component(&self, component: &Component, manifest: &Manifest) -> Result<(), HostError> {
+        let ty = component.component_type();
+        let scratch = manifest.scratch.is_some();
+        let forbidden: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .filter(|name| !import_allowed(name, scratch))
+            .map(str::to_owned)
+            .collect();
+        if !forbidden.is_empty() {
+            let needs_scratch = !scratch && forbidden.iter().any(|i| i.starts_with("wasi:filesystem/"));
+            return Err(HostError::ForbiddenImports { imports: forbidden, needs_scratch });
+        }
+        let export = match manifest.world {
+            World::Service => "run",
+            World::Importer => "import",
+        };
+        let exported = ty
+            .exports(&self.engine)
+            .any(|(name, item)| name == export && matches!(item.ty, ComponentItem::ComponentFunc(_)));
+        if !exported {
+            return Err(HostError::WrongExports {
+                world: manifest.world,
+                detail: format!("no exported function `{export}`"),
+            });
+        }
+        // Type-checks every import against the linker now rather than at the first run.
+        self.linker
+            .instantiate_pre(component)
+            .map_err(|e| HostError::WrongExports { world: manifest.world, detail: format!("{e:#}") })?;
+        Ok(())
+    }
+
+    pub fn uninstall(&self, space: &ResidentSpace, app: &AppId) -> Result<(), HostError> {
+        space.remove_app(app)?;
+        Ok(())
+    }
+}
+
+fn ensure_not_installed(space: &ResidentSpace, manifest: &Manifest) -> Result<(), HostError> {
+    match space.app(&manifest.id) {
+        Ok(existing) => Err(HostError::AlreadyInstalled {
+            app: existing.manifest.id,
+            version: existing.manifest.version.to_string(),
+        }),
+        Err(StoreError::UnknownApp(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The imports a component may have: our interfaces and the WASI subset we
+/// offer (no sockets, no HTTP; the filesystem only with a scratch dir).
+fn import_allowed(name: &str, scratch: bool) -> bool {
+    const ALWAYS: [&str; 5] = ["domicile:app/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/"];
+    ALWAYS.iter().any(|p| name.starts_with(p)) || (scratch && name.starts_with("wasi:filesystem/"))
+}
