@@ -678,6 +678,9 @@ fn front_ends(op: Operation) -> (Vec<&'static str>, &'static str, &'static str) 
     use Operation as O;
     match op {
         O::AddResident => (vec!["resident", "add", "zoe"], "POST", "/api/v1/admin/residents"),
+        O::RemoveResident => {
+            (vec!["resident", "remove", "nobody", "--yes"], "DELETE", "/api/v1/admin/residents/nobody")
+        }
         O::SetPassword => (vec!["resident", "password", "zoe"], "POST", "/api/v1/admin/residents/zoe/password"),
         O::SetSignIn => (vec!["resident", "disable", "zoe"], "POST", "/api/v1/admin/residents/zoe/disable"),
         O::SetQuota => (vec!["quota", "--max-documents", "1000"], "PUT", "/api/v1/admin/residents/me/quota"),
@@ -748,7 +751,7 @@ fn every_operation_is_reachable_from_both_the_cli_and_the_api() {
 /// The operations the API gained with the service layer, doing what the
 /// CLI's do: a resident writes and deletes their own documents; the
 /// operator restores an archive, trusts and revokes a key (holding the apps
-/// it signed) and replaces their token.
+/// it signed), pages through and removes residents, and replaces their token.
 #[test]
 fn the_api_writes_documents_restores_archives_and_revokes_keys_as_the_cli_does() {
     let home = TestHome::new();
@@ -801,6 +804,19 @@ fn the_api_writes_documents_restores_archives_and_revokes_keys_as_the_cli_does()
     assert_eq!(me.post(&format!("/api/v1/apps/{FOOTPRINT}/run"), &json!({})).status, 409);
     let trusted = admin.post("/api/v1/admin/trust", &json!({ "key": key, "name": "again" })).ok().json();
     assert_eq!(trusted["revoked_at_ms"], Value::Null);
+
+    // Removing a resident deletes their space's directory and account.
+    let copy_dir = home.path().join("spaces/residents/copy");
+    assert!(copy_dir.is_dir());
+    let page = admin.get("/api/v1/admin/residents?limit=1").ok().json();
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(admin.get("/api/v1/admin/residents?after=copy").ok().json()[0]["name"], "me");
+    admin.delete("/api/v1/admin/residents/copy").ok();
+    assert!(!copy_dir.exists(), "their disk is freed");
+    assert_eq!(admin.delete("/api/v1/admin/residents/copy").status, 404);
+    let refused = home.run(&["resident", "remove", "me"]).one_line_error().to_owned();
+    assert!(refused.contains("--yes"), "{refused}");
+    assert_eq!(home.ok(&["resident", "list"]).stdout, "me\n");
 
     // A new operator token: the old one stops working.
     let new = admin.post("/api/v1/admin/operator-token", &json!({})).ok().json()["token"].as_str().unwrap().to_owned();

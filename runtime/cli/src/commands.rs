@@ -93,6 +93,13 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             crate::serve::set_password(home, &name, password_stdin, json)?
         }
         Command::OperatorToken => crate::serve::operator_token(home, json)?,
+        Command::Resident(ResidentCommand::Remove { name, yes }) => {
+            if !yes {
+                bail!("this deletes {name}'s documents, apps and audit log for good: add --yes (and `domicile --resident {name} export --out FILE` first to keep a copy)");
+            }
+            home.remove_resident(&name.parse()?)?;
+            outln!("removed resident `{name}` and everything of theirs");
+        }
         Command::Resident(ResidentCommand::Disable { name }) => {
             home.set_sign_in(&name.parse()?, false)?;
             outln!("{name} can no longer sign in; their data is untouched");

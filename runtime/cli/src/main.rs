@@ -305,6 +305,13 @@ pub enum ResidentCommand {
     },
     /// List the residents.
     List,
+    /// Delete a resident and everything of theirs (export it first to keep a copy).
+    Remove {
+        name: String,
+        /// Say it: without it, nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Stop a resident from signing in to the web UI and API (their data stays).
     Disable { name: String },
     /// Let a disabled resident sign in again.

@@ -8,6 +8,7 @@
 pub enum Operation {
     // The operator's.
     AddResident,
+    RemoveResident,
     SetPassword,
     SetSignIn,
     SetQuota,
@@ -37,6 +38,7 @@ pub enum Operation {
 impl Operation {
     pub const ALL: &'static [Operation] = &[
         Operation::AddResident,
+        Operation::RemoveResident,
         Operation::SetPassword,
         Operation::SetSignIn,
         Operation::SetQuota,

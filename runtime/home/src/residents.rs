@@ -58,6 +58,17 @@ impl Home {
         Ok(generated.then_some(password))
     }
 
+    /// Deletes a resident: their space (its directory goes, freeing the
+    /// disk) and their account. Refused while their space is in use (an
+    /// app running, an export being written).
+    pub fn remove_resident(&self, name: &ResidentName) -> Result<()> {
+        self.store.remove_resident(name)?;
+        if self.accounts.has_account(name) {
+            self.accounts.remove(name)?;
+        }
+        Ok(())
+    }
+
     /// Lets a resident sign in, or stops them (their data is untouched).
     pub fn set_sign_in(&self, name: &ResidentName, enabled: bool) -> Result<()> {
         self.require_resident(name)?;

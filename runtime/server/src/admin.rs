@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State as Extract};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use domicile_store::{Quota, ResidentName, StoreError};
 use serde::Deserialize;
@@ -21,6 +21,7 @@ type Shared = Extract<Arc<State>>;
 pub fn routes() -> Router<Arc<State>> {
     Router::new()
         .route("/admin/residents", get(residents).post(add_resident))
+        .route("/admin/residents/{name}", delete(remove_resident))
         .route("/admin/residents/{name}/disable", post(disable))
         .route("/admin/residents/{name}/enable", post(enable))
         .route("/admin/residents/{name}/password", post(reset_password))
@@ -41,10 +42,25 @@ fn resident_name(state: &State, name: &str) -> Result<ResidentName, ApiError> {
     Ok(name)
 }
 
-/// Every resident with their usage: counts only.
-async fn residents(Extract(state): Shared, _: Operator) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize)]
+struct Page {
+    /// Residents whose name comes after this one.
+    after: Option<String>,
+    /// At most this many (default and cap 1,000): each listed resident's
+    /// space is opened to read its usage.
+    limit: Option<usize>,
+}
+
+/// Residents with their usage, in name order, a page at a time: counts only.
+async fn residents(
+    Extract(state): Shared,
+    _: Operator,
+    axum::extract::Query(page): axum::extract::Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(1000).clamp(1, 1000);
+    let after = page.after.unwrap_or_default();
     let mut list = Vec::new();
-    for name in state.home.store().residents()? {
+    for name in state.home.store().residents()?.into_iter().filter(|n| n.as_str() > after.as_str()).take(limit) {
         let space = state.home.store().resident(&name)?;
         list.push(json!({
             "name": name.as_str(),
@@ -77,6 +93,18 @@ async fn add_resident(
     // argon2 takes tens of milliseconds of CPU on purpose: not on the async threads.
     let added = tokio::task::spawn_blocking(move || worker.home.add_resident(&name, password)).await??;
     Ok(Json(json!({ "name": added.name.as_str(), "password": added.password })))
+}
+
+/// Deletes a resident and everything of theirs; their sessions end.
+async fn remove_resident(
+    Extract(state): Shared,
+    _: Operator,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = resident_name(&state, &name)?;
+    state.home.remove_resident(&name)?;
+    state.sessions.close_all_of(&name);
+    Ok(Json(json!({ "removed": name.as_str() })))
 }
 
 async fn disable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
