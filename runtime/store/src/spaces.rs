@@ -74,6 +74,27 @@ struct OpenSpaces {
     recent: VecDeque<Arc<OpenSpace>>,
 }
 
+/// The open spaces, locked; spaces it stops keeping open are closed (which
+/// flushes them) only once the lock is released.
+struct Locked<'a> {
+    // Dropped first: fields drop in declaration order.
+    guard: MutexGuard<'a, OpenSpaces>,
+    evicted: Vec<Arc<OpenSpace>>,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = OpenSpaces;
+    fn deref(&self) -> &OpenSpaces {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut OpenSpaces {
+        &mut self.guard
+    }
+}
+
 /// One open resident database and its trees.
 pub(crate) struct OpenSpace {
     name: ResidentName,
@@ -367,12 +388,14 @@ impl Store {
     }
 
     /// Tracks an open space and hands out a handle on it.
-    fn remember(&self, open: &mut OpenSpaces, space: Arc<OpenSpace>) -> ResidentSpace {
+    fn remember(&self, open: &mut Locked<'_>, space: Arc<OpenSpace>) -> ResidentSpace {
         open.live.insert(space.name.clone(), Arc::downgrade(&space));
         open.recent.retain(|s| !Arc::ptr_eq(s, &space));
         open.recent.push_back(space.clone());
         while open.recent.len() > self.shared.options.idle_spaces {
-            open.recent.pop_front();
+            if let Some(evicted) = open.recent.pop_front() {
+                open.evicted.push(evicted);
+            }
         }
         if open.live.len() > 2 * self.shared.options.idle_spaces + 64 {
             open.live.retain(|_, weak| weak.strong_count() > 0);
@@ -401,10 +424,11 @@ impl Store {
         }
     }
 
-    fn lock_open(&self) -> MutexGuard<'_, OpenSpaces> {
+    fn lock_open(&self) -> Locked<'_> {
         // The map stays consistent whatever a panicking holder did: every
         // change to it is one insert or removal.
-        self.shared.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let guard = self.shared.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Locked { guard, evicted: Vec::new() }
     }
 
     /// How many residents' databases are open (in use or idle).
