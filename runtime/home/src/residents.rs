@@ -66,7 +66,13 @@ impl Home {
         if self.accounts.has_account(name) {
             self.accounts.remove(name)?;
         }
-        Ok(())
+        // Their apps' scratch directories (`scratch/RESIDENT/APP`) go too.
+        let scratch = self.dir.join("scratch").join(name.as_str());
+        match std::fs::remove_dir_all(&scratch) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(crate::HomeError::Io { path: scratch, source }),
+        }
     }
 
     /// Lets a resident sign in, or stops them (their data is untouched).
@@ -109,5 +115,41 @@ impl Home {
     /// A new operator token (the previous one stops working); shown once.
     pub fn new_operator_token(&self) -> Result<String> {
         Ok(self.accounts.new_operator_token()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domicile_host::Clock;
+
+    use super::*;
+    use crate::HomeError;
+
+    #[test]
+    fn a_removed_resident_leaves_no_space_account_or_scratch_and_a_failed_add_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::create(dir.path(), &"me".parse().unwrap(), Clock::Fixed(1)).unwrap();
+        let ada: ResidentName = "ada".parse().unwrap();
+        let added = home.add_resident(&ada, Password::Generate).unwrap();
+        assert!(home.accounts().sign_in("ada", added.password.as_deref().unwrap()).is_some());
+        let scratch = dir.path().join("scratch/ada/org.example.app");
+        std::fs::create_dir_all(&scratch).unwrap();
+        std::fs::write(scratch.join("notes"), "x").unwrap();
+
+        home.remove_resident(&ada).unwrap();
+        assert!(!home.store().has_resident(&ada));
+        assert!(!home.accounts().has_account(&ada));
+        assert!(!dir.path().join("scratch/ada").exists());
+        assert!(!dir.path().join("spaces/residents/ada").exists());
+
+        // A weak password is refused before anything is created.
+        let bob: ResidentName = "bob".parse().unwrap();
+        assert!(matches!(home.add_resident(&bob, Password::Given("short".into())), Err(HomeError::Account(_))));
+        assert!(!home.store().has_resident(&bob));
+        // An account file that cannot be written: the space is rolled back.
+        std::fs::remove_file(dir.path().join("accounts.json")).unwrap();
+        std::fs::create_dir(dir.path().join("accounts.json")).unwrap();
+        assert!(home.add_resident(&bob, Password::Given("a-long-enough-one".into())).is_err());
+        assert!(!home.store().has_resident(&bob), "no resident nobody can sign in as");
     }
 }
