@@ -76,7 +76,8 @@ impl From<StoreError> for ApiError {
             | StoreError::Sled(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt(_)
-            | StoreError::PublishInterrupted(_) => ApiError::Internal(e.to_string()),
+            | StoreError::PublishInterrupted(_)
+            | StoreError::ApplyInterrupted(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

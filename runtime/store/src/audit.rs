@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use domicile_manifest::{AppId, Doctype};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::ConflictableTransactionError;
+
+use crate::journal::Kv;
 use sled::Transactional;
 
 use crate::{decode, encode, ResidentSpace, Result, StoreError};
@@ -137,14 +139,14 @@ mod hex_bytes {
 /// Appends `entries` to the chain inside a transaction over the meta and
 /// audit trees; `seq` and `hash` of each entry are assigned here.
 pub(crate) fn append_chained(
-    meta: &TransactionalTree,
-    log: &TransactionalTree,
+    meta: &dyn Kv,
+    log: &dyn Kv,
     entries: &[AuditEntry],
 ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
     if entries.is_empty() {
         return Ok(());
     }
-    let mut head = match meta.get(AUDIT_HEAD_KEY)? {
+    let mut head = match meta.get(AUDIT_HEAD_KEY.as_bytes())? {
         Some(bytes) => decode::<ChainHead>("the audit head", &bytes).map_err(ConflictableTransactionError::Abort)?,
         None => ChainHead { seq: 0, hash: GENESIS },
     };
@@ -153,10 +155,10 @@ pub(crate) fn append_chained(
         entry.seq = head.seq + 1;
         let hash = chain_hash(&head.hash, &entry);
         entry.hash = hex::encode(hash);
-        log.insert(&entry.seq.to_be_bytes(), encode(&entry))?;
+        log.insert(&entry.seq.to_be_bytes(), &encode(&entry))?;
         head = ChainHead { seq: entry.seq, hash };
     }
-    meta.insert(AUDIT_HEAD_KEY, encode(&head))?;
+    meta.insert(AUDIT_HEAD_KEY.as_bytes(), &encode(&head))?;
     Ok(())
 }
 
@@ -305,6 +307,7 @@ impl ResidentSpace {
     /// denials). They become durable with the next flush; the host flushes
     /// at the end of every invocation.
     pub fn record_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        let _writing = self.writing();
         (&self.meta, &self.audit).transaction(|(meta, log)| append_chained(meta, log, entries))?;
         Ok(())
     }

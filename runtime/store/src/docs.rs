@@ -13,10 +13,10 @@ use std::str::FromStr;
 use domicile_manifest::Doctype;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 
 use crate::audit::AuditEntry;
+use crate::journal::{aborted, Kv, Staged, AUDIT, CHANGES, DOCS, INDEX, META};
 use crate::{decode, encode, index, ResidentSpace, Result, StoreError};
 
 /// The largest document body accepted, as JSON text.
@@ -165,10 +165,10 @@ pub(crate) fn decode_seq(stored: Option<&[u8]>) -> u64 {
     stored.and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes)
 }
 
-/// Records, in a transaction, that the sequence reached `last`.
-pub(crate) fn persist_seq(meta: &TransactionalTree, last: u64) -> std::result::Result<(), Abort> {
-    if decode_seq(meta.get(SEQ_KEY)?.as_deref()) < last {
-        meta.insert(SEQ_KEY, &last.to_be_bytes())?;
+/// Records, with the write that took them, that the sequence reached `last`.
+pub(crate) fn persist_seq(meta: &dyn Kv, last: u64) -> std::result::Result<(), Abort> {
+    if decode_seq(meta.get(SEQ_KEY.as_bytes())?.as_deref()) < last {
+        meta.insert(SEQ_KEY.as_bytes(), &last.to_be_bytes())?;
     }
     Ok(())
 }
@@ -191,11 +191,11 @@ pub(crate) fn feed_key(doctype: &Doctype, seq: u64) -> Vec<u8> {
     [&doc_prefix(doctype)[..], &seq.to_be_bytes()].concat()
 }
 
-/// The trees one change writes, inside a transaction.
+/// The trees one change writes (in a transaction, or staged for the journal).
 pub(crate) struct Written<'t> {
-    pub(crate) docs: &'t TransactionalTree,
-    pub(crate) index: &'t TransactionalTree,
-    pub(crate) feed: &'t TransactionalTree,
+    pub(crate) docs: &'t dyn Kv,
+    pub(crate) index: &'t dyn Kv,
+    pub(crate) feed: &'t dyn Kv,
 }
 
 /// The stored form of a document put by `author` at `at_ms`: its body and
@@ -229,10 +229,10 @@ pub(crate) fn abort(e: StoreError) -> Abort {
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned + Default>(
-    tree: &TransactionalTree,
+    tree: &dyn Kv,
     key: &str,
 ) -> std::result::Result<T, Abort> {
-    match tree.get(key)? {
+    match tree.get(key.as_bytes())? {
         Some(bytes) => decode(key, &bytes).map_err(abort),
         None => Ok(T::default()),
     }
@@ -269,23 +269,40 @@ impl ResidentSpace {
         self.vocabulary.validate(doctype, body)
     }
 
-    /// Applies `changes` and appends `audit` atomically, then flushes:
-    /// when this returns `Ok`, all of it is on disk; on `Err`, none of it is.
+    /// Applies `changes` and appends `audit` atomically and durably (see
+    /// [`crate::journal`]): when this returns `Ok`, all of it is on disk;
+    /// on `Err`, none of it is.
     pub fn commit(&self, changes: &[Change], author: &Author, at_ms: u64, audit: &[AuditEntry]) -> Result<()> {
+        let _writing = self.writing();
+        let ops = self.compute_commit(changes, author, at_ms, audit)?;
+        self.journal_and_apply(&ops)
+    }
+
+    /// What [`commit`](Self::commit) writes, key by key, computed on the
+    /// space as it is: with the write lock held, nothing changes it before
+    /// the write is applied.
+    pub(crate) fn compute_commit(
+        &self,
+        changes: &[Change],
+        author: &Author,
+        at_ms: u64,
+        audit: &[AuditEntry],
+    ) -> Result<Vec<crate::journal::Op>> {
         for change in changes {
             if let Change::Put { doctype, body, .. } = change {
                 self.check(doctype, body)?;
             }
         }
-        // Sequence numbers are taken before the transaction, which may
-        // retry, and recorded in it.
         let first_seq = self.reserve_seqs_in_memory(changes.len() as u64);
         let last_seq = first_seq + changes.len() as u64 - 1;
-        let trees = [&self.docs, &self.index, &self.changes, &self.meta, &self.audit];
-        trees.as_slice().transaction(|t| {
-            let written = Written { docs: &t[0], index: &t[1], feed: &t[2] };
-            let (meta, log) = (&t[3], &t[4]);
-            let mut usage: Usage = read_json(meta, USAGE_KEY)?;
+        let ops = std::cell::RefCell::new(Vec::new());
+        let staged = |tree, id| Staged::new(tree, id, &ops);
+        let (docs, index, feed) =
+            (staged(&self.docs, DOCS), staged(&self.index, INDEX), staged(&self.changes, CHANGES));
+        let (meta, log) = (staged(&self.meta, META), staged(&self.audit, AUDIT));
+        let computed = (|| -> std::result::Result<(), Abort> {
+            let written = Written { docs: &docs, index: &index, feed: &feed };
+            let mut usage: Usage = read_json(&meta, USAGE_KEY)?;
             let before = usage;
             for (change, seq) in changes.iter().zip(first_seq..) {
                 if !self.apply_change(&written, &mut usage, change, seq, author, at_ms)? {
@@ -293,13 +310,15 @@ impl ResidentSpace {
                     return Err(abort(StoreError::NotFound(format!("no document `{id}` of type `{doctype}`"))));
                 }
             }
-            let quota: Quota = read_json(meta, QUOTA_KEY)?;
+            let quota: Quota = read_json(&meta, QUOTA_KEY)?;
             quota.admits(&before, &usage).map_err(abort)?;
-            meta.insert(USAGE_KEY, encode(&usage))?;
-            persist_seq(meta, last_seq)?;
-            crate::audit::append_chained(meta, log, audit)
-        })?;
-        self.flush()
+            meta.insert(USAGE_KEY.as_bytes(), &encode(&usage))?;
+            persist_seq(&meta, last_seq)?;
+            crate::audit::append_chained(&meta, &log, audit)
+        })();
+        computed.map_err(aborted)?;
+        drop((docs, index, feed, meta, log));
+        Ok(ops.into_inner())
     }
 
     /// Applies one change inside a transaction: the document, its index
@@ -328,7 +347,7 @@ impl ResidentSpace {
         }
         if let Some(old_doc) = &old_doc {
             for entry in index::entries(doctype, fields, id.as_str(), &old_doc.body) {
-                written.index.remove(entry)?;
+                written.index.remove(&entry)?;
             }
             usage.documents = usage.documents.saturating_sub(1);
             usage.bytes = usage.bytes.saturating_sub(old.as_ref().map_or(0, |b| b.len() as u64));
@@ -338,17 +357,17 @@ impl ResidentSpace {
                 let stored = stored_doc(old_doc.map(|o| o.meta), body, author, at_ms);
                 usage.documents += 1;
                 usage.bytes += stored.len() as u64;
-                written.docs.insert(key, stored)?;
+                written.docs.insert(&key, &stored)?;
                 for entry in index::entries(doctype, fields, id.as_str(), body) {
-                    written.index.insert(entry, id.as_str().as_bytes())?;
+                    written.index.insert(&entry, id.as_str().as_bytes())?;
                 }
             }
             Change::Delete { .. } => {
-                written.docs.remove(key)?;
+                written.docs.remove(&key)?;
             }
         }
         let record = ChangeRecord { seq, doctype: doctype.clone(), id: id.clone(), op, at_ms, by: author.clone() };
-        written.feed.insert(feed_key(doctype, seq), encode(&record))?;
+        written.feed.insert(&feed_key(doctype, seq), &encode(&record))?;
         Ok(true)
     }
 
@@ -383,6 +402,7 @@ impl ResidentSpace {
     }
 
     pub fn set_quota(&self, quota: &Quota) -> Result<()> {
+        let _writing = self.writing();
         self.meta.insert(QUOTA_KEY, encode(quota))?;
         self.flush()
     }

@@ -132,6 +132,7 @@ impl ResidentSpace {
         let last_seq = first_seq + changes.len() as u64 - 1;
         let progress = PublishMarker { published_through: Some(last.to_vec()), ..marker.clone() };
         let trees = [&self.docs, &self.index, &self.changes, &self.meta];
+        let _writing = self.writing();
         trees.as_slice().transaction(|t| {
             let written = Written { docs: &t[0], index: &t[1], feed: &t[2] };
             let meta = &t[3];
@@ -221,6 +222,7 @@ impl Import {
         let tree = String::from_utf8_lossy(&self.staging.name()).into_owned();
         let marker = PublishMarker { tree, author: author.clone(), at_ms, published_through: None };
         let key = marker_key(self.number);
+        let _writing = space.writing();
         (&space.meta, &space.audit).transaction(|(meta, log)| {
             if let Some((documents, bytes)) = growth {
                 let usage: Usage = read_json(meta, USAGE_KEY)?;

@@ -25,6 +25,7 @@ mod export;
 mod field;
 mod import;
 mod index;
+mod journal;
 mod names;
 mod outbox;
 mod query;
@@ -82,6 +83,8 @@ pub enum StoreError {
     Limit(String),
     #[error("the import is committed but could not be fully written ({0}); it will be completed the next time the home is opened")]
     PublishInterrupted(Box<StoreError>),
+    #[error("the write is on disk but could not be fully applied ({0}); it will be completed the next time the space is opened")]
+    ApplyInterrupted(Box<StoreError>),
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {

@@ -64,6 +64,7 @@ impl ResidentSpace {
     pub fn queue_egress(&self, item: &OutboxItem, audit: &AuditEntry) -> Result<u64> {
         let id = self.next_seq()?;
         let stored = encode(&OutboxItem { id, status: OutboxStatus::Pending, ..item.clone() });
+        let _writing = self.writing();
         (&self.outbox, &self.meta, &self.audit).transaction(|(outbox, meta, log)| {
             outbox.insert(&id.to_be_bytes(), stored.as_slice())?;
             append_chained(meta, log, std::slice::from_ref(audit))
@@ -88,6 +89,7 @@ impl ResidentSpace {
         let mut item = self.outbox_item(id)?;
         item.status = status;
         let stored = encode(&item);
+        let _writing = self.writing();
         (&self.outbox, &self.meta, &self.audit).transaction(|(outbox, meta, log)| {
             outbox.insert(&id.to_be_bytes(), stored.as_slice())?;
             append_chained(meta, log, audit.map(std::slice::from_ref).unwrap_or_default())

@@ -103,6 +103,11 @@ pub(crate) struct OpenSpace {
     /// The last number of the resident's sequence taken in this process
     /// (see `ResidentSpace::reserve_seqs_in_memory`).
     pub(crate) seq: std::sync::atomic::AtomicU64,
+    /// Journaled writes (see [`crate::journal`]), the number of the next
+    /// record, and the lock every read-modify-write of the space holds.
+    pub(crate) journal: sled::Tree,
+    pub(crate) journal_seq: std::sync::atomic::AtomicU64,
+    pub(crate) writing: Mutex<()>,
 }
 
 impl Store {
@@ -265,6 +270,10 @@ impl Store {
     /// in it, and the store's lock rules out other processes. Called with
     /// the open spaces' lock held, so that no import starts before.
     fn recovered(&self, space: ResidentSpace) -> Result<ResidentSpace> {
+        let replayed = space.replay_journal()?;
+        if replayed > 0 {
+            tracing::warn!(replayed, "writes a crash interrupted after they were on disk were completed");
+        }
         let (published, discarded) = space.recover_imports()?;
         if published + discarded > 0 {
             tracing::warn!(
@@ -384,7 +393,21 @@ impl Store {
         let trees: [sled::Tree; 10] = trees.try_into().unwrap_or_else(|_| unreachable!("one tree per name"));
         // meta is the fourth tree.
         let seq = crate::docs::decode_seq(trees[3].get(crate::docs::SEQ_KEY)?.as_deref());
-        Ok(Arc::new(OpenSpace { name: name.clone(), db, trees, seq: seq.into() }))
+        let journal = db.open_tree("journal")?;
+        // Records left by a crash keep their numbers until replayed.
+        let next_record = match journal.last()? {
+            Some((key, _)) => key.as_ref().try_into().map_or(0, u64::from_be_bytes) + 1,
+            None => 0,
+        };
+        Ok(Arc::new(OpenSpace {
+            name: name.clone(),
+            db,
+            trees,
+            seq: seq.into(),
+            journal,
+            journal_seq: next_record.into(),
+            writing: Mutex::new(()),
+        }))
     }
 
     /// Tracks an open space and hands out a handle on it.
