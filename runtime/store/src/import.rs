@@ -275,7 +275,7 @@ impl Drop for Import {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
@@ -305,7 +305,8 @@ mod tests {
         Change::Put { doctype: trip_type(), id: format!("t{i:06}").parse().unwrap(), body: trip(i) }
     }
 
-    fn audit(documents: u64) -> AuditEntry {
+    /// An importer's write of `documents` trips, as the host audits it.
+    pub(crate) fn audit(documents: u64) -> AuditEntry {
         AuditEntry {
             seq: 0,
             at_ms: 7,

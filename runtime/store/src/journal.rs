@@ -235,7 +235,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{AuditEntry, Author, Change, Operation, Outcome, Store, Vocabulary};
+    use crate::import::tests::audit;
+    use crate::{Author, Change, Store, Vocabulary};
 
     fn trip(day: u32) -> serde_json::Value {
         json!({
@@ -253,21 +254,6 @@ mod tests {
         }
     }
 
-    fn audit() -> AuditEntry {
-        AuditEntry {
-            seq: 0,
-            at_ms: 7,
-            app: "org.example.test.importer".parse().unwrap(),
-            app_version: "1.0.0".into(),
-            operation: Operation::Put,
-            doctype: "io.domicile.mobility.trip".into(),
-            documents: 2,
-            outcome: Outcome::Allowed,
-            destination: None,
-            hash: String::new(),
-        }
-    }
-
     /// A write whose record reached the disk is there after a crash,
     /// whether none, some or all of its changes were applied: replaying it
     /// at open is idempotent, and the store checks out.
@@ -281,7 +267,7 @@ mod tests {
                 let me = store.create_resident(&"me".parse().unwrap()).unwrap();
                 me.commit(&[put(1)], &Author::Resident, 5, &[]).unwrap();
                 let _writing = me.writing();
-                let ops = me.compute_commit(&[put(2), put(3)], &Author::Resident, 6, &[audit()]).unwrap();
+                let ops = me.compute_commit(&[put(2), put(3)], &Author::Resident, 6, &[audit(2)]).unwrap();
                 // The process dies after the record is durable and `applied`
                 // of its changes are written.
                 me.open.journal.insert(9u64.to_be_bytes(), encode_ops(&ops)).unwrap();
