@@ -3,8 +3,8 @@
 //!
 //! Passwords are kept as argon2id hashes; tokens (random, 256 bits) as
 //! their SHA-256. The file is rewritten atomically on every change, by the
-//! one process that holds the home's store (sled's lock guarantees there
-//! is only one).
+//! one process that holds the home's store (the store's lock guarantees
+//! there is only one), from the one copy that process keeps in memory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
