@@ -672,3 +672,34 @@ fn text_an_app_or_an_archive_controls_reaches_the_terminal_escaped() {
     let id = (seq + 3).to_string();
     assert!(restored.run(&["--resident", "restored", "approve", &id]).one_line_error().contains("not installed"));
 }
+
+/// A manifest naming a doctype or a field that does not exist is refused
+/// when packed, and a package made with one anyway (by another packer) is
+/// refused at install: a resident is never asked to consent to nonsense.
+#[test]
+fn a_manifest_asking_for_an_unknown_doctype_or_field_is_refused_at_pack_and_at_install() {
+    let home = TestHome::new();
+    let keys = Keys::generate(&home, home.path(), "dev");
+    let component = component_of(&sample_package("mobility-footprint"));
+    let good = std::fs::read_to_string(repo().join("manifests/mobility-footprint.toml")).unwrap();
+    let typo = good.replace("\"distance_m\"", "\"distance_km\"");
+    assert_ne!(good, typo);
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, wasm) = (dir.path().join("manifest.toml"), dir.path().join("c.wasm"));
+    std::fs::write(&manifest, &typo).unwrap();
+    std::fs::write(&wasm, &component).unwrap();
+    let out = dir.path().join("typo.dpkg");
+    let args = ["pack", "--manifest", manifest.to_str().unwrap(), "--component", wasm.to_str().unwrap()];
+    let refused = home.run(&[&args[..], &["--key", &keys.secret(), "--out", out.to_str().unwrap()]].concat());
+    let err = refused.one_line_error();
+    assert!(err.contains("has no field `distance_km` (did you mean `distance_m`?)"), "{err}");
+    assert!(!out.exists());
+
+    // Sealed without `domicile pack`, signed by a trusted key.
+    let key = domicile_package::SecretKey::load(std::path::Path::new(&keys.secret())).unwrap();
+    std::fs::write(&out, domicile_package::seal(typo.as_bytes(), &component, &key).unwrap()).unwrap();
+    home.ok(&["trust", "add", &keys.public()]);
+    let err = home.install(&out, &["all"]).one_line_error().to_owned();
+    assert!(err.contains("did you mean `distance_m`?"), "{err}");
+    assert!(home.installed_apps().is_empty());
+}

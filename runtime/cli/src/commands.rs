@@ -354,6 +354,9 @@ fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, json: bool) -
     let manifest_bytes = std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     // Catch a bad manifest now rather than at every resident's install.
     let parsed = Manifest::from_bytes(&manifest_bytes).with_context(|| manifest.display().to_string())?;
+    domicile_store::Vocabulary::builtin()
+        .check_permissions(&parsed.permissions)
+        .with_context(|| manifest.display().to_string())?;
     let component_bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
     if !component_bytes.starts_with(b"\0asm") {
         bail!("{} is not a WebAssembly file", component.display());

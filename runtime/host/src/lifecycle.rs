@@ -68,6 +68,7 @@ impl Runtime {
             None => sealed.verify(trust)?,
         };
         let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
+        space.vocabulary().check_permissions(&manifest.permissions)?;
         ensure_not_installed(space, &manifest)?;
         self.compile_checked(&verified, &manifest)?;
         Ok(PreparedInstall { package, verified, manifest })
@@ -118,6 +119,7 @@ impl Runtime {
         if manifest.world != current.manifest.world {
             return Err(HostError::WorldChanged { app: app.clone(), from: current.manifest.world, to: manifest.world });
         }
+        space.vocabulary().check_permissions(&manifest.permissions)?;
         self.compile_checked(&verified, &manifest)?;
         let new_asks = manifest.new_asks_over(&current.manifest);
         Ok(PreparedUpdate { install: PreparedInstall { package, verified, manifest }, current, new_asks })

@@ -1101,3 +1101,24 @@ fn the_sequence_only_grows_across_writes_other_records_and_reopening() {
     assert!(before > seen.len(), "the feed was read more than once");
     assert_eq!(seen.len(), 18, "9 writes and 9 other numbers, none taken twice: {seen:?}");
 }
+
+#[test]
+fn a_manifest_naming_an_unknown_doctype_or_field_is_refused_with_what_was_meant() {
+    let vocabulary = Vocabulary::builtin();
+    let manifest = |doctype: &str, fields: &str| {
+        let text = format!(
+            "manifest-version = 1\nid = \"org.example.app\"\nname = \"App\"\nversion = \"1.0.0\"\nworld = \"service\"\ndescription = \"An app for the test\"\n\n[[permissions]]\ndoctype = \"{doctype}\"\naccess = [\"read\"]\n{fields}purpose = \"Add up your trips per month for this test of the manifest checks\"\n"
+        );
+        domicile_manifest::Manifest::from_bytes(text.as_bytes()).unwrap()
+    };
+    let err = vocabulary.check_permissions(&manifest("io.domicile.energy.readings", "").permissions).unwrap_err();
+    assert!(err.to_string().contains("did you mean `io.domicile.energy.reading`?"), "{err}");
+    let err = vocabulary
+        .check_permissions(&manifest("io.domicile.mobility.trip", "fields = [\"mode\", \"distance_km\"]\n").permissions)
+        .unwrap_err();
+    assert!(err.to_string().contains("has no field `distance_km` (did you mean `distance_m`?)"), "{err}");
+    assert!(!err.to_string().contains("`mode`"), "{err}");
+    // Known names pass; an app's own doctype has no schema here and passes.
+    vocabulary.check_permissions(&manifest("io.domicile.mobility.trip", "fields = [\"mode\"]\n").permissions).unwrap();
+    vocabulary.check_permissions(&manifest("org.example.note", "fields = [\"text\"]\n").permissions).unwrap();
+}

@@ -43,6 +43,23 @@ pub struct Vocabulary {
     defs: BTreeMap<Doctype, DoctypeDef>,
 }
 
+/// The namespace of the doctypes domicile defines.
+const OWN_NAMESPACE: &str = "io.domicile.";
+
+/// ` (did you mean `x`?)` for the known name closest to `word`, when one is
+/// close enough to be a typo of it.
+fn did_you_mean(word: &str, known: &[String]) -> String {
+    let best = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(word, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, name)) => format!(" (did you mean `{name}`?)"),
+        None => String::new(),
+    }
+}
+
 fn bad_schema(name: &str, why: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(format!("doctype schema {name}: {why}"))
 }
@@ -128,6 +145,42 @@ impl Vocabulary {
     /// The indexed fields of a doctype (none without a schema).
     pub fn indexes(&self, doctype: &Doctype) -> &[FieldPath] {
         self.defs.get(doctype).map_or(&[], |d| &d.indexes)
+    }
+
+    /// Checks what a manifest asks for against the doctypes this runtime
+    /// knows: a doctype of domicile's own namespace (`io.domicile.`) must
+    /// exist, and the fields a read is narrowed to must be fields of its
+    /// schema. An app's own doctype (another namespace) has no schema here
+    /// and is accepted. The message says what was probably meant.
+    pub fn check_permissions(&self, permissions: &[domicile_manifest::Permission]) -> Result<(), StoreError> {
+        let mut problems = Vec::new();
+        for p in permissions {
+            if self.get(&p.doctype).is_none() {
+                if p.doctype.as_str().starts_with(OWN_NAMESPACE) {
+                    let known = self.defs.keys().map(|d| d.as_str().to_owned()).collect::<Vec<_>>();
+                    problems.push(format!(
+                        "`{}` is not a doctype domicile knows{}",
+                        p.doctype,
+                        did_you_mean(p.doctype.as_str(), &known)
+                    ));
+                }
+                continue;
+            }
+            let known = self.fields(&p.doctype);
+            for field in p.fields.iter().flatten() {
+                if !known.iter().any(|k| k == field.as_str()) {
+                    problems.push(format!(
+                        "`{}` has no field `{field}`{}",
+                        p.doctype,
+                        did_you_mean(field.as_str(), &known)
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Invalid(format!("the manifest asks for what does not exist: {}", problems.join("; "))))
     }
 
     /// Checks a body against its doctype's schema. The message names the
