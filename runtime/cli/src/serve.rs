@@ -63,7 +63,15 @@ pub async fn serve(home: Home, addr: SocketAddr) -> Result<()> {
     let home = std::sync::Arc::new(home);
     // `domicile` commands on this home reach the server through it (ready
     // before the server says it serves).
-    let control = crate::control::listen(home.clone(), tokio::runtime::Handle::current())?;
+    let control = match crate::control::listen(home.clone(), tokio::runtime::Handle::current()) {
+        Ok(control) => Some(control),
+        // A home whose path is too long for a Unix socket (about 100
+        // bytes), say: the server still serves, the CLI cannot reach it.
+        Err(e) => {
+            errln!("domicile: {e:#}; `domicile` commands on this home cannot reach the server while it runs");
+            None
+        }
+    };
     outln!("domicile: serving http://{bound}/");
     let accounts = home.accounts();
     if home.store().residents()?.iter().all(|r| !accounts.has_account(r)) {
