@@ -703,3 +703,24 @@ fn a_manifest_asking_for_an_unknown_doctype_or_field_is_refused_at_pack_and_at_i
     assert!(err.contains("did you mean `distance_m`?"), "{err}");
     assert!(home.installed_apps().is_empty());
 }
+
+/// A developer can read what each doctype holds without a home: every
+/// field of every shipped schema has a meaning, and `doctype show` says it.
+#[test]
+fn doctypes_and_their_fields_are_described() {
+    let home = TestHome::new();
+    let list = home.ok(&["--json", "doctypes"]).json();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|d| d["doctype"].as_str().unwrap()).collect();
+    assert!(names.contains(&"io.domicile.energy.reading") && names.len() >= 8, "{names:?}");
+    for name in names {
+        let schema = home.ok(&["--json", "doctype", "show", name]).json();
+        for (field, spec) in schema["properties"].as_object().unwrap() {
+            assert!(spec["description"].as_str().is_some_and(|d| d.len() > 10), "{name}.{field} has no meaning");
+        }
+    }
+    let shown = home.ok(&["doctype", "show", "io.domicile.energy.reading"]).stdout;
+    assert!(shown.contains("for a load curve, the end of its interval"), "{shown}");
+    assert!(shown.contains("identified by: meter, kind, at"), "{shown}");
+    let err = home.run(&["doctype", "show", "io.domicile.energy.readings"]).one_line_error().to_owned();
+    assert!(err.contains("it knows") && err.contains("io.domicile.energy.reading,"), "{err}");
+}

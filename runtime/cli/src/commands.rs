@@ -11,7 +11,7 @@ use domicile_store::{AuditFilter, DocId, InstalledApp, Query, Quota, ResidentSpa
 use serde_json::json;
 
 use crate::terminal::{self, safe};
-use crate::{AuditAction, CatalogueCommand, Cli, Command, ResidentCommand, TokenCommand, TrustCommand};
+use crate::{AuditAction, CatalogueCommand, Cli, Command, DoctypeCommand, ResidentCommand, TokenCommand, TrustCommand};
 use domicile_home::Home;
 
 pub async fn execute(cli: Cli) -> Result<()> {
@@ -39,6 +39,9 @@ pub async fn execute(cli: Cli) -> Result<()> {
             return crate::bench_residents::run(options).await;
         }
         Command::Keygen { out } => return keygen(out, json),
+        // The vocabulary is the runtime's: no home needed.
+        Command::Doctypes => return crate::doctypes::list(json),
+        Command::Doctype(DoctypeCommand::Show { doctype }) => return crate::doctypes::show(doctype.clone(), json),
         Command::Pack { manifest, component, key, out } => return pack(manifest, component, key, out, json),
         Command::Catalogue(CatalogueCommand::Build { dir, key, name }) => {
             return crate::consent::build(dir, key, name, json)
@@ -80,6 +83,8 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         | Command::Keygen { .. }
         | Command::Pack { .. }
         | Command::Catalogue(CatalogueCommand::Build { .. })
+        | Command::Doctypes
+        | Command::Doctype(_)
         | Command::Init { .. } => bail!("this command does not act on a home"),
         Command::Serve { .. } => {
             bail!("this home is already served by a running domicile server: it has the home to itself; stop it first")

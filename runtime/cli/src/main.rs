@@ -13,6 +13,7 @@ mod commands;
 mod consent;
 mod control;
 mod demo;
+mod doctypes;
 mod hints;
 mod home;
 mod loadtest;
@@ -198,6 +199,11 @@ pub enum Command {
         #[arg(long, default_value = "{}")]
         input: String,
     },
+    /// The doctypes domicile knows, each with what it holds.
+    Doctypes,
+    /// Everything about one doctype: each field with its type and meaning, what is required, what is indexed.
+    #[command(subcommand)]
+    Doctype(DoctypeCommand),
     /// List your documents of a doctype.
     Docs {
         doctype: String,
@@ -316,6 +322,12 @@ pub enum ResidentCommand {
     Disable { name: String },
     /// Let a disabled resident sign in again.
     Enable { name: String },
+}
+
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum DoctypeCommand {
+    /// Each field of DOCTYPE: type, unit or allowed values, meaning; `--json` prints its JSON Schema.
+    Show { doctype: String },
 }
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]
