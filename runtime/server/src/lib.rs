@@ -163,6 +163,7 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,
         ))
+        .layer(axum::middleware::from_fn(read_small_bodies))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
@@ -175,6 +176,32 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .with_state(state.clone());
     Ok((router, state))
+}
+
+/// Bodies this small are read before the handler runs.
+const SMALL_BODY: usize = 64 * 1024;
+
+/// Reads a small request body whole before the handler runs, whether the
+/// handler reads it or not (`POST .../enable` with `{}`). A body left
+/// unread makes the HTTP server close the connection after answering, and
+/// a client that sends its next request on that kept-alive connection sees
+/// it reset. Uploads (larger, or of unknown length) stream to the handler.
+async fn read_small_bodies(request: Request, next: Next) -> Response {
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if !length.is_some_and(|n| n > 0 && n <= SMALL_BODY) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, SMALL_BODY).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::BadRequest(
+            "the request's body could not be read whole".into(),
+        )),
+    }
 }
 
 /// Logs and counts every request by its route pattern: never its path or
