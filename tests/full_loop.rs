@@ -724,3 +724,32 @@ fn doctypes_and_their_fields_are_described() {
     let err = home.run(&["doctype", "show", "io.domicile.energy.readings"]).one_line_error().to_owned();
     assert!(err.contains("it knows") && err.contains("io.domicile.energy.reading,"), "{err}");
 }
+
+/// A core module (what a toolchain without a component linker emits) is
+/// refused by `pack` with how to make a component, unless forced; a forced
+/// one is still refused at install.
+#[test]
+fn pack_refuses_a_core_module_and_says_how_to_make_a_component() {
+    let home = TestHome::new();
+    let keys = Keys::generate(&home, home.path(), "dev");
+    let dir = tempfile::tempdir().unwrap();
+    let (wasm, out) = (dir.path().join("core.wasm"), dir.path().join("core.dpkg"));
+    std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
+    let (manifest, secret) = (repo().join("manifests/mobility-footprint.toml"), keys.secret());
+    let args = |force: bool| {
+        let mut a = vec!["pack", "--manifest", manifest.to_str().unwrap(), "--component", wasm.to_str().unwrap()];
+        a.extend(["--key", secret.as_str(), "--out", out.to_str().unwrap()]);
+        if force {
+            a.push("--force");
+        }
+        a
+    };
+    let refused = home.run(&args(false));
+    let err = refused.one_line_error();
+    assert!(err.contains("is a core WebAssembly module, not a component") && err.contains("--force"), "{err}");
+    assert!(!out.exists());
+    home.ok(&args(true));
+    home.ok(&["trust", "add", &keys.public()]);
+    assert!(!home.install(&out, &["all"]).ok, "a core module never installs");
+    assert!(home.installed_apps().is_empty());
+}

@@ -42,7 +42,9 @@ pub async fn execute(cli: Cli) -> Result<()> {
         // The vocabulary is the runtime's: no home needed.
         Command::Doctypes => return crate::doctypes::list(json),
         Command::Doctype(DoctypeCommand::Show { doctype }) => return crate::doctypes::show(doctype.clone(), json),
-        Command::Pack { manifest, component, key, out } => return pack(manifest, component, key, out, json),
+        Command::Pack { manifest, component, key, out, force } => {
+            return pack(manifest, component, key, out, *force, json)
+        }
         Command::Catalogue(CatalogueCommand::Build { dir, key, name }) => {
             return crate::consent::build(dir, key, name, json)
         }
@@ -355,7 +357,11 @@ fn with_extension(prefix: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, json: bool) -> Result<()> {
+/// The 4 bytes after `\0asm`: a core module's version, or a component's
+/// version and layer.
+const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
+
+fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bool, json: bool) -> Result<()> {
     let manifest_bytes = std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     // Catch a bad manifest now rather than at every resident's install.
     let parsed = Manifest::from_bytes(&manifest_bytes).with_context(|| manifest.display().to_string())?;
@@ -365,6 +371,13 @@ fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, json: bool) -
     let component_bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
     if !component_bytes.starts_with(b"\0asm") {
         bail!("{} is not a WebAssembly file", component.display());
+    }
+    // A core module packs fine and fails only at install: say it now.
+    if component_bytes.get(4..8) == Some(&CORE_MODULE[..]) && !force {
+        bail!(
+            "{} is a core WebAssembly module, not a component: domicile runs components (the WIT worlds in wit/). Build with a component linker (Rust: the wasm32-wasip2 target, or `wasm-tools component new` on the module), or pass --force to pack it anyway",
+            component.display()
+        );
     }
     let key = SecretKey::load(key)?;
     let package = domicile_package::seal(&manifest_bytes, &component_bytes, &key)?;

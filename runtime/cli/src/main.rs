@@ -126,6 +126,9 @@ pub enum Command {
         key: PathBuf,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Pack a core WebAssembly module anyway (no domicile will install it: apps are components).
+        #[arg(long)]
+        force: bool,
     },
     /// Check a package's signature (against the home's trusted keys, or --key).
     Verify {
