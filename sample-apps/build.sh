@@ -7,8 +7,11 @@
 #   sample-apps/build.sh --check   rebuild and fail unless the result is
 #                                  byte-for-byte the committed packages and catalogue
 #
-# Toolchain: rustup's wasm32-unknown-unknown target when it is installed;
-# otherwise Debian's rustc-web with -Zbuild-std (see DESIGN.md / README).
+# Toolchain: rustup's wasm32-unknown-unknown target when it is installed
+# (linked by the wasm-component-ld rustup ships, so the output is a
+# component); otherwise Debian's rustc-web with -Zbuild-std (see DESIGN.md /
+# README). The committed packages are the Debian route's: the two routes'
+# compilers differ, so `--check` passes only on that route.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,7 +25,15 @@ cargo_args=(build --release --target "$target" --target-dir "$here/target")
 # The check builds exactly what is committed; a plain build may add a new app to the lock file.
 [[ $check == 1 ]] && cargo_args+=(--locked)
 if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-    echo "build.sh: using rustup's $target target" >&2
+    # rustup's toolchain ships the component linker next to rust-lld; the
+    # target's default linker would emit core modules, which no home installs.
+    component_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/wasm-component-ld"
+    if [[ ! -x "$component_ld" ]]; then
+        echo "build.sh: rustup's toolchain has no $component_ld; update it (rustup update stable)" >&2
+        exit 1
+    fi
+    echo "build.sh: using rustup's $target target with $component_ld" >&2
+    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$component_ld"
 elif [[ -x /usr/bin/rustc && -x /usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld ]]; then
     echo "build.sh: using Debian's rustc-web ($(/usr/bin/rustc --version)) with -Zbuild-std" >&2
     export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
