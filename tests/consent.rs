@@ -53,8 +53,6 @@ fn catalogue_with(home: &TestHome, dir: &Path, publisher: &Keys, versions: &[(&s
     home.ok(&["catalogue", "build", dir.to_str().unwrap(), "--key", &signer.secret(), "--name", "Test catalogue"]);
 }
 
-const TRIP_DOC: &str = r#"{"start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:20:00Z", "date": "2026-03-02", "month": "2026-03", "mode": "bike", "distance_m": 4200, "duration_s": 1200}"#;
-
 fn query_bodies(report: &Value) -> Vec<Value> {
     report["query"]["ok"]
         .as_array()

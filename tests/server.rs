@@ -599,13 +599,11 @@ fn one_client_address_gets_thirty_sign_in_attempts_a_minute() {
 /// `domicile` commands on a home that `serve` holds reach the server over
 /// the home's control socket and behave as they do without a server: the
 /// same output, stdin streamed, relative paths resolved, the same errors.
-const A_TRIP: &str = r#"{"start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:20:00Z", "date": "2026-03-02", "month": "2026-03", "mode": "bike", "distance_m": 4200, "duration_s": 1200}"#;
-
 #[test]
 fn cli_commands_work_beside_a_running_server() {
     let home = TestHome::new();
     home.ok(&["install", sample_package("gpx-importer").to_str().unwrap(), "--grant", "all"]);
-    home.ok(&["put", TRIP, A_TRIP]);
+    home.ok(&["put", TRIP, TRIP_DOC]);
     let docs_alone = home.ok(&["--json", "docs", TRIP]).stdout;
     let error_alone = home.run(&["--resident", "nobody", "apps"]).one_line_error().to_owned();
     let server = Server::start(&home);
@@ -645,7 +643,7 @@ fn cli_commands_work_beside_a_running_server() {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
         for day in 20..23 {
-            let body = A_TRIP.replace("2026-03-02", &format!("2026-03-{day}"));
+            let body = TRIP_DOC.replace("2026-03-02", &format!("2026-03-{day}"));
             writeln!(stdin, r#"{{"id": "t{day}", "body": {body}}}"#).unwrap();
         }
     }
@@ -764,7 +762,7 @@ fn the_api_writes_documents_restores_archives_and_revokes_keys_as_the_cli_does()
 
     // A resident's own document, checked against its schema.
     let written =
-        me.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "body": serde_json::from_str::<Value>(A_TRIP).unwrap() }));
+        me.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "body": serde_json::from_str::<Value>(TRIP_DOC).unwrap() }));
     let id = written.ok().json()["id"].as_str().unwrap().to_owned();
     let bad = me.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "body": { "mode": "teleport" } }));
     assert_eq!(bad.status, 400, "{}", bad.text());
@@ -775,7 +773,7 @@ fn the_api_writes_documents_restores_archives_and_revokes_keys_as_the_cli_does()
     assert_eq!(me.delete(&format!("/api/v1/docs/{TRIP}/{id}")).status, 404);
     me.post(
         &format!("/api/v1/docs/{TRIP}"),
-        &json!({ "id": "kept", "body": serde_json::from_str::<Value>(A_TRIP).unwrap() }),
+        &json!({ "id": "kept", "body": serde_json::from_str::<Value>(TRIP_DOC).unwrap() }),
     )
     .ok();
 

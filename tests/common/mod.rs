@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const TRIP: &str = "io.domicile.mobility.trip";
+/// One valid trip document.
+pub const TRIP_DOC: &str = r#"{"start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:20:00Z", "date": "2026-03-02", "month": "2026-03", "mode": "bike", "distance_m": 4200, "duration_s": 1200}"#;
 pub const IMPORTER: &str = "io.domicile.sample.gpx-importer";
 pub const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
 pub const SNOOPER: &str = "org.example.test.snooper";

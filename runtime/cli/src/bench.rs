@@ -55,7 +55,7 @@ fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("raw wasmtime baseline: {e:#}")
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }

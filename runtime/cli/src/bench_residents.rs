@@ -25,7 +25,7 @@ use domicile_package::Role;
 use domicile_store::{Author, Change, ResidentName, ResidentSpace};
 use serde_json::{json, Value};
 
-use crate::bench::ms;
+use crate::bench::{median, ms};
 use crate::loadtest::Session;
 use domicile_home::Home;
 
@@ -42,11 +42,6 @@ pub struct Options {
 
 fn name(i: usize) -> ResidentName {
     format!("r{i:06}").parse().expect("a valid resident name")
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 fn round2(x: f64) -> f64 {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use domicile_home::format_ms;
 use domicile_host::{ImportMode, Imported};
 use domicile_manifest::{AppId, Doctype, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
@@ -12,6 +13,7 @@ use serde_json::json;
 
 use crate::terminal::{self, safe};
 use crate::{AuditAction, CatalogueCommand, Cli, Command, DoctypeCommand, ResidentCommand, TokenCommand, TrustCommand};
+
 use domicile_home::Home;
 
 pub async fn execute(cli: Cli) -> Result<()> {
@@ -654,15 +656,6 @@ fn parse_time(text: &str) -> Result<u64> {
         }
     };
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).with_context(|| format!("`{text}` is before 1970"))
-}
-
-/// Milliseconds since the epoch, as `2026-03-01 12:00:00` UTC.
-pub fn format_ms(ms: u64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// An import's summary, and with `--partial` every record left out. In

@@ -6,17 +6,13 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use domicile_home::{HeldApp, Home, HomeError, PackageSource, UpdateOutcome};
 use domicile_manifest::{AppId, Grants};
-use domicile_package::{CatalogueSources, PublicKey, SecretKey};
+use domicile_package::{PublicKey, SecretKey};
 use domicile_store::ResidentSpace;
 use serde_json::json;
 
 use crate::commands::{app_json, prompt_grants};
 use crate::terminal::{indented, safe};
 use crate::CatalogueCommand;
-
-fn sources(home: &Home) -> Result<CatalogueSources> {
-    Ok(CatalogueSources::open(home.catalogues_path())?)
-}
 
 /// `domicile install PACKAGE|APP`.
 pub fn install(
@@ -189,7 +185,7 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
         }
         CatalogueCommand::List => {
             let trust = home.trust()?;
-            let all = sources(home)?.open_all(&trust);
+            let all = home.catalogue_sources()?.open_all(&trust);
             if all.is_empty() && !json {
                 outln!("no catalogues: add one with `domicile catalogue add-source DIR`");
             }
@@ -224,7 +220,8 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
         CatalogueCommand::Show { app } => {
             let trust = home.trust()?;
             let id: AppId = app.parse()?;
-            let catalogue = sources(home)?.find(&trust, &id).with_context(|| format!("no package file `{id}`"))?;
+            let catalogue =
+                home.catalogue_sources()?.find(&trust, &id).with_context(|| format!("no package file `{id}`"))?;
             let listed = catalogue.app(&id).expect("found above");
             if json {
                 outln!("{}", serde_json::to_string(listed)?);

@@ -90,10 +90,7 @@ fn read_frame(input: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
 
 /// Whether opening the home failed because another process holds it.
 pub fn held_by_a_server(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        matches!(cause.downcast_ref::<HomeError>(), Some(HomeError::Store(StoreError::InUse(_))))
-            || matches!(cause.downcast_ref::<StoreError>(), Some(StoreError::InUse(_)))
-    })
+    e.chain().any(|cause| matches!(cause.downcast_ref::<HomeError>(), Some(HomeError::Store(StoreError::InUse(_)))))
 }
 
 // ---- the client ------------------------------------------------------------

@@ -4,8 +4,8 @@
 use anyhow::Result;
 use domicile_store::{OutboxStatus, ResidentSpace};
 
-use crate::commands::format_ms;
 use crate::terminal::{indented, json as safe_json, safe};
+use domicile_home::format_ms;
 use domicile_home::Home;
 
 pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {

@@ -19,8 +19,8 @@ pub struct HeldApp {
     pub app: AppId,
 }
 
-/// `at_ms` as `2026-03-01 12:00:00` UTC.
-fn format_ms(ms: u64) -> String {
+/// Milliseconds since the epoch, as `2026-03-01 12:00:00` UTC.
+pub fn format_ms(ms: u64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()

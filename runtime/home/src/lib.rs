@@ -38,7 +38,7 @@ use domicile_store::{ResidentName, ResidentSpace, Store, StoreError, UpgradeRepo
 pub use accounts::{check_password, new_password, new_secret, AccountError, Accounts, TokenInfo, MAX_PASSWORD_BYTES};
 pub use apps::{Installing, PackageSource, UpdateOutcome};
 pub use config::{HomeConfig, ServerSettings};
-pub use keys::HeldApp;
+pub use keys::{format_ms, HeldApp};
 pub use operations::Operation;
 pub use residents::{AddedResident, Password};
 

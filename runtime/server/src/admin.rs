@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State as Extract};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use domicile_store::{Quota, ResidentName, StoreError};
+use domicile_store::{Quota, ResidentName};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -33,13 +33,10 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/admin/operator-token", post(new_operator_token))
 }
 
-fn resident_name(state: &State, name: &str) -> Result<ResidentName, ApiError> {
-    let name: ResidentName = name.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
-    // Only residents of this home: the error does not depend on anything else.
-    if !state.home.store().has_resident(&name) {
-        return Err(StoreError::UnknownResident(name.to_string()).into());
-    }
-    Ok(name)
+/// A resident's name from the path. Whether they live here is each
+/// operation's to check (an unknown resident is a 404 from all of them).
+fn resident_name(name: &str) -> Result<ResidentName, ApiError> {
+    name.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))
 }
 
 #[derive(Deserialize)]
@@ -101,21 +98,21 @@ async fn remove_resident(
     _: Operator,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&state, &name)?;
+    let name = resident_name(&name)?;
     state.home.remove_resident(&name)?;
     state.sessions.close_all_of(&name);
     Ok(Json(json!({ "removed": name.as_str() })))
 }
 
 async fn disable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&state, &name)?;
+    let name = resident_name(&name)?;
     state.home.set_sign_in(&name, false)?;
     state.sessions.close_all_of(&name);
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": false })))
 }
 
 async fn enable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&state, &name)?;
+    let name = resident_name(&name)?;
     state.home.set_sign_in(&name, true)?;
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": true })))
 }
@@ -126,7 +123,7 @@ async fn reset_password(
     _: Operator,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&state, &name)?;
+    let name = resident_name(&name)?;
     let worker = state.clone();
     let account_name = name.clone();
     let password =
@@ -141,7 +138,7 @@ async fn set_quota(
     Path(name): Path<String>,
     Json(quota): Json<Quota>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&state, &name)?;
+    let name = resident_name(&name)?;
     let (usage, quota) = state.home.set_quota(&name, Some(quota))?;
     Ok(Json(json!({ "name": name.as_str(), "quota": quota, "usage": usage })))
 }

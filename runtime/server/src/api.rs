@@ -14,7 +14,6 @@ use axum::{Json, Router};
 use domicile_home::{HomeError, PackageSource, UpdateOutcome};
 use domicile_host::{HostError, ImportMode};
 use domicile_manifest::{AppId, Doctype, Grants};
-use domicile_package::{CatalogueSources, TrustStore};
 use domicile_store::{AuditFilter, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -61,14 +60,6 @@ pub fn routes() -> Router<Arc<State>> {
 
 fn parse_app(app: &str) -> Result<AppId, ApiError> {
     app.parse().map_err(|e| ApiError::BadRequest(format!("`{app}` is not an app id: {e}")))
-}
-
-fn trust(state: &State) -> Result<TrustStore, ApiError> {
-    Ok(state.home.trust()?)
-}
-
-fn sources(state: &State) -> Result<CatalogueSources, ApiError> {
-    Ok(state.home.catalogue_sources()?)
 }
 
 // ---- signing in ----------------------------------------------------------
@@ -183,10 +174,10 @@ async fn revoke_token(Extract(state): Shared, resident: Resident, Path(id): Path
 async fn catalogue(Extract(state): Shared, resident: Resident) -> ApiResult {
     let space = resident.space.clone();
     let listing = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
-        let trust = trust(&state)?;
+        let trust = state.home.trust()?;
         let installed = space.apps()?;
         let (mut apps, mut unusable, mut unusable_apps) = (Vec::new(), Vec::new(), Vec::new());
-        for (source, opened) in sources(&state)?.open_all(&trust) {
+        for (source, opened) in state.home.catalogue_sources()?.open_all(&trust) {
             match opened {
                 Ok(catalogue) => {
                     for listed in &catalogue.index().apps {
@@ -267,8 +258,8 @@ async fn catalogue_app(Extract(state): Shared, resident: Resident, Path(app): Pa
     let space = resident.space.clone();
     // Reading and verifying a package is blocking work.
     let shown = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
-        let trust = trust(&worker)?;
-        let catalogue = sources(&worker)?.find(&trust, &id)?;
+        let trust = worker.home.trust()?;
+        let catalogue = worker.home.catalogue_sources()?.find(&trust, &id)?;
         let fetched = catalogue.fetch(&id, None, &trust)?;
         let installed = space.apps()?.into_iter().find(|a| a.id() == &id);
         Ok(listed_json(&space, &catalogue.index().name, &fetched, installed.as_ref()))

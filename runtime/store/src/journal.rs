@@ -168,11 +168,9 @@ impl ResidentSpace {
         for op in ops {
             let tree = self.tree_of(op.tree)?;
             match &op.value {
-                // The counter only grows: numbers taken meanwhile outside
-                // document writes are never taken back.
+                // The counter only grows.
                 Some(value) if op.tree == META && op.key == SEQ_KEY.as_bytes() => {
-                    let last = decode_seq(Some(value));
-                    tree.fetch_and_update(SEQ_KEY, |stored| Some(decode_seq(stored).max(last).to_be_bytes().to_vec()))?;
+                    self.raise_stored_seq(decode_seq(Some(value)))?;
                 }
                 Some(value) => {
                     tree.insert(&op.key, value.as_slice())?;

@@ -146,11 +146,17 @@ impl ResidentSpace {
     /// counter is written to the store (durable with the next flush).
     fn reserve_seqs(&self, n: u64) -> Result<u64> {
         let first = self.reserve_seqs_in_memory(n);
-        let last = first + n - 1;
+        self.raise_stored_seq(first + n - 1)?;
+        Ok(first)
+    }
+
+    /// Moves the stored counter on to `last`, never back: numbers taken
+    /// meanwhile by another write are never taken back.
+    fn raise_stored_seq(&self, last: u64) -> Result<()> {
         self.meta.fetch_and_update(docs::SEQ_KEY, |stored| {
             Some(docs::decode_seq(stored).max(last).to_be_bytes().to_vec())
         })?;
-        Ok(first)
+        Ok(())
     }
 
     /// `n` consecutive numbers of the sequence, taken from the counter this

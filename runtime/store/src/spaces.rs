@@ -482,7 +482,7 @@ fn close(space: ResidentSpace) -> Result<()> {
 }
 
 /// sled 0.34 reports a taken lock only in the message of an `Other` error.
-fn is_lock_error(e: &sled::Error) -> bool {
+pub(crate) fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
         || io.to_string().starts_with("could not acquire lock"))
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::spaces::{io_error, remove_any, sync_dir};
+use crate::spaces::{io_error, is_lock_error, remove_any, sync_dir};
 use crate::{ResidentName, ResidentSpace, Result, Store, StoreError, STAGING_PREFIX};
 
 /// The trees each resident had in the single database, as named there.
@@ -53,14 +53,12 @@ impl Store {
         legacy: &Path,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<UpgradeReport> {
-        let db = sled::Config::new().path(legacy).open().map_err(|e| match e {
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().starts_with("could not acquire lock") =>
-            {
+        let db = sled::Config::new().path(legacy).open().map_err(|e| {
+            if is_lock_error(&e) {
                 StoreError::InUse(legacy.display().to_string())
+            } else {
+                StoreError::Sled(e)
             }
-            other => StoreError::Sled(other),
         })?;
         let mut report = UpgradeReport::default();
         let mut to_move = Vec::new();
@@ -121,22 +119,15 @@ fn copy_resident(db: &sled::Db, name: &ResidentName, space: &ResidentSpace) -> R
             }
         })?;
     }
-    // A committed import still being published (its marker is in meta):
-    // its staging tree comes along, and the next open finishes it. Staging
-    // of imports that never committed would be discarded: left behind.
-    let staging_prefix = format!("resident/{name}/staging/");
-    for tree in db.tree_names() {
-        let Some(number) = tree.strip_prefix(staging_prefix.as_bytes()) else { continue };
-        let number = std::str::from_utf8(number).map_err(|_| StoreError::Corrupt("a staging tree's name".into()))?;
-        let new_name = format!("{STAGING_PREFIX}{number}");
-        let committed = space.meta.iter().values().any(|v| {
-            v.ok()
-                .and_then(|v| serde_json::from_slice::<serde_json::Value>(&v).ok())
-                .is_some_and(|m| m["tree"] == new_name)
-        });
-        if committed {
-            entries += copy_tree(&db.open_tree(&tree)?, &space.db.open_tree(&new_name)?, |_, v| Ok(v.to_vec()))?;
-        }
+    // A committed import still being published (its marker, copied above,
+    // names its staging tree): that tree comes along, and the next open
+    // finishes it. Staging of imports that never committed would be
+    // discarded: left behind.
+    for marker in space.meta.scan_prefix(PUBLISH_MARKER_PREFIX).values() {
+        let marker: serde_json::Value = crate::decode("an import's publish marker", &marker?)?;
+        let tree = marker["tree"].as_str().ok_or_else(|| StoreError::Corrupt("an import's publish marker".into()))?;
+        let legacy = db.open_tree(format!("resident/{name}/{tree}"))?;
+        entries += copy_tree(&legacy, &space.db.open_tree(tree)?, |_, v| Ok(v.to_vec()))?;
     }
     Ok(entries)
 }
