@@ -364,7 +364,7 @@ impl Store {
         remove_any(&dir)
     }
 
-    /// Opens the sled database in `dir`. Opening a database this process
+    /// Opens the sled database in `dir` (see [`open_sled`]). Opening a database this process
     /// has just closed may find sled's lock still held by a flush finishing
     /// on another thread: that is waited for, briefly.
     fn open_database(&self, name: &ResidentName, dir: &Path) -> Result<Arc<OpenSpace>> {
@@ -376,7 +376,7 @@ impl Store {
             .flush_every_ms(None);
         let mut wait = Duration::from_millis(2);
         let db = loop {
-            match config.open() {
+            match open_sled(&config, dir) {
                 Ok(db) => break db,
                 Err(e) if is_lock_error(&e) && wait < Duration::from_secs(2) => {
                     std::thread::sleep(wait);
@@ -507,4 +507,39 @@ pub(crate) fn remove_any(path: &Path) -> Result<()> {
 
 fn unique_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// Opens a sled database, working around a crash-safety bug of sled 0.34:
+/// a snapshot is written to `snap.LSN.generating` and renamed to
+/// `snap.LSN` once complete, but at open sled takes the last file named
+/// `snap.*`, unfinished ones included (spacejam/sled#1527). A process
+/// killed while writing a snapshot thus leaves a database sled refuses as
+/// corrupt, though nothing in it is: its previous snapshot and its log are
+/// intact. When sled says corrupt and such unfinished files are there,
+/// they are removed (a finished snapshot was renamed first) and the open is
+/// tried once more. Only on that error: a running sled of this process may
+/// be writing one right now.
+pub(crate) fn open_sled(config: &sled::Config, dir: &Path) -> sled::Result<sled::Db> {
+    match config.open() {
+        Err(sled::Error::Corruption { .. }) if remove_unfinished_snapshots(dir)? > 0 => {
+            tracing::warn!("removed a snapshot a crash left unfinished; opening again");
+            config.open()
+        }
+        other => other,
+    }
+}
+
+/// Removes `snap.*.generating` files from a sled directory; returns how many.
+fn remove_unfinished_snapshots(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

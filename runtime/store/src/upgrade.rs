@@ -53,7 +53,7 @@ impl Store {
         legacy: &Path,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<UpgradeReport> {
-        let db = sled::Config::new().path(legacy).open().map_err(|e| {
+        let db = crate::spaces::open_sled(&sled::Config::new().path(legacy), legacy).map_err(|e| {
             if is_lock_error(&e) {
                 StoreError::InUse(legacy.display().to_string())
             } else {
