@@ -12,12 +12,20 @@
 # component); otherwise Debian's rustc-web with -Zbuild-std (see DESIGN.md /
 # README). The committed packages are the Debian route's: the two routes'
 # compilers differ, so `--check` passes only on that route.
+#
+# The apps in Python and JavaScript are built by componentize.sh. Those
+# toolchains snapshot an initialised interpreter, so their output is not
+# byte-reproducible: their package is built only when the manifest's
+# version has none yet (bump the version to rebuild one), `--check` keeps
+# the committed package, and tests/languages.rs checks that a build from
+# source computes exactly what the committed package computes.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 target=wasm32-unknown-unknown
 check=0
+scratch=""
 [[ "${1:-}" == "--check" ]] && check=1
 
 # The guests' own target dir, whatever CARGO_TARGET_DIR says for the runtime.
@@ -63,12 +71,15 @@ out_catalogue="$here/catalogue"
 out_fixtures="$root/tests/fixtures/packages"
 if [[ $check == 1 ]]; then
     scratch="$(mktemp -d)"
-    trap 'rm -rf "$scratch"' EXIT
     out_catalogue="$scratch/catalogue"
     out_fixtures="$scratch/fixtures"
 fi
 mkdir -p "$out_catalogue/packages" "$out_fixtures"
-# The catalogue holds exactly the current sample apps.
+# The catalogue holds exactly the current sample apps; the language apps'
+# packages of the current versions are kept (see the header).
+kept="$(mktemp -d)"
+trap 'rm -rf "$kept" ${scratch:+"$scratch"}' EXIT
+cp "$here"/catalogue/packages/*.dpkg "$kept/"
 rm -f "$out_catalogue"/packages/*.dpkg
 
 key="$here/keys/sample-publisher.key"
@@ -79,14 +90,28 @@ pack() { # crate package-name manifest out-dir
     "$domicile" pack --manifest "$3" --component "$component" --key "$key" --out "$4/$2.dpkg" >/dev/null
     echo "  $2: $(stat -c %s "$component") bytes of component" >&2
 }
+version_of() { sed -n 's/^version = "\(.*\)"$/\1/p' "$root/manifests/$1.toml"; }
 for app in gpx-importer mobility-footprint energy-importer energy-insights bank-importer budget \
     learning-importer learning-dashboard data-donation; do
-    version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/manifests/$app.toml")"
-    pack "$app" "$app-$version" "$root/manifests/$app.toml" "$out_catalogue/packages"
+    pack "$app" "$app-$(version_of "$app")" "$root/manifests/$app.toml" "$out_catalogue/packages"
+done
+for entry in tariff-check:python recurring-payments:js; do
+    app="${entry%%:*}" lang="${entry##*:}"
+    package="$app-$(version_of "$app").dpkg"
+    if [[ -f "$kept/$package" ]]; then
+        cp "$kept/$package" "$out_catalogue/packages/"
+        continue
+    fi
+    [[ $check == 1 ]] && { echo "build.sh --check: $package is not committed" >&2; exit 1; }
+    "$here/componentize.sh" "$lang" "$here/$app" service "$kept/$app.wasm"
+    "$domicile" pack --manifest "$root/manifests/$app.toml" --component "$kept/$app.wasm" --key "$key" \
+        --out "$out_catalogue/packages/$package" >/dev/null
+    echo "  ${package%.dpkg}: $(stat -c %s "$kept/$app.wasm") bytes of component ($lang)" >&2
 done
 "$domicile" catalogue build "$out_catalogue" --key "$key" --name "domicile sample catalogue" >/dev/null
 # Test guests; one component may be packed under several manifests.
-for fixture in cpu-hog memory-hog snooper wasi-guest wasi-guest:wasi-guest-no-scratch net-guest poller hostile bench-guest:bench; do
+for fixture in cpu-hog memory-hog snooper wasi-guest wasi-guest:wasi-guest-no-scratch net-guest foreign-guest poller \
+    hostile bench-guest:bench; do
     crate="${fixture%%:*}" name="${fixture##*:}"
     pack "$crate" "$name" "$root/tests/fixtures/manifests/$name.toml" "$out_fixtures"
 done

@@ -746,7 +746,7 @@ fn pack_refuses_a_core_module_and_says_how_to_make_a_component() {
     };
     let refused = home.run(&args(false));
     let err = refused.one_line_error();
-    assert!(err.contains("is a core WebAssembly module, not a component") && err.contains("--force"), "{err}");
+    assert!(err.contains("a core WebAssembly module, not a component") && err.contains("--force"), "{err}");
     assert!(!out.exists());
     home.ok(&args(true));
     home.ok(&["trust", "add", &keys.public()]);

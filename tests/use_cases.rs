@@ -18,6 +18,10 @@ const BUDGET: &str = "io.domicile.sample.budget";
 const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const LEARNING_DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
 const DONATION: &str = "io.domicile.sample.data-donation";
+/// Written in Python (componentize-py).
+const TARIFF_CHECK: &str = "io.domicile.sample.tariff-check";
+/// Written in JavaScript (componentize-js).
+const RECURRING_PAYMENTS: &str = "io.domicile.sample.recurring-payments";
 
 fn install(home: &TestHome, apps: &[&str]) {
     for app in apps {
@@ -179,6 +183,122 @@ const RULES: [(&str, &str); 30] = [
     ("FREE MOBILE", "telecom"),
     ("ORANGE", "telecom"),
 ];
+
+/// The Python app: base tariff or off-peak hours, recomputed from the
+/// load-curve file (intervals starting 22:00-06:00 local are off-peak).
+#[test]
+fn the_python_tariff_check_prices_the_load_curve_as_the_file_says() {
+    let home = TestHome::new();
+    install(&home, &[ENERGY_IMPORTER, TARIFF_CHECK]);
+    let err = home.run(&["run", TARIFF_CHECK]).one_line_error().to_owned();
+    assert!(err.contains("no load curve among your energy readings"), "{err}");
+    let curve_file = sample_data("enedis-load-curve-2026-03.csv");
+    home.ok(&["import", ENERGY_IMPORTER, curve_file.to_str().unwrap()]);
+    // The daily indexes are energy readings too, but no load curve: left out.
+    home.ok(&["import", ENERGY_IMPORTER, sample_data("enedis-daily-index-2025-2026.csv").to_str().unwrap()]);
+
+    let intervals = load_curve_intervals_from_file(&curve_file);
+    let kwh: f64 = intervals.iter().map(|(_, e)| e).sum();
+    let off_peak = |start: &time::OffsetDateTime| start.hour() >= 22 || start.hour() < 6;
+    let off_peak_kwh: f64 = intervals.iter().filter(|(s, _)| off_peak(s)).map(|(_, e)| e).sum();
+    let days: BTreeSet<time::Date> = intervals.iter().map(|(s, _)| s.date()).collect();
+    let months = days.len() as f64 / (365.0 / 12.0);
+    let base = kwh * 0.2016 + months * 15.65;
+    let split = (kwh - off_peak_kwh) * 0.2146 + off_peak_kwh * 0.1696 + months * 15.96;
+
+    let report = home.ok(&["run", TARIFF_CHECK]).json();
+    assert_eq!(report["period"], json!({"from": "2026-03-01", "to": "2026-03-14", "days": days.len()}));
+    close(report["kwh"].as_f64().unwrap(), kwh, "kWh");
+    close(report["off_peak_kwh"].as_f64().unwrap(), off_peak_kwh, "off-peak kWh");
+    assert!((report["options"][0]["total_eur"].as_f64().unwrap() - base).abs() < 0.006, "{report}");
+    assert!((report["options"][1]["total_eur"].as_f64().unwrap() - split).abs() < 0.006, "{report}");
+    assert_eq!(report["cheaper"], if split < base { "off-peak hours" } else { "base" });
+    let saving = (base - split).abs() / days.len() as f64 * 365.0;
+    assert!((report["saving_eur_per_year"].as_f64().unwrap() - saving).abs() < 0.006, "{report}");
+    assert_eq!(report["skipped_readings"], 0);
+
+    // The resident's own prices and window: all off-peak at a lower price makes it cheaper.
+    let input = r#"{"off_peak": {"hours": "00:00-23:59", "off_peak_eur_per_kwh": 0.10}}"#;
+    let report = home.ok(&["run", TARIFF_CHECK, "--input", input]).json();
+    assert_eq!(report["cheaper"], "off-peak hours", "{report}");
+    for (bad, says) in [
+        (r#"{"off_peak": {"hours": "25:00-06:00"}}"#, "is not a time of day"),
+        (r#"{"base": {"eur_per_kwh": "cheap"}}"#, "must be a number of euros"),
+        (r#"{"tarif": {}}"#, "unknown input fields: tarif"),
+    ] {
+        let err = home.run(&["run", TARIFF_CHECK, "--input", bad]).one_line_error().to_owned();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+}
+
+/// The JavaScript app: payees debited once a month for about the same
+/// amount, recomputed from the stored operations.
+#[test]
+fn the_javascript_recurring_payments_are_the_monthly_debits_of_the_statements() {
+    let home = TestHome::new();
+    install(&home, &[BANK_IMPORTER, RECURRING_PAYMENTS]);
+    home.ok(&["import", BANK_IMPORTER, sample_data("bank-2026-02.ofx").to_str().unwrap()]);
+    home.ok(&["import", BANK_IMPORTER, sample_data("bank-2026-03.csv").to_str().unwrap()]);
+
+    // Independently: group the debits by label without digits, keep payees
+    // seen once in each of 2+ months within 5 % of their median.
+    let mut by_payee: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for doc in home.docs("io.domicile.bank.operation") {
+        let body = &doc["body"];
+        let amount = body["amount"].as_f64().unwrap();
+        if amount < 0.0 {
+            let label = body["label"].as_str().unwrap().to_uppercase();
+            let payee: Vec<&str> = label
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty() && !w.chars().any(|c| c.is_ascii_digit()))
+                .collect();
+            by_payee
+                .entry(payee.join(" "))
+                .or_default()
+                .push((body["date"].as_str().unwrap()[..7].to_owned(), -amount));
+        }
+    }
+    let mut expected: Vec<(String, f64)> = Vec::new();
+    for (payee, payments) in by_payee {
+        let months: BTreeSet<&String> = payments.iter().map(|(m, _)| m).collect();
+        let mut amounts: Vec<f64> = payments.iter().map(|(_, a)| *a).collect();
+        amounts.sort_by(f64::total_cmp);
+        let n = amounts.len();
+        let median = if n % 2 == 1 { amounts[n / 2] } else { (amounts[n / 2 - 1] + amounts[n / 2]) / 2.0 };
+        if months.len() >= 2 && months.len() == n && amounts.iter().all(|a| (a - median).abs() <= 0.05 * median) {
+            expected.push((payee, median));
+        }
+    }
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+
+    let report = home.ok(&["run", RECURRING_PAYMENTS]).json();
+    let found: Vec<(String, f64)> = report["recurring"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["payee"].as_str().unwrap().to_owned(), r["monthly_eur"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(found, expected);
+    // What the statements hold: rent, electricity, the transport pass, the phone;
+    // not the baker (twice in a month) nor the supermarket (amounts vary).
+    let payees: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        payees,
+        [
+            "PRLV SEPA LOYER FONCIA",
+            "PRLV SEPA EDF CLIENTS PARTICULIERS",
+            "NAOLIB ABONNEMENT MENSUEL",
+            "PRLV FREE MOBILE"
+        ]
+    );
+    let monthly: f64 = expected.iter().map(|(_, a)| a).sum();
+    close(report["monthly_eur"].as_f64().unwrap(), monthly, "monthly total");
+    close(report["yearly_eur"].as_f64().unwrap(), monthly * 12.0, "yearly total");
+    assert_eq!(report["months"], json!(["2026-02", "2026-03"]));
+
+    let err = home.run(&["run", RECURRING_PAYMENTS, "--input", r#"{"min_months": 1}"#]).one_line_error().to_owned();
+    assert!(err.contains("min_months must be an integer of at least 2"), "{err}");
+}
 
 #[test]
 fn budget_categorises_ofx_and_csv_statements() {
@@ -700,11 +820,12 @@ fn for_each_corpus_file(
     }
 }
 
-/// kWh per local day of the load-curve sections of an Enedis export,
-/// recomputed from the file alone: each reading is the average power of the
-/// interval ending at its time, and the interval is the time since the row
-/// before (the first row of a section: the time to the next).
-fn load_curve_kwh_from_file(path: &std::path::Path) -> BTreeMap<String, f64> {
+/// The load-curve intervals of an Enedis export, recomputed from the file
+/// alone: each reading is the average power of the interval ending at its
+/// time, and the interval is the time since the row before (the first row
+/// of a section: the time to the next). Returns each interval's start (in
+/// the meter's local time) and energy in kWh.
+fn load_curve_intervals_from_file(path: &std::path::Path) -> Vec<(time::OffsetDateTime, f64)> {
     use time::format_description::well_known::Rfc3339;
     let text = std::fs::read_to_string(path).unwrap();
     let mut sections: Vec<Vec<(time::OffsetDateTime, Option<f64>)>> = Vec::new();
@@ -721,15 +842,23 @@ fn load_curve_kwh_from_file(path: &std::path::Path) -> BTreeMap<String, f64> {
             sections.last_mut().unwrap().push((at, value));
         }
     }
-    let mut days = BTreeMap::new();
+    let mut intervals = Vec::new();
     for rows in sections {
         for (i, (at, value)) in rows.iter().enumerate() {
             let minutes = if i > 0 { (*at - rows[i - 1].0).whole_minutes() } else { (rows[1].0 - *at).whole_minutes() };
-            let start = *at - time::Duration::minutes(minutes);
-            if let Some(watts) = value {
-                *days.entry(start.date().to_string()).or_insert(0.0) += watts * minutes as f64 / 60.0 / 1000.0;
+            if let (Some(watts), true) = (value, minutes > 0) {
+                intervals.push((*at - time::Duration::minutes(minutes), watts * minutes as f64 / 60.0 / 1000.0));
             }
         }
+    }
+    intervals
+}
+
+/// kWh per local day of the load-curve sections of an Enedis export.
+fn load_curve_kwh_from_file(path: &std::path::Path) -> BTreeMap<String, f64> {
+    let mut days = BTreeMap::new();
+    for (start, kwh) in load_curve_intervals_from_file(path) {
+        *days.entry(start.date().to_string()).or_insert(0.0) += kwh;
     }
     days
 }

@@ -197,6 +197,12 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         json!({ "with_ms": ms(with), "without_ms": ms(without), "overhead_pct": ((with.as_secs_f64() / without.as_secs_f64() - 1.0) * 1000.0).round() / 10.0 }),
     );
 
+    // 5. Apps in Python and JavaScript: install (compilation of an 18 MB or
+    // 12 MB component) and runs on the sample data, against the Rust app
+    // that reads the same documents, in the same space and the same run.
+    eprintln!("bench: the Python and JavaScript sample apps, installed and run against Rust apps on the same data");
+    report.insert("languages".into(), languages(&home, options.invocations.min(500)).await?);
+
     let report = Value::Object(report);
     if options.json {
         println!("{report}");
@@ -204,6 +210,60 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         print_table(&report);
     }
     Ok(())
+}
+
+/// Install time and run latency of the Python and JavaScript sample apps,
+/// each next to a Rust sample app reading the same documents.
+async fn languages(home: &domicile_home::Home, runs: usize) -> Result<Value> {
+    let space = home.store().create_resident(&"languages".parse()?)?;
+    let runtime = home.runtime()?;
+    let mut installs = serde_json::Map::new();
+    for app in ["energy-importer", "bank-importer", "energy-insights", "budget", "tariff-check", "recurring-payments"] {
+        let t = Instant::now();
+        let prepared = runtime.prepare_install(&space, &home.trust()?, crate::demo::sample_package(app)?, None)?;
+        let manifest = prepared.manifest().clone();
+        runtime.install(&space, prepared, Grants::all(&manifest))?;
+        installs.insert(app.into(), json!(ms(t.elapsed())));
+    }
+    for (importer, (name, bytes)) in [
+        (ENERGY_IMPORTER, crate::demo::LOAD_CURVE),
+        ("io.domicile.sample.bank-importer", crate::demo::BANK_OFX),
+        ("io.domicile.sample.bank-importer", crate::demo::BANK_CSV),
+    ] {
+        runtime.run_importer(&space, &importer.parse()?, name, bytes).await?;
+    }
+    let mut pairs = Vec::new();
+    for (lang, app, rust_app) in
+        [("python", "tariff-check", "energy-insights"), ("javascript", "recurring-payments", "budget")]
+    {
+        let (app_id, rust_id): (AppId, AppId) =
+            (format!("io.domicile.sample.{app}").parse()?, format!("io.domicile.sample.{rust_app}").parse()?);
+        for _ in 0..10 {
+            runtime.run_service(&space, &app_id, "{}").await?;
+            runtime.run_service(&space, &rust_id, "{}").await?;
+        }
+        let (mut theirs, mut ours) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+        let (mut theirs_total, mut ours_total) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..runs {
+            let t = Instant::now();
+            runtime.run_service(&space, &app_id, "{}").await?;
+            theirs.push(t.elapsed());
+            theirs_total += t.elapsed();
+            let t = Instant::now();
+            runtime.run_service(&space, &rust_id, "{}").await?;
+            ours.push(t.elapsed());
+            ours_total += t.elapsed();
+        }
+        let (theirs, ours) = (latencies(theirs, theirs_total), latencies(ours, ours_total));
+        pairs.push(json!({
+            "language": lang, "app": app, "install_ms": installs[app],
+            "p50_ms": ms(theirs.p50), "p99_ms": ms(theirs.p99),
+            "rust_app": rust_app, "rust_install_ms": installs[rust_app],
+            "rust_p50_ms": ms(ours.p50), "rust_p99_ms": ms(ours.p99),
+            "ratio_p50": ratio(ms(theirs.p50), ms(ours.p50)),
+        }));
+    }
+    Ok(json!({ "runs": runs, "apps": pairs }))
 }
 
 fn print_table(r: &Value) {
@@ -234,6 +294,17 @@ fn print_table(r: &Value) {
         "| arithmetic loop, epoch interruption on | {} ms | off: {} ms | +{} % |",
         e["with_ms"], e["without_ms"], e["overhead_pct"]
     );
+    for a in r["languages"]["apps"].as_array().into_iter().flatten() {
+        println!(
+            "| {} app `{}`, a run on the sample data ({} runs) | p50 {} ms, p99 {} ms | Rust app `{}` on the same documents: p50 {} ms, p99 {} ms | {}x |",
+            a["language"].as_str().unwrap_or_default(), a["app"].as_str().unwrap_or_default(), r["languages"]["runs"],
+            a["p50_ms"], a["p99_ms"], a["rust_app"].as_str().unwrap_or_default(), a["rust_p50_ms"], a["rust_p99_ms"], a["ratio_p50"]
+        );
+        println!(
+            "| its install (verify, compile to native code) | {} ms | the Rust app's: {} ms | |",
+            a["install_ms"], a["rust_install_ms"]
+        );
+    }
 }
 
 fn write_trips(space: &ResidentSpace, n: usize) -> Result<()> {

@@ -41,6 +41,15 @@ pub async fn execute(cli: Cli) -> Result<()> {
             return crate::bench_residents::run(options).await;
         }
         Command::Keygen { out } => return keygen(out, json),
+        Command::New { name, lang, world, dir } => {
+            return crate::develop::new(name, *lang, *world, dir.as_deref(), json)
+        }
+        Command::Build { dir } => return crate::develop::build(dir, json).map(drop),
+        Command::Dev { dir, data, input, once } => {
+            let options =
+                crate::develop::DevOptions { dir: dir.clone(), data: data.clone(), input: input.clone(), once: *once };
+            return crate::develop::dev(options, json).await;
+        }
         // The vocabulary is the runtime's: no home needed.
         Command::Doctypes => return crate::doctypes::list(json),
         Command::Doctype(DoctypeCommand::Show { doctype }) => return crate::doctypes::show(doctype.clone(), json),
@@ -85,6 +94,9 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         | Command::BenchServer { .. }
         | Command::BenchResidents { .. }
         | Command::Keygen { .. }
+        | Command::New { .. }
+        | Command::Build { .. }
+        | Command::Dev { .. }
         | Command::Pack { .. }
         | Command::Catalogue(CatalogueCommand::Build { .. })
         | Command::Doctypes
@@ -365,24 +377,13 @@ const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
 
 fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bool, json: bool) -> Result<()> {
     let manifest_bytes = std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
-    // Catch a bad manifest now rather than at every resident's install.
-    let parsed = Manifest::from_bytes(&manifest_bytes).with_context(|| manifest.display().to_string())?;
-    domicile_store::Vocabulary::builtin()
-        .check_permissions(&parsed.permissions)
-        .with_context(|| manifest.display().to_string())?;
     let component_bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
-    if !component_bytes.starts_with(b"\0asm") {
-        bail!("{} is not a WebAssembly file", component.display());
-    }
-    // A core module packs fine and fails only at install: say it now.
-    if component_bytes.get(4..8) == Some(&CORE_MODULE[..]) && !force {
-        bail!(
-            "{} is a core WebAssembly module, not a component: domicile runs components (the WIT worlds in wit/). Build with a component linker (Rust: the wasm32-wasip2 target, or `wasm-tools component new` on the module), or pass --force to pack it anyway",
-            component.display()
-        );
-    }
     let key = SecretKey::load(key)?;
-    let package = domicile_package::seal(&manifest_bytes, &component_bytes, &key)?;
+    let package = seal_checked(&manifest_bytes, &component_bytes, &key, force).map_err(|e| match e {
+        SealRefusal::Manifest(e) => e.context(manifest.display().to_string()),
+        SealRefusal::Component(e) => e.context(component.display().to_string()),
+    })?;
+    let parsed = Manifest::from_bytes(&manifest_bytes)?;
     if out.exists() {
         bail!("{} already exists; remove it or choose another --out", out.display());
     }
@@ -396,6 +397,46 @@ fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bool, 
         outln!("packed {} {} signed by {} into {}", parsed.id, parsed.version, key.public(), out.display());
     }
     Ok(())
+}
+
+/// Why `seal_checked` refused: the manifest or the component.
+pub(crate) enum SealRefusal {
+    Manifest(anyhow::Error),
+    Component(anyhow::Error),
+}
+
+impl From<SealRefusal> for anyhow::Error {
+    fn from(refusal: SealRefusal) -> Self {
+        match refusal {
+            SealRefusal::Manifest(e) | SealRefusal::Component(e) => e,
+        }
+    }
+}
+
+/// Checks what is about to be signed (the manifest parses and names only
+/// doctypes and fields that exist; the component is one, not a core
+/// module, unless `force`), then signs it into a package.
+pub(crate) fn seal_checked(
+    manifest_bytes: &[u8],
+    component_bytes: &[u8],
+    key: &SecretKey,
+    force: bool,
+) -> std::result::Result<Vec<u8>, SealRefusal> {
+    // Catch a bad manifest now rather than at every resident's install.
+    let parsed = Manifest::from_bytes(manifest_bytes).map_err(|e| SealRefusal::Manifest(e.into()))?;
+    domicile_store::Vocabulary::builtin()
+        .check_permissions(&parsed.permissions)
+        .map_err(|e| SealRefusal::Manifest(e.into()))?;
+    if !component_bytes.starts_with(b"\0asm") {
+        return Err(SealRefusal::Component(anyhow::anyhow!("not a WebAssembly file")));
+    }
+    // A core module packs fine and fails only at install: say it now.
+    if component_bytes.get(4..8) == Some(&CORE_MODULE[..]) && !force {
+        return Err(SealRefusal::Component(anyhow::anyhow!(
+            "a core WebAssembly module, not a component: domicile runs components (the WIT worlds in wit/). Build with a component linker (Rust: the wasm32-wasip2 target, or `wasm-tools component new` on the module), or pass --force to pack it anyway"
+        )));
+    }
+    domicile_package::seal(manifest_bytes, component_bytes, key).map_err(|e| SealRefusal::Component(e.into()))
 }
 
 /// `domicile verify PACKAGE`: against `--key`, or else the home's trust store.

@@ -17,14 +17,18 @@ include!(concat!(env!("OUT_DIR"), "/sample_catalogue.rs"));
 /// The sample data, as data holders export it: (file name, bytes).
 const GPX: (&str, &[u8]) =
     ("week-around-nantes.gpx", include_bytes!("../../../sample-apps/data/week-around-nantes.gpx"));
-const LOAD_CURVE: (&str, &[u8]) =
+pub(crate) const LOAD_CURVE: (&str, &[u8]) =
     ("enedis-load-curve-2026-03.csv", include_bytes!("../../../sample-apps/data/enedis-load-curve-2026-03.csv"));
 const DAILY_INDEX: (&str, &[u8]) =
     ("enedis-daily-index-2025-2026.csv", include_bytes!("../../../sample-apps/data/enedis-daily-index-2025-2026.csv"));
-const BANK_OFX: (&str, &[u8]) = ("bank-2026-02.ofx", include_bytes!("../../../sample-apps/data/bank-2026-02.ofx"));
-const BANK_CSV: (&str, &[u8]) = ("bank-2026-03.csv", include_bytes!("../../../sample-apps/data/bank-2026-03.csv"));
+pub(crate) const BANK_OFX: (&str, &[u8]) =
+    ("bank-2026-02.ofx", include_bytes!("../../../sample-apps/data/bank-2026-02.ofx"));
+pub(crate) const BANK_CSV: (&str, &[u8]) =
+    ("bank-2026-03.csv", include_bytes!("../../../sample-apps/data/bank-2026-03.csv"));
 const XAPI: (&str, &[u8]) = ("xapi-lea-2026.json", include_bytes!("../../../sample-apps/data/xapi-lea-2026.json"));
 
+/// The sample exports of data holders, as `domicile dev` loads them.
+pub(crate) const SAMPLE_DATA: [(&str, &[u8]); 6] = [GPX, LOAD_CURVE, DAILY_INDEX, BANK_OFX, BANK_CSV, XAPI];
 const GPX_IMPORTER: &str = "io.domicile.sample.gpx-importer";
 const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
 const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
@@ -34,6 +38,8 @@ const BUDGET: &str = "io.domicile.sample.budget";
 const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const LEARNING_DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
 const DONATION: &str = "io.domicile.sample.data-donation";
+const TARIFF_CHECK: &str = "io.domicile.sample.tariff-check";
+const RECURRING_PAYMENTS: &str = "io.domicile.sample.recurring-payments";
 
 /// The sample publisher's key (it signs the sample catalogue and apps).
 pub fn sample_key() -> Result<PublicKey> {
@@ -139,11 +145,15 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     let energy =
         run(ENERGY_INSIGHTS, r#"{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}"#).await?;
     print_energy(&energy);
+    println!("    and an app written in Python, on the same load curve:");
+    print_tariff_check(&run(TARIFF_CHECK, "{}").await?);
 
     step(6, "Budget: import a bank statement (OFX) and the next month's CSV, then where the money went");
     import(BANK_IMPORTER, BANK_OFX).await?;
     import(BANK_IMPORTER, BANK_CSV).await?;
     print_budget(&run(BUDGET, "{}").await?);
+    println!("    and an app written in JavaScript, on the same operations:");
+    print_recurring_payments(&run(RECURRING_PAYMENTS, "{}").await?);
 
     step(7, "Learning: import a learner's records from school, conservatory and a MOOC (xAPI), then the dashboard");
     import(LEARNING_IMPORTER, XAPI).await?;
@@ -289,6 +299,44 @@ fn print_budget(report: &serde_json::Value) {
             num(&mobility["parking"])
         );
     }
+}
+
+fn print_tariff_check(report: &serde_json::Value) {
+    let prices: Vec<String> = report["options"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| format!("{} {:.2} EUR", o["option"].as_str().unwrap_or_default(), num(&o["total_eur"])))
+        .collect();
+    println!(
+        "    {} days, {:.1} kWh of which {:.0} % in off-peak hours: {}",
+        report["period"]["days"],
+        num(&report["kwh"]),
+        num(&report["off_peak_share"]) * 100.0,
+        prices.join(", ")
+    );
+    println!(
+        "    `{}` is cheaper by about {:.0} EUR a year; off-peak hours pay from {:.0} % of use in them",
+        report["cheaper"].as_str().unwrap_or_default(),
+        num(&report["saving_eur_per_year"]),
+        num(&report["break_even_off_peak_share"]) * 100.0
+    );
+}
+
+fn print_recurring_payments(report: &serde_json::Value) {
+    for r in report["recurring"].as_array().into_iter().flatten() {
+        println!(
+            "    {:>8.2} EUR, usually on day {:>2} of the month: {}",
+            num(&r["monthly_eur"]),
+            r["day_of_month"],
+            r["payee"].as_str().unwrap_or_default()
+        );
+    }
+    println!(
+        "    {:.2} EUR a month, {:.2} EUR a year, paid without asking each time",
+        num(&report["monthly_eur"]),
+        num(&report["yearly_eur"])
+    );
 }
 
 fn print_learning(report: &serde_json::Value) {

@@ -13,6 +13,7 @@ mod commands;
 mod consent;
 mod control;
 mod demo;
+mod develop;
 mod doctypes;
 mod hints;
 mod home;
@@ -110,6 +111,37 @@ pub enum Command {
     /// Manage the residents of a home.
     #[command(subcommand)]
     Resident(ResidentCommand),
+    /// Create an app project (outside any home): source, manifest, WIT, SDK, .gitignore and a README.
+    New {
+        /// The app's name (its id becomes org.example.NAME; change it in manifest.toml).
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: develop::Lang,
+        #[arg(long, value_enum, default_value = "service")]
+        world: develop::WorldArg,
+        /// Where to create it (default ./NAME).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Build the app project here (or --dir) with whichever toolchain is present, check it, and pack it with the project's development key.
+    Build {
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build, install and run the app project in its development home, on fixture data; again at every saved change.
+    Dev {
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// Export files to import as fixture data (default: the sample data; an importer imports the project's fixtures/).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// The service's input (JSON).
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// One round, then exit (its status says whether it succeeded).
+        #[arg(long)]
+        once: bool,
+    },
     /// Create a publisher key pair: PREFIX.key (secret) and PREFIX.pub.
     Keygen {
         #[arg(long, value_name = "PREFIX")]

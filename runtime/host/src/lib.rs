@@ -57,8 +57,8 @@ pub enum HostError {
     InvalidComponent(String),
     #[error("the component does not implement the `{world}` world its manifest declares: {detail}")]
     WrongExports { world: World, detail: String },
-    #[error("the component imports what domicile does not offer: {}{}", .imports.join(", "), if *.needs_scratch { " (the filesystem is offered only to apps whose manifest has a [scratch] section)" } else { "" })]
-    ForbiddenImports { imports: Vec<String>, needs_scratch: bool },
+    #[error("the component imports what domicile does not offer: {} (apps may import domicile:app and the standard WASI 0.2 interfaces, nothing else)", .imports.join(", "))]
+    ForbiddenImports { imports: Vec<String> },
     #[error("{app} {version} is already installed; uninstall it first")]
     AlreadyInstalled { app: AppId, version: String },
     #[error("{app} is an app of the `{actual}` world: {}", if *.actual == World::Service { "run it, it imports nothing" } else { "it imports files, it does not run on its own" })]
@@ -132,6 +132,7 @@ impl Runtime {
         bindings::importer::domicile::app::import_report::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s)
             .map_err(engine_err)?;
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
         Ok(Runtime {
             cache: ArtifactCache::new(&config.cache_dir, &engine),
             _ticker: EpochTicker::start(&engine),

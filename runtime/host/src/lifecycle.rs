@@ -184,16 +184,14 @@ impl Runtime {
     /// The component must import only what we offer, and export its world.
     fn check_component(&self, component: &Component, manifest: &Manifest) -> Result<(), HostError> {
         let ty = component.component_type();
-        let scratch = manifest.scratch.is_some();
         let forbidden: Vec<String> = ty
             .imports(&self.engine)
             .map(|(name, _)| name)
-            .filter(|name| !import_allowed(name, scratch))
+            .filter(|name| !import_allowed(name))
             .map(str::to_owned)
             .collect();
         if !forbidden.is_empty() {
-            let needs_scratch = !scratch && forbidden.iter().any(|i| i.starts_with("wasi:filesystem/"));
-            return Err(HostError::ForbiddenImports { imports: forbidden, needs_scratch });
+            return Err(HostError::ForbiddenImports { imports: forbidden });
         }
         let export = match manifest.world {
             World::Service => "run",
@@ -232,9 +230,19 @@ fn ensure_not_installed(space: &ResidentSpace, manifest: &Manifest) -> Result<()
     }
 }
 
-/// The imports a component may have: our interfaces and the WASI subset we
-/// offer (no sockets, no HTTP; the filesystem only with a scratch dir).
-fn import_allowed(name: &str, scratch: bool) -> bool {
-    const ALWAYS: [&str; 5] = ["domicile:app/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/"];
-    ALWAYS.iter().any(|p| name.starts_with(p)) || (scratch && name.starts_with("wasi:filesystem/"))
+/// The imports a component may have: our interfaces, and the standard
+/// WASI 0.2 interfaces that language toolchains import whether the code
+/// uses them or not. These are linked but give nothing (see `sandbox`).
+/// Any other interface, or WASI of another major release, is refused by
+/// name rather than left to the linker's error.
+fn import_allowed(name: &str) -> bool {
+    const WASI_PACKAGES: [&str; 7] = ["io", "clocks", "random", "cli", "filesystem", "sockets", "http"];
+    if name.starts_with("domicile:app/") {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("wasi:") else { return false };
+    let Some((package, version)) = rest.split_once('/').and_then(|(p, i)| Some((p, i.split_once('@')?.1))) else {
+        return false;
+    };
+    WASI_PACKAGES.contains(&package) && version.starts_with("0.2.")
 }

@@ -1,10 +1,13 @@
 //! The state of one app invocation (the `T` of its wasmtime `Store`) and
-//! the walls around it: memory limiter, CPU budget, and the WASI context,
-//! which is deny-by-default: no environment, no arguments, no sockets, no
-//! stdin; stdout and stderr captured into the app's log; files only in a
-//! private scratch directory when the manifest declares one.
+//! the walls around it: memory limiter, CPU budget, and the standard WASI
+//! 0.2 interfaces, linked so that any toolchain's components install but
+//! deny-by-default: no environment, no arguments, no stdin, no sockets or
+//! name lookup, every outgoing HTTP request refused; stdout and stderr
+//! captured into the app's log; files only in a private scratch directory
+//! when the manifest declares one (else no directory is preopened at all).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,6 +16,7 @@ use domicile_store::{AppLogEntry, Import, InstalledApp, Notification, Operation,
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::MAX_TABLE_ELEMENTS;
 use crate::{Clock, HostError, LimitKind, ResolvedLimits};
@@ -56,6 +60,8 @@ pub(crate) struct Invocation {
     denials: std::cell::Cell<u64>,
     dropped_log_lines: usize,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    refused_http: RefuseHttp,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -101,6 +107,8 @@ impl Invocation {
             denials: std::cell::Cell::new(0),
             dropped_log_lines: 0,
             wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            refused_http: RefuseHttp::default(),
             stdout,
             stderr,
         })
@@ -177,6 +185,14 @@ impl Invocation {
 
     /// The app log of this invocation, stdout and stderr included.
     pub(crate) fn take_log(&mut self) -> Vec<AppLogEntry> {
+        let refused = std::mem::take(&mut self.refused_http.refused);
+        if refused > 0 {
+            let message = format!(
+                "{refused} outgoing HTTP request(s) refused: apps have no network; data leaves the space \
+                 only through the egress interface, with the resident's approval"
+            );
+            self.push_log("warn", &message);
+        }
         for (stream, pipe) in [("stdout", self.stdout.clone()), ("stderr", self.stderr.clone())] {
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
@@ -202,6 +218,51 @@ impl WasiView for Invocation {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
+
+impl WasiHttpView for Invocation {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.refused_http }
+    }
+}
+
+/// `wasi:http`'s outgoing handler, for toolchains that import it whatever
+/// the code does: every request is refused inside the app, when it is
+/// handed over and before any connection or name lookup. It is refused
+/// there (as a protocol the host does not support) rather than by failing
+/// the response later: StarlingMonkey (componentize-js) aborts the whole
+/// app when a request with a body fails after it was accepted.
+#[derive(Default)]
+struct RefuseHttp {
+    refused: usize,
+}
+
+impl wasmtime_wasi_http::WasiHttpHooks for RefuseHttp {
+    fn is_supported_scheme(&mut self, _scheme: &http::uri::Scheme) -> bool {
+        self.refused += 1;
+        false
+    }
+
+    fn default_scheme(&mut self) -> Option<http::uri::Scheme> {
+        self.refused += 1;
+        None
+    }
+
+    // Not reached (every scheme is refused first); refuses all the same.
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<dyn Future<Output = RefusedResponse> + Send> {
+        self.refused += 1;
+        Box::new(std::future::ready(Err(wasmtime_wasi_http::Error::HttpRequestDenied)))
+    }
+}
+
+type RefusedResponse = wasmtime_wasi_http::Result<(
+    http::Response<wasmtime_wasi_http::WasiBody>,
+    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+)>;
 
 /// Creates `<scratch_root>/<resident>/<app-id>` through a capability on the
 /// scratch root: the path can only ever resolve beneath it.

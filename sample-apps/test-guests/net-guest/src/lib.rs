@@ -1,5 +1,6 @@
-//! Test guest: imports WASI sockets. domicile offers no network, so
-//! installing it must fail, naming the import.
+//! Test guest: imports WASI sockets, as the toolchains of other languages
+//! do. domicile links them but gives no network: creating a socket fails
+//! inside the app.
 
 domicile_sdk::generate!("net-service", "../wasi-wit", generate_all);
 

@@ -1,0 +1,128 @@
+// domicile's guest SDK for JavaScript apps (componentize-js).
+//
+// A thin layer over the `domicile:app` imports: it turns the host's WIT
+// errors into exceptions with a `kind`, iterates queries without
+// hand-written cursor loops, and runs a service function from JSON to
+// JSON. componentize-js bundles relative imports, so an app imports this
+// file by path:
+//
+//   import { query, service } from '../sdk-js/domicile.js';
+//   function summary(options) {
+//     let total = 0;
+//     for (const { body } of query('io.domicile.bank.operation')) total += body.amount;
+//     return { total };
+//   }
+//   export const run = service(summary);
+//
+// `console.log` writes to the app's log (stdout), which the resident can
+// read; `log` writes with a level.
+
+import * as data from 'domicile:app/data@0.1.0';
+import { write } from 'domicile:app/log@0.1.0';
+import { nowMs as hostNowMs } from 'domicile:app/clock@0.1.0';
+import { send } from 'domicile:app/notify@0.1.0';
+import { request } from 'domicile:app/egress@0.1.0';
+
+/** The largest batch the host hands out per call. */
+export const MAX_BATCH = 1000;
+
+/** A host call was refused. `kind` is `denied`, `not-found`, `invalid` or `limit`. */
+export class DomicileError extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.name = 'DomicileError';
+    this.kind = kind;
+  }
+}
+
+// A WIT `error` reaches JS as a thrown value carrying `{tag, val}`
+// (directly or as the `payload` of a ComponentError).
+function call(f) {
+  try {
+    return f();
+  } catch (e) {
+    const refused = e && e.payload !== undefined ? e.payload : e;
+    if (refused && typeof refused.tag === 'string') throw new DomicileError(refused.tag, String(refused.val));
+    throw e;
+  }
+}
+
+/**
+ * Yields `{id, body}` for each document of `doctype` matching `selector`
+ * (an object: `{kind: 'load-curve'}`), in id order or sorted on one field.
+ * `body` holds only the fields the resident granted.
+ */
+export function* query(doctype, selector = {}, { sort, descending = false, limit, batch = 500 } = {}) {
+  const options = { limit, sort: sort ? { field: sort, descending } : undefined };
+  const cursor = call(() => data.query(doctype, JSON.stringify(selector), options));
+  try {
+    for (;;) {
+      const docs = call(() => cursor.next(Math.min(batch, MAX_BATCH)));
+      if (docs.length === 0) return;
+      for (const doc of docs) yield { id: doc.id, body: JSON.parse(doc.body) };
+    }
+  } finally {
+    if (typeof cursor[Symbol.dispose] === 'function') cursor[Symbol.dispose]();
+  }
+}
+
+/** The body of one document (only its granted fields). */
+export function get(doctype, id) {
+  return JSON.parse(call(() => data.get(doctype, id)).body);
+}
+
+/** Creates or replaces a document; returns its id. */
+export function put(doctype, body, id) {
+  return call(() => data.put(doctype, id, JSON.stringify(body)));
+}
+
+export function remove(doctype, id) {
+  call(() => data.delete(doctype, id));
+}
+
+/** Milliseconds since the Unix epoch, from the host's clock. */
+export function nowMs() {
+  return Number(hostNowMs());
+}
+
+/** Leaves a message for the resident (`domicile notifications`). */
+export function notify(title, body) {
+  call(() => send(title, body));
+}
+
+/**
+ * Puts `payload` in the resident's outbox for `destination` (declared in
+ * the manifest); nothing leaves until they approve. Returns the request id.
+ */
+export function askToSend(destination, payload, purpose) {
+  return call(() => request(destination, JSON.stringify(payload), purpose));
+}
+
+/** The app's log, readable by the resident. Never write personal data here. */
+export const log = {
+  debug: (message) => write('debug', String(message)),
+  info: (message) => write('info', String(message)),
+  warn: (message) => write('warn', String(message)),
+  error: (message) => write('error', String(message)),
+};
+
+/**
+ * Makes a service's `run` from `compute(options)`: the input's JSON (`{}`
+ * when empty) in, a JSON-serialisable result out. Any exception becomes the
+ * run's error message for the resident; one that is not a refused host
+ * call also leaves its stack in the app's log.
+ */
+export function service(compute) {
+  return (input) => {
+    try {
+      const options = input.trim() ? JSON.parse(input) : {};
+      if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+        throw new TypeError('the input must be a JSON object');
+      }
+      return JSON.stringify(compute(options));
+    } catch (e) {
+      if (!(e instanceof DomicileError) && e && e.stack) log.error(e.stack);
+      throw e instanceof Error ? e.message : String(e);
+    }
+  };
+}
