@@ -111,6 +111,7 @@ fn the_demo_runs_on_a_fresh_directory_and_again_over_itself() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
             .args(["demo", "--dir", demo.to_str().unwrap()])
             .env_remove("DOMICILE_HOME")
+            .env("DOMICILE_ARTIFACT_CACHE", shared_artifact_cache())
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -466,6 +467,7 @@ fn bench_measures_every_row_against_its_baseline() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
         .args(["--json", "bench", "--invocations", "20", "--documents", "300", "--rows", "400", "--spin", "1000"])
         .env_remove("DOMICILE_HOME")
+        .env("DOMICILE_ARTIFACT_CACHE", shared_artifact_cache())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

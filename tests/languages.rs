@@ -212,3 +212,123 @@ fn hostile_python_and_javascript_guests_get_errors_inside_the_app_and_reach_noth
     assert!(logs.contains("hostile python guest starting") && logs.contains("hostile js guest done"), "{logs}");
     assert!(logs.contains("3 outgoing HTTP request(s) refused"), "{logs}");
 }
+
+/// Runs `domicile` outside any home, in `dir`, with the JavaScript
+/// toolchain of sample-apps on the PATH (a project's own `npm install`
+/// would put it in its node_modules).
+fn domicile_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    let path = format!(
+        "{}:{}",
+        repo().join("sample-apps/node_modules/.bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new(env!("CARGO_BIN_EXE_domicile"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DOMICILE_HOME")
+        .env("DOMICILE_ARTIFACT_CACHE", shared_artifact_cache())
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+fn ok_in(dir: &Path, args: &[&str]) -> String {
+    let output = domicile_in(dir, args);
+    assert!(output.status.success(), "domicile {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Whether a Rust toolchain for wasm32 with a component linker is here
+/// (rustup's target, or Debian's rustc-web as CI installs it).
+fn rust_guest_toolchain() -> bool {
+    let rustup = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == "wasm32-unknown-unknown"));
+    let debian = Path::new("/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld").is_file();
+    let present = rustup || debian;
+    if !present && std::env::var_os("CI").is_some() {
+        panic!("CI must have a wasm32 Rust toolchain (Debian's rustc-web)");
+    }
+    if !present {
+        eprintln!("skipped: no Rust toolchain for wasm32-unknown-unknown (rustup target add wasm32-unknown-unknown)");
+    }
+    present
+}
+
+#[test]
+fn new_makes_projects_outside_the_repository_that_dev_builds_installs_and_runs() {
+    let mut cases = Vec::new();
+    if Lang::Python.available() {
+        cases.push(("python", "service"));
+    }
+    if Lang::Js.available() {
+        cases.push(("js", "importer"));
+    }
+    if rust_guest_toolchain() {
+        cases.push(("rust", "service"));
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    for (lang, world) in cases {
+        let name = format!("trial-{lang}");
+        ok_in(scratch.path(), &["new", &name, "--lang", lang, "--world", world]);
+        let project = scratch.path().join(&name);
+        let ignored = std::fs::read_to_string(project.join(".gitignore")).unwrap();
+        for secret in ["*.key", ".domicile/", "*.dpkg"] {
+            assert!(ignored.lines().any(|l| l == secret), "{lang}: .gitignore must cover {secret}");
+        }
+        assert!(project.join("wit/domicile.wit").is_file() && project.join("README.md").is_file());
+
+        let output = domicile_in(&project, &["--json", "dev", "--once"]);
+        let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "{lang}: {stderr}");
+        let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        match world {
+            // The sample trips of the demo: bike, car, train and walk.
+            "service" => assert_eq!(result["km_per_mode"]["bike"], 47.8, "{lang}: {result}"),
+            // fixtures/notes.txt has two non-empty lines.
+            _ => assert_eq!(result["lines"], 2, "{lang}: {result}"),
+        }
+        assert!(stderr.contains("log info"), "{lang}: the app's log is shown: {stderr}");
+        assert!(project.join(".domicile/dev.key").is_file(), "{lang}: a development key");
+        let packages: Vec<_> = std::fs::read_dir(project.join("target"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "dpkg"))
+            .collect();
+        assert_eq!(packages.len(), 1, "{lang}: one package in target/");
+
+        if lang != "rust" {
+            continue; // each round of theirs costs two toolchain runs of ~10 s; Rust's cost ~2 s
+        }
+        // A second round over an edited app installs it in place, same version.
+        let source = project.join("src/lib.rs");
+        std::fs::write(&source, std::fs::read_to_string(&source).unwrap().replace("transport modes", "modes")).unwrap();
+        let output = domicile_in(&project, &["dev", "--once"]);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("log info   4 modes"), "the edited app ran");
+
+        // A manifest whose world the component does not export is refused
+        // at build, from the component's exports.
+        let manifest = project.join("manifest.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, text.replace("world = \"service\"", "world = \"importer\"")).unwrap();
+        let output = domicile_in(&project, &["build"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "built a component of the wrong world");
+        assert!(stderr.contains("the manifest's world `importer` needs `import`"), "{stderr}");
+    }
+}
+
+#[test]
+fn new_and_build_say_what_is_wrong() {
+    let scratch = tempfile::tempdir().unwrap();
+    let output = domicile_in(scratch.path(), &["new", "Not An Id"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot name an app"));
+    ok_in(scratch.path(), &["new", "taken", "--lang", "python"]);
+    let output = domicile_in(scratch.path(), &["new", "taken"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists and is not empty"));
+    let output = domicile_in(scratch.path(), &["build"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("is not an app project"), "{stderr}");
+}

@@ -47,8 +47,17 @@ fn the_operator_caps_what_a_manifest_asks_for() {
 
 #[test]
 fn a_corrupted_compile_cache_is_rebuilt_from_the_verified_package() {
-    let home = home_with_everything();
-    let cache = home.path().join("cache");
+    let home = TestHome::new();
+    // Its own cache, not the suite's shared one.
+    let cache = home.path().join("own-cache");
+    std::fs::write(home.path().join("config.toml"), format!("[engine]\nartifact-cache = {:?}\n", cache)).unwrap();
+    for p in ["gpx-importer", "mobility-footprint"] {
+        assert!(home.install(&sample_package(p), &["all"]).ok);
+    }
+    for p in ["cpu-hog", "memory-hog", "snooper"] {
+        assert!(home.install(&fixture_package(p), &["all"]).ok);
+    }
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
     let mut corrupted = 0;
     for entry in std::fs::read_dir(&cache).unwrap() {
         let path = entry.unwrap().path();

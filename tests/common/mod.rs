@@ -15,6 +15,13 @@ pub const IMPORTER: &str = "io.domicile.sample.gpx-importer";
 pub const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
 pub const SNOOPER: &str = "org.example.test.snooper";
 
+/// One compile cache for every home of the test suite: each app is
+/// compiled once (an 18 MB Python app takes 10 s), not once per home. A
+/// test of the cache itself gives its home its own (`[engine] artifact-cache`).
+pub fn shared_artifact_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifact-cache")
+}
+
 /// The repository root (this file is compiled from runtime/cli).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -134,6 +141,7 @@ impl TestHome {
             .env_remove("DOMICILE_HOME")
             .env_remove("DOMICILE_RESIDENT")
             .env("DOMICILE_CLOCK", "2026-03-05T10:00:00Z")
+            .env("DOMICILE_ARTIFACT_CACHE", shared_artifact_cache())
             .stdin(Stdio::null());
         cmd
     }

@@ -62,7 +62,14 @@ struct LimitsConfig {
 struct EngineConfig {
     /// Invocations running at once (the instance pool's size); more wait.
     max_concurrent_invocations: Option<u32>,
+    /// Where compiled apps are kept (default `HOME/cache`). Homes of one
+    /// operator may share one: an app is compiled once for all of them.
+    artifact_cache: Option<std::path::PathBuf>,
 }
+
+/// A default for `[engine] artifact-cache`, for every home a process opens
+/// that does not set it (a test suite's homes, an operator's).
+pub const ARTIFACT_CACHE_ENV: &str = "DOMICILE_ARTIFACT_CACHE";
 
 fn set(cap: &mut Cap, default: Option<u64>, max: Option<u64>) {
     cap.default = default.unwrap_or(cap.default);
@@ -83,7 +90,13 @@ impl Home {
     pub(crate) fn runtime_config(&self) -> Result<RuntimeConfig> {
         let path = self.dir.join("config.toml");
         let config = self.config()?;
-        let mut rc = RuntimeConfig::new(self.dir.join("cache"), self.dir.join("scratch"));
+        let cache = config
+            .engine
+            .artifact_cache
+            .clone()
+            .or_else(|| std::env::var_os(ARTIFACT_CACHE_ENV).filter(|v| !v.is_empty()).map(Into::into))
+            .unwrap_or_else(|| self.dir.join("cache"));
+        let mut rc = RuntimeConfig::new(cache, self.dir.join("scratch"));
         rc.clock = self.clock;
         let (l, caps) = (config.limits, &mut rc.limits);
         set(&mut caps.memory_mib, l.default_memory_mib, l.max_memory_mib);
