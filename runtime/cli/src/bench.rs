@@ -255,9 +255,22 @@ async fn languages(home: &domicile_home::Home, runs: usize) -> Result<Value> {
             ours_total += t.elapsed();
         }
         let (theirs, ours) = (latencies(theirs, theirs_total), latencies(ours, ours_total));
+        // The floor of a run: instantiate, call, return. Both apps refuse an
+        // unknown input field before reading anything.
+        let mut floor = Vec::with_capacity(runs);
+        let mut floor_total = Duration::ZERO;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let refused = runtime.run_service(&space, &app_id, r#"{"not-an-option": 1}"#).await;
+            anyhow::ensure!(refused.is_err(), "{app} accepted an unknown input field");
+            floor.push(t.elapsed());
+            floor_total += t.elapsed();
+        }
+        let floor = latencies(floor, floor_total);
         pairs.push(json!({
             "language": lang, "app": app, "install_ms": installs[app],
             "p50_ms": ms(theirs.p50), "p99_ms": ms(theirs.p99),
+            "empty_run_p50_ms": ms(floor.p50), "empty_run_p99_ms": ms(floor.p99),
             "rust_app": rust_app, "rust_install_ms": installs[rust_app],
             "rust_p50_ms": ms(ours.p50), "rust_p99_ms": ms(ours.p99),
             "ratio_p50": ratio(ms(theirs.p50), ms(ours.p50)),
@@ -299,6 +312,10 @@ fn print_table(r: &Value) {
             "| {} app `{}`, a run on the sample data ({} runs) | p50 {} ms, p99 {} ms | Rust app `{}` on the same documents: p50 {} ms, p99 {} ms | {}x |",
             a["language"].as_str().unwrap_or_default(), a["app"].as_str().unwrap_or_default(), r["languages"]["runs"],
             a["p50_ms"], a["p99_ms"], a["rust_app"].as_str().unwrap_or_default(), a["rust_p50_ms"], a["rust_p99_ms"], a["ratio_p50"]
+        );
+        println!(
+            "| the same app, an empty run (instantiate, call, return: an input it refuses at once) | p50 {} ms, p99 {} ms | | |",
+            a["empty_run_p50_ms"], a["empty_run_p99_ms"]
         );
         println!(
             "| its install (verify, compile to native code) | {} ms | the Rust app's: {} ms | |",

@@ -74,9 +74,15 @@ impl Runtime {
         Ok(PreparedInstall { package, verified, manifest })
     }
 
+    /// Compiles the verified component, or loads what an earlier install
+    /// compiled from the same bytes (in this home, or another home sharing
+    /// its artifact cache), then checks its imports and exports.
     pub(crate) fn compile_checked(&self, verified: &VerifiedPackage, manifest: &Manifest) -> Result<(), HostError> {
-        let component =
-            self.cache.compile(&self.engine, &verified.component_digest_hex(), verified.component_bytes())?;
+        let digest = verified.component_digest_hex();
+        let component = match self.cache.load(&self.engine, &digest) {
+            Some(component) => component,
+            None => self.cache.compile(&self.engine, &digest, verified.component_bytes())?,
+        };
         self.check_component(&component, manifest)
     }
 
