@@ -11,7 +11,8 @@
 # (linked by the wasm-component-ld rustup ships, so the output is a
 # component); otherwise Debian's rustc-web with -Zbuild-std (see DESIGN.md /
 # README). The committed packages are the Debian route's: the two routes'
-# compilers differ, so `--check` passes only on that route.
+# compilers differ, so `--check` takes the Debian route when it is there
+# and passes only on it.
 #
 # The apps in Python and JavaScript are built by componentize.sh. Those
 # toolchains snapshot an initialised interpreter, so their output is not
@@ -32,7 +33,16 @@ scratch=""
 cargo_args=(build --release --target "$target" --target-dir "$here/target")
 # The check builds exactly what is committed; a plain build may add a new app to the lock file.
 [[ $check == 1 ]] && cargo_args+=(--locked)
-if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+debian_ld=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld
+# --check rebuilds the committed bytes, which are the Debian route's.
+if [[ $check == 1 && -x /usr/bin/rustc && -x $debian_ld ]]; then
+    use_rustup=0
+elif rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    use_rustup=1
+else
+    use_rustup=0
+fi
+if [[ $use_rustup == 1 ]]; then
     # rustup's toolchain ships the component linker next to rust-lld; the
     # target's default linker would emit core modules, which no home installs.
     component_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/wasm-component-ld"
@@ -42,10 +52,10 @@ if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     fi
     echo "build.sh: using rustup's $target target with $component_ld" >&2
     export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$component_ld"
-elif [[ -x /usr/bin/rustc && -x /usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld ]]; then
+elif [[ -x /usr/bin/rustc && -x $debian_ld ]]; then
     echo "build.sh: using Debian's rustc-web ($(/usr/bin/rustc --version)) with -Zbuild-std" >&2
     export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
-    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld
+    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=$debian_ld
     cargo_args+=(-Zbuild-std=std,panic_abort)
 else
     echo "build.sh: no wasm toolchain. Install one of:" >&2
