@@ -28,6 +28,8 @@ const JS_SDK: &str = include_str!("../../../sample-apps/sdk-js/domicile.js");
 const COMPONENTIZE_PY: &str = "0.25.1";
 const COMPONENTIZE_JS: &str = "0.23.0";
 const WIT_BINDGEN: &str = "=0.61.1";
+/// componentize-js 0.23.0 imports it at run time without depending on it.
+const PREVIEW2_SHIM: &str = "0.25.0";
 /// The project's own files: its key, its development home, its builds.
 const PRIVATE_DIR: &str = ".domicile";
 const BUILD_DIR: &str = "target";
@@ -372,7 +374,7 @@ export {{ importFile as import }};
 
 fn js_package_json(name: &str) -> String {
     format!(
-        "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"{COMPONENTIZE_JS}\"\n  }}\n}}\n"
+        "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"{COMPONENTIZE_JS}\",\n    \"@bytecodealliance/preview2-shim\": \"{PREVIEW2_SHIM}\"\n  }}\n}}\n"
     )
 }
 
