@@ -194,6 +194,12 @@ fn hostile_python_and_javascript_guests_get_errors_inside_the_app_and_reach_noth
         assert!(refused(&js, attack).contains("error"), "{attack}: {js}");
     }
 
+    // A crash says that the app logged something first, and where to read it.
+    let crash = home.run(&["run", "org.example.test.hostile-js", "--input", r#"{"crash": true}"#]);
+    let said = crash.one_line_error();
+    assert!(said.contains("crashed: it hit `unreachable`") && said.contains("line(s) to its log before"), "{said}");
+    assert!(crash.stderr.contains("domicile logs --app org.example.test.hostile-js"), "{}", crash.stderr);
+
     // Nothing reached the host: no connection, no file, no change to the data.
     assert_no_connection(&listener);
     assert!(!escape.exists(), "the Python guest wrote outside its sandbox");

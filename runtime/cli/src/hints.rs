@@ -58,6 +58,7 @@ fn host(e: &HostError) -> Option<String> {
             let verb = if *actual == World::Service { "run" } else { "import" };
             Some(format!("use `domicile {verb} {app}`"))
         }
+        HostError::Trap { app, logged, .. } if *logged > 0 => Some(format!("see `domicile logs --app {app}`")),
         HostError::Held { app, .. } => {
             Some(format!("`domicile uninstall {app}`, or keep it with `domicile enable {app}`"))
         }

@@ -123,7 +123,7 @@ impl Runtime {
         let notifications = std::mem::take(&mut state.notifications);
         let app_id = app.manifest.id.clone();
         let result = match outcome {
-            Err(trap) => Err(explain_trap(app_id, state.limiter.exceeded, &limits, trap)),
+            Err(trap) => Err(explain_trap(app_id, state.limiter.exceeded, &limits, trap, log.len())),
             Ok(Err(message)) => {
                 Err(HostError::AppFailed { app: app_id, message: message.chars().take(2000).collect() })
             }
@@ -177,8 +177,16 @@ impl Runtime {
     }
 }
 
-/// The error for a run that trapped: a limit it hit, or what went wrong in it.
-fn explain_trap(app: AppId, exceeded: Option<LimitKind>, limits: &ResolvedLimits, trap: wasmtime::Error) -> HostError {
+/// The error for a run that trapped: a limit it hit, or what went wrong in
+/// it, and how many lines it logged first (an interpreter's traceback, an
+/// SDK's panic message).
+fn explain_trap(
+    app: AppId,
+    exceeded: Option<LimitKind>,
+    limits: &ResolvedLimits,
+    trap: wasmtime::Error,
+    logged: usize,
+) -> HostError {
     if let Some(kind) = exceeded {
         return HostError::Limit { app, kind, detail: limits.describe(kind) };
     }
@@ -189,7 +197,7 @@ fn explain_trap(app: AppId, exceeded: Option<LimitKind>, limits: &ResolvedLimits
         // The root cause, without the wasm backtrace the context adds.
         None => trap.root_cause().to_string(),
     };
-    HostError::Trap { app, message }
+    HostError::Trap { app, message, logged }
 }
 
 /// Runs long blocking work (publishing a large import takes seconds to

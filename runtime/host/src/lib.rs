@@ -77,8 +77,8 @@ pub enum HostError {
     ChangedMeanwhile(AppId),
     #[error("{app} failed: {message}")]
     AppFailed { app: AppId, message: String },
-    #[error("{app} crashed: {message}")]
-    Trap { app: AppId, message: String },
+    #[error("{app} crashed: {message}{}", match .logged { 0 => String::new(), n => format!("; it wrote {n} line(s) to its log before") })]
+    Trap { app: AppId, message: String, logged: usize },
     #[error("{app} was stopped: it exceeded its {kind} limit ({detail})")]
     Limit { app: AppId, kind: LimitKind, detail: String },
     #[error("wasmtime engine error: {0}")]

@@ -3,7 +3,8 @@
 // or socket API here). Each attempt is caught and reported; domicile must
 // make every one fail inside the app.
 //
-// Input: {"port": P}.
+// Input: {"port": P}, or {"crash": true} to end the run by throwing what
+// no WIT result can carry.
 
 function attempt(action) {
   try {
@@ -23,8 +24,10 @@ async function attemptAsync(action) {
 }
 
 export async function run(input) {
-  const { port, only } = JSON.parse(input);
+  const { port, crash } = JSON.parse(input);
   console.log('hostile js guest starting');
+  // A service must fail with a string; anything else aborts the interpreter.
+  if (crash) throw { not: 'a string' };
   const report = {
     fetch: await attemptAsync(() => fetch(`http://127.0.0.1:${port}/steal`)),
     'fetch-post': await attemptAsync(() =>
