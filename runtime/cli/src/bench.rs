@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use domicile_manifest::{AppId, Grants};
+use domicile_manifest::AppId;
 use domicile_store::{Author, Change, Query, ResidentSpace, Selector};
 use serde_json::{json, Value};
 
@@ -92,9 +92,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let bench_app: AppId = BENCH_APP.parse()?;
     let importer: AppId = ENERGY_IMPORTER.parse()?;
     for package in [BENCH_GUEST.to_vec(), crate::demo::sample_package("energy-importer")?] {
-        let prepared = runtime.prepare_install(&space, &home.trust()?, package, None)?;
-        let manifest = prepared.manifest().clone();
-        runtime.install(&space, prepared, Grants::all(&manifest))?;
+        crate::home::install_granting_all(&home, &space, package)?;
     }
     let component = domicile_package::unseal(BENCH_GUEST)?.verify_with(&key)?.component_bytes().to_vec();
     let mut report = serde_json::Map::new();
@@ -220,9 +218,7 @@ async fn languages(home: &domicile_home::Home, runs: usize) -> Result<Value> {
     let mut installs = serde_json::Map::new();
     for app in ["energy-importer", "bank-importer", "energy-insights", "budget", "tariff-check", "recurring-payments"] {
         let t = Instant::now();
-        let prepared = runtime.prepare_install(&space, &home.trust()?, crate::demo::sample_package(app)?, None)?;
-        let manifest = prepared.manifest().clone();
-        runtime.install(&space, prepared, Grants::all(&manifest))?;
+        crate::home::install_granting_all(home, &space, crate::demo::sample_package(app)?)?;
         installs.insert(app.into(), json!(ms(t.elapsed())));
     }
     for (importer, (name, bytes)) in [

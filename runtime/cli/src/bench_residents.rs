@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use domicile_manifest::{AppId, Grants};
+use domicile_manifest::AppId;
 use domicile_package::Role;
 use domicile_store::{Author, Change, ResidentName, ResidentSpace};
 use serde_json::{json, Value};
@@ -84,9 +84,7 @@ fn cli_command(dir: &Path, resident: &ResidentName) -> Result<Duration> {
 async fn install_mobility(home: &Home, space: &ResidentSpace) -> Result<()> {
     let runtime = home.runtime()?;
     for app in ["gpx-importer", "mobility-footprint"] {
-        let prepared = runtime.prepare_install(space, &home.trust()?, crate::demo::sample_package(app)?, None)?;
-        let grants = Grants::all(prepared.manifest());
-        runtime.install(space, prepared, grants)?;
+        crate::home::install_granting_all(home, space, crate::demo::sample_package(app)?)?;
     }
     runtime.run_importer(space, &IMPORTER.parse()?, "week.gpx", GPX).await?;
     Ok(())

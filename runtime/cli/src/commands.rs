@@ -379,11 +379,7 @@ fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bool, 
     let manifest_bytes = std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     let component_bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
     let key = SecretKey::load(key)?;
-    let package = seal_checked(&manifest_bytes, &component_bytes, &key, force).map_err(|e| match e {
-        SealRefusal::Manifest(e) => e.context(manifest.display().to_string()),
-        SealRefusal::Component(e) => e.context(component.display().to_string()),
-    })?;
-    let parsed = Manifest::from_bytes(&manifest_bytes)?;
+    let (parsed, package) = seal_checked((manifest, &manifest_bytes), (component, &component_bytes), &key, force)?;
     if out.exists() {
         bail!("{} already exists; remove it or choose another --out", out.display());
     }
@@ -399,44 +395,33 @@ fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bool, 
     Ok(())
 }
 
-/// Why `seal_checked` refused: the manifest or the component.
-pub(crate) enum SealRefusal {
-    Manifest(anyhow::Error),
-    Component(anyhow::Error),
-}
-
-impl From<SealRefusal> for anyhow::Error {
-    fn from(refusal: SealRefusal) -> Self {
-        match refusal {
-            SealRefusal::Manifest(e) | SealRefusal::Component(e) => e,
-        }
-    }
-}
-
 /// Checks what is about to be signed (the manifest parses and names only
 /// doctypes and fields that exist; the component is one, not a core
-/// module, unless `force`), then signs it into a package.
+/// module, unless `force`), then signs it into a package. Each part comes
+/// with the path its errors name. Returns the parsed manifest too.
 pub(crate) fn seal_checked(
-    manifest_bytes: &[u8],
-    component_bytes: &[u8],
+    (manifest_path, manifest_bytes): (&Path, &[u8]),
+    (component_path, component_bytes): (&Path, &[u8]),
     key: &SecretKey,
     force: bool,
-) -> std::result::Result<Vec<u8>, SealRefusal> {
+) -> Result<(Manifest, Vec<u8>)> {
     // Catch a bad manifest now rather than at every resident's install.
-    let parsed = Manifest::from_bytes(manifest_bytes).map_err(|e| SealRefusal::Manifest(e.into()))?;
-    domicile_store::Vocabulary::builtin()
-        .check_permissions(&parsed.permissions)
-        .map_err(|e| SealRefusal::Manifest(e.into()))?;
+    let shown = || manifest_path.display().to_string();
+    let parsed = Manifest::from_bytes(manifest_bytes).with_context(shown)?;
+    domicile_store::Vocabulary::builtin().check_permissions(&parsed.permissions).with_context(shown)?;
     if !component_bytes.starts_with(b"\0asm") {
-        return Err(SealRefusal::Component(anyhow::anyhow!("not a WebAssembly file")));
+        bail!("{}: not a WebAssembly file", component_path.display());
     }
     // A core module packs fine and fails only at install: say it now.
     if component_bytes.get(4..8) == Some(&CORE_MODULE[..]) && !force {
-        return Err(SealRefusal::Component(anyhow::anyhow!(
-            "a core WebAssembly module, not a component: domicile runs components (the WIT worlds in wit/). Build with a component linker (Rust: the wasm32-wasip2 target, or `wasm-tools component new` on the module), or pass --force to pack it anyway"
-        )));
+        bail!(
+            "{}: a core WebAssembly module, not a component: domicile runs components (the WIT worlds in wit/). Build with a component linker (Rust: the wasm32-wasip2 target, or `wasm-tools component new` on the module), or pass --force to pack it anyway",
+            component_path.display()
+        );
     }
-    domicile_package::seal(manifest_bytes, component_bytes, key).map_err(|e| SealRefusal::Component(e.into()))
+    let package = domicile_package::seal(manifest_bytes, component_bytes, key)
+        .with_context(|| component_path.display().to_string())?;
+    Ok((parsed, package))
 }
 
 /// `domicile verify PACKAGE`: against `--key`, or else the home's trust store.

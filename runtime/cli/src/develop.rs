@@ -16,7 +16,7 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use domicile_manifest::{AppId, Grants, Manifest, World};
+use domicile_manifest::{AppId, Manifest, World};
 use domicile_package::{PublicKey, Role, SecretKey};
 
 const WIT: &str = include_str!("../../../wit/domicile.wit");
@@ -77,13 +77,6 @@ impl Project {
         let manifest_bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let manifest = Manifest::from_bytes(&manifest_bytes).with_context(|| path.display().to_string())?;
         Ok(Project { dir, lang, manifest, manifest_bytes })
-    }
-
-    fn world(&self) -> &'static str {
-        match self.manifest.world {
-            World::Service => "service",
-            World::Importer => "importer",
-        }
     }
 
     fn private(&self) -> PathBuf {
@@ -381,17 +374,22 @@ fn js_package_json(name: &str) -> String {
 /// `domicile build`: the project's component, checked, and its package
 /// signed with the development key. Returns the package's path.
 pub fn build(dir: &Path, json: bool) -> Result<PathBuf> {
-    let project = Project::open(dir)?;
+    build_project(&Project::open(dir)?, json)
+}
+
+fn build_project(project: &Project, json: bool) -> Result<PathBuf> {
     let started = Instant::now();
-    let component_path = compile(&project)?;
+    let component_path = compile(project)?;
     let component = std::fs::read(&component_path)?;
-    check_exports(&component, &project)?;
+    check_exports(&component, project)?;
     let key = project.dev_key()?;
-    let package =
-        crate::commands::seal_checked(&project.manifest_bytes, &component, &key, false).map_err(|e| match e {
-            crate::commands::SealRefusal::Manifest(e) => e.context("manifest.toml"),
-            crate::commands::SealRefusal::Component(e) => e.context(component_path.display().to_string()),
-        })?;
+    let manifest_path = project.dir.join("manifest.toml");
+    let (_, package) = crate::commands::seal_checked(
+        (&manifest_path, &project.manifest_bytes),
+        (&component_path, &component),
+        &key,
+        false,
+    )?;
     let out = project.dir.join(BUILD_DIR).join(format!("{}-{}.dpkg", project.manifest.id, project.manifest.version));
     domicile_package::write_atomically(&out, &package)?;
     if json {
@@ -436,14 +434,16 @@ fn compile(project: &Project) -> Result<PathBuf> {
         Lang::Python => {
             let mut py = Process::new("componentize-py");
             py.current_dir(&project.dir)
-                .args(["-d", "wit", "-w", project.world(), "componentize", "-p", ".", "app", "-o"])
+                .args(["-d", "wit", "-w", project.manifest.world.as_str(), "componentize", "-p", ".", "app", "-o"])
                 .arg(&app_wasm);
             run_tool(py, &format!("componentize-py (pip install componentize-py=={COMPONENTIZE_PY})"))?;
         }
         Lang::Js => {
             let local = project.dir.join("node_modules/.bin/componentize-js");
             let mut js = Process::new(if local.is_file() { local.as_os_str() } else { "componentize-js".as_ref() });
-            js.current_dir(&project.dir).args(["app.js", "-w", "wit", "-n", project.world(), "-o"]).arg(&app_wasm);
+            js.current_dir(&project.dir)
+                .args(["app.js", "-w", "wit", "-n", project.manifest.world.as_str(), "-o"])
+                .arg(&app_wasm);
             run_tool(js, "componentize-js (`npm install` in the project)")?;
         }
     }
@@ -523,10 +523,7 @@ fn rust_toolchain() -> Result<RustToolchain> {
 /// compiling it.
 fn check_exports(bytes: &[u8], project: &Project) -> Result<()> {
     use wasmparser::{Encoding, Parser, Payload};
-    let wanted = match project.manifest.world {
-        World::Service => "run",
-        World::Importer => "import",
-    };
+    let wanted = project.manifest.world.export();
     let mut depth = 0usize;
     let mut exports = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
@@ -545,11 +542,10 @@ fn check_exports(bytes: &[u8], project: &Project) -> Result<()> {
         }
     }
     if !exports.iter().any(|e| e == wanted) {
+        let world = project.manifest.world;
         bail!(
-            "the component exports {} but the manifest's world `{}` needs `{wanted}`: build against wit/ with world `{}`",
+            "the component exports {} but the manifest's world `{world}` needs `{wanted}`: build against wit/ with world `{world}`",
             if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") },
-            project.world(),
-            project.world()
         );
     }
     Ok(())
@@ -570,7 +566,7 @@ pub async fn dev(options: DevOptions, json: bool) -> Result<()> {
     let fresh = !home_dir.exists();
     let home = if fresh { crate::home::create(&home_dir, &"me".parse()?)? } else { crate::home::open(&home_dir)? };
     let key = project.dev_key()?.public();
-    trust_dev_key(&home, key)?;
+    trust_as_publisher(&home, key, "development key of this project")?;
     if fresh {
         errln!("dev: a development home in {}, trusting only this project's key", home_dir.display());
         load_fixtures(&home, &project, options.data.as_deref()).await?;
@@ -602,18 +598,20 @@ pub async fn dev(options: DevOptions, json: bool) -> Result<()> {
     }
 }
 
-fn trust_dev_key(home: &domicile_home::Home, key: PublicKey) -> Result<()> {
+/// Trusts `key` for app packages in the development home, once.
+fn trust_as_publisher(home: &domicile_home::Home, key: PublicKey, name: &str) -> Result<()> {
     let mut trust = home.trust()?;
     if trust.trusted_as(&key, Role::Publisher).is_none() {
-        trust.add(key, "development key of this project", &[Role::Publisher])?;
+        trust.add(key, name, &[Role::Publisher])?;
     }
     Ok(())
 }
 
 /// One round: build, (re)install, run; prints the output and the log.
 async fn one_round(home: &domicile_home::Home, options: &DevOptions, json: bool) -> Result<()> {
-    let package = build(&options.dir, false)?;
+    // Opened at each round: the manifest may have changed too.
     let project = Project::open(&options.dir)?;
+    let package = build_project(&project, false)?;
     let space = home.resident(None)?;
     let runtime = home.runtime()?;
     let id = project.manifest.id.clone();
@@ -621,9 +619,7 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, json: bool)
     if space.app(&id).is_ok() {
         runtime.uninstall(&space, &id)?;
     }
-    let prepared = runtime.prepare_install(&space, &home.trust()?, std::fs::read(&package)?, None)?;
-    let manifest = prepared.manifest().clone();
-    runtime.install(&space, prepared, Grants::all(&manifest))?;
+    crate::home::install_granting_all(home, &space, std::fs::read(&package)?)?;
     let log_before = space.app_log(Some(&id))?.len();
     let result = match project.manifest.world {
         World::Service => runtime.run_service(&space, &id, &options.input).await.map(|o| vec![("run".to_owned(), o)]),
@@ -715,21 +711,14 @@ async fn load_fixtures(home: &domicile_home::Home, project: &Project, data: Opti
     };
     let space = home.resident(None)?;
     let runtime = home.runtime()?;
-    let sample_key: PublicKey = crate::demo::sample_key()?;
-    let mut trust = home.trust()?;
-    if trust.trusted_as(&sample_key, Role::Publisher).is_none() {
-        trust.add(sample_key, "domicile samples", &[Role::Publisher])?;
-    }
+    trust_as_publisher(home, crate::demo::sample_key()?, "domicile samples")?;
     for (name, bytes) in files {
         let importer = importer_for(&name, &bytes).with_context(|| {
             format!("{name}: no sample importer reads this kind of file (GPX, Enedis CSV, bank OFX or CSV, xAPI JSON)")
         })?;
         let id: AppId = format!("io.domicile.sample.{importer}").parse()?;
         if space.app(&id).is_err() {
-            let prepared =
-                runtime.prepare_install(&space, &home.trust()?, crate::demo::sample_package(importer)?, None)?;
-            let manifest = prepared.manifest().clone();
-            runtime.install(&space, prepared, Grants::all(&manifest))?;
+            crate::home::install_granting_all(home, &space, crate::demo::sample_package(importer)?)?;
         }
         let summary = runtime.run_importer(&space, &id, &name, &bytes).await.with_context(|| name.clone())?;
         errln!("dev: imported {name}: {summary}");

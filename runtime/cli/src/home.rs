@@ -33,6 +33,17 @@ pub fn open_or_create(dir: &Path) -> Result<Home> {
     Ok(Home::open_or_create(dir, clock_from_env()?, &mut report)?)
 }
 
+/// Installs a package in `space`, verified against the home's trust store,
+/// with everything its manifest asks granted: for the homes the CLI makes
+/// itself (benchmarks, load tests, development homes), never a resident's.
+pub fn install_granting_all(home: &Home, space: &domicile_store::ResidentSpace, package: Vec<u8>) -> Result<()> {
+    let runtime = home.runtime()?;
+    let prepared = runtime.prepare_install(space, &home.trust()?, package, None)?;
+    let grants = domicile_manifest::Grants::all(prepared.manifest());
+    runtime.install(space, prepared, grants)?;
+    Ok(())
+}
+
 pub fn create(dir: &Path, first: &domicile_store::ResidentName) -> Result<Home> {
     Ok(Home::create(dir, first, clock_from_env()?)?)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use domicile_manifest::{AppId, Grants};
+use domicile_manifest::AppId;
 use domicile_package::Role;
 use domicile_store::ResidentSpace;
 use serde_json::{json, Value};
@@ -97,9 +97,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
         let space = if i == 0 { home.store().resident(&name)? } else { home.store().create_resident(&name)? };
         home.accounts().set_password(&name, &password)?;
         for app in ["gpx-importer", "mobility-footprint"] {
-            let prepared = runtime.prepare_install(&space, &home.trust()?, crate::demo::sample_package(app)?, None)?;
-            let grants = Grants::all(prepared.manifest());
-            runtime.install(&space, prepared, grants)?;
+            crate::home::install_granting_all(&home, &space, crate::demo::sample_package(app)?)?;
         }
         runtime.run_importer(&space, &IMPORTER.parse()?, "week.gpx", GPX).await?;
         spaces.push(space);

@@ -4,7 +4,7 @@
 //! the same publisher; what it newly asks is reported for re-consent),
 //! uninstall.
 
-use domicile_manifest::{AppId, Grants, Manifest, World};
+use domicile_manifest::{AppId, Grants, Manifest};
 use domicile_package::{PublicKey, TrustStore, VerifiedPackage};
 use domicile_store::{InstalledApp, ResidentSpace, StoreError};
 use wasmtime::component::{types::ComponentItem, Component};
@@ -199,10 +199,7 @@ impl Runtime {
         if !forbidden.is_empty() {
             return Err(HostError::ForbiddenImports { imports: forbidden });
         }
-        let export = match manifest.world {
-            World::Service => "run",
-            World::Importer => "import",
-        };
+        let export = manifest.world.export();
         let exported = ty
             .exports(&self.engine)
             .any(|(name, item)| name == export && matches!(item.ty, ComponentItem::ComponentFunc(_)));

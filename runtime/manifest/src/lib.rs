@@ -36,12 +36,27 @@ pub enum World {
     Importer,
 }
 
-impl fmt::Display for World {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl World {
+    /// The world's name in `wit/domicile.wit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             World::Service => "service",
             World::Importer => "importer",
-        })
+        }
+    }
+
+    /// The function a component of this world exports.
+    pub fn export(self) -> &'static str {
+        match self {
+            World::Service => "run",
+            World::Importer => "import",
+        }
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
