@@ -25,6 +25,9 @@ const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
 const DONATION: &str = "io.domicile.sample.data-donation";
 const STATEMENT: &str = "io.domicile.learning.statement";
+const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
+const ENERGY_INSIGHTS: &str = "io.domicile.sample.energy-insights";
+const HOSTILE: &str = "org.example.test.hostile";
 
 fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
@@ -150,6 +153,28 @@ async fn shot(browser: &Client, name: &str) {
     }
 }
 
+/// The JSON output of the run whose result `app`'s card shows (under its
+/// view, in a closed "All of the output" section: read from the page).
+async fn run_output(browser: &Client, app: &str) -> Value {
+    wait_text(browser, &id(&format!("result-{app}")), "Result").await;
+    let text = browser
+        .execute(
+            "return document.querySelector(arguments[0]).textContent;",
+            vec![json!(format!("{} pre.output", id(&format!("result-{app}"))))],
+        )
+        .await
+        .unwrap();
+    serde_json::from_str(text.as_str().unwrap()).unwrap()
+}
+
+async fn sign_in(browser: &Client, url: &str, password: &str) {
+    go(browser, &format!("{url}/"), "Sign in").await;
+    browser.find(Locator::Css("#sign-in-name")).await.unwrap().send_keys("me").await.unwrap();
+    browser.find(Locator::Css("#sign-in-password")).await.unwrap().send_keys(password).await.unwrap();
+    click(browser, "#sign-in button[type=submit]").await;
+    wait_text(browser, "h1", "Welcome home, me").await;
+}
+
 async fn go(browser: &Client, url: &str, heading: &str) {
     browser.goto(url).await.unwrap();
     wait_text(browser, "h1", heading).await;
@@ -239,8 +264,7 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     go(&browser, &format!("{url}/#/apps"), "My apps").await;
     assert_labelled(&browser, "my apps").await;
     click(&browser, &id(&format!("run-{DASHBOARD}"))).await;
-    let output = wait_text(&browser, &format!("{} pre", id(&format!("result-{DASHBOARD}"))), "statements").await;
-    let report: Value = serde_json::from_str(&output).unwrap();
+    let report = run_output(&browser, DASHBOARD).await;
     assert_eq!(report["months"]["2026-02"]["statements"], 9, "{report}");
     assert_eq!(report["months"]["2026-02"]["subjects"]["maths"]["avg_score"], Value::Null);
     shot(&browser, "apps").await;
@@ -263,8 +287,7 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     click(&browser, &id(&format!("allow-{DASHBOARD}-{STATEMENT}-read"))).await;
     wait_text(&browser, "#status", "may now read").await;
     click(&browser, &id(&format!("run-{DASHBOARD}"))).await;
-    let output = wait_text(&browser, &format!("{} pre", id(&format!("result-{DASHBOARD}"))), "statements").await;
-    let report: Value = serde_json::from_str(&output).unwrap();
+    let report = run_output(&browser, DASHBOARD).await;
     assert!(report["months"]["2026-02"]["subjects"]["maths"]["avg_score"].is_number(), "{report}");
 
     // The donation asks to send a summary; it leaves only once approved, exactly as shown.
@@ -273,7 +296,7 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     input.clear().await.unwrap();
     input.send_keys(&json!({ "destination": survey }).to_string()).await.unwrap();
     click(&browser, &id(&format!("run-{DONATION}"))).await;
-    wait_text(&browser, &id(&format!("result-{DONATION}")), "outbox_id").await;
+    wait_text(&browser, &id(&format!("result-{DONATION}")), "Nothing was sent").await;
     assert!(received.try_recv().is_err(), "nothing leaves by running the app");
     go(&browser, &format!("{url}/#/outbox"), "Outbox").await;
     let shown = wait_text(&browser, ".payload", "survey").await;
@@ -293,5 +316,100 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     wait_text(&browser, "h1", "Sign in").await;
     browser.goto(&format!("{url}/#/apps")).await.unwrap();
     wait_text(&browser, "h1", "Sign in").await;
+    browser.close().await.unwrap();
+}
+
+/// Days since 1970-01-01 of an ISO date (H. Hinnant's algorithm).
+fn day_number(date: &str) -> i64 {
+    let (y, m, d): (i64, i64, i64) =
+        (date[0..4].parse().unwrap(), date[5..7].parse().unwrap(), date[8..10].parse().unwrap());
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468
+}
+
+/// A service's view drawn by the page from a real run: the chart of energy
+/// per day has one bar per day of the data in its window, each bar says its
+/// day and figure, the chart is an image with a title and a description and
+/// its figures are a table too. Views the host refuses (markup, a link,
+/// 5,000 bars, nesting 10,000 deep) show as an error, run no script, and
+/// leave the page working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_is_drawn_as_an_accessible_chart_and_a_hostile_view_is_refused() {
+    let Some(driver) = Driver::start() else { return };
+    let home = TestHome::new().with_sample_catalogue();
+    let password = home.set_password("me");
+    home.install(&sample_package("energy-importer"), &["all"]);
+    home.install(&sample_package("energy-insights"), &["all"]);
+    home.install(&fixture_package("hostile"), &["all"]);
+    for file in ["enedis-load-curve-2026-03.csv", "enedis-daily-index-2025-2026.csv"] {
+        home.ok(&["import", ENERGY_IMPORTER, sample_data(file).to_str().unwrap()]);
+    }
+    let server = Server::start(&home);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let url = &server.url;
+    sign_in(&browser, url, &password).await;
+
+    go(&browser, &format!("{url}/#/apps"), "My apps").await;
+    click(&browser, &id(&format!("run-{ENERGY_INSIGHTS}"))).await;
+    let report = run_output(&browser, ENERGY_INSIGHTS).await;
+    let drawn = browser
+        .execute(
+            "const figure = [...document.querySelectorAll(arguments[0] + ' figure.view-chart')]
+                .find(f => f.querySelector('figcaption').textContent.startsWith('Energy per day'));
+             const svg = figure.querySelector('svg');
+             const named = (ids) => ids.split(' ').map(i => document.getElementById(i).textContent);
+             return {
+               bars: [...svg.querySelectorAll('rect.bar')].map(b => b.querySelector('title').textContent),
+               role: svg.getAttribute('role'),
+               names: named(svg.getAttribute('aria-labelledby')),
+               rows: figure.querySelectorAll('details table tbody tr').length,
+               scripts: document.querySelectorAll('main script').length,
+             };",
+            vec![json!(id(&format!("result-{ENERGY_INSIGHTS}")))],
+        )
+        .await
+        .unwrap();
+    shot(&browser, "view").await;
+    // The window: the 92 days to the last day of the data.
+    let days = report["days"].as_object().unwrap();
+    let last = days.keys().map(|d| day_number(d)).max().unwrap();
+    let in_window: Vec<(&String, &Value)> = days.iter().filter(|(d, _)| day_number(d) > last - 92).collect();
+    let bars: Vec<&str> = drawn["bars"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()).collect();
+    assert_eq!(bars.len(), in_window.len(), "one bar per day of data: {bars:?}");
+    assert!(in_window.len() > 10, "the sample data has days in the window");
+    for ((day, kwh), bar) in in_window.iter().zip(&bars) {
+        let (shown_day, shown) = bar.split_once(": ").unwrap();
+        assert_eq!(shown_day, day.as_str());
+        let shown: f64 = shown.trim_end_matches(" kWh").replace(',', "").parse().unwrap();
+        assert!((shown - kwh.as_f64().unwrap()).abs() < 0.006, "{bar} against {kwh}");
+    }
+    assert_eq!(drawn["role"], "img");
+    assert!(drawn["names"][0].as_str().unwrap().starts_with("Energy per day"), "{drawn}");
+    assert!(drawn["names"][1].as_str().unwrap().contains("92 values from"), "{drawn}");
+    assert_eq!(drawn["rows"], 92, "the figures as a table, one row per day of the window");
+    assert_eq!(drawn["scripts"], 0);
+
+    // Hostile views: refused by the host, shown as an error; no script ran.
+    for (attack, error) in [
+        ("view-script", "contains markup"),
+        ("view-link", "contains a link"),
+        ("view-huge", "5000 x labels"),
+        ("view-deep", "recursion limit"),
+    ] {
+        let input = browser.find(Locator::Css(&id(&format!("input-{HOSTILE}")))).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(&json!({ "attack": attack }).to_string()).await.unwrap();
+        click(&browser, &id(&format!("run-{HOSTILE}"))).await;
+        let shown = wait_text(&browser, &id(&format!("result-{HOSTILE}")), "failed").await;
+        assert!(shown.contains(error), "{attack}: {shown}");
+        assert_ne!(browser.title().await.unwrap(), "owned", "{attack}");
+    }
+    // The page still works: the chart is there and another run draws again.
+    click(&browser, &id(&format!("run-{ENERGY_INSIGHTS}"))).await;
+    wait_text(&browser, &id(&format!("result-{ENERGY_INSIGHTS}")), "Energy per month").await;
     browser.close().await.unwrap();
 }

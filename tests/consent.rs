@@ -100,7 +100,7 @@ fn a_catalogue_installs_only_under_a_key_trusted_for_catalogues() {
     home.ok(&["install", SNOOPER, "--grant", "all"]);
     assert_eq!(home.installed_apps(), vec![SNOOPER]);
     home.ok(&["put", TRIP, TRIP_DOC]);
-    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
     assert_eq!(query_bodies(&report), vec![json!({"mode": "bike"})]);
     // The same package, given as a file, needs its publisher trusted.
     let direct = home.run(&["install", cat.join("packages/snooper-1.0.0.dpkg").to_str().unwrap(), "--grant", "all"]);
@@ -184,14 +184,14 @@ fn updates_need_the_same_publisher_a_newer_version_and_consent_to_ask_more() {
     assert!(waiting.contains("read more fields of io.domicile.mobility.trip: distance_m"), "{waiting}");
     let apps = home.ok(&["--json", "apps"]).json();
     assert_eq!(apps[0]["version"], "1.0.0", "the update waits");
-    let report = home.ok(&["run", SNOOPER, "--input", input]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", input]).json();
     assert_eq!(query_bodies(&report), vec![json!({"mode": "bike"})], "and the old version keeps working");
 
     // Updating without granting the new asks: the old read does not silently widen.
     home.ok(&["update", SNOOPER, "--grant", "none"]);
     let apps = home.ok(&["--json", "apps"]).json();
     assert_eq!(apps[0]["version"], "1.1.0");
-    let report = home.ok(&["run", SNOOPER, "--input", input]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", input]).json();
     assert_eq!(query_bodies(&report), vec![json!({"mode": "bike"})]);
     assert!(report["put"]["error"].as_str().unwrap().contains("not granted"), "{report}");
 
@@ -379,7 +379,7 @@ fn egress_waits_in_the_outbox_and_exactly_the_shown_payload_is_sent_on_approval(
     install_courier(&home, &[&survey, "http://127.0.0.1:1/closed"]);
 
     let payload = json!({ "week": "2026-W10", "trips_per_mode": { "bike": 3, "tram": 2 } });
-    let report = home.ok(&["run", SNOOPER, "--input", &egress_input(&survey, payload.clone())]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", &egress_input(&survey, payload.clone())]).json();
     let id = report["egress"]["ok"].as_str().unwrap_or_else(|| panic!("{report}")).to_owned();
     let items = outbox(&home);
     assert_eq!(items.len(), 1);
@@ -413,15 +413,17 @@ fn egress_waits_in_the_outbox_and_exactly_the_shown_payload_is_sent_on_approval(
     assert!(home.run(&["approve", &id]).one_line_error().contains("already sent"));
 
     // Denied: never sent, and cannot be approved afterwards.
-    let report = home.ok(&["run", SNOOPER, "--input", &egress_input(&survey, json!({"second": true}))]).json();
+    let report =
+        home.ok(&["--json", "run", SNOOPER, "--input", &egress_input(&survey, json!({"second": true}))]).json();
     let second = report["egress"]["ok"].as_str().unwrap().to_owned();
     home.ok(&["deny", &second]);
     assert!(home.run(&["approve", &second]).one_line_error().contains("already denied"));
     assert!(server.received.try_recv().is_err());
 
     // Delivery to a closed port fails cleanly; the item can be approved again.
-    let report =
-        home.ok(&["run", SNOOPER, "--input", &egress_input("http://127.0.0.1:1/closed", json!({"third": 3}))]).json();
+    let report = home
+        .ok(&["--json", "run", SNOOPER, "--input", &egress_input("http://127.0.0.1:1/closed", json!({"third": 3}))])
+        .json();
     let third = report["egress"]["ok"].as_str().unwrap().to_owned();
     assert!(home.run(&["approve", &third]).one_line_error().contains("could not deliver"));
     assert_eq!(outbox(&home)[2]["status"]["state"], "failed");
@@ -439,7 +441,7 @@ fn notifications_are_kept_for_the_resident_and_bounded() {
     let input = json!({ "notify": { "title": "Your weekly report", "body": "3 bike trips this week" } }).to_string();
     home.ok(&["run", SNOOPER, "--input", &input]);
     let long = json!({ "notify": { "title": "x".repeat(500), "body": "" } }).to_string();
-    let report = home.ok(&["run", SNOOPER, "--input", &long]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", &long]).json();
     assert!(report["notify"]["error"].as_str().unwrap().starts_with("invalid"), "{report}");
     let listed = home.ok(&["notifications"]).stdout;
     assert!(
@@ -458,6 +460,6 @@ fn the_sample_catalogue_verifies_and_serves_the_sample_apps() {
     home.ok(&["install", IMPORTER, "--grant", "all"]);
     home.ok(&["install", FOOTPRINT, "--grant", "all"]);
     home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
-    let report = home.ok(&["run", FOOTPRINT]).json();
+    let report = home.ok(&["--json", "run", FOOTPRINT]).json();
     assert!(report["total_km"].as_f64().unwrap() > 0.0, "{report}");
 }

@@ -57,7 +57,7 @@ fn import_then_run_computes_the_footprint_of_the_imported_trips() {
     // The service's result, checked against our own sum over the documents.
     let factors = serde_json::json!({ "car": 0.2, "train": 0.01, "bike": 0.0, "walk": 0.0 });
     let input = serde_json::json!({ "factors": factors }).to_string();
-    let report = home.ok(&["run", FOOTPRINT, "--input", &input]).json();
+    let report = home.ok(&["--json", "run", FOOTPRINT, "--input", &input]).json();
     let mut expected_kg = 0.0;
     let mut expected_month: BTreeMap<(String, String), f64> = BTreeMap::new();
     for t in &trips {
@@ -69,8 +69,8 @@ fn import_then_run_computes_the_footprint_of_the_imported_trips() {
             .or_default() += kg;
     }
     assert!((report["total_kg_co2e"].as_f64().unwrap() - expected_kg).abs() < 0.01, "{report}");
-    for ((month, mode), kg) in expected_month {
-        let got = report["months"][&month][&mode]["kg_co2e"].as_f64().unwrap();
+    for ((month, mode), kg) in &expected_month {
+        let got = report["months"][month][mode]["kg_co2e"].as_f64().unwrap();
         assert!((got - kg).abs() < 0.01, "{month} {mode}: {got} vs {kg}");
     }
 
@@ -95,6 +95,19 @@ fn import_then_run_computes_the_footprint_of_the_imported_trips() {
             (FOOTPRINT.into(), "query".into(), 14, "allowed".into()),
         ]
     );
+
+    // Without --json, `run` draws the service's view: a stacked bar per
+    // month whose total is that month's CO2, and says where the data is.
+    let drawn = home.ok(&["run", FOOTPRINT, "--input", &input]).stdout;
+    assert!(drawn.starts_with("Mobility footprint\n=================="), "{drawn}");
+    assert!(drawn.contains("CO2 per month and mode (kg CO2e)"), "{drawn}");
+    for month in expected_month.keys().map(|(m, _)| m).collect::<std::collections::BTreeSet<_>>() {
+        let total: f64 = expected_month.iter().filter(|((m, _), _)| m == month).map(|(_, kg)| kg).sum();
+        let line = drawn.lines().find(|l| l.starts_with(month.as_str())).unwrap_or_else(|| panic!("{month}: {drawn}"));
+        let shown: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((shown - total).abs() < 0.01, "{line} vs {total}");
+    }
+    assert!(drawn.trim_end().ends_with("(the whole output, data included: --json)"), "{drawn}");
     assert!(audit.iter().all(|e| e["doctype"] == TRIP));
     let version_of = |app: &str| {
         let apps = home.ok(&["--json", "apps"]).json();
@@ -226,14 +239,14 @@ fn undeclared_and_revoked_access_is_denied_to_the_guest_and_audited() {
 
     // A doctype the manifest never declared: every call is refused as a
     // WIT error the guest handles (the run itself succeeds).
-    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.bank.operation"}"#]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", r#"{"doctype": "io.domicile.bank.operation"}"#]).json();
     for call in ["query", "get", "put", "delete"] {
         let err = report[call]["error"].as_str().unwrap_or_default();
         assert!(err.starts_with("denied: ") && err.contains("does not declare"), "{call}: {report}");
     }
 
     // Declared and granted: allowed. Delete was never declared: denied.
-    let report = home.ok(&["run", SNOOPER, "--input", SNOOPED_TRIP]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", SNOOPED_TRIP]).json();
     assert!(report["query"]["ok"].is_array(), "{report}");
     assert!(report["put"]["ok"].is_string(), "{report}");
     assert!(report["delete"]["error"].as_str().unwrap().starts_with("denied: "), "{report}");
@@ -247,7 +260,7 @@ fn undeclared_and_revoked_access_is_denied_to_the_guest_and_audited() {
 
     // Revoked: refused at the next call.
     home.ok(&["revoke", SNOOPER]);
-    let report = home.ok(&["run", SNOOPER, "--input", SNOOPED_TRIP]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", SNOOPED_TRIP]).json();
     for call in ["query", "get", "put"] {
         let err = report[call]["error"].as_str().unwrap_or_default();
         assert!(err.starts_with("denied: ") && err.contains("not granted"), "{call}: {report}");
@@ -276,7 +289,7 @@ fn reads_only_return_the_fields_the_manifest_declares() {
     install_samples(&home);
     home.install(&fixture_package("snooper"), &["all"]);
     home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
-    let report = home.ok(&["run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", r#"{"doctype": "io.domicile.mobility.trip"}"#]).json();
     let bodies = report["query"]["ok"].as_array().unwrap();
     assert_eq!(bodies.len(), 14);
     for body in bodies {
@@ -287,11 +300,11 @@ fn reads_only_return_the_fields_the_manifest_declares() {
 
     // Nor can it learn a hidden field through what a selector matches.
     let probe = r#"{"doctype": "io.domicile.mobility.trip", "selector": {"distance_m": {"$gt": 100000}}}"#;
-    let report = home.ok(&["run", SNOOPER, "--input", probe]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", probe]).json();
     let err = report["query"]["error"].as_str().unwrap_or_default();
     assert!(err.starts_with("denied: ") && err.contains("`distance_m`"), "{report}");
     let allowed = r#"{"doctype": "io.domicile.mobility.trip", "selector": {"mode": "train"}}"#;
-    let report = home.ok(&["run", SNOOPER, "--input", allowed]).json();
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", allowed]).json();
     assert_eq!(report["query"]["ok"].as_array().unwrap().len(), 2, "{report}");
 }
 
@@ -419,7 +432,7 @@ fn export_and_restore_rebuild_the_space_in_another_home_and_apps_still_run() {
     restored.ok(&["export", "--out", again.to_str().unwrap()]);
     assert!(std::fs::read(&archive).unwrap() == std::fs::read(&again).unwrap(), "the round trip is exact");
     // The restored apps run from their restored, re-verified packages.
-    assert!(restored.ok(&["run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 700.0);
+    assert!(restored.ok(&["--json", "run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 700.0);
     // Restoring over an existing resident is refused.
     assert!(restored.run(&["restore", archive.to_str().unwrap()]).one_line_error().contains("already exists"));
 }

@@ -104,7 +104,7 @@ fn python_and_javascript_sample_apps_built_from_source_compute_what_their_packag
         let id = format!("io.domicile.sample.{app}");
         let package = sample_package(app);
         assert!(home.install(&package, &["all"]).ok);
-        let committed: Value = home.ok(&["run", &id]).json();
+        let committed: Value = home.ok(&["--json", "run", &id]).json();
         home.ok(&["uninstall", &id]);
 
         let component = lang.build(&format!("sample-apps/{app}"), scratch.path());
@@ -112,7 +112,7 @@ fn python_and_javascript_sample_apps_built_from_source_compute_what_their_packag
         let rebuilt = scratch.path().join(format!("{app}.dpkg"));
         pack(&home, &manifest(app), &component, &keys, &rebuilt);
         assert!(home.install(&rebuilt, &["all"]).ok);
-        let fresh: Value = home.ok(&["run", &id]).json();
+        let fresh: Value = home.ok(&["--json", "run", &id]).json();
         assert_eq!(fresh, committed, "{app} built from source computes something else than its package: bump its version and rebuild (sample-apps/build.sh)");
         home.ok(&["uninstall", &id]);
     }

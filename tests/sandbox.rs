@@ -22,7 +22,7 @@ fn an_endless_loop_is_stopped_by_the_cpu_limit_and_the_next_app_runs() {
     let home = home_with_everything();
     let err = home.run(&["run", "org.example.test.cpu-hog"]).one_line_error().to_owned();
     assert!(err.contains("exceeded its CPU time limit (300 ms)"), "{err}");
-    let report = home.ok(&["run", FOOTPRINT]).json();
+    let report = home.ok(&["--json", "run", FOOTPRINT]).json();
     assert!(report["total_km"].as_f64().unwrap() > 0.0);
 }
 
@@ -31,7 +31,7 @@ fn unbounded_memory_growth_is_stopped_at_the_memory_limit_and_the_next_app_runs(
     let home = home_with_everything();
     let err = home.run(&["run", "org.example.test.memory-hog"]).one_line_error().to_owned();
     assert!(err.contains("exceeded its memory limit (16 MiB)"), "{err}");
-    assert!(home.ok(&["run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0);
+    assert!(home.ok(&["--json", "run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn a_corrupted_compile_cache_is_rebuilt_from_the_verified_package() {
         }
     }
     assert!(corrupted >= 5);
-    let run = home.ok(&["run", FOOTPRINT]);
+    let run = home.ok(&["--json", "run", FOOTPRINT]);
     assert!(run.json()["total_km"].as_f64().unwrap() > 0.0);
     assert!(run.stderr.contains("cached artifact is corrupt; recompiling"), "{}", run.stderr);
     // The rebuilt artifact is intact: the next run loads it silently.
@@ -78,7 +78,7 @@ fn a_corrupted_compile_cache_is_rebuilt_from_the_verified_package() {
     assert!(!run.stderr.contains("corrupt"), "{}", run.stderr);
     // Removing the cache entirely works too.
     std::fs::remove_dir_all(&cache).unwrap();
-    assert!(home.ok(&["run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0);
+    assert!(home.ok(&["--json", "run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0);
 }
 
 fn pack_with_manifest(home: &TestHome, manifest: &str) -> (bool, String) {
@@ -104,6 +104,11 @@ fn pack_with_manifest(home: &TestHome, manifest: &str) -> (bool, String) {
     (run.ok, run.stderr)
 }
 
+/// The `version` a manifest's text declares.
+fn version_of(manifest: &str) -> &str {
+    manifest.lines().find_map(|l| l.strip_prefix("version = \"")?.strip_suffix('"')).expect("a version line")
+}
+
 #[test]
 fn malformed_manifests_are_rejected_naming_the_field() {
     let home = TestHome::new();
@@ -115,7 +120,7 @@ fn malformed_manifests_are_rejected_naming_the_field() {
         (good.replace("io.domicile.sample.mobility-footprint", "Mobility Footprint"), "invalid app id"),
         (good.replace("io.domicile.mobility.trip", "trip"), "invalid doctype"),
         (good.replace("access = [\"read\"]", "access = [\"read\", \"sudo\"]"), "sudo"),
-        (good.replace("version = \"0.2.0\"", "version = \"latest\""), "line 4"),
+        (good.replacen(&format!("version = \"{}\"", version_of(&good)), "version = \"latest\"", 1), "line 4"),
         (good.replace("cpu-ms = 2000", "cpu-ms = -5"), "cpu-ms"),
         ("this is not toml".to_owned(), "invalid manifest"),
     ];
@@ -148,7 +153,7 @@ fn wasi_is_deny_by_default_and_files_exist_only_in_the_declared_scratch_dir() {
     std::fs::create_dir_all(&scratch).unwrap();
     std::os::unix::fs::symlink("/etc", scratch.join("outside")).unwrap();
 
-    let report = home.ok(&["run", "org.example.test.wasi-guest"]).json();
+    let report = home.ok(&["--json", "run", "org.example.test.wasi-guest"]).json();
     assert_eq!(report["env"], 0, "no environment variables: {report}");
     assert_eq!(report["args"], 0, "{report}");
     assert_eq!(report["preopens"], serde_json::json!(["/scratch"]), "{report}");
@@ -181,11 +186,11 @@ fn standard_wasi_imports_install_and_give_nothing_while_foreign_imports_are_refu
     let home = TestHome::new();
     // Sockets are linked, so the component installs; creating one fails inside the app.
     assert!(home.install(&fixture_package("net-guest"), &["all"]).ok);
-    let report = home.ok(&["run", "org.example.test.net-guest"]).json();
+    let report = home.ok(&["--json", "run", "org.example.test.net-guest"]).json();
     assert_eq!(report["socket"], false, "{report}");
     // The filesystem without [scratch]: no directory is preopened at all.
     assert!(home.install(&fixture_package("wasi-guest-no-scratch"), &["all"]).ok);
-    let report = home.ok(&["run", "org.example.test.wasi-guest-no-scratch"]).json();
+    let report = home.ok(&["--json", "run", "org.example.test.wasi-guest-no-scratch"]).json();
     assert_eq!(report["preopens"], serde_json::json!([]), "{report}");
     assert!(report.get("read_back").is_none(), "nothing to write in: {report}");
     assert!(!home.path().join("scratch/me/org.example.test.wasi-guest-no-scratch").exists());
@@ -214,18 +219,31 @@ fn each_hostile_behaviour_ends_its_run_with_the_right_error_and_the_next_app_run
         ("document-flood", "exceeded its documents read limit (50 documents)"),
         ("huge-output", "exceeded its output size limit (64 KiB; it returned 4096 KiB)"),
         ("stale-cursor", "crashed: unknown handle index"),
-        ("panic", "crashed: it hit `unreachable` (a panic or abort in the app)"),
+        // The SDK logs a panic's message and place; the crash quotes it.
+        (
+            "panic",
+            "crashed: it hit `unreachable` (a panic or abort in the app); it wrote 1 line(s) to its log before, \
+             the last error: panic at test-guests/hostile/src/lib.rs:",
+        ),
+        ("panic", ": the hostile guest panics on purpose; see `domicile logs --app org.example.test.hostile`"),
+        // Views domicile will not draw fail the run, saying where and why.
+        ("view-script", "failed: its view is not valid at view[1].text: it contains markup"),
+        ("view-link", "failed: its view is not valid at view[0].text: it contains a link"),
+        ("view-huge", "failed: its view is not valid at view[0].chart.x: 5000 x labels; a chart has 1 to 400"),
+        ("view-deep", "failed: its output is not JSON (recursion limit exceeded"),
     ];
     for (name, message) in expected {
         let err = attack(&home, name);
         assert!(err.contains(message), "{name}: {err}");
         // The runtime carries on: a well-behaved app runs right after.
-        assert!(home.ok(&["run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0, "after {name}");
+        assert!(home.ok(&["--json", "run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0, "after {name}");
     }
-    // A flood of log lines is cut, not stored whole, and the run succeeds.
+    // A flood of log lines is cut, not stored whole, and the run succeeds
+    // (the lines before it are the panics' messages).
+    let logged_before = home.ok(&["--json", "logs", "--app", "org.example.test.hostile"]).stdout.lines().count();
     home.ok(&["run", "org.example.test.hostile", "--input", r#"{"attack": "huge-log"}"#]);
     let logs = home.ok(&["--json", "logs", "--app", "org.example.test.hostile"]).stdout;
-    let lines: Vec<&str> = logs.lines().collect();
+    let lines: Vec<&str> = logs.lines().skip(logged_before).collect();
     assert!(lines.len() <= 1001, "{} log lines kept", lines.len());
     assert!(lines.last().unwrap().contains("more log lines were dropped"));
     assert!(lines.iter().all(|l| l.len() < 5000), "long lines are cut");

@@ -77,7 +77,7 @@ fn energy_insights_match_the_meter_exports() {
     assert_eq!(count(&home, "io.domicile.energy.reading"), stored);
 
     let tariff = r#"{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}"#;
-    let report = home.ok(&["run", ENERGY_INSIGHTS, "--input", tariff]).json();
+    let report = home.ok(&["--json", "run", ENERGY_INSIGHTS, "--input", tariff]).json();
 
     // The same figures, from the files.
     let curve = enedis_rows("enedis-load-curve-2026-03.csv");
@@ -148,6 +148,37 @@ fn energy_insights_match_the_meter_exports() {
         .map(|p| (p["hour"].as_u64().unwrap() as u32, p["avg_w"].as_f64().unwrap()))
         .collect();
     assert_eq!(app_peaks, peaks[..3].to_vec());
+
+    // What the view shows are the same figures: the headline, one bar per
+    // day of the last 92 (none for a day without data), the months.
+    let figure = block(&report, "number", "2026-03 (14 days)");
+    close(figure["value"].as_f64().unwrap(), march, "headline kWh");
+    close(figure["delta"].as_f64().unwrap(), change, "headline change");
+    let per_day = block(&report, "chart", "Energy per day");
+    let x = per_day["x"].as_array().unwrap();
+    assert_eq!(x.len(), 92);
+    assert_eq!(x.last().unwrap(), daily.keys().next_back().unwrap().as_str());
+    for (day, value) in x.iter().zip(per_day["series"][0]["values"].as_array().unwrap()) {
+        match daily.get(day.as_str().unwrap()) {
+            Some(kwh) => close(value.as_f64().unwrap(), (kwh * 1000.0).round() / 1000.0, &format!("bar of {day}")),
+            None => assert!(value.is_null(), "{day}: no data, no bar"),
+        }
+    }
+    let per_month = block(&report, "chart", "Energy per month");
+    let march_at = per_month["x"].as_array().unwrap().iter().position(|m| m == "2026-03").unwrap();
+    close(per_month["series"][0]["values"][march_at].as_f64().unwrap(), march, "March bar");
+    close(per_month["series"][1]["values"][march_at].as_f64().unwrap(), last_year, "March a year earlier");
+}
+
+/// The block of `kind` in a service's view whose label or title starts with `title`.
+fn block<'a>(report: &'a Value, kind: &str, title: &str) -> &'a Value {
+    report["view"]
+        .as_array()
+        .expect("the output has a view")
+        .iter()
+        .filter_map(|b| b.get(kind))
+        .find(|b| b["title"].as_str().or(b["label"].as_str()).is_some_and(|t| t.starts_with(title)))
+        .unwrap_or_else(|| panic!("no {kind} `{title}` in {}", report["view"]))
 }
 
 /// The budget's built-in rules, as its documentation lists them.
@@ -206,7 +237,7 @@ fn the_python_tariff_check_prices_the_load_curve_as_the_file_says() {
     let base = kwh * 0.2016 + months * 15.65;
     let split = (kwh - off_peak_kwh) * 0.2146 + off_peak_kwh * 0.1696 + months * 15.96;
 
-    let report = home.ok(&["run", TARIFF_CHECK]).json();
+    let report = home.ok(&["--json", "run", TARIFF_CHECK]).json();
     assert_eq!(report["period"], json!({"from": "2026-03-01", "to": "2026-03-14", "days": days.len()}));
     close(report["kwh"].as_f64().unwrap(), kwh, "kWh");
     close(report["off_peak_kwh"].as_f64().unwrap(), off_peak_kwh, "off-peak kWh");
@@ -219,7 +250,7 @@ fn the_python_tariff_check_prices_the_load_curve_as_the_file_says() {
 
     // The resident's own prices and window: all off-peak at a lower price makes it cheaper.
     let input = r#"{"off_peak": {"hours": "00:00-23:59", "off_peak_eur_per_kwh": 0.10}}"#;
-    let report = home.ok(&["run", TARIFF_CHECK, "--input", input]).json();
+    let report = home.ok(&["--json", "run", TARIFF_CHECK, "--input", input]).json();
     assert_eq!(report["cheaper"], "off-peak hours", "{report}");
     for (bad, says) in [
         (r#"{"off_peak": {"hours": "25:00-06:00"}}"#, "is not a time of day"),
@@ -271,7 +302,7 @@ fn the_javascript_recurring_payments_are_the_monthly_debits_of_the_statements() 
     }
     expected.sort_by(|a, b| b.1.total_cmp(&a.1));
 
-    let report = home.ok(&["run", RECURRING_PAYMENTS]).json();
+    let report = home.ok(&["--json", "run", RECURRING_PAYMENTS]).json();
     let found: Vec<(String, f64)> = report["recurring"]
         .as_array()
         .unwrap()
@@ -327,8 +358,9 @@ fn budget_categorises_ofx_and_csv_statements() {
     assert!(ops.iter().any(|o| o["label"] == "VIR SEPA SALAIRE MARS ACME" && o["amount"] == 2150.0));
     assert!(ops.iter().any(|o| o["label"] == "SHELL NANTES ATLANTIQUE" && o["amount"] == -58.75));
 
-    let report =
-        home.ok(&["run", BUDGET, "--input", r#"{"rules": [{"contains": "librairie", "category": "books"}]}"#]).json();
+    let report = home
+        .ok(&["--json", "run", BUDGET, "--input", r#"{"rules": [{"contains": "librairie", "category": "books"}]}"#])
+        .json();
     let rules: Vec<(&str, &str)> = std::iter::once(("LIBRAIRIE", "books")).chain(RULES).collect();
     let mut spent: BTreeMap<(String, String), f64> = BTreeMap::new();
     let mut income: BTreeMap<String, f64> = BTreeMap::new();
@@ -355,6 +387,28 @@ fn budget_categorises_ofx_and_csv_statements() {
         close(mobility["total"].as_f64().unwrap(), get("fuel") + get("transit") + get("parking"), "mobility");
     }
     assert_eq!(report["months"]["2026-03"]["spent"]["books"], 24.9, "the resident's own rule came first");
+
+    // The view's table and chart show the same spending, per category and month.
+    let table = block(&report, "table", "Spent per category");
+    assert_eq!(table["columns"], json!(["category", "2026-02 EUR", "2026-03 EUR"]));
+    let categories: std::collections::BTreeSet<&String> = spent.keys().map(|(_, c)| c).collect();
+    assert_eq!(table["rows"].as_array().unwrap().len(), categories.len());
+    let chart = block(&report, "chart", "Spending per category and month");
+    for row in table["rows"].as_array().unwrap() {
+        let category = row[0].as_str().unwrap();
+        let series = chart["series"].as_array().unwrap().iter().find(|s| s["name"] == category).unwrap();
+        for (i, month) in ["2026-02", "2026-03"].into_iter().enumerate() {
+            match spent.get(&(month.to_owned(), category.to_owned())) {
+                Some(total) => {
+                    close(row[i + 1].as_f64().unwrap(), *total, &format!("table {month} {category}"));
+                    close(series["values"][i].as_f64().unwrap(), *total, &format!("bar {month} {category}"));
+                }
+                None => assert!(row[i + 1].is_null() && series["values"][i].is_null(), "{month} {category}"),
+            }
+        }
+    }
+    let march_spent: f64 = spent.iter().filter(|((m, _), _)| m == "2026-03").map(|(_, v)| v).sum();
+    close(block(&report, "number", "Spent in 2026-03")["value"].as_f64().unwrap(), march_spent, "spent in March");
 }
 
 /// The `TRNAMT` of each `<STMTTRN>` of an OFX file, read from its text alone.
@@ -591,7 +645,7 @@ fn the_learning_dashboard_counts_what_the_records_say() {
     let tallies = learning_tallies(&[&file]);
     let records: u64 = tallies.values().map(|t| t.statements).sum();
     assert_eq!(count(&home, "io.domicile.learning.statement") as u64, records);
-    assert_dashboard_shows(&home.ok(&["run", LEARNING_DASHBOARD]).json(), &tallies);
+    assert_dashboard_shows(&home.ok(&["--json", "run", LEARNING_DASHBOARD]).json(), &tallies);
 }
 
 /// A school withdraws a failed quiz imported earlier and a passed one in the
@@ -631,12 +685,12 @@ fn voided_learning_records_do_not_count_even_when_imported_earlier() {
 
     let tallies = learning_tallies(&[&first, &voiding]);
     assert_eq!(stored.len() as u64, tallies.values().map(|t| t.statements).sum::<u64>());
-    assert_dashboard_shows(&home.ok(&["run", LEARNING_DASHBOARD]).json(), &tallies);
+    assert_dashboard_shows(&home.ok(&["--json", "run", LEARNING_DASHBOARD]).json(), &tallies);
 
     let again = home.ok(&["--json", "import", LEARNING_IMPORTER, first.to_str().unwrap()]).json();
     assert_eq!(again["voided"], 1, "{again}");
     assert!(home.docs("io.domicile.learning.statement").iter().all(|d| d["id"] != withdrawn));
-    assert_dashboard_shows(&home.ok(&["run", LEARNING_DASHBOARD]).json(), &tallies);
+    assert_dashboard_shows(&home.ok(&["--json", "run", LEARNING_DASHBOARD]).json(), &tallies);
 }
 
 /// Every GPX file of the corpus (a GPX library's test files, GPX 1.0 and
@@ -670,7 +724,7 @@ fn xapi_corpus_gives_the_expected_figures() {
                 assert_eq!(summary[key], expected[key], "{name}: {key} in {summary}");
             }
             assert_eq!(count(home, "io.domicile.learning.statement") as u64, expected["statements"].as_u64().unwrap());
-            let report = home.ok(&["run", LEARNING_DASHBOARD]).json();
+            let report = home.ok(&["--json", "run", LEARNING_DASHBOARD]).json();
             let months = expected["months"].as_object().unwrap();
             assert_eq!(report["months"].as_object().unwrap().len(), months.len(), "{name}: months");
             for (month, figures) in months {
@@ -695,7 +749,7 @@ fn switching_short_car_trips_to_the_bus_saves_what_the_trips_say() {
     install(&home, &[IMPORTER, FOOTPRINT]);
     home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
     let input = r#"{"switch": {"from": "car", "to": "bus", "max_km": 15}}"#;
-    let report = home.ok(&["run", FOOTPRINT, "--input", input]).json();
+    let report = home.ok(&["--json", "run", FOOTPRINT, "--input", input]).json();
     let (mut trips, mut km) = (0, 0.0);
     for doc in home.docs(TRIP) {
         let trip_km = doc["body"]["distance_m"].as_f64().unwrap() / 1000.0;
@@ -734,7 +788,7 @@ fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
     pack(&home, &manifest, &component_of(&sample_package("data-donation")), &publisher, &package);
     home.install(&package, &["all"]);
 
-    let out = home.ok(&["run", DONATION, "--input", &json!({ "destination": survey }).to_string()]).json();
+    let out = home.ok(&["--json", "run", DONATION, "--input", &json!({ "destination": survey }).to_string()]).json();
     assert!(received.try_recv().is_err(), "nothing is sent by running the app");
     let item = &home.ok(&["--json", "outbox"]).json()[0];
     assert_eq!(item["status"]["state"], "pending");
@@ -899,7 +953,7 @@ fn linky_corpus_gives_the_expected_figures() {
             if expected_days.is_empty() {
                 return;
             }
-            let report = home.ok(&["run", ENERGY_INSIGHTS]).json();
+            let report = home.ok(&["--json", "run", ENERGY_INSIGHTS]).json();
             let reported = report["days"].as_object().unwrap();
             assert_eq!(reported.keys().collect::<Vec<_>>(), expected_days.keys().collect::<Vec<_>>(), "{name}: days");
             for (day, kwh) in expected_days {

@@ -10,7 +10,7 @@
 //
 // Input (optional): {"min_months": 2, "tolerance": 0.05}.
 
-import { query, log, service } from '../sdk-js/domicile.js';
+import { query, log, service, view } from '../sdk-js/domicile.js';
 
 const OPERATION = 'io.domicile.bank.operation';
 
@@ -76,6 +76,14 @@ function findRecurring(options) {
     recurring,
     monthly_eur: cents(monthly),
     yearly_eur: cents(monthly * 12),
+    view: [
+      view.heading('Recurring payments'),
+      view.number('Debited every month', cents(monthly), 'EUR'),
+      view.number('Over a year', cents(monthly * 12), 'EUR'),
+      view.table(['payee', 'EUR a month', 'around the', 'months seen', 'last'],
+        recurring.slice(0, 500).map((r) => [view.quote(r.payee), r.monthly_eur, r.day_of_month, r.months, r.last]),
+        'Debited once a month, within ' + Math.round(tolerance * 100) + ' % of their usual amount'),
+    ],
   };
 }
 

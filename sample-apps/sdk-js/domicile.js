@@ -126,3 +126,49 @@ export function service(compute) {
     }
   };
 }
+
+/**
+ * Blocks of a view: what domicile draws next to a service's output (see
+ * "Views" in the README). A service returns them under `view`:
+ *
+ *   return { months, view: [view.heading('Payments'), view.number('Per month', 898.13, 'EUR'),
+ *     view.chart('bar', 'Per payee', payees, { EUR: amounts }, 'EUR')] };
+ *
+ * Strings are plain text: no markup, no links, at most 120 characters (a
+ * paragraph 2000); pass text that comes from data through `view.quote`.
+ */
+export const view = {
+  heading: (text) => ({ heading: text }),
+  text: (text) => ({ text }),
+  number: (label, value, unit, delta, versus) => ({ number: defined({ label, value, unit, delta, versus }) }),
+  table: (columns, rows, title) => ({ table: defined({ title, columns: [...columns], rows: rows.map((r) => [...r]) }) }),
+  /** `kind`: 'bar', 'line' or 'stacked-bar'; `series`: { name: values }, one value (or null) per x label. */
+  chart: (kind, title, x, series, unit) => ({
+    chart: defined({ kind, title, x: [...x], unit,
+      series: Object.entries(series).map(([name, values]) => ({ name, values: [...values] })) }),
+  }),
+  /**
+   * Text from data (a label, a name) made fit for a view: control and
+   * reordering characters dropped, markup and links defused with look-alike
+   * characters, cut to 120 characters.
+   */
+  quote(text) {
+    const kept = [...String(text)].filter((c) => !/[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/.test(c));
+    let out = '';
+    for (let i = 0; i < kept.length; i++) {
+      const c = kept[i], next = kept[i + 1] || '';
+      const lower = out.toLowerCase();
+      if (c === '<' && /[A-Za-z\/!?]/.test(next)) out += '\u2039';
+      else if (c === '/' && next === '/' && out.endsWith(':')) { out += '\u2044\u2044'; i++; }
+      else if (c === '.' && lower.endsWith('www')) out += '\u2024';
+      else if (c === ':' && (lower.endsWith('javascript') || lower.endsWith('mailto'))) out += '\ua789';
+      else out += c;
+    }
+    const chars = [...out];
+    return chars.length <= 120 ? out : chars.slice(0, 119).join('') + '\u2026';
+  },
+};
+
+function defined(object) {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined && v !== null));
+}

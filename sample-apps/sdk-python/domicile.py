@@ -149,3 +149,82 @@ def serve(input, compute):
     except Exception as bug:
         log.error(traceback.format_exc())
         raise Err(f"{type(bug).__name__}: {bug}") from None
+
+
+class view:
+    """Blocks of a view: what domicile draws next to a service's output
+    (see "Views" in the README). A service returns them under "view":
+
+        return {"months": months, "view": [
+            domicile.view.heading("Tariff"),
+            domicile.view.number("Yearly saving", 42.5, "EUR"),
+            domicile.view.chart("bar", "kWh per month", months, {"kWh": values}, unit="kWh"),
+        ]}
+
+    Strings are plain text: no markup, no links, at most 120 characters
+    (a paragraph 2000); pass text that comes from data through `quote`."""
+
+    @staticmethod
+    def heading(text):
+        return {"heading": text}
+
+    @staticmethod
+    def text(text):
+        return {"text": text}
+
+    @staticmethod
+    def number(label, value, unit=None, delta=None, versus=None):
+        figure = {"label": label, "value": value}
+        for key, given in (("unit", unit), ("delta", delta), ("versus", versus)):
+            if given is not None:
+                figure[key] = given
+        return {"number": figure}
+
+    @staticmethod
+    def table(columns, rows, title=None):
+        table = {"columns": list(columns), "rows": [list(row) for row in rows]}
+        if title is not None:
+            table["title"] = title
+        return {"table": table}
+
+    @staticmethod
+    def chart(kind, title, x, series, unit=None):
+        """`kind`: "bar", "line" or "stacked-bar"; `series`: {name: values},
+        one value (or None) per x label."""
+        chart = {"kind": kind, "title": title, "x": list(x),
+                 "series": [{"name": name, "values": list(values)} for name, values in series.items()]}
+        if unit is not None:
+            chart["unit"] = unit
+        return {"chart": chart}
+
+    @staticmethod
+    def quote(text):
+        """Text from data (a label, a name) made fit for a view: control and
+        reordering characters dropped, markup and links defused with
+        look-alike characters, cut to 120 characters."""
+        return _quote(text)
+
+
+_HAZARDS = set("\u061c\u2028\u2029\u202a\u202b\u202c\u202d\u202e\ufeff\ufff9\ufffa\ufffb") | {
+    chr(c) for c in list(range(0x200B, 0x2010)) + list(range(0x2060, 0x206A))}
+
+
+def _quote(text):
+    kept = "".join(c for c in str(text) if not (c in _HAZARDS or ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0))
+    out = ""
+    i = 0
+    while i < len(kept):
+        c, following = kept[i], kept[i + 1] if i + 1 < len(kept) else ""
+        if c == "<" and (following.isascii() and following.isalpha() or following in ("/", "!", "?")) and following:
+            out += "\u2039"
+        elif c == "/" and following == "/" and out.endswith(":"):
+            out += "\u2044\u2044"
+            i += 1
+        elif c == "." and out.lower().endswith("www"):
+            out += "\u2024"
+        elif c == ":" and (out.lower().endswith("javascript") or out.lower().endswith("mailto")):
+            out += "\ua789"
+        else:
+            out += c
+        i += 1
+    return out if len(out) <= 120 else out[:119] + "\u2026"

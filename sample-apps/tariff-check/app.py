@@ -133,7 +133,19 @@ def compare(options):
     if per_day > 0 and spread > 0:
         break_even = (per_day * (split["peak_eur_per_kwh"] - base["eur_per_kwh"]) + subscriptions_per_day) / (per_day * spread)
     cheaper = "off-peak hours" if split_total < base_total else "base"
+    saving = round(abs(base_total - split_total) / n * 365, 2)
     domicile.log.info(f"compared the two options over {n} days")
+    v = domicile.view
+    shown = [
+        v.heading("Base tariff or off-peak hours?"),
+        v.number(f"Cheaper for you: {cheaper}, saving per year", saving, "EUR"),
+        v.number("Share of your use in off-peak hours", round(off_peak_kwh / kwh * 100, 1) if kwh else 0.0, "%"),
+        v.chart("bar", f"Cost over your {n} days", ["base", "off-peak hours"],
+                {"energy": [round(base_energy, 2), round(split_energy, 2)],
+                 "energy and subscription": [round(base_total, 2), round(split_total, 2)]}, unit="EUR"),
+    ]
+    if break_even is not None:
+        shown.append(v.text(f"Off-peak hours pay off from {round(break_even * 100, 1)} % of your use in off-peak hours."))
     return {
         "period": {"from": min(days).isoformat(), "to": max(days).isoformat(), "days": n},
         "kwh": round(kwh, 3),
@@ -144,10 +156,11 @@ def compare(options):
             {"option": "off-peak hours", "energy_eur": round(split_energy, 2), "total_eur": round(split_total, 2)},
         ],
         "cheaper": cheaper,
-        "saving_eur_per_year": round(abs(base_total - split_total) / n * 365, 2),
+        "saving_eur_per_year": saving,
         "break_even_off_peak_share": round(break_even, 4) if break_even is not None else None,
         "tariffs": {"base": base, "off_peak": split},
         "skipped_readings": skipped,
+        "view": shown,
     }
 
 

@@ -201,7 +201,11 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
             let space = home.resident(resident)?;
             let output = home.run(&space, &app.parse()?, &input).await?;
-            outln!("{}", terminal::json(&output));
+            if json {
+                outln!("{}", terminal::json(&output));
+            } else {
+                outln!("{}", terminal::service_output(&output));
+            }
         }
         Command::Docs { doctype, selector, sort, limit } => {
             docs(&home.resident(resident)?, &doctype, &selector, sort.as_deref(), limit, json)?

@@ -151,7 +151,8 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     step(6, "Budget: import a bank statement (OFX) and the next month's CSV, then where the money went");
     import(BANK_IMPORTER, BANK_OFX).await?;
     import(BANK_IMPORTER, BANK_CSV).await?;
-    print_budget(&run(BUDGET, "{}").await?);
+    println!("    drawn from the view the budget app returns, as `domicile run` shows it:");
+    print_view(&run(BUDGET, "{}").await?);
     println!("    and an app written in JavaScript, on the same operations:");
     print_recurring_payments(&run(RECURRING_PAYMENTS, "{}").await?);
 
@@ -281,23 +282,15 @@ fn print_energy(report: &serde_json::Value) {
     println!("    base load {:.0} W; peak hours {}", num(&report["base_load_w"]), peaks.join(", "));
 }
 
-fn print_budget(report: &serde_json::Value) {
-    for (month, m) in report["months"].as_object().into_iter().flatten() {
-        let spent: Vec<String> = m["spent"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(category, amount)| format!("{category} {:.2}", num(amount)))
-            .collect();
-        println!("    {month}: income {:.2} EUR; spent {}", num(&m["income"]), spent.join(", "));
-        let mobility = &report["mobility"][month];
-        println!(
-            "             mobility {:.2} EUR (fuel {:.2}, public transport {:.2}, parking {:.2})",
-            num(&mobility["total"]),
-            num(&mobility["fuel"]),
-            num(&mobility["transit"]),
-            num(&mobility["parking"])
-        );
+/// A service's view as `domicile run` draws it, indented under its step.
+fn print_view(report: &serde_json::Value) {
+    match domicile_view::check_output(report) {
+        Ok(Some(view)) => {
+            for line in domicile_view::text::render(&view, 76).lines() {
+                println!("    {line}");
+            }
+        }
+        _ => println!("    (no view)"),
     }
 }
 

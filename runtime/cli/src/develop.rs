@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::terminal;
 use anyhow::{bail, Context, Result};
 use domicile_manifest::{AppId, Manifest, World};
 use domicile_package::{PublicKey, Role, SecretKey};
@@ -22,6 +23,7 @@ use domicile_package::{PublicKey, Role, SecretKey};
 const WIT: &str = include_str!("../../../wit/domicile.wit");
 const RUST_SDK_LIB: &str = include_str!("../../../sample-apps/sdk/src/lib.rs");
 const RUST_SDK_TIME: &str = include_str!("../../../sample-apps/sdk/src/time.rs");
+const RUST_SDK_VIEW: &str = include_str!("../../../sample-apps/sdk/src/view.rs");
 const PYTHON_SDK: &str = include_str!("../../../sample-apps/sdk-python/domicile.py");
 const JS_SDK: &str = include_str!("../../../sample-apps/sdk-js/domicile.js");
 /// The toolchains' versions the SDKs are tested with.
@@ -125,6 +127,7 @@ pub fn new(name: &str, lang: Lang, world: WorldArg, dir: Option<&Path>, json: bo
                 RUST_SDK_LIB.replace("path: \"../../wit\"", "path: \"../wit\""),
             ));
             files.push(("domicile-sdk/src/time.rs".into(), RUST_SDK_TIME.into()));
+            files.push(("domicile-sdk/src/view.rs".into(), RUST_SDK_VIEW.into()));
         }
         Lang::Python => {
             files.push(("app.py".into(), python_source(&id, world)));
@@ -635,7 +638,7 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, json: bool)
         }
     };
     for entry in space.app_log(Some(&id))?.iter().skip(log_before) {
-        errln!("  log {:<6} {}", entry.level, entry.message);
+        errln!("  log {:<6} {}", entry.level, terminal::indented(&entry.message, "             "));
     }
     for (what, output) in result? {
         if json {
@@ -643,8 +646,12 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, json: bool)
         } else {
             let pretty = serde_json::from_str::<serde_json::Value>(&output)
                 .and_then(|v| serde_json::to_string_pretty(&v))
-                .unwrap_or(output);
-            outln!("{what}: {pretty}");
+                .unwrap_or_else(|_| output.clone());
+            outln!("{what}: {}", terminal::json(&pretty));
+            // What the resident will see of it.
+            if let Some(drawn) = terminal::drawn_view(&output) {
+                outln!("{what}, its view as `domicile run` draws it:\n{drawn}");
+            }
         }
     }
     Ok(())

@@ -106,7 +106,8 @@ fn account(e: &AccountError) -> Option<String> {
 
 /// The one line `domicile` prints for an error.
 pub fn render(e: &anyhow::Error) -> String {
-    let line = format!("{e:#}").replace('\n', " ");
+    // Errors quote what apps and files said: escaped like any such text.
+    let line = crate::terminal::safe(&format!("{e:#}").replace('\n', " ")).into_owned();
     match hint(e) {
         Some(advice) => format!("{line}; {advice}"),
         None => line,

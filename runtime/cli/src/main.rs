@@ -227,7 +227,7 @@ pub enum Command {
         #[arg(long)]
         partial: bool,
     },
-    /// Run a service app and print its JSON output.
+    /// Run a service app and print its output: its view drawn as text when it has one, else its JSON (`--json`: always the JSON).
     Run {
         app: String,
         /// The app's input, as JSON.

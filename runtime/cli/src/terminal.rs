@@ -54,6 +54,27 @@ pub fn json(text: &str) -> Cow<'_, str> {
     })
 }
 
+/// A service's output for a person: its view drawn as text when it has
+/// one (the host checked it: no hazard can be in it), else its JSON.
+pub fn service_output(output: &str) -> String {
+    match drawn_view(output) {
+        Some(drawn) => format!("{drawn}\n(the whole output, data included: --json)"),
+        None => json(output).into_owned(),
+    }
+}
+
+/// The view of a service's output drawn as text, if it has one.
+pub fn drawn_view(output: &str) -> Option<String> {
+    let view =
+        serde_json::from_str(output).ok().and_then(|value| domicile_view::check_output(&value).ok().flatten())?;
+    Some(domicile_view::text::render(&view, width()))
+}
+
+/// The terminal's width as the shell exports it (`COLUMNS`), else 80.
+fn width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|w| *w >= 40).unwrap_or(80)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,12 +5,15 @@
 
 use domicile_manifest::{AppId, World};
 use domicile_package::PublicKey;
-use domicile_store::{AuditEntry, InstalledApp, Operation, Outcome, ResidentSpace, StoreError};
+use domicile_store::{AppLogEntry, AuditEntry, InstalledApp, Operation, Outcome, ResidentSpace, StoreError};
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::sandbox::{Invocation, Writes};
 use crate::{bindings, HostError, ImportMode, Imported, LimitKind, ResolvedLimits, Runtime, EPOCH_TICK};
+
+/// How much of an app's last error line a crash's message quotes.
+const LAST_ERROR_CHARS: usize = 300;
 
 /// The input of one invocation, by world.
 enum Call<'a> {
@@ -123,7 +126,7 @@ impl Runtime {
         let notifications = std::mem::take(&mut state.notifications);
         let app_id = app.manifest.id.clone();
         let result = match outcome {
-            Err(trap) => Err(explain_trap(app_id, state.limiter.exceeded, &limits, trap, log.len())),
+            Err(trap) => Err(explain_trap(app_id, state.limiter.exceeded, &limits, trap, &log)),
             Ok(Err(message)) => {
                 Err(HostError::AppFailed { app: app_id, message: message.chars().take(2000).collect() })
             }
@@ -134,8 +137,13 @@ impl Runtime {
             }),
             Ok(Ok(output)) => match serde_json::from_str::<serde_json::Value>(&output) {
                 Err(e) => Err(HostError::AppFailed { app: app_id, message: format!("its output is not JSON ({e})") }),
-                Ok(_) => without_stalling_other_tasks(|| commit_staged(state))
-                    .map(|()| Imported { summary: output, left_out: state.left_out.take().unwrap_or_default() }),
+                // A view domicile would refuse to draw fails the run here,
+                // whoever shows the output later (web UI, CLI, API client).
+                Ok(value) => match domicile_view::check_output(&value) {
+                    Err(refused) => Err(HostError::AppFailed { app: app_id, message: refused.to_string() }),
+                    Ok(_) => without_stalling_other_tasks(|| commit_staged(state))
+                        .map(|()| Imported { summary: output, left_out: state.left_out.take().unwrap_or_default() }),
+                },
             },
         };
         let notifications = if result.is_ok() { notifications } else { Vec::new() };
@@ -178,14 +186,15 @@ impl Runtime {
 }
 
 /// The error for a run that trapped: a limit it hit, or what went wrong in
-/// it, and how many lines it logged first (an interpreter's traceback, an
-/// SDK's panic message).
+/// it, how many lines it logged first and the last error among them (an
+/// interpreter's traceback ends with the exception, the Rust SDK logs a
+/// panic's message and location).
 fn explain_trap(
     app: AppId,
     exceeded: Option<LimitKind>,
     limits: &ResolvedLimits,
     trap: wasmtime::Error,
-    logged: usize,
+    log: &[AppLogEntry],
 ) -> HostError {
     if let Some(kind) = exceeded {
         return HostError::Limit { app, kind, detail: limits.describe(kind) };
@@ -197,7 +206,15 @@ fn explain_trap(
         // The root cause, without the wasm backtrace the context adds.
         None => trap.root_cause().to_string(),
     };
-    HostError::Trap { app, message, logged }
+    let last_error = log.iter().rev().find(|entry| matches!(entry.level.as_str(), "error" | "stderr")).map(|entry| {
+        let line: String = entry.message.chars().take(LAST_ERROR_CHARS).collect();
+        if entry.message.chars().count() > LAST_ERROR_CHARS {
+            format!("{line}…")
+        } else {
+            line
+        }
+    });
+    HostError::Trap { app, message, logged: log.len(), last_error }
 }
 
 /// Runs long blocking work (publishing a large import takes seconds to

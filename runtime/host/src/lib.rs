@@ -77,8 +77,17 @@ pub enum HostError {
     ChangedMeanwhile(AppId),
     #[error("{app} failed: {message}")]
     AppFailed { app: AppId, message: String },
-    #[error("{app} crashed: {message}{}", match .logged { 0 => String::new(), n => format!("; it wrote {n} line(s) to its log before") })]
-    Trap { app: AppId, message: String, logged: usize },
+    #[error("{app} crashed: {message}{}{}",
+        match .logged { 0 => String::new(), n => format!("; it wrote {n} line(s) to its log before") },
+        .last_error.as_ref().map(|line| format!(", the last error: {line}")).unwrap_or_default())]
+    Trap {
+        app: AppId,
+        message: String,
+        logged: usize,
+        /// The last line the app logged as an error or to stderr (an SDK's
+        /// panic message, the end of a traceback), shortened.
+        last_error: Option<String>,
+    },
     #[error("{app} was stopped: it exceeded its {kind} limit ({detail})")]
     Limit { app: AppId, kind: LimitKind, detail: String },
     #[error("wasmtime engine error: {0}")]

@@ -218,7 +218,7 @@ async function appsPage() {
           result.replaceChildren(h("p", {}, "Running…"));
           try {
             const out = await api("POST", `/apps/${encodeURIComponent(app.id)}/run`, { input: parsed });
-            result.replaceChildren(h("h3", {}, "Result"), h("pre", { class: "output" }, JSON.stringify(out.output, null, 2)));
+            result.replaceChildren(h("h3", {}, "Result"), ...serviceOutput(out.output));
           } catch (e) { result.replaceChildren(h("p", { class: "denied" }, e.message)); throw e; }
         }) }, `Run ${app.name}`));
     } else {

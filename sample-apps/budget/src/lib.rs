@@ -8,10 +8,12 @@
 //! match no rule are `income`; debits that match none are `other`.
 //!
 //! The result gives, per month, what was spent per category and the income,
-//! and the mobility budget (fuel, public transport, parking) on its own.
+//! and the mobility budget (fuel, public transport, parking) on its own,
+//! and a view of it: spending per category and month as a chart and a table.
 
 use std::collections::BTreeMap;
 
+use domicile_sdk::view::{quote, Cell, Chart, Table, View};
 use domicile_sdk::{data, round};
 use serde::{Deserialize, Serialize};
 
@@ -153,8 +155,73 @@ impl Guest for Budget {
             (m.fuel, m.transit, m.parking, m.total) =
                 (cents(m.fuel), cents(m.transit), cents(m.parking), cents(m.total));
         }
-        serde_json::to_string(&Report { months, mobility, uncategorised }).map_err(|e| e.to_string())
+        let report = Report { months, mobility, uncategorised };
+        domicile_sdk::view::output(&report, view_of(&report))
     }
+}
+
+/// The table shows the last months only (a table has at most 16 columns).
+const TABLE_MONTHS: usize = 6;
+
+/// The report drawn: the latest month's spending against the month before,
+/// spending per category and month as a chart and a table, and the
+/// mobility budget.
+fn view_of(report: &Report) -> View {
+    let mut view = View::new().heading("Budget");
+    let spent = |m: &Month| cents(m.spent.values().sum::<f64>());
+    let mut latest = report.months.iter().rev();
+    if let Some((key, month)) = latest.next() {
+        view = match latest.next().map(|(_, before)| spent(before)).filter(|b| *b > 0.0) {
+            Some(before) => view.number_with_delta(
+                format!("Spent in {key}"),
+                spent(month),
+                "EUR",
+                round((spent(month) - before) / before * 100.0, 1),
+                "the month before",
+            ),
+            None => view.number(format!("Spent in {key}"), spent(month), "EUR"),
+        };
+        view = view.number(format!("Income in {key}"), month.income, "EUR");
+    }
+    let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
+    for (category, amount) in report.months.values().flat_map(|m| &m.spent) {
+        *totals.entry(category).or_default() += amount;
+    }
+    let mut categories: Vec<&str> = totals.keys().copied().collect();
+    categories.sort_by(|a, b| totals[b].total_cmp(&totals[a]).then(a.cmp(b)));
+    if !categories.is_empty() {
+        // Refunds can make a category negative, which bars cannot stack.
+        let negative = report.months.values().flat_map(|m| m.spent.values()).any(|v| *v < 0.0);
+        let x = report.months.keys().cloned();
+        let chart = if negative {
+            Chart::bar("Spending per category and month", "EUR", x)
+        } else {
+            Chart::stacked_bar("Spending per category and month", "EUR", x)
+        };
+        let series = categories
+            .iter()
+            .map(|c| (quote(c), report.months.values().map(|m| m.spent.get(*c).copied()).collect()))
+            .collect();
+        view = view.chart(chart.top_series(series, "categories"));
+
+        let months: Vec<&String> = report.months.keys().rev().take(TABLE_MONTHS).rev().collect();
+        let mut table =
+            Table::new(std::iter::once("category".to_owned()).chain(months.iter().map(|m| format!("{m} EUR"))))
+                .titled("Spent per category");
+        for category in &categories {
+            let row = std::iter::once(Cell::from(quote(category)))
+                .chain(months.iter().map(|m| report.months[*m].spent.get(*category).copied().into()));
+            table = table.row(row);
+        }
+        view = view.table(table);
+    }
+    if let Some((key, m)) = report.mobility.iter().next_back() {
+        view = view.text(format!(
+            "Mobility in {key}: {} EUR (fuel {}, public transport {}, parking {}).",
+            m.total, m.fuel, m.transit, m.parking
+        ));
+    }
+    view
 }
 
 export!(Budget);

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use domicile_sdk::time::Date;
+use domicile_sdk::view::{quote, Table, View};
 use domicile_sdk::{data, egress};
 use serde::{Deserialize, Serialize};
 
@@ -91,8 +92,32 @@ impl Guest for Donation {
             "payload": contribution,
             "next": format!("nothing was sent: review it with `domicile outbox`, then `domicile approve {id}` or `domicile deny {id}`"),
         });
-        Ok(report.to_string())
+        domicile_sdk::view::output(&report, view_of(&id, &contribution))
     }
+}
+
+/// What is waiting for the resident's approval, in words and per mode (the
+/// destination is in the outbox: a view shows no addresses).
+fn view_of(outbox_id: &str, contribution: &Contribution) -> View {
+    let mut modes: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    for (mode, cell) in contribution.weeks.values().flat_map(|w| w.iter()) {
+        let (trips, km) = modes.entry(mode).or_default();
+        *trips += cell.trips;
+        *km += cell.km;
+    }
+    let mut table = Table::new(["mode", "trips", "km (rounded per week)"]).titled("What the contribution holds");
+    for (mode, (trips, km)) in modes {
+        table = table.row([quote(mode).into(), (trips as f64).into(), domicile_sdk::round(km, 1).into()]);
+    }
+    View::new()
+        .heading("Mobility survey contribution")
+        .text(format!(
+            "Nothing was sent. The contribution waits in your outbox (item {}) until you approve or deny it: \
+             {} weeks of trips, counted per week and mode, distances rounded.",
+            quote(outbox_id),
+            contribution.weeks.len()
+        ))
+        .table(table)
 }
 
 export!(Donation);

@@ -15,11 +15,14 @@
 //!   power (weighted by each reading's interval);
 //! - per month, a comparison with the same days one year earlier;
 //! - per month, a cost estimate when the input gives a tariff:
-//!   `{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}`.
+//!   `{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}`;
+//! - a view: the latest month against last year, the last 92 days and the
+//!   months as charts, the base load and the peak hours.
 
 use std::collections::BTreeMap;
 
 use domicile_sdk::time::{local_date_minute, Date};
+use domicile_sdk::view::{Chart, Table, View};
 use domicile_sdk::{data, round};
 use serde::{Deserialize, Serialize};
 
@@ -223,8 +226,62 @@ impl Guest for Insights {
             peak_hours,
             tariff: input.tariff,
         };
-        serde_json::to_string(&report).map_err(|e| e.to_string())
+        domicile_sdk::view::output(&report, view_of(&report, &daily))
     }
+}
+
+/// How many calendar days the per-day chart shows, ending at the last one.
+const CHART_DAYS: i64 = 92;
+
+/// The report drawn: the latest month against last year, a chart of the
+/// last [`CHART_DAYS`] days (gaps left empty), one of the months, and the
+/// base load and peak hours.
+fn view_of(report: &Report, daily: &BTreeMap<Date, f64>) -> View {
+    let mut view = View::new().heading("Electricity");
+    if let Some((key, month)) = report.months.iter().next_back() {
+        let label = format!("{key} ({} days)", month.days);
+        view = match month.same_days_last_year.as_ref().and_then(|c| c.change_pct.map(|pct| (c, pct))) {
+            Some((c, pct)) => {
+                view.number_with_delta(label, month.kwh, "kWh", pct, format!("the same {} days last year", c.days))
+            }
+            None => view.number(label, month.kwh, "kWh"),
+        };
+    }
+    if let Some(last) = daily.keys().next_back() {
+        let window: Vec<Date> = (0..CHART_DAYS).rev().map(|back| last.add_days(-back)).collect();
+        let values: Vec<Option<f64>> = window.iter().map(|d| daily.get(d).map(|kwh| round(*kwh, 3))).collect();
+        view = view.chart(
+            Chart::bar(
+                format!("Energy per day, the {CHART_DAYS} days to {last}"),
+                "kWh",
+                window.iter().map(Date::to_string),
+            )
+            .series("kWh", values),
+        );
+    }
+    let last_year: Vec<Option<f64>> =
+        report.months.values().map(|m| m.same_days_last_year.as_ref().map(|c| c.kwh_last_year)).collect();
+    let mut months = Chart::bar("Energy per month", "kWh", report.months.keys().cloned())
+        .series("kWh", report.months.values().map(|m| m.kwh));
+    if last_year.iter().any(Option::is_some) {
+        months = months.series("same days a year earlier", last_year);
+    }
+    view = view.chart(months);
+    if let Some((key, cost)) = report.months.iter().next_back().and_then(|(k, m)| m.cost_eur.map(|c| (k, c))) {
+        view = view.number(format!("Estimated cost, {key}"), cost, "EUR");
+    }
+    if let Some(watts) = report.base_load_w {
+        view = view.number("Base load (what the home draws when nothing is on)", watts, "W");
+    }
+    if !report.peak_hours.is_empty() {
+        let mut peaks = Table::new(["hour", "average W"]).titled("Peak hours");
+        for peak in &report.peak_hours {
+            peaks =
+                peaks.row([format!("{:02}:00-{:02}:00", peak.hour, (peak.hour + 1) % 24).into(), peak.avg_w.into()]);
+        }
+        view = view.table(peaks);
+    }
+    view
 }
 
 export!(Insights);

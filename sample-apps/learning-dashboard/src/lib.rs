@@ -6,7 +6,8 @@
 //! many statements, how many activities completed, passed and failed, the
 //! average scaled score (0 to 1) when scores are given, and the time spent
 //! (the sum of `result.duration`, ISO 8601 `PT1H20M`); and per month, the
-//! statements per verb (the last part of the verb id: `completed`).
+//! statements per verb (the last part of the verb id: `completed`); and a
+//! view: a table per subject and the time spent per month and subject.
 //!
 //! A statement its source has withdrawn does not count: the dashboard skips
 //! the statements named by an `io.domicile.learning.voiding` (whichever
@@ -17,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use domicile_sdk::view::{quote, Chart, Table, View};
 use domicile_sdk::{data, round};
 use serde::{Deserialize, Serialize};
 
@@ -134,8 +136,56 @@ impl Guest for Dashboard {
             }
             subject.minutes = round(subject.minutes, 1);
         }
-        serde_json::to_string(&serde_json::json!({ "months": months })).map_err(|e| e.to_string())
+        let view = view_of(&months);
+        domicile_sdk::view::output(&serde_json::json!({ "months": months }), view)
     }
+}
+
+/// The dashboard drawn: per subject over all months (statements, results,
+/// average score, time), and the time spent per month and subject.
+fn view_of(months: &BTreeMap<String, Month>) -> View {
+    let mut view = View::new().heading("Learning");
+    let mut subjects: BTreeMap<&str, (Subject, f64, u64)> = BTreeMap::new();
+    for (name, s) in months.values().flat_map(|m| &m.subjects) {
+        let (total, score_sum, scored) = subjects.entry(name).or_default();
+        total.statements += s.statements;
+        total.completed += s.completed;
+        total.passed += s.passed;
+        total.failed += s.failed;
+        total.minutes += s.minutes;
+        *score_sum += s.scores.iter().sum::<f64>();
+        *scored += s.scores.len() as u64;
+    }
+    let mut table = Table::new(["subject", "statements", "completed", "passed", "failed", "average score %", "hours"])
+        .titled("Per subject");
+    for (name, (s, score_sum, scored)) in &subjects {
+        let score = (*scored > 0).then(|| round(score_sum / *scored as f64 * 100.0, 1));
+        table = table.row([
+            quote(name).into(),
+            (s.statements as f64).into(),
+            (s.completed as f64).into(),
+            (s.passed as f64).into(),
+            (s.failed as f64).into(),
+            score.into(),
+            round(s.minutes / 60.0, 2).into(),
+        ]);
+    }
+    if !subjects.is_empty() {
+        view = view.table(table);
+        let series = subjects
+            .keys()
+            .map(|name| {
+                let hours =
+                    months.values().map(|m| m.subjects.get(*name).map(|s| round(s.minutes / 60.0, 2))).collect();
+                (quote(name), hours)
+            })
+            .collect();
+        view = view.chart(
+            Chart::stacked_bar("Time spent per month and subject", "hours", months.keys().cloned())
+                .top_series(series, "subjects"),
+        );
+    }
+    view
 }
 
 export!(Dashboard);

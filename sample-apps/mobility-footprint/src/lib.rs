@@ -9,8 +9,9 @@
 //! `{"switch": {"from": "car", "to": "bike", "max_km": 10}}` (every car trip
 //! of at most 10 km made by bike instead).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use domicile_sdk::view::{quote, Chart, View};
 use domicile_sdk::{data, log, round};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,11 @@ impl Guest for Footprint {
     fn run(input: String) -> Result<String, String> {
         let input: Input = domicile_sdk::input(&input)?;
         let mut factors: BTreeMap<String, f64> = DEFAULT_FACTORS.iter().map(|(m, f)| (m.to_string(), *f)).collect();
+        if let Some((mode, factor)) = input.factors.iter().find(|(_, f)| **f < 0.0) {
+            return Err(format!(
+                "the factor for `{mode}` is {factor}: an emission factor is a number of kg CO2e per km, 0 or more"
+            ));
+        }
         factors.extend(input.factors);
 
         let mut saving = match &input.switch {
@@ -129,8 +135,35 @@ impl Guest for Footprint {
             total_kg_co2e: round(total_kg, 3),
             factors_kg_per_km: factors,
         };
-        serde_json::to_string(&report).map_err(|e| e.to_string())
+        domicile_sdk::view::output(&report, view_of(&report))
     }
+}
+
+/// The report drawn: the totals, CO2 per month stacked by mode, and what a
+/// switch would save.
+fn view_of(report: &Report) -> View {
+    let mut view = View::new()
+        .heading("Mobility footprint")
+        .number("CO2 of all trips", round(report.total_kg_co2e, 1), "kg CO2e")
+        .number("Distance", round(report.total_km, 1), "km");
+    let modes: BTreeSet<&String> = report.months.values().flat_map(|m| m.keys()).collect();
+    if !modes.is_empty() {
+        let series = modes
+            .into_iter()
+            .map(|mode| (quote(mode), report.months.values().map(|m| m.get(mode).map(|t| t.kg_co2e)).collect()))
+            .collect();
+        let chart = Chart::stacked_bar("CO2 per month and mode", "kg CO2e", report.months.keys().cloned());
+        view = view.chart(chart.top_series(series, "modes"));
+    }
+    if let Some(s) = &report.switch {
+        let which = s.switch.max_km.map(|km| format!(" of at most {km} km")).unwrap_or_default();
+        view = view.number(
+            quote(&format!("Saved by making the {} {} trips{which} by {}", s.trips, s.switch.from, s.switch.to)),
+            s.kg_co2e_saved,
+            "kg CO2e",
+        );
+    }
+    view
 }
 
 export!(Footprint);

@@ -3,7 +3,8 @@
 //! This crate wraps the guest bindings of domicile's WIT imports (`data`,
 //! `log`, `clock`, `egress`, `notify`) in a small typed API: documents are serde values, queries
 //! are iterators that fetch documents in batches, errors implement
-//! `Display`. An app crate generates its own world's exports with
+//! `Display`, a panic's message and location go to the app's log, and
+//! [`view`] builds what domicile draws next to a service's output. An app crate generates its own world's exports with
 //! `wit_bindgen::generate!` and points the imports at [`bindings`] (see the
 //! sample apps, or "Write an app" in the README).
 
@@ -44,7 +45,29 @@ macro_rules! generate {
             },
             $($option,)?
         });
+
+        // Runs before the app's export (wit-bindgen calls the module's
+        // constructors first): from then on a panic's message and location
+        // go to the app's log, and a crash's error quotes them.
+        #[cfg(target_arch = "wasm32")]
+        #[used]
+        #[link_section = ".init_array"]
+        static __DOMICILE_SDK_START: extern "C" fn() = $crate::__start;
     };
+}
+
+#[doc(hidden)]
+pub extern "C" fn __start() {
+    std::panic::set_hook(Box::new(|panic| {
+        let payload = panic.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let at = panic.location().map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+        log::error(&format!("panic{at}: {message}"));
+    }));
 }
 
 use bindings::domicile::app::{clock, data as wit_data, log as wit_log};
@@ -167,12 +190,27 @@ pub mod data {
     }
 
     fn decode<T: DeserializeOwned>(body: &str) -> Result<T, Error> {
-        serde_json::from_str(body)
-            .map_err(|e| Error::Invalid(format!("document does not have the expected shape: {e}")))
+        serde_json::from_str(body).map_err(|e| Error::Invalid(shape_error(&e.to_string())))
+    }
+
+    /// What a decode error means for an app: a missing field is often one
+    /// the app may not see, which serde alone cannot tell.
+    pub(crate) fn shape_error(serde: &str) -> String {
+        let mut message = format!("document does not have the expected shape: {serde}");
+        if let Some(field) = serde.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+            message.push_str(&format!(
+                "; if documents of this doctype have `{field}`, it is withheld from this app: declare it in the \
+                 manifest's `fields` and ask the resident to grant it, or make it an `Option` if it may be absent"
+            ));
+        }
+        message
     }
 }
 
-/// The app's log, which the resident can read (`domicile logs`).
+/// The app's log, which the resident can read (`domicile logs`). Use it
+/// (or the [`info!`] family of macros) rather than `println!`: a component
+/// built for `wasm32-unknown-unknown` has no standard output, so what
+/// `println!` prints goes nowhere.
 pub mod log {
     use super::wit_log::{write, Level};
     pub fn debug(message: &str) {
@@ -189,7 +227,32 @@ pub mod log {
     }
 }
 
+/// Writes a formatted line to the app's log at level info: `info!("{n} readings")`.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::info(&format!($($arg)*)) };
+}
+
+/// Writes a formatted line to the app's log at level debug.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log::debug(&format!($($arg)*)) };
+}
+
+/// Writes a formatted line to the app's log at level warn.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log::warn(&format!($($arg)*)) };
+}
+
+/// Writes a formatted line to the app's log at level error.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log::error(&format!($($arg)*)) };
+}
+
 pub mod time;
+pub mod view;
 
 /// Parses a service's JSON input into its input type; an empty input is
 /// the type's default. The error says what was wrong, for the resident.
@@ -262,4 +325,22 @@ pub mod import {
 /// Leaves a message for the resident (`domicile notifications`).
 pub fn notify(title: &str, body: &str) -> Result<(), Error> {
     Ok(bindings::domicile::app::notify::send(title, body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_field_says_it_may_be_withheld() {
+        let err = serde_json::from_str::<std::collections::BTreeMap<String, f64>>("[]").unwrap_err();
+        assert!(!super::data::shape_error(&err.to_string()).contains("withheld"));
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Reading {
+            kwh: f64,
+        }
+        let err = serde_json::from_str::<Reading>(r#"{"at": "x"}"#).unwrap_err();
+        let message = super::data::shape_error(&err.to_string());
+        assert!(message.contains("missing field `kwh`"), "{message}");
+        assert!(message.contains("`kwh`, it is withheld from this app"), "{message}");
+    }
 }

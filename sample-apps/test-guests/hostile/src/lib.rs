@@ -3,7 +3,9 @@
 //! `spin` (never returns; stopped by the wall-clock or CPU limit),
 //! `recursion` (overflows the stack), `host-call-flood`, `document-flood`,
 //! `huge-output`, `huge-log` (the log is bounded; the run succeeds),
-//! `stale-cursor` (uses a cursor handle after dropping it) and `panic`.
+//! `stale-cursor` (uses a cursor handle after dropping it), `panic`, and
+//! views domicile must refuse: `view-script`, `view-link`, `view-huge`
+//! (5,000 bars) and `view-deep` (nested 10,000 deep).
 
 domicile_sdk::generate!("service", "../../../wit");
 
@@ -59,6 +61,26 @@ impl Guest for Hostile {
                 Ok(format!("{{\"batch\": {}}}", forged.next(10).map(|b| b.len()).unwrap_or(0)))
             }
             "panic" => panic!("the hostile guest panics on purpose"),
+            // Views domicile must refuse to draw, whatever shows them.
+            "view-script" => Ok(serde_json::json!({ "view": [
+                { "heading": "Your results" },
+                { "text": "<script>document.title = 'owned'</script><img src=x onerror=\"document.title = 'owned'\">" },
+            ] })
+            .to_string()),
+            "view-link" => Ok(serde_json::json!({ "view": [
+                { "text": "Your data is at risk: sign in again at https://domicile-login.example" },
+            ] })
+            .to_string()),
+            "view-huge" => {
+                let x: Vec<String> = (0..5_000).map(|i| i.to_string()).collect();
+                let values = vec![1.0; x.len()];
+                let chart = serde_json::json!({ "kind": "bar", "title": "t", "x": x, "series": [{ "name": "s", "values": values }] });
+                Ok(serde_json::json!({ "view": [{ "chart": chart }] }).to_string())
+            }
+            "view-deep" => {
+                let depth = 10_000;
+                Ok(format!(r#"{{"view": [{{"text": {}"x"{}}}]}}"#, "[".repeat(depth), "]".repeat(depth)))
+            }
             other => Err(format!("unknown attack `{other}`")),
         }
     }
