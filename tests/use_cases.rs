@@ -962,3 +962,105 @@ fn linky_corpus_gives_the_expected_figures() {
         },
     );
 }
+
+const HEALTH_IMPORTER: &str = "io.domicile.sample.health-importer";
+const HEALTH_SPENDING: &str = "io.domicile.sample.health-spending";
+const CARE: &str = "io.domicile.health.care";
+
+/// The amount of a FHIR total (or, without totals, of the items'
+/// adjudications) of `category`, with its currency.
+fn fhir_amount(eob: &Value, category: &str) -> Option<(f64, Option<String>)> {
+    let is = |c: &Value| c["category"]["coding"].as_array().is_some_and(|cs| cs.iter().any(|x| x["code"] == category));
+    let money = |m: &Value| (m["value"].as_f64().unwrap(), m["currency"].as_str().map(str::to_owned));
+    if let Some(t) = eob["total"].as_array().and_then(|ts| ts.iter().find(|t| is(t))) {
+        return Some(money(&t["amount"]));
+    }
+    let amounts: Vec<(f64, Option<String>)> = eob["item"]
+        .as_array()?
+        .iter()
+        .flat_map(|i| i["adjudication"].as_array().into_iter().flatten())
+        .filter(|a| is(a))
+        .map(|a| money(&a["amount"]))
+        .collect();
+    (!amounts.is_empty()).then(|| (amounts.iter().map(|a| a.0).sum(), amounts[0].1.clone()))
+}
+
+/// The health export imported, and the spending recomputed from the file:
+/// one care per claim however many insurers decided on it, billed once,
+/// what is left per currency (never added across currencies), pending
+/// claims apart, withdrawn decisions out. The service sees no diagnosis,
+/// practitioner or insurer, and cannot be granted them.
+#[test]
+fn health_spending_is_what_the_fhir_export_says_was_left_to_pay() {
+    let home = TestHome::new();
+    home.install(&sample_package("health-importer"), &["all"]);
+    let file = sample_data("fhir-health-2026.json");
+    let summary = home.ok(&["--json", "import", HEALTH_IMPORTER, file.to_str().unwrap()]).json();
+    assert_eq!((summary["cares"].as_u64(), summary["withdrawn"].as_u64()), (Some(9), Some(1)), "{summary}");
+    home.ok(&["import", HEALTH_IMPORTER, file.to_str().unwrap()]);
+    assert_eq!(count(&home, CARE), 9, "importing again changes nothing");
+    // The resident's documents keep everything the export said.
+    let cares: Vec<Value> = home.docs(CARE).into_iter().map(|d| d["body"].clone()).collect();
+    let gp = cares.iter().find(|c| c["reference"] == "Claim/c-gp").unwrap();
+    assert_eq!(gp["diagnoses"], json!(["J06.9 Acute upper respiratory infection, unspecified"]));
+    assert_eq!(gp["provider"], "Dr Marie Durand");
+
+    // From the file: each decision, grouped by the claim it names.
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let resources: Vec<&Value> = bundle["entry"].as_array().unwrap().iter().map(|e| &e["resource"]).collect();
+    let mut groups: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for eob in resources.iter().filter(|r| r["resourceType"] == "ExplanationOfBenefit" && r["status"] == "active") {
+        let key = match eob["claim"]["reference"].as_str() {
+            Some(r) => r.rsplit('/').next().unwrap().to_owned(),
+            None => eob["id"].as_str().unwrap().to_owned(),
+        };
+        groups.entry(key).or_default().push(eob);
+    }
+    let mut left: BTreeMap<String, f64> = BTreeMap::new();
+    let mut left_by_kind_month: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for (claim, eobs) in &groups {
+        let billed = eobs.iter().filter_map(|e| fhir_amount(e, "submitted")).map(|a| a.0).fold(0.0, f64::max);
+        let paid: f64 = eobs.iter().map(|e| fhir_amount(e, "benefit").unwrap().0).sum();
+        let currency =
+            eobs.iter().find_map(|e| fhir_amount(e, "submitted").and_then(|a| a.1)).unwrap_or("unstated".into());
+        *left.entry(currency.clone()).or_default() += (billed - paid).max(0.0);
+        if currency == "EUR" {
+            let care = cares.iter().find(|c| c["reference"].as_str().unwrap().ends_with(&format!("/{claim}"))).unwrap();
+            let month = eobs[0]["billablePeriod"]["start"].as_str().unwrap()[..7].to_owned();
+            *left_by_kind_month.entry((month, care["kind"].as_str().unwrap().to_owned())).or_default() +=
+                (billed - paid).max(0.0);
+        }
+    }
+    let pending: Vec<&&Value> = resources
+        .iter()
+        .filter(|r| r["resourceType"] == "Claim" && !groups.contains_key(r["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pending.len(), 1);
+
+    home.install(&sample_package("health-spending"), &["all"]);
+    let report = home.ok(&["--json", "run", HEALTH_SPENDING]).json();
+    for (currency, total) in &left {
+        close(report["currencies"][currency]["total"]["remaining"].as_f64().unwrap(), *total, currency);
+    }
+    assert_eq!(report["currencies"].as_object().unwrap().len(), left.len(), "{report}");
+    for ((month, kind), total) in &left_by_kind_month {
+        close(
+            report["currencies"]["EUR"]["months"][month][kind]["remaining"].as_f64().unwrap(),
+            *total,
+            &format!("{month} {kind}"),
+        );
+    }
+    assert_eq!(report["currencies"]["EUR"]["pending"]["cares"], 1);
+    close(report["currencies"]["EUR"]["pending"]["billed"].as_f64().unwrap(), 16.13 * 3.0, "pending physiotherapy");
+    // The view shows the same: what is left in EUR, and the other currencies apart.
+    close(block(&report, "number", "Left for you to pay")["value"].as_f64().unwrap(), left["EUR"], "headline");
+    let words = report["view"].to_string();
+    assert!(words.contains("1 care(s) in CHF: 125 left for you of 150 billed"), "{words}");
+
+    // What the service read: never a diagnosis, a practitioner or an insurer.
+    let reads = home.ok(&["--json", "audit", "--app", HEALTH_SPENDING]).stdout;
+    assert!(!reads.contains("Durand") && !reads.contains("J06"), "{reads}");
+    let denied =
+        home.run(&["grant", HEALTH_SPENDING, "io.domicile.health.care:read:diagnoses"]).one_line_error().to_owned();
+    assert!(denied.contains("diagnoses"), "{denied}");
+}

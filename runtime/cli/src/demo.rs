@@ -1,6 +1,6 @@
 //! `domicile demo`: a demo home with the sample apps and sample data,
-//! walked through step by step: mobility, energy, budget, learning and a
-//! data donation. The sample catalogue (index, signature, packages), the
+//! walked through step by step: mobility, energy, budget, learning,
+//! health and a data donation. The sample catalogue (index, signature, packages), the
 //! sample key and the data files are built into the binary, so the demo
 //! runs from anywhere.
 
@@ -26,9 +26,11 @@ pub(crate) const BANK_OFX: (&str, &[u8]) =
 pub(crate) const BANK_CSV: (&str, &[u8]) =
     ("bank-2026-03.csv", include_bytes!("../../../sample-apps/data/bank-2026-03.csv"));
 const XAPI: (&str, &[u8]) = ("xapi-lea-2026.json", include_bytes!("../../../sample-apps/data/xapi-lea-2026.json"));
+const FHIR: (&str, &[u8]) =
+    ("fhir-health-2026.json", include_bytes!("../../../sample-apps/data/fhir-health-2026.json"));
 
 /// The sample exports of data holders, as `domicile dev` loads them.
-pub(crate) const SAMPLE_DATA: [(&str, &[u8]); 6] = [GPX, LOAD_CURVE, DAILY_INDEX, BANK_OFX, BANK_CSV, XAPI];
+pub(crate) const SAMPLE_DATA: [(&str, &[u8]); 7] = [GPX, LOAD_CURVE, DAILY_INDEX, BANK_OFX, BANK_CSV, XAPI, FHIR];
 const GPX_IMPORTER: &str = "io.domicile.sample.gpx-importer";
 const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
 const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
@@ -40,6 +42,8 @@ const LEARNING_DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
 const DONATION: &str = "io.domicile.sample.data-donation";
 const TARIFF_CHECK: &str = "io.domicile.sample.tariff-check";
 const RECURRING_PAYMENTS: &str = "io.domicile.sample.recurring-payments";
+const HEALTH_IMPORTER: &str = "io.domicile.sample.health-importer";
+const HEALTH_SPENDING: &str = "io.domicile.sample.health-spending";
 
 /// The sample publisher's key (it signs the sample catalogue and apps).
 pub fn sample_key() -> Result<PublicKey> {
@@ -160,7 +164,12 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     import(LEARNING_IMPORTER, XAPI).await?;
     print_learning(&run(LEARNING_DASHBOARD, "{}").await?);
 
-    step(8, "Data donation: an anonymised summary for the city's mobility survey goes to your outbox, not out");
+    step(8, "Health: import an insurer's FHIR export, then what your care cost and what was left for you");
+    import(HEALTH_IMPORTER, FHIR).await?;
+    println!("    drawn from the view the health spending app returns (it cannot read diagnoses or practitioners):");
+    print_view(&run(HEALTH_SPENDING, "{}").await?);
+
+    step(9, "Data donation: an anonymised summary for the city's mobility survey goes to your outbox, not out");
     let donation = run(DONATION, "{}").await?;
     let item = space.outbox_item(donation["outbox_id"].as_str().unwrap_or_default().parse()?)?;
     println!("    outbox item #{} for {}\n    why: {}", item.id, item.destination, item.purpose);
@@ -170,7 +179,7 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
         item.id, item.id
     );
 
-    step(9, "The audit log: every access an app made to your data, hash-chained");
+    step(10, "The audit log: every access an app made to your data, hash-chained");
     for line in space.audit_summary(&AuditFilter::default())? {
         println!("    {}", line.sentence());
     }

@@ -721,7 +721,7 @@ async fn load_fixtures(home: &domicile_home::Home, project: &Project, data: Opti
     trust_as_publisher(home, crate::demo::sample_key()?, "domicile samples")?;
     for (name, bytes) in files {
         let importer = importer_for(&name, &bytes).with_context(|| {
-            format!("{name}: no sample importer reads this kind of file (GPX, Enedis CSV, bank OFX or CSV, xAPI JSON)")
+            format!("{name}: no sample importer reads this kind of file (GPX, Enedis CSV, bank OFX or CSV, xAPI JSON, FHIR JSON)")
         })?;
         let id: AppId = format!("io.domicile.sample.{importer}").parse()?;
         if space.app(&id).is_err() {
@@ -741,6 +741,8 @@ fn importer_for(name: &str, bytes: &[u8]) -> Option<&'static str> {
         Some("gpx-importer")
     } else if lower.ends_with(".ofx") || lower.ends_with(".qfx") {
         Some("bank-importer")
+    } else if lower.ends_with(".json") && head.contains("\"resourceType\"") {
+        Some("health-importer")
     } else if lower.ends_with(".json") {
         Some("learning-importer")
     } else if lower.ends_with(".csv") && (head.contains("Identifiant PRM") || head.contains("Horodate")) {

@@ -65,10 +65,11 @@ fn bad_schema(name: &str, why: impl std::fmt::Display) -> StoreError {
 }
 
 /// The schemas shipped in `manifests/doctypes/`, built into the runtime.
-const BUILTIN: [(&str, &str); 8] = [
+const BUILTIN: [(&str, &str); 9] = [
     ("io.domicile.bank.balance.json", include_str!("../../../manifests/doctypes/io.domicile.bank.balance.json")),
     ("io.domicile.bank.operation.json", include_str!("../../../manifests/doctypes/io.domicile.bank.operation.json")),
     ("io.domicile.energy.reading.json", include_str!("../../../manifests/doctypes/io.domicile.energy.reading.json")),
+    ("io.domicile.health.care.json", include_str!("../../../manifests/doctypes/io.domicile.health.care.json")),
     (
         "io.domicile.health.reimbursement.json",
         include_str!("../../../manifests/doctypes/io.domicile.health.reimbursement.json"),
