@@ -236,6 +236,9 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     wait_text(&browser, "h1", "Install").await;
     click(&browser, &id(&format!("grant-{STATEMENT}-read"))).await;
     click(&browser, &id(&format!("field-{STATEMENT}-result"))).await;
+    // It can run on its own: said in words, not ticked, so it starts off.
+    let consent = wait_text(&browser, "#consent", "It can also run on its own").await;
+    assert!(consent.contains("Let it run when io.domicile.learning.statement documents are added"), "{consent}");
     click(&browser, "#install").await;
     let granted = wait_text(&browser, "#status", "Installed").await;
     assert!(granted.contains(&format!("{STATEMENT}:read:date,subject,verb")), "{granted}");
@@ -263,6 +266,11 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     // Run the dashboard: it counts, without the scores it was not granted.
     go(&browser, &format!("{url}/#/apps"), "My apps").await;
     assert_labelled(&browser, "my apps").await;
+    // Its trigger is off, as the resident left it; a switch turns it on.
+    wait_text(&browser, &id(&format!("trigger-{DASHBOARD}-1")), "Off.").await;
+    click(&browser, &id(&format!("switch-{DASHBOARD}-1"))).await;
+    wait_text(&browser, "#status", "will again run when io.domicile.learning.statement documents").await;
+    wait_text(&browser, &id(&format!("trigger-{DASHBOARD}-1")), "Has not run yet.").await;
     click(&browser, &id(&format!("run-{DASHBOARD}"))).await;
     let report = run_output(&browser, DASHBOARD).await;
     assert_eq!(report["months"]["2026-02"]["statements"], 9, "{report}");
@@ -317,17 +325,6 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     browser.goto(&format!("{url}/#/apps")).await.unwrap();
     wait_text(&browser, "h1", "Sign in").await;
     browser.close().await.unwrap();
-}
-
-/// Days since 1970-01-01 of an ISO date (H. Hinnant's algorithm).
-fn day_number(date: &str) -> i64 {
-    let (y, m, d): (i64, i64, i64) =
-        (date[0..4].parse().unwrap(), date[5..7].parse().unwrap(), date[8..10].parse().unwrap());
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468
 }
 
 /// A service's view drawn by the page from a real run: the chart of energy

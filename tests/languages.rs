@@ -307,6 +307,15 @@ fn new_makes_projects_outside_the_repository_that_dev_builds_installs_and_runs()
         if lang != "rust" {
             continue; // each round of theirs costs two toolchain runs of ~10 s; Rust's cost ~2 s
         }
+        // The project's own tests run the app natively, on the SDK's test home.
+        let tests = std::process::Command::new("cargo")
+            .args(["test", "--quiet"])
+            .current_dir(&project)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&tests.stdout), String::from_utf8_lossy(&tests.stderr));
+        assert!(tests.status.success() && said.contains("1 passed"), "cargo test in the new project: {said}");
         // A second round over an edited app installs it in place, same version.
         let source = project.join("src/lib.rs");
         std::fs::write(&source, std::fs::read_to_string(&source).unwrap().replace("transport modes", "modes")).unwrap();
@@ -337,4 +346,20 @@ fn new_and_build_say_what_is_wrong() {
     let output = domicile_in(scratch.path(), &["build"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("is not an app project"), "{stderr}");
+}
+
+/// A Python app's own tests run it natively, with plain CPython, on the
+/// SDK's test home (sample-apps/sdk-python/domicile_testing.py).
+#[test]
+fn a_python_app_is_tested_natively_on_fixture_documents() {
+    if !Lang::Python.available() {
+        return;
+    }
+    let output = Command::new("python3")
+        .arg(repo().join("sample-apps/tariff-check/test_app.py"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 runs (componentize-py needs it)");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && said.contains("Ran 2 tests"), "{said}");
 }

@@ -189,13 +189,14 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
                 outln!("uninstalled {app}; the documents it wrote are still yours");
             }
         }
-        Command::Import { importer, file, partial } => {
+        Command::Import { importer, file, partial, no_triggers } => {
             let space = home.resident(resident)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let mode = if partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
             let imported = home.import(&space, &importer.parse()?, &name, &bytes, mode).await?;
             print_import(&name, &importer, &imported, partial, json)?;
+            crate::triggers::after_write(home, &space, json, no_triggers).await?;
         }
         Command::Run { app, input } => {
             serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
@@ -206,6 +207,8 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             } else {
                 outln!("{}", terminal::service_output(&output));
             }
+            // What the app wrote may be another app's new data.
+            crate::triggers::after_write(home, &space, json, false).await?;
         }
         Command::Docs { doctype, selector, sort, limit } => {
             docs(&home.resident(resident)?, &doctype, &selector, sort.as_deref(), limit, json)?
@@ -239,7 +242,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
                 );
             }
         }
-        Command::Put { doctype, id, body, jsonl } => {
+        Command::Put { doctype, id, body, jsonl, no_triggers } => {
             let space = home.resident(resident)?;
             let doctype: Doctype = doctype.parse()?;
             if jsonl {
@@ -249,10 +252,13 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
                     serde_json::from_str(body.as_deref().unwrap_or_default()).context("the body is not JSON")?;
                 outln!("{}", put_one(home, &space, &doctype, id.as_deref(), body)?);
             }
+            crate::triggers::after_write(home, &space, json, no_triggers).await?;
         }
         Command::Delete { doctype, id } => {
-            home.delete_document(&home.resident(resident)?, &doctype.parse()?, id.parse()?)?;
+            let space = home.resident(resident)?;
+            home.delete_document(&space, &doctype.parse()?, id.parse()?)?;
             outln!("deleted {id}");
+            crate::triggers::after_write(home, &space, json, false).await?;
         }
         Command::Check => {
             let report = home.resident(resident)?.verify()?;
@@ -293,6 +299,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             };
             audit(&home.resident(resident)?, &filter, summary, json)?
         }
+        Command::Triggers { action } => crate::triggers::command(home, resident, action, json).await?,
         Command::Logs { app } => {
             let app: Option<AppId> = app.map(|a| a.parse()).transpose()?;
             for e in home.resident(resident)?.app_log(app.as_ref())? {

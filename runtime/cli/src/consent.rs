@@ -48,12 +48,7 @@ pub fn install(
             installing.origin,
             indented(&manifest.description, "  "),
             installing.publisher(),
-            domicile_manifest::describe_asks(
-                &manifest.permissions,
-                manifest.scratch.as_ref(),
-                manifest.egress.as_ref()
-            )
-            .trim_end()
+            manifest.describe_asks().trim_end()
         );
     }
     let grants = if grant.is_empty() { prompt_grants(&manifest)? } else { Grants::from_specs(&manifest, grant)? };
@@ -245,7 +240,7 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
             );
             // The latest version's permissions, as its signed package says them.
             let m = catalogue.fetch(&id, Some(&latest.version), &trust)?.manifest;
-            let asks = domicile_manifest::describe_asks(&m.permissions, m.scratch.as_ref(), m.egress.as_ref());
+            let asks = m.describe_asks();
             outln!("{} {} asks for:\n{}", safe(&m.name), m.version, asks.trim_end());
         }
     }

@@ -114,13 +114,28 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
         if let Some(egress) = &manifest.egress {
             println!("      may ask you to send to {}: {}", egress.destinations[0], egress.purpose);
         }
-        runtime.install(&space, prepared, Grants::all(&manifest))?;
+        for t in &manifest.triggers {
+            println!("      runs on its own {}: {}", t.when(), t.purpose);
+        }
+        let installed = runtime.install(&space, prepared, Grants::all(&manifest))?;
+        home.set_up_triggers(&space, &installed)?;
     }
+    // An import, then the apps it makes run on their own (new data), as
+    // `domicile import` runs them; what they tell the resident is shown.
     let import = |importer: &'static str, (name, bytes): (&'static str, &'static [u8])| {
         let space = space.clone();
+        let home = &home;
         async move {
             let summary = runtime.run_importer(&space, &importer.parse()?, name, bytes).await?;
             println!("    {name}: {summary}");
+            let told_before = space.notifications()?.len();
+            for run in home.run_due_triggers(&space).await? {
+                let outcome = run.outcome.err().map(|e| format!(" and failed: {e}")).unwrap_or_default();
+                println!("    then {} ran on its own ({}){outcome}", run.app, run.when);
+            }
+            for note in space.notifications()?.iter().skip(told_before) {
+                println!("      it tells you: \"{}: {}\"", note.title, note.body);
+            }
             anyhow::Ok(())
         }
     };

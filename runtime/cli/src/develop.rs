@@ -24,7 +24,9 @@ const WIT: &str = include_str!("../../../wit/domicile.wit");
 const RUST_SDK_LIB: &str = include_str!("../../../sample-apps/sdk/src/lib.rs");
 const RUST_SDK_TIME: &str = include_str!("../../../sample-apps/sdk/src/time.rs");
 const RUST_SDK_VIEW: &str = include_str!("../../../sample-apps/sdk/src/view.rs");
+const RUST_SDK_TESTING: &str = include_str!("../../../sample-apps/sdk/src/testing.rs");
 const PYTHON_SDK: &str = include_str!("../../../sample-apps/sdk-python/domicile.py");
+const PYTHON_TESTING: &str = include_str!("../../../sample-apps/sdk-python/domicile_testing.py");
 const JS_SDK: &str = include_str!("../../../sample-apps/sdk-js/domicile.js");
 /// The toolchains' versions the SDKs are tested with.
 const COMPONENTIZE_PY: &str = "0.25.1";
@@ -128,10 +130,15 @@ pub fn new(name: &str, lang: Lang, world: WorldArg, dir: Option<&Path>, json: bo
             ));
             files.push(("domicile-sdk/src/time.rs".into(), RUST_SDK_TIME.into()));
             files.push(("domicile-sdk/src/view.rs".into(), RUST_SDK_VIEW.into()));
+            files.push(("domicile-sdk/src/testing.rs".into(), RUST_SDK_TESTING.into()));
         }
         Lang::Python => {
             files.push(("app.py".into(), python_source(&id, world)));
             files.push(("domicile.py".into(), PYTHON_SDK.into()));
+            files.push(("domicile_testing.py".into(), PYTHON_TESTING.into()));
+            if world == WorldArg::Service {
+                files.push(("test_app.py".into(), PYTHON_SERVICE_TEST.into()));
+            }
         }
         Lang::Js => {
             files.push(("app.js".into(), js_source(&id, world)));
@@ -184,8 +191,13 @@ fn readme(name: &str, id: &AppId, lang: Lang, world: WorldArg) -> String {
         }
         WorldArg::Importer => "every file of fixtures/, or `--data DIR`",
     };
+    let tests = match (lang, world) {
+        (Lang::Rust, _) => "\n`cargo test` runs the app natively on fixture documents, with no component and no home: see\nthe tests at the end of src/lib.rs and `domicile_sdk::testing`.\n",
+        (Lang::Python, WorldArg::Service) => "\n`python3 test_app.py` runs the app natively on fixture documents (domicile_testing.py).\n",
+        _ => "",
+    };
     format!(
-        "# {name}\n\nA domicile app ({id}). Its code is in {source}; what it may read and write, and why, in\nmanifest.toml; the interface it is built against in wit/.\n\nToolchain: {toolchain}.\n\n```sh\ndomicile dev            # build, install in .domicile/home, run on {data};\n                        # again at every saved change (Ctrl-C stops)\ndomicile dev --once     # one round, for scripts\ndomicile build          # just build and pack: target/*.dpkg, signed with .domicile/dev.key\ndomicile doctypes       # what documents exist, and `domicile doctype show DOCTYPE` for their fields\n```\n\nTo publish, sign with your publisher key instead of the development key:\n`domicile pack --manifest manifest.toml --component target/app.wasm --key publisher.key --out {name}.dpkg`.\nKeys, homes and packages stay out of git (.gitignore).\n"
+        "# {name}\n\nA domicile app ({id}). Its code is in {source}; what it may read and write, and why, in\nmanifest.toml; the interface it is built against in wit/.\n\nToolchain: {toolchain}.\n\n```sh\ndomicile dev            # build, install in .domicile/home, run on {data};\n                        # again at every saved change (Ctrl-C stops)\ndomicile dev --once     # one round, for scripts\ndomicile build          # just build and pack: target/*.dpkg, signed with .domicile/dev.key\ndomicile doctypes       # what documents exist, and `domicile doctype show DOCTYPE` for their fields\n```\n{tests}\nTo publish, sign with your publisher key instead of the development key:\n`domicile pack --manifest manifest.toml --component target/app.wasm --key publisher.key --out {name}.dpkg`.\nKeys, homes and packages stay out of git (.gitignore).\n"
     )
 }
 
@@ -236,6 +248,23 @@ impl Guest for App {{
 }}
 
 export!(App);
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use domicile_sdk::testing::TestHome;
+
+    // `cargo test` runs the app natively, on these fixture documents.
+    #[test]
+    fn adds_up_the_km_of_each_mode() {{
+        let home = TestHome::new()
+            .with("io.domicile.mobility.trip", serde_json::json!({{"mode": "bike", "distance_m": 4200.0}}))
+            .with("io.domicile.mobility.trip", serde_json::json!({{"mode": "bike", "distance_m": 800.0}}));
+        let output = home.run(|| App::run("{{}}".into())).unwrap();
+        assert_eq!(output["km_per_mode"]["bike"], 5.0);
+        assert_eq!(home.logs(), ["info: 1 transport modes"]);
+    }}
+}}
 "#
         ),
         WorldArg::Importer => format!(
@@ -265,10 +294,47 @@ impl Guest for App {{
 }}
 
 export!(App);
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+
+    // `cargo test` runs the app natively, on an in-memory home.
+    #[test]
+    fn keeps_each_line() {{
+        let home = domicile_sdk::testing::TestHome::new();
+        let output = home.run(|| App::import("a.txt".into(), b"one\n\ntwo\n".to_vec())).unwrap();
+        assert_eq!(output["lines"], 2);
+        assert_eq!(home.documents("{id}.line").len(), 2);
+    }}
+}}
 "#
         ),
     }
 }
+
+/// The Python service's own test: the app run natively on fixture documents.
+const PYTHON_SERVICE_TEST: &str = r#""""The app run natively on fixture documents: `python3 test_app.py`."""
+
+import unittest
+
+from domicile_testing import TestHome
+
+
+class App(unittest.TestCase):
+    def test_adds_up_the_km_of_each_mode(self):
+        home = TestHome().with_docs("io.domicile.mobility.trip", [
+            {"mode": "bike", "distance_m": 4200},
+            {"mode": "bike", "distance_m": 800},
+        ])
+        output = home.run("app.py")
+        self.assertEqual(output["km_per_mode"], {"bike": 5.0})
+        self.assertEqual(home.logs, ["info: 1 transport modes"])
+
+
+if __name__ == "__main__":
+    unittest.main()
+"#;
 
 fn python_source(id: &AppId, world: WorldArg) -> String {
     match world {

@@ -40,7 +40,8 @@ pub fn install_granting_all(home: &Home, space: &domicile_store::ResidentSpace, 
     let runtime = home.runtime()?;
     let prepared = runtime.prepare_install(space, &home.trust()?, package, None)?;
     let grants = domicile_manifest::Grants::all(prepared.manifest());
-    runtime.install(space, prepared, grants)?;
+    let app = runtime.install(space, prepared, grants)?;
+    home.set_up_triggers(space, &app)?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ mod loadtest;
 mod outbox;
 mod serve;
 mod terminal;
+mod triggers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ pub struct Cli {
     /// Machine-readable output (JSON).
     #[arg(long, global = true)]
     json: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -226,6 +228,12 @@ pub enum Command {
         /// Without it, one broken record refuses the whole file and nothing is imported.
         #[arg(long)]
         partial: bool,
+        /// Leave the on-change triggers this write makes due to the next
+        /// `domicile triggers run-due` (or the server) instead of running
+        /// them before the command ends (a script importing many files).
+        #[arg(long)]
+        #[serde(default)]
+        no_triggers: bool,
     },
     /// Run a service app and print its output: its view drawn as text when it has one, else its JSON (`--json`: always the JSON).
     Run {
@@ -264,6 +272,12 @@ pub enum Command {
         /// once each is on disk.
         #[arg(long)]
         jsonl: bool,
+        /// Leave the on-change triggers this write makes due to the next
+        /// `domicile triggers run-due` (or the server) instead of running
+        /// them before the command ends (a script importing many files).
+        #[arg(long)]
+        #[serde(default)]
+        no_triggers: bool,
     },
     /// Delete one of your documents.
     Delete { doctype: String, id: String },
@@ -327,6 +341,24 @@ pub enum Command {
         #[arg(long, value_name = "APP")]
         app: Option<String>,
     },
+    /// Apps' triggers (when they run on their own): list them with their
+    /// state, last and next run; switch them on or off; run the due ones.
+    Triggers {
+        #[command(subcommand)]
+        action: Option<TriggersCommand>,
+    },
+}
+
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum TriggersCommand {
+    /// Run every trigger that is due now, for every resident (or the one
+    /// --resident names): run it from cron or a systemd timer when no
+    /// `domicile serve` runs the schedules.
+    RunDue,
+    /// Switch an app's trigger N (as `domicile triggers` numbers them), or all of them, back on.
+    On { app: String, number: Option<usize> },
+    /// Switch an app's trigger N, or all of them, off: it no longer runs on its own.
+    Off { app: String, number: Option<usize> },
 }
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]

@@ -304,6 +304,7 @@ fn archive_seed() -> Vec<u8> {
         component_digest: vetted.component_digest,
         installed_at_ms: 1,
         held: None,
+        triggers_off: Default::default(),
     };
     space.put_app(&app, &package).expect("records the app");
     let author = Author::App { id: app.manifest.id.to_string(), version: app.manifest.version.to_string() };

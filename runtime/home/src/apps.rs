@@ -87,7 +87,9 @@ impl Home {
 
     /// Installs with exactly `grants` (checked against the manifest).
     pub fn install(&self, space: &ResidentSpace, installing: Installing, grants: Grants) -> Result<InstalledApp> {
-        Ok(self.runtime()?.install(space, installing.prepared, grants)?)
+        let app = self.runtime()?.install(space, installing.prepared, grants)?;
+        self.set_up_triggers(space, &app)?;
+        Ok(app)
     }
 
     /// Updates `app` to the newest version of its catalogue from the same
@@ -135,6 +137,7 @@ impl Home {
             None => Grants::default(),
         };
         let updated = runtime.apply_update(space, prepared, &added)?;
+        self.set_up_triggers(space, &updated)?;
         Ok(UpdateOutcome::Updated { app: app.clone(), from, to, grants: updated.grants })
     }
 

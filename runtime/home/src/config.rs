@@ -15,6 +15,16 @@ pub struct HomeConfig {
     engine: EngineConfig,
     #[serde(default)]
     pub server: ServerSettings,
+    #[serde(default)]
+    pub triggers: TriggerSettings,
+}
+
+/// `[triggers]`: how apps' schedules are read.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TriggerSettings {
+    /// The IANA time zone of schedules (`Europe/Paris`); default: the system's.
+    pub time_zone: Option<String>,
 }
 
 /// `[server]`: what `domicile serve` allows each request and resident. The

@@ -27,6 +27,7 @@ mod documents;
 mod keys;
 mod operations;
 mod residents;
+mod triggers;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -41,6 +42,7 @@ pub use config::{HomeConfig, ServerSettings};
 pub use keys::{format_ms, HeldApp};
 pub use operations::Operation;
 pub use residents::{AddedResident, Password};
+pub use triggers::{latest_slot, next_slot, Due, TriggerInfo, TriggerRun};
 
 /// Where domicile 0.1 kept every resident's data, in one database.
 const LEGACY_STORE: &str = "store";
@@ -121,6 +123,7 @@ pub struct Home {
     accounts: Accounts,
     clock: Clock,
     runtime: OnceLock<Arc<Runtime>>,
+    in_flight: triggers::InFlight,
 }
 
 fn is_home(dir: &Path) -> bool {
@@ -169,7 +172,14 @@ impl Home {
         // Accounts are read once and shared by every front-end of this
         // process (the store's lock makes it the only one).
         let accounts = Accounts::open(dir.join("accounts.json"))?;
-        Ok(Home { dir: dir.to_owned(), store, accounts, clock, runtime: OnceLock::new() })
+        Ok(Home {
+            dir: dir.to_owned(),
+            store,
+            accounts,
+            clock,
+            runtime: OnceLock::new(),
+            in_flight: Default::default(),
+        })
     }
 
     pub fn dir(&self) -> &Path {

@@ -402,6 +402,7 @@ purpose = "Keep the notes found in the files you import"
             component_digest: String::new(),
             installed_at_ms: 0,
             held: None,
+            triggers_off: Default::default(),
         };
         let writes = Writes::Staged { import: Box::new(space.begin_import().unwrap()), counts: Default::default() };
         let limits = ResolvedLimits::of(&LimitCaps::default(), &app.manifest.limits);

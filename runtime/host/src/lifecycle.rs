@@ -151,6 +151,14 @@ impl Runtime {
         }
         let mut grants = current.grants.within(&current.manifest, &manifest);
         grants.extend(added);
+        // A trigger switched off stays off while the new version keeps it;
+        // one the new version adds is off until the resident switches it on.
+        let triggers_off = manifest
+            .triggers
+            .iter()
+            .map(|t| t.key())
+            .filter(|k| current.triggers_off.contains(k) || !current.manifest.triggers.iter().any(|t| &t.key() == k))
+            .collect();
         let app = InstalledApp {
             manifest,
             publisher: current.publisher,
@@ -158,6 +166,7 @@ impl Runtime {
             grants,
             installed_at_ms: current.installed_at_ms,
             held: None,
+            triggers_off,
         };
         space.put_app(&app, &package)?;
         tracing::info!(version = %app.manifest.version, "updated");
@@ -181,6 +190,7 @@ impl Runtime {
             grants,
             installed_at_ms: self.config.clock.now_ms(),
             held: None,
+            triggers_off: Default::default(),
         };
         space.put_app(&app, &package)?;
         tracing::info!("installed");

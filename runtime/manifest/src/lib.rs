@@ -13,6 +13,7 @@
 mod egress;
 mod grants;
 mod names;
+mod triggers;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use egress::{Destination, Egress};
 pub use grants::{Grant, GrantError, Grants};
 pub use names::{is_hazard, AppId, Doctype, FieldName, NameError, Purpose};
+pub use triggers::{Schedule, Trigger, MAX_TRIGGERS, MIN_EVERY_MINUTES};
 
 /// The manifest format this runtime reads.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -254,6 +256,9 @@ pub struct Manifest {
     pub egress: Option<Egress>,
     #[serde(default)]
     pub limits: Limits,
+    /// When the app runs on its own (schedules, new data).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<Trigger>,
 }
 
 /// The `manifest-version` field; only [`MANIFEST_VERSION`] is accepted.
@@ -330,6 +335,32 @@ impl Manifest {
                 return invalid(format!("permission on `{}` lists `fields` but does not ask to read", p.doctype));
             }
         }
+        if self.triggers.len() > MAX_TRIGGERS {
+            return invalid(format!("{} [[triggers]]; an app has at most {MAX_TRIGGERS}", self.triggers.len()));
+        }
+        let mut keys = BTreeSet::new();
+        for t in &self.triggers {
+            match (&t.schedule, &t.on_change) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return invalid("each [[triggers]] entry has either `schedule` or `on-change`".into())
+                }
+                (None, Some(doctype)) if !self.permission(doctype).is_some_and(|p| p.access.contains(Access::Read)) => {
+                    return invalid(format!(
+                        "a trigger runs the app on changes of `{doctype}`, which it does not ask to read: \
+                         add a [[permissions]] entry reading it"
+                    ))
+                }
+                _ => {}
+            }
+            if self.world != World::Service {
+                return invalid(
+                    "only a service has [[triggers]]: an importer runs on a file the resident gives".into(),
+                );
+            }
+            if !keys.insert(t.key()) {
+                return invalid(format!("two [[triggers]] entries are the same: `{}`", t.key()));
+            }
+        }
         if let Some(egress) = &self.egress {
             if egress.destinations.is_empty() {
                 return invalid("[egress] must list at least one destination, or be left out".into());
@@ -392,7 +423,25 @@ impl Manifest {
                 }
             }
         }
+        for t in &self.triggers {
+            if !old.triggers.iter().any(|o| o.key() == t.key()) {
+                asks.push(format!(
+                    "run on its own {} ({}); off until you switch it on with `domicile triggers on`",
+                    t.when(),
+                    t.purpose
+                ));
+            }
+        }
         asks
+    }
+
+    /// What this app asks for, in words a resident reads before granting:
+    /// one entry per permission with its purpose and fields, the scratch
+    /// directory, every destination it may ask to send data to, and when
+    /// it runs on its own. The CLI, the catalogue and the web UI all show
+    /// this same text.
+    pub fn describe_asks(&self) -> String {
+        describe_asks(&self.permissions, self.scratch.as_ref(), self.egress.as_ref(), &self.triggers)
     }
 }
 
@@ -400,11 +449,12 @@ fn join(fields: &[FieldName]) -> String {
     fields.iter().map(FieldName::as_str).collect::<Vec<_>>().join(", ")
 }
 
-/// What an app asks for, in words a resident reads before granting: one
-/// entry per permission with its purpose and fields, the scratch directory,
-/// and every destination it may ask to send data to. The CLI, the catalogue
-/// and the web UI all show this same text.
-pub fn describe_asks(permissions: &[Permission], scratch: Option<&Scratch>, egress: Option<&Egress>) -> String {
+fn describe_asks(
+    permissions: &[Permission],
+    scratch: Option<&Scratch>,
+    egress: Option<&Egress>,
+    triggers: &[Trigger],
+) -> String {
     let mut out = String::new();
     for p in permissions {
         let verbs: Vec<&str> = p.access.iter().map(Access::as_str).collect();
@@ -426,6 +476,13 @@ pub fn describe_asks(permissions: &[Permission], scratch: Option<&Scratch>, egre
     }
     if out.is_empty() {
         out.push_str("  (no access to your data)\n");
+    }
+    for t in triggers {
+        out.push_str(&format!(
+            "  - to run on its own {} (you can switch this off)\n      why: {}\n",
+            t.when(),
+            t.purpose
+        ));
     }
     out
 }

@@ -244,3 +244,82 @@ fn egress_destinations_are_https_or_local_and_in_normal_form() {
     let old = Manifest::parse(GOOD).unwrap();
     assert_eq!(new.new_asks_over(&old).len(), 1);
 }
+
+fn with_triggers(triggers: &str) -> String {
+    GOOD.replace("\n[limits]", &format!("\n{triggers}\n[limits]"))
+}
+
+#[test]
+fn triggers_are_read_and_said_in_words() {
+    let m = Manifest::parse(&with_triggers(
+        r#"
+[[triggers]]
+schedule = "weekly MON 08:00"
+purpose = "Sum up your week every Monday"
+
+[[triggers]]
+on-change = "io.domicile.mobility.trip"
+purpose = "Refresh the footprint when new trips arrive"
+
+[[triggers]]
+schedule = "every 90m"
+purpose = "Refresh it through the day"
+"#,
+    ))
+    .unwrap();
+    let keys: Vec<String> = m.triggers.iter().map(Trigger::key).collect();
+    assert_eq!(keys, ["schedule weekly mon 08:00", "on-change io.domicile.mobility.trip", "schedule every 90m"]);
+    assert_eq!(m.triggers[0].when(), "every Monday at 08:00");
+    assert!(m.triggers[1].when().starts_with("when io.domicile.mobility.trip documents are added"));
+    assert_eq!(m.triggers[2].when(), "every 90 minutes");
+    assert_eq!("every 6h".parse::<Schedule>().unwrap().describe(), "every 6 hours");
+    assert_eq!("every 1d".parse::<Schedule>().unwrap().to_string(), "every 1d");
+    let asks = m.describe_asks();
+    assert!(
+        asks.contains("to run on its own every Monday at 08:00 (you can switch this off)\n      why: Sum up your week"),
+        "{asks}"
+    );
+}
+
+#[test]
+fn bad_triggers_are_refused_saying_why() {
+    let cases = [
+        ("[[triggers]]\nschedule = \"daily 7:00\"\npurpose = \"Tell you each morning\"", "`7:00` is not a time of day"),
+        ("[[triggers]]\nschedule = \"daily 24:00\"\npurpose = \"Tell you each morning\"", "`24:00` is not a time of day"),
+        ("[[triggers]]\nschedule = \"weekly someday 08:00\"\npurpose = \"Tell you each week\"", "not a day of the week"),
+        ("[[triggers]]\nschedule = \"every 5m\"\npurpose = \"Check very often\"", "15 minutes to 7 days"),
+        ("[[triggers]]\nschedule = \"at dawn\"\npurpose = \"Tell you each morning\"", "is not a schedule"),
+        ("[[triggers]]\npurpose = \"Tell you each morning\"", "either `schedule` or `on-change`"),
+        (
+            "[[triggers]]\nschedule = \"daily 07:00\"\non-change = \"io.domicile.mobility.trip\"\npurpose = \"Tell you each morning\"",
+            "either `schedule` or `on-change`",
+        ),
+        ("[[triggers]]\non-change = \"io.domicile.bank.operation\"\npurpose = \"Watch your bank\"", "does not ask to read"),
+        ("[[triggers]]\nschedule = \"daily 07:00\"\nwhy = \"x\"", "unknown field `why`"),
+        (
+            "[[triggers]]\nschedule = \"daily 07:00\"\npurpose = \"Tell you each morning\"\n\n[[triggers]]\nschedule = \"daily 07:00\"\npurpose = \"Tell you again\"",
+            "are the same",
+        ),
+    ];
+    for (triggers, expected) in cases {
+        let err = error_of(&with_triggers(triggers));
+        assert!(err.contains(expected), "{triggers}: {err}");
+    }
+    let importer = with_triggers("[[triggers]]\nschedule = \"daily 07:00\"\npurpose = \"Import each morning\"")
+        .replace("world = \"service\"", "world = \"importer\"");
+    assert!(error_of(&importer).contains("only a service has [[triggers]]"));
+}
+
+#[test]
+fn a_trigger_an_update_adds_is_a_new_ask() {
+    let old = Manifest::parse(GOOD).unwrap();
+    let new = Manifest::parse(&with_triggers(
+        "[[triggers]]\non-change = \"io.domicile.mobility.trip\"\npurpose = \"Refresh when new trips arrive\"",
+    ))
+    .unwrap();
+    let asks = new.new_asks_over(&old);
+    assert_eq!(asks.len(), 1, "{asks:?}");
+    assert!(asks[0].starts_with("run on its own when io.domicile.mobility.trip documents"), "{asks:?}");
+    assert!(asks[0].contains("off until you switch it on"), "{asks:?}");
+    assert!(new.new_asks_over(&new).is_empty());
+}

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use domicile_home::{HomeError, PackageSource, UpdateOutcome};
+use domicile_home::{Home, HomeError, PackageSource, UpdateOutcome};
 use domicile_host::{HostError, ImportMode};
 use domicile_manifest::{AppId, Doctype, Grants};
 use domicile_store::{AuditFilter, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
@@ -42,6 +42,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/apps/{app}/revoke", post(revoke))
         .route("/apps/{app}/update", post(update))
         .route("/apps/{app}/enable", post(enable))
+        .route("/apps/{app}/triggers", post(switch_triggers))
         .route("/apps/{app}/run", post(run))
         .route("/apps/{app}/import", post(import))
         .route("/doctypes", get(doctypes))
@@ -247,7 +248,8 @@ fn listed_json(
         "permissions": permissions_json(space, &m.permissions),
         "scratch": m.scratch,
         "egress": m.egress,
-        "asks": domicile_manifest::describe_asks(&m.permissions, m.scratch.as_ref(), m.egress.as_ref()),
+        "triggers": m.triggers.iter().map(|t| json!({ "when": t.when(), "purpose": t.purpose.to_string() })).collect::<Vec<_>>(),
+        "asks": m.describe_asks(),
         "installed": installed.map(|a| a.manifest.version.to_string()),
     })
 }
@@ -268,8 +270,10 @@ async fn catalogue_app(Extract(state): Shared, resident: Resident, Path(app): Pa
     Ok(Json(shown))
 }
 
-fn installed_json(space: &ResidentSpace, app: &InstalledApp, update: Option<&semver::Version>) -> Value {
+fn installed_json(home: &Home, space: &ResidentSpace, app: &InstalledApp, update: Option<&semver::Version>) -> Value {
     let m = &app.manifest;
+    // A trigger's state that cannot be read shows as none, not as an error of the whole list.
+    let triggers = home.triggers(space, Some(app.id())).unwrap_or_default();
     json!({
         "id": m.id.as_str(),
         "name": m.name,
@@ -281,24 +285,27 @@ fn installed_json(space: &ResidentSpace, app: &InstalledApp, update: Option<&sem
         "permissions": permissions_json(space, &m.permissions),
         "scratch": m.scratch,
         "egress": m.egress,
-        "asks": domicile_manifest::describe_asks(&m.permissions, m.scratch.as_ref(), m.egress.as_ref()),
+        "asks": m.describe_asks(),
         "grants": app.grants,
         "granted": app.grants.to_string(),
         "held": app.held,
         "update_available": update.map(|v| v.to_string()),
+        "triggers": triggers,
     })
 }
 
 async fn apps(Extract(state): Shared, resident: Resident) -> ApiResult {
     let apps = resident.space.apps()?;
     let updates = state.home.available_updates(&apps);
-    Ok(Json(Value::Array(apps.iter().map(|a| installed_json(&resident.space, a, updates.get(a.id()))).collect())))
+    Ok(Json(Value::Array(
+        apps.iter().map(|a| installed_json(&state.home, &resident.space, a, updates.get(a.id()))).collect(),
+    )))
 }
 
 async fn app(Extract(state): Shared, resident: Resident, Path(app): Path<String>) -> ApiResult {
     let app = resident.space.app(&parse_app(&app)?)?;
     let updates = state.home.available_updates(std::slice::from_ref(&app));
-    Ok(Json(installed_json(&resident.space, &app, updates.get(app.id()))))
+    Ok(Json(installed_json(&state.home, &resident.space, &app, updates.get(app.id()))))
 }
 
 #[derive(Deserialize)]
@@ -309,6 +316,9 @@ struct Install {
     /// `DOCTYPE:ACCESS[,ACCESS][:FIELD,...]` specs; empty grants nothing.
     #[serde(default)]
     grants: Vec<String>,
+    /// The triggers (numbered from 1) the resident lets run; the others start off.
+    #[serde(default)]
+    triggers: Vec<usize>,
 }
 
 /// Installs an app from the home's catalogues with the grants the resident
@@ -322,10 +332,18 @@ async fn install(Extract(state): Shared, resident: Resident, Json(form): Json<In
         let source = PackageSource::Catalogue { app: id, version: form.version };
         let installing = worker.home.prepare_install(&space, source)?;
         let grants = Grants::from_specs(installing.manifest(), &form.grants)?;
-        Ok(worker.home.install(&space, installing, grants)?)
+        let count = installing.manifest().triggers.len();
+        if let Some(n) = form.triggers.iter().find(|n| **n == 0 || **n > count) {
+            return Err(ApiError::BadRequest(format!("the app has {count} trigger(s); there is no trigger {n}")));
+        }
+        let app = worker.home.install(&space, installing, grants)?;
+        for n in (1..=count).filter(|n| !form.triggers.contains(n)) {
+            worker.home.set_triggers_enabled(&space, app.id(), Some(n), false)?;
+        }
+        Ok(space.app(app.id())?)
     })
     .await??;
-    Ok(Json(installed_json(&resident.space, &app, None)))
+    Ok(Json(installed_json(&state.home, &resident.space, &app, None)))
 }
 
 #[derive(Deserialize)]
@@ -358,6 +376,26 @@ fn change_grants(state: &State, resident: &Resident, app: &str, specs: &[String]
     let id = parse_app(app)?;
     let grants = state.home.change_grants(&resident.space, &id, specs, add)?;
     Ok(Json(json!({ "app": id.as_str(), "grants": grants, "granted": grants.to_string() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerSwitch {
+    /// As numbered in the app's `triggers` (from 1); all of them when absent.
+    number: Option<usize>,
+    enabled: bool,
+}
+
+/// Switches an app's trigger (or all of them) on or off.
+async fn switch_triggers(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(app): Path<String>,
+    Json(form): Json<TriggerSwitch>,
+) -> ApiResult {
+    let id = parse_app(&app)?;
+    state.home.set_triggers_enabled(&resident.space, &id, form.number, form.enabled)?;
+    Ok(Json(json!({ "app": id.as_str(), "triggers": state.home.triggers(&resident.space, Some(&id))? })))
 }
 
 #[derive(Deserialize)]

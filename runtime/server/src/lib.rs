@@ -18,6 +18,7 @@ mod api;
 mod auth;
 mod error;
 mod metrics;
+mod scheduler;
 mod ui;
 
 use std::collections::HashMap;
@@ -240,6 +241,7 @@ pub async fn serve(
     let grace = config.shutdown_grace;
     let (router, state) = router(home, config)?;
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let triggers = tokio::spawn(scheduler::run(state.clone(), stopping_rx.clone()));
     return_freed_memory_to_the_system();
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -255,6 +257,7 @@ pub async fn serve(
         served = server => served?,
         () = deadline => tracing::warn!(grace_s = grace.as_secs(), "requests still running after the grace period were cancelled"),
     }
+    triggers.abort();
     state.home.store().flush()?;
     tracing::info!("stopped; the store is flushed");
     Ok(())

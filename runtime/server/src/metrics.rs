@@ -22,7 +22,7 @@ use crate::State;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
-    /// `run` or `import`.
+    /// `run`, `import` or `trigger` (an app running on its own).
     kind: &'static str,
     /// `ok`, `app-failed` (the app's error, a trap or a limit) or `refused`.
     outcome: &'static str,
@@ -88,6 +88,12 @@ impl Metrics {
     pub fn run(&self, import: bool, outcome: &'static str, elapsed: Duration) {
         let kind = if import { "import" } else { "run" };
         self.runs.get_or_create(&RunLabels { kind, outcome }).inc();
+        self.run_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// A trigger's run (an app running on its own), by outcome.
+    pub fn trigger_run(&self, outcome: &'static str, elapsed: Duration) {
+        self.runs.get_or_create(&RunLabels { kind: "trigger", outcome }).inc();
         self.run_seconds.observe(elapsed.as_secs_f64());
     }
 

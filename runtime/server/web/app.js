@@ -180,6 +180,12 @@ async function installPage(id) {
   const extras = [];
   if (app.scratch) extras.push(h("p", {}, "It also gets a private scratch folder: " + app.scratch.purpose));
   if (app.egress) extras.push(h("p", {}, `It may ask to send data to ${app.egress.destinations.join(", ")}: ${app.egress.purpose}. Nothing is sent unless you approve each request in your outbox.`));
+  if (app.triggers.length) {
+    extras.push(h("fieldset", {}, h("legend", {}, "It can also run on its own (you can switch this later in My apps)"),
+      app.triggers.map((t, i) => h("p", {}, h("label", {},
+        h("input", { type: "checkbox", name: "trigger", value: String(i + 1), id: `trigger-${i + 1}` }),
+        ` Let it run ${t.when}`), h("span", { class: "muted" }, " — why: " + t.purpose)))));
+  }
   const form = h("form", { id: "consent" },
     h("p", {}, app.description),
     h("p", {}, "Nothing is granted unless you tick it. You can take any of it back later."),
@@ -198,7 +204,8 @@ async function installPage(id) {
         } else grants.push(`${p.doctype}:${a}`);
       }
     });
-    const installed = await api("POST", "/apps", { app: app.id, grants });
+    const triggers = [...form.querySelectorAll("input[name=trigger]:checked")].map((b) => Number(b.value));
+    const installed = await api("POST", "/apps", { app: app.id, grants, triggers });
     await navigate("#/apps", `Installed ${installed.name}; granted: ${installed.granted}`);
   }));
   page(`Install ${app.name} ${app.latest}?`, form);
@@ -274,6 +281,7 @@ async function appsPage() {
       notGranted.length ? [h("h3", {}, "Asked for, not granted"), h("ul", {}, notGranted)] : null,
       updateBox,
       h("details", {}, h("summary", {}, "What it asks for, and why"), asksList(app)),
+      app.triggers.length ? [h("h3", {}, "When it runs on its own"), h("ul", {}, app.triggers.map((t) => triggerItem(app, t)))] : null,
       controls, result,
       h("p", {}, h("button", { type: "button", class: "danger", id: "uninstall-" + app.id, onclick: action(async () => {
         if (!confirm(`Uninstall ${app.name}? The documents it wrote stay yours.`)) return;
@@ -525,3 +533,22 @@ window.addEventListener("hashchange", async () => {
     showSignIn();
   }
 })();
+
+/** One trigger of an installed app: when and why, its state, and a switch. */
+function triggerItem(app, t) {
+  const time = (ms) => new Date(ms).toLocaleString();
+  const st = t.state;
+  const state = !t.enabled ? "Off."
+    : st.failures ? `Failing (${st.failures} in a row): ${st.last_outcome}. Next try after ${time(st.retry_after_ms)}.`
+    : st.last_run_ms ? `Last ran ${time(st.last_run_ms)}.` : "Has not run yet.";
+  const next = t.enabled && t.next_run_ms ? ` Next: ${time(t.next_run_ms)}.` : "";
+  return h("li", { id: `trigger-${app.id}-${t.number}` }, `Runs ${t.when}. `, h("span", { class: "muted" }, "Why: " + t.purpose + ". "),
+    h("span", { class: "trigger-state" }, state + next), " ",
+    h("button", { type: "button", class: "secondary", id: `switch-${app.id}-${t.number}`,
+      "aria-label": `${t.enabled ? "Switch off" : "Switch on"}: ${app.name} runs ${t.when}`,
+      onclick: action(async () => {
+        await api("POST", `/apps/${encodeURIComponent(app.id)}/triggers`, { number: t.number, enabled: !t.enabled });
+        await appsPage();
+        say(`${app.name} ${t.enabled ? "will no longer" : "will again"} run ${t.when}.`);
+      }) }, t.enabled ? "Switch off" : "Switch on"));
+}

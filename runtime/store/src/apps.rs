@@ -37,6 +37,9 @@ pub struct InstalledApp {
     /// publisher key was revoked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<Hold>,
+    /// The keys of the triggers the resident switched off.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub triggers_off: std::collections::BTreeSet<String>,
 }
 
 /// Why an app is held, and since when.
@@ -136,6 +139,18 @@ impl ResidentSpace {
         self.flush()
     }
 
+    /// Switches one of an app's triggers (by its key) on or off.
+    pub fn set_trigger_enabled(&self, id: &AppId, trigger: &str, enabled: bool) -> Result<()> {
+        let mut app = self.app(id)?;
+        if enabled {
+            app.triggers_off.remove(trigger);
+        } else {
+            app.triggers_off.insert(trigger.to_owned());
+        }
+        self.apps.insert(id.as_str(), encode(&app))?;
+        self.flush()
+    }
+
     pub fn remove_app(&self, id: &AppId) -> Result<()> {
         if !self.apps.contains_key(id.as_str())? {
             return Err(StoreError::UnknownApp(id.to_string()));
@@ -145,6 +160,7 @@ impl ResidentSpace {
             packages.remove(id.as_str())?;
             Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
         })?;
+        self.forget_triggers(id)?;
         self.flush()
     }
 }

@@ -32,6 +32,7 @@ mod query;
 mod restore;
 mod selector;
 mod spaces;
+mod triggers;
 mod upgrade;
 mod vocabulary;
 
@@ -52,6 +53,7 @@ pub use query::{Query, QueryCursor, Sort};
 pub use restore::{AppNote, AppRefusal, PackageVetting, RestoreReport, VettedApp};
 pub use selector::Selector;
 pub use spaces::{Store, StoreOptions};
+pub use triggers::{Claim, TriggerState};
 pub use upgrade::UpgradeReport;
 pub use vocabulary::{DoctypeDef, Vocabulary};
 

@@ -585,6 +585,8 @@ impl Restoring<'_> {
             }
             None => record.held,
         };
+        let triggers_off =
+            record.triggers_off.into_iter().filter(|k| manifest.triggers.iter().any(|t| &t.key() == k)).collect();
         let app = InstalledApp {
             grants: record.grants.restricted_to(&manifest),
             manifest,
@@ -592,6 +594,7 @@ impl Restoring<'_> {
             component_digest: vetted.component_digest,
             installed_at_ms: record.installed_at_ms,
             held,
+            triggers_off,
         };
         self.space.put_app(&app, package)?;
         self.restored.insert(id, app.manifest);

@@ -471,6 +471,7 @@ fn apps_grants_and_audit_round_trip() {
         component_digest: "cd".into(),
         installed_at_ms: 5,
         held: None,
+        triggers_off: Default::default(),
     };
     me.put_app(&app, b"pkg").unwrap();
     assert_eq!(me.app(app.id()).unwrap(), app);
@@ -834,6 +835,7 @@ fn space_with_app(store: &Store) -> ResidentSpace {
         component_digest: "cd".into(),
         installed_at_ms: 5,
         held: None,
+        triggers_off: Default::default(),
     };
     space.put_app(&app, APP_MANIFEST.as_bytes()).unwrap();
     space

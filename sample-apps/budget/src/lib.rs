@@ -10,9 +10,12 @@
 //! The result gives, per month, what was spent per category and the income,
 //! and the mobility budget (fuel, public transport, parking) on its own,
 //! and a view of it: spending per category and month as a chart and a table.
+//! Run by its weekly schedule, it also leaves a notification with what was
+//! spent in the seven days before the schedule's slot.
 
 use std::collections::BTreeMap;
 
+use domicile_sdk::time::Date;
 use domicile_sdk::view::{quote, Cell, Chart, Table, View};
 use domicile_sdk::{data, round};
 use serde::{Deserialize, Serialize};
@@ -70,6 +73,8 @@ struct Fields {
 struct Input {
     #[serde(default)]
     rules: Vec<Rule>,
+    /// Set when the weekly schedule started the run.
+    trigger: Option<domicile_sdk::Trigger>,
 }
 
 #[derive(Deserialize)]
@@ -120,8 +125,23 @@ impl Guest for Budget {
         let mut months: BTreeMap<String, Month> = BTreeMap::new();
         let mut mobility: BTreeMap<String, Mobility> = BTreeMap::new();
         let mut uncategorised: BTreeMap<String, u64> = BTreeMap::new();
+        // The week before a schedule's slot, for the weekly summary.
+        let week = match &input.trigger {
+            Some(domicile_sdk::Trigger::Schedule { slot, .. }) => {
+                let end = Date::parse(slot.get(..10).unwrap_or_default()).ok_or("the trigger's slot is not a date")?;
+                Some((end.add_days(-7), end))
+            }
+            _ => None,
+        };
+        let (mut week_spent, mut week_operations) = (0.0, 0);
         for item in data::query::<Fields>(OPERATION, &serde_json::json!({})).map_err(|e| e.to_string())? {
             let (_, op) = item.map_err(|e| e.to_string())?;
+            if let (Some((from, to)), Some(day)) = (week, Date::parse(&op.date)) {
+                if day >= from && day < to && op.amount < 0.0 {
+                    week_spent -= op.amount;
+                    week_operations += 1;
+                }
+            }
             let month_key = op.date.get(0..7).ok_or("an operation has a malformed date")?.to_owned();
             let label = format!("{} ", op.label.to_uppercase());
             let category = rules.iter().find(|(text, _)| label.contains(text.as_str())).map(|(_, c)| c.as_str());
@@ -154,6 +174,14 @@ impl Guest for Budget {
         for m in mobility.values_mut() {
             (m.fuel, m.transit, m.parking, m.total) =
                 (cents(m.fuel), cents(m.transit), cents(m.parking), cents(m.total));
+        }
+        if let Some((from, to)) = week {
+            let body = format!(
+                "{} EUR spent in {week_operations} operation(s) from {from} to {}",
+                cents(week_spent),
+                to.add_days(-1)
+            );
+            domicile_sdk::notify("Your week's spending", &body).map_err(|e| e.to_string())?;
         }
         let report = Report { months, mobility, uncategorised };
         domicile_sdk::view::output(&report, view_of(&report))

@@ -18,6 +18,9 @@
 //!   `{"tariff": {"eur_per_kwh": 0.2516, "subscription_eur_per_month": 15.65}}`;
 //! - a view: the latest month against last year, the last 92 days and the
 //!   months as charts, the base load and the peak hours.
+//!
+//! Run by its trigger (new readings arrived), it also leaves a notification
+//! saying how the latest month compares with last year.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +50,8 @@ struct Fields {
 #[serde(deny_unknown_fields)]
 struct Input {
     tariff: Option<Tariff>,
+    /// Set when new readings started the run (the manifest's trigger).
+    trigger: Option<domicile_sdk::Trigger>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy)]
@@ -226,8 +231,30 @@ impl Guest for Insights {
             peak_hours,
             tariff: input.tariff,
         };
+        if input.trigger.is_some() {
+            if let Some((title, body)) = latest_month_news(&report) {
+                domicile_sdk::notify(&title, &body).map_err(|e| e.to_string())?;
+            }
+        }
         domicile_sdk::view::output(&report, view_of(&report, &daily))
     }
+}
+
+/// What new readings say, for a notification: "2026-03 so far: 207.4 kWh,
+/// +27.7 % on the same 14 days last year".
+fn latest_month_news(report: &Report) -> Option<(String, String)> {
+    let (key, month) = report.months.iter().next_back()?;
+    let comparison = month.same_days_last_year.as_ref().and_then(|c| c.change_pct.map(|pct| (c.days, pct)));
+    let body = match comparison {
+        Some((days, pct)) => format!(
+            "{} kWh over {} days, {}{pct} % on the same {days} days last year",
+            round(month.kwh, 1),
+            month.days,
+            if pct > 0.0 { "+" } else { "" }
+        ),
+        None => format!("{} kWh over {} days", round(month.kwh, 1), month.days),
+    };
+    Some((format!("Electricity, {key} so far"), body))
 }
 
 /// How many calendar days the per-day chart shows, ending at the last one.

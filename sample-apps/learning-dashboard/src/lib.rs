@@ -8,6 +8,7 @@
 //! (the sum of `result.duration`, ISO 8601 `PT1H20M`); and per month, the
 //! statements per verb (the last part of the verb id: `completed`); and a
 //! view: a table per subject and the time spent per month and subject.
+//! Run by its trigger (new records arrived), it also leaves a notification.
 //!
 //! A statement its source has withdrawn does not count: the dashboard skips
 //! the statements named by an `io.domicile.learning.voiding` (whichever
@@ -41,6 +42,13 @@ struct Fields {
     #[serde(default)]
     result: Option<serde_json::Value>,
     date: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    /// Set when new records started the run (the manifest's trigger).
+    trigger: Option<domicile_sdk::Trigger>,
 }
 
 #[derive(Serialize, Default)]
@@ -90,7 +98,8 @@ pub fn duration_minutes(s: &str) -> Option<f64> {
 struct Dashboard;
 
 impl Guest for Dashboard {
-    fn run(_input: String) -> Result<String, String> {
+    fn run(input: String) -> Result<String, String> {
+        let input: Input = domicile_sdk::input(&input)?;
         let mut voided = std::collections::BTreeSet::new();
         // Without that grant, the records our importer was told are withdrawn are gone anyway.
         match data::query::<Voided>(VOIDING, &serde_json::json!({})) {
@@ -135,6 +144,17 @@ impl Guest for Dashboard {
                 subject.avg_score = Some(round(subject.scores.iter().sum::<f64>() / subject.scores.len() as f64, 3));
             }
             subject.minutes = round(subject.minutes, 1);
+        }
+        if let Some(domicile_sdk::Trigger::OnChange { changes, .. }) = input.trigger {
+            if let Some((month, m)) = months.iter().next_back() {
+                let subjects: Vec<&str> = m.subjects.keys().map(String::as_str).collect();
+                let body = format!(
+                    "{changes} new or changed record(s); {month}: {} activities in {}",
+                    m.statements,
+                    subjects.join(", ")
+                );
+                domicile_sdk::notify("New learning records", &body).map_err(|e| e.to_string())?;
+            }
         }
         let view = view_of(&months);
         domicile_sdk::view::output(&serde_json::json!({ "months": months }), view)

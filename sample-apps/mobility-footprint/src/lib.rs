@@ -167,3 +167,32 @@ fn view_of(report: &Report) -> View {
 }
 
 export!(Footprint);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domicile_sdk::testing::TestHome;
+    use serde_json::json;
+
+    /// The service, run natively on fixture trips through the SDK's test home.
+    #[test]
+    fn the_footprint_of_fixture_trips() {
+        let home = TestHome::new()
+            .with(TRIP, json!({"month": "2026-03", "mode": "car", "distance_m": 10000.0}))
+            .with(TRIP, json!({"month": "2026-03", "mode": "bike", "distance_m": 5000.0}))
+            .with(TRIP, json!({"month": "2026-04", "mode": "train", "distance_m": 100000.0}))
+            .with(TRIP, json!({"month": "2026-04", "mode": "rocket", "distance_m": 1.0}));
+        let out = home.run(|| Footprint::run(r#"{"switch": {"from": "car", "to": "bike"}}"#.into())).unwrap();
+        assert_eq!(out["total_km"], 115.0, "{out}");
+        assert_eq!(out["months"]["2026-03"]["car"]["kg_co2e"], 1.93);
+        assert_eq!(out["total_kg_co2e"], 4.43);
+        assert_eq!(out["switch"]["kg_co2e_saved"], 1.93);
+        assert_eq!(home.logs(), ["warn: no emission factor for mode `rocket`; trip counted as 0"]);
+        let chart = &out["view"][3]["chart"];
+        assert_eq!(chart["x"], json!(["2026-03", "2026-04"]));
+        assert_eq!(chart["series"][0], json!({"name": "train", "values": [null, 2.5]}), "the largest first");
+
+        let refused = home.run(|| Footprint::run(r#"{"factors": {"car": -1}}"#.into())).unwrap_err();
+        assert!(refused.contains("0 or more"), "{refused}");
+    }
+}

@@ -70,9 +70,14 @@ pub extern "C" fn __start() {
     }));
 }
 
-use bindings::domicile::app::{clock, data as wit_data, log as wit_log};
+// In a component the host answers; compiled natively (`cargo test`), the
+// test home of [`testing`] does.
+#[cfg(target_arch = "wasm32")]
+use bindings::domicile::app::{clock, data as wit_data, egress as wit_egress, log as wit_log, notify as wit_notify};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+#[cfg(not(target_arch = "wasm32"))]
+use testing::host::{clock, data as wit_data, egress as wit_egress, log as wit_log, notify as wit_notify};
 
 use bindings::domicile::app::types::Error as WitError;
 
@@ -251,8 +256,31 @@ macro_rules! error {
     ($($arg:tt)*) => { $crate::log::error(&format!($($arg)*)) };
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod time;
 pub mod view;
+
+/// Why a service runs on its own: the `trigger` of its input when one of
+/// the manifest's `[[triggers]]` started it (absent when the resident ran
+/// it). Put `trigger: Option<domicile_sdk::Trigger>` in the input type.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Trigger {
+    /// A schedule's slot came: `slot` is its start (RFC 3339, UTC), `since`
+    /// the start of the slot it last ran for.
+    Schedule { schedule: String, slot: String, since: String },
+    /// Documents of `doctype` were added, changed or deleted by someone
+    /// else: `changes` of them (`at_least` when there were more to count)
+    /// since `since`.
+    OnChange {
+        doctype: String,
+        changes: u64,
+        #[serde(default)]
+        at_least: bool,
+        since: String,
+    },
+}
 
 /// Parses a service's JSON input into its input type; an empty input is
 /// the type's default. The error says what was wrong, for the resident.
@@ -283,7 +311,7 @@ pub mod egress {
     /// manifest must declare under `[egress]`; returns the request's id.
     pub fn request<T: Serialize>(destination: &str, payload: &T, purpose: &str) -> Result<String, Error> {
         let payload = serde_json::to_string(payload).map_err(|e| Error::Invalid(e.to_string()))?;
-        Ok(bindings::domicile::app::egress::request(destination, &payload, purpose)?)
+        Ok(wit_egress::request(destination, &payload, purpose)?)
     }
 }
 
@@ -324,7 +352,7 @@ pub mod import {
 
 /// Leaves a message for the resident (`domicile notifications`).
 pub fn notify(title: &str, body: &str) -> Result<(), Error> {
-    Ok(bindings::domicile::app::notify::send(title, body)?)
+    Ok(wit_notify::send(title, body)?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,78 @@
+//! What the trigger engine remembers of each app's triggers, durably, in
+//! the space's `meta` tree (one record per app and trigger key): how far
+//! an on-change trigger has read the change feed, which schedule slot ran
+//! last, the last outcome, failures and when to try again, and whether a
+//! run is under way. A run is marked under way, durably, before it starts;
+//! a mark found by a process that did not make it means a crash stopped
+//! that run, which is then not repeated.
+
+use domicile_manifest::AppId;
+use serde::{Deserialize, Serialize};
+
+use crate::{decode, encode, ResidentSpace, Result};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerState {
+    /// On-change: the change-feed sequence up to which changes were handled.
+    #[serde(default)]
+    pub cursor: u64,
+    /// Schedule: the start (Unix ms) of the last slot it ran for, or was
+    /// set up at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_slot_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_ms: Option<u64>,
+    /// `ok`, or why the last run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_outcome: Option<String>,
+    /// Failures in a row; reset by a success.
+    #[serde(default)]
+    pub failures: u32,
+    /// After failures: not before this time (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// A run under way: what it handles, recorded before it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<Claim>,
+    #[serde(default)]
+    pub runs: u64,
+}
+
+/// A run under way: since when, and the cursor or slot it settles once done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub since_ms: u64,
+    pub cursor: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_ms: Option<u64>,
+}
+
+fn key(app: &AppId, trigger: &str) -> Vec<u8> {
+    format!("trigger\0{app}\0{trigger}").into_bytes()
+}
+
+impl ResidentSpace {
+    /// The state of one trigger; `None` before it was first set up.
+    pub fn trigger_state(&self, app: &AppId, trigger: &str) -> Result<Option<TriggerState>> {
+        self.meta.get(key(app, trigger))?.map(|b| decode("a trigger's state", &b)).transpose()
+    }
+
+    /// Records a trigger's state and makes it durable before returning.
+    pub fn set_trigger_state(&self, app: &AppId, trigger: &str, state: &TriggerState) -> Result<()> {
+        self.meta.insert(key(app, trigger), encode(state))?;
+        self.flush()
+    }
+
+    /// Forgets the state of every trigger of `app` (uninstalled).
+    pub fn forget_triggers(&self, app: &AppId) -> Result<()> {
+        for k in self.meta.scan_prefix(format!("trigger\0{app}\0").as_bytes()).keys() {
+            self.meta.remove(k?)?;
+        }
+        Ok(())
+    }
+
+    /// The sequence number of the newest change of the space (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.open.seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
