@@ -315,3 +315,16 @@ pub fn rfc3339_of_ms(ms: u64) -> String {
     let (h, min, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
 }
+
+/// Whether an outside program a test needs is `present`. Without it the
+/// test is skipped with a message saying how to install it (`install`), so
+/// the suite passes on a machine that has only Rust; under CI (`CI` set),
+/// where `.ci/run` installs it, its absence fails the test instead.
+pub fn needed(present: bool, what: &str, install: &str) -> bool {
+    if !present {
+        let why = format!("{what} is not installed: {install}");
+        assert!(std::env::var_os("CI").is_none(), "{why}; CI must run this test");
+        eprintln!("SKIPPED: {why}");
+    }
+    present
+}

@@ -28,6 +28,7 @@ const RUST_SDK_TESTING: &str = include_str!("../../../sample-apps/sdk/src/testin
 const PYTHON_SDK: &str = include_str!("../../../sample-apps/sdk-python/domicile.py");
 const PYTHON_TESTING: &str = include_str!("../../../sample-apps/sdk-python/domicile_testing.py");
 const JS_SDK: &str = include_str!("../../../sample-apps/sdk-js/domicile.js");
+const JS_TESTING: &str = include_str!("../../../sample-apps/sdk-js/domicile_testing.mjs");
 /// The toolchains' versions the SDKs are tested with.
 const COMPONENTIZE_PY: &str = "0.25.1";
 const COMPONENTIZE_JS: &str = "0.23.0";
@@ -143,6 +144,10 @@ pub fn new(name: &str, lang: Lang, world: WorldArg, dir: Option<&Path>, json: bo
         Lang::Js => {
             files.push(("app.js".into(), js_source(&id, world)));
             files.push(("domicile.js".into(), JS_SDK.into()));
+            files.push(("domicile_testing.mjs".into(), JS_TESTING.into()));
+            if world == WorldArg::Service {
+                files.push(("test_app.mjs".into(), JS_SERVICE_TEST.into()));
+            }
             files.push(("package.json".into(), js_package_json(name)));
         }
     }
@@ -194,6 +199,7 @@ fn readme(name: &str, id: &AppId, lang: Lang, world: WorldArg) -> String {
     let tests = match (lang, world) {
         (Lang::Rust, _) => "\n`cargo test` runs the app natively on fixture documents, with no component and no home: see\nthe tests at the end of src/lib.rs and `domicile_sdk::testing`.\n",
         (Lang::Python, WorldArg::Service) => "\n`python3 test_app.py` runs the app natively on fixture documents (domicile_testing.py).\n",
+        (Lang::Js, WorldArg::Service) => "\n`node --test test_app.mjs` runs the app natively on fixture documents (domicile_testing.mjs).\n",
         _ => "",
     };
     format!(
@@ -387,6 +393,24 @@ class WitWorld(wit_world.WitWorld):
         ),
     }
 }
+
+/// The JavaScript service's own test: the app run natively on fixture documents.
+const JS_SERVICE_TEST: &str = r#"// The app run natively on fixture documents: `node --test test_app.mjs`.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { TestHome } from './domicile_testing.mjs';
+
+test('adds up the km of each mode', async () => {
+  const home = new TestHome().withDocs('io.domicile.mobility.trip', [
+    { mode: 'bike', distance_m: 4200 },
+    { mode: 'bike', distance_m: 800 },
+  ]);
+  const output = await home.run(new URL('./app.js', import.meta.url));
+  assert.deepEqual(output.km_per_mode, { bike: 5 });
+  assert.deepEqual(home.logs, ['info: 1 transport modes']);
+});
+"#;
 
 fn js_source(id: &AppId, world: WorldArg) -> String {
     match world {
