@@ -191,3 +191,21 @@ fn numbers_read_like_figures() {
     assert_eq!(text::number(-0.001), "0");
     assert_eq!(text::number(-3.5), "-3.5");
 }
+
+#[test]
+fn a_long_chart_is_drawn_as_sparklines() {
+    let x: Vec<String> = (1..=40).map(|d| format!("d{d:02}")).collect();
+    let values: Vec<Option<f64>> = (1..=40).map(|d| if d == 3 { None } else { Some(f64::from(d % 8)) }).collect();
+    let view = check(json!([{ "chart": { "kind": "line", "title": "Daily", "unit": "kWh", "x": x,
+        "series": [{ "name": "kWh", "values": values }] } }]))
+    .unwrap()
+    .unwrap();
+    let text = text::render(&view, 30);
+    let lines: Vec<&str> = text.lines().collect();
+    // 30 columns: two labels of 3 and two spaces leave 22 characters a row.
+    assert_eq!(lines[0], "Daily (kWh)");
+    assert_eq!(lines[1], "d01 ▂▃ ▅▆▇█▁▂▃▄▅▆▇█▁▂▃▄▅▆▇ d22");
+    assert_eq!(lines[2], "d23 █▁▂▃▄▅▆▇█▁▂▃▄▅▆▇█▁ d40");
+    assert_eq!(lines[3], "(from 0 to 7 kWh; one character per label)");
+    assert_eq!(lines.len(), 4);
+}

@@ -5,6 +5,11 @@ use std::fmt::Write;
 
 use crate::{Block, Cell, Chart, ChartKind, Figure, Table, View};
 
+/// Beyond this many x labels, a bar or line chart is drawn as sparklines
+/// (a character per label) rather than a line per label.
+const MAX_BAR_LINES: usize = 31;
+/// Eight heights of a sparkline character, lowest first.
+const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 /// The narrowest bar area drawn, whatever the labels take.
 const MIN_BAR: usize = 10;
 /// What each series of a stacked bar is drawn with: one fill per series a
@@ -94,11 +99,15 @@ fn render_table(out: &mut String, table: &Table) {
     }
 }
 
-/// Bars drawn left to right, one line per x label (and per series for a
-/// plain bar or line chart with several series), the value after the bar.
+/// Bars drawn left to right, one line per x label (and per series with a
+/// value there, for a plain bar or line chart with several), the value
+/// after the bar.
 fn render_chart(out: &mut String, chart: &Chart, width: usize) {
     let unit = chart.unit.as_deref();
     let _ = writeln!(out, "{}{}", chart.title, unit.map(|u| format!(" ({u})")).unwrap_or_default());
+    if chart.x.len() > MAX_BAR_LINES && chart.kind != ChartKind::StackedBar {
+        return render_sparklines(out, chart, width);
+    }
     let stacked = chart.kind == ChartKind::StackedBar;
     let several = chart.series.len() > 1;
     let totals: Vec<f64> =
@@ -143,8 +152,11 @@ fn render_chart(out: &mut String, chart: &Chart, width: usize) {
             let _ = writeln!(out, "{} │{bar} {}", pad(label, label_width, false), number(totals[i]));
             continue;
         }
-        for (s, series) in chart.series.iter().enumerate() {
-            let shown_label = if s == 0 { label.as_str() } else { "" };
+        // A series without a value here is left out, unless none has one.
+        let any = chart.series.iter().any(|s| s.values[i].is_some());
+        let mut first = true;
+        for series in chart.series.iter().filter(|s| !any || s.values[i].is_some()) {
+            let shown_label = if std::mem::take(&mut first) { label.as_str() } else { "" };
             let name = if several { format!("{}  ", pad(&series.name, name_width - 2, false)) } else { String::new() };
             let (bar, value) = match series.values[i] {
                 Some(v) => ("█".repeat(scale(v)), number(v)),
@@ -153,6 +165,35 @@ fn render_chart(out: &mut String, chart: &Chart, width: usize) {
             let _ = writeln!(out, "{} {name}│{bar} {value}", pad(shown_label, label_width, false));
         }
     }
+}
+
+/// A long chart: per series, a character per x label whose height says the
+/// value (a space where there is none), in rows that start and end with
+/// their first and last labels; then the scale.
+fn render_sparklines(out: &mut String, chart: &Chart, width: usize) {
+    let values = chart.series.iter().flat_map(|s| s.values.iter().flatten());
+    let (low, high) = values.fold((0f64, 0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let span = if high > low { high - low } else { 1.0 };
+    let label_width = chart.x.iter().map(|x| x.chars().count()).max().unwrap_or(0);
+    let per_row = width.saturating_sub(2 * label_width + 2).max(MIN_BAR);
+    for series in &chart.series {
+        if chart.series.len() > 1 {
+            let _ = writeln!(out, "{}:", series.name);
+        }
+        for start in (0..chart.x.len()).step_by(per_row) {
+            let end = (start + per_row).min(chart.x.len());
+            let marks: String = series.values[start..end]
+                .iter()
+                .map(|v| match v {
+                    Some(v) => LEVELS[(((v - low) / span) * (LEVELS.len() - 1) as f64).round() as usize],
+                    None => ' ',
+                })
+                .collect();
+            let _ = writeln!(out, "{} {marks} {}", pad(&chart.x[start], label_width, false), chart.x[end - 1]);
+        }
+    }
+    let unit = chart.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+    let _ = writeln!(out, "(from {} to {}{unit}; one character per label)", number(low), number(high));
 }
 
 fn with_unit(value: f64, unit: Option<&str>) -> String {
