@@ -275,3 +275,21 @@ fn the_server_runs_triggers_in_the_background_as_the_resident_chose() {
     let metrics = me.get("/metrics").ok().text();
     assert!(metrics.contains("domicile_app_runs_total{kind=\"trigger\",outcome=\"ok\"} 1"), "{metrics}");
 }
+
+/// A write a stopped process left without its trigger run: the server
+/// looks at every resident once after it starts, and runs it.
+#[test]
+fn a_server_started_after_an_unrun_event_runs_it() {
+    use common::server::{Client, Server};
+    let home = energy_home();
+    let password = home.set_password("me");
+    let curve = sample_data("enedis-load-curve-2026-03.csv");
+    home.ok(&["import", "--no-triggers", ENERGY_IMPORTER, curve.to_str().unwrap()]);
+    let server = Server::start(&home);
+    let me = Client::signed_in(&server.url, "me", &password);
+    let started = std::time::Instant::now();
+    while !me.get("/api/v1/notifications").ok().json().to_string().contains("Electricity, 2026-03 so far") {
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not run the pending trigger");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

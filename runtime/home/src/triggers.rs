@@ -320,6 +320,26 @@ impl Home {
         Ok(runs)
     }
 
+    /// When the resident's triggers next need a look that no write of
+    /// theirs prompts (Unix ms): the next slot of a schedule, the end of a
+    /// back-off, now for a run a stopped process left under way. `None`:
+    /// only new data can make one due.
+    pub fn next_trigger_check(&self, space: &ResidentSpace) -> Result<Option<u64>> {
+        let mut next: Option<u64> = None;
+        for t in self.triggers(space, None)?.into_iter().filter(|t| t.enabled) {
+            let at = if t.state.running.is_some() {
+                Some(0)
+            } else {
+                t.next_run_ms.or(t.state.retry_after_ms.filter(|_| t.state.failures > 0))
+            };
+            next = match (next, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(next)
+    }
+
     /// Whether the resident has a trigger running in this process (the
     /// server runs one at a time per resident).
     pub fn trigger_running(&self, space: &ResidentSpace) -> bool {

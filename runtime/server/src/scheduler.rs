@@ -6,7 +6,15 @@
 //! resident's own requests. A resident's triggers wait until their writes
 //! have settled (no new change for a whole tick), so a burst of writes
 //! makes one run.
+//!
+//! A node of thousands of residents must not open every database every
+//! second: a tick looks only at residents whose database is open or was
+//! closed after writes since the last tick (only they can have new
+//! documents) and at those whose next schedule or back-off has come. After a start, every resident is looked at once, a
+//! few per tick, for the events and missed schedules of the time it was
+//! down.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,26 +22,45 @@ use crate::State;
 
 /// How often due triggers are looked for.
 const TICK: Duration = Duration::from_secs(1);
+/// Closed databases a tick opens at most (the first looks after a start).
+const OPENS_PER_TICK: usize = 32;
 
 /// Runs due triggers until `stopping` turns true.
 pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut turn = 0usize;
-    // Per resident: the newest change seen at the last tick.
-    let mut last_seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    // Per resident: the newest change seen at the last look.
+    let mut last_seen: HashMap<String, u64> = HashMap::new();
+    // Per resident: when its triggers next need a look without a write
+    // (absent: not looked at since the start; u64::MAX: only on a write).
+    let mut wake_at: HashMap<String, u64> = HashMap::new();
     loop {
         tokio::select! {
             () = tokio::time::sleep(TICK) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
-        let Ok(residents) = state.home.store().residents() else { continue };
+        let store = state.home.store();
+        let Ok(residents) = store.residents() else { continue };
         if residents.is_empty() {
             continue;
         }
+        // Those whose documents may have changed since the last tick.
+        let open: HashSet<String> =
+            store.open_residents().iter().chain(&store.take_closed_with_changes()).map(|r| r.to_string()).collect();
+        let now = state.home.now_ms();
+        let mut opened = 0;
         turn = (turn + 1) % residents.len();
         for name in residents.iter().cycle().skip(turn).take(residents.len()) {
+            let key = name.to_string();
+            let scheduled = wake_at.get(&key).is_none_or(|at| *at <= now);
+            if !open.contains(&key) {
+                if !scheduled || opened == OPENS_PER_TICK {
+                    continue;
+                }
+                opened += 1;
+            }
             let Ok(space) = state.home.resident(Some(name.as_str())) else { continue };
             let newest = space.last_seq();
-            let settled = last_seen.insert(name.to_string(), newest) == Some(newest);
+            let settled = last_seen.insert(key.clone(), newest) == Some(newest);
             if !settled || state.home.trigger_running(&space) {
                 continue;
             }
@@ -44,6 +71,8 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
                     continue;
                 }
             };
+            let next = state.home.next_trigger_check(&space).ok().flatten();
+            wake_at.insert(key, next.unwrap_or(u64::MAX));
             let Some(first) = due.into_iter().next() else { continue };
             // Counted with the resident's runs; when they are all taken,
             // the trigger waits for a later tick.

@@ -62,6 +62,9 @@ struct Shared {
     app_cache: Arc<apps::AppCache>,
     options: StoreOptions,
     open: Mutex<OpenSpaces>,
+    /// Residents whose database was closed after writes: see
+    /// [`Store::take_closed_with_changes`].
+    closed_with_changes: Arc<Mutex<std::collections::BTreeSet<ResidentName>>>,
 }
 
 /// The databases this process has open.
@@ -108,6 +111,18 @@ pub(crate) struct OpenSpace {
     pub(crate) journal: sled::Tree,
     pub(crate) journal_seq: std::sync::atomic::AtomicU64,
     pub(crate) writing: Mutex<()>,
+    /// The sequence when the database was opened, and where to note that
+    /// it closes with more.
+    seq_at_open: u64,
+    closed_with_changes: Arc<Mutex<std::collections::BTreeSet<ResidentName>>>,
+}
+
+impl Drop for OpenSpace {
+    fn drop(&mut self) {
+        if *self.seq.get_mut() > self.seq_at_open {
+            self.closed_with_changes.lock().unwrap_or_else(|p| p.into_inner()).insert(self.name.clone());
+        }
+    }
 }
 
 impl Store {
@@ -138,6 +153,7 @@ impl Store {
                 app_cache: Arc::default(),
                 options,
                 open: Mutex::default(),
+                closed_with_changes: Arc::default(),
             }),
         };
         store.remove_unfinished()?;
@@ -407,6 +423,8 @@ impl Store {
             journal,
             journal_seq: next_record.into(),
             writing: Mutex::new(()),
+            seq_at_open: seq,
+            closed_with_changes: self.shared.closed_with_changes.clone(),
         }))
     }
 
@@ -457,6 +475,20 @@ impl Store {
     /// How many residents' databases are open (in use or idle).
     pub fn open_spaces(&self) -> usize {
         self.lock_open().live.values().filter(|w| w.strong_count() > 0).count()
+    }
+
+    /// The residents whose database was closed after something was written
+    /// in it, since the last call: with [`Store::open_residents`], every
+    /// resident whose documents may have changed since that call.
+    pub fn take_closed_with_changes(&self) -> Vec<ResidentName> {
+        std::mem::take(&mut *self.shared.closed_with_changes.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .collect()
+    }
+
+    /// The residents whose database is open (in use or idle).
+    pub fn open_residents(&self) -> Vec<ResidentName> {
+        self.lock_open().live.iter().filter(|(_, w)| w.strong_count() > 0).map(|(n, _)| n.clone()).collect()
     }
 }
 

@@ -963,6 +963,29 @@ fn idle_spaces_are_closed_past_the_bound_and_reopen_with_their_data() {
     }
 }
 
+/// The trigger scheduler looks at open residents and at those whose
+/// database closed after writes: none can be written unseen.
+#[test]
+fn residents_closed_after_writes_are_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions { idle_spaces: 0, ..StoreOptions::default() };
+    let store = Store::open_with(&dir.path().join("db"), Arc::new(Vocabulary::builtin()), options).unwrap();
+    let (writer, reader): (ResidentName, ResidentName) = ("writer".parse().unwrap(), "reader".parse().unwrap());
+    drop(store.create_resident(&reader).unwrap());
+    let _ = store.take_closed_with_changes();
+    let space = store.create_resident(&writer).unwrap();
+    put(&space, &trip_type(), "t1", trip(1, "bus", 2.0)).unwrap();
+    assert_eq!(store.open_residents(), vec![writer.clone()]);
+    drop(space);
+    assert!(store.open_residents().is_empty());
+    assert_eq!(store.take_closed_with_changes(), vec![writer.clone()]);
+    assert!(store.take_closed_with_changes().is_empty(), "reported once");
+    // Opened and closed without a write: nothing to report.
+    drop(store.resident(&reader).unwrap().doctype_counts().unwrap());
+    drop(store.resident(&writer).unwrap());
+    assert!(store.take_closed_with_changes().is_empty());
+}
+
 #[test]
 fn a_second_process_cannot_open_the_store() {
     let (dir, _store) = home();
