@@ -28,8 +28,10 @@ const OPENS_PER_TICK: usize = 32;
 /// Runs due triggers until `stopping` turns true.
 pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut turn = 0usize;
-    // Per resident: the newest change seen at the last look.
+    // Per resident: the newest change seen at the last look, and at the
+    // last check of its triggers (nothing new since: nothing to check).
     let mut last_seen: HashMap<String, u64> = HashMap::new();
+    let mut last_checked: HashMap<String, u64> = HashMap::new();
     // Per resident: when its triggers next need a look without a write
     // (absent: not looked at since the start; u64::MAX: only on a write).
     let mut wake_at: HashMap<String, u64> = HashMap::new();
@@ -61,9 +63,11 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
             let Ok(space) = state.home.resident(Some(name.as_str())) else { continue };
             let newest = space.last_seq();
             let settled = last_seen.insert(key.clone(), newest) == Some(newest);
-            if !settled || state.home.trigger_running(&space) {
+            let news = last_checked.get(&key) != Some(&newest);
+            if !settled || !(news || scheduled) || state.home.trigger_running(&space) {
                 continue;
             }
+            last_checked.insert(key.clone(), newest);
             let due = match state.home.due_triggers(&space) {
                 Ok(due) => due,
                 Err(e) => {
