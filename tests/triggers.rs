@@ -293,3 +293,27 @@ fn a_server_started_after_an_unrun_event_runs_it() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Two apps made due by the same write: the server runs one trigger a tick
+/// per resident, and the other on a later tick, without another write.
+#[test]
+fn the_server_runs_every_trigger_one_write_made_due() {
+    use common::server::Server;
+    let home = TestHome::new();
+    home.install(&sample_package("gpx-importer"), &["all"]);
+    install_with_trigger(&home, "hostile", "wall-ms = 5000");
+    install_with_trigger(&home, "snooper", "wall-ms = 5000");
+    let server = Server::start(&home);
+    // Through the server (it holds the home), with the triggers left to it.
+    home.ok(&["import", "--no-triggers", GPX_IMPORTER, sample_gpx().to_str().unwrap()]);
+    let started = std::time::Instant::now();
+    loop {
+        let ran: Vec<Value> = triggers(&home, &[]).into_iter().filter(|t| t["state"]["last_run_ms"].is_u64()).collect();
+        if ran.len() == 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "only {} of the 2 triggers ran: {ran:?}", ran.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(server);
+}

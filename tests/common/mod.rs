@@ -287,33 +287,18 @@ pub fn http_receiver() -> Receiver {
     Receiver { port, received }
 }
 
-/// Days since 1970-01-01 of an ISO date `2026-03-02` (H. Hinnant's algorithm).
+/// Days since 1970-01-01 of an ISO date `2026-03-02`.
 pub fn day_number(date: &str) -> i64 {
-    let (y, m, d): (i64, i64, i64) =
-        (date[0..4].parse().unwrap(), date[5..7].parse().unwrap(), date[8..10].parse().unwrap());
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468
+    let date = time::Date::parse(date, time::macros::format_description!("[year]-[month]-[day]")).unwrap();
+    i64::from(
+        date.to_julian_day() - time::Date::from_calendar_date(1970, time::Month::January, 1).unwrap().to_julian_day(),
+    )
 }
 
 /// RFC 3339 (UTC) of Unix milliseconds, as `DOMICILE_CLOCK` reads it.
 pub fn rfc3339_of_ms(ms: u64) -> String {
-    let days = (ms / 86_400_000) as i64;
-    let rest = ms % 86_400_000;
-    // The inverse of `day_number`.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, min, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
 }
 
 /// Whether an outside program a test needs is `present`. Without it the

@@ -25,16 +25,23 @@ const TICK: Duration = Duration::from_secs(1);
 /// Closed databases a tick opens at most (the first looks after a start).
 const OPENS_PER_TICK: usize = 32;
 
+/// What the scheduler knows of one resident between ticks.
+#[derive(Default)]
+struct Watch {
+    /// The newest change seen at the last look.
+    seen: Option<u64>,
+    /// The newest change when its triggers were last checked (nothing new
+    /// since: nothing to check).
+    checked: Option<u64>,
+    /// When its triggers next need a look without a write (`None`: not
+    /// looked at since the start; `u64::MAX`: only on a write).
+    wake_at: Option<u64>,
+}
+
 /// Runs due triggers until `stopping` turns true.
 pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut turn = 0usize;
-    // Per resident: the newest change seen at the last look, and at the
-    // last check of its triggers (nothing new since: nothing to check).
-    let mut last_seen: HashMap<String, u64> = HashMap::new();
-    let mut last_checked: HashMap<String, u64> = HashMap::new();
-    // Per resident: when its triggers next need a look without a write
-    // (absent: not looked at since the start; u64::MAX: only on a write).
-    let mut wake_at: HashMap<String, u64> = HashMap::new();
+    let mut watched: HashMap<String, Watch> = HashMap::new();
     loop {
         tokio::select! {
             () = tokio::time::sleep(TICK) => {}
@@ -52,9 +59,9 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
         let mut opened = 0;
         turn = (turn + 1) % residents.len();
         for name in residents.iter().cycle().skip(turn).take(residents.len()) {
-            let key = name.to_string();
-            let scheduled = wake_at.get(&key).is_none_or(|at| *at <= now);
-            if !open.contains(&key) {
+            let watch = watched.entry(name.to_string()).or_default();
+            let scheduled = watch.wake_at.is_none_or(|at| at <= now);
+            if !open.contains(name.as_str()) {
                 if !scheduled || opened == OPENS_PER_TICK {
                     continue;
                 }
@@ -62,12 +69,12 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
             }
             let Ok(space) = state.home.resident(Some(name.as_str())) else { continue };
             let newest = space.last_seq();
-            let settled = last_seen.insert(key.clone(), newest) == Some(newest);
-            let news = last_checked.get(&key) != Some(&newest);
+            let settled = watch.seen.replace(newest) == Some(newest);
+            let news = watch.checked != Some(newest);
             if !settled || !(news || scheduled) || state.home.trigger_running(&space) {
                 continue;
             }
-            last_checked.insert(key.clone(), newest);
+            watch.checked = Some(newest);
             let due = match state.home.due_triggers(&space) {
                 Ok(due) => due,
                 Err(e) => {
@@ -75,8 +82,13 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
                     continue;
                 }
             };
-            let next = state.home.next_trigger_check(&space).ok().flatten();
-            wake_at.insert(key, next.unwrap_or(u64::MAX));
+            // Due triggers this tick does not run (one a tick, or the
+            // resident's permits all taken) are looked at again next tick.
+            watch.wake_at = Some(if due.is_empty() {
+                state.home.next_trigger_check(&space).ok().flatten().unwrap_or(u64::MAX)
+            } else {
+                now
+            });
             let Some(first) = due.into_iter().next() else { continue };
             // Counted with the resident's runs; when they are all taken,
             // the trigger waits for a later tick.
