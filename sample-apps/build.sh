@@ -7,12 +7,11 @@
 #   sample-apps/build.sh --check   rebuild and fail unless the result is
 #                                  byte-for-byte the committed packages and catalogue
 #
-# Toolchain: rustup's wasm32-unknown-unknown target when it is installed
-# (linked by the wasm-component-ld rustup ships, so the output is a
-# component); otherwise Debian's rustc-web with -Zbuild-std (see DESIGN.md /
-# README). The committed packages are the Debian route's: the two routes'
-# compilers differ, so `--check` takes the Debian route when it is there
-# and passes only on it.
+# Toolchain: rustup's wasm32-wasip2 target (`rustup target add
+# wasm32-wasip2`), whose default linker, wasm-component-ld, ships with it:
+# the output is a component. The target has the standard WASI 0.2 imports,
+# which the runtime links and denies at run time (as for every language),
+# so `println!` and panics reach the app's log.
 #
 # The apps in Python and JavaScript are built by componentize.sh. Those
 # toolchains snapshot an initialised interpreter, so their output is not
@@ -24,7 +23,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
-target=wasm32-unknown-unknown
+target=wasm32-wasip2
 check=0
 scratch=""
 [[ "${1:-}" == "--check" ]] && check=1
@@ -33,35 +32,17 @@ scratch=""
 cargo_args=(build --release --target "$target" --target-dir "$here/target")
 # The check builds exactly what is committed; a plain build may add a new app to the lock file.
 [[ $check == 1 ]] && cargo_args+=(--locked)
-debian_ld=/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld
-# --check rebuilds the committed bytes, which are the Debian route's.
-if [[ $check == 1 && -x /usr/bin/rustc && -x $debian_ld ]]; then
-    use_rustup=0
-elif rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-    use_rustup=1
-else
-    use_rustup=0
-fi
-if [[ $use_rustup == 1 ]]; then
-    # rustup's toolchain ships the component linker next to rust-lld; the
-    # target's default linker would emit core modules, which no home installs.
-    component_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/wasm-component-ld"
-    if [[ ! -x "$component_ld" ]]; then
-        echo "build.sh: rustup's toolchain has no $component_ld; update it (rustup update stable)" >&2
-        exit 1
-    fi
-    echo "build.sh: using rustup's $target target with $component_ld" >&2
-    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$component_ld"
-elif [[ -x /usr/bin/rustc && -x $debian_ld ]]; then
-    echo "build.sh: using Debian's rustc-web ($(/usr/bin/rustc --version)) with -Zbuild-std" >&2
-    export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
-    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=$debian_ld
-    cargo_args+=(-Zbuild-std=std,panic_abort)
-else
-    echo "build.sh: no wasm toolchain. Install one of:" >&2
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    echo "build.sh: no Rust toolchain for $target. Install it with:" >&2
     echo "  rustup target add $target" >&2
-    echo "  apt-get install rustc-web cargo-web rust-web-src rust-web-llvm lld-22" >&2
     exit 1
+fi
+# The committed packages are this compiler's output; another one builds
+# working packages with other bytes, which `--check` reports.
+committed_rustc="rustc 1.95.0"
+echo "build.sh: using $(rustc --version) for $target" >&2
+if [[ $check == 1 && "$(rustc --version)" != "$committed_rustc "* ]]; then
+    echo "build.sh --check: the committed packages were built by $committed_rustc; expect differences" >&2
 fi
 
 # Reproducible output: no machine-specific paths in the components.

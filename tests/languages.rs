@@ -238,19 +238,13 @@ fn ok_in(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Whether a Rust toolchain for wasm32 with a component linker is here
-/// (rustup's target, or Debian's rustc-web as CI installs it).
+/// Whether rustup has Rust's WASI 0.2 target (its linker makes components).
 fn rust_guest_toolchain() -> bool {
     let rustup = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == "wasm32-unknown-unknown"));
-    let debian = Path::new("/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld").is_file();
-    needed(
-        rustup || debian,
-        "a Rust toolchain for wasm32-unknown-unknown",
-        "rustup target add wasm32-unknown-unknown, or Debian's rustc-web",
-    )
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == "wasm32-wasip2"));
+    needed(rustup, "Rust's wasm32-wasip2 target", "rustup target add wasm32-wasip2")
 }
 
 #[test]
@@ -307,12 +301,18 @@ fn new_makes_projects_outside_the_repository_that_dev_builds_installs_and_runs()
             .unwrap();
         let said = format!("{}{}", String::from_utf8_lossy(&tests.stdout), String::from_utf8_lossy(&tests.stderr));
         assert!(tests.status.success() && said.contains("1 passed"), "cargo test in the new project: {said}");
-        // A second round over an edited app installs it in place, same version.
+        // A second round over an edited app installs it in place, same
+        // version; what it prints with `println!` reaches its log.
         let source = project.join("src/lib.rs");
-        std::fs::write(&source, std::fs::read_to_string(&source).unwrap().replace("transport modes", "modes")).unwrap();
+        let edited = std::fs::read_to_string(&source).unwrap().replace(
+            r#"domicile_sdk::log::info(&format!("{} transport modes", km.len()));"#,
+            r#"println!("{} modes", km.len());"#,
+        );
+        std::fs::write(&source, edited).unwrap();
         let output = domicile_in(&project, &["dev", "--once"]);
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        assert!(String::from_utf8_lossy(&output.stderr).contains("log info   4 modes"), "the edited app ran");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stderr.contains("log stdout 4 modes"), "the edited app ran and printed: {stderr}");
 
         // A manifest whose world the component does not export is refused
         // at build, from the component's exports.

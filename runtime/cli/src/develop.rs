@@ -38,7 +38,10 @@ const PREVIEW2_SHIM: &str = "0.25.0";
 /// The project's own files: its key, its development home, its builds.
 const PRIVATE_DIR: &str = ".domicile";
 const BUILD_DIR: &str = "target";
-const GUEST_TARGET: &str = "wasm32-unknown-unknown";
+/// Rust apps are built for WASI 0.2: its linker makes a component, and
+/// `println!` and panics reach the app's log (the runtime denies the rest
+/// of WASI at run time).
+const GUEST_TARGET: &str = "wasm32-wasip2";
 
 /// The language of an app project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -185,10 +188,15 @@ fn readme(name: &str, id: &AppId, lang: Lang, world: WorldArg) -> String {
     let (source, toolchain) = match lang {
         Lang::Rust => (
             "src/lib.rs (the SDK is in domicile-sdk/)",
-            format!("a Rust toolchain for {GUEST_TARGET} with a component linker: `rustup target add {GUEST_TARGET}` (or Debian's rustc-web)"),
+            format!("Rust's {GUEST_TARGET} target: `rustup target add {GUEST_TARGET}`"),
         ),
-        Lang::Python => ("app.py (the SDK is domicile.py)", format!("`pip install componentize-py=={COMPONENTIZE_PY}`")),
-        Lang::Js => ("app.js (the SDK is domicile.js)", "`npm install` here (componentize-js, pinned in package.json)".to_owned()),
+        Lang::Python => {
+            ("app.py (the SDK is domicile.py)", format!("`pip install componentize-py=={COMPONENTIZE_PY}`"))
+        }
+        Lang::Js => (
+            "app.js (the SDK is domicile.js)",
+            "`npm install` here (componentize-js, pinned in package.json)".to_owned(),
+        ),
     };
     let data = match world {
         WorldArg::Service => {
@@ -511,13 +519,9 @@ fn compile(project: &Project) -> Result<PathBuf> {
     let app_wasm = out_dir.join("app.wasm");
     match project.lang {
         Lang::Rust => {
-            let toolchain = rust_toolchain()?;
+            check_rust_toolchain()?;
             let mut cargo = Process::new("cargo");
-            cargo
-                .current_dir(&project.dir)
-                .args(["build", "--release", "--target", GUEST_TARGET])
-                .args(&toolchain.args);
-            cargo.envs(toolchain.env.iter().map(|(k, v)| (k, v)));
+            cargo.current_dir(&project.dir).args(["build", "--release", "--target", GUEST_TARGET]);
             run_tool(cargo, "cargo build")?;
             let crate_name = crate_name(&project.dir)?;
             let built =
@@ -568,47 +572,22 @@ fn crate_name(dir: &Path) -> Result<String> {
         .context("Cargo.toml has no [package] name")
 }
 
-struct RustToolchain {
-    env: Vec<(String, String)>,
-    args: Vec<String>,
-}
-
-/// rustup's wasm32 target, linked by the wasm-component-ld rustup ships;
-/// else Debian's rustc-web with -Zbuild-std (as sample-apps/build.sh).
-fn rust_toolchain() -> Result<RustToolchain> {
-    let linker_var = "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER".to_owned();
-    let rustup_has_target = Process::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == GUEST_TARGET));
-    if rustup_has_target {
-        let sysroot = Process::new("rustc").args(["--print", "sysroot"]).output()?;
-        let host = Process::new("rustc").arg("-vV").output()?;
-        let host = String::from_utf8_lossy(&host.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-            .context("rustc -vV names no host")?;
-        let linker = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
-            .join(format!("lib/rustlib/{host}/bin/wasm-component-ld"));
-        if !linker.is_file() {
-            bail!("rustup's toolchain has no {}; update it (rustup update stable)", linker.display());
+/// Checks that rustup has the guest target (it brings its own component
+/// linker, so nothing else needs setting).
+fn check_rust_toolchain() -> Result<()> {
+    let installed = match Process::new("rustup").args(["target", "list", "--installed"]).output() {
+        Ok(output) => String::from_utf8_lossy(&output.stdout).lines().any(|l| l.trim() == GUEST_TARGET),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "rustup is not installed: install Rust from https://rustup.rs, then `rustup target add {GUEST_TARGET}`"
+            )
         }
-        return Ok(RustToolchain { env: vec![(linker_var, linker.display().to_string())], args: Vec::new() });
+        Err(e) => return Err(e).context("cannot start rustup"),
+    };
+    if !installed {
+        bail!("no Rust toolchain for {GUEST_TARGET}: `rustup target add {GUEST_TARGET}`");
     }
-    let debian_linker = "/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld";
-    if Path::new("/usr/bin/rustc").is_file() && Path::new(debian_linker).is_file() {
-        return Ok(RustToolchain {
-            env: vec![
-                ("RUSTC".into(), "/usr/bin/rustc".into()),
-                ("RUSTC_BOOTSTRAP".into(), "1".into()),
-                (linker_var, debian_linker.into()),
-            ],
-            args: vec!["-Zbuild-std=std,panic_abort".into()],
-        });
-    }
-    bail!(
-        "no Rust toolchain for {GUEST_TARGET}: `rustup target add {GUEST_TARGET}`, or `apt-get install rustc-web cargo-web rust-web-src rust-web-llvm lld-22`"
-    )
+    Ok(())
 }
 
 /// The component must be a component, and export the manifest's world's
@@ -658,6 +637,7 @@ pub async fn dev(options: DevOptions, json: bool) -> Result<()> {
     let home_dir = project.private().join("home");
     let fresh = !home_dir.exists();
     let home = if fresh { crate::home::create(&home_dir, &"me".parse()?)? } else { crate::home::open(&home_dir)? };
+    reuse_compiled_functions(&home_dir)?;
     let key = project.dev_key()?.public();
     trust_as_publisher(&home, key, "development key of this project")?;
     if fresh {
@@ -689,6 +669,19 @@ pub async fn dev(options: DevOptions, json: bool) -> Result<()> {
             }
         }
     }
+}
+
+/// Sets the development home to compile again only the functions a
+/// rebuild changed (`[engine] reuse-compiled-functions`), unless its
+/// `config.toml` was written by someone else; read when its runtime starts.
+fn reuse_compiled_functions(home_dir: &Path) -> Result<()> {
+    let path = home_dir.join("config.toml");
+    if !path.exists() {
+        let text = "# Written by `domicile dev`: a rebuilt app compiles only the functions that changed.\n\
+                    [engine]\nreuse-compiled-functions = true\n";
+        domicile_package::write_atomically(&path, text.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Trusts `key` for app packages in the development home, once.

@@ -43,8 +43,58 @@ pub(crate) const MAX_TABLE_ELEMENTS: usize = 20_000;
 /// The engine, with a pooling instance allocator of `slots` component
 /// instances whose memories may grow to `max_memory` bytes: instantiation
 /// reuses pre-reserved slots instead of mapping memory for every run.
-pub(crate) fn new_engine(slots: u32, max_memory: u64) -> Result<Engine, HostError> {
-    Engine::new(&engine_config(slots, max_memory)).map_err(|e| HostError::Engine(e.to_string()))
+/// With `reuse_functions`, Cranelift keeps what it compiled in a
+/// [`FunctionCache`] and compiles again only functions it has not seen.
+pub(crate) fn new_engine(slots: u32, max_memory: u64, reuse_functions: bool) -> Result<Engine, HostError> {
+    let engine_err = |e: wasmtime::Error| HostError::Engine(e.to_string());
+    let mut config = engine_config(slots, max_memory);
+    if reuse_functions {
+        config.enable_incremental_compilation(Arc::new(FunctionCache::default())).map_err(engine_err)?;
+    }
+    Engine::new(&config).map_err(engine_err)
+}
+
+/// The machine code of compiled functions, by Cranelift's key (a hash of
+/// the function's body and of the compiler's settings), in memory: a
+/// rebuilt app whose interpreter did not change (Python, JavaScript) finds
+/// all of it here. Full at [`FunctionCache::MAX_BYTES`]: later functions
+/// are compiled, not kept.
+#[derive(Debug, Default)]
+pub(crate) struct FunctionCache {
+    entries: std::sync::Mutex<FunctionCacheEntries>,
+    hits: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct FunctionCacheEntries {
+    code: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    bytes: usize,
+}
+
+impl FunctionCache {
+    const MAX_BYTES: usize = 1024 * 1024 * 1024;
+}
+
+impl wasmtime::CacheStore for FunctionCache {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let code = entries.code.get(key)?.clone();
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(std::borrow::Cow::Owned(code))
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let size = key.len() + value.len();
+        if entries.bytes + size > Self::MAX_BYTES {
+            return false;
+        }
+        entries.bytes += size;
+        if let Some(replaced) = entries.code.insert(key.to_vec(), value) {
+            entries.bytes -= key.len() + replaced.len();
+        }
+        true
+    }
 }
 
 /// The engine settings domicile runs apps with (also the fair baseline for
@@ -163,5 +213,83 @@ impl ArtifactCache {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component with `functions` distinct functions and a data segment.
+    fn component(functions: u32, data: &str) -> Vec<u8> {
+        use wasm_encoder::{
+            CodeSection, ConstExpr, DataSection, ExportKind, ExportSection, Function, FunctionSection, MemorySection,
+            MemoryType, Module, ModuleArg, ModuleSection, TypeSection, ValType,
+        };
+        let mut types = TypeSection::new();
+        types.ty().function([ValType::I32], [ValType::I32]);
+        let (mut declared, mut exports, mut code) = (FunctionSection::new(), ExportSection::new(), CodeSection::new());
+        for i in 0..functions {
+            declared.function(0);
+            exports.export(&format!("f{i}"), ExportKind::Func, i);
+            let mut body = Function::new([]);
+            body.instructions().local_get(0).i32_const(i as i32).i32_mul().end();
+            code.function(&body);
+        }
+        let mut memories = MemorySection::new();
+        memories.memory(MemoryType { minimum: 1, maximum: None, memory64: false, shared: false, page_size_log2: None });
+        let mut segments = DataSection::new();
+        segments.active(0, &ConstExpr::i32_const(0), data.bytes());
+        let mut module = Module::new();
+        module
+            .section(&types)
+            .section(&declared)
+            .section(&memories)
+            .section(&exports)
+            .section(&code)
+            .section(&segments);
+        let mut component = wasm_encoder::Component::new();
+        component.section(&ModuleSection(&module));
+        let mut instances = wasm_encoder::InstanceSection::new();
+        instances.instantiate(0, std::iter::empty::<(&str, ModuleArg)>());
+        component.section(&instances);
+        component.finish()
+    }
+
+    #[test]
+    fn a_rebuilt_component_reuses_the_functions_it_did_not_change() {
+        let cache = Arc::new(FunctionCache::default());
+        let mut config = engine_config(1, 1 << 20);
+        config.enable_incremental_compilation(cache.clone()).unwrap();
+        let engine = Engine::new(&config).unwrap();
+
+        let compiled = || cache.entries.lock().unwrap().code.len();
+        let hits = || cache.hits.load(Ordering::Relaxed);
+
+        Component::new(&engine, component(20, "first build")).unwrap();
+        let first = compiled();
+        assert!(first >= 20, "each function was compiled and kept: {first}");
+        // Other data, same code: the functions are reused.
+        let before = hits();
+        Component::new(&engine, component(20, "second build")).unwrap();
+        let second = compiled();
+        // What the build changes, a couple of functions of the module's own
+        // plumbing, is compiled; none of the 20 app functions is.
+        assert!(second - first <= 3, "{} functions compiled again", second - first);
+        assert!(hits() - before >= 20, "hits: {}", hits() - before);
+        // One function more: it is compiled, the 20 others reused.
+        Component::new(&engine, component(21, "third build")).unwrap();
+        let third = compiled() - second;
+        assert!((1..=second - first + 2).contains(&third), "{third} functions compiled for one new one");
+    }
+
+    #[test]
+    fn a_full_function_cache_keeps_nothing_more() {
+        let cache = FunctionCache::default();
+        use wasmtime::CacheStore;
+        assert!(cache.insert(b"key", vec![0; 16]));
+        assert!(!cache.insert(b"big", vec![0; FunctionCache::MAX_BYTES]));
+        assert!(cache.get(b"big").is_none());
+        assert_eq!(cache.get(b"key").unwrap().len(), 16);
     }
 }

@@ -109,11 +109,21 @@ pub struct RuntimeConfig {
     /// Invocations running at once; more wait for a free slot (the
     /// instance pool is sized for this many).
     pub max_concurrent: u32,
+    /// Whether compiling reuses the machine code of functions this runtime
+    /// compiled before (see `[engine] reuse-compiled-functions`).
+    pub reuse_compiled_functions: bool,
 }
 
 impl RuntimeConfig {
     pub fn new(cache_dir: PathBuf, scratch_dir: PathBuf) -> RuntimeConfig {
-        RuntimeConfig { cache_dir, scratch_dir, clock: Clock::System, limits: LimitCaps::default(), max_concurrent: 16 }
+        RuntimeConfig {
+            cache_dir,
+            scratch_dir,
+            clock: Clock::System,
+            limits: LimitCaps::default(),
+            max_concurrent: 16,
+            reuse_compiled_functions: false,
+        }
     }
 }
 
@@ -134,7 +144,7 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Runtime, HostError> {
         let max_memory = config.limits.memory_mib.max.saturating_mul(1024 * 1024);
-        let engine = engine::new_engine(config.max_concurrent.max(1), max_memory)?;
+        let engine = engine::new_engine(config.max_concurrent.max(1), max_memory, config.reuse_compiled_functions)?;
         let mut linker = Linker::<Invocation>::new(&engine);
         let engine_err = |e: wasmtime::Error| HostError::Engine(e.to_string());
         bindings::service::Service::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(engine_err)?;

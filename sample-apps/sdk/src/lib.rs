@@ -212,10 +212,11 @@ pub mod data {
     }
 }
 
-/// The app's log, which the resident can read (`domicile logs`). Use it
-/// (or the [`info!`] family of macros) rather than `println!`: a component
-/// built for `wasm32-unknown-unknown` has no standard output, so what
-/// `println!` prints goes nowhere.
+/// The app's log, which the resident can read (`domicile logs`), with a
+/// level per line (or the [`info!`] family of macros). What `println!` and
+/// `eprintln!` print reaches the log too, as `stdout` and `stderr` lines
+/// (apps are built for `wasm32-wasip2`, whose standard output the runtime
+/// captures).
 pub mod log {
     use super::wit_log::{write, Level};
     pub fn debug(message: &str) {
