@@ -748,8 +748,9 @@ fn sources(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
             let name = entry.file_name();
+            // Cargo.lock: the first Rust build writes it, which is no edit.
             if name.to_string_lossy().starts_with('.')
-                || [BUILD_DIR, "node_modules", "__pycache__"].iter().any(|n| name == *n)
+                || [BUILD_DIR, "node_modules", "__pycache__", "Cargo.lock"].iter().any(|n| name == *n)
             {
                 continue;
             }
