@@ -50,7 +50,12 @@ impl Server {
     }
 
     pub fn start_with_env(home: &TestHome, env: &[(&str, &str)]) -> Server {
-        let mut command = home.command(&["serve", "--addr", "127.0.0.1:0"]);
+        Server::start_with(home, &[], env)
+    }
+
+    /// With more arguments to `serve` (`--cluster ...`).
+    pub fn start_with(home: &TestHome, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = home.command(&[&["serve", "--addr", "127.0.0.1:0"], args].concat());
         for (k, v) in env {
             command.env(k, v);
         }
@@ -76,6 +81,19 @@ impl Server {
             text
         });
         Server { child: Some(child), url, stdout: Some(stdout), stderr: Some(stderr) }
+    }
+
+    /// What the server printed and logged so far is kept until it stops;
+    /// this kills it at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) -> Stopped {
+        let mut child = self.child.take().unwrap();
+        child.kill().ok();
+        let status = child.wait().unwrap();
+        Stopped {
+            status,
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
     }
 
     /// The server process's id (to read its memory in /proc).

@@ -12,7 +12,10 @@ use domicile_store::{AuditFilter, DocId, InstalledApp, Query, Quota, ResidentSpa
 use serde_json::json;
 
 use crate::terminal::{self, safe};
-use crate::{AuditAction, CatalogueCommand, Cli, Command, DoctypeCommand, ResidentCommand, TokenCommand, TrustCommand};
+use crate::{
+    AuditAction, CatalogueCommand, Cli, ClusterCommand, Command, DoctypeCommand, ResidentCommand, TokenCommand,
+    TrustCommand,
+};
 
 use domicile_home::Home;
 
@@ -50,6 +53,9 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 crate::develop::DevOptions { dir: dir.clone(), data: data.clone(), input: input.clone(), once: *once };
             return crate::develop::dev(options, json).await;
         }
+        Command::Cluster(ClusterCommand::Status { cluster }) => {
+            return crate::serve::cluster_status(cluster, json).await
+        }
         // The vocabulary is the runtime's: no home needed.
         Command::Doctypes => return crate::doctypes::list(json),
         Command::Doctype(DoctypeCommand::Show { doctype }) => return crate::doctypes::show(doctype.clone(), json),
@@ -77,7 +83,13 @@ pub async fn execute(cli: Cli) -> Result<()> {
     };
     match opened {
         Ok(home) => match command {
-            Command::Serve { addr } => crate::serve::serve(home, addr).await,
+            Command::Serve { addr, cluster, node, advertise, lease_s } => {
+                let cluster = match (cluster, node) {
+                    (Some(url), Some(node)) => Some(crate::serve::JoinOptions { url, node, advertise, lease_s }),
+                    _ => None,
+                };
+                crate::serve::serve(home, addr, cluster).await
+            }
             command => on_home(&home, resident, json, command).await,
         },
         Err(e) if crate::control::held_by_a_server(&e) => crate::control::forward(&dir, resident, json, command),
@@ -101,6 +113,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         | Command::Catalogue(CatalogueCommand::Build { .. })
         | Command::Doctypes
         | Command::Doctype(_)
+        | Command::Cluster(_)
         | Command::Init { .. } => bail!("this command does not act on a home"),
         Command::Serve { .. } => {
             bail!("this home is already served by a running domicile server: it has the home to itself; stop it first")

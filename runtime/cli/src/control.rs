@@ -231,7 +231,10 @@ fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
 /// Listens on the home's control socket and runs each command it
 /// receives on `home`, on its own thread, with the async parts on
 /// `runtime`.
-pub fn listen(home: Arc<Home>, runtime: tokio::runtime::Handle) -> Result<ControlSocket> {
+/// In a cluster (`clustered`), commands that change residents, accounts
+/// or tokens are refused: the cluster's shared state would not know of
+/// them; the admin API does it for every node.
+pub fn listen(home: Arc<Home>, runtime: tokio::runtime::Handle, clustered: bool) -> Result<ControlSocket> {
     let dir = home.dir().join(SOCKET_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
@@ -258,7 +261,7 @@ pub fn listen(home: Arc<Home>, runtime: tokio::runtime::Handle) -> Result<Contro
             let (home, runtime) = (home.clone(), runtime.clone());
             let spawned = std::thread::Builder::new()
                 .name("control command".into())
-                .spawn(move || serve_connection(stream, &home, &runtime));
+                .spawn(move || serve_connection(stream, &home, &runtime, clustered));
             if spawned.is_err() {
                 tracing::error!("cannot start a thread for a command from the control socket");
             }
@@ -289,7 +292,24 @@ impl Read for RemoteStdin {
     }
 }
 
-fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::Handle) {
+/// What a node of a cluster must do through the admin API instead.
+fn changes_shared_state(command: &crate::Command) -> bool {
+    use crate::{Command, ResidentCommand, TokenCommand};
+    matches!(
+        command,
+        Command::OperatorToken
+            | Command::Token(TokenCommand::Create { .. } | TokenCommand::Revoke { .. })
+            | Command::Resident(
+                ResidentCommand::Add { .. }
+                    | ResidentCommand::Remove { .. }
+                    | ResidentCommand::Password { .. }
+                    | ResidentCommand::Disable { .. }
+                    | ResidentCommand::Enable { .. }
+            )
+    )
+}
+
+fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::Handle, clustered: bool) {
     let Ok(mut reader) = stream.try_clone() else { return };
     let writer = Arc::new(Mutex::new(stream));
     let send = {
@@ -314,6 +334,13 @@ fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::H
             return;
         }
     };
+    if clustered && changes_shared_state(&request.command) {
+        let error = "this home's server is a node of a cluster: change residents, passwords and tokens through the \
+                     admin API (/api/v1/admin) or the web UI, so that every node knows"
+            .to_owned();
+        send(EXIT, &serde_json::to_vec(&Exit { error: Some(error) }).unwrap_or_default());
+        return;
+    }
     let (chunks_tx, chunks) = mpsc::channel();
     std::thread::spawn(move || {
         while let Ok(Some((tag, payload))) = read_frame(&mut reader) {

@@ -223,7 +223,7 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
         Some(addr) => {
             println!("\nThe web UI: sign in as `me` with the password {password} (Ctrl-C stops the server)");
             drop(space);
-            crate::serve::serve(home, addr).await
+            crate::serve::serve(home, addr, None).await
         }
     }
 }

@@ -80,7 +80,24 @@ pub enum Command {
         /// Address to listen on (port 0 picks a free port; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Be a node of the cluster coordinated by this NATS server, with
+        /// JetStream on (`nats://127.0.0.1:4222`); needs --node.
+        #[arg(long, value_name = "NATS_URL", requires = "node")]
+        cluster: Option<String>,
+        /// This node's name in the cluster (`n1`).
+        #[arg(long, requires = "cluster")]
+        node: Option<String>,
+        /// The URL the other nodes forward requests to (default: http:// and
+        /// the address this server listens on).
+        #[arg(long, value_name = "URL", requires = "cluster")]
+        advertise: Option<String>,
+        /// Seconds without a heartbeat after which the others take this node for gone.
+        #[arg(long, default_value_t = 6, requires = "cluster")]
+        lease_s: u64,
     },
+    /// A cluster of nodes (`serve --cluster`): which are live, and how many residents each holds.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Make a new operator token for the admin API (the previous one stops working).
     OperatorToken,
     /// The resident's API tokens, for scripts using the HTTP API.
@@ -346,6 +363,16 @@ pub enum Command {
     Triggers {
         #[command(subcommand)]
         action: Option<TriggersCommand>,
+    },
+}
+
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum ClusterCommand {
+    /// The live nodes, their addresses and residents, and residents whose node is not live.
+    Status {
+        /// The cluster's NATS server.
+        #[arg(long, value_name = "NATS_URL")]
+        cluster: String,
     },
 }
 

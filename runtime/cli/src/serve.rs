@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use domicile_home::{Home, Password};
 use domicile_store::ResidentName;
 use serde_json::json;
@@ -55,24 +55,58 @@ pub fn operator_token(home: &Home, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `serve --cluster URL --node NAME`: how this server joins a cluster.
+pub struct JoinOptions {
+    pub url: String,
+    pub node: String,
+    pub advertise: Option<String>,
+    pub lease_s: u64,
+}
+
 /// `serve`: the HTTP server, until Ctrl-C or SIGTERM.
-pub async fn serve(home: Home, addr: SocketAddr) -> Result<()> {
-    let config = crate::home::server_config(&home)?;
+pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -> Result<()> {
+    let mut config = crate::home::server_config(&home)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
+    let mut joined = None;
+    if let Some(join) = cluster {
+        let advertise = match join.advertise {
+            Some(url) => url,
+            None if bound.ip().is_unspecified() => {
+                bail!("--addr {bound} listens on every interface: say with --advertise which URL the other nodes reach this one at")
+            }
+            None => format!("http://{bound}"),
+        };
+        if !(2..=3600).contains(&join.lease_s) {
+            bail!("--lease-s must be 2 to 3600 seconds");
+        }
+        let options = domicile_cluster::ClusterOptions {
+            url: join.url.clone(),
+            node: join.node.parse()?,
+            advertise: advertise.clone(),
+            lease: std::time::Duration::from_secs(join.lease_s),
+            session_ttl: config.session_ttl,
+        };
+        config.cluster = Some(domicile_cluster::Cluster::join(options).await?);
+        joined = Some(format!("  node `{}` of the cluster at {}, reached at {advertise}", join.node, join.url));
+    }
     let home = std::sync::Arc::new(home);
     // `domicile` commands on this home reach the server through it (ready
     // before the server says it serves).
-    let control = match crate::control::listen(home.clone(), tokio::runtime::Handle::current()) {
-        Ok(control) => Some(control),
-        // A home whose path is too long for a Unix socket (about 100
-        // bytes), say: the server still serves, the CLI cannot reach it.
-        Err(e) => {
-            errln!("domicile: {e:#}; `domicile` commands on this home cannot reach the server while it runs");
-            None
-        }
-    };
+    let control =
+        match crate::control::listen(home.clone(), tokio::runtime::Handle::current(), config.cluster.is_some()) {
+            Ok(control) => Some(control),
+            // A home whose path is too long for a Unix socket (about 100
+            // bytes), say: the server still serves, the CLI cannot reach it.
+            Err(e) => {
+                errln!("domicile: {e:#}; `domicile` commands on this home cannot reach the server while it runs");
+                None
+            }
+        };
     outln!("domicile: serving http://{bound}/");
+    if let Some(joined) = joined {
+        outln!("{joined}");
+    }
     let accounts = home.accounts();
     if home.store().residents()?.iter().all(|r| !accounts.has_account(r)) {
         outln!(
@@ -85,5 +119,53 @@ pub async fn serve(home: Home, addr: SocketAddr) -> Result<()> {
     domicile_server::serve(home, config, listener, domicile_server::shutdown_signal()).await?;
     drop(control);
     outln!("domicile: stopped");
+    Ok(())
+}
+
+/// `cluster status`: the live nodes and where the residents are.
+pub async fn cluster_status(url: &str, json: bool) -> Result<()> {
+    let observer = domicile_cluster::Cluster::observe(url).await?;
+    let nodes = observer.live_nodes().await?;
+    let placements = observer.placements().await?;
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let held_by = |node: &domicile_cluster::NodeName| placements.iter().filter(|p| &p.node == node).count();
+    let stranded: Vec<_> = placements
+        .iter()
+        .filter(|p| !nodes.iter().any(|(n, _)| n == &p.node))
+        .map(|p| (p.resident.as_str(), p.node.as_str()))
+        .collect();
+    if json {
+        let nodes: Vec<_> = nodes
+            .iter()
+            .map(|(name, record)| {
+                json!({
+                    "node": name.as_str(),
+                    "advertise": record.advertise,
+                    "residents": held_by(name),
+                    "residents_on_disk": record.residents,
+                    "heartbeat_age_ms": now_ms.saturating_sub(record.heartbeat_ms),
+                    "up_ms": now_ms.saturating_sub(record.started_ms),
+                })
+            })
+            .collect();
+        let stranded: Vec<_> = stranded.iter().map(|(r, n)| json!({ "resident": r, "node": n })).collect();
+        outln!("{}", json!({ "nodes": nodes, "residents": placements.len(), "on_nodes_not_live": stranded }));
+        return Ok(());
+    }
+    if nodes.is_empty() {
+        outln!("no live node");
+    }
+    for (name, record) in &nodes {
+        outln!(
+            "{name:<12} live   {:>6} resident(s)   {}   last heartbeat {:.1} s ago",
+            held_by(name),
+            record.advertise,
+            now_ms.saturating_sub(record.heartbeat_ms) as f64 / 1000.0
+        );
+    }
+    outln!("{} resident(s) placed", placements.len());
+    for (resident, node) in &stranded {
+        outln!("  {resident}: held by `{node}`, which is not live");
+    }
     Ok(())
 }

@@ -102,7 +102,8 @@ pub fn new_password() -> String {
     chars.as_bytes().chunks(5).map(|c| std::str::from_utf8(c).expect("ascii")).collect::<Vec<_>>().join("-")
 }
 
-fn sha256_hex(secret: &str) -> String {
+/// The SHA-256 (hex) a secret is kept as.
+pub fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
@@ -294,6 +295,27 @@ impl Accounts {
             Ok(())
         })?;
         Ok(secret)
+    }
+
+    /// The SHA-256 (hex) of the resident's API tokens (what a cluster
+    /// indexes to route their requests).
+    pub fn token_sha256s(&self, resident: &ResidentName) -> Vec<String> {
+        self.file()
+            .residents
+            .get(resident)
+            .map(|a| a.tokens.iter().map(|t| t.sha256.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The SHA-256 (hex) of one of the resident's API tokens, by its id.
+    pub fn token_sha256(&self, resident: &ResidentName, id: &str) -> Option<String> {
+        let file = self.file();
+        file.residents.get(resident)?.tokens.iter().find(|t| t.id == id).map(|t| t.sha256.clone())
+    }
+
+    /// The SHA-256 (hex) of the operator's token, once one was made.
+    pub fn operator_token_sha256(&self) -> Option<String> {
+        self.file().operator_token_sha256.clone()
     }
 
     pub fn has_operator_token(&self) -> bool {

@@ -36,7 +36,9 @@ use domicile_host::{Clock, HostError, Runtime};
 use domicile_package::{CatalogueError, CatalogueSources, KeyError, PackageError, TrustError, TrustStore};
 use domicile_store::{ResidentName, ResidentSpace, Store, StoreError, UpgradeReport, Vocabulary};
 
-pub use accounts::{check_password, new_password, new_secret, AccountError, Accounts, TokenInfo, MAX_PASSWORD_BYTES};
+pub use accounts::{
+    check_password, new_password, new_secret, sha256_hex, AccountError, Accounts, TokenInfo, MAX_PASSWORD_BYTES,
+};
 pub use apps::{Installing, PackageSource, UpdateOutcome};
 pub use config::{HomeConfig, ServerSettings};
 pub use keys::{format_ms, HeldApp};

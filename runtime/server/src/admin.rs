@@ -39,6 +39,13 @@ fn resident_name(name: &str) -> Result<ResidentName, ApiError> {
     name.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))
 }
 
+/// A resident this node holds (always so on a single node), by the name in the path.
+async fn held_resident(state: &State, name: &str) -> Result<ResidentName, ApiError> {
+    let name = resident_name(name)?;
+    crate::cluster::check_holds(state, &name).await?;
+    Ok(name)
+}
+
 #[derive(Deserialize)]
 struct Page {
     /// Residents whose name comes after this one.
@@ -77,6 +84,10 @@ struct NewResident {
     name: String,
     /// Set by the operator, or generated and returned once.
     password: Option<String>,
+    /// In a cluster, the node to place them on (default: the live node
+    /// with the fewest residents); the request is forwarded to it.
+    #[allow(dead_code)] // read by the cluster's routing, before the handler
+    node: Option<String>,
 }
 
 async fn add_resident(
@@ -89,7 +100,17 @@ async fn add_resident(
     let worker = state.clone();
     // argon2 takes tens of milliseconds of CPU on purpose: not on the async threads.
     let added = tokio::task::spawn_blocking(move || worker.home.add_resident(&name, password)).await??;
-    Ok(Json(json!({ "name": added.name.as_str(), "password": added.password })))
+    if let Some(node) = &state.cluster {
+        // Another node may have made a resident of that name meanwhile:
+        // the first to place them keeps them, the other undoes its own.
+        if let Err(e) = node.cluster.place(&added.name, node.me()).await {
+            state.home.remove_resident(&added.name)?;
+            return Err(e.into());
+        }
+    }
+    Ok(Json(
+        json!({ "name": added.name.as_str(), "password": added.password, "node": state.cluster.as_ref().map(|n| n.me().as_str()) }),
+    ))
 }
 
 /// Deletes a resident and everything of theirs; their sessions end.
@@ -98,21 +119,30 @@ async fn remove_resident(
     _: Operator,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&name)?;
+    let name = held_resident(&state, &name).await?;
+    let tokens = state.home.accounts().token_sha256s(&name);
     state.home.remove_resident(&name)?;
-    state.sessions.close_all_of(&name);
+    state.sessions.close_all_of(&name).await?;
+    if let Some(node) = &state.cluster {
+        for token in tokens {
+            node.cluster.unindex_token(&token).await?;
+        }
+        if let Some(held) = node.cluster.holder(&name).await? {
+            node.cluster.unplace(&held).await?;
+        }
+    }
     Ok(Json(json!({ "removed": name.as_str() })))
 }
 
 async fn disable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&name)?;
+    let name = held_resident(&state, &name).await?;
     state.home.set_sign_in(&name, false)?;
-    state.sessions.close_all_of(&name);
+    state.sessions.close_all_of(&name).await?;
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": false })))
 }
 
 async fn enable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&name)?;
+    let name = held_resident(&state, &name).await?;
     state.home.set_sign_in(&name, true)?;
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": true })))
 }
@@ -123,12 +153,12 @@ async fn reset_password(
     _: Operator,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&name)?;
+    let name = held_resident(&state, &name).await?;
     let worker = state.clone();
     let account_name = name.clone();
     let password =
         tokio::task::spawn_blocking(move || worker.home.set_password(&account_name, Password::Generate)).await??;
-    state.sessions.close_all_of(&name);
+    state.sessions.close_all_of(&name).await?;
     Ok(Json(json!({ "name": name.as_str(), "password": password })))
 }
 
@@ -138,7 +168,7 @@ async fn set_quota(
     Path(name): Path<String>,
     Json(quota): Json<Quota>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = resident_name(&name)?;
+    let name = held_resident(&state, &name).await?;
     let (usage, quota) = state.home.set_quota(&name, Some(quota))?;
     Ok(Json(json!({ "name": name.as_str(), "quota": quota, "usage": usage })))
 }
@@ -212,5 +242,9 @@ async fn add_catalogue(
 
 /// A new operator token; the one this request used stops working.
 async fn new_operator_token(Extract(state): Shared, _: Operator) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "token": state.home.new_operator_token()? })))
+    let token = state.home.new_operator_token()?;
+    if let Some(node) = &state.cluster {
+        node.cluster.set_operator_token_sha256(&domicile_home::sha256_hex(&token)).await?;
+    }
+    Ok(Json(json!({ "token": token })))
 }

@@ -85,6 +85,12 @@ async fn sign_in(
     }
     state.clients.attempt(client.ip())?;
     state.sessions.check_throttle(&form.name)?;
+    // In a cluster, only the node holding the resident checks their
+    // password: another node's copy of the home may be stale.
+    if state.cluster.is_some() {
+        let name = form.name.parse().map_err(|_| ApiError::WrongCredentials)?;
+        crate::cluster::check_holds(&state, &name).await.map_err(|_| ApiError::WrongCredentials)?;
+    }
     // Bounded: argon2's memory is per hash in progress.
     let _permit = state.password_check_permit().await?;
     let checker = state.clone();
@@ -93,7 +99,7 @@ async fn sign_in(
     let resident = tokio::task::spawn_blocking(move || checker.home.accounts().sign_in(&name, &form.password)).await?;
     state.sessions.record_sign_in(&form.name, resident.is_some());
     let resident = resident.ok_or(ApiError::WrongCredentials)?;
-    let (cookie, csrf) = state.sessions.open(resident.clone());
+    let (cookie, csrf) = state.sessions.open(resident.clone()).await?;
     let set_cookie = format!(
         "{SESSION_COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         state.config.session_ttl.as_secs(),
@@ -111,7 +117,7 @@ async fn session(resident: Resident) -> ApiResult {
 
 async fn sign_out(Extract(state): Shared, headers: HeaderMap, _resident: Resident) -> ApiResult<Response> {
     if let Some(cookie) = cookie(&headers, SESSION_COOKIE) {
-        state.sessions.close(cookie);
+        state.sessions.close(cookie).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
@@ -139,7 +145,7 @@ async fn change_password(Extract(state): Shared, resident: Resident, Json(form):
         Ok(worker.home.accounts().set_password(&name, &form.new)?)
     })
     .await??;
-    state.sessions.close_all_of(&resident.name);
+    state.sessions.close_all_of(&resident.name).await?;
     Ok(Json(json!({ "changed": true })))
 }
 
@@ -151,6 +157,9 @@ struct NewToken {
 
 async fn create_token(Extract(state): Shared, resident: Resident, Json(form): Json<NewToken>) -> ApiResult {
     let (info, secret) = state.home.create_token(&resident.name, &form.label)?;
+    if let Some(node) = &state.cluster {
+        node.cluster.index_token(&domicile_home::sha256_hex(&secret), &resident.name).await?;
+    }
     Ok(Json(json!({ "token": secret, "id": info.id, "label": info.label, "created_ms": info.created_ms })))
 }
 
@@ -159,8 +168,12 @@ async fn tokens(Extract(state): Shared, resident: Resident) -> ApiResult {
 }
 
 async fn revoke_token(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
+    let digest = state.home.accounts().token_sha256(&resident.name, &id);
     if !state.home.revoke_token(&resident.name, &id)? {
         return Err(ApiError::NotFound(format!("you have no API token `{id}`")));
+    }
+    if let (Some(node), Some(digest)) = (&state.cluster, digest) {
+        node.cluster.unindex_token(&digest).await?;
     }
     Ok(Json(json!({ "revoked": id })))
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::State;
+use domicile_cluster::{Cluster, SessionRecord};
 use domicile_home::new_secret;
 
 pub const SESSION_COOKIE: &str = "domicile_session";
@@ -32,10 +33,14 @@ struct Session {
 }
 
 /// Signed-in browsers, by the SHA-256 of their cookie (a leaked memory
-/// dump does not hand out live cookies). Sessions end with the process.
+/// dump does not hand out live cookies). On a single node they are kept in
+/// memory and end with the process; in a cluster, in JetStream
+/// (`domicile-sessions`), so that every node knows them and they survive a
+/// node's restart.
 pub struct Sessions {
     ttl: Duration,
     live: Mutex<HashMap<[u8; 32], Session>>,
+    cluster: Option<Cluster>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
@@ -43,9 +48,13 @@ fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Sessions {
-    pub fn new(ttl: Duration) -> Sessions {
-        Sessions { ttl, live: Mutex::new(HashMap::new()), failures: Mutex::new(HashMap::new()) }
+    pub fn new(ttl: Duration, cluster: Option<Cluster>) -> Sessions {
+        Sessions { ttl, live: Mutex::new(HashMap::new()), cluster, failures: Mutex::new(HashMap::new()) }
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
@@ -53,28 +62,49 @@ impl Sessions {
     }
 
     /// Opens a session; returns the cookie value and the CSRF token.
-    pub fn open(&self, resident: ResidentName) -> (String, String) {
+    pub async fn open(&self, resident: ResidentName) -> Result<(String, String), ApiError> {
         let (cookie, csrf) = (new_secret(""), new_secret(""));
+        if let Some(cluster) = &self.cluster {
+            let expires_ms = now_ms() + self.ttl.as_millis() as u64;
+            let record = SessionRecord { resident, csrf: csrf.clone(), expires_ms };
+            cluster.open_session(&hex::encode(digest(&cookie)), &record).await?;
+            return Ok((cookie, csrf));
+        }
         let now = Instant::now();
         let mut live = self.live();
         live.retain(|_, s| s.expires > now);
         live.insert(digest(&cookie), Session { resident, csrf: csrf.clone(), expires: now + self.ttl });
-        (cookie, csrf)
+        Ok((cookie, csrf))
     }
 
     /// The resident and CSRF token of a live session.
-    pub fn get(&self, cookie: &str) -> Option<(ResidentName, String)> {
+    pub async fn get(&self, cookie: &str) -> Result<Option<(ResidentName, String)>, ApiError> {
+        if let Some(cluster) = &self.cluster {
+            let session = cluster.session(&hex::encode(digest(cookie))).await?;
+            return Ok(session.map(|s| (s.resident, s.csrf)));
+        }
         let live = self.live();
-        live.get(&digest(cookie)).filter(|s| s.expires > Instant::now()).map(|s| (s.resident.clone(), s.csrf.clone()))
+        Ok(live
+            .get(&digest(cookie))
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| (s.resident.clone(), s.csrf.clone())))
     }
 
-    pub fn close(&self, cookie: &str) {
+    pub async fn close(&self, cookie: &str) -> Result<(), ApiError> {
+        if let Some(cluster) = &self.cluster {
+            return Ok(cluster.close_session(&hex::encode(digest(cookie))).await?);
+        }
         self.live().remove(&digest(cookie));
+        Ok(())
     }
 
     /// Ends every session of a resident (disabled, or password changed).
-    pub fn close_all_of(&self, resident: &ResidentName) {
+    pub async fn close_all_of(&self, resident: &ResidentName) -> Result<(), ApiError> {
+        if let Some(cluster) = &self.cluster {
+            return Ok(cluster.close_sessions_of(resident).await?);
+        }
         self.live().retain(|_, s| &s.resident != resident);
+        Ok(())
     }
 
     /// Refuses a sign-in for a name that failed too often lately. Applies
@@ -188,7 +218,7 @@ impl FromRequestParts<Arc<State>> for Resident {
             (state.home.accounts().resident_of_token(token).ok_or(ApiError::SignInFirst)?, None)
         } else {
             let cookie = cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::SignInFirst)?;
-            let (name, csrf) = state.sessions.get(cookie).ok_or(ApiError::SignInFirst)?;
+            let (name, csrf) = state.sessions.get(cookie).await?.ok_or(ApiError::SignInFirst)?;
             if changes_state(&parts.method) {
                 let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
                 if sent != Some(csrf.as_str()) {
@@ -200,6 +230,7 @@ impl FromRequestParts<Arc<State>> for Resident {
         if !state.home.accounts().is_enabled(&name) {
             return Err(ApiError::SignInFirst);
         }
+        crate::cluster::check_holds(state, &name).await?;
         let space = state.home.store().resident(&name)?;
         Ok(Resident { name, space, csrf })
     }
@@ -213,9 +244,19 @@ impl FromRequestParts<Arc<State>> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Self::Rejection> {
-        match bearer(parts) {
-            Some(token) if state.home.accounts().is_operator_token(token) => Ok(Operator),
-            _ => Err(ApiError::NotOperator),
+        let Some(token) = bearer(parts) else { return Err(ApiError::NotOperator) };
+        let is_operator = match &state.cluster {
+            // One operator token for the whole cluster.
+            Some(node) => {
+                node.cluster.operator_token_sha256().await?.as_deref()
+                    == Some(domicile_home::sha256_hex(token).as_str())
+            }
+            None => state.home.accounts().is_operator_token(token),
+        };
+        if is_operator {
+            Ok(Operator)
+        } else {
+            Err(ApiError::NotOperator)
         }
     }
 }

@@ -57,10 +57,24 @@ impl IntoResponse for ApiError {
             tracing::error!(status = status.as_u16(), "request failed on the server's side");
         }
         let mut response = (status, axum::Json(serde_json::json!({ "error": self.to_string() }))).into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
         }
         response
+    }
+}
+
+impl From<domicile_cluster::ClusterError> for ApiError {
+    fn from(e: domicile_cluster::ClusterError) -> Self {
+        use domicile_cluster::ClusterError as C;
+        match e {
+            C::Taken { .. } => ApiError::Conflict(e.to_string()),
+            C::NotLive(_) => ApiError::BadRequest(e.to_string()),
+            C::Moved { .. } | C::NoLiveNode | C::Connect { .. } | C::Nats { .. } => {
+                ApiError::Unavailable(format!("{e}; try again in a few seconds"))
+            }
+            C::Corrupt { .. } => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

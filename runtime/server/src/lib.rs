@@ -16,6 +16,7 @@
 mod admin;
 mod api;
 mod auth;
+mod cluster;
 mod error;
 mod metrics;
 mod scheduler;
@@ -60,6 +61,8 @@ pub struct ServerConfig {
     /// Behind a proxy every client has the proxy's address: raise it, or
     /// set 0 and let the proxy limit clients.
     pub sign_ins_per_client_per_minute: u32,
+    /// The cluster this node is part of (`serve --cluster`); none: a single node.
+    pub cluster: Option<domicile_cluster::Cluster>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             secure_cookies: false,
             sign_ins_per_client_per_minute: 30,
+            cluster: None,
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct State {
     pub(crate) password_checks: Semaphore,
     /// Sign-in attempts per client address.
     pub(crate) clients: auth::ClientThrottle,
+    /// This node's part in a cluster; none on a single node.
+    pub(crate) cluster: Option<cluster::ClusterNode>,
 }
 
 impl State {
@@ -145,7 +151,8 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
     home.accounts().prepare_sign_ins();
     let state = Arc::new(State {
         runtime,
-        sessions: auth::Sessions::new(config.session_ttl),
+        sessions: auth::Sessions::new(config.session_ttl, config.cluster.clone()),
+        cluster: config.cluster.clone().map(cluster::ClusterNode::new),
         metrics: metrics::Metrics::new(),
         busy: Mutex::new(HashMap::new()),
         password_checks: Semaphore::new(PASSWORD_CHECKS),
@@ -164,6 +171,8 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,
         ))
+        // Inside read_small_bodies: a sign-in's body is read once, then peeked at.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cluster::route))
         .layer(axum::middleware::from_fn(read_small_bodies))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::overriding(
@@ -180,7 +189,7 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
 }
 
 /// Bodies this small are read before the handler runs.
-const SMALL_BODY: usize = 64 * 1024;
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
 
 /// Reads a small request body whole before the handler runs, whether the
 /// handler reads it or not (`POST .../enable` with `{}`). A body left
@@ -242,6 +251,7 @@ pub async fn serve(
     let (router, state) = router(home, config)?;
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let triggers = tokio::spawn(scheduler::run(state.clone(), stopping_rx.clone()));
+    let heartbeats = tokio::spawn(cluster::run(state.clone(), stopping_rx.clone()));
     return_freed_memory_to_the_system();
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -258,6 +268,8 @@ pub async fn serve(
         () = deadline => tracing::warn!(grace_s = grace.as_secs(), "requests still running after the grace period were cancelled"),
     }
     triggers.abort();
+    // It leaves the cluster once it sees the server stopping.
+    let _ = tokio::time::timeout(Duration::from_secs(5), heartbeats).await;
     state.home.store().flush()?;
     tracing::info!("stopped; the store is flushed");
     Ok(())

@@ -45,7 +45,7 @@ pub use docs::{Author, Change, ChangeOp, ChangeRecord, DocId, Document, Meta, Qu
 pub use export::{ExportSummary, EXPORT_FORMAT_VERSION};
 pub use field::FieldPath;
 pub use import::{Import, Staged};
-pub use names::ResidentName;
+pub use names::{is_short_name, ResidentName};
 pub use outbox::{
     Notification, OutboxItem, OutboxStatus, MAX_NOTIFICATION_BODY, MAX_NOTIFICATION_TITLE, MAX_PAYLOAD_BYTES,
 };

@@ -19,13 +19,19 @@ impl ResidentName {
     }
 }
 
+/// Whether `s` is 1 to 32 characters of `a-z`, `0-9` and `-`, starting
+/// with a letter: the names of residents and of cluster nodes, safe in
+/// paths, sled tree names and NATS keys.
+pub fn is_short_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 impl FromStr for ResidentName {
     type Err = StoreError;
     fn from_str(s: &str) -> Result<Self, StoreError> {
-        let ok = (1..=32).contains(&s.len())
-            && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
+        if is_short_name(s) {
             Ok(ResidentName(s.to_owned()))
         } else {
             Err(StoreError::Invalid(format!(

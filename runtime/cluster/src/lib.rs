@@ -1,0 +1,425 @@
+//! The state the nodes of a domicile cluster share, kept in NATS JetStream
+//! key-value buckets instead of any one node's memory. NATS orders,
+//! persists and replicates it; domicile adds no protocol of its own.
+//!
+//! - `domicile-nodes`: one key per live node, with the address its HTTP
+//!   server answers on and how many residents it holds. A node puts it at
+//!   every heartbeat; the bucket's maximum age is the lease, so a node that
+//!   stops heartbeating drops out of it one lease later.
+//! - `domicile-placement`: one key per resident, naming the node that holds
+//!   their space (a resident's data lives on one node at a time). It is
+//!   created once, first writer wins, and changed only by compare-and-set
+//!   on the key's revision: two nodes can never both succeed in taking a
+//!   resident.
+//! - `domicile-sessions`: signed-in browsers, by the SHA-256 of their
+//!   cookie, expiring with the session: a sign-in made through one node
+//!   works on every node, and survives a node's restart.
+//! - `domicile-tokens`: whose an API token is (by its SHA-256), so that any
+//!   node knows where to forward a script's request; the node holding the
+//!   resident still checks the token itself.
+//! - `domicile-operator`: the SHA-256 of the operator's token, the same on
+//!   every node.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use domicile_store::ResidentName;
+use futures::TryStreamExt;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+mod names;
+
+pub use names::{InvalidNodeName, NodeName};
+
+const NODES: &str = "domicile-nodes";
+const PLACEMENT: &str = "domicile-placement";
+const SESSIONS: &str = "domicile-sessions";
+const TOKENS: &str = "domicile-tokens";
+const OPERATOR: &str = "domicile-operator";
+const OPERATOR_KEY: &str = "token-sha256";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach NATS at {url}: {detail}; start a NATS server with JetStream on (`nats-server -js`) or correct --cluster")]
+    Connect { url: String, detail: String },
+    #[error("NATS JetStream refused to {what}: {detail}")]
+    Nats { what: String, detail: String },
+    #[error("the cluster's record {key} is not readable ({detail}); was it written by another program?")]
+    Corrupt { key: String, detail: String },
+    #[error("node `{0}` is not live in the cluster (`domicile cluster status` lists the live ones)")]
+    NotLive(NodeName),
+    #[error("no node of the cluster is live")]
+    NoLiveNode,
+    #[error("resident `{resident}` is already held by node `{holder}`")]
+    Taken { resident: ResidentName, holder: NodeName },
+    #[error("resident `{resident}` changed hands while this node was changing it; look again")]
+    Moved { resident: ResidentName },
+}
+
+pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
+
+fn nats(what: impl Into<String>) -> impl FnOnce(async_nats::Error) -> ClusterError {
+    let what = what.into();
+    move |e| ClusterError::Nats { what, detail: e.to_string() }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How a node joins the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The NATS server, `nats://host:port`.
+    pub url: String,
+    pub node: NodeName,
+    /// The base URL other nodes forward requests to (`http://10.0.0.5:8080`).
+    pub advertise: String,
+    /// A node missing its heartbeats this long is taken for gone.
+    pub lease: Duration,
+    /// How long a browser stays signed in.
+    pub session_ttl: Duration,
+}
+
+/// What a live node says of itself at each heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub advertise: String,
+    pub residents: u64,
+    pub started_ms: u64,
+    pub heartbeat_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PlacementRecord {
+    node: NodeName,
+    since_ms: u64,
+}
+
+/// Which node holds a resident, at which revision of the placement key: a
+/// change of hands is a compare-and-set against that revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub resident: ResidentName,
+    pub node: NodeName,
+    pub revision: u64,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub resident: ResidentName,
+    pub csrf: String,
+    pub expires_ms: u64,
+}
+
+/// This node's handle on the cluster's shared state.
+#[derive(Clone)]
+pub struct Cluster {
+    options: ClusterOptions,
+    started_ms: u64,
+    nodes: kv::Store,
+    placement: kv::Store,
+    sessions: kv::Store,
+    tokens: kv::Store,
+    operator: kv::Store,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.options.node).field("url", &self.options.url).finish()
+    }
+}
+
+/// Connects to NATS, reconnecting on its own whenever the server goes away.
+async fn connect(url: &str, name: &str) -> Result<jetstream::Context> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| ClusterError::Connect { url: url.to_owned(), detail: e.to_string() })?;
+    Ok(jetstream::new(client))
+}
+
+/// The bucket, created with `config` when it does not exist yet (nodes
+/// starting together may race to create it: the loser finds it).
+async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store> {
+    if let Ok(store) = js.get_key_value(&config.bucket).await {
+        return Ok(store);
+    }
+    let name = config.bucket.clone();
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        Err(created) => js
+            .get_key_value(&name)
+            .await
+            .map_err(|_| ClusterError::Nats { what: format!("create the bucket {name}"), detail: created.to_string() }),
+    }
+}
+
+impl Cluster {
+    /// Joins the cluster at `options.url`: connects and makes sure the
+    /// shared buckets exist. The node is live from its first heartbeat.
+    pub async fn join(options: ClusterOptions) -> Result<Cluster> {
+        let js = connect(&options.url, &format!("domicile node {}", options.node)).await?;
+        Ok(Cluster {
+            nodes: bucket(
+                &js,
+                kv::Config { bucket: NODES.into(), history: 1, max_age: options.lease, ..Default::default() },
+            )
+            .await?,
+            placement: bucket(&js, kv::Config { bucket: PLACEMENT.into(), history: 5, ..Default::default() }).await?,
+            sessions: bucket(
+                &js,
+                kv::Config { bucket: SESSIONS.into(), history: 1, max_age: options.session_ttl, ..Default::default() },
+            )
+            .await?,
+            tokens: bucket(&js, kv::Config { bucket: TOKENS.into(), history: 1, ..Default::default() }).await?,
+            operator: bucket(&js, kv::Config { bucket: OPERATOR.into(), history: 1, ..Default::default() }).await?,
+            started_ms: now_ms(),
+            options,
+        })
+    }
+
+    /// Reads the cluster's state without being a node (`domicile cluster status`).
+    pub async fn observe(url: &str) -> Result<Observer> {
+        let js = connect(url, "domicile cluster status").await?;
+        let open = |name: &'static str| {
+            let js = js.clone();
+            async move {
+                js.get_key_value(name).await.map_err(|e| ClusterError::Nats {
+                    what: format!("open the bucket {name} (has a node of this cluster started yet?)"),
+                    detail: e.to_string(),
+                })
+            }
+        };
+        Ok(Observer { nodes: open(NODES).await?, placement: open(PLACEMENT).await? })
+    }
+
+    pub fn node(&self) -> &NodeName {
+        &self.options.node
+    }
+
+    pub fn options(&self) -> &ClusterOptions {
+        &self.options
+    }
+
+    /// Says this node is alive, and how many residents it holds.
+    pub async fn heartbeat(&self, residents: u64) -> Result<()> {
+        let record = NodeRecord {
+            advertise: self.options.advertise.clone(),
+            residents,
+            started_ms: self.started_ms,
+            heartbeat_ms: now_ms(),
+        };
+        let value = serde_json::to_vec(&record).expect("a node record serialises");
+        self.nodes.put(self.options.node.as_str(), value.into()).await.map_err(|e| nats("heartbeat")(e.into()))?;
+        Ok(())
+    }
+
+    /// Leaves the cluster at once rather than one lease later (a clean stop).
+    pub async fn leave(&self) -> Result<()> {
+        self.nodes.purge(self.options.node.as_str()).await.map_err(|e| nats("leave the cluster")(e.into()))
+    }
+
+    pub async fn live_nodes(&self) -> Result<Vec<(NodeName, NodeRecord)>> {
+        live_nodes(&self.nodes).await
+    }
+
+    /// The live node's record, or `NotLive`.
+    pub async fn live_node(&self, node: &NodeName) -> Result<NodeRecord> {
+        match self.nodes.get(node.as_str()).await.map_err(|e| nats("read a node's heartbeat")(e.into()))? {
+            Some(value) => decode(&format!("{NODES}/{node}"), &value),
+            None => Err(ClusterError::NotLive(node.clone())),
+        }
+    }
+
+    /// The node holding `resident`, if any holds them.
+    pub async fn holder(&self, resident: &ResidentName) -> Result<Option<Placement>> {
+        holder(&self.placement, resident).await
+    }
+
+    /// Places a resident no node holds yet on `node`; `Taken` when one does.
+    pub async fn place(&self, resident: &ResidentName, node: &NodeName) -> Result<Placement> {
+        let record = PlacementRecord { node: node.clone(), since_ms: now_ms() };
+        let value: Bytes = serde_json::to_vec(&record).expect("a placement serialises").into();
+        match self.placement.create(resident.as_str(), value).await {
+            Ok(revision) => Ok(Placement { resident: resident.clone(), node: node.clone(), revision }),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => match self.holder(resident).await? {
+                Some(held) => Err(ClusterError::Taken { resident: resident.clone(), holder: held.node }),
+                None => Err(ClusterError::Moved { resident: resident.clone() }),
+            },
+            Err(e) => Err(nats("place a resident")(e.into())),
+        }
+    }
+
+    /// Forgets where a resident was (they were removed); only if `held`
+    /// is still the current placement.
+    pub async fn unplace(&self, held: &Placement) -> Result<()> {
+        let current = self.holder(&held.resident).await?;
+        if current.as_ref() != Some(held) {
+            return Err(ClusterError::Moved { resident: held.resident.clone() });
+        }
+        self.placement.purge(held.resident.as_str()).await.map_err(|e| nats("remove a placement")(e.into()))
+    }
+
+    /// Every resident's placement.
+    pub async fn placements(&self) -> Result<Vec<Placement>> {
+        placements(&self.placement).await
+    }
+
+    /// Where a new resident should go: `preferred` if it is live, else the
+    /// live node with the fewest residents by its last heartbeat (by name
+    /// on a tie).
+    pub async fn choose_node(&self, preferred: Option<&NodeName>) -> Result<NodeName> {
+        let live = self.live_nodes().await?;
+        if let Some(node) = preferred {
+            return live
+                .iter()
+                .find(|(n, _)| n == node)
+                .map(|(n, _)| n.clone())
+                .ok_or(ClusterError::NotLive(node.clone()));
+        }
+        live.into_iter()
+            .min_by(|(a, ra), (b, rb)| ra.residents.cmp(&rb.residents).then_with(|| a.cmp(b)))
+            .map(|(node, _)| node)
+            .ok_or(ClusterError::NoLiveNode)
+    }
+
+    /// Keeps a session under the SHA-256 (hex) of its cookie.
+    pub async fn open_session(&self, cookie_sha256: &str, session: &SessionRecord) -> Result<()> {
+        let value = serde_json::to_vec(session).expect("a session serialises");
+        self.sessions.put(cookie_sha256, value.into()).await.map_err(|e| nats("keep a session")(e.into()))?;
+        Ok(())
+    }
+
+    /// The live session of a cookie's SHA-256.
+    pub async fn session(&self, cookie_sha256: &str) -> Result<Option<SessionRecord>> {
+        let Some(value) = self.sessions.get(cookie_sha256).await.map_err(|e| nats("read a session")(e.into()))? else {
+            return Ok(None);
+        };
+        let session: SessionRecord = decode(&format!("{SESSIONS}/{cookie_sha256}"), &value)?;
+        Ok((session.expires_ms > now_ms()).then_some(session))
+    }
+
+    pub async fn close_session(&self, cookie_sha256: &str) -> Result<()> {
+        self.sessions.purge(cookie_sha256).await.map_err(|e| nats("end a session")(e.into()))
+    }
+
+    /// Ends every session of a resident. It reads every session of the
+    /// cluster: for the rare disabling or change of password, not per request.
+    pub async fn close_sessions_of(&self, resident: &ResidentName) -> Result<()> {
+        for key in keys(&self.sessions).await? {
+            let Some(value) = self.sessions.get(&key).await.map_err(|e| nats("read a session")(e.into()))? else {
+                continue;
+            };
+            if serde_json::from_slice::<SessionRecord>(&value).is_ok_and(|s| &s.resident == resident) {
+                self.close_session(&key).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records whose API token (by its SHA-256, hex) this is.
+    pub async fn index_token(&self, token_sha256: &str, resident: &ResidentName) -> Result<()> {
+        self.tokens
+            .put(token_sha256, Bytes::copy_from_slice(resident.as_str().as_bytes()))
+            .await
+            .map_err(|e| nats("index an API token")(e.into()))?;
+        Ok(())
+    }
+
+    pub async fn unindex_token(&self, token_sha256: &str) -> Result<()> {
+        self.tokens.purge(token_sha256).await.map_err(|e| nats("forget an API token")(e.into()))
+    }
+
+    /// The resident an API token was made for, by its SHA-256 (hex).
+    pub async fn token_owner(&self, token_sha256: &str) -> Result<Option<ResidentName>> {
+        let Some(value) = self.tokens.get(token_sha256).await.map_err(|e| nats("read an API token")(e.into()))? else {
+            return Ok(None);
+        };
+        let key = format!("{TOKENS}/{token_sha256}");
+        let name = std::str::from_utf8(&value)
+            .map_err(|e| ClusterError::Corrupt { key: key.clone(), detail: e.to_string() })?;
+        name.parse()
+            .map(Some)
+            .map_err(|e: domicile_store::StoreError| ClusterError::Corrupt { key, detail: e.to_string() })
+    }
+
+    /// The SHA-256 (hex) of the operator's token, shared by every node.
+    pub async fn operator_token_sha256(&self) -> Result<Option<String>> {
+        let value = self.operator.get(OPERATOR_KEY).await.map_err(|e| nats("read the operator's token")(e.into()))?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub async fn set_operator_token_sha256(&self, sha256: &str) -> Result<()> {
+        self.operator
+            .put(OPERATOR_KEY, Bytes::copy_from_slice(sha256.as_bytes()))
+            .await
+            .map_err(|e| nats("keep the operator's token")(e.into()))?;
+        Ok(())
+    }
+}
+
+/// Read-only access for `domicile cluster status`.
+pub struct Observer {
+    nodes: kv::Store,
+    placement: kv::Store,
+}
+
+impl Observer {
+    pub async fn live_nodes(&self) -> Result<Vec<(NodeName, NodeRecord)>> {
+        live_nodes(&self.nodes).await
+    }
+
+    pub async fn placements(&self) -> Result<Vec<Placement>> {
+        placements(&self.placement).await
+    }
+}
+
+async fn keys(store: &kv::Store) -> Result<Vec<String>> {
+    let listing = store.keys().await.map_err(|e| nats("list keys")(e.into()))?;
+    let mut keys: Vec<String> = listing.try_collect().await.map_err(|e| nats("list keys")(e.into()))?;
+    keys.sort();
+    Ok(keys)
+}
+
+fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
+    serde_json::from_slice(value).map_err(|e| ClusterError::Corrupt { key: key.to_owned(), detail: e.to_string() })
+}
+
+async fn live_nodes(nodes: &kv::Store) -> Result<Vec<(NodeName, NodeRecord)>> {
+    let mut live = Vec::new();
+    for key in keys(nodes).await? {
+        let Ok(node) = key.parse::<NodeName>() else { continue };
+        // A key listed a moment ago may have expired since.
+        if let Some(value) = nodes.get(&key).await.map_err(|e| nats("read a node's heartbeat")(e.into()))? {
+            live.push((node, decode(&format!("{NODES}/{key}"), &value)?));
+        }
+    }
+    Ok(live)
+}
+
+async fn holder(placement: &kv::Store, resident: &ResidentName) -> Result<Option<Placement>> {
+    let entry = placement.entry(resident.as_str()).await.map_err(|e| nats("read a placement")(e.into()))?;
+    match entry {
+        Some(entry) if entry.operation == kv::Operation::Put => {
+            let record: PlacementRecord = decode(&format!("{PLACEMENT}/{resident}"), &entry.value)?;
+            Ok(Some(Placement { resident: resident.clone(), node: record.node, revision: entry.revision }))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn placements(placement: &kv::Store) -> Result<Vec<Placement>> {
+    let mut all = Vec::new();
+    for key in keys(placement).await? {
+        let Ok(resident) = key.parse::<ResidentName>() else { continue };
+        if let Some(held) = holder(placement, &resident).await? {
+            all.push(held);
+        }
+    }
+    Ok(all)
+}

@@ -1,0 +1,267 @@
+//! Cluster mode (`serve --cluster`): this node is one of several sharing
+//! NATS JetStream ([`domicile_cluster`]). Each resident's space lives on
+//! the one node that holds them; any node answers any resident by
+//! forwarding the request, streamed both ways, to that node.
+//!
+//! A node finds whose request it is from the request itself: the session
+//! cookie (sessions are shared), the API token (tokens are indexed by
+//! their SHA-256), the name in a sign-in, or the resident an operator's
+//! request names. Authentication stays with the node that holds the
+//! resident: a forwarded request is checked there like any other, and a
+//! node serves a resident only while the cluster says it holds them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use domicile_cluster::{Cluster, NodeName};
+use domicile_store::ResidentName;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+use crate::auth::{cookie, SESSION_COOKIE};
+use crate::error::ApiError;
+use crate::State;
+
+/// Set on a request a node forwards: the node receiving it serves it or
+/// refuses it, and never forwards it again (no loops between nodes that
+/// disagree for a moment on who holds a resident).
+pub const FORWARDED_BY: &str = "x-domicile-forwarded-by";
+
+/// Hop-by-hop headers (RFC 9110, 7.6.1): they concern one connection and
+/// are not passed on.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// This node's part in the cluster: its handle on the shared state, and
+/// the HTTP client it forwards with.
+pub struct ClusterNode {
+    pub(crate) cluster: Cluster,
+    client: Client<HttpConnector, Body>,
+}
+
+impl ClusterNode {
+    pub fn new(cluster: Cluster) -> ClusterNode {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        ClusterNode { cluster, client: Client::builder(TokioExecutor::new()).build(connector) }
+    }
+
+    pub fn me(&self) -> &NodeName {
+        self.cluster.node()
+    }
+}
+
+/// Fails unless this node holds `resident` now: a node that lost a
+/// resident (stopped past its lease, moved away) never serves or writes them.
+pub(crate) async fn check_holds(state: &State, resident: &ResidentName) -> Result<(), ApiError> {
+    let Some(node) = &state.cluster else { return Ok(()) };
+    match node.cluster.holder(resident).await? {
+        Some(held) if &held.node == node.me() => Ok(()),
+        Some(held) => Err(ApiError::Unavailable(format!(
+            "this node does not hold resident `{resident}` (node `{}` does); ask any node again",
+            held.node
+        ))),
+        None => Err(ApiError::NotFound(format!("no node of the cluster holds resident `{resident}`"))),
+    }
+}
+
+/// What a request is about, for routing.
+enum Target {
+    /// Not about one resident (health, metrics, the UI's files, lists).
+    Here,
+    Resident(ResidentName),
+    /// An operator's new resident: the node chosen for them.
+    NewResident(NodeName),
+}
+
+/// The routing middleware: serves here what this node holds or what is
+/// about no resident, forwards the rest to the node that holds it.
+pub(crate) async fn route(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(node) = &state.cluster else { return next.run(request).await };
+    if request.headers().contains_key(FORWARDED_BY) {
+        return next.run(request).await; // the handlers check that this node holds the resident
+    }
+    let (request, target) = match target(&state, node, request).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    let destination = match target {
+        Target::Here => return next.run(request).await,
+        Target::NewResident(chosen) => chosen,
+        Target::Resident(resident) => match node.cluster.holder(&resident).await {
+            Ok(Some(held)) => held.node,
+            // Unknown here and everywhere: the handler says so.
+            Ok(None) => return next.run(request).await,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+    };
+    if &destination == node.me() {
+        return next.run(request).await;
+    }
+    forward(node, &destination, request).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn target(state: &State, node: &ClusterNode, request: Request) -> Result<(Request, Target), ApiError> {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let path = request.uri().path().to_owned();
+    if let Some(rest) = route.strip_prefix("/api/v1/admin/") {
+        return Ok(match rest {
+            "residents" if request.method() == Method::POST => {
+                let (request, body) = peek_json(request).await?;
+                let preferred = match body.get("node").and_then(|n| n.as_str()) {
+                    Some(name) => Some(name.parse::<NodeName>().map_err(|e| ApiError::BadRequest(e.to_string()))?),
+                    None => None,
+                };
+                let chosen = node.cluster.choose_node(preferred.as_ref()).await?;
+                (request, Target::NewResident(chosen))
+            }
+            _ if rest.starts_with("residents/{name}") => {
+                let name = path.trim_start_matches("/api/v1/admin/residents/").split('/').next().unwrap_or_default();
+                let resident = name.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
+                (request, Target::Resident(resident))
+            }
+            _ => (request, Target::Here),
+        });
+    }
+    if !route.starts_with("/api/v1/") {
+        return Ok((request, Target::Here));
+    }
+    if route == "/api/v1/session" && request.method() == Method::POST {
+        let (request, body) = peek_json(request).await?;
+        // A name that is no resident's is answered here: wrong credentials.
+        return Ok(match body.get("name").and_then(|n| n.as_str()).and_then(|n| n.parse().ok()) {
+            Some(resident) => (request, Target::Resident(resident)),
+            None => (request, Target::Here),
+        });
+    }
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let resident = if let Some(token) = bearer {
+        node.cluster.token_owner(&domicile_home::sha256_hex(token)).await?
+    } else if let Some(cookie) = cookie(request.headers(), SESSION_COOKIE) {
+        state.sessions.get(cookie).await?.map(|(resident, _)| resident)
+    } else {
+        None
+    };
+    // Without credentials the request is refused here, as on any node.
+    Ok((request, resident.map_or(Target::Here, Target::Resident)))
+}
+
+/// The request's small JSON body, read, and the request rebuilt with it.
+async fn peek_json(request: Request) -> Result<(Request, serde_json::Value), ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, crate::SMALL_BODY)
+        .await
+        .map_err(|_| ApiError::BadRequest("the request's body is too large or unreadable".into()))?;
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((Request::from_parts(parts, Body::from(bytes)), value))
+}
+
+/// Sends the request to `destination` and its answer back, both streamed.
+async fn forward(node: &ClusterNode, destination: &NodeName, request: Request) -> Result<Response, ApiError> {
+    let unreachable = |detail: String| {
+        ApiError::Unavailable(format!("node `{destination}`, which holds this resident, cannot be reached ({detail})"))
+    };
+    let record = node.cluster.live_node(destination).await.map_err(|e| unreachable(e.to_string()))?;
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("{}{path}", record.advertise.trim_end_matches('/'))
+        .parse::<Uri>()
+        .map_err(|e| unreachable(format!("its address {}: {e}", record.advertise)))?;
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    parts.headers.insert(
+        HeaderName::from_static(FORWARDED_BY),
+        HeaderValue::from_str(node.me().as_str()).expect("node names are ASCII"),
+    );
+    let response =
+        node.client.request(Request::from_parts(parts, body)).await.map_err(|e| unreachable(e.to_string()))?;
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Joins this node's residents to the cluster, then heartbeats until the
+/// server stops: claims each local resident no node holds (and leaves to
+/// their holder those another node holds), indexes their API tokens, and
+/// shares the operator's token if the cluster has none yet.
+pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let Some(node) = &state.cluster else { return };
+    let lease = node.cluster.options().lease;
+    if let Err(e) = node.cluster.heartbeat(0).await {
+        tracing::error!(error = %e, "first heartbeat");
+    }
+    if let Err(e) = claim_local_residents(&state, node).await {
+        tracing::error!(error = %e, "taking this node's residents into the cluster");
+    }
+    loop {
+        // What placement weighs: the residents on this node's disk.
+        let held = state.home.store().residents().map_or(0, |r| r.len() as u64);
+        if let Err(e) = node.cluster.heartbeat(held).await {
+            tracing::warn!(error = %e, "heartbeat");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(lease / 3) => {}
+            _ = stopping.wait_for(|stopping| *stopping) => break,
+        }
+    }
+    if let Err(e) = node.cluster.leave().await {
+        tracing::warn!(error = %e, "leaving the cluster");
+    }
+}
+
+async fn claim_local_residents(state: &State, node: &ClusterNode) -> Result<(), ApiError> {
+    let accounts = state.home.accounts();
+    if let (None, Some(local)) = (node.cluster.operator_token_sha256().await?, accounts.operator_token_sha256()) {
+        node.cluster.set_operator_token_sha256(&local).await?;
+    }
+    for resident in state.home.store().residents()? {
+        let held = match node.cluster.holder(&resident).await? {
+            Some(held) => held,
+            None => match node.cluster.place(&resident, node.me()).await {
+                Ok(held) => held,
+                Err(domicile_cluster::ClusterError::Taken { holder, .. }) => {
+                    tracing::warn!(%resident, %holder, "another node took this resident first; this node will not serve them");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if &held.node != node.me() {
+            tracing::warn!(%resident, holder = %held.node, "held by another node; this node will not serve them");
+            continue;
+        }
+        for token in accounts.token_sha256s(&resident) {
+            node.cluster.index_token(&token, &resident).await?;
+        }
+    }
+    Ok(())
+}

