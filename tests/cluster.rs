@@ -145,6 +145,25 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
     let script = Client::new(&n2.url).with_bearer(&token);
     assert_eq!(script.get("/api/v1/apps").ok().json().as_array().unwrap().len(), 2);
 
+    // Her export streams through n3; restored through n2, the copy lives
+    // on n2; the same name restored through n3 is refused (n2 holds it)
+    // and leaves nothing on n3.
+    let archive = through(&n3).get("/api/v1/export").ok().body;
+    let restore = |server: &Server| {
+        Client::new(&server.url).with_bearer(&operator_token).request(
+            "POST",
+            "/api/v1/admin/restore?as=alice-copy",
+            Some(("application/octet-stream", archive.clone())),
+        )
+    };
+    assert_eq!(restore(&n2).ok().json()["resident"], "alice-copy");
+    let copy_held = |s: &Value| s["nodes"].as_array().unwrap().iter().any(|n| n["node"] == "n2" && n["residents"] == 1);
+    assert!(copy_held(&status(&home1, &nats)), "{}", status(&home1, &nats));
+    let again = restore(&n3);
+    assert_eq!(again.status, 409, "{}", again.text());
+    assert!(again.error().contains("already held by node `n2`"), "{}", again.error());
+    assert!(!home3.path().join("spaces/residents/alice-copy").exists());
+
     // Her data lives on n1's disk only.
     let has_space = |home: &TestHome| home.path().join("spaces/residents/alice").exists();
     assert!(has_space(&home1) && !has_space(&home2) && !has_space(&home3));
@@ -166,6 +185,18 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
         .unwrap();
     let forged = Client::new(&n2.url).agent.run(forged).unwrap();
     assert_eq!(forged.status(), 401, "a forged forwarded sign-in is checked against the holder");
+    // Without the cluster's node secret, forwarding headers are a client's:
+    // dropped, and the request is routed like any other.
+    let forged = ureq::http::Request::builder()
+        .uri(format!("{}/api/v1/session", n2.url))
+        .header("cookie", alice.cookie.clone().unwrap())
+        .header("x-domicile-forwarded-by", "n1")
+        .header("x-domicile-node-secret", "guessed")
+        .body(())
+        .unwrap();
+    let mut answer = Client::new(&n2.url).agent.run(forged).unwrap();
+    let text = answer.body_mut().read_to_string().unwrap();
+    assert_eq!(answer.status(), 200, "routed to n1, not served by n2: {text}");
 
     // A node's CLI does not change what the cluster shares behind its back.
     let refused = home2.run(&["resident", "add", "carol"]);

@@ -18,7 +18,8 @@
 //!   node knows where to forward a script's request; the node holding the
 //!   resident still checks the token itself.
 //! - `domicile-operator`: the SHA-256 of the operator's token, the same on
-//!   every node.
+//!   every node, and the secret nodes prove a forwarded request with (made
+//!   by the first node to join).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +39,7 @@ const SESSIONS: &str = "domicile-sessions";
 const TOKENS: &str = "domicile-tokens";
 const OPERATOR: &str = "domicile-operator";
 const OPERATOR_KEY: &str = "token-sha256";
+const NODE_SECRET_KEY: &str = "node-secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -124,6 +126,7 @@ pub struct Cluster {
     sessions: kv::Store,
     tokens: kv::Store,
     operator: kv::Store,
+    node_secret: String,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -164,6 +167,8 @@ impl Cluster {
     /// shared buckets exist. The node is live from its first heartbeat.
     pub async fn join(options: ClusterOptions) -> Result<Cluster> {
         let js = connect(&options.url, &format!("domicile node {}", options.node)).await?;
+        let operator = bucket(&js, kv::Config { bucket: OPERATOR.into(), history: 1, ..Default::default() }).await?;
+        let node_secret = node_secret(&operator).await?;
         Ok(Cluster {
             nodes: bucket(
                 &js,
@@ -177,7 +182,8 @@ impl Cluster {
             )
             .await?,
             tokens: bucket(&js, kv::Config { bucket: TOKENS.into(), history: 1, ..Default::default() }).await?,
-            operator: bucket(&js, kv::Config { bucket: OPERATOR.into(), history: 1, ..Default::default() }).await?,
+            operator,
+            node_secret,
             started_ms: now_ms(),
             options,
         })
@@ -196,6 +202,12 @@ impl Cluster {
             }
         };
         Ok(Observer { nodes: open(NODES).await?, placement: open(PLACEMENT).await? })
+    }
+
+    /// The secret every node of the cluster shares: a request forwarded by
+    /// a node carries it, so that a client cannot pass for a node.
+    pub fn node_secret(&self) -> &str {
+        &self.node_secret
     }
 
     pub fn node(&self) -> &NodeName {
@@ -361,6 +373,24 @@ impl Cluster {
             .map_err(|e| nats("keep the operator's token")(e.into()))?;
         Ok(())
     }
+}
+
+/// The cluster's node secret; the first node to join makes it (256 random
+/// bits), the others read it.
+async fn node_secret(operator: &kv::Store) -> Result<String> {
+    let mut random = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
+    match operator.create(NODE_SECRET_KEY, Bytes::from(hex::encode(random))).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(nats("make the node secret")(e.into())),
+    }
+    let value = operator.get(NODE_SECRET_KEY).await.map_err(|e| nats("read the node secret")(e.into()))?;
+    let secret = value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+    if secret.len() < 32 {
+        return Err(ClusterError::Corrupt { key: format!("{OPERATOR}/{NODE_SECRET_KEY}"), detail: "too short".into() });
+    }
+    Ok(secret)
 }
 
 /// Read-only access for `domicile cluster status`.

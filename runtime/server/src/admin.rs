@@ -100,17 +100,22 @@ async fn add_resident(
     let worker = state.clone();
     // argon2 takes tens of milliseconds of CPU on purpose: not on the async threads.
     let added = tokio::task::spawn_blocking(move || worker.home.add_resident(&name, password)).await??;
-    if let Some(node) = &state.cluster {
-        // Another node may have made a resident of that name meanwhile:
-        // the first to place them keeps them, the other undoes its own.
-        if let Err(e) = node.cluster.place(&added.name, node.me()).await {
-            state.home.remove_resident(&added.name)?;
-            return Err(e.into());
-        }
-    }
+    place_here(&state, &added.name).await?;
     Ok(Json(
         json!({ "name": added.name.as_str(), "password": added.password, "node": state.cluster.as_ref().map(|n| n.me().as_str()) }),
     ))
+}
+
+/// In a cluster, places a resident just made on this node here. Another
+/// node may have made one of that name meanwhile: the first to place them
+/// keeps them, and this node removes its own.
+async fn place_here(state: &State, resident: &ResidentName) -> Result<(), ApiError> {
+    let Some(node) = &state.cluster else { return Ok(()) };
+    if let Err(e) = node.cluster.place(resident, node.me()).await {
+        state.home.remove_resident(resident)?;
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// Deletes a resident and everything of theirs; their sessions end.
@@ -192,7 +197,11 @@ async fn restore(
     let worker = state.clone();
     let (space, report) =
         tokio::task::spawn_blocking(move || worker.home.restore(body.as_ref(), name.as_ref())).await??;
-    Ok(Json(json!({ "resident": space.resident().as_str(), "report": report })))
+    let restored = space.resident().clone();
+    drop(space);
+    // In a cluster the restored resident lives on the node that was asked.
+    place_here(&state, &restored).await?;
+    Ok(Json(json!({ "resident": restored.as_str(), "report": report })))
 }
 
 async fn trusted_keys(Extract(state): Shared, _: Operator) -> Result<Json<Value>, ApiError> {

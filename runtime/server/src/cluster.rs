@@ -8,13 +8,16 @@
 //! their SHA-256), the name in a sign-in, or the resident an operator's
 //! request names. Authentication stays with the node that holds the
 //! resident: a forwarded request is checked there like any other, and a
-//! node serves a resident only while the cluster says it holds them.
+//! node serves a resident only while the cluster says it holds them. A
+//! forwarded request carries the cluster's node secret; the forwarding
+//! headers of a request without it are a client's, and are dropped.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +34,12 @@ use crate::State;
 /// refuses it, and never forwards it again (no loops between nodes that
 /// disagree for a moment on who holds a resident).
 pub const FORWARDED_BY: &str = "x-domicile-forwarded-by";
+/// The cluster's node secret, proving that a node forwarded the request:
+/// without it, the forwarding headers are a client's and are dropped.
+const NODE_SECRET: &str = "x-domicile-node-secret";
+/// The address of the client the forwarding node answered (its sign-in
+/// attempts are counted per address), trusted only with the secret.
+const FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Hop-by-hop headers (RFC 9110, 7.6.1): they concern one connection and
 /// are not passed on.
@@ -79,6 +88,16 @@ pub(crate) async fn check_holds(state: &State, resident: &ResidentName) -> Resul
     }
 }
 
+/// Whether a node of the cluster forwarded this request (it carries the
+/// node secret; compared in constant time).
+fn from_a_node(node: &ClusterNode, request: &Request) -> bool {
+    let Some(sent) = request.headers().get(NODE_SECRET) else { return false };
+    let (sent, ours) = (sent.as_bytes(), node.cluster.node_secret().as_bytes());
+    request.headers().contains_key(FORWARDED_BY)
+        && sent.len() == ours.len()
+        && sent.iter().zip(ours).fold(0u8, |differ, (a, b)| differ | (a ^ b)) == 0
+}
+
 /// What a request is about, for routing.
 enum Target {
     /// Not about one resident (health, metrics, the UI's files, lists).
@@ -96,8 +115,19 @@ pub(crate) async fn route(
     next: Next,
 ) -> Response {
     let Some(node) = &state.cluster else { return next.run(request).await };
-    if request.headers().contains_key(FORWARDED_BY) {
-        return next.run(request).await; // the handlers check that this node holds the resident
+    let mut request = request;
+    if from_a_node(node, &request) {
+        // Served here, never forwarded again; the handlers check that this
+        // node holds the resident. Sign-ins are counted per real client.
+        let client =
+            request.headers().get(FORWARDED_FOR).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        if let Some(ip) = client {
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::new(ip, 0)));
+        }
+        return next.run(request).await;
+    }
+    for name in [FORWARDED_BY, NODE_SECRET, FORWARDED_FOR] {
+        request.headers_mut().remove(name);
     }
     let (request, target) = match target(&state, node, request).await {
         Ok(found) => found,
@@ -186,16 +216,19 @@ async fn forward(node: &ClusterNode, destination: &NodeName, request: Request) -
     };
     let record = node.cluster.live_node(destination).await.map_err(|e| unreachable(e.to_string()))?;
     let (mut parts, body) = request.into_parts();
+    let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = format!("{}{path}", record.advertise.trim_end_matches('/'))
         .parse::<Uri>()
         .map_err(|e| unreachable(format!("its address {}: {e}", record.advertise)))?;
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
-    parts.headers.insert(
-        HeaderName::from_static(FORWARDED_BY),
-        HeaderValue::from_str(node.me().as_str()).expect("node names are ASCII"),
-    );
+    let header = |value: &str| HeaderValue::from_str(value).expect("node names, hex and addresses are ASCII");
+    parts.headers.insert(HeaderName::from_static(FORWARDED_BY), header(node.me().as_str()));
+    parts.headers.insert(HeaderName::from_static(NODE_SECRET), header(node.cluster.node_secret()));
+    if let Some(ip) = client {
+        parts.headers.insert(HeaderName::from_static(FORWARDED_FOR), header(&ip.to_string()));
+    }
     let response =
         node.client.request(Request::from_parts(parts, body)).await.map_err(|e| unreachable(e.to_string()))?;
     let (mut parts, body) = response.into_parts();
