@@ -21,8 +21,9 @@ const STATEMENT: &str = "io.domicile.learning.statement";
 /// a temporary directory; stopped when dropped.
 struct Nats {
     child: Child,
+    port: u16,
     url: String,
-    _store: tempfile::TempDir,
+    store: tempfile::TempDir,
 }
 
 impl Nats {
@@ -33,9 +34,14 @@ impl Nats {
         }
         let store = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Nats::spawn(port, store.path());
+        Some(Nats { child, port, url: format!("nats://127.0.0.1:{port}"), store })
+    }
+
+    fn spawn(port: u16, store: &std::path::Path) -> Child {
         let child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
+            .arg(store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -45,7 +51,17 @@ impl Nats {
             assert!(started.elapsed() < Duration::from_secs(30), "nats-server did not start listening");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Nats { child, url: format!("nats://127.0.0.1:{port}"), _store: store })
+        child
+    }
+
+    /// Kills the server outright (SIGKILL) and starts it again on the same
+    /// port and store, after `down`.
+    fn crash_and_restart(&mut self, down: Duration, while_down: impl FnOnce()) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        while_down();
+        std::thread::sleep(down);
+        self.child = Nats::spawn(self.port, self.store.path());
     }
 }
 
@@ -273,4 +289,49 @@ fn placement_has_one_winner_and_liveness_expires() {
         }
         assert!(matches!(a.choose_node(Some(b.node())).await, Err(ClusterError::NotLive(_))));
     });
+}
+
+/// The NATS server crashes and comes back: meanwhile requests that need the
+/// cluster's state get a 503 with Retry-After rather than hanging; after,
+/// the nodes reconnect on their own, and what JetStream kept (placements,
+/// sessions, the operator's token) is all there.
+#[test]
+fn nodes_ride_out_a_nats_restart() {
+    let Some(mut nats) = Nats::start() else { return };
+    let (home1, home2) = (node_home(), node_home());
+    let operator_token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = start_node(&home1, &nats, "n1");
+    wait_for_status(&home1, &nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let n2 = start_node(&home2, &nats, "n2");
+    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    let operator = Client::new(&n2.url).with_bearer(&operator_token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice", "node": "n1" })).ok().json();
+    let mut alice = Client::new(&n2.url);
+    alice.sign_in("alice", added["password"].as_str().unwrap()).ok();
+
+    nats.crash_and_restart(Duration::from_secs(1), || {
+        let answer = alice.get("/api/v1/session");
+        assert_eq!(answer.status, 503, "{}", answer.text());
+        assert!(answer.header("retry-after").is_some());
+    });
+    wait_for_status(&home1, &nats, "both nodes back", |s| live(s) == ["n1", "n2"]);
+    let started = Instant::now();
+    loop {
+        let answer = alice.get("/api/v1/session");
+        if answer.status == 200 {
+            assert_eq!(answer.json()["resident"], "alice", "her session outlived the restart");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still {} after the restart: {}",
+            answer.status,
+            answer.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let placed = status(&home2, &nats);
+    assert!(placed["nodes"].as_array().unwrap().iter().any(|n| n["node"] == "n1" && n["residents"] == 2), "{placed}");
+    assert_eq!(operator.get("/api/v1/admin/residents").status, 200, "the operator's token is still known");
+    drop((n1, n2));
 }
