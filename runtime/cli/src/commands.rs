@@ -83,9 +83,11 @@ pub async fn execute(cli: Cli) -> Result<()> {
     };
     match opened {
         Ok(home) => match command {
-            Command::Serve { addr, cluster, node, advertise, lease_s } => {
+            Command::Serve { addr, cluster, node, advertise, lease_s, replicas } => {
                 let cluster = match (cluster, node) {
-                    (Some(url), Some(node)) => Some(crate::serve::JoinOptions { url, node, advertise, lease_s }),
+                    (Some(url), Some(node)) => {
+                        Some(crate::serve::JoinOptions { url, node, advertise, lease_s, replicas })
+                    }
                     _ => None,
                 };
                 crate::serve::serve(home, addr, cluster).await

@@ -81,7 +81,8 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
         /// Be a node of the cluster coordinated by this NATS server, with
-        /// JetStream on (`nats://127.0.0.1:4222`); needs --node.
+        /// JetStream on (`nats://127.0.0.1:4222`, or the servers of a NATS
+        /// cluster separated by commas); needs --node.
         #[arg(long, value_name = "NATS_URL", requires = "node")]
         cluster: Option<String>,
         /// This node's name in the cluster (`n1`).
@@ -94,6 +95,10 @@ pub enum Command {
         /// Seconds without a heartbeat after which the others take this node for gone.
         #[arg(long, default_value_t = 6, requires = "cluster")]
         lease_s: u64,
+        /// Copies of the cluster's state JetStream keeps, when the buckets
+        /// are first made (3 on a NATS cluster of 3 servers survives one's loss).
+        #[arg(long, default_value_t = 1, requires = "cluster")]
+        replicas: usize,
     },
     /// A cluster of nodes (`serve --cluster`): which are live, and how many residents each holds.
     #[command(subcommand)]

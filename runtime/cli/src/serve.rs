@@ -61,6 +61,7 @@ pub struct JoinOptions {
     pub node: String,
     pub advertise: Option<String>,
     pub lease_s: u64,
+    pub replicas: usize,
 }
 
 /// `serve`: the HTTP server, until Ctrl-C or SIGTERM.
@@ -80,12 +81,16 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
         if !(2..=3600).contains(&join.lease_s) {
             bail!("--lease-s must be 2 to 3600 seconds");
         }
+        if !(1..=5).contains(&join.replicas) {
+            bail!("--replicas must be 1 to 5 (JetStream's limit), and at most the NATS cluster's servers");
+        }
         let options = domicile_cluster::ClusterOptions {
             url: join.url.clone(),
             node: join.node.parse()?,
             advertise: advertise.clone(),
             lease: std::time::Duration::from_secs(join.lease_s),
             session_ttl: config.session_ttl,
+            replicas: join.replicas,
         };
         config.cluster = Some(domicile_cluster::Cluster::join(options).await?);
         joined = Some(format!("  node `{}` of the cluster at {}, reached at {advertise}", join.node, join.url));

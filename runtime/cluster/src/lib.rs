@@ -82,6 +82,9 @@ pub struct ClusterOptions {
     pub lease: Duration,
     /// How long a browser stays signed in.
     pub session_ttl: Duration,
+    /// Copies JetStream keeps of each bucket (up to the NATS cluster's
+    /// servers): 3 on a 3-server NATS cluster survives the loss of one.
+    pub replicas: usize,
 }
 
 /// What a live node says of itself at each heartbeat.
@@ -135,30 +138,46 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// Connects to NATS, reconnecting on its own whenever the server goes away.
+/// Connects to NATS (`url` may list several servers of a NATS cluster,
+/// separated by commas), reconnecting on its own whenever a server goes away.
 async fn connect(url: &str, name: &str) -> Result<jetstream::Context> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let client = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(servers.as_slice())
         .await
         .map_err(|e| ClusterError::Connect { url: url.to_owned(), detail: e.to_string() })?;
     Ok(jetstream::new(client))
 }
 
+/// How long a node starting with its NATS cluster waits for JetStream to
+/// be ready (its servers elect a leader first) before giving up.
+const JETSTREAM_READY_WAIT: Duration = Duration::from_secs(30);
+
 /// The bucket, created with `config` when it does not exist yet (nodes
 /// starting together may race to create it: the loser finds it).
 async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store> {
-    if let Ok(store) = js.get_key_value(&config.bucket).await {
-        return Ok(store);
-    }
-    let name = config.bucket.clone();
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        Err(created) => js
-            .get_key_value(&name)
-            .await
-            .map_err(|_| ClusterError::Nats { what: format!("create the bucket {name}"), detail: created.to_string() }),
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(store) = js.get_key_value(&config.bucket).await {
+            return Ok(store);
+        }
+        let error = match js.create_key_value(config.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(created) => match js.get_key_value(&config.bucket).await {
+                Ok(store) => return Ok(store),
+                Err(_) => created,
+            },
+        };
+        if started.elapsed() >= JETSTREAM_READY_WAIT {
+            return Err(ClusterError::Nats {
+                what: format!("create the bucket {}", config.bucket),
+                detail: error.to_string(),
+            });
+        }
+        tracing::info!(bucket = %config.bucket, error = %error, "waiting for JetStream");
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -167,21 +186,21 @@ impl Cluster {
     /// shared buckets exist. The node is live from its first heartbeat.
     pub async fn join(options: ClusterOptions) -> Result<Cluster> {
         let js = connect(&options.url, &format!("domicile node {}", options.node)).await?;
-        let operator = bucket(&js, kv::Config { bucket: OPERATOR.into(), history: 1, ..Default::default() }).await?;
+        let replicas = options.replicas.max(1);
+        let config = |bucket: &str, history: i64, max_age: Duration| kv::Config {
+            bucket: bucket.into(),
+            history,
+            max_age,
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        let operator = bucket(&js, config(OPERATOR, 1, Duration::ZERO)).await?;
         let node_secret = node_secret(&operator).await?;
         Ok(Cluster {
-            nodes: bucket(
-                &js,
-                kv::Config { bucket: NODES.into(), history: 1, max_age: options.lease, ..Default::default() },
-            )
-            .await?,
-            placement: bucket(&js, kv::Config { bucket: PLACEMENT.into(), history: 5, ..Default::default() }).await?,
-            sessions: bucket(
-                &js,
-                kv::Config { bucket: SESSIONS.into(), history: 1, max_age: options.session_ttl, ..Default::default() },
-            )
-            .await?,
-            tokens: bucket(&js, kv::Config { bucket: TOKENS.into(), history: 1, ..Default::default() }).await?,
+            nodes: bucket(&js, config(NODES, 1, options.lease)).await?,
+            placement: bucket(&js, config(PLACEMENT, 5, Duration::ZERO)).await?,
+            sessions: bucket(&js, config(SESSIONS, 1, options.session_ttl)).await?,
+            tokens: bucket(&js, config(TOKENS, 1, Duration::ZERO)).await?,
             operator,
             node_secret,
             started_ms: now_ms(),
