@@ -199,6 +199,11 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
     assert_eq!(again.status, 409, "{}", again.text());
     assert!(again.error().contains("already held by node `n2`"), "{}", again.error());
     assert!(!home3.path().join("spaces/residents/alice-copy").exists());
+    // Removed through n3: gone from n2's disk and from the placements.
+    Client::new(&n3.url).with_bearer(&operator_token).delete("/api/v1/admin/residents/alice-copy").ok();
+    assert!(!home2.path().join("spaces/residents/alice-copy").exists());
+    let after_removal = status(&home1, &nats);
+    assert_eq!(after_removal["residents"], 2, "alice and n1's me: {after_removal}");
 
     // Her data lives on n1's disk only.
     let has_space = |home: &TestHome| home.path().join("spaces/residents/alice").exists();

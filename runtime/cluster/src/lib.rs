@@ -61,9 +61,8 @@ pub enum ClusterError {
 
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
 
-fn nats(what: impl Into<String>) -> impl FnOnce(async_nats::Error) -> ClusterError {
-    let what = what.into();
-    move |e| ClusterError::Nats { what, detail: e.to_string() }
+fn nats(what: &str, error: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Nats { what: what.to_owned(), detail: error.to_string() }
 }
 
 fn now_ms() -> u64 {
@@ -246,13 +245,13 @@ impl Cluster {
             heartbeat_ms: now_ms(),
         };
         let value = serde_json::to_vec(&record).expect("a node record serialises");
-        self.nodes.put(self.options.node.as_str(), value.into()).await.map_err(|e| nats("heartbeat")(e.into()))?;
+        self.nodes.put(self.options.node.as_str(), value.into()).await.map_err(|e| nats("heartbeat", e))?;
         Ok(())
     }
 
     /// Leaves the cluster at once rather than one lease later (a clean stop).
     pub async fn leave(&self) -> Result<()> {
-        self.nodes.purge(self.options.node.as_str()).await.map_err(|e| nats("leave the cluster")(e.into()))
+        self.nodes.purge(self.options.node.as_str()).await.map_err(|e| nats("leave the cluster", e))
     }
 
     pub async fn live_nodes(&self) -> Result<Vec<(NodeName, NodeRecord)>> {
@@ -261,7 +260,7 @@ impl Cluster {
 
     /// The live node's record, or `NotLive`.
     pub async fn live_node(&self, node: &NodeName) -> Result<NodeRecord> {
-        match self.nodes.get(node.as_str()).await.map_err(|e| nats("read a node's heartbeat")(e.into()))? {
+        match self.nodes.get(node.as_str()).await.map_err(|e| nats("read a node's heartbeat", e))? {
             Some(value) => decode(&format!("{NODES}/{node}"), &value),
             None => Err(ClusterError::NotLive(node.clone())),
         }
@@ -282,18 +281,20 @@ impl Cluster {
                 Some(held) => Err(ClusterError::Taken { resident: resident.clone(), holder: held.node }),
                 None => Err(ClusterError::Moved { resident: resident.clone() }),
             },
-            Err(e) => Err(nats("place a resident")(e.into())),
+            Err(e) => Err(nats("place a resident", e)),
         }
     }
 
     /// Forgets where a resident was (they were removed); only if `held`
-    /// is still the current placement.
+    /// is still the current placement (compare-and-set on its revision).
     pub async fn unplace(&self, held: &Placement) -> Result<()> {
-        let current = self.holder(&held.resident).await?;
-        if current.as_ref() != Some(held) {
+        let Err(e) = self.placement.purge_expect_revision(held.resident.as_str(), Some(held.revision)).await else {
+            return Ok(());
+        };
+        if self.holder(&held.resident).await?.as_ref() != Some(held) {
             return Err(ClusterError::Moved { resident: held.resident.clone() });
         }
-        self.placement.purge(held.resident.as_str()).await.map_err(|e| nats("remove a placement")(e.into()))
+        Err(nats("remove a placement", e))
     }
 
     /// Every resident's placement.
@@ -319,16 +320,18 @@ impl Cluster {
             .ok_or(ClusterError::NoLiveNode)
     }
 
-    /// Keeps a session under the SHA-256 (hex) of its cookie.
-    pub async fn open_session(&self, cookie_sha256: &str, session: &SessionRecord) -> Result<()> {
-        let value = serde_json::to_vec(session).expect("a session serialises");
-        self.sessions.put(cookie_sha256, value.into()).await.map_err(|e| nats("keep a session")(e.into()))?;
+    /// Keeps a session under the SHA-256 (hex) of its cookie, for the
+    /// session's time to live.
+    pub async fn open_session(&self, cookie_sha256: &str, resident: ResidentName, csrf: String) -> Result<()> {
+        let expires_ms = now_ms() + self.options.session_ttl.as_millis() as u64;
+        let value = serde_json::to_vec(&SessionRecord { resident, csrf, expires_ms }).expect("a session serialises");
+        self.sessions.put(cookie_sha256, value.into()).await.map_err(|e| nats("keep a session", e))?;
         Ok(())
     }
 
     /// The live session of a cookie's SHA-256.
     pub async fn session(&self, cookie_sha256: &str) -> Result<Option<SessionRecord>> {
-        let Some(value) = self.sessions.get(cookie_sha256).await.map_err(|e| nats("read a session")(e.into()))? else {
+        let Some(value) = self.sessions.get(cookie_sha256).await.map_err(|e| nats("read a session", e))? else {
             return Ok(None);
         };
         let session: SessionRecord = decode(&format!("{SESSIONS}/{cookie_sha256}"), &value)?;
@@ -336,14 +339,14 @@ impl Cluster {
     }
 
     pub async fn close_session(&self, cookie_sha256: &str) -> Result<()> {
-        self.sessions.purge(cookie_sha256).await.map_err(|e| nats("end a session")(e.into()))
+        self.sessions.purge(cookie_sha256).await.map_err(|e| nats("end a session", e))
     }
 
     /// Ends every session of a resident. It reads every session of the
     /// cluster: for the rare disabling or change of password, not per request.
     pub async fn close_sessions_of(&self, resident: &ResidentName) -> Result<()> {
         for key in keys(&self.sessions).await? {
-            let Some(value) = self.sessions.get(&key).await.map_err(|e| nats("read a session")(e.into()))? else {
+            let Some(value) = self.sessions.get(&key).await.map_err(|e| nats("read a session", e))? else {
                 continue;
             };
             if serde_json::from_slice::<SessionRecord>(&value).is_ok_and(|s| &s.resident == resident) {
@@ -358,17 +361,17 @@ impl Cluster {
         self.tokens
             .put(token_sha256, Bytes::copy_from_slice(resident.as_str().as_bytes()))
             .await
-            .map_err(|e| nats("index an API token")(e.into()))?;
+            .map_err(|e| nats("index an API token", e))?;
         Ok(())
     }
 
     pub async fn unindex_token(&self, token_sha256: &str) -> Result<()> {
-        self.tokens.purge(token_sha256).await.map_err(|e| nats("forget an API token")(e.into()))
+        self.tokens.purge(token_sha256).await.map_err(|e| nats("forget an API token", e))
     }
 
     /// The resident an API token was made for, by its SHA-256 (hex).
     pub async fn token_owner(&self, token_sha256: &str) -> Result<Option<ResidentName>> {
-        let Some(value) = self.tokens.get(token_sha256).await.map_err(|e| nats("read an API token")(e.into()))? else {
+        let Some(value) = self.tokens.get(token_sha256).await.map_err(|e| nats("read an API token", e))? else {
             return Ok(None);
         };
         let key = format!("{TOKENS}/{token_sha256}");
@@ -381,7 +384,7 @@ impl Cluster {
 
     /// The SHA-256 (hex) of the operator's token, shared by every node.
     pub async fn operator_token_sha256(&self) -> Result<Option<String>> {
-        let value = self.operator.get(OPERATOR_KEY).await.map_err(|e| nats("read the operator's token")(e.into()))?;
+        let value = self.operator.get(OPERATOR_KEY).await.map_err(|e| nats("read the operator's token", e))?;
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
@@ -389,7 +392,7 @@ impl Cluster {
         self.operator
             .put(OPERATOR_KEY, Bytes::copy_from_slice(sha256.as_bytes()))
             .await
-            .map_err(|e| nats("keep the operator's token")(e.into()))?;
+            .map_err(|e| nats("keep the operator's token", e))?;
         Ok(())
     }
 }
@@ -402,9 +405,9 @@ async fn node_secret(operator: &kv::Store) -> Result<String> {
     match operator.create(NODE_SECRET_KEY, Bytes::from(hex::encode(random))).await {
         Ok(_) => {}
         Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-        Err(e) => return Err(nats("make the node secret")(e.into())),
+        Err(e) => return Err(nats("make the node secret", e)),
     }
-    let value = operator.get(NODE_SECRET_KEY).await.map_err(|e| nats("read the node secret")(e.into()))?;
+    let value = operator.get(NODE_SECRET_KEY).await.map_err(|e| nats("read the node secret", e))?;
     let secret = value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
     if secret.len() < 32 {
         return Err(ClusterError::Corrupt { key: format!("{OPERATOR}/{NODE_SECRET_KEY}"), detail: "too short".into() });
@@ -429,8 +432,8 @@ impl Observer {
 }
 
 async fn keys(store: &kv::Store) -> Result<Vec<String>> {
-    let listing = store.keys().await.map_err(|e| nats("list keys")(e.into()))?;
-    let mut keys: Vec<String> = listing.try_collect().await.map_err(|e| nats("list keys")(e.into()))?;
+    let listing = store.keys().await.map_err(|e| nats("list keys", e))?;
+    let mut keys: Vec<String> = listing.try_collect().await.map_err(|e| nats("list keys", e))?;
     keys.sort();
     Ok(keys)
 }
@@ -444,7 +447,7 @@ async fn live_nodes(nodes: &kv::Store) -> Result<Vec<(NodeName, NodeRecord)>> {
     for key in keys(nodes).await? {
         let Ok(node) = key.parse::<NodeName>() else { continue };
         // A key listed a moment ago may have expired since.
-        if let Some(value) = nodes.get(&key).await.map_err(|e| nats("read a node's heartbeat")(e.into()))? {
+        if let Some(value) = nodes.get(&key).await.map_err(|e| nats("read a node's heartbeat", e))? {
             live.push((node, decode(&format!("{NODES}/{key}"), &value)?));
         }
     }
@@ -452,7 +455,7 @@ async fn live_nodes(nodes: &kv::Store) -> Result<Vec<(NodeName, NodeRecord)>> {
 }
 
 async fn holder(placement: &kv::Store, resident: &ResidentName) -> Result<Option<Placement>> {
-    let entry = placement.entry(resident.as_str()).await.map_err(|e| nats("read a placement")(e.into()))?;
+    let entry = placement.entry(resident.as_str()).await.map_err(|e| nats("read a placement", e))?;
     match entry {
         Some(entry) if entry.operation == kv::Operation::Put => {
             let record: PlacementRecord = decode(&format!("{PLACEMENT}/{resident}"), &entry.value)?;

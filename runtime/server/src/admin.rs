@@ -124,17 +124,16 @@ async fn remove_resident(
     _: Operator,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = held_resident(&state, &name).await?;
+    let name = resident_name(&name)?;
+    let placement = crate::cluster::check_holds(&state, &name).await?;
     let tokens = state.home.accounts().token_sha256s(&name);
     state.home.remove_resident(&name)?;
     state.sessions.close_all_of(&name).await?;
-    if let Some(node) = &state.cluster {
+    if let (Some(node), Some(held)) = (&state.cluster, placement) {
         for token in tokens {
             node.cluster.unindex_token(&token).await?;
         }
-        if let Some(held) = node.cluster.holder(&name).await? {
-            node.cluster.unplace(&held).await?;
-        }
+        node.cluster.unplace(&held).await?;
     }
     Ok(Json(json!({ "removed": name.as_str() })))
 }

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::State;
-use domicile_cluster::{Cluster, SessionRecord};
-use domicile_home::new_secret;
+use domicile_cluster::Cluster;
+use domicile_home::{new_secret, sha256_hex};
 
 pub const SESSION_COOKIE: &str = "domicile_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -48,10 +48,6 @@ fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Sessions {
     pub fn new(ttl: Duration, cluster: Option<Cluster>) -> Sessions {
         Sessions { ttl, live: Mutex::new(HashMap::new()), cluster, failures: Mutex::new(HashMap::new()) }
@@ -65,9 +61,7 @@ impl Sessions {
     pub async fn open(&self, resident: ResidentName) -> Result<(String, String), ApiError> {
         let (cookie, csrf) = (new_secret(""), new_secret(""));
         if let Some(cluster) = &self.cluster {
-            let expires_ms = now_ms() + self.ttl.as_millis() as u64;
-            let record = SessionRecord { resident, csrf: csrf.clone(), expires_ms };
-            cluster.open_session(&hex::encode(digest(&cookie)), &record).await?;
+            cluster.open_session(&sha256_hex(&cookie), resident, csrf.clone()).await?;
             return Ok((cookie, csrf));
         }
         let now = Instant::now();
@@ -80,7 +74,7 @@ impl Sessions {
     /// The resident and CSRF token of a live session.
     pub async fn get(&self, cookie: &str) -> Result<Option<(ResidentName, String)>, ApiError> {
         if let Some(cluster) = &self.cluster {
-            let session = cluster.session(&hex::encode(digest(cookie))).await?;
+            let session = cluster.session(&sha256_hex(cookie)).await?;
             return Ok(session.map(|s| (s.resident, s.csrf)));
         }
         let live = self.live();
@@ -92,7 +86,7 @@ impl Sessions {
 
     pub async fn close(&self, cookie: &str) -> Result<(), ApiError> {
         if let Some(cluster) = &self.cluster {
-            return Ok(cluster.close_session(&hex::encode(digest(cookie))).await?);
+            return Ok(cluster.close_session(&sha256_hex(cookie)).await?);
         }
         self.live().remove(&digest(cookie));
         Ok(())
@@ -193,8 +187,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+/// The token of an `Authorization: Bearer ...` header, if present.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
 fn changes_state(method: &Method) -> bool {
@@ -213,7 +208,7 @@ impl FromRequestParts<Arc<State>> for Resident {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Self::Rejection> {
-        let (name, csrf) = if let Some(token) = bearer(parts) {
+        let (name, csrf) = if let Some(token) = bearer(&parts.headers) {
             // A script's token is not sent by browsers on their own: no CSRF check.
             (state.home.accounts().resident_of_token(token).ok_or(ApiError::SignInFirst)?, None)
         } else {
@@ -244,13 +239,10 @@ impl FromRequestParts<Arc<State>> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Self::Rejection> {
-        let Some(token) = bearer(parts) else { return Err(ApiError::NotOperator) };
+        let Some(token) = bearer(&parts.headers) else { return Err(ApiError::NotOperator) };
         let is_operator = match &state.cluster {
             // One operator token for the whole cluster.
-            Some(node) => {
-                node.cluster.operator_token_sha256().await?.as_deref()
-                    == Some(domicile_home::sha256_hex(token).as_str())
-            }
+            Some(node) => node.cluster.operator_token_sha256().await?.as_deref() == Some(sha256_hex(token).as_str()),
             None => state.home.accounts().is_operator_token(token),
         };
         if is_operator {

@@ -21,12 +21,12 @@ use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use domicile_cluster::{Cluster, NodeName};
+use domicile_cluster::{Cluster, NodeName, Placement};
 use domicile_store::ResidentName;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
-use crate::auth::{cookie, SESSION_COOKIE};
+use crate::auth::{bearer, cookie, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::State;
 
@@ -76,10 +76,12 @@ impl ClusterNode {
 
 /// Fails unless this node holds `resident` now: a node that lost a
 /// resident (stopped past its lease, moved away) never serves or writes them.
-pub(crate) async fn check_holds(state: &State, resident: &ResidentName) -> Result<(), ApiError> {
-    let Some(node) = &state.cluster else { return Ok(()) };
+/// Returns the placement (none on a single node), whose revision a later
+/// change of it must match.
+pub(crate) async fn check_holds(state: &State, resident: &ResidentName) -> Result<Option<Placement>, ApiError> {
+    let Some(node) = &state.cluster else { return Ok(None) };
     match node.cluster.holder(resident).await? {
-        Some(held) if &held.node == node.me() => Ok(()),
+        Some(held) if &held.node == node.me() => Ok(Some(held)),
         Some(held) => Err(ApiError::Unavailable(format!(
             "this node does not hold resident `{resident}` (node `{}` does); ask any node again",
             held.node
@@ -111,11 +113,10 @@ enum Target {
 /// about no resident, forwards the rest to the node that holds it.
 pub(crate) async fn route(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Some(node) = &state.cluster else { return next.run(request).await };
-    let mut request = request;
     if from_a_node(node, &request) {
         // Served here, never forwarded again; the handlers check that this
         // node holds the resident. Sign-ins are counted per real client.
@@ -182,13 +183,7 @@ async fn target(state: &State, node: &ClusterNode, request: Request) -> Result<(
             None => (request, Target::Here),
         });
     }
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let resident = if let Some(token) = bearer {
+    let resident = if let Some(token) = bearer(request.headers()) {
         node.cluster.token_owner(&domicile_home::sha256_hex(token)).await?
     } else if let Some(cookie) = cookie(request.headers(), SESSION_COOKIE) {
         state.sessions.get(cookie).await?.map(|(resident, _)| resident)
