@@ -79,6 +79,12 @@ fn a_corrupted_compile_cache_is_rebuilt_from_the_verified_package() {
     // Removing the cache entirely works too.
     std::fs::remove_dir_all(&cache).unwrap();
     assert!(home.ok(&["--json", "run", FOOTPRINT]).json()["total_km"].as_f64().unwrap() > 0.0);
+    // A cache that cannot be written only costs time: the app still runs.
+    std::fs::remove_dir_all(&cache).unwrap();
+    std::fs::write(&cache, b"a file where the cache directory should be").unwrap();
+    let run = home.ok(&["--json", "run", FOOTPRINT]);
+    assert!(run.json()["total_km"].as_f64().unwrap() > 0.0);
+    assert!(run.stderr.contains("could not keep the compiled app in the artifact cache"), "{}", run.stderr);
 }
 
 fn pack_with_manifest(home: &TestHome, manifest: &str) -> (bool, String) {

@@ -172,7 +172,10 @@ impl ArtifactCache {
         self.dir.join(format!("{component_digest}-{}.{ext}", self.engine_tag))
     }
 
-    /// Compiles verified component bytes and caches the artifact.
+    /// Compiles verified component bytes and caches the artifact. The
+    /// cache only saves time: when it cannot be written (full disk, a
+    /// read-only shared directory), the app still runs, compiled afresh the
+    /// next time, and the operator is warned.
     pub(crate) fn compile(
         &self,
         engine: &Engine,
@@ -181,16 +184,20 @@ impl ArtifactCache {
     ) -> Result<Component, HostError> {
         let component = Component::new(engine, bytes).map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
         let artifact = component.serialize().map_err(|e| HostError::Engine(e.to_string()))?;
-        let io = |e: std::io::Error| HostError::Cache(format!("{}: {e}", self.dir.display()));
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let path = self.path(component_digest, "cwasm");
-        write_atomically(&path, &artifact).map_err(io)?;
+        if let Err(e) = self.store(component_digest, &artifact) {
+            tracing::warn!(component = component_digest, cache = %self.dir.display(), error = %e,
+                "could not keep the compiled app in the artifact cache; it will be compiled again next time");
+        }
+        Ok(component)
+    }
+
+    fn store(&self, component_digest: &str, artifact: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        write_atomically(&self.path(component_digest, "cwasm"), artifact)?;
         write_atomically(
             &self.path(component_digest, "sha256"),
-            hex::encode(domicile_package::sha256(&artifact)).as_bytes(),
+            hex::encode(domicile_package::sha256(artifact)).as_bytes(),
         )
-        .map_err(io)?;
-        Ok(component)
     }
 
     /// Loads a cached artifact if it is present and intact.

@@ -92,8 +92,6 @@ pub enum HostError {
     Limit { app: AppId, kind: LimitKind, detail: String },
     #[error("wasmtime engine error: {0}")]
     Engine(String),
-    #[error("compiled-component cache error: {0}")]
-    Cache(String),
     #[error("cannot prepare the app's scratch directory: {0}")]
     Scratch(String),
 }

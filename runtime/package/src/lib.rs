@@ -17,7 +17,7 @@ mod catalogue;
 mod keys;
 mod trust;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -220,22 +220,28 @@ impl VerifiedPackage {
 }
 
 /// Writes to a temporary file, syncs, then renames over `path`: a crash
-/// leaves either the old or the new file, never half of one.
+/// leaves either the old or the new file, never half of one. Each call
+/// writes its own uniquely named temporary file, so processes writing the
+/// same path at once (homes sharing an artifact cache) each replace it
+/// whole instead of truncating each other's file or renaming it away.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = tmp_path(path);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{}.", path.file_name().unwrap_or_default().to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // The file a plain `File::create` would make (0666 less the umask),
+    // not tempfile's private 0600: a published catalogue is served as is.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 struct Reader<'a>(&'a [u8]);

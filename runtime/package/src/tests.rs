@@ -290,3 +290,29 @@ fn a_package_that_is_a_fifo_or_leads_outside_is_refused_without_waiting() {
     let err = Catalogue::open(dir.path(), &trust).unwrap().fetch(&id, None, &trust).unwrap_err();
     assert!(err.to_string().contains("leads outside the catalogue directory"), "{err}");
 }
+
+/// Homes sharing an artifact cache compile the same app at once: every
+/// writer must succeed and the file must end up as one writer's whole bytes.
+#[test]
+fn writers_racing_on_one_path_each_replace_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("artifact.cwasm");
+    let writers: Vec<_> = (0..8u8)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    write_atomically(&path, &vec![i; 64 * 1024]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 64 * 1024);
+    assert!(bytes.iter().all(|b| *b == bytes[0]), "the file mixes two writers' bytes");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("artifact.cwasm")], "temporary files were left behind");
+}

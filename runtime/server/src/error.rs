@@ -117,7 +117,7 @@ impl From<HostError> for ApiError {
             | HostError::WrongWorld { .. }
             | HostError::OtherApp { .. }
             | HostError::WorldChanged { .. } => ApiError::BadRequest(e.to_string()),
-            HostError::Engine(_) | HostError::Cache(_) | HostError::Scratch(_) => ApiError::Internal(e.to_string()),
+            HostError::Engine(_) | HostError::Scratch(_) => ApiError::Internal(e.to_string()),
         }
     }
 }
