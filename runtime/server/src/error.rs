@@ -86,6 +86,7 @@ impl From<StoreError> for ApiError {
             StoreError::Limit(_) => ApiError::Conflict(e.to_string()),
             StoreError::ResidentExists(_) | StoreError::ResidentBusy(_) => ApiError::Conflict(e.to_string()),
             StoreError::UnknownResident(_) => ApiError::NotFound(e.to_string()),
+            StoreError::NotShipped(_) | StoreError::SnapshotNotShipped(_) => ApiError::Unavailable(e.to_string()),
             StoreError::InUse(_)
             | StoreError::Sled(_)
             | StoreError::Io { .. }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use domicile_manifest::{AppId, Grants, Manifest};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
+use crate::docs::abort;
+use crate::journal::{Durability, Kv};
 use crate::{decode, encode, ResidentName, ResidentSpace, Result, StoreError};
 
 /// Decoded app records with the bytes they were decoded from, so that a
@@ -62,13 +63,11 @@ impl ResidentSpace {
     /// Records an installed app and its package (replacing any previous
     /// record of the same id), durably.
     pub fn put_app(&self, app: &InstalledApp, package: &[u8]) -> Result<()> {
-        let id = app.id().as_str();
-        (&self.apps, &self.packages).transaction(|(apps, packages)| {
-            apps.insert(id, encode(app))?;
-            packages.insert(id, package)?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-        })?;
-        self.flush()
+        let id = app.id().as_str().as_bytes();
+        self.write(Durability::Now, |t| {
+            t.apps.insert(id, &encode(app))?;
+            t.packages.insert(id, package)
+        })
     }
 
     pub fn app(&self, id: &AppId) -> Result<InstalledApp> {
@@ -106,10 +105,18 @@ impl ResidentSpace {
     /// Replaces an app's grants, durably. Running apps see the change at
     /// their next host call: the host reads grants on every call.
     pub fn set_grants(&self, id: &AppId, grants: &Grants) -> Result<()> {
-        let mut app = self.app(id)?;
-        app.grants = grants.clone();
-        self.apps.insert(id.as_str(), encode(&app))?;
-        self.flush()
+        self.change_app(id, |app| app.grants = grants.clone())
+    }
+
+    /// Changes an installed app's record, durably.
+    fn change_app(&self, id: &AppId, change: impl FnOnce(&mut InstalledApp)) -> Result<()> {
+        self.write(Durability::Now, |t| {
+            let bytes =
+                t.apps.get(id.as_str().as_bytes())?.ok_or_else(|| abort(StoreError::UnknownApp(id.to_string())))?;
+            let mut app: InstalledApp = decode("an installed app", &bytes).map_err(abort)?;
+            change(&mut app);
+            t.apps.insert(id.as_str().as_bytes(), &encode(&app))
+        })
     }
 
     /// The grants of an installed app, read fresh from the store.
@@ -119,48 +126,46 @@ impl ResidentSpace {
 
     /// Holds every app signed by `publisher` (hex key); returns their ids.
     pub fn hold_apps_of(&self, publisher: &str, hold: &Hold) -> Result<Vec<AppId>> {
-        let mut held = Vec::new();
-        for mut app in self.apps()? {
-            if app.publisher == publisher && app.held.is_none() {
-                app.held = Some(hold.clone());
-                self.apps.insert(app.id().as_str(), encode(&app))?;
-                held.push(app.manifest.id);
+        let apps = self.apps()?;
+        self.write(Durability::Now, |t| {
+            let mut held = Vec::new();
+            for mut app in apps {
+                if app.publisher == publisher && app.held.is_none() {
+                    app.held = Some(hold.clone());
+                    t.apps.insert(app.id().as_str().as_bytes(), &encode(&app))?;
+                    held.push(app.manifest.id);
+                }
             }
-        }
-        self.flush()?;
-        Ok(held)
+            Ok(held)
+        })
     }
 
     /// The resident decided to keep using a held app.
     pub fn release_app(&self, id: &AppId) -> Result<()> {
-        let mut app = self.app(id)?;
-        app.held = None;
-        self.apps.insert(id.as_str(), encode(&app))?;
-        self.flush()
+        self.change_app(id, |app| app.held = None)
     }
 
     /// Switches one of an app's triggers (by its key) on or off.
     pub fn set_trigger_enabled(&self, id: &AppId, trigger: &str, enabled: bool) -> Result<()> {
-        let mut app = self.app(id)?;
-        if enabled {
-            app.triggers_off.remove(trigger);
-        } else {
-            app.triggers_off.insert(trigger.to_owned());
-        }
-        self.apps.insert(id.as_str(), encode(&app))?;
-        self.flush()
+        self.change_app(id, |app| {
+            if enabled {
+                app.triggers_off.remove(trigger);
+            } else {
+                app.triggers_off.insert(trigger.to_owned());
+            }
+        })
     }
 
     pub fn remove_app(&self, id: &AppId) -> Result<()> {
-        if !self.apps.contains_key(id.as_str())? {
-            return Err(StoreError::UnknownApp(id.to_string()));
-        }
-        (&self.apps, &self.packages).transaction(|(apps, packages)| {
-            apps.remove(id.as_str())?;
-            packages.remove(id.as_str())?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-        })?;
-        self.forget_triggers(id)?;
-        self.flush()
+        let triggers = self.trigger_keys(id)?;
+        self.write(Durability::Now, |t| {
+            if t.apps.get(id.as_str().as_bytes())?.is_none() {
+                return Err(abort(StoreError::UnknownApp(id.to_string())));
+            }
+            t.apps.remove(id.as_str().as_bytes())?;
+            t.packages.remove(id.as_str().as_bytes())?;
+            // The state of its triggers goes with it.
+            triggers.iter().try_for_each(|key| t.meta.remove(key))
+        })
     }
 }

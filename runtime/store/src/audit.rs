@@ -21,8 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::ConflictableTransactionError;
 
-use crate::journal::Kv;
-use sled::Transactional;
+use crate::journal::{Durability, Kv};
 
 use crate::{decode, encode, ResidentSpace, Result, StoreError};
 
@@ -307,9 +306,7 @@ impl ResidentSpace {
     /// denials). They become durable with the next flush; the host flushes
     /// at the end of every invocation.
     pub fn record_audit(&self, entries: &[AuditEntry]) -> Result<()> {
-        let _writing = self.writing();
-        (&self.meta, &self.audit).transaction(|(meta, log)| append_chained(meta, log, entries))?;
-        Ok(())
+        self.write(Durability::NextFlush, |t| append_chained(&t.meta, &t.audit, entries))
     }
 
     /// Audit entries in the order they happened.
@@ -382,11 +379,18 @@ impl ResidentSpace {
         Ok(AuditCheck { entries: n, head: hex::encode(last), problems })
     }
 
+    /// Durable with the next flush, like reads' audit entries.
     pub fn append_app_log(&self, entries: &[AppLogEntry]) -> Result<()> {
-        for e in entries {
-            self.app_log.insert(self.next_seq()?.to_be_bytes(), encode(e))?;
+        if entries.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let first = self.reserve_seqs_in_memory(entries.len() as u64);
+        self.write(Durability::NextFlush, |t| {
+            for (e, seq) in entries.iter().zip(first..) {
+                t.app_log.insert(&seq.to_be_bytes(), &encode(e))?;
+            }
+            crate::docs::persist_seq(&t.meta, first + entries.len() as u64 - 1)
+        })
     }
 
     pub fn app_log(&self, app: Option<&AppId>) -> Result<Vec<AppLogEntry>> {

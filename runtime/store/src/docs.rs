@@ -275,7 +275,7 @@ impl ResidentSpace {
     pub fn commit(&self, changes: &[Change], author: &Author, at_ms: u64, audit: &[AuditEntry]) -> Result<()> {
         let _writing = self.writing();
         let ops = self.compute_commit(changes, author, at_ms, audit)?;
-        self.journal_and_apply(&ops)
+        self.journal_and_apply(ops)
     }
 
     /// What [`commit`](Self::commit) writes, key by key, computed on the
@@ -402,9 +402,7 @@ impl ResidentSpace {
     }
 
     pub fn set_quota(&self, quota: &Quota) -> Result<()> {
-        let _writing = self.writing();
-        self.meta.insert(QUOTA_KEY, encode(quota))?;
-        self.flush()
+        self.write(crate::journal::Durability::Now, |t| t.meta.insert(QUOTA_KEY.as_bytes(), &encode(quota)))
     }
 
     /// Deletes every document an app created (uninstall `--purge-data`),

@@ -105,7 +105,7 @@ impl ResidentSpace {
             discarded += 1;
         }
         if discarded > 0 {
-            self.flush()?;
+            self.sync()?;
         }
         Ok((published, discarded))
     }
@@ -155,7 +155,7 @@ impl ResidentSpace {
     fn finish_publish(&self, marker_key: &[u8], tree: &str) -> Result<()> {
         self.meta.remove(marker_key)?;
         self.db.drop_tree(tree)?;
-        self.flush()
+        self.sync()
     }
 }
 
@@ -207,14 +207,16 @@ impl Import {
         let (key, mut marker) = self.mark_committed(author, at_ms, audit)?;
         let interrupted = |e: StoreError| StoreError::PublishInterrupted(Box::new(e));
         self.space.publish(&self.staging, key.as_bytes(), &mut marker).map_err(interrupted)?;
-        self.space.finish_publish(key.as_bytes(), &marker.tree).map_err(interrupted)
+        self.space.finish_publish(key.as_bytes(), &marker.tree).map_err(interrupted)?;
+        // In a cluster an import travels as a snapshot of the whole space.
+        self.space.ship_snapshot()
     }
 
     /// Steps 1 and 2: after this, the import happens even if the process
     /// dies. Returns the marker and its key.
     fn mark_committed(&mut self, author: &Author, at_ms: u64, audit: &[AuditEntry]) -> Result<(String, PublishMarker)> {
         let space = &self.space;
-        space.flush()?;
+        space.sync()?;
         let growth = match space.quota()? {
             Quota { max_documents: None, max_bytes: None } => None,
             _ => Some(self.growth(author, at_ms)?),
@@ -236,7 +238,7 @@ impl Import {
             meta.insert(key.as_bytes(), encode(&marker))?;
             crate::audit::append_chained(meta, log, audit)
         })?;
-        space.flush()?;
+        space.sync()?;
         self.committed = true;
         Ok((key, marker))
     }

@@ -13,6 +13,13 @@
 //! on disk all its changes are; a record still there at open is applied
 //! again (every change is absolute, so applying twice is applying once) and
 //! removed: see [`ResidentSpace::replay_journal`].
+//!
+//! Every other write of a space's trees is computed the same way
+//! ([`ResidentSpace::write`]), so that in a cluster each one can be copied
+//! to the cluster as its list of key changes (see [`crate::shipping`])
+//! before it is acknowledged. Writes that need not be durable at once
+//! (reads' audit entries, app logs) are applied in one sled transaction and
+//! travel with the next durable write or flush.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,7 +27,9 @@ use std::collections::HashMap;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::IVec;
 
-use crate::docs::{abort, decode_seq, Abort, SEQ_KEY};
+use sled::Transactional;
+
+use crate::docs::{abort, decode_seq, persist_seq, Abort, SEQ_KEY};
 use crate::{ResidentSpace, Result, StoreError};
 
 /// Where a change goes, by tree.
@@ -29,6 +38,14 @@ pub(crate) const INDEX: u8 = 1;
 pub(crate) const CHANGES: u8 = 2;
 pub(crate) const META: u8 = 3;
 pub(crate) const AUDIT: u8 = 4;
+pub(crate) const APPS: u8 = 5;
+pub(crate) const PACKAGES: u8 = 6;
+pub(crate) const APP_LOG: u8 = 7;
+pub(crate) const OUTBOX: u8 = 8;
+pub(crate) const NOTIFICATIONS: u8 = 9;
+/// Every tree a write may change, by id.
+pub(crate) const TREE_IDS: [u8; 10] =
+    [DOCS, INDEX, CHANGES, META, AUDIT, APPS, PACKAGES, APP_LOG, OUTBOX, NOTIFICATIONS];
 
 /// Reading and writing one tree: inside a sled transaction, or staged for
 /// the journal.
@@ -53,10 +70,11 @@ impl Kv for TransactionalTree {
 }
 
 /// One key change of a journaled write: `None` removes the key.
+#[derive(Clone)]
 pub(crate) struct Op {
-    tree: u8,
-    key: Vec<u8>,
-    value: Option<Vec<u8>>,
+    pub(crate) tree: u8,
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Option<Vec<u8>>,
 }
 
 /// A tree as a journaled write sees it: its own changes first, then the
@@ -96,6 +114,27 @@ impl Kv for Staged<'_> {
     }
 }
 
+/// A space's trees as one write sees them: staged, recorded in order.
+pub(crate) struct Trees<'a> {
+    pub(crate) meta: Staged<'a>,
+    pub(crate) audit: Staged<'a>,
+    pub(crate) apps: Staged<'a>,
+    pub(crate) packages: Staged<'a>,
+    pub(crate) app_log: Staged<'a>,
+    pub(crate) outbox: Staged<'a>,
+    pub(crate) notifications: Staged<'a>,
+}
+
+/// When a write must be on disk (and, in a cluster, copied) before it is
+/// acknowledged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Before the write returns.
+    Now,
+    /// With the next durable write or flush; applied atomically meanwhile.
+    NextFlush,
+}
+
 /// The error a staged computation ended with.
 pub(crate) fn aborted(e: Abort) -> StoreError {
     match e {
@@ -108,7 +147,7 @@ pub(crate) fn aborted(e: Abort) -> StoreError {
     }
 }
 
-fn encode_ops(ops: &[Op]) -> Vec<u8> {
+pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
     let mut out = Vec::new();
     for op in ops {
         out.push(op.tree);
@@ -126,7 +165,7 @@ fn encode_ops(ops: &[Op]) -> Vec<u8> {
     out
 }
 
-fn decode_ops(mut bytes: &[u8]) -> Result<Vec<Op>> {
+pub(crate) fn decode_ops(mut bytes: &[u8]) -> Result<Vec<Op>> {
     let corrupt = || StoreError::Corrupt("a journal record".into());
     let mut take = |n: usize| -> Result<&[u8]> {
         let (head, rest) = bytes.split_at_checked(n).ok_or_else(corrupt)?;
@@ -153,18 +192,23 @@ fn decode_ops(mut bytes: &[u8]) -> Result<Vec<Op>> {
 }
 
 impl ResidentSpace {
-    fn tree_of(&self, id: u8) -> Result<&sled::Tree> {
+    pub(crate) fn tree_of(&self, id: u8) -> Result<&sled::Tree> {
         Ok(match id {
             DOCS => &self.docs,
             INDEX => &self.index,
             CHANGES => &self.changes,
             META => &self.meta,
             AUDIT => &self.audit,
+            APPS => &self.apps,
+            PACKAGES => &self.packages,
+            APP_LOG => &self.app_log,
+            OUTBOX => &self.outbox,
+            NOTIFICATIONS => &self.notifications,
             _ => return Err(StoreError::Corrupt("a journal record names no tree".into())),
         })
     }
 
-    fn apply(&self, ops: &[Op]) -> Result<()> {
+    pub(crate) fn apply(&self, ops: &[Op]) -> Result<()> {
         for op in ops {
             let tree = self.tree_of(op.tree)?;
             match &op.value {
@@ -183,17 +227,82 @@ impl ResidentSpace {
         Ok(())
     }
 
-    /// Makes a computed write durable (one record, one flush), then applies
-    /// it. Called with the space's write lock held.
-    pub(crate) fn journal_and_apply(&self, ops: &[Op]) -> Result<()> {
+    /// Computes a write on the space's trees under its write lock, then
+    /// makes it happen: durably now (one journal record and one flush, and
+    /// in a cluster a copy the cluster acknowledged first), or atomically
+    /// and durably with the next flush. An `Err` from `compute` writes
+    /// nothing.
+    pub(crate) fn write<T>(
+        &self,
+        durability: Durability,
+        compute: impl FnOnce(&Trees<'_>) -> Result<T, Abort>,
+    ) -> Result<T> {
+        let _writing = self.writing();
+        let ops = RefCell::new(Vec::new());
+        let staged = |tree, id| Staged::new(tree, id, &ops);
+        let trees = Trees {
+            meta: staged(&self.meta, META),
+            audit: staged(&self.audit, AUDIT),
+            apps: staged(&self.apps, APPS),
+            packages: staged(&self.packages, PACKAGES),
+            app_log: staged(&self.app_log, APP_LOG),
+            outbox: staged(&self.outbox, OUTBOX),
+            notifications: staged(&self.notifications, NOTIFICATIONS),
+        };
+        let value = compute(&trees).map_err(aborted)?;
+        drop(trees);
+        match durability {
+            Durability::Now => self.journal_and_apply(ops.into_inner())?,
+            Durability::NextFlush => self.apply_atomically(ops.into_inner())?,
+        }
+        Ok(value)
+    }
+
+    /// Applies a computed write in one sled transaction (atomic, durable
+    /// with the next flush); in a cluster it is copied with the next
+    /// durable write or flush. Called with the space's write lock held.
+    fn apply_atomically(&self, ops: Vec<Op>) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
+        let trees: Vec<&sled::Tree> = TREE_IDS.iter().map(|id| self.tree_of(*id)).collect::<Result<_>>()?;
+        trees.as_slice().transaction(|t| {
+            for op in &ops {
+                let tree = &t[usize::from(op.tree)];
+                match &op.value {
+                    Some(value) if op.tree == META && op.key == SEQ_KEY.as_bytes() => {
+                        persist_seq(tree, decode_seq(Some(value)))?;
+                    }
+                    Some(value) => {
+                        tree.insert(op.key.as_slice(), value.as_slice())?;
+                    }
+                    None => {
+                        tree.remove(op.key.as_slice())?;
+                    }
+                }
+            }
+            Ok::<_, Abort>(())
+        })?;
+        self.keep_unshipped(ops);
+        Ok(())
+    }
+
+    /// Makes a computed write durable (one record, one flush), then applies
+    /// it. In a cluster the write is copied to the cluster first, and not
+    /// made at all when the cluster does not take it. Called with the
+    /// space's write lock held.
+    pub(crate) fn journal_and_apply(&self, mut ops: Vec<Op>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if let Some(position) = self.ship(&ops)? {
+            ops.push(crate::shipping::shipped_op(position));
+        }
         let key = self.open.journal_seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst).to_be_bytes();
-        self.open.journal.insert(key, encode_ops(ops))?;
-        self.flush()?;
+        self.open.journal.insert(key, encode_ops(&ops))?;
+        self.sync()?;
         // Durable from here: a failure now is finished at the next open.
-        self.apply(ops)
+        self.apply(&ops)
             .and_then(|()| Ok(self.open.journal.remove(key).map(drop)?))
             .map_err(|e| StoreError::ApplyInterrupted(Box::new(e)))
     }
@@ -209,7 +318,7 @@ impl ResidentSpace {
             replayed += 1;
         }
         if replayed > 0 {
-            self.flush()?;
+            self.sync()?;
             // The counter this process keeps was read before the replay
             // moved the stored one on.
             let stored = decode_seq(self.meta.get(SEQ_KEY)?.as_deref());

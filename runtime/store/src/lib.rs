@@ -31,6 +31,7 @@ mod outbox;
 mod query;
 mod restore;
 mod selector;
+mod shipping;
 mod spaces;
 mod triggers;
 mod upgrade;
@@ -52,6 +53,7 @@ pub use outbox::{
 pub use query::{Query, QueryCursor, Sort};
 pub use restore::{AppNote, AppRefusal, PackageVetting, RestoreReport, VettedApp};
 pub use selector::Selector;
+pub use shipping::Shipper;
 pub use spaces::{Store, StoreOptions};
 pub use triggers::{Claim, TriggerState};
 pub use upgrade::UpgradeReport;
@@ -85,6 +87,10 @@ pub enum StoreError {
     Limit(String),
     #[error("the import is committed but could not be fully written ({0}); it will be completed the next time the home is opened")]
     PublishInterrupted(Box<StoreError>),
+    #[error("the cluster did not keep a copy of this write ({0}), so it was not made; try again in a moment")]
+    NotShipped(String),
+    #[error("the change is made on this node, but the cluster has no copy of it yet ({0}); it is copied with the space's next write")]
+    SnapshotNotShipped(String),
     #[error("the write is on disk but could not be fully applied ({0}); it will be completed the next time the space is opened")]
     ApplyInterrupted(Box<StoreError>),
 }
@@ -132,8 +138,15 @@ impl ResidentSpace {
         &self.name
     }
 
-    /// Makes every write so far durable (reads' audit entries included).
+    /// Makes every write so far durable (reads' audit entries included),
+    /// and in a cluster copies to it those not yet copied.
     pub fn flush(&self) -> Result<()> {
+        self.ship_pending()?;
+        self.sync()
+    }
+
+    /// Puts every write so far on this node's disk.
+    pub(crate) fn sync(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
     }

@@ -7,9 +7,10 @@
 
 use domicile_manifest::AppId;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
 use crate::audit::{append_chained, AuditEntry};
+use crate::docs::persist_seq;
+use crate::journal::{Durability, Kv};
 use crate::{decode, encode, ResidentSpace, Result, StoreError};
 
 /// Largest payload an app may ask to send.
@@ -62,14 +63,13 @@ impl ResidentSpace {
     /// Stores a request in the outbox with its audit entry, durably;
     /// returns its id.
     pub fn queue_egress(&self, item: &OutboxItem, audit: &AuditEntry) -> Result<u64> {
-        let id = self.next_seq()?;
+        let id = self.reserve_seqs_in_memory(1);
         let stored = encode(&OutboxItem { id, status: OutboxStatus::Pending, ..item.clone() });
-        let _writing = self.writing();
-        (&self.outbox, &self.meta, &self.audit).transaction(|(outbox, meta, log)| {
-            outbox.insert(&id.to_be_bytes(), stored.as_slice())?;
-            append_chained(meta, log, std::slice::from_ref(audit))
+        self.write(Durability::Now, |t| {
+            t.outbox.insert(&id.to_be_bytes(), &stored)?;
+            persist_seq(&t.meta, id)?;
+            append_chained(&t.meta, &t.audit, std::slice::from_ref(audit))
         })?;
-        self.flush()?;
         Ok(id)
     }
 
@@ -89,23 +89,26 @@ impl ResidentSpace {
         let mut item = self.outbox_item(id)?;
         item.status = status;
         let stored = encode(&item);
-        let _writing = self.writing();
-        (&self.outbox, &self.meta, &self.audit).transaction(|(outbox, meta, log)| {
-            outbox.insert(&id.to_be_bytes(), stored.as_slice())?;
-            append_chained(meta, log, audit.map(std::slice::from_ref).unwrap_or_default())
+        self.write(Durability::Now, |t| {
+            t.outbox.insert(&id.to_be_bytes(), &stored)?;
+            append_chained(&t.meta, &t.audit, audit.map(std::slice::from_ref).unwrap_or_default())
         })?;
-        self.flush()?;
         Ok(item)
     }
 
     /// Stores notifications; durable with the next flush (the host flushes
     /// at the end of every invocation).
     pub fn notify(&self, notifications: &[Notification]) -> Result<()> {
-        for n in notifications {
-            let seq = self.next_seq()?;
-            self.notifications.insert(seq.to_be_bytes(), encode(&Notification { seq, ..n.clone() }))?;
+        if notifications.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let first = self.reserve_seqs_in_memory(notifications.len() as u64);
+        self.write(Durability::NextFlush, |t| {
+            for (n, seq) in notifications.iter().zip(first..) {
+                t.notifications.insert(&seq.to_be_bytes(), &encode(&Notification { seq, ..n.clone() }))?;
+            }
+            persist_seq(&t.meta, first + notifications.len() as u64 - 1)
+        })
     }
 
     /// Every notification, oldest first.

@@ -338,7 +338,12 @@ impl Store {
             restoring.finish()
         })();
         match outcome {
-            Ok(report) => Ok((self.publish_incoming(space)?, report)),
+            Ok(report) => {
+                let space = self.publish_incoming(space)?;
+                // In a cluster a restore travels as a snapshot of the space.
+                space.ship_snapshot()?;
+                Ok((space, report))
+            }
             Err(e) => {
                 self.discard_incoming(space)?;
                 Err(e)

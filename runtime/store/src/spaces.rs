@@ -65,6 +65,7 @@ struct Shared {
     /// Residents whose database was closed after writes: see
     /// [`Store::take_closed_with_changes`].
     closed_with_changes: Arc<Mutex<std::collections::BTreeSet<ResidentName>>>,
+    shipper: crate::shipping::ShipperSlot,
 }
 
 /// The databases this process has open.
@@ -115,6 +116,11 @@ pub(crate) struct OpenSpace {
     /// it closes with more.
     seq_at_open: u64,
     closed_with_changes: Arc<Mutex<std::collections::BTreeSet<ResidentName>>>,
+    /// Where writes are copied in a cluster, and the changes applied but
+    /// not yet copied (see [`crate::shipping`]).
+    pub(crate) shipper: crate::shipping::ShipperSlot,
+    pub(crate) unshipped: Mutex<Vec<crate::journal::Op>>,
+    pub(crate) snapshot_due: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for OpenSpace {
@@ -154,6 +160,7 @@ impl Store {
                 options,
                 open: Mutex::default(),
                 closed_with_changes: Arc::default(),
+                shipper: Arc::default(),
             }),
         };
         store.remove_unfinished()?;
@@ -162,6 +169,10 @@ impl Store {
 
     pub fn vocabulary(&self) -> &Vocabulary {
         &self.shared.vocabulary
+    }
+
+    pub(crate) fn shipper_slot(&self) -> &crate::shipping::ShipperSlot {
+        &self.shared.shipper
     }
 
     pub fn root(&self) -> &Path {
@@ -258,7 +269,13 @@ impl Store {
             Ok(space)
         });
         match created {
-            Ok(space) => Ok(self.remember(&mut open, space)),
+            Ok(space) => {
+                let space = self.remember(&mut open, space);
+                drop(open);
+                // In a cluster a resident's log starts with their space.
+                space.ship_snapshot()?;
+                Ok(space)
+            }
             Err(e) => {
                 // Nothing of a resident that could not be created stays.
                 let _ = std::fs::remove_dir_all(&dir);
@@ -425,6 +442,9 @@ impl Store {
             writing: Mutex::new(()),
             seq_at_open: seq,
             closed_with_changes: self.shared.closed_with_changes.clone(),
+            shipper: self.shared.shipper.clone(),
+            unshipped: Mutex::default(),
+            snapshot_due: false.into(),
         }))
     }
 

@@ -1172,3 +1172,156 @@ fn a_snapshot_a_crash_left_unfinished_does_not_lock_the_resident_out() {
     assert_eq!(doc.body["mode"], "bike");
     assert!(!space_dir.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
 }
+
+/// An in-memory log, as the cluster keeps one per resident: every write
+/// the space acknowledged must be in it, and rebuild the same space.
+#[derive(Default)]
+struct MemoryLog {
+    entries: std::sync::Mutex<Vec<(bool, Vec<u8>)>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryLog {
+    /// The last snapshot and the records after it.
+    fn tail(&self) -> (Vec<u8>, Vec<Vec<u8>>, u64) {
+        let entries = self.entries.lock().unwrap();
+        let start = entries.iter().rposition(|(snapshot, _)| *snapshot).expect("a snapshot");
+        let records = entries[start + 1..].iter().map(|(_, r)| r.clone()).collect();
+        (entries[start].1.clone(), records, entries.len() as u64)
+    }
+}
+
+impl Shipper for MemoryLog {
+    fn ship(&self, _: &ResidentName, record: &[u8]) -> std::result::Result<u64, String> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the cluster is unreachable".into());
+        }
+        let mut entries = self.entries.lock().unwrap();
+        entries.push((false, record.to_vec()));
+        Ok(entries.len() as u64)
+    }
+    fn ship_snapshot(&self, resident: &ResidentName, snapshot: &[u8]) -> std::result::Result<u64, String> {
+        self.ship(resident, b"")?;
+        let mut entries = self.entries.lock().unwrap();
+        *entries.last_mut().unwrap() = (true, snapshot.to_vec());
+        Ok(entries.len() as u64)
+    }
+}
+
+/// Everything a space holds, to compare two copies.
+fn contents(space: &ResidentSpace) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
+    let mut all = Vec::new();
+    for id in crate::journal::TREE_IDS {
+        for item in space.tree_of(id).unwrap().iter() {
+            let (k, v) = item.unwrap();
+            if k.as_ref() != b"cluster.shipped-through" {
+                all.push((id, k.to_vec(), v.to_vec()));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn every_kind_of_write_is_shipped_and_a_space_rebuilt_from_the_log_is_the_same() {
+    let (_dir, store) = home();
+    let log = Arc::new(MemoryLog::default());
+    store.ship_to(log.clone()).unwrap();
+    let me = store.create_resident(&"me".parse().unwrap()).unwrap();
+    assert_eq!(log.tail().1.len(), 0, "a new resident's log starts with a snapshot");
+    // Documents, apps, grants, triggers, quota, outbox, notifications,
+    // reads' audit entries and app logs: each kind of write.
+    put(&me, &trip_type(), "t1", trip(1, "bus", 2.0)).unwrap();
+    let manifest = domicile_manifest::Manifest::parse(APP_MANIFEST).unwrap();
+    let app = InstalledApp {
+        grants: domicile_manifest::Grants::all(&manifest),
+        manifest,
+        publisher: "ab".into(),
+        component_digest: "cd".into(),
+        installed_at_ms: 5,
+        held: None,
+        triggers_off: Default::default(),
+    };
+    me.put_app(&app, b"package bytes").unwrap();
+    me.set_trigger_enabled(app.id(), "nightly", false).unwrap();
+    me.set_trigger_state(app.id(), "nightly", &TriggerState { cursor: 3, ..Default::default() }).unwrap();
+    me.set_quota(&Quota { max_documents: Some(100), max_bytes: None }).unwrap();
+    let item = OutboxItem {
+        id: 0,
+        at_ms: 9,
+        app: app.id().clone(),
+        app_version: "1.0.0".into(),
+        destination: "https://example.org".into(),
+        purpose: "tell".into(),
+        payload: "{}".into(),
+        status: OutboxStatus::Pending,
+    };
+    let entry = crate::import::tests::audit(0);
+    let queued = me.queue_egress(&item, &entry).unwrap();
+    me.set_outbox_status(queued, OutboxStatus::Denied { at_ms: 10 }, None).unwrap();
+    me.notify(&[Notification { seq: 0, at_ms: 9, app: app.id().clone(), title: "t".into(), body: "b".into() }])
+        .unwrap();
+    me.record_audit(std::slice::from_ref(&entry)).unwrap();
+    me.append_app_log(&[AppLogEntry { at_ms: 9, app: app.id().clone(), level: "info".into(), message: "m".into() }])
+        .unwrap();
+    me.flush().unwrap();
+    put(&me, &trip_type(), "t2", trip(2, "bike", 3.0)).unwrap();
+    let shipped = log.tail().1.len();
+    assert!(shipped >= 9, "{shipped} records");
+
+    // A restarted node's space knows how far it was shipped.
+    assert_eq!(me.shipped_through().unwrap(), log.tail().2);
+
+    // Another node rebuilds the space from the log alone.
+    let (_other_dir, other) = home();
+    let (snapshot, records, through) = log.tail();
+    let rebuilt = other.rebuild(&"me".parse().unwrap(), &snapshot, records, through).unwrap();
+    assert_eq!(contents(&rebuilt), contents(&me));
+    assert_eq!(rebuilt.shipped_through().unwrap(), through);
+    assert!(rebuilt.verify_audit().unwrap().is_intact());
+    assert!(rebuilt.verify().unwrap().is_consistent());
+    drop(rebuilt);
+
+    // An import travels as a snapshot, and the tail starts again there.
+    let mut import = me.begin_import().unwrap();
+    for day in 3..=9 {
+        import
+            .stage(&Change::Put {
+                doctype: trip_type(),
+                id: format!("i{day}").parse().unwrap(),
+                body: trip(day, "car", 9.0),
+            })
+            .unwrap();
+    }
+    import.commit(&Author::Resident, 10, &[]).unwrap();
+    assert_eq!(log.tail().1.len(), 0);
+    let (snapshot, records, through) = log.tail();
+    let rebuilt = other.rebuild(&"me".parse().unwrap(), &snapshot, records, through).unwrap();
+    assert_eq!(contents(&rebuilt), contents(&me));
+}
+
+#[test]
+fn a_write_the_cluster_does_not_keep_is_not_made() {
+    let (_dir, store) = home();
+    let log = Arc::new(MemoryLog::default());
+    store.ship_to(log.clone()).unwrap();
+    let me = store.create_resident(&"me".parse().unwrap()).unwrap();
+    put(&me, &trip_type(), "t1", trip(1, "bus", 2.0)).unwrap();
+    let before = contents(&me);
+    log.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = put(&me, &trip_type(), "t2", trip(2, "bus", 2.0)).unwrap_err();
+    assert!(matches!(err, StoreError::NotShipped(_)), "{err}");
+    assert!(err.to_string().contains("was not made"), "{err}");
+    assert_eq!(contents(&me), before);
+    // A read's audit entry waits for the next write; it is not lost when
+    // a flush cannot ship it.
+    me.record_audit(&[crate::import::tests::audit(0)]).unwrap();
+    assert!(me.flush().is_err());
+    log.refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+    put(&me, &trip_type(), "t3", trip(3, "bus", 2.0)).unwrap();
+    let (_other_dir, other) = home();
+    let (snapshot, records, through) = log.tail();
+    let rebuilt = other.rebuild(&"me".parse().unwrap(), &snapshot, records, through).unwrap();
+    assert_eq!(contents(&rebuilt), contents(&me));
+    assert_eq!(rebuilt.verify_audit().unwrap().entries, 1);
+}

@@ -9,6 +9,7 @@
 use domicile_manifest::AppId;
 use serde::{Deserialize, Serialize};
 
+use crate::journal::{Durability, Kv};
 use crate::{decode, encode, ResidentSpace, Result};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,16 +60,12 @@ impl ResidentSpace {
 
     /// Records a trigger's state and makes it durable before returning.
     pub fn set_trigger_state(&self, app: &AppId, trigger: &str, state: &TriggerState) -> Result<()> {
-        self.meta.insert(key(app, trigger), encode(state))?;
-        self.flush()
+        self.write(Durability::Now, |t| t.meta.insert(&key(app, trigger), &encode(state)))
     }
 
-    /// Forgets the state of every trigger of `app` (uninstalled).
-    pub fn forget_triggers(&self, app: &AppId) -> Result<()> {
-        for k in self.meta.scan_prefix(format!("trigger\0{app}\0").as_bytes()).keys() {
-            self.meta.remove(k?)?;
-        }
-        Ok(())
+    /// The keys of the state of every trigger of `app`.
+    pub(crate) fn trigger_keys(&self, app: &AppId) -> Result<Vec<sled::IVec>> {
+        Ok(self.meta.scan_prefix(format!("trigger\0{app}\0").as_bytes()).keys().collect::<Result<_, _>>()?)
     }
 
     /// The sequence number of the newest change of the space (0: none yet).
