@@ -17,6 +17,11 @@
 //! - `domicile-tokens`: whose an API token is (by its SHA-256), so that any
 //!   node knows where to forward a script's request; the node holding the
 //!   resident still checks the token itself.
+//! - `domicile-accounts`: each resident's account as their holder keeps it
+//!   (argon2 password hash, API token hashes; never a secret), so that a
+//!   node taking a resident over can sign them in.
+//! - Residents' logs of committed writes, and snapshots of their spaces:
+//!   see [`SpaceLogs`].
 //! - `domicile-operator`: the SHA-256 of the operator's token, the same on
 //!   every node, and the secret nodes prove a forwarded request with (made
 //!   by the first node to join).
@@ -29,8 +34,10 @@ use domicile_store::ResidentName;
 use futures::TryStreamExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+mod log;
 mod names;
 
+pub use log::{LogTail, SpaceLogs};
 pub use names::{InvalidNodeName, NodeName};
 
 const NODES: &str = "domicile-nodes";
@@ -38,6 +45,7 @@ const PLACEMENT: &str = "domicile-placement";
 const SESSIONS: &str = "domicile-sessions";
 const TOKENS: &str = "domicile-tokens";
 const OPERATOR: &str = "domicile-operator";
+const ACCOUNTS: &str = "domicile-accounts";
 const OPERATOR_KEY: &str = "token-sha256";
 const NODE_SECRET_KEY: &str = "node-secret";
 
@@ -57,6 +65,8 @@ pub enum ClusterError {
     Taken { resident: ResidentName, holder: NodeName },
     #[error("resident `{resident}` changed hands while this node was changing it; look again")]
     Moved { resident: ResidentName },
+    #[error("this node no longer holds resident `{resident}`: another node took them over")]
+    NotHolder { resident: ResidentName },
 }
 
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
@@ -128,7 +138,9 @@ pub struct Cluster {
     sessions: kv::Store,
     tokens: kv::Store,
     operator: kv::Store,
+    accounts: kv::Store,
     node_secret: String,
+    logs: std::sync::Arc<SpaceLogs>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -152,7 +164,7 @@ async fn connect(url: &str, name: &str) -> Result<jetstream::Context> {
 
 /// How long a node starting with its NATS cluster waits for JetStream to
 /// be ready (its servers elect a leader first) before giving up.
-const JETSTREAM_READY_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const JETSTREAM_READY_WAIT: Duration = Duration::from_secs(30);
 
 /// The bucket, created with `config` when it does not exist yet (nodes
 /// starting together may race to create it: the loser finds it).
@@ -200,6 +212,8 @@ impl Cluster {
             placement: bucket(&js, config(PLACEMENT, 5, Duration::ZERO)).await?,
             sessions: bucket(&js, config(SESSIONS, 1, options.session_ttl)).await?,
             tokens: bucket(&js, config(TOKENS, 1, Duration::ZERO)).await?,
+            accounts: bucket(&js, config(ACCOUNTS, 1, Duration::ZERO)).await?,
+            logs: std::sync::Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas).await?),
             operator,
             node_secret,
             started_ms: now_ms(),
@@ -295,6 +309,46 @@ impl Cluster {
             return Err(ClusterError::Moved { resident: held.resident.clone() });
         }
         Err(nats("remove a placement", e))
+    }
+
+    /// Takes a resident over from a node that is gone: one compare-and-set
+    /// on the placement's revision, so of several survivors trying, one wins
+    /// (`Moved` for the others).
+    pub async fn take_over(&self, held: &Placement) -> Result<Placement> {
+        let record = PlacementRecord { node: self.options.node.clone(), since_ms: now_ms() };
+        let value: Bytes = serde_json::to_vec(&record).expect("a placement serialises").into();
+        match self.placement.update(held.resident.as_str(), value, held.revision).await {
+            Ok(revision) => {
+                Ok(Placement { resident: held.resident.clone(), node: self.options.node.clone(), revision })
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                Err(ClusterError::Moved { resident: held.resident.clone() })
+            }
+            Err(e) => Err(nats("take a resident over", e)),
+        }
+    }
+
+    /// The residents' logs, which this node writes for the residents it holds.
+    pub fn logs(&self) -> &std::sync::Arc<SpaceLogs> {
+        &self.logs
+    }
+
+    /// Keeps the cluster's copy of a resident's account.
+    pub async fn keep_account(&self, resident: &ResidentName, record: Vec<u8>) -> Result<()> {
+        self.accounts.put(resident.as_str(), record.into()).await.map_err(|e| nats("keep an account", e))?;
+        Ok(())
+    }
+
+    /// The cluster's copy of a resident's account.
+    pub async fn account(&self, resident: &ResidentName) -> Result<Option<Vec<u8>>> {
+        let value = self.accounts.get(resident.as_str()).await.map_err(|e| nats("read an account", e))?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    /// Forgets a removed resident's account and log.
+    pub async fn forget(&self, resident: &ResidentName) -> Result<()> {
+        self.accounts.purge(resident.as_str()).await.map_err(|e| nats("forget an account", e))?;
+        self.logs.forget(resident).await
     }
 
     /// Every resident's placement.

@@ -213,6 +213,25 @@ impl Accounts {
     }
 
     /// Whether the resident may use the server now.
+    /// A resident's account as it is kept (argon2 hash, token hashes,
+    /// never a secret), for the cluster's copy; none without an account.
+    pub fn account_record(&self, resident: &ResidentName) -> Option<Vec<u8>> {
+        self.file().residents.get(resident).map(|a| serde_json::to_vec(a).expect("accounts serialise"))
+    }
+
+    /// Takes a resident's account from the cluster's copy (a node taking
+    /// the resident over), replacing this home's, if any.
+    pub fn adopt_account_record(&self, resident: &ResidentName, record: &[u8]) -> Result<(), AccountError> {
+        let account: Account = serde_json::from_slice(record).map_err(|e| AccountError::Corrupt {
+            path: format!("the cluster's account of {resident}"),
+            detail: e.to_string(),
+        })?;
+        self.change(|f| {
+            f.residents.insert(resident.clone(), account);
+            Ok(())
+        })
+    }
+
     pub fn is_enabled(&self, resident: &ResidentName) -> bool {
         self.file().residents.get(resident).is_some_and(|a| !a.disabled)
     }

@@ -115,7 +115,8 @@ async fn place_here(state: &State, resident: &ResidentName) -> Result<(), ApiErr
         state.home.remove_resident(resident)?;
         return Err(e.into());
     }
-    Ok(())
+    // Their log starts with their space, and their account is copied.
+    crate::cluster::attach(state, node, resident).await
 }
 
 /// Deletes a resident and everything of theirs; their sessions end.
@@ -134,6 +135,7 @@ async fn remove_resident(
             node.cluster.unindex_token(&token).await?;
         }
         node.cluster.unplace(&held).await?;
+        node.cluster.forget(&name).await?;
     }
     Ok(Json(json!({ "removed": name.as_str() })))
 }

@@ -222,10 +222,12 @@ impl FromRequestParts<Arc<State>> for Resident {
             }
             (name, Some(csrf))
         };
+        // Whether this node holds them first: a node taking a resident over
+        // has their account only once it has rebuilt their space.
+        crate::cluster::check_holds(state, &name).await?;
         if !state.home.accounts().is_enabled(&name) {
             return Err(ApiError::SignInFirst);
         }
-        crate::cluster::check_holds(state, &name).await?;
         let space = state.home.store().resident(&name)?;
         Ok(Resident { name, space, csrf })
     }

@@ -12,6 +12,7 @@
 //! forwarded request carries the cluster's node secret; the forwarding
 //! headers of a request without it are a client's, and are dropped.
 
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,10 @@ const HOP_BY_HOP: [&str; 8] = [
 pub struct ClusterNode {
     pub(crate) cluster: Cluster,
     client: Client<HttpConnector, Body>,
+    /// The SHA-256 of each account as last copied to the cluster.
+    accounts_kept: std::sync::Mutex<HashMap<ResidentName, String>>,
+    /// The live nodes at the last look for residents to take over.
+    live_at_last_look: std::sync::Mutex<Option<BTreeSet<NodeName>>>,
 }
 
 impl ClusterNode {
@@ -66,7 +71,12 @@ impl ClusterNode {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        ClusterNode { cluster, client: Client::builder(TokioExecutor::new()).build(connector) }
+        ClusterNode {
+            cluster,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            accounts_kept: Default::default(),
+            live_at_last_look: Default::default(),
+        }
     }
 
     pub fn me(&self) -> &NodeName {
@@ -81,6 +91,13 @@ impl ClusterNode {
 pub(crate) async fn check_holds(state: &State, resident: &ResidentName) -> Result<Option<Placement>, ApiError> {
     let Some(node) = &state.cluster else { return Ok(None) };
     match node.cluster.holder(resident).await? {
+        // Placed here, its space not yet here: this node is taking them
+        // over and rebuilding it.
+        Some(held) if &held.node == node.me() && !state.home.store().has_resident(resident) => {
+            Err(ApiError::Unavailable(format!(
+                "this node is taking resident `{resident}` over and rebuilding their space; try again in a moment"
+            )))
+        }
         Some(held) if &held.node == node.me() => Ok(Some(held)),
         Some(held) => Err(ApiError::Unavailable(format!(
             "this node does not hold resident `{resident}` (node `{}` does); ask any node again",
@@ -256,6 +273,14 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
         if let Err(e) = node.cluster.heartbeat(held).await {
             tracing::warn!(error = %e, "heartbeat");
         }
+        if let Err(e) = take_over_lost_residents(&state, node).await {
+            tracing::warn!(error = %e, "taking over the residents of a node that stopped");
+            // Looked at again at the next heartbeat.
+            *node.live_at_last_look.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        if let Err(e) = keep_accounts(&state, node).await {
+            tracing::warn!(error = %e, "copying accounts to the cluster");
+        }
         tokio::select! {
             () = tokio::time::sleep(lease / 3) => {}
             _ = stopping.wait_for(|stopping| *stopping) => break,
@@ -285,11 +310,132 @@ async fn claim_local_residents(state: &State, node: &ClusterNode) -> Result<(), 
         };
         if &held.node != node.me() {
             tracing::warn!(%resident, holder = %held.node, "held by another node; this node will not serve them");
+            node.cluster.logs().stop_writing(&resident);
+            continue;
+        }
+        if let Err(e) = attach(state, node, &resident).await {
+            tracing::error!(%resident, error = %e, "cannot bring this resident's space up to date with their log");
             continue;
         }
         for token in accounts.token_sha256s(&resident) {
             node.cluster.index_token(&token, &resident).await?;
         }
     }
+    Ok(())
+}
+
+/// Makes this node the writer of the log of `resident` (placed here), its
+/// copy of their space being the state the log ends with: a space never
+/// shipped is shipped whole; a copy behind the log (another node wrote
+/// since) is rebuilt from the log.
+pub(crate) async fn attach(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+    let logs = node.cluster.logs();
+    let last = logs.last_position(resident).await?;
+    let store = state.home.store().clone();
+    let local = match store.has_resident(resident) {
+        true => {
+            let (store, resident) = (store.clone(), resident.clone());
+            Some(tokio::task::spawn_blocking(move || store.resident(&resident)?.shipped_through()).await??)
+        }
+        false => None,
+    };
+    match local {
+        Some(_) if last == 0 => {
+            logs.write_from(resident, 0);
+            let resident = resident.clone();
+            tokio::task::spawn_blocking(move || store.resident(&resident)?.ship_snapshot()).await??;
+        }
+        Some(local) if local == last => logs.write_from(resident, last),
+        _ => rebuild(state, node, resident).await?,
+    }
+    keep_account(state, node, resident).await
+}
+
+/// Rebuilds `resident`'s space on this node from their log (replacing any
+/// copy it has), takes their account from the cluster, and writes their
+/// log from then on.
+async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+    let logs = node.cluster.logs();
+    let tail = logs.read(resident).await?.ok_or_else(|| {
+        ApiError::Internal(format!("the cluster has no copy of resident `{resident}`'s space to rebuild it from"))
+    })?;
+    if let Some(account) = node.cluster.account(resident).await? {
+        state.home.accounts().adopt_account_record(resident, &account)?;
+    }
+    let (store, name, through) = (state.home.store().clone(), resident.clone(), tail.through);
+    tokio::task::spawn_blocking(move || store.rebuild(&name, &tail.snapshot, tail.records, tail.through).map(drop))
+        .await??;
+    logs.write_from(resident, through);
+    for token in state.home.accounts().token_sha256s(resident) {
+        node.cluster.index_token(&token, resident).await?;
+    }
+    Ok(())
+}
+
+/// When a node stopped heartbeating, takes over the residents it held:
+/// one compare-and-set on each placement (of the surviving nodes trying,
+/// one wins), a claim in the resident's log (after which the lost node can
+/// no longer write it), and a rebuild of the space from the log. Also
+/// stops this node writing residents that another node now holds.
+async fn take_over_lost_residents(state: &State, node: &ClusterNode) -> Result<(), ApiError> {
+    let live: BTreeSet<NodeName> = node.cluster.live_nodes().await?.into_iter().map(|(n, _)| n).collect();
+    {
+        let mut last = node.live_at_last_look.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_ref() == Some(&live) {
+            return Ok(());
+        }
+        *last = Some(live.clone());
+    }
+    let logs = node.cluster.logs();
+    for held in node.cluster.placements().await? {
+        let resident = &held.resident;
+        if &held.node == node.me() {
+            continue;
+        }
+        // Fencing on this side too: a node that lost a resident (it was
+        // stopped past its lease) stops writing their log at once.
+        logs.stop_writing(resident);
+        if live.contains(&held.node) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match node.cluster.take_over(&held).await {
+            Ok(_) => {}
+            Err(domicile_cluster::ClusterError::Moved { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let last = logs.last_position(resident).await?;
+        logs.claim(resident, last).await?;
+        rebuild(state, node, resident).await?;
+        tracing::warn!(
+            %resident,
+            from = %held.node,
+            ms = started.elapsed().as_millis() as u64,
+            "took over a resident of a node that stopped heartbeating"
+        );
+    }
+    Ok(())
+}
+
+/// Copies to the cluster the accounts of the residents this node holds
+/// that changed since it last did.
+async fn keep_accounts(state: &State, node: &ClusterNode) -> Result<(), ApiError> {
+    let logs = node.cluster.logs();
+    for resident in state.home.store().residents()? {
+        if logs.writes(&resident) {
+            keep_account(state, node, &resident).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn keep_account(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+    let Some(record) = state.home.accounts().account_record(resident) else { return Ok(()) };
+    let digest = domicile_home::sha256_hex(&String::from_utf8_lossy(&record));
+    if node.accounts_kept.lock().unwrap_or_else(|p| p.into_inner()).get(resident) == Some(&digest) {
+        return Ok(());
+    }
+    node.cluster.keep_account(resident, record).await?;
+    node.accounts_kept.lock().unwrap_or_else(|p| p.into_inner()).insert(resident.clone(), digest);
     Ok(())
 }

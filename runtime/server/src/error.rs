@@ -70,7 +70,7 @@ impl From<domicile_cluster::ClusterError> for ApiError {
         match e {
             C::Taken { .. } => ApiError::Conflict(e.to_string()),
             C::NotLive(_) => ApiError::BadRequest(e.to_string()),
-            C::Moved { .. } | C::NoLiveNode | C::Connect { .. } | C::Nats { .. } => {
+            C::Moved { .. } | C::NotHolder { .. } | C::NoLiveNode | C::Connect { .. } | C::Nats { .. } => {
                 ApiError::Unavailable(format!("{e}; try again in a few seconds"))
             }
             C::Corrupt { .. } => ApiError::Internal(e.to_string()),

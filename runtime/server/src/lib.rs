@@ -88,6 +88,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("cannot flush the store at shutdown: {0}")]
     Flush(#[from] domicile_store::StoreError),
+    #[error("cannot copy this node's writes to the cluster: {0}")]
+    Shipping(domicile_store::StoreError),
 }
 
 /// Password checks (argon2) running at once, whatever the number of requests.
@@ -148,6 +150,11 @@ impl State {
 /// The whole HTTP surface: API, web UI, health and metrics.
 pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<State>), ServerError> {
     let runtime = home.runtime()?.clone();
+    if let Some(cluster) = &config.cluster {
+        // Every write of a resident's space is copied to their log in
+        // JetStream before it is acknowledged.
+        home.store().ship_to(cluster.logs().clone()).map_err(ServerError::Shipping)?;
+    }
     home.accounts().prepare_sign_ins();
     let state = Arc::new(State {
         runtime,

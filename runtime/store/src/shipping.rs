@@ -29,12 +29,14 @@ const SHIPPED_KEY: &str = "cluster.shipped-through";
 pub trait Shipper: Send + Sync {
     /// Keeps one write of `resident`'s (bytes of key changes); returns its
     /// position in the resident's log. An `Err` says why it was not kept:
-    /// the write is then not made.
-    fn ship(&self, resident: &ResidentName, record: &[u8]) -> std::result::Result<u64, String>;
+    /// the write is then not made. `Ok(None)`: the resident has no log on
+    /// this node yet (being created or restored here, not yet placed): the
+    /// write is made, and the space is shipped whole once they are placed.
+    fn ship(&self, resident: &ResidentName, record: &[u8]) -> std::result::Result<Option<u64>, String>;
 
     /// Keeps the whole space of `resident`, replacing every earlier record;
-    /// returns its position in the log.
-    fn ship_snapshot(&self, resident: &ResidentName, snapshot: &[u8]) -> std::result::Result<u64, String>;
+    /// returns its position in the log (`None` as for [`ship`](Self::ship)).
+    fn ship_snapshot(&self, resident: &ResidentName, snapshot: &[u8]) -> std::result::Result<Option<u64>, String>;
 }
 
 /// The shipper of a store, once it has one (a node joining a cluster sets
@@ -57,13 +59,18 @@ impl ResidentSpace {
     /// space's write lock held.
     pub(crate) fn ship(&self, ops: &[Op]) -> Result<Option<u64>> {
         let Some(shipper) = self.shipper() else { return Ok(None) };
-        if self.open.snapshot_due.load(Ordering::SeqCst) {
-            self.ship_whole(shipper)?;
+        if self.open.snapshot_due.load(Ordering::SeqCst) && !self.ship_whole(shipper)? {
+            // Not placed yet: all of it goes in the snapshot, later.
+            return Ok(None);
         }
         let mut unshipped = self.open.unshipped.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = encode_ops(&unshipped);
         record.extend(encode_ops(ops));
-        let position = shipper.ship(&self.name, &record).map_err(StoreError::NotShipped)?;
+        let Some(position) = shipper.ship(&self.name, &record).map_err(StoreError::NotShipped)? else {
+            self.open.snapshot_due.store(true, Ordering::SeqCst);
+            unshipped.clear();
+            return Ok(None);
+        };
         unshipped.clear();
         Ok(Some(position))
     }
@@ -100,21 +107,25 @@ impl ResidentSpace {
         let Some(shipper) = self.shipper() else { return Ok(()) };
         let _writing = self.writing();
         self.open.snapshot_due.store(true, Ordering::SeqCst);
-        self.ship_whole(shipper).map_err(|e| match e {
+        self.ship_whole(shipper).map(drop).map_err(|e| match e {
             StoreError::NotShipped(why) => StoreError::SnapshotNotShipped(why),
             other => other,
         })
     }
 
-    /// Called with the space's write lock held.
-    fn ship_whole(&self, shipper: &Arc<dyn Shipper>) -> Result<()> {
+    /// Ships the whole space; false when the resident has no log on this
+    /// node yet (the snapshot stays due). Called with the write lock held.
+    fn ship_whole(&self, shipper: &Arc<dyn Shipper>) -> Result<bool> {
         let snapshot = self.snapshot()?;
-        let position = shipper.ship_snapshot(&self.name, &snapshot).map_err(StoreError::NotShipped)?;
+        let Some(position) = shipper.ship_snapshot(&self.name, &snapshot).map_err(StoreError::NotShipped)? else {
+            self.open.unshipped.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            return Ok(false);
+        };
         self.open.unshipped.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.apply(&[shipped_op(position)])?;
         self.sync()?;
         self.open.snapshot_due.store(false, Ordering::SeqCst);
-        Ok(())
+        Ok(true)
     }
 
     /// Every key of every tree, as one record of changes.

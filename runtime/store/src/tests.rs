@@ -1192,19 +1192,19 @@ impl MemoryLog {
 }
 
 impl Shipper for MemoryLog {
-    fn ship(&self, _: &ResidentName, record: &[u8]) -> std::result::Result<u64, String> {
+    fn ship(&self, _: &ResidentName, record: &[u8]) -> std::result::Result<Option<u64>, String> {
         if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("the cluster is unreachable".into());
         }
         let mut entries = self.entries.lock().unwrap();
         entries.push((false, record.to_vec()));
-        Ok(entries.len() as u64)
+        Ok(Some(entries.len() as u64))
     }
-    fn ship_snapshot(&self, resident: &ResidentName, snapshot: &[u8]) -> std::result::Result<u64, String> {
+    fn ship_snapshot(&self, resident: &ResidentName, snapshot: &[u8]) -> std::result::Result<Option<u64>, String> {
         self.ship(resident, b"")?;
         let mut entries = self.entries.lock().unwrap();
         *entries.last_mut().unwrap() = (true, snapshot.to_vec());
-        Ok(entries.len() as u64)
+        Ok(Some(entries.len() as u64))
     }
 }
 
