@@ -70,7 +70,6 @@ impl Kv for TransactionalTree {
 }
 
 /// One key change of a journaled write: `None` removes the key.
-#[derive(Clone)]
 pub(crate) struct Op {
     pub(crate) tree: u8,
     pub(crate) key: Vec<u8>,

@@ -340,11 +340,8 @@ impl Store {
         match outcome {
             Ok(report) => {
                 let space = self.publish_incoming(space)?;
-                // In a cluster a restore travels as a snapshot of the space
-                // (see `Store::create_resident` when it cannot yet).
-                if let Err(e) = space.ship_snapshot() {
-                    tracing::debug!(error = %e, "the restored space is not in the cluster's log yet");
-                }
+                // In a cluster a restore travels as a snapshot of the space.
+                space.ship_snapshot_when_placed();
                 Ok((space, report))
             }
             Err(e) => {

@@ -66,13 +66,12 @@ impl ResidentSpace {
         let mut unshipped = self.open.unshipped.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = encode_ops(&unshipped);
         record.extend(encode_ops(ops));
-        let Some(position) = shipper.ship(&self.name, &record).map_err(StoreError::NotShipped)? else {
-            self.open.snapshot_due.store(true, Ordering::SeqCst);
-            unshipped.clear();
-            return Ok(None);
-        };
+        let position = shipper.ship(&self.name, &record).map_err(StoreError::NotShipped)?;
         unshipped.clear();
-        Ok(Some(position))
+        if position.is_none() {
+            self.open.snapshot_due.store(true, Ordering::SeqCst);
+        }
+        Ok(position)
     }
 
     /// Keeps the changes of a write applied without shipping, for the next
@@ -99,6 +98,16 @@ impl ResidentSpace {
         Ok(())
     }
 
+    /// [`ship_snapshot`](Self::ship_snapshot) where the space was just made
+    /// by a bulk change (created, restored): before the node has placed the
+    /// resident it cannot ship, and the snapshot stays due (the node ships
+    /// it when it places them), so a failure here is not the caller's.
+    pub(crate) fn ship_snapshot_when_placed(&self) {
+        if let Err(e) = self.ship_snapshot() {
+            tracing::debug!(error = %e, "the space is not in the cluster's log yet");
+        }
+    }
+
     /// Ships the whole space: after a bulk change (an import, a restore),
     /// or when a node starts holding a resident. Does nothing outside a
     /// cluster. On failure the change stays on this node, and the snapshot
@@ -117,11 +126,11 @@ impl ResidentSpace {
     /// node yet (the snapshot stays due). Called with the write lock held.
     fn ship_whole(&self, shipper: &Arc<dyn Shipper>) -> Result<bool> {
         let snapshot = self.snapshot()?;
-        let Some(position) = shipper.ship_snapshot(&self.name, &snapshot).map_err(StoreError::NotShipped)? else {
-            self.open.unshipped.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            return Ok(false);
-        };
+        let position = shipper.ship_snapshot(&self.name, &snapshot).map_err(StoreError::NotShipped)?;
+        // Shipped, or to be shipped in a later snapshot: nothing is left
+        // that only a record would carry.
         self.open.unshipped.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let Some(position) = position else { return Ok(false) };
         self.apply(&[shipped_op(position)])?;
         self.sync()?;
         self.open.snapshot_due.store(false, Ordering::SeqCst);

@@ -272,12 +272,8 @@ impl Store {
             Ok(space) => {
                 let space = self.remember(&mut open, space);
                 drop(open);
-                // In a cluster a resident's log starts with their space;
-                // until the node is placed as their holder it cannot ship,
-                // and the snapshot stays due (the node ships it then).
-                if let Err(e) = space.ship_snapshot() {
-                    tracing::debug!(error = %e, "the new space is not in the cluster's log yet");
-                }
+                // In a cluster a resident's log starts with their space.
+                space.ship_snapshot_when_placed();
                 Ok(space)
             }
             Err(e) => {

@@ -464,15 +464,7 @@ fn apps_grants_and_audit_round_trip() {
         "manifest-version = 1\nid = \"org.example.app\"\nname = \"App\"\nversion = \"1.0.0\"\nworld = \"service\"\ndescription = \"Does things\"\n[[permissions]]\ndoctype = \"io.domicile.mobility.trip\"\naccess = [\"read\"]\npurpose = \"Read your trips to sum them\"\n",
     )
     .unwrap();
-    let app = InstalledApp {
-        grants: domicile_manifest::Grants::all(&manifest),
-        manifest,
-        publisher: "ab".into(),
-        component_digest: "cd".into(),
-        installed_at_ms: 5,
-        held: None,
-        triggers_off: Default::default(),
-    };
+    let app = installed(manifest);
     me.put_app(&app, b"pkg").unwrap();
     assert_eq!(me.app(app.id()).unwrap(), app);
     assert_eq!(me.package(app.id()).unwrap(), b"pkg");
@@ -823,12 +815,9 @@ impl PackageVetting for ManifestPackages {
     }
 }
 
-const APP_MANIFEST: &str = "manifest-version = 1\nid = \"org.example.app\"\nname = \"App\"\nversion = \"1.0.0\"\nworld = \"service\"\ndescription = \"Does things\"\n[[permissions]]\ndoctype = \"io.domicile.mobility.trip\"\naccess = [\"read\"]\nfields = [\"mode\"]\npurpose = \"Read your trips to sum them\"\n";
-
-fn space_with_app(store: &Store) -> ResidentSpace {
-    let space = filled_space(store);
-    let manifest = domicile_manifest::Manifest::parse(APP_MANIFEST).unwrap();
-    let app = InstalledApp {
+/// An app installed with every grant its manifest asks for.
+fn installed(manifest: domicile_manifest::Manifest) -> InstalledApp {
+    InstalledApp {
         grants: domicile_manifest::Grants::all(&manifest),
         manifest,
         publisher: "ab".into(),
@@ -836,7 +825,15 @@ fn space_with_app(store: &Store) -> ResidentSpace {
         installed_at_ms: 5,
         held: None,
         triggers_off: Default::default(),
-    };
+    }
+}
+
+const APP_MANIFEST: &str = "manifest-version = 1\nid = \"org.example.app\"\nname = \"App\"\nversion = \"1.0.0\"\nworld = \"service\"\ndescription = \"Does things\"\n[[permissions]]\ndoctype = \"io.domicile.mobility.trip\"\naccess = [\"read\"]\nfields = [\"mode\"]\npurpose = \"Read your trips to sum them\"\n";
+
+fn space_with_app(store: &Store) -> ResidentSpace {
+    let space = filled_space(store);
+    let manifest = domicile_manifest::Manifest::parse(APP_MANIFEST).unwrap();
+    let app = installed(manifest);
     space.put_app(&app, APP_MANIFEST.as_bytes()).unwrap();
     space
 }
@@ -1233,15 +1230,7 @@ fn every_kind_of_write_is_shipped_and_a_space_rebuilt_from_the_log_is_the_same()
     // reads' audit entries and app logs: each kind of write.
     put(&me, &trip_type(), "t1", trip(1, "bus", 2.0)).unwrap();
     let manifest = domicile_manifest::Manifest::parse(APP_MANIFEST).unwrap();
-    let app = InstalledApp {
-        grants: domicile_manifest::Grants::all(&manifest),
-        manifest,
-        publisher: "ab".into(),
-        component_digest: "cd".into(),
-        installed_at_ms: 5,
-        held: None,
-        triggers_off: Default::default(),
-    };
+    let app = installed(manifest);
     me.put_app(&app, b"package bytes").unwrap();
     me.set_trigger_enabled(app.id(), "nightly", false).unwrap();
     me.set_trigger_state(app.id(), "nightly", &TriggerState { cursor: 3, ..Default::default() }).unwrap();
