@@ -143,6 +143,7 @@ async fn remove_resident(
 async fn disable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let name = held_resident(&state, &name).await?;
     state.home.set_sign_in(&name, false)?;
+    crate::cluster::account_changed(&state, &name).await?;
     state.sessions.close_all_of(&name).await?;
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": false })))
 }
@@ -150,6 +151,7 @@ async fn disable(Extract(state): Shared, _: Operator, Path(name): Path<String>) 
 async fn enable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let name = held_resident(&state, &name).await?;
     state.home.set_sign_in(&name, true)?;
+    crate::cluster::account_changed(&state, &name).await?;
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": true })))
 }
 
@@ -164,6 +166,7 @@ async fn reset_password(
     let account_name = name.clone();
     let password =
         tokio::task::spawn_blocking(move || worker.home.set_password(&account_name, Password::Generate)).await??;
+    crate::cluster::account_changed(&state, &name).await?;
     state.sessions.close_all_of(&name).await?;
     Ok(Json(json!({ "name": name.as_str(), "password": password })))
 }

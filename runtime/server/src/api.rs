@@ -145,6 +145,7 @@ async fn change_password(Extract(state): Shared, resident: Resident, Json(form):
         Ok(worker.home.accounts().set_password(&name, &form.new)?)
     })
     .await??;
+    crate::cluster::account_changed(&state, &resident.name).await?;
     state.sessions.close_all_of(&resident.name).await?;
     Ok(Json(json!({ "changed": true })))
 }
@@ -157,6 +158,7 @@ struct NewToken {
 
 async fn create_token(Extract(state): Shared, resident: Resident, Json(form): Json<NewToken>) -> ApiResult {
     let (info, secret) = state.home.create_token(&resident.name, &form.label)?;
+    crate::cluster::account_changed(&state, &resident.name).await?;
     if let Some(node) = &state.cluster {
         node.cluster.index_token(&domicile_home::sha256_hex(&secret), &resident.name).await?;
     }
@@ -172,6 +174,7 @@ async fn revoke_token(Extract(state): Shared, resident: Resident, Path(id): Path
     if !state.home.revoke_token(&resident.name, &id)? {
         return Err(ApiError::NotFound(format!("you have no API token `{id}`")));
     }
+    crate::cluster::account_changed(&state, &resident.name).await?;
     if let (Some(node), Some(digest)) = (&state.cluster, digest) {
         node.cluster.unindex_token(&digest).await?;
     }

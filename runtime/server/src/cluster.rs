@@ -12,7 +12,7 @@
 //! forwarded request carries the cluster's node secret; the forwarding
 //! headers of a request without it are a client's, and are dropped.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,8 +60,6 @@ const HOP_BY_HOP: [&str; 8] = [
 pub struct ClusterNode {
     pub(crate) cluster: Cluster,
     client: Client<HttpConnector, Body>,
-    /// The SHA-256 of each account as last copied to the cluster.
-    accounts_kept: std::sync::Mutex<HashMap<ResidentName, String>>,
     /// The live nodes at the last look for residents to take over.
     live_at_last_look: std::sync::Mutex<Option<BTreeSet<NodeName>>>,
 }
@@ -74,7 +72,6 @@ impl ClusterNode {
         ClusterNode {
             cluster,
             client: Client::builder(TokioExecutor::new()).build(connector),
-            accounts_kept: Default::default(),
             live_at_last_look: Default::default(),
         }
     }
@@ -278,9 +275,6 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
             // Looked at again at the next heartbeat.
             *node.live_at_last_look.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
-        if let Err(e) = keep_accounts(&state, node).await {
-            tracing::warn!(error = %e, "copying accounts to the cluster");
-        }
         tokio::select! {
             () = tokio::time::sleep(lease / 3) => {}
             _ = stopping.wait_for(|stopping| *stopping) => break,
@@ -315,10 +309,6 @@ async fn claim_local_residents(state: &State, node: &ClusterNode) -> Result<(), 
         }
         if let Err(e) = attach(state, node, &resident).await {
             tracing::error!(%resident, error = %e, "cannot bring this resident's space up to date with their log");
-            continue;
-        }
-        for token in accounts.token_sha256s(&resident) {
-            node.cluster.index_token(&token, &resident).await?;
         }
     }
     Ok(())
@@ -327,7 +317,8 @@ async fn claim_local_residents(state: &State, node: &ClusterNode) -> Result<(), 
 /// Makes this node the writer of the log of `resident` (placed here), its
 /// copy of their space being the state the log ends with: a space never
 /// shipped is shipped whole; a copy behind the log (another node wrote
-/// since) is rebuilt from the log.
+/// since) is rebuilt from the log. Their account and API tokens are then
+/// known to the cluster.
 pub(crate) async fn attach(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
     let logs = node.cluster.logs();
     let last = logs.last_position(resident).await?;
@@ -348,7 +339,17 @@ pub(crate) async fn attach(state: &State, node: &ClusterNode, resident: &Residen
         Some(local) if local == last => logs.write_from(resident, last),
         _ => rebuild(state, node, resident).await?,
     }
-    keep_account(state, node, resident).await
+    keep_account(state, node, resident).await?;
+    index_tokens(state, node, resident).await
+}
+
+/// Records the resident of each of their API tokens in the cluster, so
+/// that any node forwards a script's request here.
+async fn index_tokens(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+    for token in state.home.accounts().token_sha256s(resident) {
+        node.cluster.index_token(&token, resident).await?;
+    }
+    Ok(())
 }
 
 /// Rebuilds `resident`'s space on this node from their log (replacing any
@@ -366,9 +367,6 @@ async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> 
     tokio::task::spawn_blocking(move || store.rebuild(&name, &tail.snapshot, tail.records, tail.through).map(drop))
         .await??;
     logs.write_from(resident, through);
-    for token in state.home.accounts().token_sha256s(resident) {
-        node.cluster.index_token(&token, resident).await?;
-    }
     Ok(())
 }
 
@@ -407,6 +405,7 @@ async fn take_over_lost_residents(state: &State, node: &ClusterNode) -> Result<(
         let last = logs.last_position(resident).await?;
         logs.claim(resident, last).await?;
         rebuild(state, node, resident).await?;
+        index_tokens(state, node, resident).await?;
         tracing::warn!(
             %resident,
             from = %held.node,
@@ -417,25 +416,18 @@ async fn take_over_lost_residents(state: &State, node: &ClusterNode) -> Result<(
     Ok(())
 }
 
-/// Copies to the cluster the accounts of the residents this node holds
-/// that changed since it last did.
-async fn keep_accounts(state: &State, node: &ClusterNode) -> Result<(), ApiError> {
-    let logs = node.cluster.logs();
-    for resident in state.home.store().residents()? {
-        if logs.writes(&resident) {
-            keep_account(state, node, &resident).await?;
-        }
+/// Copies a resident's account to the cluster, so that a node taking them
+/// over signs them in as this one does. Called whenever it changes (a
+/// password, a token, sign-in switched off or on), before the change is
+/// acknowledged; does nothing on a single node.
+pub(crate) async fn account_changed(state: &State, resident: &ResidentName) -> Result<(), ApiError> {
+    match &state.cluster {
+        Some(node) => keep_account(state, node, resident).await,
+        None => Ok(()),
     }
-    Ok(())
 }
 
-pub(crate) async fn keep_account(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+async fn keep_account(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
     let Some(record) = state.home.accounts().account_record(resident) else { return Ok(()) };
-    let digest = domicile_home::sha256_hex(&String::from_utf8_lossy(&record));
-    if node.accounts_kept.lock().unwrap_or_else(|p| p.into_inner()).get(resident) == Some(&digest) {
-        return Ok(());
-    }
-    node.cluster.keep_account(resident, record).await?;
-    node.accounts_kept.lock().unwrap_or_else(|p| p.into_inner()).insert(resident.clone(), digest);
-    Ok(())
+    Ok(node.cluster.keep_account(resident, record).await?)
 }
