@@ -268,6 +268,14 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
     wait_for_status(&home2, &nats, "n1's residents taken over", |s| {
         live(s) == ["n2", "n3"] && s["on_nodes_not_live"] == json!([])
     });
+    // n1's `me` went to n2 or n3, whose own `me` (a homonym never in the
+    // cluster) is set aside as an archive to restore, not overwritten.
+    let set_aside = |home: &TestHome| std::fs::read_dir(home.path().join("set-aside")).map_or(0, |d| d.count());
+    let started = Instant::now();
+    while set_aside(&home2) + set_aside(&home3) != 1 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no homonym of n1's `me` was set aside");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let answer = through(&n2).get("/api/v1/session");
     assert_eq!(answer.status, 401, "her session ended at sign-out: {}", answer.text());
     let answer = script.get("/api/v1/apps");
@@ -275,26 +283,31 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
     drop((n2, n3));
 }
 
+/// Joins the cluster as `node` through the library, without a server.
+async fn join(nats: &Nats, node: &str, lease: Duration) -> domicile_cluster::Cluster {
+    domicile_cluster::Cluster::join(domicile_cluster::ClusterOptions {
+        url: nats.url.clone(),
+        node: node.parse().unwrap(),
+        advertise: format!("http://{node}.invalid"),
+        lease,
+        session_ttl: Duration::from_secs(60),
+        replicas: 1,
+    })
+    .await
+    .unwrap()
+}
+
 /// Two nodes placing the same new resident at once: exactly one wins, by
 /// compare-and-set in JetStream, and the other is told who holds them. A
 /// node that stops heartbeating drops out of the live nodes one lease later.
 #[test]
 fn placement_has_one_winner_and_liveness_expires() {
-    use domicile_cluster::{Cluster, ClusterError, ClusterOptions};
+    use domicile_cluster::ClusterError;
     let Some(nats) = Nats::start() else { return };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let join = |node: &str| {
-            Cluster::join(ClusterOptions {
-                url: nats.url.clone(),
-                node: node.parse().unwrap(),
-                advertise: format!("http://{node}.invalid"),
-                lease: Duration::from_secs(1),
-                session_ttl: Duration::from_secs(60),
-                replicas: 1,
-            })
-        };
-        let (a, b) = (join("a").await.unwrap(), join("b").await.unwrap());
+        let second = Duration::from_secs(1);
+        let (a, b) = (join(&nats, "a", second).await, join(&nats, "b", second).await);
         a.heartbeat(0).await.unwrap();
         b.heartbeat(5).await.unwrap();
         assert_eq!(a.choose_node(None).await.unwrap().as_str(), "a", "the node with fewer residents");
@@ -325,6 +338,51 @@ fn placement_has_one_winner_and_liveness_expires() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(matches!(a.choose_node(Some(b.node())).await, Err(ClusterError::NotLive(_))));
+    });
+}
+
+/// The fencing of a resident's log, on the cluster's own API: once another
+/// node has claimed the log, a write of the node that held it is refused,
+/// is not in the log, and that node knows it no longer writes it.
+#[test]
+fn a_claim_fences_off_the_writes_of_the_node_that_lost_the_resident() {
+    use domicile_cluster::Cluster;
+    use domicile_store::Shipper;
+    let Some(nats) = Nats::start() else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let lease = Duration::from_secs(3);
+        let (lost, taker) = (join(&nats, "lost", lease).await, join(&nats, "taker", lease).await);
+        let alice: domicile_store::ResidentName = "alice".parse().unwrap();
+        // The store ships from its blocking write path, as here.
+        let ship = |cluster: &Cluster, snapshot: bool, bytes: &'static [u8]| {
+            let (logs, alice) = (cluster.logs().clone(), alice.clone());
+            tokio::task::spawn_blocking(move || match snapshot {
+                true => logs.ship_snapshot(&alice, bytes),
+                false => logs.ship(&alice, bytes),
+            })
+        };
+        lost.logs().write_from(&alice, 0);
+        let snapshot = ship(&lost, true, b"the space").await.unwrap().unwrap().unwrap();
+        let first = ship(&lost, false, b"first").await.unwrap().unwrap().unwrap();
+        assert!(first > snapshot);
+        assert!(!lost.logs().was_fenced());
+
+        let claimed = taker.logs().claim(&alice).await.unwrap();
+        assert!(claimed > first);
+        let refused = ship(&lost, false, b"after the claim").await.unwrap();
+        let why = refused.expect_err("a write after another node's claim is refused");
+        assert!(why.contains("no longer holds resident `alice`"), "{why}");
+        assert!(lost.logs().was_fenced() && !lost.logs().writes(&alice));
+        // Refused from then on without asking NATS, and the taker writes on.
+        assert!(ship(&lost, false, b"again").await.unwrap().is_err());
+        let taken = ship(&taker, false, b"the taker's").await.unwrap().unwrap().unwrap();
+        assert!(taken > claimed);
+
+        let tail = taker.logs().read(&alice).await.unwrap().unwrap();
+        assert_eq!(tail.snapshot, b"the space");
+        assert_eq!(tail.records, [b"first".to_vec(), b"the taker's".to_vec()]);
+        assert_eq!(tail.through, taken);
     });
 }
 
@@ -507,6 +565,25 @@ fn trip(n: u32) -> Value {
     })
 }
 
+/// Three nodes, and a resident `alice` the operator placed on n1.
+struct AliceOnN1 {
+    homes: [TestHome; 3],
+    nodes: (Server, Server, Server),
+    /// Signed in through n2.
+    alice: Client,
+}
+
+fn alice_on_n1(nats: &Nats) -> AliceOnN1 {
+    let homes = [node_home(), node_home(), node_home()];
+    let operator_token = homes[0].ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let nodes = start_three_nodes([&homes[0], &homes[1], &homes[2]], nats);
+    let operator = Client::new(&nodes.1.url).with_bearer(&operator_token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice", "node": "n1" })).ok().json();
+    let mut alice = Client::new(&nodes.1.url);
+    alice.sign_in("alice", added["password"].as_str().unwrap()).ok();
+    AliceOnN1 { homes, nodes, alice }
+}
+
 /// kill -9 of the node holding a resident while she writes through another
 /// node: a surviving node takes her over (one lease later) and rebuilds her
 /// space from her log in JetStream; every write that was acknowledged is
@@ -515,13 +592,7 @@ fn trip(n: u32) -> Value {
 fn a_killed_node_s_residents_are_taken_over_with_every_acknowledged_write() {
     let _alone = one_at_a_time();
     let Some(nats) = Nats::start() else { return };
-    let (home1, home2, home3) = (node_home(), node_home(), node_home());
-    let operator_token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
-    let (n1, n2, n3) = start_three_nodes([&home1, &home2, &home3], &nats);
-    let operator = Client::new(&n2.url).with_bearer(&operator_token);
-    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice", "node": "n1" })).ok().json();
-    let mut alice = Client::new(&n2.url);
-    alice.sign_in("alice", added["password"].as_str().unwrap()).ok();
+    let AliceOnN1 { homes: [_home1, home2, _home3], nodes: (n1, n2, n3), alice, .. } = alice_on_n1(&nats);
 
     // Writes through n2 (forwarded to n1): each acknowledged id is kept.
     let (mut acknowledged, mut killed_at, mut recovered) = (Vec::new(), None, None);
@@ -577,6 +648,89 @@ fn a_killed_node_s_residents_are_taken_over_with_every_acknowledged_write() {
     let verified = alice.get("/api/v1/audit/verify").ok().json();
     assert_eq!(verified["intact"], true, "{verified}");
     drop((n2, n3));
+}
+
+/// SIGSTOP of the node holding a resident, past its lease: the others take
+/// her over. When the node is continued it serves and writes nothing of
+/// hers: a write that waited in its queue meanwhile is refused (and is
+/// nowhere), a request to it is forwarded to her new holder, and it drops
+/// its stale copy of her space.
+#[test]
+fn a_node_stopped_past_its_lease_serves_and_writes_none_of_the_residents_it_lost() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let AliceOnN1 { homes: [home1, home2, home3], nodes: (n1, n2, n3), alice, .. } = alice_on_n1(&nats);
+    let write = |client: &Client, id: &str, n: u32| {
+        client.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": id, "body": trip(n) }))
+    };
+    let mut acknowledged: Vec<String> = Vec::new();
+    for n in 0..10 {
+        write(&alice, &format!("before-{n}"), n).ok();
+        acknowledged.push(format!("before-{n}"));
+    }
+    let has_space = |home: &TestHome| home.path().join("spaces/residents/alice").exists();
+    assert!(has_space(&home1));
+
+    signal(&n1, "STOP");
+    // Forwarded to n1 while it is stopped but still live: it waits in n1's queue.
+    let in_flight = {
+        let alice = alice.clone();
+        std::thread::spawn(move || write(&alice, "in-flight", 99))
+    };
+    wait_for_status(&home2, &nats, "n1's residents taken over", |s| {
+        live(s) == ["n2", "n3"] && s["on_nodes_not_live"] == json!([])
+    });
+    let new_home = if has_space(&home2) { &home2 } else { &home3 };
+    assert!(has_space(new_home), "alice was rebuilt on n2 or n3");
+    // Her writes go on, on her new holder.
+    let started = Instant::now();
+    for n in 0..10 {
+        loop {
+            let answer = write(&alice, &format!("after-{n}"), n);
+            if answer.status == 200 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{}: {}", answer.status, answer.text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        acknowledged.push(format!("after-{n}"));
+    }
+
+    signal(&n1, "CONT");
+    let refused = in_flight.join().unwrap();
+    assert_eq!(refused.status, 503, "n1 no longer holds her: {}", refused.text());
+    assert!(refused.error().contains("does not hold resident `alice`"), "{}", refused.error());
+    // Through n1 she is served by her new holder, not by n1's copy.
+    let via_n1 = Client { base: n1.url.clone(), ..alice.clone() };
+    write(&via_n1, "through-n1", 50).ok();
+    acknowledged.push("through-n1".into());
+    let started = Instant::now();
+    while has_space(&home1) {
+        assert!(started.elapsed() < Duration::from_secs(30), "n1 kept its stale copy of alice");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let back = wait_for_status(&home2, &nats, "n1 live again", |s| live(s) == ["n1", "n2", "n3"]);
+    let on_n1 = back["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "n1").unwrap()["residents"].clone();
+    assert_eq!(on_n1, 0, "n1's residents were all taken over: {back}");
+
+    for client in [&alice, &via_n1] {
+        let listed = client.get(&format!("/api/v1/docs/{TRIP}?limit=1000")).ok().json();
+        let mut present: Vec<String> =
+            listed["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+        present.sort();
+        let mut expected = acknowledged.clone();
+        expected.sort();
+        assert_eq!(present, expected, "every acknowledged write, and nothing else");
+    }
+    let verified = alice.get("/api/v1/audit/verify").ok().json();
+    assert_eq!(verified["intact"], true, "{verified}");
+    drop((n1, n2, n3));
+}
+
+/// Sends a signal (`STOP`, `CONT`) to a node's process.
+fn signal(node: &Server, signal: &str) {
+    let sent = Command::new("kill").arg(format!("-{signal}")).arg(node.pid().to_string()).status().unwrap();
+    assert!(sent.success(), "kill -{signal}");
 }
 
 const TRIP: &str = "io.domicile.mobility.trip";

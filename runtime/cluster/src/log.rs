@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_nats::jetstream::{self, object_store, stream};
@@ -82,6 +83,10 @@ pub struct SpaceLogs {
     /// refused. A resident in neither state is being created or restored
     /// here: their writes wait for the snapshot shipped once placed.
     positions: Mutex<HashMap<ResidentName, Option<u64>>>,
+    /// Set when a write of this node was refused because another node
+    /// wrote the log since (it took the resident over): this node should
+    /// look at once at which residents it still holds.
+    fenced: AtomicBool,
 }
 
 impl SpaceLogs {
@@ -126,6 +131,7 @@ impl SpaceLogs {
             node,
             runtime: tokio::runtime::Handle::current(),
             positions: Mutex::default(),
+            fenced: AtomicBool::new(false),
         })
     }
 
@@ -158,6 +164,12 @@ impl SpaceLogs {
         self.positions().get(resident).is_some_and(Option::is_some)
     }
 
+    /// Whether a write of this node was fenced off since the last call:
+    /// another node took one of its residents over.
+    pub fn was_fenced(&self) -> bool {
+        self.fenced.swap(false, Ordering::SeqCst)
+    }
+
     /// Deletes a removed resident's log and snapshots.
     pub async fn forget(&self, resident: &ResidentName) -> Result<()> {
         self.positions().remove(resident);
@@ -166,13 +178,25 @@ impl SpaceLogs {
         Ok(())
     }
 
-    /// Publishes the claim of a node taking `resident` over, after the
-    /// log's last message as read at `position`: from then on the node
-    /// that held them cannot write their log any more.
-    pub async fn claim(&self, resident: &ResidentName, position: u64) -> Result<u64> {
-        let claimed = self.publish(resident, position, Kind::Claim, Bytes::new(), None).await?;
-        self.write_from(resident, claimed);
-        Ok(claimed)
+    /// Publishes the claim of a node taking `resident` over at the end of
+    /// their log: from then on the node that held them cannot write it any
+    /// more. That node may still be finishing writes it began before it
+    /// lost them; each moves the log's end, and the claim is tried again
+    /// after it.
+    pub async fn claim(&self, resident: &ResidentName) -> Result<u64> {
+        const ATTEMPTS: usize = 20;
+        for _ in 0..ATTEMPTS {
+            let last = self.last_position(resident).await?;
+            match self.publish(resident, last, Kind::Claim, Bytes::new(), None).await {
+                Ok(claimed) => {
+                    self.write_from(resident, claimed);
+                    return Ok(claimed);
+                }
+                Err(ClusterError::NotHolder { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(nats("claim a resident's log", format!("its end moved {ATTEMPTS} times in a row")))
     }
 
     /// Reads a resident's log: the last snapshot and the writes after it.
@@ -241,8 +265,9 @@ impl SpaceLogs {
         let ack = self.js.send_publish(subject(resident), message).await.map_err(|e| nats("ship a write", e))?;
         match ack.await {
             Ok(ack) => Ok(ack.sequence),
-            Err(e) if e.to_string().contains("wrong last sequence") => {
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 self.stop_writing(resident);
+                self.fenced.store(true, Ordering::SeqCst);
                 Err(ClusterError::NotHolder { resident: resident.clone() })
             }
             Err(e) => Err(nats("ship a write", e)),

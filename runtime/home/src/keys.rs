@@ -76,6 +76,29 @@ impl Home {
     pub fn export(&self, space: &ResidentSpace, out: impl Write) -> Result<ExportSummary> {
         Ok(space.export(out, self.now_ms())?)
     }
+
+    /// Exports a resident to `set-aside/NAME-MS-N.tar` in the home, before
+    /// something else takes their name on this node (a node of a cluster
+    /// taking over another node's resident of the same name); the operator
+    /// restores it under another name. Returns the archive's path.
+    pub fn set_aside(&self, name: &ResidentName) -> Result<std::path::PathBuf> {
+        let dir = self.dir().join("set-aside");
+        std::fs::create_dir_all(&dir).map_err(|source| crate::HomeError::Io { path: dir.clone(), source })?;
+        let (path, file) = (1..)
+            .map(|n| dir.join(format!("{name}-{}-{n}.tar", self.now_ms())))
+            .find_map(|path| match std::fs::File::create_new(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                created => Some(
+                    created.map(|file| (path.clone(), file)).map_err(|source| crate::HomeError::Io { path, source }),
+                ),
+            })
+            .expect("some number is free")?;
+        let mut out = std::io::BufWriter::new(file);
+        self.export(&self.store.resident(name)?, &mut out)?;
+        let file = out.into_inner().map_err(|e| crate::HomeError::Io { path: path.clone(), source: e.into_error() })?;
+        file.sync_all().map_err(|source| crate::HomeError::Io { path: path.clone(), source })?;
+        Ok(path)
+    }
 }
 
 impl Home {

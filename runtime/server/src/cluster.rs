@@ -79,6 +79,12 @@ impl ClusterNode {
     pub fn me(&self) -> &NodeName {
         self.cluster.node()
     }
+
+    /// Makes the next heartbeat look at the placements again, whether or
+    /// not the live nodes changed.
+    fn look_again(&self) {
+        *self.live_at_last_look.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 /// Fails unless this node holds `resident` now: a node that lost a
@@ -254,26 +260,53 @@ fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap) {
 /// Joins this node's residents to the cluster, then heartbeats until the
 /// server stops: claims each local resident no node holds (and leaves to
 /// their holder those another node holds), indexes their API tokens, and
-/// shares the operator's token if the cluster has none yet.
+/// shares the operator's token if the cluster has none yet. Whenever the
+/// live nodes change, or this node finds it may have lost residents (it
+/// missed its lease, a write of its was fenced off), it brings itself in
+/// line with the placements ([`follow_placements`]).
 pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let Some(node) = &state.cluster else { return };
     let lease = node.cluster.options().lease;
     if let Err(e) = node.cluster.heartbeat(0).await {
         tracing::error!(error = %e, "first heartbeat");
     }
+    let mut last_beat = std::time::Instant::now();
+    // Since when this node's heartbeats have gone through without a gap.
+    let mut beating_since = Some(last_beat);
     if let Err(e) = claim_local_residents(&state, node).await {
         tracing::error!(error = %e, "taking this node's residents into the cluster");
     }
     loop {
         // What placement weighs: the residents on this node's disk.
         let held = state.home.store().residents().map_or(0, |r| r.len() as u64);
-        if let Err(e) = node.cluster.heartbeat(held).await {
-            tracing::warn!(error = %e, "heartbeat");
+        match node.cluster.heartbeat(held).await {
+            Ok(()) => {
+                if last_beat.elapsed() >= lease {
+                    // Stopped, or cut off from NATS, past the lease: the
+                    // other nodes may have taken this one's residents.
+                    tracing::warn!(ms = last_beat.elapsed().as_millis() as u64, "this node missed its lease");
+                    node.look_again();
+                    beating_since = None;
+                }
+                last_beat = std::time::Instant::now();
+                beating_since.get_or_insert(last_beat);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat");
+                beating_since = None;
+            }
         }
-        if let Err(e) = take_over_lost_residents(&state, node).await {
-            tracing::warn!(error = %e, "taking over the residents of a node that stopped");
-            // Looked at again at the next heartbeat.
-            *node.live_at_last_look.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if node.cluster.logs().was_fenced() {
+            node.look_again();
+        }
+        // A node judges others gone only after a whole lease of its own
+        // heartbeats: when NATS restarts, or the network parts for a while,
+        // every node misses its heartbeats, and the first back must not
+        // take over the residents of the others, about to be back too.
+        let may_take_over = beating_since.is_some_and(|since| since.elapsed() >= lease);
+        if let Err(e) = follow_placements(&state, node, may_take_over).await {
+            tracing::warn!(error = %e, "following the cluster's placements");
+            node.look_again();
         }
         tokio::select! {
             () = tokio::time::sleep(lease / 3) => {}
@@ -285,7 +318,7 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
     }
 }
 
-async fn claim_local_residents(state: &State, node: &ClusterNode) -> Result<(), ApiError> {
+async fn claim_local_residents(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> {
     let accounts = state.home.accounts();
     if let (None, Some(local)) = (node.cluster.operator_token_sha256().await?, accounts.operator_token_sha256()) {
         node.cluster.set_operator_token_sha256(&local).await?;
@@ -304,7 +337,9 @@ async fn claim_local_residents(state: &State, node: &ClusterNode) -> Result<(), 
         };
         if &held.node != node.me() {
             tracing::warn!(%resident, holder = %held.node, "held by another node; this node will not serve them");
-            node.cluster.logs().stop_writing(&resident);
+            if let Err(e) = release_if_stale(state, node, &resident).await {
+                tracing::warn!(%resident, error = %e, "cannot drop this node's copy of a resident another node holds");
+            }
             continue;
         }
         if let Err(e) = attach(state, node, &resident).await {
@@ -360,6 +395,17 @@ async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> 
     let tail = logs.read(resident).await?.ok_or_else(|| {
         ApiError::Internal(format!("the cluster has no copy of resident `{resident}`'s space to rebuild it from"))
     })?;
+    let (home, name) = (state.home.clone(), resident.clone());
+    let set_aside = tokio::task::spawn_blocking(move || match home.store().has_resident(&name) {
+        // A copy never shipped is not theirs but a homonym this node's
+        // home had before it joined: kept as an archive, not overwritten.
+        true if home.store().resident(&name)?.shipped_through()? == 0 => home.set_aside(&name).map(Some),
+        _ => Ok(None),
+    })
+    .await??;
+    if let Some(path) = set_aside {
+        tracing::warn!(%resident, archive = %path.display(), "this node's own resident of the same name was set aside as an archive; restore it under another name");
+    }
     if let Some(account) = node.cluster.account(resident).await? {
         state.home.accounts().adopt_account_record(resident, &account)?;
     }
@@ -370,12 +416,18 @@ async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> 
     Ok(())
 }
 
-/// When a node stopped heartbeating, takes over the residents it held:
-/// one compare-and-set on each placement (of the surviving nodes trying,
-/// one wins), a claim in the resident's log (after which the lost node can
-/// no longer write it), and a rebuild of the space from the log. Also
-/// stops this node writing residents that another node now holds.
-async fn take_over_lost_residents(state: &State, node: &ClusterNode) -> Result<(), ApiError> {
+/// Brings this node in line with the placements, when the live nodes
+/// changed since its last look or it was asked to look again:
+/// - the residents on its disk that another node holds now: it stops
+///   writing them and drops its stale copies ([`release_if_stale`]);
+/// - the residents of a node that stopped heartbeating: it takes them
+///   over, by one compare-and-set on each placement (of the surviving
+///   nodes trying, one wins), a claim in the resident's log (after which
+///   the lost node can no longer write it), and a rebuild of the space
+///   from the log. A take-over that stopped half-way (placed here, the
+///   space not rebuilt) is finished. Only when `may_take_over` (see
+///   [`run`]); else it looks again at the next heartbeat.
+async fn follow_placements(state: &Arc<State>, node: &ClusterNode, may_take_over: bool) -> Result<(), ApiError> {
     let live: BTreeSet<NodeName> = node.cluster.live_nodes().await?.into_iter().map(|(n, _)| n).collect();
     {
         let mut last = node.live_at_last_look.lock().unwrap_or_else(|p| p.into_inner());
@@ -384,26 +436,34 @@ async fn take_over_lost_residents(state: &State, node: &ClusterNode) -> Result<(
         }
         *last = Some(live.clone());
     }
-    let logs = node.cluster.logs();
+    let mut settled = true;
+    for resident in state.home.store().residents()? {
+        if let Err(e) = release_if_stale(state, node, &resident).await {
+            tracing::warn!(%resident, error = %e, "cannot drop this node's copy of a resident another node holds");
+            settled = false;
+        }
+    }
+    if !may_take_over {
+        node.look_again();
+        return Ok(());
+    }
     for held in node.cluster.placements().await? {
         let resident = &held.resident;
         if &held.node == node.me() {
+            if state.home.store().has_resident(resident) {
+                continue;
+            }
+        } else if live.contains(&held.node) {
             continue;
-        }
-        // Fencing on this side too: a node that lost a resident (it was
-        // stopped past its lease) stops writing their log at once.
-        logs.stop_writing(resident);
-        if live.contains(&held.node) {
-            continue;
+        } else {
+            match node.cluster.take_over(&held).await {
+                Ok(_) => {}
+                Err(domicile_cluster::ClusterError::Moved { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
         let started = std::time::Instant::now();
-        match node.cluster.take_over(&held).await {
-            Ok(_) => {}
-            Err(domicile_cluster::ClusterError::Moved { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        let last = logs.last_position(resident).await?;
-        logs.claim(resident, last).await?;
+        node.cluster.logs().claim(resident).await?;
         rebuild(state, node, resident).await?;
         index_tokens(state, node, resident).await?;
         tracing::warn!(
@@ -413,6 +473,34 @@ async fn take_over_lost_residents(state: &State, node: &ClusterNode) -> Result<(
             "took over a resident of a node that stopped heartbeating"
         );
     }
+    if !settled {
+        node.look_again();
+    }
+    Ok(())
+}
+
+/// Drops this node's copy of `resident` when another node holds them and
+/// has written their log since the copy's last write (at least its claim):
+/// everything acknowledged in the copy is in the log the other node
+/// rebuilt them from. Until then the copy is kept, and never served or
+/// written. A copy never shipped to the cluster (a resident of this node's
+/// home from before it joined, whose name another node's resident had
+/// first) is not theirs, and is kept too.
+async fn release_if_stale(state: &Arc<State>, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+    let Some(held) = node.cluster.holder(resident).await? else { return Ok(()) };
+    if &held.node == node.me() {
+        return Ok(());
+    }
+    let logs = node.cluster.logs();
+    logs.stop_writing(resident);
+    let (store, name) = (state.home.store().clone(), resident.clone());
+    let local = tokio::task::spawn_blocking(move || store.resident(&name)?.shipped_through()).await??;
+    if local == 0 || logs.last_position(resident).await? <= local {
+        return Ok(());
+    }
+    let (worker, name) = (state.clone(), resident.clone());
+    tokio::task::spawn_blocking(move || worker.home.remove_resident(&name)).await??;
+    tracing::warn!(%resident, holder = %held.node, "dropped this node's stale copy of a resident another node took over");
     Ok(())
 }
 
