@@ -271,11 +271,7 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
     // n1's `me` went to n2 or n3, whose own `me` (a homonym never in the
     // cluster) is set aside as an archive to restore, not overwritten.
     let set_aside = |home: &TestHome| std::fs::read_dir(home.path().join("set-aside")).map_or(0, |d| d.count());
-    let started = Instant::now();
-    while set_aside(&home2) + set_aside(&home3) != 1 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no homonym of n1's `me` was set aside");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("a homonym of n1's `me` to be set aside", || set_aside(&home2) + set_aside(&home3) == 1);
     let answer = through(&n2).get("/api/v1/session");
     assert_eq!(answer.status, 401, "her session ended at sign-out: {}", answer.text());
     let answer = script.get("/api/v1/apps");
@@ -507,8 +503,8 @@ fn replicated_state_survives_the_loss_of_a_nats_server() {
                 }
             }
         }
-        // 6 buckets, the residents' logs, and the snapshots' object store.
-        current.len() == 8 && current.values().all(|c| *c)
+        // 7 buckets, the residents' logs, and the snapshots' object store.
+        current.len() == 9 && current.values().all(|c| *c)
     };
     let started = Instant::now();
     while !caught_up() {
@@ -680,8 +676,8 @@ fn a_node_stopped_past_its_lease_serves_and_writes_none_of_the_residents_it_lost
     wait_for_status(&home2, &nats, "n1's residents taken over", |s| {
         live(s) == ["n2", "n3"] && s["on_nodes_not_live"] == json!([])
     });
-    let new_home = if has_space(&home2) { &home2 } else { &home3 };
-    assert!(has_space(new_home), "alice was rebuilt on n2 or n3");
+    // Placed on its new node first, then rebuilt there.
+    wait_until("alice to be rebuilt on n2 or n3", || has_space(&home2) || has_space(&home3));
     // Her writes go on, on her new holder.
     let started = Instant::now();
     for n in 0..10 {
@@ -704,27 +700,110 @@ fn a_node_stopped_past_its_lease_serves_and_writes_none_of_the_residents_it_lost
     let via_n1 = Client { base: n1.url.clone(), ..alice.clone() };
     write(&via_n1, "through-n1", 50).ok();
     acknowledged.push("through-n1".into());
-    let started = Instant::now();
-    while has_space(&home1) {
-        assert!(started.elapsed() < Duration::from_secs(30), "n1 kept its stale copy of alice");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("n1 to drop its stale copy of alice", || !has_space(&home1));
     let back = wait_for_status(&home2, &nats, "n1 live again", |s| live(s) == ["n1", "n2", "n3"]);
     let on_n1 = back["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "n1").unwrap()["residents"].clone();
     assert_eq!(on_n1, 0, "n1's residents were all taken over: {back}");
 
-    for client in [&alice, &via_n1] {
-        let listed = client.get(&format!("/api/v1/docs/{TRIP}?limit=1000")).ok().json();
-        let mut present: Vec<String> =
-            listed["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
-        present.sort();
-        let mut expected = acknowledged.clone();
-        expected.sort();
-        assert_eq!(present, expected, "every acknowledged write, and nothing else");
-    }
-    let verified = alice.get("/api/v1/audit/verify").ok().json();
-    assert_eq!(verified["intact"], true, "{verified}");
+    assert_trips_are(&alice, &acknowledged);
+    assert_trips_are(&via_n1, &acknowledged);
     drop((n1, n2, n3));
+}
+
+/// `cluster move` of a resident who writes steadily through another node:
+/// while she moves her writes get 503 with Retry-After, and succeed when
+/// tried again; afterwards every acknowledged write is there, on the new
+/// node only (the old one dropped its copy), and her audit chain, with her
+/// apps' entries, verifies.
+#[test]
+fn a_resident_moved_under_write_load_loses_no_acknowledged_write() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let AliceOnN1 { homes: [home1, home2, home3], nodes: (_n1, _n2, _n3), alice } = alice_on_n1(&nats);
+    // Her apps and an import, so that her audit chain has entries to verify.
+    alice.post("/api/v1/apps", &json!({ "app": LEARNING_IMPORTER, "grants": [format!("{STATEMENT}:write")] })).ok();
+    let bytes = std::fs::read(sample_data("xapi-lea-2026.json")).unwrap();
+    alice.upload(&format!("/api/v1/apps/{LEARNING_IMPORTER}/import?file=xapi-lea-2026.json"), bytes).ok();
+
+    let refused = home1.run(&["cluster", "move", "alice", "--to", "n9", "--cluster", &nats.url]);
+    assert!(!refused.ok && refused.stderr.contains("node `n9` is not live"), "{}", refused.stderr);
+    let refused = home1.run(&["cluster", "move", "nobody", "--to", "n3", "--cluster", &nats.url]);
+    assert!(!refused.ok && refused.stderr.contains("holds resident `nobody`"), "{}", refused.stderr);
+
+    // The writer: each write is tried until it is acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (alice, stop) = (alice.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut acknowledged, mut refusals) = (Vec::new(), 0);
+            for n in 0.. {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let id = format!("w{n}");
+                let started = Instant::now();
+                loop {
+                    let answer = alice.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": id, "body": trip(n) }));
+                    match answer.status {
+                        200 => break,
+                        503 => {
+                            assert!(answer.header("retry-after").is_some(), "{}", answer.text());
+                            refusals += 1;
+                        }
+                        other => panic!("write {id}: {other}: {}", answer.text()),
+                    }
+                    assert!(started.elapsed() < Duration::from_secs(60), "{id} never acknowledged");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                acknowledged.push(id);
+            }
+            (acknowledged, refusals)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let moved = home1.ok(&["--json", "cluster", "move", "alice", "--to", "n3", "--cluster", &nats.url]).json();
+    assert_eq!((&moved["from"], &moved["to"]), (&json!("n1"), &json!("n3")), "{moved}");
+    println!("move of a resident under write load: {} ms", moved["ms"]);
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acknowledged, refusals) = writer.join().unwrap();
+    println!("{} writes acknowledged, {refusals} refusals (503) while she moved", acknowledged.len());
+
+    let has_space = |home: &TestHome| home.path().join("spaces/residents/alice").exists();
+    wait_until("n1 to drop its copy of alice after the move", || !has_space(&home1));
+    assert!(has_space(&home3) && !has_space(&home2));
+    assert_trips_are(&alice, &acknowledged);
+    let verified = alice.get("/api/v1/audit/verify").ok().json();
+    assert!(verified["check"]["entries"].as_u64() > Some(0), "{verified}");
+    let after = status(&home2, &nats);
+    assert_eq!(after["moves"], json!([]), "no move under way: {after}");
+    let on = |node: &str| {
+        after["nodes"].as_array().unwrap().iter().find(|n| n["node"] == node).unwrap()["residents"].clone()
+    };
+    assert_eq!((on("n1"), on("n3")), (json!(1), json!(1)), "n1 keeps its own `me`, n3 holds alice: {after}");
+}
+
+/// Checks that a resident's trips are exactly `acknowledged` (none lost,
+/// none refused and made anyway), and that her audit chain verifies.
+fn assert_trips_are(client: &Client, acknowledged: &[String]) {
+    let listed = client.get(&format!("/api/v1/docs/{TRIP}?limit=100000")).ok().json();
+    let mut present: Vec<String> =
+        listed["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    present.sort();
+    let mut expected = acknowledged.to_vec();
+    expected.sort();
+    assert_eq!(present, expected, "every acknowledged write, and nothing else");
+    let verified = client.get("/api/v1/audit/verify").ok().json();
+    assert_eq!(verified["intact"], true, "{verified}");
+}
+
+/// Polls until `done` holds (a liveness guard of 30 s, not a timing assertion).
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(30), "waited 30 s for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Sends a signal (`STOP`, `CONT`) to a node's process.

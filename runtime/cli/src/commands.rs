@@ -56,6 +56,9 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Cluster(ClusterCommand::Status { cluster }) => {
             return crate::serve::cluster_status(cluster, json).await
         }
+        Command::Cluster(ClusterCommand::Move { resident, to, cluster }) => {
+            return crate::serve::cluster_move(cluster, &resident.parse()?, &to.parse()?, json).await
+        }
         // The vocabulary is the runtime's: no home needed.
         Command::Doctypes => return crate::doctypes::list(json),
         Command::Doctype(DoctypeCommand::Show { doctype }) => return crate::doctypes::show(doctype.clone(), json),

@@ -379,6 +379,19 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "NATS_URL")]
         cluster: String,
     },
+    /// Move a resident to another node while they use the system: their
+    /// writes get 503 with Retry-After for the moment it takes, none that
+    /// was acknowledged is lost, and the old node drops its copy only once
+    /// the new one holds them.
+    Move {
+        resident: String,
+        /// The live node to move them to.
+        #[arg(long, value_name = "NODE")]
+        to: String,
+        /// The cluster's NATS server.
+        #[arg(long, value_name = "NATS_URL")]
+        cluster: String,
+    },
 }
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]

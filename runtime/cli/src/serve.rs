@@ -132,6 +132,7 @@ pub async fn cluster_status(url: &str, json: bool) -> Result<()> {
     let observer = domicile_cluster::Cluster::observe(url).await?;
     let nodes = observer.live_nodes().await?;
     let placements = observer.placements().await?;
+    let moves: Vec<_> = observer.moves().await?.into_iter().filter(|m| !m.record.state.finished()).collect();
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let held_by = |node: &domicile_cluster::NodeName| placements.iter().filter(|p| &p.node == node).count();
     let stranded: Vec<_> = placements
@@ -154,7 +155,14 @@ pub async fn cluster_status(url: &str, json: bool) -> Result<()> {
             })
             .collect();
         let stranded: Vec<_> = stranded.iter().map(|(r, n)| json!({ "resident": r, "node": n })).collect();
-        outln!("{}", json!({ "nodes": nodes, "residents": placements.len(), "on_nodes_not_live": stranded }));
+        let moves: Vec<_> = moves
+            .iter()
+            .map(|m| json!({ "resident": m.resident.as_str(), "to": m.record.to.as_str(), "state": m.record.state }))
+            .collect();
+        outln!(
+            "{}",
+            json!({ "nodes": nodes, "residents": placements.len(), "on_nodes_not_live": stranded, "moves": moves })
+        );
         return Ok(());
     }
     if nodes.is_empty() {
@@ -171,6 +179,35 @@ pub async fn cluster_status(url: &str, json: bool) -> Result<()> {
     outln!("{} resident(s) placed", placements.len());
     for (resident, node) in &stranded {
         outln!("  {resident}: held by `{node}`, which is not live");
+    }
+    for m in &moves {
+        outln!("  {}: moving to `{}` ({:?})", m.resident, m.record.to, m.record.state);
+    }
+    Ok(())
+}
+
+/// `cluster move`: asks the nodes to move a resident, and waits until
+/// they did (or say why not).
+pub async fn cluster_move(
+    url: &str,
+    resident: &domicile_store::ResidentName,
+    to: &domicile_cluster::NodeName,
+    json: bool,
+) -> Result<()> {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(180);
+    let observer = domicile_cluster::Cluster::observe(url).await?;
+    let started = std::time::Instant::now();
+    let finished = observer.move_resident(resident, to, PATIENCE).await?;
+    let ms = started.elapsed().as_millis() as u64;
+    if finished.record.state != domicile_cluster::MoveState::Done {
+        let reason = finished.record.reason.unwrap_or_else(|| "no reason given".into());
+        anyhow::bail!("the move of `{resident}` to `{to}` failed: {reason}; they stay where they were");
+    }
+    let from = finished.record.from.map(|n| n.to_string()).unwrap_or_default();
+    if json {
+        outln!("{}", json!({ "resident": resident.as_str(), "from": from, "to": to.as_str(), "ms": ms }));
+    } else {
+        outln!("moved `{resident}` from `{from}` to `{to}` in {ms} ms");
     }
     Ok(())
 }

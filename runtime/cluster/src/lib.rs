@@ -22,6 +22,8 @@
 //!   node taking a resident over can sign them in.
 //! - Residents' logs of committed writes, and snapshots of their spaces:
 //!   see [`SpaceLogs`].
+//! - `domicile-moves`: the moves of residents from node to node under
+//!   way, and those finished in the last hour: see [`moves`].
 //! - `domicile-operator`: the SHA-256 of the operator's token, the same on
 //!   every node, and the secret nodes prove a forwarded request with (made
 //!   by the first node to join).
@@ -35,9 +37,11 @@ use futures::TryStreamExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 mod log;
+pub mod moves;
 mod names;
 
 pub use log::{LogTail, SpaceLogs};
+pub use moves::{Move, MoveRecord, MoveState, MoveWatch};
 pub use names::{InvalidNodeName, NodeName};
 
 const NODES: &str = "domicile-nodes";
@@ -59,6 +63,8 @@ pub enum ClusterError {
     Corrupt { key: String, detail: String },
     #[error("node `{0}` is not live in the cluster (`domicile cluster status` lists the live ones)")]
     NotLive(NodeName),
+    #[error("no node of the cluster holds resident `{0}`")]
+    NotPlaced(ResidentName),
     #[error("no node of the cluster is live")]
     NoLiveNode,
     #[error("resident `{resident}` is already held by node `{holder}`")]
@@ -67,6 +73,10 @@ pub enum ClusterError {
     Moved { resident: ResidentName },
     #[error("this node no longer holds resident `{resident}`: another node took them over")]
     NotHolder { resident: ResidentName },
+    #[error("resident `{resident}` is already being moved to node `{to}`; wait for that move to finish (`domicile cluster status` lists the moves under way)")]
+    MoveUnderWay { resident: ResidentName, to: NodeName },
+    #[error("the move of resident `{resident}` did not finish within {} s; `domicile cluster status` shows where it stands", waited.as_secs())]
+    MoveTimedOut { resident: ResidentName, waited: Duration },
 }
 
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
@@ -139,6 +149,7 @@ pub struct Cluster {
     tokens: kv::Store,
     operator: kv::Store,
     accounts: kv::Store,
+    moves: kv::Store,
     node_secret: String,
     logs: std::sync::Arc<SpaceLogs>,
 }
@@ -213,6 +224,7 @@ impl Cluster {
             sessions: bucket(&js, config(SESSIONS, 1, options.session_ttl)).await?,
             tokens: bucket(&js, config(TOKENS, 1, Duration::ZERO)).await?,
             accounts: bucket(&js, config(ACCOUNTS, 1, Duration::ZERO)).await?,
+            moves: bucket(&js, config(moves::MOVES, 1, moves::MOVE_RECORD_AGE)).await?,
             logs: std::sync::Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas).await?),
             operator,
             node_secret,
@@ -233,7 +245,7 @@ impl Cluster {
                 })
             }
         };
-        Ok(Observer { nodes: open(NODES).await?, placement: open(PLACEMENT).await? })
+        Ok(Observer { nodes: open(NODES).await?, placement: open(PLACEMENT).await?, moves: open(moves::MOVES).await? })
     }
 
     /// The secret every node of the cluster shares: a request forwarded by
@@ -326,6 +338,26 @@ impl Cluster {
             }
             Err(e) => Err(nats("take a resident over", e)),
         }
+    }
+
+    /// The move of `resident`, if one is under way or finished lately.
+    pub async fn move_of(&self, resident: &ResidentName) -> Result<Option<Move>> {
+        moves::get(&self.moves, resident).await
+    }
+
+    /// Carries a move forward (a compare-and-set on its record).
+    pub async fn advance_move(&self, from: &Move, to: MoveRecord) -> Result<Move> {
+        moves::advance(&self.moves, from, to).await
+    }
+
+    /// Waits until the move of `resident` is done or failed, `patience` at most.
+    pub async fn wait_for_move(&self, resident: &ResidentName, patience: Duration) -> Result<Move> {
+        moves::wait_finished(&self.moves, resident, patience).await
+    }
+
+    /// The moves as they change from now on.
+    pub async fn watch_moves(&self) -> Result<MoveWatch> {
+        MoveWatch::start(&self.moves).await
     }
 
     /// The residents' logs, which this node writes for the residents it holds.
@@ -473,6 +505,7 @@ async fn node_secret(operator: &kv::Store) -> Result<String> {
 pub struct Observer {
     nodes: kv::Store,
     placement: kv::Store,
+    moves: kv::Store,
 }
 
 impl Observer {
@@ -482,6 +515,24 @@ impl Observer {
 
     pub async fn placements(&self) -> Result<Vec<Placement>> {
         placements(&self.placement).await
+    }
+
+    /// The moves under way, and those finished in the last hour.
+    pub async fn moves(&self) -> Result<Vec<Move>> {
+        moves::all(&self.moves).await
+    }
+
+    /// Asks for a move of `resident` to `to` (the nodes carry it out), and
+    /// waits until it is done or failed, `patience` at most.
+    pub async fn move_resident(&self, resident: &ResidentName, to: &NodeName, patience: Duration) -> Result<Move> {
+        if holder(&self.placement, resident).await?.is_none() {
+            return Err(ClusterError::NotPlaced(resident.clone()));
+        }
+        if self.nodes.get(to.as_str()).await.map_err(|e| nats("read a node's heartbeat", e))?.is_none() {
+            return Err(ClusterError::NotLive(to.clone()));
+        }
+        moves::request(&self.moves, resident, to).await?;
+        moves::wait_finished(&self.moves, resident, patience).await
     }
 }
 

@@ -62,6 +62,8 @@ pub struct ClusterNode {
     client: Client<HttpConnector, Body>,
     /// The live nodes at the last look for residents to take over.
     live_at_last_look: std::sync::Mutex<Option<BTreeSet<NodeName>>>,
+    /// The moves this node takes part in, by resident.
+    pub(crate) moves: std::sync::Mutex<std::collections::HashMap<ResidentName, crate::moves::Moving>>,
 }
 
 impl ClusterNode {
@@ -73,6 +75,7 @@ impl ClusterNode {
             cluster,
             client: Client::builder(TokioExecutor::new()).build(connector),
             live_at_last_look: Default::default(),
+            moves: Default::default(),
         }
     }
 
@@ -93,6 +96,11 @@ impl ClusterNode {
 /// change of it must match.
 pub(crate) async fn check_holds(state: &State, resident: &ResidentName) -> Result<Option<Placement>, ApiError> {
     let Some(node) = &state.cluster else { return Ok(None) };
+    if let Some(crate::moves::Moving::Out { to }) = node.moving(resident) {
+        return Err(ApiError::Unavailable(format!(
+            "resident `{resident}` is being moved to node `{to}`; try again in a moment"
+        )));
+    }
     match node.cluster.holder(resident).await? {
         // Placed here, its space not yet here: this node is taking them
         // over and rebuilding it.
@@ -390,7 +398,7 @@ async fn index_tokens(state: &State, node: &ClusterNode, resident: &ResidentName
 /// Rebuilds `resident`'s space on this node from their log (replacing any
 /// copy it has), takes their account from the cluster, and writes their
 /// log from then on.
-async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
     let logs = node.cluster.logs();
     let tail = logs.read(resident).await?.ok_or_else(|| {
         ApiError::Internal(format!("the cluster has no copy of resident `{resident}`'s space to rebuild it from"))
@@ -486,7 +494,15 @@ async fn follow_placements(state: &Arc<State>, node: &ClusterNode, may_take_over
 /// written. A copy never shipped to the cluster (a resident of this node's
 /// home from before it joined, whose name another node's resident had
 /// first) is not theirs, and is kept too.
-async fn release_if_stale(state: &Arc<State>, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+pub(crate) async fn release_if_stale(
+    state: &Arc<State>,
+    node: &ClusterNode,
+    resident: &ResidentName,
+) -> Result<(), ApiError> {
+    // A copy moving here is not stale: it is being built.
+    if matches!(node.moving(resident), Some(crate::moves::Moving::In)) || !state.home.store().has_resident(resident) {
+        return Ok(());
+    }
     let Some(held) = node.cluster.holder(resident).await? else { return Ok(()) };
     if &held.node == node.me() {
         return Ok(());

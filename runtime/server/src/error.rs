@@ -68,11 +68,15 @@ impl From<domicile_cluster::ClusterError> for ApiError {
     fn from(e: domicile_cluster::ClusterError) -> Self {
         use domicile_cluster::ClusterError as C;
         match e {
-            C::Taken { .. } => ApiError::Conflict(e.to_string()),
+            C::Taken { .. } | C::MoveUnderWay { .. } => ApiError::Conflict(e.to_string()),
             C::NotLive(_) => ApiError::BadRequest(e.to_string()),
-            C::Moved { .. } | C::NotHolder { .. } | C::NoLiveNode | C::Connect { .. } | C::Nats { .. } => {
-                ApiError::Unavailable(format!("{e}; try again in a few seconds"))
-            }
+            C::NotPlaced(_) => ApiError::NotFound(e.to_string()),
+            C::Moved { .. }
+            | C::MoveTimedOut { .. }
+            | C::NotHolder { .. }
+            | C::NoLiveNode
+            | C::Connect { .. }
+            | C::Nats { .. } => ApiError::Unavailable(format!("{e}; try again in a few seconds")),
             C::Corrupt { .. } => ApiError::Internal(e.to_string()),
         }
     }

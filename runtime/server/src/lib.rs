@@ -19,6 +19,7 @@ mod auth;
 mod cluster;
 mod error;
 mod metrics;
+mod moves;
 mod scheduler;
 mod ui;
 
@@ -259,6 +260,7 @@ pub async fn serve(
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let triggers = tokio::spawn(scheduler::run(state.clone(), stopping_rx.clone()));
     let heartbeats = tokio::spawn(cluster::run(state.clone(), stopping_rx.clone()));
+    let moves = tokio::spawn(moves::run(state.clone(), stopping_rx.clone()));
     return_freed_memory_to_the_system();
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -275,6 +277,7 @@ pub async fn serve(
         () = deadline => tracing::warn!(grace_s = grace.as_secs(), "requests still running after the grace period were cancelled"),
     }
     triggers.abort();
+    moves.abort();
     // It leaves the cluster once it sees the server stopping.
     let _ = tokio::time::timeout(Duration::from_secs(5), heartbeats).await;
     state.home.store().flush()?;

@@ -1,0 +1,196 @@
+//! Moves of a resident from the node holding them to another, as records
+//! in the bucket `domicile-moves` (one key per resident) that the operator
+//! creates (`domicile cluster move`) and the two nodes carry forward, each
+//! change a compare-and-set on the key's revision:
+//!
+//! 1. `requested` (the operator): the resident and the node to move to.
+//! 2. `stopped` (the holder): it no longer writes the resident (their
+//!    writes get 503 and are retried); the record names it and the
+//!    placement's revision.
+//! 3. `done` (the new node): it claimed the resident's log, rebuilt the
+//!    space from it, and changed the placement from that revision to
+//!    itself. The old holder then drops its copy.
+//!
+//! A move is `failed`, with the reason, when a node refuses it, or when the
+//! holder gives up waiting: it then takes the placement back (a
+//! compare-and-set too), so that exactly one of the two nodes ends up
+//! holding the resident. The bucket forgets records an hour after their
+//! last change.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use domicile_store::ResidentName;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::{decode, nats, now_ms, ClusterError, NodeName, Result};
+
+pub(crate) const MOVES: &str = "domicile-moves";
+/// How long a finished or abandoned move's record stays readable.
+pub(crate) const MOVE_RECORD_AGE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MoveState {
+    Requested,
+    Stopped,
+    Done,
+    Failed,
+}
+
+impl MoveState {
+    pub fn finished(self) -> bool {
+        matches!(self, MoveState::Done | MoveState::Failed)
+    }
+}
+
+/// A move as its record says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveRecord {
+    pub to: NodeName,
+    pub state: MoveState,
+    pub requested_ms: u64,
+    pub updated_ms: u64,
+    /// The holder that stopped writing the resident (from `stopped` on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<NodeName>,
+    /// The placement's revision the new node changes (from `stopped` on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_revision: Option<u64>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A move's record, with the revision its next change must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub resident: ResidentName,
+    pub record: MoveRecord,
+    pub revision: u64,
+}
+
+fn encode(record: &MoveRecord) -> Bytes {
+    serde_json::to_vec(record).expect("a move record serialises").into()
+}
+
+/// Asks for a move of `resident` to `to`; refused while another move of
+/// theirs is under way.
+pub(crate) async fn request(moves: &kv::Store, resident: &ResidentName, to: &NodeName) -> Result<Move> {
+    let now = now_ms();
+    let record = MoveRecord {
+        to: to.clone(),
+        state: MoveState::Requested,
+        requested_ms: now,
+        updated_ms: now,
+        from: None,
+        placement_revision: None,
+        reason: None,
+    };
+    let created = match get(moves, resident).await? {
+        Some(earlier) if !earlier.record.state.finished() => {
+            return Err(ClusterError::MoveUnderWay { resident: resident.clone(), to: earlier.record.to })
+        }
+        Some(earlier) => {
+            moves.update(resident.as_str(), encode(&record), earlier.revision).await.map_err(|e| e.to_string())
+        }
+        None => moves.create(resident.as_str(), encode(&record)).await.map_err(|e| e.to_string()),
+    };
+    match created {
+        Ok(revision) => Ok(Move { resident: resident.clone(), record, revision }),
+        // Another request came first.
+        Err(_) => match get(moves, resident).await? {
+            Some(other) => Err(ClusterError::MoveUnderWay { resident: resident.clone(), to: other.record.to }),
+            None => Err(nats("ask for a move", "its record vanished")),
+        },
+    }
+}
+
+pub(crate) async fn get(moves: &kv::Store, resident: &ResidentName) -> Result<Option<Move>> {
+    let entry = moves.entry(resident.as_str()).await.map_err(|e| nats("read a move", e))?;
+    match entry {
+        Some(entry) if entry.operation == kv::Operation::Put => Ok(Some(Move {
+            resident: resident.clone(),
+            record: decode(&format!("{MOVES}/{resident}"), &entry.value)?,
+            revision: entry.revision,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// Carries a move forward to `record`, if nobody changed it since `from`
+/// was read (`Moved` otherwise).
+pub(crate) async fn advance(moves: &kv::Store, from: &Move, mut record: MoveRecord) -> Result<Move> {
+    record.updated_ms = now_ms();
+    match moves.update(from.resident.as_str(), encode(&record), from.revision).await {
+        Ok(revision) => Ok(Move { resident: from.resident.clone(), record, revision }),
+        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+            Err(ClusterError::Moved { resident: from.resident.clone() })
+        }
+        Err(e) => Err(nats("carry a move forward", e)),
+    }
+}
+
+/// Every move the bucket still has.
+pub(crate) async fn all(moves: &kv::Store) -> Result<Vec<Move>> {
+    let mut all = Vec::new();
+    for key in crate::keys(moves).await? {
+        let Ok(resident) = key.parse::<ResidentName>() else { continue };
+        if let Some(found) = get(moves, &resident).await? {
+            all.push(found);
+        }
+    }
+    Ok(all)
+}
+
+/// The moves changed from now on, as they change.
+pub struct MoveWatch(kv::Watch);
+
+impl MoveWatch {
+    pub(crate) async fn start(moves: &kv::Store) -> Result<MoveWatch> {
+        moves.watch_all().await.map(MoveWatch).map_err(|e| nats("watch the moves", e))
+    }
+
+    /// The next change of a move; `None` when the watch ended (NATS went
+    /// away for good). Records that cannot be read are skipped.
+    pub async fn next(&mut self) -> Option<Move> {
+        loop {
+            let entry = match self.0.next().await? {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watching the moves");
+                    continue;
+                }
+            };
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let (Ok(resident), Ok(record)) =
+                (entry.key.parse::<ResidentName>(), serde_json::from_slice::<MoveRecord>(&entry.value))
+            else {
+                continue;
+            };
+            return Some(Move { resident, record, revision: entry.revision });
+        }
+    }
+}
+
+/// Waits until the move of `resident` is finished, or `patience` passed.
+pub(crate) async fn wait_finished(moves: &kv::Store, resident: &ResidentName, patience: Duration) -> Result<Move> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut watch = moves.watch(resident.as_str()).await.map_err(|e| nats("watch a move", e))?;
+    loop {
+        if let Some(now) = get(moves, resident).await? {
+            if now.record.state.finished() {
+                return Ok(now);
+            }
+        }
+        match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => return Err(nats("watch a move", "the watch ended")),
+            Err(_) => return Err(ClusterError::MoveTimedOut { resident: resident.clone(), waited: patience }),
+        }
+    }
+}

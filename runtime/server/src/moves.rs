@@ -1,0 +1,226 @@
+//! Moves of residents from node to node (`domicile cluster move`), carried
+//! out by the two nodes as the move's record in the cluster says (see
+//! [`domicile_cluster::moves`]):
+//!
+//! - the holder stops writing the resident (their writes here get 503
+//!   with Retry-After) and says so;
+//! - the new node claims the resident's log (the old holder can no longer
+//!   write it), rebuilds the space from it, changes the placement to
+//!   itself by compare-and-set, and says the move is done;
+//! - the old holder then drops its copy: only after the new one is in
+//!   place and placed.
+//!
+//! No acknowledged write is lost: each was in the log before it was
+//! acknowledged, and the new node rebuilds from the log after its claim.
+//! A move that fails, or that the new node does not finish in time, is
+//! undone by the old holder taking the placement back (a compare-and-set
+//! too): whichever of the two changes the placement first holds the
+//! resident, and the other gives them up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domicile_cluster::{ClusterError, Move, MoveRecord, MoveState, NodeName, Placement};
+use domicile_store::ResidentName;
+
+use crate::cluster::{attach, rebuild, release_if_stale, ClusterNode};
+use crate::error::ApiError;
+use crate::State;
+
+/// How long the old holder waits for the new node to finish a move before
+/// taking the resident back. Their writes are refused meanwhile.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A move this node takes part in.
+#[derive(Debug, Clone)]
+pub(crate) enum Moving {
+    /// Moving away to `to`: this node no longer writes the resident.
+    Out { to: NodeName },
+    /// Moving here: the copy being built is not yet this node's to serve,
+    /// nor a stale one to drop.
+    In,
+}
+
+/// Follows the moves of the cluster until the server stops, and takes this
+/// node's part in each that concerns it.
+pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let Some(node) = &state.cluster else { return };
+    loop {
+        let mut watch = match node.cluster.watch_moves().await {
+            Ok(watch) => watch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow the cluster's moves; trying again");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stopping.wait_for(|stopping| *stopping) => return,
+                }
+            }
+        };
+        loop {
+            let changed = tokio::select! {
+                changed = watch.next() => changed,
+                _ = stopping.wait_for(|stopping| *stopping) => return,
+            };
+            match changed {
+                Some(changed) => take_part(&state, node, changed).await,
+                // The watch ended (NATS went away): watched again.
+                None => break,
+            }
+        }
+    }
+}
+
+/// Starts this node's part of a move, in its own task: moving a resident
+/// it holds away when asked, building one moving here once their holder
+/// stopped writing them.
+async fn take_part(state: &Arc<State>, node: &ClusterNode, changed: Move) {
+    let starts = match changed.record.state {
+        MoveState::Requested => match node.cluster.holder(&changed.resident).await {
+            Ok(Some(held)) => held.node == *node.me(),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(resident = %changed.resident, error = %e, "cannot read whose a resident to move is");
+                false
+            }
+        },
+        MoveState::Stopped => changed.record.to == *node.me(),
+        MoveState::Done | MoveState::Failed => false,
+    };
+    if !starts || node.moving(&changed.resident).is_some() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let resident = changed.resident.clone();
+        let outcome = match changed.record.state {
+            MoveState::Requested => move_out(&state, changed).await,
+            _ => move_in(&state, changed).await,
+        };
+        if let Some(node) = &state.cluster {
+            node.set_moving(&resident, None);
+        }
+        if let Err(e) = outcome {
+            tracing::warn!(%resident, error = %e, "a move of this resident failed");
+        }
+    });
+}
+
+fn node(state: &State) -> &ClusterNode {
+    state.cluster.as_ref().expect("moves are followed on a node of a cluster")
+}
+
+/// Marks the move failed, saying why (if nobody changed it meanwhile).
+async fn fail(node: &ClusterNode, from: &Move, reason: String) {
+    let record = MoveRecord { state: MoveState::Failed, reason: Some(reason), ..from.record.clone() };
+    if let Err(e) = node.cluster.advance_move(from, record).await {
+        tracing::debug!(resident = %from.resident, error = %e, "could not record a move's failure");
+    }
+}
+
+/// The holder's part: stop writing, wait for the new node, then drop the
+/// copy (the move is done) or take the resident back (it failed).
+async fn move_out(state: &Arc<State>, requested: Move) -> Result<(), ApiError> {
+    let node = node(state);
+    let resident = &requested.resident;
+    let to = requested.record.to.clone();
+    let Some(held) = node.cluster.holder(resident).await?.filter(|held| held.node == *node.me()) else {
+        return Ok(());
+    };
+    if to == *node.me() {
+        fail(node, &requested, format!("node `{to}` already holds resident `{resident}`")).await;
+        return Ok(());
+    }
+    if let Err(e) = node.cluster.live_node(&to).await {
+        fail(node, &requested, e.to_string()).await;
+        return Ok(());
+    }
+    let started = Instant::now();
+    node.set_moving(resident, Some(Moving::Out { to: to.clone() }));
+    node.cluster.logs().stop_writing(resident);
+    let record = MoveRecord {
+        state: MoveState::Stopped,
+        from: Some(node.me().clone()),
+        placement_revision: Some(held.revision),
+        ..requested.record.clone()
+    };
+    let stopped = match node.cluster.advance_move(&requested, record).await {
+        Ok(stopped) => stopped,
+        Err(e) => return take_back(state, &held).await.and(Err(e.into())),
+    };
+    match node.cluster.wait_for_move(resident, PATIENCE).await {
+        Ok(done) if done.record.state == MoveState::Done => {
+            tracing::info!(%resident, %to, ms = started.elapsed().as_millis() as u64, "moved a resident away");
+            release_if_stale(state, node, resident).await
+        }
+        Ok(failed) => {
+            tracing::warn!(%resident, %to, reason = ?failed.record.reason, "a move failed; this node keeps the resident");
+            take_back(state, &held).await
+        }
+        Err(e) => {
+            fail(node, &stopped, format!("node `{to}` did not finish it within {} s", PATIENCE.as_secs())).await;
+            take_back(state, &held).await.and(Err(e.into()))
+        }
+    }
+}
+
+/// Undoes a move this node had stopped writing for: takes the placement
+/// back (a compare-and-set on the revision the new node would change), and
+/// writes the resident again, from their log. When the new node changed
+/// the placement first, the move happened after all: the copy here goes.
+async fn take_back(state: &Arc<State>, held: &Placement) -> Result<(), ApiError> {
+    let node = node(state);
+    match node.cluster.take_over(held).await {
+        Ok(_) => attach(state, node, &held.resident).await,
+        Err(ClusterError::Moved { .. }) => release_if_stale(state, node, &held.resident).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The new node's part: claim the log, rebuild, take the placement.
+async fn move_in(state: &Arc<State>, stopped: Move) -> Result<(), ApiError> {
+    let node = node(state);
+    let resident = &stopped.resident;
+    let (Some(from), Some(revision)) = (stopped.record.from.clone(), stopped.record.placement_revision) else {
+        fail(node, &stopped, "the move's record names no holder".into()).await;
+        return Ok(());
+    };
+    let started = Instant::now();
+    node.set_moving(resident, Some(Moving::In));
+    let held = Placement { resident: resident.clone(), node: from.clone(), revision };
+    let moved = async {
+        node.cluster.logs().claim(resident).await?;
+        rebuild(state, node, resident).await?;
+        node.cluster.take_over(&held).await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(e) = moved {
+        // Not this node's: its copy, if it got that far, goes.
+        node.cluster.logs().stop_writing(resident);
+        if state.home.store().has_resident(resident) {
+            let (worker, name) = (state.clone(), resident.clone());
+            tokio::task::spawn_blocking(move || worker.home.remove_resident(&name)).await??;
+        }
+        fail(node, &stopped, e.to_string()).await;
+        return Err(e);
+    }
+    let done = MoveRecord { state: MoveState::Done, ..stopped.record.clone() };
+    node.cluster.advance_move(&stopped, done).await?;
+    tracing::info!(%resident, %from, ms = started.elapsed().as_millis() as u64, "moved a resident here");
+    Ok(())
+}
+
+impl ClusterNode {
+    /// This node's part in a move of `resident`, if it takes part in one.
+    pub(crate) fn moving(&self, resident: &ResidentName) -> Option<Moving> {
+        self.moves.lock().unwrap_or_else(|p| p.into_inner()).get(resident).cloned()
+    }
+
+    fn set_moving(&self, resident: &ResidentName, moving: Option<Moving>) {
+        let mut moves = self.moves.lock().unwrap_or_else(|p| p.into_inner());
+        match moving {
+            Some(moving) => moves.insert(resident.clone(), moving),
+            None => moves.remove(resident),
+        };
+    }
+}
