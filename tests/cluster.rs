@@ -503,8 +503,8 @@ fn replicated_state_survives_the_loss_of_a_nats_server() {
                 }
             }
         }
-        // 7 buckets, the residents' logs, and the snapshots' object store.
-        current.len() == 9 && current.values().all(|c| *c)
+        // 8 buckets, the residents' logs, and the object stores of snapshots and catalogues.
+        current.len() == 11 && current.values().all(|c| *c)
     };
     let started = Instant::now();
     while !caught_up() {
@@ -708,6 +708,49 @@ fn a_node_stopped_past_its_lease_serves_and_writes_none_of_the_residents_it_lost
     assert_trips_are(&alice, &acknowledged);
     assert_trips_are(&via_n1, &acknowledged);
     drop((n1, n2, n3));
+}
+
+/// The trust store and the catalogues are the cluster's: a node whose home
+/// trusts no key and has no catalogue takes n1's when it joins, and its
+/// resident installs from that catalogue; a key revoked through n1 holds
+/// her apps on n2; a key trusted through n2 is trusted on n1.
+#[test]
+fn trust_and_catalogues_are_the_same_on_every_node() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let (home1, home2) = (node_home(), TestHome::new());
+    let token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = start_node(&home1, &nats, "n1");
+    wait_for_status(&home1, &nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let n2 = start_node(&home2, &nats, "n2");
+    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    let (via_n1, via_n2) = (Client::new(&n1.url).with_bearer(&token), Client::new(&n2.url).with_bearer(&token));
+    let added = via_n2.post("/api/v1/admin/residents", &json!({ "name": "bob", "node": "n2" })).ok().json();
+    let bob = Client::signed_in(&n2.url, "bob", added["password"].as_str().unwrap());
+
+    let install =
+        || bob.post("/api/v1/apps", &json!({ "app": LEARNING_IMPORTER, "grants": [format!("{STATEMENT}:write")] }));
+    wait_until("n2 to take n1's trust store and catalogue", || install().status == 200);
+    let copied = std::fs::read_dir(home2.path().join("cluster-catalogues")).unwrap().count();
+    assert_eq!(copied, 1, "the sample catalogue, copied from the cluster");
+
+    // Revoked through n1: bob's app, on n2, is held.
+    let publisher = std::fs::read_to_string(repo().join("sample-apps/keys/sample-publisher.pub")).unwrap();
+    via_n1.post(&format!("/api/v1/admin/trust/{}/revoke", publisher.trim()), &json!({})).ok();
+    wait_until("bob's app to be held on n2", || bob.get("/api/v1/apps").ok().json()[0]["held"].is_object());
+    let run = bob.upload(&format!("/api/v1/apps/{LEARNING_IMPORTER}/import?file=x.json"), b"[]".to_vec());
+    assert_ne!(run.status, 200, "a held app does not run: {}", run.text());
+
+    // Trusted through n2: trusted on n1.
+    let key = home1.ok(&["--json", "keygen", "--out", home1.path().join("another").to_str().unwrap()]).json();
+    let key = key["public_key"].as_str().unwrap().to_owned();
+    via_n2
+        .post("/api/v1/admin/trust", &json!({ "key": key, "name": "another publisher", "roles": ["publisher"] }))
+        .ok();
+    let trusted_on_n1 =
+        || via_n1.get("/api/v1/admin/trust").ok().json().as_array().unwrap().iter().any(|k| k["key"] == key.as_str());
+    wait_until("n1 to trust the key trusted through n2", trusted_on_n1);
+    drop((n1, n2));
 }
 
 /// `cluster move` of a resident who writes steadily through another node:

@@ -39,6 +39,16 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let options = crate::loadtest::LoadOptions { residents: *residents, runs: *runs, json };
             return crate::loadtest::run(options).await;
         }
+        Command::BenchCluster { cluster, residents, runs, writes } => {
+            let options = crate::loadtest_cluster::ClusterBenchOptions {
+                nats: cluster.clone(),
+                residents: *residents,
+                runs: *runs,
+                writes: *writes,
+                json,
+            };
+            return crate::loadtest_cluster::run(options).await;
+        }
         Command::BenchResidents { residents, active } => {
             let options = crate::bench_residents::Options { residents: *residents, active: *active, json };
             return crate::bench_residents::run(options).await;
@@ -109,6 +119,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         Command::Demo { .. }
         | Command::Bench { .. }
         | Command::BenchServer { .. }
+        | Command::BenchCluster { .. }
         | Command::BenchResidents { .. }
         | Command::Keygen { .. }
         | Command::New { .. }

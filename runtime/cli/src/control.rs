@@ -294,10 +294,12 @@ impl Read for RemoteStdin {
 
 /// What a node of a cluster must do through the admin API instead.
 fn changes_shared_state(command: &crate::Command) -> bool {
-    use crate::{Command, ResidentCommand, TokenCommand};
+    use crate::{CatalogueCommand, Command, ResidentCommand, TokenCommand, TrustCommand};
     matches!(
         command,
         Command::OperatorToken
+            | Command::Trust(TrustCommand::Add { .. } | TrustCommand::Revoke { .. })
+            | Command::Catalogue(CatalogueCommand::AddSource { .. })
             | Command::Token(TokenCommand::Create { .. } | TokenCommand::Revoke { .. })
             | Command::Resident(
                 ResidentCommand::Add { .. }
@@ -335,8 +337,8 @@ fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::H
         }
     };
     if clustered && changes_shared_state(&request.command) {
-        let error = "this home's server is a node of a cluster: change residents, passwords and tokens through the \
-                     admin API (/api/v1/admin) or the web UI, so that every node knows"
+        let error = "this home's server is a node of a cluster: change residents, passwords, tokens, trusted keys and \
+                     catalogues through the admin API (/api/v1/admin) or the web UI, so that every node knows"
             .to_owned();
         send(EXIT, &serde_json::to_vec(&Exit { error: Some(error) }).unwrap_or_default());
         return;

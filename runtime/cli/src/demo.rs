@@ -77,22 +77,11 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
 
     step(1, "Create the home, with one resident, `me`");
     let me: ResidentName = "me".parse()?;
-    let home = crate::home::create(&dir, &me)?;
+    step(2, "Trust the key of the sample catalogue (it vouches for the publishers of the apps it lists)");
+    let (home, catalogue) = create_with_sample_catalogue(&dir, &me)?;
     std::fs::write(dir.join(MARKER), b"created by `domicile demo`; a new demo replaces this directory\n")?;
     let space = home.resident(None)?;
-
-    step(2, "Trust the key of the sample catalogue (it vouches for the publishers of the apps it lists)");
-    let key = sample_key()?;
-    home.trust()?.add(key, "domicile samples", &[Role::Catalogue])?;
-    println!("    trusted {key} for catalogues");
-    let catalogue_dir = dir.join("catalogue");
-    for (path, bytes) in SAMPLE_CATALOGUE {
-        let path = catalogue_dir.join(path);
-        std::fs::create_dir_all(path.parent().expect("catalogue files are in a folder"))?;
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let catalogue = Catalogue::open(&catalogue_dir, &home.trust()?)?;
-    CatalogueSources::open(home.catalogues_path())?.add(&catalogue)?;
+    println!("    trusted {} for catalogues", sample_key()?);
     println!("    added the catalogue `{}`: its signed index verified", catalogue.index().name);
 
     step(3, "Install the sample apps from the catalogue: digest and signature first, then what each asks and why");
@@ -229,6 +218,26 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
 }
 
 /// How many documents of `doctype` the space holds.
+/// A new home in `dir` with its first resident, trusting the sample key for
+/// catalogues and installing from the sample catalogue (copied into
+/// `dir/catalogue`).
+pub(crate) fn create_with_sample_catalogue(
+    dir: &Path,
+    first: &ResidentName,
+) -> Result<(domicile_home::Home, Catalogue)> {
+    let home = crate::home::create(dir, first)?;
+    home.trust()?.add(sample_key()?, "domicile samples", &[Role::Catalogue])?;
+    let catalogue_dir = dir.join("catalogue");
+    for (path, bytes) in SAMPLE_CATALOGUE {
+        let path = catalogue_dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("catalogue files are in a folder"))?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let catalogue = Catalogue::open(&catalogue_dir, &home.trust()?)?;
+    CatalogueSources::open(home.catalogues_path())?.add(&catalogue)?;
+    Ok((home, catalogue))
+}
+
 pub(crate) fn count(space: &domicile_store::ResidentSpace, doctype: &str) -> Result<u64> {
     Ok(space.doctype_counts()?.into_iter().find(|(d, _)| d == doctype).map_or(0, |(_, n)| n))
 }

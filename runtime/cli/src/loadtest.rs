@@ -25,7 +25,7 @@ pub struct LoadOptions {
 }
 
 /// p50, p99 and max of samples, in ms.
-fn percentiles(mut samples: Vec<Duration>) -> Value {
+pub(crate) fn percentiles(mut samples: Vec<Duration>) -> Value {
     if samples.is_empty() {
         return json!(null);
     }
@@ -68,15 +68,36 @@ impl Session {
 
     pub(crate) fn run(&self, app: &str) -> Result<Duration> {
         let started = Instant::now();
+        self.post(&format!("/api/v1/apps/{app}/run"), "application/json", b"{}")?;
+        Ok(started.elapsed())
+    }
+
+    /// POSTs `body` to `path` (under /api/v1/...) as the signed-in
+    /// resident; the answer's JSON.
+    pub(crate) fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Value> {
         let mut reply = self
             .agent
-            .post(format!("{}/api/v1/apps/{app}/run", self.base))
+            .post(format!("{}{path}", self.base))
             .header("cookie", &self.cookie)
             .header("x-csrf-token", &self.csrf)
-            .header("content-type", "application/json")
-            .send("{}")?;
-        reply.body_mut().read_to_string()?;
-        Ok(started.elapsed())
+            .header("content-type", content_type)
+            .send(body)
+            .with_context(|| format!("POST {path}"))?;
+        Ok(serde_json::from_str(&reply.body_mut().read_to_string()?)?)
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The same session through another node of a cluster.
+    pub(crate) fn through(&self, base: &str) -> Session {
+        Session {
+            agent: self.agent.clone(),
+            base: base.to_owned(),
+            cookie: self.cookie.clone(),
+            csrf: self.csrf.clone(),
+        }
     }
 }
 

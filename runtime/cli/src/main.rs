@@ -18,6 +18,7 @@ mod doctypes;
 mod hints;
 mod home;
 mod loadtest;
+mod loadtest_cluster;
 mod outbox;
 mod serve;
 mod terminal;
@@ -116,6 +117,22 @@ pub enum Command {
         /// Runs of the mobility footprint per resident.
         #[arg(long, default_value_t = 25)]
         runs: usize,
+    },
+    /// Measure a cluster of 3 nodes against one node, moves and failover,
+    /// on a NATS server of its own (use a release build).
+    BenchCluster {
+        /// A NATS server with JetStream (`nats-server -js`), used by nothing else.
+        #[arg(long, value_name = "NATS_URL")]
+        cluster: String,
+        /// Residents running at once, for the load.
+        #[arg(long, default_value_t = 12)]
+        residents: usize,
+        /// Runs of the mobility footprint per resident.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Documents written one after another, for the write latency.
+        #[arg(long, default_value_t = 300)]
+        writes: usize,
     },
     /// Measure what one more resident costs: a scratch home grown to many residents (use a release build).
     BenchResidents {

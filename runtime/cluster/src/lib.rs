@@ -22,6 +22,8 @@
 //!   node taking a resident over can sign them in.
 //! - Residents' logs of committed writes, and snapshots of their spaces:
 //!   see [`SpaceLogs`].
+//! - `domicile-trust`: the trust store and the catalogues, the same for
+//!   every node: see [`shared`](crate::shared).
 //! - `domicile-moves`: the moves of residents from node to node under
 //!   way, and those finished in the last hour: see [`moves`].
 //! - `domicile-operator`: the SHA-256 of the operator's token, the same on
@@ -39,10 +41,12 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 mod log;
 pub mod moves;
 mod names;
+mod shared;
 
 pub use log::{LogTail, SpaceLogs};
 pub use moves::{Move, MoveRecord, MoveState, MoveWatch};
 pub use names::{InvalidNodeName, NodeName};
+pub use shared::{SharedCatalogue, SharedChange, SharedWatch, Versioned};
 
 const NODES: &str = "domicile-nodes";
 const PLACEMENT: &str = "domicile-placement";
@@ -63,6 +67,8 @@ pub enum ClusterError {
     Corrupt { key: String, detail: String },
     #[error("node `{0}` is not live in the cluster (`domicile cluster status` lists the live ones)")]
     NotLive(NodeName),
+    #[error("the cluster's {what} was changed through another node at the same time; try again")]
+    Changed { what: String },
     #[error("no node of the cluster holds resident `{0}`")]
     NotPlaced(ResidentName),
     #[error("no node of the cluster is live")]
@@ -150,6 +156,7 @@ pub struct Cluster {
     operator: kv::Store,
     accounts: kv::Store,
     moves: kv::Store,
+    shared: shared::Shared,
     node_secret: String,
     logs: std::sync::Arc<SpaceLogs>,
 }
@@ -203,6 +210,25 @@ async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store
     }
 }
 
+/// The object store, created when it does not exist yet.
+pub(crate) async fn object_store(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: usize,
+) -> Result<jetstream::object_store::ObjectStore> {
+    if let Ok(store) = js.get_object_store(name).await {
+        return Ok(store);
+    }
+    let config = jetstream::object_store::Config { bucket: name.into(), num_replicas: replicas, ..Default::default() };
+    match js.create_object_store(config).await {
+        Ok(store) => Ok(store),
+        // Another node created it first.
+        Err(created) => {
+            js.get_object_store(name).await.map_err(|_| nats(&format!("create the object store {name}"), created))
+        }
+    }
+}
+
 impl Cluster {
     /// Joins the cluster at `options.url`: connects and makes sure the
     /// shared buckets exist. The node is live from its first heartbeat.
@@ -225,6 +251,10 @@ impl Cluster {
             tokens: bucket(&js, config(TOKENS, 1, Duration::ZERO)).await?,
             accounts: bucket(&js, config(ACCOUNTS, 1, Duration::ZERO)).await?,
             moves: bucket(&js, config(moves::MOVES, 1, moves::MOVE_RECORD_AGE)).await?,
+            shared: shared::Shared {
+                kv: bucket(&js, config(shared::SHARED, 1, Duration::ZERO)).await?,
+                files: object_store(&js, shared::CATALOGUE_FILES, replicas).await?,
+            },
             logs: std::sync::Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas).await?),
             operator,
             node_secret,
@@ -358,6 +388,43 @@ impl Cluster {
     /// The moves as they change from now on.
     pub async fn watch_moves(&self) -> Result<MoveWatch> {
         MoveWatch::start(&self.moves).await
+    }
+
+    /// The cluster's trust store (the bytes of a `trust.json`), if a node put one.
+    pub async fn shared_trust(&self) -> Result<Option<Versioned<Vec<u8>>>> {
+        self.shared.trust().await
+    }
+
+    /// Puts the cluster's trust store: created when `after` is `None`, else
+    /// changed from that revision (`Changed` when another node was first).
+    pub async fn put_trust(&self, bytes: Vec<u8>, after: Option<u64>) -> Result<u64> {
+        self.shared.put_trust(bytes, after).await
+    }
+
+    /// The cluster's catalogues.
+    pub async fn shared_catalogues(&self) -> Result<Vec<SharedCatalogue>> {
+        Ok(self.shared.catalogues().await?.value)
+    }
+
+    /// Shares the catalogue in `dir`: its `files` (relative paths, the
+    /// index first) are copied to the cluster, unless it has them already.
+    pub async fn share_catalogue(
+        &self,
+        name: &str,
+        dir: &std::path::Path,
+        files: &[String],
+    ) -> Result<SharedCatalogue> {
+        self.shared.share_catalogue(name, dir, files).await
+    }
+
+    /// Copies a catalogue of the cluster into the folder `into`.
+    pub async fn fetch_catalogue(&self, catalogue: &SharedCatalogue, into: &std::path::Path) -> Result<()> {
+        self.shared.fetch_catalogue(catalogue, into).await
+    }
+
+    /// The changes of the trust store and catalogues from now on.
+    pub async fn watch_shared(&self) -> Result<SharedWatch> {
+        self.shared.watch().await
     }
 
     /// The residents' logs, which this node writes for the residents it holds.

@@ -108,22 +108,7 @@ impl SpaceLogs {
                 Err(e) => return Err(nats("create the stream of residents' logs", e)),
             }
         };
-        let objects = match js.get_object_store(OBJECTS).await {
-            Ok(store) => store,
-            Err(_) => match js
-                .create_object_store(object_store::Config {
-                    bucket: OBJECTS.into(),
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-            {
-                Ok(store) => store,
-                Err(created) => {
-                    js.get_object_store(OBJECTS).await.map_err(|_| nats("create the snapshot store", created))?
-                }
-            },
-        };
+        let objects = crate::object_store(js, OBJECTS, replicas).await?;
         Ok(SpaceLogs {
             js: js.clone(),
             stream,

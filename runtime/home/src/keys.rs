@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 
 use domicile_manifest::AppId;
-use domicile_package::{PublicKey, Role, TrustedKey};
+use domicile_package::{PublicKey, Role, TrustStore, TrustedKey};
 use domicile_store::{ExportSummary, Hold, ResidentName, ResidentSpace, RestoreReport};
 use serde::Serialize;
 
@@ -42,6 +42,26 @@ impl Home {
     pub fn revoke_key(&self, key: &PublicKey) -> Result<Vec<HeldApp>> {
         let now = self.now_ms();
         self.trust()?.revoke(key, now)?;
+        self.hold_apps_signed_by(key, now)
+    }
+
+    /// Replaces the trust store with `bytes` (a node of a cluster taking the
+    /// cluster's), once they read as one; the apps of keys it revokes that
+    /// this one did not are held, as [`revoke_key`](Self::revoke_key) does.
+    pub fn replace_trust(&self, bytes: &[u8]) -> Result<Vec<HeldApp>> {
+        let before = self.trust()?;
+        let after = TrustStore::from_bytes(self.trust_path(), bytes)?;
+        domicile_package::write_atomically(&self.trust_path(), bytes)
+            .map_err(|source| crate::HomeError::Io { path: self.trust_path(), source })?;
+        let mut held = Vec::new();
+        for newly in after.keys().iter().filter(|k| k.revoked_at_ms.is_some() && !before.is_revoked(&k.key)) {
+            held.extend(self.hold_apps_signed_by(&newly.key, newly.revoked_at_ms.unwrap_or_else(|| self.now_ms()))?);
+        }
+        Ok(held)
+    }
+
+    /// Holds every resident's apps `key` signed, since `since_ms`.
+    fn hold_apps_signed_by(&self, key: &PublicKey, now: u64) -> Result<Vec<HeldApp>> {
         let hold = Hold { reason: format!("its publisher key {key} was revoked on {}", format_ms(now)), since_ms: now };
         let mut held = Vec::new();
         for resident in self.store.residents()? {

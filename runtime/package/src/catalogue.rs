@@ -306,6 +306,13 @@ impl Catalogue {
     pub fn key(&self) -> &PublicKey {
         &self.key
     }
+    /// Its files, relative to its folder: the index first, its signature,
+    /// then the package of every version it lists (paths checked on open).
+    pub fn files(&self) -> Vec<String> {
+        let packages = self.index.apps.iter().flat_map(|a| a.versions.iter().map(|v| v.package.clone()));
+        [INDEX_FILE.to_owned(), SIGNATURE_FILE.to_owned()].into_iter().chain(packages).collect()
+    }
+
     pub fn index(&self) -> &CatalogueIndex {
         &self.index
     }

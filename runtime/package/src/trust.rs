@@ -99,6 +99,15 @@ impl TrustStore {
         Ok(TrustStore { path, file })
     }
 
+    /// A store read from `bytes` (as a file at `path` would hold them),
+    /// to be written there; refused when they are not a trust store.
+    pub fn from_bytes(path: impl Into<PathBuf>, bytes: &[u8]) -> Result<TrustStore, TrustError> {
+        let path = path.into();
+        let file = serde_json::from_slice(bytes)
+            .map_err(|source| TrustError::Corrupt { path: path.display().to_string(), source })?;
+        Ok(TrustStore { path, file })
+    }
+
     /// The record of a key, trusted or revoked.
     pub fn find(&self, key: &PublicKey) -> Option<&TrustedKey> {
         self.file.keys.iter().find(|k| &k.key == key)

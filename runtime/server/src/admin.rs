@@ -224,7 +224,13 @@ struct NewKey {
 
 async fn trust_key(Extract(state): Shared, _: Operator, Json(form): Json<NewKey>) -> Result<Json<Value>, ApiError> {
     let key: domicile_package::PublicKey = form.key.parse()?;
-    Ok(Json(json!(state.home.trust_key(key, &form.name, &form.roles)?)))
+    let trusted = state.home.trust_key(key, &form.name, &form.roles)?;
+    crate::settings::trust_changed(&state).await?;
+    // A catalogue this key signs may verify now.
+    if let Some(node) = &state.cluster {
+        crate::settings::follow_catalogues(&state, node).await?;
+    }
+    Ok(Json(json!(trusted)))
 }
 
 /// Trusts the key for nothing from now on; every resident's apps it
@@ -232,6 +238,7 @@ async fn trust_key(Extract(state): Shared, _: Operator, Json(form): Json<NewKey>
 async fn revoke_key(Extract(state): Shared, _: Operator, Path(key): Path<String>) -> Result<Json<Value>, ApiError> {
     let key: domicile_package::PublicKey = key.parse()?;
     let held = state.home.revoke_key(&key)?;
+    crate::settings::trust_changed(&state).await?;
     Ok(Json(json!({ "revoked": key.to_string(), "held": held })))
 }
 
@@ -248,6 +255,10 @@ async fn add_catalogue(
     Json(form): Json<CatalogueSource>,
 ) -> Result<Json<Value>, ApiError> {
     let catalogue = state.home.add_catalogue_source(&form.dir)?;
+    if let Some(node) = &state.cluster {
+        let files = catalogue.files();
+        node.cluster.share_catalogue(&catalogue.index().name, catalogue.dir(), &files).await?;
+    }
     Ok(Json(
         json!({ "name": catalogue.index().name, "apps": catalogue.index().apps.len(), "key": catalogue.key().to_string() }),
     ))

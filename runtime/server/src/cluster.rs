@@ -62,6 +62,8 @@ pub struct ClusterNode {
     client: Client<HttpConnector, Body>,
     /// The live nodes at the last look for residents to take over.
     live_at_last_look: std::sync::Mutex<Option<BTreeSet<NodeName>>>,
+    /// The revision of the cluster's trust store this node's copy is.
+    pub(crate) trust_revision: std::sync::Mutex<Option<u64>>,
     /// The moves this node takes part in, by resident.
     pub(crate) moves: std::sync::Mutex<std::collections::HashMap<ResidentName, crate::moves::Moving>>,
 }
@@ -76,6 +78,7 @@ impl ClusterNode {
             client: Client::builder(TokioExecutor::new()).build(connector),
             live_at_last_look: Default::default(),
             moves: Default::default(),
+            trust_revision: Default::default(),
         }
     }
 
@@ -87,6 +90,17 @@ impl ClusterNode {
     /// not the live nodes changed.
     fn look_again(&self) {
         *self.live_at_last_look.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The output of `next`, or `None` once the server is stopping.
+pub(crate) async fn unless_stopping<T>(
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+    next: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        value = next => Some(value),
+        _ = stopping.wait_for(|stopping| *stopping) => None,
     }
 }
 

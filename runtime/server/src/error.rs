@@ -72,6 +72,7 @@ impl From<domicile_cluster::ClusterError> for ApiError {
             C::NotLive(_) => ApiError::BadRequest(e.to_string()),
             C::NotPlaced(_) => ApiError::NotFound(e.to_string()),
             C::Moved { .. }
+            | C::Changed { .. }
             | C::MoveTimedOut { .. }
             | C::NotHolder { .. }
             | C::NoLiveNode

@@ -21,6 +21,7 @@ mod error;
 mod metrics;
 mod moves;
 mod scheduler;
+mod settings;
 mod ui;
 
 use std::collections::HashMap;
@@ -261,6 +262,7 @@ pub async fn serve(
     let triggers = tokio::spawn(scheduler::run(state.clone(), stopping_rx.clone()));
     let heartbeats = tokio::spawn(cluster::run(state.clone(), stopping_rx.clone()));
     let moves = tokio::spawn(moves::run(state.clone(), stopping_rx.clone()));
+    let settings = tokio::spawn(settings::run(state.clone(), stopping_rx.clone()));
     return_freed_memory_to_the_system();
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -278,6 +280,7 @@ pub async fn serve(
     }
     triggers.abort();
     moves.abort();
+    settings.abort();
     // It leaves the cluster once it sees the server stopping.
     let _ = tokio::time::timeout(Duration::from_secs(5), heartbeats).await;
     state.home.store().flush()?;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use domicile_cluster::{ClusterError, Move, MoveRecord, MoveState, NodeName, Placement};
 use domicile_store::ResidentName;
 
-use crate::cluster::{attach, rebuild, release_if_stale, ClusterNode};
+use crate::cluster::{attach, rebuild, release_if_stale, unless_stopping, ClusterNode};
 use crate::error::ApiError;
 use crate::State;
 
@@ -50,17 +50,14 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
             Ok(watch) => watch,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot follow the cluster's moves; trying again");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stopping.wait_for(|stopping| *stopping) => return,
+                match unless_stopping(&mut stopping, tokio::time::sleep(Duration::from_secs(1))).await {
+                    Some(()) => continue,
+                    None => return,
                 }
             }
         };
         loop {
-            let changed = tokio::select! {
-                changed = watch.next() => changed,
-                _ = stopping.wait_for(|stopping| *stopping) => return,
-            };
+            let Some(changed) = unless_stopping(&mut stopping, watch.next()).await else { return };
             match changed {
                 Some(changed) => take_part(&state, node, changed).await,
                 // The watch ended (NATS went away): watched again.

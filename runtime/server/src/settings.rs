@@ -1,0 +1,187 @@
+//! The trust store and catalogues of a node of a cluster, kept the same as
+//! the cluster's (see `domicile_cluster`'s `shared` module): an operator
+//! trusts a key, revokes one or adds a catalogue through any node, and
+//! every node follows.
+//!
+//! - A node joining takes the cluster's trust store (the first node to
+//!   join gives its own), shares the catalogues it has that the cluster
+//!   has not, and copies those it has not from the cluster to its disk
+//!   (`HOME/cluster-catalogues/INDEX_SHA256/`), verifying each against its
+//!   trust store as it would any catalogue.
+//! - A change through a node is made there, then put in the cluster by
+//!   compare-and-set: when another node changed the trust store at the same
+//!   time, this node takes theirs back and the operator is asked to try again.
+//! - Every node watches the cluster's copy, and takes each change: the apps
+//!   signed by a key revoked elsewhere are held on every node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domicile_cluster::{ClusterError, SharedChange, Versioned};
+
+use crate::cluster::{unless_stopping, ClusterNode};
+use crate::error::ApiError;
+use crate::State;
+
+/// Joins this node's trust store and catalogues to the cluster's, then
+/// follows the cluster's changes until the server stops.
+pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let Some(node) = &state.cluster else { return };
+    loop {
+        // Watching first, so that no change between the look and the watch is missed.
+        let watch = node.cluster.watch_shared().await;
+        if let Err(e) = follow(&state, node).await {
+            tracing::warn!(error = %e, "cannot take the cluster's trust store and catalogues");
+        }
+        let mut watch = match watch {
+            Ok(watch) => watch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow the cluster's trust store and catalogues; trying again");
+                match unless_stopping(&mut stopping, tokio::time::sleep(Duration::from_secs(1))).await {
+                    Some(()) => continue,
+                    None => return,
+                }
+            }
+        };
+        loop {
+            let Some(changed) = unless_stopping(&mut stopping, watch.next()).await else { return };
+            let Some(changed) = changed else { break };
+            // A new trust store may make a catalogue verify: both are looked at.
+            let taken = match changed {
+                SharedChange::Trust => follow(&state, node).await,
+                SharedChange::Catalogues => follow_catalogues(&state, node).await,
+            };
+            if let Err(e) = taken {
+                tracing::warn!(error = %e, "cannot take a change of the cluster's trust store or catalogues");
+            }
+        }
+    }
+}
+
+/// Takes the cluster's trust store (or gives it this node's, when it has
+/// none yet), then its catalogues.
+async fn follow(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> {
+    match node.cluster.shared_trust().await? {
+        Some(shared) => take_trust(state, node, shared).await?,
+        None => {
+            let local = read_trust(state).await?;
+            match node.cluster.put_trust(local, None).await {
+                Ok(revision) => node.set_trust_revision(revision),
+                Err(ClusterError::Changed { .. }) => {
+                    if let Some(shared) = node.cluster.shared_trust().await? {
+                        take_trust(state, node, shared).await?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    follow_catalogues(state, node).await
+}
+
+async fn read_trust(state: &State) -> Result<Vec<u8>, ApiError> {
+    let path = state.home.trust_path();
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(br#"{"keys":[]}"#.to_vec()),
+        Err(e) => Err(ApiError::Internal(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Replaces this node's trust store with the cluster's, unless it has that
+/// revision already; holds the apps of keys it newly revokes.
+async fn take_trust(state: &Arc<State>, node: &ClusterNode, shared: Versioned<Vec<u8>>) -> Result<(), ApiError> {
+    if node.trust_revision() == Some(shared.revision) {
+        return Ok(());
+    }
+    let worker = state.clone();
+    let held = tokio::task::spawn_blocking(move || worker.home.replace_trust(&shared.value)).await??;
+    node.set_trust_revision(shared.revision);
+    if !held.is_empty() {
+        tracing::warn!(apps = held.len(), "a key was revoked through another node: its apps are held here too");
+    }
+    Ok(())
+}
+
+/// After the operator changed the trust store through this node: puts it
+/// in the cluster. When another node changed it meanwhile, this node takes
+/// theirs back (its own change is undone) and the operator is told to try
+/// again. Does nothing on a single node.
+pub(crate) async fn trust_changed(state: &Arc<State>) -> Result<(), ApiError> {
+    let Some(node) = &state.cluster else { return Ok(()) };
+    let local = read_trust(state).await?;
+    match node.cluster.put_trust(local, node.trust_revision()).await {
+        Ok(revision) => {
+            node.set_trust_revision(revision);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(shared) = node.cluster.shared_trust().await? {
+                node.clear_trust_revision();
+                take_trust(state, node, shared).await?;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Shares the catalogues this node has that the cluster has not, and copies
+/// the cluster's that this node has not; each is verified here before use.
+pub(crate) async fn follow_catalogues(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> {
+    let worker = state.clone();
+    // This node's catalogues that verify, by the SHA-256 of their index.
+    let local = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ApiError> {
+        let trust = worker.home.trust()?;
+        let mut local = Vec::new();
+        for (source, opened) in worker.home.catalogue_sources()?.open_all(&trust) {
+            let Ok(catalogue) = opened else { continue };
+            let index_file = catalogue.files().swap_remove(0);
+            let index = std::fs::read(source.dir.join(index_file))
+                .map_err(|e| ApiError::Internal(format!("cannot read {}: {e}", source.dir.display())))?;
+            local.push((hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&index)), catalogue));
+        }
+        Ok(local)
+    })
+    .await??;
+    let shared = node.cluster.shared_catalogues().await?;
+    for (sha256, catalogue) in &local {
+        if !shared.iter().any(|c| &c.index_sha256 == sha256) {
+            node.cluster.share_catalogue(&catalogue.index().name, catalogue.dir(), &catalogue.files()).await?;
+        }
+    }
+    for missing in shared.iter().filter(|c| !local.iter().any(|(sha256, _)| sha256 == &c.index_sha256)) {
+        let dir = state.home.dir().join("cluster-catalogues").join(&missing.index_sha256);
+        // Copied before but not verified then (its key was not trusted yet): not copied again.
+        if !dir.is_dir() {
+            let fetching = dir.with_extension("fetching");
+            let _ = tokio::fs::remove_dir_all(&fetching).await;
+            node.cluster.fetch_catalogue(missing, &fetching).await?;
+            tokio::fs::rename(&fetching, &dir)
+                .await
+                .map_err(|e| ApiError::Internal(format!("cannot keep a catalogue in {}: {e}", dir.display())))?;
+        }
+        let worker = state.clone();
+        match tokio::task::spawn_blocking(move || worker.home.add_catalogue_source(&dir)).await? {
+            Ok(catalogue) => tracing::info!(name = %catalogue.index().name, "took a catalogue of the cluster"),
+            // Not trusted here (yet): looked at again when the trust store changes.
+            Err(e) => {
+                tracing::warn!(name = %missing.name, error = %e, "a catalogue of the cluster does not verify here")
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ClusterNode {
+    fn trust_revision(&self) -> Option<u64> {
+        *self.trust_revision.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_trust_revision(&self, revision: u64) {
+        *self.trust_revision.lock().unwrap_or_else(|p| p.into_inner()) = Some(revision);
+    }
+
+    fn clear_trust_revision(&self) {
+        *self.trust_revision.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
