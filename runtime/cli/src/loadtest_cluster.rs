@@ -103,7 +103,8 @@ impl Operator {
             .send(json!({ "name": name, "node": node }).to_string())
             .with_context(|| format!("adding resident {name}"))?;
         let added: Value = serde_json::from_str(&reply.body_mut().read_to_string()?)?;
-        let holder = added["node"].as_str().context("the resident's node")?;
+        // A single node names none.
+        let holder = added["node"].as_str().unwrap_or_default();
         let base = urls.iter().find(|(n, _)| n == holder).map_or(&self.base, |(_, url)| url);
         let session = Session::sign_in(base, name, added["password"].as_str().context("a password")?)?;
         for (app, grant) in [(GPX_IMPORTER, format!("{TRIP}:write")), (FOOTPRINT, format!("{TRIP}:read"))] {

@@ -64,8 +64,9 @@ pub struct ClusterNode {
     live_at_last_look: std::sync::Mutex<Option<BTreeSet<NodeName>>>,
     /// The revision of the cluster's trust store this node's copy is.
     pub(crate) trust_revision: std::sync::Mutex<Option<u64>>,
-    /// The moves this node takes part in, by resident.
-    pub(crate) moves: std::sync::Mutex<std::collections::HashMap<ResidentName, crate::moves::Moving>>,
+    /// The moves this node takes part in, by resident: its part, and when
+    /// the move was requested (which move it is).
+    pub(crate) moves: std::sync::Mutex<std::collections::HashMap<ResidentName, (crate::moves::Moving, u64)>>,
 }
 
 impl ClusterNode {

@@ -83,7 +83,14 @@ async fn take_part(state: &Arc<State>, node: &ClusterNode, changed: Move) {
         MoveState::Stopped => changed.record.to == *node.me(),
         MoveState::Done | MoveState::Failed => false,
     };
-    if !starts || node.moving(&changed.resident).is_some() {
+    let this_move = changed.record.requested_ms;
+    let part = match changed.record.state {
+        MoveState::Requested => Moving::Out { to: changed.record.to.clone() },
+        _ => Moving::In,
+    };
+    // The watch may tell of a change twice; a later move of the same
+    // resident (requested once this one finished) is another.
+    if !starts || !node.mark_moving(&changed.resident, part, this_move) {
         return;
     }
     let state = state.clone();
@@ -94,7 +101,7 @@ async fn take_part(state: &Arc<State>, node: &ClusterNode, changed: Move) {
             _ => move_in(&state, changed).await,
         };
         if let Some(node) = &state.cluster {
-            node.set_moving(&resident, None);
+            node.unmark_moving(&resident, this_move);
         }
         if let Err(e) = outcome {
             tracing::warn!(%resident, error = %e, "a move of this resident failed");
@@ -132,7 +139,6 @@ async fn move_out(state: &Arc<State>, requested: Move) -> Result<(), ApiError> {
         return Ok(());
     }
     let started = Instant::now();
-    node.set_moving(resident, Some(Moving::Out { to: to.clone() }));
     node.cluster.logs().stop_writing(resident);
     let record = MoveRecord {
         state: MoveState::Stopped,
@@ -182,7 +188,6 @@ async fn move_in(state: &Arc<State>, stopped: Move) -> Result<(), ApiError> {
         return Ok(());
     };
     let started = Instant::now();
-    node.set_moving(resident, Some(Moving::In));
     let held = Placement { resident: resident.clone(), node: from.clone(), revision };
     let moved = async {
         node.cluster.logs().claim(resident).await?;
@@ -210,14 +215,26 @@ async fn move_in(state: &Arc<State>, stopped: Move) -> Result<(), ApiError> {
 impl ClusterNode {
     /// This node's part in a move of `resident`, if it takes part in one.
     pub(crate) fn moving(&self, resident: &ResidentName) -> Option<Moving> {
-        self.moves.lock().unwrap_or_else(|p| p.into_inner()).get(resident).cloned()
+        self.moves.lock().unwrap_or_else(|p| p.into_inner()).get(resident).map(|(part, _)| part.clone())
     }
 
-    fn set_moving(&self, resident: &ResidentName, moving: Option<Moving>) {
+    /// Records this node's part in the move requested at `requested_ms`;
+    /// false when it has that part already.
+    fn mark_moving(&self, resident: &ResidentName, part: Moving, requested_ms: u64) -> bool {
         let mut moves = self.moves.lock().unwrap_or_else(|p| p.into_inner());
-        match moving {
-            Some(moving) => moves.insert(resident.clone(), moving),
-            None => moves.remove(resident),
-        };
+        if moves.get(resident).is_some_and(|(_, marked)| *marked == requested_ms) {
+            return false;
+        }
+        moves.insert(resident.clone(), (part, requested_ms));
+        true
+    }
+
+    /// Forgets this node's part in the move requested at `requested_ms`
+    /// (not a later one's).
+    fn unmark_moving(&self, resident: &ResidentName, requested_ms: u64) {
+        let mut moves = self.moves.lock().unwrap_or_else(|p| p.into_inner());
+        if moves.get(resident).is_some_and(|(_, marked)| *marked == requested_ms) {
+            moves.remove(resident);
+        }
     }
 }
