@@ -334,6 +334,20 @@ fn placement_has_one_winner_and_liveness_expires() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(matches!(a.choose_node(Some(b.node())).await, Err(ClusterError::NotLive(_))));
+
+        // Every placement is read in one pass, removed residents left out.
+        for n in 0..2000 {
+            a.place(&format!("many{n}").parse().unwrap(), a.node()).await.unwrap();
+        }
+        let removed = a.holder(&"many7".parse().unwrap()).await.unwrap().unwrap();
+        a.unplace(&removed).await.unwrap();
+        let started = Instant::now();
+        let all = a.placements().await.unwrap();
+        println!("read {} placements in {} ms", all.len(), started.elapsed().as_millis());
+        assert_eq!(all.len(), 20 + 1999);
+        assert!(all.iter().all(|p| p.resident.as_str() != "many7"));
+        let r3 = all.iter().find(|p| p.resident.as_str() == "r3").unwrap();
+        assert_eq!(Some(r3), a.holder(&r3.resident).await.unwrap().as_ref(), "the revision a compare-and-set needs");
     });
 }
 

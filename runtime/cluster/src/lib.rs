@@ -637,13 +637,44 @@ async fn holder(placement: &kv::Store, resident: &ResidentName) -> Result<Option
     }
 }
 
+/// Every resident's placement, read in one pass over the bucket's stream
+/// (the last value of each key), not one request per resident: a node
+/// looks at them all whenever the live nodes change.
 async fn placements(placement: &kv::Store) -> Result<Vec<Placement>> {
+    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+    let read = |e: &dyn std::fmt::Display| nats("read the placements", e);
+    let consumer = placement
+        .stream
+        .create_consumer(OrderedConfig {
+            filter_subject: format!("$KV.{PLACEMENT}.>"),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| read(&e))?;
     let mut all = Vec::new();
-    for key in keys(placement).await? {
-        let Ok(resident) = key.parse::<ResidentName>() else { continue };
-        if let Some(held) = holder(placement, &resident).await? {
-            all.push(held);
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(all);
+    }
+    let mut messages = consumer.messages().await.map_err(|e| read(&e))?;
+    while let Some(message) = futures::StreamExt::next(&mut messages).await {
+        let message = message.map_err(|e| read(&e))?;
+        let pending = message.info().map_err(|e| read(&e))?.pending;
+        let key = message.subject.as_str().trim_start_matches(&format!("$KV.{PLACEMENT}.")).to_owned();
+        // A removed resident's key ends with a delete or purge marker.
+        let removed = message.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_some();
+        if let (false, Ok(resident)) = (removed, key.parse::<ResidentName>()) {
+            let record: PlacementRecord = decode(&format!("{PLACEMENT}/{key}"), &message.payload)?;
+            all.push(Placement {
+                resident,
+                node: record.node,
+                revision: message.info().map_err(|e| read(&e))?.stream_sequence,
+            });
+        }
+        if pending == 0 {
+            break;
         }
     }
+    all.sort_by(|a, b| a.resident.cmp(&b.resident));
     Ok(all)
 }
