@@ -86,6 +86,17 @@ impl Session {
         Ok(serde_json::from_str(&reply.body_mut().read_to_string()?)?)
     }
 
+    /// GETs `path` as the signed-in resident; the answer's JSON.
+    pub(crate) fn get(&self, path: &str) -> Result<Value> {
+        let mut reply = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .call()
+            .with_context(|| format!("GET {path}"))?;
+        Ok(serde_json::from_str(&reply.body_mut().read_to_string()?)?)
+    }
+
     pub(crate) fn base(&self) -> &str {
         &self.base
     }

@@ -137,6 +137,18 @@ fn write_latency(session: &Session, writes: usize, tag: &str) -> Result<Vec<Dura
     Ok(samples)
 }
 
+/// Times `reads` of a page of one document by `session`, one after
+/// another: the same session and placement checks as a write, no shipping.
+fn read_latency(session: &Session, reads: usize) -> Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(reads);
+    for _ in 0..reads {
+        let started = Instant::now();
+        session.get(&format!("/api/v1/docs/{TRIP}?limit=1"))?;
+        samples.push(started.elapsed());
+    }
+    Ok(samples)
+}
+
 fn trip(n: usize) -> Value {
     let day = n % 28 + 1;
     json!({
@@ -237,12 +249,15 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
     write_latency(&alone, 20, "warm")?;
     write_latency(&shipped, 20, "warm")?;
     let (mut local, mut cluster_writes, mut through) = (Vec::new(), Vec::new(), Vec::new());
-    // Interleaved, so that all three see the same machine.
+    let (mut local_reads, mut cluster_reads) = (Vec::new(), Vec::new());
+    // Interleaved, so that all see the same machine.
     for round in 0..10 {
         let each = options.writes.div_ceil(10);
         local.extend(write_latency(&alone, each, &format!("l{round}"))?);
         cluster_writes.extend(write_latency(&shipped, each, &format!("c{round}"))?);
         through.extend(write_latency(&forwarded, each, &format!("f{round}"))?);
+        local_reads.extend(read_latency(&alone, each)?);
+        cluster_reads.extend(read_latency(&shipped, each)?);
     }
     let p50 = |samples: &[Duration]| {
         let mut sorted = samples.to_vec();
@@ -250,6 +265,9 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
         crate::bench::quantile(&sorted, 0.5).as_secs_f64()
     };
     let shipping_ratio = p50(&cluster_writes) / p50(&local);
+    // What the cluster adds to a write beyond what it adds to a read (the
+    // session and placement lookups in JetStream): the shipping itself.
+    let shipping_ms = ((p50(&cluster_writes) - p50(&local)) - (p50(&cluster_reads) - p50(&local_reads))) * 1000.0;
     drop(solo);
 
     // 2. The same load on one node, then over three.
@@ -300,6 +318,9 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
             "cluster_holder": percentiles(cluster_writes),
             "cluster_forwarded": percentiles(through),
             "shipping_p50_ratio": (shipping_ratio * 100.0).round() / 100.0,
+            "reads_single_node": percentiles(local_reads),
+            "reads_cluster_holder": percentiles(cluster_reads),
+            "shipping_p50_ms": (shipping_ms * 100.0).round() / 100.0,
         },
         "load": {
             "residents": options.residents,
@@ -330,7 +351,11 @@ fn print_report(r: &Value) {
     println!("  single node (no cluster)        {}", latency(&w["single_node"]));
     println!("  cluster, the holder             {}", latency(&w["cluster_holder"]));
     println!("  cluster, through another node   {}", latency(&w["cluster_forwarded"]));
-    println!("  shipping to JetStream: {}x the single node's p50\n", num(&w["shipping_p50_ratio"]));
+    println!("  a write on the holder: {}x the single node's p50", num(&w["shipping_p50_ratio"]));
+    println!("read one document (the same session and placement lookups, no shipping):");
+    println!("  single node (no cluster)        {}", latency(&w["reads_single_node"]));
+    println!("  cluster, the holder             {}", latency(&w["reads_cluster_holder"]));
+    println!("  what shipping to JetStream adds to a write's p50: {} ms\n", num(&w["shipping_p50_ms"]));
     let l = &r["load"];
     println!("{} residents x {} runs of the mobility footprint, all at once:", l["residents"], l["runs_per_resident"]);
     for (label, key) in [("on one node", "one_node"), ("over three nodes", "three_nodes")] {

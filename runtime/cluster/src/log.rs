@@ -83,6 +83,10 @@ pub struct SpaceLogs {
     /// refused. A resident in neither state is being created or restored
     /// here: their writes wait for the snapshot shipped once placed.
     positions: Mutex<HashMap<ResidentName, Option<u64>>>,
+    /// The objects each resident's log names, as far as this node wrote or
+    /// read them: deleted after the next snapshot without listing the
+    /// whole object store.
+    objects_named: Mutex<HashMap<ResidentName, Vec<String>>>,
     /// Set when a write of this node was refused because another node
     /// wrote the log since (it took the resident over): this node should
     /// look at once at which residents it still holds.
@@ -116,6 +120,7 @@ impl SpaceLogs {
             node,
             runtime: tokio::runtime::Handle::current(),
             positions: Mutex::default(),
+            objects_named: Mutex::default(),
             fenced: AtomicBool::new(false),
         })
     }
@@ -159,7 +164,7 @@ impl SpaceLogs {
     pub async fn forget(&self, resident: &ResidentName) -> Result<()> {
         self.positions().remove(resident);
         self.stream.purge().filter(subject(resident)).await.map_err(|e| nats("delete a resident's log", e))?;
-        self.forget_objects(resident, "").await;
+        self.forget_objects(resident).await;
         Ok(())
     }
 
@@ -201,6 +206,9 @@ impl SpaceLogs {
                 };
             through = message.sequence;
             next = message.sequence + 1;
+            if let Some(object) = message.headers.get(OBJECT) {
+                self.name_object(resident, object.as_str());
+            }
             match kind(&message.headers)? {
                 Kind::Snapshot => {
                     snapshot = Some(message.headers);
@@ -273,6 +281,7 @@ impl SpaceLogs {
         });
         let payload = match &object {
             Some(name) => {
+                self.name_object(resident, name);
                 self.objects.put(name.as_str(), &mut &bytes[..]).await.map_err(|e| nats("keep a snapshot", e))?;
                 Bytes::new()
             }
@@ -302,14 +311,29 @@ impl SpaceLogs {
             tracing::warn!(%resident, error = %e, "could not purge a resident's log before its snapshot");
             return;
         }
-        self.forget_objects(resident, keep).await;
+        let named = self.objects_named.lock().unwrap_or_else(|p| p.into_inner()).remove(resident).unwrap_or_default();
+        for name in named.iter().filter(|name| name.as_str() != keep) {
+            let _ = self.objects.delete(name).await;
+        }
+        self.name_object(resident, keep);
     }
 
-    async fn forget_objects(&self, resident: &ResidentName, keep: &str) {
+    fn name_object(&self, resident: &ResidentName, name: &str) {
+        let mut named = self.objects_named.lock().unwrap_or_else(|p| p.into_inner());
+        let names = named.entry(resident.clone()).or_default();
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+
+    /// Deletes every object of a removed resident (a listing of the whole
+    /// object store: for the rare removal, not after each snapshot).
+    async fn forget_objects(&self, resident: &ResidentName) {
+        self.objects_named.lock().unwrap_or_else(|p| p.into_inner()).remove(resident);
         let Ok(mut listing) = self.objects.list().await else { return };
         let prefix = format!("{resident}/");
         while let Some(Ok(info)) = futures::StreamExt::next(&mut listing).await {
-            if info.name.starts_with(&prefix) && info.name != keep && !info.deleted {
+            if info.name.starts_with(&prefix) && !info.deleted {
                 let _ = self.objects.delete(&info.name).await;
             }
         }
