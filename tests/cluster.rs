@@ -209,6 +209,17 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
     assert_eq!(restore(&n2).ok().json()["resident"], "alice-copy");
     let copy_held = |s: &Value| s["nodes"].as_array().unwrap().iter().any(|n| n["node"] == "n2" && n["residents"] == 1);
     assert!(copy_held(&status(&home1, &nats)), "{}", status(&home1, &nats));
+    // The operator's list, asked of any node, has every node's residents
+    // with their node, and not the copies a node keeps of others' names.
+    let listed = |query: &str| -> Vec<(String, String)> {
+        let list = Client::new(&n3.url).with_bearer(&operator_token).get(&format!("/api/v1/admin/residents{query}"));
+        let list = list.ok().json();
+        let pair = |r: &Value| (r["name"].as_str().unwrap().to_owned(), r["node"].as_str().unwrap().to_owned());
+        list.as_array().unwrap().iter().map(pair).collect()
+    };
+    let pairs = |p: &[(&str, &str)]| p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+    assert_eq!(listed(""), pairs(&[("alice", "n1"), ("alice-copy", "n2"), ("me", "n1")]));
+    assert_eq!(listed("?after=alice&limit=1"), pairs(&[("alice-copy", "n2")]));
     let again = restore(&n3);
     assert_eq!(again.status, 409, "{}", again.text());
     assert!(again.error().contains("already held by node `n2`"), "{}", again.error());
@@ -603,6 +614,7 @@ fn a_killed_node_s_residents_are_taken_over_with_every_acknowledged_write() {
     let _alone = one_at_a_time();
     let Some(nats) = Nats::start() else { return };
     let AliceOnN1 { homes: [_home1, home2, _home3], nodes: (n1, n2, n3), alice, .. } = alice_on_n1(&nats);
+    install_and_import(&alice);
 
     // Writes through n2 (forwarded to n1): each acknowledged id is kept.
     let (mut acknowledged, mut killed_at, mut recovered) = (Vec::new(), None, None);
@@ -655,8 +667,7 @@ fn a_killed_node_s_residents_are_taken_over_with_every_acknowledged_write() {
         listed["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
     let lost: Vec<&String> = acknowledged.iter().filter(|id| !present.contains(id.as_str())).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
-    let verified = alice.get("/api/v1/audit/verify").ok().json();
-    assert_eq!(verified["intact"], true, "{verified}");
+    assert_import_kept(&alice);
     drop((n2, n3));
 }
 
@@ -767,6 +778,23 @@ fn trust_and_catalogues_are_the_same_on_every_node() {
     drop((n1, n2));
 }
 
+/// Installs the learning importer and imports 18 statements with it, so
+/// that her audit chain has entries to verify and her space a snapshot.
+fn install_and_import(client: &Client) {
+    client.post("/api/v1/apps", &json!({ "app": LEARNING_IMPORTER, "grants": [format!("{STATEMENT}:write")] })).ok();
+    let bytes = std::fs::read(sample_data("xapi-lea-2026.json")).unwrap();
+    client.upload(&format!("/api/v1/apps/{LEARNING_IMPORTER}/import?file=xapi-lea-2026.json"), bytes).ok();
+}
+
+/// Her imported statements and audit chain are all there, the chain intact.
+fn assert_import_kept(client: &Client) {
+    let statements = client.get(&format!("/api/v1/docs/{STATEMENT}?limit=1000")).ok().json();
+    assert_eq!(statements["documents"].as_array().unwrap().len(), 18, "{statements}");
+    let verified = client.get("/api/v1/audit/verify").ok().json();
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert!(verified["check"]["entries"].as_u64() > Some(0), "{verified}");
+}
+
 /// `cluster move` of a resident who writes steadily through another node:
 /// while she moves her writes get 503 with Retry-After, and succeed when
 /// tried again; afterwards every acknowledged write is there, on the new
@@ -777,10 +805,7 @@ fn a_resident_moved_under_write_load_loses_no_acknowledged_write() {
     let _alone = one_at_a_time();
     let Some(nats) = Nats::start() else { return };
     let AliceOnN1 { homes: [home1, home2, home3], nodes: (_n1, _n2, _n3), alice } = alice_on_n1(&nats);
-    // Her apps and an import, so that her audit chain has entries to verify.
-    alice.post("/api/v1/apps", &json!({ "app": LEARNING_IMPORTER, "grants": [format!("{STATEMENT}:write")] })).ok();
-    let bytes = std::fs::read(sample_data("xapi-lea-2026.json")).unwrap();
-    alice.upload(&format!("/api/v1/apps/{LEARNING_IMPORTER}/import?file=xapi-lea-2026.json"), bytes).ok();
+    install_and_import(&alice);
 
     let refused = home1.run(&["cluster", "move", "alice", "--to", "n9", "--cluster", &nats.url]);
     assert!(!refused.ok && refused.stderr.contains("node `n9` is not live"), "{}", refused.stderr);
@@ -833,8 +858,7 @@ fn a_resident_moved_under_write_load_loses_no_acknowledged_write() {
     wait_until("n1 and n2 to drop their copies of alice", || !has_space(&home1) && !has_space(&home2));
     assert!(has_space(&home3));
     assert_trips_are(&alice, &acknowledged);
-    let verified = alice.get("/api/v1/audit/verify").ok().json();
-    assert!(verified["check"]["entries"].as_u64() > Some(0), "{verified}");
+    assert_import_kept(&alice);
     let after = status(&home2, &nats);
     assert_eq!(after["moves"], json!([]), "no move under way: {after}");
     let on = |node: &str| {

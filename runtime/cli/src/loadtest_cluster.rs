@@ -285,9 +285,38 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
     let scale_ratio =
         three_nodes["runs_per_s"].as_f64().unwrap_or(0.0) / one_node["runs_per_s"].as_f64().unwrap_or(1.0);
 
-    // 3. Moves of the demo's `me` (every sample import) and back.
-    eprintln!("moving the demo resident `me` from n1 to n2 and back");
+    // 3. Moves of the demo's `me` (every sample import) and back, while
+    // she writes through n3: the longest a write of hers waited.
+    eprintln!("moving the demo resident `me` from n1 to n2 and back, while she writes");
     let me: domicile_store::ResidentName = "me".parse()?;
+    let mut reply = operator
+        .agent
+        .post(format!("{}/api/v1/admin/residents/me/password", operator.base))
+        .header("authorization", &format!("Bearer {}", operator.token))
+        .send_empty()?;
+    let reset: Value = serde_json::from_str(&reply.body_mut().read_to_string()?)?;
+    let writer = Session::sign_in(&nodes[2].url, "me", reset["password"].as_str().context("a password")?)?;
+    let moving = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let longest_wait = {
+        let moving = moving.clone();
+        std::thread::spawn(move || -> Result<(Duration, usize)> {
+            let (mut longest, mut writes) = (Duration::ZERO, 0);
+            while moving.load(std::sync::atomic::Ordering::SeqCst) {
+                let body = json!({ "id": format!("during-move-{writes}"), "body": trip(writes) }).to_string();
+                let started = Instant::now();
+                // Refused (503) while she is stopped: tried again until acknowledged.
+                while writer.post(&format!("/api/v1/docs/{TRIP}"), "application/json", body.as_bytes()).is_err() {
+                    if started.elapsed() > Duration::from_secs(60) {
+                        bail!("a write of `me` waited more than 60 s during a move");
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                longest = longest.max(started.elapsed());
+                writes += 1;
+            }
+            Ok((longest, writes))
+        })
+    };
     let mut moves = Vec::new();
     for to in ["n2", "n1", "n2", "n1"] {
         let started = Instant::now();
@@ -297,6 +326,8 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
         }
         moves.push(started.elapsed());
     }
+    moving.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (longest_wait, writes_during_moves) = longest_wait.join().expect("the writer panicked")?;
 
     // 4. kill -9 of n3: the time until its resident writes again through n1.
     eprintln!("killing n3 and timing until its residents are served again");
@@ -330,6 +361,8 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
             "three_over_one": (scale_ratio * 100.0).round() / 100.0,
         },
         "move_demo_resident_ms": moves.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+        "writes_during_moves": writes_during_moves,
+        "longest_write_wait_during_moves_ms": ms(longest_wait),
         "failover_ms": ms(failover),
         "lease_s": LEASE_S.parse::<u64>()?,
     });
@@ -363,6 +396,11 @@ fn print_report(r: &Value) {
     }
     println!("  three nodes / one node: {}x\n", num(&l["three_over_one"]));
     println!("move of the demo resident `me` (every sample import): {} ms", r["move_demo_resident_ms"]);
+    println!(
+        "  she wrote meanwhile: {} writes, the longest waited {} ms (refused while she was stopped, then acknowledged)",
+        r["writes_during_moves"],
+        num(&r["longest_write_wait_during_moves_ms"])
+    );
     println!(
         "kill -9 of a node to its resident served again (lease {} s): {} ms",
         r["lease_s"],

@@ -380,9 +380,10 @@ impl Cluster {
         moves::advance(&self.moves, from, to).await
     }
 
-    /// Waits until the move of `resident` is done or failed, `patience` at most.
-    pub async fn wait_for_move(&self, resident: &ResidentName, patience: Duration) -> Result<Move> {
-        moves::wait_finished(&self.moves, resident, patience).await
+    /// Waits until `moving` (a move's record as read) is in one of
+    /// `states`, or done or failed, `patience` at most.
+    pub async fn wait_for_move(&self, moving: &Move, states: &[MoveState], patience: Duration) -> Result<Move> {
+        moves::wait_for(&self.moves, &moving.resident, Some(moving.record.requested_ms), states, patience).await
     }
 
     /// The moves as they change from now on.
@@ -598,8 +599,8 @@ impl Observer {
         if self.nodes.get(to.as_str()).await.map_err(|e| nats("read a node's heartbeat", e))?.is_none() {
             return Err(ClusterError::NotLive(to.clone()));
         }
-        moves::request(&self.moves, resident, to).await?;
-        moves::wait_finished(&self.moves, resident, patience).await
+        let requested = moves::request(&self.moves, resident, to).await?;
+        moves::wait_for(&self.moves, resident, Some(requested.record.requested_ms), &[], patience).await
     }
 }
 

@@ -192,8 +192,42 @@ impl SpaceLogs {
     /// Reads a resident's log: the last snapshot and the writes after it.
     /// `None` when the log has no snapshot (the space was never shipped).
     pub async fn read(&self, resident: &ResidentName) -> Result<Option<LogTail>> {
+        let (whole, tail) = self.read_after(resident, 0).await?;
+        Ok(whole.then_some(tail))
+    }
+
+    /// Reads what a resident's log has after `position`: the last snapshot
+    /// since and the writes after it (`true`), or, without a snapshot since,
+    /// the writes since, to apply to a copy rebuilt through `position`
+    /// (`false`, the tail's snapshot empty).
+    pub async fn read_after(&self, resident: &ResidentName, position: u64) -> Result<(bool, LogTail)> {
+        let (snapshot, (records, through)) = self.scan(resident, position + 1).await?;
+        let snapshot = match snapshot {
+            Some(headers) => Some(self.object(object_name(&headers)?).await?),
+            None => None,
+        };
+        let mut bytes = Vec::with_capacity(records.len());
+        for (headers, payload) in records {
+            bytes.push(match headers.get(OBJECT) {
+                Some(name) => self.object(name.as_str()).await?,
+                None => payload.to_vec(),
+            });
+        }
+        let whole = snapshot.is_some();
+        Ok((whole, LogTail { snapshot: snapshot.unwrap_or_default(), records: bytes, through: through.max(position) }))
+    }
+
+    /// The messages of a resident's log from `first` on: the headers of the
+    /// last snapshot, the writes after it (or after `first`, without one),
+    /// and the position of the last message.
+    #[allow(clippy::type_complexity)]
+    async fn scan(
+        &self,
+        resident: &ResidentName,
+        first: u64,
+    ) -> Result<(Option<HeaderMap>, (Vec<(HeaderMap, Bytes)>, u64))> {
         let subject = subject(resident);
-        let mut next = 1;
+        let mut next = first;
         let mut snapshot: Option<HeaderMap> = None;
         let mut records: Vec<(HeaderMap, Bytes)> = Vec::new();
         let mut through = 0;
@@ -218,16 +252,7 @@ impl SpaceLogs {
                 Kind::Claim => {}
             }
         }
-        let Some(snapshot) = snapshot else { return Ok(None) };
-        let snapshot = self.object(object_name(&snapshot)?).await?;
-        let mut bytes = Vec::with_capacity(records.len());
-        for (headers, payload) in records {
-            bytes.push(match headers.get(OBJECT) {
-                Some(name) => self.object(name.as_str()).await?,
-                None => payload.to_vec(),
-            });
-        }
-        Ok(Some(LogTail { snapshot, records: bytes, through }))
+        Ok((snapshot, (records, through)))
     }
 
     async fn object(&self, name: &str) -> Result<Vec<u8>> {

@@ -4,12 +4,16 @@
 //! change a compare-and-set on the key's revision:
 //!
 //! 1. `requested` (the operator): the resident and the node to move to.
-//! 2. `stopped` (the holder): it no longer writes the resident (their
-//!    writes get 503 and are retried); the record names it and the
-//!    placement's revision.
-//! 3. `done` (the new node): it claimed the resident's log, rebuilt the
-//!    space from it, and changed the placement from that revision to
-//!    itself. The old holder then drops its copy.
+//! 2. `copying` (the holder): the record names it and the placement's
+//!    revision; the resident carries on as before.
+//! 3. `copied` (the new node): it rebuilt a copy of the space from the
+//!    resident's log, through the position the record gives.
+//! 4. `stopped` (the holder): it no longer writes the resident (their
+//!    writes get 503 and are retried).
+//! 5. `done` (the new node): it claimed the resident's log, brought its
+//!    copy up to the claim with the writes since the copy, and changed the
+//!    placement from that revision to itself. The old holder then drops
+//!    its copy. The resident's writes wait only for this last step.
 //!
 //! A move is `failed`, with the reason, when a node refuses it, or when the
 //! holder gives up waiting: it then takes the placement back (a
@@ -35,6 +39,8 @@ pub(crate) const MOVE_RECORD_AGE: Duration = Duration::from_secs(3600);
 #[serde(rename_all = "kebab-case")]
 pub enum MoveState {
     Requested,
+    Copying,
+    Copied,
     Stopped,
     Done,
     Failed,
@@ -59,6 +65,9 @@ pub struct MoveRecord {
     /// The placement's revision the new node changes (from `stopped` on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement_revision: Option<u64>,
+    /// How far the new node's copy is (from `copied` on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_through: Option<u64>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -87,6 +96,7 @@ pub(crate) async fn request(moves: &kv::Store, resident: &ResidentName, to: &Nod
         updated_ms: now,
         from: None,
         placement_revision: None,
+        copied_through: None,
         reason: None,
     };
     let created = match get(moves, resident).await? {
@@ -177,13 +187,21 @@ impl MoveWatch {
     }
 }
 
-/// Waits until the move of `resident` is finished, or `patience` passed.
-pub(crate) async fn wait_finished(moves: &kv::Store, resident: &ResidentName, patience: Duration) -> Result<Move> {
+/// Waits until the move of `resident` requested at `requested_ms` is in
+/// one of `states` (or finished), `patience` at most.
+pub(crate) async fn wait_for(
+    moves: &kv::Store,
+    resident: &ResidentName,
+    requested_ms: Option<u64>,
+    states: &[MoveState],
+    patience: Duration,
+) -> Result<Move> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut watch = moves.watch(resident.as_str()).await.map_err(|e| nats("watch a move", e))?;
     loop {
         if let Some(now) = get(moves, resident).await? {
-            if now.record.state.finished() {
+            let this_move = requested_ms.is_none_or(|ms| ms == now.record.requested_ms);
+            if this_move && (now.record.state.finished() || states.contains(&now.record.state)) {
                 return Ok(now);
             }
         }

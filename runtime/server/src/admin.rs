@@ -55,16 +55,25 @@ struct Page {
     limit: Option<usize>,
 }
 
-/// Residents with their usage, in name order, a page at a time: counts only.
+/// Residents with their usage, in name order, a page at a time: counts
+/// only. In a cluster, every live node's, each named with its node.
 async fn residents(
     Extract(state): Shared,
     _: Operator,
+    headers: axum::http::HeaderMap,
     axum::extract::Query(page): axum::extract::Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(1000).clamp(1, 1000);
     let after = page.after.unwrap_or_default();
+    // In a cluster, the residents this node holds (not the copies it keeps
+    // of others'), then, unless another node asked, every live node's.
+    let held_here = match &state.cluster {
+        Some(node) => Some(crate::cluster::held_here(node).await?),
+        None => None,
+    };
     let mut list = Vec::new();
-    for name in state.home.store().residents()?.into_iter().filter(|n| n.as_str() > after.as_str()).take(limit) {
+    let names = state.home.store().residents()?.into_iter().filter(|n| n.as_str() > after.as_str());
+    for name in names.filter(|n| held_here.as_ref().is_none_or(|held| held.contains(n))).take(limit) {
         let space = state.home.store().resident(&name)?;
         list.push(json!({
             "name": name.as_str(),
@@ -73,7 +82,16 @@ async fn residents(
             "usage": space.usage()?,
             "quota": space.quota()?,
             "apps": space.apps()?.len(),
+            "node": state.cluster.as_ref().map(|node| node.me().as_str()),
         }));
+    }
+    if let Some(node) = &state.cluster {
+        if !headers.contains_key(crate::cluster::FORWARDED_BY) {
+            let query = format!("/api/v1/admin/residents?limit={limit}&after={after}");
+            list.extend(crate::cluster::ask_every_other_node(node, &headers, &query).await?);
+            list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            list.truncate(limit);
+        }
     }
     Ok(Json(Value::Array(list)))
 }

@@ -247,6 +247,48 @@ async fn peek_json(request: Request) -> Result<(Request, serde_json::Value), Api
     Ok((Request::from_parts(parts, Body::from(bytes)), value))
 }
 
+/// The residents the cluster places on this node.
+pub(crate) async fn held_here(node: &ClusterNode) -> Result<BTreeSet<ResidentName>, ApiError> {
+    let placements = node.cluster.placements().await?;
+    Ok(placements.into_iter().filter(|p| &p.node == node.me()).map(|p| p.resident).collect())
+}
+
+/// GETs `path` (a JSON array) from every other live node, as a node asks
+/// (served there, never forwarded on), with the credentials of `headers`;
+/// the arrays' items, together.
+pub(crate) async fn ask_every_other_node(
+    node: &ClusterNode,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let mut items = Vec::new();
+    for (other, _) in node.cluster.live_nodes().await? {
+        if &other == node.me() {
+            continue;
+        }
+        let mut request = Request::get(path).body(Body::empty()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Some(credentials) = headers.get(header::AUTHORIZATION) {
+            request.headers_mut().insert(header::AUTHORIZATION, credentials.clone());
+        }
+        let answer = forward(node, &other, request).await?;
+        let status = answer.status();
+        let body = axum::body::to_bytes(answer.into_body(), 64 * 1024 * 1024)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("node `{other}` did not answer whole: {e}")))?;
+        if !status.is_success() {
+            return Err(ApiError::Unavailable(format!(
+                "node `{other}` answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        match serde_json::from_slice(&body) {
+            Ok(serde_json::Value::Array(answered)) => items.extend(answered),
+            _ => return Err(ApiError::Internal(format!("node `{other}` answered something that is not a list"))),
+        }
+    }
+    Ok(items)
+}
+
 /// Sends the request to `destination` and its answer back, both streamed.
 async fn forward(node: &ClusterNode, destination: &NodeName, request: Request) -> Result<Response, ApiError> {
     let unreachable = |detail: String| {
@@ -395,7 +437,7 @@ pub(crate) async fn attach(state: &State, node: &ClusterNode, resident: &Residen
             tokio::task::spawn_blocking(move || store.resident(&resident)?.ship_snapshot()).await??;
         }
         Some(local) if local == last => logs.write_from(resident, last),
-        _ => rebuild(state, node, resident).await?,
+        _ => drop(rebuild(state, node, resident).await?),
     }
     keep_account(state, node, resident).await?;
     index_tokens(state, node, resident).await
@@ -413,7 +455,7 @@ async fn index_tokens(state: &State, node: &ClusterNode, resident: &ResidentName
 /// Rebuilds `resident`'s space on this node from their log (replacing any
 /// copy it has), takes their account from the cluster, and writes their
 /// log from then on.
-pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<(), ApiError> {
+pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<u64, ApiError> {
     let logs = node.cluster.logs();
     let tail = logs.read(resident).await?.ok_or_else(|| {
         ApiError::Internal(format!("the cluster has no copy of resident `{resident}`'s space to rebuild it from"))
@@ -436,7 +478,7 @@ pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &Reside
     tokio::task::spawn_blocking(move || store.rebuild(&name, &tail.snapshot, tail.records, tail.through).map(drop))
         .await??;
     logs.write_from(resident, through);
-    Ok(())
+    Ok(through)
 }
 
 /// Brings this node in line with the placements, when the live nodes

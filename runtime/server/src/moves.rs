@@ -2,17 +2,20 @@
 //! out by the two nodes as the move's record in the cluster says (see
 //! [`domicile_cluster::moves`]):
 //!
-//! - the holder stops writing the resident (their writes here get 503
-//!   with Retry-After) and says so;
+//! - the new node rebuilds a copy of the space from the resident's log
+//!   while the resident carries on as before;
+//! - then the holder stops writing the resident (their writes here get
+//!   503 with Retry-After) and says so;
 //! - the new node claims the resident's log (the old holder can no longer
-//!   write it), rebuilds the space from it, changes the placement to
-//!   itself by compare-and-set, and says the move is done;
+//!   write it), applies to its copy the writes made since it was made,
+//!   changes the placement to itself by compare-and-set, and says the move
+//!   is done;
 //! - the old holder then drops its copy: only after the new one is in
 //!   place and placed.
 //!
 //! No acknowledged write is lost: each was in the log before it was
-//! acknowledged, and the new node rebuilds from the log after its claim.
-//! A move that fails, or that the new node does not finish in time, is
+//! acknowledged, and the new node's copy is brought up to its claim. A
+//! move that fails, or that the new node does not finish in time, is
 //! undone by the old holder taking the placement back (a compare-and-set
 //! too): whichever of the two changes the placement first holds the
 //! resident, and the other gives them up.
@@ -30,10 +33,15 @@ use crate::State;
 /// How long the old holder waits for the new node to finish a move before
 /// taking the resident back. Their writes are refused meanwhile.
 const PATIENCE: Duration = Duration::from_secs(120);
+/// How long either node waits for the other to make or take a copy (the
+/// resident is served meanwhile: a large space takes a while).
+const COPY_PATIENCE: Duration = Duration::from_secs(900);
 
 /// A move this node takes part in.
 #[derive(Debug, Clone)]
 pub(crate) enum Moving {
+    /// Moving away, still served here while the new node copies them.
+    Leaving,
     /// Moving away to `to`: this node no longer writes the resident.
     Out { to: NodeName },
     /// Moving here: the copy being built is not yet this node's to serve,
@@ -68,8 +76,8 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
 }
 
 /// Starts this node's part of a move, in its own task: moving a resident
-/// it holds away when asked, building one moving here once their holder
-/// stopped writing them.
+/// it holds away when asked, copying one moving here once their holder
+/// says so.
 async fn take_part(state: &Arc<State>, node: &ClusterNode, changed: Move) {
     let starts = match changed.record.state {
         MoveState::Requested => match node.cluster.holder(&changed.resident).await {
@@ -80,12 +88,12 @@ async fn take_part(state: &Arc<State>, node: &ClusterNode, changed: Move) {
                 false
             }
         },
-        MoveState::Stopped => changed.record.to == *node.me(),
-        MoveState::Done | MoveState::Failed => false,
+        MoveState::Copying => changed.record.to == *node.me(),
+        MoveState::Copied | MoveState::Stopped | MoveState::Done | MoveState::Failed => false,
     };
     let this_move = changed.record.requested_ms;
     let part = match changed.record.state {
-        MoveState::Requested => Moving::Out { to: changed.record.to.clone() },
+        MoveState::Requested => Moving::Leaving,
         _ => Moving::In,
     };
     // The watch may tell of a change twice; a later move of the same
@@ -121,8 +129,9 @@ async fn fail(node: &ClusterNode, from: &Move, reason: String) {
     }
 }
 
-/// The holder's part: stop writing, wait for the new node, then drop the
-/// copy (the move is done) or take the resident back (it failed).
+/// The holder's part: let the new node copy, stop writing, wait for the
+/// new node, then drop the copy (the move is done) or take the resident
+/// back (it failed).
 async fn move_out(state: &Arc<State>, requested: Move) -> Result<(), ApiError> {
     let node = node(state);
     let resident = &requested.resident;
@@ -138,21 +147,34 @@ async fn move_out(state: &Arc<State>, requested: Move) -> Result<(), ApiError> {
         fail(node, &requested, e.to_string()).await;
         return Ok(());
     }
-    let started = Instant::now();
-    node.cluster.logs().stop_writing(resident);
     let record = MoveRecord {
-        state: MoveState::Stopped,
+        state: MoveState::Copying,
         from: Some(node.me().clone()),
         placement_revision: Some(held.revision),
         ..requested.record.clone()
     };
-    let stopped = match node.cluster.advance_move(&requested, record).await {
+    let copying = node.cluster.advance_move(&requested, record).await?;
+    let copied = match node.cluster.wait_for_move(&copying, &[MoveState::Copied], COPY_PATIENCE).await {
+        Ok(copied) if copied.record.state == MoveState::Copied => copied,
+        // Failed: nothing was stopped, nothing to undo.
+        Ok(_) => return Ok(()),
+        Err(e) => {
+            fail(node, &copying, format!("node `{to}` did not copy the space within {} s", COPY_PATIENCE.as_secs()))
+                .await;
+            return Err(e.into());
+        }
+    };
+    let started = Instant::now();
+    node.mark_stopped(resident, to.clone(), requested.record.requested_ms);
+    node.cluster.logs().stop_writing(resident);
+    let record = MoveRecord { state: MoveState::Stopped, ..copied.record.clone() };
+    let stopped = match node.cluster.advance_move(&copied, record).await {
         Ok(stopped) => stopped,
         Err(e) => return take_back(state, &held).await.and(Err(e.into())),
     };
-    match node.cluster.wait_for_move(resident, PATIENCE).await {
+    match node.cluster.wait_for_move(&stopped, &[], PATIENCE).await {
         Ok(done) if done.record.state == MoveState::Done => {
-            tracing::info!(%resident, %to, ms = started.elapsed().as_millis() as u64, "moved a resident away");
+            tracing::info!(%resident, %to, pause_ms = started.elapsed().as_millis() as u64, "moved a resident away");
             release_if_stale(state, node, resident).await
         }
         Ok(failed) => {
@@ -179,36 +201,78 @@ async fn take_back(state: &Arc<State>, held: &Placement) -> Result<(), ApiError>
     }
 }
 
-/// The new node's part: claim the log, rebuild, take the placement.
-async fn move_in(state: &Arc<State>, stopped: Move) -> Result<(), ApiError> {
+/// The new node's part: copy the space while the holder serves, then,
+/// once it stopped, claim the log, catch up, take the placement.
+async fn move_in(state: &Arc<State>, copying: Move) -> Result<(), ApiError> {
     let node = node(state);
-    let resident = &stopped.resident;
-    let (Some(from), Some(revision)) = (stopped.record.from.clone(), stopped.record.placement_revision) else {
-        fail(node, &stopped, "the move's record names no holder".into()).await;
+    let resident = &copying.resident;
+    let (Some(from), Some(revision)) = (copying.record.from.clone(), copying.record.placement_revision) else {
+        fail(node, &copying, "the move's record names no holder".into()).await;
         return Ok(());
     };
     let started = Instant::now();
     let held = Placement { resident: resident.clone(), node: from.clone(), revision };
     let moved = async {
+        let copied_through = rebuild(state, node, resident).await?;
+        // Not written here before it is placed here.
+        node.cluster.logs().stop_writing(resident);
+        let record =
+            MoveRecord { state: MoveState::Copied, copied_through: Some(copied_through), ..copying.record.clone() };
+        let copied = node.cluster.advance_move(&copying, record).await?;
+        let copy_ms = started.elapsed().as_millis() as u64;
+        let stopped = node.cluster.wait_for_move(&copied, &[MoveState::Stopped], COPY_PATIENCE).await?;
+        if stopped.record.state != MoveState::Stopped {
+            return Err(ApiError::Unavailable(format!("the move was given up: {:?}", stopped.record.reason)));
+        }
+        let paused = Instant::now();
         node.cluster.logs().claim(resident).await?;
-        rebuild(state, node, resident).await?;
+        catch_up(state, node, resident, copied_through).await?;
         node.cluster.take_over(&held).await?;
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>((stopped, copy_ms, paused.elapsed().as_millis() as u64))
     }
     .await;
-    if let Err(e) = moved {
-        // Not this node's: its copy, if it got that far, goes.
-        node.cluster.logs().stop_writing(resident);
-        if state.home.store().has_resident(resident) {
-            let (worker, name) = (state.clone(), resident.clone());
-            tokio::task::spawn_blocking(move || worker.home.remove_resident(&name)).await??;
+    let (stopped, copy_ms, pause_ms) = match moved {
+        Ok(moved) => moved,
+        Err(e) => {
+            // Not this node's: its copy, if it got that far, goes.
+            node.cluster.logs().stop_writing(resident);
+            if state.home.store().has_resident(resident) {
+                let (worker, name) = (state.clone(), resident.clone());
+                tokio::task::spawn_blocking(move || worker.home.remove_resident(&name)).await??;
+            }
+            let now = node.cluster.move_of(resident).await?.unwrap_or(copying);
+            fail(node, &now, e.to_string()).await;
+            return Err(e);
         }
-        fail(node, &stopped, e.to_string()).await;
-        return Err(e);
-    }
+    };
     let done = MoveRecord { state: MoveState::Done, ..stopped.record.clone() };
     node.cluster.advance_move(&stopped, done).await?;
-    tracing::info!(%resident, %from, ms = started.elapsed().as_millis() as u64, "moved a resident here");
+    tracing::info!(%resident, %from, copy_ms, pause_ms, "moved a resident here");
+    Ok(())
+}
+
+/// Brings this node's copy of `resident`, rebuilt through
+/// `copied_through`, up to the end of their log (their account too), and
+/// writes their log from there. A snapshot since (an import on the old
+/// holder meanwhile) means a rebuild from it instead.
+async fn catch_up(
+    state: &Arc<State>,
+    node: &ClusterNode,
+    resident: &ResidentName,
+    copied_through: u64,
+) -> Result<(), ApiError> {
+    let logs = node.cluster.logs();
+    let (whole, tail) = logs.read_after(resident, copied_through).await?;
+    if let Some(account) = node.cluster.account(resident).await? {
+        state.home.accounts().adopt_account_record(resident, &account)?;
+    }
+    let (store, name, through) = (state.home.store().clone(), resident.clone(), tail.through);
+    tokio::task::spawn_blocking(move || match whole {
+        true => store.rebuild(&name, &tail.snapshot, tail.records, tail.through).map(drop),
+        false => store.catch_up(&name, tail.records, tail.through),
+    })
+    .await??;
+    logs.write_from(resident, through);
     Ok(())
 }
 
@@ -227,6 +291,14 @@ impl ClusterNode {
         }
         moves.insert(resident.clone(), (part, requested_ms));
         true
+    }
+
+    /// This node, leaving, no longer writes the resident.
+    fn mark_stopped(&self, resident: &ResidentName, to: NodeName, requested_ms: u64) {
+        self.moves
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(resident.clone(), (Moving::Out { to }, requested_ms));
     }
 
     /// Forgets this node's part in the move requested at `requested_ms`

@@ -25,6 +25,16 @@ impl CheckReport {
 }
 
 impl ResidentSpace {
+    /// What the usage counters should say: the documents, counted.
+    pub(crate) fn counted_usage(&self) -> Result<Usage> {
+        let mut usage = Usage::default();
+        for value in self.docs.iter().values() {
+            usage.documents += 1;
+            usage.bytes += value?.len() as u64;
+        }
+        Ok(usage)
+    }
+
     pub fn verify(&self) -> Result<CheckReport> {
         let mut report = CheckReport::default();
         let mut expected = BTreeSet::new();

@@ -171,6 +171,10 @@ impl ResidentSpace {
         self.meta.fetch_and_update(docs::SEQ_KEY, |stored| {
             Some(docs::decode_seq(stored).max(last).to_be_bytes().to_vec())
         })?;
+        // And the counter this process takes numbers from: a space brought
+        // up to date from a cluster's log while open must not hand out
+        // again the numbers its records took.
+        self.open.seq.fetch_max(last, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 

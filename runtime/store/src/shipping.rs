@@ -49,6 +49,21 @@ pub(crate) fn shipped_op(position: u64) -> Op {
 }
 
 impl ResidentSpace {
+    /// Sets the usage counters to the documents' count, when they differ.
+    /// A space rebuilt from a log needs it when its node was lost while an
+    /// import was being published: a write shipped meanwhile carried
+    /// counters that counted part of the import, whose documents travel
+    /// only with the snapshot that was never shipped.
+    fn recount_usage(&self) -> Result<()> {
+        let counted = self.counted_usage()?;
+        if counted != self.usage()? {
+            tracing::warn!("the usage counters of a rebuilt space were recounted");
+            let value = Some(crate::encode(&counted));
+            self.apply(&[Op { tree: META, key: crate::docs::USAGE_KEY.as_bytes().to_vec(), value }])?;
+        }
+        Ok(())
+    }
+
     fn shipper(&self) -> Option<&Arc<dyn Shipper>> {
         self.open.shipper.get()
     }
@@ -168,6 +183,24 @@ impl crate::Store {
             .map_err(|_| StoreError::Invalid("this store already ships its writes to a cluster".into()))
     }
 
+    /// Brings `name`'s space, rebuilt from a log through an earlier
+    /// position, up to `through` with the records shipped since, in order
+    /// (a node taking a resident over from a copy it made beforehand).
+    pub fn catch_up(
+        &self,
+        name: &ResidentName,
+        records: impl IntoIterator<Item = Vec<u8>>,
+        through: u64,
+    ) -> Result<()> {
+        let space = self.resident(name)?;
+        let _writing = space.writing();
+        for record in records {
+            space.apply(&decode_ops(&record)?)?;
+        }
+        space.apply(&[shipped_op(through)])?;
+        space.recount_usage()
+    }
+
     /// Rebuilds `name`'s space from a snapshot and the records shipped
     /// after it (in order), replacing the copy this store has, if any;
     /// `through` is the position of the last. Refused while the local copy
@@ -188,7 +221,8 @@ impl crate::Store {
             for record in records {
                 space.apply(&decode_ops(&record)?)?;
             }
-            space.apply(&[shipped_op(through)])
+            space.apply(&[shipped_op(through)])?;
+            space.recount_usage()
         })();
         match built {
             Ok(()) => self.publish_incoming(space),
