@@ -501,9 +501,13 @@ async fn follow_placements(state: &Arc<State>, node: &ClusterNode, may_take_over
         }
         *last = Some(live.clone());
     }
+    let placements = node.cluster.placements().await?;
     let mut settled = true;
-    for resident in state.home.store().residents()? {
-        if let Err(e) = release_if_stale(state, node, &resident).await {
+    // Only the copies of residents placed elsewhere need a closer look.
+    let held_elsewhere: BTreeSet<&ResidentName> =
+        placements.iter().filter(|p| &p.node != node.me()).map(|p| &p.resident).collect();
+    for resident in state.home.store().residents()?.iter().filter(|r| held_elsewhere.contains(r)) {
+        if let Err(e) = release_if_stale(state, node, resident).await {
             tracing::warn!(%resident, error = %e, "cannot drop this node's copy of a resident another node holds");
             settled = false;
         }
@@ -512,7 +516,7 @@ async fn follow_placements(state: &Arc<State>, node: &ClusterNode, may_take_over
         node.look_again();
         return Ok(());
     }
-    for held in node.cluster.placements().await? {
+    for held in placements {
         let resident = &held.resident;
         if &held.node == node.me() {
             if state.home.store().has_resident(resident) {
