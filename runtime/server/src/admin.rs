@@ -160,16 +160,18 @@ async fn remove_resident(
 
 async fn disable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let name = held_resident(&state, &name).await?;
+    let change = crate::cluster::AccountChange::begin(&state, &name);
     state.home.set_sign_in(&name, false)?;
-    crate::cluster::account_changed(&state, &name).await?;
+    change.copy_to_cluster(&state).await?;
     state.sessions.close_all_of(&name).await?;
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": false })))
 }
 
 async fn enable(Extract(state): Shared, _: Operator, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     let name = held_resident(&state, &name).await?;
+    let change = crate::cluster::AccountChange::begin(&state, &name);
     state.home.set_sign_in(&name, true)?;
-    crate::cluster::account_changed(&state, &name).await?;
+    change.copy_to_cluster(&state).await?;
     Ok(Json(json!({ "name": name.as_str(), "can_sign_in": true })))
 }
 
@@ -180,11 +182,12 @@ async fn reset_password(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let name = held_resident(&state, &name).await?;
+    let change = crate::cluster::AccountChange::begin(&state, &name);
     let worker = state.clone();
     let account_name = name.clone();
     let password =
         tokio::task::spawn_blocking(move || worker.home.set_password(&account_name, Password::Generate)).await??;
-    crate::cluster::account_changed(&state, &name).await?;
+    change.copy_to_cluster(&state).await?;
     state.sessions.close_all_of(&name).await?;
     Ok(Json(json!({ "name": name.as_str(), "password": password })))
 }

@@ -136,6 +136,7 @@ struct NewPassword {
 
 /// Changing the password ends every session of the resident (this one too).
 async fn change_password(Extract(state): Shared, resident: Resident, Json(form): Json<NewPassword>) -> ApiResult {
+    let change = crate::cluster::AccountChange::begin(&state, &resident.name);
     let worker = state.clone();
     let name = resident.name.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
@@ -145,7 +146,7 @@ async fn change_password(Extract(state): Shared, resident: Resident, Json(form):
         Ok(worker.home.accounts().set_password(&name, &form.new)?)
     })
     .await??;
-    crate::cluster::account_changed(&state, &resident.name).await?;
+    change.copy_to_cluster(&state).await?;
     state.sessions.close_all_of(&resident.name).await?;
     Ok(Json(json!({ "changed": true })))
 }
@@ -157,8 +158,9 @@ struct NewToken {
 }
 
 async fn create_token(Extract(state): Shared, resident: Resident, Json(form): Json<NewToken>) -> ApiResult {
+    let change = crate::cluster::AccountChange::begin(&state, &resident.name);
     let (info, secret) = state.home.create_token(&resident.name, &form.label)?;
-    crate::cluster::account_changed(&state, &resident.name).await?;
+    change.copy_to_cluster(&state).await?;
     if let Some(node) = &state.cluster {
         node.cluster.index_token(&domicile_home::sha256_hex(&secret), &resident.name).await?;
     }
@@ -171,10 +173,11 @@ async fn tokens(Extract(state): Shared, resident: Resident) -> ApiResult {
 
 async fn revoke_token(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
     let digest = state.home.accounts().token_sha256(&resident.name, &id);
+    let change = crate::cluster::AccountChange::begin(&state, &resident.name);
     if !state.home.revoke_token(&resident.name, &id)? {
         return Err(ApiError::NotFound(format!("you have no API token `{id}`")));
     }
-    crate::cluster::account_changed(&state, &resident.name).await?;
+    change.copy_to_cluster(&state).await?;
     if let (Some(node), Some(digest)) = (&state.cluster, digest) {
         node.cluster.unindex_token(&digest).await?;
     }

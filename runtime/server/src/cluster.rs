@@ -581,14 +581,32 @@ pub(crate) async fn release_if_stale(
     Ok(())
 }
 
-/// Copies a resident's account to the cluster, so that a node taking them
-/// over signs them in as this one does. Called whenever it changes (a
-/// password, a token, sign-in switched off or on), before the change is
-/// acknowledged; does nothing on a single node.
-pub(crate) async fn account_changed(state: &State, resident: &ResidentName) -> Result<(), ApiError> {
-    match &state.cluster {
-        Some(node) => keep_account(state, node, resident).await,
-        None => Ok(()),
+/// A change of a resident's account (a password, a token, sign-in
+/// switched off or on), made on this node and then copied to the cluster
+/// before it is acknowledged, so that a node taking them over signs them
+/// in as this one does. When the cluster does not take the copy, the
+/// change is undone here too: the client's 503 means it was not made.
+pub(crate) struct AccountChange {
+    resident: ResidentName,
+    before: Option<Vec<u8>>,
+}
+
+impl AccountChange {
+    /// Call before changing the account.
+    pub(crate) fn begin(state: &State, resident: &ResidentName) -> AccountChange {
+        AccountChange { resident: resident.clone(), before: state.home.accounts().account_record(resident) }
+    }
+
+    /// Call once the account is changed; does nothing on a single node.
+    pub(crate) async fn copy_to_cluster(self, state: &State) -> Result<(), ApiError> {
+        let Some(node) = &state.cluster else { return Ok(()) };
+        let Err(e) = keep_account(state, node, &self.resident).await else { return Ok(()) };
+        if let Some(before) = &self.before {
+            if let Err(undo) = state.home.accounts().adopt_account_record(&self.resident, before) {
+                tracing::error!(resident = %self.resident, error = %undo, "cannot undo an account change the cluster did not take");
+            }
+        }
+        Err(e)
     }
 }
 
