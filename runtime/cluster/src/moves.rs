@@ -32,6 +32,9 @@ use serde::{Deserialize, Serialize};
 use crate::{decode, nats, now_ms, ClusterError, NodeName, Result};
 
 pub(crate) const MOVES: &str = "domicile-moves";
+/// A move no node carried forward for this long is abandoned (longer than
+/// the nodes wait for each other: 15 min for a copy, 2 min after a stop).
+const ABANDONED_AFTER: Duration = Duration::from_secs(20 * 60);
 /// How long a finished or abandoned move's record stays readable.
 pub(crate) const MOVE_RECORD_AGE: Duration = Duration::from_secs(3600);
 
@@ -100,7 +103,12 @@ pub(crate) async fn request(moves: &kv::Store, resident: &ResidentName, to: &Nod
         reason: None,
     };
     let created = match get(moves, resident).await? {
-        Some(earlier) if !earlier.record.state.finished() => {
+        // Under way, unless nothing moved it on for longer than any node
+        // waits (its nodes stopped meanwhile): then it is abandoned.
+        Some(earlier)
+            if !earlier.record.state.finished()
+                && now.saturating_sub(earlier.record.updated_ms) < ABANDONED_AFTER.as_millis() as u64 =>
+        {
             return Err(ClusterError::MoveUnderWay { resident: resident.clone(), to: earlier.record.to })
         }
         Some(earlier) => {

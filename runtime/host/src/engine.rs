@@ -284,10 +284,14 @@ mod tests {
         // plumbing, is compiled; none of the 20 app functions is.
         assert!(second - first <= 3, "{} functions compiled again", second - first);
         assert!(hits() - before >= 20, "hits: {}", hits() - before);
-        // One function more: it is compiled, the 20 others reused.
+        // One function more: it is compiled, the 20 others reused. With it
+        // a few functions of the plumbing may be compiled again (how many
+        // varies from run to run: up to 2 seen), never the app's 20.
+        let before = hits();
         Component::new(&engine, component(21, "third build")).unwrap();
         let third = compiled() - second;
-        assert!((1..=second - first + 2).contains(&third), "{third} functions compiled for one new one");
+        assert!((1..=4).contains(&third), "{third} functions compiled for one new one");
+        assert!(hits() - before >= 20, "hits: {}", hits() - before);
     }
 
     #[test]
