@@ -35,7 +35,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use domicile_store::ResidentName;
-use futures::TryStreamExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 mod log;
@@ -499,12 +498,9 @@ impl Cluster {
     /// Ends every session of a resident. It reads every session of the
     /// cluster: for the rare disabling or change of password, not per request.
     pub async fn close_sessions_of(&self, resident: &ResidentName) -> Result<()> {
-        for key in keys(&self.sessions).await? {
-            let Some(value) = self.sessions.get(&key).await.map_err(|e| nats("read a session", e))? else {
-                continue;
-            };
-            if serde_json::from_slice::<SessionRecord>(&value).is_ok_and(|s| &s.resident == resident) {
-                self.close_session(&key).await?;
+        for entry in latest(&self.sessions).await? {
+            if serde_json::from_slice::<SessionRecord>(&entry.value).is_ok_and(|s| &s.resident == resident) {
+                self.close_session(&entry.key).await?;
             }
         }
         Ok(())
@@ -604,11 +600,49 @@ impl Observer {
     }
 }
 
-async fn keys(store: &kv::Store) -> Result<Vec<String>> {
-    let listing = store.keys().await.map_err(|e| nats("list keys", e))?;
-    let mut keys: Vec<String> = listing.try_collect().await.map_err(|e| nats("list keys", e))?;
-    keys.sort();
-    Ok(keys)
+/// The last value of a key of a bucket, and its revision.
+struct Latest {
+    key: String,
+    value: Bytes,
+    revision: u64,
+}
+
+/// Every key of a bucket with its last value, read in one pass over the
+/// bucket's stream, not one request per key (a node looks at every
+/// placement whenever the live nodes change). Removed keys are left out;
+/// in key order.
+async fn latest(store: &kv::Store) -> Result<Vec<Latest>> {
+    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+    let read = |e: &dyn std::fmt::Display| nats(&format!("read the bucket {}", store.name), e);
+    let consumer = store
+        .stream
+        .create_consumer(OrderedConfig {
+            filter_subject: format!("{}>", store.prefix),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| read(&e))?;
+    let mut all = Vec::new();
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(all);
+    }
+    let mut messages = consumer.messages().await.map_err(|e| read(&e))?;
+    while let Some(message) = futures::StreamExt::next(&mut messages).await {
+        let message = message.map_err(|e| read(&e))?;
+        let info = message.info().map_err(|e| read(&e))?;
+        let (pending, revision) = (info.pending, info.stream_sequence);
+        // A removed key ends with a delete or purge marker.
+        if message.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_none() {
+            let key = message.subject.as_str().trim_start_matches(store.prefix.as_str()).to_owned();
+            all.push(Latest { key, value: message.payload.clone(), revision });
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(all)
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
@@ -617,12 +651,9 @@ fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
 
 async fn live_nodes(nodes: &kv::Store) -> Result<Vec<(NodeName, NodeRecord)>> {
     let mut live = Vec::new();
-    for key in keys(nodes).await? {
-        let Ok(node) = key.parse::<NodeName>() else { continue };
-        // A key listed a moment ago may have expired since.
-        if let Some(value) = nodes.get(&key).await.map_err(|e| nats("read a node's heartbeat", e))? {
-            live.push((node, decode(&format!("{NODES}/{key}"), &value)?));
-        }
+    for entry in latest(nodes).await? {
+        let Ok(node) = entry.key.parse::<NodeName>() else { continue };
+        live.push((node, decode(&format!("{NODES}/{}", entry.key), &entry.value)?));
     }
     Ok(live)
 }
@@ -638,44 +669,13 @@ async fn holder(placement: &kv::Store, resident: &ResidentName) -> Result<Option
     }
 }
 
-/// Every resident's placement, read in one pass over the bucket's stream
-/// (the last value of each key), not one request per resident: a node
-/// looks at them all whenever the live nodes change.
+/// Every resident's placement.
 async fn placements(placement: &kv::Store) -> Result<Vec<Placement>> {
-    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
-    let read = |e: &dyn std::fmt::Display| nats("read the placements", e);
-    let consumer = placement
-        .stream
-        .create_consumer(OrderedConfig {
-            filter_subject: format!("$KV.{PLACEMENT}.>"),
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| read(&e))?;
     let mut all = Vec::new();
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(all);
+    for entry in latest(placement).await? {
+        let Ok(resident) = entry.key.parse::<ResidentName>() else { continue };
+        let record: PlacementRecord = decode(&format!("{PLACEMENT}/{}", entry.key), &entry.value)?;
+        all.push(Placement { resident, node: record.node, revision: entry.revision });
     }
-    let mut messages = consumer.messages().await.map_err(|e| read(&e))?;
-    while let Some(message) = futures::StreamExt::next(&mut messages).await {
-        let message = message.map_err(|e| read(&e))?;
-        let pending = message.info().map_err(|e| read(&e))?.pending;
-        let key = message.subject.as_str().trim_start_matches(&format!("$KV.{PLACEMENT}.")).to_owned();
-        // A removed resident's key ends with a delete or purge marker.
-        let removed = message.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_some();
-        if let (false, Ok(resident)) = (removed, key.parse::<ResidentName>()) {
-            let record: PlacementRecord = decode(&format!("{PLACEMENT}/{key}"), &message.payload)?;
-            all.push(Placement {
-                resident,
-                node: record.node,
-                revision: message.info().map_err(|e| read(&e))?.stream_sequence,
-            });
-        }
-        if pending == 0 {
-            break;
-        }
-    }
-    all.sort_by(|a, b| a.resident.cmp(&b.resident));
     Ok(all)
 }

@@ -154,11 +154,10 @@ pub(crate) async fn advance(moves: &kv::Store, from: &Move, mut record: MoveReco
 /// Every move the bucket still has.
 pub(crate) async fn all(moves: &kv::Store) -> Result<Vec<Move>> {
     let mut all = Vec::new();
-    for key in crate::keys(moves).await? {
-        let Ok(resident) = key.parse::<ResidentName>() else { continue };
-        if let Some(found) = get(moves, &resident).await? {
-            all.push(found);
-        }
+    for entry in crate::latest(moves).await? {
+        let Ok(resident) = entry.key.parse::<ResidentName>() else { continue };
+        let record = decode(&format!("{MOVES}/{}", entry.key), &entry.value)?;
+        all.push(Move { resident, record, revision: entry.revision });
     }
     Ok(all)
 }

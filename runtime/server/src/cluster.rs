@@ -373,9 +373,8 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
             tracing::warn!(error = %e, "following the cluster's placements");
             node.look_again();
         }
-        tokio::select! {
-            () = tokio::time::sleep(lease / 3) => {}
-            _ = stopping.wait_for(|stopping| *stopping) => break,
+        if unless_stopping(&mut stopping, tokio::time::sleep(lease / 3)).await.is_none() {
+            break;
         }
     }
     if let Err(e) = node.cluster.leave().await {
@@ -454,17 +453,34 @@ async fn index_tokens(state: &State, node: &ClusterNode, resident: &ResidentName
 
 /// Rebuilds `resident`'s space on this node from their log (replacing any
 /// copy it has), takes their account from the cluster, and writes their
-/// log from then on.
+/// log from then on; returns the log's position it is rebuilt through.
 pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<u64, ApiError> {
+    bring_up_to_date(state, node, resident, 0).await
+}
+
+/// Brings this node's copy of `resident`, made from their log through
+/// `position` (0: none), up to the end of the log: the writes since are
+/// applied to it, or, from the log's last snapshot when one came since, it
+/// is rebuilt. Their account is taken from the cluster, and this node
+/// writes their log from then on. Returns the log's end.
+pub(crate) async fn bring_up_to_date(
+    state: &State,
+    node: &ClusterNode,
+    resident: &ResidentName,
+    position: u64,
+) -> Result<u64, ApiError> {
     let logs = node.cluster.logs();
-    let tail = logs.read(resident).await?.ok_or_else(|| {
-        ApiError::Internal(format!("the cluster has no copy of resident `{resident}`'s space to rebuild it from"))
-    })?;
+    let (whole, tail) = logs.read_after(resident, position).await?;
+    if !whole && position == 0 {
+        return Err(ApiError::Internal(format!(
+            "the cluster has no copy of resident `{resident}`'s space to rebuild it from"
+        )));
+    }
     let (home, name) = (state.home.clone(), resident.clone());
     let set_aside = tokio::task::spawn_blocking(move || match home.store().has_resident(&name) {
         // A copy never shipped is not theirs but a homonym this node's
         // home had before it joined: kept as an archive, not overwritten.
-        true if home.store().resident(&name)?.shipped_through()? == 0 => home.set_aside(&name).map(Some),
+        true if whole && home.store().resident(&name)?.shipped_through()? == 0 => home.set_aside(&name).map(Some),
         _ => Ok(None),
     })
     .await??;
@@ -475,8 +491,11 @@ pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &Reside
         state.home.accounts().adopt_account_record(resident, &account)?;
     }
     let (store, name, through) = (state.home.store().clone(), resident.clone(), tail.through);
-    tokio::task::spawn_blocking(move || store.rebuild(&name, &tail.snapshot, tail.records, tail.through).map(drop))
-        .await??;
+    tokio::task::spawn_blocking(move || match whole {
+        true => store.rebuild(&name, &tail.snapshot, tail.records, tail.through).map(drop),
+        false => store.catch_up(&name, tail.records, tail.through),
+    })
+    .await??;
     logs.write_from(resident, through);
     Ok(through)
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use domicile_cluster::{ClusterError, Move, MoveRecord, MoveState, NodeName, Placement};
 use domicile_store::ResidentName;
 
-use crate::cluster::{attach, rebuild, release_if_stale, unless_stopping, ClusterNode};
+use crate::cluster::{attach, bring_up_to_date, rebuild, release_if_stale, unless_stopping, ClusterNode};
 use crate::error::ApiError;
 use crate::State;
 
@@ -226,7 +226,7 @@ async fn move_in(state: &Arc<State>, copying: Move) -> Result<(), ApiError> {
         }
         let paused = Instant::now();
         node.cluster.logs().claim(resident).await?;
-        catch_up(state, node, resident, copied_through).await?;
+        bring_up_to_date(state, node, resident, copied_through).await?;
         node.cluster.take_over(&held).await?;
         Ok::<_, ApiError>((stopped, copy_ms, paused.elapsed().as_millis() as u64))
     }
@@ -248,31 +248,6 @@ async fn move_in(state: &Arc<State>, copying: Move) -> Result<(), ApiError> {
     let done = MoveRecord { state: MoveState::Done, ..stopped.record.clone() };
     node.cluster.advance_move(&stopped, done).await?;
     tracing::info!(%resident, %from, copy_ms, pause_ms, "moved a resident here");
-    Ok(())
-}
-
-/// Brings this node's copy of `resident`, rebuilt through
-/// `copied_through`, up to the end of their log (their account too), and
-/// writes their log from there. A snapshot since (an import on the old
-/// holder meanwhile) means a rebuild from it instead.
-async fn catch_up(
-    state: &Arc<State>,
-    node: &ClusterNode,
-    resident: &ResidentName,
-    copied_through: u64,
-) -> Result<(), ApiError> {
-    let logs = node.cluster.logs();
-    let (whole, tail) = logs.read_after(resident, copied_through).await?;
-    if let Some(account) = node.cluster.account(resident).await? {
-        state.home.accounts().adopt_account_record(resident, &account)?;
-    }
-    let (store, name, through) = (state.home.store().clone(), resident.clone(), tail.through);
-    tokio::task::spawn_blocking(move || match whole {
-        true => store.rebuild(&name, &tail.snapshot, tail.records, tail.through).map(drop),
-        false => store.catch_up(&name, tail.records, tail.through),
-    })
-    .await??;
-    logs.write_from(resident, through);
     Ok(())
 }
 
