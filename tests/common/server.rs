@@ -63,12 +63,15 @@ impl Server {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("domicile: serving ")
-            .unwrap_or_else(|| panic!("unexpected first line of `serve`: {first:?}"))
-            .trim_end_matches('/')
-            .to_owned();
+        let Some(url) = first.trim().strip_prefix("domicile: serving ") else {
+            // Most likely it stopped at start: what it said is the diagnosis.
+            child.kill().ok();
+            let status = child.wait().unwrap();
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).ok();
+            panic!("unexpected first line of `serve`: {first:?} ({status}); it logged:\n{stderr}");
+        };
+        let url = url.trim_end_matches('/').to_owned();
         let stdout = std::thread::spawn(move || {
             let mut rest = first;
             stdout.read_to_string(&mut rest).ok();

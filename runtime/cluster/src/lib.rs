@@ -183,49 +183,62 @@ async fn connect(url: &str, name: &str) -> Result<jetstream::Context> {
 /// be ready (its servers elect a leader first) before giving up.
 pub(crate) const JETSTREAM_READY_WAIT: Duration = Duration::from_secs(30);
 
-/// The bucket, created with `config` when it does not exist yet (nodes
-/// starting together may race to create it: the loser finds it).
-async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store> {
+/// What `attempt` gives once JetStream is ready: a NATS cluster just
+/// started (or one that lost a server) elects its leaders first and
+/// refuses or times out meanwhile, so a starting node tries again for
+/// [`JETSTREAM_READY_WAIT`] before it gives up and says `what` failed.
+pub(crate) async fn when_ready<T, E, F, Fut>(what: &str, mut attempt: F) -> Result<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, E>>,
+{
     let started = std::time::Instant::now();
     loop {
-        if let Ok(store) = js.get_key_value(&config.bucket).await {
-            return Ok(store);
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if started.elapsed() < JETSTREAM_READY_WAIT => {
+                tracing::info!(what, error = %error, "waiting for JetStream");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(nats(what, error)),
         }
-        let error = match js.create_key_value(config.clone()).await {
-            Ok(store) => return Ok(store),
-            Err(created) => match js.get_key_value(&config.bucket).await {
-                Ok(store) => return Ok(store),
-                Err(_) => created,
-            },
-        };
-        if started.elapsed() >= JETSTREAM_READY_WAIT {
-            return Err(ClusterError::Nats {
-                what: format!("create the bucket {}", config.bucket),
-                detail: error.to_string(),
-            });
-        }
-        tracing::info!(bucket = %config.bucket, error = %error, "waiting for JetStream");
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-/// The object store, created when it does not exist yet.
+/// The bucket, created with `config` when it does not exist yet (nodes
+/// starting together may race to create it: the loser finds it).
+async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store> {
+    when_ready(&format!("create the bucket {}", config.bucket), || async {
+        if let Ok(store) = js.get_key_value(&config.bucket).await {
+            return Ok(store);
+        }
+        match js.create_key_value(config.clone()).await {
+            Ok(store) => Ok(store),
+            Err(created) => js.get_key_value(&config.bucket).await.map_err(|_| created),
+        }
+    })
+    .await
+}
+
+/// The object store, created when it does not exist yet (as [`bucket`]).
 pub(crate) async fn object_store(
     js: &jetstream::Context,
     name: &str,
     replicas: usize,
 ) -> Result<jetstream::object_store::ObjectStore> {
-    if let Ok(store) = js.get_object_store(name).await {
-        return Ok(store);
-    }
-    let config = jetstream::object_store::Config { bucket: name.into(), num_replicas: replicas, ..Default::default() };
-    match js.create_object_store(config).await {
-        Ok(store) => Ok(store),
-        // Another node created it first.
-        Err(created) => {
-            js.get_object_store(name).await.map_err(|_| nats(&format!("create the object store {name}"), created))
+    when_ready(&format!("create the object store {name}"), || async {
+        if let Ok(store) = js.get_object_store(name).await {
+            return Ok(store);
         }
-    }
+        let config =
+            jetstream::object_store::Config { bucket: name.into(), num_replicas: replicas, ..Default::default() };
+        match js.create_object_store(config).await {
+            Ok(store) => Ok(store),
+            Err(created) => js.get_object_store(name).await.map_err(|_| created),
+        }
+    })
+    .await
 }
 
 impl Cluster {
@@ -552,12 +565,16 @@ impl Cluster {
 async fn node_secret(operator: &kv::Store) -> Result<String> {
     let mut random = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
-    match operator.create(NODE_SECRET_KEY, Bytes::from(hex::encode(random))).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-        Err(e) => return Err(nats("make the node secret", e)),
-    }
-    let value = operator.get(NODE_SECRET_KEY).await.map_err(|e| nats("read the node secret", e))?;
+    // The bucket may be new, its stream's leader not yet elected.
+    let value = when_ready("make the node secret", || async {
+        match operator.create(NODE_SECRET_KEY, Bytes::from(hex::encode(random))).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        operator.get(NODE_SECRET_KEY).await.map_err(|e| e.to_string())
+    })
+    .await?;
     let secret = value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
     if secret.len() < 32 {
         return Err(ClusterError::Corrupt { key: format!("{OPERATOR}/{NODE_SECRET_KEY}"), detail: "too short".into() });

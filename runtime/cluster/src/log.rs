@@ -95,23 +95,15 @@ pub struct SpaceLogs {
 
 impl SpaceLogs {
     pub(crate) async fn open(js: &jetstream::Context, node: NodeName, replicas: usize) -> Result<SpaceLogs> {
-        let started = std::time::Instant::now();
         let config = stream::Config {
             name: STREAM.into(),
             subjects: vec!["domicile.space.*".into()],
             num_replicas: replicas,
             ..Default::default()
         };
-        let stream = loop {
-            match js.get_or_create_stream(config.clone()).await {
-                Ok(stream) => break stream,
-                Err(e) if started.elapsed() < crate::JETSTREAM_READY_WAIT => {
-                    tracing::info!(error = %e, "waiting for JetStream");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(nats("create the stream of residents' logs", e)),
-            }
-        };
+        let stream =
+            crate::when_ready("create the stream of residents' logs", || js.get_or_create_stream(config.clone()))
+                .await?;
         let objects = crate::object_store(js, OBJECTS, replicas).await?;
         Ok(SpaceLogs {
             js: js.clone(),
