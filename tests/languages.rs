@@ -282,16 +282,24 @@ fn new_makes_projects_outside_the_repository_that_dev_builds_installs_and_runs()
         }
         assert!(stderr.contains("log info"), "{lang}: the app's log is shown: {stderr}");
         assert!(project.join(".domicile/dev.key").is_file(), "{lang}: a development key");
-        let packages: Vec<_> = std::fs::read_dir(project.join("target"))
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "dpkg"))
-            .collect();
-        assert_eq!(packages.len(), 1, "{lang}: one package in target/");
-
+        let packages = || {
+            std::fs::read_dir(project.join("target"))
+                .map(|dir| {
+                    dir.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "dpkg")).count()
+                })
+                .unwrap_or(0)
+        };
         if lang != "rust" {
-            continue; // each round of theirs costs two toolchain runs of ~10 s; Rust's cost ~2 s
+            the_runner_runs_each_edit_without_a_build(&project, lang, world);
+            if lang == "python" {
+                // The whole build, as `domicile build` makes it, on request.
+                let output = domicile_in(&project, &["--json", "dev", "--once", "--full-builds"]);
+                assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+                assert_eq!(packages(), 1, "{lang}: one package in target/");
+            }
+            continue; // each of their builds costs a toolchain run of ~10 s; Rust's cost ~2 s
         }
+        assert_eq!(packages(), 1, "{lang}: one package in target/");
         // The project's own tests run the app natively, on the SDK's test home.
         let tests = std::process::Command::new("cargo")
             .args(["test", "--quiet"])
@@ -324,6 +332,52 @@ fn new_makes_projects_outside_the_repository_that_dev_builds_installs_and_runs()
         assert!(!output.status.success(), "built a component of the wrong world");
         assert!(stderr.contains("the manifest's world `importer` needs `import`"), "{stderr}");
     }
+}
+
+/// `domicile dev` ran a Python or JavaScript project in its runner: an
+/// edit runs without building again, and the runner is of no use outside
+/// `domicile dev` (no other runtime offers `domicile:app/dev-source`).
+fn the_runner_runs_each_edit_without_a_build(project: &Path, lang: &str, world: &str) {
+    let runner = project.join(format!(".domicile/runner/{lang}/runner.wasm"));
+    assert!(runner.is_file(), "{lang}: dev built a runner");
+    let (source, before, after) = match (lang, world) {
+        ("python", "service") => ("app.py", "round(k, 1)", "round(k * 2, 1)"),
+        ("js", "importer") => ("app.js", "kept += 1;", "kept += 10;"),
+        _ => unreachable!("a case this test does not have"),
+    };
+    let path = project.join(source);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(before), "{lang}: the template changed: {source} has no `{before}`");
+    std::fs::write(&path, text.replace(before, after)).unwrap();
+    let output = domicile_in(project, &["--json", "dev", "--once"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{lang}: {stderr}");
+    assert!(!stderr.contains("built this project's runner"), "{lang}: an edit built the runner again: {stderr}");
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    match world {
+        "service" => assert_eq!(result["km_per_mode"]["bike"], 95.6, "{lang}: the edit ran: {result}"),
+        _ => assert_eq!(result["lines"], 20, "{lang}: the edit ran: {result}"),
+    }
+
+    // The runner is not an app: installed elsewhere it is refused, and
+    // the development home run by another command does not run it.
+    let (home, keys, keys_dir) = home_with_dev_key();
+    let manifest = std::fs::read_to_string(project.join("manifest.toml")).unwrap();
+    let package = keys_dir.path().join("runner.dpkg");
+    pack(&home, &manifest, &std::fs::read(&runner).unwrap(), &keys, &package);
+    let install = home.run(&["install", package.to_str().unwrap()]);
+    assert!(!install.ok, "{lang}: a runner installed in a home");
+    assert!(install.stderr.contains("does not offer: domicile:app/dev-source@0.1.0"), "{lang}: {}", install.stderr);
+    let id = format!("org.example.trial-{lang}");
+    let dev_home = project.join(".domicile/home");
+    let args: Vec<&str> = match world {
+        "service" => vec!["--home", dev_home.to_str().unwrap(), "run", &id],
+        _ => vec!["--home", dev_home.to_str().unwrap(), "import", &id, "fixtures/notes.txt"],
+    };
+    let run = domicile_in(project, &args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{lang}: the runner ran outside `domicile dev`");
+    assert!(stderr.contains("is a runner of `domicile dev`"), "{lang}: {stderr}");
 }
 
 #[test]

@@ -58,9 +58,14 @@ pub async fn execute(cli: Cli) -> Result<()> {
             return crate::develop::new(name, *lang, *world, dir.as_deref(), json)
         }
         Command::Build { dir } => return crate::develop::build(dir, json).map(drop),
-        Command::Dev { dir, data, input, once } => {
-            let options =
-                crate::develop::DevOptions { dir: dir.clone(), data: data.clone(), input: input.clone(), once: *once };
+        Command::Dev { dir, data, input, once, full_builds } => {
+            let options = crate::develop::DevOptions {
+                dir: dir.clone(),
+                data: data.clone(),
+                input: input.clone(),
+                once: *once,
+                full_builds: *full_builds,
+            };
             return crate::develop::dev(options, json).await;
         }
         Command::Cluster(ClusterCommand::Status { cluster }) => {

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, Instant, SystemTime};
 
+mod runner;
+
 use crate::terminal;
 use anyhow::{bail, Context, Result};
 use domicile_manifest::{AppId, Manifest, World};
@@ -35,6 +37,9 @@ const COMPONENTIZE_JS: &str = "0.23.0";
 const WIT_BINDGEN: &str = "=0.61.1";
 /// componentize-js 0.23.0 imports it at run time without depending on it.
 const PREVIEW2_SHIM: &str = "0.25.0";
+/// The bundler `domicile dev` runs JavaScript sources through (the version
+/// componentize-js 0.23.0 brings, through jco; named so a project keeps it).
+const ROLLDOWN: &str = "1.3.3";
 /// The project's own files: its key, its development home, its builds.
 const PRIVATE_DIR: &str = ".domicile";
 const BUILD_DIR: &str = "target";
@@ -468,7 +473,7 @@ export {{ importFile as import }};
 
 fn js_package_json(name: &str) -> String {
     format!(
-        "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"{COMPONENTIZE_JS}\",\n    \"@bytecodealliance/preview2-shim\": \"{PREVIEW2_SHIM}\"\n  }}\n}}\n"
+        "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"{COMPONENTIZE_JS}\",\n    \"@bytecodealliance/preview2-shim\": \"{PREVIEW2_SHIM}\",\n    \"rolldown\": \"{ROLLDOWN}\"\n  }}\n}}\n"
     )
 }
 
@@ -536,8 +541,7 @@ fn compile(project: &Project) -> Result<PathBuf> {
             run_tool(py, &format!("componentize-py (pip install componentize-py=={COMPONENTIZE_PY})"))?;
         }
         Lang::Js => {
-            let local = project.dir.join("node_modules/.bin/componentize-js");
-            let mut js = Process::new(if local.is_file() { local.as_os_str() } else { "componentize-js".as_ref() });
+            let mut js = Process::new(componentize_js(&project.dir));
             js.current_dir(&project.dir)
                 .args(["app.js", "-w", "wit", "-n", project.manifest.world.as_str(), "-o"])
                 .arg(&app_wasm);
@@ -545,6 +549,16 @@ fn compile(project: &Project) -> Result<PathBuf> {
         }
     }
     Ok(app_wasm)
+}
+
+/// componentize-js: the project's (`npm install`), else the PATH's.
+fn componentize_js(project_dir: &Path) -> std::ffi::OsString {
+    let local = project_dir.join("node_modules/.bin/componentize-js");
+    if local.is_file() {
+        local.into_os_string()
+    } else {
+        "componentize-js".into()
+    }
 }
 
 fn run_tool(mut command: Process, what: &str) -> Result<()> {
@@ -629,6 +643,18 @@ pub struct DevOptions {
     pub data: Option<PathBuf>,
     pub input: String,
     pub once: bool,
+    /// Build the whole component at every round, as `domicile build`
+    /// does, rather than run the sources in the project's runner.
+    pub full_builds: bool,
+}
+
+/// What `domicile dev` keeps from one round to the next.
+struct Rounds {
+    /// The sources the development runtime hands the project's runner.
+    sources: domicile_host::DevSources,
+    /// The runner package installed (its manifest and component's hash),
+    /// to install again only when one of them changed.
+    installed_runner: Option<[u8; 32]>,
 }
 
 /// `domicile dev`: build, install and run, then again at every saved change.
@@ -638,6 +664,13 @@ pub async fn dev(options: DevOptions, json: bool) -> Result<()> {
     let fresh = !home_dir.exists();
     let home = if fresh { crate::home::create(&home_dir, &"me".parse()?)? } else { crate::home::open(&home_dir)? };
     reuse_compiled_functions(&home_dir)?;
+    let mut rounds = Rounds { sources: Default::default(), installed_runner: None };
+    home.start_development_runtime(rounds.sources.clone())?;
+    if !options.full_builds {
+        if let Some(why) = runner::unavailable(&project).filter(|_| project.lang != Lang::Rust) {
+            errln!("dev: every change builds the whole component: {why}");
+        }
+    }
     let key = project.dev_key()?.public();
     trust_as_publisher(&home, key, "development key of this project")?;
     if fresh {
@@ -648,7 +681,7 @@ pub async fn dev(options: DevOptions, json: bool) -> Result<()> {
     // The first round starts now; the next ones when a file was saved.
     let mut edited = SystemTime::now();
     loop {
-        let round = one_round(&home, &options, json).await;
+        let round = one_round(&home, &options, &mut rounds, json).await;
         let took = edited.elapsed().unwrap_or_default().as_secs_f64();
         let watching = if options.once { "" } else { "; watching for changes (Ctrl-C stops)" };
         match &round {
@@ -694,18 +727,50 @@ fn trust_as_publisher(home: &domicile_home::Home, key: PublicKey, name: &str) ->
 }
 
 /// One round: build, (re)install, run; prints the output and the log.
-async fn one_round(home: &domicile_home::Home, options: &DevOptions, json: bool) -> Result<()> {
+async fn one_round(home: &domicile_home::Home, options: &DevOptions, rounds: &mut Rounds, json: bool) -> Result<()> {
     // Opened at each round: the manifest may have changed too.
     let project = Project::open(&options.dir)?;
-    let package = build_project(&project, false)?;
     let space = home.resident(None)?;
     let runtime = home.runtime()?;
     let id = project.manifest.id.clone();
-    // In place, whatever the version: the development home is the project's.
-    if space.app(&id).is_ok() {
-        runtime.uninstall(&space, &id)?;
+    let package = if options.full_builds || runner::unavailable(&project).is_some() {
+        rounds.installed_runner = None;
+        Some(std::fs::read(build_project(&project, false)?)?)
+    } else {
+        let round = runner::prepare(&project)?;
+        if let Some(seconds) = round.built_runner_s {
+            errln!(
+                "dev: built this project's runner in {seconds:.1} s: at each change it runs the sources without a build \
+                 (`domicile build` makes the package to publish)"
+            );
+        }
+        rounds.sources.replace(round.files);
+        let mut both = project.manifest_bytes.clone();
+        both.extend(domicile_package::sha256(&round.component));
+        let fingerprint = domicile_package::sha256(&both);
+        if rounds.installed_runner == Some(fingerprint) {
+            None
+        } else {
+            let (_, package) = crate::commands::seal_checked(
+                (&project.dir.join("manifest.toml"), &project.manifest_bytes),
+                (&round.component_path, &round.component),
+                &project.dev_key()?,
+                false,
+            )?;
+            rounds.installed_runner = Some(fingerprint);
+            Some(package)
+        }
+    };
+    if let Some(package) = package {
+        // In place, whatever the version: the development home is the project's.
+        if space.app(&id).is_ok() {
+            runtime.uninstall(&space, &id)?;
+        }
+        if let Err(e) = crate::home::install_granting_all(home, &space, package) {
+            rounds.installed_runner = None;
+            return Err(e);
+        }
     }
-    crate::home::install_granting_all(home, &space, std::fs::read(&package)?)?;
     let log_before = space.app_log(Some(&id))?.len();
     let result = match project.manifest.world {
         World::Service => runtime.run_service(&space, &id, &options.input).await.map(|o| vec![("run".to_owned(), o)]),
@@ -727,10 +792,15 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, json: bool)
         if json {
             outln!("{output}");
         } else {
-            let pretty = serde_json::from_str::<serde_json::Value>(&output)
+            let shown = match serde_json::from_str::<serde_json::Value>(&output)
                 .and_then(|v| serde_json::to_string_pretty(&v))
-                .unwrap_or_else(|_| output.clone());
-            outln!("{what}: {}", terminal::json(&pretty));
+            {
+                // serde_json escapes line breaks inside strings, so each
+                // of its lines is a line of the JSON, made safe on its own.
+                Ok(pretty) => pretty.lines().map(terminal::json).collect::<Vec<_>>().join("\n"),
+                Err(_) => terminal::json(&output).into_owned(),
+            };
+            outln!("{what}: {shown}");
             // What the resident will see of it.
             if let Some(drawn) = terminal::drawn_view(&output) {
                 outln!("{what}, its view as `domicile run` draws it:\n{drawn}");
@@ -756,7 +826,10 @@ fn sources(dir: &Path) -> BTreeMap<PathBuf, SystemTime> {
             }
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
-                stack.push(entry.path());
+                // A Python virtual environment is not the project's source.
+                if !entry.path().join("pyvenv.cfg").exists() {
+                    stack.push(entry.path());
+                }
             } else if let Ok(modified) = meta.modified() {
                 found.insert(entry.path(), modified);
             }

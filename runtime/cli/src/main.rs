@@ -182,6 +182,9 @@ pub enum Command {
         /// One round, then exit (its status says whether it succeeded).
         #[arg(long)]
         once: bool,
+        /// Python and JavaScript: build the whole component at every change, as `domicile build` does, instead of running the sources in the project's runner.
+        #[arg(long)]
+        full_builds: bool,
     },
     /// Create a publisher key pair: PREFIX.key (secret) and PREFIX.pub.
     Keygen {

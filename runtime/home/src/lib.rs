@@ -246,4 +246,17 @@ impl Home {
         let rt = Arc::new(Runtime::new(self.runtime_config()?)?);
         Ok(self.runtime.get_or_init(|| rt))
     }
+
+    /// Starts the app runtime of `domicile dev`: the one that offers its
+    /// runner the project's `sources` (and so accepts a runner). Must come
+    /// before anything else starts the runtime.
+    pub fn start_development_runtime(&self, sources: domicile_host::DevSources) -> Result<&Arc<Runtime>> {
+        if self.runtime.get().is_some() {
+            return Err(HomeError::BadInput("the home's runtime was started before the development one".into()));
+        }
+        let mut config = self.runtime_config()?;
+        config.dev_sources = Some(sources);
+        let rt = Arc::new(Runtime::new(config)?);
+        Ok(self.runtime.get_or_init(|| rt))
+    }
 }

@@ -179,6 +179,12 @@ impl Runtime {
                 self.cache.compile(&self.engine, digest, verified.component_bytes())?
             }
         };
+        // A runner `domicile dev` installed, run by another command.
+        if self.config.dev_sources.is_none()
+            && component.component_type().imports(&self.engine).any(|(name, _)| crate::dev_source::is_dev_source(name))
+        {
+            return Err(HostError::DevRunner { app: app.manifest.id.clone() });
+        }
         let pre = self.linker.instantiate_pre(&component).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         self.instances.lock().expect("instance cache lock").insert(digest.clone(), pre.clone());
         Ok(pre)

@@ -15,6 +15,7 @@
 mod bindings;
 mod clock;
 mod data;
+mod dev_source;
 mod engine;
 mod invoke;
 mod lifecycle;
@@ -36,6 +37,7 @@ use wasmtime::Engine;
 
 pub use clock::Clock;
 pub use data::MAX_BATCH;
+pub use dev_source::DevSources;
 pub use engine::{engine_config, EPOCH_TICK};
 pub use lifecycle::{PreparedInstall, PreparedUpdate};
 pub use limits::{Cap, LimitCaps, LimitKind, Resolved as ResolvedLimits};
@@ -61,6 +63,8 @@ pub enum HostError {
     ForbiddenImports { imports: Vec<String> },
     #[error("{app} {version} is already installed; uninstall it first")]
     AlreadyInstalled { app: AppId, version: String },
+    #[error("{app} is a runner of `domicile dev`: it runs only under `domicile dev` in its project (`domicile build` makes the package to install)")]
+    DevRunner { app: AppId },
     #[error("{app} is an app of the `{actual}` world: {}", if *.actual == World::Service { "run it, it imports nothing" } else { "it imports files, it does not run on its own" })]
     WrongWorld { app: AppId, actual: World },
     #[error("{app} is on hold: {reason}; uninstall it or, if you still trust this version, keep it")]
@@ -110,6 +114,9 @@ pub struct RuntimeConfig {
     /// Whether compiling reuses the machine code of functions this runtime
     /// compiled before (see `[engine] reuse-compiled-functions`).
     pub reuse_compiled_functions: bool,
+    /// Set by `domicile dev` only: the project's sources, offered to its
+    /// runner as `domicile:app/dev-source` (see `dev_source`).
+    pub dev_sources: Option<DevSources>,
 }
 
 impl RuntimeConfig {
@@ -121,6 +128,7 @@ impl RuntimeConfig {
             limits: LimitCaps::default(),
             max_concurrent: 16,
             reuse_compiled_functions: false,
+            dev_sources: None,
         }
     }
 }
@@ -150,6 +158,9 @@ impl Runtime {
             .map_err(engine_err)?;
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
+        if let Some(sources) = &config.dev_sources {
+            dev_source::add_to_linker(&mut linker, sources.clone()).map_err(engine_err)?;
+        }
         Ok(Runtime {
             cache: ArtifactCache::new(&config.cache_dir, &engine),
             _ticker: EpochTicker::start(&engine),

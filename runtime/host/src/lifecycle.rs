@@ -203,7 +203,7 @@ impl Runtime {
         let forbidden: Vec<String> = ty
             .imports(&self.engine)
             .map(|(name, _)| name)
-            .filter(|name| !import_allowed(name))
+            .filter(|name| !import_allowed(name, self.config.dev_sources.is_some()))
             .map(str::to_owned)
             .collect();
         if !forbidden.is_empty() {
@@ -247,9 +247,13 @@ fn ensure_not_installed(space: &ResidentSpace, manifest: &Manifest) -> Result<()
 /// WASI 0.2 interfaces that language toolchains import whether the code
 /// uses them or not. These are linked but give nothing (see `sandbox`).
 /// Any other interface, or WASI of another major release, is refused by
-/// name rather than left to the linker's error.
-fn import_allowed(name: &str) -> bool {
+/// name rather than left to the linker's error. `dev-source` is ours too,
+/// but only a runtime of `domicile dev` (`dev`) offers it.
+fn import_allowed(name: &str, dev: bool) -> bool {
     const WASI_PACKAGES: [&str; 7] = ["io", "clocks", "random", "cli", "filesystem", "sockets", "http"];
+    if crate::dev_source::is_dev_source(name) {
+        return dev;
+    }
     if name.starts_with("domicile:app/") {
         return true;
     }

@@ -121,6 +121,7 @@ impl From<HostError> for ApiError {
             | HostError::WrongExports { .. }
             | HostError::ForbiddenImports { .. }
             | HostError::WrongWorld { .. }
+            | HostError::DevRunner { .. }
             | HostError::OtherApp { .. }
             | HostError::WorldChanged { .. } => ApiError::BadRequest(e.to_string()),
             HostError::Engine(_) | HostError::Scratch(_) => ApiError::Internal(e.to_string()),
