@@ -186,6 +186,12 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
     let report = run(&n3)["output"].clone();
     assert_eq!(report["months"]["2026-02"]["statements"], 9, "{report}");
     assert_eq!(run(&n1)["output"], report, "the same space answers through every node");
+    // Each node's /metrics counts its part: n2 forwarded, n1 shipped.
+    assert!(metric(&n2, "domicile_cluster_forwarded_requests_total") >= 1.0);
+    assert!(metric(&n1, "domicile_cluster_shipped_writes_total") >= 1.0);
+    assert!(metric(&n1, "domicile_cluster_shipped_bytes_total") >= 1000.0, "the import's 18 statements");
+    assert_eq!(metric(&n3, "domicile_cluster_live_nodes"), 3.0);
+    assert!(metric(&n3, "domicile_cluster_heartbeat_age_seconds") < 3.0, "it beats at least once a lease");
 
     // An API token made through n1 works through n2 (tokens are indexed).
     let token = through(&n1).post("/api/v1/tokens", &json!({ "label": "script" })).ok().json()["token"]
@@ -668,6 +674,9 @@ fn a_killed_node_s_residents_are_taken_over_with_every_acknowledged_write() {
     let lost: Vec<&String> = acknowledged.iter().filter(|id| !present.contains(id.as_str())).collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     assert_import_kept(&alice);
+    // n1's two residents (alice, its home's `me`) each taken over once.
+    let takeovers = |node: &Server| metric(node, "domicile_cluster_takeovers_total");
+    assert_eq!(takeovers(&n2) + takeovers(&n3), 2.0);
     drop((n2, n3));
 }
 
@@ -726,6 +735,8 @@ fn a_node_stopped_past_its_lease_serves_and_writes_none_of_the_residents_it_lost
     write(&via_n1, "through-n1", 50).ok();
     acknowledged.push("through-n1".into());
     wait_until("n1 to drop its stale copy of alice", || !has_space(&home1));
+    assert!(metric(&n1, "domicile_cluster_missed_leases_total") >= 1.0);
+    assert!(metric(&n1, "domicile_cluster_copies_released_total") >= 1.0);
     let back = wait_for_status(&home2, &nats, "n1 live again", |s| live(s) == ["n1", "n2", "n3"]);
     let on_n1 = back["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "n1").unwrap()["residents"].clone();
     assert_eq!(on_n1, 0, "n1's residents were all taken over: {back}");
@@ -882,6 +893,12 @@ fn assert_trips_are(client: &Client, acknowledged: &[String]) {
 }
 
 /// Polls until `done` holds (a liveness guard of 30 s, not a timing assertion).
+/// A counter or gauge of the node's `/metrics` (0 when it has none yet).
+fn metric(node: &Server, name: &str) -> f64 {
+    let text = Client::new(&node.url).get("/metrics").ok().text();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let started = Instant::now();
     while !done() {

@@ -414,6 +414,7 @@ fn one_resident_cannot_starve_the_others_and_requests_are_bounded() {
     assert!(metrics.contains("domicile_app_runs_total{kind=\"run\",outcome=\"app-failed\"} 1"), "{metrics}");
     assert!(metrics.contains("domicile_app_runs_total{kind=\"import\",outcome=\"ok\"} 1"), "{metrics}");
     assert!(metrics.contains("domicile_http_requests_total{class=\"4xx\"}"), "{metrics}");
+    assert!(!metrics.contains("domicile_cluster_"), "a single node has no cluster metrics: {metrics}");
     for personal in ["ana", "bob", CPU_HOG, LEARNING_IMPORTER] {
         assert!(!metrics.contains(personal), "metrics name `{personal}`");
     }

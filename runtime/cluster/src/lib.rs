@@ -42,7 +42,7 @@ pub mod moves;
 mod names;
 mod shared;
 
-pub use log::{LogTail, SpaceLogs};
+pub use log::{LogTail, Shipped, SpaceLogs};
 pub use moves::{Move, MoveRecord, MoveState, MoveWatch};
 pub use names::{InvalidNodeName, NodeName};
 pub use shared::{SharedCatalogue, SharedChange, SharedWatch, Versioned};

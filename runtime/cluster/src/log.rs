@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use async_nats::jetstream::{self, object_store, stream};
@@ -71,6 +71,30 @@ pub struct LogTail {
     pub through: u64,
 }
 
+/// What this node shipped to the residents' logs since it started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shipped {
+    pub writes: u64,
+    pub snapshots: u64,
+    pub bytes: u64,
+    /// Time spent shipping, JetStream's acknowledgement included, summed.
+    pub micros: u64,
+    /// Writes JetStream did not take (NATS unreachable, a timeout).
+    pub failures: u64,
+    /// Writes refused because another node wrote the log since.
+    pub fenced: u64,
+}
+
+#[derive(Debug, Default)]
+struct ShippedCounters {
+    writes: AtomicU64,
+    snapshots: AtomicU64,
+    bytes: AtomicU64,
+    micros: AtomicU64,
+    failures: AtomicU64,
+    fenced: AtomicU64,
+}
+
 /// This node's writer and reader of residents' logs.
 pub struct SpaceLogs {
     js: jetstream::Context,
@@ -91,6 +115,7 @@ pub struct SpaceLogs {
     /// wrote the log since (it took the resident over): this node should
     /// look at once at which residents it still holds.
     fenced: AtomicBool,
+    shipped: ShippedCounters,
 }
 
 impl SpaceLogs {
@@ -114,6 +139,7 @@ impl SpaceLogs {
             positions: Mutex::default(),
             objects_named: Mutex::default(),
             fenced: AtomicBool::new(false),
+            shipped: ShippedCounters::default(),
         })
     }
 
@@ -144,6 +170,20 @@ impl SpaceLogs {
 
     pub fn writes(&self, resident: &ResidentName) -> bool {
         self.positions().get(resident).is_some_and(Option::is_some)
+    }
+
+    /// What this node shipped since it started.
+    pub fn shipped(&self) -> Shipped {
+        let c = &self.shipped;
+        let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        Shipped {
+            writes: read(&c.writes),
+            snapshots: read(&c.snapshots),
+            bytes: read(&c.bytes),
+            micros: read(&c.micros),
+            failures: read(&c.failures),
+            fenced: read(&c.fenced),
+        }
     }
 
     /// Whether a write of this node was fenced off since the last call:
@@ -278,6 +318,7 @@ impl SpaceLogs {
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 self.stop_writing(resident);
                 self.fenced.store(true, Ordering::SeqCst);
+                self.shipped.fenced.fetch_add(1, Ordering::Relaxed);
                 Err(ClusterError::NotHolder { resident: resident.clone() })
             }
             Err(e) => Err(nats("ship a write", e)),
@@ -291,6 +332,26 @@ impl SpaceLogs {
             Some(None) => return Err(ClusterError::NotHolder { resident: resident.clone() }),
             None => return Ok(None),
         };
+        let started = std::time::Instant::now();
+        let appended = self.append_after(resident, expected, kind, bytes).await;
+        let counters = &self.shipped;
+        match &appended {
+            Ok(_) => {
+                let count = if kind == Kind::Snapshot { &counters.snapshots } else { &counters.writes };
+                count.fetch_add(1, Ordering::Relaxed);
+                counters.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                counters.micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+            Err(ClusterError::NotHolder { .. }) => {}
+            Err(_) => {
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        appended.map(Some)
+    }
+
+    /// [`Self::append`]'s publishing, after the log's position `expected`.
+    async fn append_after(&self, resident: &ResidentName, expected: u64, kind: Kind, bytes: &[u8]) -> Result<u64> {
         let object = (kind == Kind::Snapshot || bytes.len() > INLINE_MAX).then(|| {
             let mut random = [0u8; 12];
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
@@ -317,7 +378,7 @@ impl SpaceLogs {
         if kind == Kind::Snapshot {
             self.forget_before(resident, position, object.as_deref().unwrap_or_default()).await;
         }
-        Ok(Some(position))
+        Ok(position)
     }
 
     /// After a snapshot: purges the messages before it and deletes the

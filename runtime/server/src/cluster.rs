@@ -14,6 +14,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,31 @@ pub struct ClusterNode {
     /// The moves this node takes part in, by resident: its part, and when
     /// the move was requested (which move it is).
     pub(crate) moves: std::sync::Mutex<std::collections::HashMap<ResidentName, (crate::moves::Moving, u64)>>,
+    /// What happened on this node since it started, for `/metrics`.
+    pub(crate) events: NodeEvents,
+}
+
+/// Counts of what this node did in the cluster since it started, and
+/// what it saw at its last heartbeat.
+#[derive(Debug, Default)]
+pub(crate) struct NodeEvents {
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) forward_failures: AtomicU64,
+    pub(crate) takeovers: AtomicU64,
+    pub(crate) takeover_micros: AtomicU64,
+    pub(crate) copies_released: AtomicU64,
+    pub(crate) missed_leases: AtomicU64,
+    pub(crate) live_nodes: AtomicU64,
+    /// When this node's last heartbeat went through (ms since the epoch).
+    pub(crate) last_beat_ms: AtomicU64,
+}
+
+fn count(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl ClusterNode {
@@ -80,6 +106,7 @@ impl ClusterNode {
             live_at_last_look: Default::default(),
             moves: Default::default(),
             trust_revision: Default::default(),
+            events: Default::default(),
         }
     }
 
@@ -190,7 +217,9 @@ pub(crate) async fn route(
     if &destination == node.me() {
         return next.run(request).await;
     }
-    forward(node, &destination, request).await.unwrap_or_else(IntoResponse::into_response)
+    let forwarded = forward(node, &destination, request).await;
+    count(if forwarded.is_ok() { &node.events.forwarded } else { &node.events.forward_failures }, 1);
+    forwarded.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn target(state: &State, node: &ClusterNode, request: Request) -> Result<(Request, Target), ApiError> {
@@ -352,8 +381,10 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
                     tracing::warn!(ms = last_beat.elapsed().as_millis() as u64, "this node missed its lease");
                     node.look_again();
                     beating_since = None;
+                    count(&node.events.missed_leases, 1);
                 }
                 last_beat = std::time::Instant::now();
+                node.events.last_beat_ms.store(now_ms(), Ordering::Relaxed);
                 beating_since.get_or_insert(last_beat);
             }
             Err(e) => {
@@ -513,6 +544,7 @@ pub(crate) async fn bring_up_to_date(
 ///   [`run`]); else it looks again at the next heartbeat.
 async fn follow_placements(state: &Arc<State>, node: &ClusterNode, may_take_over: bool) -> Result<(), ApiError> {
     let live: BTreeSet<NodeName> = node.cluster.live_nodes().await?.into_iter().map(|(n, _)| n).collect();
+    node.events.live_nodes.store(live.len() as u64, Ordering::Relaxed);
     {
         let mut last = node.live_at_last_look.lock().unwrap_or_else(|p| p.into_inner());
         if last.as_ref() == Some(&live) {
@@ -554,6 +586,8 @@ async fn follow_placements(state: &Arc<State>, node: &ClusterNode, may_take_over
         node.cluster.logs().claim(resident).await?;
         rebuild(state, node, resident).await?;
         index_tokens(state, node, resident).await?;
+        count(&node.events.takeovers, 1);
+        count(&node.events.takeover_micros, started.elapsed().as_micros() as u64);
         tracing::warn!(
             %resident,
             from = %held.node,
@@ -596,6 +630,7 @@ pub(crate) async fn release_if_stale(
     }
     let (worker, name) = (state.clone(), resident.clone());
     tokio::task::spawn_blocking(move || worker.home.remove_resident(&name)).await??;
+    count(&node.events.copies_released, 1);
     tracing::warn!(%resident, holder = %held.node, "dropped this node's stale copy of a resident another node took over");
     Ok(())
 }

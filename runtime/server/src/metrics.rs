@@ -34,20 +34,134 @@ struct RequestLabels {
     class: String,
 }
 
+/// A counter that follows a total kept elsewhere (the runtime's, the
+/// cluster's): each scrape adds what no scrape added yet (`fetch_max`, so
+/// concurrent scrapes never add twice).
+#[derive(Default)]
+struct Followed {
+    counter: Counter,
+    seen: AtomicU64,
+}
+
+impl Followed {
+    fn register(registry: &mut Registry, name: &str, help: &str) -> Followed {
+        let followed = Followed::default();
+        registry.register(name, help, followed.counter.clone());
+        followed
+    }
+
+    fn follow(&self, total: u64) {
+        let seen = self.seen.fetch_max(total, Ordering::Relaxed);
+        self.counter.inc_by(total.saturating_sub(seen));
+    }
+}
+
+/// A node's part in a cluster, counted since it started.
+struct ClusterMetrics {
+    live_nodes: Gauge,
+    heartbeat_age: Gauge<f64, AtomicU64>,
+    moves: Gauge,
+    forwarded: Followed,
+    forward_failures: Followed,
+    takeovers: Followed,
+    takeover_micros: Followed,
+    copies_released: Followed,
+    missed_leases: Followed,
+    shipped_writes: Followed,
+    shipped_snapshots: Followed,
+    shipped_bytes: Followed,
+    ship_micros: Followed,
+    ship_failures: Followed,
+    fenced_writes: Followed,
+}
+
+impl ClusterMetrics {
+    fn register(registry: &mut Registry) -> ClusterMetrics {
+        let mut followed = |name: &str, help: &str| Followed::register(registry, name, help);
+        let forwarded = followed("cluster_forwarded_requests", "Requests forwarded to the node holding their resident");
+        let forward_failures =
+            followed("cluster_forward_failures", "Requests that could not be forwarded (their node unreachable)");
+        let takeovers = followed("cluster_takeovers", "Residents this node took over from a node that stopped");
+        let takeover_micros =
+            followed("cluster_takeover_microseconds", "Time taking residents over took (claim and rebuild), summed");
+        let copies_released =
+            followed("cluster_copies_released", "Stale copies of residents another node took over, dropped here");
+        let missed_leases = followed("cluster_missed_leases", "Times this node's heartbeats stopped past its lease");
+        let shipped_writes = followed("cluster_shipped_writes", "Committed writes shipped to the residents' logs");
+        let shipped_snapshots = followed("cluster_shipped_snapshots", "Snapshots shipped to the residents' logs");
+        let shipped_bytes = followed("cluster_shipped_bytes", "Bytes of writes and snapshots shipped");
+        let ship_micros =
+            followed("cluster_ship_microseconds", "Time shipping took, JetStream's acknowledgement included, summed");
+        let ship_failures = followed("cluster_ship_failures", "Writes JetStream did not take (the write failed)");
+        let fenced_writes =
+            followed("cluster_fenced_writes", "Writes refused because another node had taken the resident over");
+        let live_nodes = Gauge::default();
+        registry.register("cluster_live_nodes", "Live nodes at this node's last look", live_nodes.clone());
+        let heartbeat_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "cluster_heartbeat_age_seconds",
+            "Time since this node's last heartbeat went through",
+            heartbeat_age.clone(),
+        );
+        let moves = Gauge::default();
+        registry.register("cluster_moves_in_progress", "Moves of residents this node takes part in", moves.clone());
+        ClusterMetrics {
+            live_nodes,
+            heartbeat_age,
+            moves,
+            forwarded,
+            forward_failures,
+            takeovers,
+            takeover_micros,
+            copies_released,
+            missed_leases,
+            shipped_writes,
+            shipped_snapshots,
+            shipped_bytes,
+            ship_micros,
+            ship_failures,
+            fenced_writes,
+        }
+    }
+
+    fn update(&self, node: &crate::cluster::ClusterNode) {
+        let events = &node.events;
+        let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        self.forwarded.follow(read(&events.forwarded));
+        self.forward_failures.follow(read(&events.forward_failures));
+        self.takeovers.follow(read(&events.takeovers));
+        self.takeover_micros.follow(read(&events.takeover_micros));
+        self.copies_released.follow(read(&events.copies_released));
+        self.missed_leases.follow(read(&events.missed_leases));
+        let shipped = node.cluster.logs().shipped();
+        self.shipped_writes.follow(shipped.writes);
+        self.shipped_snapshots.follow(shipped.snapshots);
+        self.shipped_bytes.follow(shipped.bytes);
+        self.ship_micros.follow(shipped.micros);
+        self.ship_failures.follow(shipped.failures);
+        self.fenced_writes.follow(shipped.fenced);
+        self.live_nodes.set(read(&events.live_nodes) as i64);
+        let last_beat = read(&events.last_beat_ms);
+        self.heartbeat_age.set(crate::cluster::now_ms().saturating_sub(last_beat) as f64 / 1000.0);
+        self.moves.set(node.moves.lock().map_or(0, |m| m.len()) as i64);
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     run_seconds: Histogram,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Histogram,
-    denials: Counter,
-    denials_seen: AtomicU64,
+    denials: Followed,
     running: Gauge,
     residents: Gauge,
+    cluster: Option<ClusterMetrics>,
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// A node of a cluster (`clustered`) also counts its part in it.
+    pub fn new(clustered: bool) -> Metrics {
         let mut registry = Registry::with_prefix("domicile");
         let runs = Family::<RunLabels, Counter>::default();
         registry.register("app_runs", "App invocations (runs and imports) by outcome", runs.clone());
@@ -57,27 +171,17 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests by status class", requests.clone());
         let request_seconds = Histogram::new(exponential_buckets(0.0001, 2.5, 16));
         registry.register("http_request_seconds", "Time to answer an HTTP request", request_seconds.clone());
-        let denials = Counter::default();
-        registry.register(
+        let denials = Followed::register(
+            &mut registry,
             "denials",
             "Accesses refused to apps (missing grants, undeclared destinations)",
-            denials.clone(),
         );
         let running = Gauge::default();
         registry.register("app_invocations_running", "App invocations holding an instance slot now", running.clone());
         let residents = Gauge::default();
         registry.register("residents", "Residents of this home", residents.clone());
-        Metrics {
-            registry,
-            runs,
-            run_seconds,
-            requests,
-            request_seconds,
-            denials,
-            denials_seen: AtomicU64::new(0),
-            running,
-            residents,
-        }
+        let cluster = clustered.then(|| ClusterMetrics::register(&mut registry));
+        Metrics { registry, runs, run_seconds, requests, request_seconds, denials, running, residents, cluster }
     }
 
     pub fn request(&self, status: u16, elapsed: Duration) {
@@ -98,11 +202,10 @@ impl Metrics {
     }
 
     fn encode(&self, state: &State) -> String {
-        // The counter follows the runtime's total: each scrape adds what no
-        // scrape added yet (fetch_max, so concurrent scrapes never add twice).
-        let total = state.runtime.denials_total();
-        let seen = self.denials_seen.fetch_max(total, Ordering::Relaxed);
-        self.denials.inc_by(total.saturating_sub(seen));
+        self.denials.follow(state.runtime.denials_total());
+        if let (Some(metrics), Some(node)) = (&self.cluster, &state.cluster) {
+            metrics.update(node);
+        }
         self.running.set(state.runtime.running() as i64);
         if let Ok(residents) = state.home.store().residents() {
             self.residents.set(residents.len() as i64);
