@@ -14,6 +14,7 @@ use axum::http::{header, request::Parts, HeaderMap, Method};
 use domicile_store::{ResidentName, ResidentSpace};
 use sha2::{Digest, Sha256};
 
+use crate::cluster::{HolderRead, SessionRead};
 use crate::error::ApiError;
 use crate::State;
 use domicile_cluster::Cluster;
@@ -213,7 +214,11 @@ impl FromRequestParts<Arc<State>> for Resident {
             (state.home.accounts().resident_of_token(token).ok_or(ApiError::SignInFirst)?, None)
         } else {
             let cookie = cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::SignInFirst)?;
-            let (name, csrf) = state.sessions.get(cookie).await?.ok_or(ApiError::SignInFirst)?;
+            let session = match parts.extensions.get::<SessionRead>() {
+                Some(SessionRead(session)) => session.clone(),
+                None => state.sessions.get(cookie).await?,
+            };
+            let (name, csrf) = session.ok_or(ApiError::SignInFirst)?;
             if changes_state(&parts.method) {
                 let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
                 if sent != Some(csrf.as_str()) {
@@ -224,7 +229,7 @@ impl FromRequestParts<Arc<State>> for Resident {
         };
         // Whether this node holds them first: a node taking a resident over
         // has their account only once it has rebuilt their space.
-        crate::cluster::check_holds(state, &name).await?;
+        crate::cluster::check_holds_read(state, &name, parts.extensions.get::<HolderRead>()).await?;
         if !state.home.accounts().is_enabled(&name) {
             return Err(ApiError::SignInFirst);
         }

@@ -137,13 +137,27 @@ pub(crate) async fn unless_stopping<T>(
 /// Returns the placement (none on a single node), whose revision a later
 /// change of it must match.
 pub(crate) async fn check_holds(state: &State, resident: &ResidentName) -> Result<Option<Placement>, ApiError> {
+    check_holds_read(state, resident, None).await
+}
+
+/// [`check_holds`], with the placement the routing of this request read
+/// (`read`), if it read the resident's.
+pub(crate) async fn check_holds_read(
+    state: &State,
+    resident: &ResidentName,
+    read: Option<&HolderRead>,
+) -> Result<Option<Placement>, ApiError> {
     let Some(node) = &state.cluster else { return Ok(None) };
     if let Some(crate::moves::Moving::Out { to }) = node.moving(resident) {
         return Err(ApiError::Unavailable(format!(
             "resident `{resident}` is being moved to node `{to}`; try again in a moment"
         )));
     }
-    match node.cluster.holder(resident).await? {
+    let holder = match read {
+        Some(HolderRead(held)) if &held.resident == resident => Some(held.clone()),
+        _ => node.cluster.holder(resident).await?,
+    };
+    match holder {
         // Placed here, its space not yet here: this node is taking them
         // over and rebuilding it.
         Some(held) if &held.node == node.me() && !state.home.store().has_resident(resident) => {
@@ -200,7 +214,7 @@ pub(crate) async fn route(
     for name in [FORWARDED_BY, NODE_SECRET, FORWARDED_FOR] {
         request.headers_mut().remove(name);
     }
-    let (request, target) = match target(&state, node, request).await {
+    let (mut request, target) = match target(&state, node, request).await {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -208,6 +222,11 @@ pub(crate) async fn route(
         Target::Here => return next.run(request).await,
         Target::NewResident(chosen) => chosen,
         Target::Resident(resident) => match node.cluster.holder(&resident).await {
+            Ok(Some(held)) if &held.node == node.me() => {
+                // The handler checks the same placement, read just now.
+                request.extensions_mut().insert(HolderRead(held));
+                return next.run(request).await;
+            }
             Ok(Some(held)) => held.node,
             // Unknown here and everywhere: the handler says so.
             Ok(None) => return next.run(request).await,
@@ -255,16 +274,33 @@ async fn target(state: &State, node: &ClusterNode, request: Request) -> Result<(
             None => (request, Target::Here),
         });
     }
+    let mut request = request;
     let resident = if let Some(token) = bearer(request.headers()) {
         node.cluster.token_owner(&domicile_home::sha256_hex(token)).await?
     } else if let Some(cookie) = cookie(request.headers(), SESSION_COOKIE) {
-        state.sessions.get(cookie).await?.map(|(resident, _)| resident)
+        let session = state.sessions.get(cookie).await?;
+        let resident = session.as_ref().map(|(resident, _)| resident.clone());
+        // Served here, the handler takes the session read just now.
+        request.extensions_mut().insert(SessionRead(session));
+        resident
     } else {
         None
     };
     // Without credentials the request is refused here, as on any node.
     Ok((request, resident.map_or(Target::Here, Target::Resident)))
 }
+
+// What the routing read from the cluster's state for a request it serves
+// here, kept in the request so that its handler does not read it again:
+// the same values, a moment old, within the same request.
+
+/// The session of the request's cookie (none: no such session).
+#[derive(Clone, Debug)]
+pub(crate) struct SessionRead(pub(crate) Option<(ResidentName, String)>);
+
+/// The placement of the request's resident, on this node.
+#[derive(Clone, Debug)]
+pub(crate) struct HolderRead(Placement);
 
 /// The request's small JSON body, read, and the request rebuilt with it.
 async fn peek_json(request: Request) -> Result<(Request, serde_json::Value), ApiError> {
