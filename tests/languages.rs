@@ -359,6 +359,24 @@ fn the_runner_runs_each_edit_without_a_build(project: &Path, lang: &str, world: 
         _ => assert_eq!(result["lines"], 20, "{lang}: the edit ran: {result}"),
     }
 
+    // A stack trace in the app's log names the line of the project's file
+    // (in JavaScript, through the bundle's source map): an unexpected
+    // Python exception's traceback, a JavaScript stack the app logs.
+    let (after_line, added, place) = match lang {
+        "python" => ("    km = {}\n", "    raise RuntimeError(\"edited\")\n", "File \"app.py\", line "),
+        _ => ("  let kept = 0;\n", "  console.log(new Error('edited').stack);\n", "@app.js:"),
+    };
+    let edited = std::fs::read_to_string(&path).unwrap();
+    assert!(edited.contains(after_line), "{lang}: the template changed: {source} has no `{after_line}`");
+    let traced = edited.replacen(after_line, &format!("{after_line}{added}"), 1);
+    let line = traced.lines().position(|l| format!("{l}\n") == added).unwrap() + 1;
+    std::fs::write(&path, traced).unwrap();
+    let output = domicile_in(project, &["dev", "--once"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let shown = format!("{place}{line}");
+    assert!(stderr.contains(&shown), "{lang}: the log shows no `{shown}`: {stderr}");
+    std::fs::write(&path, edited).unwrap();
+
     // The runner is not an app: installed elsewhere it is refused, and
     // the development home run by another command does not run it.
     let (home, keys, keys_dir) = home_with_dev_key();

@@ -657,6 +657,21 @@ struct Rounds {
     installed_runner: Option<[u8; 32]>,
 }
 
+/// Prints the app's log lines written since `before`, positions in a
+/// JavaScript runner's bundle shown in the project's files.
+fn print_log(
+    space: &domicile_store::ResidentSpace,
+    id: &AppId,
+    before: usize,
+    map: Option<&runner::BundleMap>,
+) -> Result<()> {
+    for entry in space.app_log(Some(id))?.iter().skip(before) {
+        let message = map.map_or_else(|| entry.message.clone(), |map| map.translate(&entry.message));
+        errln!("  log {:<6} {}", entry.level, terminal::indented(&message, "             "));
+    }
+    Ok(())
+}
+
 /// `domicile dev`: build, install and run, then again at every saved change.
 pub async fn dev(options: DevOptions, json: bool) -> Result<()> {
     let project = Project::open(&options.dir)?;
@@ -733,11 +748,13 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, rounds: &mu
     let space = home.resident(None)?;
     let runtime = home.runtime()?;
     let id = project.manifest.id.clone();
+    let mut bundle_map = None;
     let package = if options.full_builds || runner::unavailable(&project).is_some() {
         rounds.installed_runner = None;
         Some(std::fs::read(build_project(&project, false)?)?)
     } else {
         let round = runner::prepare(&project)?;
+        bundle_map = round.bundle_map;
         if let Some(seconds) = round.built_runner_s {
             errln!(
                 "dev: built this project's runner in {seconds:.1} s: at each change it runs the sources without a build \
@@ -785,9 +802,7 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, rounds: &mu
             Ok(summaries)
         }
     };
-    for entry in space.app_log(Some(&id))?.iter().skip(log_before) {
-        errln!("  log {:<6} {}", entry.level, terminal::indented(&entry.message, "             "));
-    }
+    print_log(&space, &id, log_before, bundle_map.as_ref())?;
     for (what, output) in result? {
         if json {
             outln!("{output}");

@@ -30,6 +30,8 @@ const DEV_WIT: &str = include_str!("../../../../wit/dev.wit");
 const RUNNER_DIR: &str = "runner";
 /// The file the runner reads a JavaScript app from: the project bundled.
 const JS_BUNDLE: &str = "app.bundle.js";
+/// What the bundle's stack traces call it (kept there for reading).
+const JS_BUNDLE_URL: &str = ".domicile/runner/js/app.bundle.js";
 /// Standard modules every Python runner loads, whether or not the sources
 /// import them yet, so that a first `import statistics` needs no rebuild.
 const PYTHON_COMMON: [&str; 24] = [
@@ -66,6 +68,8 @@ pub(super) struct Round {
     pub files: BTreeMap<String, String>,
     /// Seconds spent building the runner this round, if it was built.
     pub built_runner_s: Option<f64>,
+    /// JavaScript: where each position of the bundle comes from.
+    pub bundle_map: Option<BundleMap>,
 }
 
 /// Whether this project's rounds can use a runner; why not, if not.
@@ -83,6 +87,7 @@ pub(super) fn unavailable(project: &Project) -> Option<String> {
 pub(super) fn prepare(project: &Project) -> Result<Round> {
     let dir = project.private().join(RUNNER_DIR).join(lang_dir(project.lang));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut bundle_map = None;
     let (files, source) = match project.lang {
         Lang::Python => {
             let files = python_files(&project.dir)?;
@@ -90,7 +95,8 @@ pub(super) fn prepare(project: &Project) -> Result<Round> {
             (files, python_runner(project.manifest.world, &modules))
         }
         Lang::Js => {
-            let bundle = bundle_js(project)?;
+            let (bundle, map) = bundle_js(project, &dir)?;
+            bundle_map = Some(map);
             let files = BTreeMap::from([(JS_BUNDLE.to_owned(), bundle)]);
             (files, js_runner(project.manifest.world, &wit_version(project)?))
         }
@@ -116,7 +122,7 @@ pub(super) fn prepare(project: &Project) -> Result<Round> {
         None
     };
     let component = std::fs::read(&component_path)?;
-    Ok(Round { component_path, component, files, built_runner_s })
+    Ok(Round { component_path, component, files, built_runner_s, bundle_map })
 }
 
 fn lang_dir(lang: Lang) -> &'static str {
@@ -393,7 +399,10 @@ function app() {{
   const code = read('{JS_BUNDLE}');
   if (code === undefined) throw new Error('domicile dev handed the runner no {JS_BUNDLE}');
   const module = {{ exports: {{}} }};
-  new Function('require', 'module', 'exports', code)(required, module, module.exports);
+  // Indirect eval of the bundle wrapped on its own first line, so that a
+  // stack trace's line numbers are the bundle's (`new Function` adds two).
+  const load = (0, eval)('(function (require, module, exports) {{' + code + '\n}})');
+  load(required, module, module.exports);
   return module.exports;
 }}
 
@@ -402,29 +411,43 @@ function app() {{
 }
 
 /// The script that bundles the project with rolldown (found by path: it
-/// may come with a componentize-js on the PATH rather than the project's).
+/// may come with a componentize-js on the PATH rather than the project's),
+/// and writes the bundle's source map.
 const BUNDLE_SCRIPT: &str = r#"// Written by `domicile dev`: bundles app.js and what it imports into one
 // CommonJS text for the runner, leaving the host's interfaces as requires.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-const [input, rolldownDir] = process.argv.slice(2);
+const [input, rolldownDir, mapPath, url] = process.argv.slice(2);
 const pkg = JSON.parse(readFileSync(join(rolldownDir, 'package.json'), 'utf8'));
 const dot = typeof pkg.exports === 'string' ? pkg.exports : pkg.exports['.'];
 const entry = typeof dot === 'string' ? dot : (dot.import ?? dot.default);
 const { rolldown } = await import(pathToFileURL(join(rolldownDir, entry)).href);
 const bundle = await rolldown({ input, external: [/^domicile:/, /^wasi:/], logLevel: 'warn' });
-const { output } = await bundle.generate({ format: 'cjs' });
-process.stdout.write(output[0].code + '\n//# sourceURL=.domicile/runner/js/app.bundle.js\n');
+// `file` in the project: the map names the sources relative to it.
+const { output } = await bundle.generate({ format: 'cjs', sourcemap: true, file: 'app.bundle.js' });
+writeFileSync(mapPath, output[0].map.toString());
+const code = output[0].code.replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
+process.stdout.write(code + '//# sourceURL=' + url + '\n');
 "#;
 
-fn bundle_js(project: &Project) -> Result<String> {
+/// The project bundled, kept beside its map in the runner's directory
+/// `dir` for reading: a stack trace's lines are the bundle's.
+fn bundle_js(project: &Project, dir: &Path) -> Result<(String, BundleMap)> {
     let rolldown = rolldown_dir(&project.dir).context("rolldown is not installed (`npm install` in the project)")?;
     let script = project.private().join(RUNNER_DIR).join("bundle.mjs");
     if std::fs::read_to_string(&script).ok().as_deref() != Some(BUNDLE_SCRIPT) {
         domicile_package::write_atomically(&script, BUNDLE_SCRIPT.as_bytes())?;
     }
-    let output = match Process::new("node").current_dir(&project.dir).arg(&script).arg("app.js").arg(&rolldown).output()
+    let map_path = dir.join(format!("{JS_BUNDLE}.map"));
+    let output = match Process::new("node")
+        .current_dir(&project.dir)
+        .arg(&script)
+        .arg("app.js")
+        .arg(&rolldown)
+        .arg(&map_path)
+        .arg(JS_BUNDLE_URL)
+        .output()
     {
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("node is not installed (componentize-js needs it)"),
@@ -434,12 +457,59 @@ fn bundle_js(project: &Project) -> Result<String> {
         bail!("app.js does not bundle:\n{}", String::from_utf8_lossy(&output.stderr).trim_end());
     }
     let bundle = String::from_utf8(output.stdout).context("the bundle is not UTF-8")?;
-    // Kept for reading: a stack trace's lines are the bundle's.
-    domicile_package::write_atomically(
-        &project.private().join(RUNNER_DIR).join(lang_dir(Lang::Js)).join(JS_BUNDLE),
-        bundle.as_bytes(),
-    )?;
-    Ok(bundle)
+    domicile_package::write_atomically(&dir.join(JS_BUNDLE), bundle.as_bytes())?;
+    let map = std::fs::read(&map_path).with_context(|| format!("the bundler wrote no {}", map_path.display()))?;
+    let map = sourcemap::SourceMap::from_slice(&map).context("the bundle's source map does not parse")?;
+    Ok((bundle, BundleMap(map)))
+}
+
+/// Where each position of the JavaScript bundle comes from.
+pub(super) struct BundleMap(sourcemap::SourceMap);
+
+impl BundleMap {
+    /// `text` (a stack trace) with each position in the bundle
+    /// (`URL:LINE:COLUMN`, from 1) replaced by its place in the project's
+    /// files; a position the map does not know is left as it is.
+    pub(super) fn translate(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(JS_BUNDLE_URL) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + JS_BUNDLE_URL.len()..];
+            match self.position(after) {
+                Some((place, used)) => {
+                    out.push_str(&place);
+                    rest = &after[used..];
+                }
+                None => {
+                    out.push_str(JS_BUNDLE_URL);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The source place of `:LINE:COLUMN` at the start of `text`, and the
+    /// bytes it took.
+    fn position(&self, text: &str) -> Option<(String, usize)> {
+        let number = |s: &str| -> Option<(u32, usize)> {
+            let digits = s.strip_prefix(':')?;
+            let len = digits.bytes().take_while(u8::is_ascii_digit).count();
+            Some((digits[..len].parse().ok()?, len + 1))
+        };
+        let (line, a) = number(text)?;
+        let (column, b) = number(&text[a..])?;
+        let token = self.0.lookup_token(line.checked_sub(1)?, column.checked_sub(1)?)?;
+        // The nearest mapping before it may be lines away, in code of the
+        // bundler's own: not a place of the project's.
+        if token.get_dst_line() + 1 != line {
+            return None;
+        }
+        let place = format!("{}:{}:{}", token.get_source()?, token.get_src_line() + 1, token.get_src_col() + 1);
+        Some((place, a + b))
+    }
 }
 
 /// rolldown's package: in the project's node_modules, else next to the
@@ -480,6 +550,21 @@ mod tests {
                 "wit_world.imports.data",
                 "statistics"
             ]
+        );
+    }
+
+    #[test]
+    fn stack_positions_in_the_bundle_are_shown_in_the_project_files() {
+        // app.js line 3 `  boom();` is the bundle's line 2 `\tboom();`.
+        let mut builder = sourcemap::SourceMapBuilder::new(Some("app.bundle.js"));
+        let app = builder.add_source("app.js");
+        builder.add_raw(1, 1, 2, 2, Some(app), None, false);
+        let map = BundleMap(builder.into_sourcemap());
+        let trace =
+            format!("f@{JS_BUNDLE_URL}:2:2\nrun@runner.js:36:16\ng@{JS_BUNDLE_URL}:900:1 and {JS_BUNDLE_URL}:x");
+        assert_eq!(
+            map.translate(&trace),
+            format!("f@app.js:3:3\nrun@runner.js:36:16\ng@{JS_BUNDLE_URL}:900:1 and {JS_BUNDLE_URL}:x"),
         );
     }
 
