@@ -90,7 +90,8 @@ fn nats(what: &str, error: impl std::fmt::Display) -> ClusterError {
     ClusterError::Nats { what: what.to_owned(), detail: error.to_string() }
 }
 
-fn now_ms() -> u64 {
+/// The wall clock in ms since the epoch, as heartbeats and records carry it.
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

@@ -91,10 +91,6 @@ fn count(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 impl ClusterNode {
     pub fn new(cluster: Cluster) -> ClusterNode {
         let mut connector = HttpConnector::new();
@@ -420,7 +416,7 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
                     count(&node.events.missed_leases, 1);
                 }
                 last_beat = std::time::Instant::now();
-                node.events.last_beat_ms.store(now_ms(), Ordering::Relaxed);
+                node.events.last_beat_ms.store(domicile_cluster::now_ms(), Ordering::Relaxed);
                 beating_since.get_or_insert(last_beat);
             }
             Err(e) => {

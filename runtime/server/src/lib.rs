@@ -162,7 +162,7 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
         runtime,
         sessions: auth::Sessions::new(config.session_ttl, config.cluster.clone()),
         cluster: config.cluster.clone().map(cluster::ClusterNode::new),
-        metrics: metrics::Metrics::new(config.cluster.is_some()),
+        metrics: metrics::Metrics::new(),
         busy: Mutex::new(HashMap::new()),
         password_checks: Semaphore::new(PASSWORD_CHECKS),
         clients: auth::ClientThrottle::new(config.sign_ins_per_client_per_minute),

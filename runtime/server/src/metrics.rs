@@ -11,10 +11,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -34,134 +35,20 @@ struct RequestLabels {
     class: String,
 }
 
-/// A counter that follows a total kept elsewhere (the runtime's, the
-/// cluster's): each scrape adds what no scrape added yet (`fetch_max`, so
-/// concurrent scrapes never add twice).
-#[derive(Default)]
-struct Followed {
-    counter: Counter,
-    seen: AtomicU64,
-}
-
-impl Followed {
-    fn register(registry: &mut Registry, name: &str, help: &str) -> Followed {
-        let followed = Followed::default();
-        registry.register(name, help, followed.counter.clone());
-        followed
-    }
-
-    fn follow(&self, total: u64) {
-        let seen = self.seen.fetch_max(total, Ordering::Relaxed);
-        self.counter.inc_by(total.saturating_sub(seen));
-    }
-}
-
-/// A node's part in a cluster, counted since it started.
-struct ClusterMetrics {
-    live_nodes: Gauge,
-    heartbeat_age: Gauge<f64, AtomicU64>,
-    moves: Gauge,
-    forwarded: Followed,
-    forward_failures: Followed,
-    takeovers: Followed,
-    takeover_micros: Followed,
-    copies_released: Followed,
-    missed_leases: Followed,
-    shipped_writes: Followed,
-    shipped_snapshots: Followed,
-    shipped_bytes: Followed,
-    ship_micros: Followed,
-    ship_failures: Followed,
-    fenced_writes: Followed,
-}
-
-impl ClusterMetrics {
-    fn register(registry: &mut Registry) -> ClusterMetrics {
-        let mut followed = |name: &str, help: &str| Followed::register(registry, name, help);
-        let forwarded = followed("cluster_forwarded_requests", "Requests forwarded to the node holding their resident");
-        let forward_failures =
-            followed("cluster_forward_failures", "Requests that could not be forwarded (their node unreachable)");
-        let takeovers = followed("cluster_takeovers", "Residents this node took over from a node that stopped");
-        let takeover_micros =
-            followed("cluster_takeover_microseconds", "Time taking residents over took (claim and rebuild), summed");
-        let copies_released =
-            followed("cluster_copies_released", "Stale copies of residents another node took over, dropped here");
-        let missed_leases = followed("cluster_missed_leases", "Times this node's heartbeats stopped past its lease");
-        let shipped_writes = followed("cluster_shipped_writes", "Committed writes shipped to the residents' logs");
-        let shipped_snapshots = followed("cluster_shipped_snapshots", "Snapshots shipped to the residents' logs");
-        let shipped_bytes = followed("cluster_shipped_bytes", "Bytes of writes and snapshots shipped");
-        let ship_micros =
-            followed("cluster_ship_microseconds", "Time shipping took, JetStream's acknowledgement included, summed");
-        let ship_failures = followed("cluster_ship_failures", "Writes JetStream did not take (the write failed)");
-        let fenced_writes =
-            followed("cluster_fenced_writes", "Writes refused because another node had taken the resident over");
-        let live_nodes = Gauge::default();
-        registry.register("cluster_live_nodes", "Live nodes at this node's last look", live_nodes.clone());
-        let heartbeat_age = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "cluster_heartbeat_age_seconds",
-            "Time since this node's last heartbeat went through",
-            heartbeat_age.clone(),
-        );
-        let moves = Gauge::default();
-        registry.register("cluster_moves_in_progress", "Moves of residents this node takes part in", moves.clone());
-        ClusterMetrics {
-            live_nodes,
-            heartbeat_age,
-            moves,
-            forwarded,
-            forward_failures,
-            takeovers,
-            takeover_micros,
-            copies_released,
-            missed_leases,
-            shipped_writes,
-            shipped_snapshots,
-            shipped_bytes,
-            ship_micros,
-            ship_failures,
-            fenced_writes,
-        }
-    }
-
-    fn update(&self, node: &crate::cluster::ClusterNode) {
-        let events = &node.events;
-        let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        self.forwarded.follow(read(&events.forwarded));
-        self.forward_failures.follow(read(&events.forward_failures));
-        self.takeovers.follow(read(&events.takeovers));
-        self.takeover_micros.follow(read(&events.takeover_micros));
-        self.copies_released.follow(read(&events.copies_released));
-        self.missed_leases.follow(read(&events.missed_leases));
-        let shipped = node.cluster.logs().shipped();
-        self.shipped_writes.follow(shipped.writes);
-        self.shipped_snapshots.follow(shipped.snapshots);
-        self.shipped_bytes.follow(shipped.bytes);
-        self.ship_micros.follow(shipped.micros);
-        self.ship_failures.follow(shipped.failures);
-        self.fenced_writes.follow(shipped.fenced);
-        self.live_nodes.set(read(&events.live_nodes) as i64);
-        let last_beat = read(&events.last_beat_ms);
-        self.heartbeat_age.set(crate::cluster::now_ms().saturating_sub(last_beat) as f64 / 1000.0);
-        self.moves.set(node.moves.lock().map_or(0, |m| m.len()) as i64);
-    }
-}
-
 pub struct Metrics {
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     run_seconds: Histogram,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Histogram,
-    denials: Followed,
+    denials: Counter,
+    denials_seen: AtomicU64,
     running: Gauge,
     residents: Gauge,
-    cluster: Option<ClusterMetrics>,
 }
 
 impl Metrics {
-    /// A node of a cluster (`clustered`) also counts its part in it.
-    pub fn new(clustered: bool) -> Metrics {
+    pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("domicile");
         let runs = Family::<RunLabels, Counter>::default();
         registry.register("app_runs", "App invocations (runs and imports) by outcome", runs.clone());
@@ -171,17 +58,27 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests by status class", requests.clone());
         let request_seconds = Histogram::new(exponential_buckets(0.0001, 2.5, 16));
         registry.register("http_request_seconds", "Time to answer an HTTP request", request_seconds.clone());
-        let denials = Followed::register(
-            &mut registry,
+        let denials = Counter::default();
+        registry.register(
             "denials",
             "Accesses refused to apps (missing grants, undeclared destinations)",
+            denials.clone(),
         );
         let running = Gauge::default();
         registry.register("app_invocations_running", "App invocations holding an instance slot now", running.clone());
         let residents = Gauge::default();
         registry.register("residents", "Residents of this home", residents.clone());
-        let cluster = clustered.then(|| ClusterMetrics::register(&mut registry));
-        Metrics { registry, runs, run_seconds, requests, request_seconds, denials, running, residents, cluster }
+        Metrics {
+            registry,
+            runs,
+            run_seconds,
+            requests,
+            request_seconds,
+            denials,
+            denials_seen: AtomicU64::new(0),
+            running,
+            residents,
+        }
     }
 
     pub fn request(&self, status: u16, elapsed: Duration) {
@@ -202,17 +99,116 @@ impl Metrics {
     }
 
     fn encode(&self, state: &State) -> String {
-        self.denials.follow(state.runtime.denials_total());
-        if let (Some(metrics), Some(node)) = (&self.cluster, &state.cluster) {
-            metrics.update(node);
-        }
+        // The counter follows the runtime's total: each scrape adds what no
+        // scrape added yet (fetch_max, so concurrent scrapes never add twice).
+        let total = state.runtime.denials_total();
+        let seen = self.denials_seen.fetch_max(total, Ordering::Relaxed);
+        self.denials.inc_by(total.saturating_sub(seen));
         self.running.set(state.runtime.running() as i64);
         if let Ok(residents) = state.home.store().residents() {
             self.residents.set(residents.len() as i64);
         }
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String");
-        text
+        use prometheus_client::encoding::text;
+        let mut out = String::new();
+        text::encode_registry(&mut out, &self.registry).expect("writing to a String");
+        if let Some(node) = &state.cluster {
+            let mut cluster = Registry::with_prefix("domicile");
+            cluster.register_collector(Box::new(ClusterNow::read(node)));
+            text::encode_registry(&mut out, &cluster).expect("writing to a String");
+        }
+        text::encode_eof(&mut out).expect("writing to a String");
+        out
+    }
+}
+
+/// A node's part in its cluster as a scrape finds it: what the node
+/// counted since it started, read as it stands, and gauges.
+#[derive(Debug)]
+struct ClusterNow(Vec<(&'static str, &'static str, Reading)>);
+
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    Count(u64),
+    Level(i64),
+    Seconds(f64),
+}
+
+impl ClusterNow {
+    fn read(node: &crate::cluster::ClusterNode) -> ClusterNow {
+        use Reading::{Count, Level, Seconds};
+        let (events, shipped) = (&node.events, node.cluster.logs().shipped());
+        let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let heartbeat_age = domicile_cluster::now_ms().saturating_sub(read(&events.last_beat_ms)) as f64 / 1000.0;
+        let moves = node.moves.lock().map_or(0, |m| m.len()) as i64;
+        ClusterNow(vec![
+            (
+                "cluster_forwarded_requests",
+                "Requests forwarded to the node holding their resident",
+                Count(read(&events.forwarded)),
+            ),
+            (
+                "cluster_forward_failures",
+                "Requests that could not be forwarded (their node unreachable)",
+                Count(read(&events.forward_failures)),
+            ),
+            (
+                "cluster_takeovers",
+                "Residents this node took over from a node that stopped",
+                Count(read(&events.takeovers)),
+            ),
+            (
+                "cluster_takeover_microseconds",
+                "Time taking residents over took (claim and rebuild), summed",
+                Count(read(&events.takeover_micros)),
+            ),
+            (
+                "cluster_copies_released",
+                "Stale copies of residents another node took over, dropped here",
+                Count(read(&events.copies_released)),
+            ),
+            (
+                "cluster_missed_leases",
+                "Times this node's heartbeats stopped past its lease",
+                Count(read(&events.missed_leases)),
+            ),
+            ("cluster_shipped_writes", "Committed writes shipped to the residents' logs", Count(shipped.writes)),
+            ("cluster_shipped_snapshots", "Snapshots shipped to the residents' logs", Count(shipped.snapshots)),
+            ("cluster_shipped_bytes", "Bytes of writes and snapshots shipped", Count(shipped.bytes)),
+            (
+                "cluster_ship_microseconds",
+                "Time shipping took, JetStream's acknowledgement included, summed",
+                Count(shipped.micros),
+            ),
+            ("cluster_ship_failures", "Writes JetStream did not take (the write failed)", Count(shipped.failures)),
+            (
+                "cluster_fenced_writes",
+                "Writes refused because another node had taken the resident over",
+                Count(shipped.fenced),
+            ),
+            ("cluster_live_nodes", "Live nodes at this node's last look", Level(read(&events.live_nodes) as i64)),
+            (
+                "cluster_heartbeat_age_seconds",
+                "Time since this node's last heartbeat went through",
+                Seconds(heartbeat_age),
+            ),
+            ("cluster_moves_in_progress", "Moves of residents this node takes part in", Level(moves)),
+        ])
+    }
+}
+
+impl Collector for ClusterNow {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        fn one(encoder: &mut DescriptorEncoder, name: &str, help: &str, metric: impl EncodeMetric) -> std::fmt::Result {
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+        }
+        for &(name, help, reading) in &self.0 {
+            match reading {
+                Reading::Count(n) => one(&mut encoder, name, help, ConstCounter::new(n))?,
+                Reading::Level(n) => one(&mut encoder, name, help, ConstGauge::new(n))?,
+                Reading::Seconds(s) => one(&mut encoder, name, help, ConstGauge::new(s))?,
+            }
+        }
+        Ok(())
     }
 }
 
