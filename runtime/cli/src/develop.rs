@@ -652,8 +652,8 @@ pub struct DevOptions {
 struct Rounds {
     /// The sources the development runtime hands the project's runner.
     sources: domicile_host::DevSources,
-    /// The runner package installed (its manifest and component's hash),
-    /// to install again only when one of them changed.
+    /// The runner package installed (the hash of its manifest and of the
+    /// runner's key), to install again only when one of them changed.
     installed_runner: Option<[u8; 32]>,
 }
 
@@ -763,14 +763,15 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, rounds: &mu
         }
         rounds.sources.replace(round.files);
         let mut both = project.manifest_bytes.clone();
-        both.extend(domicile_package::sha256(&round.component));
+        both.extend(round.runner_key.as_bytes());
         let fingerprint = domicile_package::sha256(&both);
         if rounds.installed_runner == Some(fingerprint) {
             None
         } else {
+            let component = std::fs::read(&round.component_path)?;
             let (_, package) = crate::commands::seal_checked(
                 (&project.dir.join("manifest.toml"), &project.manifest_bytes),
-                (&round.component_path, &round.component),
+                (&round.component_path, &component),
                 &project.dev_key()?,
                 false,
             )?;

@@ -243,8 +243,7 @@ impl Home {
         if let Some(rt) = self.runtime.get() {
             return Ok(rt);
         }
-        let rt = Arc::new(Runtime::new(self.runtime_config()?)?);
-        Ok(self.runtime.get_or_init(|| rt))
+        self.start_runtime(self.runtime_config()?)
     }
 
     /// Starts the app runtime of `domicile dev`: the one that offers its
@@ -256,6 +255,10 @@ impl Home {
         }
         let mut config = self.runtime_config()?;
         config.dev_sources = Some(sources);
+        self.start_runtime(config)
+    }
+
+    fn start_runtime(&self, config: domicile_host::RuntimeConfig) -> Result<&Arc<Runtime>> {
         let rt = Arc::new(Runtime::new(config)?);
         Ok(self.runtime.get_or_init(|| rt))
     }

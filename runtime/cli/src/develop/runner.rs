@@ -64,7 +64,9 @@ const PYTHON_COMMON: [&str; 24] = [
 /// What one round runs: the runner's component and the sources it reads.
 pub(super) struct Round {
     pub component_path: PathBuf,
-    pub component: Vec<u8>,
+    /// What the runner was built from, hashed: the same key, the same
+    /// runner (its bytes are read only to install it).
+    pub runner_key: String,
     pub files: BTreeMap<String, String>,
     /// Seconds spent building the runner this round, if it was built.
     pub built_runner_s: Option<f64>,
@@ -121,8 +123,7 @@ pub(super) fn prepare(project: &Project) -> Result<Round> {
     } else {
         None
     };
-    let component = std::fs::read(&component_path)?;
-    Ok(Round { component_path, component, files, built_runner_s, bundle_map })
+    Ok(Round { component_path, runner_key: key, files, built_runner_s, bundle_map })
 }
 
 fn lang_dir(lang: Lang) -> &'static str {
