@@ -1,6 +1,6 @@
 //! `domicile:app/dev-source`: the project's source files, handed by
 //! `domicile dev` to the runner it builds once per Python or JavaScript
-//! project, so that an edit runs without a new build (see `wit/dev.wit`).
+//! project, so that an edit runs without a new build (see `runtime/cli/src/develop/dev.wit`).
 //!
 //! Only a runtime made for `domicile dev` links this interface, and only
 //! such a runtime accepts a component importing it: a runner package is
@@ -53,7 +53,7 @@ mod tests {
         let wit = include_str!("../../../wit/domicile.wit");
         let version = wit.lines().find_map(|l| l.strip_prefix("package domicile:app@")).unwrap();
         assert_eq!(super::INTERFACE, format!("domicile:app/dev-source@{}", version.trim_end_matches(';')));
-        let dev = include_str!("../../../wit/dev.wit");
+        let dev = include_str!("../../cli/src/develop/dev.wit");
         assert!(dev.contains("interface dev-source") && dev.contains("read: func(path: string) -> option<string>"));
     }
 }

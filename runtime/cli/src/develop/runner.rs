@@ -5,7 +5,7 @@
 //! most of it theirs. So `domicile dev` builds, once per project, a
 //! *runner*: the same interpreter and the same world, whose exported
 //! function loads the app from the sources `domicile dev` hands it at
-//! each run (`domicile:app/dev-source`, `wit/dev.wit`). An edit then
+//! each run (`domicile:app/dev-source`, `develop/dev.wit`). An edit then
 //! costs reading the files (Python) or bundling them (JavaScript, with
 //! rolldown, which componentize-js brings), and a run.
 //!
@@ -25,7 +25,7 @@ use domicile_manifest::World;
 
 use super::{check_exports, run_tool, Lang, Project, COMPONENTIZE_JS, COMPONENTIZE_PY};
 
-const DEV_WIT: &str = include_str!("../../../../wit/dev.wit");
+const DEV_WIT: &str = include_str!("dev.wit");
 /// Where the runner of a language is built, under the project's `.domicile/`.
 const RUNNER_DIR: &str = "runner";
 /// The file the runner reads a JavaScript app from: the project bundled.
