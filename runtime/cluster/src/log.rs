@@ -71,6 +71,16 @@ pub struct LogTail {
     pub through: u64,
 }
 
+/// What [`SpaceLogs::scan`] read of a resident's log.
+struct Scanned {
+    /// The headers of the last snapshot, if the scan met one.
+    snapshot: Option<HeaderMap>,
+    /// The writes after that snapshot, or after the scan's start without one.
+    records: Vec<(HeaderMap, Bytes)>,
+    /// The position of the last message read.
+    through: u64,
+}
+
 /// What this node shipped to the residents' logs since it started.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Shipped {
@@ -233,7 +243,7 @@ impl SpaceLogs {
     /// the writes since, to apply to a copy rebuilt through `position`
     /// (`false`, the tail's snapshot empty).
     pub async fn read_after(&self, resident: &ResidentName, position: u64) -> Result<(bool, LogTail)> {
-        let (snapshot, (records, through)) = self.scan(resident, position + 1).await?;
+        let Scanned { snapshot, records, through } = self.scan(resident, position + 1).await?;
         let snapshot = match snapshot {
             Some(headers) => Some(self.object(object_name(&headers)?).await?),
             None => None,
@@ -249,15 +259,8 @@ impl SpaceLogs {
         Ok((whole, LogTail { snapshot: snapshot.unwrap_or_default(), records: bytes, through: through.max(position) }))
     }
 
-    /// The messages of a resident's log from `first` on: the headers of the
-    /// last snapshot, the writes after it (or after `first`, without one),
-    /// and the position of the last message.
-    #[allow(clippy::type_complexity)]
-    async fn scan(
-        &self,
-        resident: &ResidentName,
-        first: u64,
-    ) -> Result<(Option<HeaderMap>, (Vec<(HeaderMap, Bytes)>, u64))> {
+    /// The messages of a resident's log from `first` on.
+    async fn scan(&self, resident: &ResidentName, first: u64) -> Result<Scanned> {
         let subject = subject(resident);
         let mut next = first;
         let mut snapshot: Option<HeaderMap> = None;
@@ -284,7 +287,7 @@ impl SpaceLogs {
                 Kind::Claim => {}
             }
         }
-        Ok((snapshot, (records, through)))
+        Ok(Scanned { snapshot, records, through })
     }
 
     async fn object(&self, name: &str) -> Result<Vec<u8>> {
