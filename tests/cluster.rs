@@ -190,8 +190,14 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
     assert!(metric(&n2, "domicile_cluster_forwarded_requests_total") >= 1.0);
     assert!(metric(&n1, "domicile_cluster_shipped_writes_total") >= 1.0);
     assert!(metric(&n1, "domicile_cluster_shipped_bytes_total") >= 1000.0, "the import's 18 statements");
-    assert_eq!(metric(&n3, "domicile_cluster_live_nodes"), 3.0);
-    assert!(metric(&n3, "domicile_cluster_heartbeat_age_seconds") < 3.0, "it beats at least once a lease");
+    // Awaited, not read once: on a loaded machine a beat can come late, and
+    // a node can drop out of the live set for a moment.
+    wait_until("n3 to count 3 live nodes", || metric(&n3, "domicile_cluster_live_nodes") == 3.0);
+    // The age falls back near zero at each beat (every third of the 3 s
+    // lease): an age that ran from the node's start would not.
+    wait_until("n3's heartbeat age to fall under half a lease", || {
+        reading(&n3, "domicile_cluster_heartbeat_age_seconds").is_some_and(|age| age < 1.5)
+    });
 
     // An API token made through n1 works through n2 (tokens are indexed).
     let token = through(&n1).post("/api/v1/tokens", &json!({ "label": "script" })).ok().json()["token"]
@@ -896,13 +902,18 @@ fn assert_trips_are(client: &Client, acknowledged: &[String]) {
     assert_eq!(verified["intact"], true, "{verified}");
 }
 
-/// Polls until `done` holds (a liveness guard of 30 s, not a timing assertion).
 /// A counter or gauge of the node's `/metrics` (0 when it has none yet).
 fn metric(node: &Server, name: &str) -> f64 {
-    let text = Client::new(&node.url).get("/metrics").ok().text();
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+    reading(node, name).unwrap_or(0.0)
 }
 
+/// A metric of a node's `/metrics`, if it has it.
+fn reading(node: &Server, name: &str) -> Option<f64> {
+    let text = Client::new(&node.url).get("/metrics").ok().text();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls until `done` holds (a liveness guard of 30 s, not a timing assertion).
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let started = Instant::now();
     while !done() {
