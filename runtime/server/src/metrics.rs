@@ -41,8 +41,6 @@ pub struct Metrics {
     run_seconds: Histogram,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Histogram,
-    denials: Counter,
-    denials_seen: AtomicU64,
     running: Gauge,
     residents: Gauge,
 }
@@ -58,27 +56,11 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests by status class", requests.clone());
         let request_seconds = Histogram::new(exponential_buckets(0.0001, 2.5, 16));
         registry.register("http_request_seconds", "Time to answer an HTTP request", request_seconds.clone());
-        let denials = Counter::default();
-        registry.register(
-            "denials",
-            "Accesses refused to apps (missing grants, undeclared destinations)",
-            denials.clone(),
-        );
         let running = Gauge::default();
         registry.register("app_invocations_running", "App invocations holding an instance slot now", running.clone());
         let residents = Gauge::default();
         registry.register("residents", "Residents of this home", residents.clone());
-        Metrics {
-            registry,
-            runs,
-            run_seconds,
-            requests,
-            request_seconds,
-            denials,
-            denials_seen: AtomicU64::new(0),
-            running,
-            residents,
-        }
+        Metrics { registry, runs, run_seconds, requests, request_seconds, running, residents }
     }
 
     pub fn request(&self, status: u16, elapsed: Duration) {
@@ -99,11 +81,6 @@ impl Metrics {
     }
 
     fn encode(&self, state: &State) -> String {
-        // The counter follows the runtime's total: each scrape adds what no
-        // scrape added yet (fetch_max, so concurrent scrapes never add twice).
-        let total = state.runtime.denials_total();
-        let seen = self.denials_seen.fetch_max(total, Ordering::Relaxed);
-        self.denials.inc_by(total.saturating_sub(seen));
         self.running.set(state.runtime.running() as i64);
         if let Ok(residents) = state.home.store().residents() {
             self.residents.set(residents.len() as i64);
@@ -111,20 +88,19 @@ impl Metrics {
         use prometheus_client::encoding::text;
         let mut out = String::new();
         text::encode_registry(&mut out, &self.registry).expect("writing to a String");
-        if let Some(node) = &state.cluster {
-            let mut cluster = Registry::with_prefix("domicile");
-            cluster.register_collector(Box::new(ClusterNow::read(node)));
-            text::encode_registry(&mut out, &cluster).expect("writing to a String");
-        }
+        let mut now = Registry::with_prefix("domicile");
+        now.register_collector(Box::new(Readings::read(state)));
+        text::encode_registry(&mut out, &now).expect("writing to a String");
         text::encode_eof(&mut out).expect("writing to a String");
         out
     }
 }
 
-/// A node's part in its cluster as a scrape finds it: what the node
-/// counted since it started, read as it stands, and gauges.
+/// Totals kept elsewhere (the runtime's, a cluster node's), read as they
+/// stand at each scrape, and gauges: a node's part in its cluster only on a
+/// node of one.
 #[derive(Debug)]
-struct ClusterNow(Vec<(&'static str, &'static str, Reading)>);
+struct Readings(Vec<(&'static str, &'static str, Reading)>);
 
 #[derive(Debug, Clone, Copy)]
 enum Reading {
@@ -133,14 +109,27 @@ enum Reading {
     Seconds(f64),
 }
 
-impl ClusterNow {
-    fn read(node: &crate::cluster::ClusterNode) -> ClusterNow {
+impl Readings {
+    fn read(state: &State) -> Readings {
+        let denials = (
+            "denials",
+            "Accesses refused to apps (missing grants, undeclared destinations)",
+            Reading::Count(state.runtime.denials_total()),
+        );
+        let mut readings = vec![denials];
+        if let Some(node) = &state.cluster {
+            readings.extend(Readings::cluster(node));
+        }
+        Readings(readings)
+    }
+
+    fn cluster(node: &crate::cluster::ClusterNode) -> Vec<(&'static str, &'static str, Reading)> {
         use Reading::{Count, Level, Seconds};
         let (events, shipped) = (&node.events, node.cluster.logs().shipped());
         let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
         let heartbeat_age = domicile_cluster::now_ms().saturating_sub(read(&events.last_beat_ms)) as f64 / 1000.0;
         let moves = node.moves.lock().map_or(0, |m| m.len()) as i64;
-        ClusterNow(vec![
+        vec![
             (
                 "cluster_forwarded_requests",
                 "Requests forwarded to the node holding their resident",
@@ -192,11 +181,11 @@ impl ClusterNow {
                 Seconds(heartbeat_age),
             ),
             ("cluster_moves_in_progress", "Moves of residents this node takes part in", Level(moves)),
-        ])
+        ]
     }
 }
 
-impl Collector for ClusterNow {
+impl Collector for Readings {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         fn one(encoder: &mut DescriptorEncoder, name: &str, help: &str, metric: impl EncodeMetric) -> std::fmt::Result {
             metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
