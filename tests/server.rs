@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::process::Command;
+
 use common::server::{Client, Server};
 use common::*;
 use domicile_home::Operation;
@@ -583,6 +585,84 @@ fn hundreds_of_concurrent_sign_ins_keep_memory_bounded_and_the_server_answering(
     assert_eq!(Client::new(&server.url).sign_in("nobody", "x").status, 401);
 }
 
+/// Sends `POST path` with a body of `length` bytes streamed from a small
+/// buffer (60 uploads of 63 MiB would otherwise take 3.7 GB in the test),
+/// and returns the answer's status, if the server answered before it
+/// closed the connection on a body it did not read.
+fn stream_upload(url: &str, path: &str, token: &str, length: usize) -> Option<u16> {
+    use std::io::{BufRead, Write};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\ncontent-type: application/octet-stream\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    let chunk = vec![b' '; 1024 * 1024];
+    let mut sent = 0;
+    while sent < length {
+        let n = chunk.len().min(length - sent);
+        // A server that answered without reading the body closes the
+        // connection: the rest of the upload is not sent.
+        if stream.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let mut status = String::new();
+    std::io::BufReader::new(stream).read_line(&mut status).ok()?;
+    status.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One resident's 60 concurrent uploads of 63 MiB: each is admitted by
+/// the resident's allowance of heavy work before its body is read, so
+/// those past it get 429 (with Retry-After) and cost the server nothing;
+/// its memory stays within 300 MiB of idle (it rose by 2 GB when every
+/// body was read first).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_residents_concurrent_uploads_are_admitted_before_their_bodies_are_read() {
+    let (home, password) = home_and_password();
+    let server = Server::start(&home);
+    let mut me = Client::new(&server.url);
+    me.sign_in("me", &password).ok();
+    install(&me, LEARNING_IMPORTER, &["all"]);
+    let token =
+        me.post("/api/v1/tokens", &json!({ "label": "uploads" })).ok().json()["token"].as_str().unwrap().to_owned();
+    let pid = server.pid();
+    let idle = proc_mib(pid, "VmRSS");
+    let uploads = 60;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(uploads));
+    let path = format!("/api/v1/apps/{LEARNING_IMPORTER}/import?file=big.json");
+    let statuses: Vec<Option<u16>> = (0..uploads)
+        .map(|_| {
+            let (url, token, path, barrier) = (server.url.clone(), token.clone(), path.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                stream_upload(&url, &path, &token, 63 * 1024 * 1024)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let peak = proc_mib(pid, "VmHWM");
+    let count = |status: u16| statuses.iter().filter(|s| **s == Some(status)).count();
+    eprintln!(
+        "{uploads} concurrent uploads of 63 MiB: {} asked to retry (429), {} answered otherwise, {} closed unanswered; RSS idle {idle} MiB, peak {peak} MiB",
+        count(429),
+        statuses.iter().filter(|s| s.is_some_and(|s| s != 429)).count(),
+        statuses.iter().filter(|s| s.is_none()).count()
+    );
+    assert!(count(429) > 0, "some uploads were past the allowance: {statuses:?}");
+    assert!(statuses.iter().all(|s| s.is_none_or(|s| s == 429 || (400..500).contains(&s))), "{statuses:?}");
+    assert!(peak < idle + 300, "peak RSS {peak} MiB, idle {idle} MiB");
+    // The server carries on, and the resident's next upload is admitted.
+    assert_eq!(Client::new(&server.url).get("/healthz").status, 200);
+    let next = upload(&me, LEARNING_IMPORTER, "lea.json", read(sample_data("xapi-lea-2026.json")));
+    assert_eq!(next.status, 200, "{}", next.text());
+}
+
 #[test]
 fn one_client_address_gets_thirty_sign_in_attempts_a_minute() {
     let home = TestHome::new();
@@ -596,6 +676,90 @@ fn one_client_address_gets_thirty_sign_in_attempts_a_minute() {
     assert!(refused.header("retry-after").is_some());
     assert!(refused.error().contains("too many sign-in attempts from your address"), "{}", refused.error());
     assert_eq!(Client::new(&server.url).get("/healthz").status, 200);
+}
+
+/// A FIFO named where a command reads a file: every such command refuses
+/// it at once (it would wait for a writer forever), alone and through the
+/// control socket of a running server, whose threads stay free.
+#[test]
+fn a_named_pipe_given_for_a_file_is_refused_at_once_alone_and_through_the_server() {
+    let home = TestHome::new();
+    let fifo = home.path().join("not-a-file");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let fifo = fifo.to_str().unwrap();
+    home.ok(&["install", sample_package("gpx-importer").to_str().unwrap(), "--grant", "all"]);
+    let manifest = repo().join("manifests/budget.toml");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["import", IMPORTER, fifo],
+        vec!["install", fifo],
+        vec!["verify", fifo],
+        vec!["restore", fifo],
+        vec!["trust", "add", fifo, "--name", "pipe"],
+        vec![
+            "pack",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--component",
+            fifo,
+            "--key",
+            fifo,
+            "--out",
+            "/dev/null",
+        ],
+    ];
+    let refused = |run: Run, args: &[&str]| {
+        assert!(!run.ok, "{args:?} accepted a FIFO");
+        let said = run.stderr.contains("named pipe") || run.stderr.contains("not a regular file");
+        assert!(said, "{args:?}: {}", run.stderr);
+    };
+    for args in &commands {
+        refused(home.run(args), args);
+    }
+    let server = Server::start(&home);
+    for _ in 0..3 {
+        for args in &commands[..4] {
+            refused(home.run(args), args);
+        }
+    }
+    // Every command thread of the server came back: it still answers.
+    assert!(home.ok(&["--json", "apps"]).stdout.contains(IMPORTER));
+    drop(server);
+}
+
+/// A home is its owner's alone whatever the umask: folders 0700, files
+/// 0600. An existing home with looser modes is tightened when opened,
+/// and the command says so once.
+#[test]
+fn a_home_is_readable_by_its_owner_alone_and_a_loose_one_is_tightened_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new();
+    home.set_password("me");
+    home.ok(&["install", sample_package("gpx-importer").to_str().unwrap(), "--grant", "all"]);
+    let loose = |dir: &std::path::Path| -> Vec<String> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(path) = stack.pop() {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.permissions().mode() & 0o077 != 0 {
+                found.push(format!("{} {:o}", path.display(), meta.permissions().mode()));
+            }
+            if meta.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        found
+    };
+    // The test runs under the usual umask 022: nothing of the home shows it.
+    assert_eq!(loose(home.path()), Vec::<String>::new());
+    assert!(home.path().join("accounts.json").exists());
+
+    assert!(Command::new("chmod").args(["-R", "go+rX"]).arg(home.path()).status().unwrap().success());
+    assert!(!loose(home.path()).is_empty());
+    let first = home.ok(&["apps"]);
+    assert!(first.stderr.contains("readable by other users"), "{}", first.stderr);
+    assert_eq!(loose(home.path()), Vec::<String>::new());
+    let second = home.ok(&["apps"]);
+    assert!(!second.stderr.contains("readable"), "said once: {}", second.stderr);
 }
 
 /// `domicile` commands on a home that `serve` holds reach the server over

@@ -225,7 +225,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         }
         Command::Import { importer, file, partial, no_triggers } => {
             let space = home.resident(resident)?;
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = crate::io::read_given(&file)?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let mode = if partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
             let imported = home.import(&space, &importer.parse()?, &name, &bytes, mode).await?;
@@ -421,8 +421,8 @@ fn with_extension(prefix: &Path, ext: &str) -> PathBuf {
 const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
 
 fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bool, json: bool) -> Result<()> {
-    let manifest_bytes = std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
-    let component_bytes = std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
+    let manifest_bytes = crate::io::read_given(manifest)?;
+    let component_bytes = crate::io::read_given(component)?;
     let key = SecretKey::load(key)?;
     let (parsed, package) = seal_checked((manifest, &manifest_bytes), (component, &component_bytes), &key, force)?;
     if out.exists() {
@@ -471,7 +471,7 @@ pub(crate) fn seal_checked(
 
 /// `domicile verify PACKAGE`: against `--key`, or else the home's trust store.
 fn verify(home: Option<&Home>, package: &Path, key: Option<&str>, json: bool) -> Result<()> {
-    let bytes = std::fs::read(package).with_context(|| format!("cannot read {}", package.display()))?;
+    let bytes = crate::io::read_given(package)?;
     let sealed = domicile_package::unseal(&bytes)?;
     let verified = match (key, home) {
         (Some(key), _) => sealed.verify_with(&PublicKey::from_text_or_file(key)?)?,

@@ -31,7 +31,7 @@ pub fn install(
         if version.is_some() {
             return Err(HomeError::VersionOfAFile.into());
         }
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = crate::io::read_given(path)?;
         PackageSource::File { bytes, label: path.display().to_string() }
     } else {
         let id: AppId = app.parse().with_context(|| format!("no package file {app}, and not an app id either"))?;
@@ -75,9 +75,7 @@ pub fn update(
         Some(app) => vec![app.parse()?],
         None => space.apps()?.into_iter().map(|a| a.manifest.id).collect(),
     };
-    let package = package
-        .map(|path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display())))
-        .transpose()?;
+    let package = package.map(crate::io::read_given).transpose()?;
     // No --grant: an update that asks for more waits for the resident.
     let grants = (!grant.is_empty()).then_some(grant);
     let mut reports = Vec::new();
@@ -138,7 +136,7 @@ pub fn revoke_key(home: &Home, key: &str) -> Result<()> {
 /// (see `domicile_store::Store::restore`); its apps come back only as far
 /// as this home trusts their publishers.
 pub fn restore(home: &Home, archive: &Path, as_name: Option<&str>, json: bool) -> Result<()> {
-    let file = std::fs::File::open(archive).with_context(|| format!("cannot read {}", archive.display()))?;
+    let file = crate::io::open_given(archive)?;
     let name = as_name.map(str::parse).transpose()?;
     let (space, report) = home
         .restore(std::io::BufReader::new(file), name.as_ref())

@@ -22,6 +22,9 @@ fn report(event: OpenEvent) {
             report.entries,
             if report.residents_already_moved > 0 { ", finishing an upgrade that was interrupted" } else { "" }
         ),
+        OpenEvent::Tightened { entries } => eprintln!(
+            "domicile: this home was readable by other users of this machine; its {entries} files and folders are now yours alone (folders 0700, files 0600)"
+        ),
     }
 }
 

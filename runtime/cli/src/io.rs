@@ -97,3 +97,17 @@ macro_rules! out {
 macro_rules! errln {
     ($($arg:tt)*) => { $crate::io::stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+/// The bytes of a file a command was given to read: a regular file only,
+/// checked without blocking (a FIFO given in its place would hang the
+/// command, or a server thread through the control socket).
+pub fn read_given(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    domicile_package::files::read_regular(path, u64::MAX).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The same, opened for a reader that streams it.
+pub fn open_given(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    domicile_package::files::open_regular(path).with_context(|| format!("cannot read {}", path.display()))
+}

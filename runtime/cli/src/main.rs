@@ -527,6 +527,11 @@ pub enum AuditAction {
 }
 
 fn main() -> ExitCode {
+    // Everything this process creates (a home, a resident's database, an
+    // export) is its user's alone, whatever umask it was started with.
+    // SAFETY: umask only sets the process's file-creation mask; no thread
+    // has started yet.
+    unsafe { libc::umask(0o077) };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DOMICILE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -26,6 +26,7 @@ mod config;
 mod documents;
 mod keys;
 mod operations;
+mod private;
 mod residents;
 mod triggers;
 
@@ -116,6 +117,11 @@ pub enum OpenEvent {
         total: usize,
     },
     Upgraded(UpgradeReport),
+    /// The home was readable by other users of the machine: `entries`
+    /// files and folders are now its owner's alone.
+    Tightened {
+        entries: usize,
+    },
 }
 
 /// A home, open: its store locked for this process.
@@ -138,7 +144,7 @@ impl Home {
         if is_home(dir) {
             return Err(HomeError::AlreadyAHome(dir.to_owned()));
         }
-        std::fs::create_dir_all(dir).map_err(|source| HomeError::Io { path: dir.to_owned(), source })?;
+        private::create_dir(dir).map_err(|source| HomeError::Io { path: dir.to_owned(), source })?;
         let home = Home::open_dir(dir, clock, &mut |_| {})?;
         home.store.create_resident(first)?;
         Ok(home)
@@ -146,7 +152,7 @@ impl Home {
 
     /// Opens a home, creating an empty one (no resident) if there is none.
     pub fn open_or_create(dir: &Path, clock: Clock, events: &mut dyn FnMut(OpenEvent)) -> Result<Home> {
-        std::fs::create_dir_all(dir).map_err(|source| HomeError::Io { path: dir.to_owned(), source })?;
+        private::create_dir(dir).map_err(|source| HomeError::Io { path: dir.to_owned(), source })?;
         Home::open_dir(dir, clock, events)
     }
 
@@ -160,6 +166,10 @@ impl Home {
     }
 
     fn open_dir(dir: &Path, clock: Clock, events: &mut dyn FnMut(OpenEvent)) -> Result<Home> {
+        match private::tighten(dir).map_err(|source| HomeError::Io { path: dir.to_owned(), source })? {
+            0 => {}
+            entries => events(OpenEvent::Tightened { entries }),
+        }
         let store = Store::open(&dir.join("spaces"), Arc::new(Vocabulary::builtin()))?;
         let legacy = dir.join(LEGACY_STORE);
         if legacy.exists() {

@@ -15,7 +15,6 @@
 //! the publisher key the index lists for its app.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use domicile_manifest::{AppId, Egress, Manifest, ManifestError, Permission, Scratch, World};
@@ -134,28 +133,12 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CatalogueError + '_ {
     move |source| CatalogueError::Io { path: path.display().to_string(), source }
 }
 
-/// Reads at most `max` bytes of a regular file; a longer file is an error,
-/// not a truncated read. A FIFO or a device is refused, not waited on: it
-/// is opened without blocking and checked on the open file itself.
+/// Reads at most `max` bytes of a regular file (see [`crate::files`]).
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, CatalogueError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        const O_NONBLOCK: i32 = 0o4000;
-        options.custom_flags(O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(io_error(path))?;
-    if !file.metadata().map_err(io_error(path))?.is_file() {
-        return Err(CatalogueError::Malformed(format!("{} is not a regular file", path.display())));
-    }
-    let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes).map_err(io_error(path))?;
-    if bytes.len() as u64 > max {
-        return Err(CatalogueError::Malformed(format!("{} is larger than {max} bytes", path.display())));
-    }
-    Ok(bytes)
+    crate::files::read_regular(path, max).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => CatalogueError::Malformed(format!("{}: {e}", path.display())),
+        _ => io_error(path)(e),
+    })
 }
 
 /// Writes the index of the packages in `dir/packages`, signed with `key`.

@@ -53,13 +53,18 @@ impl PublicKey {
             return Ok(key);
         }
         let path = Path::new(arg);
-        if path.is_file() {
-            let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: arg.into(), source })?;
-            return text.trim().parse();
+        // A path that names something other than a file is refused as such.
+        if path.exists() {
+            let bytes = crate::files::read_regular(path, KEY_FILE_MAX)
+                .map_err(|source| KeyError::Io { path: arg.into(), source })?;
+            return String::from_utf8_lossy(&bytes).trim().parse();
         }
         Err(KeyError::BadPublicKey(arg.chars().take(80).collect()))
     }
 }
+
+/// A key file is a line or two of hex: anything much longer is not one.
+const KEY_FILE_MAX: u64 = 4096;
 
 impl FromStr for PublicKey {
     type Err = KeyError;
@@ -113,7 +118,9 @@ impl SecretKey {
 
     pub fn load(path: &Path) -> Result<SecretKey, KeyError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: shown.clone(), source })?;
+        let bytes = crate::files::read_regular(path, KEY_FILE_MAX)
+            .map_err(|source| KeyError::Io { path: shown.clone(), source })?;
+        let text = String::from_utf8_lossy(&bytes);
         let bad = || KeyError::BadSecretKey { path: shown.clone() };
         let mut lines = text.lines();
         if lines.next() != Some(SECRET_HEADER) {

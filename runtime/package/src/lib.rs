@@ -14,6 +14,7 @@
 //! a catalogue's key means trusting the publishers it lists for their apps.
 
 mod catalogue;
+pub mod files;
 mod keys;
 mod trust;
 

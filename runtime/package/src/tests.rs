@@ -281,7 +281,7 @@ fn a_package_that_is_a_fifo_or_leads_outside_is_refused_without_waiting() {
     let made = std::process::Command::new("mkfifo").arg(&package).status().unwrap();
     assert!(made.success());
     let err = Catalogue::open(dir.path(), &trust).unwrap().fetch(&id, None, &trust).unwrap_err();
-    assert!(err.to_string().contains("is not a regular file"), "{err}");
+    assert!(err.to_string().contains("a named pipe (FIFO), not a regular file"), "{err}");
 
     // A symbolic link out of the catalogue directory.
     std::fs::remove_file(&package).unwrap();

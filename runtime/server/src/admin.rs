@@ -215,10 +215,11 @@ async fn restore(
     Extract(state): Shared,
     _: Operator,
     axum::extract::Query(options): axum::extract::Query<RestoreOptions>,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
     let name: Option<ResidentName> =
         options.r#as.map(|n| n.parse()).transpose().map_err(|e| ApiError::BadRequest(format!("{e}")))?;
+    let body = crate::read_upload(request, state.config.max_upload_bytes).await?;
     let worker = state.clone();
     let (space, report) =
         tokio::task::spawn_blocking(move || worker.home.restore(body.as_ref(), name.as_ref())).await??;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State as Extract};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -528,10 +527,13 @@ async fn import(
     resident: Resident,
     Path(app): Path<String>,
     Query(options): Query<ImportOptions>,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> ApiResult {
+    // Admitted before a byte of the file is read: a resident past their
+    // allowance gets 429 without the server holding their upload.
     let _permit = state.heavy_work_permit(&resident.name)?;
     let id = parse_app(&app)?;
+    let body = crate::read_upload(request, state.config.max_upload_bytes).await?;
     // Only the last path component: a browser may send a full path.
     let file_name = options.file.rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
     let started = Instant::now();

@@ -173,7 +173,9 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
         .nest("/api/v1", api::routes().merge(admin::routes()))
         .merge(ui::routes())
         .merge(metrics::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_upload_bytes))
+        // JSON bodies (a document at most); an upload is read by its
+        // handler, once the resident's allowance admitted it (`read_upload`).
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_MAX))
         // Refuses a body announced too large from its Content-Length, before reading it.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(state.config.max_upload_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -195,6 +197,40 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .with_state(state.clone());
     Ok((router, state))
+}
+
+/// The largest JSON body a route takes: a document and its envelope.
+const JSON_BODY_MAX: usize = domicile_store::MAX_DOC_BYTES + 64 * 1024;
+
+/// Reads an uploaded file (an export to import, an archive to restore)
+/// whole, `max` bytes at most. Called by a handler only once the upload
+/// was admitted (a resident's allowance of heavy work, the operator's
+/// token): a body is never held in memory for a request that is refused.
+pub(crate) async fn read_upload(request: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let refused = || {
+        ApiError::TooLarge(format!(
+            "the file is larger than this server takes ({} MiB), or its upload broke off",
+            max / (1024 * 1024)
+        ))
+    };
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // One buffer of the announced size: collecting the frames and joining
+    // them would hold the file twice.
+    let mut bytes = Vec::with_capacity(announced.unwrap_or(0).min(max));
+    let mut body = request.into_body();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| refused())?.into_data() else { continue };
+        if bytes.len() + data.len() > max {
+            return Err(refused());
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes.into())
 }
 
 /// Bodies this small are read before the handler runs.
