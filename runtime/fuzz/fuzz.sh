@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every decoder of untrusted input in domicile, each for SECONDS
 # (default 600): the runtime's (manifest, package, catalogue index, export
-# archive, selector) with the domicile-fuzz binary, and the sample
+# archive, selector, cluster entry) with the domicile-fuzz binary, and the sample
 # importers' parsers (Linky, OFX and bank CSV, GPX, xAPI) in their crates'
 # test suites. Release builds; findings go to target/fuzz-findings/<target>/.
 #

@@ -39,9 +39,12 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let options = crate::loadtest::LoadOptions { residents: *residents, runs: *runs, json };
             return crate::loadtest::run(options).await;
         }
-        Command::BenchCluster { cluster, residents, runs, writes } => {
+        Command::BenchCluster { cluster, nats, residents, runs, writes } => {
+            let access = nats.access(cluster);
+            access.check()?;
             let options = crate::loadtest_cluster::ClusterBenchOptions {
-                nats: cluster.clone(),
+                nats: access,
+                key_file: nats.cluster_key_file().map(Path::to_owned),
                 residents: *residents,
                 runs: *runs,
                 writes: *writes,
@@ -68,11 +71,25 @@ pub async fn execute(cli: Cli) -> Result<()> {
             };
             return crate::develop::dev(options, json).await;
         }
-        Command::Cluster(ClusterCommand::Status { cluster }) => {
-            return crate::serve::cluster_status(cluster, json).await
+        Command::Cluster(ClusterCommand::Key { out }) => {
+            domicile_cluster::ClusterKey::generate().write_new(out)?;
+            if json {
+                outln!("{}", json!({ "cluster_key": out }));
+            } else {
+                outln!(
+                    "wrote the cluster's key to {}: copy it to every node (--cluster-key), never into NATS",
+                    out.display()
+                );
+            }
+            return Ok(());
         }
-        Command::Cluster(ClusterCommand::Move { resident, to, cluster }) => {
-            return crate::serve::cluster_move(cluster, &resident.parse()?, &to.parse()?, json).await
+        Command::Cluster(ClusterCommand::Status { cluster, nats }) => {
+            let (access, key) = nats.cluster(cluster)?;
+            return crate::serve::cluster_status(&access, &key, json).await;
+        }
+        Command::Cluster(ClusterCommand::Move { resident, to, cluster, nats }) => {
+            let (access, key) = nats.cluster(cluster)?;
+            return crate::serve::cluster_move(&access, &key, &resident.parse()?, &to.parse()?, json).await;
         }
         // The vocabulary is the runtime's: no home needed.
         Command::Doctypes => return crate::doctypes::list(json),
@@ -101,10 +118,11 @@ pub async fn execute(cli: Cli) -> Result<()> {
     };
     match opened {
         Ok(home) => match command {
-            Command::Serve { addr, cluster, node, advertise, lease_s, replicas } => {
+            Command::Serve { addr, cluster, nats, node, advertise, lease_s, replicas } => {
                 let cluster = match (cluster, node) {
                     (Some(url), Some(node)) => {
-                        Some(crate::serve::JoinOptions { url, node, advertise, lease_s, replicas })
+                        let (nats, key) = nats.cluster(&url)?;
+                        Some(crate::serve::JoinOptions { nats, key, node, advertise, lease_s, replicas })
                     }
                     _ => None,
                 };

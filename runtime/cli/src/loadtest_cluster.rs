@@ -31,7 +31,9 @@ const GPX: &[u8] = include_bytes!("../../../sample-apps/data/week-around-nantes.
 const LEASE_S: &str = "3";
 
 pub struct ClusterBenchOptions {
-    pub nats: String,
+    pub nats: domicile_cluster::NatsAccess,
+    /// The cluster's key; a scratch one when none is given.
+    pub key_file: Option<PathBuf>,
     pub residents: usize,
     pub runs: usize,
     pub writes: usize,
@@ -200,10 +202,22 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
     }
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     let dir = |name: &str| -> PathBuf { scratch.path().join(name) };
-    let observer = domicile_cluster::Cluster::observe(&options.nats).await;
+    let key_file = match &options.key_file {
+        Some(file) => file.clone(),
+        None => {
+            let file = dir("cluster.key");
+            domicile_cluster::ClusterKey::generate().write_new(&file)?;
+            file
+        }
+    };
+    let key = domicile_cluster::ClusterKey::load(&key_file)?;
+    let observer = domicile_cluster::Cluster::observe(&options.nats, &key).await;
     if let Ok(observer) = &observer {
         if !observer.live_nodes().await?.is_empty() || !observer.placements().await?.is_empty() {
-            bail!("the NATS server at {} already has a cluster; give the bench a NATS server of its own", options.nats);
+            bail!(
+                "the NATS server at {} already has a cluster; give the bench a NATS server of its own",
+                options.nats.url
+            );
         }
     }
     eprintln!("preparing: a demo home for n1 (every sample import), homes for n2, n3 and a single node");
@@ -219,12 +233,16 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
     let solo_token = home(&dir("solo"))?;
 
     let log = |name: &str| dir(&format!("{name}.log"));
+    let mut nats_args = options.nats.to_args();
+    nats_args.extend(["--cluster-key".to_owned(), key_file.display().to_string()]);
     let cluster = |name: &str| -> Result<Node> {
-        Node::start(&dir(name), &["--cluster", &options.nats, "--node", name, "--lease-s", LEASE_S], &log(name))
+        let mut args: Vec<&str> = nats_args.iter().map(String::as_str).collect();
+        args.extend(["--node", name, "--lease-s", LEASE_S]);
+        Node::start(&dir(name), &args, &log(name))
     };
     let solo = Node::start(&dir("solo"), &[], &log("solo"))?;
     let mut nodes = vec![cluster("n1")?];
-    let observer = domicile_cluster::Cluster::observe(&options.nats).await?;
+    let observer = domicile_cluster::Cluster::observe(&options.nats, &key).await?;
     let live = |count: usize| {
         let observer = &observer;
         move || -> Result<bool> {

@@ -82,10 +82,13 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
         /// Be a node of the cluster coordinated by this NATS server, with
-        /// JetStream on (`nats://127.0.0.1:4222`, or the servers of a NATS
-        /// cluster separated by commas); needs --node.
+        /// JetStream on (`tls://nats.example:4222`, or the servers of a NATS
+        /// cluster separated by commas); needs --node, and credentials and
+        /// TLS (the --nats-* flags) unless --insecure-nats.
         #[arg(long, value_name = "NATS_URL", requires = "node")]
         cluster: Option<String>,
+        #[command(flatten)]
+        nats: NatsArgs,
         /// This node's name in the cluster (`n1`).
         #[arg(long, requires = "cluster")]
         node: Option<String>,
@@ -124,6 +127,8 @@ pub enum Command {
         /// A NATS server with JetStream (`nats-server -js`), used by nothing else.
         #[arg(long, value_name = "NATS_URL")]
         cluster: String,
+        #[command(flatten)]
+        nats: NatsArgs,
         /// Residents running at once, for the load.
         #[arg(long, default_value_t = 12)]
         residents: usize,
@@ -393,11 +398,19 @@ pub enum Command {
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub enum ClusterCommand {
+    /// Make the cluster's key, once, into a new file readable by you alone;
+    /// copy it to every node (`--cluster-key FILE`), as you would a TLS key.
+    Key {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// The live nodes, their addresses and residents, and residents whose node is not live.
     Status {
         /// The cluster's NATS server.
         #[arg(long, value_name = "NATS_URL")]
         cluster: String,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
     /// Move a resident to another node while they use the system: their
     /// writes get 503 with Retry-After for the moment it takes, none that
@@ -411,7 +424,83 @@ pub enum ClusterCommand {
         /// The cluster's NATS server.
         #[arg(long, value_name = "NATS_URL")]
         cluster: String,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
+}
+
+/// How to authenticate to the cluster's NATS servers and encrypt the
+/// connection: the settings every NATS client takes. Without credentials
+/// and TLS a node refuses to join, unless --insecure-nats.
+#[derive(clap::Args, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct NatsArgs {
+    /// A NATS credentials file (`.creds`: the user's JWT and nkey seed).
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
+    /// A file holding the user's nkey seed (`SU...`).
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_NKEY")]
+    nats_nkey: Option<PathBuf>,
+    /// A user of the NATS server's configuration (with --nats-password-file).
+    #[arg(long, value_name = "NAME", env = "DOMICILE_NATS_USER", requires = "nats_password_file")]
+    nats_user: Option<String>,
+    /// The file holding that user's password (never on the command line).
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_PASSWORD_FILE", requires = "nats_user")]
+    nats_password_file: Option<PathBuf>,
+    /// The certificate authority (PEM) that signed the NATS servers'
+    /// certificates; TLS is then required.
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_CA")]
+    nats_ca: Option<PathBuf>,
+    /// This node's client certificate (PEM), for servers that verify their clients.
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_CERT", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// The key (PEM) of --nats-cert.
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_KEY", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
+    /// The cluster's key (made once by `domicile cluster key --out FILE`,
+    /// the same file on every node): what the nodes share in NATS is
+    /// sealed with it, and nothing NATS holds is believed without it.
+    #[arg(long, value_name = "FILE", env = "DOMICILE_CLUSTER_KEY")]
+    cluster_key: Option<PathBuf>,
+    /// Use a NATS connection without authentication or TLS all the same:
+    /// only for a test with NATS on this machine, since whoever reaches
+    /// the NATS port can then read and change every resident's data.
+    #[arg(long)]
+    insecure_nats: bool,
+}
+
+impl NatsArgs {
+    /// The access to the NATS servers at `url` (checked: authenticated and
+    /// encrypted, unless --insecure-nats) and the cluster's key.
+    pub fn cluster(&self, url: &str) -> anyhow::Result<(domicile_cluster::NatsAccess, domicile_cluster::ClusterKey)> {
+        let access = self.access(url);
+        access.check()?;
+        let Some(path) = &self.cluster_key else {
+            anyhow::bail!(
+                "the cluster's key is needed (--cluster-key FILE): make it once with `domicile cluster key --out FILE` and give every node the same file, kept as a TLS key is (it never goes into NATS)"
+            )
+        };
+        Ok((access, domicile_cluster::ClusterKey::load(path)?))
+    }
+
+    /// The cluster's key file, if one was given.
+    pub fn cluster_key_file(&self) -> Option<&std::path::Path> {
+        self.cluster_key.as_deref()
+    }
+
+    /// The access to the NATS servers at `url` these flags describe.
+    pub fn access(&self, url: &str) -> domicile_cluster::NatsAccess {
+        domicile_cluster::NatsAccess {
+            url: url.to_owned(),
+            creds: self.nats_creds.clone(),
+            nkey: self.nats_nkey.clone(),
+            user: self.nats_user.clone(),
+            password_file: self.nats_password_file.clone(),
+            ca: self.nats_ca.clone(),
+            cert: self.nats_cert.clone(),
+            key: self.nats_key.clone(),
+            insecure: self.insecure_nats,
+        }
+    }
 }
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]

@@ -57,7 +57,8 @@ pub fn operator_token(home: &Home, json: bool) -> Result<()> {
 
 /// `serve --cluster URL --node NAME`: how this server joins a cluster.
 pub struct JoinOptions {
-    pub url: String,
+    pub nats: domicile_cluster::NatsAccess,
+    pub key: domicile_cluster::ClusterKey,
     pub node: String,
     pub advertise: Option<String>,
     pub lease_s: u64,
@@ -85,7 +86,8 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
             bail!("--replicas must be 1 to 5 (JetStream's limit), and at most the NATS cluster's servers");
         }
         let options = domicile_cluster::ClusterOptions {
-            url: join.url.clone(),
+            nats: join.nats.clone(),
+            key: join.key.clone(),
             node: join.node.parse()?,
             advertise: advertise.clone(),
             lease: std::time::Duration::from_secs(join.lease_s),
@@ -93,7 +95,7 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
             replicas: join.replicas,
         };
         config.cluster = Some(domicile_cluster::Cluster::join(options).await?);
-        joined = Some(format!("  node `{}` of the cluster at {}, reached at {advertise}", join.node, join.url));
+        joined = Some(format!("  node `{}` of the cluster at {}, reached at {advertise}", join.node, join.nats.url));
     }
     let home = std::sync::Arc::new(home);
     // `domicile` commands on this home reach the server through it (ready
@@ -128,8 +130,12 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
 }
 
 /// `cluster status`: the live nodes and where the residents are.
-pub async fn cluster_status(url: &str, json: bool) -> Result<()> {
-    let observer = domicile_cluster::Cluster::observe(url).await?;
+pub async fn cluster_status(
+    nats: &domicile_cluster::NatsAccess,
+    key: &domicile_cluster::ClusterKey,
+    json: bool,
+) -> Result<()> {
+    let observer = domicile_cluster::Cluster::observe(nats, key).await?;
     let nodes = observer.live_nodes().await?;
     let placements = observer.placements().await?;
     let moves: Vec<_> = observer.moves().await?.into_iter().filter(|m| !m.record.state.finished()).collect();
@@ -189,13 +195,14 @@ pub async fn cluster_status(url: &str, json: bool) -> Result<()> {
 /// `cluster move`: asks the nodes to move a resident, and waits until
 /// they did (or say why not).
 pub async fn cluster_move(
-    url: &str,
+    nats: &domicile_cluster::NatsAccess,
+    key: &domicile_cluster::ClusterKey,
     resident: &domicile_store::ResidentName,
     to: &domicile_cluster::NodeName,
     json: bool,
 ) -> Result<()> {
     const PATIENCE: std::time::Duration = std::time::Duration::from_secs(180);
-    let observer = domicile_cluster::Cluster::observe(url).await?;
+    let observer = domicile_cluster::Cluster::observe(nats, key).await?;
     let started = std::time::Instant::now();
     let finished = observer.move_resident(resident, to, PATIENCE).await?;
     let ms = started.elapsed().as_millis() as u64;

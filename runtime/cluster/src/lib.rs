@@ -1,6 +1,9 @@
 //! The state the nodes of a domicile cluster share, kept in NATS JetStream
 //! key-value buckets instead of any one node's memory. NATS orders,
-//! persists and replicates it; domicile adds no protocol of its own.
+//! persists and replicates it; domicile adds no protocol of its own. NATS
+//! is reached authenticated and over TLS ([`NatsAccess`]), and believed on
+//! nothing: every value is sealed with the cluster's key, which never goes
+//! into NATS, and refused when it does not open (modules `seal`, `bucket`).
 //!
 //! - `domicile-nodes`: one key per live node, with the address its HTTP
 //!   server answers on and how many residents it holds. A node puts it at
@@ -11,12 +14,12 @@
 //!   created once, first writer wins, and changed only by compare-and-set
 //!   on the key's revision: two nodes can never both succeed in taking a
 //!   resident.
-//! - `domicile-sessions`: signed-in browsers, by the SHA-256 of their
+//! - `domicile-sessions`: signed-in browsers, by a keyed hash of their
 //!   cookie, expiring with the session: a sign-in made through one node
 //!   works on every node, and survives a node's restart.
-//! - `domicile-tokens`: whose an API token is (by its SHA-256), so that any
-//!   node knows where to forward a script's request; the node holding the
-//!   resident still checks the token itself.
+//! - `domicile-tokens`: whose an API token is (by a keyed hash), so that
+//!   any node knows where to forward a script's request; the node holding
+//!   the resident still checks the token itself.
 //! - `domicile-accounts`: each resident's account as their holder keeps it
 //!   (argon2 password hash, API token hashes; never a secret), so that a
 //!   node taking a resident over can sign them in.
@@ -26,25 +29,36 @@
 //!   every node: see [`shared`](crate::shared).
 //! - `domicile-moves`: the moves of residents from node to node under
 //!   way, and those finished in the last hour: see [`moves`].
-//! - `domicile-operator`: the SHA-256 of the operator's token, the same on
-//!   every node, and the secret nodes prove a forwarded request with (made
-//!   by the first node to join).
+//! - `domicile-operator`: a keyed hash of the operator's token, the same
+//!   on every node. (The secret nodes prove a forwarded request with is
+//!   derived from the cluster's key: it is not in NATS.)
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use async_nats::jetstream::{self, kv};
-use bytes::Bytes;
+use bucket::Bucket;
 use domicile_store::ResidentName;
+use seal::Seal;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+mod access;
+mod bucket;
 mod log;
 pub mod moves;
 mod names;
+mod permissions;
+mod seal;
 mod shared;
+pub mod untrusted;
 
+pub use access::NatsAccess;
 pub use log::{LogTail, Shipped, SpaceLogs};
 pub use moves::{Move, MoveRecord, MoveState, MoveWatch};
 pub use names::{InvalidNodeName, NodeName};
+pub use permissions::node_permissions;
+pub use seal::ClusterKey;
 pub use shared::{SharedCatalogue, SharedChange, SharedWatch, Versioned};
 
 const NODES: &str = "domicile-nodes";
@@ -53,13 +67,19 @@ const SESSIONS: &str = "domicile-sessions";
 const TOKENS: &str = "domicile-tokens";
 const OPERATOR: &str = "domicile-operator";
 const ACCOUNTS: &str = "domicile-accounts";
-const OPERATOR_KEY: &str = "token-sha256";
-const NODE_SECRET_KEY: &str = "node-secret";
+const OPERATOR_KEY: &str = "token";
+/// Where nodes of an earlier version kept their shared secret, in clear:
+/// deleted when a node joins.
+const LEGACY_NODE_SECRET_KEY: &str = "node-secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot reach NATS at {url}: {detail}; start a NATS server with JetStream on (`nats-server -js`) or correct --cluster")]
+    #[error("cannot reach NATS at {url}: {detail}; start a NATS server with JetStream on (`nats-server -js`) or correct --cluster and its --nats-* settings")]
     Connect { url: String, detail: String },
+    #[error("the NATS settings are not usable: {detail}")]
+    Access { detail: String },
+    #[error("refusing to use the NATS connection to {url}: it is {missing}, so anyone who reaches the NATS port could read and rewrite every resident's sessions, accounts and data. Give credentials (--nats-creds FILE, --nats-nkey FILE, or --nats-user NAME with --nats-password-file FILE) and TLS (--nats-ca FILE, or tls:// URLs), as the operator's guide shows; only for a test with NATS on this machine, say --insecure-nats")]
+    Insecure { url: String, missing: &'static str },
     #[error("NATS JetStream refused to {what}: {detail}")]
     Nats { what: String, detail: String },
     #[error("the cluster's record {key} is not readable ({detail}); was it written by another program?")]
@@ -98,8 +118,10 @@ pub fn now_ms() -> u64 {
 /// How a node joins the cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
-    /// The NATS server, `nats://host:port`.
-    pub url: String,
+    /// The NATS servers, and how to authenticate to them over TLS.
+    pub nats: NatsAccess,
+    /// The cluster's key, the same on every node, never in NATS.
+    pub key: ClusterKey,
     pub node: NodeName,
     /// The base URL other nodes forward requests to (`http://10.0.0.5:8080`).
     pub advertise: String,
@@ -122,7 +144,7 @@ pub struct NodeRecord {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PlacementRecord {
+pub(crate) struct PlacementRecord {
     node: NodeName,
     since_ms: u64,
 }
@@ -149,35 +171,29 @@ pub struct SessionRecord {
 pub struct Cluster {
     options: ClusterOptions,
     started_ms: u64,
-    nodes: kv::Store,
-    placement: kv::Store,
-    sessions: kv::Store,
-    tokens: kv::Store,
-    operator: kv::Store,
-    accounts: kv::Store,
-    moves: kv::Store,
+    nodes: Bucket,
+    placement: Bucket,
+    sessions: Bucket,
+    tokens: Bucket,
+    operator: Bucket,
+    accounts: Bucket,
+    moves: Bucket,
     shared: shared::Shared,
-    node_secret: String,
-    logs: std::sync::Arc<SpaceLogs>,
+    seal: Arc<Seal>,
+    logs: Arc<SpaceLogs>,
 }
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("node", &self.options.node).field("url", &self.options.url).finish()
+        f.debug_struct("Cluster").field("node", &self.options.node).field("url", &self.options.nats.url).finish()
     }
 }
 
-/// Connects to NATS (`url` may list several servers of a NATS cluster,
-/// separated by commas), reconnecting on its own whenever a server goes away.
-async fn connect(url: &str, name: &str) -> Result<jetstream::Context> {
-    let servers: Vec<&str> = url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let client = async_nats::ConnectOptions::new()
-        .name(name)
-        .connection_timeout(Duration::from_secs(5))
-        .connect(servers.as_slice())
-        .await
-        .map_err(|e| ClusterError::Connect { url: url.to_owned(), detail: e.to_string() })?;
-    Ok(jetstream::new(client))
+/// Connects to NATS (`nats.url` may list several servers of a NATS
+/// cluster, separated by commas), reconnecting on its own whenever a
+/// server goes away.
+async fn connect(nats: &NatsAccess, name: &str) -> Result<jetstream::Context> {
+    Ok(jetstream::new(nats.connect(name).await?))
 }
 
 /// How long a node starting with its NATS cluster waits for JetStream to
@@ -208,9 +224,10 @@ where
 }
 
 /// The bucket, created with `config` when it does not exist yet (nodes
-/// starting together may race to create it: the loser finds it).
-async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store> {
-    when_ready(&format!("create the bucket {}", config.bucket), || async {
+/// starting together may race to create it: the loser finds it), its
+/// values sealed with `seal`.
+async fn bucket(js: &jetstream::Context, config: kv::Config, seal: &Arc<Seal>) -> Result<Bucket> {
+    let store = when_ready(&format!("create the bucket {}", config.bucket), || async {
         if let Ok(store) = js.get_key_value(&config.bucket).await {
             return Ok(store);
         }
@@ -219,7 +236,8 @@ async fn bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store
             Err(created) => js.get_key_value(&config.bucket).await.map_err(|_| created),
         }
     })
-    .await
+    .await?;
+    Ok(Bucket::new(store, seal.clone()))
 }
 
 /// The object store, created when it does not exist yet (as [`bucket`]).
@@ -246,7 +264,7 @@ impl Cluster {
     /// Joins the cluster at `options.url`: connects and makes sure the
     /// shared buckets exist. The node is live from its first heartbeat.
     pub async fn join(options: ClusterOptions) -> Result<Cluster> {
-        let js = connect(&options.url, &format!("domicile node {}", options.node)).await?;
+        let js = connect(&options.nats, &format!("domicile node {}", options.node)).await?;
         let replicas = options.replicas.max(1);
         let config = |bucket: &str, history: i64, max_age: Duration| kv::Config {
             bucket: bucket.into(),
@@ -255,46 +273,53 @@ impl Cluster {
             num_replicas: replicas,
             ..Default::default()
         };
-        let operator = bucket(&js, config(OPERATOR, 1, Duration::ZERO)).await?;
-        let node_secret = node_secret(&operator).await?;
+        let seal = Arc::new(Seal::new(&options.key));
+        let operator = bucket(&js, config(OPERATOR, 1, Duration::ZERO), &seal).await?;
+        // An earlier version kept the nodes' shared secret there, in clear.
+        let _ = operator.kv.purge(LEGACY_NODE_SECRET_KEY).await;
         Ok(Cluster {
-            nodes: bucket(&js, config(NODES, 1, options.lease)).await?,
-            placement: bucket(&js, config(PLACEMENT, 5, Duration::ZERO)).await?,
-            sessions: bucket(&js, config(SESSIONS, 1, options.session_ttl)).await?,
-            tokens: bucket(&js, config(TOKENS, 1, Duration::ZERO)).await?,
-            accounts: bucket(&js, config(ACCOUNTS, 1, Duration::ZERO)).await?,
-            moves: bucket(&js, config(moves::MOVES, 1, moves::MOVE_RECORD_AGE)).await?,
+            nodes: bucket(&js, config(NODES, 1, options.lease), &seal).await?,
+            placement: bucket(&js, config(PLACEMENT, 5, Duration::ZERO), &seal).await?,
+            sessions: bucket(&js, config(SESSIONS, 1, options.session_ttl), &seal).await?,
+            tokens: bucket(&js, config(TOKENS, 1, Duration::ZERO), &seal).await?,
+            accounts: bucket(&js, config(ACCOUNTS, 1, Duration::ZERO), &seal).await?,
+            moves: bucket(&js, config(moves::MOVES, 1, moves::MOVE_RECORD_AGE), &seal).await?,
             shared: shared::Shared {
-                kv: bucket(&js, config(shared::SHARED, 1, Duration::ZERO)).await?,
+                kv: bucket(&js, config(shared::SHARED, 1, Duration::ZERO), &seal).await?,
+                newest_trust_ms: Default::default(),
                 files: object_store(&js, shared::CATALOGUE_FILES, replicas).await?,
             },
-            logs: std::sync::Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas).await?),
+            logs: Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas, seal.clone()).await?),
             operator,
-            node_secret,
+            seal,
             started_ms: now_ms(),
             options,
         })
     }
 
-    /// Reads the cluster's state without being a node (`domicile cluster status`).
-    pub async fn observe(url: &str) -> Result<Observer> {
-        let js = connect(url, "domicile cluster status").await?;
+    /// Reads the cluster's state without being a node (`domicile cluster
+    /// status`), believing only what the cluster's `key` sealed.
+    pub async fn observe(nats: &NatsAccess, key: &ClusterKey) -> Result<Observer> {
+        let js = connect(nats, "domicile cluster status").await?;
+        let seal = Arc::new(Seal::new(key));
         let open = |name: &'static str| {
-            let js = js.clone();
+            let (js, seal) = (js.clone(), seal.clone());
             async move {
-                js.get_key_value(name).await.map_err(|e| ClusterError::Nats {
+                let store = js.get_key_value(name).await.map_err(|e| ClusterError::Nats {
                     what: format!("open the bucket {name} (has a node of this cluster started yet?)"),
                     detail: e.to_string(),
-                })
+                })?;
+                Ok::<_, ClusterError>(Bucket::new(store, seal))
             }
         };
         Ok(Observer { nodes: open(NODES).await?, placement: open(PLACEMENT).await?, moves: open(moves::MOVES).await? })
     }
 
     /// The secret every node of the cluster shares: a request forwarded by
-    /// a node carries it, so that a client cannot pass for a node.
+    /// a node carries it, so that a client cannot pass for a node. Derived
+    /// from the cluster's key: it is nowhere in NATS.
     pub fn node_secret(&self) -> &str {
-        &self.node_secret
+        self.seal.forwarding()
     }
 
     pub fn node(&self) -> &NodeName {
@@ -314,13 +339,13 @@ impl Cluster {
             heartbeat_ms: now_ms(),
         };
         let value = serde_json::to_vec(&record).expect("a node record serialises");
-        self.nodes.put(self.options.node.as_str(), value.into()).await.map_err(|e| nats("heartbeat", e))?;
+        self.nodes.put(self.options.node.as_str(), &value, "heartbeat").await?;
         Ok(())
     }
 
     /// Leaves the cluster at once rather than one lease later (a clean stop).
     pub async fn leave(&self) -> Result<()> {
-        self.nodes.purge(self.options.node.as_str()).await.map_err(|e| nats("leave the cluster", e))
+        self.nodes.kv.purge(self.options.node.as_str()).await.map_err(|e| nats("leave the cluster", e))
     }
 
     pub async fn live_nodes(&self) -> Result<Vec<(NodeName, NodeRecord)>> {
@@ -329,8 +354,13 @@ impl Cluster {
 
     /// The live node's record, or `NotLive`.
     pub async fn live_node(&self, node: &NodeName) -> Result<NodeRecord> {
-        match self.nodes.get(node.as_str()).await.map_err(|e| nats("read a node's heartbeat", e))? {
-            Some(value) => decode(&format!("{NODES}/{node}"), &value),
+        match self.nodes.entry(node.as_str(), "read a node's heartbeat").await? {
+            Some(entry) => {
+                let key = format!("{NODES}/{node}");
+                let record: NodeRecord = decode(&key, &entry.value)?;
+                record.check().map_err(|detail| refuse(&key, &detail))?;
+                Ok(record)
+            }
             None => Err(ClusterError::NotLive(node.clone())),
         }
     }
@@ -343,8 +373,8 @@ impl Cluster {
     /// Places a resident no node holds yet on `node`; `Taken` when one does.
     pub async fn place(&self, resident: &ResidentName, node: &NodeName) -> Result<Placement> {
         let record = PlacementRecord { node: node.clone(), since_ms: now_ms() };
-        let value: Bytes = serde_json::to_vec(&record).expect("a placement serialises").into();
-        match self.placement.create(resident.as_str(), value).await {
+        let value = serde_json::to_vec(&record).expect("a placement serialises");
+        match self.placement.create(resident.as_str(), &value).await {
             Ok(revision) => Ok(Placement { resident: resident.clone(), node: node.clone(), revision }),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => match self.holder(resident).await? {
                 Some(held) => Err(ClusterError::Taken { resident: resident.clone(), holder: held.node }),
@@ -357,7 +387,7 @@ impl Cluster {
     /// Forgets where a resident was (they were removed); only if `held`
     /// is still the current placement (compare-and-set on its revision).
     pub async fn unplace(&self, held: &Placement) -> Result<()> {
-        let Err(e) = self.placement.purge_expect_revision(held.resident.as_str(), Some(held.revision)).await else {
+        let Err(e) = self.placement.kv.purge_expect_revision(held.resident.as_str(), Some(held.revision)).await else {
             return Ok(());
         };
         if self.holder(&held.resident).await?.as_ref() != Some(held) {
@@ -371,8 +401,8 @@ impl Cluster {
     /// (`Moved` for the others).
     pub async fn take_over(&self, held: &Placement) -> Result<Placement> {
         let record = PlacementRecord { node: self.options.node.clone(), since_ms: now_ms() };
-        let value: Bytes = serde_json::to_vec(&record).expect("a placement serialises").into();
-        match self.placement.update(held.resident.as_str(), value, held.revision).await {
+        let value = serde_json::to_vec(&record).expect("a placement serialises");
+        match self.placement.update(held.resident.as_str(), &value, held.revision).await {
             Ok(revision) => {
                 Ok(Placement { resident: held.resident.clone(), node: self.options.node.clone(), revision })
             }
@@ -448,19 +478,18 @@ impl Cluster {
 
     /// Keeps the cluster's copy of a resident's account.
     pub async fn keep_account(&self, resident: &ResidentName, record: Vec<u8>) -> Result<()> {
-        self.accounts.put(resident.as_str(), record.into()).await.map_err(|e| nats("keep an account", e))?;
+        self.accounts.put(resident.as_str(), &record, "keep an account").await?;
         Ok(())
     }
 
     /// The cluster's copy of a resident's account.
     pub async fn account(&self, resident: &ResidentName) -> Result<Option<Vec<u8>>> {
-        let value = self.accounts.get(resident.as_str()).await.map_err(|e| nats("read an account", e))?;
-        Ok(value.map(|v| v.to_vec()))
+        Ok(self.accounts.entry(resident.as_str(), "read an account").await?.map(|e| e.value))
     }
 
     /// Forgets a removed resident's account and log.
     pub async fn forget(&self, resident: &ResidentName) -> Result<()> {
-        self.accounts.purge(resident.as_str()).await.map_err(|e| nats("forget an account", e))?;
+        self.accounts.kv.purge(resident.as_str()).await.map_err(|e| nats("forget an account", e))?;
         self.logs.forget(resident).await
     }
 
@@ -487,107 +516,103 @@ impl Cluster {
             .ok_or(ClusterError::NoLiveNode)
     }
 
-    /// Keeps a session under the SHA-256 (hex) of its cookie, for the
-    /// session's time to live.
+    /// Keeps a session under a keyed hash of its cookie's SHA-256 (hex),
+    /// for the session's time to live.
     pub async fn open_session(&self, cookie_sha256: &str, resident: ResidentName, csrf: String) -> Result<()> {
         let expires_ms = now_ms() + self.options.session_ttl.as_millis() as u64;
         let value = serde_json::to_vec(&SessionRecord { resident, csrf, expires_ms }).expect("a session serialises");
-        self.sessions.put(cookie_sha256, value.into()).await.map_err(|e| nats("keep a session", e))?;
+        self.sessions.put(&self.seal.lookup("session", cookie_sha256), &value, "keep a session").await?;
         Ok(())
     }
 
-    /// The live session of a cookie's SHA-256.
+    /// The live session of a cookie's SHA-256. A session entry that does
+    /// not open (forged, or moved from another cookie's key) is no
+    /// session: refused and counted.
     pub async fn session(&self, cookie_sha256: &str) -> Result<Option<SessionRecord>> {
-        let Some(value) = self.sessions.get(cookie_sha256).await.map_err(|e| nats("read a session", e))? else {
-            return Ok(None);
+        let key = self.seal.lookup("session", cookie_sha256);
+        let entry = match self.sessions.entry(&key, "read a session").await {
+            Ok(Some(entry)) => entry,
+            Ok(None) | Err(ClusterError::Corrupt { .. }) => return Ok(None),
+            Err(e) => return Err(e),
         };
-        let session: SessionRecord = decode(&format!("{SESSIONS}/{cookie_sha256}"), &value)?;
+        let Ok(session) = decode::<SessionRecord>(&format!("{SESSIONS}/{key}"), &entry.value) else { return Ok(None) };
         Ok((session.expires_ms > now_ms()).then_some(session))
     }
 
     pub async fn close_session(&self, cookie_sha256: &str) -> Result<()> {
-        self.sessions.purge(cookie_sha256).await.map_err(|e| nats("end a session", e))
+        let key = self.seal.lookup("session", cookie_sha256);
+        self.sessions.kv.purge(key).await.map_err(|e| nats("end a session", e))
     }
 
     /// Ends every session of a resident. It reads every session of the
     /// cluster: for the rare disabling or change of password, not per request.
     pub async fn close_sessions_of(&self, resident: &ResidentName) -> Result<()> {
-        for entry in latest(&self.sessions).await? {
+        for entry in self.sessions.latest().await? {
             if serde_json::from_slice::<SessionRecord>(&entry.value).is_ok_and(|s| &s.resident == resident) {
-                self.close_session(&entry.key).await?;
+                self.sessions.kv.purge(&entry.key).await.map_err(|e| nats("end a session", e))?;
             }
         }
         Ok(())
     }
 
-    /// Records whose API token (by its SHA-256, hex) this is.
+    /// Records whose API token (by its SHA-256, hex) this is, under a
+    /// keyed hash of that SHA-256.
     pub async fn index_token(&self, token_sha256: &str, resident: &ResidentName) -> Result<()> {
-        self.tokens
-            .put(token_sha256, Bytes::copy_from_slice(resident.as_str().as_bytes()))
-            .await
-            .map_err(|e| nats("index an API token", e))?;
+        let key = self.seal.lookup("token", token_sha256);
+        self.tokens.put(&key, resident.as_str().as_bytes(), "index an API token").await?;
         Ok(())
     }
 
     pub async fn unindex_token(&self, token_sha256: &str) -> Result<()> {
-        self.tokens.purge(token_sha256).await.map_err(|e| nats("forget an API token", e))
+        let key = self.seal.lookup("token", token_sha256);
+        self.tokens.kv.purge(key).await.map_err(|e| nats("forget an API token", e))
     }
 
-    /// The resident an API token was made for, by its SHA-256 (hex).
+    /// The resident an API token was made for, by its SHA-256 (hex); an
+    /// entry that does not open names nobody (refused and counted).
     pub async fn token_owner(&self, token_sha256: &str) -> Result<Option<ResidentName>> {
-        let Some(value) = self.tokens.get(token_sha256).await.map_err(|e| nats("read an API token", e))? else {
-            return Ok(None);
+        let key = self.seal.lookup("token", token_sha256);
+        let entry = match self.tokens.entry(&key, "read an API token").await {
+            Ok(Some(entry)) => entry,
+            Ok(None) | Err(ClusterError::Corrupt { .. }) => return Ok(None),
+            Err(e) => return Err(e),
         };
-        let key = format!("{TOKENS}/{token_sha256}");
-        let name = std::str::from_utf8(&value)
-            .map_err(|e| ClusterError::Corrupt { key: key.clone(), detail: e.to_string() })?;
-        name.parse()
-            .map(Some)
-            .map_err(|e: domicile_store::StoreError| ClusterError::Corrupt { key, detail: e.to_string() })
+        let named = std::str::from_utf8(&entry.value).ok().and_then(|name| name.parse::<ResidentName>().ok());
+        if named.is_none() {
+            refuse(&format!("{TOKENS}/{key}"), "does not name a resident");
+        }
+        Ok(named)
     }
 
-    /// The SHA-256 (hex) of the operator's token, shared by every node.
-    pub async fn operator_token_sha256(&self) -> Result<Option<String>> {
-        let value = self.operator.get(OPERATOR_KEY).await.map_err(|e| nats("read the operator's token", e))?;
-        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    /// Whether the cluster has an operator's token.
+    pub async fn has_operator_token(&self) -> Result<bool> {
+        Ok(self.operator.entry(OPERATOR_KEY, "read the operator's token").await?.is_some())
     }
 
+    /// Whether `sha256` (hex) is the SHA-256 of the cluster's operator
+    /// token, kept in NATS as a keyed hash (compared in constant time).
+    pub async fn is_operator_token(&self, sha256: &str) -> Result<bool> {
+        let Some(entry) = self.operator.entry(OPERATOR_KEY, "read the operator's token").await? else {
+            return Ok(false);
+        };
+        let presented = self.seal.lookup("operator", sha256);
+        Ok(entry.value.len() == presented.len()
+            && entry.value.iter().zip(presented.as_bytes()).fold(0u8, |differ, (a, b)| differ | (a ^ b)) == 0)
+    }
+
+    /// Makes the token whose SHA-256 (hex) this is the cluster's operator token.
     pub async fn set_operator_token_sha256(&self, sha256: &str) -> Result<()> {
-        self.operator
-            .put(OPERATOR_KEY, Bytes::copy_from_slice(sha256.as_bytes()))
-            .await
-            .map_err(|e| nats("keep the operator's token", e))?;
+        let keyed = self.seal.lookup("operator", sha256);
+        self.operator.put(OPERATOR_KEY, keyed.as_bytes(), "keep the operator's token").await?;
         Ok(())
     }
 }
 
-/// The cluster's node secret; the first node to join makes it (256 random
-/// bits), the others read it.
-async fn node_secret(operator: &kv::Store) -> Result<String> {
-    let mut random = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
-    // The bucket may be new, its stream's leader not yet elected.
-    let value = when_ready("make the node secret", || async {
-        match operator.create(NODE_SECRET_KEY, Bytes::from(hex::encode(random))).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        operator.get(NODE_SECRET_KEY).await.map_err(|e| e.to_string())
-    })
-    .await?;
-    let secret = value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
-    if secret.len() < 32 {
-        return Err(ClusterError::Corrupt { key: format!("{OPERATOR}/{NODE_SECRET_KEY}"), detail: "too short".into() });
-    }
-    Ok(secret)
-}
-
 /// Read-only access for `domicile cluster status`.
 pub struct Observer {
-    nodes: kv::Store,
-    placement: kv::Store,
-    moves: kv::Store,
+    nodes: Bucket,
+    placement: Bucket,
+    moves: Bucket,
 }
 
 impl Observer {
@@ -610,7 +635,7 @@ impl Observer {
         if holder(&self.placement, resident).await?.is_none() {
             return Err(ClusterError::NotPlaced(resident.clone()));
         }
-        if self.nodes.get(to.as_str()).await.map_err(|e| nats("read a node's heartbeat", e))?.is_none() {
+        if self.nodes.entry(to.as_str(), "read a node's heartbeat").await?.is_none() {
             return Err(ClusterError::NotLive(to.clone()));
         }
         let requested = moves::request(&self.moves, resident, to).await?;
@@ -618,81 +643,90 @@ impl Observer {
     }
 }
 
-/// The last value of a key of a bucket, and its revision.
-struct Latest {
-    key: String,
-    value: Bytes,
-    revision: u64,
+/// Entries read from NATS that this process refused since it started.
+static REFUSED_ENTRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many entries read from NATS were refused (malformed, or naming
+/// what they may not) since this process started.
+pub fn refused_entries() -> u64 {
+    REFUSED_ENTRIES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Every key of a bucket with its last value, read in one pass over the
-/// bucket's stream, not one request per key (a node looks at every
-/// placement whenever the live nodes change). Removed keys are left out;
-/// in key order.
-async fn latest(store: &kv::Store) -> Result<Vec<Latest>> {
-    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
-    let read = |e: &dyn std::fmt::Display| nats(&format!("read the bucket {}", store.name), e);
-    let consumer = store
-        .stream
-        .create_consumer(OrderedConfig {
-            filter_subject: format!("{}>", store.prefix),
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| read(&e))?;
-    let mut all = Vec::new();
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(all);
-    }
-    let mut messages = consumer.messages().await.map_err(|e| read(&e))?;
-    while let Some(message) = futures::StreamExt::next(&mut messages).await {
-        let message = message.map_err(|e| read(&e))?;
-        let info = message.info().map_err(|e| read(&e))?;
-        let (pending, revision) = (info.pending, info.stream_sequence);
-        // A removed key ends with a delete or purge marker.
-        if message.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_none() {
-            let key = message.subject.as_str().trim_start_matches(store.prefix.as_str()).to_owned();
-            all.push(Latest { key, value: message.payload.clone(), revision });
-        }
-        if pending == 0 {
-            break;
-        }
-    }
-    all.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(all)
+/// Refuses an entry read from NATS: it is logged (what was wrong, never
+/// its content) and counted, and never acted on.
+pub(crate) fn refuse(key: &str, detail: &str) -> ClusterError {
+    REFUSED_ENTRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(key, detail, "refused an entry read from NATS");
+    ClusterError::Corrupt { key: key.to_owned(), detail: detail.to_owned() }
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
-    serde_json::from_slice(value).map_err(|e| ClusterError::Corrupt { key: key.to_owned(), detail: e.to_string() })
+    serde_json::from_slice(value).map_err(|e| refuse(key, &e.to_string()))
 }
 
-async fn live_nodes(nodes: &kv::Store) -> Result<Vec<(NodeName, NodeRecord)>> {
+async fn live_nodes(nodes: &Bucket) -> Result<Vec<(NodeName, NodeRecord)>> {
     let mut live = Vec::new();
-    for entry in latest(nodes).await? {
-        let Ok(node) = entry.key.parse::<NodeName>() else { continue };
-        live.push((node, decode(&format!("{NODES}/{}", entry.key), &entry.value)?));
+    for entry in nodes.latest().await? {
+        let key = format!("{NODES}/{}", entry.key);
+        let Ok(node) = entry.key.parse::<NodeName>() else {
+            refuse(&key, "not a node's name");
+            continue;
+        };
+        // One unreadable heartbeat does not hide the other nodes.
+        let Ok(record) = decode::<NodeRecord>(&key, &entry.value) else { continue };
+        if let Err(detail) = record.check() {
+            refuse(&key, &detail);
+            continue;
+        }
+        live.push((node, record));
     }
     Ok(live)
 }
 
-async fn holder(placement: &kv::Store, resident: &ResidentName) -> Result<Option<Placement>> {
-    let entry = placement.entry(resident.as_str()).await.map_err(|e| nats("read a placement", e))?;
-    match entry {
-        Some(entry) if entry.operation == kv::Operation::Put => {
-            let record: PlacementRecord = decode(&format!("{PLACEMENT}/{resident}"), &entry.value)?;
-            Ok(Some(Placement { resident: resident.clone(), node: record.node, revision: entry.revision }))
+impl NodeRecord {
+    /// Whether the address other nodes would forward to is a plain
+    /// `http(s)://host:port` base URL.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        let rest = self.advertise.strip_prefix("http://").or_else(|| self.advertise.strip_prefix("https://"));
+        let authority = rest.map(|r| r.trim_end_matches('/')).unwrap_or_default();
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+        if authority.is_empty() || authority.len() > 255 || !authority.chars().all(plain) {
+            return Err("its address is not an http(s)://host:port URL".into());
         }
-        _ => Ok(None),
+        Ok(())
     }
 }
 
+async fn holder(placement: &Bucket, resident: &ResidentName) -> Result<Option<Placement>> {
+    const WHAT: &str = "read a placement";
+    let entry = match placement.entry(resident.as_str(), WHAT).await {
+        Ok(entry) => entry,
+        // A forged placement (refused and counted) does not move the
+        // resident: the last genuine one still holds.
+        Err(ClusterError::Corrupt { .. }) => placement.newest_genuine(resident.as_str(), WHAT).await?,
+        Err(e) => return Err(e),
+    };
+    let Some(entry) = entry else { return Ok(None) };
+    let record: PlacementRecord = decode(&format!("{PLACEMENT}/{resident}"), &entry.value)?;
+    Ok(Some(Placement { resident: resident.clone(), node: record.node, revision: entry.revision }))
+}
+
 /// Every resident's placement.
-async fn placements(placement: &kv::Store) -> Result<Vec<Placement>> {
+async fn placements(placement: &Bucket) -> Result<Vec<Placement>> {
     let mut all = Vec::new();
-    for entry in latest(placement).await? {
-        let Ok(resident) = entry.key.parse::<ResidentName>() else { continue };
-        let record: PlacementRecord = decode(&format!("{PLACEMENT}/{}", entry.key), &entry.value)?;
+    let (mut entries, refused) = placement.latest_and_refused().await?;
+    // A forged placement does not move a resident: the last genuine one holds.
+    for key in refused {
+        entries.extend(placement.newest_genuine(&key, "read a placement").await?);
+    }
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    for entry in entries {
+        let key = format!("{PLACEMENT}/{}", entry.key);
+        let Ok(resident) = entry.key.parse::<ResidentName>() else {
+            refuse(&key, "not a resident's name");
+            continue;
+        };
+        let Ok(record) = decode::<PlacementRecord>(&key, &entry.value) else { continue };
         all.push(Placement { resident, node: record.node, revision: entry.revision });
     }
     Ok(all)

@@ -16,6 +16,15 @@
 //!   acknowledged it (stored on as many servers as the stream's replicas).
 //! - After a snapshot, the messages before it are purged, and the objects
 //!   they named deleted: a rebuild reads one snapshot and the writes after.
+//! - **Nothing in the log is believed on its own word.** Each message
+//!   carries the SHA-256 of its bytes, the MAC of the message before it
+//!   (the log is a chain) and its own MAC under the cluster's key over
+//!   all of that and its subject, kind, node and object. A message that
+//!   does not verify (garbage, forged, altered) is skipped, counted and
+//!   logged, and never applied; it does not fence the holder either: its
+//!   writes go on after it. A chain that breaks (a genuine message missing
+//!   or altered between two others) refuses the rebuild, rather than
+//!   rebuilding a space without one of its writes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,13 +37,18 @@ use bytes::Bytes;
 use domicile_store::{ResidentName, Shipper};
 use tokio::io::AsyncReadExt;
 
-use crate::{nats, ClusterError, NodeName, Result};
+use crate::seal::Seal;
+use crate::{nats, refuse, ClusterError, NodeName, Result};
 
-const STREAM: &str = "DOMICILE_SPACES";
-const OBJECTS: &str = "domicile-snapshots";
+pub(crate) const STREAM: &str = "DOMICILE_SPACES";
+pub(crate) const SUBJECTS: &str = "domicile.space.*";
+pub(crate) const OBJECTS: &str = "domicile-snapshots";
 const KIND: &str = "Domicile-Kind";
 const OBJECT: &str = "Domicile-Object";
 const NODE: &str = "Domicile-Node";
+const SHA256: &str = "Domicile-Sha256";
+const PREV: &str = "Domicile-Prev";
+const MAC: &str = "Domicile-Mac";
 /// Records up to this size travel in the message itself (NATS refuses
 /// messages over its max_payload, 1 MiB by default).
 const INLINE_MAX: usize = 256 * 1024;
@@ -71,7 +85,8 @@ pub struct LogTail {
     pub through: u64,
 }
 
-/// What [`SpaceLogs::scan`] read of a resident's log.
+/// What [`SpaceLogs::scan`] read of a resident's log: only messages
+/// that verified.
 struct Scanned {
     /// The headers of the last snapshot, if the scan met one.
     snapshot: Option<HeaderMap>,
@@ -79,6 +94,8 @@ struct Scanned {
     records: Vec<(HeaderMap, Bytes)>,
     /// The position of the last message read.
     through: u64,
+    /// The MAC of the last message that verified, if any did.
+    head: Option<[u8; 32]>,
 }
 
 /// What this node shipped to the residents' logs since it started.
@@ -121,18 +138,29 @@ pub struct SpaceLogs {
     /// read them: deleted after the next snapshot without listing the
     /// whole object store.
     objects_named: Mutex<HashMap<ResidentName, Vec<String>>>,
+    /// How far this node wrote or read each resident's log, with the MAC
+    /// of the last message there that verified: the next message it
+    /// writes after that position names it, and a read from there on
+    /// checks the chain from it.
+    heads: Mutex<HashMap<ResidentName, (u64, [u8; 32])>>,
     /// Set when a write of this node was refused because another node
     /// wrote the log since (it took the resident over): this node should
     /// look at once at which residents it still holds.
     fenced: AtomicBool,
     shipped: ShippedCounters,
+    seal: std::sync::Arc<Seal>,
 }
 
 impl SpaceLogs {
-    pub(crate) async fn open(js: &jetstream::Context, node: NodeName, replicas: usize) -> Result<SpaceLogs> {
+    pub(crate) async fn open(
+        js: &jetstream::Context,
+        node: NodeName,
+        replicas: usize,
+        seal: std::sync::Arc<Seal>,
+    ) -> Result<SpaceLogs> {
         let config = stream::Config {
             name: STREAM.into(),
-            subjects: vec!["domicile.space.*".into()],
+            subjects: vec![SUBJECTS.into()],
             num_replicas: replicas,
             ..Default::default()
         };
@@ -148,13 +176,48 @@ impl SpaceLogs {
             runtime: tokio::runtime::Handle::current(),
             positions: Mutex::default(),
             objects_named: Mutex::default(),
+            heads: Mutex::default(),
             fenced: AtomicBool::new(false),
             shipped: ShippedCounters::default(),
+            seal,
         })
     }
 
     fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<ResidentName, Option<u64>>> {
         self.positions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn heads(&self) -> std::sync::MutexGuard<'_, HashMap<ResidentName, (u64, [u8; 32])>> {
+        self.heads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The MAC of the last message that verified through `position`, if
+    /// this node wrote or read the log that far.
+    fn head_at(&self, resident: &ResidentName, position: u64) -> Option<[u8; 32]> {
+        self.heads().get(resident).filter(|(through, _)| *through == position).map(|(_, head)| *head)
+    }
+
+    /// The MAC of the message of `resident`'s log at `position`, which
+    /// this node's next message names: remembered, or read (a node that
+    /// restarted with its copy up to date); all zeros for an empty log.
+    async fn head(&self, resident: &ResidentName, position: u64) -> Result<[u8; 32]> {
+        if position == 0 {
+            return Ok([0; 32]);
+        }
+        if let Some(head) = self.head_at(resident, position) {
+            return Ok(head);
+        }
+        let message = self.stream.get_raw_message(position).await.map_err(|e| nats("read a resident's log", e))?;
+        if message.subject.as_str() == subject(resident) {
+            if let Ok(mac) = self.verify(resident, &message.headers, message.sequence) {
+                return Ok(mac);
+            }
+        }
+        // Not a message of this node's: look for the last one that verifies.
+        self.scan(resident, 1, None)
+            .await?
+            .head
+            .ok_or_else(|| refuse(&subject(resident), "no message of the log verifies: it cannot be written after"))
     }
 
     /// The position of the last message of a resident's log (0: none).
@@ -205,6 +268,7 @@ impl SpaceLogs {
     /// Deletes a removed resident's log and snapshots.
     pub async fn forget(&self, resident: &ResidentName) -> Result<()> {
         self.positions().remove(resident);
+        self.heads().remove(resident);
         self.stream.purge().filter(subject(resident)).await.map_err(|e| nats("delete a resident's log", e))?;
         self.forget_objects(resident).await;
         Ok(())
@@ -219,7 +283,7 @@ impl SpaceLogs {
         const ATTEMPTS: usize = 20;
         for _ in 0..ATTEMPTS {
             let last = self.last_position(resident).await?;
-            match self.publish(resident, last, Kind::Claim, Bytes::new(), None).await {
+            match self.publish(resident, last, Kind::Claim, Bytes::new(), b"", None).await {
                 Ok(claimed) => {
                     self.write_from(resident, claimed);
                     return Ok(claimed);
@@ -243,29 +307,37 @@ impl SpaceLogs {
     /// the writes since, to apply to a copy rebuilt through `position`
     /// (`false`, the tail's snapshot empty).
     pub async fn read_after(&self, resident: &ResidentName, position: u64) -> Result<(bool, LogTail)> {
-        let Scanned { snapshot, records, through } = self.scan(resident, position + 1).await?;
+        // The chain is checked from what this node verified through
+        // `position`, when it did (a copy it made).
+        let after = if position == 0 { None } else { self.head_at(resident, position) };
+        let Scanned { snapshot, records, through, head } = self.scan(resident, position + 1, after).await?;
         let snapshot = match snapshot {
-            Some(headers) => Some(self.object(object_name(&headers)?).await?),
+            Some(headers) => Some(self.content(resident, &headers, Bytes::new()).await?),
             None => None,
         };
         let mut bytes = Vec::with_capacity(records.len());
         for (headers, payload) in records {
-            bytes.push(match headers.get(OBJECT) {
-                Some(name) => self.object(name.as_str()).await?,
-                None => payload.to_vec(),
-            });
+            bytes.push(self.content(resident, &headers, payload).await?);
+        }
+        if let Some(head) = head {
+            self.heads().insert(resident.clone(), (through.max(position), head));
         }
         let whole = snapshot.is_some();
         Ok((whole, LogTail { snapshot: snapshot.unwrap_or_default(), records: bytes, through: through.max(position) }))
     }
 
-    /// The messages of a resident's log from `first` on.
-    async fn scan(&self, resident: &ResidentName, first: u64) -> Result<Scanned> {
+    /// The messages of a resident's log from `first` on that verify; those
+    /// that do not are skipped (refused, counted and logged). Each one's
+    /// predecessor must be the one before it that verified (from `after`,
+    /// the MAC of the message before `first`, when known): a chain that
+    /// breaks is refused whole.
+    async fn scan(&self, resident: &ResidentName, first: u64, after: Option<[u8; 32]>) -> Result<Scanned> {
         let subject = subject(resident);
         let mut next = first;
         let mut snapshot: Option<HeaderMap> = None;
         let mut records: Vec<(HeaderMap, Bytes)> = Vec::new();
         let mut through = 0;
+        let mut head = after;
         loop {
             let message =
                 match self.stream.raw_message_builder().sequence(next).next_by_subject(subject.clone()).send().await {
@@ -275,6 +347,22 @@ impl SpaceLogs {
                 };
             through = message.sequence;
             next = message.sequence + 1;
+            let Ok(mac) = self.verify(resident, &message.headers, message.sequence) else { continue };
+            let inline_ok = message.headers.get(OBJECT).is_some()
+                || sha256_hex(&message.payload) == header(&message.headers, SHA256);
+            if !inline_ok {
+                refuse(&format!("{subject}@{}", message.sequence), "its bytes do not have the SHA-256 it states");
+                continue;
+            }
+            if let Some(expected) = head {
+                if header(&message.headers, PREV) != hex::encode(expected) {
+                    return Err(refuse(
+                        &format!("{subject}@{}", message.sequence),
+                        "the log's chain is broken before this message: a write is missing or was altered; restore the resident from an export",
+                    ));
+                }
+            }
+            head = Some(mac);
             if let Some(object) = message.headers.get(OBJECT) {
                 self.name_object(resident, object.as_str());
             }
@@ -287,7 +375,50 @@ impl SpaceLogs {
                 Kind::Claim => {}
             }
         }
-        Ok(Scanned { snapshot, records, through })
+        Ok(Scanned { snapshot, records, through, head })
+    }
+
+    /// The MAC of a message of `resident`'s log, over its subject, kind,
+    /// node, object, SHA-256 and predecessor.
+    fn mac(&self, resident: &ResidentName, headers: &HeaderMap) -> [u8; 32] {
+        let subject = subject(resident);
+        let parts = [
+            subject.as_str(),
+            header(headers, KIND),
+            header(headers, NODE),
+            header(headers, OBJECT),
+            header(headers, SHA256),
+            header(headers, PREV),
+        ];
+        self.seal.log_mac(&parts.map(str::as_bytes))
+    }
+
+    /// The message's MAC if it verifies; refused (counted, logged) if not.
+    fn verify(&self, resident: &ResidentName, headers: &HeaderMap, sequence: u64) -> Result<[u8; 32]> {
+        let mac = self.mac(resident, headers);
+        let stated = hex::decode(header(headers, MAC)).unwrap_or_default();
+        let same = stated.len() == mac.len() && stated.iter().zip(mac).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0;
+        if same && kind(headers).is_ok() && header(headers, NODE).parse::<NodeName>().is_ok() {
+            return Ok(mac);
+        }
+        Err(refuse(
+            &format!("{}@{sequence}", subject(resident)),
+            "not written by a node of this cluster, or altered since: skipped",
+        ))
+    }
+
+    /// A verified message's bytes: inline, or its object's, checked against
+    /// the SHA-256 the message states.
+    async fn content(&self, resident: &ResidentName, headers: &HeaderMap, payload: Bytes) -> Result<Vec<u8>> {
+        let Some(name) = headers.get(OBJECT) else { return Ok(payload.to_vec()) };
+        let bytes = self.object(name.as_str()).await?;
+        if sha256_hex(&bytes) != header(headers, SHA256) {
+            return Err(refuse(
+                &format!("{}/{}", subject(resident), name.as_str()),
+                "the object's bytes are not those its message states",
+            ));
+        }
+        Ok(bytes)
     }
 
     async fn object(&self, name: &str) -> Result<Vec<u8>> {
@@ -298,34 +429,59 @@ impl SpaceLogs {
     }
 
     /// Publishes one message after `expected` (the subject's last
-    /// sequence); `object` names the object holding its bytes, if any.
+    /// sequence), sealed and chained to the message at `expected`;
+    /// `content` is its bytes (in `payload`, or in the object `object`).
+    /// Messages after `expected` that do not verify fence nothing: the
+    /// message goes after them (a few times at most).
     async fn publish(
         &self,
         resident: &ResidentName,
         expected: u64,
         kind: Kind,
         payload: Bytes,
+        content: &[u8],
         object: Option<&str>,
     ) -> Result<u64> {
-        let mut message = jetstream::message::PublishMessage::build()
-            .payload(payload)
-            .header(KIND, kind.as_str())
-            .header(NODE, self.node.as_str())
-            .expected_last_subject_sequence(expected);
+        const SKIPS: usize = 5;
+        let mut headers = HeaderMap::new();
+        headers.insert(KIND, kind.as_str());
+        headers.insert(NODE, self.node.as_str());
         if let Some(object) = object {
-            message = message.header(OBJECT, object);
+            headers.insert(OBJECT, object);
         }
-        let ack = self.js.send_publish(subject(resident), message).await.map_err(|e| nats("ship a write", e))?;
-        match ack.await {
-            Ok(ack) => Ok(ack.sequence),
-            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
-                self.stop_writing(resident);
-                self.fenced.store(true, Ordering::SeqCst);
-                self.shipped.fenced.fetch_add(1, Ordering::Relaxed);
-                Err(ClusterError::NotHolder { resident: resident.clone() })
+        headers.insert(SHA256, sha256_hex(content).as_str());
+        headers.insert(PREV, hex::encode(self.head(resident, expected).await?).as_str());
+        let mac = self.mac(resident, &headers);
+        headers.insert(MAC, hex::encode(mac).as_str());
+        let mut after = expected;
+        for _ in 0..=SKIPS {
+            let message = jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .headers(headers.clone())
+                .expected_last_subject_sequence(after);
+            let ack = self.js.send_publish(subject(resident), message).await.map_err(|e| nats("ship a write", e))?;
+            match ack.await {
+                Ok(ack) => {
+                    self.heads().insert(resident.clone(), (ack.sequence, mac));
+                    return Ok(ack.sequence);
+                }
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    // Another node took the resident over (its messages
+                    // verify), or someone else wrote on the subject.
+                    let last = self.last_position(resident).await?;
+                    if last > after && self.scan(resident, after + 1, None).await?.head.is_none() {
+                        after = last;
+                        continue;
+                    }
+                    self.stop_writing(resident);
+                    self.fenced.store(true, Ordering::SeqCst);
+                    self.shipped.fenced.fetch_add(1, Ordering::Relaxed);
+                    return Err(ClusterError::NotHolder { resident: resident.clone() });
+                }
+                Err(e) => return Err(nats("ship a write", e)),
             }
-            Err(e) => Err(nats("ship a write", e)),
         }
+        Err(nats("ship a write", format!("messages that do not verify keep coming after position {expected}")))
     }
 
     /// Publishes a write or a snapshot of a resident this node writes.
@@ -368,7 +524,7 @@ impl SpaceLogs {
             }
             None => Bytes::copy_from_slice(bytes),
         };
-        let position = match self.publish(resident, expected, kind, payload, object.as_deref()).await {
+        let position = match self.publish(resident, expected, kind, payload, bytes, object.as_deref()).await {
             Ok(position) => position,
             Err(e) => {
                 if let Some(name) = &object {
@@ -433,6 +589,15 @@ impl SpaceLogs {
     }
 }
 
+/// A header's value, or the empty string.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers.get(name).map_or("", |v| v.as_str())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
 fn kind(headers: &HeaderMap) -> Result<Kind> {
     match headers.get(KIND).map(|v| v.as_str()) {
         Some("write") => Ok(Kind::Write),
@@ -442,13 +607,6 @@ fn kind(headers: &HeaderMap) -> Result<Kind> {
             Err(ClusterError::Corrupt { key: STREAM.into(), detail: format!("a message of unknown kind {other:?}") })
         }
     }
-}
-
-fn object_name(headers: &HeaderMap) -> Result<&str> {
-    headers
-        .get(OBJECT)
-        .map(|v| v.as_str())
-        .ok_or_else(|| ClusterError::Corrupt { key: STREAM.into(), detail: "a snapshot names no object".into() })
 }
 
 impl Shipper for SpaceLogs {

@@ -24,11 +24,11 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use bytes::Bytes;
 use domicile_store::ResidentName;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use crate::bucket::Bucket;
 use crate::{decode, nats, now_ms, ClusterError, NodeName, Result};
 
 pub(crate) const MOVES: &str = "domicile-moves";
@@ -84,13 +84,13 @@ pub struct Move {
     pub revision: u64,
 }
 
-fn encode(record: &MoveRecord) -> Bytes {
-    serde_json::to_vec(record).expect("a move record serialises").into()
+fn encode(record: &MoveRecord) -> Vec<u8> {
+    serde_json::to_vec(record).expect("a move record serialises")
 }
 
 /// Asks for a move of `resident` to `to`; refused while another move of
 /// theirs is under way.
-pub(crate) async fn request(moves: &kv::Store, resident: &ResidentName, to: &NodeName) -> Result<Move> {
+pub(crate) async fn request(moves: &Bucket, resident: &ResidentName, to: &NodeName) -> Result<Move> {
     let now = now_ms();
     let record = MoveRecord {
         to: to.clone(),
@@ -112,9 +112,9 @@ pub(crate) async fn request(moves: &kv::Store, resident: &ResidentName, to: &Nod
             return Err(ClusterError::MoveUnderWay { resident: resident.clone(), to: earlier.record.to })
         }
         Some(earlier) => {
-            moves.update(resident.as_str(), encode(&record), earlier.revision).await.map_err(|e| e.to_string())
+            moves.update(resident.as_str(), &encode(&record), earlier.revision).await.map_err(|e| e.to_string())
         }
-        None => moves.create(resident.as_str(), encode(&record)).await.map_err(|e| e.to_string()),
+        None => moves.create(resident.as_str(), &encode(&record)).await.map_err(|e| e.to_string()),
     };
     match created {
         Ok(revision) => Ok(Move { resident: resident.clone(), record, revision }),
@@ -126,23 +126,20 @@ pub(crate) async fn request(moves: &kv::Store, resident: &ResidentName, to: &Nod
     }
 }
 
-pub(crate) async fn get(moves: &kv::Store, resident: &ResidentName) -> Result<Option<Move>> {
-    let entry = moves.entry(resident.as_str()).await.map_err(|e| nats("read a move", e))?;
-    match entry {
-        Some(entry) if entry.operation == kv::Operation::Put => Ok(Some(Move {
-            resident: resident.clone(),
-            record: decode(&format!("{MOVES}/{resident}"), &entry.value)?,
-            revision: entry.revision,
-        })),
-        _ => Ok(None),
-    }
+pub(crate) async fn get(moves: &Bucket, resident: &ResidentName) -> Result<Option<Move>> {
+    let Some(entry) = moves.entry(resident.as_str(), "read a move").await? else { return Ok(None) };
+    Ok(Some(Move {
+        resident: resident.clone(),
+        record: decode(&format!("{MOVES}/{resident}"), &entry.value)?,
+        revision: entry.revision,
+    }))
 }
 
 /// Carries a move forward to `record`, if nobody changed it since `from`
 /// was read (`Moved` otherwise).
-pub(crate) async fn advance(moves: &kv::Store, from: &Move, mut record: MoveRecord) -> Result<Move> {
+pub(crate) async fn advance(moves: &Bucket, from: &Move, mut record: MoveRecord) -> Result<Move> {
     record.updated_ms = now_ms();
-    match moves.update(from.resident.as_str(), encode(&record), from.revision).await {
+    match moves.update(from.resident.as_str(), &encode(&record), from.revision).await {
         Ok(revision) => Ok(Move { resident: from.resident.clone(), record, revision }),
         Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
             Err(ClusterError::Moved { resident: from.resident.clone() })
@@ -152,9 +149,9 @@ pub(crate) async fn advance(moves: &kv::Store, from: &Move, mut record: MoveReco
 }
 
 /// Every move the bucket still has.
-pub(crate) async fn all(moves: &kv::Store) -> Result<Vec<Move>> {
+pub(crate) async fn all(moves: &Bucket) -> Result<Vec<Move>> {
     let mut all = Vec::new();
-    for entry in crate::latest(moves).await? {
+    for entry in moves.latest().await? {
         let Ok(resident) = entry.key.parse::<ResidentName>() else { continue };
         let record = decode(&format!("{MOVES}/{}", entry.key), &entry.value)?;
         all.push(Move { resident, record, revision: entry.revision });
@@ -163,18 +160,22 @@ pub(crate) async fn all(moves: &kv::Store) -> Result<Vec<Move>> {
 }
 
 /// The moves changed from now on, as they change.
-pub struct MoveWatch(kv::Watch);
+pub struct MoveWatch {
+    watch: kv::Watch,
+    moves: Bucket,
+}
 
 impl MoveWatch {
-    pub(crate) async fn start(moves: &kv::Store) -> Result<MoveWatch> {
-        moves.watch_all().await.map(MoveWatch).map_err(|e| nats("watch the moves", e))
+    pub(crate) async fn start(moves: &Bucket) -> Result<MoveWatch> {
+        let watch = moves.kv.watch_all().await.map_err(|e| nats("watch the moves", e))?;
+        Ok(MoveWatch { watch, moves: moves.clone() })
     }
 
     /// The next change of a move; `None` when the watch ended (NATS went
     /// away for good). Records that cannot be read are skipped.
     pub async fn next(&mut self) -> Option<Move> {
         loop {
-            let entry = match self.0.next().await? {
+            let entry = match self.watch.next().await? {
                 Ok(entry) => entry,
                 Err(e) => {
                     tracing::warn!(error = %e, "watching the moves");
@@ -184,8 +185,10 @@ impl MoveWatch {
             if entry.operation != kv::Operation::Put {
                 continue;
             }
+            // Refused and counted when it does not open.
+            let Ok(opened) = self.moves.open(&entry.key, &entry.value, entry.revision) else { continue };
             let (Ok(resident), Ok(record)) =
-                (entry.key.parse::<ResidentName>(), serde_json::from_slice::<MoveRecord>(&entry.value))
+                (entry.key.parse::<ResidentName>(), serde_json::from_slice::<MoveRecord>(&opened.value))
             else {
                 continue;
             };
@@ -197,14 +200,14 @@ impl MoveWatch {
 /// Waits until the move of `resident` requested at `requested_ms` is in
 /// one of `states` (or finished), `patience` at most.
 pub(crate) async fn wait_for(
-    moves: &kv::Store,
+    moves: &Bucket,
     resident: &ResidentName,
     requested_ms: Option<u64>,
     states: &[MoveState],
     patience: Duration,
 ) -> Result<Move> {
     let deadline = tokio::time::Instant::now() + patience;
-    let mut watch = moves.watch(resident.as_str()).await.map_err(|e| nats("watch a move", e))?;
+    let mut watch = moves.kv.watch(resident.as_str()).await.map_err(|e| nats("watch a move", e))?;
     loop {
         if let Some(now) = get(moves, resident).await? {
             let this_move = requested_ms.is_none_or(|ms| ms == now.record.requested_ms);

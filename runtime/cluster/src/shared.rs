@@ -4,7 +4,10 @@
 //! - Bucket `domicile-trust`, key `trust`: the bytes of the trust store
 //!   (`trust.json`) every node keeps a copy of; changed by compare-and-set
 //!   on the key's revision, so that two nodes changing it at once cannot
-//!   both succeed.
+//!   both succeed. Each version is sealed with a time later than the one
+//!   it replaces, and a node refuses one older than the newest it has
+//!   seen: a genuine old trust store put back (to undo a revocation) is
+//!   refused by every node that saw the newer one.
 //! - Key `catalogues`: the list of the cluster's catalogues. Each one's
 //!   files (the signed index and the packages it lists) are in the object
 //!   store `domicile-catalogues`, under the SHA-256 of its index, from which
@@ -15,16 +18,22 @@
 use std::path::{Path, PathBuf};
 
 use async_nats::jetstream::{kv, object_store};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::{decode, nats, ClusterError, Result};
+use crate::bucket::Bucket;
+use crate::{decode, nats, refuse, ClusterError, Result};
 
 pub(crate) const SHARED: &str = "domicile-trust";
 pub(crate) const CATALOGUE_FILES: &str = "domicile-catalogues";
 const TRUST_KEY: &str = "trust";
 const CATALOGUES_KEY: &str = "catalogues";
+/// Bounds on what a catalogue of the cluster may be: its files (the index,
+/// its signature, and a package each at most), each file's size (a package
+/// holds a component of 64 MiB at most) and name.
+const MAX_CATALOGUE_FILES: usize = 1_000;
+const MAX_CATALOGUE_FILE_BYTES: u64 = 65 * 1024 * 1024;
+const MAX_FILE_NAME_BYTES: usize = 255;
 
 /// A catalogue of the cluster: where its files are, and what they are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,33 +55,62 @@ pub struct Versioned<T> {
     pub revision: u64,
 }
 
+/// The time sealed with the newest trust store this node saw.
+pub(crate) type NewestTrust = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
 /// The cluster's shared settings, as one node reads and changes them.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub(crate) kv: kv::Store,
+    pub(crate) kv: Bucket,
+    pub(crate) newest_trust_ms: NewestTrust,
     pub(crate) files: object_store::ObjectStore,
 }
 
 impl Shared {
     /// The cluster's trust store, if a node put one.
     pub(crate) async fn trust(&self) -> Result<Option<Versioned<Vec<u8>>>> {
-        let entry = self.kv.entry(TRUST_KEY).await.map_err(|e| nats("read the trust store", e))?;
-        Ok(entry
-            .filter(|e| e.operation == kv::Operation::Put)
-            .map(|e| Versioned { value: e.value.to_vec(), revision: e.revision }))
+        use std::sync::atomic::Ordering;
+        let Some(entry) = self.kv.entry(TRUST_KEY, "read the trust store").await? else { return Ok(None) };
+        let newest = self.newest_trust_ms.fetch_max(entry.written_ms, Ordering::SeqCst);
+        if entry.written_ms < newest {
+            return Err(refuse(
+                &format!("{SHARED}/{TRUST_KEY}"),
+                "older than a trust store this node already saw: an earlier version put back",
+            ));
+        }
+        Ok(Some(Versioned { value: entry.value, revision: entry.revision }))
     }
 
     /// Puts the trust store: created if `after` is `None`, else changed from
     /// that revision. `Changed` when another node changed it first.
     pub(crate) async fn put_trust(&self, bytes: Vec<u8>, after: Option<u64>) -> Result<u64> {
-        put(&self.kv, TRUST_KEY, bytes.into(), after, "keep the trust store").await
+        use std::sync::atomic::Ordering;
+        // Later than the version it replaces, whatever this node's clock says.
+        let written_ms = crate::now_ms().max(self.newest_trust_ms.load(Ordering::SeqCst) + 1);
+        let revision = put(&self.kv, TRUST_KEY, &bytes, after, written_ms, "keep the trust store").await?;
+        self.newest_trust_ms.fetch_max(written_ms, Ordering::SeqCst);
+        Ok(revision)
     }
 
     pub(crate) async fn catalogues(&self) -> Result<Versioned<Vec<SharedCatalogue>>> {
-        let entry = self.kv.entry(CATALOGUES_KEY).await.map_err(|e| nats("read the catalogues", e))?;
-        match entry.filter(|e| e.operation == kv::Operation::Put) {
+        let entry = self.kv.entry(CATALOGUES_KEY, "read the catalogues").await?;
+        match entry {
             Some(e) => {
-                Ok(Versioned { value: decode(&format!("{SHARED}/{CATALOGUES_KEY}"), &e.value)?, revision: e.revision })
+                let key = format!("{SHARED}/{CATALOGUES_KEY}");
+                let listed: Vec<SharedCatalogue> = decode(&key, &e.value)?;
+                // What NATS names is untrusted: an entry naming a path
+                // outside its folder, or past the bounds, is refused alone.
+                let value = listed
+                    .into_iter()
+                    .filter(|c| match c.check() {
+                        Ok(()) => true,
+                        Err(detail) => {
+                            refuse(&key, &detail);
+                            false
+                        }
+                    })
+                    .collect();
+                Ok(Versioned { value, revision: e.revision })
             }
             None => Ok(Versioned { value: Vec::new(), revision: 0 }),
         }
@@ -102,9 +140,9 @@ impl Shared {
             // A newer version of a catalogue of the same name replaces it.
             list.retain(|c| c.name != shared.name);
             list.push(shared.clone());
-            let bytes: Bytes = serde_json::to_vec(&list).expect("catalogues serialise").into();
+            let bytes = serde_json::to_vec(&list).expect("catalogues serialise");
             let after = (listed.revision > 0).then_some(listed.revision);
-            match put(&self.kv, CATALOGUES_KEY, bytes, after, "list a catalogue").await {
+            match put(&self.kv, CATALOGUES_KEY, &bytes, after, crate::now_ms(), "list a catalogue").await {
                 Ok(_) => return Ok(shared),
                 // Another node listed one at the same time: list again.
                 Err(ClusterError::Changed { .. }) => continue,
@@ -117,15 +155,26 @@ impl Shared {
     /// folder); its paths were checked by the node that shared it, and are
     /// checked again here.
     pub(crate) async fn fetch_catalogue(&self, catalogue: &SharedCatalogue, into: &Path) -> Result<()> {
-        for file in &catalogue.files {
-            let relative = safe_relative(file).ok_or_else(|| ClusterError::Corrupt {
-                key: format!("{SHARED}/{CATALOGUES_KEY}"),
-                detail: format!("the file name {file:?}"),
-            })?;
+        let key = format!("{CATALOGUE_FILES}/{}", catalogue.index_sha256);
+        catalogue.check().map_err(|detail| refuse(&key, &detail))?;
+        for (n, file) in catalogue.files.iter().enumerate() {
+            let relative = safe_relative(file).ok_or_else(|| refuse(&key, &format!("the file name {file:?}")))?;
             let object = format!("{}/{file}", catalogue.index_sha256);
-            let mut reader = self.files.get(object.as_str()).await.map_err(|e| nats("fetch a catalogue file", e))?;
+            let reader = self.files.get(object.as_str()).await.map_err(|e| nats("fetch a catalogue file", e))?;
             let mut bytes = Vec::new();
-            reader.read_to_end(&mut bytes).await.map_err(|e| nats("fetch a catalogue file", e))?;
+            reader
+                .take(MAX_CATALOGUE_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| nats("fetch a catalogue file", e))?;
+            if bytes.len() as u64 > MAX_CATALOGUE_FILE_BYTES {
+                return Err(refuse(&key, &format!("{file:?} is over {MAX_CATALOGUE_FILE_BYTES} bytes")));
+            }
+            // The index is the one the catalogue is named by, or it is
+            // not this catalogue (its signature is checked by the node).
+            if n == 0 && hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) != catalogue.index_sha256 {
+                return Err(refuse(&key, "its index does not have the SHA-256 it is listed under"));
+            }
             let path = into.join(relative);
             if let Some(parent) = path.parent() {
                 tokio::fs::create_dir_all(parent).await.map_err(|e| nats("write a catalogue file", e))?;
@@ -137,26 +186,58 @@ impl Shared {
 
     /// The shared settings as they change from now on.
     pub(crate) async fn watch(&self) -> Result<SharedWatch> {
-        self.kv.watch_all().await.map(SharedWatch).map_err(|e| nats("watch the trust store and catalogues", e))
+        self.kv.kv.watch_all().await.map(SharedWatch).map_err(|e| nats("watch the trust store and catalogues", e))
     }
 }
 
-/// A relative path of plain names (no `..`, no root): what a catalogue's
-/// files may be called.
-fn safe_relative(file: &str) -> Option<PathBuf> {
-    let path = Path::new(file);
-    path.components().all(|c| matches!(c, std::path::Component::Normal(_))).then(|| path.to_owned())
+impl SharedCatalogue {
+    /// Whether what the entry names stays within bounds: a SHA-256 for a
+    /// folder name, a name for people, and files under that folder.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !hex(&self.index_sha256) {
+            return Err(format!("a catalogue's index digest {:?} is not a SHA-256", truncated(&self.index_sha256)));
+        }
+        if self.name.is_empty() || self.name.len() > 200 || self.name.chars().any(char::is_control) {
+            return Err(format!(
+                "a catalogue's name {:?} is empty, too long or has control characters",
+                truncated(&self.name)
+            ));
+        }
+        if self.files.is_empty() || self.files.len() > MAX_CATALOGUE_FILES {
+            return Err(format!("a catalogue lists {} files (1 to {MAX_CATALOGUE_FILES})", self.files.len()));
+        }
+        match self.files.iter().find(|f| f.len() > MAX_FILE_NAME_BYTES || safe_relative(f).is_none()) {
+            Some(file) => {
+                Err(format!("a catalogue's file name {:?} leaves its folder or is too long", truncated(file)))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
-async fn put(store: &kv::Store, key: &str, value: Bytes, after: Option<u64>, what: &str) -> Result<u64> {
+/// At most 80 characters of what an entry said, for a message.
+fn truncated(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+/// A relative path of plain names (no `..`, no root, no backslash, no
+/// control character): what a catalogue's files may be called.
+fn safe_relative(file: &str) -> Option<PathBuf> {
+    let path = Path::new(file);
+    let plain = !file.is_empty() && !file.contains('\\') && !file.chars().any(char::is_control);
+    (plain && path.components().all(|c| matches!(c, std::path::Component::Normal(_)))).then(|| path.to_owned())
+}
+
+async fn put(store: &Bucket, key: &str, value: &[u8], after: Option<u64>, at: u64, what: &str) -> Result<u64> {
     let moved = || ClusterError::Changed { what: key.to_owned() };
     match after {
-        None => match store.create(key, value).await {
+        None => match store.create_at(key, value, at).await {
             Ok(revision) => Ok(revision),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(moved()),
             Err(e) => Err(nats(what, e)),
         },
-        Some(revision) => match store.update(key, value, revision).await {
+        Some(revision) => match store.update_at(key, value, revision, at).await {
             Ok(revision) => Ok(revision),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(moved()),
             Err(e) => Err(nats(what, e)),
@@ -185,5 +266,45 @@ impl SharedWatch {
                 Err(e) => tracing::warn!(error = %e, "watching the trust store and catalogues"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(index_sha256: &str, files: &[&str]) -> SharedCatalogue {
+        SharedCatalogue {
+            name: "a catalogue".into(),
+            index_sha256: index_sha256.into(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_catalogue_may_name_only_files_under_its_digest() {
+        let digest = "ab".repeat(32);
+        assert!(listed(&digest, &["index.json", "index.sig", "packages/a-1.0.0.dpkg"]).check().is_ok());
+        for (index_sha256, files) in [
+            ("../../../../tmp/planted", vec!["index.json"]),
+            ("/etc", vec!["index.json"]),
+            (&*digest.to_uppercase(), vec!["index.json"]),
+            (&digest[..62], vec!["index.json"]),
+            (&*digest, vec!["../../../.ssh/authorized_keys"]),
+            (&*digest, vec!["/root/.ssh/authorized_keys"]),
+            (&*digest, vec!["packages/../../x"]),
+            (&*digest, vec!["packages\\..\\x"]),
+            (&*digest, vec!["index\njson"]),
+            (&*digest, vec![""]),
+            (&*digest, vec![]),
+        ] {
+            let entry = listed(index_sha256, &files);
+            assert!(entry.check().is_err(), "{entry:?} passed");
+        }
+        let too_many: Vec<String> = (0..=MAX_CATALOGUE_FILES).map(|n| format!("p{n}")).collect();
+        let entry = SharedCatalogue { files: too_many, ..listed(&digest, &[]) };
+        assert!(entry.check().is_err());
+        let named = SharedCatalogue { name: "\u{1b}[2J".into(), ..listed(&digest, &["index.json"]) };
+        assert!(named.check().is_err(), "a terminal escape in a name");
     }
 }

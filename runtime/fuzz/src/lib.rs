@@ -1,6 +1,7 @@
 //! The runtime's decoders of untrusted input, as fuzz targets: app
 //! manifests, packages, catalogue indexes, export archives (restored into
-//! a real store) and query selectors (run against a real store). The
+//! a real store), query selectors (run against a real store) and the
+//! entries a cluster's node reads from NATS. The
 //! engine is `domicile-fuzz-engine`; the guest apps' parsers (Linky, OFX
 //! and CSV, GPX, xAPI) are fuzzed in their own crates with the same engine,
 //! and `runtime/fuzz/fuzz.sh` runs them all.
@@ -387,7 +388,67 @@ pub fn archive() -> Target {
     ])
 }
 
+/// An entry of one of the cluster's buckets in NATS, as a node reads it:
+/// the input's first byte picks the bucket, the rest is the value, sealed
+/// with the fuzz target's own cluster key (so that mutations reach the
+/// record decoders and the checks of the names they hold) and also given
+/// as it is (so that the seal's own parser meets it).
+pub fn cluster_entry() -> Target {
+    use domicile_cluster::untrusted::{open_entry, seal_entry, BUCKETS};
+    let key = domicile_cluster::ClusterKey::generate();
+    let now = 1_780_000_000_000u64;
+    let seeds = [
+        (0u8, json!({ "advertise": "http://10.0.0.5:8080", "residents": 3, "started_ms": now, "heartbeat_ms": now })),
+        (1, json!({ "node": "n1", "since_ms": now })),
+        (2, json!({ "resident": "alice", "csrf": "0123abcd", "expires_ms": now })),
+        (6, json!({ "to": "n2", "state": "copying", "requested_ms": now, "updated_ms": now, "copied_through": 42 })),
+        (
+            7,
+            json!([{ "name": "domicile sample catalogue", "index_sha256": "ab".repeat(32),
+                     "files": ["index.json", "index.sig", "packages/budget-0.2.1.dpkg"] }]),
+        ),
+    ];
+    let seeds: Vec<Vec<u8>> = seeds
+        .iter()
+        .map(|(pick, value)| [vec![*pick], serde_json::to_vec(value).expect("JSON")].concat())
+        .chain([[vec![3u8], b"alice".to_vec()].concat(), [vec![4u8], "ab".repeat(32).into_bytes()].concat()])
+        .collect();
+    Target::new("cluster-entry", move |input| {
+        let Some((&pick, value)) = input.split_first() else { return "empty".into() };
+        let bucket = BUCKETS[usize::from(pick) % BUCKETS.len()];
+        let entry = if bucket == "domicile-trust" { "catalogues" } else { "alice" };
+        let _ = open_entry(&key, bucket, entry, value);
+        match open_entry(&key, bucket, entry, &seal_entry(&key, bucket, entry, value)) {
+            Ok(summary) => format!("ok {bucket}: {}", kind_of(&summary)),
+            Err(why) => format!("refused {bucket}: {}", kind_of(&why)),
+        }
+    })
+    .seeds(seeds)
+    .dictionary(&[
+        "\"advertise\":",
+        "\"node\":",
+        "\"resident\":",
+        "\"index_sha256\":",
+        "\"files\":",
+        "\"state\":",
+        "http://",
+        "https://",
+        "../",
+        "/",
+        "\\\\",
+        "\\u0000",
+        "DS1",
+        "18446744073709551615",
+        "\"done\"",
+        "[",
+        "]",
+        "{",
+        "}",
+    ])
+    .max_len(16 * 1024)
+}
+
 /// Every host-side target.
 pub fn targets() -> Vec<Target> {
-    vec![manifest(), package(), catalogue(), selector(), archive()]
+    vec![manifest(), package(), catalogue(), selector(), archive(), cluster_entry()]
 }

@@ -447,8 +447,10 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
 
 async fn claim_local_residents(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> {
     let accounts = state.home.accounts();
-    if let (None, Some(local)) = (node.cluster.operator_token_sha256().await?, accounts.operator_token_sha256()) {
-        node.cluster.set_operator_token_sha256(&local).await?;
+    if let Some(local) = accounts.operator_token_sha256() {
+        if !node.cluster.has_operator_token().await? {
+            node.cluster.set_operator_token_sha256(&local).await?;
+        }
     }
     for resident in state.home.store().residents()? {
         let held = match node.cluster.holder(&resident).await? {

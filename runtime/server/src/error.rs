@@ -81,7 +81,7 @@ impl From<domicile_cluster::ClusterError> for ApiError {
             | C::NoLiveNode
             | C::Connect { .. }
             | C::Nats { .. } => ApiError::Unavailable(format!("{e}; try again in a few seconds")),
-            C::Corrupt { .. } => ApiError::Internal(e.to_string()),
+            C::Corrupt { .. } | C::Access { .. } | C::Insecure { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -170,6 +170,11 @@ impl Readings {
             ),
             ("cluster_ship_failures", "Writes JetStream did not take (the write failed)", Count(shipped.failures)),
             (
+                "cluster_refused_entries",
+                "Entries read from NATS that were refused (malformed, or naming what they may not), never acted on",
+                Count(domicile_cluster::refused_entries()),
+            ),
+            (
                 "cluster_fenced_writes",
                 "Writes refused because another node had taken the resident over",
                 Count(shipped.fenced),

@@ -155,7 +155,13 @@ pub(crate) async fn follow_catalogues(state: &Arc<State>, node: &ClusterNode) ->
         if !dir.is_dir() {
             let fetching = dir.with_extension("fetching");
             let _ = tokio::fs::remove_dir_all(&fetching).await;
-            node.cluster.fetch_catalogue(missing, &fetching).await?;
+            // One catalogue the cluster cannot give whole (or that is not
+            // what it is listed as) does not keep the others away.
+            if let Err(e) = node.cluster.fetch_catalogue(missing, &fetching).await {
+                tracing::warn!(name = %missing.name, error = %e, "cannot take a catalogue of the cluster");
+                let _ = tokio::fs::remove_dir_all(&fetching).await;
+                continue;
+            }
             tokio::fs::rename(&fetching, &dir)
                 .await
                 .map_err(|e| ApiError::Internal(format!("cannot keep a catalogue in {}: {e}", dir.display())))?;

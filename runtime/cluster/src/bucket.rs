@@ -1,0 +1,174 @@
+//! A JetStream key-value bucket whose every value is sealed with the
+//! cluster's key (see [`crate::seal`]): what this node writes is sealed
+//! for its bucket and key, and what it reads is opened, or refused,
+//! logged and counted, before anything acts on it.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+
+use crate::seal::Seal;
+use crate::{nats, now_ms, refuse, Result};
+
+/// A bucket of sealed values.
+#[derive(Clone)]
+pub(crate) struct Bucket {
+    pub(crate) kv: kv::Store,
+    seal: Arc<Seal>,
+}
+
+/// A value that opened, with its key's revision and when it was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) value: Vec<u8>,
+    pub(crate) revision: u64,
+    pub(crate) written_ms: u64,
+}
+
+impl Bucket {
+    pub(crate) fn new(kv: kv::Store, seal: Arc<Seal>) -> Bucket {
+        Bucket { kv, seal }
+    }
+
+    fn name(&self) -> &str {
+        &self.kv.name
+    }
+
+    fn sealed(&self, key: &str, value: &[u8]) -> Bytes {
+        self.seal.seal(self.name(), key, value, now_ms()).into()
+    }
+
+    /// Opens a value read under `key`, or refuses it (logged and counted).
+    pub(crate) fn open(&self, key: &str, sealed: &[u8], revision: u64) -> Result<Entry> {
+        match self.seal.open(self.name(), key, sealed) {
+            Ok(opened) => {
+                Ok(Entry { key: key.to_owned(), value: opened.value, revision, written_ms: opened.written_ms })
+            }
+            Err(why) => Err(refuse(&format!("{}/{key}", self.name()), why)),
+        }
+    }
+
+    /// The value under `key` (its last put), opened; `Ok(None)` when there
+    /// is none, `Err(Corrupt)` when it does not open.
+    pub(crate) async fn entry(&self, key: &str, what: &str) -> Result<Option<Entry>> {
+        let entry = self.kv.entry(key).await.map_err(|e| nats(what, e))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                self.open(key, &entry.value, entry.revision).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The newest value of `key` that opens, for a key whose last value
+    /// does not (refused): a forged value put over a genuine one hides
+    /// nothing the bucket's history still has. Its revision is the key's
+    /// last (the forgery's), so that a compare-and-set replaces the
+    /// forgery. `None` when the history has none, or a removal since.
+    pub(crate) async fn newest_genuine(&self, key: &str, what: &str) -> Result<Option<Entry>> {
+        let last = self.kv.entry(key).await.map_err(|e| nats(what, e))?.map(|e| e.revision);
+        let mut history = self.kv.history(key).await.map_err(|e| nats(what, e))?;
+        let mut genuine = None;
+        while let Some(entry) = futures::StreamExt::next(&mut history).await {
+            let entry = entry.map_err(|e| nats(what, e))?;
+            if entry.operation != kv::Operation::Put {
+                genuine = None;
+            } else if let Ok(opened) = self.seal.open(self.name(), key, &entry.value) {
+                genuine = Some(Entry {
+                    key: key.to_owned(),
+                    value: opened.value,
+                    revision: entry.revision,
+                    written_ms: opened.written_ms,
+                });
+            }
+        }
+        Ok(genuine.map(|genuine| Entry { revision: last.unwrap_or(genuine.revision), ..genuine }))
+    }
+
+    pub(crate) async fn put(&self, key: &str, value: &[u8], what: &str) -> Result<u64> {
+        self.kv.put(key, self.sealed(key, value)).await.map_err(|e| nats(what, e))
+    }
+
+    pub(crate) async fn create(&self, key: &str, value: &[u8]) -> std::result::Result<u64, kv::CreateError> {
+        self.create_at(key, value, now_ms()).await
+    }
+
+    pub(crate) async fn update(
+        &self,
+        key: &str,
+        value: &[u8],
+        revision: u64,
+    ) -> std::result::Result<u64, kv::UpdateError> {
+        self.update_at(key, value, revision, now_ms()).await
+    }
+
+    /// [`Self::create`], saying it was written at `written_ms`.
+    pub(crate) async fn create_at(
+        &self,
+        key: &str,
+        value: &[u8],
+        written_ms: u64,
+    ) -> std::result::Result<u64, kv::CreateError> {
+        self.kv.create(key, self.seal.seal(self.name(), key, value, written_ms).into()).await
+    }
+
+    /// [`Self::update`], saying it was written at `written_ms`.
+    pub(crate) async fn update_at(
+        &self,
+        key: &str,
+        value: &[u8],
+        revision: u64,
+        written_ms: u64,
+    ) -> std::result::Result<u64, kv::UpdateError> {
+        self.kv.update(key, self.seal.seal(self.name(), key, value, written_ms).into(), revision).await
+    }
+
+    /// Every key with its last value, opened, read in one pass over the
+    /// bucket's stream, not one request per key (a node looks at every
+    /// placement whenever the live nodes change). Removed keys, and values
+    /// that do not open (refused and counted), are left out; in key order.
+    pub(crate) async fn latest(&self) -> Result<Vec<Entry>> {
+        Ok(self.latest_and_refused().await?.0)
+    }
+
+    /// [`Self::latest`], and the keys whose last value was refused.
+    pub(crate) async fn latest_and_refused(&self) -> Result<(Vec<Entry>, Vec<String>)> {
+        use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+        let store = &self.kv;
+        let read = |e: &dyn std::fmt::Display| nats(&format!("read the bucket {}", store.name), e);
+        let consumer = store
+            .stream
+            .create_consumer(OrderedConfig {
+                filter_subject: format!("{}>", store.prefix),
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| read(&e))?;
+        let (mut all, mut refused) = (Vec::new(), Vec::new());
+        if consumer.cached_info().num_pending == 0 {
+            return Ok((all, refused));
+        }
+        let mut messages = consumer.messages().await.map_err(|e| read(&e))?;
+        while let Some(message) = futures::StreamExt::next(&mut messages).await {
+            let message = message.map_err(|e| read(&e))?;
+            let info = message.info().map_err(|e| read(&e))?;
+            let (pending, revision) = (info.pending, info.stream_sequence);
+            // A removed key ends with a delete or purge marker.
+            if message.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_none() {
+                let key = message.subject.as_str().trim_start_matches(store.prefix.as_str()).to_owned();
+                match self.open(&key, &message.payload, revision) {
+                    Ok(entry) => all.push(entry),
+                    Err(_) => refused.push(key),
+                }
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((all, refused))
+    }
+}

@@ -1,0 +1,219 @@
+//! What makes an entry read from NATS believable: the cluster's key, which
+//! every node holds and which never goes into NATS.
+//!
+//! NATS stores and carries; it is believed on nothing. Whoever holds a
+//! node's NATS credentials (or a copy of the NATS server's disk) can write
+//! any entry, so every entry a node acts on is sealed with a MAC under a
+//! key derived from the cluster key, bound to the bucket and key it was
+//! written under (a genuine value moved to another key does not open),
+//! and refused, logged and counted when it does not open.
+//!
+//! - **Entries** of the buckets: `DS1`, the MAC (32 bytes), the time it
+//!   was written (ms, 8 bytes), then the value.
+//! - **Lookups**: sessions and API tokens are kept under a keyed hash of
+//!   their SHA-256, never the SHA-256 itself; the operator's token is kept
+//!   as a keyed hash too.
+//! - **Forwarding**: the secret a node proves a forwarded request with is
+//!   derived from the key, so it is nowhere in NATS.
+//! - **Residents' logs**: each message carries the MAC of its content and
+//!   of the MAC of the write before it (see [`crate::log`]).
+//!
+//! Why one key for the cluster rather than a key pair per node admitted
+//! by the operator: what must be kept from NATS is the same for every node
+//! (a session made through one node is checked by another; so are the
+//! keyed hashes), so the nodes share a secret in any case, and one key
+//! that the operator makes once and copies to each node, as a TLS key,
+//! does it all. What it does not give is telling one node from another:
+//! a node is trusted as a whole, as its disk is.
+
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::{ClusterError, Result};
+
+type HmacSha256 = Hmac<Sha256>;
+
+const KEY_HEADER: &str = "domicile cluster key v1";
+const SEALED: &[u8; 3] = b"DS1";
+const MAC_LEN: usize = 32;
+
+/// The cluster's key: 256 random bits, the same on every node, never in NATS.
+#[derive(Clone)]
+pub struct ClusterKey([u8; 32]);
+
+impl std::fmt::Debug for ClusterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterKey(..)")
+    }
+}
+
+impl ClusterKey {
+    pub fn generate() -> ClusterKey {
+        let mut key = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+        ClusterKey(key)
+    }
+
+    /// Writes the key to a new file, readable by its owner alone.
+    pub fn write_new(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let bad = |e: std::io::Error| ClusterError::Access {
+            detail: format!("cannot write the cluster key to {}: {e}", path.display()),
+        };
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(bad)?;
+        file.write_all(format!("{KEY_HEADER}\n{}\n", hex::encode(self.0)).as_bytes()).map_err(bad)
+    }
+
+    /// Reads a key file `domicile cluster key` wrote.
+    pub fn load(path: &Path) -> Result<ClusterKey> {
+        let bad = |detail: String| {
+            ClusterError::Access {
+            detail: format!("the cluster key {}: {detail}; make one with `domicile cluster key --out FILE` and give every node the same file", path.display()),
+        }
+        };
+        let bytes = domicile_package::files::read_regular(path, 1024).map_err(|e| bad(e.to_string()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        if lines.next() != Some(KEY_HEADER) {
+            return Err(bad("is not a domicile cluster key file".into()));
+        }
+        let key = lines.next().and_then(|l| hex::decode(l.trim()).ok()).and_then(|k| <[u8; 32]>::try_from(k).ok());
+        key.map(ClusterKey).ok_or_else(|| bad("its key is not 64 hexadecimal characters".into()))
+    }
+
+    /// A key for one use, so that no two uses share one.
+    fn derive(&self, label: &str) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"domicile-cluster-v1/");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// The keys derived from the cluster key, each for one use.
+pub(crate) struct Seal {
+    entries: [u8; 32],
+    lookups: [u8; 32],
+    forwarding: String,
+}
+
+/// A sealed value that opened: what was written, and when.
+pub(crate) struct Opened {
+    pub(crate) value: Vec<u8>,
+    pub(crate) written_ms: u64,
+}
+
+impl Seal {
+    pub(crate) fn new(key: &ClusterKey) -> Seal {
+        Seal {
+            entries: key.derive("entries"),
+            lookups: key.derive("lookups"),
+            forwarding: hex::encode(key.derive("forwarding")),
+        }
+    }
+
+    fn mac(&self, key: &[u8; 32], parts: &[&[u8]]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+        for part in parts {
+            // Each part with its length: no two splits of the same bytes MAC alike.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
+    /// `value`, sealed for `key` of `bucket`.
+    pub(crate) fn seal(&self, bucket: &str, key: &str, value: &[u8], written_ms: u64) -> Vec<u8> {
+        let at = written_ms.to_be_bytes();
+        let mac = self.mac(&self.entries, &[bucket.as_bytes(), key.as_bytes(), &at, value]).finalize().into_bytes();
+        let mut sealed = Vec::with_capacity(SEALED.len() + MAC_LEN + at.len() + value.len());
+        sealed.extend_from_slice(SEALED);
+        sealed.extend_from_slice(&mac);
+        sealed.extend_from_slice(&at);
+        sealed.extend_from_slice(value);
+        sealed
+    }
+
+    /// The value sealed for `key` of `bucket`, or why it is not one.
+    pub(crate) fn open(&self, bucket: &str, key: &str, sealed: &[u8]) -> std::result::Result<Opened, &'static str> {
+        let rest = sealed.strip_prefix(SEALED).ok_or("not sealed with the cluster's key")?;
+        if rest.len() < MAC_LEN + 8 {
+            return Err("too short to be sealed");
+        }
+        let (mac, rest) = rest.split_at(MAC_LEN);
+        let (at, value) = rest.split_at(8);
+        self.mac(&self.entries, &[bucket.as_bytes(), key.as_bytes(), at, value])
+            .verify_slice(mac)
+            .map_err(|_| "its seal does not match: not written by a node of this cluster, or altered since")?;
+        Ok(Opened { value: value.to_vec(), written_ms: u64::from_be_bytes(at.try_into().expect("8 bytes")) })
+    }
+
+    /// A keyed hash (hex) of `what` for `use_`: what NATS keeps of a
+    /// session's cookie, an API token or the operator's token.
+    pub(crate) fn lookup(&self, use_: &str, what: &str) -> String {
+        hex::encode(self.mac(&self.lookups, &[use_.as_bytes(), what.as_bytes()]).finalize().into_bytes())
+    }
+
+    /// The MAC of a message of a resident's log: its parts, in order.
+    pub(crate) fn log_mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.mac(&self.entries, parts).finalize().into_bytes().into()
+    }
+
+    /// The secret a node proves a forwarded request with.
+    pub(crate) fn forwarding(&self) -> &str {
+        &self.forwarding
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_value_opens_only_where_and_as_it_was_written() {
+        let seal = Seal::new(&ClusterKey::generate());
+        let sealed = seal.seal("domicile-sessions", "abc", b"{\"resident\":\"alice\"}", 42);
+        let opened = seal.open("domicile-sessions", "abc", &sealed).unwrap();
+        assert_eq!((opened.value.as_slice(), opened.written_ms), (&b"{\"resident\":\"alice\"}"[..], 42));
+        assert!(seal.open("domicile-sessions", "abd", &sealed).is_err(), "moved to another key");
+        assert!(seal.open("domicile-tokens", "abc", &sealed).is_err(), "moved to another bucket");
+        let mut altered = sealed.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(seal.open("domicile-sessions", "abc", &altered).is_err(), "altered");
+        let mut later = sealed.clone();
+        later[3 + 32 + 7] ^= 1;
+        assert!(seal.open("domicile-sessions", "abc", &later).is_err(), "its time altered");
+        let other = Seal::new(&ClusterKey::generate());
+        assert!(other.open("domicile-sessions", "abc", &sealed).is_err(), "another cluster's key");
+        assert!(seal.open("domicile-sessions", "abc", b"{\"resident\":\"alice\"}").is_err(), "not sealed");
+        assert!(seal.open("domicile-sessions", "abc", b"DS1").is_err(), "truncated");
+    }
+
+    #[test]
+    fn lookups_and_forwarding_are_keyed_and_apart() {
+        let key = ClusterKey::generate();
+        let (seal, same) = (Seal::new(&key), Seal::new(&key));
+        assert_eq!(seal.lookup("session", "x"), same.lookup("session", "x"));
+        assert_ne!(seal.lookup("session", "x"), seal.lookup("token", "x"));
+        assert_ne!(seal.lookup("session", "x"), Seal::new(&ClusterKey::generate()).lookup("session", "x"));
+        assert_eq!(seal.forwarding().len(), 64);
+        assert_ne!(seal.forwarding(), Seal::new(&ClusterKey::generate()).forwarding());
+    }
+
+    #[test]
+    fn a_key_file_is_written_private_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.key");
+        let key = ClusterKey::generate();
+        key.write_new(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(ClusterKey::load(&path).unwrap().0, key.0);
+        assert!(key.write_new(&path).is_err(), "an existing key is never overwritten");
+        std::fs::write(&path, "not a key\n").unwrap();
+        assert!(ClusterKey::load(&path).unwrap_err().to_string().contains("not a domicile cluster key"));
+    }
+}
