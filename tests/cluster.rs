@@ -61,6 +61,17 @@ fn start_three_nodes(homes: [&TestHome; 3], nats: &Nats) -> (Server, Server, Ser
     (n1, n2, n3)
 }
 
+/// Nodes n1 and n2 on these homes, n1 first (it shares its operator's
+/// token, returned), once both are live.
+fn two_nodes(home1: &TestHome, home2: &TestHome, nats: &Nats) -> (String, Server, Server) {
+    let token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = start_node(home1, nats, "n1");
+    wait_for_status(home1, nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let n2 = start_node(home2, nats, "n2");
+    wait_for_status(home1, nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    (token, n1, n2)
+}
+
 fn status(home: &TestHome, nats: &Nats) -> Value {
     cluster_ok(home, nats, &["--json", "cluster", "status"]).json()
 }
@@ -811,11 +822,7 @@ fn trust_and_catalogues_are_the_same_on_every_node() {
     let _alone = one_at_a_time();
     let Some(nats) = Nats::start() else { return };
     let (home1, home2) = (node_home(), TestHome::new());
-    let token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
-    let n1 = start_node(&home1, &nats, "n1");
-    wait_for_status(&home1, &nats, "n1 to be live", |s| live(s) == ["n1"]);
-    let n2 = start_node(&home2, &nats, "n2");
-    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
     let (via_n1, via_n2) = (Client::new(&n1.url).with_bearer(&token), Client::new(&n2.url).with_bearer(&token));
     let added = via_n2.post("/api/v1/admin/residents", &json!({ "name": "bob", "node": "n2" })).ok().json();
     let bob = Client::signed_in(&n2.url, "bob", added["password"].as_str().unwrap());
@@ -868,16 +875,7 @@ fn a_catalogue_of_the_cluster_that_names_a_path_outside_the_home_is_refused() {
     let fake_sha256 = "ab".repeat(32);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = nats.pki.node_access(&nats.url);
-        let password = std::fs::read_to_string(client.password_file.as_ref().unwrap()).unwrap();
-        let client = async_nats::ConnectOptions::new()
-            .add_root_certificates(client.ca.clone().unwrap())
-            .add_client_certificate(client.cert.clone().unwrap(), client.key.clone().unwrap())
-            .user_and_password("node".into(), password.trim().into())
-            .connect(nats.url.as_str())
-            .await
-            .unwrap();
-        let js = async_nats::jetstream::new(client);
+        let js = attacker(&nats).await;
         let kv = js.get_key_value("domicile-trust").await.unwrap();
         let files = js.get_object_store("domicile-catalogues").await.unwrap();
         // Objects at every name the entries below point to, so that only
@@ -1026,11 +1024,7 @@ fn a_fake_node_and_a_forged_placement_receive_nothing() {
     let _alone = one_at_a_time();
     let Some(nats) = Nats::start() else { return };
     let (home1, home2) = (node_home(), node_home());
-    let token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
-    let n1 = start_node(&home1, &nats, "n1");
-    wait_for_status(&home1, &nats, "n1 to be live", |s| live(s) == ["n1"]);
-    let n2 = start_node(&home2, &nats, "n2");
-    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
     let operator = Client::new(&n1.url).with_bearer(&token);
     let added = operator.post("/api/v1/admin/residents", &json!({ "name": "bob", "node": "n2" })).ok().json();
     let password = added["password"].as_str().unwrap().to_owned();
@@ -1119,11 +1113,7 @@ fn a_rewritten_or_replayed_trust_store_is_refused() {
     let _alone = one_at_a_time();
     let Some(nats) = Nats::start() else { return };
     let (home1, home2) = (node_home(), node_home());
-    let token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
-    let n1 = start_node(&home1, &nats, "n1");
-    wait_for_status(&home1, &nats, "n1 to be live", |s| live(s) == ["n1"]);
-    let n2 = start_node(&home2, &nats, "n2");
-    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
     let (via_n1, via_n2) = (Client::new(&n1.url).with_bearer(&token), Client::new(&n2.url).with_bearer(&token));
     let trusted = |client: &Client| -> Vec<String> {
         let listed = client.get("/api/v1/admin/trust").ok().json();

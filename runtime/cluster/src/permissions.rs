@@ -8,7 +8,7 @@
 use crate::{log, moves, shared};
 
 /// domicile's key-value buckets and object stores.
-const BUCKETS: [&str; 8] = [
+pub(crate) const BUCKETS: [&str; 8] = [
     crate::NODES,
     crate::PLACEMENT,
     crate::SESSIONS,

@@ -11,16 +11,7 @@ use domicile_store::ResidentName;
 
 /// The buckets whose entries a node decodes, in the order the fuzz target
 /// picks them by its input's first byte.
-pub const BUCKETS: [&str; 8] = [
-    crate::NODES,
-    crate::PLACEMENT,
-    crate::SESSIONS,
-    crate::TOKENS,
-    crate::OPERATOR,
-    crate::ACCOUNTS,
-    moves::MOVES,
-    shared::SHARED,
-];
+pub const BUCKETS: [&str; 8] = crate::permissions::BUCKETS;
 
 /// `value`, sealed with `key` for `entry` of `bucket`, as a node writes it.
 pub fn seal_entry(key: &ClusterKey, bucket: &str, entry: &str, value: &[u8]) -> Vec<u8> {
