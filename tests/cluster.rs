@@ -1107,7 +1107,7 @@ fn garbage_and_altered_records_in_a_log_are_skipped_and_the_writes_go_on() {
 /// With domicile's NATS credentials, an attacker rewrites the cluster's
 /// trust store to trust their own key, then puts back a genuine older
 /// version (from before a key was trusted): every node refuses both and
-/// keeps the trust store it has.
+/// keeps the trust store it has, and a node puts it back in the cluster.
 #[test]
 fn a_rewritten_or_replayed_trust_store_is_refused() {
     let _alone = one_at_a_time();
@@ -1133,24 +1133,70 @@ fn a_rewritten_or_replayed_trust_store_is_refused() {
     let mallory = mallory["public_key"].as_str().unwrap().to_owned();
     let forged = json!({ "keys": [{ "key": mallory, "name": "mallory", "roles": ["publisher", "catalogue"] }] });
 
-    let before =
-        (metric(&n1, "domicile_cluster_refused_entries_total"), metric(&n2, "domicile_cluster_refused_entries_total"));
+    // Either node may be the first to refuse it and put its own trust
+    // store back over it (then the other finds a genuine one).
+    let refused = || {
+        metric(&n1, "domicile_cluster_refused_entries_total") + metric(&n2, "domicile_cluster_refused_entries_total")
+    };
+    let genuine_again =
+        || runtime.block_on(kv.get("trust")).unwrap().is_some_and(|v| v.starts_with(b"DS1") && v != old);
+    let before = refused();
     runtime.block_on(kv.put("trust", serde_json::to_vec(&forged).unwrap().into())).unwrap();
-    wait_until("both nodes to refuse the forged trust store", || {
-        metric(&n1, "domicile_cluster_refused_entries_total") > before.0
-            && metric(&n2, "domicile_cluster_refused_entries_total") > before.1
-    });
-    let before =
-        (metric(&n1, "domicile_cluster_refused_entries_total"), metric(&n2, "domicile_cluster_refused_entries_total"));
-    runtime.block_on(kv.put("trust", old)).unwrap();
-    wait_until("both nodes to refuse the older trust store put back", || {
-        metric(&n1, "domicile_cluster_refused_entries_total") > before.0
-            && metric(&n2, "domicile_cluster_refused_entries_total") > before.1
-    });
+    wait_until("the forged trust store to be refused", || refused() > before);
+    wait_until("a node to put a genuine trust store back", genuine_again);
+    let before = refused();
+    runtime.block_on(kv.put("trust", old.clone())).unwrap();
+    wait_until("the older trust store put back to be refused", || refused() > before);
+    wait_until("a node to put the newest trust store back", genuine_again);
     assert_eq!((trusted(&via_n1), trusted(&via_n2)), (on_n1, on_n2), "each node kept its trust store");
     assert!(!trusted(&via_n2).contains(&mallory));
     assert!(!std::fs::read_to_string(home2.path().join("trust.json")).unwrap().contains(&mallory));
     drop((n1, n2));
+}
+
+/// A cluster as the previous version left it (`tests/fixtures/clusters/
+/// f206a2c`: its NATS store, nothing sealed, and the home of its node n1,
+/// which held alice): the node, started again by this version with the
+/// cluster's key, places its residents over the unsealed placements,
+/// starts alice's log again from a snapshot, and puts the operator's
+/// token sealed; alice signs in with her password and has her trips and
+/// API token; and a second node takes her over from the new log after n1
+/// is killed, with every write.
+#[test]
+fn a_cluster_of_the_previous_version_carries_on_sealed() {
+    let _alone = one_at_a_time();
+    let fixture = repo().join("tests/fixtures/clusters/f206a2c");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    copy_dir(&fixture.join("nats"), store.path());
+    let Some(nats) = Nats::start_on(store) else { return };
+    let home1 = TestHome { dir: tempfile::tempdir().unwrap() };
+    copy_dir(&fixture.join("n1"), home1.path());
+    let home2 = node_home();
+    let n1 = start_node(&home1, &nats, "n1");
+    wait_for_status(&home1, &nats, "n1 to be live with its residents placed", |s| {
+        live(s) == ["n1"] && s["residents"] == 2
+    });
+    let password = expected["alice_password"].as_str().unwrap();
+    let alice = Client::signed_in(&n1.url, "alice", password);
+    let mut acknowledged: Vec<String> =
+        expected["alice_trips"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+    assert_trips_are(&alice, &acknowledged);
+    let id = "new1".to_owned();
+    alice.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": id, "body": trip(7) })).ok();
+    acknowledged.push(id);
+    let token = expected["operator_token"].as_str().unwrap();
+    assert_eq!(Client::new(&n1.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
+    let n2 = start_node(&home2, &nats, "n2");
+    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    assert!(!n1.kill().status.success());
+    let script = Client::new(&n2.url).with_bearer(expected["alice_api_token"].as_str().unwrap());
+    wait_until("alice to be taken over by n2", || script.get("/api/v1/apps").status == 200);
+    let alice = Client::signed_in(&n2.url, "alice", password);
+    assert_trips_are(&alice, &acknowledged);
+    assert_eq!(Client::new(&n2.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
+    drop(n2);
 }
 
 fn install_and_import(client: &Client) {

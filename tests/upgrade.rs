@@ -9,7 +9,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
 use std::process::Stdio;
 
 use common::*;
@@ -23,19 +22,6 @@ fn fixture() -> std::path::PathBuf {
 fn expected() -> Value {
     let text = std::fs::read_to_string(repo().join("tests/fixtures/homes/v0.1.0.expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A copy of the 0.1 home (never the fixture itself: the upgrade rewrites it).

@@ -104,6 +104,20 @@ impl Run {
     }
 }
 
+/// Copies a folder and all it holds (fixtures are copied, never opened in place).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// A fresh home in a temporary directory, with the sample key trusted.
 pub struct TestHome {
     pub dir: tempfile::TempDir,

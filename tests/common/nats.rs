@@ -156,11 +156,15 @@ pub struct Nats {
 
 impl Nats {
     pub fn start() -> Option<Nats> {
+        Nats::start_on(tempfile::tempdir().unwrap())
+    }
+
+    /// The same, on a store of JetStream's that `store` already holds.
+    pub fn start_on(store: tempfile::TempDir) -> Option<Nats> {
         if !present() {
             return None;
         }
         let pki = Pki::new();
-        let store = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = pki.server_config(port, store.path(), "");
         let child = spawn(&config, port);

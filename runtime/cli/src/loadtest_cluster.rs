@@ -286,6 +286,8 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
     // What the cluster adds to a write beyond what it adds to a read (the
     // session and placement lookups in JetStream): the shipping itself.
     let shipping_ms = ((p50(&cluster_writes) - p50(&local)) - (p50(&cluster_reads) - p50(&local_reads))) * 1000.0;
+    let sealing_us = sealing_cost_per_write(&key);
+    let sealing_share = sealing_us / 1e6 / p50(&cluster_writes);
     drop(solo);
 
     // 2. The same load on one node, then over three.
@@ -370,6 +372,8 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
             "reads_single_node": percentiles(local_reads),
             "reads_cluster_holder": percentiles(cluster_reads),
             "shipping_p50_ms": (shipping_ms * 100.0).round() / 100.0,
+            "sealing_us_per_write": (sealing_us * 10.0).round() / 10.0,
+            "sealing_share_of_holder_p50": (sealing_share * 1000.0).round() / 1000.0,
         },
         "load": {
             "residents": options.residents,
@@ -393,6 +397,28 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
     Ok(())
 }
 
+/// What the cluster's key costs one write, in microseconds, measured
+/// in-process over 20,000 writes: its record sealed for the resident's
+/// log (2 KiB, about a trip document with its index and feed entries),
+/// and the two entries every request opens (its session and the
+/// resident's placement).
+fn sealing_cost_per_write(key: &domicile_cluster::ClusterKey) -> f64 {
+    use domicile_cluster::untrusted::{open_entry, seal_entry};
+    let record = vec![b'x'; 2048];
+    let session = json!({ "resident": "writer", "csrf": "0".repeat(64), "expires_ms": 1u64 << 42 }).to_string();
+    let placement = json!({ "node": "n1", "since_ms": 1u64 << 42 }).to_string();
+    let sealed_session = seal_entry(key, "domicile-sessions", "k", session.as_bytes());
+    let sealed_placement = seal_entry(key, "domicile-placement", "writer", placement.as_bytes());
+    const WRITES: u32 = 20_000;
+    let started = Instant::now();
+    for _ in 0..WRITES {
+        std::hint::black_box(seal_entry(key, "domicile-accounts", "writer", std::hint::black_box(&record)));
+        std::hint::black_box(open_entry(key, "domicile-sessions", "k", &sealed_session).is_ok());
+        std::hint::black_box(open_entry(key, "domicile-placement", "writer", &sealed_placement).is_ok());
+    }
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(WRITES)
+}
+
 fn print_report(r: &Value) {
     let num = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x}"));
     let latency = |v: &Value| format!("p50 {} ms, p99 {} ms", num(&v["p50_ms"]), num(&v["p99_ms"]));
@@ -406,7 +432,12 @@ fn print_report(r: &Value) {
     println!("read one document (the same session and placement lookups, no shipping):");
     println!("  single node (no cluster)        {}", latency(&w["reads_single_node"]));
     println!("  cluster, the holder             {}", latency(&w["reads_cluster_holder"]));
-    println!("  what shipping to JetStream adds to a write's p50: {} ms\n", num(&w["shipping_p50_ms"]));
+    println!("  what shipping to JetStream adds to a write's p50: {} ms", num(&w["shipping_p50_ms"]));
+    println!(
+        "  sealing and checking what the write reads and ships (cluster key): {} us, {} of the holder's p50\n",
+        num(&w["sealing_us_per_write"]),
+        num(&w["sealing_share_of_holder_p50"])
+    );
     let l = &r["load"];
     println!("{} residents x {} runs of the mobility footprint, all at once:", l["residents"], l["runs_per_resident"]);
     for (label, key) in [("on one node", "one_node"), ("over three nodes", "three_nodes")] {

@@ -52,8 +52,7 @@ impl NatsAccess {
 
     /// Whether the client proves who it is to the server.
     pub fn authenticated(&self) -> bool {
-        let in_url = |server: &str| server.split_once("://").is_some_and(|(_, rest)| rest.contains('@'));
-        self.creds.is_some() || self.nkey.is_some() || self.user.is_some() || self.servers().iter().all(|s| in_url(s))
+        self.creds.is_some() || self.nkey.is_some() || self.user.is_some()
     }
 
     /// Whether the connection is encrypted (TLS required of every server).
@@ -67,6 +66,10 @@ impl NatsAccess {
         let bad = |detail: &str| Err(ClusterError::Access { detail: detail.to_owned() });
         if self.servers().is_empty() {
             return bad("no NATS server given: --cluster nats://HOST:PORT");
+        }
+        let in_url = |server: &&str| server.split_once("://").unwrap_or(("", server)).1.contains('@');
+        if self.servers().iter().any(in_url) {
+            return bad("credentials in the NATS URL are not used, and a password on the command line is visible to every user of the machine: give them with --nats-user NAME and --nats-password-file FILE (or --nats-creds)");
         }
         if self.cert.is_some() != self.key.is_some() {
             return bad(
@@ -185,8 +188,10 @@ mod tests {
         assert!(no_key.check().unwrap_err().to_string().contains("--nats-key"));
         let no_password = NatsAccess { user: Some("n1".into()), ..base.clone() };
         assert!(no_password.check().unwrap_err().to_string().contains("--nats-password-file"));
-        let two = NatsAccess { creds: Some("a.creds".into()), nkey: Some("seed".into()), ..base };
+        let two = NatsAccess { creds: Some("a.creds".into()), nkey: Some("seed".into()), ..base.clone() };
         assert!(two.check().unwrap_err().to_string().contains("one way"));
+        let in_url = NatsAccess::insecure("tls://node:secret@10.0.0.9:4222");
+        assert!(in_url.check().unwrap_err().to_string().contains("--nats-password-file"));
     }
 
     #[test]

@@ -87,6 +87,16 @@ impl Bucket {
         Ok(genuine.map(|genuine| Entry { revision: last.unwrap_or(genuine.revision), ..genuine }))
     }
 
+    /// The revision of `key`'s last value when it is one that does not
+    /// open (refused: forged, or written before values were sealed), for
+    /// a node to put what it holds itself over it by compare-and-set.
+    pub(crate) async fn refused_revision(&self, key: &str, what: &str) -> Result<Option<u64>> {
+        let entry = self.kv.entry(key).await.map_err(|e| nats(what, e))?;
+        Ok(entry
+            .filter(|e| e.operation == kv::Operation::Put && self.seal.open(self.name(), key, &e.value).is_err())
+            .map(|e| e.revision))
+    }
+
     pub(crate) async fn put(&self, key: &str, value: &[u8], what: &str) -> Result<u64> {
         self.kv.put(key, self.sealed(key, value)).await.map_err(|e| nats(what, e))
     }

@@ -68,9 +68,9 @@ const TOKENS: &str = "domicile-tokens";
 const OPERATOR: &str = "domicile-operator";
 const ACCOUNTS: &str = "domicile-accounts";
 const OPERATOR_KEY: &str = "token";
-/// Where nodes of an earlier version kept their shared secret, in clear:
-/// deleted when a node joins.
-const LEGACY_NODE_SECRET_KEY: &str = "node-secret";
+/// Where nodes of an earlier version kept their shared secret, in clear,
+/// and the operator token's SHA-256: deleted when a node joins.
+const LEGACY_OPERATOR_KEYS: [&str; 2] = ["node-secret", "token-sha256"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -276,7 +276,9 @@ impl Cluster {
         let seal = Arc::new(Seal::new(&options.key));
         let operator = bucket(&js, config(OPERATOR, 1, Duration::ZERO), &seal).await?;
         // An earlier version kept the nodes' shared secret there, in clear.
-        let _ = operator.kv.purge(LEGACY_NODE_SECRET_KEY).await;
+        for legacy in LEGACY_OPERATOR_KEYS {
+            let _ = operator.kv.purge(legacy).await;
+        }
         Ok(Cluster {
             nodes: bucket(&js, config(NODES, 1, options.lease), &seal).await?,
             placement: bucket(&js, config(PLACEMENT, 5, Duration::ZERO), &seal).await?,
@@ -378,7 +380,16 @@ impl Cluster {
             Ok(revision) => Ok(Placement { resident: resident.clone(), node: node.clone(), revision }),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => match self.holder(resident).await? {
                 Some(held) => Err(ClusterError::Taken { resident: resident.clone(), holder: held.node }),
-                None => Err(ClusterError::Moved { resident: resident.clone() }),
+                // The key holds nothing genuine (a placement written before
+                // values were sealed, or forged over every genuine one):
+                // placed over it, by compare-and-set.
+                None => match self.placement.refused_revision(resident.as_str(), "place a resident").await? {
+                    Some(refused) => match self.placement.update(resident.as_str(), &value, refused).await {
+                        Ok(revision) => Ok(Placement { resident: resident.clone(), node: node.clone(), revision }),
+                        Err(_) => Err(ClusterError::Moved { resident: resident.clone() }),
+                    },
+                    None => Err(ClusterError::Moved { resident: resident.clone() }),
+                },
             },
             Err(e) => Err(nats("place a resident", e)),
         }
@@ -445,6 +456,13 @@ impl Cluster {
         self.shared.put_trust(bytes, after).await
     }
 
+    /// Puts this node's trust store over the cluster's when the cluster's
+    /// was refused (forged, older than one this node saw, or written
+    /// before values were sealed), by compare-and-set on its revision.
+    pub async fn heal_trust(&self, bytes: Vec<u8>) -> Result<u64> {
+        self.shared.heal_trust(bytes).await
+    }
+
     /// The cluster's catalogues.
     pub async fn shared_catalogues(&self) -> Result<Vec<SharedCatalogue>> {
         Ok(self.shared.catalogues().await?.value)
@@ -482,9 +500,15 @@ impl Cluster {
         Ok(())
     }
 
-    /// The cluster's copy of a resident's account.
+    /// The cluster's copy of a resident's account; none when it does not
+    /// open (refused and counted): the holder puts it again when it
+    /// attaches the resident.
     pub async fn account(&self, resident: &ResidentName) -> Result<Option<Vec<u8>>> {
-        Ok(self.accounts.entry(resident.as_str(), "read an account").await?.map(|e| e.value))
+        match self.accounts.entry(resident.as_str(), "read an account").await {
+            Ok(entry) => Ok(entry.map(|e| e.value)),
+            Err(ClusterError::Corrupt { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Forgets a removed resident's account and log.
@@ -584,9 +608,14 @@ impl Cluster {
         Ok(named)
     }
 
-    /// Whether the cluster has an operator's token.
+    /// Whether the cluster has an operator's token (one that does not open
+    /// is none: a node puts its own over it).
     pub async fn has_operator_token(&self) -> Result<bool> {
-        Ok(self.operator.entry(OPERATOR_KEY, "read the operator's token").await?.is_some())
+        match self.operator.entry(OPERATOR_KEY, "read the operator's token").await {
+            Ok(entry) => Ok(entry.is_some()),
+            Err(ClusterError::Corrupt { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether `sha256` (hex) is the SHA-256 of the cluster's operator

@@ -213,11 +213,21 @@ impl SpaceLogs {
                 return Ok(mac);
             }
         }
-        // Not a message of this node's: look for the last one that verifies.
-        self.scan(resident, 1, None)
-            .await?
-            .head
-            .ok_or_else(|| refuse(&subject(resident), "no message of the log verifies: it cannot be written after"))
+        // Not a message of this node's: the last one that verifies, or, in
+        // a log none of whose messages does (written before they were
+        // sealed), a new chain.
+        Ok(self.scan(resident, 1, None).await?.head.unwrap_or([0; 32]))
+    }
+
+    /// Whether the message at `position` of `resident`'s log verifies (a
+    /// message written before they were sealed does not).
+    pub async fn verifies_at(&self, resident: &ResidentName, position: u64) -> Result<bool> {
+        if self.head_at(resident, position).is_some() {
+            return Ok(true);
+        }
+        let message = self.stream.get_raw_message(position).await.map_err(|e| nats("read a resident's log", e))?;
+        Ok(message.subject.as_str() == subject(resident)
+            && self.verify(resident, &message.headers, message.sequence).is_ok())
     }
 
     /// The position of the last message of a resident's log (0: none).

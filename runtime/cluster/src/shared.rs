@@ -92,6 +92,12 @@ impl Shared {
         Ok(revision)
     }
 
+    /// See [`crate::Cluster::heal_trust`].
+    pub(crate) async fn heal_trust(&self, bytes: Vec<u8>) -> Result<u64> {
+        let raw = self.kv.kv.entry(TRUST_KEY).await.map_err(|e| nats("read the trust store", e))?;
+        self.put_trust(bytes, raw.map(|e| e.revision)).await
+    }
+
     pub(crate) async fn catalogues(&self) -> Result<Versioned<Vec<SharedCatalogue>>> {
         let entry = self.kv.entry(CATALOGUES_KEY, "read the catalogues").await?;
         match entry {

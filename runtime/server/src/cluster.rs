@@ -494,9 +494,12 @@ pub(crate) async fn attach(state: &State, node: &ClusterNode, resident: &Residen
         }
         false => None,
     };
+    // A log whose last message this node wrote before messages were
+    // sealed starts again from a snapshot of this node's copy.
+    let sealed = last == 0 || local != Some(last) || logs.verifies_at(resident, last).await?;
     match local {
-        Some(_) if last == 0 => {
-            logs.write_from(resident, 0);
+        Some(_) if last == 0 || !sealed => {
+            logs.write_from(resident, last);
             let resident = resident.clone();
             tokio::task::spawn_blocking(move || store.resident(&resident)?.ship_snapshot()).await??;
         }

@@ -61,7 +61,21 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
 /// Takes the cluster's trust store (or gives it this node's, when it has
 /// none yet), then its catalogues.
 async fn follow(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> {
-    match node.cluster.shared_trust().await? {
+    let shared = match node.cluster.shared_trust().await {
+        // Refused (and counted): this node's own trust store is put over
+        // it, so that the cluster has a genuine one again.
+        Err(ClusterError::Corrupt { .. }) => {
+            let local = read_trust(state).await?;
+            match node.cluster.heal_trust(local).await {
+                Ok(revision) => node.set_trust_revision(revision),
+                Err(ClusterError::Changed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            return follow_catalogues(state, node).await;
+        }
+        shared => shared?,
+    };
+    match shared {
         Some(shared) => take_trust(state, node, shared).await?,
         None => {
             let local = read_trust(state).await?;
