@@ -204,14 +204,8 @@ impl SpaceLogs {
         if position == 0 {
             return Ok([0; 32]);
         }
-        if let Some(head) = self.head_at(resident, position) {
-            return Ok(head);
-        }
-        let message = self.stream.get_raw_message(position).await.map_err(|e| nats("read a resident's log", e))?;
-        if message.subject.as_str() == subject(resident) {
-            if let Ok(mac) = self.verify(resident, &message.headers, message.sequence) {
-                return Ok(mac);
-            }
+        if let Some(mac) = self.mac_at(resident, position).await? {
+            return Ok(mac);
         }
         // Not a message of this node's: the last one that verifies, or, in
         // a log none of whose messages does (written before they were
@@ -222,12 +216,20 @@ impl SpaceLogs {
     /// Whether the message at `position` of `resident`'s log verifies (a
     /// message written before they were sealed does not).
     pub async fn verifies_at(&self, resident: &ResidentName, position: u64) -> Result<bool> {
-        if self.head_at(resident, position).is_some() {
-            return Ok(true);
+        Ok(self.mac_at(resident, position).await?.is_some())
+    }
+
+    /// The MAC of the message at `position` of `resident`'s log, if it is
+    /// one of theirs and verifies.
+    async fn mac_at(&self, resident: &ResidentName, position: u64) -> Result<Option<[u8; 32]>> {
+        if let Some(head) = self.head_at(resident, position) {
+            return Ok(Some(head));
         }
         let message = self.stream.get_raw_message(position).await.map_err(|e| nats("read a resident's log", e))?;
-        Ok(message.subject.as_str() == subject(resident)
-            && self.verify(resident, &message.headers, message.sequence).is_ok())
+        if message.subject.as_str() != subject(resident) {
+            return Ok(None);
+        }
+        Ok(self.verify(resident, &message.headers, message.sequence).ok())
     }
 
     /// The position of the last message of a resident's log (0: none).
