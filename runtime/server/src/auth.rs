@@ -249,12 +249,13 @@ impl FromRequestParts<Arc<State>> for Operator {
         let Some(token) = bearer(&parts.headers) else { return Err(ApiError::NotOperator) };
         let is_operator = match &state.cluster {
             // One operator token for the whole cluster.
+            // An entry that does not open (refused and counted) is no
+            // token: not this node's own copy either, which may be one the
+            // operator replaced through another node since. A node puts
+            // its own back when it starts.
             Some(node) => match node.cluster.is_operator_token(&sha256_hex(token)).await {
                 Ok(is) => is,
-                // The cluster's entry does not open (refused and counted):
-                // this node's own copy of the token decides, so that the
-                // operator can still make a new one.
-                Err(domicile_cluster::ClusterError::Corrupt { .. }) => state.home.accounts().is_operator_token(token),
+                Err(domicile_cluster::ClusterError::Corrupt { .. }) => false,
                 Err(e) => return Err(e.into()),
             },
             None => state.home.accounts().is_operator_token(token),
