@@ -7,7 +7,7 @@
 //!   both succeed. Each version is sealed with a time later than the one
 //!   it replaces, and a node refuses one older than the newest it has
 //!   seen: a genuine old trust store put back (to undo a revocation) is
-//!   refused by every node that saw the newer one.
+//!   refused by every node that saw the newer one since it started.
 //! - Key `catalogues`: the list of the cluster's catalogues. Each one's
 //!   files (the signed index and the packages it lists) are in the object
 //!   store `domicile-catalogues`, under the SHA-256 of its index, from which
