@@ -648,13 +648,17 @@ fn a_residents_concurrent_uploads_are_admitted_before_their_bodies_are_read() {
         .collect();
     let peak = proc_mib(pid, "VmHWM");
     let count = |status: u16| statuses.iter().filter(|s| **s == Some(status)).count();
+    let unanswered = statuses.iter().filter(|s| s.is_none()).count();
     eprintln!(
         "{uploads} concurrent uploads of 63 MiB: {} asked to retry (429), {} answered otherwise, {} closed unanswered; RSS idle {idle} MiB, peak {peak} MiB",
         count(429),
         statuses.iter().filter(|s| s.is_some_and(|s| s != 429)).count(),
-        statuses.iter().filter(|s| s.is_none()).count()
+        unanswered
     );
-    assert!(count(429) > 0, "some uploads were past the allowance: {statuses:?}");
+    // Those past the allowance are answered 429 at once; a client still
+    // sending a body the server will not read may see the connection
+    // closed before it reads that answer.
+    assert!(count(429) + unanswered > 0, "some uploads were past the allowance: {statuses:?}");
     assert!(statuses.iter().all(|s| s.is_none_or(|s| s == 429 || (400..500).contains(&s))), "{statuses:?}");
     assert!(peak < idle + 300, "peak RSS {peak} MiB, idle {idle} MiB");
     // The server carries on, and the resident's next upload is admitted.
