@@ -279,6 +279,7 @@ async fn join(nats: &Nats, node: &str, lease: Duration) -> domicile_cluster::Clu
         lease,
         session_ttl: Duration::from_secs(60),
         replicas: 1,
+        state_dir: None,
     })
     .await
     .unwrap()
@@ -1112,7 +1113,8 @@ fn garbage_and_altered_records_in_a_log_are_skipped_and_the_writes_go_on() {
 /// With domicile's NATS credentials, an attacker rewrites the cluster's
 /// trust store to trust their own key, then puts back a genuine older
 /// version (from before a key was trusted): every node refuses both and
-/// keeps the trust store it has, and a node puts it back in the cluster.
+/// keeps the trust store it has, and a node puts it back in the cluster;
+/// a node remembers the newest one it saw across a restart.
 #[test]
 fn a_rewritten_or_replayed_trust_store_is_refused() {
     let _alone = one_at_a_time();
@@ -1156,7 +1158,20 @@ fn a_rewritten_or_replayed_trust_store_is_refused() {
     assert_eq!((trusted(&via_n1), trusted(&via_n2)), (on_n1, on_n2), "each node kept its trust store");
     assert!(!trusted(&via_n2).contains(&mallory));
     assert!(!std::fs::read_to_string(home2.path().join("trust.json")).unwrap().contains(&mallory));
+
+    // A node remembers the newest trust store it saw across a restart:
+    // the older one put back while every node was stopped is refused by
+    // n2 when it starts again.
     drop((n1, n2));
+    runtime.block_on(kv.put("trust", old.clone())).unwrap();
+    let n2 = start_node(&home2, &nats, "n2");
+    let via_n2 = Client::new(&n2.url).with_bearer(&token);
+    wait_until("the restarted n2 to refuse the older trust store", || {
+        metric(&n2, "domicile_cluster_refused_entries_total") >= 1.0
+    });
+    assert!(trusted(&via_n2).contains(&key), "n2 kept the newest trust store");
+    wait_until("n2 to put it back in the cluster", genuine_again);
+    drop(n2);
 }
 
 /// A cluster as the previous version left it (`tests/fixtures/clusters/

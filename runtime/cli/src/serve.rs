@@ -85,6 +85,9 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
         if !(1..=5).contains(&join.replicas) {
             bail!("--replicas must be 1 to 5 (JetStream's limit), and at most the NATS cluster's servers");
         }
+        // What the node must not forget across a restart.
+        let state_dir = home.dir().join("cluster-state");
+        std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot make {}", state_dir.display()))?;
         let options = domicile_cluster::ClusterOptions {
             nats: join.nats.clone(),
             key: join.key.clone(),
@@ -93,6 +96,7 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
             lease: std::time::Duration::from_secs(join.lease_s),
             session_ttl: config.session_ttl,
             replicas: join.replicas,
+            state_dir: Some(state_dir),
         };
         config.cluster = Some(domicile_cluster::Cluster::join(options).await?);
         joined = Some(format!("  node `{}` of the cluster at {}, reached at {advertise}", join.node, join.nats.url));

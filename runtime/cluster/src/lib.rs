@@ -132,6 +132,9 @@ pub struct ClusterOptions {
     /// Copies JetStream keeps of each bucket (up to the NATS cluster's
     /// servers): 3 on a 3-server NATS cluster survives the loss of one.
     pub replicas: usize,
+    /// A folder of the node's own where it keeps what it must not forget
+    /// across a restart (the newest trust store it saw); none: memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// What a live node says of itself at each heartbeat.
@@ -288,7 +291,7 @@ impl Cluster {
             moves: bucket(&js, config(moves::MOVES, 1, moves::MOVE_RECORD_AGE), &seal).await?,
             shared: shared::Shared {
                 kv: bucket(&js, config(shared::SHARED, 1, Duration::ZERO), &seal).await?,
-                newest_trust_ms: Default::default(),
+                newest_trust: shared::NewestTrust::open(options.state_dir.as_ref().map(|d| d.join("trust-seen.json"))),
                 files: object_store(&js, shared::CATALOGUE_FILES, replicas).await?,
             },
             logs: Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas, seal.clone()).await?),

@@ -7,7 +7,8 @@
 //!   both succeed. Each version is sealed with a time later than the one
 //!   it replaces, and a node refuses one older than the newest it has
 //!   seen: a genuine old trust store put back (to undo a revocation) is
-//!   refused by every node that saw the newer one since it started.
+//!   refused by every node that saw the newer one, before or after a
+//!   restart (the time of the newest is kept in the node's home).
 //! - Key `catalogues`: the list of the cluster's catalogues. Each one's
 //!   files (the signed index and the packages it lists) are in the object
 //!   store `domicile-catalogues`, under the SHA-256 of its index, from which
@@ -55,24 +56,64 @@ pub struct Versioned<T> {
     pub revision: u64,
 }
 
-/// The time sealed with the newest trust store this node saw.
-pub(crate) type NewestTrust = std::sync::Arc<std::sync::atomic::AtomicU64>;
+/// The time sealed with the newest trust store this node saw, kept in a
+/// file of its home (when it has one) so that a restart does not forget it.
+#[derive(Clone, Default)]
+pub(crate) struct NewestTrust {
+    ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    kept_in: Option<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SeenFile {
+    trust_ms: u64,
+}
+
+impl NewestTrust {
+    /// What the file `kept_in` says, if it exists.
+    pub(crate) fn open(kept_in: Option<PathBuf>) -> NewestTrust {
+        let ms = kept_in
+            .as_ref()
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| serde_json::from_slice::<SeenFile>(&bytes).ok())
+            .map_or(0, |seen| seen.trust_ms);
+        NewestTrust { ms: std::sync::Arc::new(ms.into()), kept_in }
+    }
+
+    fn get(&self) -> u64 {
+        self.ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Notes a trust store sealed at `written_ms`; returns the newest seen
+    /// before it.
+    fn saw(&self, written_ms: u64) -> u64 {
+        let before = self.ms.fetch_max(written_ms, std::sync::atomic::Ordering::SeqCst);
+        if written_ms > before {
+            if let Some(path) = &self.kept_in {
+                let written = serde_json::to_vec(&SeenFile { trust_ms: written_ms }).expect("a number serialises");
+                let temporary = path.with_extension("writing");
+                if let Err(e) = std::fs::write(&temporary, written).and_then(|()| std::fs::rename(&temporary, path)) {
+                    tracing::warn!(error = %e, "cannot keep the time of the newest trust store seen");
+                }
+            }
+        }
+        before
+    }
+}
 
 /// The cluster's shared settings, as one node reads and changes them.
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) kv: Bucket,
-    pub(crate) newest_trust_ms: NewestTrust,
+    pub(crate) newest_trust: NewestTrust,
     pub(crate) files: object_store::ObjectStore,
 }
 
 impl Shared {
     /// The cluster's trust store, if a node put one.
     pub(crate) async fn trust(&self) -> Result<Option<Versioned<Vec<u8>>>> {
-        use std::sync::atomic::Ordering;
         let Some(entry) = self.kv.entry(TRUST_KEY, "read the trust store").await? else { return Ok(None) };
-        let newest = self.newest_trust_ms.fetch_max(entry.written_ms, Ordering::SeqCst);
-        if entry.written_ms < newest {
+        if entry.written_ms < self.newest_trust.saw(entry.written_ms) {
             return Err(refuse(
                 &format!("{SHARED}/{TRUST_KEY}"),
                 "older than a trust store this node already saw: an earlier version put back",
@@ -84,11 +125,10 @@ impl Shared {
     /// Puts the trust store: created if `after` is `None`, else changed from
     /// that revision. `Changed` when another node changed it first.
     pub(crate) async fn put_trust(&self, bytes: Vec<u8>, after: Option<u64>) -> Result<u64> {
-        use std::sync::atomic::Ordering;
         // Later than the version it replaces, whatever this node's clock says.
-        let written_ms = crate::now_ms().max(self.newest_trust_ms.load(Ordering::SeqCst) + 1);
+        let written_ms = crate::now_ms().max(self.newest_trust.get() + 1);
         let revision = put(&self.kv, TRUST_KEY, &bytes, after, written_ms, "keep the trust store").await?;
-        self.newest_trust_ms.fetch_max(written_ms, Ordering::SeqCst);
+        self.newest_trust.saw(written_ms);
         Ok(revision)
     }
 
