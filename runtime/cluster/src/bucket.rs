@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use async_nats::jetstream::kv;
-use bytes::Bytes;
 
 use crate::seal::Seal;
 use crate::{nats, now_ms, refuse, Result};
@@ -34,10 +33,6 @@ impl Bucket {
 
     fn name(&self) -> &str {
         &self.kv.name
-    }
-
-    fn sealed(&self, key: &str, value: &[u8]) -> Bytes {
-        self.seal.seal(self.name(), key, value, now_ms()).into()
     }
 
     /// Opens a value read under `key`, or refuses it (logged and counted).
@@ -98,7 +93,12 @@ impl Bucket {
     }
 
     pub(crate) async fn put(&self, key: &str, value: &[u8], what: &str) -> Result<u64> {
-        self.kv.put(key, self.sealed(key, value)).await.map_err(|e| nats(what, e))
+        self.put_at(key, value, now_ms(), what).await
+    }
+
+    /// [`Self::put`], saying it was written at `written_ms`.
+    pub(crate) async fn put_at(&self, key: &str, value: &[u8], written_ms: u64, what: &str) -> Result<u64> {
+        self.kv.put(key, self.seal.seal(self.name(), key, value, written_ms).into()).await.map_err(|e| nats(what, e))
     }
 
     pub(crate) async fn create(&self, key: &str, value: &[u8]) -> std::result::Result<u64, kv::CreateError> {

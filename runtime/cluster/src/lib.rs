@@ -48,6 +48,7 @@ mod bucket;
 mod log;
 pub mod moves;
 mod names;
+mod newest;
 mod permissions;
 mod seal;
 mod shared;
@@ -182,6 +183,8 @@ pub struct Cluster {
     accounts: Bucket,
     moves: Bucket,
     shared: shared::Shared,
+    /// The newest operator's token this node saw (its keyed hash).
+    newest_operator: newest::Newest,
     seal: Arc<Seal>,
     logs: Arc<SpaceLogs>,
 }
@@ -291,10 +294,11 @@ impl Cluster {
             moves: bucket(&js, config(moves::MOVES, 1, moves::MOVE_RECORD_AGE), &seal).await?,
             shared: shared::Shared {
                 kv: bucket(&js, config(shared::SHARED, 1, Duration::ZERO), &seal).await?,
-                newest_trust: shared::NewestTrust::open(options.state_dir.as_ref().map(|d| d.join("trust-seen.json"))),
+                newest_trust: newest::Newest::open(options.state_dir.as_ref().map(|d| d.join("trust-seen.json"))),
                 files: object_store(&js, shared::CATALOGUE_FILES, replicas).await?,
             },
             logs: Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas, seal.clone()).await?),
+            newest_operator: newest::Newest::open(options.state_dir.as_ref().map(|d| d.join("operator-seen.json"))),
             operator,
             seal,
             started_ms: now_ms(),
@@ -611,31 +615,58 @@ impl Cluster {
         Ok(named)
     }
 
-    /// Whether the cluster has an operator's token (one that does not open
-    /// is none: a node puts its own over it).
-    pub async fn has_operator_token(&self) -> Result<bool> {
-        match self.operator.entry(OPERATOR_KEY, "read the operator's token").await {
-            Ok(entry) => Ok(entry.is_some()),
-            Err(ClusterError::Corrupt { .. }) => Ok(false),
-            Err(e) => Err(e),
+    /// The keyed hash of the cluster's operator token, and whether NATS
+    /// holds it as it is: an entry that does not open, or one older than
+    /// the newest this node saw (an earlier token put back), is refused
+    /// (counted), and the newest this node saw stands for it.
+    async fn operator_token(&self) -> Result<(Option<String>, bool)> {
+        let key = format!("{OPERATOR}/{OPERATOR_KEY}");
+        let entry = match self.operator.entry(OPERATOR_KEY, "read the operator's token").await {
+            Ok(entry) => entry,
+            Err(ClusterError::Corrupt { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(entry) = entry else { return Ok((self.newest_operator.value(), false)) };
+        let keyed = String::from_utf8_lossy(&entry.value).into_owned();
+        if entry.written_ms < self.newest_operator.saw(entry.written_ms, Some(&keyed)) {
+            refuse(&key, "older than an operator's token this node already saw: an earlier token put back");
+            return Ok((self.newest_operator.value(), false));
         }
+        Ok((Some(keyed), true))
+    }
+
+    /// Puts this node's operator token in the cluster unless the cluster
+    /// holds one as it should: the newest this node saw, or else the
+    /// token of this node's home (`local_sha256`).
+    pub async fn settle_operator_token(&self, local_sha256: Option<&str>) -> Result<()> {
+        let (newest, held) = self.operator_token().await?;
+        if held {
+            return Ok(());
+        }
+        let Some(keyed) = newest.or_else(|| local_sha256.map(|sha| self.seal.lookup("operator", sha))) else {
+            return Ok(());
+        };
+        self.put_operator_token(&keyed).await
     }
 
     /// Whether `sha256` (hex) is the SHA-256 of the cluster's operator
     /// token, kept in NATS as a keyed hash (compared in constant time).
     pub async fn is_operator_token(&self, sha256: &str) -> Result<bool> {
-        let Some(entry) = self.operator.entry(OPERATOR_KEY, "read the operator's token").await? else {
-            return Ok(false);
-        };
+        let Some(keyed) = self.operator_token().await?.0 else { return Ok(false) };
         let presented = self.seal.lookup("operator", sha256);
-        Ok(entry.value.len() == presented.len()
-            && entry.value.iter().zip(presented.as_bytes()).fold(0u8, |differ, (a, b)| differ | (a ^ b)) == 0)
+        Ok(keyed.len() == presented.len()
+            && keyed.bytes().zip(presented.bytes()).fold(0u8, |differ, (a, b)| differ | (a ^ b)) == 0)
     }
 
     /// Makes the token whose SHA-256 (hex) this is the cluster's operator token.
     pub async fn set_operator_token_sha256(&self, sha256: &str) -> Result<()> {
-        let keyed = self.seal.lookup("operator", sha256);
-        self.operator.put(OPERATOR_KEY, keyed.as_bytes(), "keep the operator's token").await?;
+        self.put_operator_token(&self.seal.lookup("operator", sha256)).await
+    }
+
+    async fn put_operator_token(&self, keyed: &str) -> Result<()> {
+        let written_ms = self.newest_operator.next_ms();
+        self.operator.put_at(OPERATOR_KEY, keyed.as_bytes(), written_ms, "keep the operator's token").await?;
+        self.newest_operator.saw(written_ms, Some(keyed));
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
 use crate::bucket::Bucket;
+use crate::newest::Newest;
 use crate::{decode, nats, refuse, ClusterError, Result};
 
 pub(crate) const SHARED: &str = "domicile-trust";
@@ -56,56 +57,11 @@ pub struct Versioned<T> {
     pub revision: u64,
 }
 
-/// The time sealed with the newest trust store this node saw, kept in a
-/// file of its home (when it has one) so that a restart does not forget it.
-#[derive(Clone, Default)]
-pub(crate) struct NewestTrust {
-    ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    kept_in: Option<PathBuf>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SeenFile {
-    trust_ms: u64,
-}
-
-impl NewestTrust {
-    /// What the file `kept_in` says, if it exists.
-    pub(crate) fn open(kept_in: Option<PathBuf>) -> NewestTrust {
-        let ms = kept_in
-            .as_ref()
-            .and_then(|path| std::fs::read(path).ok())
-            .and_then(|bytes| serde_json::from_slice::<SeenFile>(&bytes).ok())
-            .map_or(0, |seen| seen.trust_ms);
-        NewestTrust { ms: std::sync::Arc::new(ms.into()), kept_in }
-    }
-
-    fn get(&self) -> u64 {
-        self.ms.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Notes a trust store sealed at `written_ms`; returns the newest seen
-    /// before it.
-    fn saw(&self, written_ms: u64) -> u64 {
-        let before = self.ms.fetch_max(written_ms, std::sync::atomic::Ordering::SeqCst);
-        if written_ms > before {
-            if let Some(path) = &self.kept_in {
-                let written = serde_json::to_vec(&SeenFile { trust_ms: written_ms }).expect("a number serialises");
-                let temporary = path.with_extension("writing");
-                if let Err(e) = std::fs::write(&temporary, written).and_then(|()| std::fs::rename(&temporary, path)) {
-                    tracing::warn!(error = %e, "cannot keep the time of the newest trust store seen");
-                }
-            }
-        }
-        before
-    }
-}
-
 /// The cluster's shared settings, as one node reads and changes them.
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) kv: Bucket,
-    pub(crate) newest_trust: NewestTrust,
+    pub(crate) newest_trust: Newest,
     pub(crate) files: object_store::ObjectStore,
 }
 
@@ -113,7 +69,7 @@ impl Shared {
     /// The cluster's trust store, if a node put one.
     pub(crate) async fn trust(&self) -> Result<Option<Versioned<Vec<u8>>>> {
         let Some(entry) = self.kv.entry(TRUST_KEY, "read the trust store").await? else { return Ok(None) };
-        if entry.written_ms < self.newest_trust.saw(entry.written_ms) {
+        if entry.written_ms < self.newest_trust.saw(entry.written_ms, None) {
             return Err(refuse(
                 &format!("{SHARED}/{TRUST_KEY}"),
                 "older than a trust store this node already saw: an earlier version put back",
@@ -126,9 +82,9 @@ impl Shared {
     /// that revision. `Changed` when another node changed it first.
     pub(crate) async fn put_trust(&self, bytes: Vec<u8>, after: Option<u64>) -> Result<u64> {
         // Later than the version it replaces, whatever this node's clock says.
-        let written_ms = crate::now_ms().max(self.newest_trust.get() + 1);
+        let written_ms = self.newest_trust.next_ms();
         let revision = put(&self.kv, TRUST_KEY, &bytes, after, written_ms, "keep the trust store").await?;
-        self.newest_trust.saw(written_ms);
+        self.newest_trust.saw(written_ms, None);
         Ok(revision)
     }
 

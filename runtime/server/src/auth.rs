@@ -249,15 +249,9 @@ impl FromRequestParts<Arc<State>> for Operator {
         let Some(token) = bearer(&parts.headers) else { return Err(ApiError::NotOperator) };
         let is_operator = match &state.cluster {
             // One operator token for the whole cluster.
-            // An entry that does not open (refused and counted) is no
-            // token: not this node's own copy either, which may be one the
-            // operator replaced through another node since. A node puts
-            // its own back when it starts.
-            Some(node) => match node.cluster.is_operator_token(&sha256_hex(token)).await {
-                Ok(is) => is,
-                Err(domicile_cluster::ClusterError::Corrupt { .. }) => false,
-                Err(e) => return Err(e.into()),
-            },
+            // Not this node's own copy: it may be a token the operator
+            // replaced through another node since.
+            Some(node) => node.cluster.is_operator_token(&sha256_hex(token)).await?,
             None => state.home.accounts().is_operator_token(token),
         };
         if is_operator {

@@ -447,11 +447,7 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
 
 async fn claim_local_residents(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> {
     let accounts = state.home.accounts();
-    if let Some(local) = accounts.operator_token_sha256() {
-        if !node.cluster.has_operator_token().await? {
-            node.cluster.set_operator_token_sha256(&local).await?;
-        }
-    }
+    node.cluster.settle_operator_token(accounts.operator_token_sha256().as_deref()).await?;
     for resident in state.home.store().residents()? {
         let held = match node.cluster.holder(&resident).await? {
             Some(held) => held,
