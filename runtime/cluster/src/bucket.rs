@@ -57,6 +57,15 @@ impl Bucket {
         }
     }
 
+    /// [`Self::entry`], with a value that does not open taken for none (it
+    /// was refused and counted): for what a node can do without.
+    pub(crate) async fn genuine_entry(&self, key: &str, what: &str) -> Result<Option<Entry>> {
+        match self.entry(key, what).await {
+            Err(crate::ClusterError::Corrupt { .. }) => Ok(None),
+            read => read,
+        }
+    }
+
     /// The newest value of `key` that opens, for a key whose last value
     /// does not (refused): a forged value put over a genuine one hides
     /// nothing the bucket's history still has. Its revision is the key's

@@ -59,7 +59,7 @@ pub use log::{LogTail, Shipped, SpaceLogs};
 pub use moves::{Move, MoveRecord, MoveState, MoveWatch};
 pub use names::{InvalidNodeName, NodeName};
 pub use permissions::node_permissions;
-pub use seal::ClusterKey;
+pub use seal::{same_secret, ClusterKey};
 pub use shared::{SharedCatalogue, SharedChange, SharedWatch, Versioned};
 
 const NODES: &str = "domicile-nodes";
@@ -511,11 +511,7 @@ impl Cluster {
     /// open (refused and counted): the holder puts it again when it
     /// attaches the resident.
     pub async fn account(&self, resident: &ResidentName) -> Result<Option<Vec<u8>>> {
-        match self.accounts.entry(resident.as_str(), "read an account").await {
-            Ok(entry) => Ok(entry.map(|e| e.value)),
-            Err(ClusterError::Corrupt { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(self.accounts.genuine_entry(resident.as_str(), "read an account").await?.map(|e| e.value))
     }
 
     /// Forgets a removed resident's account and log.
@@ -561,11 +557,7 @@ impl Cluster {
     /// session: refused and counted.
     pub async fn session(&self, cookie_sha256: &str) -> Result<Option<SessionRecord>> {
         let key = self.seal.lookup("session", cookie_sha256);
-        let entry = match self.sessions.entry(&key, "read a session").await {
-            Ok(Some(entry)) => entry,
-            Ok(None) | Err(ClusterError::Corrupt { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        let Some(entry) = self.sessions.genuine_entry(&key, "read a session").await? else { return Ok(None) };
         let Ok(session) = decode::<SessionRecord>(&format!("{SESSIONS}/{key}"), &entry.value) else { return Ok(None) };
         Ok((session.expires_ms > now_ms()).then_some(session))
     }
@@ -603,11 +595,7 @@ impl Cluster {
     /// entry that does not open names nobody (refused and counted).
     pub async fn token_owner(&self, token_sha256: &str) -> Result<Option<ResidentName>> {
         let key = self.seal.lookup("token", token_sha256);
-        let entry = match self.tokens.entry(&key, "read an API token").await {
-            Ok(Some(entry)) => entry,
-            Ok(None) | Err(ClusterError::Corrupt { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        let Some(entry) = self.tokens.genuine_entry(&key, "read an API token").await? else { return Ok(None) };
         let named = std::str::from_utf8(&entry.value).ok().and_then(|name| name.parse::<ResidentName>().ok());
         if named.is_none() {
             refuse(&format!("{TOKENS}/{key}"), "does not name a resident");
@@ -621,12 +609,9 @@ impl Cluster {
     /// (counted), and the newest this node saw stands for it.
     async fn operator_token(&self) -> Result<(Option<String>, bool)> {
         let key = format!("{OPERATOR}/{OPERATOR_KEY}");
-        let entry = match self.operator.entry(OPERATOR_KEY, "read the operator's token").await {
-            Ok(entry) => entry,
-            Err(ClusterError::Corrupt { .. }) => None,
-            Err(e) => return Err(e),
+        let Some(entry) = self.operator.genuine_entry(OPERATOR_KEY, "read the operator's token").await? else {
+            return Ok((self.newest_operator.value(), false));
         };
-        let Some(entry) = entry else { return Ok((self.newest_operator.value(), false)) };
         let keyed = String::from_utf8_lossy(&entry.value).into_owned();
         if entry.written_ms < self.newest_operator.saw(entry.written_ms, Some(&keyed)) {
             refuse(&key, "older than an operator's token this node already saw: an earlier token put back");
@@ -654,8 +639,7 @@ impl Cluster {
     pub async fn is_operator_token(&self, sha256: &str) -> Result<bool> {
         let Some(keyed) = self.operator_token().await?.0 else { return Ok(false) };
         let presented = self.seal.lookup("operator", sha256);
-        Ok(keyed.len() == presented.len()
-            && keyed.bytes().zip(presented.bytes()).fold(0u8, |differ, (a, b)| differ | (a ^ b)) == 0)
+        Ok(same_secret(keyed.as_bytes(), presented.as_bytes()))
     }
 
     /// Makes the token whose SHA-256 (hex) this is the cluster's operator token.
