@@ -336,7 +336,7 @@ fn budget_categorises_ofx_and_csv_statements() {
     let home = TestHome::new();
     install(&home, &[BANK_IMPORTER, BUDGET]);
     let err = home.run(&["import", BANK_IMPORTER, fixture_data("bank-broken.ofx").to_str().unwrap()]);
-    assert!(err.one_line_error().contains("STMTTRN #3: TRNAMT `2 150.OO` is not a number"), "{}", err.stderr);
+    assert!(err.one_line_error().contains("line 18 (STMTTRN #3): TRNAMT `2 150.OO` is not a number"), "{}", err.stderr);
     assert_eq!(count(&home, "io.domicile.bank.operation"), 0);
 
     for _ in 0..2 {
@@ -492,6 +492,13 @@ fn bank_csv_corpus_gives_the_expected_figures() {
                 home.docs("io.domicile.bank.operation").into_iter().map(|d| d["body"].clone()).collect();
             close(ops.iter().map(|o| o["amount"].as_f64().unwrap()).sum(), expected["sum"].as_f64().unwrap(), name);
             assert!(ops.iter().all(|o| o["account"] == expected["account"]), "{name}: account {}", ops[0]["account"]);
+            // The dates the file covers, so that a file cut off shows.
+            let dates: BTreeSet<&str> = ops.iter().map(|o| o["date"].as_str().unwrap()).collect();
+            assert_eq!(
+                (summary["first"].as_str(), summary["last"].as_str()),
+                (dates.first().copied(), dates.last().copied()),
+                "{name}"
+            );
             home.ok(&["import", BANK_IMPORTER, path.to_str().unwrap()]);
             assert_eq!(
                 count(home, "io.domicile.bank.operation") as u64,
@@ -511,7 +518,11 @@ fn a_file_with_broken_records_imports_whole_or_its_valid_records_as_the_resident
     install(&home, &[BANK_IMPORTER, ENERGY_IMPORTER]);
     let broken = fixture_data("bank-broken.ofx");
     let refused = home.run(&["import", BANK_IMPORTER, broken.to_str().unwrap()]);
-    assert!(refused.one_line_error().contains("STMTTRN #3: TRNAMT `2 150.OO` is not a number"), "{}", refused.stderr);
+    assert!(
+        refused.one_line_error().contains("line 18 (STMTTRN #3): TRNAMT `2 150.OO` is not a number"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(count(&home, "io.domicile.bank.operation"), 0);
 
     // The operations of the file but the third, by FITID (the file repeats one).
@@ -526,7 +537,7 @@ fn a_file_with_broken_records_imports_whole_or_its_valid_records_as_the_resident
     let summary = home.ok(&["--json", "import", "--partial", BANK_IMPORTER, broken.to_str().unwrap()]).json();
     assert_eq!(
         summary["left_out"],
-        json!([{ "location": "STMTTRN #3", "reason": "TRNAMT `2 150.OO` is not a number" }])
+        json!([{ "location": "line 18 (STMTTRN #3)", "reason": "TRNAMT `2 150.OO` is not a number" }])
     );
     assert_eq!(summary["operations"].as_u64(), Some(valid.len() as u64), "{summary}");
     assert_eq!(count(&home, "io.domicile.bank.operation"), valid.len());
@@ -700,7 +711,9 @@ fn voided_learning_records_do_not_count_even_when_imported_earlier() {
 #[test]
 fn gpx_corpus_gives_the_expected_figures() {
     for_each_corpus_file("gpx", &[IMPORTER], "io.domicile.mobility.trip", |name, _path, expected, home, summary| {
-        assert_eq!((&summary["points"], &summary["trips"]), (&expected["points"], &expected["trips"]), "{name}");
+        for key in ["points", "untimed_points", "trips"] {
+            assert_eq!(summary[key], expected[key], "{name}: {key} in {summary}");
+        }
         let trips = home.docs(TRIP);
         assert_eq!(trips.len() as u64, expected["trips"].as_u64().unwrap(), "{name}: stored trips");
         let km: f64 = trips.iter().map(|t| t["body"]["distance_m"].as_f64().unwrap() / 1000.0).sum();

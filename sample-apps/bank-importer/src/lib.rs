@@ -15,8 +15,9 @@
 //!   nothing.
 //!
 //! The account is OFX's `ACCTID`, or for CSV an account number found above
-//! the header, else the file's name. Errors name the line or the element,
-//! and nothing is written.
+//! the header, else the file's name. Errors name the line (and the element),
+//! and nothing is written. An OFX file cut off is refused; a CSV has no end
+//! marker, so the summary gives the first and last date it covers.
 
 mod csv_statement;
 mod ofx;
@@ -159,8 +160,12 @@ mod component {
                 data::put(BALANCE, None, balance).map_err(|e| e.to_string())?;
                 accounts.insert(balance.account.clone());
             }
+            // A CSV has no end marker: the dates it covers make a cut visible.
+            let dates = statement.operations.iter().map(|op| op.date.as_str());
             let summary = serde_json::json!({
                 "format": statement.format,
+                "first": dates.clone().min(),
+                "last": dates.max(),
                 "operations": ids.len(),
                 "repeated": statement.operations.len() - ids.len(),
                 "balances": statement.balances.len(),

@@ -2,6 +2,10 @@
 //! and the text after it (or its `<![CDATA[...]]>`), which is all both
 //! flavours need.
 //!
+//! A file must be whole: it ends with `</OFX>`, and every statement it
+//! opens is closed. A file cut off between two operations (an interrupted
+//! download) is refused, saying where it ends, rather than imported in part.
+//!
 //! A file holds one or more statements (`STMTRS` for a bank account,
 //! `CCSTMTRS` for a card, `INVSTMTRS` for an investment account, whose cash
 //! movements are `STMTTRN` too). Each statement names its account
@@ -31,9 +35,12 @@ impl Transaction {
 struct Statement {
     account: String,
     currency: Option<String>,
-    transactions: Vec<(usize, Transaction)>,
+    /// Each operation with its rank in the file and the line it starts on.
+    transactions: Vec<(usize, usize, Transaction)>,
     balance_amount: Option<String>,
     balance_as_of: Option<String>,
+    /// The line of its `<LEDGERBAL>`.
+    balance_line: usize,
 }
 
 /// What an OFX file gives.
@@ -49,14 +56,43 @@ fn unescape(s: &str) -> String {
 
 const STATEMENT_TAGS: [&str; 3] = ["STMTRS", "CCSTMTRS", "INVSTMTRS"];
 
+/// Where an operation is: its line, and its rank (a statement on one line has many).
+fn operation_at(line: usize, rank: usize) -> String {
+    format!("line {line} (STMTTRN #{rank})")
+}
+
+/// Line numbers of byte positions, counted as the tokenizer moves forward.
+struct Lines<'a> {
+    text: &'a str,
+    counted_to: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, position: usize) -> usize {
+        let position = position.min(self.text.len());
+        if position > self.counted_to {
+            self.line += self.text.as_bytes()[self.counted_to..position].iter().filter(|&&b| b == b'\n').count();
+            self.counted_to = position;
+        }
+        self.line
+    }
+}
+
 /// Reads an OFX file; a broken operation or balance goes to `on_broken`
 /// (see the crate documentation). Anything else wrong fails the file.
 pub fn parse(text: &str, on_broken: &mut OnBroken<'_>) -> Result<Parsed, String> {
     let Some(start) = text.find('<') else { return Err("no OFX element found".into()) };
     let mut rest = &text[start..];
+    let mut lines = Lines { text, counted_to: 0, line: 1 };
     let mut statements: Vec<Statement> = Vec::new();
     let mut open_statement: Option<Statement> = None;
-    let mut current: Option<Transaction> = None;
+    // The statement aggregate opened by a tag and not closed yet, and its line.
+    let mut unclosed_statement: Option<(String, usize)> = None;
+    // Whether `<OFX>` was opened, and whether `</OFX>` closed it.
+    let (mut ofx_opened, mut ofx_closed) = (false, false);
+    // The operation being read, and the line it starts on.
+    let mut current: Option<(Transaction, usize)> = None;
     let mut transactions = 0;
     let mut in_ledger = false;
     let mut investment_trades = 0;
@@ -64,20 +100,24 @@ pub fn parse(text: &str, on_broken: &mut OnBroken<'_>) -> Result<Parsed, String>
     let mut status: Option<(String, String)> = None;
     let mut server_error: Option<(String, String)> = None;
     while let Some(open) = rest.find('<') {
+        let line = lines.at(text.len() - rest.len() + open);
         let after = &rest[open + 1..];
         if let Some(cdata) = after.strip_prefix("![CDATA[") {
             // Text outside a known element: skip it.
-            let end = cdata.find("]]>").ok_or("a <![CDATA[ section is not closed with `]]>`")?;
+            let end = cdata
+                .find("]]>")
+                .ok_or_else(|| format!("line {line}: a <![CDATA[ section is not closed with `]]>`"))?;
             rest = &cdata[end + 3..];
             continue;
         }
-        let close = after.find('>').ok_or("an OFX tag is not closed with `>`")?;
+        let close = after.find('>').ok_or_else(|| format!("line {line}: an OFX tag is not closed with `>`"))?;
         let tag = after[..close].trim().to_ascii_uppercase();
         let mut body = &after[close + 1..];
         let value = match body.trim_start().strip_prefix("<![CDATA[") {
             Some(cdata) => {
-                let end =
-                    cdata.find("]]>").ok_or_else(|| format!("<{tag}>: its <![CDATA[ is not closed with `]]>`"))?;
+                let end = cdata
+                    .find("]]>")
+                    .ok_or_else(|| format!("line {line}: <{tag}>: its <![CDATA[ is not closed with `]]>`"))?;
                 body = &cdata[end + 3..];
                 cdata[..end].trim().to_owned()
             }
@@ -95,30 +135,44 @@ pub fn parse(text: &str, on_broken: &mut OnBroken<'_>) -> Result<Parsed, String>
         if STATEMENT_TAGS.contains(&tag.as_str()) {
             statements.extend(open_statement.take());
             open_statement = Some(Statement::default());
+            unclosed_statement = Some((tag, line));
             continue;
         }
         if tag.strip_prefix('/').is_some_and(|t| STATEMENT_TAGS.contains(&t)) {
-            if current.is_some() {
-                return Err(format!("STMTTRN #{transactions} is not closed before its statement ends"));
+            if let Some((_, started)) = current {
+                return Err(format!(
+                    "{}: the operation is not closed before its statement ends (line {line})",
+                    operation_at(started, transactions)
+                ));
             }
             statements.extend(open_statement.take());
+            unclosed_statement = None;
             continue;
         }
         match tag.as_str() {
+            "OFX" => ofx_opened = true,
+            "/OFX" => ofx_closed = true,
             "STMTTRN" => {
                 if current.is_some() {
-                    return Err(format!("STMTTRN #{} starts before the previous one ends", transactions + 1));
+                    return Err(format!(
+                        "{}: an operation starts before the previous one ends",
+                        operation_at(line, transactions + 1)
+                    ));
                 }
                 transactions += 1;
-                current = Some(Transaction::default());
+                current = Some((Transaction::default(), line));
             }
             "/STMTTRN" => {
-                let txn = current.take().ok_or("a </STMTTRN> closes nothing")?;
-                open_statement.get_or_insert_with(Statement::default).transactions.push((transactions, txn));
+                let (txn, started) =
+                    current.take().ok_or_else(|| format!("line {line}: a </STMTTRN> closes nothing"))?;
+                open_statement.get_or_insert_with(Statement::default).transactions.push((transactions, started, txn));
             }
             "BUYMF" | "SELLMF" | "BUYSTOCK" | "SELLSTOCK" | "BUYDEBT" | "SELLDEBT" | "BUYOPT" | "SELLOPT"
             | "BUYOTHER" | "SELLOTHER" | "REINVEST" | "INCOME" | "TRANSFER" => investment_trades += 1,
-            "LEDGERBAL" => in_ledger = true,
+            "LEDGERBAL" => {
+                in_ledger = true;
+                open_statement.get_or_insert_with(Statement::default).balance_line = line;
+            }
             "/LEDGERBAL" => in_ledger = false,
             "CODE" if current.is_none() => status = Some((value, String::new())),
             "MESSAGE" if current.is_none() => {
@@ -132,7 +186,7 @@ pub fn parse(text: &str, on_broken: &mut OnBroken<'_>) -> Result<Parsed, String>
             t if t.starts_with('/') => {}
             t => {
                 let error_status = t == "SEVERITY" && value.eq_ignore_ascii_case("ERROR");
-                if let Some(txn) = current.as_mut() {
+                if let Some((txn, _)) = current.as_mut() {
                     // Inside an operation, even `ACCTID` (of `BANKACCTTO`) is the operation's.
                     txn.fields.push((t.to_owned(), value));
                 } else {
@@ -156,8 +210,26 @@ pub fn parse(text: &str, on_broken: &mut OnBroken<'_>) -> Result<Parsed, String>
             }
         }
     }
-    if current.is_some() {
-        return Err(format!("STMTTRN #{transactions} is not closed"));
+    // A file cut off (an interrupted download) ends inside what it opened.
+    let last_line = lines.at(text.len());
+    if let Some((_, started)) = current {
+        return Err(format!(
+            "{}: the file ends (line {last_line}) inside this operation: it is cut off; download the statement again",
+            operation_at(started, transactions)
+        ));
+    }
+    if let Some((tag, started)) = unclosed_statement {
+        return Err(format!(
+            "line {started}: the statement <{tag}> is not closed: the file ends (line {last_line}) before its </{tag}>, so it is cut off; download the statement again"
+        ));
+    }
+    if !ofx_opened {
+        return Err("no <OFX> element: this is not an OFX statement".into());
+    }
+    if !ofx_closed {
+        return Err(format!(
+            "the file ends (line {last_line}) before </OFX>: it is cut off; download the statement again"
+        ));
     }
     statements.extend(open_statement.take());
     statements.retain(|s| !s.transactions.is_empty() || !s.account.is_empty());
@@ -224,15 +296,18 @@ fn read_statement(
     on_broken: &mut OnBroken<'_>,
 ) -> Result<(), String> {
     let currency = statement.currency.clone().unwrap_or_else(|| "EUR".to_owned());
-    if let Some((n, _)) = statement.transactions.first() {
+    if let Some((n, line, _)) = statement.transactions.first() {
         if statement.account.is_empty() {
-            return Err(format!("STMTTRN #{n}: no <ACCTID>: the statement does not say which account it is"));
+            return Err(format!(
+                "{}: no <ACCTID>: the statement does not say which account it is",
+                operation_at(*line, *n)
+            ));
         }
     }
-    for (n, txn) in &statement.transactions {
+    for (n, line, txn) in &statement.transactions {
         match operation_of(statement, txn, &currency, derived) {
             Ok(operation) => parsed.operations.push(operation),
-            Err(reason) => on_broken(&format!("STMTTRN #{n}"), &reason)?,
+            Err(reason) => on_broken(&operation_at(*line, *n), &reason)?,
         }
     }
     if let (Some(amount), Some(as_of)) = (&statement.balance_amount, &statement.balance_as_of) {
@@ -240,7 +315,7 @@ fn read_statement(
         if amount.is_empty() || as_of.is_empty() {
             return Ok(());
         }
-        let location = format!("LEDGERBAL of account {}", statement.account);
+        let location = format!("line {} (LEDGERBAL of account {})", statement.balance_line, statement.account);
         match (parse_decimal(amount), Date::parse_ofx(as_of)) {
             (Some(balance), Some(date)) => parsed.balances.push(Balance {
                 account: statement.account.clone(),
@@ -280,16 +355,45 @@ mod tests {
     #[test]
     fn errors_name_the_element() {
         let bad = "<OFX><ACCTID>1<STMTTRN><DTPOSTED>20260302<TRNAMT>-1<FITID>A</STMTTRN><STMTTRN><DTPOSTED>20260302<TRNAMT>douze<FITID>B</STMTTRN></OFX>";
-        assert_eq!(parse(bad).unwrap_err(), "STMTTRN #2: TRNAMT `douze` is not a number");
-        assert!(parse("<OFX><ACCTID>1<STMTTRN><TRNAMT>1</OFX>").unwrap_err().contains("not closed"));
+        assert_eq!(parse(bad).unwrap_err(), "line 1 (STMTTRN #2): TRNAMT `douze` is not a number");
+        let on_lines = bad.replace("<STMTTRN>", "\n<STMTTRN>");
+        assert_eq!(parse(&on_lines).unwrap_err(), "line 3 (STMTTRN #2): TRNAMT `douze` is not a number");
+        assert!(parse("<OFX><ACCTID>1<STMTTRN><TRNAMT>1</OFX>").unwrap_err().contains("inside this operation"));
         assert!(parse("<OFX></OFX>").unwrap_err().contains("no statement found"));
         let no_account = "<OFX><STMTRS><STMTTRN><DTPOSTED>20260302<TRNAMT>-1<FITID>A</STMTTRN></STMTRS></OFX>";
-        assert!(parse(no_account).unwrap_err().starts_with("STMTTRN #1: no <ACCTID>"));
+        assert!(parse(no_account).unwrap_err().starts_with("line 1 (STMTTRN #1): no <ACCTID>"));
         let error = "<OFX><SONRS><STATUS><CODE>15500<SEVERITY>ERROR<MESSAGE>Signon invalid</STATUS></SONRS></OFX>";
         assert_eq!(
             parse(error).unwrap_err(),
             "the bank's server answered with an error (code 15500): Signon invalid; this file holds no statement"
         );
+    }
+
+    /// A download cut off between two operations, or anywhere after the
+    /// first one, is refused whole, saying where the file ends.
+    #[test]
+    fn a_file_cut_off_is_refused_whole() {
+        let whole = "OFXHEADER:100\n\n<OFX>\n<BANKMSGSRSV1><STMTTRNRS><STMTRS><CURDEF>EUR\n<BANKACCTFROM><ACCTID>1</BANKACCTFROM>\n<BANKTRANLIST>\n<STMTTRN><DTPOSTED>20260302<TRNAMT>-1<FITID>A</STMTTRN>\n<STMTTRN><DTPOSTED>20260303<TRNAMT>-2<FITID>B</STMTTRN>\n</BANKTRANLIST>\n<LEDGERBAL><BALAMT>10<DTASOF>20260303</LEDGERBAL>\n</STMTRS></STMTTRNRS></BANKMSGSRSV1>\n</OFX>\n";
+        assert_eq!(parse(whole).unwrap().operations.len(), 2);
+        let after_first = &whole[..whole.find("</STMTTRN>").unwrap() + "</STMTTRN>".len()];
+        assert_eq!(
+            parse(after_first).unwrap_err(),
+            "line 4: the statement <STMTRS> is not closed: the file ends (line 7) before its </STMTRS>, so it is cut off; download the statement again"
+        );
+        let inside = &whole[..whole.find("<FITID>B").unwrap()];
+        assert!(parse(inside)
+            .unwrap_err()
+            .starts_with("line 8 (STMTTRN #2): the file ends (line 8) inside this operation"));
+        let before_end = &whole[..whole.find("</OFX>").unwrap()];
+        let error = parse(before_end).unwrap_err();
+        assert!(error.starts_with("the file ends (line 12) before </OFX>"), "{error}");
+        // Every cut of the file is refused or imports it whole: never a part.
+        for cut in 1..whole.trim_end().len() {
+            if let Ok(parsed) = parse(&whole[..cut]) {
+                panic!("a cut at byte {cut} was imported ({} operations)", parsed.operations.len());
+            }
+        }
+        assert!(parse("<STMTTRN><ACCTID>1</STMTTRN>").unwrap_err().contains("no <OFX> element"));
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Reads the track points of a GPX file (1.1, or 1.0: the same track
 //! elements in another namespace). Errors name the line.
 //!
+//! A file is read whole or refused: one that ends before closing what it
+//! opened (an interrupted transfer) is refused saying where it ends, and so
+//! is one with nothing to make trips of (no track point, or none with a
+//! time). Points without a time in a track that has timed ones are counted
+//! and reported, since they cannot be placed in a trip.
+//!
 //! A `<time>` is an XML Schema `dateTime`, whose zone is optional; GPX
 //! times are UTC by the schema's own words, so a time without a zone
 //! (`2013-01-01T12:00:04`, as some devices write it) is read as UTC.
@@ -30,22 +36,34 @@ pub fn parse_gpx_time(raw: &str) -> Option<i64> {
     })
 }
 
+/// What a GPX file gives.
+#[derive(Debug, Default, PartialEq)]
+pub struct Track {
+    /// The track points with a time, in time order.
+    pub points: Vec<Point>,
+    /// Track points without a time: they belong to no trip.
+    pub untimed: usize,
+}
+
 fn line_of(text: &str, position: u64) -> usize {
     let end = (position as usize).min(text.len());
     text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
-/// All track points, in file order. Points without a time are skipped
-/// (they cannot be placed in a trip). A point with a malformed coordinate
-/// or time goes to `on_broken` with its line: it fails the file
-/// (`domicile_sdk::import::refuse`) or is left out. Broken XML fails the file.
-pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Vec<Point>, String> {
+/// The track points with a time, in time order, and how many had none. A
+/// point with a malformed coordinate or time goes to `on_broken` with its
+/// line: it fails the file (`domicile_sdk::import::refuse`) or is left out.
+/// Broken XML, a file cut off, and a file without timed track points fail.
+pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Track, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = Reader::from_str(text);
     let mut points = Vec::new();
     let mut segment = 0;
     let mut seen_gpx = false;
+    // Elements opened and not closed yet: a whole file closes them all.
+    let mut depth = 0usize;
+    let (mut untimed, mut waypoints, mut route_points) = (0, 0, 0);
     // The point being read: (lat, lon, line), and whether we are in its <time>.
     let mut current: Option<(f64, f64, usize)> = None;
     let mut time: Option<i64> = None;
@@ -55,8 +73,16 @@ pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Vec<Point>, S
         let event = reader
             .read_event()
             .map_err(|e| format!("line {}: broken XML: {e}", line_of(text, reader.error_position())))?;
+        match &event {
+            Event::Start(_) => depth += 1,
+            Event::End(_) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
         match event {
             Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "gpx" => seen_gpx = true,
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "wpt" => waypoints += 1,
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "rtept" => route_points += 1,
+            Event::Empty(e) if e.local_name().as_ref() == "trkpt" => untimed += 1,
             Event::Start(e) if e.local_name().as_ref() == "trkseg" => segment += 1,
             Event::Start(e) if e.local_name().as_ref() == "trkpt" => {
                 let line = line_of(text, at);
@@ -99,11 +125,12 @@ pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Vec<Point>, S
                 }
             }
             Event::End(e) if e.local_name().as_ref() == "time" => in_time = false,
-            Event::End(e) if e.local_name().as_ref() == "trkpt" => {
-                if let (Some((lat, lon, _)), Some(t)) = (current.take(), time.take()) {
-                    points.push(Point { lat, lon, t, segment });
-                }
-            }
+            Event::End(e) if e.local_name().as_ref() == "trkpt" => match (current.take(), time.take()) {
+                (Some((lat, lon, _)), Some(t)) => points.push(Point { lat, lon, t, segment }),
+                (Some(_), None) => untimed += 1,
+                // Left out as broken: already reported.
+                (None, _) => {}
+            },
             Event::Eof => break,
             _ => {}
         }
@@ -111,13 +138,31 @@ pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Vec<Point>, S
     if !seen_gpx {
         return Err("this is not a GPX file (no <gpx> element)".into());
     }
-    if current.is_some() {
-        return Err("the file ends inside a <trkpt>".into());
+    let last_line = line_of(text, text.len() as u64);
+    if let Some((_, _, line)) = current {
+        return Err(format!(
+            "line {line}: the file ends (line {last_line}) inside this <trkpt>: it is cut off; export or download the track again"
+        ));
+    }
+    if depth > 0 {
+        return Err(format!(
+            "the file ends (line {last_line}) before </gpx>, with {depth} element(s) still open: it is cut off; export or download the track again"
+        ));
+    }
+    if points.is_empty() && untimed == 0 {
+        return Err(format!(
+            "no track point (<trkpt>): the file holds {waypoints} waypoint(s) and {route_points} route point(s), places rather than a recorded journey; import a recorded track"
+        ));
+    }
+    if points.is_empty() {
+        return Err(format!(
+            "none of its {untimed} track point(s) has a time (<time>), so no trip can be made of them; export the track with its times"
+        ));
     }
     // Devices sometimes write points out of order; trips need time order.
     points.sort_by_key(|p| p.t);
     points.dedup_by(|a, b| a.t == b.t && a.lat == b.lat && a.lon == b.lon);
-    Ok(points)
+    Ok(Track { points, untimed })
 }
 
 /// Great-circle distance in metres.
@@ -135,7 +180,7 @@ mod tests {
     use super::*;
 
     fn parse(bytes: &[u8]) -> Result<Vec<Point>, String> {
-        super::parse(bytes, &mut domicile_sdk::import::refuse)
+        super::parse(bytes, &mut domicile_sdk::import::refuse).map(|track| track.points)
     }
 
     #[test]
@@ -156,5 +201,49 @@ mod tests {
         let points = parse(gpx.as_bytes()).unwrap();
         assert_eq!(points.len(), 2);
         assert_eq!(points[1].t - points[0].t, 120);
+    }
+
+    const TRACK: &str = r#"<?xml version="1.0"?>
+<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>
+<trkpt lat="47.2" lon="-1.5"><time>2026-04-07T07:45:00Z</time></trkpt>
+<trkpt lat="47.21" lon="-1.5"><time>2026-04-07T07:47:00Z</time></trkpt>
+<trkpt lat="47.22" lon="-1.5"><time>2026-04-07T07:49:00Z</time></trkpt>
+</trkseg></trk></gpx>
+"#;
+
+    /// A transfer cut off between two points, or anywhere else, is refused
+    /// whole, saying where the file ends.
+    #[test]
+    fn a_file_cut_off_is_refused_whole() {
+        assert_eq!(parse(TRACK.as_bytes()).unwrap().len(), 3);
+        let after_second = &TRACK[..TRACK.find("</trkpt>\n<trkpt lat=\"47.22\"").unwrap() + "</trkpt>".len()];
+        assert_eq!(
+            parse(after_second.as_bytes()).unwrap_err(),
+            "the file ends (line 4) before </gpx>, with 3 element(s) still open: it is cut off; export or download the track again"
+        );
+        let inside = &TRACK[..TRACK.find("<time>2026-04-07T07:49").unwrap()];
+        assert!(parse(inside.as_bytes())
+            .unwrap_err()
+            .starts_with("line 5: the file ends (line 5) inside this <trkpt>"));
+        for cut in 1..TRACK.trim_end().len() {
+            if let Ok(points) = parse(&TRACK.as_bytes()[..cut]) {
+                panic!("a cut at byte {cut} was imported ({} points)", points.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_without_timed_track_points_is_refused_and_untimed_points_are_counted() {
+        let untimed =
+            TRACK.replace("<time>2026-04-07T07:45:00Z</time>", "").replace("<time>2026-04-07T07:47:00Z</time>", "");
+        let track = super::parse(untimed.as_bytes(), &mut domicile_sdk::import::refuse).unwrap();
+        assert_eq!((track.points.len(), track.untimed), (1, 2));
+        let none = untimed.replace("<time>2026-04-07T07:49:00Z</time>", "");
+        assert!(parse(none.as_bytes()).unwrap_err().starts_with("none of its 3 track point(s) has a time"));
+        let route = r#"<gpx><wpt lat="1" lon="1"/><rte><rtept lat="1" lon="2"/><rtept lat="1" lon="3"/></rte></gpx>"#;
+        assert_eq!(
+            parse(route.as_bytes()).unwrap_err(),
+            "no track point (<trkpt>): the file holds 1 waypoint(s) and 2 route point(s), places rather than a recorded journey; import a recorded track"
+        );
     }
 }

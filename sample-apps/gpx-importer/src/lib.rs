@@ -94,14 +94,25 @@ mod component {
             let mut leave_out = |location: &str, reason: &str| {
                 domicile_sdk::import::leave_out(crate::domicile::app::import_report::skip, location, reason)
             };
-            let points = gpx::parse(&bytes, &mut leave_out).map_err(|e| format!("{file_name}: {e}"))?;
+            let track = gpx::parse(&bytes, &mut leave_out).map_err(|e| format!("{file_name}: {e}"))?;
+            let points = track.points;
             let trips = trips(&points, &file_name);
             for trip in &trips {
                 let id = format!("gpx-{}", trip.start);
                 data::put(TRIP, Some(&id), trip).map_err(|e| format!("cannot store trip {id}: {e}"))?;
             }
             log::info(&format!("{file_name}: {} points, {} trips", points.len(), trips.len()));
-            Ok(serde_json::json!({ "points": points.len(), "trips": trips.len() }).to_string())
+            if track.untimed > 0 {
+                log::warn(&format!("{file_name}: {} track points have no time and belong to no trip", track.untimed));
+            }
+            let summary = serde_json::json!({
+                "points": points.len(),
+                "untimed_points": track.untimed,
+                "trips": trips.len(),
+                "first": points.first().map(|p| time::format_utc(p.t)),
+                "last": points.last().map(|p| time::format_utc(p.t)),
+            });
+            Ok(summary.to_string())
         }
     }
 
@@ -121,7 +132,7 @@ mod tests {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let target = domicile_fuzz_engine::Target::new("gpx", |data| {
             match gpx::parse(data, &mut domicile_sdk::import::refuse) {
-                Ok(points) => format!("ok: {} trips", trips(&points, "fuzz.gpx").len().min(3)),
+                Ok(track) => format!("ok: {} trips", trips(&track.points, "fuzz.gpx").len().min(3)),
                 Err(e) => domicile_fuzz_engine::kind_of(&e),
             }
         })
