@@ -882,37 +882,44 @@ fn for_each_corpus_file(
             assert_eq!(count(&home, doctype), 0, "{name}: a refused file writes nothing");
             continue;
         }
-        let summary = home.ok(&["--json", "import", apps[0], path.to_str().unwrap()]).json();
-        check(name, &path, expected, &home, summary);
+        let imported = home.ok(&["--json", "import", apps[0], path.to_str().unwrap()]);
+        // The other apps' triggers ran on what came in, and none failed.
+        assert!(!imported.stderr.contains(r#""ok":false"#), "{name}: a trigger failed: {}", imported.stderr);
+        check(name, &path, expected, &home, imported.json());
     }
 }
 
 /// The load-curve intervals of an Enedis export, recomputed from the file
 /// alone: each reading is the average power of the interval ending at its
-/// time, and the interval is the time since the row before (the first row
-/// of a section: the time to the next). Returns each interval's start (in
-/// the meter's local time) and energy in kWh.
+/// time, and the interval is the step the section's header declares (`Pas
+/// en minutes`), else the time since the row before (the first row of a
+/// section: the time to the next). Returns each interval's start (in the
+/// meter's local time) and energy in kWh.
 fn load_curve_intervals_from_file(path: &std::path::Path) -> Vec<(time::OffsetDateTime, f64)> {
     use time::format_description::well_known::Rfc3339;
     let text = std::fs::read_to_string(path).unwrap();
-    let mut sections: Vec<Vec<(time::OffsetDateTime, Option<f64>)>> = Vec::new();
+    let mut sections: Vec<(Option<i64>, Vec<(time::OffsetDateTime, Option<f64>)>)> = Vec::new();
     let mut in_curve = false;
     for line in text.trim_start_matches('\u{feff}').lines().map(str::trim) {
         let cells: Vec<&str> = line.split(';').collect();
         if cells.len() > 1 && cells[1] == "Courbe de charge" {
             in_curve = true;
-            sections.push(Vec::new());
+            sections.push((cells.get(8).and_then(|pas| pas.parse().ok()), Vec::new()));
         } else if cells[0].starts_with("Identifiant PRM") {
             in_curve = false;
         } else if let (true, Ok(at)) = (in_curve, time::OffsetDateTime::parse(cells[0], &Rfc3339)) {
             let value = cells.get(1).filter(|v| !v.is_empty()).map(|v| v.replace(',', ".").parse::<f64>().unwrap());
-            sections.last_mut().unwrap().push((at, value));
+            sections.last_mut().unwrap().1.push((at, value));
         }
     }
     let mut intervals = Vec::new();
-    for rows in sections {
+    for (declared, rows) in sections {
         for (i, (at, value)) in rows.iter().enumerate() {
-            let minutes = if i > 0 { (*at - rows[i - 1].0).whole_minutes() } else { (rows[1].0 - *at).whole_minutes() };
+            let minutes = match declared {
+                Some(step) => step,
+                None if i > 0 => (*at - rows[i - 1].0).whole_minutes(),
+                None => (rows[1].0 - *at).whole_minutes(),
+            };
             if let (Some(watts), true) = (value, minutes > 0) {
                 intervals.push((*at - time::Duration::minutes(minutes), watts * minutes as f64 / 60.0 / 1000.0));
             }
@@ -944,6 +951,28 @@ fn linky_corpus_gives_the_expected_figures() {
         |name, path, expected, home, summary| {
             assert_eq!(summary["readings"], expected["readings"], "{name}: readings");
             assert_eq!(summary["missing_values"], expected["missing_values"], "{name}: rows without a value");
+            assert_eq!(summary["missing_rows"], expected["missing_rows"], "{name}: rows missing from the grid");
+            assert_eq!(summary["calendar_periods"], expected["calendar_periods"], "{name}: calendar periods");
+            // What the file covers, so that a cut is visible: its first and last reading.
+            let mut times: Vec<(i128, String)> = home
+                .docs("io.domicile.energy.reading")
+                .iter()
+                .map(|d| {
+                    let at = d["body"]["at"].as_str().unwrap().to_owned();
+                    let parsed = time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339);
+                    (parsed.unwrap().unix_timestamp_nanos(), at)
+                })
+                .collect();
+            times.sort();
+            // Rows without a value are part of what the file covers; otherwise it is exactly its readings' span.
+            let valueless = expected["missing_values"].as_u64().unwrap() > 0;
+            if let (Some(first), Some(last), false) = (times.first(), times.last(), valueless) {
+                assert_eq!(
+                    (summary["first"].as_str(), summary["last"].as_str()),
+                    (Some(&*first.1), Some(&*last.1)),
+                    "{name}"
+                );
+            }
             assert_eq!(
                 count(home, "io.domicile.energy.reading") as u64,
                 expected["readings"].as_u64().unwrap(),
@@ -963,10 +992,14 @@ fn linky_corpus_gives_the_expected_figures() {
                     );
                 }
             }
-            if expected_days.is_empty() {
+            if expected["readings"] == 0 {
                 return;
             }
+            // Every file with readings gives a report, a file of maximum power alone too.
             let report = home.ok(&["--json", "run", ENERGY_INSIGHTS]).json();
+            if summary["meters"].as_array().is_some_and(|m| !m.is_empty()) && name.contains("max-power") {
+                assert!(report["highest_power"]["va"].as_f64().is_some(), "{name}: {report}");
+            }
             let reported = report["days"].as_object().unwrap();
             assert_eq!(reported.keys().collect::<Vec<_>>(), expected_days.keys().collect::<Vec<_>>(), "{name}: days");
             for (day, kwh) in expected_days {

@@ -24,8 +24,13 @@
 //!   registers `EAS D1..D4` add up to it (the supplier's `EAS F*` registers
 //!   are reassigned when the tariff calendar changes and may go down, so
 //!   they are the last resort).
-//! - `Puissance maximale` rows are the day's maximum apparent power (VA),
-//!   kept as their own kind (`max-power`): they are not energy.
+//! - `Puissance maximale` rows are the day's maximum apparent power (VA;
+//!   some exports label it `W`), kept as their own kind (`max-power`):
+//!   they are not energy.
+//! - After an index, real exports add the supplier's tariff calendar:
+//!   `Periode;Identifiant calendrier fournisseur;...` then one
+//!   `Du <time> au <time>;...` row per period, saying which register counted
+//!   which hours. It holds no reading: its periods are counted, not stored.
 //!
 //! The newer per-measure layout puts everything on every row:
 //! `Date de la mesure;Heure de la mesure;Valeur;Statut de la mesure;PRM;Type de données;...;Unité;Pas en minutes`,
@@ -37,6 +42,11 @@
 //! meter, kind and time, so importing a file again changes nothing) and
 //! sections with no rows (an export of a period without data). Anything
 //! else malformed is an error naming the line, and nothing is written.
+//!
+//! A CSV has no end marker, so a file cut off between two rows cannot be
+//! told from a shorter export: the summary says what the file covers (its
+//! first and last reading, its rows, and the rows a load curve's grid
+//! expects but the file lacks), so that a cut is visible.
 
 use std::collections::BTreeSet;
 
@@ -67,8 +77,35 @@ pub struct Reading {
 pub struct Parsed {
     pub readings: u64,
     pub meters: BTreeSet<String>,
+    /// Rows whose value the export left empty.
     pub missing_values: u64,
+    /// Rows a load curve's grid expects (one per step) that the file lacks.
+    pub missing_rows: u64,
     pub repeated_rows: u64,
+    /// Rows of readings the file holds, with or without a value.
+    pub rows: u64,
+    /// The earliest and latest reading, as the file writes their times.
+    pub first: Option<String>,
+    pub last: Option<String>,
+    #[serde(skip)]
+    span: Option<(i64, i64)>,
+    /// Periods of the supplier's tariff calendar (not readings).
+    pub calendar_periods: u64,
+}
+
+impl Parsed {
+    /// Widens the span the readings cover to a row's time.
+    fn covers(&mut self, at: &str, time: i64) {
+        let (first, last) = self.span.get_or_insert((time, time));
+        if time <= *first || self.first.is_none() {
+            *first = time;
+            self.first = Some(at.to_owned());
+        }
+        if time >= *last || self.last.is_none() {
+            *last = time;
+            self.last = Some(at.to_owned());
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -126,6 +163,8 @@ enum Expect {
     MetaValues,
     RowsHeader(Section),
     Rows(Section, Columns),
+    /// The rows of a supplier's tariff calendar, until the next section.
+    Calendar,
 }
 
 /// A load-curve row whose interval waits for the next row's time.
@@ -242,7 +281,24 @@ pub fn parse(
             expect = Expect::MetaValues;
             continue;
         }
+        // The supplier's calendar may follow an index's rows.
+        if fold(&field(0)) == "periode" && fold(&field(1)).starts_with("identifiant calendrier") {
+            if let Expect::Rows(section, _) = &expect {
+                handle(finish_curve(&mut curve, section, &mut parsed, &mut emit))?;
+            }
+            expect = Expect::Calendar;
+            continue;
+        }
         expect = match expect {
+            Expect::Calendar => {
+                if !fold(&field(0)).starts_with("du ") {
+                    return Err(format!(
+                        "line {line}: expected a period of the supplier's calendar (`Du 2021-04-12T00:00:00+01:00 au ...`) or a new section (`Identifiant PRM;...`)"
+                    ));
+                }
+                parsed.calendar_periods += 1;
+                Expect::Calendar
+            }
             Expect::MetaHeader if fold(&field(0)) == "date de la mesure" => {
                 sections += 1;
                 // No section until the first row says which.
@@ -278,6 +334,8 @@ pub fn parse(
                     continue;
                 };
                 last_utc = parse_rfc3339(&at);
+                parsed.rows += 1;
+                parsed.covers(&at, last_utc.unwrap_or_default());
                 // A row left out for its value still tells the curve's timing, as an empty value does.
                 let value = match value_of(&field, &columns) {
                     Ok(None) => {
@@ -394,6 +452,10 @@ fn emit_curve_row(
         }
     })?;
     curve.last_step = Some(step);
+    // A gap of whole steps is that many rows missing from the grid.
+    if let Some(gap) = row.gap.filter(|gap| *gap > step && gap % step == 0) {
+        parsed.missing_rows += (gap / step - 1) as u64;
+    }
     let Some(value) = row.value else { return Ok(()) };
     let reading = Reading {
         meter: section.meter.clone(),
@@ -431,7 +493,8 @@ fn section_of(field: &dyn Fn(usize) -> String) -> Result<Section, String> {
     let unit_ok = match kind {
         Kind::LoadCurve => unit == "W",
         Kind::DailyIndex => unit == "Wh" || unit == "kWh",
-        Kind::MaxPower => unit == "VA" || unit == "kVA",
+        // Apparent power, which some exports label `W`.
+        Kind::MaxPower => ["VA", "kVA", "W", "kW"].contains(&unit.as_str()),
     };
     if !unit_ok {
         return Err(format!("unit `{unit}` does not fit `{}`", field(1)));
@@ -614,11 +677,19 @@ mod component {
             if parsed.missing_values > 0 {
                 log::info(&format!("{file_name}: {} rows without a value were skipped", parsed.missing_values));
             }
+            if parsed.missing_rows > 0 {
+                log::info(&format!("{file_name}: {} rows of the load curve's grid are missing", parsed.missing_rows));
+            }
             let summary = serde_json::json!({
                 "readings": parsed.readings,
                 "meters": parsed.meters,
+                "rows": parsed.rows,
+                "first": parsed.first,
+                "last": parsed.last,
                 "missing_values": parsed.missing_values,
+                "missing_rows": parsed.missing_rows,
                 "repeated_rows": parsed.repeated_rows,
+                "calendar_periods": parsed.calendar_periods,
             });
             Ok(summary.to_string())
         }
@@ -814,6 +885,64 @@ mod tests {
         // Only a header: a valid export of a period without data.
         let (readings, _) = parse_all(format!("{HEADER}\n").as_bytes()).unwrap();
         assert!(readings.is_empty());
+    }
+
+    /// The layout of real daily-index exports: the index, the supplier's
+    /// tariff calendar after it, then the daily maximum power labelled `W`.
+    #[test]
+    fn reads_the_supplier_calendar_after_an_index_and_max_power_in_w() {
+        let registers = "Horodate;Type de releve;EAS F1;EAS F2;EAS F3;EAS F4;EAS F5;EAS F6;EAS F7;EAS F8;EAS F9;EAS F10;EAS D1;EAS D2;EAS D3;EAS D4;EAS T";
+        let text = format!(
+            "{HEADER}\n25946599093143;Index;12/04/2021;14/04/2021;Energie active;Consommation;Comptage Brut;Wh\n{registers}\n\
+             2021-04-12T00:00:00+02:00;Arrêté quotidien;100;200;;;;;;;;;150;150;;;300\n\
+             2021-04-13T00:00:00+02:00;Arrêté quotidien;110;210;;;;;;;;;160;160;;;320\n\n\
+             Periode;Identifiant calendrier fournisseur;Libelle calendrier fournisseur;Identifiant classe temporelle 1;Libelle classe temporelle 1;Cadran classe temporelle 1;\n\
+             Du 2021-04-12T00:00:00+02:00 au 2021-04-13T00:00:00+02:00;FC011827;HC Semaine et HC Week-End;HCWE;Heures Creuses Week-end;EAS F1;\n\
+             Du 2021-04-13T00:00:00+02:00 au;INCONNU;INCONNU;;;EAS F1;\n\
+             {HEADER}\n25946599093143;Puissance maximale quotidienne;12/04/2021;14/04/2021;Puissance maximale atteinte;Consommation;Comptage Brut;W\n\
+             Horodate;Valeur\n2021-04-12T19:17:24+02:00;3695\n2021-04-13T08:15:08+02:00;3608\n"
+        );
+        let (readings, parsed) = parse_all(text.as_bytes()).unwrap();
+        let kinds: Vec<(&str, f64)> = readings.iter().map(|r| (r.kind, r.value)).collect();
+        assert_eq!(
+            kinds,
+            [("daily-index", 300.0), ("daily-index", 320.0), ("max-power", 3695.0), ("max-power", 3608.0)]
+        );
+        assert_eq!((parsed.calendar_periods, parsed.rows), (2, 4));
+        assert_eq!(parsed.first.as_deref(), Some("2021-04-12T00:00:00+02:00"));
+        assert_eq!(parsed.last.as_deref(), Some("2021-04-13T08:15:08+02:00"));
+        let stray = text.replace("Du 2021-04-13T00:00:00+02:00 au;", "2021-04-13;");
+        assert!(parse_all(stray.as_bytes())
+            .unwrap_err()
+            .starts_with("line 9: expected a period of the supplier's calendar"));
+    }
+
+    /// Rows absent from a load curve's grid are counted, as empty values are.
+    #[test]
+    fn rows_missing_from_the_grid_are_counted() {
+        let full = curve(30, 10, "30");
+        let holed: String = full
+            .lines()
+            .filter(|l| !l.contains("T02:00:") && !l.contains("T02:30:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (_, parsed) = parse_all(holed.as_bytes()).unwrap();
+        assert_eq!((parsed.readings, parsed.rows, parsed.missing_rows, parsed.missing_values), (8, 8, 2, 0));
+        assert_eq!(
+            (parsed.first.as_deref(), parsed.last.as_deref()),
+            (Some("2026-03-01T00:30:00+01:00"), Some("2026-03-01T05:00:00+01:00"))
+        );
+        let (_, undeclared) = parse_all(
+            curve(30, 10, "")
+                .lines()
+                .filter(|l| !l.contains("T02:00:"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(undeclared.missing_rows, 1, "the step read from the times");
+        assert_eq!(parse_all(full.as_bytes()).unwrap().1.missing_rows, 0);
     }
 
     #[global_allocator]

@@ -19,6 +19,11 @@
 //! - a view: the latest month against last year, the last 92 days and the
 //!   months as charts, the base load and the peak hours.
 //!
+//! The daily maximum power (`max-power` readings, VA) is not energy: it
+//! gives the highest power the home drew, to set against the subscribed
+//! power. A home with only those readings gets that figure and a word on
+//! what to import to see its consumption, not an error.
+//!
 //! Run by its trigger (new readings arrived), it also leaves a notification
 //! saying how the latest month compares with last year.
 
@@ -94,6 +99,15 @@ struct Report {
     peak_hours: Vec<PeakHour>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tariff: Option<Tariff>,
+    /// The highest of the days' maximum power, and the day it was drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    highest_power: Option<HighestPower>,
+}
+
+#[derive(Serialize)]
+struct HighestPower {
+    va: f64,
+    date: String,
 }
 
 #[derive(Default)]
@@ -105,6 +119,8 @@ struct Readings {
     hours: BTreeMap<u32, (f64, i64)>,
     /// Daily index in Wh, the first reading of each day.
     index: BTreeMap<Date, f64>,
+    /// The day's maximum apparent power, in VA.
+    max_power: BTreeMap<Date, f64>,
 }
 
 impl Readings {
@@ -134,6 +150,11 @@ impl Readings {
             "daily-index" => {
                 let wh = if r.unit == "kWh" { r.value * 1000.0 } else { r.value };
                 self.index.entry(date).or_insert(wh);
+            }
+            "max-power" => {
+                let va = if r.unit.starts_with('k') { r.value * 1000.0 } else { r.value };
+                let day = self.max_power.entry(date).or_insert(va);
+                *day = day.max(va);
             }
             _ => {}
         }
@@ -168,7 +189,7 @@ impl Guest for Insights {
         for item in data::query::<Fields>(READING, &serde_json::json!({})).map_err(|e| e.to_string())? {
             readings.add(item.map_err(|e| e.to_string())?.1)?;
         }
-        if readings.load_days.is_empty() && readings.index.is_empty() {
+        if readings.load_days.is_empty() && readings.index.is_empty() && readings.max_power.is_empty() {
             return Err("no energy readings: import a Linky export first".into());
         }
         let daily = readings.daily_kwh();
@@ -230,6 +251,11 @@ impl Guest for Insights {
             base_load_w,
             peak_hours,
             tariff: input.tariff,
+            highest_power: readings
+                .max_power
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(date, va)| HighestPower { va: *va, date: date.to_string() }),
         };
         if input.trigger.is_some() {
             if let Some((title, body)) = latest_month_news(&report) {
@@ -265,6 +291,14 @@ const CHART_DAYS: i64 = 92;
 /// base load and peak hours.
 fn view_of(report: &Report, daily: &BTreeMap<Date, f64>) -> View {
     let mut view = View::new().heading("Electricity");
+    if daily.is_empty() {
+        view = view.text(
+            "Your readings hold the maximum power of each day, not the energy used: import a load curve or daily index export (Enedis, \"Mes données de consommation\") to see your consumption.",
+        );
+    }
+    if let Some(highest) = &report.highest_power {
+        view = view.number(format!("Highest power drawn ({})", highest.date), highest.va, "VA");
+    }
     if let Some((key, month)) = report.months.iter().next_back() {
         let label = format!("{key} ({} days)", month.days);
         view = match month.same_days_last_year.as_ref().and_then(|c| c.change_pct.map(|pct| (c, pct))) {
@@ -285,6 +319,9 @@ fn view_of(report: &Report, daily: &BTreeMap<Date, f64>) -> View {
             )
             .series("kWh", values),
         );
+    }
+    if report.months.is_empty() {
+        return view;
     }
     let last_year: Vec<Option<f64>> =
         report.months.values().map(|m| m.same_days_last_year.as_ref().map(|c| c.kwh_last_year)).collect();
