@@ -659,6 +659,35 @@ fn the_learning_dashboard_counts_what_the_records_say() {
     assert_dashboard_shows(&home.ok(&["--json", "run", LEARNING_DASHBOARD]).json(), &tallies);
 }
 
+/// A statement id names one statement for good: a later file that reuses
+/// the id of a record imported earlier with other content is refused whole
+/// (an LRS answers 409 Conflict), and the same file again changes nothing.
+#[test]
+fn a_learning_record_reusing_an_imported_id_with_other_content_is_refused() {
+    let home = TestHome::new();
+    install(&home, &[LEARNING_IMPORTER]);
+    let file = sample_data("xapi-lea-2026.json");
+    home.ok(&["import", LEARNING_IMPORTER, file.to_str().unwrap()]);
+    let before = home.docs("io.domicile.learning.statement");
+
+    let mut lrs: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let statements = lrs["statements"].as_array_mut().unwrap();
+    let reused = statements[2]["id"].as_str().unwrap().to_owned();
+    statements[2]["result"] = json!({ "score": { "scaled": 0.99 }, "completion": true });
+    statements[0]["id"] = json!("9f1c0099-7a3e-4b21-9c55-2e6d1a0b0099");
+    let changed = home.path().join("changed.json");
+    std::fs::write(&changed, lrs.to_string()).unwrap();
+    let refused = home.run(&["import", LEARNING_IMPORTER, changed.to_str().unwrap()]);
+    let error = refused.one_line_error();
+    assert!(error.contains(&format!("statement {reused} reuses the id of a record imported earlier")), "{error}");
+    assert!(error.contains("409 Conflict"), "{error}");
+    assert_eq!(home.docs("io.domicile.learning.statement"), before, "nothing was imported, the new record neither");
+
+    let again = home.ok(&["--json", "import", LEARNING_IMPORTER, file.to_str().unwrap()]).json();
+    assert_eq!(again["statements"].as_u64(), Some(before.len() as u64));
+    assert_eq!(home.docs("io.domicile.learning.statement"), before);
+}
+
 /// A school withdraws a failed quiz imported earlier and a passed one in the
 /// same file, and tries to void its own voiding: the withdrawn statements
 /// leave the store and the dashboard, voidings are not records, and
@@ -860,8 +889,9 @@ fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
 /// Imports each file of `tests/fixtures/corpus/<format>/` (at least 10) into
 /// a fresh home with `apps` installed, the first being the importer. A file
 /// whose expectations say `refused` must be refused with that text, writing
-/// nothing to `doctype`; every other file is imported and handed to `check`
-/// with its expectations and the import's summary.
+/// nothing to `doctype`; every other file is imported (the other apps'
+/// triggers run on it without failing) and handed to `check` with its
+/// expectations and the import's summary.
 fn for_each_corpus_file(
     format: &str,
     apps: &[&str],
@@ -1012,6 +1042,35 @@ fn linky_corpus_gives_the_expected_figures() {
 const HEALTH_IMPORTER: &str = "io.domicile.sample.health-importer";
 const HEALTH_SPENDING: &str = "io.domicile.sample.health-spending";
 const CARE: &str = "io.domicile.health.care";
+
+/// Every FHIR file of the corpus (the ExplanationOfBenefit responses of CMS's
+/// Blue Button server for each claim type, one bundle of them all, a bundle
+/// in Synthea's layout, and an export cut off) gives the cares its
+/// expectations state (computed by `expect.py`): the kind of care from every
+/// coding of the claim's type, the cost of a Part D drug claim, what the
+/// person was left to pay, a payer named only by its identifier; or is
+/// refused saying why.
+#[test]
+fn health_corpus_gives_the_expected_figures() {
+    for_each_corpus_file("fhir", &[HEALTH_IMPORTER, HEALTH_SPENDING], CARE, |name, _path, expected, home, summary| {
+        assert_eq!(summary["cares"], expected["cares"], "{name}: {summary}");
+        let mut stored: Vec<Value> = home
+            .docs(CARE)
+            .into_iter()
+            .map(|d| {
+                let b = &d["body"];
+                json!({
+                    "date": b["date"], "kind": b["kind"], "billed": b["billed"], "reimbursed": b["reimbursed"],
+                    "remaining": b["remaining"], "payer": b["payers"][0]["name"],
+                })
+            })
+            .collect();
+        let key = |c: &Value| (c["date"].to_string(), c["kind"].to_string(), c["billed"].as_f64().unwrap_or(0.0));
+        stored.sort_by(|a, b| key(a).partial_cmp(&key(b)).unwrap());
+        assert_eq!(Value::Array(stored), expected["each"], "{name}");
+        home.ok(&["--json", "run", HEALTH_SPENDING]);
+    });
+}
 
 /// The amount of a FHIR total (or, without totals, of the items'
 /// adjudications) of `category`, with its currency.

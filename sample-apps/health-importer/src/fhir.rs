@@ -68,7 +68,7 @@ pub struct Read {
 /// Reads a FHIR R4 JSON file. `on_broken(location, reason)` decides about
 /// a broken care (see [`domicile_sdk::import`]).
 pub fn read(bytes: &[u8], on_broken: &mut domicile_sdk::import::OnBroken<'_>) -> Result<Read, String> {
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let root: Value = domicile_sdk::import::json(bytes)?;
     let kind = root.get("resourceType").and_then(Value::as_str).ok_or("not a FHIR resource: no `resourceType`")?;
     let resources: Vec<&Value> = if kind == "Bundle" {
         let entries = match root.get("entry") {
@@ -130,8 +130,18 @@ fn settled(reference: &str, eobs: &[&Value], claim: Option<&Value>, index: &Inde
     let mut currencies = Currencies::default();
     let mut billed: Option<f64> = None;
     let mut payers = Vec::new();
+    // What the person paid, when a payer states it (CARIN's `paidbypatient`).
+    let mut paid_by_patient: Option<f64> = None;
     for eob in eobs {
-        let submitted = total(eob, "submitted", &mut currencies)?;
+        // A pharmacy claim may state its cost as the drug's (CARIN's `drugcost`) rather than as submitted.
+        let submitted = match total(eob, "submitted", &mut currencies)? {
+            Some(submitted) => Some(submitted),
+            None => total(eob, "drugcost", &mut currencies)?,
+        };
+        if let Some(paid) = total(eob, "paidbypatient", &mut currencies)? {
+            // Each later payer leaves the person less to pay: the least stated is what was left.
+            paid_by_patient = Some(paid_by_patient.map_or(paid, |p: f64| p.min(paid)));
+        }
         // Each payer states what was billed; the care was billed once.
         billed = match (billed, submitted) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -151,6 +161,7 @@ fn settled(reference: &str, eobs: &[&Value], claim: Option<&Value>, index: &Inde
     }
     let billed = billed.ok_or("neither the explanations of benefit nor the claim state what was billed")?;
     let reimbursed: f64 = payers.iter().map(|p| p.amount).sum();
+    let remaining = paid_by_patient.unwrap_or(billed - reimbursed).max(0.0);
     let sources: Vec<&Value> = eobs.iter().copied().chain(claim).collect();
     Ok(Care {
         reference: reference.to_owned(),
@@ -160,7 +171,7 @@ fn settled(reference: &str, eobs: &[&Value], claim: Option<&Value>, index: &Inde
         currency: currencies.one()?,
         billed: Some(cents(billed)),
         reimbursed: Some(cents(reimbursed)),
-        remaining: Some(cents((billed - reimbursed).max(0.0))),
+        remaining: Some(cents(remaining)),
         payers,
         setting: setting_of(&sources, index),
         provider: sources.iter().find_map(|r| r.get("provider").and_then(|p| index.name_of(p, r))),
@@ -189,8 +200,12 @@ fn pending(reference: &str, claim: &Value, index: &Index) -> Result<Care, String
     })
 }
 
-/// The amount of an EOB's `total` of `category` (FHIR adjudication codes:
-/// `submitted`, `benefit`, ...), else the sum of its items' adjudications.
+/// The amount of an EOB's `total` of `category` (FHIR and CARIN
+/// adjudication codes: `submitted`, `benefit`, `drugcost`,
+/// `paidbypatient`, ...), else the sum of its items' adjudications. An item
+/// may state a category more than once (CMS's Blue Button gives a line's
+/// purchase price and its submitted charge both as `submitted`): it counts
+/// once, at its largest amount, which is the line's charge.
 fn total(eob: &Value, category: &str, currencies: &mut Currencies) -> Result<Option<f64>, String> {
     for t in array(eob, "total") {
         if has_code(t.get("category"), category) {
@@ -199,12 +214,17 @@ fn total(eob: &Value, category: &str, currencies: &mut Currencies) -> Result<Opt
     }
     let mut sum = None;
     for item in array(eob, "item") {
+        let mut line: Option<f64> = None;
         for a in array(item, "adjudication") {
             if has_code(a.get("category"), category) {
                 if let Some(m) = a.get("amount") {
-                    *sum.get_or_insert(0.0) += money(m, currencies)?;
+                    let amount = money(m, currencies)?;
+                    line = Some(line.map_or(amount, |l| l.max(amount)));
                 }
             }
+        }
+        if let Some(line) = line {
+            *sum.get_or_insert(0.0) += line;
         }
     }
     Ok(sum)
@@ -298,8 +318,8 @@ fn encounters<'a>(r: &'a Value, index: &'a Index) -> Vec<&'a Value> {
     array(r, "item").iter().flat_map(|i| array(i, "encounter")).filter_map(|e| index.resolve(e, r)).collect()
 }
 
-/// The kind of care from the claim type, the items' benefit categories,
-/// the encounter, then the words used.
+/// The kind of care from every coding of the claim's type and subtype, the
+/// items' benefit categories, the encounter, then the words used.
 fn kind_of(sources: &[&Value], index: &Index) -> &'static str {
     let categories: Vec<&str> = sources
         .iter()
@@ -318,22 +338,41 @@ fn kind_of(sources: &[&Value], index: &Index) -> &'static str {
         "F6" => Some("optical"),
         _ => None,
     });
-    let claim_type = sources.iter().flat_map(|r| codes(r.get("type"))).next();
-    match claim_type {
-        Some("institutional") => return "hospital",
-        Some("oral") => return "dental",
-        Some("pharmacy") => return "pharmacy",
-        Some("vision") => return "optical",
-        _ => {}
+    // Every coding of the type and subtype: exports give several (HL7's
+    // claim type, CMS's claim type code, Blue Button's EOB type), in any order.
+    let types: Vec<&str> =
+        sources.iter().flat_map(|r| codes(r.get("type")).into_iter().chain(codes(r.get("subType")))).collect();
+    let typed = |wanted: &[&str]| types.iter().any(|t| wanted.contains(t));
+    if typed(&["pharmacy", "PDE"]) {
+        return "pharmacy";
+    }
+    if typed(&["oral"]) {
+        return "dental";
+    }
+    if typed(&["vision"]) {
+        return "optical";
+    }
+    // Care at home (a home health agency), whatever its subtype says.
+    if typed(&["HHA"]) {
+        return "paramedical";
+    }
+    // A stay: an inpatient claim, a skilled nursing facility, a hospice, a
+    // hospital's outpatient department. `institutional` alone is not one:
+    // a health centre's routine visit is billed as institutional too.
+    if typed(&["INPATIENT", "SNF", "HOSPICE", "OUTPATIENT", "inpatient", "outpatient"]) {
+        return "hospital";
     }
     if let Some(kind) = by_category {
         return kind;
     }
-    if sources
-        .iter()
-        .any(|r| encounters(r, index).iter().any(|e| matches!(encounter_class(e), Some("IMP" | "ACUTE" | "NONAC"))))
-    {
+    if sources.iter().any(|r| {
+        encounters(r, index).iter().any(|e| matches!(encounter_class(e), Some("IMP" | "ACUTE" | "NONAC" | "EMER")))
+    }) {
         return "hospital";
+    }
+    // A physician's services (Medicare's carrier claims).
+    if typed(&["CARRIER"]) {
+        return "consultation";
     }
     let words: String = sources
         .iter()
@@ -363,11 +402,21 @@ fn kind_of(sources: &[&Value], index: &Index) -> &'static str {
         "laboratory"
     } else if said(&["pharmac", "médicament", "medicament", "medication"]) {
         "pharmacy"
-    } else if claim_type == Some("professional") || said(&["consult", "visit"]) {
+    } else if typed(&["professional"])
+        || said(&["consult", "visit", "check up", "checkup", "examination"])
+        || (typed(&["institutional"]) && encountered_as(sources, index, &["AMB", "VR", "HH"]))
+    {
         "consultation"
     } else {
         "other"
     }
+}
+
+/// Whether a care's encounter is of one of these classes.
+fn encountered_as(sources: &[&Value], index: &Index, classes: &[&str]) -> bool {
+    sources
+        .iter()
+        .any(|r| encounters(r, index).iter().any(|e| encounter_class(e).is_some_and(|c| classes.contains(&c))))
 }
 
 fn encounter_class(e: &Value) -> Option<&str> {
@@ -387,7 +436,8 @@ fn setting_of(sources: &[&Value], index: &Index) -> Option<&'static str> {
 }
 
 /// The payer of an explanation of benefit: its insurer, else its focal
-/// coverage's payor, as named (a display, else the organisation's name).
+/// coverage's payor, as named (a display, else the organisation's name,
+/// else the identifier the export gives it, as CMS's `CMS`).
 fn payer_name(eob: &Value, index: &Index) -> String {
     let from_insurer = eob.get("insurer").and_then(|i| index.name_of(i, eob));
     let from_coverage = || {
@@ -396,7 +446,14 @@ fn payer_name(eob: &Value, index: &Index) -> String {
         let coverage = index.resolve(focal.get("coverage")?, eob)?;
         array(coverage, "payor").iter().find_map(|p| index.name_of(p, coverage))
     };
-    from_insurer.or_else(from_coverage).unwrap_or_else(|| "an insurer the export does not name".to_owned())
+    let identified = || {
+        let value = eob.pointer("/insurer/identifier/value").and_then(Value::as_str)?.trim();
+        (!value.is_empty()).then(|| value.to_owned())
+    };
+    from_insurer
+        .or_else(from_coverage)
+        .or_else(identified)
+        .unwrap_or_else(|| "an insurer the export does not name".to_owned())
 }
 
 /// Diagnoses as "code wording", given inline or by reference to a Condition.

@@ -156,6 +156,43 @@ fn what_is_not_fhir_is_refused_with_why() {
     assert!(strict(b"{\"entry\": []}").unwrap_err().contains("no `resourceType`"));
     assert!(strict(br#"{"resourceType": "Bundle", "entry": {}}"#).unwrap_err().contains("not a list"));
     assert_eq!(strict(br#"{"resourceType": "Patient", "id": "p"}"#).unwrap(), Read::default());
+    let whole = sample();
+    let cut = strict(&whole[..whole.len() / 2]).unwrap_err();
+    assert!(cut.starts_with("the file ends (line ") && cut.contains("it is cut off"), "{cut}");
+}
+
+/// How CMS's Blue Button writes claims: several codings of the type, a
+/// drug's cost as `drugcost`, the insurer as an identifier alone, what the
+/// person paid as `paidbypatient`.
+#[test]
+fn blue_button_claims_read_as_medicare_writes_them() {
+    let eob = |types: &str, totals: &str| {
+        format!(
+            r#"{{"resourceType": "ExplanationOfBenefit", "id": "e", "status": "active", "type": {{"coding": [{types}]}},
+            "billablePeriod": {{"start": "2015-05-12"}}, "insurer": {{"identifier": {{"value": "CMS"}}}},
+            "total": [{totals}], "payment": {{"amount": {{"value": 40.0, "currency": "USD"}}}}}}"#
+        )
+    };
+    let code = |c: &str| format!(r#"{{"system": "https://x.example/{c}", "code": "{c}"}}"#);
+    let total = |c: &str, v: f64| {
+        format!(r#"{{"category": {{"coding": [{}]}}, "amount": {{"value": {v}, "currency": "USD"}}}}"#, code(c))
+    };
+    let one = |types: &[&str], totals: &[String]| {
+        let types: Vec<String> = types.iter().map(|t| code(t)).collect();
+        strict(eob(&types.join(","), &totals.join(",")).as_bytes()).unwrap().cares.remove(0)
+    };
+    let pde = one(&["PDE", "pharmacy"], &[total("drugcost", 550.0), total("paidbypatient", 235.85)]);
+    assert_eq!(
+        (pde.kind, pde.billed, pde.reimbursed, pde.remaining),
+        ("pharmacy", Some(550.0), Some(40.0), Some(235.85))
+    );
+    assert_eq!(pde.payers, [payer("CMS", 40.0)], "a payer named by its identifier alone");
+    let submitted = [total("submitted", 100.0)];
+    assert_eq!(one(&["60", "INPATIENT", "institutional"], &submitted).kind, "hospital", "not the first coding alone");
+    assert_eq!(one(&["71", "CARRIER", "professional"], &submitted).kind, "consultation");
+    assert_eq!(one(&["10", "HHA", "professional"], &submitted).kind, "paramedical");
+    assert_eq!(one(&["institutional"], &submitted).kind, "other", "institutional alone is no hospital stay");
+    assert_eq!(one(&["institutional"], &submitted).remaining, Some(60.0));
 }
 
 /// The reader survives a brief fuzzing run, seeded from the sample export.

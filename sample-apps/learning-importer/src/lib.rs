@@ -13,6 +13,11 @@
 //! document (its id is the statement's). A malformed statement is an error
 //! naming it, and nothing is written.
 //!
+//! A statement id names one statement for good: a statement that reuses
+//! the id of another with different content (in the same file, or one
+//! imported earlier) is refused, as a Learning Record Store answers
+//! `409 Conflict`, instead of silently replacing it.
+//!
 //! Voiding, as the xAPI specification (part 2, 2.3.2) has it: a statement
 //! whose verb is `http://adlnet.gov/expapi/verbs/voided` and whose object
 //! is a `StatementRef` withdraws the statement it names. It is not a
@@ -44,6 +49,20 @@ pub struct Statement {
     pub result: Option<Value>,
     pub timestamp: String,
     pub date: String,
+}
+
+impl Statement {
+    /// Whether a stored record says what this statement says: the same
+    /// actor, verb, object, time and result (what an LRS compares; fields
+    /// derived by an older importer do not count).
+    pub fn says_what(&self, stored: &Value) -> bool {
+        let text = |key: &str| stored.get(key).and_then(Value::as_str);
+        text("actor") == Some(self.actor.as_str())
+            && text("verb") == Some(self.verb.as_str())
+            && text("object") == Some(self.object.as_str())
+            && text("timestamp") == Some(self.timestamp.as_str())
+            && stored.get("result") == self.result.as_ref()
+    }
 }
 
 /// A voiding statement: `voided_by` withdraws `voids`.
@@ -141,7 +160,7 @@ fn item(v: &Value) -> Result<Item, String> {
 /// xAPI at all fails.
 pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let json: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let json: Value = domicile_sdk::import::json(bytes)?;
     let list = match &json {
         Value::Array(list) => list.as_slice(),
         Value::Object(o) if o.contains_key("statements") => {
@@ -154,19 +173,31 @@ pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Parsed, Strin
         return Err("the file holds no statement".into());
     }
     let mut parsed = Parsed::default();
+    // Each record's id, with its number in the file and where it is in `parsed.statements`.
+    let mut numbered: std::collections::HashMap<String, (usize, usize)> = std::collections::HashMap::new();
     for (i, v) in list.iter().enumerate() {
         // Some LRS exports wrap each statement with their own bookkeeping: `{"statement": {...}, ...}`.
         let v = match v.get("statement") {
             Some(inner) if v.get("verb").is_none() && inner.is_object() => inner,
             _ => v,
         };
+        let id = text(v, &["id"]).map(|id| format!(" ({id})")).unwrap_or_default();
         match item(v) {
-            Ok(Item::Record(s)) => parsed.statements.push(s),
+            Ok(Item::Record(s)) => match numbered.get(&s.statement_id) {
+                Some(&(n, at)) if parsed.statements[at] != s => {
+                    let reason = format!(
+                        "reuses the id of statement {n} with other content (a Learning Record Store answers 409 Conflict): ask the school or app for a corrected export"
+                    );
+                    on_broken(&format!("statement {}{id}", i + 1), &reason)?;
+                }
+                Some(_) => parsed.statements.push(s),
+                None => {
+                    numbered.insert(s.statement_id.clone(), (i + 1, parsed.statements.len()));
+                    parsed.statements.push(s);
+                }
+            },
             Ok(Item::Voiding(v)) => parsed.voidings.push(v),
-            Err(reason) => {
-                let id = text(v, &["id"]).map(|id| format!(" ({id})")).unwrap_or_default();
-                on_broken(&format!("statement {}{id}", i + 1), &reason)?;
-            }
+            Err(reason) => on_broken(&format!("statement {}{id}", i + 1), &reason)?,
         }
     }
     let voiding_ids: BTreeSet<String> = parsed.voidings.iter().map(|v| v.voided_by.clone()).collect();
@@ -214,6 +245,29 @@ mod component {
                 domicile_sdk::import::leave_out(crate::domicile::app::import_report::skip, location, reason)
             };
             let parsed = parse(&bytes, &mut leave_out).map_err(|e| format!("{file_name}: {e}"))?;
+            // A record imported earlier under the same id with other content is a conflict: refused before anything is written.
+            let mut unchecked = false;
+            for s in &parsed.statements {
+                match data::get::<serde_json::Value>(STATEMENT, &s.statement_id) {
+                    Ok(Some(stored)) if !s.says_what(&stored) => {
+                        return Err(format!(
+                            "{file_name}: statement {} reuses the id of a record imported earlier, with other content (a Learning Record Store answers 409 Conflict); nothing was imported: ask the school or app for a corrected export",
+                            s.statement_id
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(domicile_sdk::Error::Denied(_)) => {
+                        unchecked = true;
+                        break;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            if unchecked {
+                log::warn(&format!(
+                    "{file_name}: not allowed to read {STATEMENT}: a record reusing the id of one imported earlier cannot be recognised"
+                ));
+            }
             let mut voided = parsed.voided_here;
             for voiding in &parsed.voidings {
                 let withdraw = || -> Result<bool, domicile_sdk::Error> {
@@ -329,6 +383,33 @@ mod tests {
         assert!(variant(r#""timestamp": "2026-03-02T16:05:00+01:00""#, r#""timestamp": "02/03/2026""#)
             .unwrap_err()
             .contains("not an RFC 3339 time"));
+    }
+
+    /// An id names one statement: the same statement again is one record,
+    /// another statement under its id is refused (409 Conflict for an LRS).
+    #[test]
+    fn a_statement_reusing_an_id_with_other_content_is_refused() {
+        let again = format!("[{ONE}, {ONE}]");
+        assert_eq!(parse(again.as_bytes()).unwrap().statements.len(), 2, "the same statement twice");
+        let other = ONE.replace("\"scaled\": 0.8", "\"scaled\": 0.3");
+        let conflict = format!("[{ONE}, {other}]");
+        assert_eq!(
+            parse(conflict.as_bytes()).unwrap_err(),
+            "statement 2 (s1): reuses the id of statement 1 with other content (a Learning Record Store answers 409 Conflict): ask the school or app for a corrected export"
+        );
+        let mut left_out = Vec::new();
+        let kept = super::parse(conflict.as_bytes(), &mut |location, _| {
+            left_out.push(location.to_owned());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((kept.statements.len(), left_out.as_slice()), (1, ["statement 2 (s1)".to_owned()].as_slice()));
+        let stored = serde_json::to_value(&parse(ONE.as_bytes()).unwrap().statements[0]).unwrap();
+        let different = parse(other.as_bytes()).unwrap().statements.remove(0);
+        assert!(!different.says_what(&stored));
+        assert!(parse(ONE.as_bytes()).unwrap().statements[0].says_what(&stored));
+        let cut = parse(&again.as_bytes()[..again.len() - 3]).unwrap_err();
+        assert!(cut.contains("before its JSON is complete: it is cut off"), "{cut}");
     }
 
     #[test]

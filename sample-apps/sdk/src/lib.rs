@@ -339,6 +339,22 @@ pub mod import {
         Err(format!("{location}: {reason}"))
     }
 
+    /// Reads a whole JSON export. One that ends before its JSON does (a
+    /// transfer cut off) is refused as such, saying where it ends; anything
+    /// else that is not JSON says what the parser found.
+    pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_eof() {
+                format!(
+                    "the file ends (line {}) before its JSON is complete: it is cut off; export or download it again",
+                    e.line()
+                )
+            } else {
+                format!("not JSON: {e}")
+            }
+        })
+    }
+
     /// Asks the host to leave the record out (the importer's generated
     /// `import_report::skip`); when the resident imports whole files, the
     /// record fails the file as [`refuse`] says.
