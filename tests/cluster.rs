@@ -280,6 +280,7 @@ async fn join(nats: &Nats, node: &str, lease: Duration) -> domicile_cluster::Clu
         session_ttl: Duration::from_secs(60),
         replicas: 1,
         state_dir: None,
+        replay_window: domicile_cluster::DEFAULT_REPLAY_WINDOW,
     })
     .await
     .unwrap()
@@ -1027,6 +1028,48 @@ fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
     let alice = Client::signed_in(&n1.url, "alice", &password);
     assert_eq!(alice.get("/api/v1/session").ok().json()["resident"], "alice");
     assert_eq!(Client::new(&n1.url).with_bearer(&script).get("/api/v1/apps").status, 200);
+    drop(n1);
+}
+
+/// With domicile's NATS credentials, an attacker keeps a copy of alice's
+/// genuine session entry and puts it back after she signed out: the entry
+/// still opens with the cluster's key, but NATS stored it long after it
+/// was sealed, so it is refused as a replay (and counted), and her old
+/// cookie opens nothing. (The node's replay window is 2 s here, 5 min by
+/// default.)
+#[test]
+fn a_signed_out_session_put_back_is_refused_as_a_replay() {
+    let _alone = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let home = node_home();
+    let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let args = nats.args(&["--node", "n1", "--lease-s", "3", "--replay-window-s", "2"]);
+    let n1 = Server::start_with(&home, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    wait_for_status(&home, &nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let operator = Client::new(&n1.url).with_bearer(&token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice" })).ok().json();
+    let password = added["password"].as_str().unwrap().to_owned();
+    let alice = Client::signed_in(&n1.url, "alice", &password);
+    assert_eq!(alice.get("/api/v1/session").ok().json()["resident"], "alice");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sessions = runtime.block_on(async { attacker(&nats).await.get_key_value("domicile-sessions").await.unwrap() });
+    let (key, copy) = runtime.block_on(async {
+        let keys = keys_of(&sessions).await;
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let copy = sessions.get(keys[0].as_str()).await.unwrap().unwrap();
+        (keys[0].clone(), copy)
+    });
+    alice.delete("/api/v1/session").ok();
+    assert_eq!(alice.get("/api/v1/session").status, 401, "signed out");
+    std::thread::sleep(Duration::from_secs(3));
+    let refused_before = metric(&n1, "domicile_cluster_refused_entries_total");
+    runtime.block_on(sessions.put(key.as_str(), copy)).unwrap();
+    assert_eq!(alice.get("/api/v1/session").status, 401, "her genuine entry put back opens nothing");
+    assert!(metric(&n1, "domicile_cluster_refused_entries_total") > refused_before, "the replay is counted");
+    // A new sign-in is sealed and stored at once: it is believed.
+    let again = Client::signed_in(&n1.url, "alice", &password);
+    assert_eq!(again.get("/api/v1/session").ok().json()["resident"], "alice");
     drop(n1);
 }
 

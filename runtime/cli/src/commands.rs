@@ -118,11 +118,19 @@ pub async fn execute(cli: Cli) -> Result<()> {
     };
     match opened {
         Ok(home) => match command {
-            Command::Serve { addr, cluster, nats, node, advertise, lease_s, replicas } => {
+            Command::Serve { addr, cluster, nats, node, advertise, lease_s, replicas, replay_window_s } => {
                 let cluster = match (cluster, node) {
                     (Some(url), Some(node)) => {
                         let (nats, key) = nats.cluster(&url)?;
-                        Some(crate::serve::JoinOptions { nats, key, node, advertise, lease_s, replicas })
+                        Some(crate::serve::JoinOptions {
+                            nats,
+                            key,
+                            node,
+                            advertise,
+                            lease_s,
+                            replicas,
+                            replay_window_s,
+                        })
                     }
                     _ => None,
                 };

@@ -103,6 +103,11 @@ pub enum Command {
         /// are first made (3 on a NATS cluster of 3 servers survives one's loss).
         #[arg(long, default_value_t = 1, requires = "cluster")]
         replicas: usize,
+        /// Seconds after it was sealed within which NATS must have stored a
+        /// cluster entry; one stored later is an earlier entry put back (a
+        /// replay) and is refused. Widen it only for clocks that drift apart.
+        #[arg(long, default_value_t = 300, requires = "cluster")]
+        replay_window_s: u64,
     },
     /// A cluster of nodes (`serve --cluster`): which are live, and how many residents each holds.
     #[command(subcommand)]

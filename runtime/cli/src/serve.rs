@@ -63,6 +63,7 @@ pub struct JoinOptions {
     pub advertise: Option<String>,
     pub lease_s: u64,
     pub replicas: usize,
+    pub replay_window_s: u64,
 }
 
 /// `serve`: the HTTP server, until Ctrl-C or SIGTERM.
@@ -82,6 +83,9 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
         if !(2..=3600).contains(&join.lease_s) {
             bail!("--lease-s must be 2 to 3600 seconds");
         }
+        if !(1..=86_400).contains(&join.replay_window_s) {
+            bail!("--replay-window-s must be 1 to 86400 seconds");
+        }
         if !(1..=5).contains(&join.replicas) {
             bail!("--replicas must be 1 to 5 (JetStream's limit), and at most the NATS cluster's servers");
         }
@@ -97,6 +101,7 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
             session_ttl: config.session_ttl,
             replicas: join.replicas,
             state_dir: Some(state_dir),
+            replay_window: std::time::Duration::from_secs(join.replay_window_s),
         };
         config.cluster = Some(domicile_cluster::Cluster::join(options).await?);
         joined = Some(format!("  node `{}` of the cluster at {}, reached at {advertise}", join.node, join.nats.url));

@@ -1,7 +1,8 @@
 //! A JetStream key-value bucket whose every value is sealed with the
 //! cluster's key (see [`crate::seal`]): what this node writes is sealed
 //! for its bucket and key, and what it reads is opened, or refused,
-//! logged and counted, before anything acts on it.
+//! logged and counted, before anything acts on it. A value NATS stored
+//! long after it was sealed (a genuine value put back) is refused too.
 
 use std::sync::Arc;
 
@@ -35,9 +36,10 @@ impl Bucket {
         &self.kv.name
     }
 
-    /// Opens a value read under `key`, or refuses it (logged and counted).
-    pub(crate) fn open(&self, key: &str, sealed: &[u8], revision: u64) -> Result<Entry> {
-        match self.seal.open(self.name(), key, sealed) {
+    /// Opens a value read under `key` that NATS stored at `stored`, or
+    /// refuses it (logged and counted).
+    pub(crate) fn open(&self, key: &str, sealed: &[u8], revision: u64, stored: time::OffsetDateTime) -> Result<Entry> {
+        match self.seal.open_stored(self.name(), key, sealed, ms(stored)) {
             Ok(opened) => {
                 Ok(Entry { key: key.to_owned(), value: opened.value, revision, written_ms: opened.written_ms })
             }
@@ -51,7 +53,7 @@ impl Bucket {
         let entry = self.kv.entry(key).await.map_err(|e| nats(what, e))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
-                self.open(key, &entry.value, entry.revision).map(Some)
+                self.open(key, &entry.value, entry.revision, entry.created).map(Some)
             }
             _ => Ok(None),
         }
@@ -79,7 +81,7 @@ impl Bucket {
             let entry = entry.map_err(|e| nats(what, e))?;
             if entry.operation != kv::Operation::Put {
                 genuine = None;
-            } else if let Ok(opened) = self.seal.open(self.name(), key, &entry.value) {
+            } else if let Ok(opened) = self.seal.open_stored(self.name(), key, &entry.value, ms(entry.created)) {
                 genuine = Some(Entry {
                     key: key.to_owned(),
                     value: opened.value,
@@ -97,7 +99,10 @@ impl Bucket {
     pub(crate) async fn refused_revision(&self, key: &str, what: &str) -> Result<Option<u64>> {
         let entry = self.kv.entry(key).await.map_err(|e| nats(what, e))?;
         Ok(entry
-            .filter(|e| e.operation == kv::Operation::Put && self.seal.open(self.name(), key, &e.value).is_err())
+            .filter(|e| {
+                e.operation == kv::Operation::Put
+                    && self.seal.open_stored(self.name(), key, &e.value, ms(e.created)).is_err()
+            })
             .map(|e| e.revision))
     }
 
@@ -174,11 +179,11 @@ impl Bucket {
         while let Some(message) = futures::StreamExt::next(&mut messages).await {
             let message = message.map_err(|e| read(&e))?;
             let info = message.info().map_err(|e| read(&e))?;
-            let (pending, revision) = (info.pending, info.stream_sequence);
+            let (pending, revision, stored) = (info.pending, info.stream_sequence, info.published);
             // A removed key ends with a delete or purge marker.
             if message.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_none() {
                 let key = message.subject.as_str().trim_start_matches(store.prefix.as_str()).to_owned();
-                match self.open(&key, &message.payload, revision) {
+                match self.open(&key, &message.payload, revision, stored) {
                     Ok(entry) => all.push(entry),
                     Err(_) => refused.push(key),
                 }
@@ -190,4 +195,9 @@ impl Bucket {
         all.sort_by(|a, b| a.key.cmp(&b.key));
         Ok((all, refused))
     }
+}
+
+/// A time NATS gave, in ms since the epoch (0 before it).
+fn ms(time: time::OffsetDateTime) -> u64 {
+    u64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }

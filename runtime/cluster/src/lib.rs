@@ -59,7 +59,7 @@ pub use log::{LogTail, Shipped, SpaceLogs};
 pub use moves::{Move, MoveRecord, MoveState, MoveWatch};
 pub use names::{InvalidNodeName, NodeName};
 pub use permissions::node_permissions;
-pub use seal::{same_secret, ClusterKey};
+pub use seal::{same_secret, ClusterKey, DEFAULT_REPLAY_WINDOW};
 pub use shared::{SharedCatalogue, SharedChange, SharedWatch, Versioned};
 
 const NODES: &str = "domicile-nodes";
@@ -136,6 +136,10 @@ pub struct ClusterOptions {
     /// A folder of the node's own where it keeps what it must not forget
     /// across a restart (the newest trust store it saw); none: memory only.
     pub state_dir: Option<std::path::PathBuf>,
+    /// How long after it was sealed NATS may store an entry: one stored
+    /// later is an earlier entry put back, and refused
+    /// ([`DEFAULT_REPLAY_WINDOW`] unless the operator widens it).
+    pub replay_window: Duration,
 }
 
 /// What a live node says of itself at each heartbeat.
@@ -279,7 +283,7 @@ impl Cluster {
             num_replicas: replicas,
             ..Default::default()
         };
-        let seal = Arc::new(Seal::new(&options.key));
+        let seal = Arc::new(Seal::with_replay_window(&options.key, options.replay_window));
         let operator = bucket(&js, config(OPERATOR, 1, Duration::ZERO), &seal).await?;
         // An earlier version kept the nodes' shared secret there, in clear.
         for legacy in LEGACY_OPERATOR_KEYS {

@@ -186,7 +186,7 @@ impl MoveWatch {
                 continue;
             }
             // Refused and counted when it does not open.
-            let Ok(opened) = self.moves.open(&entry.key, &entry.value, entry.revision) else { continue };
+            let Ok(opened) = self.moves.open(&entry.key, &entry.value, entry.revision, entry.created) else { continue };
             let (Ok(resident), Ok(record)) =
                 (entry.key.parse::<ResidentName>(), serde_json::from_slice::<MoveRecord>(&opened.value))
             else {

@@ -17,6 +17,14 @@
 //!   derived from the key, so it is nowhere in NATS.
 //! - **Residents' logs**: each message carries the MAC of its content and
 //!   of the MAC of the write before it (see [`crate::log`]).
+//! - **Replays**: a genuine value put back later (a signed-out session, an
+//!   account's earlier password hash, an old placement) still opens, so a
+//!   value is also checked against the time NATS stored it, which no
+//!   client sets: one stored more than the replay window after it was
+//!   sealed is an earlier value put again, and is refused. A node writes
+//!   what it seals at once, so only a clock far from the NATS server's
+//!   (more than the window: 5 minutes unless `--replay-window-s` says)
+//!   would make a genuine value look replayed; the refusal says so.
 //!
 //! Why one key for the cluster rather than a key pair per node admitted
 //! by the operator: what must be kept from NATS is the same for every node
@@ -99,11 +107,18 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y)) == 0
 }
 
+/// How long after it was sealed NATS may store a value, by default.
+pub const DEFAULT_REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Why a value stored long after it was sealed is refused.
+pub(crate) const REPLAYED: &str = "NATS stored it long after it was sealed (more than the replay window): an earlier value put back, or this node's clock is far from the NATS server's (check both clocks, or widen --replay-window-s)";
+
 /// The keys derived from the cluster key, each for one use.
 pub(crate) struct Seal {
     entries: [u8; 32],
     lookups: [u8; 32],
     forwarding: String,
+    replay_window_ms: u64,
 }
 
 /// A sealed value that opened: what was written, and when.
@@ -114,11 +129,33 @@ pub(crate) struct Opened {
 
 impl Seal {
     pub(crate) fn new(key: &ClusterKey) -> Seal {
+        Seal::with_replay_window(key, DEFAULT_REPLAY_WINDOW)
+    }
+
+    pub(crate) fn with_replay_window(key: &ClusterKey, window: std::time::Duration) -> Seal {
         Seal {
             entries: key.derive("entries"),
             lookups: key.derive("lookups"),
             forwarding: hex::encode(key.derive("forwarding")),
+            replay_window_ms: window.as_millis().try_into().unwrap_or(u64::MAX),
         }
+    }
+
+    /// [`Self::open`], for a value NATS stored at `stored_ms` (its own
+    /// time, which no client sets): refused as a replay when that is more
+    /// than the replay window after it was sealed.
+    pub(crate) fn open_stored(
+        &self,
+        bucket: &str,
+        key: &str,
+        sealed: &[u8],
+        stored_ms: u64,
+    ) -> std::result::Result<Opened, &'static str> {
+        let opened = self.open(bucket, key, sealed)?;
+        if stored_ms > opened.written_ms.saturating_add(self.replay_window_ms) {
+            return Err(REPLAYED);
+        }
+        Ok(opened)
     }
 
     fn mac(&self, key: &[u8; 32], parts: &[&[u8]]) -> HmacSha256 {
@@ -196,6 +233,17 @@ mod tests {
         assert!(other.open("domicile-sessions", "abc", &sealed).is_err(), "another cluster's key");
         assert!(seal.open("domicile-sessions", "abc", b"{\"resident\":\"alice\"}").is_err(), "not sealed");
         assert!(seal.open("domicile-sessions", "abc", b"DS1").is_err(), "truncated");
+    }
+
+    #[test]
+    fn a_value_stored_long_after_it_was_sealed_is_a_replay() {
+        let seal = Seal::with_replay_window(&ClusterKey::generate(), std::time::Duration::from_secs(60));
+        let sealed = seal.seal("domicile-sessions", "abc", b"{}", 1_000_000);
+        assert!(seal.open_stored("domicile-sessions", "abc", &sealed, 1_000_050).is_ok(), "stored at once");
+        assert!(seal.open_stored("domicile-sessions", "abc", &sealed, 1_060_000).is_ok(), "within the window");
+        assert!(seal.open_stored("domicile-sessions", "abc", &sealed, 999_000).is_ok(), "a clock a little ahead");
+        assert_eq!(seal.open_stored("domicile-sessions", "abc", &sealed, 1_060_001).err(), Some(REPLAYED));
+        assert!(seal.open_stored("domicile-sessions", "abd", &sealed, 1_000_050).is_err(), "still sealed for its key");
     }
 
     #[test]
