@@ -928,7 +928,9 @@ fn for_each_corpus_file(
 fn load_curve_intervals_from_file(path: &std::path::Path) -> Vec<(time::OffsetDateTime, f64)> {
     use time::format_description::well_known::Rfc3339;
     let text = std::fs::read_to_string(path).unwrap();
-    let mut sections: Vec<(Option<i64>, Vec<(time::OffsetDateTime, Option<f64>)>)> = Vec::new();
+    // Each load-curve section: its declared step, and its rows (time, power).
+    type Section = (Option<i64>, Vec<(time::OffsetDateTime, Option<f64>)>);
+    let mut sections: Vec<Section> = Vec::new();
     let mut in_curve = false;
     for line in text.trim_start_matches('\u{feff}').lines().map(str::trim) {
         let cells: Vec<&str> = line.split(';').collect();
