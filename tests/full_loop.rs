@@ -116,15 +116,25 @@ fn import_then_run_computes_the_footprint_of_the_imported_trips() {
     assert!(audit.iter().all(|e| e["app_version"] == version_of(e["app"].as_str().unwrap())));
 }
 
+/// The demo runs twice over its own directory. It keeps the apps it
+/// compiles in the user's cache folder for the next demo (here the test
+/// suite's, under `XDG_CACHE_HOME`), and its closing hints call the binary
+/// as it can be called: by its path, when `domicile` is not on the PATH.
 #[test]
 fn the_demo_runs_on_a_fresh_directory_and_again_over_itself() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
+    let xdg = dir.path().join("xdg-cache");
+    std::fs::create_dir_all(xdg.join("domicile")).unwrap();
+    std::fs::create_dir_all(shared_artifact_cache()).unwrap();
+    std::os::unix::fs::symlink(shared_artifact_cache(), xdg.join("domicile/artifacts")).unwrap();
     for _ in 0..2 {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_domicile"))
             .args(["demo", "--dir", demo.to_str().unwrap()])
             .env_remove("DOMICILE_HOME")
-            .env("DOMICILE_ARTIFACT_CACHE", shared_artifact_cache())
+            .env_remove("DOMICILE_ARTIFACT_CACHE")
+            .env("XDG_CACHE_HOME", &xdg)
+            .env("PATH", "/usr/bin:/bin")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -134,6 +144,12 @@ fn the_demo_runs_on_a_fresh_directory_and_again_over_itself() {
         {
             assert!(stdout.contains(expected), "`{expected}` missing from the demo:\n{stdout}");
         }
+        let config = std::fs::read_to_string(demo.join("config.toml")).unwrap();
+        let kept = format!("artifact-cache = \"{}\"", xdg.join("domicile/artifacts").display());
+        assert!(config.contains(&kept), "{config}");
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_domicile")).canonicalize().unwrap();
+        assert!(stdout.contains(&format!("  {} --home {} apps", binary.display(), demo.display())), "{stdout}");
+        assert!(stdout.contains("`domicile` is not on your PATH: `cargo install --path runtime/cli`"), "{stdout}");
     }
     // A directory that is not a demo is never replaced.
     let other = dir.path().join("precious");

@@ -87,7 +87,7 @@ fn import_sample_data(home: &TestHome) {
 #[test]
 #[cfg_attr(
     any(missing_componentize_py, missing_componentize_js),
-    ignore = "needs componentize-py (pip install componentize-py==0.25.1) and componentize-js ((cd sample-apps && npm ci))"
+    ignore = "needs componentize-py (pip install componentize-py==0.25.1) and componentize-js ((cd sample-apps && npm ci), then touch runtime/cli/build.rs)"
 )]
 fn python_and_javascript_sample_apps_built_from_source_compute_what_their_packages_compute() {
     let langs = [(Lang::Python, "tariff-check"), (Lang::Js, "recurring-payments")];
@@ -148,7 +148,7 @@ fn refused(report: &Value, attack: &str) -> String {
 #[test]
 #[cfg_attr(
     any(missing_componentize_py, missing_componentize_js),
-    ignore = "needs componentize-py (pip install componentize-py==0.25.1) and componentize-js ((cd sample-apps && npm ci))"
+    ignore = "needs componentize-py (pip install componentize-py==0.25.1) and componentize-js ((cd sample-apps && npm ci), then touch runtime/cli/build.rs)"
 )]
 fn hostile_python_and_javascript_guests_get_errors_inside_the_app_and_reach_nothing() {
     Lang::Python.require();
@@ -261,7 +261,10 @@ fn new_makes_a_python_project_that_dev_builds_installs_and_runs() {
 }
 
 #[test]
-#[cfg_attr(missing_componentize_js, ignore = "needs componentize-js: (cd sample-apps && npm ci)")]
+#[cfg_attr(
+    missing_componentize_js,
+    ignore = "needs componentize-js: (cd sample-apps && npm ci), then touch runtime/cli/build.rs"
+)]
 fn new_makes_a_javascript_project_that_dev_builds_installs_and_runs() {
     Lang::Js.require();
     new_project_round_trip("js", "importer");
