@@ -80,7 +80,6 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     step(2, "Trust the key of the sample catalogue (it vouches for the publishers of the apps it lists)");
     let (home, catalogue) = create_with_sample_catalogue(&dir, &me)?;
     std::fs::write(dir.join(MARKER), b"created by `domicile demo`; a new demo replaces this directory\n")?;
-    keep_compiled_apps_across_demos(&dir)?;
     let space = home.resident(None)?;
     println!("    trusted {} for catalogues", sample_key()?);
     println!("    added the catalogue `{}`: its signed index verified", catalogue.index().name);
@@ -202,7 +201,7 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     println!("  {d} --home {h} revoke {FOOTPRINT} && {d} --home {h} run {FOOTPRINT}");
     println!("  {d} --home {h} audit --summary && {d} --home {h} audit verify");
     if !on_path {
-        println!("  (`domicile` is not on your PATH: `cargo install --path runtime/cli` puts it there, as `domicile`)");
+        println!("  (`domicile` is not on your PATH: `cargo install --path runtime/cli --locked` puts it there)");
     }
 
     // The same home in a browser: `me` gets a password for the web UI.
@@ -245,36 +244,6 @@ pub(crate) fn create_with_sample_catalogue(
 
 pub(crate) fn count(space: &domicile_store::ResidentSpace, doctype: &str) -> Result<u64> {
     Ok(space.doctype_counts()?.into_iter().find(|(d, _)| d == doctype).map_or(0, |(_, n)| n))
-}
-
-/// A demo home is made anew each time; the apps it compiles (10-20 s for
-/// the Python and JavaScript ones) are kept in the user's cache folder
-/// (`$XDG_CACHE_HOME/domicile/artifacts`, else `~/.cache/...`), so the
-/// next demo starts from them. Unless `DOMICILE_ARTIFACT_CACHE` says where.
-fn keep_compiled_apps_across_demos(dir: &Path) -> Result<()> {
-    if std::env::var_os(domicile_home::ARTIFACT_CACHE_ENV).is_some_and(|v| !v.is_empty()) {
-        return Ok(());
-    }
-    let base = match (std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME")) {
-        (Some(xdg), _) if Path::new(&xdg).is_absolute() => PathBuf::from(xdg),
-        (_, Some(home)) if Path::new(&home).is_absolute() => Path::new(&home).join(".cache"),
-        _ => return Ok(()),
-    };
-    let cache = base.join("domicile/artifacts");
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&cache)
-            .with_context(|| format!("cannot make the cache folder {}", cache.display()))?;
-    }
-    let config = format!(
-        "# Made by `domicile demo`, which makes this home anew each time: the apps\n# it compiles are kept for the next demo.\n[engine]\nartifact-cache = {}\n",
-        toml::Value::String(cache.display().to_string())
-    );
-    std::fs::write(dir.join("config.toml"), config)
-        .with_context(|| format!("cannot write {}/config.toml", dir.display()))
 }
 
 /// The demo directory must be new, empty, or an earlier demo (replaced).

@@ -72,9 +72,13 @@ struct LimitsConfig {
 struct EngineConfig {
     /// Invocations running at once (the instance pool's size); more wait.
     max_concurrent_invocations: Option<u32>,
-    /// Where compiled apps are kept (default `HOME/cache`). Homes of one
-    /// operator may share one: an app is compiled once for all of them.
+    /// Where compiled apps are kept (default: see [`Home::artifact_cache`]).
+    /// Homes of one operator may share one: an app is compiled once for
+    /// all of them.
     artifact_cache: Option<std::path::PathBuf>,
+    /// The most the artifact cache holds, in MiB (default 2048); past it,
+    /// the artifacts used least recently are removed.
+    artifact_cache_max_mib: Option<u64>,
     /// Keeps the machine code of every function this process compiles, so
     /// that an app rebuilt with a small change recompiles only the
     /// functions that changed (the 12-18 MB components of Python and
@@ -87,6 +91,11 @@ struct EngineConfig {
 /// A default for `[engine] artifact-cache`, for every home a process opens
 /// that does not set it (a test suite's homes, an operator's).
 pub const ARTIFACT_CACHE_ENV: &str = "DOMICILE_ARTIFACT_CACHE";
+
+/// The user's cache folder for compiled apps, when the platform has one.
+fn user_artifact_cache() -> Option<std::path::PathBuf> {
+    Some(directories::BaseDirs::new()?.cache_dir().join("domicile").join("artifacts"))
+}
 
 fn set(cap: &mut Cap, default: Option<u64>, max: Option<u64>) {
     cap.default = default.unwrap_or(cap.default);
@@ -104,16 +113,33 @@ impl Home {
         }
     }
 
-    pub(crate) fn runtime_config(&self) -> Result<RuntimeConfig> {
-        let path = self.dir.join("config.toml");
-        let config = self.config()?;
-        let cache = config
+    /// Where this home keeps compiled apps: `[engine] artifact-cache`, else
+    /// `DOMICILE_ARTIFACT_CACHE`, else `HOME/cache` when the home already
+    /// has one (homes made before the cache was shared), else the user's
+    /// cache folder, shared by their homes (`$XDG_CACHE_HOME/domicile/artifacts`
+    /// or `~/.cache/domicile/artifacts` on Linux), so that an app compiled
+    /// for one home (a demo made anew) is not compiled again for the next.
+    fn artifact_cache(&self, config: &HomeConfig) -> std::path::PathBuf {
+        let own = self.dir.join("cache");
+        config
             .engine
             .artifact_cache
             .clone()
             .or_else(|| std::env::var_os(ARTIFACT_CACHE_ENV).filter(|v| !v.is_empty()).map(Into::into))
-            .unwrap_or_else(|| self.dir.join("cache"));
-        let mut rc = RuntimeConfig::new(cache, self.dir.join("scratch"));
+            .or_else(|| (!own.exists()).then(user_artifact_cache).flatten())
+            .unwrap_or(own)
+    }
+
+    pub(crate) fn runtime_config(&self) -> Result<RuntimeConfig> {
+        let path = self.dir.join("config.toml");
+        let config = self.config()?;
+        let mut rc = RuntimeConfig::new(self.artifact_cache(&config), self.dir.join("scratch"));
+        if let Some(mib) = config.engine.artifact_cache_max_mib {
+            if mib == 0 {
+                return Err(HomeError::Config { path, message: "artifact-cache-max-mib must be at least 1".into() });
+            }
+            rc.cache_max_bytes = mib.saturating_mul(1 << 20);
+        }
         rc.clock = self.clock;
         let (l, caps) = (config.limits, &mut rc.limits);
         set(&mut caps.memory_mib, l.default_memory_mib, l.max_memory_mib);

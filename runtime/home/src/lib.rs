@@ -41,7 +41,7 @@ pub use accounts::{
     check_password, new_password, new_secret, sha256_hex, AccountError, Accounts, TokenInfo, MAX_PASSWORD_BYTES,
 };
 pub use apps::{Installing, PackageSource, UpdateOutcome};
-pub use config::{HomeConfig, ServerSettings, ARTIFACT_CACHE_ENV};
+pub use config::{HomeConfig, ServerSettings};
 pub use keys::{format_ms, HeldApp};
 pub use operations::Operation;
 pub use residents::{AddedResident, Password};

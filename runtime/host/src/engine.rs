@@ -155,17 +155,20 @@ impl Drop for EpochTicker {
     }
 }
 
-/// Compiled components on disk, one file per (component, engine) pair.
+/// Compiled components on disk, one file per (component, engine) pair,
+/// bounded in size: when a new artifact takes it past `max_bytes`, those
+/// used least recently (a load marks an artifact used) are removed.
 pub(crate) struct ArtifactCache {
     dir: PathBuf,
     engine_tag: String,
+    max_bytes: u64,
 }
 
 impl ArtifactCache {
-    pub(crate) fn new(dir: &Path, engine: &Engine) -> ArtifactCache {
+    pub(crate) fn new(dir: &Path, max_bytes: u64, engine: &Engine) -> ArtifactCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        ArtifactCache { dir: dir.to_owned(), engine_tag: format!("{:016x}", hasher.finish()) }
+        ArtifactCache { dir: dir.to_owned(), engine_tag: format!("{:016x}", hasher.finish()), max_bytes }
     }
 
     fn path(&self, component_digest: &str, ext: &str) -> PathBuf {
@@ -197,7 +200,38 @@ impl ArtifactCache {
         write_atomically(
             &self.path(component_digest, "sha256"),
             hex::encode(domicile_package::sha256(artifact)).as_bytes(),
-        )
+        )?;
+        self.prune()
+    }
+
+    /// Removes the artifacts used least recently until the cache holds at
+    /// most `max_bytes` (the newest one stays, whatever its size).
+    fn prune(&self) -> std::io::Result<()> {
+        let mut artifacts = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "cwasm") {
+                // Another process may have removed it meanwhile.
+                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                artifacts.push((meta.modified()?, meta.len(), path));
+            }
+        }
+        let mut total: u64 = artifacts.iter().map(|a| a.1).sum();
+        artifacts.sort();
+        for (_, len, path) in artifacts.iter().take(artifacts.len().saturating_sub(1)) {
+            if total <= self.max_bytes {
+                break;
+            }
+            for removed in [path.clone(), path.with_extension("sha256")] {
+                match std::fs::remove_file(&removed) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            total = total.saturating_sub(*len);
+            tracing::info!(artifact = %path.display(), "removed from the artifact cache, used least recently");
+        }
+        Ok(())
     }
 
     /// Loads a cached artifact if it is present and intact.
@@ -214,7 +248,15 @@ impl ArtifactCache {
         // compatibility hash (part of the file name), and its checksum was
         // just checked, so it is the artifact wasmtime produced.
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(c) => Some(c),
+            Ok(c) => {
+                // Used now: the last to go when the cache is pruned. (A
+                // cache shared read-only stays as it is.)
+                let _ = std::fs::File::options()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                Some(c)
+            }
             Err(e) => {
                 tracing::warn!(component = component_digest, error = %e, "cached artifact rejected; recompiling");
                 None
@@ -301,5 +343,31 @@ mod tests {
         assert!(!cache.insert(b"big", vec![0; FunctionCache::MAX_BYTES]));
         assert!(cache.get(b"big").is_none());
         assert_eq!(cache.get(b"key").unwrap().len(), 16);
+    }
+    /// Past its size, the cache drops the artifacts used least recently: a
+    /// load marks one used; the newest stays whatever its size.
+    #[test]
+    fn a_full_artifact_cache_drops_what_was_used_least_recently() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::new(&engine_config(1, 1 << 20)).unwrap();
+        let cache = ArtifactCache::new(dir.path(), 250, &engine);
+        let at = |seconds: u64| std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+        let age = |digest: &str, when| {
+            let file = std::fs::File::options().append(true).open(cache.path(digest, "cwasm")).unwrap();
+            file.set_modified(when).unwrap();
+        };
+        cache.store("a", &[1; 100]).unwrap();
+        age("a", at(1_000));
+        cache.store("b", &[2; 100]).unwrap();
+        age("b", at(2_000));
+        // `a` used after `b`: `b` is the one to go.
+        age("a", at(3_000));
+        cache.store("c", &[3; 100]).unwrap();
+        let kept = |digest: &str| cache.path(digest, "cwasm").exists() && cache.path(digest, "sha256").exists();
+        assert_eq!((kept("a"), kept("b"), kept("c")), (true, false, true));
+        assert!(!cache.path("b", "sha256").exists(), "its checksum goes with it");
+        cache.store("big", &[4; 400]).unwrap();
+        assert!(kept("big"), "the newest stays, even alone past the size");
+        assert!(!kept("a") && !kept("c"));
     }
 }

@@ -100,11 +100,18 @@ pub enum HostError {
     Scratch(String),
 }
 
+/// What the artifact cache holds at most unless the operator says (2 GiB:
+/// the thirteen sample apps take 76 MB).
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
+
 /// Operator settings: where things live, the caps on what apps ask for,
 /// and how many invocations may run at once.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub cache_dir: PathBuf,
+    /// The most the artifact cache may hold: past it, the artifacts used
+    /// least recently are removed (they are compiled again when needed).
+    pub cache_max_bytes: u64,
     pub scratch_dir: PathBuf,
     pub clock: Clock,
     pub limits: LimitCaps,
@@ -123,6 +130,7 @@ impl RuntimeConfig {
     pub fn new(cache_dir: PathBuf, scratch_dir: PathBuf) -> RuntimeConfig {
         RuntimeConfig {
             cache_dir,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             scratch_dir,
             clock: Clock::System,
             limits: LimitCaps::default(),
@@ -162,7 +170,7 @@ impl Runtime {
             dev_source::add_to_linker(&mut linker, sources.clone()).map_err(engine_err)?;
         }
         Ok(Runtime {
-            cache: ArtifactCache::new(&config.cache_dir, &engine),
+            cache: ArtifactCache::new(&config.cache_dir, config.cache_max_bytes, &engine),
             _ticker: EpochTicker::start(&engine),
             engine,
             linker,
