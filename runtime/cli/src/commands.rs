@@ -254,7 +254,11 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             let bytes = crate::io::read_given(&file)?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let mode = if partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
-            let imported = home.import(&space, &importer.parse()?, &name, &bytes, mode).await?;
+            let progress = std::sync::Arc::new(domicile_host::ImportProgress::default());
+            let watch = crate::progress::ImportWatch::start(&name, bytes.len(), progress.clone(), json);
+            let imported = home.import(&space, &importer.parse()?, &name, &bytes, mode, progress).await;
+            drop(watch);
+            let imported = imported?;
             print_import(&name, &importer, &imported, partial, json)?;
             crate::triggers::after_write(home, &space, json, no_triggers).await?;
         }

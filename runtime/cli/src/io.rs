@@ -52,6 +52,12 @@ pub fn stderr(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Whether this process's stderr is the terminal of the person the command
+/// runs for (not when it runs in a server for a client beside it).
+pub fn stderr_is_own_terminal() -> bool {
+    remote().is_none() && std::io::stderr().is_terminal()
+}
+
 pub fn stdin_is_terminal() -> bool {
     match remote() {
         Some(r) => r.stdin_is_terminal,

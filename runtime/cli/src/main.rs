@@ -20,6 +20,7 @@ mod home;
 mod loadtest;
 mod loadtest_cluster;
 mod outbox;
+mod progress;
 mod serve;
 mod terminal;
 mod triggers;

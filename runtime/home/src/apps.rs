@@ -194,7 +194,8 @@ impl Home {
         file_name: &str,
         bytes: &[u8],
         mode: ImportMode,
+        progress: std::sync::Arc<domicile_host::ImportProgress>,
     ) -> Result<Imported> {
-        Ok(self.runtime()?.run_import(space, importer, file_name, bytes, mode).await?)
+        Ok(self.runtime()?.run_import(space, importer, file_name, bytes, mode, progress).await?)
     }
 }

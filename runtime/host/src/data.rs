@@ -176,10 +176,11 @@ impl Invocation {
                 let audit = self.audit_entry(operation, doctype.as_str(), 1, Outcome::Allowed);
                 self.space.commit(&[change], &self.author(), self.clock.now_ms(), &[audit])?;
             }
-            Writes::Staged { import, counts } => {
+            Writes::Staged { import, counts, progress } => {
                 // Checked now, so the app learns which document is invalid; not again at commit.
                 import.stage(&change)?;
                 *counts.entry((doctype.clone(), operation)).or_default() += 1;
+                progress.wrote();
             }
         }
         Ok(())
@@ -404,7 +405,11 @@ purpose = "Keep the notes found in the files you import"
             held: None,
             triggers_off: Default::default(),
         };
-        let writes = Writes::Staged { import: Box::new(space.begin_import().unwrap()), counts: Default::default() };
+        let writes = Writes::Staged {
+            import: Box::new(space.begin_import().unwrap()),
+            counts: Default::default(),
+            progress: Default::default(),
+        };
         let limits = ResolvedLimits::of(&LimitCaps::default(), &app.manifest.limits);
         let mut inv =
             Invocation::new(space.clone(), Arc::new(app), writes, Clock::Fixed(1), &limits, dir.path()).unwrap();

@@ -3,6 +3,8 @@
 //! resident's space, within its limits; its writes are committed only when
 //! it succeeds.
 
+use std::sync::Arc;
+
 use domicile_manifest::{AppId, World};
 use domicile_package::PublicKey;
 use domicile_store::{AppLogEntry, AuditEntry, InstalledApp, Operation, Outcome, ResidentSpace, StoreError};
@@ -10,7 +12,9 @@ use wasmtime::component::InstancePre;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::sandbox::{Invocation, Writes};
-use crate::{bindings, HostError, ImportMode, Imported, LimitKind, ResolvedLimits, Runtime, EPOCH_TICK};
+use crate::{
+    bindings, HostError, ImportMode, ImportProgress, Imported, LimitKind, ResolvedLimits, Runtime, EPOCH_TICK,
+};
 
 /// How much of an app's last error line a crash's message quotes.
 const LAST_ERROR_CHARS: usize = 300;
@@ -18,7 +22,7 @@ const LAST_ERROR_CHARS: usize = 300;
 /// The input of one invocation, by world.
 enum Call<'a> {
     Run { input: &'a str },
-    Import { file_name: &'a str, bytes: &'a [u8], mode: ImportMode },
+    Import { file_name: &'a str, bytes: &'a [u8], mode: ImportMode, progress: Arc<ImportProgress> },
 }
 
 impl Runtime {
@@ -36,11 +40,15 @@ impl Runtime {
         file_name: &str,
         bytes: &[u8],
     ) -> Result<String, HostError> {
-        self.run_import(space, app, file_name, bytes, ImportMode::AllOrNothing).await.map(|done| done.summary)
+        self.run_import(space, app, file_name, bytes, ImportMode::AllOrNothing, Default::default())
+            .await
+            .map(|done| done.summary)
     }
 
     /// Runs an importer over one export file, as `mode` says to treat its
     /// broken records; returns its JSON summary and the records it left out.
+    /// `progress` counts the documents written as it goes, for a resident
+    /// watching a long import.
     pub async fn run_import(
         &self,
         space: &ResidentSpace,
@@ -48,8 +56,9 @@ impl Runtime {
         file_name: &str,
         bytes: &[u8],
         mode: ImportMode,
+        progress: Arc<ImportProgress>,
     ) -> Result<Imported, HostError> {
-        self.invoke(space, app, Call::Import { file_name, bytes, mode }).await
+        self.invoke(space, app, Call::Import { file_name, bytes, mode, progress }).await
     }
 
     #[tracing::instrument(skip_all, fields(app = %app_id))]
@@ -69,9 +78,11 @@ impl Runtime {
         let limits = ResolvedLimits::of(&self.config.limits, &app.manifest.limits);
         let writes = match call {
             Call::Run { .. } => Writes::Durable,
-            Call::Import { .. } => {
-                Writes::Staged { import: Box::new(space.begin_import()?), counts: Default::default() }
-            }
+            Call::Import { ref progress, .. } => Writes::Staged {
+                import: Box::new(space.begin_import()?),
+                counts: Default::default(),
+                progress: progress.clone(),
+            },
         };
         // Back-pressure: wait for a free slot of the instance pool rather
         // than fail when it is full.
@@ -237,9 +248,10 @@ fn without_stalling_other_tasks<R>(work: impl FnOnce() -> R) -> R {
 
 /// Commits an importer's staged writes with their audit entries, atomically.
 fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
-    let Writes::Staged { import, counts } = std::mem::replace(&mut state.writes, Writes::Durable) else {
+    let Writes::Staged { import, counts, progress } = std::mem::replace(&mut state.writes, Writes::Durable) else {
         return Ok(());
     };
+    progress.saves();
     let left_out = state.left_out.as_ref().map_or(0, Vec::len) as u64;
     if counts.is_empty() && left_out == 0 {
         return Ok(());

@@ -41,7 +41,7 @@ pub use dev_source::DevSources;
 pub use engine::{engine_config, EPOCH_TICK};
 pub use lifecycle::{PreparedInstall, PreparedUpdate};
 pub use limits::{Cap, LimitCaps, LimitKind, Resolved as ResolvedLimits};
-pub use report::{ImportMode, Imported, LeftOut, MAX_LEFT_OUT};
+pub use report::{ImportMode, ImportProgress, Imported, LeftOut, MAX_LEFT_OUT};
 pub use restore::ArchiveVetting;
 
 use engine::{ArtifactCache, EpochTicker};

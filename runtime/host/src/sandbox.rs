@@ -34,7 +34,7 @@ pub(crate) enum Writes {
     /// Importers: writes are staged (on disk, not in memory) and committed
     /// together when the import succeeds, so a failed import leaves the
     /// store as it was.
-    Staged { import: Box<Import>, counts: BTreeMap<(Doctype, Operation), u64> },
+    Staged { import: Box<Import>, counts: BTreeMap<(Doctype, Operation), u64>, progress: Arc<crate::ImportProgress> },
 }
 
 pub(crate) struct Invocation {

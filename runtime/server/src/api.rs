@@ -538,7 +538,7 @@ async fn import(
     let file_name = options.file.rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
     let started = Instant::now();
     let mode = if options.partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
-    let result = state.home.import(&resident.space, &id, &file_name, &body, mode).await;
+    let result = state.home.import(&resident.space, &id, &file_name, &body, mode, Default::default()).await;
     let left_out = result.as_ref().map(|done| done.left_out.clone()).unwrap_or_default();
     let Json(mut answer) = finish(&state, true, started, result.map(|done| done.summary))?;
     if options.partial {
