@@ -115,7 +115,7 @@ pub struct Series {
 
 /// Why a view was refused: where in it, and what rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("its view is not valid at {at}: {problem} (see \"Views\" in the README)")]
+#[error("its view is not valid at {at}: {problem} (see \"Views\" in docs/developer.md)")]
 pub struct ViewError {
     /// A path into the output, like `view[3].chart.series[0].values`.
     pub at: String,

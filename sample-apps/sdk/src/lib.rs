@@ -6,7 +6,7 @@
 //! `Display`, a panic's message and location go to the app's log, and
 //! [`view`] builds what domicile draws next to a service's output. An app crate generates its own world's exports with
 //! `wit_bindgen::generate!` and points the imports at [`bindings`] (see the
-//! sample apps, or "Write an app" in the README).
+//! sample apps, or "Write an app" in docs/developer.md).
 
 pub mod bindings {
     wit_bindgen::generate!({

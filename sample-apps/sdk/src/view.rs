@@ -11,7 +11,7 @@
 //! domicile_sdk::view::output(&report, view) // the report's fields, and "view"
 //! ```
 //!
-//! The host checks every view (see "Views" in the README): plain text only
+//! The host checks every view (see "Views" in docs/developer.md): plain text only
 //! (no markup, no links, no control characters), short strings, at most 50
 //! blocks, 400 x labels and 12 series per chart, 500 rows and 16 columns
 //! per table, and one value per x label in every series. A run whose view
