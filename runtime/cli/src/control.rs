@@ -206,6 +206,7 @@ impl Drop for ControlSocket {
 }
 
 /// The uid of the peer of a Unix socket.
+#[allow(unsafe_code)]
 fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
@@ -246,8 +247,10 @@ pub fn listen(home: Arc<Home>, runtime: tokio::runtime::Handle, clustered: bool)
     let listener = UnixListener::bind(&path).with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
-    // SAFETY: geteuid cannot fail and has no preconditions.
-    let owner = unsafe { libc::geteuid() };
+    // This process's user: the owner of the socket it just made.
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
     std::thread::Builder::new().name("control socket".into()).spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };

@@ -621,12 +621,17 @@ pub enum AuditAction {
     Verify,
 }
 
-fn main() -> ExitCode {
-    // Everything this process creates (a home, a resident's database, an
-    // export) is its user's alone, whatever umask it was started with.
-    // SAFETY: umask only sets the process's file-creation mask; no thread
-    // has started yet.
+/// Everything this process creates (a home, a resident's database, an
+/// export) is its user's alone, whatever umask it was started with.
+#[allow(unsafe_code)]
+fn keep_new_files_private() {
+    // SAFETY: umask only sets the process's file-creation mask; it is called
+    // first thing in `main`, before any thread has started.
     unsafe { libc::umask(0o077) };
+}
+
+fn main() -> ExitCode {
+    keep_new_files_private();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DOMICILE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -521,17 +521,20 @@ impl CappedAllocator {
 }
 
 // SAFETY: every call is forwarded to the system allocator; the counter only observes.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CappedAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let now = ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
         if now > self.cap && STARTED_MS.load(Ordering::Relaxed) != 0 && !LIFTED.load(Ordering::SeqCst) {
             abort_with("oom", &format!("an input made the decoder hold more than {} MiB", self.cap >> 20));
         }
+        // SAFETY: the caller's `layout` is passed on unchanged, as GlobalAlloc requires.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` or `realloc` above with this `layout`, so from System.
         unsafe { System.dealloc(ptr, layout) }
     }
 
@@ -545,6 +548,7 @@ unsafe impl GlobalAlloc for CappedAllocator {
         } else {
             ALLOCATED.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
         }
+        // SAFETY: `ptr` came from System through this allocator, with this `layout`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }

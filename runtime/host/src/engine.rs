@@ -235,6 +235,7 @@ impl ArtifactCache {
     }
 
     /// Loads a cached artifact if it is present and intact.
+    #[allow(unsafe_code)]
     pub(crate) fn load(&self, engine: &Engine, component_digest: &str) -> Option<Component> {
         let path = self.path(component_digest, "cwasm");
         let expected = std::fs::read_to_string(self.path(component_digest, "sha256")).ok()?;

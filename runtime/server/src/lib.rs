@@ -351,6 +351,7 @@ pub async fn shutdown_signal() {
 /// ~19 MiB of each argon2 hash then comes from its heaps, whose free memory
 /// stays with the process: after a storm of sign-ins the server kept
 /// hundreds of MiB. A fixed threshold keeps such blocks mapped and unmapped.
+#[allow(unsafe_code)]
 fn return_freed_memory_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; it is called before the server's threads allocate.
