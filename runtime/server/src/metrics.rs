@@ -192,7 +192,12 @@ impl Readings {
 
 impl Collector for Readings {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        fn one(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, metric: impl EncodeMetric) -> std::fmt::Result {
+        fn one(
+            encoder: &mut DescriptorEncoder<'_>,
+            name: &str,
+            help: &str,
+            metric: impl EncodeMetric,
+        ) -> std::fmt::Result {
             metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
         }
         for &(name, help, reading) in &self.0 {
