@@ -1,10 +1,6 @@
 //! Self-validating names: a value of these types is always well-formed, so
 //! code that receives one never re-checks it.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 /// A name that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} `{value}`: {reason}")]
@@ -50,10 +46,18 @@ fn check_reverse_dns(what: &'static str, s: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-macro_rules! string_newtype {
-    ($(#[$doc:meta])* $ty:ident, $what:literal, $check:expr) => {
+/// A string type that holds only what `$check` accepts: parsed with
+/// `str::parse` or `TryFrom<String>` (serde too), checked once, then a plain
+/// `&str` (`as_str`, `AsRef<str>`, `Display`). Every checked name of the
+/// runtime is one (`AppId`, `Doctype`, `Destination`, `ResidentName`,
+/// `DocId`, `NodeName`, ...), each with its own error type: `$check` is a
+/// `fn(&str) -> Result<(), $error>` saying what is wrong. The crate using it
+/// depends on serde.
+#[macro_export]
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $ty:ident, $error:ty, $check:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $ty(String);
 
@@ -64,17 +68,17 @@ macro_rules! string_newtype {
         }
 
         impl TryFrom<String> for $ty {
-            type Error = NameError;
-            fn try_from(s: String) -> Result<Self, NameError> {
-                let check: fn(&'static str, &str) -> Result<(), NameError> = $check;
-                check($what, &s)?;
+            type Error = $error;
+            fn try_from(s: String) -> Result<Self, $error> {
+                let check: fn(&str) -> Result<(), $error> = $check;
+                check(&s)?;
                 Ok($ty(s))
             }
         }
 
         impl std::str::FromStr for $ty {
-            type Err = NameError;
-            fn from_str(s: &str) -> Result<Self, NameError> {
+            type Err = $error;
+            fn from_str(s: &str) -> Result<Self, $error> {
                 $ty::try_from(s.to_owned())
             }
         }
@@ -85,8 +89,8 @@ macro_rules! string_newtype {
             }
         }
 
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
@@ -96,6 +100,17 @@ macro_rules! string_newtype {
                 &self.0
             }
         }
+    };
+}
+
+/// A [`checked_string!`] of this crate, whose error is a [`NameError`]
+/// about `$what` ("app id", "doctype", ...).
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $ty:ident, $what:literal, $check:expr) => {
+        $crate::checked_string!($(#[$doc])* $ty, NameError, |s| {
+            let check: fn(&'static str, &str) -> Result<(), NameError> = $check;
+            check($what, s)
+        });
     };
 }
 

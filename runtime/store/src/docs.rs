@@ -7,9 +7,6 @@
 //! audit log, then flushes. So an acknowledged write is on disk with everything that
 //! describes it, and an index never points at a document that is not there.
 
-use std::fmt;
-use std::str::FromStr;
-
 use domicile_manifest::Doctype;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,48 +19,18 @@ use crate::{decode, encode, index, ResidentSpace, Result, StoreError};
 /// The largest document body accepted, as JSON text.
 pub const MAX_DOC_BYTES: usize = 1024 * 1024;
 
-/// A document id: 1 to 200 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DocId(String);
-
-impl DocId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for DocId {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self> {
+domicile_manifest::checked_string!(
+    /// A document id: 1 to 200 characters, no control characters.
+    DocId, StoreError, |s| {
         if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
             return Err(StoreError::Invalid(format!(
                 "invalid document id `{}`: use 1 to 200 characters without control characters",
                 s.chars().take(40).collect::<String>().escape_debug()
             )));
         }
-        Ok(DocId(s.to_owned()))
+        Ok(())
     }
-}
-
-impl TryFrom<String> for DocId {
-    type Error = StoreError;
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<DocId> for String {
-    fn from(d: DocId) -> String {
-        d.0
-    }
-}
-
-impl fmt::Display for DocId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+);
 
 /// Who wrote a document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
