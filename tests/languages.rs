@@ -303,6 +303,7 @@ fn new_project_round_trip(lang: &str, world: &str) {
         }
         assert!(stderr.contains("log info"), "{lang}: the app's log is shown: {stderr}");
         assert!(project.join(".domicile/dev.key").is_file(), "{lang}: a development key");
+        publish_to_a_home(&project, lang);
         let packages = || {
             std::fs::read_dir(project.join("target"))
                 .map(|dir| {
@@ -353,6 +354,26 @@ fn new_project_round_trip(lang: &str, world: &str) {
         assert!(!output.status.success(), "built a component of the wrong world");
         assert!(stderr.contains("the manifest's world `importer` needs `import`"), "{stderr}");
     }
+}
+
+/// The road from the project to a home: `publish` builds it, signs it with
+/// the project's key, asks the home to trust that key (refused without the
+/// resident's yes: `--trust-key`, or an answer on a terminal), and installs
+/// it; publishing the same version again says to raise it.
+fn publish_to_a_home(project: &Path, lang: &str) {
+    let home = TestHome::new();
+    let home_dir = home.path().to_str().unwrap().to_owned();
+    let id = format!("org.example.trial-{lang}");
+    let refused = domicile_in(project, &["--home", &home_dir, "publish"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("say --trust-key"), "{lang}: {said}");
+    assert!(home.ok(&["--json", "apps"]).json().as_array().unwrap().is_empty(), "{lang}: nothing installed");
+    ok_in(project, &["--home", &home_dir, "publish", "--trust-key", "--grant", "all"]);
+    let apps = home.ok(&["--json", "apps"]).json();
+    assert!(apps.as_array().unwrap().iter().any(|a| a["id"] == id), "{lang}: {apps}");
+    let again = domicile_in(project, &["--home", &home_dir, "publish"]);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && said.contains("raise `version` in manifest.toml"), "{lang}: {said}");
 }
 
 /// `domicile dev` ran a Python or JavaScript project in its runner: an

@@ -224,6 +224,11 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         Command::Install { app, version, grant } => {
             crate::consent::install(home, &home.resident(resident)?, &app, version.as_ref(), &grant, json)?
         }
+        Command::Publish { dir, trust_key, grant } => crate::publish::publish(
+            home,
+            resident,
+            &crate::publish::PublishOptions { dir: &dir, trust_key, grant: &grant, json },
+        )?,
         Command::Update { app, package, grant } => {
             crate::consent::update(home, &home.resident(resident)?, app.as_deref(), package.as_deref(), &grant, json)?
         }

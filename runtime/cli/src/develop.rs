@@ -96,8 +96,10 @@ impl Project {
         self.dir.join(PRIVATE_DIR)
     }
 
-    /// The project's development key, made at its first build. It signs
-    /// packages for the project's development home only.
+    /// The project's key, made at its first build and kept in the
+    /// project's `.domicile/` (which git ignores): it signs the packages of
+    /// its development home, and those `domicile publish` installs in a home
+    /// that trusts it.
     fn dev_key(&self) -> Result<SecretKey> {
         let path = self.private().join("dev.key");
         if !path.exists() {
@@ -216,7 +218,7 @@ fn readme(name: &str, id: &AppId, lang: Lang, world: WorldArg) -> String {
         _ => "",
     };
     format!(
-        "# {name}\n\nA domicile app ({id}). Its code is in {source}; what it may read and write, and why, in\nmanifest.toml; the interface it is built against in wit/.\n\nToolchain: {toolchain}.\n\n```sh\ndomicile dev            # build, install in .domicile/home, run on {data};\n                        # again at every saved change (Ctrl-C stops)\ndomicile dev --once     # one round, for scripts\ndomicile build          # just build and pack: target/*.dpkg, signed with .domicile/dev.key\ndomicile doctypes       # what documents exist, and `domicile doctype show DOCTYPE` for their fields\n```\n{tests}\nTo publish, sign with your publisher key instead of the development key:\n`domicile pack --manifest manifest.toml --component target/app.wasm --key publisher.key --out {name}.dpkg`.\nKeys, homes and packages stay out of git (.gitignore).\n"
+        "# {name}\n\nA domicile app ({id}). Its code is in {source}; what it may read and write, and why, in\nmanifest.toml; the interface it is built against in wit/.\n\nToolchain: {toolchain}.\n\n```sh\ndomicile dev            # build, install in .domicile/home, run on {data};\n                        # again at every saved change (Ctrl-C stops)\ndomicile dev --once     # one round, for scripts\ndomicile build          # just build and pack: target/*.dpkg, signed with .domicile/dev.key\ndomicile doctypes       # what documents exist, and `domicile doctype show DOCTYPE` for their fields\ndomicile --home HOME publish   # build, have HOME trust this project's key, install it there\n```\n{tests}\nTo publish to a catalogue, sign with your publisher key instead of the project's:\n`domicile pack --manifest manifest.toml --component target/app.wasm --key publisher.key --out {name}.dpkg`.\nKeys, homes and packages stay out of git (.gitignore).\n"
     )
 }
 
@@ -475,6 +477,20 @@ fn js_package_json(name: &str) -> String {
     format!(
         "{{\n  \"name\": \"{name}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"{COMPONENTIZE_JS}\",\n    \"@bytecodealliance/preview2-shim\": \"{PREVIEW2_SHIM}\",\n    \"rolldown\": \"{ROLLDOWN}\"\n  }}\n}}\n"
     )
+}
+
+/// The public half of the project's key in `dir` (made if it has none
+/// yet), and who it is, in words, for a home asked to trust it.
+pub fn project_key(dir: &Path) -> Result<(domicile_package::PublicKey, String)> {
+    let project = Project::open(dir)?;
+    let who = format!("the developer of {} (the key of its project)", project.manifest.id);
+    Ok((project.dev_key()?.public(), who))
+}
+
+/// The id and version of the app of the project in `dir`.
+pub fn project_app(dir: &Path) -> Result<(AppId, semver::Version)> {
+    let manifest = Project::open(dir)?.manifest;
+    Ok((manifest.id, manifest.version))
 }
 
 /// `domicile build`: the project's component, checked, and its package

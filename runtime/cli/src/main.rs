@@ -21,6 +21,7 @@ mod loadtest;
 mod loadtest_cluster;
 mod outbox;
 mod progress;
+mod publish;
 mod serve;
 mod terminal;
 mod triggers;
@@ -179,6 +180,17 @@ pub enum Command {
     Build {
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
+    },
+    /// Build the app project here (or --dir), sign it with the project's key, and install it in this home (or update it): the home is asked to trust the key first.
+    Publish {
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// Trust the project's key as a publisher without being asked.
+        #[arg(long)]
+        trust_key: bool,
+        /// What to grant: `all`, `none`, or DOCTYPE:ACCESS[,ACCESS][:FIELD[,FIELD]] (repeatable). Without it, you are asked.
+        #[arg(long, value_name = "GRANT")]
+        grant: Vec<String>,
     },
     /// Build, install and run the app project in its development home, on fixture data; again at every saved change.
     Dev {

@@ -1,0 +1,72 @@
+//! `domicile publish`: the one road from an app project to a home. The
+//! project (here, or `--dir`) is built and packed as `domicile build` does,
+//! signed with the project's own key (made at its first build, kept in
+//! `.domicile/`, which git ignores); the home is asked to trust that key as
+//! a publisher, with the resident's consent; then the app is installed, or
+//! updated when the home has an earlier version, with the usual consent to
+//! what it asks for.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use domicile_home::Home;
+use domicile_package::{PublicKey, Role};
+
+/// What `publish` is told besides the project.
+pub struct PublishOptions<'a> {
+    pub dir: &'a Path,
+    /// The resident agrees to trust the project's key (else they are asked).
+    pub trust_key: bool,
+    /// As `install --grant`: without it, the resident is asked.
+    pub grant: &'a [String],
+    pub json: bool,
+}
+
+pub fn publish(home: &Home, resident: Option<&str>, options: &PublishOptions<'_>) -> Result<()> {
+    let (id, version) = crate::develop::project_app(options.dir)?;
+    let space = home.resident(resident)?;
+    if let Some(installed) = space.apps()?.into_iter().find(|app| app.id() == &id) {
+        if installed.manifest.version >= version {
+            bail!(
+                "{id} {} is installed in this home already; raise `version` in manifest.toml (now {version}) to publish a new one",
+                installed.manifest.version
+            );
+        }
+    }
+    let package = crate::develop::build(options.dir, options.json)?;
+    let (key, publisher) = crate::develop::project_key(options.dir)?;
+    if home.trust()?.trusted_as(&key, Role::Publisher).is_none() {
+        consent_to_trust(&key, &publisher, options)?;
+        home.trust()?.add(key, &publisher, &[Role::Publisher])?;
+        if !options.json {
+            outln!("trusted {key} as a publisher: {publisher}");
+        }
+    }
+    let installed = space.apps()?.iter().any(|app| app.id() == &id);
+    if installed {
+        crate::consent::update(home, &space, Some(id.as_str()), Some(&package), options.grant, options.json)
+    } else {
+        crate::consent::install(home, &space, &package.display().to_string(), None, options.grant, options.json)
+    }
+}
+
+/// The resident's yes to trusting the project's key: `--trust-key`, or an
+/// answer on a terminal.
+fn consent_to_trust(key: &PublicKey, publisher: &str, options: &PublishOptions<'_>) -> Result<()> {
+    if options.trust_key {
+        return Ok(());
+    }
+    let question = format!(
+        "This home does not trust the key of {publisher} ({key}).\nTrust it as a publisher, for the apps it signs? [y/N] "
+    );
+    if !crate::io::stdin_is_terminal() {
+        bail!(
+            "this home does not trust the key of {publisher} ({key}); say --trust-key to trust it as a publisher, or add it yourself with `domicile trust add`"
+        );
+    }
+    errln!("{}", question.trim_end());
+    match crate::io::stdin_line()? {
+        Some(answer) if matches!(answer.trim(), "y" | "Y" | "yes" | "oui") => Ok(()),
+        _ => bail!("nothing was installed: the home does not trust the key of {publisher}"),
+    }
+}
