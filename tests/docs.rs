@@ -109,10 +109,9 @@ fn anchors_of(text: &str) -> BTreeSet<String> {
 #[test]
 fn every_link_and_file_the_docs_name_exists() {
     let mut wrong = Vec::new();
-    let link = regex_lite_links();
     for (path, text) in documents() {
         let dir = path.parent().unwrap();
-        for target in link(&text) {
+        for target in links_of(&text) {
             if target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:") {
                 continue;
             }
@@ -140,21 +139,19 @@ fn every_link_and_file_the_docs_name_exists() {
 }
 
 /// The targets of the Markdown links `[text](target)` of a text.
-fn regex_lite_links() -> impl Fn(&str) -> Vec<String> {
-    |text: &str| {
-        let mut targets = Vec::new();
-        let mut rest = text;
-        while let Some(at) = rest.find("](") {
-            let after = &rest[at + 2..];
-            let Some(end) = after.find(')') else { break };
-            let target = &after[..end];
-            if !target.contains(char::is_whitespace) {
-                targets.push(target.to_owned());
-            }
-            rest = &after[end..];
+fn links_of(text: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("](") {
+        let after = &rest[at + 2..];
+        let Some(end) = after.find(')') else { break };
+        let target = &after[..end];
+        if !target.contains(char::is_whitespace) {
+            targets.push(target.to_owned());
         }
-        targets
+        rest = &after[end..];
     }
+    targets
 }
 
 /// Files of the repository a text names in backquotes: `sample-apps/...`,

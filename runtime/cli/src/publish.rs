@@ -25,13 +25,11 @@ pub struct PublishOptions<'a> {
 pub fn publish(home: &Home, resident: Option<&str>, options: &PublishOptions<'_>) -> Result<()> {
     let (id, version) = crate::develop::project_app(options.dir)?;
     let space = home.resident(resident)?;
-    if let Some(installed) = space.apps()?.into_iter().find(|app| app.id() == &id) {
-        if installed.manifest.version >= version {
-            bail!(
-                "{id} {} is installed in this home already; raise `version` in manifest.toml (now {version}) to publish a new one",
-                installed.manifest.version
-            );
-        }
+    let installed = space.apps()?.into_iter().find(|app| app.id() == &id).map(|app| app.manifest.version);
+    if let Some(installed) = installed.as_ref().filter(|installed| **installed >= version) {
+        bail!(
+            "{id} {installed} is installed in this home already; raise `version` in manifest.toml (now {version}) to publish a new one"
+        );
     }
     let package = crate::develop::build(options.dir, options.json)?;
     let (key, publisher) = crate::develop::project_key(options.dir)?;
@@ -42,8 +40,7 @@ pub fn publish(home: &Home, resident: Option<&str>, options: &PublishOptions<'_>
             outln!("trusted {key} as a publisher: {publisher}");
         }
     }
-    let installed = space.apps()?.iter().any(|app| app.id() == &id);
-    if installed {
+    if installed.is_some() {
         crate::consent::update(home, &space, Some(id.as_str()), Some(&package), options.grant, options.json)
     } else {
         crate::consent::install(home, &space, &package.display().to_string(), None, options.grant, options.json)
