@@ -717,6 +717,8 @@ pub async fn dev(options: DevOptions, json: bool) -> Result<()> {
         let watching = if options.once { "" } else { "; watching for changes (Ctrl-C stops)" };
         match &round {
             Ok(()) => errln!("dev: result {took:.1} s after the change{watching}"),
+            // With --once the error is the command's, said once, by main.
+            Err(_) if options.once => {}
             Err(e) => errln!("dev: {e:#}{watching}"),
         }
         if options.once {
@@ -824,19 +826,9 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, rounds: &mu
         if json {
             outln!("{output}");
         } else {
-            let shown = match serde_json::from_str::<serde_json::Value>(&output)
-                .and_then(|v| serde_json::to_string_pretty(&v))
-            {
-                // serde_json escapes line breaks inside strings, so each
-                // of its lines is a line of the JSON, made safe on its own.
-                Ok(pretty) => pretty.lines().map(terminal::json).collect::<Vec<_>>().join("\n"),
-                Err(_) => terminal::json(&output).into_owned(),
-            };
-            outln!("{what}: {shown}");
-            // What the resident will see of it.
-            if let Some(drawn) = terminal::drawn_view(&output) {
-                outln!("{what}, its view as `domicile run` draws it:\n{drawn}");
-            }
+            // What the resident will see of it, as `domicile run` draws it;
+            // the JSON with --json (or when there is no view).
+            outln!("{what}:\n{}", terminal::service_output(&output));
         }
     }
     Ok(())
