@@ -73,6 +73,24 @@ def _call(function, *args):
         raise kind(getattr(refused.value, "value", str(refused.value))) from None
 
 
+class Body(dict):
+    """A document's body: a dict that, asked for a field it does not hold,
+    says why it may be missing, as the Rust SDK does: a field the resident
+    did not grant is withheld from the app."""
+
+    def __missing__(self, key):
+        raise KeyError(
+            f"{key!r}: this document has no `{key}`; if documents of this doctype have it, it is withheld "
+            f"from this app: declare it in the manifest's `fields` and ask the resident to grant it, "
+            f"or use .get({key!r}) if it may be absent"
+        )
+
+
+def _body(text):
+    value = json.loads(text)
+    return Body(value) if isinstance(value, dict) else value
+
+
 def query(doctype, selector=None, *, sort=None, descending=False, limit=None, batch=500):
     """Yields `(id, body)` for each document of `doctype` that matches
     `selector` (a dict: `{"kind": "load-curve", "at": {"$gte": "2026-03"}}`),
@@ -87,12 +105,12 @@ def query(doctype, selector=None, *, sort=None, descending=False, limit=None, ba
             if not docs:
                 return
             for doc in docs:
-                yield doc.id, json.loads(doc.body)
+                yield doc.id, _body(doc.body)
 
 
 def get(doctype, id):
     """The body of one document (only its granted fields); `NotFound` if there is none."""
-    return json.loads(_call(_data.get, doctype, id).body)
+    return _body(_call(_data.get, doctype, id).body)
 
 
 def put(doctype, body, id=None):
