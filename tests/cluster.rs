@@ -47,8 +47,36 @@ fn node_home() -> TestHome {
 }
 
 fn start_node(home: &TestHome, nats: &Nats, name: &str) -> Server {
-    let args = nats.args(&["--node", name, "--lease-s", "3"]);
+    start_node_with(home, nats, name, &[])
+}
+
+/// [`start_node`], with more flags of `serve`.
+fn start_node_with(home: &TestHome, nats: &Nats, name: &str, more: &[&str]) -> Server {
+    let mut flags = vec!["--node", name, "--lease-s", "3"];
+    flags.extend_from_slice(more);
+    let args = nats.args(&flags);
     Server::start_with(home, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+}
+
+/// One node, n1 (started with `more` flags), its operator, and a resident
+/// `alice` the operator added: her password.
+struct AliceOnOneNode {
+    home: TestHome,
+    n1: Server,
+    operator: Client,
+    token: String,
+    password: String,
+}
+
+fn alice_on_one_node(nats: &Nats, more: &[&str]) -> AliceOnOneNode {
+    let home = node_home();
+    let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
+    let n1 = start_node_with(&home, nats, "n1", more);
+    wait_for_status(&home, nats, "n1 to be live", |s| live(s) == ["n1"]);
+    let operator = Client::new(&n1.url).with_bearer(&token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice" })).ok().json();
+    let password = added["password"].as_str().unwrap().to_owned();
+    AliceOnOneNode { home, n1, operator, token, password }
 }
 
 /// Nodes n1, n2 and n3 on these homes, n1 first (it shares its operator's
@@ -968,13 +996,7 @@ async fn keys_of(kv: &async_nats::jetstream::kv::Store) -> Vec<String> {
 fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
     let _alone = one_at_a_time();
     let nats = Nats::start();
-    let home = node_home();
-    let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
-    let n1 = start_node(&home, &nats, "n1");
-    wait_for_status(&home, &nats, "n1 to be live", |s| live(s) == ["n1"]);
-    let operator = Client::new(&n1.url).with_bearer(&token);
-    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice" })).ok().json();
-    let password = added["password"].as_str().unwrap().to_owned();
+    let AliceOnOneNode { home, n1, operator, token, password } = alice_on_one_node(&nats, &[]);
     let alice = Client::signed_in(&n1.url, "alice", &password);
     let script =
         alice.post("/api/v1/tokens", &json!({ "label": "script" })).ok().json()["token"].as_str().unwrap().to_owned();
@@ -1051,14 +1073,8 @@ fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
 fn a_signed_out_session_put_back_is_refused_as_a_replay() {
     let _alone = one_at_a_time();
     let nats = Nats::start();
-    let home = node_home();
-    let token = home.ok(&["--json", "operator-token"]).json()["token"].as_str().unwrap().to_owned();
-    let args = nats.args(&["--node", "n1", "--lease-s", "3", "--replay-window-s", "2"]);
-    let n1 = Server::start_with(&home, &args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
-    wait_for_status(&home, &nats, "n1 to be live", |s| live(s) == ["n1"]);
-    let operator = Client::new(&n1.url).with_bearer(&token);
-    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice" })).ok().json();
-    let password = added["password"].as_str().unwrap().to_owned();
+    // The home stays until the end: the node serves from it.
+    let AliceOnOneNode { home: _home, n1, password, .. } = alice_on_one_node(&nats, &["--replay-window-s", "2"]);
     let alice = Client::signed_in(&n1.url, "alice", &password);
     assert_eq!(alice.get("/api/v1/session").ok().json()["resident"], "alice");
 
