@@ -120,7 +120,9 @@ fn import_then_run_computes_the_footprint_of_the_imported_trips() {
 /// compiles in the user's cache folder, shared by their homes, for the
 /// next demo (here the test suite's cache, under `XDG_CACHE_HOME`), and
 /// its closing hints call the binary as it can be called: by its path,
-/// when `domicile` is not on the PATH.
+/// when `domicile` is not on the PATH. What it prints is the transcript of
+/// the resident's guide, but for its password, its audit chain's hash and
+/// where it runs.
 #[test]
 fn the_demo_runs_on_a_fresh_directory_and_again_over_itself() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,6 +154,8 @@ fn the_demo_runs_on_a_fresh_directory_and_again_over_itself() {
             stdout.contains("`domicile` is not on your PATH: `cargo install --path runtime/cli --locked`"),
             "{stdout}"
         );
+        let run = stdout.replace(&binary.display().to_string(), "target/debug/domicile");
+        assert_same_transcript(&run.replace(&demo.display().to_string(), "domicile-demo"));
     }
     // A directory that is not a demo is never replaced.
     let other = dir.path().join("precious");
@@ -163,6 +167,40 @@ fn the_demo_runs_on_a_fresh_directory_and_again_over_itself() {
         .unwrap();
     assert!(!out.status.success());
     assert_eq!(std::fs::read_to_string(other.join("thesis.txt")).unwrap(), "keep me");
+}
+
+/// What differs from one demo to the next: its password and its audit
+/// chain's last hash.
+fn without_what_changes(transcript: &str) -> String {
+    transcript
+        .lines()
+        .map(|line| match (line.split_once("last hash "), line.split_once("with the password ")) {
+            (Some((before, _)), _) => format!("{before}last hash …"),
+            (_, Some((before, _))) => format!("{before}with the password …"),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The demo's output is the transcript in the resident's guide
+/// (`docs/resident.md`, "The demo, step by step"): run `cargo run -- demo`
+/// in the repository and paste its output there when the demo changes.
+fn assert_same_transcript(run: &str) {
+    let guide = std::fs::read_to_string(repo().join("docs/resident.md")).unwrap();
+    let section = &guide[guide.find("## The demo, step by step").unwrap()..];
+    let start = section.find("```text\n").unwrap() + "```text\n".len();
+    let transcript = &section[start..start + section[start..].find("```").unwrap()];
+    let (run, transcript) = (without_what_changes(run.trim_end()), without_what_changes(transcript.trim_end()));
+    if run != transcript {
+        let differ = run.lines().zip(transcript.lines()).position(|(a, b)| a != b).unwrap_or(0);
+        panic!(
+            "the demo no longer prints the transcript of docs/resident.md (first difference at line {}):\n  demo:  {:?}\n  guide: {:?}",
+            differ + 1,
+            run.lines().nth(differ),
+            transcript.lines().nth(differ)
+        );
+    }
 }
 
 /// Where the parts of a package file are (see runtime/package).
