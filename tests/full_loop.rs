@@ -138,6 +138,8 @@ fn the_demo_runs_on_a_fresh_directory_and_again_over_itself() {
             .env_remove("DOMICILE_ARTIFACT_CACHE")
             .env("XDG_CACHE_HOME", &xdg)
             .env("PATH", "/usr/bin:/bin")
+            // Views are drawn to the terminal's width: the guide's is 80 columns.
+            .env_remove("COLUMNS")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
