@@ -479,18 +479,21 @@ fn js_package_json(name: &str) -> String {
     )
 }
 
-/// The public half of the project's key in `dir` (made if it has none
-/// yet), and who it is, in words, for a home asked to trust it.
-pub fn project_key(dir: &Path) -> Result<(domicile_package::PublicKey, String)> {
-    let project = Project::open(dir)?;
-    let who = format!("the developer of {} (the key of its project)", project.manifest.id);
-    Ok((project.dev_key()?.public(), who))
+/// What a home is told of the project in `dir`: its app and version, the
+/// public half of its key (made if it has none yet), and who that key is,
+/// in words, for a home asked to trust it.
+pub struct ProjectIdentity {
+    pub app: AppId,
+    pub version: semver::Version,
+    pub key: domicile_package::PublicKey,
+    pub publisher: String,
 }
 
-/// The id and version of the app of the project in `dir`.
-pub fn project_app(dir: &Path) -> Result<(AppId, semver::Version)> {
-    let manifest = Project::open(dir)?.manifest;
-    Ok((manifest.id, manifest.version))
+pub fn project_identity(dir: &Path) -> Result<ProjectIdentity> {
+    let project = Project::open(dir)?;
+    let key = project.dev_key()?.public();
+    let publisher = format!("the developer of {} (the key of its project)", project.manifest.id);
+    Ok(ProjectIdentity { app: project.manifest.id, version: project.manifest.version, key, publisher })
 }
 
 /// `domicile build`: the project's component, checked, and its package

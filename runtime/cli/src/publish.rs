@@ -23,7 +23,8 @@ pub struct PublishOptions<'a> {
 }
 
 pub fn publish(home: &Home, resident: Option<&str>, options: &PublishOptions<'_>) -> Result<()> {
-    let (id, version) = crate::develop::project_app(options.dir)?;
+    let crate::develop::ProjectIdentity { app: id, version, key, publisher } =
+        crate::develop::project_identity(options.dir)?;
     let space = home.resident(resident)?;
     let installed = space.apps()?.into_iter().find(|app| app.id() == &id).map(|app| app.manifest.version);
     if let Some(installed) = installed.as_ref().filter(|installed| **installed >= version) {
@@ -32,7 +33,6 @@ pub fn publish(home: &Home, resident: Option<&str>, options: &PublishOptions<'_>
         );
     }
     let package = crate::develop::build(options.dir, options.json)?;
-    let (key, publisher) = crate::develop::project_key(options.dir)?;
     if home.trust()?.trusted_as(&key, Role::Publisher).is_none() {
         consent_to_trust(&key, &publisher, options)?;
         home.trust()?.add(key, &publisher, &[Role::Publisher])?;
