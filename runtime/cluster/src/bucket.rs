@@ -25,6 +25,8 @@ pub(crate) struct Entry {
     pub(crate) value: Vec<u8>,
     pub(crate) revision: u64,
     pub(crate) written_ms: u64,
+    /// Written by the previous version, in clear (see [`Bucket::encrypt_in_clear`]).
+    pub(crate) in_clear: bool,
 }
 
 impl Bucket {
@@ -40,9 +42,13 @@ impl Bucket {
     /// refuses it (logged and counted).
     pub(crate) fn open(&self, key: &str, sealed: &[u8], revision: u64, stored: time::OffsetDateTime) -> Result<Entry> {
         match self.seal.open_stored(self.name(), key, sealed, ms(stored)) {
-            Ok(opened) => {
-                Ok(Entry { key: key.to_owned(), value: opened.value, revision, written_ms: opened.written_ms })
-            }
+            Ok(opened) => Ok(Entry {
+                key: key.to_owned(),
+                value: opened.value,
+                revision,
+                written_ms: opened.written_ms,
+                in_clear: opened.in_clear,
+            }),
             Err(why) => Err(refuse(&format!("{}/{key}", self.name()), why)),
         }
     }
@@ -87,6 +93,7 @@ impl Bucket {
                     value: opened.value,
                     revision: entry.revision,
                     written_ms: opened.written_ms,
+                    in_clear: opened.in_clear,
                 });
             }
         }
@@ -147,6 +154,22 @@ impl Bucket {
         written_ms: u64,
     ) -> std::result::Result<u64, kv::UpdateError> {
         self.kv.update(key, self.seal.seal(self.name(), key, value, written_ms).into(), revision).await
+    }
+
+    /// Puts again, encrypted, each last value the previous version wrote in
+    /// clear (a compare-and-set: a value changed meanwhile is left to its
+    /// writer, who encrypts it); returns how many. Stamped now: the value
+    /// is this bucket's current one, and its old time would make it look
+    /// replayed. The bucket's older history, where it keeps any, goes as
+    /// new values push it out.
+    pub(crate) async fn encrypt_in_clear(&self) -> Result<usize> {
+        let mut encrypted = 0;
+        for entry in self.latest().await?.into_iter().filter(|e| e.in_clear) {
+            if self.update(&entry.key, &entry.value, entry.revision).await.is_ok() {
+                encrypted += 1;
+            }
+        }
+        Ok(encrypted)
     }
 
     /// Every key with its last value, opened, read in one pass over the

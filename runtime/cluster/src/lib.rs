@@ -58,7 +58,7 @@ pub use access::NatsAccess;
 pub use log::{LogTail, Shipped, SpaceLogs};
 pub use moves::{Move, MoveRecord, MoveState, MoveWatch};
 pub use names::{InvalidNodeName, NodeName};
-pub use permissions::node_permissions;
+pub use permissions::{node_permissions, streams};
 pub use seal::{same_secret, ClusterKey, DEFAULT_REPLAY_WINDOW};
 pub use shared::{SharedCatalogue, SharedChange, SharedWatch, Versioned};
 
@@ -289,7 +289,7 @@ impl Cluster {
         for legacy in LEGACY_OPERATOR_KEYS {
             let _ = operator.kv.purge(legacy).await;
         }
-        Ok(Cluster {
+        let cluster = Cluster {
             nodes: bucket(&js, config(NODES, 1, options.lease), &seal).await?,
             placement: bucket(&js, config(PLACEMENT, 5, Duration::ZERO), &seal).await?,
             sessions: bucket(&js, config(SESSIONS, 1, options.session_ttl), &seal).await?,
@@ -307,7 +307,33 @@ impl Cluster {
             seal,
             started_ms: now_ms(),
             options,
-        })
+        };
+        cluster.encrypt_what_is_in_clear().await?;
+        Ok(cluster)
+    }
+
+    /// The upgrade from the version that sealed values without encrypting
+    /// them: every bucket's values it wrote are put again encrypted. The
+    /// residents' logs are written again from a snapshot when their holder
+    /// attaches them (see [`SpaceLogs::in_clear_at`]).
+    async fn encrypt_what_is_in_clear(&self) -> Result<()> {
+        let buckets = [
+            &self.operator,
+            &self.nodes,
+            &self.placement,
+            &self.sessions,
+            &self.tokens,
+            &self.accounts,
+            &self.moves,
+            &self.shared.kv,
+        ];
+        for bucket in buckets {
+            let encrypted = bucket.encrypt_in_clear().await?;
+            if encrypted > 0 {
+                tracing::info!(bucket = %bucket.kv.name, encrypted, "values the previous version wrote in clear are now encrypted");
+            }
+        }
+        Ok(())
     }
 
     /// Reads the cluster's state without being a node (`domicile cluster

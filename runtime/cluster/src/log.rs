@@ -16,8 +16,13 @@
 //!   acknowledged it (stored on as many servers as the stream's replicas).
 //! - After a snapshot, the messages before it are purged, and the objects
 //!   they named deleted: a rebuild reads one snapshot and the writes after.
+//! - **Nothing in the log is readable in NATS**: the content of each
+//!   write and snapshot is encrypted under the cluster's key, bound to the
+//!   resident's subject (see [`crate::seal`]). A log the previous version
+//!   wrote in clear starts again from an encrypted snapshot when its holder
+//!   attaches it, which purges what came before.
 //! - **Nothing in the log is believed on its own word.** Each message
-//!   carries the SHA-256 of its bytes, the MAC of the message before it
+//!   carries the SHA-256 of its (encrypted) bytes, the MAC of the message before it
 //!   (the log is a chain) and its own MAC under the cluster's key over
 //!   all of that and its subject, kind, node and object. A message that
 //!   does not verify (garbage, forged, altered) is skipped, counted and
@@ -49,6 +54,10 @@ const NODE: &str = "Domicile-Node";
 const SHA256: &str = "Domicile-Sha256";
 const PREV: &str = "Domicile-Prev";
 const MAC: &str = "Domicile-Mac";
+/// How the message's content is encrypted; absent in the previous
+/// version's messages, whose content is in clear.
+const CIPHER: &str = "Domicile-Cipher";
+const CIPHER_V1: &str = "chacha20poly1305-v1";
 /// Records up to this size travel in the message itself (NATS refuses
 /// messages over its max_payload, 1 MiB by default).
 const INLINE_MAX: usize = 256 * 1024;
@@ -83,6 +92,9 @@ pub struct LogTail {
     pub records: Vec<Vec<u8>>,
     /// The position of the log's last message.
     pub through: u64,
+    /// Some of it was written in clear by the previous version: the
+    /// holder ships a snapshot, encrypted, which purges it.
+    pub in_clear: bool,
 }
 
 /// What [`SpaceLogs::scan`] read of a resident's log: only messages
@@ -213,10 +225,16 @@ impl SpaceLogs {
         Ok(self.scan(resident, 1, None).await?.head.unwrap_or([0; 32]))
     }
 
-    /// Whether the message at `position` of `resident`'s log verifies (a
-    /// message written before they were sealed does not).
-    pub async fn verifies_at(&self, resident: &ResidentName, position: u64) -> Result<bool> {
-        Ok(self.mac_at(resident, position).await?.is_some())
+    /// Whether the message at `position` of `resident`'s log is as this
+    /// version writes them: it verifies (one written before messages were
+    /// sealed does not) and its content is encrypted (one written before
+    /// contents were is in clear). A log that ends otherwise starts again
+    /// from a snapshot.
+    pub async fn current_at(&self, resident: &ResidentName, position: u64) -> Result<bool> {
+        let message = self.stream.get_raw_message(position).await.map_err(|e| nats("read a resident's log", e))?;
+        Ok(message.subject.as_str() == subject(resident)
+            && message.headers.get(CIPHER).is_some()
+            && self.verify(resident, &message.headers, message.sequence).is_ok())
     }
 
     /// The MAC of the message at `position` of `resident`'s log, if it is
@@ -323,19 +341,21 @@ impl SpaceLogs {
         // `position`, when it did (a copy it made).
         let after = if position == 0 { None } else { self.head_at(resident, position) };
         let Scanned { snapshot, records, through, head } = self.scan(resident, position + 1, after).await?;
+        let mut in_clear = false;
         let snapshot = match snapshot {
-            Some(headers) => Some(self.content(resident, &headers, Bytes::new()).await?),
+            Some(headers) => Some(self.content(resident, &headers, Bytes::new(), &mut in_clear).await?),
             None => None,
         };
         let mut bytes = Vec::with_capacity(records.len());
         for (headers, payload) in records {
-            bytes.push(self.content(resident, &headers, payload).await?);
+            bytes.push(self.content(resident, &headers, payload, &mut in_clear).await?);
         }
         if let Some(head) = head {
             self.heads().insert(resident.clone(), (through.max(position), head));
         }
         let whole = snapshot.is_some();
-        Ok((whole, LogTail { snapshot: snapshot.unwrap_or_default(), records: bytes, through: through.max(position) }))
+        let through = through.max(position);
+        Ok((whole, LogTail { snapshot: snapshot.unwrap_or_default(), records: bytes, through, in_clear }))
     }
 
     /// The messages of a resident's log from `first` on that verify; those
@@ -391,10 +411,11 @@ impl SpaceLogs {
     }
 
     /// The MAC of a message of `resident`'s log, over its subject, kind,
-    /// node, object, SHA-256 and predecessor.
+    /// node, object, SHA-256, predecessor and, when it says one, cipher
+    /// (so that it cannot be taken off, nor put on a message in clear).
     fn mac(&self, resident: &ResidentName, headers: &HeaderMap) -> [u8; 32] {
         let subject = subject(resident);
-        let parts = [
+        let mut parts = vec![
             subject.as_str(),
             header(headers, KIND),
             header(headers, NODE),
@@ -402,7 +423,10 @@ impl SpaceLogs {
             header(headers, SHA256),
             header(headers, PREV),
         ];
-        self.seal.log_mac(&parts.map(str::as_bytes))
+        if let Some(cipher) = headers.get(CIPHER) {
+            parts.push(cipher.as_str());
+        }
+        self.seal.log_mac(&parts.iter().map(|p| p.as_bytes()).collect::<Vec<_>>())
     }
 
     /// The message's MAC if it verifies; refused (counted, logged) if not.
@@ -412,6 +436,7 @@ impl SpaceLogs {
         if crate::same_secret(&stated, &mac)
             && kind(headers).is_ok()
             && header(headers, NODE).parse::<NodeName>().is_ok()
+            && headers.get(CIPHER).is_none_or(|c| c.as_str() == CIPHER_V1)
         {
             return Ok(mac);
         }
@@ -421,18 +446,38 @@ impl SpaceLogs {
         ))
     }
 
-    /// A verified message's bytes: inline, or its object's, checked against
-    /// the SHA-256 the message states.
-    async fn content(&self, resident: &ResidentName, headers: &HeaderMap, payload: Bytes) -> Result<Vec<u8>> {
-        let Some(name) = headers.get(OBJECT) else { return Ok(payload.to_vec()) };
-        let bytes = self.object(name.as_str()).await?;
-        if sha256_hex(&bytes) != header(headers, SHA256) {
-            return Err(refuse(
-                &format!("{}/{}", subject(resident), name.as_str()),
-                "the object's bytes are not those its message states",
-            ));
+    /// A verified message's content: its bytes inline, or its object's,
+    /// checked against the SHA-256 the message states, then decrypted.
+    /// Content the previous version wrote in clear is taken as it is, and
+    /// sets `in_clear`.
+    async fn content(
+        &self,
+        resident: &ResidentName,
+        headers: &HeaderMap,
+        payload: Bytes,
+        in_clear: &mut bool,
+    ) -> Result<Vec<u8>> {
+        let subject = subject(resident);
+        let stored = match headers.get(OBJECT) {
+            None => payload.to_vec(),
+            Some(name) => {
+                let bytes = self.object(name.as_str()).await?;
+                if sha256_hex(&bytes) != header(headers, SHA256) {
+                    return Err(refuse(
+                        &format!("{subject}/{}", name.as_str()),
+                        "the object's bytes are not those its message states",
+                    ));
+                }
+                bytes
+            }
+        };
+        if headers.get(CIPHER).is_none() {
+            *in_clear = true;
+            return Ok(stored);
         }
-        Ok(bytes)
+        self.seal.decrypt_content(&subject, &stored).ok_or_else(|| {
+            refuse(&subject, "a message's content does not decrypt under the cluster's key though its MAC verifies")
+        })
     }
 
     async fn object(&self, name: &str) -> Result<Vec<u8>> {
@@ -444,7 +489,8 @@ impl SpaceLogs {
 
     /// Publishes one message after `expected` (the subject's last
     /// sequence), sealed and chained to the message at `expected`;
-    /// `content` is its bytes (in `payload`, or in the object `object`).
+    /// `stored` is its bytes as stored, encrypted (in `payload`, or in the
+    /// object `object`).
     /// Messages after `expected` that do not verify fence nothing: the
     /// message goes after them (a few times at most).
     async fn publish(
@@ -453,7 +499,7 @@ impl SpaceLogs {
         expected: u64,
         kind: Kind,
         payload: Bytes,
-        content: &[u8],
+        stored: &[u8],
         object: Option<&str>,
     ) -> Result<u64> {
         const SKIPS: usize = 5;
@@ -463,7 +509,8 @@ impl SpaceLogs {
         if let Some(object) = object {
             headers.insert(OBJECT, object);
         }
-        headers.insert(SHA256, sha256_hex(content).as_str());
+        headers.insert(SHA256, sha256_hex(stored).as_str());
+        headers.insert(CIPHER, CIPHER_V1);
         headers.insert(PREV, hex::encode(self.head(resident, expected).await?).as_str());
         let mac = self.mac(resident, &headers);
         headers.insert(MAC, hex::encode(mac).as_str());
@@ -530,15 +577,16 @@ impl SpaceLogs {
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
             format!("{resident}/{}-{}", kind.as_str(), hex::encode(random))
         });
+        let stored = Bytes::from(self.seal.encrypt_content(&subject(resident), bytes));
         let payload = match &object {
             Some(name) => {
                 self.name_object(resident, name);
-                self.objects.put(name.as_str(), &mut &bytes[..]).await.map_err(|e| nats("keep a snapshot", e))?;
+                self.objects.put(name.as_str(), &mut &stored[..]).await.map_err(|e| nats("keep a snapshot", e))?;
                 Bytes::new()
             }
-            None => Bytes::copy_from_slice(bytes),
+            None => stored.clone(),
         };
-        let position = match self.publish(resident, expected, kind, payload, bytes, object.as_deref()).await {
+        let position = match self.publish(resident, expected, kind, payload, &stored, object.as_deref()).await {
             Ok(position) => position,
             Err(e) => {
                 if let Some(name) = &object {
@@ -574,6 +622,27 @@ impl SpaceLogs {
         let names = named.entry(resident.clone()).or_default();
         if !names.iter().any(|n| n == name) {
             names.push(name.to_owned());
+        }
+    }
+
+    /// Learns which objects the residents' logs name, from one listing of
+    /// the object store: a node that starts knows none of those written
+    /// before, and the next snapshot of each resident it holds deletes
+    /// them, the previous version's snapshots in clear among them. Best
+    /// effort: an entry of the listing that is not an object's (forged)
+    /// is skipped, and a listing that fails leaves those objects to a
+    /// later start.
+    pub async fn learn_objects(&self) {
+        let mut listing = match self.objects.list().await {
+            Ok(listing) => listing,
+            Err(e) => return tracing::warn!(error = %e, "could not list the snapshots to delete the stale ones"),
+        };
+        while let Some(info) = futures::StreamExt::next(&mut listing).await {
+            let Ok(info) = info else { continue };
+            let resident = info.name.split_once('/').and_then(|(r, _)| r.parse::<ResidentName>().ok());
+            if let (Some(resident), false) = (resident, info.deleted) {
+                self.name_object(&resident, &info.name);
+            }
         }
     }
 

@@ -22,7 +22,7 @@ const OBJECT_STORES: [&str; 2] = [shared::CATALOGUE_FILES, log::OBJECTS];
 
 /// Every JetStream stream domicile uses: the buckets' (`KV_`), the object
 /// stores' (`OBJ_`) and the residents' logs.
-fn streams() -> Vec<String> {
+pub fn streams() -> Vec<String> {
     let mut streams: Vec<String> = BUCKETS.iter().map(|b| format!("KV_{b}")).collect();
     streams.extend(OBJECT_STORES.iter().map(|o| format!("OBJ_{o}")));
     streams.push(log::STREAM.to_owned());

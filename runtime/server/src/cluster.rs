@@ -446,6 +446,7 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
 async fn claim_local_residents(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> {
     let accounts = state.home.accounts();
     node.cluster.settle_operator_token(accounts.operator_token_sha256().as_deref()).await?;
+    node.cluster.logs().learn_objects().await;
     for resident in state.home.store().residents()? {
         let held = match node.cluster.holder(&resident).await? {
             Some(held) => held,
@@ -489,16 +490,20 @@ pub(crate) async fn attach(state: &State, node: &ClusterNode, resident: &Residen
         false => None,
     };
     // A log whose last message this node wrote before messages were
-    // sealed starts again from a snapshot of this node's copy.
-    let sealed = last == 0 || local != Some(last) || logs.verifies_at(resident, last).await?;
+    // sealed, or before their contents were encrypted, starts again from
+    // a snapshot of this node's copy (which purges what came before).
+    let current = last == 0 || local != Some(last) || logs.current_at(resident, last).await?;
     match local {
-        Some(_) if last == 0 || !sealed => {
+        Some(_) if last == 0 || !current => {
             logs.write_from(resident, last);
-            let resident = resident.clone();
-            tokio::task::spawn_blocking(move || store.resident(&resident)?.ship_snapshot()).await??;
+            ship_snapshot(state, resident).await?;
         }
         Some(local) if local == last => logs.write_from(resident, last),
-        _ => drop(rebuild(state, node, resident).await?),
+        _ => {
+            if rebuild(state, node, resident).await?.in_clear {
+                ship_snapshot(state, resident).await?;
+            }
+        }
     }
     keep_account(state, node, resident).await?;
     index_tokens(state, node, resident).await
@@ -516,7 +521,7 @@ async fn index_tokens(state: &State, node: &ClusterNode, resident: &ResidentName
 /// Rebuilds `resident`'s space on this node from their log (replacing any
 /// copy it has), takes their account from the cluster, and writes their
 /// log from then on; returns the log's position it is rebuilt through.
-pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<u64, ApiError> {
+pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &ResidentName) -> Result<Rebuilt, ApiError> {
     bring_up_to_date(state, node, resident, 0).await
 }
 
@@ -524,13 +529,14 @@ pub(crate) async fn rebuild(state: &State, node: &ClusterNode, resident: &Reside
 /// `position` (0: none), up to the end of the log: the writes since are
 /// applied to it, or, from the log's last snapshot when one came since, it
 /// is rebuilt. Their account is taken from the cluster, and this node
-/// writes their log from then on. Returns the log's end.
+/// writes their log from then on. Returns the log's end, and whether it
+/// was written in clear: the caller, once it holds them, ships a snapshot.
 pub(crate) async fn bring_up_to_date(
     state: &State,
     node: &ClusterNode,
     resident: &ResidentName,
     position: u64,
-) -> Result<u64, ApiError> {
+) -> Result<Rebuilt, ApiError> {
     let logs = node.cluster.logs();
     let (whole, tail) = logs.read_after(resident, position).await?;
     if !whole && position == 0 {
@@ -559,7 +565,24 @@ pub(crate) async fn bring_up_to_date(
     })
     .await??;
     logs.write_from(resident, through);
-    Ok(through)
+    Ok(Rebuilt { through, in_clear: tail.in_clear })
+}
+
+/// What [`bring_up_to_date`] read: the log's end, and whether some of it
+/// was content the previous version wrote in clear.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rebuilt {
+    pub(crate) through: u64,
+    pub(crate) in_clear: bool,
+}
+
+/// Ships a snapshot of `resident`, whom this node holds, to their log:
+/// it purges what came before, so a log the previous version wrote in
+/// clear (or unsealed) holds only encrypted content from then on.
+pub(crate) async fn ship_snapshot(state: &State, resident: &ResidentName) -> Result<(), ApiError> {
+    let (store, name) = (state.home.store().clone(), resident.clone());
+    tokio::task::spawn_blocking(move || store.resident(&name)?.ship_snapshot()).await??;
+    Ok(())
 }
 
 /// Brings this node in line with the placements, when the live nodes
@@ -615,7 +638,9 @@ async fn follow_placements(state: &Arc<State>, node: &ClusterNode, may_take_over
         }
         let started = std::time::Instant::now();
         node.cluster.logs().claim(resident).await?;
-        rebuild(state, node, resident).await?;
+        if rebuild(state, node, resident).await?.in_clear {
+            ship_snapshot(state, resident).await?;
+        }
         index_tokens(state, node, resident).await?;
         count(&node.events.takeovers, 1);
         count(&node.events.takeover_micros, started.elapsed().as_micros() as u64);

@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use domicile_cluster::{ClusterError, Move, MoveRecord, MoveState, NodeName, Placement};
 use domicile_store::ResidentName;
 
-use crate::cluster::{attach, bring_up_to_date, rebuild, release_if_stale, unless_stopping, ClusterNode};
+use crate::cluster::{
+    attach, bring_up_to_date, rebuild, release_if_stale, ship_snapshot, unless_stopping, ClusterNode,
+};
 use crate::error::ApiError;
 use crate::State;
 
@@ -213,21 +215,25 @@ async fn move_in(state: &Arc<State>, copying: Move) -> Result<(), ApiError> {
     let started = Instant::now();
     let held = Placement { resident: resident.clone(), node: from.clone(), revision };
     let moved = async {
-        let copied_through = rebuild(state, node, resident).await?;
+        let copied = rebuild(state, node, resident).await?;
+        let copied_through = copied.through;
         // Not written here before it is placed here.
         node.cluster.logs().stop_writing(resident);
         let record =
             MoveRecord { state: MoveState::Copied, copied_through: Some(copied_through), ..copying.record.clone() };
-        let copied = node.cluster.advance_move(&copying, record).await?;
+        let advanced = node.cluster.advance_move(&copying, record).await?;
         let copy_ms = started.elapsed().as_millis() as u64;
-        let stopped = node.cluster.wait_for_move(&copied, &[MoveState::Stopped], COPY_PATIENCE).await?;
+        let stopped = node.cluster.wait_for_move(&advanced, &[MoveState::Stopped], COPY_PATIENCE).await?;
         if stopped.record.state != MoveState::Stopped {
             return Err(ApiError::Unavailable(format!("the move was given up: {:?}", stopped.record.reason)));
         }
         let paused = Instant::now();
         node.cluster.logs().claim(resident).await?;
-        bring_up_to_date(state, node, resident, copied_through).await?;
+        let caught_up = bring_up_to_date(state, node, resident, copied_through).await?;
         node.cluster.take_over(&held).await?;
+        if copied.in_clear || caught_up.in_clear {
+            ship_snapshot(state, resident).await?;
+        }
         Ok::<_, ApiError>((stopped, copy_ms, paused.elapsed().as_millis() as u64))
     }
     .await;
