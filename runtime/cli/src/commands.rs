@@ -118,7 +118,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     };
     match opened {
         Ok(home) => match command {
-            Command::Serve { addr, cluster, nats, node, advertise, lease_s, replicas, replay_window_s } => {
+            Command::Serve { addr, cluster, nats, node, advertise, peer_addr, lease_s, replicas, replay_window_s } => {
                 let cluster = match (cluster, node) {
                     (Some(url), Some(node)) => {
                         let (nats, key) = nats.cluster(&url)?;
@@ -127,6 +127,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
                             key,
                             node,
                             advertise,
+                            peer_addr,
                             lease_s,
                             replicas,
                             replay_window_s,

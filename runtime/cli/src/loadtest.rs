@@ -158,7 +158,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
     config.sign_ins_per_client_per_minute = 0;
     let served = home.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(domicile_server::serve(served, config, listener, async move {
+    let server = tokio::spawn(domicile_server::serve(served, config, listener, None, async move {
         let _ = stopped.await;
     }));
 

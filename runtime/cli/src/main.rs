@@ -94,10 +94,17 @@ pub enum Command {
         /// This node's name in the cluster (`n1`).
         #[arg(long, requires = "cluster")]
         node: Option<String>,
-        /// The URL the other nodes forward requests to (default: http:// and
-        /// the address this server listens on).
+        /// The URL residents reach this node at, shown by `cluster status`
+        /// (default: http:// and the address this server listens on); its
+        /// host is also where the other nodes reach the peer port.
         #[arg(long, value_name = "URL", requires = "cluster")]
         advertise: Option<String>,
+        /// Address of the port the other nodes forward requests to, over TLS
+        /// (this node's certificate is made at each start and named in its
+        /// heartbeat); default: the IP of --addr and a free port. Open it
+        /// to the other nodes only.
+        #[arg(long, value_name = "ADDR", requires = "cluster")]
+        peer_addr: Option<std::net::SocketAddr>,
         /// Seconds without a heartbeat after which the others take this node for gone.
         #[arg(long, default_value_t = 6, requires = "cluster")]
         lease_s: u64,

@@ -61,9 +61,19 @@ pub struct JoinOptions {
     pub key: domicile_cluster::ClusterKey,
     pub node: String,
     pub advertise: Option<String>,
+    pub peer_addr: Option<SocketAddr>,
     pub lease_s: u64,
     pub replicas: usize,
     pub replay_window_s: u64,
+}
+
+/// The host of an `http(s)://host:port` URL: where the other nodes reach
+/// this one's peer port too.
+fn advertised_host(url: &str) -> Result<&str> {
+    let authority =
+        url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).map(|r| r.trim_end_matches('/'));
+    let host = authority.and_then(|a| a.rsplit_once(':').map(|(host, _)| host)).filter(|h| !h.is_empty());
+    host.with_context(|| format!("--advertise {url} is not an http(s)://host:port URL"))
 }
 
 /// `serve`: the HTTP server, until Ctrl-C or SIGTERM.
@@ -72,6 +82,7 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     let mut joined = None;
+    let mut peer_port = None;
     if let Some(join) = cluster {
         let advertise = match join.advertise {
             Some(url) => url,
@@ -80,6 +91,14 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
             }
             None => format!("http://{bound}"),
         };
+        let peer_addr = join.peer_addr.unwrap_or(SocketAddr::new(bound.ip(), 0));
+        let peers = tokio::net::TcpListener::bind(peer_addr)
+            .await
+            .with_context(|| format!("cannot listen for the other nodes on {peer_addr} (--peer-addr)"))?;
+        let peer = format!("{}:{}", advertised_host(&advertise)?, peers.local_addr()?.port());
+        let identity = domicile_server::PeerIdentity::generate()?;
+        let peer_certificate_sha256 = identity.certificate_sha256();
+        peer_port = Some(domicile_server::PeerPort { listener: peers, identity });
         if !(2..=3600).contains(&join.lease_s) {
             bail!("--lease-s must be 2 to 3600 seconds");
         }
@@ -97,6 +116,8 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
             key: join.key.clone(),
             node: join.node.parse()?,
             advertise: advertise.clone(),
+            peer: peer.clone(),
+            peer_certificate_sha256,
             lease: std::time::Duration::from_secs(join.lease_s),
             session_ttl: config.session_ttl,
             replicas: join.replicas,
@@ -104,7 +125,10 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
             replay_window: std::time::Duration::from_secs(join.replay_window_s),
         };
         config.cluster = Some(domicile_cluster::Cluster::join(options).await?);
-        joined = Some(format!("  node `{}` of the cluster at {}, reached at {advertise}", join.node, join.nats.url));
+        joined = Some(format!(
+            "  node `{}` of the cluster at {}, reached at {advertise}, by the other nodes at {peer} (TLS)",
+            join.node, join.nats.url
+        ));
     }
     let home = std::sync::Arc::new(home);
     // `domicile` commands on this home reach the server through it (ready
@@ -132,7 +156,7 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
     if !accounts.has_operator_token() {
         outln!("  no operator token yet: `domicile operator-token` makes one for /api/v1/admin");
     }
-    domicile_server::serve(home, config, listener, domicile_server::shutdown_signal()).await?;
+    domicile_server::serve(home, config, listener, peer_port, domicile_server::shutdown_signal()).await?;
     drop(control);
     outln!("domicile: stopped");
     Ok(())
@@ -162,6 +186,8 @@ pub async fn cluster_status(
                 json!({
                     "node": name.as_str(),
                     "advertise": record.advertise,
+                    "peer": record.peer,
+                    "peer_certificate_sha256": record.peer_certificate_sha256,
                     "residents": held_by(name),
                     "residents_on_disk": record.residents,
                     "heartbeat_age_ms": now_ms.saturating_sub(record.heartbeat_ms),

@@ -124,8 +124,14 @@ pub struct ClusterOptions {
     /// The cluster's key, the same on every node, never in NATS.
     pub key: ClusterKey,
     pub node: NodeName,
-    /// The base URL other nodes forward requests to (`http://10.0.0.5:8080`).
+    /// The base URL this node serves residents at (`http://10.0.0.5:8080`).
     pub advertise: String,
+    /// Where the other nodes forward requests to: this node's peer
+    /// listener (`10.0.0.5:8443`, TLS).
+    pub peer: String,
+    /// The SHA-256 (hex) of the certificate that listener presents: a node
+    /// forwards only to a listener presenting it.
+    pub peer_certificate_sha256: String,
     /// A node missing its heartbeats this long is taken for gone.
     pub lease: Duration,
     /// How long a browser stays signed in.
@@ -146,6 +152,12 @@ pub struct ClusterOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub advertise: String,
+    /// Its peer listener, `host:port` (absent in the heartbeats of the
+    /// version before: such a node is not live to this one).
+    #[serde(default)]
+    pub peer: String,
+    #[serde(default)]
+    pub peer_certificate_sha256: String,
     pub residents: u64,
     pub started_ms: u64,
     pub heartbeat_ms: u64,
@@ -373,6 +385,8 @@ impl Cluster {
     pub async fn heartbeat(&self, residents: u64) -> Result<()> {
         let record = NodeRecord {
             advertise: self.options.advertise.clone(),
+            peer: self.options.peer.clone(),
+            peer_certificate_sha256: self.options.peer_certificate_sha256.clone(),
             residents,
             started_ms: self.started_ms,
             heartbeat_ms: now_ms(),
@@ -761,16 +775,32 @@ async fn live_nodes(nodes: &Bucket) -> Result<Vec<(NodeName, NodeRecord)>> {
 }
 
 impl NodeRecord {
-    /// Whether the address other nodes would forward to is a plain
-    /// `http(s)://host:port` base URL.
+    /// Whether its address is a plain `http(s)://host:port` base URL, its
+    /// peer listener a plain `host:port`, and its certificate's hash one.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        let plain = |authority: &str| {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+            !authority.is_empty() && authority.len() <= 255 && authority.chars().all(allowed)
+        };
         let rest = self.advertise.strip_prefix("http://").or_else(|| self.advertise.strip_prefix("https://"));
-        let authority = rest.map(|r| r.trim_end_matches('/')).unwrap_or_default();
-        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
-        if authority.is_empty() || authority.len() > 255 || !authority.chars().all(plain) {
+        if !plain(rest.map(|r| r.trim_end_matches('/')).unwrap_or_default()) {
             return Err("its address is not an http(s)://host:port URL".into());
         }
+        if !plain(&self.peer) || !self.peer.contains(':') {
+            return Err(
+                "it names no peer listener as host:port (a node of an earlier version? upgrade every node)".into()
+            );
+        }
+        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        if self.peer_certificate_sha256.len() != 64 || !self.peer_certificate_sha256.chars().all(hex) {
+            return Err("its peer certificate's SHA-256 is not 64 lowercase hexadecimal digits".into());
+        }
         Ok(())
+    }
+
+    /// The SHA-256 of its peer listener's certificate ([`Self::check`]ed).
+    pub fn peer_certificate(&self) -> Option<[u8; 32]> {
+        hex::decode(&self.peer_certificate_sha256).ok()?.try_into().ok()
     }
 }
 

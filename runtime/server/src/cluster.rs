@@ -8,15 +8,16 @@
 //! their SHA-256), the name in a sign-in, or the resident an operator's
 //! request names. Authentication stays with the node that holds the
 //! resident: a forwarded request is checked there like any other, and a
-//! node serves a resident only while the cluster says it holds them. A
-//! forwarded request carries the cluster's node secret; the forwarding
-//! headers of a request without it are a client's, and are dropped.
+//! node serves a resident only while the cluster says it holds them.
+//! Requests go from node to node over TLS, to the certificate the other
+//! node's sealed heartbeat names, on a port for nodes only ([`crate::peers`]);
+//! a forwarded request carries the cluster's node secret there. The
+//! forwarding headers of any other request are a client's, and are dropped.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
@@ -25,11 +26,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use domicile_cluster::{Cluster, NodeName, Placement};
 use domicile_store::ResidentName;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::auth::{bearer, cookie, SESSION_COOKIE};
 use crate::error::ApiError;
+use crate::peers::{PeerAddress, PeerConnector, ViaPeerPort};
 use crate::State;
 
 /// Set on a request a node forwards: the node receiving it serves it or
@@ -60,7 +62,8 @@ const HOP_BY_HOP: [&str; 8] = [
 /// the HTTP client it forwards with.
 pub struct ClusterNode {
     pub(crate) cluster: Cluster,
-    client: Client<HttpConnector, Body>,
+    client: Client<PeerConnector, Body>,
+    peers: PeerConnector,
     /// The live nodes at the last look for residents to take over.
     live_at_last_look: std::sync::Mutex<Option<BTreeSet<NodeName>>>,
     /// The revision of the cluster's trust store this node's copy is.
@@ -77,6 +80,8 @@ pub struct ClusterNode {
 #[derive(Debug, Default)]
 pub(crate) struct NodeEvents {
     pub(crate) forwarded: AtomicU64,
+    /// Requests on the peer port that no node sent (no or a wrong secret).
+    pub(crate) peer_refusals: AtomicU64,
     pub(crate) forward_failures: AtomicU64,
     pub(crate) takeovers: AtomicU64,
     pub(crate) takeover_micros: AtomicU64,
@@ -93,12 +98,11 @@ fn count(counter: &AtomicU64, by: u64) {
 
 impl ClusterNode {
     pub fn new(cluster: Cluster) -> ClusterNode {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let peers = PeerConnector::default();
         ClusterNode {
             cluster,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: Client::builder(TokioExecutor::new()).build(peers.clone()),
+            peers,
             live_at_last_look: Default::default(),
             moves: Default::default(),
             trust_revision: Default::default(),
@@ -170,11 +174,12 @@ pub(crate) async fn check_holds_read(
     }
 }
 
-/// Whether a node of the cluster forwarded this request (it carries the
-/// node secret; compared in constant time).
+/// Whether a node of the cluster forwarded this request: it came in on
+/// the peer port and carries the node secret (compared in constant time).
 fn from_a_node(node: &ClusterNode, request: &Request) -> bool {
     let Some(sent) = request.headers().get(NODE_SECRET) else { return false };
-    request.headers().contains_key(FORWARDED_BY)
+    request.extensions().get::<ViaPeerPort>().is_some()
+        && request.headers().contains_key(FORWARDED_BY)
         && domicile_cluster::same_secret(sent.as_bytes(), node.cluster.node_secret().as_bytes())
 }
 
@@ -204,6 +209,13 @@ pub(crate) async fn route(
             request.extensions_mut().insert(ConnectInfo(SocketAddr::new(ip, 0)));
         }
         return next.run(request).await;
+    }
+    if request.extensions().get::<ViaPeerPort>().is_some() {
+        node.events.peer_refusals.fetch_add(1, Ordering::Relaxed);
+        return ApiError::Forbidden(
+            "this port takes requests forwarded by the cluster's nodes only; residents and the operator use the server's address".into(),
+        )
+        .into_response();
     }
     for name in [FORWARDED_BY, NODE_SECRET, FORWARDED_FOR] {
         request.headers_mut().remove(name);
@@ -354,12 +366,16 @@ async fn forward(node: &ClusterNode, destination: &NodeName, request: Request) -
         ApiError::Unavailable(format!("node `{destination}`, which holds this resident, cannot be reached ({detail})"))
     };
     let record = node.cluster.live_node(destination).await.map_err(|e| unreachable(e.to_string()))?;
+    let certificate_sha256 =
+        record.peer_certificate().ok_or_else(|| unreachable("its heartbeat names no certificate".into()))?;
+    node.peers.learn(destination.as_str(), PeerAddress { address: record.peer.clone(), certificate_sha256 });
     let (mut parts, body) = request.into_parts();
     let client = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = format!("{}{path}", record.advertise.trim_end_matches('/'))
+    // The host is the node's name: the connector finds where it is.
+    parts.uri = format!("https://{destination}{path}")
         .parse::<Uri>()
-        .map_err(|e| unreachable(format!("its address {}: {e}", record.advertise)))?;
+        .map_err(|e| unreachable(format!("its name as a host: {e}")))?;
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
     let header = |value: &str| HeaderValue::from_str(value).expect("node names, hex and addresses are ASCII");

@@ -20,6 +20,7 @@ mod cluster;
 mod error;
 mod metrics;
 mod moves;
+mod peers;
 mod scheduler;
 mod settings;
 mod ui;
@@ -41,6 +42,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
+pub use peers::PeerIdentity;
 
 /// The operator's settings for the server (`[server]` in config.toml).
 #[derive(Debug, Clone)]
@@ -92,6 +94,14 @@ pub enum ServerError {
     Flush(#[from] domicile_store::StoreError),
     #[error("cannot copy this node's writes to the cluster: {0}")]
     Shipping(domicile_store::StoreError),
+    #[error("{0}")]
+    Peers(String),
+}
+
+/// A cluster node's listener for the other nodes (TLS, with its identity).
+pub struct PeerPort {
+    pub listener: tokio::net::TcpListener,
+    pub identity: PeerIdentity,
 }
 
 /// Password checks (argon2) running at once, whatever the number of requests.
@@ -290,11 +300,27 @@ pub async fn serve(
     home: Arc<Home>,
     config: ServerConfig,
     listener: tokio::net::TcpListener,
+    peer_port: Option<PeerPort>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let grace = config.shutdown_grace;
     let (router, state) = router(home, config)?;
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    // The other nodes' requests: the same routes, marked as come through
+    // the peer port (where only a node's request is taken).
+    let peers = match peer_port {
+        Some(PeerPort { listener, identity }) => {
+            let listener = peers::PeerListener::new(listener, &identity)?;
+            let routes = router.clone().layer(axum::middleware::from_fn(peers::mark));
+            let mut stopping = stopping_rx.clone();
+            let served = axum::serve(listener, routes.into_make_service_with_connect_info::<peers::PeerAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                });
+            Some(tokio::spawn(async move { served.await }))
+        }
+        None => None,
+    };
     let triggers = tokio::spawn(scheduler::run(state.clone(), stopping_rx.clone()));
     let heartbeats = tokio::spawn(cluster::run(state.clone(), stopping_rx.clone()));
     let moves = tokio::spawn(moves::run(state.clone(), stopping_rx.clone()));
@@ -317,6 +343,9 @@ pub async fn serve(
     triggers.abort();
     moves.abort();
     settings.abort();
+    if let Some(peers) = peers {
+        peers.abort();
+    }
     // It leaves the cluster once it sees the server stopping.
     let _ = tokio::time::timeout(Duration::from_secs(5), heartbeats).await;
     state.home.store().flush()?;

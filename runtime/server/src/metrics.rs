@@ -141,6 +141,11 @@ impl Readings {
                 Count(read(&events.forward_failures)),
             ),
             (
+                "cluster_peer_refusals",
+                "Requests on the peer port that no node of the cluster sent (refused, 403)",
+                Count(read(&events.peer_refusals)),
+            ),
+            (
                 "cluster_takeovers",
                 "Residents this node took over from a node that stopped",
                 Count(read(&events.takeovers)),
