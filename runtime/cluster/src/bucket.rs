@@ -221,6 +221,6 @@ impl Bucket {
 }
 
 /// A time NATS gave, in ms since the epoch (0 before it).
-fn ms(time: time::OffsetDateTime) -> u64 {
+pub(crate) fn ms(time: time::OffsetDateTime) -> u64 {
     u64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }

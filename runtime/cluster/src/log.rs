@@ -30,6 +30,15 @@
 //!   writes go on after it. A chain that breaks (a genuine message missing
 //!   or altered between two others) refuses the rebuild, rather than
 //!   rebuilding a space without one of its writes.
+//! - **Nor is a log cut back.** A node's NATS credentials cannot delete a
+//!   message (the JetStream API for it is not in a node's permissions), and
+//!   a purge only ever removes a log's beginning: to cut a log back to an
+//!   earlier state, one would purge the whole subject and publish its
+//!   genuine messages again. Each message's MAC covers the time it was
+//!   written, and one that NATS stored more than the replay window after
+//!   that time is refused as a replay, as a bucket's value is
+//!   ([`crate::seal`]): a log put back that way has no snapshot a rebuild
+//!   believes, and the rebuild is refused rather than made from it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,6 +63,10 @@ const NODE: &str = "Domicile-Node";
 const SHA256: &str = "Domicile-Sha256";
 const PREV: &str = "Domicile-Prev";
 const MAC: &str = "Domicile-Mac";
+/// When the message was written (ms since the epoch, the node's clock);
+/// absent in the messages of versions before logs were fenced against
+/// replays.
+const WRITTEN: &str = "Domicile-Written";
 /// How the message's content is encrypted; absent in the previous
 /// version's messages, whose content is in clear.
 const CIPHER: &str = "Domicile-Cipher";
@@ -227,14 +240,16 @@ impl SpaceLogs {
 
     /// Whether the message at `position` of `resident`'s log is as this
     /// version writes them: it verifies (one written before messages were
-    /// sealed does not) and its content is encrypted (one written before
-    /// contents were is in clear). A log that ends otherwise starts again
-    /// from a snapshot.
+    /// sealed does not), its content is encrypted (one written before
+    /// contents were is in clear) and it says when it was written (one
+    /// written before logs were fenced against replays does not). A log
+    /// that ends otherwise starts again from a snapshot.
     pub async fn current_at(&self, resident: &ResidentName, position: u64) -> Result<bool> {
         let message = self.stream.get_raw_message(position).await.map_err(|e| nats("read a resident's log", e))?;
         Ok(message.subject.as_str() == subject(resident)
             && message.headers.get(CIPHER).is_some()
-            && self.verify(resident, &message.headers, message.sequence).is_ok())
+            && message.headers.get(WRITTEN).is_some()
+            && self.verify(resident, &message).is_ok())
     }
 
     /// The MAC of the message at `position` of `resident`'s log, if it is
@@ -247,7 +262,7 @@ impl SpaceLogs {
         if message.subject.as_str() != subject(resident) {
             return Ok(None);
         }
-        Ok(self.verify(resident, &message.headers, message.sequence).ok())
+        Ok(self.verify(resident, &message).ok())
     }
 
     /// The position of the last message of a resident's log (0: none).
@@ -370,6 +385,10 @@ impl SpaceLogs {
         let mut records: Vec<(HeaderMap, Bytes)> = Vec::new();
         let mut through = 0;
         let mut head = after;
+        // Once a message says when it was written, every later one does: a
+        // message without it after one with it is the previous version's,
+        // put back.
+        let mut dated = false;
         loop {
             let message =
                 match self.stream.raw_message_builder().sequence(next).next_by_subject(subject.clone()).send().await {
@@ -379,7 +398,16 @@ impl SpaceLogs {
                 };
             through = message.sequence;
             next = message.sequence + 1;
-            let Ok(mac) = self.verify(resident, &message.headers, message.sequence) else { continue };
+            let Ok(mac) = self.verify(resident, &message) else { continue };
+            if message.headers.get(WRITTEN).is_some() {
+                dated = true;
+            } else if dated {
+                refuse(
+                    &format!("{subject}@{}", message.sequence),
+                    "a message of the previous version after this version's: put back, skipped",
+                );
+                continue;
+            }
             let inline_ok = message.headers.get(OBJECT).is_some()
                 || sha256_hex(&message.payload) == header(&message.headers, SHA256);
             if !inline_ok {
@@ -411,8 +439,9 @@ impl SpaceLogs {
     }
 
     /// The MAC of a message of `resident`'s log, over its subject, kind,
-    /// node, object, SHA-256, predecessor and, when it says one, cipher
-    /// (so that it cannot be taken off, nor put on a message in clear).
+    /// node, object, SHA-256, predecessor and, when it says them, cipher
+    /// (so that it cannot be taken off, nor put on a message in clear) and
+    /// time of writing (labelled: it cannot pass for a cipher).
     fn mac(&self, resident: &ResidentName, headers: &HeaderMap) -> [u8; 32] {
         let subject = subject(resident);
         let mut parts = vec![
@@ -426,24 +455,38 @@ impl SpaceLogs {
         if let Some(cipher) = headers.get(CIPHER) {
             parts.push(cipher.as_str());
         }
+        if let Some(written) = headers.get(WRITTEN) {
+            parts.extend(["written", written.as_str()]);
+        }
         self.seal.log_mac(&parts.iter().map(|p| p.as_bytes()).collect::<Vec<_>>())
     }
 
-    /// The message's MAC if it verifies; refused (counted, logged) if not.
-    fn verify(&self, resident: &ResidentName, headers: &HeaderMap, sequence: u64) -> Result<[u8; 32]> {
+    /// The message's MAC if it verifies, and NATS stored it within the
+    /// replay window of its writing; refused (counted, logged) if not.
+    fn verify(
+        &self,
+        resident: &ResidentName,
+        message: &async_nats::jetstream::message::StreamMessage,
+    ) -> Result<[u8; 32]> {
+        let headers = &message.headers;
+        let at = format!("{}@{}", subject(resident), message.sequence);
         let mac = self.mac(resident, headers);
         let stated = hex::decode(header(headers, MAC)).unwrap_or_default();
-        if crate::same_secret(&stated, &mac)
+        let written = headers.get(WRITTEN).map(|w| w.as_str().parse::<u64>());
+        if !(crate::same_secret(&stated, &mac)
             && kind(headers).is_ok()
             && header(headers, NODE).parse::<NodeName>().is_ok()
             && headers.get(CIPHER).is_none_or(|c| c.as_str() == CIPHER_V1)
+            && written.as_ref().is_none_or(Result::is_ok))
         {
-            return Ok(mac);
+            return Err(refuse(&at, "not written by a node of this cluster, or altered since: skipped"));
         }
-        Err(refuse(
-            &format!("{}@{sequence}", subject(resident)),
-            "not written by a node of this cluster, or altered since: skipped",
-        ))
+        if let Some(Ok(written_ms)) = written {
+            if self.seal.replayed(written_ms, crate::bucket::ms(message.time)) {
+                return Err(refuse(&at, crate::seal::REPLAYED));
+            }
+        }
+        Ok(mac)
     }
 
     /// A verified message's content: its bytes inline, or its object's,
@@ -512,6 +555,7 @@ impl SpaceLogs {
         headers.insert(SHA256, sha256_hex(stored).as_str());
         headers.insert(CIPHER, CIPHER_V1);
         headers.insert(PREV, hex::encode(self.head(resident, expected).await?).as_str());
+        headers.insert(WRITTEN, crate::now_ms().to_string().as_str());
         let mac = self.mac(resident, &headers);
         headers.insert(MAC, hex::encode(mac).as_str());
         let mut after = expected;

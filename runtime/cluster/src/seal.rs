@@ -196,10 +196,16 @@ impl Seal {
         stored_ms: u64,
     ) -> std::result::Result<Opened, &'static str> {
         let opened = self.open(bucket, key, sealed)?;
-        if stored_ms > opened.written_ms.saturating_add(self.replay_window_ms) {
+        if self.replayed(opened.written_ms, stored_ms) {
             return Err(REPLAYED);
         }
         Ok(opened)
+    }
+
+    /// Whether something sealed at `written_ms` and stored by NATS at
+    /// `stored_ms` was stored too long after: put back later.
+    pub(crate) fn replayed(&self, written_ms: u64, stored_ms: u64) -> bool {
+        stored_ms > written_ms.saturating_add(self.replay_window_ms)
     }
 
     fn mac(&self, key: &[u8; 32], parts: &[&[u8]]) -> HmacSha256 {
