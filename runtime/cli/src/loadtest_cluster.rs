@@ -213,9 +213,10 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
     let key = domicile_cluster::ClusterKey::load(&key_file)?;
     let observer = domicile_cluster::Cluster::observe(&options.nats, &key).await;
     if let Ok(observer) = &observer {
-        if !observer.live_nodes().await?.is_empty() || !observer.placements().await?.is_empty() {
+        if observer.holds_a_cluster().await? {
             bail!(
-                "the NATS server at {} already has a cluster; give the bench a NATS server of its own",
+                "the NATS server at {} already holds a domicile cluster (an earlier run's, perhaps): give the bench \
+                 a NATS server of its own, with an empty store (`nats-server -js -sd \"$(mktemp -d)\"`)",
                 options.nats.url
             );
         }

@@ -720,6 +720,20 @@ impl Observer {
         moves::all(&self.moves).await
     }
 
+    /// Whether the NATS server holds any node or placement at all, sealed
+    /// with this key or not (another cluster's, or one whose key is lost):
+    /// keys only, nothing opened.
+    pub async fn holds_a_cluster(&self) -> Result<bool> {
+        for bucket in [&self.nodes, &self.placement] {
+            let what = format!("list the keys of {}", bucket.kv.name);
+            let mut keys = bucket.kv.keys().await.map_err(|e| nats(&what, e))?;
+            if futures::StreamExt::next(&mut keys).await.transpose().map_err(|e| nats(&what, e))?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Asks for a move of `resident` to `to` (the nodes carry it out), and
     /// waits until it is done or failed, `patience` at most.
     pub async fn move_resident(&self, resident: &ResidentName, to: &NodeName, patience: Duration) -> Result<Move> {
