@@ -144,3 +144,30 @@ fn an_upgrade_killed_midway_resumes_at_the_next_command_with_nothing_lost() {
     assert!(home.path().join("spaces/incoming").read_dir().unwrap().next().is_none(), "no leftover");
     assert_nothing_lost(&home);
 }
+
+/// A home the version before trigger wakes and small sled segments left
+/// (the node home of `tests/fixtures/clusters/f4d8a3d`, its spaces made
+/// with sled's 512 KiB segments): it opens with each space's own segment
+/// size, alice's trips all there, and every resident is marked once for a
+/// look at their triggers (a start used to look at everyone); a resident
+/// made now gets the small segments.
+#[test]
+fn a_home_of_the_version_before_wakes_opens_with_every_resident_marked() {
+    let home = TestHome { dir: tempfile::tempdir().unwrap() };
+    copy_dir(&repo().join("tests/fixtures/clusters/f4d8a3d/n1"), home.path());
+    let spaces = home.path().join("spaces");
+    assert!(!spaces.join("wakes").exists(), "the previous version kept no wakes");
+    let trips = home.ok(&["--resident", "alice", "--json", "docs", "io.domicile.mobility.trip"]).json();
+    let ids: Vec<&str> = trips.as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["old1", "old2", "old3"]);
+    for name in ["alice", "me"] {
+        assert_eq!(std::fs::read_to_string(spaces.join("wakes").join(name)).unwrap(), "", "{name} is marked");
+    }
+    let segment = |name: &str| {
+        let conf = std::fs::read(spaces.join("residents").join(name).join("conf")).unwrap();
+        String::from_utf8_lossy(&conf).lines().find(|l| l.starts_with("segment_size")).unwrap().to_owned()
+    };
+    assert_eq!(segment("alice"), "segment_size: 524288");
+    home.ok(&["resident", "add", "newcomer"]);
+    assert_eq!(segment("newcomer"), "segment_size: 65536");
+}

@@ -422,7 +422,7 @@ fn native_import(space: &ResidentSpace, csv: &[u8]) -> Result<()> {
 /// entry, in one batch per tree, flushed once. No schema check, staging,
 /// provenance or audit: what those cost is the gap to domicile.
 fn raw_sled_import(dir: &std::path::Path, csv: &[u8]) -> Result<Duration> {
-    let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+    let db = domicile_store::space_config(dir).flush_every_ms(None).open()?;
     let (docs, index, changes) = (db.open_tree("docs")?, db.open_tree("index")?, db.open_tree("changes")?);
     let started = Instant::now();
     let text = std::str::from_utf8(csv)?;

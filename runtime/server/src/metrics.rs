@@ -43,6 +43,7 @@ pub struct Metrics {
     request_seconds: Histogram,
     running: Gauge,
     residents: Gauge,
+    trigger_looks_due: Gauge,
 }
 
 impl Metrics {
@@ -60,7 +61,13 @@ impl Metrics {
         registry.register("app_invocations_running", "App invocations holding an instance slot now", running.clone());
         let residents = Gauge::default();
         registry.register("residents", "Residents of this home", residents.clone());
-        Metrics { registry, runs, run_seconds, requests, request_seconds, running, residents }
+        let trigger_looks_due = Gauge::default();
+        registry.register(
+            "trigger_looks_due",
+            "Residents whose triggers need a look the scheduler has not had yet (after a start: those written or due since the last look)",
+            trigger_looks_due.clone(),
+        );
+        Metrics { registry, runs, run_seconds, requests, request_seconds, running, residents, trigger_looks_due }
     }
 
     pub fn request(&self, status: u16, elapsed: Duration) {
@@ -78,6 +85,11 @@ impl Metrics {
     pub fn trigger_run(&self, outcome: &'static str, elapsed: Duration) {
         self.runs.get_or_create(&RunLabels { kind: "trigger", outcome }).inc();
         self.run_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// How many residents' triggers wait for a look, at the end of a tick.
+    pub fn trigger_looks_due(&self, residents: usize) {
+        self.trigger_looks_due.set(residents.try_into().unwrap_or(i64::MAX));
     }
 
     fn encode(&self, state: &State) -> String {

@@ -10,20 +10,28 @@
 //! A node of thousands of residents must not open every database every
 //! second: a tick looks only at residents whose database is open or was
 //! closed after writes since the last tick (only they can have new
-//! documents) and at those whose next schedule or back-off has come. After a start, every resident is looked at once, a
-//! few per tick, for the events and missed schedules of the time it was
-//! down.
+//! documents) and at those whose next schedule or back-off has come. What
+//! each look found is kept beside the spaces (`domicile_store`'s wakes),
+//! so that after a start only the residents written since their last look
+//! (by any process) and those whose time has come are opened, a few per
+//! tick: not every space of the home.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use domicile_store::ResidentName;
+
 use crate::State;
 
 /// How often due triggers are looked for.
 const TICK: Duration = Duration::from_secs(1);
-/// Closed databases a tick opens at most (the first looks after a start).
+/// Closed databases a tick opens at most (the first looks after a start,
+/// a schedule many residents share)...
 const OPENS_PER_TICK: usize = 32;
+/// ...and the time a tick may spend on them, past which the rest wait for
+/// the next tick: such looks take at most about this share of a core.
+const OPENING_BUDGET: Duration = Duration::from_millis(40);
 
 /// What the scheduler knows of one resident between ticks.
 #[derive(Default)]
@@ -41,37 +49,70 @@ struct Watch {
 /// Runs due triggers until `stopping` turns true.
 pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Receiver<bool>) {
     let mut turn = 0usize;
-    let mut watched: HashMap<String, Watch> = HashMap::new();
+    let mut watched: HashMap<ResidentName, Watch> = HashMap::new();
+    let mut listed: Option<Arc<[ResidentName]>> = None;
     loop {
         tokio::select! {
             () = tokio::time::sleep(TICK) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
         let store = state.home.store();
-        let Ok(residents) = store.residents() else { continue };
+        let Ok(residents) = store.residents_listed() else { continue };
         if residents.is_empty() {
             continue;
         }
+        if listed.is_none() {
+            // Unreadable, every resident gets a look (a resident without a
+            // wake is looked at once).
+            match store.trigger_wakes() {
+                Ok(wakes) => {
+                    let wakes: HashMap<ResidentName, u64> = wakes.into_iter().collect();
+                    for name in residents.iter() {
+                        let at = wakes.get(name).copied().unwrap_or(u64::MAX);
+                        watched.insert(name.clone(), Watch { wake_at: Some(at), ..Default::default() });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the residents' trigger wakes could not be read: looking at each"),
+            }
+        }
+        if !listed.as_ref().is_some_and(|l| Arc::ptr_eq(l, &residents)) {
+            // Someone added (looked at once) or removed.
+            for name in residents.iter() {
+                watched.entry(name.clone()).or_default();
+            }
+            watched.retain(|name, _| residents.binary_search(name).is_ok());
+            listed = Some(residents.clone());
+        }
         // Those whose documents may have changed since the last tick.
-        let open: HashSet<String> =
-            store.open_residents().iter().chain(&store.take_closed_with_changes()).map(|r| r.to_string()).collect();
-        let now = state.home.now_ms();
-        let mut opened = 0;
+        let open: HashSet<ResidentName> =
+            store.open_residents().into_iter().chain(store.take_closed_with_changes()).collect();
+        let (now, tick) = (state.home.now_ms(), Instant::now());
+        let (mut opened, mut waiting) = (0, 0);
         turn = (turn + 1) % residents.len();
         for name in residents.iter().cycle().skip(turn).take(residents.len()) {
-            let watch = watched.entry(name.to_string()).or_default();
+            let Some(watch) = watched.get_mut(name) else { continue };
             let scheduled = watch.wake_at.is_none_or(|at| at <= now);
-            if !open.contains(name.as_str()) {
-                if !scheduled || opened == OPENS_PER_TICK {
+            let was_open = open.contains(name);
+            if !was_open {
+                if !scheduled {
+                    continue;
+                }
+                if opened == OPENS_PER_TICK || tick.elapsed() >= OPENING_BUDGET {
+                    waiting += 1;
                     continue;
                 }
                 opened += 1;
             }
             let Ok(space) = state.home.resident(Some(name.as_str())) else { continue };
             let newest = space.last_seq();
-            let settled = watch.seen.replace(newest) == Some(newest);
+            // A space that was closed has no write under way to wait for.
+            let settled = watch.seen.replace(newest) == Some(newest) || !was_open;
             let news = watch.checked != Some(newest);
-            if !settled || !(news || scheduled) || state.home.trigger_running(&space) {
+            if !settled {
+                waiting += usize::from(scheduled);
+                continue;
+            }
+            if !(news || scheduled) || state.home.trigger_running(&space) {
                 continue;
             }
             watch.checked = Some(newest);
@@ -82,13 +123,25 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
                     continue;
                 }
             };
+            // Writes from here on are not in what this look found.
+            let look = space.trigger_look_started();
             // Due triggers this tick does not run (one a tick, or the
             // resident's permits all taken) are looked at again next tick.
-            watch.wake_at = Some(if due.is_empty() {
-                state.home.next_trigger_check(&space).ok().flatten().unwrap_or(u64::MAX)
+            let wake_at = if due.is_empty() {
+                match state.home.next_trigger_check(&space) {
+                    Ok(next) => next.unwrap_or(u64::MAX),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the next look at a resident's triggers could not be worked out");
+                        now
+                    }
+                }
             } else {
                 now
-            });
+            };
+            watch.wake_at = Some(wake_at);
+            if let Err(e) = space.settle_trigger_look(look, (wake_at != u64::MAX).then_some(wake_at)) {
+                tracing::warn!(error = %e, "when a resident's triggers next need a look could not be kept");
+            }
             let Some(first) = due.into_iter().next() else { continue };
             // Counted with the resident's runs; when they are all taken,
             // the trigger waits for a later tick.
@@ -108,5 +161,6 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
                 drop(permit);
             });
         }
+        state.metrics.trigger_looks_due(waiting);
     }
 }

@@ -328,9 +328,34 @@ impl ResidentSpace {
 
     /// The space's write lock: every read-modify-write of the documents,
     /// indexes, feed, counters or audit log holds it, so a journaled write
-    /// computes on a state nobody changes before it is applied.
-    pub(crate) fn writing(&self) -> std::sync::MutexGuard<'_, ()> {
+    /// computes on a state nobody changes before it is applied. Each
+    /// write marks the resident for a look at their triggers, before and
+    /// after it (see [`crate::wakes`]).
+    pub(crate) fn writing(&self) -> Writing<'_> {
+        let guard = self.write_lock();
+        self.open.wakes.mark(&self.name);
+        Writing { space: self, _guard: guard }
+    }
+
+    /// The write lock alone, without a mark.
+    pub(crate) fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.open.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The space's write lock while a write is under way: see
+/// [`ResidentSpace::writing`].
+pub(crate) struct Writing<'a> {
+    space: &'a ResidentSpace,
+    _guard: std::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.space.open.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Again once written: a look that settled the mark between the
+        // two did not see this write.
+        self.space.open.wakes.mark(&self.space.name);
     }
 }
 

@@ -36,6 +36,7 @@ mod spaces;
 mod triggers;
 mod upgrade;
 mod vocabulary;
+mod wakes;
 
 use std::sync::Arc;
 
@@ -54,8 +55,8 @@ pub use query::{Query, QueryCursor, Sort};
 pub use restore::{AppNote, AppRefusal, PackageVetting, RestoreReport, VettedApp};
 pub use selector::Selector;
 pub use shipping::Shipper;
-pub use spaces::{Store, StoreOptions};
-pub use triggers::{Claim, TriggerState};
+pub use spaces::{space_config, Store, StoreOptions, SPACE_SEGMENT_BYTES};
+pub use triggers::{Claim, TriggerLook, TriggerState};
 pub use upgrade::UpgradeReport;
 pub use vocabulary::{DoctypeDef, Vocabulary};
 

@@ -48,6 +48,8 @@ impl Default for StoreOptions {
 ///                        open if a crash stopped it
 /// ROOT/removing/         spaces being deleted: a deletion is one rename
 ///                        into here, then the files go
+/// ROOT/wakes/NAME        when resident NAME's triggers need a look (see
+///                        `crate::wakes`)
 /// ```
 #[derive(Clone)]
 pub struct Store {
@@ -66,6 +68,10 @@ struct Shared {
     /// [`Store::take_closed_with_changes`].
     closed_with_changes: Arc<Mutex<std::collections::BTreeSet<ResidentName>>>,
     shipper: crate::shipping::ShipperSlot,
+    wakes: Arc<crate::wakes::Wakes>,
+    /// The residents as last listed; this process is the only one that
+    /// adds or removes any (the store's lock), and forgets it when it does.
+    listed: Mutex<Option<Arc<[ResidentName]>>>,
 }
 
 /// The databases this process has open.
@@ -121,6 +127,10 @@ pub(crate) struct OpenSpace {
     pub(crate) shipper: crate::shipping::ShipperSlot,
     pub(crate) unshipped: Mutex<Vec<crate::journal::Op>>,
     pub(crate) snapshot_due: std::sync::atomic::AtomicBool,
+    /// Where a write marks the resident for a look at their triggers, and
+    /// how many writes ended since the database was opened.
+    pub(crate) wakes: Arc<crate::wakes::Wakes>,
+    pub(crate) writes: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for OpenSpace {
@@ -151,6 +161,7 @@ impl Store {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::InUse(root.display().to_string())),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
         }
+        let wakes = crate::wakes::Wakes::open(root, || residents_in(&root.join("residents")))?;
         let store = Store {
             shared: Arc::new(Shared {
                 root: root.to_owned(),
@@ -161,6 +172,8 @@ impl Store {
                 open: Mutex::default(),
                 closed_with_changes: Arc::default(),
                 shipper: Arc::default(),
+                wakes: Arc::new(wakes),
+                listed: Mutex::default(),
             }),
         };
         store.remove_unfinished()?;
@@ -224,19 +237,38 @@ impl Store {
 
     /// The residents, in name order.
     pub fn residents(&self) -> Result<Vec<ResidentName>> {
-        let dir = self.residents_dir();
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
-            let entry = entry.map_err(io_error(&dir))?;
-            match entry.file_name().to_str().and_then(|s| s.parse::<ResidentName>().ok()) {
-                Some(name) => names.push(name),
-                // Not ours (a stray file an administrator left): ignored,
-                // never deleted.
-                None => tracing::warn!(dir = %dir.display(), "an entry that is not a resident's space is ignored"),
-            }
+        Ok(self.residents_listed()?.to_vec())
+    }
+
+    /// [`Self::residents`], shared: the same list until a resident is added
+    /// or removed, read from the disk only then (a scheduler's tick over
+    /// 10,000 residents must not list a directory and copy every name).
+    pub fn residents_listed(&self) -> Result<Arc<[ResidentName]>> {
+        let mut listed = self.shared.listed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(residents) = &*listed {
+            return Ok(residents.clone());
         }
-        names.sort();
-        Ok(names)
+        let residents: Arc<[ResidentName]> = residents_in(&self.residents_dir())?.into();
+        *listed = Some(residents.clone());
+        Ok(residents)
+    }
+
+    /// Someone was added or removed: the next listing reads the disk.
+    fn residents_changed(&self) {
+        *self.shared.listed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The residents whose triggers need a look after a start, and when (0:
+    /// at once); the others need one only after a write. See
+    /// [`crate::wakes`].
+    pub fn trigger_wakes(&self) -> Result<Vec<(ResidentName, u64)>> {
+        let (wakes, strays): (Vec<_>, Vec<_>) =
+            self.shared.wakes.all()?.into_iter().partition(|(name, _)| self.has_resident(name));
+        // A restore that was discarded marked a resident who never was.
+        for (name, _) in strays {
+            self.shared.wakes.forget(&name)?;
+        }
+        Ok(wakes)
     }
 
     /// Whether the store's directory answers (for health checks: costs one
@@ -263,6 +295,7 @@ impl Store {
             }
             Err(e) => return Err(io_error(&dir)(e)),
         }
+        self.residents_changed();
         let created = self.open_database(name, &dir).and_then(|space| {
             space.db.flush()?;
             sync_dir(&self.residents_dir())?;
@@ -279,6 +312,7 @@ impl Store {
             Err(e) => {
                 // Nothing of a resident that could not be created stays.
                 let _ = std::fs::remove_dir_all(&dir);
+                self.residents_changed();
                 Err(e)
             }
         }
@@ -335,8 +369,10 @@ impl Store {
         }
         let removing = self.shared.root.join("removing").join(format!("{name}.{}", unique_suffix()));
         std::fs::rename(&dir, &removing).map_err(io_error(&dir))?;
+        self.residents_changed();
         sync_dir(&self.residents_dir())?;
         drop(open);
+        self.shared.wakes.forget(name)?;
         // Once renamed the resident is gone; a crash before the files are
         // deleted leaves them to the next open.
         remove_any(&removing)
@@ -383,8 +419,11 @@ impl Store {
             return Err(StoreError::ResidentExists(name.to_string()));
         }
         std::fs::rename(&from, &to).map_err(io_error(&from))?;
+        self.residents_changed();
         sync_dir(&self.residents_dir())?;
         sync_dir(&self.incoming_dir())?;
+        // A whole space arrived: its apps' triggers need a look.
+        self.shared.wakes.mark(&name);
         let space = self.open_database(&name, &to)?;
         // Recovered before the lock is let go: nobody may start an import
         // in it first (recovery discards every uncommitted staging tree).
@@ -401,8 +440,7 @@ impl Store {
     /// has just closed may find sled's lock still held by a flush finishing
     /// on another thread: that is waited for, briefly.
     fn open_database(&self, name: &ResidentName, dir: &Path) -> Result<Arc<OpenSpace>> {
-        let config = sled::Config::new()
-            .path(dir)
+        let config = space_config(dir)
             .cache_capacity(self.shared.options.cache_bytes_per_space)
             // Every acknowledged write is flushed by the store itself; a
             // flusher thread per open database would cost a thread each.
@@ -445,6 +483,8 @@ impl Store {
             shipper: self.shared.shipper.clone(),
             unshipped: Mutex::default(),
             snapshot_due: false.into(),
+            wakes: self.shared.wakes.clone(),
+            writes: 0.into(),
         }))
     }
 
@@ -579,6 +619,44 @@ pub(crate) fn open_sled(config: &sled::Config, dir: &Path) -> sled::Result<sled:
         }
         other => other,
     }
+}
+
+/// The residents whose spaces are in `dir`, in name order.
+fn residents_in(dir: &Path) -> Result<Vec<ResidentName>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        match entry.file_name().to_str().and_then(|s| s.parse::<ResidentName>().ok()) {
+            Some(name) => names.push(name),
+            // Not ours (a stray file an administrator left): ignored,
+            // never deleted.
+            None => tracing::warn!(dir = %dir.display(), "an entry that is not a resident's space is ignored"),
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The sled segment size of a new space. sled's log is made of segments,
+/// and each open of a database (its recovery) fills the last one out on
+/// disk: at sled's default of 512 KiB, a resident opened once took half a
+/// megabyte, written or not. Pages over a quarter of a segment are kept in
+/// blob files of their own, so the segment is not made smaller still: an
+/// app's package, a large document, are blobs either way.
+pub const SPACE_SEGMENT_BYTES: usize = 64 << 10;
+
+/// sled's settings for the space in `dir`: its segment size is the one
+/// its `conf` says it was made with (sled refuses any other; spaces made
+/// before [`SPACE_SEGMENT_BYTES`] keep sled's default), that one for a new
+/// space.
+pub fn space_config(dir: &Path) -> sled::Config {
+    // Its lines of text end with a binary checksum.
+    let made_with = std::fs::read(dir.join("conf")).ok().and_then(|conf| {
+        String::from_utf8_lossy(&conf)
+            .lines()
+            .find_map(|line| line.strip_prefix("segment_size:").and_then(|n| n.trim().parse::<usize>().ok()))
+    });
+    sled::Config::new().path(dir).segment_size(made_with.unwrap_or(SPACE_SEGMENT_BYTES))
 }
 
 /// Removes `snap.*.generating` files from a sled directory; returns how many.

@@ -1159,7 +1159,7 @@ fn a_snapshot_a_crash_left_unfinished_does_not_lock_the_resident_out() {
         store.space_dir(&"me".parse().unwrap())
     };
     std::fs::write(space_dir.join("snap.7FFFFFFFFFFFFFFF.generating"), b"").unwrap();
-    let refused = sled::Config::new().path(&space_dir).open();
+    let refused = crate::space_config(&space_dir).open();
     assert!(matches!(refused, Err(sled::Error::Corruption { .. })), "sled alone refuses it: {refused:?}");
     drop(refused);
 
@@ -1355,4 +1355,123 @@ fn a_write_the_cluster_does_not_keep_is_not_made() {
     let rebuilt = other.rebuild(&"me".parse().unwrap(), &snapshot, records, through).unwrap();
     assert_eq!(contents(&rebuilt), contents(&me));
     assert_eq!(rebuilt.verify_audit().unwrap().entries, 1);
+}
+
+/// Disk a space's directory takes (allocated blocks, not apparent size).
+fn disk_bytes(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap()).map(|m| m.blocks() * 512).sum()
+}
+
+/// A new space is made with small sled segments, so that a resident
+/// opened after a restart and left idle costs under 100 KB (sled fills
+/// out the last segment at each open: 512 KiB at its default); a space
+/// made before, with sled's default, opens with the segment size it was
+/// made with (sled refuses any other), its documents all there.
+#[test]
+fn an_empty_space_opened_again_stays_small_and_an_older_one_keeps_its_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    let name: ResidentName = "me".parse().unwrap();
+    let space_dir = {
+        let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+        store.create_resident(&name).unwrap();
+        store.space_dir(&name)
+    };
+    for _ in 0..2 {
+        let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+        store.resident(&name).unwrap().last_seq();
+    }
+    let conf = String::from_utf8_lossy(&std::fs::read(space_dir.join("conf")).unwrap()).into_owned();
+    assert!(conf.contains(&format!("segment_size: {SPACE_SEGMENT_BYTES}")), "{conf}");
+    let bytes = disk_bytes(&space_dir);
+    assert!(bytes <= 100_000, "an empty space opened twice takes {bytes} bytes");
+
+    // A space as the previous version made it: sled's default segments.
+    let older: ResidentName = "older".parse().unwrap();
+    let older_dir = space_dir.with_file_name("older");
+    {
+        let db = sled::Config::new().path(&older_dir).open().unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+    let space = store.resident(&older).unwrap();
+    put(&space, &trip_type(), "t1", trip(2, "bike", 4.2)).unwrap();
+    drop((space, store));
+    let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+    let doc = store.resident(&older).unwrap().get(&trip_type(), &"t1".parse().unwrap()).unwrap();
+    assert_eq!(doc.expect("its trip").body["mode"], "bike");
+    let conf = String::from_utf8_lossy(&std::fs::read(older_dir.join("conf")).unwrap()).into_owned();
+    assert!(conf.contains("segment_size: 524288"), "{conf}");
+}
+
+/// A write marks its resident for a look at their triggers (a new,
+/// empty resident is not marked); a look settles the mark with when the
+/// next one is due, unless the space was written while it looked; what
+/// was settled outlasts the process; a removed resident has no wake.
+#[test]
+fn a_write_marks_its_resident_until_a_look_settles_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+    let name: ResidentName = "me".parse().unwrap();
+    let space = store.create_resident(&name).unwrap();
+    assert!(store.trigger_wakes().unwrap().is_empty(), "an empty space needs no look");
+
+    put(&space, &trip_type(), "t1", trip(1, "bike", 1.0)).unwrap();
+    assert_eq!(store.trigger_wakes().unwrap(), [(name.clone(), 0)]);
+    let look = space.trigger_look_started();
+    space.settle_trigger_look(look, Some(1_800_000_000_000)).unwrap();
+    assert_eq!(store.trigger_wakes().unwrap(), [(name.clone(), 1_800_000_000_000)]);
+
+    // Written while the scheduler looked: the mark stays.
+    let look = space.trigger_look_started();
+    put(&space, &trip_type(), "t2", trip(2, "bike", 1.0)).unwrap();
+    space.settle_trigger_look(look, None).unwrap();
+    assert_eq!(store.trigger_wakes().unwrap(), [(name.clone(), 0)]);
+    let look = space.trigger_look_started();
+    space.settle_trigger_look(look, Some(1_900_000_000_000)).unwrap();
+    drop((space, store));
+
+    let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+    assert_eq!(store.trigger_wakes().unwrap(), [(name.clone(), 1_900_000_000_000)], "kept across a restart");
+    let space = store.resident(&name).unwrap();
+    put(&space, &trip_type(), "t3", trip(3, "bike", 1.0)).unwrap();
+    assert_eq!(store.trigger_wakes().unwrap(), [(name.clone(), 0)], "a write in a new process marks again");
+    let look = space.trigger_look_started();
+    space.settle_trigger_look(look, None).unwrap();
+    assert!(store.trigger_wakes().unwrap().is_empty(), "only a write can make a trigger due");
+    put(&space, &trip_type(), "t4", trip(4, "bike", 1.0)).unwrap();
+    drop(space);
+    store.remove_resident(&name).unwrap();
+    assert!(store.trigger_wakes().unwrap().is_empty(), "a removed resident has no wake");
+}
+
+/// A home of a version before wakes were kept: the first open marks every
+/// resident once (each gets a look, as every start gave them before),
+/// and a file in `wakes/` that names nobody, or holds no time, is read
+/// safely.
+#[test]
+fn a_home_without_wakes_marks_every_resident_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("db");
+    let names: Vec<ResidentName> = ["ann", "bob", "cyd"].iter().map(|n| n.parse().unwrap()).collect();
+    {
+        let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+        for name in &names {
+            store.create_resident(name).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(root.join("wakes")).unwrap();
+    let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+    let wakes = store.trigger_wakes().unwrap();
+    assert_eq!(wakes, names.iter().map(|n| (n.clone(), 0)).collect::<Vec<_>>());
+    drop(store);
+
+    std::fs::write(root.join("wakes/ann"), "not a time").unwrap();
+    std::fs::write(root.join("wakes/Not A Name"), "12").unwrap();
+    std::fs::write(root.join("wakes/gone"), "12").unwrap();
+    let store = Store::open(&root, Arc::new(Vocabulary::builtin())).unwrap();
+    assert_eq!(store.trigger_wakes().unwrap().len(), 3, "a stray name is dropped, garbage reads as at once");
+    assert!(!root.join("wakes/gone").exists(), "a resident who is not there loses their wake");
 }

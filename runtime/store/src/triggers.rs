@@ -72,4 +72,26 @@ impl ResidentSpace {
     pub fn last_seq(&self) -> u64 {
         self.open.seq.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    /// Where a look at the resident's triggers starts: give it to
+    /// [`Self::settle_trigger_look`] once the look is done.
+    pub fn trigger_look_started(&self) -> TriggerLook {
+        TriggerLook(self.open.writes.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Records, for the next start of the server, when the resident's
+    /// triggers next need a look that no write prompts (`None`: only a
+    /// write can make one due), as the look begun at `look` found; unless
+    /// the space was written since, which leaves them marked for a look at
+    /// once (see [`crate::wakes`]).
+    pub fn settle_trigger_look(&self, look: TriggerLook, next: Option<u64>) -> Result<()> {
+        let _writing = self.write_lock();
+        let written_since = self.open.writes.load(std::sync::atomic::Ordering::SeqCst) != look.0;
+        self.open.wakes.settle(&self.name, written_since, next)
+    }
 }
+
+/// The start of a look at a resident's triggers: see
+/// [`ResidentSpace::trigger_look_started`].
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerLook(u64);
