@@ -26,7 +26,11 @@ import { request } from 'domicile:app/egress@0.1.0';
 /** The largest batch the host hands out per call. */
 export const MAX_BATCH = 1000;
 
-/** A host call was refused. `kind` is `denied`, `not-found`, `invalid` or `limit`. */
+/**
+ * A host call was refused: `kind` is `denied`, `not-found`, `invalid` or
+ * `limit`. Or a document was asked for a field it does not hold: `kind`
+ * is `withheld` (see `optional`).
+ */
 export class DomicileError extends Error {
   constructor(kind, message) {
     super(message);
@@ -47,10 +51,40 @@ function call(f) {
   }
 }
 
+// Names JavaScript itself asks any object for (serialising it, awaiting
+// it, printing it, testing it): never taken for a document's field.
+const NOT_FIELDS = new Set(['toJSON', 'then', 'constructor', 'toString', 'valueOf', 'inspect', 'nodeType', 'asymmetricMatch', '$$typeof']);
+
+/**
+ * A document's body, which, asked for a field it does not hold, says why it
+ * may be missing, as the Rust and Python SDKs do: a field the resident did
+ * not grant is withheld from the app. A field that may be absent is read
+ * with `optional(body, 'field')`, or tested with `'field' in body`.
+ */
+function withFields(body) {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return body;
+  return new Proxy(body, {
+    get(target, key, receiver) {
+      if (typeof key !== 'string' || key in target || NOT_FIELDS.has(key)) return Reflect.get(target, key, receiver);
+      throw new DomicileError(
+        'withheld',
+        `\`${key}\`: this document has no \`${key}\`; if documents of this doctype have it, it is withheld from this app: ` +
+          `declare it in the manifest's \`fields\` and ask the resident to grant it, or read it with optional(body, '${key}') if it may be absent`,
+      );
+    },
+  });
+}
+
+/** A field of a document's body that may be absent: its value, or `fallback`. */
+export function optional(body, key, fallback = undefined) {
+  return Object.prototype.hasOwnProperty.call(body, key) ? body[key] : fallback;
+}
+
 /**
  * Yields `{id, body}` for each document of `doctype` matching `selector`
  * (an object: `{kind: 'load-curve'}`), in id order or sorted on one field.
- * `body` holds only the fields the resident granted.
+ * `body` holds only the fields the resident granted; reading another one
+ * throws, saying so.
  */
 export function* query(doctype, selector = {}, { sort, descending = false, limit, batch = 500 } = {}) {
   const options = { limit, sort: sort ? { field: sort, descending } : undefined };
@@ -59,16 +93,16 @@ export function* query(doctype, selector = {}, { sort, descending = false, limit
     for (;;) {
       const docs = call(() => cursor.next(Math.min(batch, MAX_BATCH)));
       if (docs.length === 0) return;
-      for (const doc of docs) yield { id: doc.id, body: JSON.parse(doc.body) };
+      for (const doc of docs) yield { id: doc.id, body: withFields(JSON.parse(doc.body)) };
     }
   } finally {
     if (typeof cursor[Symbol.dispose] === 'function') cursor[Symbol.dispose]();
   }
 }
 
-/** The body of one document (only its granted fields). */
+/** The body of one document (only its granted fields; reading another one throws, saying so). */
 export function get(doctype, id) {
-  return JSON.parse(call(() => data.get(doctype, id)).body);
+  return withFields(JSON.parse(call(() => data.get(doctype, id)).body));
 }
 
 /** Creates or replaces a document; returns its id. */
