@@ -313,6 +313,23 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     let body = String::from_utf8(body).unwrap();
     assert_eq!(body, shown, "what was sent is byte for byte what the page showed");
 
+    // A large file: once uploaded, the page says how far the importer has
+    // got while it works (60,000 half-hourly readings of an energy meter,
+    // with the energy importer installed beside the server).
+    home.install(&sample_package("energy-importer"), &["all"]);
+    let large = tempfile::tempdir().unwrap();
+    let curve = load_curve_csv(60_000);
+    let file = large.path().join("load-curve.csv");
+    std::fs::write(&file, curve).unwrap();
+    go(&browser, &format!("{url}/#/import"), "Import a file").await;
+    let energy_importer = "io.domicile.sample.energy-importer";
+    browser.find(Locator::Css("#importer")).await.unwrap().select_by_value(energy_importer).await.unwrap();
+    browser.find(Locator::Css("#import-file")).await.unwrap().send_keys(file.to_str().unwrap()).await.unwrap();
+    click(&browser, "#import-form button[type=submit]").await;
+    let status = wait_text(&browser, "#import-status", "documents").await;
+    assert!(status.contains("The importer has read") || status.contains("Saving"), "{status}");
+    wait_text(&browser, "#import-result", "Imported").await;
+
     // Export is a plain download link; signing out ends the session.
     go(&browser, &format!("{url}/#/export"), "Export").await;
     let href = browser.find(Locator::Css("#export-link")).await.unwrap().attr("href").await.unwrap();

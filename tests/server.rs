@@ -991,3 +991,45 @@ fn the_api_writes_documents_restores_archives_and_revokes_keys_as_the_cli_does()
     assert_eq!(admin.get("/api/v1/admin/residents").status, 401);
     server.client().with_bearer(&new).get("/api/v1/admin/residents").ok();
 }
+
+/// While an import runs, its resident sees how far it has got (`GET
+/// /api/v1/imports`, which the web UI asks every half second once the file
+/// is uploaded): the importer, the file, the documents read so far and
+/// whether they are being saved; nothing once it is done. Another resident
+/// sees none of it.
+#[test]
+fn an_import_under_way_says_how_far_it_has_got() {
+    const IMPORTER: &str = "io.domicile.sample.energy-importer";
+    let home = TestHome::new();
+    home.install(&sample_package("energy-importer"), &["all"]);
+    let password = home.set_password("me");
+    home.ok(&["resident", "add", "ada"]);
+    let ada_password = home.set_password("ada");
+    let server = Server::start(&home);
+    let me = Client::signed_in(&server.url, "me", &password);
+    let ada = Client::signed_in(&server.url, "ada", &ada_password);
+
+    // 60,000 half-hourly readings: seconds of work for the importer.
+    let curve = load_curve_csv(60_000);
+    let uploader = {
+        let me = me.clone();
+        std::thread::spawn(move || me.upload(&format!("/api/v1/apps/{IMPORTER}/import?file=curve.csv"), curve.into()))
+    };
+    let mut seen = None;
+    while !uploader.is_finished() {
+        let under = me.get("/api/v1/imports").ok().json();
+        if let Some(import) = under.as_array().unwrap().first().filter(|i| i["documents"].as_u64() > Some(0)) {
+            seen = Some(import.clone());
+            assert_eq!(ada.get("/api/v1/imports").ok().json(), serde_json::json!([]), "ada sees none of it");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let seen = seen.expect("the import's progress is seen before it ends");
+    assert_eq!(seen["app"], IMPORTER, "{seen}");
+    assert_eq!(seen["file"], "curve.csv", "{seen}");
+    assert!(seen["saving"].is_boolean() && seen["seconds"].is_number(), "{seen}");
+    let done = uploader.join().unwrap();
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(me.get("/api/v1/imports").ok().json(), serde_json::json!([]), "nothing under way once done");
+}

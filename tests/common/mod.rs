@@ -329,3 +329,20 @@ pub fn needed(present: bool, what: &str, install: &str) {
         "{what} is not installed: {install}; it was there when the tests were built (else this test would be ignored): install it again, or rebuild the tests"
     );
 }
+
+/// An energy meter's load curve as Enedis exports it, `rows` half-hourly
+/// readings long (60,000 take an importer seconds in a debug build).
+pub fn load_curve_csv(rows: i64) -> String {
+    let mut curve = String::from(
+        "Identifiant PRM;Type de donnees;Date de debut;Date de fin;Grandeur physique;Grandeur metier;Etape metier;Unite\n\
+         25946599093143;Courbe de charge;01/01/1970;01/01/2100;Energie active;Consommation;Comptage Brut;W\n\
+         Horodate;Valeur\n",
+    );
+    let start = time::OffsetDateTime::from_unix_timestamp(1_600_000_000).unwrap();
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    for i in 0..rows {
+        let at = (start + time::Duration::minutes(30 * i)).format(&format).unwrap();
+        curve.push_str(&format!("{at};{}\n", 150 + (i * 7919) % 2500));
+    }
+    curve
+}

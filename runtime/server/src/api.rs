@@ -44,6 +44,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/apps/{app}/triggers", post(switch_triggers))
         .route("/apps/{app}/run", post(run))
         .route("/apps/{app}/import", post(import))
+        .route("/imports", get(imports))
         .route("/doctypes", get(doctypes))
         .route("/docs/{doctype}", get(docs).post(put_document))
         .route("/docs/{doctype}/{id}", delete(delete_document))
@@ -538,13 +539,21 @@ async fn import(
     let file_name = options.file.rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
     let started = Instant::now();
     let mode = if options.partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
-    let result = state.home.import(&resident.space, &id, &file_name, &body, mode, Default::default()).await;
+    let listed = state.imports.begin(&resident.name, &id, &file_name);
+    let result = state.home.import(&resident.space, &id, &file_name, &body, mode, listed.progress.clone()).await;
+    drop(listed);
     let left_out = result.as_ref().map(|done| done.left_out.clone()).unwrap_or_default();
     let Json(mut answer) = finish(&state, true, started, result.map(|done| done.summary))?;
     if options.partial {
         answer["left_out"] = serde_json::to_value(left_out).map_err(|e| ApiError::Internal(e.to_string()))?;
     }
     Ok(Json(answer))
+}
+
+/// The resident's imports under way, with how far each has got (see
+/// [`crate::imports`]).
+async fn imports(Extract(state): Shared, resident: Resident) -> ApiResult {
+    Ok(Json(Value::Array(state.imports.of(&resident.name))))
 }
 
 // ---- the resident's data ---------------------------------------------------

@@ -18,6 +18,7 @@ mod api;
 mod auth;
 mod cluster;
 mod error;
+mod imports;
 mod metrics;
 mod moves;
 mod peers;
@@ -128,6 +129,8 @@ pub struct State {
     pub(crate) clients: auth::ClientThrottle,
     /// This node's part in a cluster; none on a single node.
     pub(crate) cluster: Option<cluster::ClusterNode>,
+    /// The imports under way, for the web UI to show their progress.
+    pub(crate) imports: imports::Imports,
 }
 
 impl State {
@@ -174,6 +177,7 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
         cluster: config.cluster.clone().map(cluster::ClusterNode::new),
         metrics: metrics::Metrics::new(),
         busy: Mutex::new(HashMap::new()),
+        imports: imports::Imports::default(),
         password_checks: Semaphore::new(PASSWORD_CHECKS),
         clients: auth::ClientThrottle::new(config.sign_ins_per_client_per_minute),
         home,

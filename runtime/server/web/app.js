@@ -321,8 +321,25 @@ async function importPage() {
     progress.hidden = false; progress.value = 0;
     result.replaceChildren(h("p", {}, `Uploading ${chosen.name}…`));
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) progress.value = Math.round(100 * e.loaded / e.total); };
-    xhr.upload.onload = () => { progress.removeAttribute("value"); result.replaceChildren(h("p", {}, "Uploaded; the importer is reading it…")); };
+    // Once uploaded, how far the importer has got, every half second,
+    // until the answer comes.
+    let watching = null;
+    const watch = async () => {
+      const under = (await api("GET", "/imports").catch(() => [])).find((i) => i.app === importer.value && i.file === chosen.name);
+      if (watching === null || !under) return;
+      const n = under.documents.toLocaleString();
+      result.replaceChildren(h("p", { id: "import-status" }, under.saving
+        ? `Saving ${n} documents (all of them or none)…`
+        : `The importer has read ${n} documents so far (${Math.round(under.seconds)} s)…`));
+    };
+    xhr.upload.onload = () => {
+      progress.removeAttribute("value");
+      result.replaceChildren(h("p", { id: "import-status" }, "Uploaded; the importer is reading it…"));
+      watching = setInterval(watch, 500);
+    };
+    xhr.onloadend = () => { clearInterval(watching); watching = null; };
     xhr.onload = () => {
+      clearInterval(watching); watching = null;
       progress.hidden = true;
       let data = {};
       try { data = JSON.parse(xhr.responseText); } catch (_) { data = { error: xhr.statusText }; }
