@@ -291,7 +291,8 @@ fn a_read_can_be_granted_for_some_fields_and_grants_change_at_once() {
 
 /// Opens the home's sled store directly, as an attacker with file access.
 fn with_audit_tree(home: &TestHome, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(home.path().join("spaces/residents/me")).unwrap();
+    // With the segment size the space was made with (sled refuses another).
+    let db = domicile_store::space_config(&home.path().join("spaces/residents/me")).open().unwrap();
     let tree = db.open_tree("audit").unwrap();
     f(&tree);
     db.flush().unwrap();

@@ -41,7 +41,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db"), Arc::new(Vocabulary::builtin())).unwrap();
     let me: ResidentSpace = store.create_resident(&"me".parse().unwrap()).unwrap();
-    let raw = sled::open(dir.path().join("raw")).unwrap();
+    // Raw sled as the store opens a space: the same segment size.
+    let raw = domicile_store::space_config(&dir.path().join("raw")).open().unwrap();
     let doctype: domicile_manifest::Doctype = "io.domicile.mobility.trip".parse().unwrap();
     let body = trip(7);
     let encoded = serde_json::to_vec(&body).unwrap();
