@@ -116,6 +116,10 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
                 continue;
             }
             watch.checked = Some(newest);
+            // A write from here on may not be in what this look finds (its
+            // own settling of runs a stopped process left included: the
+            // next look then settles the mark).
+            let look = space.trigger_look_started();
             let due = match state.home.due_triggers(&space) {
                 Ok(due) => due,
                 Err(e) => {
@@ -123,8 +127,6 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
                     continue;
                 }
             };
-            // Writes from here on are not in what this look found.
-            let look = space.trigger_look_started();
             // Due triggers this tick does not run (one a tick, or the
             // resident's permits all taken) are looked at again next tick.
             let wake_at = if due.is_empty() {
