@@ -1033,3 +1033,54 @@ fn an_import_under_way_says_how_far_it_has_got() {
     assert_eq!(done.status, 200, "{}", done.text());
     assert_eq!(me.get("/api/v1/imports").ok().json(), serde_json::json!([]), "nothing under way once done");
 }
+
+/// `domicile import` of a large file shows its progress on the terminal,
+/// alone on the home and beside a running server (which executes it and
+/// sends the line to the client's terminal); with `--json`, or when stderr
+/// is not a terminal, nothing is drawn. The terminal is a real one, made
+/// by util-linux's `script` (Debian's essential bsdutils).
+#[test]
+fn an_import_shows_its_progress_on_the_terminal_with_or_without_a_server() {
+    const IMPORTER: &str = "io.domicile.sample.energy-importer";
+    let home = TestHome::new();
+    home.install(&sample_package("energy-importer"), &["all"]);
+    let dir = tempfile::tempdir().unwrap();
+    let on_a_terminal = |file: &str, json: bool| -> String {
+        let path = dir.path().join(file);
+        std::fs::write(&path, load_curve_csv(60_000)).unwrap();
+        let mut args = vec!["--home".to_owned(), home.path().display().to_string()];
+        if json {
+            args.push("--json".into());
+        }
+        args.extend(["import".into(), "--no-triggers".into(), IMPORTER.into(), path.display().to_string()]);
+        let line = std::iter::once(env!("CARGO_BIN_EXE_domicile").to_owned())
+            .chain(args)
+            .map(|a| shlex::try_quote(&a).unwrap().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let output = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("TERM", "xterm")
+            .env_remove("DOMICILE_HOME")
+            .env_remove("DOMICILE_RESIDENT")
+            .env("DOMICILE_ARTIFACT_CACHE", shared_artifact_cache())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{shown}{}", String::from_utf8_lossy(&output.stderr));
+        shown
+    };
+    let alone = on_a_terminal("alone.csv", false);
+    assert!(alone.contains("importing alone.csv (") && alone.contains(" documents, "), "{alone}");
+
+    let server = Server::start(&home);
+    let beside = on_a_terminal("beside.csv", false);
+    assert!(beside.contains("importing beside.csv (") && beside.contains(" documents, "), "{beside}");
+    assert!(beside.contains("imported"), "the summary follows: {beside}");
+    let quiet = on_a_terminal("quiet.csv", true);
+    assert!(!quiet.contains("importing quiet.csv"), "--json draws nothing: {quiet}");
+    let piped = home.ok(&["import", "--no-triggers", IMPORTER, dir.path().join("quiet.csv").to_str().unwrap()]);
+    assert!(!piped.stderr.contains("importing quiet.csv"), "not a terminal: {}", piped.stderr);
+    drop(server);
+}

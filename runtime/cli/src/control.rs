@@ -16,7 +16,9 @@
 //! big-endian u32 length and that many bytes. The client sends `R` (the
 //! command, JSON) then its stdin as `I` frames and `E` at its end; the
 //! server sends `O` (stdout) and `W` (stderr) as the command prints, and
-//! `X` (JSON: the error line, or none) last.
+//! `X` (JSON: the error line, or none) last. A long command's progress
+//! comes as `P` frames (the line to draw on the client's terminal, empty to
+//! clear it), only when the client said its stderr is a terminal.
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -42,6 +44,7 @@ const STDIN: u8 = b'I';
 const STDIN_END: u8 = b'E';
 const STDOUT: u8 = b'O';
 const STDERR: u8 = b'W';
+const PROGRESS: u8 = b'P';
 const EXIT: u8 = b'X';
 
 #[derive(Serialize, Deserialize)]
@@ -49,6 +52,8 @@ struct Request {
     resident: Option<String>,
     json: bool,
     stdin_is_terminal: bool,
+    /// The client draws progress lines (`P` frames) on its terminal.
+    stderr_is_terminal: bool,
     command: Command,
 }
 
@@ -146,6 +151,7 @@ pub fn forward(dir: &Path, resident: Option<&str>, json: bool, mut command: Comm
         resident: resident.map(str::to_owned),
         json,
         stdin_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        stderr_is_terminal: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         command,
     };
     let mut writer = stream.try_clone()?;
@@ -168,11 +174,23 @@ pub fn forward(dir: &Path, resident: Option<&str>, json: bool, mut command: Comm
         let _ = write_frame(&mut writer, STDIN_END, &[]);
     });
     let mut reader = BufReader::new(stream);
+    // The progress line the server sends, drawn until other output comes.
+    let mut progress: Option<indicatif::ProgressBar> = None;
     loop {
         let Some((tag, payload)) = read_frame(&mut reader)? else {
             bail!("the server closed the connection before the command finished (was it stopped?)");
         };
+        if tag == PROGRESS && !payload.is_empty() {
+            let line = progress.get_or_insert_with(crate::progress::Line::own);
+            line.set_message(crate::terminal::safe(&String::from_utf8_lossy(&payload)).into_owned());
+            line.tick();
+            continue;
+        }
+        if let Some(line) = progress.take() {
+            line.finish_and_clear();
+        }
         match tag {
+            PROGRESS => {}
             STDOUT => {
                 let mut out = std::io::stdout().lock();
                 let _ = out.write_all(&payload).and_then(|()| out.flush());
@@ -356,11 +374,14 @@ fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::H
     });
     let stdout = send.clone();
     let stderr = send.clone();
+    let progress = send.clone();
     let remote = Arc::new(Remote {
         stdout: Box::new(move |bytes| stdout(STDOUT, bytes)),
         stderr: Box::new(move |bytes| stderr(STDERR, bytes)),
+        progress: Box::new(move |bytes| progress(PROGRESS, bytes)),
         stdin: Mutex::new(Box::new(BufReader::new(RemoteStdin { chunks, current: Default::default() }))),
         stdin_is_terminal: request.stdin_is_terminal,
+        stderr_is_terminal: request.stderr_is_terminal,
     });
     tracing::info!("running a command from the control socket");
     let Request { resident, json, command, .. } = request;

@@ -15,8 +15,12 @@ pub type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
 pub struct Remote {
     pub(crate) stdout: Sink,
     pub(crate) stderr: Sink,
+    /// The line of a long command's progress, which the client draws on its
+    /// terminal (an empty one clears it); only when `stderr_is_terminal`.
+    pub(crate) progress: Sink,
     pub(crate) stdin: Mutex<Box<dyn BufRead + Send>>,
     pub(crate) stdin_is_terminal: bool,
+    pub(crate) stderr_is_terminal: bool,
 }
 
 tokio::task_local! {
@@ -52,10 +56,19 @@ pub fn stderr(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Whether this process's stderr is the terminal of the person the command
-/// runs for (not when it runs in a server for a client beside it).
-pub fn stderr_is_own_terminal() -> bool {
-    remote().is_none() && std::io::stderr().is_terminal()
+/// Where a long command shows its progress, when someone watches it on a
+/// terminal: this process's stderr, or the terminal of the client a server
+/// runs the command for.
+pub enum ProgressTarget {
+    Own,
+    Client(Arc<Remote>),
+}
+
+pub fn progress_target() -> Option<ProgressTarget> {
+    match remote() {
+        Some(r) => r.stderr_is_terminal.then_some(ProgressTarget::Client(r)),
+        None => std::io::stderr().is_terminal().then_some(ProgressTarget::Own),
+    }
 }
 
 pub fn stdin_is_terminal() -> bool {

@@ -1,8 +1,9 @@
 //! Progress of long work on a terminal: an import of a large file shows
 //! how many documents it has written, how fast, from how big a file, while
 //! it runs. Nothing is drawn when stderr is not a terminal, with `--json`,
-//! for work that ends within half a second, or (not yet) for a command a
-//! running server executes for a `domicile` beside it.
+//! or for work that ends within half a second. A command a running server
+//! executes for a `domicile` beside it sends the same line to that client,
+//! which draws it on its terminal (see [`crate::control`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,41 +16,80 @@ use crate::terminal::safe;
 const QUIET: Duration = Duration::from_millis(500);
 const REDRAW: Duration = Duration::from_millis(100);
 
-/// The display of one import's progress, on stderr; cleared when dropped.
+/// The display of one import's progress; cleared when dropped.
 pub struct ImportWatch {
     task: tokio::task::JoinHandle<()>,
-    bar: indicatif::ProgressBar,
+    line: Line,
+}
+
+/// A progress line on a terminal: this process's, or a client's.
+#[derive(Clone)]
+pub(crate) enum Line {
+    Own(indicatif::ProgressBar),
+    Client(Arc<crate::io::Remote>),
+}
+
+impl Line {
+    /// This process's progress line, drawn on its stderr.
+    pub(crate) fn own() -> indicatif::ProgressBar {
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
+        bar
+    }
+
+    fn show(&self, message: String) {
+        match self {
+            Line::Own(bar) => {
+                bar.set_message(message);
+                bar.tick();
+            }
+            Line::Client(client) => (client.progress)(message.as_bytes()),
+        }
+    }
+
+    fn clear(&self) {
+        match self {
+            Line::Own(bar) => bar.finish_and_clear(),
+            Line::Client(client) => (client.progress)(b""),
+        }
+    }
 }
 
 impl ImportWatch {
     /// Starts showing `progress` of importing `file_name` (`bytes` long),
     /// unless there is no one to show it to (`json`, or no terminal).
     pub fn start(file_name: &str, bytes: usize, progress: Arc<ImportProgress>, json: bool) -> Option<ImportWatch> {
-        if json || !crate::io::stderr_is_own_terminal() {
-            return None;
-        }
-        let bar = indicatif::ProgressBar::hidden();
-        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"));
+        let target = crate::io::progress_target().filter(|_| !json)?;
         let label = format!("{} ({})", safe(file_name), indicatif::HumanBytes(bytes as u64));
-        let shown = bar.clone();
+        let line = match target {
+            crate::io::ProgressTarget::Own => {
+                let bar = Line::own();
+                // Hidden until the work has lasted a while.
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                Line::Own(bar)
+            }
+            crate::io::ProgressTarget::Client(client) => Line::Client(client),
+        };
+        let shown = line.clone();
         let task = tokio::spawn(async move {
             let started = Instant::now();
             tokio::time::sleep(QUIET).await;
-            shown.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            if let Line::Own(bar) = &shown {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
             loop {
-                shown.set_message(describe(&label, &progress, started.elapsed()));
-                shown.tick();
+                shown.show(describe(&label, &progress, started.elapsed()));
                 tokio::time::sleep(REDRAW).await;
             }
         });
-        Some(ImportWatch { task, bar })
+        Some(ImportWatch { task, line })
     }
 }
 
 impl Drop for ImportWatch {
     fn drop(&mut self) {
         self.task.abort();
-        self.bar.finish_and_clear();
+        self.line.clear();
     }
 }
 
