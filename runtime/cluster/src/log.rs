@@ -469,7 +469,8 @@ impl SpaceLogs {
         message: &async_nats::jetstream::message::StreamMessage,
     ) -> Result<[u8; 32]> {
         let headers = &message.headers;
-        let at = format!("{}@{}", subject(resident), message.sequence);
+        // Named only when refused: a scan verifies every message it reads.
+        let at = || format!("{}@{}", subject(resident), message.sequence);
         let mac = self.mac(resident, headers);
         let stated = hex::decode(header(headers, MAC)).unwrap_or_default();
         let written = headers.get(WRITTEN).map(|w| w.as_str().parse::<u64>());
@@ -479,11 +480,11 @@ impl SpaceLogs {
             && headers.get(CIPHER).is_none_or(|c| c.as_str() == CIPHER_V1)
             && written.as_ref().is_none_or(Result::is_ok))
         {
-            return Err(refuse(&at, "not written by a node of this cluster, or altered since: skipped"));
+            return Err(refuse(&at(), "not written by a node of this cluster, or altered since: skipped"));
         }
         if let Some(Ok(written_ms)) = written {
             if self.seal.replayed(written_ms, crate::bucket::ms(message.time)) {
-                return Err(refuse(&at, crate::seal::REPLAYED));
+                return Err(refuse(&at(), crate::seal::REPLAYED));
             }
         }
         Ok(mac)
