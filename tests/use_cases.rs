@@ -659,6 +659,41 @@ fn the_learning_dashboard_counts_what_the_records_say() {
     assert_dashboard_shows(&home.ok(&["--json", "run", LEARNING_DASHBOARD]).json(), &tallies);
 }
 
+/// A large export is imported whole by an importer held to its 64 MiB: it
+/// reads the statements one at a time (as one JSON tree, this 15 MB file of
+/// 20,000 statements took more than 64 MiB, and the import was refused).
+#[test]
+fn a_large_learning_export_is_imported_within_the_importer_s_memory() {
+    let home = TestHome::new();
+    install(&home, &[LEARNING_IMPORTER]);
+    let statements: Vec<Value> = (0..20_000)
+        .map(|i| {
+            let subject = ["maths", "francais", "histoire", "physique"][i % 4];
+            json!({
+                "id": format!("00000000-0000-4000-8000-{i:012}"),
+                "actor": { "objectType": "Agent", "name": "Léa", "mbox": "mailto:lea@example.org" },
+                "verb": { "id": "http://adlnet.gov/expapi/verbs/completed", "display": { "fr-FR": "a terminé" } },
+                "object": {
+                    "objectType": "Activity",
+                    "id": format!("https://ent.example.fr/activites/{subject}/{i}"),
+                    "definition": { "name": { "fr-FR": format!("Exercice {i}") }, "type": "http://adlnet.gov/expapi/activities/assessment" }
+                },
+                "result": { "score": { "scaled": (i % 100) as f64 / 100.0, "raw": i % 20, "min": 0, "max": 20 }, "completion": true, "duration": "PT5M" },
+                "context": { "contextActivities": { "category": [{ "id": format!("https://ent.example.fr/matieres/{subject}") }] } },
+                "timestamp": format!("2026-{:02}-{:02}T10:{:02}:00Z", 1 + i % 9, 1 + i % 28, i % 60),
+                "stored": "2026-10-01T00:00:00Z",
+                "version": "1.0.3"
+            })
+        })
+        .collect();
+    let file = home.path().join("ent-export.json");
+    std::fs::write(&file, json!({ "statements": statements, "more": "" }).to_string()).unwrap();
+    assert!(std::fs::metadata(&file).unwrap().len() > 12 << 20, "the file is as large as the one that was refused");
+    let imported = home.ok(&["--json", "import", LEARNING_IMPORTER, file.to_str().unwrap()]).json();
+    assert_eq!(imported["statements"].as_u64(), Some(20_000), "{imported}");
+    assert_eq!(count(&home, "io.domicile.learning.statement"), 20_000);
+}
+
 /// A statement id names one statement for good: a later file that reuses
 /// the id of a record imported earlier with other content is refused whole
 /// (an LRS answers 409 Conflict), and the same file again changes nothing.

@@ -154,20 +154,145 @@ fn item(v: &Value) -> Result<Item, String> {
     }))
 }
 
+/// One statement of the file, read as the parser reaches it: how to name
+/// it (its id, when it has one) and what it says, or what is wrong with it.
+struct Read {
+    id: String,
+    item: Result<Item, String>,
+}
+
+fn read(v: &Value) -> Read {
+    // Some LRS exports wrap each statement with their own bookkeeping: `{"statement": {...}, ...}`.
+    let v = match v.get("statement") {
+        Some(inner) if v.get("verb").is_none() && inner.is_object() => inner,
+        _ => v,
+    };
+    Read { id: text(v, &["id"]).map(|id| format!(" ({id})")).unwrap_or_default(), item: item(v) }
+}
+
+/// What a file holds, its statements read one at a time as the JSON
+/// parser reaches them, each statement's tree dropped once read: the tree of
+/// a whole 15 MB export of 20,000 statements is more than the importer's
+/// 64 MiB, its records a few MB.
+enum Export {
+    Statements(Vec<Read>),
+    /// An LRS answer whose `statements` is not a list.
+    NotAList,
+    NotXapi,
+}
+
+/// A JSON value that should be a list of statements: `None` when it is not
+/// a list (the value is skipped).
+struct StatementList(Option<Vec<Read>>);
+
+/// Answers `$answer` to every JSON value that is neither a list nor an
+/// object (what is not xAPI).
+macro_rules! not_a_collection {
+    ($answer:expr) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+    };
+}
+
+impl<'de> serde::de::Visitor<'de> for StatementList {
+    type Value = StatementList;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of xAPI statements")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut list = Vec::new();
+        while let Some(statement) = seq.next_element::<Value>()? {
+            list.push(read(&statement));
+        }
+        Ok(StatementList(Some(list)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Ok(StatementList(None))
+    }
+
+    not_a_collection!(StatementList(None));
+}
+
+impl<'de> serde::Deserialize<'de> for StatementList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StatementList(None))
+    }
+}
+
+struct ExportVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ExportVisitor {
+    type Value = Export;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("xAPI statements")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Export, A::Error> {
+        let list = serde::de::Visitor::visit_seq(StatementList(None), seq)?;
+        Ok(list.0.map_or(Export::NotAList, Export::Statements))
+    }
+
+    /// An LRS answer (`statements`, `more`) or a single statement: the
+    /// fields other than `statements` are kept until it is known which.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Export, A::Error> {
+        let (mut statements, mut fields) = (None, serde_json::Map::new());
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "statements" {
+                statements = Some(map.next_value::<StatementList>()?.0);
+            } else {
+                fields.insert(key, map.next_value()?);
+            }
+        }
+        Ok(match statements {
+            Some(Some(list)) => Export::Statements(list),
+            Some(None) => Export::NotAList,
+            None if fields.contains_key("verb") => Export::Statements(vec![read(&Value::Object(fields))]),
+            None => Export::NotXapi,
+        })
+    }
+
+    not_a_collection!(Export::NotXapi);
+}
+
+impl<'de> serde::Deserialize<'de> for Export {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ExportVisitor)
+    }
+}
+
 /// Reads an LRS export. A malformed statement goes to `on_broken` with
 /// which it is and what is wrong: it fails the file
 /// (`domicile_sdk::import::refuse`) or is left out. A file that is not
 /// xAPI at all fails.
 pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let json: Value = domicile_sdk::import::json(bytes)?;
-    let list = match &json {
-        Value::Array(list) => list.as_slice(),
-        Value::Object(o) if o.contains_key("statements") => {
-            o["statements"].as_array().map(Vec::as_slice).ok_or("`statements` is not a list")?
+    let list = match domicile_sdk::import::json::<Export>(bytes)? {
+        Export::Statements(list) => list,
+        Export::NotAList => return Err("`statements` is not a list".into()),
+        Export::NotXapi => {
+            return Err("expected xAPI statements: a list, an LRS answer with `statements`, or one statement".into())
         }
-        Value::Object(o) if o.contains_key("verb") => std::slice::from_ref(&json),
-        _ => return Err("expected xAPI statements: a list, an LRS answer with `statements`, or one statement".into()),
     };
     if list.is_empty() {
         return Err("the file holds no statement".into());
@@ -175,14 +300,8 @@ pub fn parse(bytes: &[u8], on_broken: &mut OnBroken<'_>) -> Result<Parsed, Strin
     let mut parsed = Parsed::default();
     // Each record's id, with its number in the file and where it is in `parsed.statements`.
     let mut numbered: std::collections::HashMap<String, (usize, usize)> = std::collections::HashMap::new();
-    for (i, v) in list.iter().enumerate() {
-        // Some LRS exports wrap each statement with their own bookkeeping: `{"statement": {...}, ...}`.
-        let v = match v.get("statement") {
-            Some(inner) if v.get("verb").is_none() && inner.is_object() => inner,
-            _ => v,
-        };
-        let id = text(v, &["id"]).map(|id| format!(" ({id})")).unwrap_or_default();
-        match item(v) {
+    for (i, Read { id, item }) in list.into_iter().enumerate() {
+        match item {
             Ok(Item::Record(s)) => match numbered.get(&s.statement_id) {
                 Some(&(n, at)) if parsed.statements[at] != s => {
                     let reason = format!(
@@ -421,6 +540,10 @@ mod tests {
         assert_eq!(parse(bad.as_bytes()).unwrap_err(), "statement 2 (s1): no verb.id");
         assert!(parse(b"[]").unwrap_err().contains("no statement"));
         assert!(parse(b"{oops").unwrap_err().starts_with("not JSON"));
+        assert_eq!(parse(br#"{"statements": {"id": "s1"}, "more": ""}"#).unwrap_err(), "`statements` is not a list");
+        for not_xapi in [&b"\"statements\""[..], b"12", b"null", br#"{"more": "", "id": "s1"}"#] {
+            assert!(parse(not_xapi).unwrap_err().starts_with("expected xAPI statements"));
+        }
     }
 
     fn voiding(id: &str, voids: &str) -> String {
