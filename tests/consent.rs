@@ -186,6 +186,11 @@ fn updates_need_the_same_publisher_a_newer_version_and_consent_to_ask_more() {
     assert_eq!(apps[0]["version"], "1.0.0", "the update waits");
     let report = home.ok(&["--json", "run", SNOOPER, "--input", input]).json();
     assert_eq!(query_bodies(&report), vec![json!({"mode": "bike"})], "and the old version keeps working");
+    // 1.0.0 does not declare the field: filtering on it is denied, saying where to declare it.
+    let filtered = r#"{"doctype": "io.domicile.mobility.trip", "selector": {"distance_m": {"$gt": 4000}}}"#;
+    let report = home.ok(&["--json", "run", SNOOPER, "--input", filtered]).json();
+    let denied = report["query"]["error"].as_str().unwrap();
+    assert!(denied.contains("add it to the `fields` of the manifest's permission"), "{report}");
 
     // Updating without granting the new asks: the old read does not silently widen.
     home.ok(&["update", SNOOPER, "--grant", "none"]);
@@ -275,7 +280,10 @@ fn a_read_can_be_granted_for_some_fields_and_grants_change_at_once() {
     assert_eq!(query_bodies(&run("{}")), vec![json!({"mode": "bike"})]);
     // Filtering on a field not granted would leak it: denied and audited.
     let report = run(r#"{"distance_m": {"$gt": 4000}}"#);
-    assert!(report["query"]["error"].as_str().unwrap().contains("`distance_m`"), "{report}");
+    let denied = report["query"]["error"].as_str().unwrap();
+    assert!(denied.contains("`distance_m`"), "{report}");
+    let fix = format!("they may with `domicile grant {SNOOPER} io.domicile.mobility.trip:read:distance_m`");
+    assert!(denied.contains(&fix), "says how to grant it, as done next: {denied}");
     assert!(home.audit().iter().any(|e| e["outcome"] == "denied" && e["operation"] == "query"));
 
     home.ok(&["grant", SNOOPER, "io.domicile.mobility.trip:read:distance_m"]);
@@ -400,7 +408,11 @@ fn egress_waits_in_the_outbox_and_exactly_the_shown_payload_is_sent_on_approval(
             &egress_input(&format!("http://127.0.0.1:{}/elsewhere", server.port), json!({"x": 1})),
         ])
         .json();
-    assert!(report["egress"]["error"].as_str().unwrap().starts_with("denied"), "{report}");
+    let denied = report["egress"]["error"].as_str().unwrap();
+    assert!(
+        denied.starts_with("denied") && denied.contains("add it to `destinations` in the manifest's `[egress]`"),
+        "{report}"
+    );
     assert_eq!(outbox(&home).len(), 1);
     assert!(home.audit().iter().any(|e| e["operation"] == "egress" && e["outcome"] == "denied"));
 

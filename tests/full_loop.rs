@@ -301,6 +301,7 @@ fn undeclared_and_revoked_access_is_denied_to_the_guest_and_audited() {
     for call in ["query", "get", "put", "delete"] {
         let err = report[call]["error"].as_str().unwrap_or_default();
         assert!(err.starts_with("denied: ") && err.contains("does not declare"), "{call}: {report}");
+        assert!(err.contains("add it to a `[[permissions]]` of the manifest"), "says how to fix it: {err}");
     }
 
     // Declared and granted: allowed. Delete was never declared: denied.
@@ -322,6 +323,9 @@ fn undeclared_and_revoked_access_is_denied_to_the_guest_and_audited() {
     for call in ["query", "get", "put"] {
         let err = report[call]["error"].as_str().unwrap_or_default();
         assert!(err.starts_with("denied: ") && err.contains("not granted"), "{call}: {report}");
+        let access = if call == "put" { "write" } else { "read" };
+        let fix = format!("`domicile grant {SNOOPER} io.domicile.mobility.trip:{access}`");
+        assert!(err.contains(&fix), "says how to grant it: {err}");
     }
 
     let audit = home.audit();

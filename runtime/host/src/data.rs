@@ -150,10 +150,15 @@ impl Invocation {
             let fields = grants.readable_fields(&self.app.manifest, &doctype);
             return Ok(Allowed { doctype, fields });
         }
+        let app = &self.app.manifest.id;
         let reason = if self.app.manifest.permission(&doctype).is_some_and(|p| p.access.contains(access)) {
-            format!("{access} access to `{doctype}` is not granted by the resident")
+            format!(
+                "{access} access to `{doctype}` is not granted by the resident: they may grant it with `domicile grant {app} {doctype}:{access}`"
+            )
         } else {
-            format!("the app's manifest does not declare {access} access to `{doctype}`")
+            format!(
+                "the app's manifest does not declare {access} access to `{doctype}`: add it to a `[[permissions]]` of the manifest, with its purpose; the resident is asked to grant it when they install or update the app"
+            )
         };
         Err(self.deny(operation, doctype.as_str(), reason))
     }
@@ -163,8 +168,20 @@ impl Invocation {
     fn ensure_readable<'f>(&self, allowed: &Allowed, mut used: impl Iterator<Item = &'f str>) -> Result<(), Refusal> {
         let Some(fields) = &allowed.fields else { return Ok(()) };
         if let Some(hidden) = used.find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
-            let reason = format!("the query uses `{hidden}`, a field of `{}` the app may not read", allowed.doctype);
-            return Err(self.deny(Operation::Query, allowed.doctype.as_str(), reason));
+            let doctype = &allowed.doctype;
+            let declared = self.app.manifest.permission(doctype).and_then(|p| p.fields.as_ref());
+            let fix = if declared.is_none_or(|declared| declared.iter().any(|d| d.as_str() == hidden)) {
+                format!(
+                    "the resident did not grant it; they may with `domicile grant {} {doctype}:read:{hidden}`",
+                    self.app.manifest.id
+                )
+            } else {
+                format!(
+                    "add it to the `fields` of the manifest's permission for `{doctype}`; the resident is asked to grant it when they install or update the app"
+                )
+            };
+            let reason = format!("the query uses `{hidden}`, a field of `{doctype}` the app may not read: {fix}");
+            return Err(self.deny(Operation::Query, doctype.as_str(), reason));
         }
         Ok(())
     }

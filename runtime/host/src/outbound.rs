@@ -37,7 +37,7 @@ impl Invocation {
         }
         if !self.app.manifest.declares_destination(destination) {
             return refuse(format!(
-                "the app's manifest does not declare the destination `{}`",
+                "the app's manifest does not declare the destination `{}`: add it to `destinations` in the manifest's `[egress]`; the resident is asked to approve it when they install or update the app",
                 destination.chars().take(200).collect::<String>()
             ));
         }
