@@ -451,6 +451,21 @@ fn new_and_build_say_what_is_wrong() {
     let output = domicile_in(scratch.path(), &["build"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("is not an app project"), "{stderr}");
+    // A toolchain missing from the PATH is said once, with how to install it.
+    for (args, doing) in [(&["build"][..], "building the app"), (&["dev", "--once"], "building the runner of the app")]
+    {
+        let output = Command::new(env!("CARGO_BIN_EXE_domicile"))
+            .args(args)
+            .current_dir(scratch.path().join("taken"))
+            .env("PATH", scratch.path())
+            .env("DOMICILE_ARTIFACT_CACHE", shared_artifact_cache())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let said = format!("componentize-py is needed for {doing}, and it is not installed or not on the PATH: run `pip install componentize-py==");
+        assert!(!output.status.success() && stderr.contains(&said), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches("componentize-py").count(), 2, "{args:?}: said once: {stderr}");
+    }
 }
 
 /// A Python app's own tests run it natively, with plain CPython, on the

@@ -546,7 +546,11 @@ fn compile(project: &Project) -> Result<PathBuf> {
             check_rust_toolchain()?;
             let mut cargo = Process::new("cargo");
             cargo.current_dir(&project.dir).args(["build", "--release", "--target", GUEST_TARGET]);
-            run_tool(cargo, "cargo build")?;
+            run_tool(
+                cargo,
+                Tool { name: "cargo", install: "install Rust with rustup (https://rustup.rs)".into() },
+                "building the app",
+            )?;
             let crate_name = crate_name(&project.dir)?;
             let built =
                 out_dir.join(GUEST_TARGET).join("release").join(format!("{}.wasm", crate_name.replace('-', "_")));
@@ -557,14 +561,14 @@ fn compile(project: &Project) -> Result<PathBuf> {
             py.current_dir(&project.dir)
                 .args(["-d", "wit", "-w", project.manifest.world.as_str(), "componentize", "-p", ".", "app", "-o"])
                 .arg(&app_wasm);
-            run_tool(py, &format!("componentize-py (pip install componentize-py=={COMPONENTIZE_PY})"))?;
+            run_tool(py, componentize_py_tool(), "building the app")?;
         }
         Lang::Js => {
             let mut js = Process::new(componentize_js(&project.dir));
             js.current_dir(&project.dir)
                 .args(["app.js", "-w", "wit", "-n", project.manifest.world.as_str(), "-o"])
                 .arg(&app_wasm);
-            run_tool(js, "componentize-js (`npm install` in the project)")?;
+            run_tool(js, componentize_js_tool(), "building the app")?;
         }
     }
     Ok(app_wasm)
@@ -580,16 +584,39 @@ fn componentize_js(project_dir: &Path) -> std::ffi::OsString {
     }
 }
 
-fn run_tool(mut command: Process, what: &str) -> Result<()> {
+/// componentize-py, which builds Python apps (and their runners).
+pub(crate) fn componentize_py_tool() -> Tool {
+    let install = format!("run `pip install componentize-py=={COMPONENTIZE_PY}` (where pip puts programs on the PATH)");
+    Tool { name: "componentize-py", install }
+}
+
+/// componentize-js, which the project's npm dependencies bring.
+pub(crate) fn componentize_js_tool() -> Tool {
+    let install = format!("run `npm install` in the project (it brings componentize-js {COMPONENTIZE_JS})");
+    Tool { name: "componentize-js", install }
+}
+
+/// A build tool a project needs: what it is called, and how to get it.
+pub(crate) struct Tool {
+    pub name: &'static str,
+    /// What to do when it is missing, as an imperative: `run pip install ...`.
+    pub install: String,
+}
+
+/// Runs a build tool; a missing one is said once, with how to install it.
+pub(crate) fn run_tool(mut command: Process, tool: Tool, doing: &str) -> Result<()> {
     // The tool's chatter goes with its errors, to stderr: stdout is ours.
     command.stdout(std::io::stderr());
+    let Tool { name, install } = tool;
     let status = match command.status() {
         Ok(status) => status,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{what} is not installed"),
-        Err(e) => return Err(e).with_context(|| format!("cannot start {what}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("{name} is needed for {doing}, and it is not installed or not on the PATH: {install}, then try again")
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot start {name} for {doing}")),
     };
     if !status.success() {
-        bail!("{what} failed ({status}); its messages are above");
+        bail!("{name} failed {doing} ({status}); its messages are above");
     }
     Ok(())
 }

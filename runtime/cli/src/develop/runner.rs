@@ -23,7 +23,7 @@ use std::process::Command as Process;
 use anyhow::{bail, Context, Result};
 use domicile_manifest::World;
 
-use super::{check_exports, run_tool, Lang, Project, COMPONENTIZE_JS, COMPONENTIZE_PY};
+use super::{check_exports, componentize_js_tool, componentize_py_tool, run_tool, Lang, Project};
 
 const DEV_WIT: &str = include_str!("dev.wit");
 /// Where the runner of a language is built, under the project's `.domicile/`.
@@ -183,19 +183,13 @@ fn build(project: &Project, dir: &Path, wit: &BTreeMap<String, String>, source: 
             py.current_dir(dir)
                 .args(["-d", "wit", "-w", &world, "componentize", "-p", ".", "domicile_dev_runner", "-o"])
                 .arg(&out);
-            run_tool(
-                py,
-                &format!("componentize-py, building the runner (pip install componentize-py=={COMPONENTIZE_PY})"),
-            )?;
+            run_tool(py, componentize_py_tool(), "building the runner of the app")?;
         }
         Lang::Js => {
             std::fs::write(dir.join("runner.js"), source)?;
             let mut js = Process::new(super::componentize_js(&project.dir));
             js.current_dir(dir).args(["runner.js", "-w", "wit", "-n", &world, "-o"]).arg(&out);
-            run_tool(
-                js,
-                &format!("componentize-js {COMPONENTIZE_JS}, building the runner (`npm install` in the project)"),
-            )?;
+            run_tool(js, componentize_js_tool(), "building the runner of the app")?;
         }
         Lang::Rust => bail!("a Rust project has no runner"),
     }
