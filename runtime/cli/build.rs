@@ -1,7 +1,4 @@
-//! Embeds the signed sample catalogue (`sample-apps/catalogue`) in the
-//! binary for `domicile demo`: every file of it, whatever the apps' versions.
-//!
-//! Also looks for the outside programs some integration tests need (a NATS
+//! Looks for the outside programs some integration tests need (a NATS
 //! server, Chromium, the Python and JavaScript toolchains, ...): each one
 //! missing sets a cfg (`missing_nats`, ...) under which its tests are
 //! marked ignored, with the reason and how to install it, rather than
@@ -10,21 +7,6 @@
 //! is absent fails.
 
 use std::path::{Path, PathBuf};
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|e| e.expect("a directory entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            files(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
 
 /// An outside program some tests need: the cfg its absence sets, and whether it is here.
 struct Tool {
@@ -105,17 +87,4 @@ fn rustup_targets() -> Option<PathBuf> {
 
 fn main() {
     probe_test_tools();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-apps/catalogue");
-    let root = root.canonicalize().expect("sample-apps/catalogue exists");
-    println!("cargo:rerun-if-changed={}", root.display());
-    let mut all = Vec::new();
-    files(&root, &mut all);
-    let mut code = String::from("/// The sample catalogue, file by file: (path inside it, bytes).\npub const SAMPLE_CATALOGUE: &[(&str, &[u8])] = &[\n");
-    for path in all {
-        let relative = path.strip_prefix(&root).expect("below the root").to_string_lossy().replace('\\', "/");
-        code.push_str(&format!("    ({relative:?}, include_bytes!({:?})),\n", path.display().to_string()));
-    }
-    code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("sample_catalogue.rs");
-    std::fs::write(out, code).expect("OUT_DIR is writable");
 }

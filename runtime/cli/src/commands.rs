@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use domicile_bench::bench::BenchOptions;
 use domicile_home::format_ms;
 use domicile_host::{ImportMode, Imported};
 use domicile_manifest::{AppId, Doctype, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
+use domicile_samples::demo::DemoOptions;
 use domicile_store::{AuditFilter, DocId, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort};
 use serde_json::json;
 
@@ -24,25 +26,28 @@ pub async fn execute(cli: Cli) -> Result<()> {
     let resident = resident.as_deref();
     // Commands that need no home.
     match &command {
-        Command::Demo { dir, serve } => return crate::demo::run(dir.clone(), *serve).await,
-        Command::Bench { invocations, documents, rows, spin } => {
-            let options = crate::bench::BenchOptions {
-                invocations: *invocations,
-                documents: *documents,
-                rows: *rows,
-                spin: *spin,
-                json,
+        Command::Demo { dir, serve } => {
+            let options =
+                DemoOptions { dir: dir.clone(), then_serve: serve.is_some(), clock: crate::home::clock_from_env()? };
+            let home = domicile_samples::demo::run(options).await?;
+            return match serve {
+                Some(addr) => crate::serve::serve(home, *addr, None).await,
+                None => Ok(()),
             };
-            return crate::bench::run(options).await;
+        }
+        Command::Bench { invocations, documents, rows, spin } => {
+            let options =
+                BenchOptions { invocations: *invocations, documents: *documents, rows: *rows, spin: *spin, json };
+            return domicile_bench::bench::run(options).await;
         }
         Command::BenchServer { residents, runs } => {
-            let options = crate::loadtest::LoadOptions { residents: *residents, runs: *runs, json };
-            return crate::loadtest::run(options).await;
+            let options = domicile_bench::server::LoadOptions { residents: *residents, runs: *runs, json };
+            return domicile_bench::server::run(options).await;
         }
         Command::BenchCluster { cluster, nats, residents, runs, writes } => {
             let access = nats.access(cluster);
             access.check()?;
-            let options = crate::loadtest_cluster::ClusterBenchOptions {
+            let options = domicile_bench::cluster::ClusterBenchOptions {
                 nats: access,
                 key_file: nats.cluster_key_file().map(Path::to_owned),
                 residents: *residents,
@@ -50,11 +55,11 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 writes: *writes,
                 json,
             };
-            return crate::loadtest_cluster::run(options).await;
+            return domicile_bench::cluster::run(options).await;
         }
         Command::BenchResidents { residents, active } => {
-            let options = crate::bench_residents::Options { residents: *residents, active: *active, json };
-            return crate::bench_residents::run(options).await;
+            let options = domicile_bench::residents::Options { residents: *residents, active: *active, json };
+            return domicile_bench::residents::run(options).await;
         }
         Command::Keygen { out } => return keygen(out, json),
         Command::New { name, lang, world, dir } => {

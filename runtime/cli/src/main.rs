@@ -7,18 +7,13 @@
 
 #[macro_use]
 mod io;
-mod bench;
-mod bench_residents;
 mod commands;
 mod consent;
 mod control;
-mod demo;
 mod develop;
 mod doctypes;
 mod hints;
 mod home;
-mod loadtest;
-mod loadtest_cluster;
 mod outbox;
 mod progress;
 mod publish;

@@ -35,7 +35,7 @@ pub fn publish(home: &Home, resident: Option<&str>, options: &PublishOptions<'_>
     let package = crate::develop::build(options.dir, options.json)?;
     if home.trust()?.trusted_as(&key, Role::Publisher).is_none() {
         consent_to_trust(&key, &publisher, options)?;
-        home.trust()?.add(key, &publisher, &[Role::Publisher])?;
+        home.trust_key(key, &publisher, &[Role::Publisher])?;
         if !options.json {
             outln!("trusted {key} as a publisher: {publisher}");
         }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Context, Result};
 use domicile_home::{Home, Password};
+use domicile_server::ServerConfig;
 use domicile_store::ResidentName;
 use serde_json::json;
 
@@ -78,7 +79,7 @@ fn advertised_host(url: &str) -> Result<&str> {
 
 /// `serve`: the HTTP server, until Ctrl-C or SIGTERM.
 pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -> Result<()> {
-    let mut config = crate::home::server_config(&home)?;
+    let mut config = ServerConfig::from_settings(&home.config()?.server);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     let mut joined = None;

@@ -19,6 +19,34 @@
 //! back, apps of a revoked key held, re-consent on an update that asks for
 //! more) happens here, once. Error messages say what is wrong; advice on
 //! which command or screen to use next is each front-end's to add.
+//!
+//! # The contract with front-ends
+//!
+//! - **Every change goes through a `Home` operation**: documents, apps and
+//!   grants, runs and imports (apps write), residents, passwords, tokens,
+//!   trusted keys, catalogues, the outbox, triggers. An operation takes the
+//!   home's clock itself, so a front-end never stamps a time. Some
+//!   operations are one line over the store or the runtime today; they are
+//!   still the way in, so that what must come with a change later (the
+//!   cluster's shipping, an audit entry) has one place to go.
+//! - **Reads may go straight to what holds the data**: a resident's
+//!   [`ResidentSpace`] (documents, queries, the change feed, the audit log
+//!   and its check, the outbox, notifications, the app log), the residents'
+//!   list ([`Home::store`]), the trust store and catalogues
+//!   ([`Home::trust`], [`Home::catalogue_sources`]), accounts' read side
+//!   ([`Home::accounts`]: sign-in, tokens, whether a resident may sign in).
+//!   Reading needs no bookkeeping, and a wrapper per read would only forward.
+//! - **Escape hatches, for machinery under the operations only**: a node
+//!   moving a resident between nodes adopts account records and ships the
+//!   store's log through [`Home::store`] and [`Home::accounts`] directly
+//!   (`runtime/server`'s cluster module); the benchmarks (`runtime/bench`)
+//!   create residents and set passwords the same way on their scratch
+//!   homes, to measure the layers under the operations. Neither is an
+//!   operation of a resident or an operator.
+//!
+//! `tests/server.rs` lists every operation with its CLI command and its
+//! HTTP route and runs both against a live server: an operation only one
+//! front-end reaches fails it.
 
 mod accounts;
 mod apps;

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use domicile_home::{Home, HomeError, PackageSource, UpdateOutcome};
+use domicile_home::{Home, HomeError, PackageSource, Password, UpdateOutcome};
 use domicile_host::{HostError, ImportMode};
 use domicile_manifest::{AppId, Doctype, Grants};
 use domicile_store::{AuditFilter, InstalledApp, Query as DocQuery, ResidentSpace, Selector, Sort};
@@ -143,7 +143,8 @@ async fn change_password(Extract(state): Shared, resident: Resident, Json(form):
         if worker.home.accounts().sign_in(name.as_str(), &form.current).is_none() {
             return Err(ApiError::BadRequest("the current password is wrong".into()));
         }
-        Ok(worker.home.accounts().set_password(&name, &form.new)?)
+        worker.home.set_password(&name, Password::Given(form.new))?;
+        Ok(())
     })
     .await??;
     change.copy_to_cluster(&state).await?;

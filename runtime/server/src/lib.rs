@@ -85,6 +85,25 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// `[server]` of a home's config.toml over the defaults.
+    pub fn from_settings(settings: &domicile_home::ServerSettings) -> ServerConfig {
+        let mut config = ServerConfig::default();
+        let secs = Duration::from_secs;
+        if let Some(mib) = settings.max_upload_mib {
+            config.max_upload_bytes = usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        }
+        config.request_timeout = settings.request_timeout_s.map_or(config.request_timeout, secs);
+        config.runs_per_resident = settings.runs_per_resident.unwrap_or(config.runs_per_resident);
+        config.session_ttl = settings.session_hours.map_or(config.session_ttl, |h| secs(h.saturating_mul(3600)));
+        config.shutdown_grace = settings.shutdown_grace_s.map_or(config.shutdown_grace, secs);
+        config.secure_cookies = settings.secure_cookies.unwrap_or(config.secure_cookies);
+        config.sign_ins_per_client_per_minute =
+            settings.sign_ins_per_client_per_minute.unwrap_or(config.sign_ins_per_client_per_minute);
+        config
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]

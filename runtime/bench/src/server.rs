@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use domicile_home::Home;
+use domicile_host::Clock;
 use domicile_manifest::AppId;
 use domicile_package::Role;
+use domicile_server::ServerConfig;
 use domicile_store::ResidentSpace;
 use serde_json::{json, Value};
 
@@ -117,8 +120,8 @@ pub async fn run(options: LoadOptions) -> Result<()> {
         bail!("--residents and --runs must be at least 1");
     }
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the load test")?;
-    let home = Arc::new(crate::home::create(scratch.path(), &"r0".parse()?)?);
-    home.trust()?.add(crate::demo::sample_key()?, "domicile samples", &[Role::Publisher])?;
+    let home = Arc::new(Home::create(scratch.path(), &"r0".parse()?, Clock::System)?);
+    home.trust_key(domicile_samples::sample_key()?, "domicile samples", &[Role::Publisher])?;
     let runtime = home.runtime()?.clone();
     let password = domicile_home::new_password();
 
@@ -129,7 +132,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
         let space = if i == 0 { home.store().resident(&name)? } else { home.store().create_resident(&name)? };
         home.accounts().set_password(&name, &password)?;
         for app in ["gpx-importer", "mobility-footprint"] {
-            crate::home::install_granting_all(&home, &space, crate::demo::sample_package(app)?)?;
+            domicile_samples::install_granting_all(&home, &space, domicile_samples::sample_package(app)?)?;
         }
         runtime.run_importer(&space, &IMPORTER.parse()?, "week.gpx", GPX).await?;
         spaces.push(space);
@@ -152,7 +155,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
     // The server, in this process, on a free port of 127.0.0.1.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let mut config = crate::home::server_config(&home)?;
+    let mut config = ServerConfig::from_settings(&home.config()?.server);
     config.runs_per_resident = 2;
     // Every simulated resident signs in from this one address.
     config.sign_ins_per_client_per_minute = 0;

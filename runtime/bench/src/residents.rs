@@ -23,14 +23,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use domicile_home::Home;
+use domicile_host::Clock;
 use domicile_manifest::AppId;
 use domicile_package::Role;
 use domicile_store::{Author, Change, ResidentName, ResidentSpace};
 use serde_json::{json, Value};
 
 use crate::bench::{median, ms};
-use crate::loadtest::Session;
-use domicile_home::Home;
+use crate::server::Session;
 
 const IMPORTER: &str = "io.domicile.sample.gpx-importer";
 const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
@@ -87,7 +88,7 @@ fn cli_command(dir: &Path, resident: &ResidentName) -> Result<Duration> {
 async fn install_mobility(home: &Home, space: &ResidentSpace) -> Result<()> {
     let runtime = home.runtime()?;
     for app in ["gpx-importer", "mobility-footprint"] {
-        crate::home::install_granting_all(home, space, crate::demo::sample_package(app)?)?;
+        domicile_samples::install_granting_all(home, space, domicile_samples::sample_package(app)?)?;
     }
     runtime.run_importer(space, &IMPORTER.parse()?, "week.gpx", GPX).await?;
     Ok(())
@@ -263,9 +264,9 @@ pub async fn run(options: Options) -> Result<()> {
     }
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the benchmark")?;
     let dir = scratch.path().join("home");
-    let mut home = crate::home::create(&dir, &name(0))?;
+    let mut home = Home::create(&dir, &name(0), Clock::System)?;
     std::fs::write(dir.join("config.toml"), "[server]\nsign-ins-per-client-per-minute = 0\n")?;
-    home.trust()?.add(crate::demo::sample_key()?, "domicile samples", &[Role::Publisher])?;
+    home.trust_key(domicile_samples::sample_key()?, "domicile samples", &[Role::Publisher])?;
     let mut report = serde_json::Map::new();
 
     // At 10 residents: a run's latency, and one CLI command.
@@ -279,7 +280,7 @@ pub async fn run(options: Options) -> Result<()> {
     drop(first);
     drop(home);
     let cli_at_10 = cli_command(&dir, &name(9))?;
-    home = crate::home::open(&dir)?;
+    home = Home::open(&dir, Clock::System, &mut |_| {})?;
 
     // Growing to the full count: creation rate per stretch.
     eprintln!("bench-residents: creating {} residents", options.residents);
@@ -413,7 +414,7 @@ async fn demo_space(scratch: &Path) -> Result<Value> {
     if !out.status.success() {
         bail!("domicile demo failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let home = crate::home::open(&dir)?;
+    let home = Home::open(&dir, Clock::System, &mut |_| {})?;
     let space = home.resident(None)?;
     let documents: u64 = space.doctype_counts()?.iter().map(|(_, n)| n).sum();
     let packages: u64 = space.apps()?.len() as u64;

@@ -1,36 +1,19 @@
 //! `domicile demo`: a demo home with the sample apps and sample data,
 //! walked through step by step: mobility, energy, budget, learning,
-//! health and a data donation. The sample catalogue (index, signature, packages), the
-//! sample key and the data files are built into the binary, so the demo
-//! runs from anywhere.
+//! health and a data donation.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use domicile_home::{Home, Password};
+use domicile_host::Clock;
 use domicile_manifest::{AppId, Grants};
-use domicile_package::{Catalogue, CatalogueSources, PublicKey, Role};
 use domicile_store::{AuditFilter, ResidentName};
 
-const SAMPLE_PUBLISHER: &str = include_str!("../../../sample-apps/keys/sample-publisher.pub");
-include!(concat!(env!("OUT_DIR"), "/sample_catalogue.rs"));
+use crate::{
+    count, create_with_sample_catalogue, sample_key, BANK_CSV, BANK_OFX, DAILY_INDEX, FHIR, GPX, LOAD_CURVE, XAPI,
+};
 
-/// The sample data, as data holders export it: (file name, bytes).
-const GPX: (&str, &[u8]) =
-    ("week-around-nantes.gpx", include_bytes!("../../../sample-apps/data/week-around-nantes.gpx"));
-pub(crate) const LOAD_CURVE: (&str, &[u8]) =
-    ("enedis-load-curve-2026-03.csv", include_bytes!("../../../sample-apps/data/enedis-load-curve-2026-03.csv"));
-const DAILY_INDEX: (&str, &[u8]) =
-    ("enedis-daily-index-2025-2026.csv", include_bytes!("../../../sample-apps/data/enedis-daily-index-2025-2026.csv"));
-pub(crate) const BANK_OFX: (&str, &[u8]) =
-    ("bank-2026-02.ofx", include_bytes!("../../../sample-apps/data/bank-2026-02.ofx"));
-pub(crate) const BANK_CSV: (&str, &[u8]) =
-    ("bank-2026-03.csv", include_bytes!("../../../sample-apps/data/bank-2026-03.csv"));
-const XAPI: (&str, &[u8]) = ("xapi-lea-2026.json", include_bytes!("../../../sample-apps/data/xapi-lea-2026.json"));
-const FHIR: (&str, &[u8]) =
-    ("fhir-health-2026.json", include_bytes!("../../../sample-apps/data/fhir-health-2026.json"));
-
-/// The sample exports of data holders, as `domicile dev` loads them.
-pub(crate) const SAMPLE_DATA: [(&str, &[u8]); 7] = [GPX, LOAD_CURVE, DAILY_INDEX, BANK_OFX, BANK_CSV, XAPI, FHIR];
 const GPX_IMPORTER: &str = "io.domicile.sample.gpx-importer";
 const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
 const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
@@ -45,24 +28,6 @@ const RECURRING_PAYMENTS: &str = "io.domicile.sample.recurring-payments";
 const HEALTH_IMPORTER: &str = "io.domicile.sample.health-importer";
 const HEALTH_SPENDING: &str = "io.domicile.sample.health-spending";
 
-/// The sample publisher's key (it signs the sample catalogue and apps).
-pub fn sample_key() -> Result<PublicKey> {
-    Ok(SAMPLE_PUBLISHER.trim().parse()?)
-}
-
-/// The package of a sample app from the embedded catalogue (its one version).
-pub fn sample_package(name: &str) -> Result<Vec<u8>> {
-    SAMPLE_CATALOGUE
-        .iter()
-        .find(|(path, _)| {
-            path.strip_prefix("packages/")
-                .and_then(|p| p.strip_prefix(name))
-                .is_some_and(|rest| rest.starts_with('-') && rest.ends_with(".dpkg"))
-        })
-        .map(|(_, bytes)| bytes.to_vec())
-        .with_context(|| format!("no sample package {name}"))
-}
-
 /// Marks a directory as made by the demo, so a later demo may replace it.
 const MARKER: &str = ".domicile-demo";
 
@@ -70,7 +35,20 @@ fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
 
-pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> Result<()> {
+/// What `domicile demo` was asked.
+pub struct DemoOptions {
+    /// Where to make the demo home (default `./domicile-demo`).
+    pub dir: Option<PathBuf>,
+    /// The web UI will serve the home next (the closing words differ).
+    pub then_serve: bool,
+    /// The time the apps see.
+    pub clock: Clock,
+}
+
+/// Makes the demo home and walks through it on stdout; returns the home,
+/// for the web UI to serve when asked.
+pub async fn run(options: DemoOptions) -> Result<Home> {
+    let DemoOptions { dir, then_serve, clock } = options;
     let dir = dir.unwrap_or_else(|| PathBuf::from("domicile-demo"));
     prepare_dir(&dir)?;
     println!("domicile demo: a personal data home in {}", dir.display());
@@ -78,7 +56,7 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     step(1, "Create the home, with one resident, `me`");
     let me: ResidentName = "me".parse()?;
     step(2, "Trust the key of the sample catalogue (it vouches for the publishers of the apps it lists)");
-    let (home, catalogue) = create_with_sample_catalogue(&dir, &me)?;
+    let (home, catalogue) = create_with_sample_catalogue(&dir, &me, clock)?;
     std::fs::write(dir.join(MARKER), b"created by `domicile demo`; a new demo replaces this directory\n")?;
     let space = home.resident(None)?;
     println!("    trusted {} for catalogues", sample_key()?);
@@ -205,45 +183,15 @@ pub async fn run(dir: Option<PathBuf>, serve: Option<std::net::SocketAddr>) -> R
     }
 
     // The same home in a browser: `me` gets a password for the web UI.
-    let password = domicile_home::new_password();
-    home.accounts().set_password(&me, &password)?;
-    match serve {
-        None => {
-            println!("\nOr in a browser: `{d} --home {h} serve`, then open http://127.0.0.1:8080/");
-            println!("  and sign in as `me` with the password {password}");
-            Ok(())
-        }
-        Some(addr) => {
-            println!("\nThe web UI: sign in as `me` with the password {password} (Ctrl-C stops the server)");
-            drop(space);
-            crate::serve::serve(home, addr, None).await
-        }
+    let password = home.set_password(&me, Password::Generate)?.context("a generated password is handed back")?;
+    if then_serve {
+        println!("\nThe web UI: sign in as `me` with the password {password} (Ctrl-C stops the server)");
+    } else {
+        println!("\nOr in a browser: `{d} --home {h} serve`, then open http://127.0.0.1:8080/");
+        println!("  and sign in as `me` with the password {password}");
     }
-}
-
-/// How many documents of `doctype` the space holds.
-/// A new home in `dir` with its first resident, trusting the sample key for
-/// catalogues and installing from the sample catalogue (copied into
-/// `dir/catalogue`).
-pub(crate) fn create_with_sample_catalogue(
-    dir: &Path,
-    first: &ResidentName,
-) -> Result<(domicile_home::Home, Catalogue)> {
-    let home = crate::home::create(dir, first)?;
-    home.trust()?.add(sample_key()?, "domicile samples", &[Role::Catalogue])?;
-    let catalogue_dir = dir.join("catalogue");
-    for (path, bytes) in SAMPLE_CATALOGUE {
-        let path = catalogue_dir.join(path);
-        std::fs::create_dir_all(path.parent().expect("catalogue files are in a folder"))?;
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let catalogue = Catalogue::open(&catalogue_dir, &home.trust()?)?;
-    CatalogueSources::open(home.catalogues_path())?.add(&catalogue)?;
-    Ok((home, catalogue))
-}
-
-pub(crate) fn count(space: &domicile_store::ResidentSpace, doctype: &str) -> Result<u64> {
-    Ok(space.doctype_counts()?.into_iter().find(|(d, _)| d == doctype).map_or(0, |(_, n)| n))
+    drop(space);
+    Ok(home)
 }
 
 /// The demo directory must be new, empty, or an earlier demo (replaced).

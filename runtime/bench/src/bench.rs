@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use domicile_home::Home;
+use domicile_host::Clock;
 use domicile_manifest::AppId;
 use domicile_store::{Author, Change, Query, ResidentSpace, Selector};
 use serde_json::{json, Value};
@@ -81,7 +83,7 @@ fn ratio(a: f64, b: f64) -> f64 {
 pub async fn run(options: BenchOptions) -> Result<()> {
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the benchmark")?;
     let dir = scratch.path();
-    let home = crate::home::create(dir, &"bench".parse()?)?;
+    let home = Home::create(dir, &"bench".parse()?, Clock::System)?;
     // The benchmark's own caps: large inputs are the point. And its own
     // artifact cache, so that an install it times compiles (the user's
     // shared cache would hold the apps already).
@@ -90,14 +92,14 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         dir.join("config.toml"),
         format!("[engine]\nartifact-cache = {cache}\n\n[limits]\ndefault-memory-mib = 2048\nmax-memory-mib = 2048\ndefault-cpu-ms = 600000\nmax-cpu-ms = 600000\ndefault-wall-ms = 600000\nmax-wall-ms = 600000\ndefault-host-calls = 50000000\nmax-host-calls = 50000000\ndefault-documents = 50000000\nmax-documents = 50000000\n"),
     )?;
-    let key = crate::demo::sample_key()?;
+    let key = domicile_samples::sample_key()?;
     home.trust()?.add(key, "domicile samples", &[])?;
     let space = home.resident(None)?;
     let runtime = home.runtime()?;
     let bench_app: AppId = BENCH_APP.parse()?;
     let importer: AppId = ENERGY_IMPORTER.parse()?;
-    for package in [BENCH_GUEST.to_vec(), crate::demo::sample_package("energy-importer")?] {
-        crate::home::install_granting_all(&home, &space, package)?;
+    for package in [BENCH_GUEST.to_vec(), domicile_samples::sample_package("energy-importer")?] {
+        domicile_samples::install_granting_all(&home, &space, package)?;
     }
     let component = domicile_package::unseal(BENCH_GUEST)?.verify_with(&key)?.component_bytes().to_vec();
     let mut report = serde_json::Map::new();
@@ -178,7 +180,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     native_import(&native_space, &csv)?;
     let native = t.elapsed();
     anyhow::ensure!(
-        crate::demo::count(&space, READING)? == crate::demo::count(&native_space, READING)?,
+        domicile_samples::count(&space, READING)? == domicile_samples::count(&native_space, READING)?,
         "the two imports stored different counts"
     );
     let raw_sled = raw_sled_import(&scratch.path().join("raw-sled"), &csv)?;
@@ -229,13 +231,13 @@ async fn languages(home: &domicile_home::Home, runs: usize) -> Result<Value> {
     let mut installs = serde_json::Map::new();
     for app in ["energy-importer", "bank-importer", "energy-insights", "budget", "tariff-check", "recurring-payments"] {
         let t = Instant::now();
-        crate::home::install_granting_all(home, &space, crate::demo::sample_package(app)?)?;
+        domicile_samples::install_granting_all(home, &space, domicile_samples::sample_package(app)?)?;
         installs.insert(app.into(), json!(ms(t.elapsed())));
     }
     for (importer, (name, bytes)) in [
-        (ENERGY_IMPORTER, crate::demo::LOAD_CURVE),
-        ("io.domicile.sample.bank-importer", crate::demo::BANK_OFX),
-        ("io.domicile.sample.bank-importer", crate::demo::BANK_CSV),
+        (ENERGY_IMPORTER, domicile_samples::LOAD_CURVE),
+        ("io.domicile.sample.bank-importer", domicile_samples::BANK_OFX),
+        ("io.domicile.sample.bank-importer", domicile_samples::BANK_CSV),
     ] {
         runtime.run_importer(&space, &importer.parse()?, name, bytes).await?;
     }

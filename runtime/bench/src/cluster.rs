@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use domicile_home::Home;
+use domicile_host::Clock;
 use serde_json::{json, Value};
 
-use crate::loadtest::{percentiles, Session};
+use crate::server::{percentiles, Session};
 
 const GPX_IMPORTER: &str = "io.domicile.sample.gpx-importer";
 const FOOTPRINT: &str = "io.domicile.sample.mobility-footprint";
@@ -123,7 +125,7 @@ impl Operator {
 /// operator's token. Its first resident is not `me`, which n1's home has:
 /// a homonym would be set aside (exported) when `me` moves there.
 fn home(dir: &Path) -> Result<String> {
-    let (home, _) = crate::demo::create_with_sample_catalogue(dir, &"spare".parse()?)?;
+    let (home, _) = domicile_samples::create_with_sample_catalogue(dir, &"spare".parse()?, Clock::System)?;
     Ok(home.new_operator_token()?)
 }
 
@@ -227,7 +229,7 @@ pub async fn run(options: ClusterBenchOptions) -> Result<()> {
         bail!("`domicile demo` failed: {}", String::from_utf8_lossy(&demo.stderr));
     }
     // n1 joins first and shares its operator's token with the cluster.
-    let token = crate::home::open(&dir("n1"))?.new_operator_token()?;
+    let token = Home::open(&dir("n1"), Clock::System, &mut |_| {})?.new_operator_token()?;
     for name in ["n2", "n3"] {
         home(&dir(name))?;
     }
