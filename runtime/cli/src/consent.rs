@@ -5,14 +5,13 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use domicile_home::{HeldApp, Home, HomeError, PackageSource, UpdateOutcome};
-use domicile_manifest::{AppId, Grants};
+use domicile_manifest::{AppId, Grants, Manifest};
 use domicile_package::{PublicKey, SecretKey};
-use domicile_store::ResidentSpace;
+use domicile_store::{InstalledApp, ResidentSpace};
 use serde_json::json;
 
-use crate::commands::{app_json, prompt_grants};
+use crate::cli::CatalogueCommand;
 use crate::terminal::{indented, safe};
-use crate::CatalogueCommand;
 
 /// `domicile install PACKAGE|APP`.
 pub fn install(
@@ -259,4 +258,35 @@ pub fn build(dir: &Path, key: &Path, name: &str, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Asks, for each permission, whether to grant it.
+pub fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
+    if !crate::io::stdin_is_terminal() {
+        bail!("no grants given and no terminal to ask on: pass --grant all, or --grant DOCTYPE:ACCESS for each permission to grant");
+    }
+    let mut grants = Grants::default();
+    let mut lines = crate::io::stdin_lines();
+    for p in &manifest.permissions {
+        for access in p.access.iter() {
+            out!("Allow {} to {access} your {}? ({})  [y/N] ", safe(&manifest.name), p.doctype, p.purpose);
+            let answer = lines.next().transpose()?.unwrap_or_default();
+            if matches!(answer.trim(), "y" | "Y" | "yes") {
+                grants.extend(&Grants::from_specs(manifest, &[format!("{}:{access}", p.doctype)])?);
+            }
+        }
+    }
+    Ok(grants)
+}
+
+pub fn app_json(app: &InstalledApp) -> serde_json::Value {
+    json!({
+        "id": app.manifest.id.as_str(),
+        "name": app.manifest.name,
+        "version": app.manifest.version.to_string(),
+        "world": app.manifest.world.to_string(),
+        "publisher": app.publisher,
+        "grants": app.grants,
+        "held": app.held,
+    })
 }

@@ -5,6 +5,10 @@
 //! enter), and the server executes the very same command code for it:
 //! same output, streamed as it is printed, same errors, same exit status.
 //!
+//! This module is the transport only: it carries a command as JSON and
+//! hands it to the [`Runner`] the server was started with
+//! (`crate::dispatch::control_runner`), which reads and runs it.
+//!
 //! Who may connect: the socket's peer must be the user the server runs as
 //! (or root), checked with `SO_PEERCRED` on every connection: that user
 //! owns the home's files and could open them anyway, so the socket gives
@@ -20,10 +24,12 @@
 //! comes as `P` frames (the line to draw on the client's terminal, empty to
 //! clear it), only when the client said its stderr is a terminal.
 
+use std::future::Future;
 use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -32,7 +38,6 @@ use domicile_store::StoreError;
 use serde::{Deserialize, Serialize};
 
 use crate::io::Remote;
-use crate::{CatalogueCommand, Command, TrustCommand};
 
 const SOCKET_DIR: &str = "run";
 const SOCKET: &str = "control.sock";
@@ -54,8 +59,24 @@ struct Request {
     stdin_is_terminal: bool,
     /// The client draws progress lines (`P` frames) on its terminal.
     stderr_is_terminal: bool,
-    command: Command,
+    /// The command, as the client's `domicile` wrote it.
+    command: serde_json::Value,
 }
+
+/// A command the server received, for its [`Runner`].
+pub struct Received {
+    pub resident: Option<String>,
+    pub json: bool,
+    /// As the client's `domicile` wrote it: read it, and refuse it if it
+    /// is not of this version's commands.
+    pub command: serde_json::Value,
+    /// The server is a node of a cluster.
+    pub clustered: bool,
+}
+
+/// Runs a received command on the home; its error is the command's.
+pub type Runner =
+    Arc<dyn for<'a> Fn(&'a Home, Received) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>> + Send + Sync>;
 
 #[derive(Serialize, Deserialize)]
 struct Exit {
@@ -100,45 +121,10 @@ pub fn held_by_a_server(e: &anyhow::Error) -> bool {
 
 // ---- the client ------------------------------------------------------------
 
-/// Paths as the server must see them: absolute.
-fn absolute_paths(command: &mut Command) -> Result<()> {
-    let absolute = |path: &mut PathBuf| -> Result<()> {
-        *path = std::path::absolute(&*path).with_context(|| format!("cannot resolve {}", path.display()))?;
-        Ok(())
-    };
-    // An argument that may be a file or something else is made absolute
-    // only when it names a file here.
-    let maybe_file = |text: &mut String| {
-        if Path::new(text.as_str()).exists() {
-            if let Ok(path) = std::path::absolute(text.as_str()) {
-                *text = path.to_string_lossy().into_owned();
-            }
-        }
-    };
-    match command {
-        Command::Import { file, .. } => absolute(file)?,
-        Command::Export { out } => absolute(out)?,
-        Command::Restore { archive, .. } => absolute(archive)?,
-        Command::Verify { package, key } => {
-            absolute(package)?;
-            if let Some(key) = key {
-                maybe_file(key);
-            }
-        }
-        Command::Update { package: Some(package), .. } => absolute(package)?,
-        Command::Install { app, .. } => maybe_file(app),
-        Command::Trust(TrustCommand::Add { key, .. }) => maybe_file(key),
-        Command::Trust(TrustCommand::Revoke { key }) => maybe_file(key),
-        Command::Catalogue(CatalogueCommand::AddSource { dir }) => absolute(dir)?,
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Runs `command` in the server that holds the home in `dir`, printing
-/// what it prints; fails as the command failed.
-pub fn forward(dir: &Path, resident: Option<&str>, json: bool, mut command: Command) -> Result<()> {
-    absolute_paths(&mut command)?;
+/// what it prints; fails as the command failed. Paths in it must be
+/// absolute: the server is elsewhere.
+pub fn forward(dir: &Path, resident: Option<&str>, json: bool, command: &impl Serialize) -> Result<()> {
     let path = socket_path(dir);
     let stream = UnixStream::connect(&path).map_err(|e| {
         anyhow!(
@@ -152,7 +138,7 @@ pub fn forward(dir: &Path, resident: Option<&str>, json: bool, mut command: Comm
         json,
         stdin_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdin()),
         stderr_is_terminal: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        command,
+        command: serde_json::to_value(command)?,
     };
     let mut writer = stream.try_clone()?;
     write_frame(&mut writer, REQUEST, &serde_json::to_vec(&request)?)?;
@@ -247,13 +233,10 @@ fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
     }
 }
 
-/// Listens on the home's control socket and runs each command it
+/// Listens on the home's control socket and has `run` run each command it
 /// receives on `home`, on its own thread, with the async parts on
-/// `runtime`.
-/// In a cluster (`clustered`), commands that change residents, accounts
-/// or tokens are refused: the cluster's shared state would not know of
-/// them; the admin API does it for every node.
-pub fn listen(home: Arc<Home>, runtime: tokio::runtime::Handle, clustered: bool) -> Result<ControlSocket> {
+/// `runtime`; `clustered` tells it the server is a node of a cluster.
+pub fn listen(home: Arc<Home>, runtime: tokio::runtime::Handle, clustered: bool, run: Runner) -> Result<ControlSocket> {
     let dir = home.dir().join(SOCKET_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
@@ -279,10 +262,10 @@ pub fn listen(home: Arc<Home>, runtime: tokio::runtime::Handle, clustered: bool)
                     continue;
                 }
             }
-            let (home, runtime) = (home.clone(), runtime.clone());
+            let (home, runtime, run) = (home.clone(), runtime.clone(), run.clone());
             let spawned = std::thread::Builder::new()
                 .name("control command".into())
-                .spawn(move || serve_connection(stream, &home, &runtime, clustered));
+                .spawn(move || serve_connection(stream, &home, &runtime, clustered, &run));
             if spawned.is_err() {
                 tracing::error!("cannot start a thread for a command from the control socket");
             }
@@ -313,26 +296,7 @@ impl Read for RemoteStdin {
     }
 }
 
-/// What a node of a cluster must do through the admin API instead.
-fn changes_shared_state(command: &crate::Command) -> bool {
-    use crate::{CatalogueCommand, Command, ResidentCommand, TokenCommand, TrustCommand};
-    matches!(
-        command,
-        Command::OperatorToken
-            | Command::Trust(TrustCommand::Add { .. } | TrustCommand::Revoke { .. })
-            | Command::Catalogue(CatalogueCommand::AddSource { .. })
-            | Command::Token(TokenCommand::Create { .. } | TokenCommand::Revoke { .. })
-            | Command::Resident(
-                ResidentCommand::Add { .. }
-                    | ResidentCommand::Remove { .. }
-                    | ResidentCommand::Password { .. }
-                    | ResidentCommand::Disable { .. }
-                    | ResidentCommand::Enable { .. }
-            )
-    )
-}
-
-fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::Handle, clustered: bool) {
+fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::Handle, clustered: bool, run: &Runner) {
     let Ok(mut reader) = stream.try_clone() else { return };
     let writer = Arc::new(Mutex::new(stream));
     let send = {
@@ -357,13 +321,6 @@ fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::H
             return;
         }
     };
-    if clustered && changes_shared_state(&request.command) {
-        let error = "this home's server is a node of a cluster: change residents, passwords, tokens, trusted keys and \
-                     catalogues through the admin API (/api/v1/admin) or the web UI, so that every node knows"
-            .to_owned();
-        send(EXIT, &serde_json::to_vec(&Exit { error: Some(error) }).unwrap_or_default());
-        return;
-    }
     let (chunks_tx, chunks) = mpsc::channel();
     std::thread::spawn(move || {
         while let Ok(Some((tag, payload))) = read_frame(&mut reader) {
@@ -385,8 +342,8 @@ fn serve_connection(stream: UnixStream, home: &Home, runtime: &tokio::runtime::H
     });
     tracing::info!("running a command from the control socket");
     let Request { resident, json, command, .. } = request;
-    let outcome = runtime
-        .block_on(crate::io::for_remote(remote, crate::commands::on_home(home, resident.as_deref(), json, command)));
+    let received = Received { resident, json, command, clustered };
+    let outcome = runtime.block_on(crate::io::for_remote(remote, run(home, received)));
     let error = outcome.err().map(|e| crate::hints::render(&e));
     send(EXIT, &serde_json::to_vec(&Exit { error }).unwrap_or_default());
 }

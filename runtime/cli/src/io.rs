@@ -1,6 +1,6 @@
 //! Where a command's output goes and its input comes from: this process's
 //! stdout, stderr and stdin, or, for a command a running server executes
-//! for a `domicile` beside it (see [`crate::control`]), that client's,
+//! for a `domicile` beside it (see the control module), that client's,
 //! through the control socket. Commands print with [`outln!`], [`out!`]
 //! and [`errln!`] and read with [`stdin_lines`], so the same code prints
 //! the same output in both cases.

@@ -3,7 +3,7 @@
 //! it runs. Nothing is drawn when stderr is not a terminal, with `--json`,
 //! or for work that ends within half a second. A command a running server
 //! executes for a `domicile` beside it sends the same line to that client,
-//! which draws it on its terminal (see [`crate::control`]).
+//! which draws it on its terminal (see the control module).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

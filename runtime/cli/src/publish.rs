@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use domicile_home::Home;
 use domicile_package::{PublicKey, Role};
+use domicile_store::ResidentSpace;
 
 /// What `publish` is told besides the project.
 pub struct PublishOptions<'a> {
@@ -22,10 +23,9 @@ pub struct PublishOptions<'a> {
     pub json: bool,
 }
 
-pub fn publish(home: &Home, resident: Option<&str>, options: &PublishOptions<'_>) -> Result<()> {
+pub fn publish(home: &Home, space: &ResidentSpace, options: &PublishOptions<'_>) -> Result<()> {
     let crate::develop::ProjectIdentity { app: id, version, key, publisher } =
         crate::develop::project_identity(options.dir)?;
-    let space = home.resident(resident)?;
     let installed = space.apps()?.into_iter().find(|app| app.id() == &id).map(|app| app.manifest.version);
     if let Some(installed) = installed.as_ref().filter(|installed| **installed >= version) {
         bail!(
@@ -41,9 +41,9 @@ pub fn publish(home: &Home, resident: Option<&str>, options: &PublishOptions<'_>
         }
     }
     if installed.is_some() {
-        crate::consent::update(home, &space, Some(id.as_str()), Some(&package), options.grant, options.json)
+        crate::consent::update(home, space, Some(id.as_str()), Some(&package), options.grant, options.json)
     } else {
-        crate::consent::install(home, &space, &package.display().to_string(), None, options.grant, options.json)
+        crate::consent::install(home, space, &package.display().to_string(), None, options.grant, options.json)
     }
 }
 

@@ -78,7 +78,13 @@ fn advertised_host(url: &str) -> Result<&str> {
 }
 
 /// `serve`: the HTTP server, until Ctrl-C or SIGTERM.
-pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -> Result<()> {
+/// `run` runs the commands a `domicile` beside the server sends it.
+pub async fn serve(
+    home: Home,
+    addr: SocketAddr,
+    cluster: Option<JoinOptions>,
+    run: crate::control::Runner,
+) -> Result<()> {
     let mut config = ServerConfig::from_settings(&home.config()?.server);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
@@ -135,7 +141,7 @@ pub async fn serve(home: Home, addr: SocketAddr, cluster: Option<JoinOptions>) -
     // `domicile` commands on this home reach the server through it (ready
     // before the server says it serves).
     let control =
-        match crate::control::listen(home.clone(), tokio::runtime::Handle::current(), config.cluster.is_some()) {
+        match crate::control::listen(home.clone(), tokio::runtime::Handle::current(), config.cluster.is_some(), run) {
             Ok(control) => Some(control),
             // A home whose path is too long for a Unix socket (about 100
             // bytes), say: the server still serves, the CLI cannot reach it.

@@ -8,8 +8,8 @@ use domicile_home::{format_ms, Home, TriggerRun};
 use domicile_manifest::AppId;
 use domicile_store::ResidentSpace;
 
+use crate::cli::TriggersCommand;
 use crate::terminal::safe;
-use crate::TriggersCommand;
 
 pub async fn command(home: &Home, resident: Option<&str>, action: Option<TriggersCommand>, json: bool) -> Result<()> {
     match action {

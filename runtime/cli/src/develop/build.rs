@@ -26,7 +26,7 @@ pub(super) fn build_project(project: &Project, json: bool) -> Result<PathBuf> {
     check_exports(&component, project)?;
     let key = project.dev_key()?;
     let manifest_path = project.dir.join("manifest.toml");
-    let (_, package) = crate::commands::seal_checked(
+    let (_, package) = crate::packaging::seal_checked(
         (&manifest_path, &project.manifest_bytes),
         (&component_path, &component),
         &key,

@@ -148,7 +148,7 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, rounds: &mu
             None
         } else {
             let component = std::fs::read(&round.component_path)?;
-            let (_, package) = crate::commands::seal_checked(
+            let (_, package) = crate::packaging::seal_checked(
                 (&project.dir.join("manifest.toml"), &project.manifest_bytes),
                 (&round.component_path, &component),
                 &project.dev_key()?,

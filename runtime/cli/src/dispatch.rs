@@ -1,23 +1,28 @@
-//! One function per verb. Each prints what it did for a person, or JSON
-//! with `--json`.
+//! Running a command: those that need no home at once; the others on the
+//! home, opened here, or in the server that holds it (over the control
+//! socket, the server then runs them here too). A resident's verbs get
+//! the resident's space, resolved once. Each prints what it did for a
+//! person, or JSON with `--json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use domicile_bench::bench::BenchOptions;
 use domicile_home::format_ms;
 use domicile_host::{ImportMode, Imported};
-use domicile_manifest::{AppId, Doctype, Grants, Manifest};
-use domicile_package::{PublicKey, SecretKey};
+use domicile_manifest::{AppId, Doctype};
+use domicile_package::PublicKey;
 use domicile_samples::demo::DemoOptions;
-use domicile_store::{AuditFilter, DocId, InstalledApp, Query, Quota, ResidentSpace, Selector, Sort};
+use domicile_store::{AuditFilter, DocId, Query, Quota, ResidentSpace, Selector, Sort};
 use serde_json::json;
 
-use crate::terminal::{self, safe};
-use crate::{
+use crate::cli::{
     AuditAction, CatalogueCommand, Cli, ClusterCommand, Command, DoctypeCommand, ResidentCommand, TokenCommand,
     TrustCommand,
 };
+use crate::consent::app_json;
+use crate::packaging::{keygen, pack, verify};
+use crate::terminal::{self, safe};
 
 use domicile_home::Home;
 
@@ -31,7 +36,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 DemoOptions { dir: dir.clone(), then_serve: serve.is_some(), clock: crate::home::clock_from_env()? };
             let home = domicile_samples::demo::run(options).await?;
             return match serve {
-                Some(addr) => crate::serve::serve(home, *addr, None).await,
+                Some(addr) => crate::serve::serve(home, *addr, None, control_runner()).await,
                 None => Ok(()),
             };
         }
@@ -140,13 +145,38 @@ pub async fn execute(cli: Cli) -> Result<()> {
                     }
                     _ => None,
                 };
-                crate::serve::serve(home, addr, cluster).await
+                crate::serve::serve(home, addr, cluster, control_runner()).await
             }
             command => on_home(&home, resident, json, command).await,
         },
-        Err(e) if crate::control::held_by_a_server(&e) => crate::control::forward(&dir, resident, json, command),
+        Err(e) if crate::control::held_by_a_server(&e) => {
+            let mut command = command;
+            command.make_paths_absolute()?;
+            crate::control::forward(&dir, resident, json, &command)
+        }
         Err(e) => Err(e),
     }
+}
+
+/// What a running server does with a command from the control socket:
+/// reads it as this version's, refuses in a cluster what only the admin
+/// API may do (so that every node knows), and runs it on the home.
+pub fn control_runner() -> crate::control::Runner {
+    std::sync::Arc::new(|home, received| {
+        Box::pin(async move {
+            let command: Command = serde_json::from_value(received.command).map_err(|e| {
+                anyhow::anyhow!(
+                    "the command could not be read ({e}); are the client and the server the same version of domicile?"
+                )
+            })?;
+            if received.clustered && command.changes_shared_state() {
+                bail!(
+                    "this home's server is a node of a cluster: change residents, passwords, tokens, trusted keys and catalogues through the admin API (/api/v1/admin) or the web UI, so that every node knows"
+                );
+            }
+            on_home(home, received.resident.as_deref(), received.json, command).await
+        })
+    })
 }
 
 /// A command on an open home: in this process, or in a server for a
@@ -195,7 +225,6 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             home.set_sign_in(&name.parse()?, true)?;
             outln!("{name} can sign in again");
         }
-        Command::Token(command) => tokens(home, &home.resident(resident)?, command, json)?,
         Command::Resident(ResidentCommand::List) => {
             let residents = home.store().residents()?;
             if json {
@@ -227,33 +256,44 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             }
         }
         Command::Trust(TrustCommand::Revoke { key }) => crate::consent::revoke_key(home, &key)?,
+        Command::Catalogue(command) => crate::consent::catalogue(home, command, json)?,
+        Command::Triggers { action } => crate::triggers::command(home, resident, action, json).await?,
+        // Everything else is a resident's.
+        command => on_space(home, &home.resident(resident)?, json, command).await?,
+    }
+    Ok(())
+}
+
+/// A resident's command, on their space.
+async fn on_space(home: &Home, space: &ResidentSpace, json: bool, command: Command) -> Result<()> {
+    match command {
+        Command::Token(command) => tokens(home, space, command, json)?,
         Command::Install { app, version, grant } => {
-            crate::consent::install(home, &home.resident(resident)?, &app, version.as_ref(), &grant, json)?
+            crate::consent::install(home, space, &app, version.as_ref(), &grant, json)?
         }
         Command::Publish { dir, trust_key, grant } => crate::publish::publish(
             home,
-            resident,
+            space,
             &crate::publish::PublishOptions { dir: &dir, trust_key, grant: &grant, json },
         )?,
         Command::Update { app, package, grant } => {
-            crate::consent::update(home, &home.resident(resident)?, app.as_deref(), package.as_deref(), &grant, json)?
+            crate::consent::update(home, space, app.as_deref(), package.as_deref(), &grant, json)?
         }
         Command::Enable { app } => {
             let id: AppId = app.parse()?;
-            home.keep_held_app(&home.resident(resident)?, &id)?;
+            home.keep_held_app(space, &id)?;
             outln!("{id} can run again: you chose to keep it although its publisher key was revoked");
         }
-        Command::Catalogue(command) => crate::consent::catalogue(home, command, json)?,
-        Command::Outbox => crate::outbox::list(&home.resident(resident)?, json)?,
-        Command::Approve { id } => crate::outbox::approve(home, &home.resident(resident)?, id, json)?,
-        Command::Deny { id } => crate::outbox::deny(home, &home.resident(resident)?, id, json)?,
-        Command::Notifications => crate::outbox::notifications(&home.resident(resident)?, json)?,
-        Command::Apps => apps(home, &home.resident(resident)?, json)?,
-        Command::Grant { app, grants } => change_grants(home, &home.resident(resident)?, &app, &grants, true, json)?,
-        Command::Revoke { app, grants } => change_grants(home, &home.resident(resident)?, &app, &grants, false, json)?,
+        Command::Outbox => crate::outbox::list(space, json)?,
+        Command::Approve { id } => crate::outbox::approve(home, space, id, json)?,
+        Command::Deny { id } => crate::outbox::deny(home, space, id, json)?,
+        Command::Notifications => crate::outbox::notifications(space, json)?,
+        Command::Apps => apps(home, space, json)?,
+        Command::Grant { app, grants } => change_grants(home, space, &app, &grants, true, json)?,
+        Command::Revoke { app, grants } => change_grants(home, space, &app, &grants, false, json)?,
         Command::Uninstall { app, purge_data } => {
             let id: AppId = app.parse()?;
-            let n = home.uninstall(&home.resident(resident)?, &id, purge_data)?;
+            let n = home.uninstall(space, &id, purge_data)?;
             if purge_data {
                 outln!("uninstalled {app} and deleted the {n} documents it had created");
             } else {
@@ -261,35 +301,33 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             }
         }
         Command::Import { importer, file, partial, no_triggers } => {
-            let space = home.resident(resident)?;
             let bytes = crate::io::read_given(&file)?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let mode = if partial { ImportMode::ValidRecords } else { ImportMode::AllOrNothing };
             let progress = std::sync::Arc::new(domicile_host::ImportProgress::default());
             let watch = crate::progress::ImportWatch::start(&name, bytes.len(), progress.clone(), json);
-            let imported = home.import(&space, &importer.parse()?, &name, &bytes, mode, progress).await;
+            let imported = home.import(space, &importer.parse()?, &name, &bytes, mode, progress).await;
             drop(watch);
             let imported = imported?;
             print_import(&name, &importer, &imported, partial, json)?;
-            crate::triggers::after_write(home, &space, json, no_triggers).await?;
+            crate::triggers::after_write(home, space, json, no_triggers).await?;
         }
         Command::Run { app, input } => {
             serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
-            let space = home.resident(resident)?;
-            let output = home.run(&space, &app.parse()?, &input).await?;
+            let output = home.run(space, &app.parse()?, &input).await?;
             if json {
                 outln!("{}", terminal::json(&output));
             } else {
                 outln!("{}", terminal::service_output(&output));
             }
             // What the app wrote may be another app's new data.
-            crate::triggers::after_write(home, &space, json, false).await?;
+            crate::triggers::after_write(home, space, json, false).await?;
         }
         Command::Docs { doctype, selector, sort, limit } => {
-            docs(&home.resident(resident)?, &doctype, &selector, sort.as_deref(), limit, json)?
+            docs(space, &doctype, &selector, sort.as_deref(), limit, json)?
         }
         Command::Changes { doctype, since } => {
-            for c in home.resident(resident)?.changes_since(&doctype.parse()?, since, usize::MAX)? {
+            for c in space.changes_since(&doctype.parse()?, since, usize::MAX)? {
                 if json {
                     outln!("{}", serde_json::to_string(&c)?);
                 } else {
@@ -298,12 +336,11 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             }
         }
         Command::Export { out } => {
-            let space = home.resident(resident)?;
             if out.exists() {
                 bail!("{} already exists; choose another --out", out.display());
             }
             let file = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            let summary = home.export(&space, std::io::BufWriter::new(file))?;
+            let summary = home.export(space, std::io::BufWriter::new(file))?;
             if json {
                 outln!("{}", serde_json::to_string(&summary)?);
             } else {
@@ -318,25 +355,23 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             }
         }
         Command::Put { doctype, id, body, jsonl, no_triggers } => {
-            let space = home.resident(resident)?;
             let doctype: Doctype = doctype.parse()?;
             if jsonl {
-                put_lines(home, &space, &doctype)?;
+                put_lines(home, space, &doctype)?;
             } else {
                 let body: serde_json::Value =
                     serde_json::from_str(body.as_deref().unwrap_or_default()).context("the body is not JSON")?;
-                outln!("{}", put_one(home, &space, &doctype, id.as_deref(), body)?);
+                outln!("{}", put_one(home, space, &doctype, id.as_deref(), body)?);
             }
-            crate::triggers::after_write(home, &space, json, no_triggers).await?;
+            crate::triggers::after_write(home, space, json, no_triggers).await?;
         }
         Command::Delete { doctype, id } => {
-            let space = home.resident(resident)?;
-            home.delete_document(&space, &doctype.parse()?, id.parse()?)?;
+            home.delete_document(space, &doctype.parse()?, id.parse()?)?;
             outln!("deleted {id}");
-            crate::triggers::after_write(home, &space, json, false).await?;
+            crate::triggers::after_write(home, space, json, false).await?;
         }
         Command::Check => {
-            let report = home.resident(resident)?.verify()?;
+            let report = space.verify()?;
             if json {
                 outln!("{}", serde_json::to_string(&report)?);
             }
@@ -348,7 +383,6 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
             }
         }
         Command::Quota { max_documents, max_bytes } => {
-            let space = home.resident(resident)?;
             let quota = (max_documents.is_some() || max_bytes.is_some()).then_some(Quota { max_documents, max_bytes });
             let (usage, quota) = home.set_quota(space.resident(), quota)?;
             if json {
@@ -364,7 +398,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
                 );
             }
         }
-        Command::Audit { action: Some(AuditAction::Verify), .. } => audit_verify(&home.resident(resident)?, json)?,
+        Command::Audit { action: Some(AuditAction::Verify), .. } => audit_verify(space, json)?,
         Command::Audit { action: None, app, doctype, since, until, summary } => {
             let filter = AuditFilter {
                 app: app.map(|a| a.parse()).transpose()?,
@@ -372,12 +406,11 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
                 since_ms: since.as_deref().map(parse_time).transpose()?,
                 until_ms: until.as_deref().map(parse_time).transpose()?,
             };
-            audit(&home.resident(resident)?, &filter, summary, json)?
+            audit(space, &filter, summary, json)?
         }
-        Command::Triggers { action } => crate::triggers::command(home, resident, action, json).await?,
         Command::Logs { app } => {
             let app: Option<AppId> = app.map(|a| a.parse()).transpose()?;
-            for e in home.resident(resident)?.app_log(app.as_ref())? {
+            for e in space.app_log(app.as_ref())? {
                 if json {
                     outln!("{}", serde_json::to_string(&e)?);
                 } else {
@@ -385,6 +418,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
                 }
             }
         }
+        _ => bail!("this command acts on the home, not on a resident's space"),
     }
     Ok(())
 }
@@ -422,150 +456,6 @@ fn tokens(home: &Home, space: &ResidentSpace, command: TokenCommand, json: bool)
         }
     }
     Ok(())
-}
-
-fn keygen(prefix: &Path, json: bool) -> Result<()> {
-    let key = SecretKey::generate();
-    let secret = with_extension(prefix, "key");
-    let public = with_extension(prefix, "pub");
-    if public.exists() {
-        bail!("{} already exists; choose another --out", public.display());
-    }
-    key.save(&secret)?;
-    std::fs::write(&public, format!("{}\n", key.public()))
-        .with_context(|| format!("cannot write {}", public.display()))?;
-    if json {
-        outln!(
-            "{}",
-            json!({ "public_key": key.public().to_string(), "secret_key_file": secret, "public_key_file": public })
-        );
-    } else {
-        outln!(
-            "secret key: {} (keep it private)\npublic key: {}\n  {}",
-            secret.display(),
-            public.display(),
-            key.public()
-        );
-    }
-    Ok(())
-}
-
-fn with_extension(prefix: &Path, ext: &str) -> PathBuf {
-    let mut name = prefix.as_os_str().to_owned();
-    name.push(".");
-    name.push(ext);
-    PathBuf::from(name)
-}
-
-/// The 4 bytes after `\0asm`: a core module's version, or a component's
-/// version and layer.
-const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
-
-fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bool, json: bool) -> Result<()> {
-    let manifest_bytes = crate::io::read_given(manifest)?;
-    let component_bytes = crate::io::read_given(component)?;
-    let key = SecretKey::load(key)?;
-    let (parsed, package) = seal_checked((manifest, &manifest_bytes), (component, &component_bytes), &key, force)?;
-    if out.exists() {
-        bail!("{} already exists; remove it or choose another --out", out.display());
-    }
-    std::fs::write(out, &package).with_context(|| format!("cannot write {}", out.display()))?;
-    if json {
-        outln!(
-            "{}",
-            json!({ "app": parsed.id.as_str(), "version": parsed.version.to_string(), "publisher": key.public().to_string(), "out": out })
-        );
-    } else {
-        outln!("packed {} {} signed by {} into {}", parsed.id, parsed.version, key.public(), out.display());
-    }
-    Ok(())
-}
-
-/// Checks what is about to be signed (the manifest parses and names only
-/// doctypes and fields that exist; the component is one, not a core
-/// module, unless `force`), then signs it into a package. Each part comes
-/// with the path its errors name. Returns the parsed manifest too.
-pub(crate) fn seal_checked(
-    (manifest_path, manifest_bytes): (&Path, &[u8]),
-    (component_path, component_bytes): (&Path, &[u8]),
-    key: &SecretKey,
-    force: bool,
-) -> Result<(Manifest, Vec<u8>)> {
-    // Catch a bad manifest now rather than at every resident's install.
-    let shown = || manifest_path.display().to_string();
-    let parsed = Manifest::from_bytes(manifest_bytes).with_context(shown)?;
-    domicile_store::Vocabulary::builtin().check_permissions(&parsed.permissions).with_context(shown)?;
-    if !component_bytes.starts_with(b"\0asm") {
-        bail!("{}: not a WebAssembly file", component_path.display());
-    }
-    // A core module packs fine and fails only at install: say it now.
-    if component_bytes.get(4..8) == Some(&CORE_MODULE[..]) && !force {
-        bail!(
-            "{}: a core WebAssembly module, not a component: domicile runs components (the WIT worlds in wit/). Build with a component linker (Rust: the wasm32-wasip2 target, or `wasm-tools component new` on the module), or pass --force to pack it anyway",
-            component_path.display()
-        );
-    }
-    let package = domicile_package::seal(manifest_bytes, component_bytes, key)
-        .with_context(|| component_path.display().to_string())?;
-    Ok((parsed, package))
-}
-
-/// `domicile verify PACKAGE`: against `--key`, or else the home's trust store.
-fn verify(home: Option<&Home>, package: &Path, key: Option<&str>, json: bool) -> Result<()> {
-    let bytes = crate::io::read_given(package)?;
-    let sealed = domicile_package::unseal(&bytes)?;
-    let verified = match (key, home) {
-        (Some(key), _) => sealed.verify_with(&PublicKey::from_text_or_file(key)?)?,
-        (None, Some(home)) => sealed.verify(&home.trust()?)?,
-        (None, None) => bail!("verify against what? pass --key KEY, or --home DIR to use its trust store"),
-    };
-    let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
-    if json {
-        outln!(
-            "{}",
-            json!({ "valid": true, "app": manifest.id.as_str(), "version": manifest.version.to_string(), "publisher": verified.publisher().to_string(), "component_sha256": verified.component_digest_hex() })
-        );
-    } else {
-        outln!(
-            "{}: valid signature by {} on {} {}",
-            package.display(),
-            verified.publisher(),
-            manifest.id,
-            manifest.version
-        );
-    }
-    Ok(())
-}
-
-/// Asks, for each permission, whether to grant it.
-pub(crate) fn prompt_grants(manifest: &Manifest) -> Result<Grants> {
-    if !crate::io::stdin_is_terminal() {
-        bail!("no grants given and no terminal to ask on: pass --grant all, or --grant DOCTYPE:ACCESS for each permission to grant");
-    }
-    let mut grants = Grants::default();
-    let mut lines = crate::io::stdin_lines();
-    for p in &manifest.permissions {
-        for access in p.access.iter() {
-            out!("Allow {} to {access} your {}? ({})  [y/N] ", safe(&manifest.name), p.doctype, p.purpose);
-            let answer = lines.next().transpose()?.unwrap_or_default();
-            if matches!(answer.trim(), "y" | "Y" | "yes") {
-                grants.extend(&Grants::from_specs(manifest, &[format!("{}:{access}", p.doctype)])?);
-            }
-        }
-    }
-    Ok(grants)
-}
-
-pub(crate) fn app_json(app: &InstalledApp) -> serde_json::Value {
-    json!({
-        "id": app.manifest.id.as_str(),
-        "name": app.manifest.name,
-        "version": app.manifest.version.to_string(),
-        "world": app.manifest.world.to_string(),
-        "publisher": app.publisher,
-        "grants": app.grants,
-        "held": app.held,
-    })
 }
 
 fn apps(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
