@@ -742,7 +742,14 @@ fn text_an_app_or_an_archive_controls_reaches_the_terminal_escaped() {
     let outbox = restored.ok(&["--resident", "restored", "outbox"]).stdout;
     let to_lines: Vec<&str> = outbox.lines().filter(|l| l.trim_start().starts_with("to ")).collect();
     assert_eq!(to_lines, vec!["    to      http://127.0.0.1:9/elsewhere"], "{outbox}");
-    // --json keeps the exact text, escaped as JSON.
+    // --json keeps the exact text, escaped as JSON: no raw control or
+    // direction character reaches a terminal that shows the JSON either.
+    let shown: String = ["logs", "notifications", "outbox", "audit"]
+        .iter()
+        .map(|verb| restored.ok(&["--resident", "restored", "--json", verb]).stdout)
+        .collect();
+    let raw = shown.chars().filter(|&c| c.is_control() && c != '\n' || ('\u{202a}'..='\u{202e}').contains(&c)).count();
+    assert_eq!(raw, 0, "no raw control or direction character in the JSON:\n{shown}");
     let notes = restored.ok(&["--resident", "restored", "notifications", "--json"]).json();
     assert_eq!(notes.as_array().unwrap().last().unwrap()["title"], text("title"));
     // The approval of an item of an app that is not installed is refused.

@@ -10,6 +10,7 @@ use domicile_package::{PublicKey, SecretKey};
 use domicile_store::{InstalledApp, ResidentSpace};
 use serde_json::json;
 
+use crate::answer::{lines, say, try_say};
 use crate::cli::CatalogueCommand;
 use crate::terminal::{indented, safe};
 
@@ -52,12 +53,9 @@ pub fn install(
     }
     let grants = if grant.is_empty() { prompt_grants(&manifest)? } else { Grants::from_specs(&manifest, grant)? };
     let app = home.install(space, installing, grants)?;
-    if json {
-        outln!("{}", app_json(&app));
-    } else {
-        outln!("installed {} {}; granted: {}", app.manifest.id, app.manifest.version, app.grants);
-    }
-    Ok(())
+    say(json, &app_json(&app), |_| {
+        format!("installed {} {}; granted: {}", app.manifest.id, app.manifest.version, app.grants)
+    })
 }
 
 /// `domicile update [APP] [--package FILE] [--grant ...]`: each app in
@@ -77,58 +75,58 @@ pub fn update(
     let package = package.map(crate::io::read_given).transpose()?;
     // No --grant: an update that asks for more waits for the resident.
     let grants = (!grant.is_empty()).then_some(grant);
-    let mut reports = Vec::new();
+    let mut outcomes = Vec::new();
     let mut failures = Vec::new();
     for id in ids {
         match home.update(space, &id, package.clone(), grants) {
-            Ok(outcome) => {
-                if !json {
-                    print_update(&outcome);
-                }
-                reports.push(serde_json::to_value(&outcome)?);
-            }
+            Ok(outcome) => outcomes.push(outcome),
             Err(e) => failures.push(format!("{id}: {}", crate::hints::render(&e.into()))),
         }
     }
-    if json {
-        outln!("{}", serde_json::Value::Array(reports));
-    }
+    // What could be updated is said, then what could not.
+    say(json, &outcomes, |outcomes| lines(outcomes.iter().map(update_text)))?;
     if !failures.is_empty() {
         bail!("not updated: {}", failures.join("; "));
     }
     Ok(())
 }
 
-fn print_update(outcome: &UpdateOutcome) {
+fn update_text(outcome: &UpdateOutcome) -> String {
     match outcome {
-        UpdateOutcome::UpToDate { app, version } => outln!("{app} {version} is up to date"),
+        UpdateOutcome::UpToDate { app, version } => format!("{app} {version} is up to date"),
         UpdateOutcome::WaitingForGrant { app, installed, available, asks } => {
-            outln!("{app} {available} is available, but it asks for more than {installed} did:");
+            let mut text = format!("{app} {available} is available, but it asks for more than {installed} did:");
             for ask in asks {
-                outln!("  - {ask}");
+                text += &format!("\n  - {ask}");
             }
-            outln!(
-                "It waits for your decision; {installed} keeps working meanwhile.\n  to grant it: domicile update {app} --grant all   (or --grant DOCTYPE:ACCESS, ...)\n  to update without granting it: domicile update {app} --grant none"
-            );
+            text + &format!(
+                "\nIt waits for your decision; {installed} keeps working meanwhile.\n  to grant it: domicile update {app} --grant all   (or --grant DOCTYPE:ACCESS, ...)\n  to update without granting it: domicile update {app} --grant none"
+            )
         }
         UpdateOutcome::Updated { app, from, to, grants } => {
-            outln!("updated {app} from {from} to {to}; granted: {grants}")
+            format!("updated {app} from {from} to {to}; granted: {grants}")
         }
     }
 }
 
 /// `domicile trust revoke KEY`: the key is trusted for nothing from now
 /// on, and every resident's apps signed by it are held.
-pub fn revoke_key(home: &Home, key: &str) -> Result<()> {
+pub fn revoke_key(home: &Home, key: &str, json: bool) -> Result<()> {
     let key = PublicKey::from_text_or_file(key)?;
     let held = home.revoke_key(&key)?;
-    outln!("revoked key {key}");
-    for HeldApp { resident, app } in held {
-        outln!(
-            "  {app} of resident `{resident}` is on hold: uninstall it, or keep it with `domicile --resident {resident} enable {app}`"
-        );
-    }
-    Ok(())
+    let on_hold: Vec<_> = held
+        .iter()
+        .map(|HeldApp { resident, app }| json!({ "resident": resident.as_str(), "app": app.as_str() }))
+        .collect();
+    say(json, &json!({ "revoked": key.to_string(), "on_hold": on_hold }), |_| {
+        let mut shown = vec![format!("revoked key {key}")];
+        for HeldApp { resident, app } in &held {
+            shown.push(format!(
+                "  {app} of resident `{resident}` is on hold: uninstall it, or keep it with `domicile --resident {resident} enable {app}`"
+            ));
+        }
+        lines(shown)
+    })
 }
 
 /// `domicile restore ARCHIVE [--as NAME]`: the archive is checked whole
@@ -140,26 +138,24 @@ pub fn restore(home: &Home, archive: &Path, as_name: Option<&str>, json: bool) -
     let (space, report) = home
         .restore(std::io::BufReader::new(file), name.as_ref())
         .with_context(|| format!("cannot restore {}", archive.display()))?;
-    if json {
-        outln!("{}", json!({ "resident": space.resident().as_str(), "report": report }));
-        return Ok(());
-    }
-    let s = &report.summary;
-    outln!(
-        "restored `{}` into {}: {} documents, {} apps, {} audit entries",
-        space.resident(),
-        home.dir().display(),
-        s.documents,
-        s.apps - report.left_out.len() as u64,
-        s.audit_entries
-    );
-    for note in &report.held {
-        outln!("  {} is on hold: {}", note.app, crate::terminal::safe(&note.reason));
-    }
-    for note in &report.left_out {
-        outln!("  {} was not restored: {}", note.app, crate::terminal::safe(&note.reason));
-    }
-    Ok(())
+    say(json, &json!({ "resident": space.resident().as_str(), "report": report }), |_| {
+        let s = &report.summary;
+        let mut shown = vec![format!(
+            "restored `{}` into {}: {} documents, {} apps, {} audit entries",
+            space.resident(),
+            home.dir().display(),
+            s.documents,
+            s.apps - report.left_out.len() as u64,
+            s.audit_entries
+        )];
+        for note in &report.held {
+            shown.push(format!("  {} is on hold: {}", note.app, safe(&note.reason)));
+        }
+        for note in &report.left_out {
+            shown.push(format!("  {} was not restored: {}", note.app, safe(&note.reason)));
+        }
+        lines(shown)
+    })
 }
 
 /// `domicile catalogue ...`.
@@ -168,46 +164,38 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
         CatalogueCommand::Build { .. } => unreachable!("built without a home"),
         CatalogueCommand::AddSource { dir } => {
             let catalogue = home.add_catalogue_source(&dir)?;
-            outln!(
-                "added the catalogue {} ({} apps), signed by {}",
-                catalogue.index().name,
-                catalogue.index().apps.len(),
-                catalogue.key()
-            );
+            let (index, key) = (catalogue.index(), catalogue.key());
+            let answer = json!({ "catalogue": index.name, "apps": index.apps.len(), "key": key.to_string() });
+            say(json, &answer, |_| {
+                format!("added the catalogue {} ({} apps), signed by {key}", index.name, index.apps.len())
+            })?;
         }
         CatalogueCommand::List => {
             let trust = home.trust()?;
+            let (mut listed, mut shown) = (Vec::new(), Vec::new());
             let all = home.catalogue_sources()?.open_all(&trust);
-            if all.is_empty() && !json {
-                outln!("no catalogues: add one with `domicile catalogue add-source DIR`");
+            if all.is_empty() {
+                shown.push("no catalogues: add one with `domicile catalogue add-source DIR`".to_owned());
             }
-            let mut listed = Vec::new();
             for (source, catalogue) in all {
                 match catalogue {
                     Err(e) => errln!("domicile: catalogue {} cannot be used: {e}", source.dir.display()),
                     Ok(c) => {
-                        if !json {
-                            outln!("{} ({})", safe(&c.index().name), source.dir.display());
-                        }
+                        shown.push(format!("{} ({})", safe(&c.index().name), source.dir.display()));
                         for app in &c.index().apps {
-                            if json {
-                                listed.push(json!({ "catalogue": c.index().name, "id": app.id.as_str(), "name": app.name, "latest": app.latest().version.to_string(), "world": app.world.to_string(), "publisher": app.publisher.to_string(), "description": app.description }));
-                            } else {
-                                outln!(
-                                    "  {}  {}  {}\n      {}",
-                                    app.id,
-                                    app.latest().version,
-                                    safe(&app.name),
-                                    indented(&app.description, "      ")
-                                );
-                            }
+                            listed.push(json!({ "catalogue": c.index().name, "id": app.id.as_str(), "name": app.name, "latest": app.latest().version.to_string(), "world": app.world.to_string(), "publisher": app.publisher.to_string(), "description": app.description }));
+                            shown.push(format!(
+                                "  {}  {}  {}\n      {}",
+                                app.id,
+                                app.latest().version,
+                                safe(&app.name),
+                                indented(&app.description, "      ")
+                            ));
                         }
                     }
                 }
             }
-            if json {
-                outln!("{}", serde_json::Value::Array(listed));
-            }
+            say(json, &listed, |_| lines(shown))?;
         }
         CatalogueCommand::Show { app } => {
             let trust = home.trust()?;
@@ -215,30 +203,29 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
             let catalogue =
                 home.catalogue_sources()?.find(&trust, &id).with_context(|| format!("no package file `{id}`"))?;
             let listed = catalogue.app(&id).expect("found above");
-            if json {
-                outln!("{}", serde_json::to_string(listed)?);
-                return Ok(());
-            }
-            let latest = listed.latest();
-            let publisher = match trust.find(&listed.publisher) {
-                Some(k) if !k.name.is_empty() => format!("{} ({})", listed.publisher, k.name),
-                _ => format!("{} (vouched for by the catalogue {})", listed.publisher, catalogue.index().name),
-            };
-            outln!(
-                "{} ({}), a {} app\n  {}\n  publisher: {publisher}",
-                safe(&listed.name),
-                listed.id,
-                listed.world,
-                indented(&listed.description, "  ")
-            );
-            outln!(
-                "  versions: {}",
-                listed.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>().join(", ")
-            );
-            // The latest version's permissions, as its signed package says them.
-            let m = catalogue.fetch(&id, Some(&latest.version), &trust)?.manifest;
-            let asks = m.describe_asks();
-            outln!("{} {} asks for:\n{}", safe(&m.name), m.version, asks.trim_end());
+            try_say(json, listed, |listed| {
+                let latest = listed.latest();
+                let publisher = match trust.find(&listed.publisher) {
+                    Some(k) if !k.name.is_empty() => format!("{} ({})", listed.publisher, k.name),
+                    _ => format!("{} (vouched for by the catalogue {})", listed.publisher, catalogue.index().name),
+                };
+                let mut shown = vec![format!(
+                    "{} ({}), a {} app\n  {}\n  publisher: {publisher}",
+                    safe(&listed.name),
+                    listed.id,
+                    listed.world,
+                    indented(&listed.description, "  ")
+                )];
+                shown.push(format!(
+                    "  versions: {}",
+                    listed.versions.iter().map(|v| v.version.to_string()).collect::<Vec<_>>().join(", ")
+                ));
+                // The latest version's permissions, as its signed package says them.
+                let m = catalogue.fetch(&id, Some(&latest.version), &trust)?.manifest;
+                let asks = m.describe_asks();
+                shown.push(format!("{} {} asks for:\n{}", safe(&m.name), m.version, asks.trim_end()));
+                Ok(lines(shown))
+            })?;
         }
     }
     Ok(())
@@ -248,16 +235,14 @@ pub fn catalogue(home: &Home, command: CatalogueCommand, json: bool) -> Result<(
 pub fn build(dir: &Path, key: &Path, name: &str, json: bool) -> Result<()> {
     let key = SecretKey::load(key)?;
     let index = domicile_package::build_catalogue(dir, name, &key)?;
-    if json {
-        outln!("{}", serde_json::to_string(&index)?);
-    } else {
-        outln!("signed the catalogue {name} in {} with {}:", dir.display(), key.public());
+    say(json, &index, |index| {
+        let mut shown = vec![format!("signed the catalogue {name} in {} with {}:", dir.display(), key.public())];
         for app in &index.apps {
             let versions: Vec<String> = app.versions.iter().map(|v| v.version.to_string()).collect();
-            outln!("  {}  {}", app.id, versions.join(", "));
+            shown.push(format!("  {}  {}", app.id, versions.join(", ")));
         }
-    }
-    Ok(())
+        lines(shown)
+    })
 }
 
 /// Asks, for each permission, whether to grant it.

@@ -16,6 +16,7 @@ use domicile_samples::demo::DemoOptions;
 use domicile_store::{AuditFilter, DocId, Query, Quota, ResidentSpace, Selector, Sort};
 use serde_json::json;
 
+use crate::answer::{lines, say, say_json_text};
 use crate::cli::{
     AuditAction, CatalogueCommand, Cli, ClusterCommand, Command, DoctypeCommand, ResidentCommand, TokenCommand,
     TrustCommand,
@@ -83,15 +84,12 @@ pub async fn execute(cli: Cli) -> Result<()> {
         }
         Command::Cluster(ClusterCommand::Key { out }) => {
             domicile_cluster::ClusterKey::generate().write_new(out)?;
-            if json {
-                outln!("{}", json!({ "cluster_key": out }));
-            } else {
-                outln!(
+            return say(json, &json!({ "cluster_key": out }), |_| {
+                format!(
                     "wrote the cluster's key to {}: copy it to every node (--cluster-key), never into NATS",
                     out.display()
-                );
-            }
-            return Ok(());
+                )
+            });
         }
         Command::Cluster(ClusterCommand::Status { cluster, nats }) => {
             let (access, key) = nats.cluster(cluster)?;
@@ -215,47 +213,46 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
                 bail!("this deletes {name}'s documents, apps and audit log for good: add --yes (and `domicile --resident {name} export --out FILE` first to keep a copy)");
             }
             home.remove_resident(&name.parse()?)?;
-            outln!("removed resident `{name}` and everything of theirs");
+            say(json, &json!({ "removed": name }), |_| format!("removed resident `{name}` and everything of theirs"))?;
         }
         Command::Resident(ResidentCommand::Disable { name }) => {
             home.set_sign_in(&name.parse()?, false)?;
-            outln!("{name} can no longer sign in; their data is untouched");
+            say(json, &json!({ "resident": name, "can_sign_in": false }), |_| {
+                format!("{name} can no longer sign in; their data is untouched")
+            })?;
         }
         Command::Resident(ResidentCommand::Enable { name }) => {
             home.set_sign_in(&name.parse()?, true)?;
-            outln!("{name} can sign in again");
+            say(json, &json!({ "resident": name, "can_sign_in": true }), |_| format!("{name} can sign in again"))?;
         }
         Command::Resident(ResidentCommand::List) => {
             let residents = home.store().residents()?;
-            if json {
-                outln!("{}", json!(residents.iter().map(|r| r.as_str()).collect::<Vec<_>>()));
-            } else {
-                residents.iter().for_each(|r| outln!("{r}"));
-            }
+            say(json, &residents, |residents| lines(residents.iter().map(|r| r.to_string())))?;
         }
         Command::Trust(TrustCommand::Add { key, name, roles }) => {
             let trusted = home.trust_key(PublicKey::from_text_or_file(&key)?, &name, &roles)?;
-            let roles = trusted.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" and ");
-            outln!("trusted key {} as {roles}", trusted.key);
+            say(json, &trusted, |trusted| {
+                let roles = trusted.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" and ");
+                format!("trusted key {} as {roles}", trusted.key)
+            })?;
         }
         Command::Trust(TrustCommand::List) => {
             let trust = home.trust()?;
-            if json {
-                outln!("{}", serde_json::to_string(trust.keys())?);
-            } else if trust.keys().is_empty() {
-                outln!("no trusted keys: add one with `domicile trust add KEY`");
-            } else {
-                for k in trust.keys() {
+            say(json, trust.keys(), |keys| {
+                if keys.is_empty() {
+                    return "no trusted keys: add one with `domicile trust add KEY`".into();
+                }
+                lines(keys.iter().map(|k| {
                     let roles = k.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ");
                     let state = match k.revoked_at_ms {
                         Some(at) => format!("REVOKED {}", format_ms(at)),
                         None => roles,
                     };
-                    outln!("{}  {}  ({state})", k.key, k.name);
-                }
-            }
+                    format!("{}  {}  ({state})", k.key, k.name)
+                }))
+            })?;
         }
-        Command::Trust(TrustCommand::Revoke { key }) => crate::consent::revoke_key(home, &key)?,
+        Command::Trust(TrustCommand::Revoke { key }) => crate::consent::revoke_key(home, &key, json)?,
         Command::Catalogue(command) => crate::consent::catalogue(home, command, json)?,
         Command::Triggers { action } => crate::triggers::command(home, resident, action, json).await?,
         // Everything else is a resident's.
@@ -315,11 +312,7 @@ async fn on_space(home: &Home, space: &ResidentSpace, json: bool, command: Comma
         Command::Run { app, input } => {
             serde_json::from_str::<serde_json::Value>(&input).context("--input is not JSON")?;
             let output = home.run(space, &app.parse()?, &input).await?;
-            if json {
-                outln!("{}", terminal::json(&output));
-            } else {
-                outln!("{}", terminal::service_output(&output));
-            }
+            say_json_text(json, &output, || terminal::service_output(&output))?;
             // What the app wrote may be another app's new data.
             crate::triggers::after_write(home, space, json, false).await?;
         }
@@ -328,11 +321,7 @@ async fn on_space(home: &Home, space: &ResidentSpace, json: bool, command: Comma
         }
         Command::Changes { doctype, since } => {
             for c in space.changes_since(&doctype.parse()?, since, usize::MAX)? {
-                if json {
-                    outln!("{}", serde_json::to_string(&c)?);
-                } else {
-                    outln!("{}  {}  {:?}  {}", c.seq, format_ms(c.at_ms), c.op, safe(c.id.as_str()));
-                }
+                say(json, &c, |c| format!("{}  {}  {:?}  {}", c.seq, format_ms(c.at_ms), c.op, safe(c.id.as_str())))?;
             }
         }
         Command::Export { out } => {
@@ -341,18 +330,16 @@ async fn on_space(home: &Home, space: &ResidentSpace, json: bool, command: Comma
             }
             let file = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let summary = home.export(space, std::io::BufWriter::new(file))?;
-            if json {
-                outln!("{}", serde_json::to_string(&summary)?);
-            } else {
-                outln!(
+            say(json, &summary, |summary| {
+                format!(
                     "exported {} documents, {} apps, {} audit entries of `{}` to {}",
                     summary.documents,
                     summary.apps,
                     summary.audit_entries,
                     space.resident(),
                     out.display()
-                );
-            }
+                )
+            })?;
         }
         Command::Put { doctype, id, body, jsonl, no_triggers } => {
             let doctype: Doctype = doctype.parse()?;
@@ -367,36 +354,34 @@ async fn on_space(home: &Home, space: &ResidentSpace, json: bool, command: Comma
         }
         Command::Delete { doctype, id } => {
             home.delete_document(space, &doctype.parse()?, id.parse()?)?;
-            outln!("deleted {id}");
+            say(json, &json!({ "deleted": id }), |_| format!("deleted {id}"))?;
             crate::triggers::after_write(home, space, json, false).await?;
         }
         Command::Check => {
             let report = space.verify()?;
-            if json {
-                outln!("{}", serde_json::to_string(&report)?);
+            // With --json the report is the answer, inconsistent or not; then the failure.
+            if json || report.is_consistent() {
+                say(json, &report, |r| {
+                    format!("consistent: {} documents, {} index entries", r.documents, r.index_entries)
+                })?;
             }
             if !report.is_consistent() {
                 bail!("the store is inconsistent: {}", report.problems.join("; "));
-            }
-            if !json {
-                outln!("consistent: {} documents, {} index entries", report.documents, report.index_entries);
             }
         }
         Command::Quota { max_documents, max_bytes } => {
             let quota = (max_documents.is_some() || max_bytes.is_some()).then_some(Quota { max_documents, max_bytes });
             let (usage, quota) = home.set_quota(space.resident(), quota)?;
-            if json {
-                outln!("{}", json!({ "usage": usage, "quota": quota }));
-            } else {
+            say(json, &json!({ "usage": usage, "quota": quota }), |_| {
                 let show = |v: Option<u64>| v.map_or("unlimited".to_owned(), |v| v.to_string());
-                outln!(
+                format!(
                     "{} documents (limit {}), {} bytes (limit {})",
                     usage.documents,
                     show(quota.max_documents),
                     usage.bytes,
                     show(quota.max_bytes)
-                );
-            }
+                )
+            })?;
         }
         Command::Audit { action: Some(AuditAction::Verify), .. } => audit_verify(space, json)?,
         Command::Audit { action: None, app, doctype, since, until, summary } => {
@@ -411,11 +396,9 @@ async fn on_space(home: &Home, space: &ResidentSpace, json: bool, command: Comma
         Command::Logs { app } => {
             let app: Option<AppId> = app.map(|a| a.parse()).transpose()?;
             for e in space.app_log(app.as_ref())? {
-                if json {
-                    outln!("{}", serde_json::to_string(&e)?);
-                } else {
-                    outln!("{}  {:<5}  {}  {}", format_ms(e.at_ms), safe(&e.level), e.app, safe(&e.message));
-                }
+                say(json, &e, |e| {
+                    format!("{}  {:<5}  {}  {}", format_ms(e.at_ms), safe(&e.level), e.app, safe(&e.message))
+                })?;
             }
         }
         _ => bail!("this command acts on the home, not on a resident's space"),
@@ -428,31 +411,25 @@ fn tokens(home: &Home, space: &ResidentSpace, command: TokenCommand, json: bool)
     match command {
         TokenCommand::Create { label } => {
             let (info, secret) = home.create_token(name, &label)?;
-            if json {
-                outln!(
-                    "{}",
-                    json!({ "token": secret, "id": info.id, "label": info.label, "created_ms": info.created_ms })
-                );
-            } else {
-                outln!("{secret}\n(shown once: send it as `Authorization: Bearer ...`; `domicile token revoke {}` stops it)", info.id);
-            }
+            let answer = json!({ "token": secret, "id": info.id, "label": info.label, "created_ms": info.created_ms });
+            say(json, &answer, |_| {
+                format!("{secret}\n(shown once: send it as `Authorization: Bearer ...`; `domicile token revoke {}` stops it)", info.id)
+            })?;
         }
         TokenCommand::List => {
             let tokens = home.accounts().tokens(name);
-            if json {
-                outln!("{}", serde_json::to_string(&tokens)?);
-            } else if tokens.is_empty() {
-                outln!("no API tokens");
-            }
-            for t in tokens.iter().filter(|_| !json) {
-                outln!("{}  {}  {}", t.id, format_ms(t.created_ms), safe(&t.label));
-            }
+            say(json, &tokens, |tokens| {
+                if tokens.is_empty() {
+                    return "no API tokens".into();
+                }
+                lines(tokens.iter().map(|t| format!("{}  {}  {}", t.id, format_ms(t.created_ms), safe(&t.label))))
+            })?;
         }
         TokenCommand::Revoke { id } => {
             if !home.revoke_token(name, &id)? {
                 bail!("`{name}` has no API token `{id}`");
             }
-            outln!("revoked API token {id}");
+            say(json, &json!({ "revoked": id }), |_| format!("revoked API token {id}"))?;
         }
     }
     Ok(())
@@ -461,54 +438,47 @@ fn tokens(home: &Home, space: &ResidentSpace, command: TokenCommand, json: bool)
 fn apps(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
     let apps = space.apps()?;
     let updates = home.available_updates(&apps);
-    if json {
-        let list: Vec<serde_json::Value> = apps
-            .iter()
-            .map(|app| {
-                let mut v = app_json(app);
-                v["update_available"] = json!(updates.get(app.id()).map(|v| v.to_string()));
-                v
-            })
-            .collect();
-        outln!("{}", serde_json::Value::Array(list));
-        return Ok(());
-    }
-    if apps.is_empty() {
-        outln!("no apps installed");
-    }
-    for app in apps {
-        outln!(
-            "{}  {}  {}  ({})\n  granted: {}",
-            app.manifest.id,
-            app.manifest.version,
-            safe(&app.manifest.name),
-            app.manifest.world,
-            app.grants
-        );
-        if let Some(hold) = &app.held {
-            outln!(
-                "  ON HOLD: {} (`domicile uninstall {}` or `domicile enable {}`)",
-                safe(&hold.reason),
-                app.id(),
-                app.id()
+    let list: Vec<serde_json::Value> = apps
+        .iter()
+        .map(|app| {
+            let mut v = app_json(app);
+            v["update_available"] = json!(updates.get(app.id()).map(|v| v.to_string()));
+            v
+        })
+        .collect();
+    say(json, &list, |_| {
+        if apps.is_empty() {
+            return "no apps installed".into();
+        }
+        lines(apps.iter().map(|app| {
+            let mut text = format!(
+                "{}  {}  {}  ({})\n  granted: {}",
+                app.manifest.id,
+                app.manifest.version,
+                safe(&app.manifest.name),
+                app.manifest.world,
+                app.grants
             );
-        }
-        if let Some(version) = updates.get(app.id()) {
-            outln!("  update available: {version} (`domicile update {}`)", app.id());
-        }
-    }
-    Ok(())
+            if let Some(hold) = &app.held {
+                text += &format!(
+                    "\n  ON HOLD: {} (`domicile uninstall {}` or `domicile enable {}`)",
+                    safe(&hold.reason),
+                    app.id(),
+                    app.id()
+                );
+            }
+            if let Some(version) = updates.get(app.id()) {
+                text += &format!("\n  update available: {version} (`domicile update {}`)", app.id());
+            }
+            text
+        }))
+    })
 }
 
 fn change_grants(home: &Home, space: &ResidentSpace, app: &str, specs: &[String], add: bool, json: bool) -> Result<()> {
     let id: AppId = app.parse()?;
     let grants = home.change_grants(space, &id, specs, add)?;
-    if json {
-        outln!("{}", json!({ "app": id.as_str(), "grants": grants }));
-    } else {
-        outln!("{id} is now granted: {grants}");
-    }
-    Ok(())
+    say(json, &json!({ "app": id.as_str(), "grants": grants }), |_| format!("{id} is now granted: {grants}"))
 }
 
 fn docs(
@@ -523,6 +493,7 @@ fn docs(
     let sort = sort.map(Sort::parse).transpose()?;
     let query = Query { doctype: doctype.clone(), selector: Selector::parse(selector)?, sort, limit };
     let mut cursor = space.query(query)?;
+    // A stream for a person (each page printed as it comes), one JSON array with --json.
     let mut all = Vec::new();
     let mut shown = 0;
     loop {
@@ -583,61 +554,57 @@ fn put_lines(home: &Home, space: &ResidentSpace, doctype: &Doctype) -> Result<()
 
 fn audit(space: &ResidentSpace, filter: &AuditFilter, summary: bool, json: bool) -> Result<()> {
     if summary {
-        let groups = space.audit_summary(filter)?;
-        if json {
-            outln!("{}", serde_json::to_string(&groups)?);
-        } else if groups.is_empty() {
-            outln!("no app has accessed your data in that period");
+        return say(json, &space.audit_summary(filter)?, |groups| {
+            if groups.is_empty() {
+                return "no app has accessed your data in that period".into();
+            }
+            lines(
+                groups.iter().map(|g| {
+                    format!("{}  ({} to {})", safe(&g.sentence()), format_ms(g.first_ms), format_ms(g.last_ms))
+                }),
+            )
+        });
+    }
+    say(json, &space.audit(filter)?, |entries| {
+        if entries.is_empty() {
+            return "no app has accessed your data".into();
         }
-        for g in groups.iter().filter(|_| !json) {
-            outln!("{}  ({} to {})", safe(&g.sentence()), format_ms(g.first_ms), format_ms(g.last_ms));
-        }
-        return Ok(());
-    }
-    let entries = space.audit(filter)?;
-    if json {
-        outln!("{}", serde_json::to_string(&entries)?);
-        return Ok(());
-    }
-    if entries.is_empty() {
-        outln!("no app has accessed your data");
-    }
-    for e in entries {
-        let outcome = match e.outcome {
-            domicile_store::Outcome::Allowed => "allowed",
-            domicile_store::Outcome::Denied => "DENIED",
-        };
-        let what = match &e.destination {
-            Some(d) => format!("to {}", safe(d)),
-            None => format!("{}  {} doc(s)", safe(&e.doctype), e.documents),
-        };
-        outln!(
-            "{:>5}  {}  {:<7}  {}@{}  {:<6}  {what}",
-            e.seq,
-            format_ms(e.at_ms),
-            outcome,
-            e.app,
-            safe(&e.app_version),
-            e.operation.as_str()
-        );
-    }
-    Ok(())
+        lines(entries.iter().map(|e| {
+            let outcome = match e.outcome {
+                domicile_store::Outcome::Allowed => "allowed",
+                domicile_store::Outcome::Denied => "DENIED",
+            };
+            let what = match &e.destination {
+                Some(d) => format!("to {}", safe(d)),
+                None => format!("{}  {} doc(s)", safe(&e.doctype), e.documents),
+            };
+            format!(
+                "{:>5}  {}  {:<7}  {}@{}  {:<6}  {what}",
+                e.seq,
+                format_ms(e.at_ms),
+                outcome,
+                e.app,
+                safe(&e.app_version),
+                e.operation.as_str()
+            )
+        }))
+    })
 }
 
 fn audit_verify(space: &ResidentSpace, json: bool) -> Result<()> {
     let check = space.verify_audit()?;
-    if json {
-        outln!("{}", serde_json::to_string(&check)?);
+    // With --json the check is the answer, intact or not; then the failure.
+    if json || check.is_intact() {
+        say(json, &check, |check| {
+            format!(
+                "the audit log is intact: {} entries, each chained to the one before\nlast entry's hash: {}\n(note it down: if it ever changes for entries you have seen, the log was rewritten)",
+                check.entries,
+                check.head
+            )
+        })?;
     }
     if !check.is_intact() {
         bail!("the audit log was tampered with: {}", check.problems.join("; "));
-    }
-    if !json {
-        outln!(
-            "the audit log is intact: {} entries, each chained to the one before\nlast entry's hash: {}\n(note it down: if it ever changes for entries you have seen, the log was rewritten)",
-            check.entries,
-            check.head
-        );
     }
     Ok(())
 }
@@ -664,28 +631,26 @@ fn parse_time(text: &str) -> Result<u64> {
 /// JSON, `--partial` adds `left_out` (a list of `{location, reason}`) to the
 /// importer's summary.
 fn print_import(name: &str, importer: &str, imported: &Imported, partial: bool, json: bool) -> Result<()> {
-    if json {
-        if !partial {
-            outln!("{}", terminal::json(&imported.summary));
-            return Ok(());
-        }
-        let mut summary: serde_json::Value = serde_json::from_str(&imported.summary)?;
-        let left_out = serde_json::to_value(&imported.left_out)?;
-        match summary.as_object_mut() {
-            Some(object) => {
-                object.insert("left_out".into(), left_out);
+    let draw = || {
+        let mut text = format!("imported {} with {importer}: {}", safe(name), terminal::json(&imported.summary));
+        if !imported.left_out.is_empty() {
+            text += &format!("\nleft out {} broken record(s), as you asked (--partial):", imported.left_out.len());
+            for record in &imported.left_out {
+                text += &format!("\n  {}: {}", safe(&record.location), safe(&record.reason));
             }
-            None => summary = serde_json::json!({ "summary": summary, "left_out": left_out }),
         }
-        outln!("{}", terminal::json(&summary.to_string()));
-        return Ok(());
+        text
+    };
+    if !partial || !json {
+        return say_json_text(json, &imported.summary, draw);
     }
-    outln!("imported {} with {importer}: {}", safe(name), terminal::json(&imported.summary));
-    if !imported.left_out.is_empty() {
-        outln!("left out {} broken record(s), as you asked (--partial):", imported.left_out.len());
-        for record in &imported.left_out {
-            outln!("  {}: {}", safe(&record.location), safe(&record.reason));
+    let mut summary: serde_json::Value = serde_json::from_str(&imported.summary)?;
+    let left_out = serde_json::to_value(&imported.left_out)?;
+    match summary.as_object_mut() {
+        Some(object) => {
+            object.insert("left_out".into(), left_out);
         }
+        None => summary = serde_json::json!({ "summary": summary, "left_out": left_out }),
     }
-    Ok(())
+    say_json_text(json, &summary.to_string(), draw)
 }

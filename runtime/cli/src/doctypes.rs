@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use domicile_store::Vocabulary;
 use serde_json::{json, Value};
 
+use crate::answer::{lines, say};
 use crate::terminal::safe;
 
 pub fn list(json: bool) -> Result<()> {
@@ -16,17 +17,14 @@ pub fn list(json: bool) -> Result<()> {
         .iter()
         .map(|def| (def.doctype.to_string(), vocabulary.title(&def.doctype).unwrap_or_default()))
         .collect();
-    if json {
-        let list: Vec<Value> = rows.iter().map(|(d, t)| json!({ "doctype": d, "title": t })).collect();
-        outln!("{}", Value::Array(list));
-        return Ok(());
-    }
-    let width = rows.iter().map(|(d, _)| d.len()).max().unwrap_or(0);
-    for (doctype, title) in rows {
-        outln!("{doctype:width$}  {}", safe(&title));
-    }
-    outln!("\n`domicile doctype show DOCTYPE` lists a doctype's fields and what they mean");
-    Ok(())
+    let list: Vec<Value> = rows.iter().map(|(d, t)| json!({ "doctype": d, "title": t })).collect();
+    say(json, &list, |_| {
+        let width = rows.iter().map(|(d, _)| d.len()).max().unwrap_or(0);
+        let mut shown: Vec<String> =
+            rows.iter().map(|(doctype, title)| format!("{doctype:width$}  {}", safe(title))).collect();
+        shown.push("\n`domicile doctype show DOCTYPE` lists a doctype's fields and what they mean".into());
+        lines(shown)
+    })
 }
 
 /// A field's type in words: `string (YYYY-MM-DD)`, `one of: W, Wh`, ...
@@ -55,28 +53,31 @@ pub fn show(doctype: String, json: bool) -> Result<()> {
         format!("domicile has no doctype `{doctype}`; it knows {}", known.join(", "))
     })?;
     let schema: Value = serde_json::from_str(&def.schema_text).context("the doctype's schema is not JSON")?;
-    if json {
-        outln!("{}", def.schema_text.trim_end());
-        return Ok(());
-    }
-    outln!("{}: {}", def.doctype, safe(schema["title"].as_str().unwrap_or_default()));
-    let required: Vec<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    let fields = schema["properties"].as_object().cloned().unwrap_or_default();
-    let width = fields.keys().map(String::len).max().unwrap_or(0);
-    for (field, spec) in &fields {
-        let must = if required.contains(&field.as_str()) { "required" } else { "optional" };
-        outln!("  {field:width$}  {}, {must}", type_of(spec));
-        if let Some(meaning) = spec.get("description").and_then(Value::as_str) {
-            outln!("  {:width$}  {}", "", safe(meaning));
+    // Its JSON is the doctype's JSON Schema.
+    say(json, &schema, |schema| {
+        let mut shown = vec![format!("{}: {}", def.doctype, safe(schema["title"].as_str().unwrap_or_default()))];
+        let required: Vec<&str> =
+            schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let fields = schema["properties"].as_object().cloned().unwrap_or_default();
+        let width = fields.keys().map(String::len).max().unwrap_or(0);
+        for (field, spec) in &fields {
+            let must = if required.contains(&field.as_str()) { "required" } else { "optional" };
+            shown.push(format!("  {field:width$}  {}, {must}", type_of(spec)));
+            if let Some(meaning) = spec.get("description").and_then(Value::as_str) {
+                shown.push(format!("  {:width$}  {}", "", safe(meaning)));
+            }
         }
-    }
-    let names =
-        |paths: &[domicile_store::FieldPath]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
-    if !def.indexes.is_empty() {
-        outln!("indexed (fast selectors and sorts): {}", names(&def.indexes));
-    }
-    if !def.natural_key.is_empty() {
-        outln!("identified by: {} (a document with the same values replaces the one stored)", names(&def.natural_key));
-    }
-    Ok(())
+        let names =
+            |paths: &[domicile_store::FieldPath]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+        if !def.indexes.is_empty() {
+            shown.push(format!("indexed (fast selectors and sorts): {}", names(&def.indexes)));
+        }
+        if !def.natural_key.is_empty() {
+            shown.push(format!(
+                "identified by: {} (a document with the same values replaces the one stored)",
+                names(&def.natural_key)
+            ));
+        }
+        lines(shown)
+    })
 }

@@ -7,6 +7,7 @@
 
 #[macro_use]
 mod io;
+mod answer;
 mod cli;
 mod consent;
 mod control;

@@ -11,6 +11,8 @@ use domicile_manifest::Manifest;
 use domicile_package::{PublicKey, SecretKey};
 use serde_json::json;
 
+use crate::answer::say;
+
 pub fn keygen(prefix: &Path, json: bool) -> Result<()> {
     let key = SecretKey::generate();
     let secret = with_extension(prefix, "key");
@@ -21,20 +23,16 @@ pub fn keygen(prefix: &Path, json: bool) -> Result<()> {
     key.save(&secret)?;
     std::fs::write(&public, format!("{}\n", key.public()))
         .with_context(|| format!("cannot write {}", public.display()))?;
-    if json {
-        outln!(
-            "{}",
-            json!({ "public_key": key.public().to_string(), "secret_key_file": secret, "public_key_file": public })
-        );
-    } else {
-        outln!(
+    let answer =
+        json!({ "public_key": key.public().to_string(), "secret_key_file": secret, "public_key_file": public });
+    say(json, &answer, |_| {
+        format!(
             "secret key: {} (keep it private)\npublic key: {}\n  {}",
             secret.display(),
             public.display(),
             key.public()
-        );
-    }
-    Ok(())
+        )
+    })
 }
 
 fn with_extension(prefix: &Path, ext: &str) -> PathBuf {
@@ -57,15 +55,10 @@ pub fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bo
         bail!("{} already exists; remove it or choose another --out", out.display());
     }
     std::fs::write(out, &package).with_context(|| format!("cannot write {}", out.display()))?;
-    if json {
-        outln!(
-            "{}",
-            json!({ "app": parsed.id.as_str(), "version": parsed.version.to_string(), "publisher": key.public().to_string(), "out": out })
-        );
-    } else {
-        outln!("packed {} {} signed by {} into {}", parsed.id, parsed.version, key.public(), out.display());
-    }
-    Ok(())
+    let answer = json!({ "app": parsed.id.as_str(), "version": parsed.version.to_string(), "publisher": key.public().to_string(), "out": out });
+    say(json, &answer, |_| {
+        format!("packed {} {} signed by {} into {}", parsed.id, parsed.version, key.public(), out.display())
+    })
 }
 
 /// Checks what is about to be signed (the manifest parses and names only
@@ -107,19 +100,14 @@ pub fn verify(home: Option<&Home>, package: &Path, key: Option<&str>, json: bool
         (None, None) => bail!("verify against what? pass --key KEY, or --home DIR to use its trust store"),
     };
     let manifest = Manifest::from_bytes(verified.manifest_bytes())?;
-    if json {
-        outln!(
-            "{}",
-            json!({ "valid": true, "app": manifest.id.as_str(), "version": manifest.version.to_string(), "publisher": verified.publisher().to_string(), "component_sha256": verified.component_digest_hex() })
-        );
-    } else {
-        outln!(
+    let answer = json!({ "valid": true, "app": manifest.id.as_str(), "version": manifest.version.to_string(), "publisher": verified.publisher().to_string(), "component_sha256": verified.component_digest_hex() });
+    say(json, &answer, |_| {
+        format!(
             "{}: valid signature by {} on {} {}",
             package.display(),
             verified.publisher(),
             manifest.id,
             manifest.version
-        );
-    }
-    Ok(())
+        )
+    })
 }

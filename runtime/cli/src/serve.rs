@@ -9,6 +9,8 @@ use domicile_server::ServerConfig;
 use domicile_store::ResidentName;
 use serde_json::json;
 
+use crate::answer::{lines, say};
+
 /// A password from the first line of stdin, or a generated one.
 fn password_from(stdin: bool) -> Result<Password> {
     if !stdin {
@@ -22,7 +24,7 @@ fn password_from(stdin: bool) -> Result<Password> {
 pub fn add_resident(home: &Home, name: &str, password_stdin: bool, json: bool) -> Result<()> {
     let name: ResidentName = name.parse()?;
     let added = home.add_resident(&name, password_from(password_stdin)?)?;
-    report_password(&name, added.password.as_ref(), "added resident", json);
+    report_password(&name, added.password.as_ref(), "added resident", json)?;
     Ok(())
 }
 
@@ -30,30 +32,25 @@ pub fn add_resident(home: &Home, name: &str, password_stdin: bool, json: bool) -
 pub fn set_password(home: &Home, name: &str, password_stdin: bool, json: bool) -> Result<()> {
     let name: ResidentName = name.parse()?;
     let generated = home.set_password(&name, password_from(password_stdin)?)?;
-    report_password(&name, generated.as_ref(), "new password for", json);
+    report_password(&name, generated.as_ref(), "new password for", json)?;
     Ok(())
 }
 
-fn report_password(name: &ResidentName, generated: Option<&String>, what: &str, json: bool) {
-    if json {
-        outln!("{}", json!({ "name": name.as_str(), "password": generated }));
-        return;
+fn report_password(name: &ResidentName, generated: Option<&String>, what: &str, json: bool) -> Result<()> {
+    say(json, &json!({ "name": name.as_str(), "password": generated }), |_| {
+        match generated {
+        Some(password) => format!("{what} `{name}`\n  password to sign in to the web UI: {password}\n  (shown once: hand it to {name}, who can change it after signing in)"),
+        None => format!("{what} `{name}`"),
     }
-    outln!("{what} `{name}`");
-    if let Some(password) = generated {
-        outln!("  password to sign in to the web UI: {password}\n  (shown once: hand it to {name}, who can change it after signing in)");
-    }
+    })
 }
 
 /// `operator-token`: a new token for the admin API; the old one stops working.
 pub fn operator_token(home: &Home, json: bool) -> Result<()> {
     let token = home.new_operator_token()?;
-    if json {
-        outln!("{}", json!({ "token": token }));
-    } else {
-        outln!("{token}\n(shown once; send it as `Authorization: Bearer ...` to /api/v1/admin; a new one replaces it)");
-    }
-    Ok(())
+    say(json, &json!({ "token": token }), |_| {
+        format!("{token}\n(shown once; send it as `Authorization: Bearer ...` to /api/v1/admin; a new one replaces it)")
+    })
 }
 
 /// `serve --cluster URL --node NAME`: how this server joins a cluster.
@@ -186,52 +183,49 @@ pub async fn cluster_status(
         .filter(|p| !nodes.iter().any(|(n, _)| n == &p.node))
         .map(|p| (p.resident.as_str(), p.node.as_str()))
         .collect();
-    if json {
-        let nodes: Vec<_> = nodes
-            .iter()
-            .map(|(name, record)| {
-                json!({
-                    "node": name.as_str(),
-                    "advertise": record.advertise,
-                    "peer": record.peer,
-                    "peer_certificate_sha256": record.peer_certificate_sha256,
-                    "residents": held_by(name),
-                    "residents_on_disk": record.residents,
-                    "heartbeat_age_ms": now_ms.saturating_sub(record.heartbeat_ms),
-                    "up_ms": now_ms.saturating_sub(record.started_ms),
-                })
+    let nodes_json: Vec<_> = nodes
+        .iter()
+        .map(|(name, record)| {
+            json!({
+                "node": name.as_str(),
+                "advertise": record.advertise,
+                "peer": record.peer,
+                "peer_certificate_sha256": record.peer_certificate_sha256,
+                "residents": held_by(name),
+                "residents_on_disk": record.residents,
+                "heartbeat_age_ms": now_ms.saturating_sub(record.heartbeat_ms),
+                "up_ms": now_ms.saturating_sub(record.started_ms),
             })
-            .collect();
-        let stranded: Vec<_> = stranded.iter().map(|(r, n)| json!({ "resident": r, "node": n })).collect();
-        let moves: Vec<_> = moves
-            .iter()
-            .map(|m| json!({ "resident": m.resident.as_str(), "to": m.record.to.as_str(), "state": m.record.state }))
-            .collect();
-        outln!(
-            "{}",
-            json!({ "nodes": nodes, "residents": placements.len(), "on_nodes_not_live": stranded, "moves": moves })
-        );
-        return Ok(());
-    }
-    if nodes.is_empty() {
-        outln!("no live node");
-    }
-    for (name, record) in &nodes {
-        outln!(
-            "{name:<12} live   {:>6} resident(s)   {}   last heartbeat {:.1} s ago",
-            held_by(name),
-            record.advertise,
-            now_ms.saturating_sub(record.heartbeat_ms) as f64 / 1000.0
-        );
-    }
-    outln!("{} resident(s) placed", placements.len());
-    for (resident, node) in &stranded {
-        outln!("  {resident}: held by `{node}`, which is not live");
-    }
-    for m in &moves {
-        outln!("  {}: moving to `{}` ({:?})", m.resident, m.record.to, m.record.state);
-    }
-    Ok(())
+        })
+        .collect();
+    let stranded_json: Vec<_> = stranded.iter().map(|(r, n)| json!({ "resident": r, "node": n })).collect();
+    let moves_json: Vec<_> = moves
+        .iter()
+        .map(|m| json!({ "resident": m.resident.as_str(), "to": m.record.to.as_str(), "state": m.record.state }))
+        .collect();
+    let answer = json!({ "nodes": nodes_json, "residents": placements.len(), "on_nodes_not_live": stranded_json, "moves": moves_json });
+    say(json, &answer, |_| {
+        let mut shown = Vec::new();
+        if nodes.is_empty() {
+            shown.push("no live node".to_owned());
+        }
+        for (name, record) in &nodes {
+            shown.push(format!(
+                "{name:<12} live   {:>6} resident(s)   {}   last heartbeat {:.1} s ago",
+                held_by(name),
+                record.advertise,
+                now_ms.saturating_sub(record.heartbeat_ms) as f64 / 1000.0
+            ));
+        }
+        shown.push(format!("{} resident(s) placed", placements.len()));
+        for (resident, node) in &stranded {
+            shown.push(format!("  {resident}: held by `{node}`, which is not live"));
+        }
+        for m in &moves {
+            shown.push(format!("  {}: moving to `{}` ({:?})", m.resident, m.record.to, m.record.state));
+        }
+        lines(shown)
+    })
 }
 
 /// `cluster move`: asks the nodes to move a resident, and waits until
@@ -253,10 +247,6 @@ pub async fn cluster_move(
         anyhow::bail!("the move of `{resident}` to `{to}` failed: {reason}; they stay where they were");
     }
     let from = finished.record.from.map(|n| n.to_string()).unwrap_or_default();
-    if json {
-        outln!("{}", json!({ "resident": resident.as_str(), "from": from, "to": to.as_str(), "ms": ms }));
-    } else {
-        outln!("moved `{resident}` from `{from}` to `{to}` in {ms} ms");
-    }
-    Ok(())
+    let answer = json!({ "resident": resident.as_str(), "from": from, "to": to.as_str(), "ms": ms });
+    say(json, &answer, |_| format!("moved `{resident}` from `{from}` to `{to}` in {ms} ms"))
 }

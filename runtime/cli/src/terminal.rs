@@ -4,8 +4,8 @@
 //! cursor, rewrite earlier lines or recolour them, and bidirectional
 //! overrides could reorder what is shown: an outbox item could appear to go
 //! somewhere it does not. Every such character is printed as a visible
-//! escape instead. `--json` output is left to serde_json, which escapes
-//! the C0 controls; JSON shown to a person goes through [`json`] as well.
+//! escape instead; in JSON (`--json` output, JSON shown to a person) as a
+//! `\uXXXX` escape, see [`json`].
 
 use std::borrow::Cow;
 
@@ -43,15 +43,36 @@ pub fn indented(text: &str, indent: &str) -> String {
         .join(&format!("\n{indent}"))
 }
 
-/// JSON text (an app's output, a document): hazards become `\uXXXX`
-/// escapes, which keep it valid JSON meaning the same thing (they can only
-/// stand inside strings).
+/// JSON text shown to a person (an app's output, a document): hazards
+/// become `\uXXXX` escapes, which keep it valid JSON meaning the same thing
+/// (they can only stand inside strings), on one line.
 pub fn json(text: &str) -> Cow<'_, str> {
     escaped(text, |c, out| {
         for unit in c.encode_utf16(&mut [0u16; 2]) {
             out.push_str(&format!("\\u{unit:04x}"));
         }
     })
+}
+
+/// `--json` output: as [`json`], but line feeds, carriage returns and tabs
+/// are left as they are. In JSON they can only be whitespace between
+/// tokens (pretty-printed JSON), where an escape would be a syntax error.
+pub fn json_output(text: &str) -> Cow<'_, str> {
+    let whitespace = |c: char| matches!(c, '\n' | '\r' | '\t');
+    if !text.chars().any(|c| is_hazard(c) && !whitespace(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_hazard(c) && !whitespace(c) {
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A service's output for a person: its view drawn as text when it has
@@ -106,5 +127,10 @@ mod tests {
         assert!(!shown.chars().any(is_hazard));
         let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
         assert_eq!(back, serde_json::from_str::<serde_json::Value>(&text).unwrap());
+        // Pretty-printed JSON keeps its line breaks (whitespace between tokens) and stays JSON.
+        let pretty = serde_json::to_string_pretty(&back).unwrap();
+        let shown = json_output(&pretty);
+        assert!(!shown.chars().any(|c| is_hazard(c) && !matches!(c, '\n')), "{shown}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&shown).unwrap(), back);
     }
 }

@@ -8,6 +8,7 @@ use domicile_home::{format_ms, Home, TriggerRun};
 use domicile_manifest::AppId;
 use domicile_store::ResidentSpace;
 
+use crate::answer::{lines, say};
 use crate::cli::TriggersCommand;
 use crate::terminal::safe;
 
@@ -43,42 +44,42 @@ pub async fn command(home: &Home, resident: Option<&str>, action: Option<Trigger
             };
             let id: AppId = app.parse()?;
             let space = home.resident(resident)?;
-            for when in home.set_triggers_enabled(&space, &id, number, enabled)? {
-                outln!("{id} {} run on its own {when}", if enabled { "will again" } else { "will no longer" });
-            }
-            Ok(())
+            let switched = home.set_triggers_enabled(&space, &id, number, enabled)?;
+            let answer = serde_json::json!({ "app": id.as_str(), "enabled": enabled, "triggers": switched });
+            say(json, &answer, |_| {
+                let will = if enabled { "will again" } else { "will no longer" };
+                lines(switched.iter().map(|when| format!("{id} {will} run on its own {when}")))
+            })
         }
     }
 }
 
 fn list(home: &Home, space: &ResidentSpace, json: bool) -> Result<()> {
-    let triggers = home.triggers(space, None)?;
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&triggers)?);
-        return Ok(());
-    }
-    if triggers.is_empty() {
-        outln!("no installed app runs on its own");
-    }
-    for t in triggers {
-        let state = match (&t.state.last_outcome, t.state.failures) {
-            (_, 0) if !t.enabled => "switched off".to_owned(),
-            (None, _) => "not run yet".to_owned(),
-            (Some(ok), 0) if ok == "ok" => format!("ran {} time(s)", t.state.runs),
-            (Some(why), 0) => safe(why).into_owned(),
-            (Some(why), n) => format!("failing ({n} in a row): {}", safe(why)),
-        };
-        outln!("{} #{}: runs {}\n  why: {}", t.app, t.number, t.when, t.purpose);
-        let last = t.state.last_run_ms.map(format_ms).unwrap_or_else(|| "never".into());
-        let next = match (t.enabled, t.next_run_ms, t.state.retry_after_ms) {
-            (false, _, _) => "off: `domicile triggers on APP N` switches it back on".to_owned(),
-            (true, Some(next), _) => format_ms(next),
-            (true, None, Some(retry)) => format!("on the next change, not before {}", format_ms(retry)),
-            (true, None, None) => "on the next change".to_owned(),
-        };
-        outln!("  state: {state}; last run: {last}; next: {next}");
-    }
-    Ok(())
+    say(json, &home.triggers(space, None)?, |triggers| {
+        if triggers.is_empty() {
+            return "no installed app runs on its own".into();
+        }
+        lines(triggers.iter().map(|t| {
+            let state = match (&t.state.last_outcome, t.state.failures) {
+                (_, 0) if !t.enabled => "switched off".to_owned(),
+                (None, _) => "not run yet".to_owned(),
+                (Some(ok), 0) if ok == "ok" => format!("ran {} time(s)", t.state.runs),
+                (Some(why), 0) => safe(why).into_owned(),
+                (Some(why), n) => format!("failing ({n} in a row): {}", safe(why)),
+            };
+            let last = t.state.last_run_ms.map(format_ms).unwrap_or_else(|| "never".into());
+            let next = match (t.enabled, t.next_run_ms, t.state.retry_after_ms) {
+                (false, _, _) => "off: `domicile triggers on APP N` switches it back on".to_owned(),
+                (true, Some(next), _) => format_ms(next),
+                (true, None, Some(retry)) => format!("on the next change, not before {}", format_ms(retry)),
+                (true, None, None) => "on the next change".to_owned(),
+            };
+            format!(
+                "{} #{}: runs {}\n  why: {}\n  state: {state}; last run: {last}; next: {next}",
+                t.app, t.number, t.when, t.purpose
+            )
+        }))
+    })
 }
 
 /// Prints what trigger runs did (to stderr: a command's own output stays clean).

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use crate::answer::say;
+
 use super::{
     check_exports, check_rust_toolchain, componentize_js, componentize_js_tool, componentize_py_tool, crate_name,
     run_tool, Lang, Project, Tool, BUILD_DIR, GUEST_TARGET,
@@ -34,22 +36,20 @@ pub(super) fn build_project(project: &Project, json: bool) -> Result<PathBuf> {
     )?;
     let out = project.dir.join(BUILD_DIR).join(format!("{}-{}.dpkg", project.manifest.id, project.manifest.version));
     domicile_package::write_atomically(&out, &package)?;
-    if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "package": out, "component_bytes": component.len(), "build_ms": started.elapsed().as_millis() as u64 })
-        );
-    } else {
-        outln!(
+    let took = started.elapsed();
+    let answer =
+        serde_json::json!({ "package": out, "component_bytes": component.len(), "build_ms": took.as_millis() as u64 });
+    say(json, &answer, |_| {
+        format!(
             "built {} {} ({:?}, {} bytes of component) in {:.1} s: {}",
             project.manifest.id,
             project.manifest.version,
             project.lang,
             component.len(),
-            started.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
             out.display()
-        );
-    }
+        )
+    })?;
     Ok(out)
 }
 

@@ -13,6 +13,7 @@ use domicile_package::{PublicKey, Role};
 
 use super::build::build_project;
 use super::{runner, sources, Lang, Project};
+use crate::answer::say_json_text;
 use crate::terminal;
 
 /// `domicile dev`'s options.
@@ -184,13 +185,9 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, rounds: &mu
     };
     print_log(&space, &id, log_before, bundle_map.as_ref())?;
     for (what, output) in result? {
-        if json {
-            outln!("{output}");
-        } else {
-            // What the resident will see of it, as `domicile run` draws it;
-            // the JSON with --json (or when there is no view).
-            outln!("{what}:\n{}", terminal::service_output(&output));
-        }
+        // What the resident will see of it, as `domicile run` draws it; the
+        // JSON with --json (or when there is no view).
+        say_json_text(json, &output, || format!("{what}:\n{}", terminal::service_output(&output)))?;
     }
     Ok(())
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use domicile_manifest::AppId;
 
+use crate::answer::say;
+
 use super::{Lang, WorldArg, COMPONENTIZE_JS, COMPONENTIZE_PY, GUEST_TARGET, PREVIEW2_SHIM, ROLLDOWN, WIT_BINDGEN};
 
 const WIT: &str = include_str!("../../../../wit/domicile.wit");
@@ -113,13 +115,14 @@ pub fn new(name: &str, lang: Lang, world: WorldArg, dir: Option<&Path>, json: bo
         std::fs::create_dir_all(path.parent().expect("project files are in a folder"))?;
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if json {
-        outln!("{}", serde_json::json!({ "project": dir, "app": id.as_str(), "lang": lang, "world": world }));
-    } else {
-        outln!("created {} ({:?}, {:?}) in {}", id, lang, world, dir.display());
-        outln!("next: cd {} && domicile dev   (README.md says more)", dir.display());
-    }
-    Ok(())
+    let answer = serde_json::json!({ "project": dir, "app": id.as_str(), "lang": lang, "world": world });
+    say(json, &answer, |_| {
+        format!(
+            "created {id} ({lang:?}, {world:?}) in {}\nnext: cd {} && domicile dev   (README.md says more)",
+            dir.display(),
+            dir.display()
+        )
+    })
 }
 
 /// The project's README: where its code is, its toolchain, and how to run
