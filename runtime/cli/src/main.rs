@@ -9,20 +9,14 @@
 mod io;
 mod answer;
 mod cli;
-mod consent;
 mod control;
 mod develop;
 mod dispatch;
-mod doctypes;
 mod hints;
 mod home;
-mod outbox;
-mod packaging;
 mod progress;
-mod publish;
-mod serve;
 mod terminal;
-mod triggers;
+mod verbs;
 
 use std::process::ExitCode;
 

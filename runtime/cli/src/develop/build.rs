@@ -10,6 +10,12 @@ use anyhow::{Context, Result};
 
 use crate::answer::say;
 
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct BuildArgs {
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
 use super::{
     check_exports, check_rust_toolchain, componentize_js, componentize_js_tool, componentize_py_tool, crate_name,
     run_tool, Lang, Project, Tool, BUILD_DIR, GUEST_TARGET,
@@ -28,7 +34,7 @@ pub(super) fn build_project(project: &Project, json: bool) -> Result<PathBuf> {
     check_exports(&component, project)?;
     let key = project.dev_key()?;
     let manifest_path = project.dir.join("manifest.toml");
-    let (_, package) = crate::packaging::seal_checked(
+    let (_, package) = crate::verbs::packaging::seal_checked(
         (&manifest_path, &project.manifest_bytes),
         (&component_path, &component),
         &key,

@@ -16,6 +16,24 @@ use super::{runner, sources, Lang, Project};
 use crate::answer::say_json_text;
 use crate::terminal;
 
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct DevArgs {
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Export files to import as fixture data (default: the sample data; an importer imports the project's fixtures/).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The service's input (JSON).
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// One round, then exit (its status says whether it succeeded).
+    #[arg(long)]
+    pub once: bool,
+    /// Python and JavaScript: build the whole component at every change, as `domicile build` does, instead of running the sources in the project's runner.
+    #[arg(long)]
+    pub full_builds: bool,
+}
+
 /// `domicile dev`'s options.
 pub struct DevOptions {
     pub dir: PathBuf,
@@ -149,7 +167,7 @@ async fn one_round(home: &domicile_home::Home, options: &DevOptions, rounds: &mu
             None
         } else {
             let component = std::fs::read(&round.component_path)?;
-            let (_, package) = crate::packaging::seal_checked(
+            let (_, package) = crate::verbs::packaging::seal_checked(
                 (&project.dir.join("manifest.toml"), &project.manifest_bytes),
                 (&round.component_path, &component),
                 &project.dev_key()?,

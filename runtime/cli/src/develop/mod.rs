@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::SystemTime;
 
-mod build;
-mod dev;
-mod new;
+pub mod build;
+pub mod dev;
+pub mod new;
 mod runner;
 
 pub use build::build;

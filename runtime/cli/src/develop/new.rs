@@ -9,6 +9,19 @@ use domicile_manifest::AppId;
 
 use crate::answer::say;
 
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct NewArgs {
+    /// The app's name (its id becomes org.example.NAME; change it in manifest.toml).
+    pub name: String,
+    #[arg(long, value_enum, default_value = "rust")]
+    pub lang: Lang,
+    #[arg(long, value_enum, default_value = "service")]
+    pub world: WorldArg,
+    /// Where to create it (default ./NAME).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
 use super::{Lang, WorldArg, COMPONENTIZE_JS, COMPONENTIZE_PY, GUEST_TARGET, PREVIEW2_SHIM, ROLLDOWN, WIT_BINDGEN};
 
 const WIT: &str = include_str!("../../../../wit/domicile.wit");

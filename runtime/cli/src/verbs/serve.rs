@@ -1,56 +1,200 @@
-//! The operator's verbs for hosting: `serve`, residents' passwords and the
-//! operator token. The server itself is the `domicile-server` crate.
+//! The operator's verbs for hosting: `serve` (alone, or as a node of a
+//! cluster on NATS) and `cluster key|status|move`. The server itself is the
+//! `domicile-server` crate.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use domicile_home::{Home, Password};
+use domicile_home::Home;
 use domicile_server::ServerConfig;
-use domicile_store::ResidentName;
 use serde_json::json;
 
 use crate::answer::{lines, say};
 
-/// A password from the first line of stdin, or a generated one.
-fn password_from(stdin: bool) -> Result<Password> {
-    if !stdin {
-        return Ok(Password::Generate);
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Be a node of the cluster coordinated by this NATS server, with
+    /// JetStream on (`tls://nats.example:4222`, or the servers of a NATS
+    /// cluster separated by commas); needs --node, and credentials and
+    /// TLS (the --nats-* flags) unless --insecure-nats.
+    #[arg(long, value_name = "NATS_URL", requires = "node")]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// This node's name in the cluster (`n1`).
+    #[arg(long, requires = "cluster")]
+    pub node: Option<String>,
+    /// The URL residents reach this node at, shown by `cluster status`
+    /// (default: http:// and the address this server listens on); its
+    /// host is also where the other nodes reach the peer port.
+    #[arg(long, value_name = "URL", requires = "cluster")]
+    pub advertise: Option<String>,
+    /// Address of the port the other nodes forward requests to, over TLS
+    /// (this node's certificate is made at each start and named in its
+    /// heartbeat); default: the IP of --addr and a free port. Open it
+    /// to the other nodes only.
+    #[arg(long, value_name = "ADDR", requires = "cluster")]
+    pub peer_addr: Option<std::net::SocketAddr>,
+    /// Seconds without a heartbeat after which the others take this node for gone.
+    #[arg(long, default_value_t = 6, requires = "cluster")]
+    pub lease_s: u64,
+    /// Copies of the cluster's state JetStream keeps, when the buckets
+    /// are first made (3 on a NATS cluster of 3 servers survives one's loss).
+    #[arg(long, default_value_t = 1, requires = "cluster")]
+    pub replicas: usize,
+    /// Seconds after it was sealed within which NATS must have stored a
+    /// cluster entry; one stored later is an earlier entry put back (a
+    /// replay) and is refused. Widen it only for clocks that drift apart.
+    #[arg(long, default_value_t = 300, requires = "cluster")]
+    pub replay_window_s: u64,
+}
+
+#[derive(clap::Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum ClusterCommand {
+    /// Make the cluster's key, once, into a new file readable by you alone;
+    /// copy it to every node (`--cluster-key FILE`), as you would a TLS key.
+    Key {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// The live nodes, their addresses and residents, and residents whose node is not live.
+    Status {
+        /// The cluster's NATS server.
+        #[arg(long, value_name = "NATS_URL")]
+        cluster: String,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
+    /// Move a resident to another node while they use the system: their
+    /// writes get 503 with Retry-After for the moment it takes, none that
+    /// was acknowledged is lost, and the old node drops its copy only once
+    /// the new one holds them.
+    Move {
+        resident: String,
+        /// The live node to move them to.
+        #[arg(long, value_name = "NODE")]
+        to: String,
+        /// The cluster's NATS server.
+        #[arg(long, value_name = "NATS_URL")]
+        cluster: String,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
+}
+
+/// How to authenticate to the cluster's NATS servers and encrypt the
+/// connection: the settings every NATS client takes. Without credentials
+/// and TLS a node refuses to join, unless --insecure-nats.
+#[derive(clap::Args, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct NatsArgs {
+    /// A NATS credentials file (`.creds`: the user's JWT and nkey seed).
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
+    /// A file holding the user's nkey seed (`SU...`).
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_NKEY")]
+    nats_nkey: Option<PathBuf>,
+    /// A user of the NATS server's configuration (with --nats-password-file).
+    #[arg(long, value_name = "NAME", env = "DOMICILE_NATS_USER", requires = "nats_password_file")]
+    nats_user: Option<String>,
+    /// The file holding that user's password (never on the command line).
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_PASSWORD_FILE", requires = "nats_user")]
+    nats_password_file: Option<PathBuf>,
+    /// The certificate authority (PEM) that signed the NATS servers'
+    /// certificates; TLS is then required.
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_CA")]
+    nats_ca: Option<PathBuf>,
+    /// This node's client certificate (PEM), for servers that verify their clients.
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_CERT", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// The key (PEM) of --nats-cert.
+    #[arg(long, value_name = "FILE", env = "DOMICILE_NATS_KEY", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
+    /// The cluster's key (made once by `domicile cluster key --out FILE`,
+    /// the same file on every node): what the nodes share in NATS is
+    /// sealed with it, and nothing NATS holds is believed without it.
+    #[arg(long, value_name = "FILE", env = "DOMICILE_CLUSTER_KEY")]
+    cluster_key: Option<PathBuf>,
+    /// Use a NATS connection without authentication or TLS all the same:
+    /// only for a test with NATS on this machine, since whoever reaches
+    /// the NATS port can then read and change every resident's data.
+    #[arg(long)]
+    insecure_nats: bool,
+}
+
+impl NatsArgs {
+    /// The access to the NATS servers at `url` (checked: authenticated and
+    /// encrypted, unless --insecure-nats) and the cluster's key.
+    pub fn cluster(&self, url: &str) -> anyhow::Result<(domicile_cluster::NatsAccess, domicile_cluster::ClusterKey)> {
+        let access = self.access(url);
+        access.check()?;
+        let Some(path) = &self.cluster_key else {
+            anyhow::bail!(
+                "the cluster's key is needed (--cluster-key FILE): make it once with `domicile cluster key --out FILE` and give every node the same file, kept as a TLS key is (it never goes into NATS)"
+            )
+        };
+        Ok((access, domicile_cluster::ClusterKey::load(path)?))
     }
-    let line = crate::io::stdin_line().context("cannot read the password from stdin")?;
-    Ok(Password::Given(line.unwrap_or_default()))
-}
 
-/// `resident add NAME`: the resident's space and their sign-in password.
-pub fn add_resident(home: &Home, name: &str, password_stdin: bool, json: bool) -> Result<()> {
-    let name: ResidentName = name.parse()?;
-    let added = home.add_resident(&name, password_from(password_stdin)?)?;
-    report_password(&name, added.password.as_ref(), "added resident", json)?;
-    Ok(())
-}
-
-/// `resident password NAME`: a new password (the old one stops working).
-pub fn set_password(home: &Home, name: &str, password_stdin: bool, json: bool) -> Result<()> {
-    let name: ResidentName = name.parse()?;
-    let generated = home.set_password(&name, password_from(password_stdin)?)?;
-    report_password(&name, generated.as_ref(), "new password for", json)?;
-    Ok(())
-}
-
-fn report_password(name: &ResidentName, generated: Option<&String>, what: &str, json: bool) -> Result<()> {
-    say(json, &json!({ "name": name.as_str(), "password": generated }), |_| {
-        match generated {
-        Some(password) => format!("{what} `{name}`\n  password to sign in to the web UI: {password}\n  (shown once: hand it to {name}, who can change it after signing in)"),
-        None => format!("{what} `{name}`"),
+    /// The cluster's key file, if one was given.
+    pub fn cluster_key_file(&self) -> Option<&std::path::Path> {
+        self.cluster_key.as_deref()
     }
-    })
+
+    /// The access to the NATS servers at `url` these flags describe.
+    pub fn access(&self, url: &str) -> domicile_cluster::NatsAccess {
+        domicile_cluster::NatsAccess {
+            url: url.to_owned(),
+            creds: self.nats_creds.clone(),
+            nkey: self.nats_nkey.clone(),
+            user: self.nats_user.clone(),
+            password_file: self.nats_password_file.clone(),
+            ca: self.nats_ca.clone(),
+            cert: self.nats_cert.clone(),
+            key: self.nats_key.clone(),
+            insecure: self.insecure_nats,
+        }
+    }
 }
 
-/// `operator-token`: a new token for the admin API; the old one stops working.
-pub fn operator_token(home: &Home, json: bool) -> Result<()> {
-    let token = home.new_operator_token()?;
-    say(json, &json!({ "token": token }), |_| {
-        format!("{token}\n(shown once; send it as `Authorization: Bearer ...` to /api/v1/admin; a new one replaces it)")
-    })
+/// `domicile serve`, alone or joining a cluster; `run` runs the commands a
+/// `domicile` beside the server sends it.
+pub async fn serve_home(home: Home, args: ServeArgs, run: crate::control::Runner) -> Result<()> {
+    let ServeArgs { addr, cluster, nats, node, advertise, peer_addr, lease_s, replicas, replay_window_s } = args;
+    let cluster = match (cluster, node) {
+        (Some(url), Some(node)) => {
+            let (nats, key) = nats.cluster(&url)?;
+            Some(JoinOptions { nats, key, node, advertise, peer_addr, lease_s, replicas, replay_window_s })
+        }
+        _ => None,
+    };
+    serve(home, addr, cluster, run).await
+}
+
+/// `domicile cluster key|status|move`: no home needed.
+pub async fn cluster(command: &ClusterCommand, json: bool) -> Result<()> {
+    match command {
+        ClusterCommand::Key { out } => {
+            domicile_cluster::ClusterKey::generate().write_new(out)?;
+            say(json, &json!({ "cluster_key": out }), |_| {
+                format!(
+                    "wrote the cluster's key to {}: copy it to every node (--cluster-key), never into NATS",
+                    out.display()
+                )
+            })
+        }
+        ClusterCommand::Status { cluster, nats } => {
+            let (access, key) = nats.cluster(cluster)?;
+            cluster_status(&access, &key, json).await
+        }
+        ClusterCommand::Move { resident, to, cluster, nats } => {
+            let (access, key) = nats.cluster(cluster)?;
+            cluster_move(&access, &key, &resident.parse()?, &to.parse()?, json).await
+        }
+    }
 }
 
 /// `serve --cluster URL --node NAME`: how this server joins a cluster.
@@ -167,7 +311,7 @@ pub async fn serve(
 }
 
 /// `cluster status`: the live nodes and where the residents are.
-pub async fn cluster_status(
+async fn cluster_status(
     nats: &domicile_cluster::NatsAccess,
     key: &domicile_cluster::ClusterKey,
     json: bool,
@@ -230,7 +374,7 @@ pub async fn cluster_status(
 
 /// `cluster move`: asks the nodes to move a resident, and waits until
 /// they did (or say why not).
-pub async fn cluster_move(
+async fn cluster_move(
     nats: &domicile_cluster::NatsAccess,
     key: &domicile_cluster::ClusterKey,
     resident: &domicile_store::ResidentName,

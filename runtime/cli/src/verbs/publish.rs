@@ -6,7 +6,7 @@
 //! updated when the home has an earlier version, with the usual consent to
 //! what it asks for.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use domicile_home::Home;
@@ -14,16 +14,34 @@ use domicile_package::{PublicKey, Role};
 use domicile_store::ResidentSpace;
 
 /// What `publish` is told besides the project.
-pub struct PublishOptions<'a> {
-    pub dir: &'a Path,
+struct PublishOptions<'a> {
+    dir: &'a Path,
     /// The resident agrees to trust the project's key (else they are asked).
-    pub trust_key: bool,
+    trust_key: bool,
     /// As `install --grant`: without it, the resident is asked.
-    pub grant: &'a [String],
-    pub json: bool,
+    grant: &'a [String],
+    json: bool,
 }
 
-pub fn publish(home: &Home, space: &ResidentSpace, options: &PublishOptions<'_>) -> Result<()> {
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct PublishArgs {
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Trust the project's key as a publisher without being asked.
+    #[arg(long)]
+    pub trust_key: bool,
+    /// What to grant: `all`, `none`, or DOCTYPE:ACCESS[,ACCESS][:FIELD[,FIELD]] (repeatable). Without it, you are asked.
+    #[arg(long, value_name = "GRANT")]
+    pub grant: Vec<String>,
+}
+
+/// `domicile publish [--dir DIR] [--trust-key] [--grant ...]`.
+pub fn publish(home: &Home, space: &ResidentSpace, args: PublishArgs, json: bool) -> Result<()> {
+    let options = PublishOptions { dir: &args.dir, trust_key: args.trust_key, grant: &args.grant, json };
+    publish_project(home, space, &options)
+}
+
+fn publish_project(home: &Home, space: &ResidentSpace, options: &PublishOptions<'_>) -> Result<()> {
     let crate::develop::ProjectIdentity { app: id, version, key, publisher } =
         crate::develop::project_identity(options.dir)?;
     let installed = space.apps()?.into_iter().find(|app| app.id() == &id).map(|app| app.manifest.version);
@@ -41,9 +59,16 @@ pub fn publish(home: &Home, space: &ResidentSpace, options: &PublishOptions<'_>)
         }
     }
     if installed.is_some() {
-        crate::consent::update(home, space, Some(id.as_str()), Some(&package), options.grant, options.json)
+        crate::verbs::apps::update_apps(home, space, Some(id.as_str()), Some(&package), options.grant, options.json)
     } else {
-        crate::consent::install(home, space, &package.display().to_string(), None, options.grant, options.json)
+        crate::verbs::apps::install_package(
+            home,
+            space,
+            &package.display().to_string(),
+            None,
+            options.grant,
+            options.json,
+        )
     }
 }
 

@@ -11,6 +11,12 @@ use serde_json::{json, Value};
 use crate::answer::{lines, say};
 use crate::terminal::safe;
 
+#[derive(clap::Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum DoctypeCommand {
+    /// Each field of DOCTYPE: type, unit or allowed values, meaning; `--json` prints its JSON Schema.
+    Show { doctype: String },
+}
+
 pub fn list(json: bool) -> Result<()> {
     let vocabulary = Vocabulary::builtin();
     let rows: Vec<(String, String)> = vocabulary

@@ -9,11 +9,29 @@ use domicile_manifest::AppId;
 use domicile_store::ResidentSpace;
 
 use crate::answer::{lines, say};
-use crate::cli::TriggersCommand;
 use crate::terminal::safe;
 
-pub async fn command(home: &Home, resident: Option<&str>, action: Option<TriggersCommand>, json: bool) -> Result<()> {
-    match action {
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct TriggersArgs {
+    #[command(subcommand)]
+    pub action: Option<TriggersCommand>,
+}
+
+#[derive(clap::Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum TriggersCommand {
+    /// Run every trigger that is due now, for every resident (or the one
+    /// --resident names): run it from cron or a systemd timer when no
+    /// `domicile serve` runs the schedules.
+    RunDue,
+    /// Switch an app's trigger N (as `domicile triggers` numbers them), or all of them, back on.
+    On { app: String, number: Option<usize> },
+    /// Switch an app's trigger N, or all of them, off: it no longer runs on its own.
+    Off { app: String, number: Option<usize> },
+}
+
+/// `domicile triggers [run-due|on|off]`.
+pub async fn command(home: &Home, resident: Option<&str>, args: TriggersArgs, json: bool) -> Result<()> {
+    match args.action {
         None => list(home, &home.resident(resident)?, json),
         Some(TriggersCommand::RunDue) => {
             let spaces = match resident {

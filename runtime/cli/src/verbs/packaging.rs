@@ -13,7 +13,38 @@ use serde_json::json;
 
 use crate::answer::say;
 
-pub fn keygen(prefix: &Path, json: bool) -> Result<()> {
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct KeygenArgs {
+    #[arg(long, value_name = "PREFIX")]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct PackArgs {
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub component: PathBuf,
+    /// The publisher's secret key (from `domicile keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Pack a core WebAssembly module anyway (no domicile will install it: apps are components).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct VerifyArgs {
+    pub package: PathBuf,
+    /// Verify against this public key (hex or .pub file) instead of the home's trust store.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+}
+
+pub fn keygen(args: &KeygenArgs, json: bool) -> Result<()> {
+    let prefix = args.out.as_path();
     let key = SecretKey::generate();
     let secret = with_extension(prefix, "key");
     let public = with_extension(prefix, "pub");
@@ -46,7 +77,10 @@ fn with_extension(prefix: &Path, ext: &str) -> PathBuf {
 /// version and layer.
 const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
 
-pub fn pack(manifest: &Path, component: &Path, key: &Path, out: &Path, force: bool, json: bool) -> Result<()> {
+pub fn pack(args: &PackArgs, json: bool) -> Result<()> {
+    let PackArgs { manifest, component, key, out, force } = args;
+    let (manifest, component, key, out, force) =
+        (manifest.as_path(), component.as_path(), key.as_path(), out.as_path(), *force);
     let manifest_bytes = crate::io::read_given(manifest)?;
     let component_bytes = crate::io::read_given(component)?;
     let key = SecretKey::load(key)?;
@@ -91,7 +125,8 @@ pub(crate) fn seal_checked(
 }
 
 /// `domicile verify PACKAGE`: against `--key`, or else the home's trust store.
-pub fn verify(home: Option<&Home>, package: &Path, key: Option<&str>, json: bool) -> Result<()> {
+pub fn verify(home: Option<&Home>, args: &VerifyArgs, json: bool) -> Result<()> {
+    let (package, key) = (args.package.as_path(), args.key.as_deref());
     let bytes = crate::io::read_given(package)?;
     let sealed = domicile_package::unseal(&bytes)?;
     let verified = match (key, home) {

@@ -9,6 +9,16 @@ use domicile_home::{format_ms, Home};
 use crate::answer::{lines, say};
 use crate::terminal::{indented, json as safe_json, safe};
 
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct ApproveArgs {
+    pub id: u64,
+}
+
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct DenyArgs {
+    pub id: u64,
+}
+
 pub fn list(space: &ResidentSpace, json: bool) -> Result<()> {
     say(json, &space.outbox()?, |items| {
         if items.is_empty() {
@@ -41,7 +51,8 @@ fn shown(item: &OutboxItem) -> String {
         )
 }
 
-pub fn approve(home: &Home, space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
+pub fn approve(home: &Home, space: &ResidentSpace, args: ApproveArgs, json: bool) -> Result<()> {
+    let id = args.id;
     let item = home.approve_outbox(space, id)?;
     say(json, &item, |item| match item.status {
         OutboxStatus::Sent { http_status, .. } => {
@@ -51,7 +62,8 @@ pub fn approve(home: &Home, space: &ResidentSpace, id: u64, json: bool) -> Resul
     })
 }
 
-pub fn deny(home: &Home, space: &ResidentSpace, id: u64, json: bool) -> Result<()> {
+pub fn deny(home: &Home, space: &ResidentSpace, args: DenyArgs, json: bool) -> Result<()> {
+    let id = args.id;
     let item = home.deny_outbox(space, id)?;
     say(json, &item, |item| format!("denied #{id}: it will never be sent to {}", safe(&item.destination)))
 }
