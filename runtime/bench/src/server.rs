@@ -2,6 +2,12 @@
 //! `domicile serve` over loopback, against the same runs made in-process
 //! (no HTTP) in the same run, while a probe checks the server still
 //! answers `/healthz` quickly. On a scratch home deleted afterwards.
+//!
+//! The HTTP clients run in this process, on the same cores as the server:
+//! the CPU time of each phase is measured (the process's, and the clients'
+//! own threads'), so that the report says how much of the gap between the
+//! two phases is the server's handling of HTTP and how much is the clients'
+//! share of the machine.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,6 +146,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
     let footprint: AppId = FOOTPRINT.parse()?;
 
     // Baseline: the same runs, as many at once, straight on the runtime.
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for space in spaces.clone() {
@@ -151,6 +158,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
         direct.extend(task.await??);
     }
     let direct_elapsed = started.elapsed();
+    let direct_cpu = process_cpu().saturating_sub(cpu_before);
 
     // The server, in this process, on a free port of 127.0.0.1.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -167,7 +175,7 @@ pub async fn run(options: LoadOptions) -> Result<()> {
 
     let idle = {
         let base = base.clone();
-        tokio::task::spawn_blocking(move || probe(&base, Duration::from_millis(600), None)).await??
+        tokio::task::spawn_blocking(move || probe(&base, Duration::from_millis(600), None)).await??.0
     };
     let load_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let prober = {
@@ -179,46 +187,76 @@ pub async fn run(options: LoadOptions) -> Result<()> {
     let mut clients = Vec::new();
     for i in 0..options.residents {
         let (base, password, runs, ready) = (base.clone(), password.clone(), options.runs, ready.clone());
-        clients.push(tokio::task::spawn_blocking(move || -> Result<(Instant, Instant, Vec<Duration>)> {
+        clients.push(tokio::task::spawn_blocking(move || -> Result<Client> {
             let session = Session::sign_in(&base, &format!("r{i}"), &password);
             ready.wait();
-            let started = Instant::now();
+            let (started, process_started, own_started) = (Instant::now(), process_cpu(), thread_cpu());
             let samples = (0..runs).map(|_| session.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?.run(FOOTPRINT));
             let samples = samples.collect::<Result<Vec<_>>>()?;
-            Ok((started, Instant::now(), samples))
+            let own_cpu = thread_cpu().saturating_sub(own_started);
+            Ok(Client {
+                started,
+                ended: Instant::now(),
+                process_started,
+                process_ended: process_cpu(),
+                own_cpu,
+                samples,
+            })
         }));
     }
     let mut over_http = Vec::new();
     let mut errors = Vec::new();
     let (mut first, mut last) = (None::<Instant>, None::<Instant>);
+    let (mut cpu_first, mut cpu_last, mut clients_cpu) = (None::<Duration>, None::<Duration>, Duration::ZERO);
     for client in clients {
         match client.await? {
-            Ok((started, ended, samples)) => {
-                first = Some(first.map_or(started, |f| f.min(started)));
-                last = Some(last.map_or(ended, |l| l.max(ended)));
-                over_http.extend(samples);
+            Ok(client) => {
+                first = Some(first.map_or(client.started, |f| f.min(client.started)));
+                last = Some(last.map_or(client.ended, |l| l.max(client.ended)));
+                cpu_first = Some(cpu_first.map_or(client.process_started, |f| f.min(client.process_started)));
+                cpu_last = Some(cpu_last.map_or(client.process_ended, |l| l.max(client.process_ended)));
+                clients_cpu += client.own_cpu;
+                over_http.extend(client.samples);
             }
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
+    let http_cpu = cpu_last.unwrap_or_default().saturating_sub(cpu_first.unwrap_or_default());
     let http_elapsed = match (first, last) {
         (Some(first), Some(last)) => last - first,
         _ => Duration::from_secs(1),
     };
     load_done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let under_load = prober.await??;
+    let (under_load, probe_cpu) = prober.await??;
     let _ = stop.send(());
     server.await??;
 
     let total = (options.residents * options.runs) as f64;
     let direct_rate = total / direct_elapsed.as_secs_f64();
     let http_rate = over_http.len() as f64 / http_elapsed.as_secs_f64();
+    let per_run =
+        |cpu: Duration, runs: usize| (cpu.as_secs_f64() * 1000.0 / runs.max(1) as f64 * 100.0).round() / 100.0;
+    let http_runs = over_http.len();
+    let load_generator = clients_cpu + probe_cpu;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = json!({
+        "cores": cores,
+        "in_process_ms_per_run": per_run(direct_cpu, total as usize),
+        "over_http_ms_per_run": per_run(http_cpu, http_runs),
+        "over_http_clients_ms_per_run": per_run(load_generator, http_runs),
+        "over_http_server_ms_per_run": per_run(http_cpu.saturating_sub(load_generator), http_runs),
+        "clients_share_of_the_machine":
+            (load_generator.as_secs_f64() / (http_elapsed.as_secs_f64() * cores as f64) * 100.0).round() / 100.0,
+        // What the ratio would be if both phases were bound by the CPU alone.
+        "cpu_bound_ratio": (direct_cpu.as_secs_f64() / total / (http_cpu.as_secs_f64() / http_runs.max(1) as f64) * 100.0).round() / 100.0,
+    });
     let report = json!({
         "residents": options.residents,
         "runs_per_resident": options.runs,
         "in_process": { "runs_per_s": (direct_rate * 10.0).round() / 10.0, "latency": percentiles(direct) },
         "over_http": { "runs_per_s": (http_rate * 10.0).round() / 10.0, "latency": percentiles(over_http) },
         "http_throughput_ratio": (http_rate / direct_rate * 100.0).round() / 100.0,
+        "cpu": cpu,
         "healthz_idle": percentiles(idle),
         "healthz_under_load": percentiles(under_load),
         "errors": errors,
@@ -249,8 +287,52 @@ async fn in_process(
     Ok(samples)
 }
 
-/// `/healthz` every 20 ms until `until` is set (or `window` passed).
-fn probe(base: &str, window: Duration, until: Option<Arc<std::sync::atomic::AtomicBool>>) -> Result<Vec<Duration>> {
+/// One HTTP client's runs: when, how long each, and the CPU it took (the
+/// process's from its start to its end, its own thread's).
+struct Client {
+    started: Instant,
+    ended: Instant,
+    process_started: Duration,
+    process_ended: Duration,
+    own_cpu: Duration,
+    samples: Vec<Duration>,
+}
+
+/// The CPU time this process has used so far, all threads.
+#[allow(unsafe_code)]
+fn process_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one rusage through the pointer, which points
+    // to memory of that size and alignment.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        return Duration::ZERO;
+    }
+    // SAFETY: getrusage succeeded, so it initialised the struct (which was zeroed anyway).
+    let usage = unsafe { usage.assume_init() };
+    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// The CPU time the calling thread has used so far.
+#[allow(unsafe_code)]
+fn thread_cpu() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through the pointer, which
+    // points to one.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(now.tv_sec as u64) + Duration::from_nanos(now.tv_nsec as u64)
+}
+
+/// `/healthz` every 20 ms until `until` is set (or `window` passed); the
+/// samples, and the CPU time the probing took.
+fn probe(
+    base: &str,
+    window: Duration,
+    until: Option<Arc<std::sync::atomic::AtomicBool>>,
+) -> Result<(Vec<Duration>, Duration)> {
+    let cpu_started = thread_cpu();
     let agent = agent();
     // A first request opens the connection: not a sample.
     agent.get(format!("{base}/healthz")).call()?.body_mut().read_to_string()?;
@@ -266,7 +348,7 @@ fn probe(base: &str, window: Duration, until: Option<Arc<std::sync::atomic::Atom
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(samples)
+    Ok((samples, thread_cpu().saturating_sub(cpu_started)))
 }
 
 fn print_report(r: &Value) {
@@ -292,5 +374,19 @@ fn print_report(r: &Value) {
     row("", "GET /healthz, idle", &r["healthz_idle"]);
     row("", "GET /healthz, during the load", &r["healthz_under_load"]);
     println!("\nHTTP throughput / in-process: {}x", num(&r["http_throughput_ratio"]));
+    let cpu = &r["cpu"];
+    println!(
+        "CPU per run: in-process {} ms; over HTTP {} ms, of which the clients and probe {} ms and the server {} ms",
+        num(&cpu["in_process_ms_per_run"]),
+        num(&cpu["over_http_ms_per_run"]),
+        num(&cpu["over_http_clients_ms_per_run"]),
+        num(&cpu["over_http_server_ms_per_run"])
+    );
+    println!(
+        "the clients took {} of the machine's {} cores during the HTTP runs; bound by the CPU alone, the ratio would be {}x",
+        num(&cpu["clients_share_of_the_machine"]),
+        cpu["cores"],
+        num(&cpu["cpu_bound_ratio"])
+    );
     println!("errors: {}", r["errors"].as_array().map_or(0, Vec::len));
 }
