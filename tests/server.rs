@@ -510,6 +510,12 @@ fn the_load_test_runs_every_resident_over_http_and_reports_against_in_process() 
     assert_eq!(report["in_process"]["latency"]["samples"], 6, "{report}");
     assert!(report["http_throughput_ratio"].is_number(), "{report}");
     assert!(report["healthz_under_load"]["p99_ms"].is_number(), "{report}");
+    // The CPU of each phase is measured: runs cost CPU, and the clients' share is part of the process's.
+    let cpu = &report["cpu"];
+    assert!(cpu["in_process_ms_per_run"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
+    let all = cpu["over_http_ms_per_run"].as_f64().unwrap();
+    let clients = cpu["over_http_clients_ms_per_run"].as_f64().unwrap();
+    assert!(clients > 0.0 && clients <= all + 0.01, "{report}");
 }
 
 #[test]
