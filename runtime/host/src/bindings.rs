@@ -12,7 +12,7 @@ pub mod service {
         imports: { default: trappable },
         exports: { default: async },
         with: {
-            "domicile:app/data.cursor": crate::data::CursorState,
+            "domicile:app/data.cursor": crate::cursor::CursorState,
         },
     });
 }

@@ -10,24 +10,18 @@ use std::collections::BTreeSet;
 
 use domicile_manifest::{Access, Doctype, FieldName, Grants};
 use domicile_store::{
-    AuditEntry, Author, Change, DocId, Document, FieldPath, Operation, Outcome, Query, QueryCursor, Selector, Sort,
-    Staged, StoreError,
+    AuditEntry, Author, Change, DocId, Document, FieldPath, Operation, Outcome, Query, Selector, Sort, Staged,
+    StoreError,
 };
 use serde_json::Value;
 use wasmtime::component::Resource;
 
 use crate::bindings::{clock, data, log, types};
+use crate::cursor::CursorState;
 use crate::sandbox::{Invocation, Writes};
 
 /// Largest batch one `cursor.next` returns, whatever the app asks.
 pub const MAX_BATCH: u32 = 1000;
-
-/// An open query of one invocation, with the fields it filters and sorts
-/// on (checked again against the grants at every batch).
-pub struct CursorState {
-    cursor: QueryCursor,
-    uses: Vec<String>,
-}
 
 /// An access the grants allow, and the fields a read may return.
 pub(crate) struct Allowed {

@@ -14,9 +14,11 @@
 
 mod bindings;
 mod clock;
+mod cursor;
 mod data;
 mod dev_source;
 mod engine;
+mod import;
 mod invoke;
 mod lifecycle;
 mod limits;
@@ -39,9 +41,9 @@ pub use clock::Clock;
 pub use data::MAX_BATCH;
 pub use dev_source::DevSources;
 pub use engine::{engine_config, EPOCH_TICK};
+pub use import::{ImportMode, ImportProgress, Imported, LeftOut, MAX_LEFT_OUT};
 pub use lifecycle::{PreparedInstall, PreparedUpdate};
 pub use limits::{Cap, LimitCaps, LimitKind, Resolved as ResolvedLimits};
-pub use report::{ImportMode, ImportProgress, Imported, LeftOut, MAX_LEFT_OUT};
 pub use restore::ArchiveVetting;
 
 use engine::{ArtifactCache, EpochTicker};

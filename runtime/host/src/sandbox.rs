@@ -51,7 +51,7 @@ pub(crate) struct Invocation {
     pub(crate) egress_requests: usize,
     /// The records an importer left out, when the resident allowed it
     /// (`None`: the import is all or nothing).
-    pub(crate) left_out: Option<Vec<crate::report::LeftOut>>,
+    pub(crate) left_out: Option<Vec<crate::import::LeftOut>>,
     host_calls_left: u64,
     documents_left: u64,
     /// Whether audit entries were recorded that are not yet flushed.
