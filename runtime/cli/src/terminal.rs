@@ -11,15 +11,15 @@ use std::borrow::Cow;
 
 use domicile_manifest::is_hazard;
 
-/// `text` with every hazard replaced by what `escape` writes for it;
-/// borrowed when there is none.
-fn escaped(text: &str, escape: impl Fn(char, &mut String)) -> Cow<'_, str> {
-    if !text.chars().any(is_hazard) {
+/// `text` with every character `escapes` picks replaced by what `escape`
+/// writes for it; borrowed when there is none.
+fn escaped(text: &str, escapes: impl Fn(char) -> bool, escape: impl Fn(char, &mut String)) -> Cow<'_, str> {
+    if !text.chars().any(&escapes) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if is_hazard(c) {
+        if escapes(c) {
             escape(c, &mut out);
         } else {
             out.push(c);
@@ -28,10 +28,17 @@ fn escaped(text: &str, escape: impl Fn(char, &mut String)) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A character as JSON's `\uXXXX` escape (two for one beyond the BMP).
+fn json_escape(c: char, out: &mut String) {
+    for unit in c.encode_utf16(&mut [0u16; 2]) {
+        out.push_str(&format!("\\u{unit:04x}"));
+    }
+}
+
 /// One line of text: every hazard, line breaks included, escaped
 /// (`\n`, `\u{1b}`), so the text can neither leave its line nor fake another.
 pub fn safe(text: &str) -> Cow<'_, str> {
-    escaped(text, |c, out| out.extend(c.escape_default()))
+    escaped(text, is_hazard, |c, out| out.extend(c.escape_default()))
 }
 
 /// Several lines: each escaped as by [`safe`], and every line after the
@@ -47,32 +54,14 @@ pub fn indented(text: &str, indent: &str) -> String {
 /// become `\uXXXX` escapes, which keep it valid JSON meaning the same thing
 /// (they can only stand inside strings), on one line.
 pub fn json(text: &str) -> Cow<'_, str> {
-    escaped(text, |c, out| {
-        for unit in c.encode_utf16(&mut [0u16; 2]) {
-            out.push_str(&format!("\\u{unit:04x}"));
-        }
-    })
+    escaped(text, is_hazard, json_escape)
 }
 
 /// `--json` output: as [`json`], but line feeds, carriage returns and tabs
 /// are left as they are. In JSON they can only be whitespace between
 /// tokens (pretty-printed JSON), where an escape would be a syntax error.
 pub fn json_output(text: &str) -> Cow<'_, str> {
-    let whitespace = |c: char| matches!(c, '\n' | '\r' | '\t');
-    if !text.chars().any(|c| is_hazard(c) && !whitespace(c)) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if is_hazard(c) && !whitespace(c) {
-            for unit in c.encode_utf16(&mut [0u16; 2]) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    escaped(text, |c| is_hazard(c) && !matches!(c, '\n' | '\r' | '\t'), json_escape)
 }
 
 /// A service's output for a person: its view drawn as text when it has
