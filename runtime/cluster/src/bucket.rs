@@ -1,21 +1,27 @@
 //! A JetStream key-value bucket whose every value is sealed with the
 //! cluster's key (see [`crate::seal`]): what this node writes is sealed
 //! for its bucket and key, and what it reads is opened, or refused,
-//! logged and counted, before anything acts on it. A value NATS stored
-//! long after it was sealed (a genuine value put back) is refused too.
+//! logged and counted, before anything acts on it. A genuine value put
+//! back is refused too: when NATS stored it long after it was sealed, or
+//! when this node saw a newer one or the key's removal ([`Recent`]).
 
 use std::sync::Arc;
 
 use async_nats::jetstream::kv;
 
-use crate::seal::Seal;
+use crate::recent::Recent;
+use crate::seal::{Opened, Seal};
 use crate::{nats, now_ms, refuse, Result};
+
+/// Why a value older than one this node saw is refused.
+const OLDER_THAN_SEEN: &str = "an earlier value put back: this node saw a newer one, or the key removed, since it was sealed (a clock far behind the other nodes' would look the same: check them)";
 
 /// A bucket of sealed values.
 #[derive(Clone)]
 pub(crate) struct Bucket {
     pub(crate) kv: kv::Store,
     seal: Arc<Seal>,
+    recent: Arc<Recent>,
 }
 
 /// A value that opened, with its key's revision and when it was written.
@@ -30,18 +36,92 @@ pub(crate) struct Entry {
 }
 
 impl Bucket {
+    /// A bucket whose recent changes this node remembers in memory only
+    /// (for a command that reads the cluster once).
     pub(crate) fn new(kv: kv::Store, seal: Arc<Seal>) -> Bucket {
-        Bucket { kv, seal }
+        Bucket::remembering(kv, seal, None)
+    }
+
+    /// A bucket whose recent changes this node remembers in the file
+    /// `kept_in` too, across a restart.
+    pub(crate) fn remembering(kv: kv::Store, seal: Arc<Seal>, kept_in: Option<std::path::PathBuf>) -> Bucket {
+        let recent = Arc::new(Recent::open(seal.replay_window_ms(), kept_in));
+        Bucket { kv, seal, recent }
     }
 
     fn name(&self) -> &str {
         &self.kv.name
     }
 
+    /// The value sealed under `key`, stored by NATS at `stored_ms`, when
+    /// it is neither forged nor an earlier one put back; noted as seen.
+    fn open_current(&self, key: &str, sealed: &[u8], stored_ms: u64) -> std::result::Result<Opened, &'static str> {
+        let opened = self.seal.open_stored(self.name(), key, sealed, stored_ms)?;
+        if self.recent.is_older(key, opened.written_ms) {
+            return Err(OLDER_THAN_SEEN);
+        }
+        self.recent.saw(key, opened.written_ms);
+        Ok(opened)
+    }
+
+    /// Follows every change of the bucket for as long as the returned task
+    /// runs (from the last change of each key), so that this node knows
+    /// the newest version of each key even where it did not read or write
+    /// it, and a genuine earlier value put back is refused ([`Recent`]).
+    /// A watch that ends (NATS went away) is started again.
+    pub(crate) fn follow_changes(&self) -> tokio::task::JoinHandle<()> {
+        let bucket = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match bucket.kv.watch_with_history(">").await {
+                    Ok(mut watch) => {
+                        // What was seen is written within a second, even
+                        // when no change follows.
+                        let mut keep = tokio::time::interval(std::time::Duration::from_secs(1));
+                        loop {
+                            let change = tokio::select! {
+                                change = futures::StreamExt::next(&mut watch) => change,
+                                _ = keep.tick() => {
+                                    bucket.recent.keep();
+                                    continue;
+                                }
+                            };
+                            match change {
+                                Some(Ok(change)) => bucket.note(&change),
+                                Some(Err(e)) => {
+                                    tracing::warn!(bucket = %bucket.name(), error = %e, "following a bucket's changes");
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(bucket = %bucket.name(), error = %e, "cannot follow a bucket's changes"),
+                }
+                bucket.recent.keep();
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        })
+    }
+
+    /// Notes one change seen by [`Self::follow_changes`]. A value that does
+    /// not open is not counted here: whoever reads it refuses it.
+    fn note(&self, change: &kv::Entry) {
+        match change.operation {
+            kv::Operation::Put => {
+                if let Ok(opened) = self.seal.open_stored(self.name(), &change.key, &change.value, ms(change.created)) {
+                    self.recent.saw(&change.key, opened.written_ms);
+                }
+            }
+            kv::Operation::Delete | kv::Operation::Purge => self.recent.saw_removed(&change.key, ms(change.created)),
+        }
+        self.recent.keep();
+    }
+
     /// Opens a value read under `key` that NATS stored at `stored`, or
     /// refuses it (logged and counted).
     pub(crate) fn open(&self, key: &str, sealed: &[u8], revision: u64, stored: time::OffsetDateTime) -> Result<Entry> {
-        match self.seal.open_stored(self.name(), key, sealed, ms(stored)) {
+        match self.open_current(key, sealed, ms(stored)) {
             Ok(opened) => Ok(Entry {
                 key: key.to_owned(),
                 value: opened.value,
@@ -87,7 +167,7 @@ impl Bucket {
             let entry = entry.map_err(|e| nats(what, e))?;
             if entry.operation != kv::Operation::Put {
                 genuine = None;
-            } else if let Ok(opened) = self.seal.open_stored(self.name(), key, &entry.value, ms(entry.created)) {
+            } else if let Ok(opened) = self.open_current(key, &entry.value, ms(entry.created)) {
                 genuine = Some(Entry {
                     key: key.to_owned(),
                     value: opened.value,
@@ -106,10 +186,7 @@ impl Bucket {
     pub(crate) async fn refused_revision(&self, key: &str, what: &str) -> Result<Option<u64>> {
         let entry = self.kv.entry(key).await.map_err(|e| nats(what, e))?;
         Ok(entry
-            .filter(|e| {
-                e.operation == kv::Operation::Put
-                    && self.seal.open_stored(self.name(), key, &e.value, ms(e.created)).is_err()
-            })
+            .filter(|e| e.operation == kv::Operation::Put && self.open_current(key, &e.value, ms(e.created)).is_err())
             .map(|e| e.revision))
     }
 
@@ -119,7 +196,17 @@ impl Bucket {
 
     /// [`Self::put`], saying it was written at `written_ms`.
     pub(crate) async fn put_at(&self, key: &str, value: &[u8], written_ms: u64, what: &str) -> Result<u64> {
-        self.kv.put(key, self.seal.seal(self.name(), key, value, written_ms).into()).await.map_err(|e| nats(what, e))
+        let (sealed, written_ms) = self.seal_new(key, value, written_ms);
+        let revision = self.kv.put(key, sealed.into()).await.map_err(|e| nats(what, e))?;
+        self.recent.saw(key, written_ms);
+        Ok(revision)
+    }
+
+    /// `value` sealed for `key` with a time no earlier than `written_ms`
+    /// and later than any version of the key this node saw, and that time.
+    fn seal_new(&self, key: &str, value: &[u8], written_ms: u64) -> (Vec<u8>, u64) {
+        let written_ms = self.recent.next_ms(key, written_ms);
+        (self.seal.seal(self.name(), key, value, written_ms), written_ms)
     }
 
     pub(crate) async fn create(&self, key: &str, value: &[u8]) -> std::result::Result<u64, kv::CreateError> {
@@ -142,7 +229,10 @@ impl Bucket {
         value: &[u8],
         written_ms: u64,
     ) -> std::result::Result<u64, kv::CreateError> {
-        self.kv.create(key, self.seal.seal(self.name(), key, value, written_ms).into()).await
+        let (sealed, written_ms) = self.seal_new(key, value, written_ms);
+        let revision = self.kv.create(key, sealed.into()).await?;
+        self.recent.saw(key, written_ms);
+        Ok(revision)
     }
 
     /// [`Self::update`], saying it was written at `written_ms`.
@@ -153,7 +243,27 @@ impl Bucket {
         revision: u64,
         written_ms: u64,
     ) -> std::result::Result<u64, kv::UpdateError> {
-        self.kv.update(key, self.seal.seal(self.name(), key, value, written_ms).into(), revision).await
+        let (sealed, written_ms) = self.seal_new(key, value, written_ms);
+        let revision = self.kv.update(key, sealed.into(), revision).await?;
+        self.recent.saw(key, written_ms);
+        Ok(revision)
+    }
+
+    /// Removes `key`: a value of it sealed before now, put back, is refused
+    /// by this node at once, and by the others as they see the removal.
+    pub(crate) async fn remove(&self, key: &str, what: &str) -> Result<()> {
+        self.kv.purge(key).await.map_err(|e| nats(what, e))?;
+        self.recent.saw_removed(key, now_ms());
+        self.recent.keep();
+        Ok(())
+    }
+
+    /// [`Self::remove`], only if `key`'s last revision is `revision`.
+    pub(crate) async fn remove_at(&self, key: &str, revision: u64) -> std::result::Result<(), kv::PurgeError> {
+        self.kv.purge_expect_revision(key, Some(revision)).await?;
+        self.recent.saw_removed(key, now_ms());
+        self.recent.keep();
+        Ok(())
     }
 
     /// Puts again, encrypted, each last value the previous version wrote in

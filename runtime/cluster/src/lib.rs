@@ -50,6 +50,7 @@ pub mod moves;
 mod names;
 mod newest;
 mod permissions;
+mod recent;
 mod seal;
 mod shared;
 pub mod untrusted;
@@ -203,6 +204,19 @@ pub struct Cluster {
     newest_operator: newest::Newest,
     seal: Arc<Seal>,
     logs: Arc<SpaceLogs>,
+    /// The tasks following each bucket's changes, stopped with the last
+    /// handle on the cluster.
+    following: Arc<Following>,
+}
+
+struct Following(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Cluster {
@@ -247,8 +261,14 @@ where
 
 /// The bucket, created with `config` when it does not exist yet (nodes
 /// starting together may race to create it: the loser finds it), its
-/// values sealed with `seal`.
-async fn bucket(js: &jetstream::Context, config: kv::Config, seal: &Arc<Seal>) -> Result<Bucket> {
+/// values sealed with `seal`, its recent changes remembered in a file of
+/// `state_dir` (none: in memory only).
+async fn bucket(
+    js: &jetstream::Context,
+    config: kv::Config,
+    seal: &Arc<Seal>,
+    state_dir: Option<&std::path::Path>,
+) -> Result<Bucket> {
     let store = when_ready(&format!("create the bucket {}", config.bucket), || async {
         if let Ok(store) = js.get_key_value(&config.bucket).await {
             return Ok(store);
@@ -259,7 +279,8 @@ async fn bucket(js: &jetstream::Context, config: kv::Config, seal: &Arc<Seal>) -
         }
     })
     .await?;
-    Ok(Bucket::new(store, seal.clone()))
+    let kept_in = state_dir.map(|dir| dir.join(format!("seen-{}.json", config.bucket)));
+    Ok(Bucket::remembering(store, seal.clone(), kept_in))
 }
 
 /// The object store, created when it does not exist yet (as [`bucket`]).
@@ -296,20 +317,22 @@ impl Cluster {
             ..Default::default()
         };
         let seal = Arc::new(Seal::with_replay_window(&options.key, options.replay_window));
-        let operator = bucket(&js, config(OPERATOR, 1, Duration::ZERO), &seal).await?;
+        let state_dir = options.state_dir.as_deref();
+        let bucket = |config: kv::Config| bucket(&js, config, &seal, state_dir);
+        let operator = bucket(config(OPERATOR, 1, Duration::ZERO)).await?;
         // An earlier version kept the nodes' shared secret there, in clear.
         for legacy in LEGACY_OPERATOR_KEYS {
             let _ = operator.kv.purge(legacy).await;
         }
-        let cluster = Cluster {
-            nodes: bucket(&js, config(NODES, 1, options.lease), &seal).await?,
-            placement: bucket(&js, config(PLACEMENT, 5, Duration::ZERO), &seal).await?,
-            sessions: bucket(&js, config(SESSIONS, 1, options.session_ttl), &seal).await?,
-            tokens: bucket(&js, config(TOKENS, 1, Duration::ZERO), &seal).await?,
-            accounts: bucket(&js, config(ACCOUNTS, 1, Duration::ZERO), &seal).await?,
-            moves: bucket(&js, config(moves::MOVES, 1, moves::MOVE_RECORD_AGE), &seal).await?,
+        let mut cluster = Cluster {
+            nodes: bucket(config(NODES, 1, options.lease)).await?,
+            placement: bucket(config(PLACEMENT, 5, Duration::ZERO)).await?,
+            sessions: bucket(config(SESSIONS, 1, options.session_ttl)).await?,
+            tokens: bucket(config(TOKENS, 1, Duration::ZERO)).await?,
+            accounts: bucket(config(ACCOUNTS, 1, Duration::ZERO)).await?,
+            moves: bucket(config(moves::MOVES, 1, moves::MOVE_RECORD_AGE)).await?,
             shared: shared::Shared {
-                kv: bucket(&js, config(shared::SHARED, 1, Duration::ZERO), &seal).await?,
+                kv: bucket(config(shared::SHARED, 1, Duration::ZERO)).await?,
                 newest_trust: newest::Newest::open(options.state_dir.as_ref().map(|d| d.join("trust-seen.json"))),
                 files: object_store(&js, shared::CATALOGUE_FILES, replicas).await?,
             },
@@ -319,7 +342,10 @@ impl Cluster {
             seal,
             started_ms: now_ms(),
             options,
+            following: Arc::new(Following(Vec::new())),
         };
+        let following = cluster.buckets().iter().map(|bucket| bucket.follow_changes()).collect();
+        cluster.following = Arc::new(Following(following));
         cluster.encrypt_what_is_in_clear().await?;
         Ok(cluster)
     }
@@ -329,7 +355,17 @@ impl Cluster {
     /// residents' logs are written again from a snapshot when their holder
     /// attaches them (see [`SpaceLogs::in_clear_at`]).
     async fn encrypt_what_is_in_clear(&self) -> Result<()> {
-        let buckets = [
+        for bucket in self.buckets() {
+            let encrypted = bucket.encrypt_in_clear().await?;
+            if encrypted > 0 {
+                tracing::info!(bucket = %bucket.kv.name, encrypted, "values the previous version wrote in clear are now encrypted");
+            }
+        }
+        Ok(())
+    }
+
+    fn buckets(&self) -> [&Bucket; 8] {
+        [
             &self.operator,
             &self.nodes,
             &self.placement,
@@ -338,14 +374,7 @@ impl Cluster {
             &self.accounts,
             &self.moves,
             &self.shared.kv,
-        ];
-        for bucket in buckets {
-            let encrypted = bucket.encrypt_in_clear().await?;
-            if encrypted > 0 {
-                tracing::info!(bucket = %bucket.kv.name, encrypted, "values the previous version wrote in clear are now encrypted");
-            }
-        }
-        Ok(())
+        ]
     }
 
     /// Reads the cluster's state without being a node (`domicile cluster
@@ -398,7 +427,7 @@ impl Cluster {
 
     /// Leaves the cluster at once rather than one lease later (a clean stop).
     pub async fn leave(&self) -> Result<()> {
-        self.nodes.kv.purge(self.options.node.as_str()).await.map_err(|e| nats("leave the cluster", e))
+        self.nodes.remove(self.options.node.as_str(), "leave the cluster").await
     }
 
     pub async fn live_nodes(&self) -> Result<Vec<(NodeName, NodeRecord)>> {
@@ -449,7 +478,7 @@ impl Cluster {
     /// Forgets where a resident was (they were removed); only if `held`
     /// is still the current placement (compare-and-set on its revision).
     pub async fn unplace(&self, held: &Placement) -> Result<()> {
-        let Err(e) = self.placement.kv.purge_expect_revision(held.resident.as_str(), Some(held.revision)).await else {
+        let Err(e) = self.placement.remove_at(held.resident.as_str(), held.revision).await else {
             return Ok(());
         };
         if self.holder(&held.resident).await?.as_ref() != Some(held) {
@@ -560,7 +589,7 @@ impl Cluster {
 
     /// Forgets a removed resident's account and log.
     pub async fn forget(&self, resident: &ResidentName) -> Result<()> {
-        self.accounts.kv.purge(resident.as_str()).await.map_err(|e| nats("forget an account", e))?;
+        self.accounts.remove(resident.as_str(), "forget an account").await?;
         self.logs.forget(resident).await
     }
 
@@ -608,7 +637,7 @@ impl Cluster {
 
     pub async fn close_session(&self, cookie_sha256: &str) -> Result<()> {
         let key = self.seal.lookup("session", cookie_sha256);
-        self.sessions.kv.purge(key).await.map_err(|e| nats("end a session", e))
+        self.sessions.remove(&key, "end a session").await
     }
 
     /// Ends every session of a resident. It reads every session of the
@@ -616,7 +645,7 @@ impl Cluster {
     pub async fn close_sessions_of(&self, resident: &ResidentName) -> Result<()> {
         for entry in self.sessions.latest().await? {
             if serde_json::from_slice::<SessionRecord>(&entry.value).is_ok_and(|s| &s.resident == resident) {
-                self.sessions.kv.purge(&entry.key).await.map_err(|e| nats("end a session", e))?;
+                self.sessions.remove(&entry.key, "end a session").await?;
             }
         }
         Ok(())
@@ -632,7 +661,7 @@ impl Cluster {
 
     pub async fn unindex_token(&self, token_sha256: &str) -> Result<()> {
         let key = self.seal.lookup("token", token_sha256);
-        self.tokens.kv.purge(key).await.map_err(|e| nats("forget an API token", e))
+        self.tokens.remove(&key, "forget an API token").await
     }
 
     /// The resident an API token was made for, by its SHA-256 (hex); an

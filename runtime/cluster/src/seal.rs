@@ -36,6 +36,8 @@
 //!   what it seals at once, so only a clock far from the NATS server's
 //!   (more than the window: 5 minutes unless `--replay-window-s` says)
 //!   would make a genuine value look replayed; the refusal says so.
+//!   Within the window, each node refuses a value older than one it saw
+//!   (see [`crate::recent`]).
 //!
 //! Why one key for the cluster rather than a key pair per node admitted
 //! by the operator: what must be kept from NATS is the same for every node
@@ -200,6 +202,11 @@ impl Seal {
             return Err(REPLAYED);
         }
         Ok(opened)
+    }
+
+    /// How long after it was sealed NATS may store a value.
+    pub(crate) fn replay_window_ms(&self) -> u64 {
+        self.replay_window_ms
     }
 
     /// Whether something sealed at `written_ms` and stored by NATS at

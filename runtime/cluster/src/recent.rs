@@ -1,0 +1,197 @@
+//! What a node remembers of a bucket's recent changes, so that a genuine
+//! value put back **within** the replay window is refused too.
+//!
+//! The seal ([`crate::seal`]) refuses a value NATS stored more than the
+//! replay window after it was sealed. Within the window, a genuine earlier
+//! value put back by whoever holds the nodes' NATS credentials (a session
+//! signed out a minute ago, an account's previous password hash, an older
+//! placement) still opens. What NATS cannot forge is what this node has
+//! already seen: each node follows every change of each bucket (a watch,
+//! from the last change of each key at start), reads and writes included,
+//! and remembers per key the time sealed with the newest value it saw, or
+//! when it saw the key removed. A value sealed before that is an earlier
+//! one put back, and refused.
+//!
+//! Only the changes of the last two replay windows are kept: a value
+//! sealed before that is refused by its stored time already. They are
+//! kept in the node's home as well, so that a restart does not forget a
+//! sign-out of a minute ago.
+//!
+//! What is left: a node that saw neither the newer value nor the removal
+//! (started after both, with its home lost) believes an earlier value put
+//! back within the window, as before.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// A removal is stamped with NATS's clock, the values before it with the
+/// writers' clocks: this much skew between them is allowed, so that a
+/// value written just before the removal, or just after on a node whose
+/// clock is behind, is not taken for one put back.
+const REMOVAL_TOLERANCE_MS: u64 = 1_000;
+
+/// When the memory is written to the node's home, at most.
+const KEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The newest version of each key of one bucket this node saw lately.
+#[derive(Debug)]
+pub(crate) struct Recent {
+    seen: Mutex<Seen>,
+    window_ms: u64,
+    kept_in: Option<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// Per key, the time sealed with the newest value seen, or when its
+    /// removal was seen (less the tolerance).
+    newest_ms: HashMap<String, u64>,
+    changed_since_kept: bool,
+    /// A removal not yet written: written at once, whatever the time
+    /// since the last write (a sign-out must survive a crash).
+    removal_unkept: bool,
+    kept_at: Option<std::time::Instant>,
+}
+
+impl Recent {
+    /// A memory for a bucket whose values are refused `window_ms` after
+    /// they were sealed, kept in the file `kept_in` (none: in memory only),
+    /// starting from what that file holds.
+    pub(crate) fn open(window_ms: u64, kept_in: Option<PathBuf>) -> Recent {
+        let newest_ms: HashMap<String, u64> = kept_in
+            .as_ref()
+            .and_then(|path| domicile_package::files::read_regular(path, 64 * 1024 * 1024).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let recent = Recent { seen: Mutex::new(Seen { newest_ms, ..Seen::default() }), window_ms, kept_in };
+        recent.forget_old(crate::now_ms());
+        recent
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a value of `key` sealed at `written_ms` is older than one
+    /// this node saw (or than the key's removal): an earlier value put back.
+    pub(crate) fn is_older(&self, key: &str, written_ms: u64) -> bool {
+        self.seen().newest_ms.get(key).is_some_and(|newest| written_ms < *newest)
+    }
+
+    /// Notes a value of `key` sealed at `written_ms`.
+    pub(crate) fn saw(&self, key: &str, written_ms: u64) {
+        if written_ms.saturating_add(self.window_ms.saturating_mul(2)) < crate::now_ms() {
+            return;
+        }
+        let mut seen = self.seen();
+        let newest = seen.newest_ms.entry(key.to_owned()).or_default();
+        if written_ms > *newest {
+            *newest = written_ms;
+            seen.changed_since_kept = true;
+        }
+    }
+
+    /// Notes that `key` was removed, as NATS stored the removal at
+    /// `stored_ms`: every value of it seen before is refused from now on,
+    /// and any other sealed before the removal (within the tolerance).
+    pub(crate) fn saw_removed(&self, key: &str, stored_ms: u64) {
+        let mut seen = self.seen();
+        let removed = stored_ms.saturating_sub(REMOVAL_TOLERANCE_MS);
+        let newest = seen.newest_ms.get(key).map_or(removed, |newest| removed.max(newest + 1));
+        seen.newest_ms.insert(key.to_owned(), newest);
+        seen.changed_since_kept = true;
+        seen.removal_unkept = true;
+    }
+
+    /// The time to seal a new value of `key` with: no earlier than
+    /// `written_ms`, and later than any version of it seen, whatever this
+    /// node's clock says (another node's may be ahead).
+    pub(crate) fn next_ms(&self, key: &str, written_ms: u64) -> u64 {
+        self.seen().newest_ms.get(key).map_or(written_ms, |newest| written_ms.max(newest + 1))
+    }
+
+    fn forget_old(&self, now_ms: u64) {
+        let horizon = now_ms.saturating_sub(self.window_ms.saturating_mul(2));
+        let mut seen = self.seen();
+        let before = seen.newest_ms.len();
+        seen.newest_ms.retain(|_, newest| *newest >= horizon);
+        seen.changed_since_kept |= seen.newest_ms.len() != before;
+    }
+
+    /// Forgets what is too old to matter, and writes the rest to the
+    /// node's home: at once after a removal, else when it changed and was
+    /// not written in the last second.
+    pub(crate) fn keep(&self) {
+        self.forget_old(crate::now_ms());
+        let Some(path) = &self.kept_in else { return };
+        let bytes = {
+            let mut seen = self.seen();
+            let lately = seen.kept_at.is_some_and(|at| at.elapsed() < KEEP_EVERY);
+            if !seen.changed_since_kept || (lately && !seen.removal_unkept) {
+                return;
+            }
+            seen.changed_since_kept = false;
+            seen.removal_unkept = false;
+            seen.kept_at = Some(std::time::Instant::now());
+            serde_json::to_vec(&seen.newest_ms).expect("a map of strings to numbers serialises")
+        };
+        let temporary = path.with_extension("writing");
+        if let Err(e) = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path)) {
+            tracing::warn!(error = %e, "cannot keep the recent changes of a bucket seen");
+        }
+    }
+
+    /// Whether there is something [`Self::keep`] has not written yet.
+    #[cfg(test)]
+    fn unkept(&self) -> bool {
+        self.kept_in.is_some() && self.seen().changed_since_kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW_MS: u64 = 300_000;
+
+    #[test]
+    fn an_older_value_than_one_seen_or_than_a_removal_is_told_apart() {
+        let recent = Recent::open(WINDOW_MS, None);
+        let now = crate::now_ms();
+        assert!(!recent.is_older("k", now - 10_000), "nothing seen yet");
+        recent.saw("k", now - 5_000);
+        assert!(recent.is_older("k", now - 10_000));
+        assert!(!recent.is_older("k", now - 5_000), "the newest itself");
+        recent.saw("k", now - 8_000);
+        assert!(recent.is_older("k", now - 6_000), "an older one seen later changes nothing");
+
+        recent.saw_removed("s", now);
+        assert!(recent.is_older("s", now - 60_000), "a session signed out a minute ago");
+        assert!(!recent.is_older("s", now - 500), "within the clocks' tolerance");
+        recent.saw("t", now - 200);
+        recent.saw_removed("t", now);
+        assert!(recent.is_older("t", now - 200), "a value seen is refused once removed, however recent");
+        assert!(recent.next_ms("s", now - 10_000) > now - REMOVAL_TOLERANCE_MS);
+        assert_eq!(recent.next_ms("other", 42), 42);
+    }
+
+    #[test]
+    fn what_is_too_old_to_matter_is_forgotten_and_the_rest_kept_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seen-domicile-sessions.json");
+        let recent = Recent::open(WINDOW_MS, Some(path.clone()));
+        let now = crate::now_ms();
+        recent.saw_removed("signed-out", now);
+        recent.saw("ancient", now - 3 * WINDOW_MS);
+        assert!(!recent.is_older("ancient", 0), "beyond two windows: the stored time refuses it");
+        assert!(recent.unkept());
+        recent.keep();
+        assert!(!recent.unkept());
+        let again = Recent::open(WINDOW_MS, Some(path.clone()));
+        assert!(again.is_older("signed-out", now - 60_000));
+
+        std::fs::write(&path, b"not json").unwrap();
+        assert!(!Recent::open(WINDOW_MS, Some(path)).is_older("signed-out", 0), "a damaged file is not believed");
+    }
+}
