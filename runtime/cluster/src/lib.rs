@@ -24,7 +24,8 @@
 //!   (argon2 password hash, API token hashes; never a secret), so that a
 //!   node taking a resident over can sign them in.
 //! - Residents' logs of committed writes, and snapshots of their spaces:
-//!   see [`SpaceLogs`].
+//!   see [`SpaceLogs`]; `domicile-log-ends`: where each one ends, as its
+//!   holder reports it (see `log_ends`).
 //! - `domicile-trust`: the trust store and the catalogues, the same for
 //!   every node: see [`shared`](crate::shared).
 //! - `domicile-moves`: the moves of residents from node to node under
@@ -46,6 +47,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 mod access;
 mod bucket;
 mod log;
+mod log_ends;
 pub mod moves;
 mod names;
 mod newest;
@@ -320,6 +322,7 @@ impl Cluster {
         let state_dir = options.state_dir.as_deref();
         let bucket = |config: kv::Config| bucket(&js, config, &seal, state_dir);
         let operator = bucket(config(OPERATOR, 1, Duration::ZERO)).await?;
+        let ends = log_ends::LogEnds::new(bucket(config(log_ends::LOG_ENDS, 1, Duration::ZERO)).await?);
         // An earlier version kept the nodes' shared secret there, in clear.
         for legacy in LEGACY_OPERATOR_KEYS {
             let _ = operator.kv.purge(legacy).await;
@@ -336,7 +339,7 @@ impl Cluster {
                 newest_trust: newest::Newest::open(options.state_dir.as_ref().map(|d| d.join("trust-seen.json"))),
                 files: object_store(&js, shared::CATALOGUE_FILES, replicas).await?,
             },
-            logs: Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas, seal.clone()).await?),
+            logs: Arc::new(SpaceLogs::open(&js, options.node.clone(), replicas, seal.clone(), ends).await?),
             newest_operator: newest::Newest::open(options.state_dir.as_ref().map(|d| d.join("operator-seen.json"))),
             operator,
             seal,
@@ -344,7 +347,8 @@ impl Cluster {
             options,
             following: Arc::new(Following(Vec::new())),
         };
-        let following = cluster.buckets().iter().map(|bucket| bucket.follow_changes()).collect();
+        let mut following: Vec<_> = cluster.buckets().iter().map(|bucket| bucket.follow_changes()).collect();
+        following.push(log_ends::LogEnds::report_continually(cluster.logs.ends().clone()));
         cluster.following = Arc::new(Following(following));
         cluster.encrypt_what_is_in_clear().await?;
         Ok(cluster)
@@ -364,7 +368,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn buckets(&self) -> [&Bucket; 8] {
+    fn buckets(&self) -> [&Bucket; 9] {
         [
             &self.operator,
             &self.nodes,
@@ -374,6 +378,7 @@ impl Cluster {
             &self.accounts,
             &self.moves,
             &self.shared.kv,
+            self.logs.ends().bucket(),
         ]
     }
 

@@ -38,7 +38,9 @@
 //!   written, and one that NATS stored more than the replay window after
 //!   that time is refused as a replay, as a bucket's value is
 //!   ([`crate::seal`]): a log put back that way has no snapshot a rebuild
-//!   believes, and the rebuild is refused rather than made from it.
+//!   believes, and the rebuild is refused rather than made from it. Within
+//!   the window, a rebuild refuses a log that does not reach the message
+//!   its holder last reported as its end ([`crate::log_ends`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -51,6 +53,7 @@ use bytes::Bytes;
 use domicile_store::{ResidentName, Shipper};
 use tokio::io::AsyncReadExt;
 
+use crate::log_ends::{LogEnd, LogEnds};
 use crate::seal::Seal;
 use crate::{nats, refuse, ClusterError, NodeName, Result};
 
@@ -121,6 +124,8 @@ struct Scanned {
     through: u64,
     /// The MAC of the last message that verified, if any did.
     head: Option<[u8; 32]>,
+    /// The MACs of the messages that verified and are in the chain.
+    chain: Vec<[u8; 32]>,
 }
 
 /// What this node shipped to the residents' logs since it started.
@@ -174,6 +179,12 @@ pub struct SpaceLogs {
     fenced: AtomicBool,
     shipped: ShippedCounters,
     seal: std::sync::Arc<Seal>,
+    /// Where the logs end, as their holders report it.
+    ends: std::sync::Arc<LogEnds>,
+    /// The residents this node holds whose log it found cut back and put
+    /// back: their writes go on after it, but no rebuild believes the log
+    /// until the holder ships a snapshot.
+    tampered: Mutex<std::collections::BTreeSet<ResidentName>>,
 }
 
 impl SpaceLogs {
@@ -182,6 +193,7 @@ impl SpaceLogs {
         node: NodeName,
         replicas: usize,
         seal: std::sync::Arc<Seal>,
+        ends: LogEnds,
     ) -> Result<SpaceLogs> {
         let config = stream::Config {
             name: STREAM.into(),
@@ -205,7 +217,24 @@ impl SpaceLogs {
             fenced: AtomicBool::new(false),
             shipped: ShippedCounters::default(),
             seal,
+            ends: std::sync::Arc::new(ends),
+            tampered: Mutex::default(),
         })
+    }
+
+    fn tampered(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<ResidentName>> {
+        self.tampered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The residents whose log this node found cut back and put back since
+    /// the last call: the holder ships a snapshot of each, from which a
+    /// rebuild starts again.
+    pub fn take_tampered(&self) -> Vec<ResidentName> {
+        std::mem::take(&mut *self.tampered()).into_iter().collect()
+    }
+
+    pub(crate) fn ends(&self) -> &std::sync::Arc<LogEnds> {
+        &self.ends
     }
 
     fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<ResidentName, Option<u64>>> {
@@ -314,6 +343,7 @@ impl SpaceLogs {
     pub async fn forget(&self, resident: &ResidentName) -> Result<()> {
         self.positions().remove(resident);
         self.heads().remove(resident);
+        self.ends.forget(resident).await?;
         self.stream.purge().filter(subject(resident)).await.map_err(|e| nats("delete a resident's log", e))?;
         self.forget_objects(resident).await;
         Ok(())
@@ -355,7 +385,8 @@ impl SpaceLogs {
         // The chain is checked from what this node verified through
         // `position`, when it did (a copy it made).
         let after = if position == 0 { None } else { self.head_at(resident, position) };
-        let Scanned { snapshot, records, through, head } = self.scan(resident, position + 1, after).await?;
+        let Scanned { snapshot, records, through, head, chain } = self.scan(resident, position + 1, after).await?;
+        self.check_reaches_reported_end(resident, position, &chain).await?;
         let mut in_clear = false;
         let snapshot = match snapshot {
             Some(headers) => Some(self.content(resident, &headers, Bytes::new(), &mut in_clear).await?),
@@ -373,6 +404,25 @@ impl SpaceLogs {
         Ok((whole, LogTail { snapshot: snapshot.unwrap_or_default(), records: bytes, through, in_clear }))
     }
 
+    /// Refuses a log read after `position` whose chain does not reach the
+    /// message its holder last reported as its end: cut back, and put
+    /// back (within the replay window, or it would not verify).
+    async fn check_reaches_reported_end(
+        &self,
+        resident: &ResidentName,
+        position: u64,
+        chain: &[[u8; 32]],
+    ) -> Result<()> {
+        let Some(end) = self.ends.reported(resident).await? else { return Ok(()) };
+        if (position > 0 && end.position <= position) || chain.contains(&end.mac) {
+            return Ok(());
+        }
+        Err(refuse(
+            &subject(resident),
+            "the log ends before the message its holder last reported as its end: cut back and put back, or a write is missing; the resident's space is not rebuilt from it (restore it from an export, or wait for its holder)",
+        ))
+    }
+
     /// The messages of a resident's log from `first` on that verify; those
     /// that do not are skipped (refused, counted and logged). Each one's
     /// predecessor must be the one before it that verified (from `after`,
@@ -385,6 +435,7 @@ impl SpaceLogs {
         let mut records: Vec<(HeaderMap, Bytes)> = Vec::new();
         let mut through = 0;
         let mut head = after;
+        let mut chain = Vec::new();
         // Once a message says when it was written, every later one does: a
         // message without it after one with it is the previous version's,
         // put back.
@@ -423,6 +474,7 @@ impl SpaceLogs {
                 }
             }
             head = Some(mac);
+            chain.push(mac);
             if let Some(object) = message.headers.get(OBJECT) {
                 self.name_object(resident, object.as_str());
             }
@@ -435,7 +487,7 @@ impl SpaceLogs {
                 Kind::Claim => {}
             }
         }
-        Ok(Scanned { snapshot, records, through, head })
+        Ok(Scanned { snapshot, records, through, head, chain })
     }
 
     /// The MAC of a message of `resident`'s log, over its subject, kind,
@@ -555,7 +607,8 @@ impl SpaceLogs {
         }
         headers.insert(SHA256, sha256_hex(stored).as_str());
         headers.insert(CIPHER, CIPHER_V1);
-        headers.insert(PREV, hex::encode(self.head(resident, expected).await?).as_str());
+        let prev = self.head(resident, expected).await?;
+        headers.insert(PREV, hex::encode(prev).as_str());
         headers.insert(WRITTEN, crate::now_ms().to_string().as_str());
         let mac = self.mac(resident, &headers);
         headers.insert(MAC, hex::encode(mac).as_str());
@@ -569,15 +622,30 @@ impl SpaceLogs {
             match ack.await {
                 Ok(ack) => {
                     self.heads().insert(resident.clone(), (ack.sequence, mac));
+                    self.ends.wrote(resident, LogEnd { position: ack.sequence, mac });
                     return Ok(ack.sequence);
                 }
                 Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                     // Another node took the resident over (its messages
-                    // verify), or someone else wrote on the subject.
+                    // verify and continue the chain from this node's last),
+                    // or someone else wrote on the subject: messages that
+                    // do not verify, or genuine ones that do not continue
+                    // the chain (the log cut back and put back).
                     let last = self.last_position(resident).await?;
-                    if last > after && self.scan(resident, after + 1, None).await?.head.is_none() {
-                        after = last;
-                        continue;
+                    if last > after {
+                        match self.scan(resident, after + 1, Some(prev)).await {
+                            Ok(scanned) if scanned.chain.is_empty() => {
+                                after = last;
+                                continue;
+                            }
+                            Err(ClusterError::Corrupt { .. }) => {
+                                self.tampered().insert(resident.clone());
+                                after = last;
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => return Err(e),
+                        }
                     }
                     self.stop_writing(resident);
                     self.fenced.store(true, Ordering::SeqCst);
@@ -642,7 +710,18 @@ impl SpaceLogs {
         };
         self.write_from(resident, position);
         if kind == Kind::Snapshot {
-            self.forget_before(resident, position, object.as_deref().unwrap_or_default()).await;
+            // Reported before what it replaces is purged: a report lagging
+            // behind would name a message no longer there.
+            let reported = match self.head_at(resident, position) {
+                Some(mac) => self.ends.report(resident, LogEnd { position, mac }).await,
+                None => Err(nats("report where a resident's log ends", "its snapshot's MAC is not known")),
+            };
+            match reported {
+                Ok(()) => self.forget_before(resident, position, object.as_deref().unwrap_or_default()).await,
+                Err(e) => {
+                    tracing::warn!(%resident, error = %e, "the log before a snapshot is kept: its end could not be reported")
+                }
+            }
         }
         Ok(position)
     }

@@ -8,7 +8,7 @@
 use crate::{log, moves, shared};
 
 /// domicile's key-value buckets and object stores.
-pub(crate) const BUCKETS: [&str; 8] = [
+pub(crate) const BUCKETS: [&str; 9] = [
     crate::NODES,
     crate::PLACEMENT,
     crate::SESSIONS,
@@ -17,6 +17,7 @@ pub(crate) const BUCKETS: [&str; 8] = [
     crate::ACCOUNTS,
     moves::MOVES,
     shared::SHARED,
+    crate::log_ends::LOG_ENDS,
 ];
 const OBJECT_STORES: [&str; 2] = [shared::CATALOGUE_FILES, log::OBJECTS];
 

@@ -9,8 +9,12 @@
 //! already seen: each node follows every change of each bucket (a watch,
 //! from the last change of each key at start), reads and writes included,
 //! and remembers per key the time sealed with the newest value it saw, or
-//! when it saw the key removed. A value sealed before that is an earlier
-//! one put back, and refused.
+//! when it saw the key removed, and the revision NATS gave it. A value
+//! sealed before that but stored after it (a later revision: NATS numbers
+//! what it stores, and no client can choose the number) is an earlier one
+//! put back, and refused. One stored before it is merely out of date (a
+//! watch delivering the changes in order, behind a direct read): it is
+//! not a replay.
 //!
 //! Only the changes of the last two replay windows are kept: a value
 //! sealed before that is refused by its stored time already. They are
@@ -24,6 +28,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
 
 /// A removal is stamped with NATS's clock, the values before it with the
 /// writers' clocks: this much skew between them is allowed, so that a
@@ -42,11 +48,19 @@ pub(crate) struct Recent {
     kept_in: Option<PathBuf>,
 }
 
+/// The newest version of a key seen.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+struct Version {
+    /// When its value was sealed, or when its removal was seen (less the
+    /// tolerance).
+    sealed_ms: u64,
+    /// The revision NATS gave it (or the value it removed), as far as seen.
+    revision: u64,
+}
+
 #[derive(Debug, Default)]
 struct Seen {
-    /// Per key, the time sealed with the newest value seen, or when its
-    /// removal was seen (less the tolerance).
-    newest_ms: HashMap<String, u64>,
+    newest: HashMap<String, Version>,
     changed_since_kept: bool,
     /// A removal not yet written: written at once, whatever the time
     /// since the last write (a sign-out must survive a crash).
@@ -59,12 +73,12 @@ impl Recent {
     /// they were sealed, kept in the file `kept_in` (none: in memory only),
     /// starting from what that file holds.
     pub(crate) fn open(window_ms: u64, kept_in: Option<PathBuf>) -> Recent {
-        let newest_ms: HashMap<String, u64> = kept_in
+        let newest: HashMap<String, Version> = kept_in
             .as_ref()
             .and_then(|path| domicile_package::files::read_regular(path, 64 * 1024 * 1024).ok())
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        let recent = Recent { seen: Mutex::new(Seen { newest_ms, ..Seen::default() }), window_ms, kept_in };
+        let recent = Recent { seen: Mutex::new(Seen { newest, ..Seen::default() }), window_ms, kept_in };
         recent.forget_old(crate::now_ms());
         recent
     }
@@ -73,33 +87,39 @@ impl Recent {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a value of `key` sealed at `written_ms` is older than one
-    /// this node saw (or than the key's removal): an earlier value put back.
-    pub(crate) fn is_older(&self, key: &str, written_ms: u64) -> bool {
-        self.seen().newest_ms.get(key).is_some_and(|newest| written_ms < *newest)
+    /// Whether a value of `key` sealed at `written_ms`, stored by NATS as
+    /// `revision`, was sealed before a version this node saw (or the key's
+    /// removal) yet stored after it: an earlier value put back.
+    pub(crate) fn is_put_back(&self, key: &str, written_ms: u64, revision: u64) -> bool {
+        self.seen().newest.get(key).is_some_and(|newest| written_ms < newest.sealed_ms && revision > newest.revision)
     }
 
-    /// Notes a value of `key` sealed at `written_ms`.
-    pub(crate) fn saw(&self, key: &str, written_ms: u64) {
+    /// Notes a value of `key` sealed at `written_ms`, stored as `revision`.
+    /// One sealed before the newest seen changes nothing: out of date, or
+    /// put back (a watch may deliver one put back before a read refuses it).
+    pub(crate) fn saw(&self, key: &str, written_ms: u64, revision: u64) {
         if written_ms.saturating_add(self.window_ms.saturating_mul(2)) < crate::now_ms() {
             return;
         }
         let mut seen = self.seen();
-        let newest = seen.newest_ms.entry(key.to_owned()).or_default();
-        if written_ms > *newest {
-            *newest = written_ms;
-            seen.changed_since_kept = true;
+        let newest = seen.newest.entry(key.to_owned()).or_default();
+        if written_ms < newest.sealed_ms || (written_ms == newest.sealed_ms && revision <= newest.revision) {
+            return;
         }
+        *newest = Version { sealed_ms: written_ms, revision: revision.max(newest.revision) };
+        seen.changed_since_kept = true;
     }
 
     /// Notes that `key` was removed, as NATS stored the removal at
-    /// `stored_ms`: every value of it seen before is refused from now on,
-    /// and any other sealed before the removal (within the tolerance).
-    pub(crate) fn saw_removed(&self, key: &str, stored_ms: u64) {
+    /// `stored_ms` (as `revision`, when known): every value of it seen
+    /// before is refused from now on, and any other sealed before the
+    /// removal (within the tolerance).
+    pub(crate) fn saw_removed(&self, key: &str, stored_ms: u64, revision: Option<u64>) {
         let mut seen = self.seen();
         let removed = stored_ms.saturating_sub(REMOVAL_TOLERANCE_MS);
-        let newest = seen.newest_ms.get(key).map_or(removed, |newest| removed.max(newest + 1));
-        seen.newest_ms.insert(key.to_owned(), newest);
+        let newest = seen.newest.entry(key.to_owned()).or_default();
+        newest.sealed_ms = removed.max(newest.sealed_ms + 1);
+        newest.revision = newest.revision.max(revision.unwrap_or_default());
         seen.changed_since_kept = true;
         seen.removal_unkept = true;
     }
@@ -108,15 +128,15 @@ impl Recent {
     /// `written_ms`, and later than any version of it seen, whatever this
     /// node's clock says (another node's may be ahead).
     pub(crate) fn next_ms(&self, key: &str, written_ms: u64) -> u64 {
-        self.seen().newest_ms.get(key).map_or(written_ms, |newest| written_ms.max(newest + 1))
+        self.seen().newest.get(key).map_or(written_ms, |newest| written_ms.max(newest.sealed_ms + 1))
     }
 
     fn forget_old(&self, now_ms: u64) {
         let horizon = now_ms.saturating_sub(self.window_ms.saturating_mul(2));
         let mut seen = self.seen();
-        let before = seen.newest_ms.len();
-        seen.newest_ms.retain(|_, newest| *newest >= horizon);
-        seen.changed_since_kept |= seen.newest_ms.len() != before;
+        let before = seen.newest.len();
+        seen.newest.retain(|_, newest| newest.sealed_ms >= horizon);
+        seen.changed_since_kept |= seen.newest.len() != before;
     }
 
     /// Forgets what is too old to matter, and writes the rest to the
@@ -134,7 +154,7 @@ impl Recent {
             seen.changed_since_kept = false;
             seen.removal_unkept = false;
             seen.kept_at = Some(std::time::Instant::now());
-            serde_json::to_vec(&seen.newest_ms).expect("a map of strings to numbers serialises")
+            serde_json::to_vec(&seen.newest).expect("a map of strings to numbers serialises")
         };
         let temporary = path.with_extension("writing");
         if let Err(e) = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path)) {
@@ -156,22 +176,25 @@ mod tests {
     const WINDOW_MS: u64 = 300_000;
 
     #[test]
-    fn an_older_value_than_one_seen_or_than_a_removal_is_told_apart() {
+    fn an_older_value_stored_after_one_seen_or_after_a_removal_is_told_apart() {
         let recent = Recent::open(WINDOW_MS, None);
         let now = crate::now_ms();
-        assert!(!recent.is_older("k", now - 10_000), "nothing seen yet");
-        recent.saw("k", now - 5_000);
-        assert!(recent.is_older("k", now - 10_000));
-        assert!(!recent.is_older("k", now - 5_000), "the newest itself");
-        recent.saw("k", now - 8_000);
-        assert!(recent.is_older("k", now - 6_000), "an older one seen later changes nothing");
+        assert!(!recent.is_put_back("k", now - 10_000, 9), "nothing seen yet");
+        recent.saw("k", now - 5_000, 4);
+        assert!(recent.is_put_back("k", now - 10_000, 9), "sealed before, stored after");
+        assert!(!recent.is_put_back("k", now - 10_000, 3), "stored before: out of date, not put back");
+        assert!(!recent.is_put_back("k", now - 5_000, 9), "the newest itself");
+        recent.saw("k", now - 8_000, 2);
+        assert!(recent.is_put_back("k", now - 6_000, 5), "an older one seen later changes nothing");
+        recent.saw("k", now - 10_000, 9);
+        assert!(recent.is_put_back("k", now - 10_000, 9), "nor one put back, seen before it is read");
 
-        recent.saw_removed("s", now);
-        assert!(recent.is_older("s", now - 60_000), "a session signed out a minute ago");
-        assert!(!recent.is_older("s", now - 500), "within the clocks' tolerance");
-        recent.saw("t", now - 200);
-        recent.saw_removed("t", now);
-        assert!(recent.is_older("t", now - 200), "a value seen is refused once removed, however recent");
+        recent.saw_removed("s", now, Some(7));
+        assert!(recent.is_put_back("s", now - 60_000, 8), "a session signed out a minute ago");
+        assert!(!recent.is_put_back("s", now - 500, 8), "within the clocks' tolerance");
+        recent.saw("t", now - 200, 3);
+        recent.saw_removed("t", now, None);
+        assert!(recent.is_put_back("t", now - 200, 5), "a value seen is refused once removed, however recent");
         assert!(recent.next_ms("s", now - 10_000) > now - REMOVAL_TOLERANCE_MS);
         assert_eq!(recent.next_ms("other", 42), 42);
     }
@@ -182,16 +205,16 @@ mod tests {
         let path = dir.path().join("seen-domicile-sessions.json");
         let recent = Recent::open(WINDOW_MS, Some(path.clone()));
         let now = crate::now_ms();
-        recent.saw_removed("signed-out", now);
-        recent.saw("ancient", now - 3 * WINDOW_MS);
-        assert!(!recent.is_older("ancient", 0), "beyond two windows: the stored time refuses it");
+        recent.saw_removed("signed-out", now, Some(3));
+        recent.saw("ancient", now - 3 * WINDOW_MS, 1);
+        assert!(!recent.is_put_back("ancient", 0, 9), "beyond two windows: the stored time refuses it");
         assert!(recent.unkept());
         recent.keep();
         assert!(!recent.unkept());
         let again = Recent::open(WINDOW_MS, Some(path.clone()));
-        assert!(again.is_older("signed-out", now - 60_000));
+        assert!(again.is_put_back("signed-out", now - 60_000, 4));
 
         std::fs::write(&path, b"not json").unwrap();
-        assert!(!Recent::open(WINDOW_MS, Some(path)).is_older("signed-out", 0), "a damaged file is not believed");
+        assert!(!Recent::open(WINDOW_MS, Some(path)).is_put_back("signed-out", 0, 9), "a damaged file is not believed");
     }
 }

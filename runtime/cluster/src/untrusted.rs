@@ -11,7 +11,7 @@ use domicile_store::ResidentName;
 
 /// The buckets whose entries a node decodes, in the order the fuzz target
 /// picks them by its input's first byte.
-pub const BUCKETS: [&str; 8] = crate::permissions::BUCKETS;
+pub const BUCKETS: [&str; 9] = crate::permissions::BUCKETS;
 
 /// `value`, sealed with `key` for `entry` of `bucket`, as a node writes it.
 pub fn seal_entry(key: &ClusterKey, bucket: &str, entry: &str, value: &[u8]) -> Vec<u8> {
@@ -55,6 +55,10 @@ pub fn open_entry(key: &ClusterKey, bucket: &str, entry: &str, sealed: &[u8]) ->
             let listed: Vec<shared::SharedCatalogue> = serde_json::from_slice(value).map_err(|e| e.to_string())?;
             let checked = listed.iter().filter(|c| c.check().is_ok()).count();
             Ok(format!("{checked} of {} catalogues", listed.len()))
+        }
+        crate::log_ends::LOG_ENDS => {
+            let end = crate::log_ends::LogEnd::decode(value)?;
+            Ok(format!("log ends at {}", end.position))
         }
         // The operator's keyed hash and the accounts' records are bytes
         // compared or handed to the accounts as they are.

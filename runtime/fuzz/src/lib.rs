@@ -407,6 +407,7 @@ pub fn cluster_entry() -> Target {
             json!([{ "name": "domicile sample catalogue", "index_sha256": "ab".repeat(32),
                      "files": ["index.json", "index.sig", "packages/budget-0.2.1.dpkg"] }]),
         ),
+        (8, json!({ "position": 42, "mac": "ab".repeat(32) })),
     ];
     let seeds: Vec<Vec<u8>> = seeds
         .iter()
@@ -430,6 +431,8 @@ pub fn cluster_entry() -> Target {
         "\"resident\":",
         "\"index_sha256\":",
         "\"files\":",
+        "\"position\":",
+        "\"mac\":",
         "\"state\":",
         "http://",
         "https://",

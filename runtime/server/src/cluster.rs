@@ -441,6 +441,12 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
         if node.cluster.logs().was_fenced() {
             node.look_again();
         }
+        for resident in node.cluster.logs().take_tampered() {
+            tracing::warn!(%resident, "the resident's log was cut back and put back in NATS: shipping a snapshot of this node's copy, from which a rebuild starts again");
+            if let Err(e) = ship_snapshot(&state, &resident).await {
+                tracing::warn!(%resident, error = %e, "cannot ship a snapshot over a log that was tampered with");
+            }
+        }
         // A node judges others gone only after a whole lease of its own
         // heartbeats: when NATS restarts, or the network parts for a while,
         // every node misses its heartbeats, and the first back must not
