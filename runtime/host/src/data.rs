@@ -1,4 +1,5 @@
-//! Host side of the `data`, `log` and `clock` interfaces.
+//! Host side of the `data` interface: the resident's documents, as the
+//! app's grants let it see them.
 //!
 //! Every data call is checked against the app's grants, read fresh from the
 //! store so that a revocation takes effect at the app's next call, and is
@@ -6,19 +7,49 @@
 //! projected onto the fields the manifest declared and the resident granted,
 //! in the host: the app never receives the other fields.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use domicile_manifest::{Access, Doctype, FieldName, Grants};
 use domicile_store::{
-    AuditEntry, Author, Change, DocId, Document, FieldPath, Operation, Outcome, Query, Selector, Sort, Staged,
-    StoreError,
+    Author, Change, DocId, Document, FieldPath, Import, Operation, Outcome, Query, Selector, Sort, Staged, StoreError,
 };
 use serde_json::Value;
-use wasmtime::component::Resource;
+use wasmtime::component::{Linker, Resource, ResourceTable};
 
-use crate::bindings::{clock, data, log, types};
+use crate::bindings::{data, types};
 use crate::cursor::CursorState;
-use crate::sandbox::{Invocation, Writes};
+use crate::shared::{reply, Refusal, Reply, Shared};
+
+/// Where an invocation's writes go: the data capability's state.
+pub(crate) enum Writes {
+    /// Services: each write is committed and flushed before the call returns.
+    Durable,
+    /// Importers: writes are staged (on disk, not in memory) and committed
+    /// together when the import succeeds, so a failed import leaves the
+    /// store as it was.
+    Staged { import: Box<Import>, counts: BTreeMap<(Doctype, Operation), u64>, progress: Arc<crate::ImportProgress> },
+}
+
+/// The data capability, as the `data` interface sees it: its writes, the
+/// resource table its cursors live in, and what every capability shares.
+pub(crate) struct DataView<'a> {
+    pub(crate) writes: &'a mut Writes,
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) shared: &'a mut Shared,
+}
+
+crate::shared::served_by!(DataCapability, DataView);
+
+/// Links `data` (and the `types` it uses), each call reaching the state
+/// `view` gives.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> DataView<'_>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, DataCapability>(linker, view)?;
+    data::add_to_linker::<T, DataCapability>(linker, view)
+}
 
 /// Largest batch one `cursor.next` returns, whatever the app asks.
 pub const MAX_BATCH: u32 = 1000;
@@ -44,78 +75,11 @@ impl Allowed {
     }
 }
 
-pub(crate) type Reply<T> = wasmtime::Result<Result<T, types::Error>>;
-
-/// Why a host call did not succeed: because of the app (it receives a WIT
-/// error and carries on) or because of the host (storage failure: a trap).
-#[derive(Debug)]
-pub(crate) enum Refusal {
-    App(types::Error),
-    Host(wasmtime::Error),
-}
-
-impl From<types::Error> for Refusal {
-    fn from(e: types::Error) -> Self {
-        Refusal::App(e)
-    }
-}
-
-impl From<wasmtime::Error> for Refusal {
-    fn from(e: wasmtime::Error) -> Self {
-        Refusal::Host(e)
-    }
-}
-
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(m) => Refusal::App(types::Error::NotFound(m)),
-            StoreError::Invalid(m) => Refusal::App(types::Error::Invalid(m)),
-            StoreError::Limit(m) => Refusal::App(types::Error::Limit(m)),
-            other => Refusal::Host(wasmtime::Error::msg(format!("storage failure: {other}"))),
-        }
-    }
-}
-
-/// The shape bindgen wants: app errors inside, host errors outside.
-pub(crate) fn reply<T>(result: Result<T, Refusal>) -> Reply<T> {
-    match result {
-        Ok(value) => Ok(Ok(value)),
-        Err(Refusal::App(e)) => Ok(Err(e)),
-        Err(Refusal::Host(e)) => Err(e),
-    }
-}
-
-impl Invocation {
-    pub(crate) fn audit_entry(
-        &self,
-        operation: Operation,
-        doctype: &str,
-        documents: u64,
-        outcome: Outcome,
-    ) -> AuditEntry {
-        AuditEntry {
-            seq: 0,
-            at_ms: self.clock.now_ms(),
-            app: self.app.manifest.id.clone(),
-            app_version: self.app.manifest.version.to_string(),
-            operation,
-            doctype: doctype.chars().take(200).collect(),
-            documents,
-            outcome,
-            destination: None,
-            hash: String::new(),
-        }
-    }
-
-    pub(crate) fn author(&self) -> Author {
-        Author::App { id: self.app.manifest.id.to_string(), version: self.app.manifest.version.to_string() }
-    }
-
+impl DataView<'_> {
     /// Records a refused access, and returns the refusal for the app.
-    fn deny(&self, operation: Operation, doctype: &str, reason: String) -> Refusal {
-        let entry = self.audit_entry(operation, doctype, 0, Outcome::Denied);
-        match self.record_audit(&[entry]) {
+    fn deny(&mut self, operation: Operation, doctype: &str, reason: String) -> Refusal {
+        let entry = self.shared.audit_entry(operation, doctype, 0, Outcome::Denied);
+        match self.shared.record_audit(&[entry]) {
             Ok(()) => Refusal::App(types::Error::Denied(reason)),
             Err(e) => e.into(),
         }
@@ -123,16 +87,16 @@ impl Invocation {
 
     /// Checks one access against the current grants; a denial is audited.
     /// Returns the doctype and, for reads, the fields the app may see now.
-    fn authorize(&self, operation: Operation, doctype: &str, access: Access) -> Result<Allowed, Refusal> {
+    fn authorize(&mut self, operation: Operation, doctype: &str, access: Access) -> Result<Allowed, Refusal> {
         let doctype_name = doctype;
         let doctype: Doctype = match doctype.parse() {
             Ok(d) => d,
             Err(e) => {
-                self.record_audit(&[self.audit_entry(operation, doctype_name, 0, Outcome::Denied)])?;
+                self.shared.record_audit(&[self.shared.audit_entry(operation, doctype_name, 0, Outcome::Denied)])?;
                 return Err(types::Error::Invalid(format!("{e}")).into());
             }
         };
-        let current = match self.space.app_now(&self.app.manifest.id) {
+        let current = match self.shared.space.app_now(&self.shared.app.manifest.id) {
             Ok(app) => Some(app),
             // Uninstalled while running: nothing is granted any more.
             Err(StoreError::UnknownApp(_)) => None,
@@ -141,11 +105,11 @@ impl Invocation {
         let no_grants = Grants::default();
         let grants = current.as_ref().map_or(&no_grants, |app| &app.grants);
         if grants.allows(&doctype, access) {
-            let fields = grants.readable_fields(&self.app.manifest, &doctype);
+            let fields = grants.readable_fields(&self.shared.app.manifest, &doctype);
             return Ok(Allowed { doctype, fields });
         }
-        let app = &self.app.manifest.id;
-        let reason = if self.app.manifest.permission(&doctype).is_some_and(|p| p.access.contains(access)) {
+        let app = &self.shared.app.manifest.id;
+        let reason = if self.shared.app.manifest.permission(&doctype).is_some_and(|p| p.access.contains(access)) {
             format!(
                 "{access} access to `{doctype}` is not granted by the resident: they may grant it with `domicile grant {app} {doctype}:{access}`"
             )
@@ -159,15 +123,19 @@ impl Invocation {
 
     /// Matching or ordering on a field the app may not read would leak it,
     /// one comparison at a time: such a query is denied (and audited).
-    fn ensure_readable<'f>(&self, allowed: &Allowed, mut used: impl Iterator<Item = &'f str>) -> Result<(), Refusal> {
+    fn ensure_readable<'f>(
+        &mut self,
+        allowed: &Allowed,
+        mut used: impl Iterator<Item = &'f str>,
+    ) -> Result<(), Refusal> {
         let Some(fields) = &allowed.fields else { return Ok(()) };
         if let Some(hidden) = used.find(|f| !fields.iter().any(|v| v.as_str() == *f)) {
             let doctype = &allowed.doctype;
-            let declared = self.app.manifest.permission(doctype).and_then(|p| p.fields.as_ref());
+            let declared = self.shared.app.manifest.permission(doctype).and_then(|p| p.fields.as_ref());
             let fix = if declared.is_none_or(|declared| declared.iter().any(|d| d.as_str() == hidden)) {
                 format!(
                     "the resident did not grant it; they may with `domicile grant {} {doctype}:read:{hidden}`",
-                    self.app.manifest.id
+                    self.shared.app.manifest.id
                 )
             } else {
                 format!(
@@ -182,10 +150,10 @@ impl Invocation {
 
     /// Applies one write: durably now (services) or staged (importers).
     fn write(&mut self, operation: Operation, change: Change, doctype: &Doctype) -> Result<(), Refusal> {
-        match &mut self.writes {
+        match &mut *self.writes {
             Writes::Durable => {
-                let audit = self.audit_entry(operation, doctype.as_str(), 1, Outcome::Allowed);
-                self.space.commit(&[change], &self.author(), self.clock.now_ms(), &[audit])?;
+                let audit = self.shared.audit_entry(operation, doctype.as_str(), 1, Outcome::Allowed);
+                self.shared.space.commit(&[change], &self.shared.author(), self.shared.clock.now_ms(), &[audit])?;
             }
             Writes::Staged { import, counts, progress } => {
                 // Checked now, so the app learns which document is invalid; not again at commit.
@@ -199,15 +167,15 @@ impl Invocation {
 
     /// A document as this invocation sees it: its own staged writes first.
     fn read(&self, doctype: &Doctype, id: &DocId) -> Result<Option<Document>, StoreError> {
-        if let Writes::Staged { import, .. } = &self.writes {
+        if let Writes::Staged { import, .. } = &*self.writes {
             if let Some(staged) = import.staged(doctype, id)? {
                 return match staged {
                     Staged::Put(body) => {
-                        let mut doc = self.space.get(doctype, id)?.unwrap_or_else(|| Document {
+                        let mut doc = self.shared.space.get(doctype, id)?.unwrap_or_else(|| Document {
                             doctype: doctype.clone(),
                             id: id.clone(),
                             body: Value::Null,
-                            meta: staged_meta(self.author(), self.clock.now_ms()),
+                            meta: staged_meta(self.shared.author(), self.shared.clock.now_ms()),
                         });
                         doc.body = body;
                         Ok(Some(doc))
@@ -216,7 +184,7 @@ impl Invocation {
                 };
             }
         }
-        self.space.get(doctype, id)
+        self.shared.space.get(doctype, id)
     }
 
     fn get_doc(&mut self, doctype: &str, id: &str) -> Result<types::Doc, Refusal> {
@@ -224,8 +192,8 @@ impl Invocation {
         let doctype = &allowed.doctype;
         let id = parse_id(id)?;
         let doc = self.read(doctype, &id)?;
-        let entry = self.audit_entry(Operation::Get, doctype.as_str(), doc.is_some() as u64, Outcome::Allowed);
-        self.record_audit(&[entry])?;
+        let entry = self.shared.audit_entry(Operation::Get, doctype.as_str(), doc.is_some() as u64, Outcome::Allowed);
+        self.shared.record_audit(&[entry])?;
         match doc {
             Some(doc) => Ok(allowed.project(doc)),
             None => Err(types::Error::NotFound(format!("no document `{id}` of type `{doctype}`")).into()),
@@ -238,7 +206,7 @@ impl Invocation {
             serde_json::from_str(body).map_err(|e| types::Error::Invalid(format!("document body is not JSON: {e}")))?;
         let id = match id {
             Some(id) => parse_id(id)?,
-            None => self.space.id_for(&doctype, &body)?,
+            None => self.shared.space.id_for(&doctype, &body)?,
         };
         self.write(Operation::Put, Change::Put { doctype: doctype.clone(), id: id.clone(), body }, &doctype)?;
         Ok(id.to_string())
@@ -269,7 +237,7 @@ impl Invocation {
             selector.top_level_fields().chain(sort.as_ref().map(|s| s.field.top())).map(str::to_owned).collect();
         self.ensure_readable(&allowed, uses.iter().map(String::as_str))?;
         let query = Query { doctype: allowed.doctype, selector, sort, limit: options.limit.map(u64::from) };
-        let cursor = self.space.query(query)?;
+        let cursor = self.shared.space.query(query)?;
         self.table
             .push(CursorState { cursor, uses })
             .map_err(|_| types::Error::Limit("too many open cursors".into()).into())
@@ -286,9 +254,9 @@ impl Invocation {
         if state.cursor.is_done() {
             return Ok(Vec::new());
         }
-        let docs = self.space.next_page(&mut state.cursor, max.clamp(1, MAX_BATCH) as usize)?;
-        let entry = self.audit_entry(Operation::Query, doctype.as_str(), docs.len() as u64, Outcome::Allowed);
-        self.record_audit(&[entry])?;
+        let docs = self.shared.space.next_page(&mut state.cursor, max.clamp(1, MAX_BATCH) as usize)?;
+        let entry = self.shared.audit_entry(Operation::Query, doctype.as_str(), docs.len() as u64, Outcome::Allowed);
+        self.shared.record_audit(&[entry])?;
         Ok(docs.into_iter().map(|d| allowed.project(d)).collect())
     }
 }
@@ -301,25 +269,25 @@ fn parse_id(id: &str) -> Result<DocId, types::Error> {
     id.parse().map_err(|e: StoreError| types::Error::Invalid(e.to_string()))
 }
 
-impl types::Host for Invocation {}
+impl types::Host for DataView<'_> {}
 
-impl data::Host for Invocation {
+impl data::Host for DataView<'_> {
     fn get(&mut self, doctype: String, id: String) -> Reply<types::Doc> {
-        self.charge_call()?;
+        self.shared.limiter.charge_call()?;
         let doc = reply(self.get_doc(&doctype, &id))?;
         if doc.is_ok() {
-            self.charge_documents(1)?;
+            self.shared.limiter.charge_documents(1)?;
         }
         Ok(doc)
     }
 
     fn put(&mut self, doctype: String, id: Option<String>, body: String) -> Reply<String> {
-        self.charge_call()?;
+        self.shared.limiter.charge_call()?;
         reply(self.put_doc(&doctype, id.as_deref(), &body))
     }
 
     fn delete(&mut self, doctype: String, id: String) -> Reply<()> {
-        self.charge_call()?;
+        self.shared.limiter.charge_call()?;
         reply(self.delete_doc(&doctype, &id))
     }
 
@@ -329,17 +297,17 @@ impl data::Host for Invocation {
         selector: String,
         options: data::QueryOptions,
     ) -> Reply<Resource<CursorState>> {
-        self.charge_call()?;
+        self.shared.limiter.charge_call()?;
         reply(self.open_query(&doctype, &selector, options))
     }
 }
 
-impl data::HostCursor for Invocation {
+impl data::HostCursor for DataView<'_> {
     fn next(&mut self, cursor: Resource<CursorState>, max: u32) -> Reply<Vec<types::Doc>> {
-        self.charge_call()?;
+        self.shared.limiter.charge_call()?;
         let batch = reply(self.next_batch(&cursor, max))?;
         if let Ok(docs) = &batch {
-            self.charge_documents(docs.len() as u64)?;
+            self.shared.limiter.charge_documents(docs.len() as u64)?;
         }
         Ok(batch)
     }
@@ -350,36 +318,14 @@ impl data::HostCursor for Invocation {
     }
 }
 
-impl log::Host for Invocation {
-    fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        self.charge_call()?;
-        let level = match level {
-            log::Level::Debug => "debug",
-            log::Level::Info => "info",
-            log::Level::Warn => "warn",
-            log::Level::Error => "error",
-        };
-        self.push_log(level, &message);
-        Ok(())
-    }
-}
-
-impl clock::Host for Invocation {
-    fn now_ms(&mut self) -> wasmtime::Result<u64> {
-        self.charge_call()?;
-        Ok(self.clock.now_ms())
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use domicile_manifest::Manifest;
     use domicile_store::{InstalledApp, Store, Vocabulary};
     use serde_json::json;
 
     use super::*;
+    use crate::limits::Limiter;
     use crate::{Clock, LimitCaps, ResolvedLimits};
 
     const IMPORTER: &str = r#"
@@ -422,8 +368,9 @@ purpose = "Keep the notes found in the files you import"
             progress: Default::default(),
         };
         let limits = ResolvedLimits::of(&LimitCaps::default(), &app.manifest.limits);
-        let mut inv =
-            Invocation::new(space.clone(), Arc::new(app), writes, Clock::Fixed(1), &limits, dir.path()).unwrap();
+        let mut shared = Shared::new(space.clone(), Arc::new(app), Clock::Fixed(1), Limiter::new(&limits));
+        let (mut writes, mut table) = (writes, ResourceTable::new());
+        let mut inv = DataView { writes: &mut writes, table: &mut table, shared: &mut shared };
         let put = |id: &DocId, text: &str| Change::Put {
             doctype: note.clone(),
             id: id.clone(),

@@ -14,8 +14,6 @@ use std::sync::{Arc, RwLock};
 
 use wasmtime::component::Linker;
 
-use crate::sandbox::Invocation;
-
 /// The interface's name as components import it.
 pub(crate) const INTERFACE: &str = "domicile:app/dev-source@0.1.0";
 
@@ -41,7 +39,9 @@ impl DevSources {
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<Invocation>, sources: DevSources) -> wasmtime::Result<()> {
+/// Links `dev-source`, answering from `sources`; no state of the
+/// invocation's is involved.
+pub(crate) fn add_to_linker<T: 'static>(linker: &mut Linker<T>, sources: DevSources) -> wasmtime::Result<()> {
     linker.instance(INTERFACE)?.func_wrap("read", move |_, (path,): (String,)| Ok((sources.read(&path),)))?;
     Ok(())
 }

@@ -11,7 +11,8 @@ use domicile_store::{AppLogEntry, AuditEntry, InstalledApp, Operation, Outcome, 
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::sandbox::{Invocation, Writes};
+use crate::data::Writes;
+use crate::sandbox::Invocation;
 use crate::{
     bindings, HostError, ImportMode, ImportProgress, Imported, LimitKind, ResolvedLimits, Runtime, EPOCH_TICK,
 };
@@ -90,10 +91,10 @@ impl Runtime {
         let mut state =
             Invocation::new(space.clone(), app.clone(), writes, self.config.clock, &limits, &self.config.scratch_dir)?;
         if let Call::Import { mode: ImportMode::ValidRecords, .. } = call {
-            state.left_out = Some(Vec::new());
+            state.report.left_out = Some(Vec::new());
         }
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
+        store.limiter(|s| &mut s.shared.limiter);
         // The epoch advances every EPOCH_TICK; each tick spent in the guest
         // uses one unit of its CPU budget and yields to other tasks.
         let budget = limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
@@ -102,7 +103,7 @@ impl Runtime {
         store.epoch_deadline_callback(move |mut ctx| {
             used += 1;
             if used >= budget {
-                ctx.data_mut().limiter.exceeded = Some(LimitKind::Cpu);
+                ctx.data_mut().shared.limiter.exceeded = Some(LimitKind::Cpu);
                 return Err(wasmtime::Error::msg("CPU time limit exceeded"));
             }
             Ok(UpdateDeadline::Yield(1))
@@ -127,17 +128,17 @@ impl Runtime {
         };
 
         let state = store.data_mut();
-        self.denials.fetch_add(state.denials(), std::sync::atomic::Ordering::Relaxed);
+        self.denials.fetch_add(state.shared.denials(), std::sync::atomic::Ordering::Relaxed);
         let outcome = outcome.unwrap_or_else(|_elapsed| {
             // Dropping the future cancelled the guest wherever it was.
-            state.limiter.exceeded = Some(LimitKind::WallTime);
+            state.shared.limiter.exceeded = Some(LimitKind::WallTime);
             Err(wasmtime::Error::msg("wall-clock time limit exceeded"))
         });
         let log = state.take_log();
-        let notifications = std::mem::take(&mut state.notifications);
+        let notifications = std::mem::take(&mut state.outbound.notifications);
         let app_id = app.manifest.id.clone();
         let result = match outcome {
-            Err(trap) => Err(explain_trap(app_id, state.limiter.exceeded, &limits, trap, &log)),
+            Err(trap) => Err(explain_trap(app_id, state.shared.limiter.exceeded, &limits, trap, &log)),
             Ok(Err(message)) => {
                 Err(HostError::AppFailed { app: app_id, message: message.chars().take(2000).collect() })
             }
@@ -152,8 +153,10 @@ impl Runtime {
                 // whoever shows the output later (web UI, CLI, API client).
                 Ok(value) => match domicile_view::check_output(&value) {
                     Err(refused) => Err(HostError::AppFailed { app: app_id, message: refused.to_string() }),
-                    Ok(_) => without_stalling_other_tasks(|| commit_staged(state))
-                        .map(|()| Imported { summary: output, left_out: state.left_out.take().unwrap_or_default() }),
+                    Ok(_) => without_stalling_other_tasks(|| commit_staged(state)).map(|()| Imported {
+                        summary: output,
+                        left_out: state.report.left_out.take().unwrap_or_default(),
+                    }),
                 },
             },
         };
@@ -161,7 +164,7 @@ impl Runtime {
         // Writes flushed when they were made; what is left to make durable
         // is the audit of reads and denials, the log and notifications. An
         // invocation that left none of them costs no flush.
-        if state.has_unflushed_audit() || !log.is_empty() || !notifications.is_empty() {
+        if state.shared.has_unflushed_audit() || !log.is_empty() || !notifications.is_empty() {
             space.append_app_log(&log)?;
             space.notify(&notifications)?;
             space.flush()?;
@@ -252,22 +255,22 @@ fn commit_staged(state: &mut Invocation) -> Result<(), HostError> {
         return Ok(());
     };
     progress.saves();
-    let left_out = state.left_out.as_ref().map_or(0, Vec::len) as u64;
+    let left_out = state.report.left_out.as_ref().map_or(0, Vec::len) as u64;
     if counts.is_empty() && left_out == 0 {
         return Ok(());
     }
     let mut audit: Vec<AuditEntry> = counts
         .into_iter()
         .map(|((doctype, operation), documents)| {
-            state.audit_entry(operation, doctype.as_str(), documents, Outcome::Allowed)
+            state.shared.audit_entry(operation, doctype.as_str(), documents, Outcome::Allowed)
         })
         .collect();
     // A partial import says so in the audit log, with how many records it left out.
     if left_out > 0 {
-        audit.push(state.audit_entry(Operation::Skip, "", left_out, Outcome::Allowed));
+        audit.push(state.shared.audit_entry(Operation::Skip, "", left_out, Outcome::Allowed));
     }
-    let app = state.app.manifest.id.clone();
-    import.commit(&state.author(), state.clock.now_ms(), &audit).map_err(|e| match e {
+    let app = state.shared.app.manifest.id.clone();
+    import.commit(&state.shared.author(), state.shared.clock.now_ms(), &audit).map_err(|e| match e {
         StoreError::NotFound(m) | StoreError::Invalid(m) | StoreError::Limit(m) => {
             HostError::AppFailed { app, message: format!("nothing was imported: {m}") }
         }

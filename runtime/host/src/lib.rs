@@ -12,6 +12,7 @@
 //! `lifecycle` installs, updates and uninstalls apps (verify, compile,
 //! check, record); `invoke` runs them (a service, an importer).
 
+mod app_log;
 mod bindings;
 mod clock;
 mod cursor;
@@ -26,6 +27,8 @@ mod outbound;
 mod report;
 mod restore;
 mod sandbox;
+mod shared;
+mod wasi;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,7 +37,7 @@ use std::sync::Mutex;
 use domicile_manifest::{AppId, ManifestError, World};
 use domicile_package::PackageError;
 use domicile_store::StoreError;
-use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::component::{InstancePre, Linker};
 use wasmtime::Engine;
 
 pub use clock::Clock;
@@ -162,15 +165,7 @@ impl Runtime {
         let max_memory = config.limits.memory_mib.max.saturating_mul(1024 * 1024);
         let engine = engine::new_engine(config.max_concurrent.max(1), max_memory, config.reuse_compiled_functions)?;
         let mut linker = Linker::<Invocation>::new(&engine);
-        let engine_err = |e: wasmtime::Error| HostError::Engine(e.to_string());
-        bindings::service::Service::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(engine_err)?;
-        bindings::importer::domicile::app::import_report::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s)
-            .map_err(engine_err)?;
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_err)?;
-        if let Some(sources) = &config.dev_sources {
-            dev_source::add_to_linker(&mut linker, sources.clone()).map_err(engine_err)?;
-        }
+        Invocation::link(&mut linker, config.dev_sources.as_ref()).map_err(|e| HostError::Engine(e.to_string()))?;
         Ok(Runtime {
             cache: ArtifactCache::new(&config.cache_dir, config.cache_max_bytes, &engine),
             _ticker: EpochTicker::start(&engine),

@@ -105,3 +105,70 @@ impl Resolved {
         }
     }
 }
+
+/// The limits of one running invocation, enforced: linear memory and
+/// tables (as wasmtime's resource limiter), host calls and documents read
+/// (charged by each capability); remembers which limit stopped the app.
+pub(crate) struct Limiter {
+    max_memory: usize,
+    host_calls_left: u64,
+    documents_left: u64,
+    pub(crate) exceeded: Option<LimitKind>,
+}
+
+impl Limiter {
+    pub(crate) fn new(limits: &Resolved) -> Limiter {
+        Limiter {
+            max_memory: usize::try_from(limits.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+            host_calls_left: limits.host_calls,
+            documents_left: limits.documents,
+            exceeded: None,
+        }
+    }
+
+    /// Counts one call to a domicile interface; past the limit, the
+    /// invocation ends (a trap naming the limit).
+    pub(crate) fn charge_call(&mut self) -> wasmtime::Result<()> {
+        self.charge(LimitKind::HostCalls, 1)
+    }
+
+    /// Counts documents handed to the app.
+    pub(crate) fn charge_documents(&mut self, n: u64) -> wasmtime::Result<()> {
+        self.charge(LimitKind::Documents, n)
+    }
+
+    fn charge(&mut self, kind: LimitKind, n: u64) -> wasmtime::Result<()> {
+        let left = match kind {
+            LimitKind::HostCalls => &mut self.host_calls_left,
+            _ => &mut self.documents_left,
+        };
+        match left.checked_sub(n) {
+            Some(rest) => {
+                *left = rest;
+                Ok(())
+            }
+            None => {
+                self.exceeded = Some(kind);
+                Err(wasmtime::Error::msg(format!("{kind} limit exceeded")))
+            }
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.exceeded = Some(LimitKind::Memory);
+            return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > crate::engine::MAX_TABLE_ELEMENTS {
+            self.exceeded = Some(LimitKind::Table);
+            return Err(wasmtime::Error::msg("table limit exceeded"));
+        }
+        Ok(true)
+    }
+}
