@@ -22,7 +22,7 @@ fn exists(variable: &str, default: &str) -> bool {
     Path::new(&std::env::var(variable).unwrap_or_else(|_| default.to_owned())).exists()
 }
 
-const TOOLS: [Tool; 7] = [
+const TOOLS: [Tool; 8] = [
     Tool { cfg: "missing_nats", present: || runs("nats-server", &["--version"]) },
     Tool {
         cfg: "missing_browser",
@@ -37,6 +37,7 @@ const TOOLS: [Tool; 7] = [
     },
     Tool { cfg: "missing_python3", present: || runs("python3", &["--version"]) },
     Tool { cfg: "missing_node", present: || runs("node", &["--version"]) },
+    Tool { cfg: "missing_cargo_fuzz", present: || runs("cargo", &["fuzz", "--version"]) },
     Tool {
         cfg: "missing_wasip2",
         present: || {

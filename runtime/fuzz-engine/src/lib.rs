@@ -1,6 +1,8 @@
-//! A small mutation fuzzer that runs on stable Rust, for the decoders of
-//! untrusted input (export files, packages, manifests, catalogues,
-//! archives, selectors). Each target is a function from bytes to an
+//! The description of a fuzz target ([`Target`]: its decoder, seeds and
+//! dictionary), which the runtime's targets hand to libFuzzer, and a small
+//! mutation fuzzer on stable Rust that the sample importers' parsers still
+//! run under in their test suites (their crates build only the component,
+//! which a libFuzzer harness cannot link). Each target is a function from bytes to an
 //! *outcome*, a short text saying what the decoder made of the input (which
 //! error, or what it accepted). Without compiler coverage, distinct
 //! outcomes stand in for distinct paths: an input that gives an outcome

@@ -1,10 +1,11 @@
 //! The runtime's decoders of untrusted input, as fuzz targets: app
 //! manifests, packages, catalogue indexes, export archives (restored into
 //! a real store), query selectors (run against a real store) and the
-//! entries a cluster's node reads from NATS. The
-//! engine is `domicile-fuzz-engine`; the guest apps' parsers (Linky, OFX
-//! and CSV, GPX, xAPI) are fuzzed in their own crates with the same engine,
-//! and `runtime/fuzz/fuzz.sh` runs them all.
+//! entries a cluster's node reads from NATS. libFuzzer fuzzes them,
+//! through cargo-fuzz (the harnesses are `runtime/fuzz/libfuzzer`, the
+//! seeds and dictionaries written by [`write_corpus`]); the guest apps'
+//! parsers are fuzzed in their own crates by `domicile-fuzz-engine`, and
+//! `runtime/fuzz/fuzz.sh` runs them all.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domicile_fuzz_engine::{kind_of, Target};
+use domicile_fuzz_engine::kind_of;
+pub use domicile_fuzz_engine::Target;
 use domicile_manifest::{Grants, Manifest};
 use domicile_package::{seal, sign_index, unseal, Catalogue, Role, SecretKey, TrustStore};
 use domicile_store::{
@@ -455,4 +457,48 @@ pub fn cluster_entry() -> Target {
 /// Every host-side target.
 pub fn targets() -> Vec<Target> {
     vec![manifest(), package(), catalogue(), selector(), archive(), cluster_entry()]
+}
+
+/// Writes each target's seeds to `dir/<target>/` (one file each, named by
+/// its SHA-256) and its dictionary, if any, to `dir/<target>.dict`, in libFuzzer's
+/// format: the corpus and `-dict` a fuzzing run starts from.
+pub fn write_corpus(targets: &[Target], dir: &Path) -> std::io::Result<()> {
+    use sha2::Digest;
+    for target in targets {
+        let seeds = dir.join(target.name);
+        std::fs::create_dir_all(&seeds)?;
+        for seed in &target.seeds {
+            std::fs::write(seeds.join(hex::encode(sha2::Sha256::digest(seed))), seed)?;
+        }
+        // libFuzzer refuses an empty dictionary file: none is written.
+        if !target.dictionary.is_empty() {
+            let dictionary: String =
+                target.dictionary.iter().map(|token| format!("\"{}\"\n", dictionary_entry(token))).collect();
+            std::fs::write(dir.join(format!("{}.dict", target.name)), dictionary)?;
+        }
+    }
+    Ok(())
+}
+
+/// A dictionary token as libFuzzer reads it between quotes: printable
+/// ASCII as it is, but `"` and `\`, and every other byte as `\xNN`.
+fn dictionary_entry(token: &[u8]) -> String {
+    token
+        .iter()
+        .map(|&b| match b {
+            b'"' | b'\\' => format!("\\x{b:02X}"),
+            0x20..=0x7e => char::from(b).to_string(),
+            _ => format!("\\x{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_dictionary_token_is_written_as_libfuzzer_reads_it() {
+        assert_eq!(super::dictionary_entry(b"id = "), "id = ");
+        assert_eq!(super::dictionary_entry(b"\"done\"\n"), "\\x22done\\x22\\x0A");
+        assert_eq!(super::dictionary_entry(b"\\u0000"), "\\x5Cu0000");
+    }
 }

@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|input: &[u8]| domicile_fuzz_libfuzzer::run("cluster-entry", input));
