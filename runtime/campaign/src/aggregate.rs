@@ -1,0 +1,243 @@
+//! What each of a campaign's two aggregators does with the reports: open
+//! its own share, verify each report's proof together with the other
+//! aggregator (from the verifier shares they exchange, which reveal
+//! nothing of the answer), sum the output shares of the reports that
+//! verified, and, once the batch reaches the campaign's minimum, give its
+//! aggregate share; the two aggregate shares make the aggregate.
+//!
+//! Every step takes and gives encoded bytes, as they cross between the
+//! two aggregators' processes (the leader, which collects the reports,
+//! and the helper).
+
+use hpke::Serializable;
+use prio::codec::{Encode, ParameterizedDecode};
+use prio::flp::Type;
+use prio::vdaf::prio3::Prio3;
+use prio::vdaf::xof::XofTurboShake128;
+use prio::vdaf::{Aggregator, Collector, VerifyTransition};
+
+use crate::definition::Vdaf;
+use crate::report::{encapped_key, share_aad, share_info, Aead, Kdf, Kem};
+use crate::{Campaign, CampaignError, Report, Result};
+
+type Prio3Of<T> = Prio3<T, XofTurboShake128, 32>;
+
+/// An aggregator's HPKE key pair, hexadecimal (the public key goes in the
+/// campaign; the secret key stays with the aggregator).
+#[derive(Clone)]
+pub struct AggregatorKeys {
+    pub secret: String,
+    pub public: String,
+}
+
+impl std::fmt::Debug for AggregatorKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregatorKeys").field("public", &self.public).finish_non_exhaustive()
+    }
+}
+
+impl AggregatorKeys {
+    pub fn generate() -> AggregatorKeys {
+        let (secret, public) = <Kem as hpke::Kem>::gen_keypair();
+        AggregatorKeys { secret: hex::encode(secret.to_bytes()), public: hex::encode(public.to_bytes()) }
+    }
+}
+
+/// One of a campaign's aggregators: which one, its secret key, and the
+/// verification key the two share (32 random bytes, agreed between them,
+/// never sent to residents).
+pub struct AggregatorRole {
+    campaign: Campaign,
+    index: usize,
+    secret: <Kem as hpke::Kem>::PrivateKey,
+    verify_key: [u8; 32],
+}
+
+/// What an aggregator keeps of a report between the two steps of its
+/// verification (`state`), and what it sends the other (`verifier_share`).
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub state: Vec<u8>,
+    pub verifier_share: Vec<u8>,
+}
+
+/// A campaign's aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aggregate {
+    /// The sum of the answers.
+    Sum(u64),
+    /// The sum of each number of the answers, or how many answers fell in
+    /// each bucket of a histogram.
+    Counts(Vec<u128>),
+}
+
+fn refused(why: impl std::fmt::Display) -> CampaignError {
+    CampaignError::Refused(why.to_string())
+}
+
+/// Runs `$body` with `$vdaf` bound to the campaign's Prio3 instance,
+/// whichever its type.
+macro_rules! with_vdaf {
+    ($campaign:expr, $vdaf:ident => $body:expr) => {
+        match $campaign.vdaf()? {
+            Vdaf::Sum($vdaf) => $body,
+            Vdaf::SumVec($vdaf) => $body,
+            Vdaf::Histogram($vdaf) => $body,
+        }
+    };
+}
+
+impl AggregatorRole {
+    /// Aggregator `index` (0: the leader, 1: the helper) of `campaign`.
+    pub fn new(campaign: Campaign, index: usize, secret: &str, verify_key: [u8; 32]) -> Result<AggregatorRole> {
+        use hpke::Deserializable;
+        if index > 1 {
+            return Err(CampaignError::Invalid("a campaign has two aggregators, 0 and 1".into()));
+        }
+        let secret =
+            hex::decode(secret).ok().and_then(|s| <Kem as hpke::Kem>::PrivateKey::from_bytes(&s).ok()).ok_or_else(
+                || CampaignError::Invalid("the aggregator's secret key is not 64 hexadecimal characters".into()),
+            )?;
+        Ok(AggregatorRole { campaign, index, secret, verify_key })
+    }
+
+    /// Opens this aggregator's share of `report` and starts verifying its
+    /// proof; refused when the report is not for this campaign, or its
+    /// share does not open or decode.
+    pub fn start(&self, report: &Report) -> Result<Started> {
+        if report.campaign != self.campaign.id {
+            return Err(refused(format!("it is for campaign `{}`", report.campaign)));
+        }
+        let nonce: [u8; 16] = hex::decode(&report.nonce)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(|| refused("its nonce is not 32 hexadecimal characters"))?;
+        let share = &report.shares[self.index];
+        let key = encapped_key(&share.encapped_key).ok_or_else(|| refused("its share's key is not one"))?;
+        let ciphertext = hex::decode(&share.ciphertext).map_err(|_| refused("its share is not hexadecimal"))?;
+        let input_share = hpke::single_shot_open::<Aead, Kdf, Kem>(
+            &hpke::OpModeR::Base,
+            &self.secret,
+            &key,
+            &share_info(self.index),
+            &ciphertext,
+            &share_aad(&report.campaign, &report.nonce, &report.public_share),
+        )
+        .map_err(|_| refused("its share does not open with this aggregator's key"))?;
+        let public_share =
+            hex::decode(&report.public_share).map_err(|_| refused("its public share is not hexadecimal"))?;
+        let context = self.campaign.context();
+        with_vdaf!(self.campaign, vdaf => self.start_with(&vdaf, &context, &nonce, &public_share, &input_share))
+    }
+
+    fn start_with<T: Type>(
+        &self,
+        vdaf: &Prio3Of<T>,
+        context: &[u8],
+        nonce: &[u8; 16],
+        public_share: &[u8],
+        input_share: &[u8],
+    ) -> Result<Started> {
+        let public_share = <Prio3Of<T> as prio::vdaf::Vdaf>::PublicShare::get_decoded_with_param(vdaf, public_share)
+            .map_err(|e| refused(format!("its public share does not decode: {e}")))?;
+        let input_share =
+            <Prio3Of<T> as prio::vdaf::Vdaf>::InputShare::get_decoded_with_param(&(vdaf, self.index), input_share)
+                .map_err(|e| refused(format!("its share does not decode: {e}")))?;
+        let (state, share) = vdaf
+            .verify_init(&self.verify_key, context, self.index, &(), nonce, &public_share, &input_share)
+            .map_err(|e| refused(format!("its proof does not start: {e}")))?;
+        Ok(Started { state: encode(&state)?, verifier_share: encode(&share)? })
+    }
+
+    /// The leader's: the verifier message of a report from both
+    /// aggregators' verifier shares (this one's state decodes them);
+    /// refused when the proof does not verify.
+    pub fn combine(&self, state: &[u8], shares: [&[u8]; 2]) -> Result<Vec<u8>> {
+        let context = self.campaign.context();
+        with_vdaf!(self.campaign, vdaf => {
+            let state = decode_state(&vdaf, self.index, state)?;
+            let shares = shares
+                .iter()
+                .map(|s| ParameterizedDecode::get_decoded_with_param(&state, s).map_err(|e| refused(format!("a verifier share does not decode: {e}"))))
+                .collect::<Result<Vec<_>>>()?;
+            let message = vdaf
+                .verifier_shares_to_message(&context, &(), shares)
+                .map_err(|e| refused(format!("its proof does not verify: {e}")))?;
+            encode(&message)
+        })
+    }
+
+    /// This aggregator's output share of a report, from its state and the
+    /// verifier message; refused when the proof does not verify.
+    pub fn finish(&self, state: &[u8], message: &[u8]) -> Result<Vec<u8>> {
+        let context = self.campaign.context();
+        with_vdaf!(self.campaign, vdaf => {
+            let state = decode_state(&vdaf, self.index, state)?;
+            let message = ParameterizedDecode::get_decoded_with_param(&state, message)
+                .map_err(|e| refused(format!("the verifier message does not decode: {e}")))?;
+            match vdaf.verify_next(&context, state, message).map_err(|e| refused(format!("its proof does not verify: {e}")))? {
+                VerifyTransition::Finish(output) => encode(&output),
+                VerifyTransition::Continue(..) => Err(refused("Prio3 asked for another round")),
+            }
+        })
+    }
+
+    /// This aggregator's aggregate share of the output shares given.
+    pub fn aggregate(&self, outputs: &[Vec<u8>]) -> Result<Vec<u8>> {
+        fn aggregate_with<T: Type>(vdaf: &Prio3Of<T>, outputs: &[Vec<u8>]) -> Result<Vec<u8>> {
+            let outputs = outputs
+                .iter()
+                .map(|o| {
+                    <Prio3Of<T> as prio::vdaf::Vdaf>::OutputShare::get_decoded_with_param(&(vdaf, &()), o)
+                        .map_err(|e| refused(format!("an output share does not decode: {e}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            encode(&vdaf.aggregate(&(), outputs).map_err(refused)?)
+        }
+        with_vdaf!(self.campaign, vdaf => aggregate_with(&vdaf, outputs))
+    }
+}
+
+/// The aggregate of `reports` reports from the two aggregators' aggregate
+/// shares; refused below the campaign's minimum batch.
+pub fn unshard(campaign: &Campaign, shares: [&[u8]; 2], reports: u64) -> Result<Aggregate> {
+    if reports < campaign.minimum_batch {
+        return Err(refused(format!(
+            "{reports} reports, fewer than the campaign's minimum of {}: nothing is released",
+            campaign.minimum_batch
+        )));
+    }
+    let reports = usize::try_from(reports).map_err(refused)?;
+    fn decoded<T: Type>(
+        vdaf: &Prio3Of<T>,
+        shares: [&[u8]; 2],
+    ) -> Result<Vec<<Prio3Of<T> as prio::vdaf::Vdaf>::AggregateShare>> {
+        shares
+            .iter()
+            .map(|s| {
+                <Prio3Of<T> as prio::vdaf::Vdaf>::AggregateShare::get_decoded_with_param(&(vdaf, &()), s)
+                    .map_err(|e| refused(format!("an aggregate share does not decode: {e}")))
+            })
+            .collect()
+    }
+    Ok(match campaign.vdaf()? {
+        Vdaf::Sum(vdaf) => Aggregate::Sum(vdaf.unshard(&(), decoded(&vdaf, shares)?, reports).map_err(refused)?),
+        Vdaf::SumVec(vdaf) => Aggregate::Counts(vdaf.unshard(&(), decoded(&vdaf, shares)?, reports).map_err(refused)?),
+        Vdaf::Histogram(vdaf) => {
+            Aggregate::Counts(vdaf.unshard(&(), decoded(&vdaf, shares)?, reports).map_err(refused)?)
+        }
+    })
+}
+
+fn decode_state<T: Type>(
+    vdaf: &Prio3Of<T>,
+    index: usize,
+    state: &[u8],
+) -> Result<<Prio3Of<T> as Aggregator<32, 16>>::VerifyState> {
+    ParameterizedDecode::get_decoded_with_param(&(vdaf, index), state)
+        .map_err(|e| refused(format!("a verification state does not decode: {e}")))
+}
+
+fn encode(value: &impl Encode) -> Result<Vec<u8>> {
+    value.get_encoded().map_err(|e| refused(format!("cannot encode: {e}")))
+}

@@ -1,0 +1,263 @@
+//! What a campaign is, as its organiser signs it, and the checks it must
+//! pass before a resident is shown it.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use prio::vdaf::prio3::{Prio3Histogram, Prio3Sum, Prio3SumVec};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{CampaignError, Result};
+
+/// The largest campaign file read (its signature is checked first).
+const MAX_CAMPAIGN_BYTES: usize = 64 * 1024;
+const MAX_TEXT: usize = 2000;
+const MAX_BUCKETS: usize = 1000;
+const MAX_VECTOR: usize = 1000;
+const MAX_SUM: u64 = 1 << 40;
+
+/// A campaign, as its organiser signs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    /// Lower-case letters, digits, `.` and `-`: `fr.nantes.energy-2026`.
+    pub id: String,
+    pub organiser: String,
+    /// Why the organiser asks, shown to the resident before they join.
+    pub purpose: String,
+    pub question: Question,
+    /// The Prio3 type and its bounds (part of what the resident consents to).
+    pub aggregation: Aggregation,
+    /// The two aggregators, who must not collude (for a city: the city and
+    /// an independent body): each receives one share of each report.
+    pub aggregators: [Aggregator; 2],
+    /// Below this many reports, nothing is released.
+    pub minimum_batch: u64,
+    /// The differential privacy of the aggregate, when the organiser
+    /// promises noise on it (epsilon: smaller is more private).
+    #[serde(default)]
+    pub epsilon: Option<f64>,
+    /// Reports made after this time (ms since the Unix epoch) are refused.
+    pub deadline_ms: u64,
+    /// Who sees the result (every participant gets it back).
+    pub published_to: String,
+}
+
+/// What each space computes, with which app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    /// The app that computes the answer inside the space.
+    pub app: String,
+    /// What it computes, in words: "kWh of each of the last 12 months".
+    pub computes: String,
+    pub unit: String,
+}
+
+/// The Prio3 type of a campaign's answers, with the bounds every answer
+/// must keep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Aggregation {
+    /// One whole number from 0 to `max`; the aggregate is their sum.
+    Sum { max: u64 },
+    /// `length` whole numbers, each from 0 to `max`; the aggregate is
+    /// their sum, element by element.
+    SumVec { length: usize, max: u64 },
+    /// One number, counted in the bucket its value falls in: below
+    /// `bounds[0]`, between two bounds (the lower one included), or from
+    /// the last bound up; the aggregate is how many fell in each.
+    Histogram { bounds: Vec<f64> },
+}
+
+/// One of the two aggregators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregator {
+    pub name: String,
+    /// Where reports go: `https://...` (or `http://` to this machine).
+    pub url: String,
+    /// Its HPKE public key (X25519, 64 hexadecimal characters): its share
+    /// of each report is encrypted to it.
+    pub hpke_public_key: String,
+}
+
+/// A campaign's Prio3 instance, for two aggregators.
+pub(crate) enum Vdaf {
+    Sum(Prio3Sum),
+    SumVec(Prio3SumVec),
+    Histogram(Prio3Histogram),
+}
+
+/// An answer, encoded for its campaign's Prio3 type.
+pub(crate) enum Measurement {
+    Sum(u64),
+    SumVec(Vec<u128>),
+    Histogram(usize),
+}
+
+impl Campaign {
+    /// The campaign in `bytes`, once `signature` (64 bytes, hexadecimal)
+    /// verifies with one of the keys `trusted` for campaigns; verified
+    /// before anything of it is parsed, then checked.
+    pub fn open(bytes: &[u8], signature: &str, trusted: &[VerifyingKey]) -> Result<Campaign> {
+        if bytes.len() > MAX_CAMPAIGN_BYTES {
+            return Err(CampaignError::Invalid(format!("the file is over {MAX_CAMPAIGN_BYTES} bytes")));
+        }
+        let signature = hex::decode(signature.trim())
+            .ok()
+            .and_then(|s| <[u8; 64]>::try_from(s).ok())
+            .map(|s| Signature::from_bytes(&s))
+            .ok_or(CampaignError::Unsigned)?;
+        if !trusted.iter().any(|key| key.verify(bytes, &signature).is_ok()) {
+            return Err(CampaignError::Unsigned);
+        }
+        let campaign: Campaign = serde_json::from_slice(bytes).map_err(|e| CampaignError::Invalid(e.to_string()))?;
+        campaign.check()?;
+        Ok(campaign)
+    }
+
+    /// The campaign's file and its signature by `key` (hexadecimal), for
+    /// an organiser to publish.
+    pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, String)> {
+        self.check()?;
+        let bytes = serde_json::to_vec_pretty(self).expect("a campaign serialises");
+        let signature = hex::encode(key.sign(&bytes).to_bytes());
+        Ok((bytes, signature))
+    }
+
+    /// Checks what a campaign states, so that what a resident is shown is
+    /// what runs.
+    pub fn check(&self) -> Result<()> {
+        let invalid = |why: String| Err(CampaignError::Invalid(why));
+        let id_ok = (3..=100).contains(&self.id.len())
+            && self.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !id_ok {
+            return invalid("its id is 3 to 100 lower-case letters, digits, `.` or `-`".into());
+        }
+        for (what, text) in [
+            ("organiser", &self.organiser),
+            ("purpose", &self.purpose),
+            ("question's app", &self.question.app),
+            ("question's description", &self.question.computes),
+            ("question's unit", &self.question.unit),
+            ("published-to", &self.published_to),
+        ] {
+            if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
+                return invalid(format!("its {what} is 1 to {MAX_TEXT} characters"));
+            }
+        }
+        match &self.aggregation {
+            Aggregation::Sum { max } if !(1..=MAX_SUM).contains(max) => {
+                return invalid(format!("a sum's max is 1 to {MAX_SUM}"));
+            }
+            Aggregation::SumVec { length, max }
+                if !(1..=MAX_VECTOR).contains(length) || !(1..=MAX_SUM).contains(max) =>
+            {
+                return invalid(format!("a vector has 1 to {MAX_VECTOR} numbers, each at most 1 to {MAX_SUM}"));
+            }
+            Aggregation::Histogram { bounds } => {
+                let increasing = bounds.windows(2).all(|w| w[0] < w[1]);
+                if bounds.is_empty()
+                    || bounds.len() > MAX_BUCKETS
+                    || !increasing
+                    || bounds.iter().any(|b| !b.is_finite())
+                {
+                    return invalid(format!(
+                        "a histogram has 1 to {MAX_BUCKETS} finite bounds, each above the one before"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let [first, second] = &self.aggregators;
+        for aggregator in &self.aggregators {
+            if aggregator.name.trim().is_empty() || aggregator.name.chars().count() > 200 {
+                return invalid("an aggregator's name is 1 to 200 characters".into());
+            }
+            let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+            if !aggregator.url.starts_with("https://") && !local.iter().any(|l| aggregator.url.starts_with(l)) {
+                return invalid(format!("aggregator `{}` is not reached over https://", aggregator.name));
+            }
+            if public_key(&aggregator.hpke_public_key).is_none() {
+                return invalid(format!("aggregator `{}`'s key is not 64 hexadecimal characters", aggregator.name));
+            }
+        }
+        if first.name == second.name || first.hpke_public_key == second.hpke_public_key {
+            return invalid(
+                "its two aggregators are one: each must be another organisation, with a key of its own".into(),
+            );
+        }
+        if self.minimum_batch < 2 {
+            return invalid("its minimum batch is at least 2 reports".into());
+        }
+        if self.epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+            return invalid("its epsilon is a number above 0".into());
+        }
+        Ok(())
+    }
+
+    /// The Prio3 instance of the campaign (two aggregators).
+    pub(crate) fn vdaf(&self) -> Result<Vdaf> {
+        let unfit = |e: prio::vdaf::VdafError| CampaignError::Invalid(format!("Prio3 refuses its parameters: {e}"));
+        Ok(match &self.aggregation {
+            Aggregation::Sum { max } => Vdaf::Sum(Prio3Sum::new_sum(2, *max).map_err(unfit)?),
+            Aggregation::SumVec { length, max } => Vdaf::SumVec(
+                Prio3SumVec::new_sum_vec(2, u128::from(*max), *length, chunk_length(*length)).map_err(unfit)?,
+            ),
+            Aggregation::Histogram { bounds } => {
+                let buckets = bounds.len() + 1;
+                Vdaf::Histogram(Prio3Histogram::new_histogram(2, buckets, chunk_length(buckets)).map_err(unfit)?)
+            }
+        })
+    }
+
+    /// An app's answer (JSON), as the campaign's Prio3 type encodes it;
+    /// refused when it is not of the declared shape or out of bounds.
+    pub(crate) fn measurement(&self, answer: &Value) -> Result<Measurement> {
+        let out = |why: String| CampaignError::OutOfBounds(why);
+        let whole = |value: &Value, max: u64| -> Result<u64> {
+            value
+                .as_u64()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| out(format!("{value} is not a whole number from 0 to {max}")))
+        };
+        match &self.aggregation {
+            Aggregation::Sum { max } => Ok(Measurement::Sum(whole(answer, *max)?)),
+            Aggregation::SumVec { length, max } => {
+                let values =
+                    answer.as_array().ok_or_else(|| out(format!("the answer is not a list of {length} numbers")))?;
+                if values.len() != *length {
+                    return Err(out(format!("the answer has {} numbers, not {length}", values.len())));
+                }
+                let values = values.iter().map(|v| whole(v, *max).map(u128::from)).collect::<Result<Vec<_>>>()?;
+                Ok(Measurement::SumVec(values))
+            }
+            Aggregation::Histogram { bounds } => {
+                let value = answer
+                    .as_f64()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| out(format!("{answer} is not a number")))?;
+                Ok(Measurement::Histogram(bounds.partition_point(|bound| *bound <= value)))
+            }
+        }
+    }
+
+    /// The application context of the campaign's VDAF (each campaign's
+    /// reports verify under its own).
+    pub(crate) fn context(&self) -> Vec<u8> {
+        [b"domicile campaign ".as_slice(), self.id.as_bytes()].concat()
+    }
+}
+
+/// The chunk length Prio3 recommends for a vector of `length` (about its
+/// square root), which keeps the proof small.
+fn chunk_length(length: usize) -> usize {
+    (length as f64).sqrt().ceil().max(1.0) as usize
+}
+
+/// An X25519 public key from its 64 hexadecimal characters.
+pub(crate) fn public_key(hex_key: &str) -> Option<<crate::report::Kem as hpke::Kem>::PublicKey> {
+    use hpke::Deserializable;
+    let bytes = hex::decode(hex_key).ok()?;
+    <crate::report::Kem as hpke::Kem>::PublicKey::from_bytes(&bytes).ok()
+}

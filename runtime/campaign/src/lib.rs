@@ -1,0 +1,50 @@
+//! Campaigns: a question many residents answer together, of which nobody
+//! sees anybody's answer, only the aggregate (compare one's month with
+//! one's neighbourhood's; give a city the figures of its mobility plan).
+//!
+//! A campaign ([`Campaign`]) is a file signed by a key the resident trusts
+//! for campaigns: who asks and why, which app computes the answer inside
+//! each space, the Prio3 type and its bounds, the two aggregators (who must
+//! not collude), the minimum batch, the deadline. It is verified before it
+//! is parsed ([`Campaign::open`]).
+//!
+//! A resident who joins gives the app's answer to [`Campaign::report`]: it
+//! is checked against the declared bounds (out of bounds is refused, never
+//! clamped), split by Prio3 into two shares with a proof of validity (the
+//! `prio` crate, libprio-rs: no scheme of ours), and each share encrypted
+//! to its aggregator with HPKE, as DAP does. What leaves the space is the
+//! [`Report`]: each share alone is uniformly random.
+//!
+//! Each aggregator ([`AggregatorRole`]) opens its own share only, and the
+//! two verify each report's proof together from what they exchange (the
+//! verifier shares), without either learning the answer; an invalid proof
+//! refuses the report. Each sums the output shares of the reports it
+//! accepted into an aggregate share; the two aggregate shares together
+//! give the aggregate ([`unshard`]), and only once the batch reaches the
+//! campaign's minimum.
+
+mod aggregate;
+mod definition;
+mod report;
+
+pub use aggregate::{unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
+pub use definition::{Aggregation, Aggregator, Campaign, Question};
+pub use report::{EncryptedShare, Report};
+
+/// What can go wrong with a campaign, a report or an aggregation.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("the campaign's signature does not verify with any key trusted for campaigns: it was not signed by a key you trust for campaigns, or it was altered since; ask its organiser where to get it and which key signs it")]
+    Unsigned,
+    #[error("the campaign is not valid: {0}")]
+    Invalid(String),
+    #[error("the answer does not fit the campaign's bounds: {0}")]
+    OutOfBounds(String),
+    #[error("the report is refused: {0}")]
+    Refused(String),
+}
+
+pub type Result<T, E = CampaignError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+
+use super::*;
+
+/// A campaign of `aggregation` with two fresh aggregators, their keys and
+/// the verification key they share.
+fn new_campaign(aggregation: Aggregation) -> (Campaign, [AggregatorKeys; 2]) {
+    let keys = [AggregatorKeys::generate(), AggregatorKeys::generate()];
+    let aggregator = |name: &str, port: u16, keys: &AggregatorKeys| Aggregator {
+        name: name.into(),
+        url: format!("http://127.0.0.1:{port}"),
+        hpke_public_key: keys.public.clone(),
+    };
+    let campaign = Campaign {
+        id: "fr.nantes.energy-2026".into(),
+        organiser: "Nantes Métropole".into(),
+        purpose: "Compare each household's winter with its neighbourhood's".into(),
+        question: Question {
+            app: "io.domicile.sample.energy-insights".into(),
+            computes: "kWh of January 2026".into(),
+            unit: "kWh".into(),
+        },
+        aggregation,
+        aggregators: [
+            aggregator("Nantes Métropole", 9001, &keys[0]),
+            aggregator("Observatoire indépendant", 9002, &keys[1]),
+        ],
+        minimum_batch: 10,
+        epsilon: None,
+        deadline_ms: 1_800_000_000_000,
+        published_to: "every participant, and the city's open data portal".into(),
+    };
+    (campaign, keys)
+}
+
+fn roles(campaign: &Campaign, keys: &[AggregatorKeys; 2]) -> [AggregatorRole; 2] {
+    let verify_key = [7u8; 32];
+    [0, 1].map(|i| AggregatorRole::new(campaign.clone(), i, &keys[i].secret, verify_key).unwrap())
+}
+
+/// What the two aggregators make of `reports`, run step by step as they
+/// will across their processes: the aggregate of those whose proof
+/// verified, and how many were refused.
+fn aggregate(campaign: &Campaign, roles: &[AggregatorRole; 2], reports: &[Report]) -> (Result<Aggregate>, usize) {
+    let (mut outputs, mut refused): ([Vec<Vec<u8>>; 2], usize) = ([Vec::new(), Vec::new()], 0);
+    for report in reports {
+        let verified = (|| -> Result<[Vec<u8>; 2]> {
+            let started = [roles[0].start(report)?, roles[1].start(report)?];
+            let message =
+                roles[0].combine(&started[0].state, [&started[0].verifier_share, &started[1].verifier_share])?;
+            Ok([roles[0].finish(&started[0].state, &message)?, roles[1].finish(&started[1].state, &message)?])
+        })();
+        match verified {
+            Ok([leader, helper]) => {
+                outputs[0].push(leader);
+                outputs[1].push(helper);
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    let shares = [roles[0].aggregate(&outputs[0]).unwrap(), roles[1].aggregate(&outputs[1]).unwrap()];
+    (unshard(campaign, [&shares[0], &shares[1]], outputs[0].len() as u64), refused)
+}
+
+#[test]
+fn two_hundred_residents_histogram_is_the_exact_count_of_their_answers() {
+    let (campaign, keys) = new_campaign(Aggregation::Histogram { bounds: vec![100.0, 200.0, 400.0, 800.0] });
+    let roles = roles(&campaign, &keys);
+    let answers: Vec<f64> = (0..200).map(|i| (i * 7 % 1000) as f64 + 0.5).collect();
+    let reports: Vec<Report> = answers.iter().map(|a| campaign.report(&json!(a)).unwrap()).collect();
+    let mut expected = vec![0u128; 5];
+    for a in &answers {
+        expected[[100.0, 200.0, 400.0, 800.0].iter().filter(|b| **b <= *a).count()] += 1;
+    }
+    let (aggregate, refused) = aggregate(&campaign, &roles, &reports);
+    assert_eq!(refused, 0);
+    assert_eq!(aggregate.unwrap(), Aggregate::Counts(expected));
+}
+
+#[test]
+fn sums_and_vectors_are_the_exact_sums() {
+    let (campaign, keys) = new_campaign(Aggregation::Sum { max: 5000 });
+    let reports: Vec<Report> = (0..20u64).map(|i| campaign.report(&json!(i * 100)).unwrap()).collect();
+    assert_eq!(aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap(), Aggregate::Sum(19_000));
+
+    let (campaign, keys) = new_campaign(Aggregation::SumVec { length: 3, max: 1000 });
+    let reports: Vec<Report> = (0..12u64).map(|i| campaign.report(&json!([i, 2 * i, 1000])).unwrap()).collect();
+    assert_eq!(
+        aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap(),
+        Aggregate::Counts(vec![66, 132, 12_000])
+    );
+}
+
+#[test]
+fn an_answer_out_of_bounds_is_refused_before_anything_leaves() {
+    let (sum, _) = new_campaign(Aggregation::Sum { max: 100 });
+    for answer in [json!(101), json!(-1), json!(1.5), json!("10"), Value::Null] {
+        assert!(matches!(sum.report(&answer), Err(CampaignError::OutOfBounds(_))), "{answer}");
+    }
+    let (vector, _) = new_campaign(Aggregation::SumVec { length: 2, max: 10 });
+    for answer in [json!([1]), json!([1, 11]), json!([1, 2, 3])] {
+        assert!(matches!(vector.report(&answer), Err(CampaignError::OutOfBounds(_))), "{answer}");
+    }
+    let (histogram, _) = new_campaign(Aggregation::Histogram { bounds: vec![1.0] });
+    assert!(matches!(histogram.report(&json!("a lot")), Err(CampaignError::OutOfBounds(_))));
+}
+
+#[test]
+fn a_report_whose_proof_is_forged_is_refused_and_the_aggregate_unchanged() {
+    let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
+    let roles = roles(&campaign, &keys);
+    let mut reports: Vec<Report> = (0..10).map(|_| campaign.report(&json!(1)).unwrap()).collect();
+    // A client of its own, which encrypts to the aggregators a leader's
+    // share altered after the proof was made (its measurement part).
+    let mut forged = campaign.report(&json!(1)).unwrap();
+    let leader_share = {
+        use hpke::Deserializable;
+        let secret =
+            <report::Kem as hpke::Kem>::PrivateKey::from_bytes(&hex::decode(&keys[0].secret).unwrap()).unwrap();
+        let share = &forged.shares[0];
+        hpke::single_shot_open::<report::Aead, report::Kdf, report::Kem>(
+            &hpke::OpModeR::Base,
+            &secret,
+            &report::encapped_key(&share.encapped_key).unwrap(),
+            &report::share_info(0),
+            &hex::decode(&share.ciphertext).unwrap(),
+            &report::share_aad(&forged.campaign, &forged.nonce, &forged.public_share),
+        )
+        .unwrap()
+    };
+    let mut altered = leader_share.clone();
+    altered[0] ^= 1;
+    let key = definition::public_key(&keys[0].public).unwrap();
+    let (encapped, ciphertext) = hpke::single_shot_seal::<report::Aead, report::Kdf, report::Kem>(
+        &hpke::OpModeS::Base,
+        &key,
+        &report::share_info(0),
+        &altered,
+        &report::share_aad(&forged.campaign, &forged.nonce, &forged.public_share),
+    )
+    .unwrap();
+    use hpke::Serializable;
+    forged.shares[0] =
+        EncryptedShare { encapped_key: hex::encode(encapped.to_bytes()), ciphertext: hex::encode(ciphertext) };
+    assert!(roles[0].start(&forged).is_ok(), "the forged share opens and decodes: only its proof tells");
+    reports.push(forged);
+    let (aggregate, refused) = aggregate(&campaign, &roles, &reports);
+    assert_eq!(refused, 1, "the forged report is refused");
+    assert_eq!(aggregate.unwrap(), Aggregate::Sum(10), "and counts for nothing");
+}
+
+#[test]
+fn each_aggregator_opens_its_own_share_only() {
+    let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
+    let report = campaign.report(&json!(3)).unwrap();
+    let verify_key = [7u8; 32];
+    let helper_posing_as_leader = AggregatorRole::new(campaign.clone(), 0, &keys[1].secret, verify_key).unwrap();
+    assert!(helper_posing_as_leader.start(&report).is_err(), "the helper's key does not open the leader's share");
+    let mut swapped = report.clone();
+    swapped.shares.swap(0, 1);
+    assert!(roles(&campaign, &keys)[1].start(&swapped).is_err(), "a share moved to the other aggregator");
+    let mut other = report.clone();
+    other.nonce = hex::encode([9u8; 16]);
+    assert!(roles(&campaign, &keys)[0].start(&other).is_err(), "a share moved to another report");
+}
+
+#[test]
+fn nothing_is_released_below_the_minimum_batch() {
+    let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
+    let reports: Vec<Report> = (0..9).map(|_| campaign.report(&json!(1)).unwrap()).collect();
+    let refused = aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap_err().to_string();
+    assert!(refused.contains("9 reports, fewer than the campaign's minimum of 10"), "{refused}");
+}
+
+#[test]
+fn a_campaign_opens_only_signed_by_a_trusted_key_and_valid() {
+    let (campaign, _) = new_campaign(Aggregation::Histogram { bounds: vec![100.0, 200.0] });
+    let organiser = SigningKey::from_bytes(&[1; 32]);
+    let stranger = SigningKey::from_bytes(&[2; 32]);
+    let (bytes, signature) = campaign.sign(&organiser).unwrap();
+    let trusted = [organiser.verifying_key()];
+    assert_eq!(Campaign::open(&bytes, &signature, &trusted).unwrap(), campaign);
+    let (_, by_stranger) = campaign.sign(&stranger).unwrap();
+    assert!(matches!(Campaign::open(&bytes, &by_stranger, &trusted), Err(CampaignError::Unsigned)));
+    let altered = String::from_utf8(bytes.clone()).unwrap().replace("200.0", "2000.0").into_bytes();
+    assert!(matches!(Campaign::open(&altered, &signature, &trusted), Err(CampaignError::Unsigned)), "bounds altered");
+    assert!(matches!(Campaign::open(&bytes, "not hex", &trusted), Err(CampaignError::Unsigned)));
+
+    let invalid = |change: fn(&mut Campaign)| {
+        let mut c = campaign.clone();
+        change(&mut c);
+        c.check().unwrap_err().to_string()
+    };
+    assert!(
+        invalid(|c| c.aggregation = Aggregation::Histogram { bounds: vec![2.0, 1.0] }).contains("above the one before")
+    );
+    assert!(invalid(|c| c.aggregation = Aggregation::Histogram { bounds: vec![f64::NAN] }).contains("finite"));
+    assert!(invalid(|c| c.aggregators[1] = c.aggregators[0].clone()).contains("two aggregators are one"));
+    assert!(invalid(|c| c.aggregators[0].url = "http://city.example".into()).contains("https://"));
+    assert!(invalid(|c| c.aggregators[0].hpke_public_key = "00".into()).contains("64 hexadecimal"));
+    assert!(invalid(|c| c.minimum_batch = 1).contains("at least 2"));
+    assert!(invalid(|c| c.epsilon = Some(0.0)).contains("above 0"));
+    assert!(invalid(|c| c.id = "Nantes/../x".into()).contains("its id"));
+    assert!(invalid(|c| c.aggregation = Aggregation::Sum { max: 0 }).contains("max"));
+}
