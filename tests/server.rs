@@ -861,6 +861,7 @@ fn front_ends(op: Operation) -> (Vec<&'static str>, &'static str, &'static str) 
         O::TrustKey => (vec!["trust", "add", "ab"], "POST", "/api/v1/admin/trust"),
         O::RevokeKey => (vec!["trust", "revoke", "ab"], "POST", "/api/v1/admin/trust/ab/revoke"),
         O::AddCatalogueSource => (vec!["catalogue", "add-source", "/nonexistent"], "POST", "/api/v1/admin/catalogues"),
+        O::AddCampaign => (vec!["campaign", "add", "/nonexistent.json"], "POST", "/api/v1/admin/campaigns"),
         O::Restore => (vec!["restore", "/nonexistent.tar"], "POST", "/api/v1/admin/restore"),
         O::NewOperatorToken => (vec!["operator-token"], "POST", "/api/v1/admin/operator-token"),
         O::Install => (vec!["install", "org.example.none"], "POST", "/api/v1/apps"),

@@ -108,7 +108,8 @@ impl Campaign {
             .and_then(|s| <[u8; 64]>::try_from(s).ok())
             .map(|s| Signature::from_bytes(&s))
             .ok_or(CampaignError::Unsigned)?;
-        if !trusted.iter().any(|key| key.verify(bytes, &signature).is_ok()) {
+        let message = signed_message(bytes);
+        if !trusted.iter().any(|key| key.verify(&message, &signature).is_ok()) {
             return Err(CampaignError::Unsigned);
         }
         let campaign: Campaign = serde_json::from_slice(bytes).map_err(|e| CampaignError::Invalid(e.to_string()))?;
@@ -116,22 +117,24 @@ impl Campaign {
         Ok(campaign)
     }
 
-    /// The campaign's file and its signature by `key` (hexadecimal), for
+    /// The campaign's file and its signature (hexadecimal) by `sign`, for
     /// an organiser to publish.
-    pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, String)> {
+    pub fn sign_with(&self, sign: impl FnOnce(&[u8]) -> [u8; 64]) -> Result<(Vec<u8>, String)> {
         self.check()?;
         let bytes = serde_json::to_vec_pretty(self).expect("a campaign serialises");
-        let signature = hex::encode(key.sign(&bytes).to_bytes());
-        Ok((bytes, signature))
+        Ok((bytes.clone(), hex::encode(sign(&signed_message(&bytes)))))
+    }
+
+    /// [`Self::sign_with`] an ed25519 key.
+    pub fn sign(&self, key: &SigningKey) -> Result<(Vec<u8>, String)> {
+        self.sign_with(|message| key.sign(message).to_bytes())
     }
 
     /// Checks what a campaign states, so that what a resident is shown is
     /// what runs.
     pub fn check(&self) -> Result<()> {
         let invalid = |why: String| Err(CampaignError::Invalid(why));
-        let id_ok = (3..=100).contains(&self.id.len())
-            && self.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-        if !id_ok {
+        if !is_campaign_id(&self.id) {
             return invalid("its id is 3 to 100 lower-case letters, digits, `.` or `-`".into());
         }
         for (what, text) in [
@@ -247,6 +250,20 @@ impl Campaign {
     pub(crate) fn context(&self) -> Vec<u8> {
         [b"domicile campaign ".as_slice(), self.id.as_bytes()].concat()
     }
+}
+
+/// Whether `id` can name a campaign: 3 to 100 lower-case letters, digits,
+/// `.` or `-` (it names the campaign's files too).
+pub fn is_campaign_id(id: &str) -> bool {
+    (3..=100).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
+/// What a campaign's signature covers: its file, after a context of its
+/// own, so that no signature of a package or an index by the same key
+/// passes for a campaign's, nor the reverse.
+pub fn signed_message(bytes: &[u8]) -> Vec<u8> {
+    [b"domicile campaign v1\n".as_slice(), bytes].concat()
 }
 
 /// The chunk length Prio3 recommends for a vector of `length` (about its

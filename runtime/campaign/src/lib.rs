@@ -28,7 +28,7 @@ mod definition;
 mod report;
 
 pub use aggregate::{unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
-pub use definition::{Aggregation, Aggregator, Campaign, Question};
+pub use definition::{is_campaign_id, signed_message, Aggregation, Aggregator, Campaign, Question};
 pub use report::{EncryptedShare, Report};
 
 /// What can go wrong with a campaign, a report or an aggregation.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::verbs::campaigns::CampaignCommand;
 use crate::verbs::residents::{ResidentCommand, TokenCommand};
 use crate::verbs::trust::{CatalogueCommand, TrustCommand};
 
@@ -100,6 +101,11 @@ pub enum Command {
     Import(crate::verbs::data::ImportArgs),
     /// Run a service app and print its output: its view drawn as text when it has one, else its JSON (`--json`: always the JSON).
     Run(crate::verbs::data::RunArgs),
+    /// The campaigns of this home: questions its residents may answer together, of which only an aggregate comes out.
+    Campaigns,
+    /// A campaign: add one an organiser signed, show what joining it means, or sign one (an organiser's).
+    #[command(subcommand)]
+    Campaign(crate::verbs::campaigns::CampaignCommand),
     /// The doctypes domicile knows, each with what it holds.
     Doctypes,
     /// Everything about one doctype: each field with its type and meaning, what is required, what is indexed.
@@ -174,6 +180,12 @@ impl Command {
             Command::Trust(TrustCommand::Add { key, .. }) => maybe_file(key),
             Command::Trust(TrustCommand::Revoke { key }) => maybe_file(key),
             Command::Catalogue(CatalogueCommand::AddSource { dir }) => absolute(dir)?,
+            Command::Campaign(CampaignCommand::Add { file, signature }) => {
+                absolute(file)?;
+                if let Some(signature) = signature {
+                    absolute(signature)?;
+                }
+            }
             _ => {}
         }
         Ok(())

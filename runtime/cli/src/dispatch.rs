@@ -9,9 +9,11 @@ use domicile_home::Home;
 use domicile_store::ResidentSpace;
 
 use crate::cli::{Cli, Command};
+use crate::verbs::campaigns::CampaignCommand;
 use crate::verbs::trust::CatalogueCommand;
 use crate::verbs::{
-    apps, archive, audit, data, doctypes, outbox, packaging, publish, residents, serve, showcase, triggers, trust,
+    apps, archive, audit, campaigns, data, doctypes, outbox, packaging, publish, residents, serve, showcase, triggers,
+    trust,
 };
 
 pub async fn execute(cli: Cli) -> Result<()> {
@@ -49,6 +51,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Catalogue(CatalogueCommand::Build { dir, key, name }) => {
             return trust::build_catalogue(dir, key, name, json)
         }
+        Command::Campaign(CampaignCommand::Sign { file, key }) => return campaigns::sign(file, key, json),
         _ => {}
     }
     let dir = home.context("no home given: pass --home DIR or set DOMICILE_HOME")?;
@@ -113,6 +116,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         | Command::Dev(_)
         | Command::Pack(_)
         | Command::Catalogue(CatalogueCommand::Build { .. })
+        | Command::Campaign(CampaignCommand::Sign { .. })
         | Command::Doctypes
         | Command::Doctype(_)
         | Command::Cluster(_)
@@ -126,6 +130,8 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         Command::OperatorToken => residents::operator_token(home, json),
         Command::Trust(command) => trust::trust(home, command, json),
         Command::Catalogue(command) => trust::catalogue(home, command, json),
+        Command::Campaigns => campaigns::list(home, json),
+        Command::Campaign(command) => campaigns::campaign(home, command, json),
         Command::Triggers(args) => triggers::command(home, resident, args, json).await,
         // Everything else is a resident's.
         command => on_space(home, &home.resident(resident)?, json, command).await,

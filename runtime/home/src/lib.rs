@@ -50,6 +50,7 @@
 
 mod accounts;
 mod apps;
+mod campaigns;
 mod config;
 mod documents;
 mod keys;
@@ -69,6 +70,7 @@ pub use accounts::{
     check_password, new_password, new_secret, sha256_hex, AccountError, Accounts, TokenInfo, MAX_PASSWORD_BYTES,
 };
 pub use apps::{Installing, PackageSource, UpdateOutcome};
+pub use campaigns::ListedCampaign;
 pub use config::{HomeConfig, ServerSettings};
 pub use keys::{format_ms, HeldApp};
 pub use operations::Operation;
@@ -120,6 +122,8 @@ pub enum HomeError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Egress(#[from] domicile_egress::EgressError),
+    #[error(transparent)]
+    Campaign(#[from] domicile_campaign::CampaignError),
 }
 
 /// An update offered by another publisher than the installed app's.

@@ -15,6 +15,7 @@ pub enum Operation {
     TrustKey,
     RevokeKey,
     AddCatalogueSource,
+    AddCampaign,
     Restore,
     NewOperatorToken,
     // A resident's.
@@ -45,6 +46,7 @@ impl Operation {
         Operation::TrustKey,
         Operation::RevokeKey,
         Operation::AddCatalogueSource,
+        Operation::AddCampaign,
         Operation::Restore,
         Operation::NewOperatorToken,
         Operation::Install,

@@ -112,7 +112,10 @@ impl SecretKey {
         PublicKey(self.0.verifying_key().to_bytes())
     }
 
-    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+    /// The signature of `message`: a caller signing something other than
+    /// a package or an index puts its own context first, so that no
+    /// signature of one kind passes for another.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.0.sign(message).to_bytes()
     }
 

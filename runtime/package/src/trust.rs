@@ -39,6 +39,8 @@ pub enum Role {
     Publisher,
     /// Catalogue indexes (and, through them, the publishers they list).
     Catalogue,
+    /// Campaigns: questions residents may answer together (their organisers).
+    Campaign,
 }
 
 impl fmt::Display for Role {
@@ -46,6 +48,7 @@ impl fmt::Display for Role {
         f.write_str(match self {
             Role::Publisher => "publisher",
             Role::Catalogue => "catalogue",
+            Role::Campaign => "campaign",
         })
     }
 }

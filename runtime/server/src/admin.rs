@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/admin/trust", get(trusted_keys).post(trust_key))
         .route("/admin/trust/{key}/revoke", post(revoke_key))
         .route("/admin/catalogues", post(add_catalogue))
+        .route("/admin/campaigns", post(add_campaign))
         .route("/admin/operator-token", post(new_operator_token))
 }
 
@@ -284,6 +285,28 @@ async fn add_catalogue(
     Ok(Json(
         json!({ "name": catalogue.index().name, "apps": catalogue.index().apps.len(), "key": catalogue.key().to_string() }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedCampaign {
+    /// The campaign file, as its organiser signed it.
+    campaign: String,
+    /// Its signature (hexadecimal), as `domicile campaign sign` writes it.
+    signature: String,
+}
+
+/// Adds a campaign an organiser signed, once a key the home trusts for
+/// campaigns signed it.
+async fn add_campaign(
+    Extract(state): Shared,
+    _: Operator,
+    Json(form): Json<SignedCampaign>,
+) -> Result<Json<Value>, ApiError> {
+    let campaign =
+        tokio::task::spawn_blocking(move || state.home.add_campaign(form.campaign.as_bytes(), &form.signature))
+            .await??;
+    Ok(Json(json!({ "added": campaign.id })))
 }
 
 /// A new operator token; the one this request used stops working.

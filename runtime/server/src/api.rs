@@ -35,6 +35,8 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/catalogue", get(catalogue))
         .route("/catalogue/{app}", get(catalogue_app))
+        .route("/campaigns", get(campaigns))
+        .route("/campaigns/{id}", get(campaign))
         .route("/apps", get(apps).post(install))
         .route("/apps/{app}", get(app).delete(uninstall))
         .route("/apps/{app}/grants", post(grant))
@@ -192,6 +194,19 @@ async fn revoke_token(Extract(state): Shared, resident: Resident, Path(id): Path
 /// the resident has it installed.
 /// An app whose package does not verify, or is not the app its listing
 /// says, is not offered: it is named under `unusable_apps` with the reason.
+/// The home's campaigns, each checked again against the keys trusted for
+/// campaigns now (one that no longer verifies says why).
+async fn campaigns(Extract(state): Shared, _: Resident) -> ApiResult {
+    let listed = tokio::task::spawn_blocking(move || state.home.campaigns()).await??;
+    Ok(Json(json!({ "campaigns": listed })))
+}
+
+/// One campaign, with every term a resident consents to by joining it.
+async fn campaign(Extract(state): Shared, _: Resident, Path(id): Path<String>) -> ApiResult {
+    let campaign = tokio::task::spawn_blocking(move || state.home.campaign(&id)).await??;
+    Ok(Json(json!(campaign)))
+}
+
 async fn catalogue(Extract(state): Shared, resident: Resident) -> ApiResult {
     let space = resident.space.clone();
     let listing = tokio::task::spawn_blocking(move || -> ApiResult<Value> {

@@ -207,7 +207,7 @@ impl From<domicile_home::HomeError> for ApiError {
             H::Grant(e) => e.into(),
             H::Account(e) => e.into(),
             H::Egress(e) => e.into(),
-            H::Manifest(_) | H::VersionOfAFile | H::BadInput(_) | H::WhichResident(_) => {
+            H::Manifest(_) | H::Campaign(_) | H::VersionOfAFile | H::BadInput(_) | H::WhichResident(_) => {
                 ApiError::BadRequest(e.to_string())
             }
             H::OtherPublisher(_) => ApiError::Conflict(e.to_string()),

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod archive;
 pub mod audit;
+pub mod campaigns;
 pub mod data;
 pub mod doctypes;
 pub mod outbox;

@@ -35,7 +35,8 @@ fn parse_role(s: &str) -> Result<domicile_package::Role, String> {
     match s {
         "publisher" => Ok(domicile_package::Role::Publisher),
         "catalogue" => Ok(domicile_package::Role::Catalogue),
-        _ => Err("expected `publisher` or `catalogue`".into()),
+        "campaign" => Ok(domicile_package::Role::Campaign),
+        _ => Err("expected `publisher`, `catalogue` or `campaign`".into()),
     }
 }
 

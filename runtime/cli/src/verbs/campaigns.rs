@@ -1,0 +1,163 @@
+//! `domicile campaigns` and `domicile campaign add|show|sign`: the
+//! campaigns of a home (questions its residents may answer together, of
+//! which only an aggregate comes out), what joining one means, and, for an
+//! organiser, signing one.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use domicile_campaign::{Aggregation, Campaign};
+use domicile_home::Home;
+use serde_json::json;
+
+use crate::answer::{lines, say};
+use crate::terminal::safe;
+
+#[derive(clap::Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum CampaignCommand {
+    /// Add a campaign its organiser signed (FILE, with its signature in FILE.sig or --signature), once a key this home trusts for campaigns signed it.
+    Add {
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+    },
+    /// What joining campaign ID means: who asks and why, which app computes what, the exact bounds, who aggregates, what leaves and what comes back.
+    Show { id: String },
+    /// Sign a campaign file, as its organiser: writes FILE.sig with a key from `domicile keygen`.
+    Sign {
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+}
+
+/// The largest campaign file read.
+const MAX_FILE: u64 = 64 * 1024;
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    domicile_package::files::read_regular(path, MAX_FILE).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn signature_of(file: &std::path::Path, signature: Option<PathBuf>) -> PathBuf {
+    signature.unwrap_or_else(|| {
+        let mut sig = file.as_os_str().to_owned();
+        sig.push(".sig");
+        PathBuf::from(sig)
+    })
+}
+
+/// `domicile campaigns`.
+pub fn list(home: &Home, json: bool) -> Result<()> {
+    let listed = home.campaigns()?;
+    say(json, &listed, |_| {
+        let mut shown = Vec::new();
+        for entry in &listed {
+            match (&entry.campaign, &entry.refused) {
+                (Some(c), _) => shown.push(format!(
+                    "{}  asked by {} until {}\n    {}",
+                    c.id,
+                    safe(&c.organiser),
+                    domicile_home::format_ms(c.deadline_ms),
+                    safe(&c.purpose)
+                )),
+                (None, refused) => shown.push(format!(
+                    "{}  not shown: {}",
+                    entry.id,
+                    refused.as_deref().unwrap_or("it does not verify")
+                )),
+            }
+        }
+        if shown.is_empty() {
+            shown
+                .push("no campaigns: an organiser's signed campaign is added with `domicile campaign add FILE`".into());
+        } else {
+            shown.push("\n`domicile campaign show ID` says what joining one means".into());
+        }
+        lines(shown)
+    })
+}
+
+/// `domicile campaign add|show` (`sign` needs no home).
+pub fn campaign(home: &Home, command: CampaignCommand, json: bool) -> Result<()> {
+    match command {
+        CampaignCommand::Add { file, signature } => {
+            let bytes = read(&file)?;
+            let signature = String::from_utf8_lossy(&read(&signature_of(&file, signature))?).into_owned();
+            let campaign = home.add_campaign(&bytes, &signature)?;
+            say(json, &json!({ "added": campaign.id }), |_| {
+                format!(
+                    "added campaign {}: `domicile campaign show {}` says what joining it means",
+                    campaign.id, campaign.id
+                )
+            })
+        }
+        CampaignCommand::Show { id } => {
+            let campaign = home.campaign(&id)?;
+            say(json, &campaign, |c| lines(consent(c)))
+        }
+        CampaignCommand::Sign { .. } => unreachable!("signed without a home"),
+    }
+}
+
+/// `domicile campaign sign FILE --key KEY`.
+pub fn sign(file: &std::path::Path, key: &std::path::Path, json: bool) -> Result<()> {
+    let campaign: Campaign =
+        serde_json::from_slice(&read(file)?).with_context(|| format!("{} is not a campaign", file.display()))?;
+    let key = domicile_package::SecretKey::load(key)?;
+    let (bytes, signature) = campaign.sign_with(|message| key.sign(message))?;
+    // What is signed is the campaign as written here (its canonical form).
+    domicile_package::write_atomically(file, &bytes).with_context(|| format!("cannot write {}", file.display()))?;
+    let sig = signature_of(file, None);
+    domicile_package::write_atomically(&sig, signature.as_bytes())
+        .with_context(|| format!("cannot write {}", sig.display()))?;
+    let answer = json!({ "campaign": campaign.id, "signature": sig, "key": key.public().to_string() });
+    say(json, &answer, |_| {
+        format!(
+            "signed campaign {} ({}): residents' homes trust {} for campaigns (`domicile trust add KEY --role campaign`) to add it",
+            campaign.id,
+            sig.display(),
+            key.public()
+        )
+    })
+}
+
+/// What a resident consents to by joining: every term of the campaign, in words.
+fn consent(c: &Campaign) -> Vec<String> {
+    let answer = match &c.aggregation {
+        Aggregation::Sum { max } => format!("a whole number from 0 to {max}"),
+        Aggregation::SumVec { length, max } => format!("{length} whole numbers, each from 0 to {max}"),
+        Aggregation::Histogram { bounds } => {
+            let mut buckets = vec![format!("below {}", bounds[0])];
+            buckets.extend(bounds.windows(2).map(|w| format!("{} to {}", w[0], w[1])));
+            buckets.push(format!("{} and above", bounds[bounds.len() - 1]));
+            format!("counted in one of {} buckets: {}", buckets.len(), buckets.join(", "))
+        }
+    };
+    let [leader, helper] = &c.aggregators;
+    let noise = match c.epsilon {
+        Some(epsilon) => format!("noise is added to the result (differential privacy, epsilon {epsilon})"),
+        None => "no noise is added to the result".into(),
+    };
+    vec![
+        format!("{}: asked by {}", c.id, safe(&c.organiser)),
+        format!("Why: {}", safe(&c.purpose)),
+        format!(
+            "Inside your space, the app {} computes: {} ({})",
+            safe(&c.question.app),
+            safe(&c.question.computes),
+            safe(&c.question.unit)
+        ),
+        format!("Its answer must be {answer}; an answer outside that is refused, never sent."),
+        "What leaves your space: two shares of the answer, each encrypted to one aggregator; either share alone is random and says nothing of your answer.".into(),
+        format!(
+            "The aggregators, who must not collude: {} ({}) and {} ({}).",
+            safe(&leader.name),
+            safe(&leader.url),
+            safe(&helper.name),
+            safe(&helper.url)
+        ),
+        format!("Nothing is released below {} participants; {noise}.", c.minimum_batch),
+        format!("Answers are taken until {} (UTC).", domicile_home::format_ms(c.deadline_ms)),
+        format!("The result goes to {}.", safe(&c.published_to)),
+    ]
+}
