@@ -10,6 +10,8 @@ use prio::vdaf::prio3::{Prio3Histogram, Prio3Sum, Prio3SumVec};
 use prio::vdaf::Client;
 use serde_json::{json, Value};
 
+const NOW: u64 = 0;
+
 fn campaign(aggregation: Aggregation, keys: &[AggregatorKeys; 2]) -> Campaign {
     let aggregator = |name: &str, keys: &AggregatorKeys| Aggregator {
         name: name.into(),
@@ -47,7 +49,7 @@ fn bench(c: &mut Criterion) {
     let nonce = [3u8; 16];
     for (name, aggregation, answer) in shapes {
         let campaign = campaign(aggregation.clone(), &keys);
-        let report = campaign.report(&answer).unwrap();
+        let report = campaign.report(&answer, NOW).unwrap();
         eprintln!("{name}: a report is {} bytes as JSON", serde_json::to_vec(&report).unwrap().len());
         let mut group = c.benchmark_group(name);
         match &aggregation {
@@ -65,7 +67,7 @@ fn bench(c: &mut Criterion) {
                 group.bench_function("prio3 shard alone", |b| b.iter(|| vdaf.shard(b"ctx", &123, &nonce).unwrap()));
             }
         }
-        group.bench_function("report (shard, prove, encrypt)", |b| b.iter(|| campaign.report(&answer).unwrap()));
+        group.bench_function("report (shard, prove, encrypt)", |b| b.iter(|| campaign.report(&answer, NOW).unwrap()));
         let roles = [0, 1].map(|i| AggregatorRole::new(campaign.clone(), i, &keys[i].secret, [7; 32]).unwrap());
         group.bench_function("verify by both aggregators", |b| {
             b.iter(|| {

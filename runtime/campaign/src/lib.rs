@@ -42,6 +42,8 @@ pub enum CampaignError {
     OutOfBounds(String),
     #[error("the report is refused: {0}")]
     Refused(String),
+    #[error("campaign `{id}` took answers until its deadline ({deadline_ms} ms since the epoch): it is closed")]
+    Closed { id: String, deadline_ms: u64 },
 }
 
 pub type Result<T, E = CampaignError> = std::result::Result<T, E>;

@@ -43,10 +43,13 @@ pub struct EncryptedShare {
 }
 
 impl Campaign {
-    /// The report of `answer` (an app's output): checked against the
-    /// campaign's bounds, split into two shares with its proof of
-    /// validity, each encrypted to its aggregator.
-    pub fn report(&self, answer: &Value) -> Result<Report> {
+    /// The report of `answer` (an app's output) made at `now_ms`: checked
+    /// against the campaign's deadline and bounds, split into two shares
+    /// with its proof of validity, each encrypted to its aggregator.
+    pub fn report(&self, answer: &Value, now_ms: u64) -> Result<Report> {
+        if now_ms > self.deadline_ms {
+            return Err(CampaignError::Closed { id: self.id.clone(), deadline_ms: self.deadline_ms });
+        }
         let measurement = self.measurement(answer)?;
         let mut nonce = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);

@@ -3,6 +3,9 @@ use serde_json::{json, Value};
 
 use super::*;
 
+/// A time before every test campaign's deadline.
+const NOW: u64 = 1_780_000_000_000;
+
 /// A campaign of `aggregation` with two fresh aggregators, their keys and
 /// the verification key they share.
 fn new_campaign(aggregation: Aggregation) -> (Campaign, [AggregatorKeys; 2]) {
@@ -68,7 +71,7 @@ fn two_hundred_residents_histogram_is_the_exact_count_of_their_answers() {
     let (campaign, keys) = new_campaign(Aggregation::Histogram { bounds: vec![100.0, 200.0, 400.0, 800.0] });
     let roles = roles(&campaign, &keys);
     let answers: Vec<f64> = (0..200).map(|i| (i * 7 % 1000) as f64 + 0.5).collect();
-    let reports: Vec<Report> = answers.iter().map(|a| campaign.report(&json!(a)).unwrap()).collect();
+    let reports: Vec<Report> = answers.iter().map(|a| campaign.report(&json!(a), NOW).unwrap()).collect();
     let mut expected = vec![0u128; 5];
     for a in &answers {
         expected[[100.0, 200.0, 400.0, 800.0].iter().filter(|b| **b <= *a).count()] += 1;
@@ -81,11 +84,11 @@ fn two_hundred_residents_histogram_is_the_exact_count_of_their_answers() {
 #[test]
 fn sums_and_vectors_are_the_exact_sums() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 5000 });
-    let reports: Vec<Report> = (0..20u64).map(|i| campaign.report(&json!(i * 100)).unwrap()).collect();
+    let reports: Vec<Report> = (0..20u64).map(|i| campaign.report(&json!(i * 100), NOW).unwrap()).collect();
     assert_eq!(aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap(), Aggregate::Sum(19_000));
 
     let (campaign, keys) = new_campaign(Aggregation::SumVec { length: 3, max: 1000 });
-    let reports: Vec<Report> = (0..12u64).map(|i| campaign.report(&json!([i, 2 * i, 1000])).unwrap()).collect();
+    let reports: Vec<Report> = (0..12u64).map(|i| campaign.report(&json!([i, 2 * i, 1000]), NOW).unwrap()).collect();
     assert_eq!(
         aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap(),
         Aggregate::Counts(vec![66, 132, 12_000])
@@ -96,24 +99,26 @@ fn sums_and_vectors_are_the_exact_sums() {
 fn an_answer_out_of_bounds_is_refused_before_anything_leaves() {
     let (sum, _) = new_campaign(Aggregation::Sum { max: 100 });
     for answer in [json!(101), json!(-1), json!(1.5), json!("10"), Value::Null] {
-        assert!(matches!(sum.report(&answer), Err(CampaignError::OutOfBounds(_))), "{answer}");
+        assert!(matches!(sum.report(&answer, NOW), Err(CampaignError::OutOfBounds(_))), "{answer}");
     }
     let (vector, _) = new_campaign(Aggregation::SumVec { length: 2, max: 10 });
     for answer in [json!([1]), json!([1, 11]), json!([1, 2, 3])] {
-        assert!(matches!(vector.report(&answer), Err(CampaignError::OutOfBounds(_))), "{answer}");
+        assert!(matches!(vector.report(&answer, NOW), Err(CampaignError::OutOfBounds(_))), "{answer}");
     }
     let (histogram, _) = new_campaign(Aggregation::Histogram { bounds: vec![1.0] });
-    assert!(matches!(histogram.report(&json!("a lot")), Err(CampaignError::OutOfBounds(_))));
+    assert!(matches!(histogram.report(&json!("a lot"), NOW), Err(CampaignError::OutOfBounds(_))));
+    let after = histogram.deadline_ms + 1;
+    assert!(matches!(histogram.report(&json!(0.5), after), Err(CampaignError::Closed { .. })), "past its deadline");
 }
 
 #[test]
 fn a_report_whose_proof_is_forged_is_refused_and_the_aggregate_unchanged() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
     let roles = roles(&campaign, &keys);
-    let mut reports: Vec<Report> = (0..10).map(|_| campaign.report(&json!(1)).unwrap()).collect();
+    let mut reports: Vec<Report> = (0..10).map(|_| campaign.report(&json!(1), NOW).unwrap()).collect();
     // A client of its own, which encrypts to the aggregators a leader's
     // share altered after the proof was made (its measurement part).
-    let mut forged = campaign.report(&json!(1)).unwrap();
+    let mut forged = campaign.report(&json!(1), NOW).unwrap();
     let leader_share = {
         use hpke::Deserializable;
         let secret =
@@ -153,7 +158,7 @@ fn a_report_whose_proof_is_forged_is_refused_and_the_aggregate_unchanged() {
 #[test]
 fn each_aggregator_opens_its_own_share_only() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
-    let report = campaign.report(&json!(3)).unwrap();
+    let report = campaign.report(&json!(3), NOW).unwrap();
     let verify_key = [7u8; 32];
     let helper_posing_as_leader = AggregatorRole::new(campaign.clone(), 0, &keys[1].secret, verify_key).unwrap();
     assert!(helper_posing_as_leader.start(&report).is_err(), "the helper's key does not open the leader's share");
@@ -168,7 +173,7 @@ fn each_aggregator_opens_its_own_share_only() {
 #[test]
 fn nothing_is_released_below_the_minimum_batch() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
-    let reports: Vec<Report> = (0..9).map(|_| campaign.report(&json!(1)).unwrap()).collect();
+    let reports: Vec<Report> = (0..9).map(|_| campaign.report(&json!(1), NOW).unwrap()).collect();
     let refused = aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap_err().to_string();
     assert!(refused.contains("9 reports, fewer than the campaign's minimum of 10"), "{refused}");
 }
