@@ -198,15 +198,22 @@ impl AggregatorRole {
     }
 }
 
-/// The aggregate of `reports` reports from the two aggregators' aggregate
-/// shares; refused below the campaign's minimum batch.
-pub fn unshard(campaign: &Campaign, shares: [&[u8]; 2], reports: u64) -> Result<Aggregate> {
+/// Refuses a batch of `reports` reports below the campaign's minimum:
+/// nothing of it is released.
+pub fn check_batch(campaign: &Campaign, reports: u64) -> Result<()> {
     if reports < campaign.minimum_batch {
         return Err(refused(format!(
             "{reports} reports, fewer than the campaign's minimum of {}: nothing is released",
             campaign.minimum_batch
         )));
     }
+    Ok(())
+}
+
+/// The aggregate of `reports` reports from the two aggregators' aggregate
+/// shares; refused below the campaign's minimum batch.
+pub fn unshard(campaign: &Campaign, shares: [&[u8]; 2], reports: u64) -> Result<Aggregate> {
+    check_batch(campaign, reports)?;
     let reports = usize::try_from(reports).map_err(refused)?;
     fn decoded<T: Type>(
         vdaf: &Prio3Of<T>,

@@ -27,7 +27,7 @@ mod aggregate;
 mod definition;
 mod report;
 
-pub use aggregate::{unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
+pub use aggregate::{check_batch, unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
 pub use definition::{is_campaign_id, signed_message, Aggregation, Aggregator, Campaign, Question};
 pub use report::{EncryptedShare, Report};
 

@@ -1,0 +1,180 @@
+//! The leader's side: the reports it receives, kept pending until they
+//! are verified with the helper, the output share of each verified one,
+//! the counts of what was refused and why, and the collection of the
+//! aggregate after the deadline.
+
+use std::collections::BTreeMap;
+
+use domicile_campaign::{unshard, Aggregate, AggregatorRole, Campaign, Report};
+use serde::Serialize;
+
+use crate::{AggregatorError, Helper, Result};
+
+/// The leader of a campaign, on its store.
+pub struct Leader {
+    campaign: Campaign,
+    role: AggregatorRole,
+    /// Every nonce received, refused or not: a report comes once.
+    seen: sled::Tree,
+    /// Reports received and not yet verified, by nonce.
+    pending: sled::Tree,
+    /// The leader's output share of each verified report, by nonce.
+    outputs: sled::Tree,
+    /// Reports refused, by reason.
+    refused: sled::Tree,
+}
+
+/// Where the campaign's reports stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub pending: u64,
+    pub verified: u64,
+    /// Reports refused, by reason: `another campaign`, `late`,
+    /// `duplicate`, `unreadable`, `invalid proof`.
+    pub refused: BTreeMap<String, u64>,
+}
+
+/// A campaign's aggregate, and over how many reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    pub aggregate: Aggregate,
+    pub reports: u64,
+}
+
+impl Leader {
+    /// The leader of `campaign` on its store `db`, as `role` (aggregator 0).
+    pub fn open(db: &sled::Db, campaign: Campaign, role: AggregatorRole) -> Result<Leader> {
+        Ok(Leader {
+            campaign,
+            role,
+            seen: db.open_tree("leader-seen")?,
+            pending: db.open_tree("leader-pending")?,
+            outputs: db.open_tree("leader-outputs")?,
+            refused: db.open_tree("leader-refused")?,
+        })
+    }
+
+    fn refuse(&self, reason: &str, detail: String) -> Result<AggregatorError> {
+        self.refused.update_and_fetch(reason, |count| {
+            let count = count.map_or(0, |c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])));
+            Some((count + 1).to_be_bytes().to_vec())
+        })?;
+        Ok(AggregatorError::Refused(detail))
+    }
+
+    /// Takes a resident's report, received at `now_ms`: kept pending (on
+    /// disk) for verification, or refused and counted.
+    pub fn receive(&self, report: &Report, now_ms: u64) -> Result<()> {
+        if report.campaign != self.campaign.id {
+            return Err(self.refuse("another campaign", format!("it is for campaign `{}`", report.campaign))?);
+        }
+        if now_ms > self.campaign.deadline_ms {
+            return Err(self.refuse("late", "it came after the campaign's deadline".into())?);
+        }
+        let first = self.seen.compare_and_swap(&report.nonce, None as Option<&[u8]>, Some(b"".as_slice()))?.is_ok();
+        if !first {
+            return Err(self.refuse("duplicate", format!("report {} came before", report.nonce))?);
+        }
+        let bytes = serde_json::to_vec(report).expect("a report serialises");
+        self.pending.insert(&report.nonce, bytes)?;
+        self.pending.flush()?;
+        Ok(())
+    }
+
+    /// Verifies every pending report with `helper`; returns how many were
+    /// verified. When the helper cannot be reached, the rest stay pending
+    /// (on disk) for the next call.
+    pub fn verify_pending(&self, helper: &dyn Helper) -> Result<u64> {
+        let mut verified = 0;
+        for item in self.pending.iter() {
+            let (nonce, bytes) = item?;
+            let nonce = String::from_utf8_lossy(&nonce).into_owned();
+            let report: Report = match serde_json::from_slice(&bytes) {
+                Ok(report) => report,
+                Err(e) => {
+                    self.pending.remove(&nonce)?;
+                    self.refuse("unreadable", e.to_string())?;
+                    continue;
+                }
+            };
+            match self.verify(&report, helper) {
+                Ok(()) => verified += 1,
+                Err(AggregatorError::HelperAway(why)) => return Err(AggregatorError::HelperAway(why)),
+                Err(AggregatorError::Store(e)) => return Err(AggregatorError::Store(e)),
+                // Refused and counted by `verify`.
+                Err(_) => {}
+            }
+            self.pending.remove(&nonce)?;
+        }
+        self.outputs.flush()?;
+        Ok(verified)
+    }
+
+    /// Verifies one report with the helper; its output shares are kept by
+    /// both, the helper's first, so that a failure between the two is
+    /// tried again without counting it twice.
+    fn verify(&self, report: &Report, helper: &dyn Helper) -> Result<()> {
+        if self.outputs.contains_key(&report.nonce)? {
+            return Ok(());
+        }
+        let mine = match self.role.start(report) {
+            Ok(started) => started,
+            Err(e) => return Err(self.refuse("unreadable", e.to_string())?),
+        };
+        let theirs = match helper.prepare(report) {
+            Ok(share) => share,
+            Err(AggregatorError::HelperAway(why)) => return Err(AggregatorError::HelperAway(why)),
+            Err(e) => return Err(self.refuse("unreadable", e.to_string())?),
+        };
+        let message = match self.role.combine(&mine.state, [&mine.verifier_share, &theirs]) {
+            Ok(message) => message,
+            Err(e) => {
+                helper.abandon(&report.nonce)?;
+                return Err(self.refuse("invalid proof", e.to_string())?);
+            }
+        };
+        let output = match self.role.finish(&mine.state, &message) {
+            Ok(output) => output,
+            Err(e) => {
+                helper.abandon(&report.nonce)?;
+                return Err(self.refuse("invalid proof", e.to_string())?);
+            }
+        };
+        helper.finish(&report.nonce, &message)?;
+        self.outputs.insert(&report.nonce, output)?;
+        Ok(())
+    }
+
+    /// Where the reports stand.
+    pub fn counts(&self) -> Result<Counts> {
+        let mut refused = BTreeMap::new();
+        for item in self.refused.iter() {
+            let (reason, count) = item?;
+            let count = u64::from_be_bytes(count.as_ref().try_into().unwrap_or([0; 8]));
+            refused.insert(String::from_utf8_lossy(&reason).into_owned(), count);
+        }
+        Ok(Counts { pending: self.pending.len() as u64, verified: self.outputs.len() as u64, refused })
+    }
+
+    /// The campaign's aggregate, collected at `now_ms` (after its
+    /// deadline) from both aggregators' shares over the same reports:
+    /// refused below the minimum batch.
+    pub fn collect(&self, helper: &dyn Helper, now_ms: u64) -> Result<Collected> {
+        if now_ms <= self.campaign.deadline_ms {
+            return Err(AggregatorError::NotYet(self.campaign.id.clone()));
+        }
+        self.verify_pending(helper)?;
+        let (mut nonces, mut outputs) = (Vec::new(), Vec::new());
+        for item in self.outputs.iter() {
+            let (nonce, output) = item?;
+            nonces.push(String::from_utf8_lossy(&nonce).into_owned());
+            outputs.push(output.to_vec());
+        }
+        let reports = nonces.len() as u64;
+        domicile_campaign::check_batch(&self.campaign, reports)?;
+        let mine = self.role.aggregate(&outputs)?;
+        let theirs = helper.aggregate(&nonces)?;
+        let aggregate = unshard(&self.campaign, [&mine, &theirs], reports)?;
+        Ok(Collected { aggregate, reports })
+    }
+}

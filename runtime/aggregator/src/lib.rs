@@ -1,0 +1,62 @@
+//! One of a campaign's two aggregators, as an organisation runs it: its
+//! own store (sled), its own key, and the campaign it aggregates for.
+//!
+//! The **leader** ([`Leader`]) receives the residents' reports: a report
+//! for another campaign, after the deadline, or a second time (same
+//! nonce) is refused and counted; the others are kept as pending before
+//! anything else, so that none is lost if the helper is away. Pending
+//! reports are verified with the **helper** ([`HelperStore`], reached
+//! through [`Helper`]): each aggregator opens its own share and starts the
+//! proof's verification, the leader combines the two verifier shares (an
+//! invalid proof refuses the report, counted), and each keeps its output
+//! share under the report's nonce, so that a step tried again after a
+//! failure counts nothing twice. After the deadline, the leader collects:
+//! the two aggregate shares over the same reports make the aggregate, and
+//! nothing is released below the campaign's minimum batch.
+//!
+//! The exchange between the two goes through [`Helper`]; the HTTP
+//! servers of both (`domicile aggregator serve`) are the next step.
+
+mod helper;
+mod leader;
+
+pub use helper::HelperStore;
+pub use leader::{Collected, Counts, Leader};
+
+use domicile_campaign::{CampaignError, Report};
+
+/// What can go wrong in an aggregator.
+#[derive(Debug, thiserror::Error)]
+pub enum AggregatorError {
+    #[error("the aggregator's store {0}")]
+    Store(#[from] sled::Error),
+    #[error(transparent)]
+    Campaign(#[from] CampaignError),
+    #[error("the report is refused: {0}")]
+    Refused(String),
+    #[error("the helper cannot be reached ({0}); the pending reports are verified when it is back")]
+    HelperAway(String),
+    #[error("campaign `{0}` is still taking answers: its aggregate is collected after its deadline")]
+    NotYet(String),
+}
+
+pub type Result<T, E = AggregatorError> = std::result::Result<T, E>;
+
+/// The helper, as the leader reaches it (over HTTP between two
+/// organisations; in one process in tests). Each call may be made again
+/// after a failure: the helper answers it the same.
+pub trait Helper {
+    /// Opens the helper's share of `report` and starts its verification:
+    /// the helper's verifier share.
+    fn prepare(&self, report: &Report) -> Result<Vec<u8>>;
+    /// Finishes the verification of report `nonce` with the leader's
+    /// verifier message: the helper keeps its output share.
+    fn finish(&self, nonce: &str, message: &[u8]) -> Result<()>;
+    /// Forgets report `nonce`, whose proof did not verify.
+    fn abandon(&self, nonce: &str) -> Result<()>;
+    /// The helper's aggregate share of the reports `nonces`.
+    fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>>;
+}
+
+#[cfg(test)]
+mod tests;

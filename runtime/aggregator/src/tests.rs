@@ -1,0 +1,162 @@
+use std::cell::Cell;
+
+use domicile_campaign::{
+    Aggregate, Aggregation, Aggregator, AggregatorKeys, AggregatorRole, Campaign, Question, Report,
+};
+use serde_json::json;
+
+use super::*;
+
+const DEADLINE: u64 = 1_800_000_000_000;
+const BEFORE: u64 = DEADLINE - 1;
+const AFTER: u64 = DEADLINE + 1;
+
+/// A campaign of 5 buckets, its two aggregators' keys.
+fn campaign(minimum_batch: u64) -> (Campaign, [AggregatorKeys; 2]) {
+    let keys = [AggregatorKeys::generate(), AggregatorKeys::generate()];
+    let aggregator = |name: &str, keys: &AggregatorKeys| Aggregator {
+        name: name.into(),
+        url: format!("https://{name}.example"),
+        hpke_public_key: keys.public.clone(),
+    };
+    let campaign = Campaign {
+        id: "fr.larochelle.mobility-2026".into(),
+        organiser: "La Rochelle".into(),
+        purpose: "The mobility plan".into(),
+        question: Question {
+            app: "io.domicile.sample.mobility".into(),
+            computes: "km by bike a week".into(),
+            unit: "km".into(),
+        },
+        aggregation: Aggregation::Histogram { bounds: vec![10.0, 20.0, 50.0, 100.0] },
+        aggregators: [aggregator("city", &keys[0]), aggregator("observatory", &keys[1])],
+        minimum_batch,
+        epsilon: None,
+        deadline_ms: DEADLINE,
+        published_to: "every participant".into(),
+    };
+    (campaign, keys)
+}
+
+/// The two aggregators of `campaign`, each on a store of its own.
+struct Pair {
+    leader: Leader,
+    helper: Flaky,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+fn pair(campaign: &Campaign, keys: &[AggregatorKeys; 2]) -> Pair {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let verify_key = [5u8; 32];
+    let role = |i: usize| AggregatorRole::new(campaign.clone(), i, &keys[i].secret, verify_key).unwrap();
+    let leader = Leader::open(&sled::open(dirs[0].path()).unwrap(), campaign.clone(), role(0)).unwrap();
+    let helper = HelperStore::open(&sled::open(dirs[1].path()).unwrap(), role(1)).unwrap();
+    Pair { leader, helper: Flaky { helper, away: Cell::new(0), away_after_finish: Cell::new(false) }, _dirs: dirs }
+}
+
+/// The helper, which can be away for the next `away` calls, or go away
+/// right after it kept an output share (before the leader hears of it).
+struct Flaky {
+    helper: HelperStore,
+    away: Cell<u32>,
+    away_after_finish: Cell<bool>,
+}
+
+impl Flaky {
+    fn reachable(&self) -> Result<()> {
+        if self.away.get() > 0 {
+            self.away.set(self.away.get() - 1);
+            return Err(AggregatorError::HelperAway("connection refused".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Helper for Flaky {
+    fn prepare(&self, report: &Report) -> Result<Vec<u8>> {
+        self.reachable()?;
+        self.helper.prepare(report)
+    }
+    fn finish(&self, nonce: &str, message: &[u8]) -> Result<()> {
+        self.reachable()?;
+        self.helper.finish(nonce, message)?;
+        if self.away_after_finish.replace(false) {
+            return Err(AggregatorError::HelperAway("the answer was lost".into()));
+        }
+        Ok(())
+    }
+    fn abandon(&self, nonce: &str) -> Result<()> {
+        self.reachable()?;
+        self.helper.abandon(nonce)
+    }
+    fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>> {
+        self.reachable()?;
+        self.helper.aggregate(nonces)
+    }
+}
+
+fn bucket(km: f64) -> usize {
+    [10.0, 20.0, 50.0, 100.0].iter().filter(|b| **b <= km).count()
+}
+
+#[test]
+fn two_hundred_reports_give_the_exact_histogram_and_a_helper_away_loses_none_and_counts_none_twice() {
+    let (campaign, keys) = campaign(100);
+    let pair = pair(&campaign, &keys);
+    let answers: Vec<f64> = (0..200).map(|i| f64::from(i % 130)).collect();
+    let mut expected = vec![0u128; 5];
+    for (i, km) in answers.iter().enumerate() {
+        expected[bucket(*km)] += 1;
+        pair.leader.receive(&campaign.report(&json!(km), BEFORE).unwrap(), BEFORE).unwrap();
+        if i == 50 {
+            // The helper is away: the reports stay pending, none is lost.
+            pair.helper.away.set(1);
+            assert!(matches!(pair.leader.verify_pending(&pair.helper), Err(AggregatorError::HelperAway(_))));
+            // It keeps an output share and goes away before the leader
+            // hears it: tried again, counted once.
+            pair.helper.away_after_finish.set(true);
+            assert!(pair.leader.verify_pending(&pair.helper).is_err());
+            pair.leader.verify_pending(&pair.helper).unwrap();
+        }
+    }
+    assert!(matches!(pair.leader.collect(&pair.helper, BEFORE), Err(AggregatorError::NotYet(_))));
+    let collected = pair.leader.collect(&pair.helper, AFTER).unwrap();
+    assert_eq!(collected, Collected { aggregate: Aggregate::Counts(expected), reports: 200 });
+    let counts = pair.leader.counts().unwrap();
+    assert_eq!((counts.pending, counts.verified, counts.refused.len()), (0, 200, 0), "{counts:?}");
+}
+
+#[test]
+fn duplicates_late_reports_other_campaigns_and_shares_for_other_aggregators_are_refused_and_counted() {
+    let (campaign, keys) = campaign(2);
+    let pair = pair(&campaign, &keys);
+    let report = campaign.report(&json!(15.0), BEFORE).unwrap();
+    pair.leader.receive(&report, BEFORE).unwrap();
+    assert!(pair.leader.receive(&report, BEFORE).is_err(), "the same report twice");
+    assert!(pair.leader.receive(&campaign.report(&json!(15.0), BEFORE).unwrap(), AFTER).is_err(), "late");
+    let (other, _) = self::campaign(2);
+    let mut elsewhere = campaign.report(&json!(1.0), BEFORE).unwrap();
+    elsewhere.campaign = "fr.nantes.other".into();
+    assert!(pair.leader.receive(&elsewhere, BEFORE).is_err(), "another campaign's");
+    // A report encrypted to another pair of aggregators: its shares do not open here.
+    pair.leader.receive(&other.report(&json!(1.0), BEFORE).unwrap(), BEFORE).unwrap();
+    pair.leader.receive(&campaign.report(&json!(60.0), BEFORE).unwrap(), BEFORE).unwrap();
+    pair.leader.verify_pending(&pair.helper).unwrap();
+    let counts = pair.leader.counts().unwrap();
+    let refused: Vec<(&str, u64)> = counts.refused.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+    assert_eq!(refused, [("another campaign", 1), ("duplicate", 1), ("late", 1), ("unreadable", 1)]);
+    assert_eq!(counts.verified, 2);
+    let collected = pair.leader.collect(&pair.helper, AFTER).unwrap();
+    assert_eq!(collected.aggregate, Aggregate::Counts(vec![0, 1, 0, 1, 0]), "only the two genuine reports");
+}
+
+#[test]
+fn nothing_is_released_below_the_minimum_batch() {
+    let (campaign, keys) = campaign(10);
+    let pair = pair(&campaign, &keys);
+    for _ in 0..9 {
+        pair.leader.receive(&campaign.report(&json!(5.0), BEFORE).unwrap(), BEFORE).unwrap();
+    }
+    let refused = pair.leader.collect(&pair.helper, AFTER).unwrap_err().to_string();
+    assert!(refused.contains("9 reports, fewer than the campaign's minimum of 10"), "{refused}");
+}
