@@ -14,13 +14,15 @@
 //! the two aggregate shares over the same reports make the aggregate, and
 //! nothing is released below the campaign's minimum batch.
 //!
-//! The exchange between the two goes through [`Helper`]; the HTTP
-//! servers of both (`domicile aggregator serve`) are the next step.
+//! The exchange between the two goes through [`Helper`]: over HTTP
+//! between the two servers ([`serve`], `domicile aggregator serve`).
 
 mod helper;
+mod http;
 mod leader;
 
 pub use helper::HelperStore;
+pub use http::{now_ms, serve, ServeOptions, Serving};
 pub use leader::{Collected, Counts, Leader};
 
 use domicile_campaign::{CampaignError, Report};

@@ -29,6 +29,8 @@ mod report;
 
 pub use aggregate::{check_batch, unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
 pub use definition::{is_campaign_id, signed_message, Aggregation, Aggregator, Campaign, Question};
+/// The organisers' keys campaigns are checked against.
+pub use ed25519_dalek::VerifyingKey;
 pub use report::{EncryptedShare, Report};
 
 /// What can go wrong with a campaign, a report or an aggregation.

@@ -101,6 +101,9 @@ pub enum Command {
     Import(crate::verbs::data::ImportArgs),
     /// Run a service app and print its output: its view drawn as text when it has one, else its JSON (`--json`: always the JSON).
     Run(crate::verbs::data::RunArgs),
+    /// One of a campaign's two aggregators, as its organisation runs it (no home): make its key, serve.
+    #[command(subcommand)]
+    Aggregator(crate::verbs::aggregator::AggregatorCommand),
     /// The campaigns of this home: questions its residents may answer together, of which only an aggregate comes out.
     Campaigns,
     /// A campaign: add one an organiser signed, show what joining it means, or sign one (an organiser's).

@@ -12,8 +12,8 @@ use crate::cli::{Cli, Command};
 use crate::verbs::campaigns::CampaignCommand;
 use crate::verbs::trust::CatalogueCommand;
 use crate::verbs::{
-    apps, archive, audit, campaigns, data, doctypes, outbox, packaging, publish, residents, serve, showcase, triggers,
-    trust,
+    aggregator, apps, archive, audit, campaigns, data, doctypes, outbox, packaging, publish, residents, serve,
+    showcase, triggers, trust,
 };
 
 pub async fn execute(cli: Cli) -> Result<()> {
@@ -52,6 +52,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             return trust::build_catalogue(dir, key, name, json)
         }
         Command::Campaign(CampaignCommand::Sign { file, key }) => return campaigns::sign(file, key, json),
+        Command::Aggregator(command) => return aggregator::run(command, json).await,
         _ => {}
     }
     let dir = home.context("no home given: pass --home DIR or set DOMICILE_HOME")?;
@@ -117,6 +118,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         | Command::Pack(_)
         | Command::Catalogue(CatalogueCommand::Build { .. })
         | Command::Campaign(CampaignCommand::Sign { .. })
+        | Command::Aggregator(_)
         | Command::Doctypes
         | Command::Doctype(_)
         | Command::Cluster(_)

@@ -33,13 +33,13 @@ impl Home {
     }
 
     /// The keys this home trusts for campaigns now.
-    fn campaign_keys(&self) -> Result<Vec<ed25519_dalek::VerifyingKey>> {
+    fn campaign_keys(&self) -> Result<Vec<domicile_campaign::VerifyingKey>> {
         Ok(self
             .trust()?
             .keys()
             .iter()
             .filter(|k| k.trusted_as(Role::Campaign))
-            .filter_map(|k| ed25519_dalek::VerifyingKey::from_bytes(&k.key.to_bytes()).ok())
+            .filter_map(|k| domicile_campaign::VerifyingKey::from_bytes(&k.key.to_bytes()).ok())
             .collect())
     }
 
@@ -95,7 +95,7 @@ impl Home {
         self.read_campaign(id, &self.campaign_keys()?)
     }
 
-    fn read_campaign(&self, id: &str, keys: &[ed25519_dalek::VerifyingKey]) -> Result<Campaign> {
+    fn read_campaign(&self, id: &str, keys: &[domicile_campaign::VerifyingKey]) -> Result<Campaign> {
         let read = |name: String| {
             let path = self.campaigns_dir().join(name);
             domicile_package::files::read_regular(&path, MAX_CAMPAIGN_FILE)

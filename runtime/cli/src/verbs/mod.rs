@@ -1,6 +1,7 @@
 //! The verbs, by family: each file holds its verbs' arguments (clap) and
 //! what they do, and answers through `crate::answer`.
 
+pub mod aggregator;
 pub mod apps;
 pub mod archive;
 pub mod audit;

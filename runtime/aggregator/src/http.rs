@@ -1,0 +1,323 @@
+//! The two aggregators' HTTP servers (`domicile aggregator serve`).
+//!
+//! - The **leader** takes residents' reports (`POST /reports`: kept
+//!   pending at once, 202; refused with why, 409), verifies the pending
+//!   ones with the helper in the background, says where they stand
+//!   (`GET /status`) and, after the deadline, collects the aggregate
+//!   (`POST /collect`).
+//! - The **helper** answers the leader only (its bearer token, shared
+//!   between the two organisations): `POST /helper/prepare`, `/finish`,
+//!   `/abandon`, `/aggregate`. It never sees anything but its own shares.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domicile_campaign::{Aggregate, AggregatorRole, Campaign, Report};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::{AggregatorError, Helper, HelperStore, Leader, Result};
+
+/// How often the leader verifies the reports pending with the helper.
+const VERIFY_EVERY: Duration = Duration::from_millis(500);
+
+/// Which aggregator this server is.
+pub enum Serving {
+    /// The leader, which reaches the helper at this URL.
+    Leader {
+        helper: String,
+    },
+    Helper,
+}
+
+/// What an aggregator's server needs.
+pub struct ServeOptions {
+    pub serving: Serving,
+    /// Its own store (a directory).
+    pub store: std::path::PathBuf,
+    pub campaign: Campaign,
+    /// Its HPKE secret key (hexadecimal).
+    pub secret: String,
+    /// The verification key the two aggregators share.
+    pub verify_key: [u8; 32],
+    /// The bearer token the leader shows the helper.
+    pub peer_token: String,
+}
+
+struct Shared {
+    campaign: Campaign,
+    leader: Option<Leader>,
+    helper: Option<HelperStore>,
+    to_helper: Option<HttpHelper>,
+    peer_token: String,
+    collected: Mutex<Option<Value>>,
+}
+
+/// Serves on `listener` until the process stops.
+pub async fn serve(options: ServeOptions, listener: tokio::net::TcpListener) -> Result<()> {
+    let db = sled::open(&options.store)?;
+    let index = match options.serving {
+        Serving::Leader { .. } => 0,
+        Serving::Helper => 1,
+    };
+    let role = AggregatorRole::new(options.campaign.clone(), index, &options.secret, options.verify_key)?;
+    let (leader, helper, to_helper) = match options.serving {
+        Serving::Leader { helper } => {
+            let to_helper = HttpHelper::new(helper, options.peer_token.clone());
+            (Some(Leader::open(&db, options.campaign.clone(), role)?), None, Some(to_helper))
+        }
+        Serving::Helper => (None, Some(HelperStore::open(&db, role)?), None),
+    };
+    let shared = Arc::new(Shared {
+        campaign: options.campaign,
+        leader,
+        helper,
+        to_helper,
+        peer_token: options.peer_token,
+        collected: Mutex::new(None),
+    });
+    if shared.leader.is_some() {
+        let verifier = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(VERIFY_EVERY).await;
+                let shared = verifier.clone();
+                let verified = tokio::task::spawn_blocking(move || {
+                    let (leader, helper) =
+                        (shared.leader.as_ref().expect("a leader"), shared.to_helper.as_ref().expect("its helper"));
+                    leader.verify_pending(helper)
+                })
+                .await;
+                if let Ok(Err(e)) = verified {
+                    tracing::warn!(error = %e, "verifying the pending reports");
+                }
+            }
+        });
+    }
+    let app = Router::new()
+        .route("/reports", post(receive))
+        .route("/status", get(status))
+        .route("/collect", post(collect))
+        .route("/helper/prepare", post(prepare))
+        .route("/helper/finish", post(finish))
+        .route("/helper/abandon", post(abandon))
+        .route("/helper/aggregate", post(aggregate))
+        .with_state(shared);
+    axum::serve(listener, app).await.map_err(|e| AggregatorError::Refused(format!("the server stopped: {e}")))
+}
+
+impl IntoResponse for AggregatorError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            AggregatorError::Refused(_) | AggregatorError::NotYet(_) => StatusCode::CONFLICT,
+            AggregatorError::Campaign(domicile_campaign::CampaignError::Refused(_)) => StatusCode::CONFLICT,
+            AggregatorError::Campaign(_) => StatusCode::BAD_REQUEST,
+            AggregatorError::HelperAway(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AggregatorError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+type Answer = std::result::Result<Response, AggregatorError>;
+
+fn not_this_role(what: &str) -> Answer {
+    Ok((StatusCode::NOT_FOUND, Json(json!({ "error": format!("this aggregator is not the {what}") }))).into_response())
+}
+
+async fn receive(State(shared): State<Arc<Shared>>, Json(report): Json<Report>) -> Answer {
+    let Some(leader) = &shared.leader else { return not_this_role("leader") };
+    leader.receive(&report, now_ms())?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "pending": report.nonce }))).into_response())
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Answer {
+    let Some(leader) = &shared.leader else { return not_this_role("leader") };
+    let counts = leader.counts()?;
+    let collected = shared.collected.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let status = json!({
+        "campaign": shared.campaign.id, "deadline_ms": shared.campaign.deadline_ms,
+        "counts": counts, "result": collected,
+    });
+    Ok(Json(status).into_response())
+}
+
+/// Collects the aggregate after the deadline (and keeps it, for `status`).
+async fn collect(State(shared): State<Arc<Shared>>) -> Answer {
+    if shared.leader.is_none() {
+        return not_this_role("leader");
+    }
+    let worker = shared.clone();
+    let collected = tokio::task::spawn_blocking(move || {
+        let (leader, helper) =
+            (worker.leader.as_ref().expect("a leader"), worker.to_helper.as_ref().expect("its helper"));
+        leader.collect(helper, now_ms())
+    })
+    .await
+    .map_err(|e| AggregatorError::Refused(format!("the collection stopped: {e}")))??;
+    let aggregate = match collected.aggregate {
+        Aggregate::Sum(sum) => json!(sum),
+        Aggregate::Counts(counts) => json!(counts),
+    };
+    let result = json!({ "campaign": shared.campaign.id, "reports": collected.reports, "aggregate": aggregate });
+    *shared.collected.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
+    Ok(Json(result).into_response())
+}
+
+/// Why a helper's route does not answer a request.
+enum NotAnswered {
+    NotTheHelper,
+    NotTheLeader,
+}
+
+impl IntoResponse for NotAnswered {
+    fn into_response(self) -> Response {
+        match self {
+            NotAnswered::NotTheHelper => {
+                (StatusCode::NOT_FOUND, Json(json!({ "error": "this aggregator is not the helper" }))).into_response()
+            }
+            NotAnswered::NotTheLeader => {
+                (StatusCode::UNAUTHORIZED, Json(json!({ "error": "only the campaign's leader is answered here" })))
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// The helper's store, once the request shows the leader's token.
+fn helper_for<'a>(shared: &'a Shared, headers: &HeaderMap) -> std::result::Result<&'a HelperStore, NotAnswered> {
+    let helper = shared.helper.as_ref().ok_or(NotAnswered::NotTheHelper)?;
+    let shown = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let expected = shared.peer_token.as_bytes();
+    let same = shown
+        .is_some_and(|s| s.len() == expected.len() && s.bytes().zip(expected).fold(0, |d, (a, b)| d | (a ^ b)) == 0);
+    if !same {
+        return Err(NotAnswered::NotTheLeader);
+    }
+    Ok(helper)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Finish {
+    nonce: String,
+    message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Nonces {
+    nonces: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Nonce {
+    nonce: String,
+}
+
+async fn prepare(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(report): Json<Report>) -> Answer {
+    let helper = match helper_for(&shared, &headers) {
+        Ok(helper) => helper,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    let share = helper.prepare(&report)?;
+    Ok(Json(json!({ "verifier_share": hex::encode(share) })).into_response())
+}
+
+async fn finish(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(finish): Json<Finish>) -> Answer {
+    let helper = match helper_for(&shared, &headers) {
+        Ok(helper) => helper,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    let message =
+        hex::decode(&finish.message).map_err(|_| AggregatorError::Refused("the message is not hexadecimal".into()))?;
+    helper.finish(&finish.nonce, &message)?;
+    Ok(Json(json!({ "finished": finish.nonce })).into_response())
+}
+
+async fn abandon(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(nonce): Json<Nonce>) -> Answer {
+    let helper = match helper_for(&shared, &headers) {
+        Ok(helper) => helper,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    helper.abandon(&nonce.nonce)?;
+    Ok(Json(json!({ "abandoned": nonce.nonce })).into_response())
+}
+
+async fn aggregate(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(nonces): Json<Nonces>) -> Answer {
+    let helper = match helper_for(&shared, &headers) {
+        Ok(helper) => helper,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    let share = helper.aggregate(&nonces.nonces)?;
+    Ok(Json(json!({ "share": hex::encode(share) })).into_response())
+}
+
+/// The helper, as the leader reaches it over HTTP. A helper that does not
+/// answer, or answers 5xx, is away: the leader tries again later.
+struct HttpHelper {
+    agent: ureq::Agent,
+    url: String,
+    token: String,
+}
+
+impl HttpHelper {
+    fn new(url: String, token: String) -> HttpHelper {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        HttpHelper { agent, url: url.trim_end_matches('/').to_owned(), token }
+    }
+
+    fn call(&self, path: &str, body: &impl Serialize) -> Result<Value> {
+        let response = self
+            .agent
+            .post(&format!("{}/helper/{path}", self.url))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .send_json(body)
+            .map_err(|e| AggregatorError::HelperAway(e.to_string()))?;
+        let status = response.status().as_u16();
+        let answer: Value = response.into_body().read_json().unwrap_or(Value::Null);
+        let said = || answer["error"].as_str().unwrap_or("no reason given").to_owned();
+        match status {
+            200..=299 => Ok(answer),
+            500.. => Err(AggregatorError::HelperAway(format!("{status}: {}", said()))),
+            _ => Err(AggregatorError::Refused(format!("the helper refuses it ({status}): {}", said()))),
+        }
+    }
+
+    fn hex_field(answer: &Value, field: &str) -> Result<Vec<u8>> {
+        answer[field]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| AggregatorError::Refused(format!("the helper's answer has no hexadecimal `{field}`")))
+    }
+}
+
+impl Helper for HttpHelper {
+    fn prepare(&self, report: &Report) -> Result<Vec<u8>> {
+        HttpHelper::hex_field(&self.call("prepare", report)?, "verifier_share")
+    }
+
+    fn finish(&self, nonce: &str, message: &[u8]) -> Result<()> {
+        self.call("finish", &Finish { nonce: nonce.to_owned(), message: hex::encode(message) }).map(drop)
+    }
+
+    fn abandon(&self, nonce: &str) -> Result<()> {
+        self.call("abandon", &Nonce { nonce: nonce.to_owned() }).map(drop)
+    }
+
+    fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>> {
+        HttpHelper::hex_field(&self.call("aggregate", &Nonces { nonces: nonces.to_vec() })?, "share")
+    }
+}
+
+/// The wall clock in ms since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

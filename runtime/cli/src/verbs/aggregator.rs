@@ -1,0 +1,117 @@
+//! `domicile aggregator keygen|serve`: one of a campaign's two
+//! aggregators, run by its organisation as a server of its own (its own
+//! store and key; no home).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use domicile_aggregator::{ServeOptions, Serving};
+use domicile_campaign::{AggregatorKeys, Campaign};
+use serde_json::json;
+
+use crate::answer::say;
+
+#[derive(clap::Subcommand, serde::Serialize, serde::Deserialize)]
+pub enum AggregatorCommand {
+    /// Make an aggregator's HPKE key pair: PREFIX.hpke (secret, yours alone) and its public key, for the campaign's file.
+    Keygen {
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// Serve as a campaign's leader (takes the residents' reports) or helper (answers the leader only).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct ServeArgs {
+    /// `leader` or `helper`.
+    #[arg(long, value_parser = ["leader", "helper"])]
+    pub role: String,
+    /// The campaign's file (its signature beside it, FILE.sig).
+    #[arg(long, value_name = "FILE")]
+    pub campaign: PathBuf,
+    /// The organiser's public key (hexadecimal, or a .pub file): the campaign must be signed by it.
+    #[arg(long, value_name = "KEY")]
+    pub organiser: String,
+    /// This aggregator's secret key, from `domicile aggregator keygen`.
+    #[arg(long, value_name = "FILE")]
+    pub secret: PathBuf,
+    /// The verification key the two aggregators share: 64 hexadecimal characters.
+    #[arg(long, value_name = "FILE")]
+    pub verify_key: PathBuf,
+    /// The token the leader shows the helper (the same file for both).
+    #[arg(long, value_name = "FILE")]
+    pub peer_token: PathBuf,
+    /// The leader's: where the helper answers.
+    #[arg(long, value_name = "URL")]
+    pub helper: Option<String>,
+    /// This aggregator's store (a directory of its own).
+    #[arg(long, value_name = "DIR")]
+    pub store: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: String,
+}
+
+fn read_text(path: &std::path::Path) -> Result<String> {
+    let bytes = domicile_package::files::read_regular(path, 64 * 1024)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
+}
+
+pub async fn run(command: &AggregatorCommand, json: bool) -> Result<()> {
+    match command {
+        AggregatorCommand::Keygen { out } => keygen(out, json),
+        AggregatorCommand::Serve(args) => serve(args).await,
+    }
+}
+
+fn keygen(out: &std::path::Path, json: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let keys = AggregatorKeys::generate();
+    let mut path = out.as_os_str().to_owned();
+    path.push(".hpke");
+    let path = PathBuf::from(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot make {} (it must not exist yet)", path.display()))?;
+    file.write_all(format!("{}\n", keys.secret).as_bytes())?;
+    say(json, &json!({ "public_key": keys.public, "secret_key_file": path }), |_| {
+        format!("secret key in {} (keep it); public key, for the campaign's file: {}", path.display(), keys.public)
+    })
+}
+
+async fn serve(args: &ServeArgs) -> Result<()> {
+    let organiser = domicile_package::PublicKey::from_text_or_file(&args.organiser)?;
+    let organiser = domicile_campaign::VerifyingKey::from_bytes(&organiser.to_bytes())?;
+    let bytes = domicile_package::files::read_regular(&args.campaign, 64 * 1024)
+        .with_context(|| format!("cannot read {}", args.campaign.display()))?;
+    let mut signature = args.campaign.as_os_str().to_owned();
+    signature.push(".sig");
+    let campaign = Campaign::open(&bytes, &read_text(std::path::Path::new(&signature))?, &[organiser])?;
+    let verify_key: [u8; 32] = hex::decode(read_text(&args.verify_key)?)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .context("the verification key is not 64 hexadecimal characters")?;
+    let serving = match (args.role.as_str(), &args.helper) {
+        ("leader", Some(helper)) => Serving::Leader { helper: helper.clone() },
+        ("leader", None) => anyhow::bail!("a leader is told where its helper answers: --helper URL"),
+        _ => Serving::Helper,
+    };
+    let options = ServeOptions {
+        serving,
+        store: args.store.clone(),
+        campaign,
+        secret: read_text(&args.secret)?,
+        verify_key,
+        peer_token: read_text(&args.peer_token)?,
+    };
+    let listener =
+        tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
+    println!("domicile aggregator: serving http://{}", listener.local_addr()?);
+    domicile_aggregator::serve(options, listener).await?;
+    Ok(())
+}
