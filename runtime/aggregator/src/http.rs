@@ -163,6 +163,7 @@ async fn collect(State(shared): State<Arc<Shared>>) -> Answer {
     let aggregate = match collected.aggregate {
         Aggregate::Sum(sum) => json!(sum),
         Aggregate::Counts(counts) => json!(counts),
+        Aggregate::NoisyCounts(counts) => json!(counts),
     };
     let result = json!({ "campaign": shared.campaign.id, "reports": collected.reports, "aggregate": aggregate });
     *shared.collected.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());

@@ -11,16 +11,20 @@
 
 use hpke::Serializable;
 use prio::codec::{Encode, ParameterizedDecode};
-use prio::flp::Type;
+use prio::dp::distributions::PureDpDiscreteLaplace;
+use prio::dp::{DifferentialPrivacyStrategy, PureDpBudget, Rational};
+use prio::field::{Field128, FieldElementWithInteger};
+use prio::flp::{Type, TypeWithNoise};
 use prio::vdaf::prio3::Prio3;
 use prio::vdaf::xof::XofTurboShake128;
-use prio::vdaf::{Aggregator, Collector, VerifyTransition};
+use prio::vdaf::{Aggregator, AggregatorWithNoise, Collector, VerifyTransition};
 
 use crate::definition::Vdaf;
 use crate::report::{encapped_key, share_aad, share_info, Aead, Kdf, Kem};
 use crate::{Campaign, CampaignError, Report, Result};
 
 type Prio3Of<T> = Prio3<T, XofTurboShake128, 32>;
+type AggregateShareOf<T> = <Prio3Of<T> as prio::vdaf::Vdaf>::AggregateShare;
 
 /// An aggregator's HPKE key pair, hexadecimal (the public key goes in the
 /// campaign; the secret key stays with the aggregator).
@@ -69,6 +73,9 @@ pub enum Aggregate {
     /// The sum of each number of the answers, or how many answers fell in
     /// each bucket of a histogram.
     Counts(Vec<u128>),
+    /// The same, with the noise both aggregators added (a campaign with
+    /// an epsilon): a count may come out a little off, or below zero.
+    NoisyCounts(Vec<i128>),
 }
 
 fn refused(why: impl std::fmt::Display) -> CampaignError {
@@ -182,9 +189,12 @@ impl AggregatorRole {
         })
     }
 
-    /// This aggregator's aggregate share of the output shares given.
+    /// This aggregator's aggregate share of the output shares given, with
+    /// its noise when the campaign promises differential privacy (each
+    /// aggregator adds its own: the result stays private as long as one
+    /// of them is honest).
     pub fn aggregate(&self, outputs: &[Vec<u8>]) -> Result<Vec<u8>> {
-        fn aggregate_with<T: Type>(vdaf: &Prio3Of<T>, outputs: &[Vec<u8>]) -> Result<Vec<u8>> {
+        fn aggregate_with<T: Type>(vdaf: &Prio3Of<T>, outputs: &[Vec<u8>]) -> Result<AggregateShareOf<T>> {
             let outputs = outputs
                 .iter()
                 .map(|o| {
@@ -192,9 +202,30 @@ impl AggregatorRole {
                         .map_err(|e| refused(format!("an output share does not decode: {e}")))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            encode(&vdaf.aggregate(&(), outputs).map_err(refused)?)
+            vdaf.aggregate(&(), outputs).map_err(refused)
         }
-        with_vdaf!(self.campaign, vdaf => aggregate_with(&vdaf, outputs))
+        fn with_noise<T: TypeWithNoise<PureDpDiscreteLaplace>>(
+            vdaf: &Prio3Of<T>,
+            outputs: &[Vec<u8>],
+            epsilon: Option<f64>,
+        ) -> Result<Vec<u8>> {
+            let mut share = aggregate_with(vdaf, outputs)?;
+            if let Some(epsilon) = epsilon {
+                let epsilon = Rational::try_from(epsilon as f32).map_err(|e| refused(format!("its epsilon: {e}")))?;
+                let budget = PureDpBudget::new(epsilon).map_err(|e| refused(format!("its epsilon: {e}")))?;
+                let strategy = PureDpDiscreteLaplace::from_budget(budget);
+                vdaf.add_noise_to_agg_share(&strategy, &(), &mut share, outputs.len())
+                    .map_err(|e| refused(format!("cannot add noise: {e}")))?;
+            }
+            encode(&share)
+        }
+        let epsilon = self.campaign.epsilon;
+        match self.campaign.vdaf()? {
+            // A sum takes no noise (the campaign's check refuses an epsilon for one).
+            Vdaf::Sum(vdaf) => encode(&aggregate_with(&vdaf, outputs)?),
+            Vdaf::SumVec(vdaf) => with_noise(&vdaf, outputs, epsilon),
+            Vdaf::Histogram(vdaf) => with_noise(&vdaf, outputs, epsilon),
+        }
     }
 }
 
@@ -227,13 +258,27 @@ pub fn unshard(campaign: &Campaign, shares: [&[u8]; 2], reports: u64) -> Result<
             })
             .collect()
     }
+    let counts = |counts: Vec<u128>| match campaign.epsilon {
+        None => Aggregate::Counts(counts),
+        // The noise is added in the field: below zero is the top of it.
+        Some(_) => Aggregate::NoisyCounts(counts.into_iter().map(signed).collect()),
+    };
     Ok(match campaign.vdaf()? {
         Vdaf::Sum(vdaf) => Aggregate::Sum(vdaf.unshard(&(), decoded(&vdaf, shares)?, reports).map_err(refused)?),
-        Vdaf::SumVec(vdaf) => Aggregate::Counts(vdaf.unshard(&(), decoded(&vdaf, shares)?, reports).map_err(refused)?),
-        Vdaf::Histogram(vdaf) => {
-            Aggregate::Counts(vdaf.unshard(&(), decoded(&vdaf, shares)?, reports).map_err(refused)?)
-        }
+        Vdaf::SumVec(vdaf) => counts(vdaf.unshard(&(), decoded(&vdaf, shares)?, reports).map_err(refused)?),
+        Vdaf::Histogram(vdaf) => counts(vdaf.unshard(&(), decoded(&vdaf, shares)?, reports).map_err(refused)?),
     })
+}
+
+/// A count of Field128 as a signed number: the upper half of the field
+/// holds the counts below zero that noise may make.
+fn signed(count: u128) -> i128 {
+    let modulus = Field128::modulus();
+    if count > modulus / 2 {
+        -((modulus - count) as i128)
+    } else {
+        count as i128
+    }
 }
 
 fn decode_state<T: Type>(

@@ -193,8 +193,11 @@ impl Campaign {
         if self.minimum_batch < 2 {
             return invalid("its minimum batch is at least 2 reports".into());
         }
-        if self.epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
-            return invalid("its epsilon is a number above 0".into());
+        if self.epsilon.is_some_and(|e| !(e.is_finite() && e > 0.0 && e <= 100.0)) {
+            return invalid("its epsilon is a number above 0, at most 100".into());
+        }
+        if self.epsilon.is_some() && matches!(self.aggregation, Aggregation::Sum { .. }) {
+            return invalid("noise (an epsilon) is added to histograms and vectors; a sum takes none".into());
         }
         Ok(())
     }

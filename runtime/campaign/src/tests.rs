@@ -82,6 +82,30 @@ fn two_hundred_residents_histogram_is_the_exact_count_of_their_answers() {
 }
 
 #[test]
+fn with_differential_privacy_each_count_is_off_by_the_noise_and_no_more() {
+    let bounds: Vec<f64> = (1..20).map(|i| f64::from(i) * 10.0).collect();
+    let (mut campaign, keys) = new_campaign(Aggregation::Histogram { bounds: bounds.clone() });
+    campaign.epsilon = Some(1.0);
+    let roles = roles(&campaign, &keys);
+    let answers: Vec<f64> = (0..200).map(|i| f64::from(i % 200)).collect();
+    let mut exact = vec![0i128; 20];
+    for a in &answers {
+        exact[bounds.iter().filter(|b| **b <= *a).count()] += 1;
+    }
+    let reports: Vec<Report> = answers.iter().map(|a| campaign.report(&json!(a), NOW).unwrap()).collect();
+    let Aggregate::NoisyCounts(noisy) = aggregate(&campaign, &roles, &reports).0.unwrap() else { panic!("not noisy") };
+    // Each aggregator adds discrete Laplace noise of scale 2/epsilon = 2
+    // (a histogram's sensitivity is 2) to each count: beyond 40 from 0,
+    // each draw has a chance below 2e^-20, so the two together stay
+    // within 80 of the exact count, 40 draws in all.
+    for (bucket, (noisy, exact)) in noisy.iter().zip(&exact).enumerate() {
+        assert!((noisy - exact).abs() <= 80, "bucket {bucket}: {noisy} against {exact}");
+    }
+    // And noise there is: all 20 counts exact has a chance below 0.3^20.
+    assert_ne!(noisy, exact, "no noise was added");
+}
+
+#[test]
 fn sums_and_vectors_are_the_exact_sums() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 5000 });
     let reports: Vec<Report> = (0..20u64).map(|i| campaign.report(&json!(i * 100), NOW).unwrap()).collect();
@@ -206,6 +230,11 @@ fn a_campaign_opens_only_signed_by_a_trusted_key_and_valid() {
     assert!(invalid(|c| c.aggregators[0].hpke_public_key = "00".into()).contains("64 hexadecimal"));
     assert!(invalid(|c| c.minimum_batch = 1).contains("at least 2"));
     assert!(invalid(|c| c.epsilon = Some(0.0)).contains("above 0"));
+    assert!(invalid(|c| {
+        c.aggregation = Aggregation::Sum { max: 10 };
+        c.epsilon = Some(1.0);
+    })
+    .contains("a sum takes none"));
     assert!(invalid(|c| c.id = "Nantes/../x".into()).contains("its id"));
     assert!(invalid(|c| c.aggregation = Aggregation::Sum { max: 0 }).contains("max"));
 }
