@@ -428,3 +428,43 @@ async fn a_view_is_drawn_as_an_accessible_chart_and_a_hostile_view_is_refused() 
     wait_text(&browser, &id(&format!("result-{ENERGY_INSIGHTS}")), "Energy per month").await;
     browser.close().await.unwrap();
 }
+
+/// A campaign of the home, in the browser: listed with who asks and until
+/// when, and every term a resident would consent to, the buckets of the
+/// answer and the two aggregators among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_browser,
+    ignore = "needs Chromium and ChromeDriver: apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER"
+)]
+async fn a_resident_reads_what_taking_part_in_a_campaign_means() {
+    let driver = Driver::start();
+    let home = TestHome::new();
+    let password = home.set_password("me");
+    let out = |name: &str| home.path().join(name).to_str().unwrap().to_owned();
+    home.ok(&["keygen", "--out", &out("organiser")]);
+    let file = campaign_file(home.path());
+    home.ok(&["campaign", "sign", file.to_str().unwrap(), "--key", &out("organiser.key")]);
+    home.ok(&["trust", "add", &out("organiser.pub"), "--role", "campaign"]);
+    home.ok(&["campaign", "add", file.to_str().unwrap()]);
+    let server = Server::start(&home);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let url = &server.url;
+    sign_in(&browser, url, &password).await;
+
+    click(&browser, "a[href=\"#/campaigns\"]").await;
+    wait_text(&browser, "main", "Asked by Nantes Métropole").await;
+    click(&browser, &id("terms-fr.nantes.energy-2026")).await;
+    let terms = wait_text(&browser, "#campaign-terms", "5 buckets").await;
+    for term in [
+        "below 100, 100 to 200, 200 to 400, 400 to 800, 800 and above",
+        "two shares of the answer, each encrypted to one aggregator",
+        "Nantes Métropole (https://agregation.nantesmetropole.example) and Observatoire indépendant",
+        "Nothing is released below 100 participants",
+    ] {
+        assert!(terms.contains(term), "{term}:\n{terms}");
+    }
+    shot(&browser, "campaign").await;
+    browser.close().await.unwrap();
+}

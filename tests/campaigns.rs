@@ -8,30 +8,7 @@ mod common;
 
 use common::server::{Client, Server};
 use common::*;
-use domicile_campaign::AggregatorKeys;
 use serde_json::json;
-
-/// The energy campaign of Nantes, written as an organiser would.
-fn campaign_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let (leader, helper) = (AggregatorKeys::generate(), AggregatorKeys::generate());
-    let campaign = json!({
-        "id": "fr.nantes.energy-2026",
-        "organiser": "Nantes Métropole",
-        "purpose": "Compare each household's winter with its neighbourhood's",
-        "question": { "app": "io.domicile.sample.energy-insights", "computes": "kWh of January 2026", "unit": "kWh" },
-        "aggregation": { "type": "histogram", "bounds": [100.0, 200.0, 400.0, 800.0] },
-        "aggregators": [
-            { "name": "Nantes Métropole", "url": "https://agregation.nantesmetropole.example", "hpke_public_key": leader.public },
-            { "name": "Observatoire indépendant", "url": "https://observatoire.example", "hpke_public_key": helper.public },
-        ],
-        "minimum_batch": 100,
-        "deadline_ms": 1_800_000_000_000u64,
-        "published_to": "every participant, and the city's open data portal",
-    });
-    let path = dir.join("energy.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&campaign).unwrap()).unwrap();
-    path
-}
 
 #[test]
 fn a_signed_campaign_is_added_shown_and_withdrawn_with_its_organiser_s_key() {
@@ -74,7 +51,9 @@ fn a_signed_campaign_is_added_shown_and_withdrawn_with_its_organiser_s_key() {
     let me = Client::signed_in(&server.url, "me", &password);
     let api = me.get("/api/v1/campaigns").ok().json();
     assert_eq!(api["campaigns"][0]["campaign"]["aggregation"]["bounds"], json!([100.0, 200.0, 400.0, 800.0]), "{api}");
-    assert_eq!(me.get("/api/v1/campaigns/fr.nantes.energy-2026").ok().json()["minimum_batch"], 100);
+    let shown = me.get("/api/v1/campaigns/fr.nantes.energy-2026").ok().json();
+    assert_eq!(shown["campaign"]["minimum_batch"], 100, "{shown}");
+    assert!(shown["terms"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains("5 buckets")), "{shown}");
     assert_eq!(me.get("/api/v1/campaigns/nope").status, 400);
     drop(server);
 

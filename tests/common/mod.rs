@@ -346,3 +346,26 @@ pub fn load_curve_csv(rows: i64) -> String {
     }
     curve
 }
+
+/// The energy campaign of Nantes, written as an organiser would.
+pub fn campaign_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let (leader, helper) =
+        (domicile_campaign::AggregatorKeys::generate(), domicile_campaign::AggregatorKeys::generate());
+    let campaign = serde_json::json!({
+        "id": "fr.nantes.energy-2026",
+        "organiser": "Nantes Métropole",
+        "purpose": "Compare each household's winter with its neighbourhood's",
+        "question": { "app": "io.domicile.sample.energy-insights", "computes": "kWh of January 2026", "unit": "kWh" },
+        "aggregation": { "type": "histogram", "bounds": [100.0, 200.0, 400.0, 800.0] },
+        "aggregators": [
+            { "name": "Nantes Métropole", "url": "https://agregation.nantesmetropole.example", "hpke_public_key": leader.public },
+            { "name": "Observatoire indépendant", "url": "https://observatoire.example", "hpke_public_key": helper.public },
+        ],
+        "minimum_batch": 100,
+        "deadline_ms": 1_800_000_000_000u64,
+        "published_to": "every participant, and the city's open data portal",
+    });
+    let path = dir.join("energy.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&campaign).unwrap()).unwrap();
+    path
+}

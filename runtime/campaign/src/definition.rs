@@ -202,6 +202,45 @@ impl Campaign {
         Ok(())
     }
 
+    /// Every term a resident consents to by joining, in words, in the
+    /// order they are read: who asks and why, which app computes what,
+    /// the exact bounds, what leaves, who aggregates, what is released,
+    /// until when, to whom. One wording for every front-end.
+    pub fn terms(&self) -> Vec<String> {
+        let answer = match &self.aggregation {
+            Aggregation::Sum { max } => format!("a whole number from 0 to {max}"),
+            Aggregation::SumVec { length, max } => format!("{length} whole numbers, each from 0 to {max}"),
+            Aggregation::Histogram { bounds } => {
+                let mut buckets = vec![format!("below {}", bounds[0])];
+                buckets.extend(bounds.windows(2).map(|w| format!("{} to {}", w[0], w[1])));
+                buckets.push(format!("{} and above", bounds[bounds.len() - 1]));
+                format!("counted in one of {} buckets: {}", buckets.len(), buckets.join(", "))
+            }
+        };
+        let [leader, helper] = &self.aggregators;
+        let noise = match self.epsilon {
+            Some(epsilon) => format!("noise is added to the result (differential privacy, epsilon {epsilon})"),
+            None => "no noise is added to the result".into(),
+        };
+        vec![
+            format!("{}: asked by {}", self.id, self.organiser),
+            format!("Why: {}", self.purpose),
+            format!(
+                "Inside your space, the app {} computes: {} ({})",
+                self.question.app, self.question.computes, self.question.unit
+            ),
+            format!("Its answer must be {answer}; an answer outside that is refused, never sent."),
+            "What leaves your space: two shares of the answer, each encrypted to one aggregator; either share alone is random and says nothing of your answer.".into(),
+            format!(
+                "The aggregators, who must not collude: {} ({}) and {} ({}).",
+                leader.name, leader.url, helper.name, helper.url
+            ),
+            format!("Nothing is released below {} participants; {noise}.", self.minimum_batch),
+            format!("Answers are taken until {} (UTC).", utc(self.deadline_ms)),
+            format!("The result goes to {}.", self.published_to),
+        ]
+    }
+
     /// The Prio3 instance of the campaign (two aggregators).
     pub(crate) fn vdaf(&self) -> Result<Vdaf> {
         let unfit = |e: prio::vdaf::VdafError| CampaignError::Invalid(format!("Prio3 refuses its parameters: {e}"));
@@ -267,6 +306,15 @@ pub fn is_campaign_id(id: &str) -> bool {
 /// passes for a campaign's, nor the reverse.
 pub fn signed_message(bytes: &[u8]) -> Vec<u8> {
     [b"domicile campaign v1\n".as_slice(), bytes].concat()
+}
+
+/// Milliseconds since the epoch as `2027-01-15 08:00` (UTC).
+fn utc(ms: u64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| format!("{ms} ms after 1970"))
 }
 
 /// The chunk length Prio3 recommends for a vector of `length` (about its

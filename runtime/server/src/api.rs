@@ -204,7 +204,7 @@ async fn campaigns(Extract(state): Shared, _: Resident) -> ApiResult {
 /// One campaign, with every term a resident consents to by joining it.
 async fn campaign(Extract(state): Shared, _: Resident, Path(id): Path<String>) -> ApiResult {
     let campaign = tokio::task::spawn_blocking(move || state.home.campaign(&id)).await??;
-    Ok(Json(json!(campaign)))
+    Ok(Json(json!({ "terms": campaign.terms(), "campaign": campaign })))
 }
 
 async fn catalogue(Extract(state): Shared, resident: Resident) -> ApiResult {

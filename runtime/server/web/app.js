@@ -163,6 +163,28 @@ async function cataloguePage() {
   page("Catalogue", ...unusable, ...(cards.length ? cards : [h("p", {}, "No catalogue lists any app yet.")]));
 }
 
+/** The home's campaigns: who asks what, until when. */
+async function campaignsPage() {
+  const listed = (await api("GET", "/campaigns")).campaigns;
+  const cards = listed.map((entry) => entry.campaign
+    ? h("article", { class: "card", "aria-labelledby": "campaign-" + entry.id },
+      h("h2", { id: "campaign-" + entry.id }, entry.campaign.purpose),
+      h("p", { class: "muted" }, `Asked by ${entry.campaign.organiser}, until ${when(entry.campaign.deadline_ms)}`),
+      h("p", {}, h("a", { href: "#/campaign/" + encodeURIComponent(entry.id), id: "terms-" + entry.id }, "What taking part would mean")))
+    : h("p", { class: "denied" }, `The campaign ${entry.id} is not shown: ${entry.refused}`));
+  page("Campaigns", h("p", {}, "Questions residents answer together: only the total comes out, and nobody sees anybody's answer."),
+    ...(cards.length ? cards : [h("p", {}, "No campaign here yet.")]));
+}
+
+/** Every term of a campaign, as the resident would consent to it. */
+async function campaignPage(id) {
+  const shown = await api("GET", "/campaigns/" + encodeURIComponent(id));
+  page(shown.campaign.purpose,
+    h("ul", { id: "campaign-terms" }, shown.terms.map((t) => h("li", {}, t))),
+    h("p", { class: "muted" }, "Taking part from this page comes next; for now the terms are here to read."),
+    h("a", { href: "#/campaigns" }, "All campaigns"));
+}
+
 /** The consent screen: every permission can be granted or not, reads field by field. */
 async function installPage(id) {
   const app = await api("GET", "/catalogue/" + encodeURIComponent(id));
@@ -494,6 +516,8 @@ async function accountPage() {
 const ROUTES = [
   [/^#?\/?$/, homePage],
   [/^#\/catalogue$/, cataloguePage],
+  [/^#\/campaigns$/, campaignsPage],
+  [/^#\/campaign\/(.+)$/, campaignPage],
   [/^#\/install\/(.+)$/, installPage],
   [/^#\/apps$/, appsPage],
   [/^#\/import$/, importPage],

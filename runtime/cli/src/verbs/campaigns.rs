@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use domicile_campaign::{Aggregation, Campaign};
+use domicile_campaign::Campaign;
 use domicile_home::Home;
 use serde_json::json;
 
@@ -93,7 +93,7 @@ pub fn campaign(home: &Home, command: CampaignCommand, json: bool) -> Result<()>
         }
         CampaignCommand::Show { id } => {
             let campaign = home.campaign(&id)?;
-            say(json, &campaign, |c| lines(consent(c)))
+            say(json, &campaign, |c| lines(c.terms().iter().map(|t| safe(t).into_owned()).collect::<Vec<_>>()))
         }
         CampaignCommand::Sign { .. } => unreachable!("signed without a home"),
     }
@@ -119,45 +119,4 @@ pub fn sign(file: &std::path::Path, key: &std::path::Path, json: bool) -> Result
             key.public()
         )
     })
-}
-
-/// What a resident consents to by joining: every term of the campaign, in words.
-fn consent(c: &Campaign) -> Vec<String> {
-    let answer = match &c.aggregation {
-        Aggregation::Sum { max } => format!("a whole number from 0 to {max}"),
-        Aggregation::SumVec { length, max } => format!("{length} whole numbers, each from 0 to {max}"),
-        Aggregation::Histogram { bounds } => {
-            let mut buckets = vec![format!("below {}", bounds[0])];
-            buckets.extend(bounds.windows(2).map(|w| format!("{} to {}", w[0], w[1])));
-            buckets.push(format!("{} and above", bounds[bounds.len() - 1]));
-            format!("counted in one of {} buckets: {}", buckets.len(), buckets.join(", "))
-        }
-    };
-    let [leader, helper] = &c.aggregators;
-    let noise = match c.epsilon {
-        Some(epsilon) => format!("noise is added to the result (differential privacy, epsilon {epsilon})"),
-        None => "no noise is added to the result".into(),
-    };
-    vec![
-        format!("{}: asked by {}", c.id, safe(&c.organiser)),
-        format!("Why: {}", safe(&c.purpose)),
-        format!(
-            "Inside your space, the app {} computes: {} ({})",
-            safe(&c.question.app),
-            safe(&c.question.computes),
-            safe(&c.question.unit)
-        ),
-        format!("Its answer must be {answer}; an answer outside that is refused, never sent."),
-        "What leaves your space: two shares of the answer, each encrypted to one aggregator; either share alone is random and says nothing of your answer.".into(),
-        format!(
-            "The aggregators, who must not collude: {} ({}) and {} ({}).",
-            safe(&leader.name),
-            safe(&leader.url),
-            safe(&helper.name),
-            safe(&helper.url)
-        ),
-        format!("Nothing is released below {} participants; {noise}.", c.minimum_batch),
-        format!("Answers are taken until {} (UTC).", domicile_home::format_ms(c.deadline_ms)),
-        format!("The result goes to {}.", safe(&c.published_to)),
-    ]
 }
