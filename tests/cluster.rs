@@ -557,6 +557,39 @@ fn bench_cluster_refuses_a_nats_server_that_holds_a_cluster() {
     drop(n1);
 }
 
+/// Every message of `subject` (a copy an attacker keeps), then the subject purged.
+async fn purge_log(
+    stream: &async_nats::jetstream::stream::Stream,
+    subject: &str,
+) -> Vec<async_nats::jetstream::message::StreamMessage> {
+    let mut kept = Vec::new();
+    let mut next = 1;
+    while let Ok(message) = stream.raw_message_builder().sequence(next).next_by_subject(subject.to_owned()).send().await
+    {
+        next = message.sequence + 1;
+        kept.push(message);
+    }
+    stream.purge().filter(subject).await.unwrap();
+    kept
+}
+
+/// Publishes genuine `messages` on `subject` again, with their domicile headers.
+async fn publish_again(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    messages: &[async_nats::jetstream::message::StreamMessage],
+) {
+    for message in messages {
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, values) in message.headers.iter() {
+            if name.to_string().starts_with("Domicile-") {
+                headers.insert(name.clone(), values[0].clone());
+            }
+        }
+        js.publish_with_headers(subject.to_owned(), headers, message.payload.clone()).await.unwrap().await.unwrap();
+    }
+}
+
 /// A resident's log cut back to an earlier state, as an attacker holding
 /// domicile's NATS credentials (not the cluster's key) would try it: NATS
 /// refuses to delete her last write, and a purge of her whole log followed
@@ -586,30 +619,10 @@ fn a_log_cut_back_and_put_back_is_not_taken_for_the_resident_s_log() {
         let js = attacker(&nats).await;
         let stream = js.get_stream("DOMICILE_SPACES").await.unwrap();
         assert!(stream.delete_message(second).await.is_err(), "a node's credentials delete no message");
-        let mut kept = Vec::new();
-        let mut next = 1;
-        while let Ok(message) =
-            stream.raw_message_builder().sequence(next).next_by_subject("domicile.space.alice").send().await
-        {
-            next = message.sequence + 1;
-            kept.push(message);
-        }
+        let kept = purge_log(&stream, "domicile.space.alice").await;
         assert_eq!(kept.len(), 3, "her snapshot and two writes");
-        stream.purge().filter("domicile.space.alice").await.unwrap();
         tokio::time::sleep(window + Duration::from_millis(500)).await;
-        for message in &kept[..2] {
-            let mut headers = async_nats::HeaderMap::new();
-            for (name, values) in message.headers.iter() {
-                if name.to_string().starts_with("Domicile-") {
-                    headers.insert(name.clone(), values[0].clone());
-                }
-            }
-            js.publish_with_headers("domicile.space.alice", headers, message.payload.clone())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
+        publish_again(&js, "domicile.space.alice", &kept[..2]).await;
 
         let refused_before = domicile_cluster::refused_entries();
         let refused = reader.logs().read(&alice).await.expect_err("nothing of the log put back is believed");
@@ -656,29 +669,9 @@ fn a_log_cut_back_and_put_back_within_the_replay_window_is_refused() {
 
         let js = attacker(&nats).await;
         let stream = js.get_stream("DOMICILE_SPACES").await.unwrap();
-        let mut kept = Vec::new();
-        let mut next = 1;
-        while let Ok(message) =
-            stream.raw_message_builder().sequence(next).next_by_subject("domicile.space.alice").send().await
-        {
-            next = message.sequence + 1;
-            kept.push(message);
-        }
+        let kept = purge_log(&stream, "domicile.space.alice").await;
         assert_eq!(kept.len(), 3, "her snapshot and two writes");
-        stream.purge().filter("domicile.space.alice").await.unwrap();
-        for message in &kept[..2] {
-            let mut headers = async_nats::HeaderMap::new();
-            for (name, values) in message.headers.iter() {
-                if name.to_string().starts_with("Domicile-") {
-                    headers.insert(name.clone(), values[0].clone());
-                }
-            }
-            js.publish_with_headers("domicile.space.alice", headers, message.payload.clone())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
+        publish_again(&js, "domicile.space.alice", &kept[..2]).await;
 
         let refused_before = domicile_cluster::refused_entries();
         let cut = reader.logs().read(&alice).await.expect_err("the log put back is taken for hers");
