@@ -214,12 +214,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     eprintln!("bench: the Python and JavaScript sample apps, installed and run against Rust apps on the same data");
     report.insert("languages".into(), languages(&home, options.invocations.min(500)).await?);
 
-    let report = Value::Object(report);
-    if options.json {
-        println!("{report}");
-    } else {
-        print_table(&report);
-    }
+    crate::emit(&Value::Object(report), options.json, print_table);
     Ok(())
 }
 

@@ -16,3 +16,12 @@ pub mod bench;
 pub mod cluster;
 pub mod residents;
 pub mod server;
+
+/// Prints a bench's report: its JSON with `--json`, else `table` of it.
+pub(crate) fn emit(report: &serde_json::Value, json: bool, table: fn(&serde_json::Value)) {
+    if json {
+        println!("{report}");
+    } else {
+        table(report);
+    }
+}

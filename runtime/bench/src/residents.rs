@@ -397,12 +397,7 @@ pub async fn run(options: Options) -> Result<()> {
     );
     report.insert("demo_space".into(), demo_space(scratch.path()).await?);
 
-    let report = Value::Object(report);
-    if options.json {
-        println!("{report}");
-    } else {
-        print_table(&report);
-    }
+    crate::emit(&Value::Object(report), options.json, print_table);
     Ok(())
 }
 
