@@ -79,7 +79,7 @@ impl Recent {
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
         let recent = Recent { seen: Mutex::new(Seen { newest, ..Seen::default() }), window_ms, kept_in };
-        recent.forget_old(crate::now_ms());
+        recent.forget_old(&mut recent.seen(), crate::now_ms());
         recent
     }
 
@@ -131,31 +131,37 @@ impl Recent {
         self.seen().newest.get(key).map_or(written_ms, |newest| written_ms.max(newest.sealed_ms + 1))
     }
 
-    fn forget_old(&self, now_ms: u64) {
+    /// Forgets what is too old to matter (sealed more than two windows
+    /// ago: its stored time refuses it already).
+    fn forget_old(&self, seen: &mut Seen, now_ms: u64) {
         let horizon = now_ms.saturating_sub(self.window_ms.saturating_mul(2));
-        let mut seen = self.seen();
         let before = seen.newest.len();
         seen.newest.retain(|_, newest| newest.sealed_ms >= horizon);
         seen.changed_since_kept |= seen.newest.len() != before;
     }
 
-    /// Forgets what is too old to matter, and writes the rest to the
-    /// node's home: at once after a removal, else when it changed and was
-    /// not written in the last second.
+    /// At most once a second, or at once after a removal: forgets what is
+    /// too old to matter, and writes the rest to the node's home if it
+    /// changed. Called at every change a watch delivers, so that what
+    /// happens between two calls is a check of the time only.
     pub(crate) fn keep(&self) {
-        self.forget_old(crate::now_ms());
-        let Some(path) = &self.kept_in else { return };
         let bytes = {
             let mut seen = self.seen();
             let lately = seen.kept_at.is_some_and(|at| at.elapsed() < KEEP_EVERY);
-            if !seen.changed_since_kept || (lately && !seen.removal_unkept) {
+            if lately && !seen.removal_unkept {
+                return;
+            }
+            seen.kept_at = Some(std::time::Instant::now());
+            self.forget_old(&mut seen, crate::now_ms());
+            if self.kept_in.is_none() || !seen.changed_since_kept {
+                seen.removal_unkept = false;
                 return;
             }
             seen.changed_since_kept = false;
             seen.removal_unkept = false;
-            seen.kept_at = Some(std::time::Instant::now());
             serde_json::to_vec(&seen.newest).expect("a map of strings to numbers serialises")
         };
+        let path = self.kept_in.as_ref().expect("checked above");
         let temporary = path.with_extension("writing");
         if let Err(e) = std::fs::write(&temporary, bytes).and_then(|()| std::fs::rename(&temporary, path)) {
             tracing::warn!(error = %e, "cannot keep the recent changes of a bucket seen");
