@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::{CampaignError, Result};
 
 /// The largest campaign file read (its signature is checked first).
-const MAX_CAMPAIGN_BYTES: usize = 64 * 1024;
+pub const MAX_CAMPAIGN_BYTES: usize = 64 * 1024;
 const MAX_TEXT: usize = 2000;
 const MAX_BUCKETS: usize = 1000;
 const MAX_VECTOR: usize = 1000;

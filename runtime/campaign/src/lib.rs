@@ -28,7 +28,7 @@ mod definition;
 mod report;
 
 pub use aggregate::{check_batch, unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
-pub use definition::{is_campaign_id, signed_message, Aggregation, Aggregator, Campaign, Question};
+pub use definition::{is_campaign_id, signed_message, Aggregation, Aggregator, Campaign, Question, MAX_CAMPAIGN_BYTES};
 /// The organisers' keys campaigns are checked against.
 pub use ed25519_dalek::VerifyingKey;
 pub use report::{EncryptedShare, Report};

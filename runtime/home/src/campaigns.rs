@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::{Home, HomeError, Result};
 
-/// The largest campaign file kept (the campaign crate refuses larger).
-const MAX_CAMPAIGN_FILE: u64 = 64 * 1024;
+/// The largest campaign file read (the campaign crate refuses larger).
+const MAX_CAMPAIGN_FILE: u64 = domicile_campaign::MAX_CAMPAIGN_BYTES as u64;
 
 /// A campaign of the home as it reads now.
 #[derive(Debug, Clone, Serialize)]

@@ -10,6 +10,7 @@ use domicile_campaign::{AggregatorKeys, Campaign};
 use serde_json::json;
 
 use crate::answer::say;
+use crate::verbs::campaigns::{read, signature_of};
 
 #[derive(clap::Subcommand, serde::Serialize, serde::Deserialize)]
 pub enum AggregatorCommand {
@@ -52,10 +53,9 @@ pub struct ServeArgs {
     pub addr: String,
 }
 
+/// A small text file (a key, a signature, a token), trimmed.
 fn read_text(path: &std::path::Path) -> Result<String> {
-    let bytes = domicile_package::files::read_regular(path, 64 * 1024)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
+    Ok(String::from_utf8_lossy(&read(path)?).trim().to_owned())
 }
 
 pub async fn run(command: &AggregatorCommand, json: bool) -> Result<()> {
@@ -87,11 +87,9 @@ fn keygen(out: &std::path::Path, json: bool) -> Result<()> {
 async fn serve(args: &ServeArgs) -> Result<()> {
     let organiser = domicile_package::PublicKey::from_text_or_file(&args.organiser)?;
     let organiser = domicile_campaign::VerifyingKey::from_bytes(&organiser.to_bytes())?;
-    let bytes = domicile_package::files::read_regular(&args.campaign, 64 * 1024)
-        .with_context(|| format!("cannot read {}", args.campaign.display()))?;
-    let mut signature = args.campaign.as_os_str().to_owned();
-    signature.push(".sig");
-    let campaign = Campaign::open(&bytes, &read_text(std::path::Path::new(&signature))?, &[organiser])?;
+    let bytes = read(&args.campaign)?;
+    let signature = read_text(&signature_of(&args.campaign, None))?;
+    let campaign = Campaign::open(&bytes, &signature, &[organiser])?;
     let verify_key: [u8; 32] = hex::decode(read_text(&args.verify_key)?)
         .ok()
         .and_then(|k| k.try_into().ok())

@@ -31,14 +31,15 @@ pub enum CampaignCommand {
     },
 }
 
-/// The largest campaign file read.
-const MAX_FILE: u64 = 64 * 1024;
-
-fn read(path: &std::path::Path) -> Result<Vec<u8>> {
-    domicile_package::files::read_regular(path, MAX_FILE).with_context(|| format!("cannot read {}", path.display()))
+/// A campaign's file, or its signature's (a regular file, no larger than a
+/// campaign may be).
+pub(crate) fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    domicile_package::files::read_regular(path, domicile_campaign::MAX_CAMPAIGN_BYTES as u64)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn signature_of(file: &std::path::Path, signature: Option<PathBuf>) -> PathBuf {
+/// Where a campaign's signature is: `signature`, or FILE.sig beside it.
+pub(crate) fn signature_of(file: &std::path::Path, signature: Option<PathBuf>) -> PathBuf {
     signature.unwrap_or_else(|| {
         let mut sig = file.as_os_str().to_owned();
         sig.push(".sig");
