@@ -298,28 +298,24 @@ struct Client {
     samples: Vec<Duration>,
 }
 
-/// The CPU time this process has used so far, all threads.
-#[allow(unsafe_code)]
+/// The CPU time this process has used so far, all threads. Read from the
+/// same clocks as [`thread_cpu`] (getrusage's figures are adjusted from
+/// scheduler ticks, and could come out below the sum of its threads').
 fn process_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes one rusage through the pointer, which points
-    // to memory of that size and alignment.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
-        return Duration::ZERO;
-    }
-    // SAFETY: getrusage succeeded, so it initialised the struct (which was zeroed anyway).
-    let usage = unsafe { usage.assume_init() };
-    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    time(usage.ru_utime) + time(usage.ru_stime)
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// The CPU time the calling thread has used so far.
-#[allow(unsafe_code)]
 fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+#[allow(unsafe_code)]
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes one timespec through the pointer, which
     // points to one.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+    if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
         return Duration::ZERO;
     }
     Duration::from_secs(now.tv_sec as u64) + Duration::from_nanos(now.tv_nsec as u64)
