@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Fuzzes every decoder of untrusted input in domicile, each for SECONDS
-# (default 600):
+# Fuzzes every decoder of untrusted input in domicile with libFuzzer,
+# through cargo-fuzz (`cargo install cargo-fuzz`; stable Rust,
+# RUSTC_BOOTSTRAP=1 for its instrumentation flags), coverage-guided, each
+# target for SECONDS (default 600), from its seeds and dictionary, the
+# inputs kept in tests/fixtures/fuzz/<target>/ replayed first:
 # - the runtime's (manifest, package, catalogue index, export archive,
-#   selector, cluster entry) with libFuzzer, through cargo-fuzz
-#   (`cargo install cargo-fuzz`; stable Rust, RUSTC_BOOTSTRAP=1 for its
-#   instrumentation flags): coverage-guided, from each target's seeds and
-#   dictionary (`domicile-fuzz corpus`), the inputs kept in
-#   tests/fixtures/fuzz/<target>/ replayed first;
+#   selector, cluster entry): harnesses in runtime/fuzz/libfuzzer, seeds
+#   and dictionaries written by `domicile-fuzz corpus`;
 # - the sample importers' parsers (Linky, OFX and bank CSV, GPX, xAPI,
-#   FHIR) in their crates' test suites, with runtime/fuzz-engine.
+#   FHIR): harnesses in sample-apps/fuzz, seeds from the real exports of
+#   tests/fixtures/corpus/ and sample-apps/data, dictionaries in
+#   sample-apps/fuzz/dictionaries/.
 #
 #   runtime/fuzz/fuzz.sh [SECONDS] [all|runtime|importers]
 #
@@ -21,49 +23,72 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 seconds="${1:-${FUZZ_SECONDS:-600}}"
 which="${2:-all}"
 findings="$root/target/fuzz-findings"
+corpus="$root/target/fuzz-corpus"
+seeds="$root/target/fuzz-seeds"
 status=0
 echo "fuzz.sh: ${seconds} s per target ($which), findings in $findings"
 
-if [ "$which" != importers ]; then
-    if ! cargo fuzz --version >/dev/null 2>&1; then
-        echo "fuzz.sh: cargo-fuzz is not installed: cargo install cargo-fuzz --locked" >&2
-        exit 2
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz.sh: cargo-fuzz is not installed: cargo install cargo-fuzz --locked" >&2
+    exit 2
+fi
+# The harness crates are not linted (clippy-driver would wrap them).
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+export RUSTC_BOOTSTRAP=1
+
+# fuzz FUZZ_DIR TARGET SEEDS DICTIONARY: runs libFuzzer on TARGET of the
+# cargo-fuzz project FUZZ_DIR, from the seeds in the folder SEEDS (and
+# DICTIONARY, if the file exists).
+fuzz() {
+    local build=(--fuzz-dir "$1" -O -s none) target="$2" from="$3" dictionary="$4"
+    mkdir -p "$corpus/$target" "$findings/$target"
+    cp -n "$from/"* "$corpus/$target/" 2>/dev/null || true
+    local kept="$root/tests/fixtures/fuzz/$target"
+    local options=(-max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1
+                   -artifact_prefix="$findings/$target/")
+    [ -f "$dictionary" ] && options+=(-dict="$dictionary")
+    local corpora=("$corpus/$target")
+    [ -d "$kept" ] && corpora+=("$kept")
+    local log="$findings/$target.log"
+    echo "== $target"
+    if ! (cd "$root" && cargo fuzz run "${build[@]}" "$target" "${corpora[@]}" -- "${options[@]}") >"$log" 2>&1; then
+        echo "fuzz.sh: $target: a finding, in $findings/$target/ (libFuzzer's output: $log)" >&2
+        status=1
     fi
-    corpus="$root/target/fuzz-corpus"
-    seeds="$root/target/fuzz-seeds"
-    rm -rf "$seeds"
-    (cd "$root" && cargo run --quiet --locked -p domicile-fuzz -- corpus "$seeds")
+    grep -E "^#[0-9]+[[:space:]]+DONE|^stat::average_exec_per_sec" "$log" || true
+}
+
+if [ "$which" != importers ]; then
+    rm -rf "$seeds/runtime"
+    (cd "$root" && cargo run --quiet --locked -p domicile-fuzz -- corpus "$seeds/runtime")
     # Without ASan (-s none): the decoders are safe Rust; libFuzzer's
     # -rss_limit_mb bounds their memory, -timeout their time.
-    build=(--fuzz-dir "$root/runtime/fuzz/libfuzzer" -O -s none)
-    # The harness crate is not linted (clippy-driver would wrap it).
-    unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
-    (cd "$root" && RUSTC_BOOTSTRAP=1 cargo fuzz build "${build[@]}")
-    for dir in "$seeds"/*/; do
+    (cd "$root" && cargo fuzz build --fuzz-dir runtime/fuzz/libfuzzer -O -s none)
+    for dir in "$seeds/runtime"/*/; do
         target="$(basename "$dir")"
-        mkdir -p "$corpus/$target" "$findings/$target"
-        cp -n "$dir"* "$corpus/$target/" 2>/dev/null || true
-        kept="$root/tests/fixtures/fuzz/$target"
-        options=(-max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1
-                 -artifact_prefix="$findings/$target/")
-        [ -f "$seeds/$target.dict" ] && options+=(-dict="$seeds/$target.dict")
-        corpora=("$corpus/$target")
-        [ -d "$kept" ] && corpora+=("$kept")
-        log="$findings/$target.log"
-        echo "== $target"
-        if ! (cd "$root" && RUSTC_BOOTSTRAP=1 cargo fuzz run "${build[@]}" "$target" "${corpora[@]}" -- "${options[@]}") \
-                >"$log" 2>&1; then
-            echo "fuzz.sh: $target: a finding, in $findings/$target/ (libFuzzer's output: $log)" >&2
-            status=1
-        fi
-        grep -E "^#[0-9]+[[:space:]]+DONE|^stat::average_exec_per_sec" "$log" || true
+        fuzz "$root/runtime/fuzz/libfuzzer" "$target" "$dir" "$seeds/runtime/$target.dict"
     done
 fi
 
 if [ "$which" != runtime ]; then
-    host="$(rustc -vV | sed -n 's/^host: //p')"
-    (cd "$root/sample-apps" && FUZZ_SECONDS="$seconds" FUZZ_FINDINGS="$findings" cargo test --quiet --release --locked \
-        --target "$host" -p energy-importer -p bank-importer -p gpx-importer -p learning-importer -p health-importer \
-        fuzz -- --nocapture --test-threads 1) || status=1
+    # Each importer's seeds: the real exports of its formats.
+    declare -A sources=(
+        [linky]="tests/fixtures/corpus/linky sample-apps/data/enedis-*.csv"
+        [bank]="tests/fixtures/corpus/ofx tests/fixtures/corpus/bank-csv sample-apps/data/bank-*"
+        [gpx]="tests/fixtures/corpus/gpx sample-apps/data/week-around-nantes.gpx"
+        [xapi]="tests/fixtures/corpus/xapi sample-apps/data/xapi-*.json"
+        [fhir]="tests/fixtures/corpus/fhir sample-apps/data/fhir-*.json"
+    )
+    (cd "$root" && cargo fuzz build --fuzz-dir sample-apps/fuzz -O -s none)
+    for target in linky bank gpx xapi fhir; do
+        from="$seeds/importers/$target"
+        rm -rf "$from"
+        mkdir -p "$from"
+        for source in ${sources[$target]}; do
+            source="$root/$source"
+            if [ -d "$source" ]; then cp "$source"/* "$from/"; else cp "$source" "$from/"; fi
+        done
+        fuzz "$root/sample-apps/fuzz" "$target" "$from" "$root/sample-apps/fuzz/dictionaries/$target.dict"
+    done
 fi
 exit $status

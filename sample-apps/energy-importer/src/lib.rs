@@ -944,47 +944,4 @@ mod tests {
         assert_eq!(undeclared.missing_rows, 1, "the step read from the times");
         assert_eq!(parse_all(full.as_bytes()).unwrap().1.missing_rows, 0);
     }
-
-    #[global_allocator]
-    static ALLOCATOR: domicile_fuzz_engine::CappedAllocator = domicile_fuzz_engine::CappedAllocator::new(2 << 30);
-
-    /// The parser survives a brief fuzzing run, seeded from the corpus of real exports.
-    #[test]
-    fn fuzz() {
-        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = domicile_fuzz_engine::Target::new("linky", |data| {
-            match parse(data, |_| Ok(()), &mut domicile_sdk::import::refuse) {
-                Ok(p) => format!("ok: {} meters, {} missing", p.meters.len(), p.missing_values.min(1)),
-                Err(e) => domicile_fuzz_engine::kind_of(&e),
-            }
-        })
-        .seed_dir(&repo.join("tests/fixtures/corpus/linky"))
-        .seed_dir(&repo.join("tests/fixtures/data"))
-        .dictionary(&[
-            HEADER,
-            ";Pas en minutes",
-            "Courbe de charge",
-            "Index",
-            "Puissance maximale quotidienne",
-            "Horodate;Valeur\n",
-            "Horodate;Type de releve;EAS F1;EAS D1;EAS T\n",
-            "2026-03-29T02:00:00+01:00",
-            "2026-03-29T03:15:00+02:00",
-            "25946599093143",
-            ";W;",
-            ";Wh;",
-            ";VA;",
-            ";15",
-            ";45",
-            "Arrêté quotidien",
-            "\u{feff}",
-            "\r\n",
-            ";;;;",
-            "1 234,5",
-            "Date de la mesure;Heure de la mesure;Valeur;Statut de la mesure;PRM;Type de données;Unité;Pas en minutes\n",
-            "26/10/2025;02:30:00;",
-            "29/03/2026;02:30:00;",
-        ]);
-        domicile_fuzz_engine::assert_survives(&target, &repo, 2.0);
-    }
 }

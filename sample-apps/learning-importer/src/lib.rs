@@ -575,43 +575,4 @@ mod tests {
             .unwrap_err()
             .starts_with("statement 1 (v3): a voiding statement's object must be"));
     }
-
-    #[global_allocator]
-    static ALLOCATOR: domicile_fuzz_engine::CappedAllocator = domicile_fuzz_engine::CappedAllocator::new(2 << 30);
-
-    /// The parser survives a brief fuzzing run, seeded from the corpus of real exports.
-    #[test]
-    fn fuzz() {
-        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = domicile_fuzz_engine::Target::new("xapi", |data| {
-            match super::parse(data, &mut domicile_sdk::import::refuse) {
-                Ok(p) => format!("ok: {} voidings, {} ignored", p.voidings.len().min(2), p.ignored_voidings.min(1)),
-                Err(e) => domicile_fuzz_engine::kind_of(&e),
-            }
-        })
-        .seed_dir(&repo.join("tests/fixtures/corpus/xapi"))
-        .seed_dir(&repo.join("sample-apps/data"))
-        .dictionary(&[
-            VOIDED,
-            "\"objectType\": \"StatementRef\"",
-            "\"objectType\": \"SubStatement\"",
-            "\"objectType\": \"Group\"",
-            "\"statement\": ",
-            "\"statements\": ",
-            "\"mbox_sha1sum\": ",
-            "\"timestamp\": ",
-            "\"stored\": ",
-            "\"category\": ",
-            "\"duration\": \"PT1H\"",
-            "2026-03-02T16:05:00+01:00",
-            "[",
-            "]",
-            "{",
-            "}",
-            ",",
-            "null",
-            "\"\\ud800\"",
-        ]);
-        domicile_fuzz_engine::assert_survives(&target, &repo, 2.0);
-    }
 }

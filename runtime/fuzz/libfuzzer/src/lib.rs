@@ -13,10 +13,6 @@ thread_local! {
 pub fn run(name: &str, input: &[u8]) {
     TARGETS.with(|targets| {
         let target = targets.iter().find(|t| t.name == name).expect("a target of domicile-fuzz by that name");
-        let mut input = input[..input.len().min(target.max_len)].to_vec();
-        if let Some(fixup) = target.fixup {
-            fixup(&mut input);
-        }
-        (target.run)(&input);
+        target.run_as_fuzzed(input);
     });
 }
