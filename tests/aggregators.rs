@@ -1,15 +1,27 @@
 //! A campaign's two aggregators as their organisations run them: two real
 //! `domicile aggregator serve` processes on loopback, each with its own
-//! store and key. Residents' reports go to the leader; a duplicate and a
-//! late one are refused and counted; the helper answers the leader alone;
-//! after the deadline the aggregate is exactly the histogram of the
-//! answers, and nothing comes out before it.
+//! store and key, the leader taking only the reports of the nodes it is
+//! told to trust.
+//!
+//! - Reports made by hand: a duplicate, an unattested one and a late one
+//!   are refused and counted; the helper answers the leader alone; after
+//!   the deadline the aggregate is exactly the histogram of the answers,
+//!   and nothing comes out before it.
+//! - Residents of a real home join: the campaign's app runs in each space,
+//!   the attested report leaves through the outbox to the leader; one who
+//!   joins twice, one without the app, are refused; one who leaves is not
+//!   counted; the aggregate is exactly the histogram of what their data
+//!   says.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use domicile_campaign::Campaign;
+use common::TestHome;
+use domicile_campaign::{Attester, Campaign};
 use serde_json::{json, Value};
 
 fn domicile() -> Command {
@@ -37,13 +49,70 @@ impl Drop for Running {
     }
 }
 
-fn start(args: &[&str]) -> Running {
-    let mut child = domicile().args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let url =
-        first.trim().strip_prefix("domicile aggregator: serving ").unwrap_or_else(|| panic!("{first:?}")).to_owned();
-    Running { child, url }
+/// The two organisations of a campaign, in `dir`: the organiser's key, each
+/// aggregator's HPKE key, the verification key and token they share.
+struct Organisations {
+    dir: PathBuf,
+    leader_key: String,
+    helper_key: String,
+}
+
+impl Organisations {
+    fn new(dir: &Path) -> Organisations {
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        ok(&["keygen", "--out", &path("organiser")]);
+        let leader_key = ok(&["--json", "aggregator", "keygen", "--out", &path("leader")]);
+        let helper_key = ok(&["--json", "aggregator", "keygen", "--out", &path("helper")]);
+        std::fs::write(path("verify"), "0f".repeat(32)).unwrap();
+        std::fs::write(path("peer-token"), "a-token-the-two-organisations-share").unwrap();
+        let key = |k: Value| k["public_key"].as_str().unwrap().to_owned();
+        Organisations { dir: dir.to_owned(), leader_key: key(leader_key), helper_key: key(helper_key) }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_str().unwrap().to_owned()
+    }
+
+    /// Writes `campaign` and signs it as its organiser; returns it as signed.
+    fn sign(&self, campaign: &Value) -> Campaign {
+        std::fs::write(self.path("campaign.json"), serde_json::to_vec_pretty(campaign).unwrap()).unwrap();
+        ok(&["campaign", "sign", &self.path("campaign.json"), "--key", &self.path("organiser.key")]);
+        serde_json::from_slice(&std::fs::read(self.path("campaign.json")).unwrap()).unwrap()
+    }
+
+    /// Starts one aggregator of the signed campaign, with `more` arguments.
+    fn serve(&self, role: &str, more: &[&str]) -> Running {
+        let owned = [
+            "aggregator",
+            "serve",
+            "--role",
+            role,
+            "--campaign",
+            &self.path("campaign.json"),
+            "--organiser",
+            &self.path("organiser.pub"),
+            "--secret",
+            &self.path(&format!("{role}.hpke")),
+            "--verify-key",
+            &self.path("verify"),
+            "--peer-token",
+            &self.path("peer-token"),
+            "--store",
+            &self.path(&format!("{role}-store")),
+        ]
+        .map(str::to_owned);
+        let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        args.extend(more);
+        let mut child = domicile().args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("domicile aggregator: serving ")
+            .unwrap_or_else(|| panic!("{first:?}"))
+            .to_owned();
+        Running { child, url }
+    }
 }
 
 fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
@@ -56,103 +125,198 @@ fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
     (response.status().as_u16(), response.body_mut().read_json().unwrap_or(Value::Null))
 }
 
+/// The leader's status once nothing is pending (at most 30 s).
+fn settled(leader: &Running) -> Value {
+    let started = Instant::now();
+    loop {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let status: Value =
+            agent.get(&format!("{}/status", leader.url)).call().unwrap().body_mut().read_json().unwrap();
+        if status["counts"]["pending"] == 0 || started.elapsed() > Duration::from_secs(30) {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for the campaign's deadline to pass, then collects its aggregate.
+fn collect_after(deadline_ms: u64, leader: &Running) -> Value {
+    while domicile_aggregator::now_ms() <= deadline_ms {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, result) = post(&format!("{}/collect", leader.url), &json!({}), None);
+    assert_eq!(status, 200, "{result}");
+    result
+}
+
+/// The bucket of `km` among `bounds`.
+fn bucket(bounds: &[f64], km: f64) -> usize {
+    bounds.iter().filter(|b| **b <= km).count()
+}
+
 #[test]
 fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    ok(&["keygen", "--out", &path("organiser")]);
-    let leader_key = ok(&["--json", "aggregator", "keygen", "--out", &path("leader")]);
-    let helper_key = ok(&["--json", "aggregator", "keygen", "--out", &path("helper")]);
-    std::fs::write(path("verify"), "0f".repeat(32)).unwrap();
-    std::fs::write(path("peer-token"), "a-token-the-two-organisations-share").unwrap();
-
+    let organisations = Organisations::new(dir.path());
     let now = domicile_aggregator::now_ms();
     let deadline_ms = now + 8_000;
-    let campaign = json!({
+    let campaign = organisations.sign(&json!({
         "id": "fr.larochelle.mobility-2026",
         "organiser": "La Rochelle",
         "purpose": "The mobility plan: how far people cycle",
         "question": { "app": "io.domicile.sample.mobility-footprint", "computes": "km by bike last week", "unit": "km" },
         "aggregation": { "type": "histogram", "bounds": [10.0, 20.0, 50.0] },
         "aggregators": [
-            { "name": "city", "url": "http://127.0.0.1:1", "hpke_public_key": leader_key["public_key"] },
-            { "name": "observatory", "url": "http://127.0.0.1:2", "hpke_public_key": helper_key["public_key"] },
+            { "name": "city", "url": "http://127.0.0.1:1", "hpke_public_key": organisations.leader_key },
+            { "name": "observatory", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper_key },
         ],
         "minimum_batch": 20,
         "deadline_ms": deadline_ms,
         "published_to": "every participant",
-    });
-    std::fs::write(path("campaign.json"), serde_json::to_vec_pretty(&campaign).unwrap()).unwrap();
-    ok(&["campaign", "sign", &path("campaign.json"), "--key", &path("organiser.key")]);
-    let serve = |role: &str, secret: &str, store: &str, more: &[&str]| {
-        let owned = [
-            "aggregator".to_owned(),
-            "serve".to_owned(),
-            "--role".to_owned(),
-            role.to_owned(),
-            "--campaign".to_owned(),
-            path("campaign.json"),
-            "--organiser".to_owned(),
-            path("organiser.pub"),
-            "--secret".to_owned(),
-            path(secret),
-            "--verify-key".to_owned(),
-            path("verify"),
-            "--peer-token".to_owned(),
-            path("peer-token"),
-            "--store".to_owned(),
-            path(store),
-        ];
-        let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
-        args.extend(more);
-        start(&args)
-    };
-    let helper = serve("helper", "helper.hpke", "helper-store", &[]);
-    let leader = serve("leader", "leader.hpke", "leader-store", &["--helper", &helper.url.clone()]);
+    }));
+    let node = Attester::from_seed([3; 32]);
+    let helper = organisations.serve("helper", &[]);
+    let leader = organisations.serve("leader", &["--helper", &helper.url.clone(), "--attester", &node.public_key()]);
 
     // The helper answers the leader alone.
-    let campaign: Campaign = serde_json::from_slice(&std::fs::read(path("campaign.json")).unwrap()).unwrap();
     let report = campaign.report(&json!(3.0), now).unwrap();
     let (status, _) = post(&format!("{}/helper/prepare", helper.url), &json!(report), None);
     assert_eq!(status, 401, "a stranger asks the helper");
+    // A report no trusted node attests is refused.
+    let stranger = Attester::from_seed([4; 32]).attest(report.clone(), &"ab".repeat(32));
+    let (status, answer) = post(&format!("{}/reports", leader.url), &json!(stranger), None);
+    assert_eq!(status, 409, "unattested: {answer}");
 
-    let answers: Vec<f64> = (0..30).map(|i| f64::from(i * 3)).collect();
     let mut expected = vec![0u64; 4];
-    for km in &answers {
-        expected[[10.0, 20.0, 50.0].iter().filter(|b| **b <= *km).count()] += 1;
+    for i in 0..30 {
+        let km = f64::from(i * 3);
+        expected[bucket(&[10.0, 20.0, 50.0], km)] += 1;
         let report = campaign.report(&json!(km), domicile_aggregator::now_ms()).unwrap();
-        let (status, answer) = post(&format!("{}/reports", leader.url), &json!(report), None);
+        let attested = node.attest(report, &node.participant(&campaign.id, &format!("resident{i}")));
+        let (status, answer) = post(&format!("{}/reports", leader.url), &json!(attested), None);
         assert_eq!(status, 202, "{answer}");
-        if *km == 0.0 {
-            let (again, answer) = post(&format!("{}/reports", leader.url), &json!(report), None);
+        if i == 0 {
+            let (again, answer) = post(&format!("{}/reports", leader.url), &json!(attested), None);
             assert_eq!(again, 409, "the same report twice: {answer}");
         }
     }
     let (status, answer) = post(&format!("{}/collect", leader.url), &json!({}), None);
     assert_eq!(status, 409, "nothing before the deadline: {answer}");
 
-    while domicile_aggregator::now_ms() <= deadline_ms {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let (status, result) = post(&format!("{}/collect", leader.url), &json!({}), None);
-    assert_eq!(status, 200, "{result}");
+    let result = collect_after(deadline_ms, &leader);
     assert_eq!(result["reports"], 30, "{result}");
     assert_eq!(result["aggregate"], json!(expected), "{result}");
-    let started = Instant::now();
-    let status = loop {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let status: Value =
-            agent.get(&format!("{}/status", leader.url)).call().unwrap().body_mut().read_json().unwrap();
-        if status["counts"]["pending"] == 0 || started.elapsed() > Duration::from_secs(30) {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = settled(&leader);
     assert_eq!(status["counts"]["verified"], 30, "{status}");
     assert_eq!(status["counts"]["refused"]["duplicate"], 1, "{status}");
+    assert_eq!(status["counts"]["refused"]["unattested"], 1, "{status}");
     // After the deadline, a report is refused.
-    let late = campaign.report(&json!(1.0), deadline_ms);
-    assert!(late.is_ok());
-    let (status, _) = post(&format!("{}/reports", leader.url), &json!(late.unwrap()), None);
+    let late = node.attest(campaign.report(&json!(1.0), deadline_ms).unwrap(), &"cd".repeat(32));
+    let (status, _) = post(&format!("{}/reports", leader.url), &json!(late), None);
     assert_eq!(status, 409, "late");
+}
+
+/// A free port on loopback, for an aggregator whose URL the campaign must
+/// name before it starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+const RESIDENTS: usize = 200;
+
+#[test]
+fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_says() {
+    let home = TestHome::new();
+    let footprint = common::sample_package("mobility-footprint");
+    // Each resident's trips: resident i cycled 4.5 * i km in March.
+    let distances: Vec<f64> = (0..RESIDENTS).map(|i| 4.5 * i as f64).collect();
+    for (i, km) in distances.iter().enumerate() {
+        let name = format!("r{i}");
+        home.ok(&["resident", "add", &name]);
+        home.ok(&["--resident", &name, "install", footprint.to_str().unwrap(), "--grant", "all"]);
+        let trip = json!({
+            "start": "2026-03-02T08:00:00Z", "end": "2026-03-02T08:30:00Z", "date": "2026-03-02", "month": "2026-03",
+            "distance_m": km * 1000.0, "duration_s": 1800, "mode": "bike", "points": 10, "source": "test.gpx"
+        });
+        home.ok(&["--resident", &name, "put", "io.domicile.mobility.trip", &trip.to_string()]);
+    }
+    home.ok(&["resident", "add", "without-the-app"]);
+
+    let organisations = Organisations::new(home.path());
+    let leader_port = free_port();
+    // The joins take 7 s here; the deadline leaves them four times that.
+    let deadline_ms = domicile_aggregator::now_ms() + 30_000;
+    let bounds = [10.0, 20.0, 40.0];
+    let campaign = organisations.sign(&json!({
+        "id": "fr.larochelle.velo-2026",
+        "organiser": "La Rochelle",
+        "purpose": "The mobility plan: how far people cycle",
+        "question": {
+            "app": "io.domicile.sample.mobility-footprint", "computes": "km travelled in all", "unit": "km",
+            "answer": "/total_km",
+        },
+        "aggregation": { "type": "histogram", "bounds": bounds },
+        "aggregators": [
+            { "name": "city", "url": format!("http://127.0.0.1:{leader_port}"), "hpke_public_key": organisations.leader_key },
+            { "name": "observatory", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper_key },
+        ],
+        "minimum_batch": 5,
+        "deadline_ms": deadline_ms,
+        "published_to": "every participant",
+    }));
+    home.ok(&["trust", "add", &organisations.path("organiser.pub"), "--name", "La Rochelle", "--role", "campaign"]);
+    home.ok(&["campaign", "add", &organisations.path("campaign.json")]);
+    let attester = home.ok(&["--json", "campaign", "attester"]).json()["attester"].as_str().unwrap().to_owned();
+    let helper = organisations.serve("helper", &[]);
+    let leader_addr = format!("127.0.0.1:{leader_port}");
+    let leader = organisations
+        .serve("leader", &["--helper", &helper.url.clone(), "--attester", &attester, "--addr", &leader_addr]);
+
+    for i in 0..RESIDENTS {
+        let joined = home.ok(&["--json", "--resident", &format!("r{i}"), "campaign", "join", &campaign.id]).json();
+        assert_eq!(joined["status"]["state"], "sent", "{joined}");
+        assert_eq!(joined["destination"], format!("{}/reports", leader.url), "{joined}");
+    }
+    // One report per resident; none without the campaign's app.
+    let again = home.run(&["--resident", "r1", "campaign", "join", &campaign.id]);
+    assert!(
+        !again.ok && again.stderr.contains("joined campaign `fr.larochelle.velo-2026` already"),
+        "{}",
+        again.stderr
+    );
+    let without = home.run(&["--resident", "without-the-app", "campaign", "join", &campaign.id]);
+    assert!(!without.ok && without.stderr.contains("which you have not installed"), "{}", without.stderr);
+    // What left, in the resident's outbox and audit log: a share for each aggregator, never the answer.
+    let outbox = home.ok(&["--json", "--resident", "r3", "outbox"]).json();
+    let report = &outbox[0];
+    assert_eq!(report["campaign"], campaign.id, "{outbox}");
+    let payload: Value = serde_json::from_str(report["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["report"]["shares"].as_array().unwrap().len(), 2, "{payload}");
+    assert!(!report["payload"].as_str().unwrap().contains("13.5"), "the answer itself never leaves");
+    let audit = home.ok(&["--json", "--resident", "r3", "audit"]).json();
+    let sent = audit.as_array().unwrap().iter().filter(|e| e["destination"] == format!("{}/reports", leader.url));
+    assert_eq!(sent.count(), 2, "queued, then sent: {audit}");
+
+    // r2 leaves: not counted. r5 leaves and joins again: counted once.
+    let left = home.ok(&["--json", "--resident", "r2", "campaign", "leave", &campaign.id]).json();
+    assert_eq!(left["status"]["state"], "sent", "{left}");
+    assert!(!home.run(&["--resident", "r2", "campaign", "leave", &campaign.id]).ok, "leaving twice");
+    home.ok(&["--resident", "r5", "campaign", "leave", &campaign.id]);
+    home.ok(&["--resident", "r5", "campaign", "join", &campaign.id]);
+
+    let mut expected = vec![0u64; bounds.len() + 1];
+    for (i, km) in distances.iter().enumerate() {
+        if i != 2 {
+            expected[bucket(&bounds, *km)] += 1;
+        }
+    }
+    let result = collect_after(deadline_ms, &leader);
+    assert_eq!(result["reports"], RESIDENTS - 1, "{result}");
+    assert_eq!(result["aggregate"], json!(expected), "{result}");
+    let status = settled(&leader);
+    assert_eq!(status["counts"]["withdrawn"], 2, "{status}");
+    assert_eq!(status["counts"]["refused"], json!({}), "{status}");
+    // After the deadline, the leader refuses a withdrawal: the report was counted.
+    let late = home.run(&["--resident", "r4", "campaign", "leave", &campaign.id]);
+    assert!(!late.ok && late.stderr.contains("HTTP 409"), "{}", late.stderr);
 }

@@ -1,7 +1,8 @@
 //! The two aggregators' HTTP servers (`domicile aggregator serve`).
 //!
-//! - The **leader** takes residents' reports (`POST /reports`: kept
-//!   pending at once, 202; refused with why, 409), verifies the pending
+//! - The **leader** takes residents' reports, each attested by a node it
+//!   trusts (`POST /reports`: kept pending at once, 202; refused with why,
+//!   409), and their withdrawals (`POST /withdrawals`), verifies the pending
 //!   ones with the helper in the background, says where they stand
 //!   (`GET /status`) and, after the deadline, collects the aggregate
 //!   (`POST /collect`).
@@ -17,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domicile_campaign::{Aggregate, AggregatorRole, Campaign, Report};
+use domicile_campaign::{Aggregate, AggregatorRole, AttestedReport, Campaign, Report, Withdrawal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -28,9 +29,11 @@ const VERIFY_EVERY: Duration = Duration::from_millis(500);
 
 /// Which aggregator this server is.
 pub enum Serving {
-    /// The leader, which reaches the helper at this URL.
+    /// The leader, which reaches the helper at this URL, and takes the
+    /// reports these attester keys (hexadecimal) attest.
     Leader {
         helper: String,
+        attesters: Vec<String>,
     },
     Helper,
 }
@@ -67,9 +70,9 @@ pub async fn serve(options: ServeOptions, listener: tokio::net::TcpListener) -> 
     };
     let role = AggregatorRole::new(options.campaign.clone(), index, &options.secret, options.verify_key)?;
     let (leader, helper, to_helper) = match options.serving {
-        Serving::Leader { helper } => {
+        Serving::Leader { helper, attesters } => {
             let to_helper = HttpHelper::new(helper, options.peer_token.clone());
-            (Some(Leader::open(&db, options.campaign.clone(), role)?), None, Some(to_helper))
+            (Some(Leader::open(&db, options.campaign.clone(), role, attesters)?), None, Some(to_helper))
         }
         Serving::Helper => (None, Some(HelperStore::open(&db, role)?), None),
     };
@@ -101,6 +104,7 @@ pub async fn serve(options: ServeOptions, listener: tokio::net::TcpListener) -> 
     }
     let app = Router::new()
         .route("/reports", post(receive))
+        .route("/withdrawals", post(withdraw))
         .route("/status", get(status))
         .route("/collect", post(collect))
         .route("/helper/prepare", post(prepare))
@@ -130,10 +134,16 @@ fn not_this_role(what: &str) -> Answer {
     Ok((StatusCode::NOT_FOUND, Json(json!({ "error": format!("this aggregator is not the {what}") }))).into_response())
 }
 
-async fn receive(State(shared): State<Arc<Shared>>, Json(report): Json<Report>) -> Answer {
+async fn receive(State(shared): State<Arc<Shared>>, Json(attested): Json<AttestedReport>) -> Answer {
     let Some(leader) = &shared.leader else { return not_this_role("leader") };
-    leader.receive(&report, now_ms())?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "pending": report.nonce }))).into_response())
+    leader.receive(&attested, now_ms())?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "pending": attested.report.nonce }))).into_response())
+}
+
+async fn withdraw(State(shared): State<Arc<Shared>>, Json(withdrawal): Json<Withdrawal>) -> Answer {
+    let Some(leader) = &shared.leader else { return not_this_role("leader") };
+    leader.withdraw(&withdrawal, now_ms())?;
+    Ok(Json(json!({ "withdrawn": withdrawal.nonce })).into_response())
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Answer {

@@ -5,15 +5,29 @@
 
 use std::collections::BTreeMap;
 
-use domicile_campaign::{unshard, Aggregate, AggregatorRole, Campaign, Report};
+use domicile_campaign::{unshard, Aggregate, AggregatorRole, AttestedReport, Campaign, Report, Withdrawal};
 use serde::Serialize;
 
 use crate::{AggregatorError, Helper, Result};
+
+/// The count of withdrawn reports, kept with the refusals' (no reason
+/// of a refusal is named so).
+const WITHDRAWN: &str = "(withdrawn)";
+
+/// A count in a store, one more.
+fn increment(count: Option<&[u8]>) -> Option<Vec<u8>> {
+    let count = count.map_or(0, |c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])));
+    Some((count + 1).to_be_bytes().to_vec())
+}
 
 /// The leader of a campaign, on its store.
 pub struct Leader {
     campaign: Campaign,
     role: AggregatorRole,
+    /// The attester keys of the nodes whose residents' reports it takes.
+    attesters: Vec<String>,
+    /// The report of each participant, by their tag: one each.
+    participants: sled::Tree,
     /// Every nonce received, refused or not: a report comes once.
     seen: sled::Tree,
     /// Reports received and not yet verified, by nonce.
@@ -29,8 +43,11 @@ pub struct Leader {
 pub struct Counts {
     pub pending: u64,
     pub verified: u64,
+    /// Reports withdrawn by their participants before the deadline.
+    pub withdrawn: u64,
     /// Reports refused, by reason: `another campaign`, `late`,
-    /// `duplicate`, `unreadable`, `invalid proof`.
+    /// `unattested`, `duplicate`, `second report`, `unreadable`,
+    /// `invalid proof`.
     pub refused: BTreeMap<String, u64>,
 }
 
@@ -42,11 +59,15 @@ pub struct Collected {
 }
 
 impl Leader {
-    /// The leader of `campaign` on its store `db`, as `role` (aggregator 0).
-    pub fn open(db: &sled::Db, campaign: Campaign, role: AggregatorRole) -> Result<Leader> {
+    /// The leader of `campaign` on its store `db`, as `role` (aggregator
+    /// 0), taking the reports `attesters` (their public keys, hexadecimal)
+    /// attest.
+    pub fn open(db: &sled::Db, campaign: Campaign, role: AggregatorRole, attesters: Vec<String>) -> Result<Leader> {
         Ok(Leader {
             campaign,
             role,
+            attesters,
+            participants: db.open_tree("leader-participants")?,
             seen: db.open_tree("leader-seen")?,
             pending: db.open_tree("leader-pending")?,
             outputs: db.open_tree("leader-outputs")?,
@@ -55,29 +76,74 @@ impl Leader {
     }
 
     fn refuse(&self, reason: &str, detail: String) -> Result<AggregatorError> {
-        self.refused.update_and_fetch(reason, |count| {
-            let count = count.map_or(0, |c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])));
-            Some((count + 1).to_be_bytes().to_vec())
-        })?;
+        self.refused.update_and_fetch(reason, increment)?;
         Ok(AggregatorError::Refused(detail))
     }
 
-    /// Takes a resident's report, received at `now_ms`: kept pending (on
-    /// disk) for verification, or refused and counted.
-    pub fn receive(&self, report: &Report, now_ms: u64) -> Result<()> {
+    /// Takes a resident's attested report, received at `now_ms`: kept
+    /// pending (on disk) for verification, or refused and counted.
+    pub fn receive(&self, attested: &AttestedReport, now_ms: u64) -> Result<()> {
+        let report = &attested.report;
         if report.campaign != self.campaign.id {
             return Err(self.refuse("another campaign", format!("it is for campaign `{}`", report.campaign))?);
         }
         if now_ms > self.campaign.deadline_ms {
             return Err(self.refuse("late", "it came after the campaign's deadline".into())?);
         }
+        let participant = match attested.verify(&self.attesters) {
+            Ok(participant) => participant,
+            Err(e) => return Err(self.refuse("unattested", e.to_string())?),
+        };
         let first = self.seen.compare_and_swap(&report.nonce, None as Option<&[u8]>, Some(b"".as_slice()))?.is_ok();
         if !first {
             return Err(self.refuse("duplicate", format!("report {} came before", report.nonce))?);
         }
+        let only = self
+            .participants
+            .compare_and_swap(participant, None as Option<&[u8]>, Some(report.nonce.as_bytes()))?
+            .is_ok();
+        if !only {
+            return Err(self.refuse(
+                "second report",
+                "this participant's node sent a report for this campaign before; leaving the campaign withdraws it"
+                    .into(),
+            )?);
+        }
         let bytes = serde_json::to_vec(report).expect("a report serialises");
         self.pending.insert(&report.nonce, bytes)?;
         self.pending.flush()?;
+        self.participants.flush()?;
+        Ok(())
+    }
+
+    /// Withdraws a participant's report at their node's request, before
+    /// the deadline: it is left out of the aggregate, and the participant
+    /// may send another.
+    pub fn withdraw(&self, withdrawal: &Withdrawal, now_ms: u64) -> Result<()> {
+        if withdrawal.campaign != self.campaign.id {
+            return Err(AggregatorError::Refused(format!("it is for campaign `{}`", withdrawal.campaign)));
+        }
+        if now_ms > self.campaign.deadline_ms {
+            return Err(AggregatorError::Refused(
+                "the campaign's deadline is past: its reports can no longer be withdrawn".into(),
+            ));
+        }
+        withdrawal.verify(&self.attesters)?;
+        let removed = self.participants.compare_and_swap(
+            &withdrawal.participant,
+            Some(withdrawal.nonce.as_bytes()),
+            None as Option<&[u8]>,
+        )?;
+        if removed.is_err() {
+            return Err(AggregatorError::Refused(format!(
+                "report {} is not this participant's report here (withdrawn already, or never received)",
+                withdrawal.nonce
+            )));
+        }
+        self.pending.remove(&withdrawal.nonce)?;
+        self.outputs.remove(&withdrawal.nonce)?;
+        self.refused.update_and_fetch(WITHDRAWN, increment)?;
+        self.participants.flush()?;
         Ok(())
     }
 
@@ -153,7 +219,8 @@ impl Leader {
             let count = u64::from_be_bytes(count.as_ref().try_into().unwrap_or([0; 8]));
             refused.insert(String::from_utf8_lossy(&reason).into_owned(), count);
         }
-        Ok(Counts { pending: self.pending.len() as u64, verified: self.outputs.len() as u64, refused })
+        let withdrawn = refused.remove(WITHDRAWN).unwrap_or(0);
+        Ok(Counts { pending: self.pending.len() as u64, verified: self.outputs.len() as u64, withdrawn, refused })
     }
 
     /// The campaign's aggregate, collected at `now_ms` (after its
@@ -164,11 +231,16 @@ impl Leader {
             return Err(AggregatorError::NotYet(self.campaign.id.clone()));
         }
         self.verify_pending(helper)?;
+        // The participants' current reports only: one withdrawn while it
+        // was being verified may have left an output share behind.
+        let current = self.participants.iter().values().collect::<Result<std::collections::HashSet<_>, _>>()?;
         let (mut nonces, mut outputs) = (Vec::new(), Vec::new());
         for item in self.outputs.iter() {
             let (nonce, output) = item?;
-            nonces.push(String::from_utf8_lossy(&nonce).into_owned());
-            outputs.push(output.to_vec());
+            if current.contains(&nonce) {
+                nonces.push(String::from_utf8_lossy(&nonce).into_owned());
+                outputs.push(output.to_vec());
+            }
         }
         let reports = nonces.len() as u64;
         domicile_campaign::check_batch(&self.campaign, reports)?;

@@ -11,6 +11,7 @@ use crate::{CampaignError, Result};
 /// The largest campaign file read (its signature is checked first).
 pub const MAX_CAMPAIGN_BYTES: usize = 64 * 1024;
 const MAX_TEXT: usize = 2000;
+const MAX_INPUT: usize = 16 * 1024;
 const MAX_BUCKETS: usize = 1000;
 const MAX_VECTOR: usize = 1000;
 const MAX_SUM: u64 = 1 << 40;
@@ -51,6 +52,13 @@ pub struct Question {
     /// What it computes, in words: "kWh of each of the last 12 months".
     pub computes: String,
     pub unit: String,
+    /// What the app is run with (its JSON input).
+    #[serde(default)]
+    pub input: Value,
+    /// Where the answer is in the app's output: a JSON Pointer (RFC 6901,
+    /// `/months/0/kwh`; empty for the whole output).
+    #[serde(default)]
+    pub answer: String,
 }
 
 /// The Prio3 type of a campaign's answers, with the bounds every answer
@@ -148,6 +156,14 @@ impl Campaign {
             if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
                 return invalid(format!("its {what} is 1 to {MAX_TEXT} characters"));
             }
+        }
+        if !(self.question.answer.is_empty() || self.question.answer.starts_with('/'))
+            || self.question.answer.len() > MAX_TEXT
+        {
+            return invalid("its answer is a JSON Pointer into the app's output: empty, or starting with `/`".into());
+        }
+        if serde_json::to_vec(&self.question.input).map_or(true, |b| b.len() > MAX_INPUT) {
+            return invalid(format!("the app's input is at most {MAX_INPUT} bytes of JSON"));
         }
         match &self.aggregation {
             Aggregation::Sum { max } if !(1..=MAX_SUM).contains(max) => {
@@ -253,6 +269,17 @@ impl Campaign {
                 let buckets = bounds.len() + 1;
                 Vdaf::Histogram(Prio3Histogram::new_histogram(2, buckets, chunk_length(buckets)).map_err(unfit)?)
             }
+        })
+    }
+
+    /// The answer in an app's `output`, where the campaign's question says
+    /// it is; refused when it is not there.
+    pub fn answer_in<'a>(&self, output: &'a Value) -> Result<&'a Value> {
+        output.pointer(&self.question.answer).ok_or_else(|| {
+            CampaignError::OutOfBounds(format!(
+                "the app's output has no answer at `{}`: it is not the app the campaign was written for, or not its version",
+                self.question.answer
+            ))
         })
     }
 

@@ -15,6 +15,9 @@
 //! to its aggregator with HPKE, as DAP does. What leaves the space is the
 //! [`Report`]: each share alone is uniformly random.
 //!
+//! The resident's node attests each report as the one of its participant
+//! ([`Attester`]): aggregators take one attested report per participant.
+//!
 //! Each aggregator ([`AggregatorRole`]) opens its own share only, and the
 //! two verify each report's proof together from what they exchange (the
 //! verifier shares), without either learning the answer; an invalid proof
@@ -24,10 +27,12 @@
 //! campaign's minimum.
 
 mod aggregate;
+mod attestation;
 mod definition;
 mod report;
 
 pub use aggregate::{check_batch, unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
+pub use attestation::{Attestation, AttestedReport, Attester, Withdrawal};
 pub use definition::{is_campaign_id, signed_message, Aggregation, Aggregator, Campaign, Question, MAX_CAMPAIGN_BYTES};
 /// The organisers' keys campaigns are checked against.
 pub use ed25519_dalek::VerifyingKey;
@@ -49,6 +54,12 @@ pub enum CampaignError {
 }
 
 pub type Result<T, E = CampaignError> = std::result::Result<T, E>;
+
+/// Each part after its length, so that no two lists of parts frame alike
+/// (what is encrypted or signed over several texts).
+pub(crate) fn framed(parts: &[&[u8]]) -> Vec<u8> {
+    parts.iter().flat_map(|p| [&(p.len() as u64).to_be_bytes()[..], p].concat()).collect()
+}
 
 #[cfg(test)]
 mod tests;

@@ -108,10 +108,7 @@ pub(crate) fn share_info(index: usize) -> Vec<u8> {
 /// HPKE's associated data: the share is bound to its campaign, its report
 /// and the report's public share.
 pub(crate) fn share_aad(campaign: &str, nonce: &str, public_share: &str) -> Vec<u8> {
-    [campaign, nonce, public_share]
-        .iter()
-        .flat_map(|p| [&(p.len() as u64).to_be_bytes()[..], p.as_bytes()].concat())
-        .collect()
+    crate::framed(&[campaign.as_bytes(), nonce.as_bytes(), public_share.as_bytes()])
 }
 
 /// The encapsulated key of an encrypted share, from its hexadecimal.

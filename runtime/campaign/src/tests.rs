@@ -23,6 +23,8 @@ fn new_campaign(aggregation: Aggregation) -> (Campaign, [AggregatorKeys; 2]) {
             app: "io.domicile.sample.energy-insights".into(),
             computes: "kWh of January 2026".into(),
             unit: "kWh".into(),
+            input: serde_json::Value::Null,
+            answer: String::new(),
         },
         aggregation,
         aggregators: [

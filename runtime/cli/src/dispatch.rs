@@ -133,7 +133,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         Command::Trust(command) => trust::trust(home, command, json),
         Command::Catalogue(command) => trust::catalogue(home, command, json),
         Command::Campaigns => campaigns::list(home, json),
-        Command::Campaign(command) => campaigns::campaign(home, command, json),
+        Command::Campaign(command) if !command.is_residents() => campaigns::campaign(home, command, json),
         Command::Triggers(args) => triggers::command(home, resident, args, json).await,
         // Everything else is a resident's.
         command => on_space(home, &home.resident(resident)?, json, command).await,
@@ -164,9 +164,10 @@ async fn on_space(home: &Home, space: &ResidentSpace, json: bool, command: Comma
         Command::Audit(args) => audit::audit(space, args, json),
         Command::Logs(args) => audit::logs(space, args, json),
         Command::Outbox => outbox::list(space, json),
-        Command::Approve(args) => outbox::approve(home, space, args, json),
+        Command::Approve(args) => outbox::approve(home, space, args, json).await,
         Command::Deny(args) => outbox::deny(home, space, args, json),
         Command::Notifications => outbox::notifications(space, json),
+        Command::Campaign(command) => campaigns::participate(home, space, command, json).await,
         _ => bail!("this command acts on the home, not on a resident's space"),
     }
 }

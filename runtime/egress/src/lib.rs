@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use domicile_manifest::Destination;
-use domicile_store::{AuditEntry, Operation, OutboxItem, OutboxStatus, Outcome, ResidentSpace, StoreError};
+use domicile_store::{Operation, OutboxItem, OutboxStatus, Outcome, ResidentSpace, StoreError};
 
 /// How long one delivery may take, connection included.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +25,8 @@ pub enum EgressError {
     BadDestination { id: u64, reason: String },
     #[error("outbox item {id} was asked by {app}, which is not installed, or whose manifest no longer lists that destination; nothing was sent (deny it instead)")]
     NotDeclared { id: u64, app: String },
+    #[error("outbox item {id} is not a report to campaign `{campaign}`'s leader, nor a withdrawal from it, as the signed campaign names it; nothing was sent")]
+    NotCampaigns { id: u64, campaign: String },
     #[error("could not deliver outbox item {id} to {destination}: {reason}; it stays in the outbox and can be approved again")]
     Delivery { id: u64, destination: String, reason: String },
 }
@@ -36,17 +38,42 @@ pub fn approve(space: &ResidentSpace, id: u64, at_ms: u64) -> Result<OutboxItem,
     let item = undecided(space, id)?;
     // Only where the app's signed manifest says it may send: an item that
     // came in some other way (an edited archive) is not sent anywhere.
-    let declared = match space.app(&item.app) {
-        Ok(app) => app.manifest.declares_destination(&item.destination),
-        Err(StoreError::UnknownApp(_)) => false,
-        Err(e) => return Err(e.into()),
-    };
+    let declared = item.campaign.is_none()
+        && match space.app(&item.app) {
+            Ok(app) => app.manifest.declares_destination(&item.destination),
+            Err(StoreError::UnknownApp(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
     if !declared {
         return Err(EgressError::NotDeclared { id, app: item.app.to_string() });
     }
+    deliver(space, item, at_ms)
+}
+
+/// Sends a campaign's item (a report, a withdrawal) the resident agreed
+/// to by joining or leaving the campaign: only to one of `allowed`, the
+/// endpoints of the campaign's leader as the signed campaign names it.
+#[tracing::instrument(skip(space, allowed))]
+pub fn send_for_campaign(
+    space: &ResidentSpace,
+    id: u64,
+    at_ms: u64,
+    campaign: &str,
+    allowed: &[String],
+) -> Result<OutboxItem, EgressError> {
+    let item = undecided(space, id)?;
+    if item.campaign.as_deref() != Some(campaign) || !allowed.contains(&item.destination) {
+        return Err(EgressError::NotCampaigns { id, campaign: campaign.to_owned() });
+    }
+    deliver(space, item, at_ms)
+}
+
+/// POSTs an item checked for its destination, and records the outcome.
+fn deliver(space: &ResidentSpace, item: OutboxItem, at_ms: u64) -> Result<OutboxItem, EgressError> {
+    let id = item.id;
     let destination: Destination =
         item.destination.parse().map_err(|e| EgressError::BadDestination { id, reason: format!("{e}") })?;
-    let audit = audit_entry(&item, at_ms, Outcome::Allowed);
+    let audit = item.audit_entry(Operation::Send, at_ms, Outcome::Allowed);
     match post(&destination, &item.payload) {
         Ok(http_status) if (200..300).contains(&http_status) => {
             tracing::info!(http_status, "delivered");
@@ -69,7 +96,7 @@ pub fn approve(space: &ResidentSpace, id: u64, at_ms: u64) -> Result<OutboxItem,
 /// Discards an item: it will never be sent.
 pub fn deny(space: &ResidentSpace, id: u64, at_ms: u64) -> Result<OutboxItem, EgressError> {
     let item = undecided(space, id)?;
-    let audit = audit_entry(&item, at_ms, Outcome::Denied);
+    let audit = item.audit_entry(Operation::Send, at_ms, Outcome::Denied);
     Ok(space.set_outbox_status(id, OutboxStatus::Denied { at_ms }, Some(&audit))?)
 }
 
@@ -79,22 +106,6 @@ fn undecided(space: &ResidentSpace, id: u64) -> Result<OutboxItem, EgressError> 
         OutboxStatus::Pending | OutboxStatus::Failed { .. } => Ok(item),
         OutboxStatus::Sent { .. } => Err(EgressError::AlreadyDecided { id, state: "sent" }),
         OutboxStatus::Denied { .. } => Err(EgressError::AlreadyDecided { id, state: "denied" }),
-    }
-}
-
-/// The resident's decision on an app's request, in the audit chain.
-fn audit_entry(item: &OutboxItem, at_ms: u64, outcome: Outcome) -> AuditEntry {
-    AuditEntry {
-        seq: 0,
-        at_ms,
-        app: item.app.clone(),
-        app_version: item.app_version.clone(),
-        operation: Operation::Send,
-        doctype: String::new(),
-        documents: 0,
-        outcome,
-        destination: Some(item.destination.clone()),
-        hash: String::new(),
     }
 }
 

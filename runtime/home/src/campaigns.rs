@@ -5,11 +5,16 @@
 //! now: a campaign whose organiser's key was revoked is no longer shown
 //! as one to join.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use domicile_campaign::Campaign;
+use domicile_campaign::{AttestedReport, Attester, Campaign, CampaignError};
+use domicile_manifest::AppId;
 use domicile_package::Role;
+use domicile_store::{Operation, OutboxItem, OutboxStatus, Outcome, ResidentSpace};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::{Home, HomeError, Result};
 
@@ -109,4 +114,227 @@ impl Home {
         }
         Ok(campaign)
     }
+}
+
+/// Where a resident stands with a campaign, read from their outbox: the
+/// report sent when they joined, and the withdrawal sent when they left.
+#[derive(Debug, Clone, Serialize)]
+pub struct Participation {
+    pub campaign: String,
+    /// Joined, and their report not withdrawn.
+    pub joined: bool,
+    /// The outbox item of their report (sent, or waiting to be sent again).
+    pub report: Option<OutboxItem>,
+    /// The outbox item of their withdrawal, once they left.
+    pub withdrawal: Option<OutboxItem>,
+}
+
+/// The file of the node's attester key, in the home.
+const ATTESTER_KEY: &str = "campaign-attester.key";
+
+impl Home {
+    /// This node's attester: it vouches that each report it sends is the
+    /// one of its resident (made at first use, kept in the home, readable
+    /// by its owner alone). Its public key is what aggregators are told
+    /// to trust (`domicile campaign attester`).
+    pub fn campaign_attester(&self) -> Result<Attester> {
+        let path = self.dir().join(ATTESTER_KEY);
+        let io = |source| HomeError::Io { path: path.clone(), source };
+        if !path.exists() {
+            let mut seed = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true).mode(0o600);
+            match options.open(&path) {
+                Ok(mut file) => {
+                    file.write_all(format!("{}\n", hex::encode(seed)).as_bytes()).map_err(io)?;
+                    file.sync_all().map_err(io)?;
+                }
+                // Another process made it first: its key is the one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        let text = domicile_package::files::read_regular(&path, 256).map_err(io)?;
+        let seed = hex::decode(String::from_utf8_lossy(&text).trim())
+            .ok()
+            .and_then(|s| <[u8; 32]>::try_from(s).ok())
+            .ok_or_else(|| HomeError::Config {
+            path: path.clone(),
+            message: "not 64 hexadecimal characters".into(),
+        })?;
+        Ok(Attester::from_seed(seed))
+    }
+
+    /// Where `space`'s resident stands with campaign `id`.
+    pub fn participation(&self, space: &ResidentSpace, id: &str) -> Result<Participation> {
+        let (mut report, mut withdrawal) = (None, None);
+        for item in space.outbox()? {
+            if item.campaign.as_deref() != Some(id) {
+                continue;
+            }
+            if item.destination.ends_with(WITHDRAWALS) {
+                withdrawal = Some(item);
+            } else {
+                // A report after a withdrawal is a new participation.
+                withdrawal = None;
+                report = Some(item);
+            }
+        }
+        let withdrawn = withdrawal.as_ref().is_some_and(|w| matches!(w.status, OutboxStatus::Sent { .. }));
+        let reported = report.as_ref().is_some_and(|r| !matches!(r.status, OutboxStatus::Denied { .. }));
+        Ok(Participation { campaign: id.to_owned(), joined: reported && !withdrawn, report, withdrawal })
+    }
+
+    /// Joins campaign `id` for `space`'s resident: the campaign's app runs
+    /// in their space with its grants, its answer is checked against the
+    /// campaign's bounds, split into two shares each encrypted to one
+    /// aggregator, attested by this node as the resident's one report, and
+    /// sent to the leader through the outbox (audited). Returns the outbox
+    /// item; one that could not be delivered stays there, to send again
+    /// with `outbox approve`.
+    pub async fn join_campaign(&self, space: &ResidentSpace, id: &str) -> Result<OutboxItem> {
+        let campaign = self.campaign(id)?;
+        let now = self.now_ms();
+        if now > campaign.deadline_ms {
+            return Err(CampaignError::Closed { id: campaign.id, deadline_ms: campaign.deadline_ms }.into());
+        }
+        if self.participation(space, id)?.joined {
+            return Err(HomeError::BadInput(format!(
+                "you have joined campaign `{id}` already: one report per resident (leave it first to answer again)"
+            )));
+        }
+        let app: AppId = campaign
+            .question
+            .app
+            .parse()
+            .map_err(|e| HomeError::BadInput(format!("campaign `{id}` names an app id that is not valid: {e}")))?;
+        let installed = match space.app(&app) {
+            Ok(installed) => installed,
+            Err(domicile_store::StoreError::UnknownApp(_)) => {
+                return Err(HomeError::BadInput(format!(
+                    "campaign `{id}` is answered by the app {app}, which you have not installed: install it first (`domicile install {app}`), then join"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let input = match &campaign.question.input {
+            Value::Null => "{}".to_owned(),
+            input => input.to_string(),
+        };
+        let output = self.run(space, &app, &input).await?;
+        let output: Value = serde_json::from_str(&output)
+            .map_err(|e| HomeError::BadInput(format!("{app} did not answer with JSON ({e}): nothing was sent")))?;
+        let report = campaign.report(campaign.answer_in(&output)?, now)?;
+        let attester = self.campaign_attester()?;
+        let participant = attester.participant(&campaign.id, space.resident().as_str());
+        let attested = attester.attest(report, &participant);
+        let item = OutboxItem {
+            id: 0,
+            at_ms: now,
+            app: app.clone(),
+            app_version: installed.manifest.version.to_string(),
+            destination: leader_endpoint(&campaign, REPORTS),
+            purpose: format!(
+                "Your answer to campaign {id} ({}), as two shares each encrypted to one aggregator: either share alone is random and says nothing of your answer",
+                campaign.organiser
+            ),
+            payload: serde_json::to_string(&attested).expect("a report serialises"),
+            status: OutboxStatus::Pending,
+            campaign: Some(campaign.id.clone()),
+        };
+        self.send_campaign_item(space, &campaign, item).await
+    }
+
+    /// Leaves campaign `id` before its deadline: the resident's report is
+    /// withdrawn (the leader leaves it out, and a new one may come), or,
+    /// never delivered, is not sent at all.
+    pub async fn leave_campaign(&self, space: &ResidentSpace, id: &str) -> Result<OutboxItem> {
+        let campaign = self.campaign(id)?;
+        let participation = self.participation(space, id)?;
+        let report = match participation.report {
+            Some(report) if participation.joined => report,
+            _ => return Err(HomeError::BadInput(format!("you have not joined campaign `{id}`: nothing to leave"))),
+        };
+        if !matches!(report.status, OutboxStatus::Sent { .. }) {
+            // Never delivered: it is simply not sent.
+            return Ok(domicile_egress::deny(space, report.id, self.now_ms())?);
+        }
+        let now = self.now_ms();
+        if now > campaign.deadline_ms {
+            return Err(CampaignError::Closed { id: campaign.id, deadline_ms: campaign.deadline_ms }.into());
+        }
+        let attested: AttestedReport = serde_json::from_str(&report.payload)
+            .map_err(|e| HomeError::BadInput(format!("your report to campaign `{id}` cannot be read: {e}")))?;
+        let withdrawal =
+            self.campaign_attester()?.withdraw(&campaign.id, &attested.attestation.participant, &attested.report.nonce);
+        let item = OutboxItem {
+            id: 0,
+            at_ms: now,
+            destination: leader_endpoint(&campaign, WITHDRAWALS),
+            purpose: format!("Withdraw your answer to campaign {id}: the aggregate will not count it"),
+            payload: serde_json::to_string(&withdrawal).expect("a withdrawal serialises"),
+            status: OutboxStatus::Pending,
+            ..report
+        };
+        self.send_campaign_item(space, &campaign, item).await
+    }
+
+    /// Queues a campaign's item in the outbox (audited) and sends it to
+    /// the campaign's leader.
+    async fn send_campaign_item(
+        &self,
+        space: &ResidentSpace,
+        campaign: &Campaign,
+        item: OutboxItem,
+    ) -> Result<OutboxItem> {
+        let id = space.queue_egress(&item, &item.audit_entry(Operation::Egress, item.at_ms, Outcome::Allowed))?;
+        self.send_campaign_outbox_item(space, campaign, id).await
+    }
+
+    /// Sends campaign item `id` of the outbox to the campaign's leader,
+    /// the only place it may go.
+    async fn send_campaign_outbox_item(
+        &self,
+        space: &ResidentSpace,
+        campaign: &Campaign,
+        id: u64,
+    ) -> Result<OutboxItem> {
+        let allowed = [leader_endpoint(campaign, REPORTS), leader_endpoint(campaign, WITHDRAWALS)];
+        let (space, campaign_id, now) = (space.clone(), campaign.id.clone(), self.now_ms());
+        let sent = tokio::task::spawn_blocking(move || {
+            domicile_egress::send_for_campaign(&space, id, now, &campaign_id, &allowed)
+        })
+        .await
+        .map_err(|e| HomeError::BadInput(format!("sending was interrupted: {e}")))??;
+        Ok(sent)
+    }
+
+    /// Sends an outbox item to its destination, exactly as listed: an
+    /// app's, where its manifest says it may send; a campaign's, to the
+    /// leader of that campaign as this home has it signed now. The
+    /// delivery (up to its timeout) runs off the async workers.
+    pub async fn approve_outbox(&self, space: &ResidentSpace, id: u64) -> Result<OutboxItem> {
+        match space.outbox_item(id)?.campaign {
+            Some(campaign) => {
+                let campaign = self.campaign(&campaign)?;
+                self.send_campaign_outbox_item(space, &campaign, id).await
+            }
+            None => {
+                let (space, now) = (space.clone(), self.now_ms());
+                tokio::task::spawn_blocking(move || domicile_egress::approve(&space, id, now))
+                    .await
+                    .map_err(|e| HomeError::BadInput(format!("sending was interrupted: {e}")))?
+                    .map_err(HomeError::from)
+            }
+        }
+    }
+}
+
+const REPORTS: &str = "/reports";
+const WITHDRAWALS: &str = "/withdrawals";
+
+/// One of the campaign's leader's endpoints.
+fn leader_endpoint(campaign: &Campaign, path: &str) -> String {
+    format!("{}{path}", campaign.aggregators[0].url.trim_end_matches('/'))
 }

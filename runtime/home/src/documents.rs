@@ -32,12 +32,6 @@ impl Home {
 }
 
 impl Home {
-    /// Sends an outbox item to its destination, exactly as listed (blocks
-    /// up to the delivery's timeout).
-    pub fn approve_outbox(&self, space: &ResidentSpace, id: u64) -> Result<domicile_store::OutboxItem> {
-        Ok(domicile_egress::approve(space, id, self.now_ms())?)
-    }
-
     /// Discards an outbox item: it is never sent.
     pub fn deny_outbox(&self, space: &ResidentSpace, id: u64) -> Result<domicile_store::OutboxItem> {
         Ok(domicile_egress::deny(space, id, self.now_ms())?)

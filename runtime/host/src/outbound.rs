@@ -100,6 +100,7 @@ impl OutboundView<'_> {
             purpose: purpose.to_owned(),
             payload: payload.to_owned(),
             status: OutboxStatus::Pending,
+            campaign: None,
         };
         let id = shared.space.queue_egress(&item, &self.egress_audit(destination, Outcome::Allowed))?;
         Ok(id.to_string())

@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/admin/trust/{key}/revoke", post(revoke_key))
         .route("/admin/catalogues", post(add_catalogue))
         .route("/admin/campaigns", post(add_campaign))
+        .route("/admin/campaign-attester", get(campaign_attester))
         .route("/admin/operator-token", post(new_operator_token))
 }
 
@@ -307,6 +308,13 @@ async fn add_campaign(
         tokio::task::spawn_blocking(move || state.home.add_campaign(form.campaign.as_bytes(), &form.signature))
             .await??;
     Ok(Json(json!({ "added": campaign.id })))
+}
+
+/// This node's attester key, for the leaders of the campaigns its
+/// residents join (`--attester KEY`).
+async fn campaign_attester(Extract(state): Shared, _: Operator) -> Result<Json<Value>, ApiError> {
+    let attester = tokio::task::spawn_blocking(move || state.home.campaign_attester()).await??;
+    Ok(Json(json!({ "attester": attester.public_key() })))
 }
 
 /// A new operator token; the one this request used stops working.

@@ -37,6 +37,8 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/catalogue/{app}", get(catalogue_app))
         .route("/campaigns", get(campaigns))
         .route("/campaigns/{id}", get(campaign))
+        .route("/campaigns/{id}/join", post(join_campaign))
+        .route("/campaigns/{id}/leave", post(leave_campaign))
         .route("/apps", get(apps).post(install))
         .route("/apps/{app}", get(app).delete(uninstall))
         .route("/apps/{app}/grants", post(grant))
@@ -201,10 +203,26 @@ async fn campaigns(Extract(state): Shared, _: Resident) -> ApiResult {
     Ok(Json(json!({ "campaigns": listed })))
 }
 
-/// One campaign, with every term a resident consents to by joining it.
-async fn campaign(Extract(state): Shared, _: Resident, Path(id): Path<String>) -> ApiResult {
-    let campaign = tokio::task::spawn_blocking(move || state.home.campaign(&id)).await??;
-    Ok(Json(json!({ "terms": campaign.terms(), "campaign": campaign })))
+/// One campaign, with every term a resident consents to by joining it,
+/// and where the resident stands with it.
+async fn campaign(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
+    let space = resident.space.clone();
+    let (campaign, participation) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        Ok((state.home.campaign(&id)?, state.home.participation(&space, &id)?))
+    })
+    .await??;
+    Ok(Json(json!({ "terms": campaign.terms(), "campaign": campaign, "participation": participation })))
+}
+
+/// Joins a campaign: its app runs in the resident's space, and the
+/// attested report goes to the campaign's leader through the outbox.
+async fn join_campaign(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(json!(state.home.join_campaign(&resident.space, &id).await?)))
+}
+
+/// Leaves a campaign before its deadline: the report is withdrawn.
+async fn leave_campaign(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(json!(state.home.leave_campaign(&resident.space, &id).await?)))
 }
 
 async fn catalogue(Extract(state): Shared, resident: Resident) -> ApiResult {
@@ -691,12 +709,9 @@ async fn outbox(resident: Resident) -> ApiResult {
     Ok(Json(json!(resident.space.outbox()?)))
 }
 
-/// Sends the item exactly as listed. Sending blocks (up to 30 s): off the async threads.
+/// Sends the item exactly as listed.
 async fn approve(Extract(state): Shared, resident: Resident, Path(id): Path<u64>) -> ApiResult {
-    let space = resident.space.clone();
-    let worker = state.clone();
-    let item = tokio::task::spawn_blocking(move || worker.home.approve_outbox(&space, id)).await??;
-    Ok(Json(json!(item)))
+    Ok(Json(json!(state.home.approve_outbox(&resident.space, id).await?)))
 }
 
 async fn deny(Extract(state): Shared, resident: Resident, Path(id): Path<u64>) -> ApiResult {

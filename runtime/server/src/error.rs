@@ -236,7 +236,9 @@ impl From<domicile_egress::EgressError> for ApiError {
         use domicile_egress::EgressError as E;
         match e {
             E::Store(e) => e.into(),
-            E::AlreadyDecided { .. } | E::NotDeclared { .. } => ApiError::Conflict(e.to_string()),
+            E::AlreadyDecided { .. } | E::NotDeclared { .. } | E::NotCampaigns { .. } => {
+                ApiError::Conflict(e.to_string())
+            }
             E::BadDestination { .. } | E::Delivery { .. } => ApiError::Unavailable(e.to_string()),
         }
     }

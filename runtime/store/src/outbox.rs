@@ -8,7 +8,7 @@
 use domicile_manifest::AppId;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{append_chained, AuditEntry};
+use crate::audit::{append_chained, AuditEntry, Operation, Outcome};
 use crate::docs::persist_seq;
 use crate::journal::{Durability, Kv};
 use crate::{decode, encode, ResidentSpace, Result, StoreError};
@@ -46,6 +46,11 @@ pub struct OutboxItem {
     /// Exactly the bytes that would be sent (JSON text).
     pub payload: String,
     pub status: OutboxStatus,
+    /// The campaign this item is a report to, or a withdrawal from (the
+    /// resident's consent is joining or leaving it); none for an app's
+    /// request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
 }
 
 /// A message an app left for the resident.
@@ -57,6 +62,25 @@ pub struct Notification {
     pub app: AppId,
     pub title: String,
     pub body: String,
+}
+
+impl OutboxItem {
+    /// The audit entry of what is done with this item at `at_ms`: asked
+    /// for (`Egress`) or sent (`Send`), allowed or denied.
+    pub fn audit_entry(&self, operation: Operation, at_ms: u64, outcome: Outcome) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            at_ms,
+            app: self.app.clone(),
+            app_version: self.app_version.clone(),
+            operation,
+            doctype: String::new(),
+            documents: 0,
+            outcome,
+            destination: Some(self.destination.clone()),
+            hash: String::new(),
+        }
+    }
 }
 
 impl ResidentSpace {

@@ -359,20 +359,9 @@ fn egress_request(space: &ResidentSpace, payload: &str) -> u64 {
         purpose: "The city's mobility survey".into(),
         payload: payload.into(),
         status: OutboxStatus::Pending,
+        campaign: None,
     };
-    let audit = AuditEntry {
-        seq: 0,
-        at_ms: 8,
-        app: item.app.clone(),
-        app_version: "1.0.0".into(),
-        operation: Operation::Egress,
-        doctype: String::new(),
-        documents: 0,
-        outcome: Outcome::Allowed,
-        destination: Some(item.destination.clone()),
-        hash: String::new(),
-    };
-    space.queue_egress(&item, &audit).unwrap()
+    space.queue_egress(&item, &item.audit_entry(Operation::Egress, 8, Outcome::Allowed)).unwrap()
 }
 
 #[test]
@@ -1244,6 +1233,7 @@ fn every_kind_of_write_is_shipped_and_a_space_rebuilt_from_the_log_is_the_same()
         purpose: "tell".into(),
         payload: "{}".into(),
         status: OutboxStatus::Pending,
+        campaign: None,
     };
     let entry = crate::import::tests::audit(0);
     let queued = me.queue_egress(&item, &entry).unwrap();

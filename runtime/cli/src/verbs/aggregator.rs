@@ -20,7 +20,7 @@ pub enum AggregatorCommand {
         out: PathBuf,
     },
     /// Serve as a campaign's leader (takes the residents' reports) or helper (answers the leader only).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(clap::Args, serde::Serialize, serde::Deserialize)]
@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// The leader's: where the helper answers.
     #[arg(long, value_name = "URL")]
     pub helper: Option<String>,
+    /// The leader's: the attester key of a node whose residents' reports it takes (`domicile campaign attester`
+    /// on that node; hexadecimal). Repeat it for each node.
+    #[arg(long = "attester", value_name = "KEY")]
+    pub attesters: Vec<String>,
     /// This aggregator's store (a directory of its own).
     #[arg(long, value_name = "DIR")]
     pub store: PathBuf,
@@ -95,8 +99,17 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         .and_then(|k| k.try_into().ok())
         .context("the verification key is not 64 hexadecimal characters")?;
     let serving = match (args.role.as_str(), &args.helper) {
-        ("leader", Some(helper)) => Serving::Leader { helper: helper.clone() },
         ("leader", None) => anyhow::bail!("a leader is told where its helper answers: --helper URL"),
+        ("leader", Some(_)) if args.attesters.is_empty() => anyhow::bail!(
+            "a leader takes only the reports of nodes it trusts: --attester KEY for each (`domicile campaign attester` on the node)"
+        ),
+        ("leader", Some(helper)) => {
+            for key in &args.attesters {
+                let valid = hex::decode(key).is_ok_and(|k| k.len() == 32);
+                anyhow::ensure!(valid, "attester key `{key}` is not 64 hexadecimal characters");
+            }
+            Serving::Leader { helper: helper.clone(), attesters: args.attesters.clone() }
+        }
         _ => Serving::Helper,
     };
     let options = ServeOptions {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use domicile_campaign::Campaign;
 use domicile_home::Home;
+use domicile_store::{OutboxStatus, ResidentSpace};
 use serde_json::json;
 
 use crate::answer::{lines, say};
@@ -23,6 +24,13 @@ pub enum CampaignCommand {
     },
     /// What joining campaign ID means: who asks and why, which app computes what, the exact bounds, who aggregates, what leaves and what comes back.
     Show { id: String },
+    /// Join campaign ID: its app computes your answer inside your space, and two shares of it (each meaningless
+    /// alone) go to its two aggregators, attested by this home as your one report.
+    Join { id: String },
+    /// Leave campaign ID before its deadline: your report is withdrawn, and the aggregate will not count it.
+    Leave { id: String },
+    /// This home's attester key: the campaign's leader is told to trust it (`--attester KEY`) to take its residents' reports.
+    Attester,
     /// Sign a campaign file, as its organiser: writes FILE.sig with a key from `domicile keygen`.
     Sign {
         file: PathBuf,
@@ -96,8 +104,55 @@ pub fn campaign(home: &Home, command: CampaignCommand, json: bool) -> Result<()>
             let campaign = home.campaign(&id)?;
             say(json, &campaign, |c| lines(c.terms().iter().map(|t| safe(t).into_owned()).collect::<Vec<_>>()))
         }
+        CampaignCommand::Attester => {
+            let key = home.campaign_attester()?.public_key();
+            say(json, &json!({ "attester": key }), |_| {
+                format!(
+                    "this home's attester key: {key}
+the campaign's leader takes its residents' reports with `--attester {key}`"
+                )
+            })
+        }
         CampaignCommand::Sign { .. } => unreachable!("signed without a home"),
+        CampaignCommand::Join { .. } | CampaignCommand::Leave { .. } => unreachable!("a resident's"),
     }
+}
+
+impl CampaignCommand {
+    /// Whether it acts on a resident's space (joining, leaving).
+    pub fn is_residents(&self) -> bool {
+        matches!(self, CampaignCommand::Join { .. } | CampaignCommand::Leave { .. })
+    }
+}
+
+/// `domicile campaign join|leave ID`, for a resident.
+pub async fn participate(home: &Home, space: &ResidentSpace, command: CampaignCommand, json: bool) -> Result<()> {
+    let (id, joining) = match command {
+        CampaignCommand::Join { id } => (id, true),
+        CampaignCommand::Leave { id } => (id, false),
+        _ => unreachable!("a home's command"),
+    };
+    let item = if joining { home.join_campaign(space, &id).await? } else { home.leave_campaign(space, &id).await? };
+    say(json, &item, |item| {
+        let outcome = match (&item.status, joining) {
+            (OutboxStatus::Sent { .. }, true) => {
+                format!("joined campaign {id}: your report (two shares, either alone random) went to its leader")
+            }
+            (OutboxStatus::Sent { .. }, false) => {
+                format!("left campaign {id}: your report is withdrawn, the aggregate will not count it")
+            }
+            (OutboxStatus::Denied { .. }, false) => {
+                format!("left campaign {id}: your report had not been delivered, and now never will be")
+            }
+            _ => format!("campaign {id}: outbox item #{} could not be sent yet", item.id),
+        };
+        format!(
+            "{outcome}
+    outbox #{}  to {}",
+            item.id,
+            safe(&item.destination)
+        )
+    })
 }
 
 /// `domicile campaign sign FILE --key KEY`.

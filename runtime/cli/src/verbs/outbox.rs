@@ -51,9 +51,9 @@ fn shown(item: &OutboxItem) -> String {
         )
 }
 
-pub fn approve(home: &Home, space: &ResidentSpace, args: ApproveArgs, json: bool) -> Result<()> {
+pub async fn approve(home: &Home, space: &ResidentSpace, args: ApproveArgs, json: bool) -> Result<()> {
     let id = args.id;
-    let item = home.approve_outbox(space, id)?;
+    let item = home.approve_outbox(space, id).await?;
     say(json, &item, |item| match item.status {
         OutboxStatus::Sent { http_status, .. } => {
             format!("sent #{id} ({} bytes) to {} (HTTP {http_status})", item.payload.len(), safe(&item.destination))
