@@ -431,7 +431,8 @@ async fn a_view_is_drawn_as_an_accessible_chart_and_a_hostile_view_is_refused() 
 
 /// A campaign of the home, in the browser: listed with who asks and until
 /// when, and every term a resident would consent to, the buckets of the
-/// answer and the two aggregators among them.
+/// answer and the two aggregators among them; taking part without the
+/// campaign's app says to install it first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     missing_browser,
@@ -466,5 +467,10 @@ async fn a_resident_reads_what_taking_part_in_a_campaign_means() {
         assert!(terms.contains(term), "{term}:\n{terms}");
     }
     shot(&browser, "campaign").await;
+    // Taking part runs the campaign's app, which this resident has not installed: nothing leaves.
+    let offered = wait_text(&browser, "#participation", "Taking part runs io.domicile.sample.energy-insights").await;
+    assert!(offered.contains("only the two shares of its answer leave"), "{offered}");
+    click(&browser, "#join-campaign").await;
+    wait_text(&browser, "#alert", "which you have not installed").await;
     browser.close().await.unwrap();
 }

@@ -176,12 +176,29 @@ async function campaignsPage() {
     ...(cards.length ? cards : [h("p", {}, "No campaign here yet.")]));
 }
 
-/** Every term of a campaign, as the resident would consent to it. */
+/** Every term of a campaign, as the resident would consent to it, and
+ * taking part or leaving. */
 async function campaignPage(id) {
   const shown = await api("GET", "/campaigns/" + encodeURIComponent(id));
-  page(shown.campaign.purpose,
+  const { campaign, participation } = shown;
+  const path = "/campaigns/" + encodeURIComponent(id);
+  const decide = (verb, done) => action(async () => {
+    await api("POST", `${path}/${verb}`);
+    await campaignPage(id);
+    say(done);
+  });
+  const standing = participation.joined
+    ? h("section", { id: "participation", "aria-label": "Your participation" },
+      h("p", {}, `You take part: your report left on ${when(participation.report.at_ms)} for ${participation.report.destination} (outbox #${participation.report.id}).`),
+      h("p", {}, h("button", { type: "button", class: "secondary", id: "leave-campaign", onclick: decide("leave", "You left the campaign: your report is withdrawn.") },
+        "Leave: withdraw my report")))
+    : h("section", { id: "participation", "aria-label": "Your participation" },
+      h("p", {}, `Taking part runs ${campaign.question.app} inside your space; only the two shares of its answer leave, each encrypted to one aggregator.`),
+      h("p", {}, h("button", { type: "button", id: "join-campaign", onclick: decide("join", "You take part: your report was sent.") },
+        "Take part with these terms")));
+  page(campaign.purpose,
     h("ul", { id: "campaign-terms" }, shown.terms.map((t) => h("li", {}, t))),
-    h("p", { class: "muted" }, "Taking part from this page comes next; for now the terms are here to read."),
+    standing,
     h("a", { href: "#/campaigns" }, "All campaigns"));
 }
 
@@ -460,7 +477,9 @@ async function outboxPage() {
       await outboxPage();
     });
     return h("article", { class: "card", id: "outbox-" + item.id, "aria-labelledby": "o-" + item.id },
-      h("h2", { id: "o-" + item.id }, `#${item.id}: ${item.app} asks to send data to ${item.destination}`),
+      h("h2", { id: "o-" + item.id }, item.campaign
+        ? `#${item.id}: for campaign ${item.campaign}, computed by ${item.app}, to ${item.destination}`
+        : `#${item.id}: ${item.app} asks to send data to ${item.destination}`),
       h("p", {}, "Why: " + item.purpose), h("p", { class: "muted" }, when(item.at_ms)),
       h("p", {}, "Exactly what would be sent:"), h("pre", { class: "payload" }, item.payload),
       h("p", { class: "outbox-status" }, status),
