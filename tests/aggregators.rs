@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestHome;
-use domicile_campaign::{Attester, Campaign};
+use domicile_campaign::{Attester, Campaign, CampaignResult};
 use serde_json::{json, Value};
 
 fn domicile() -> Command {
@@ -53,8 +53,8 @@ impl Drop for Running {
 /// aggregator's HPKE key, the verification key and token they share.
 struct Organisations {
     dir: PathBuf,
-    leader_key: String,
-    helper_key: String,
+    leader: Value,
+    helper: Value,
 }
 
 impl Organisations {
@@ -65,8 +65,7 @@ impl Organisations {
         let helper_key = ok(&["--json", "aggregator", "keygen", "--out", &path("helper")]);
         std::fs::write(path("verify"), "0f".repeat(32)).unwrap();
         std::fs::write(path("peer-token"), "a-token-the-two-organisations-share").unwrap();
-        let key = |k: Value| k["public_key"].as_str().unwrap().to_owned();
-        Organisations { dir: dir.to_owned(), leader_key: key(leader_key), helper_key: key(helper_key) }
+        Organisations { dir: dir.to_owned(), leader: leader_key, helper: helper_key }
     }
 
     fn path(&self, name: &str) -> String {
@@ -92,7 +91,7 @@ impl Organisations {
             "--organiser",
             &self.path("organiser.pub"),
             "--secret",
-            &self.path(&format!("{role}.hpke")),
+            &self.path(&format!("{role}.secret")),
             "--verify-key",
             &self.path("verify"),
             "--peer-token",
@@ -125,13 +124,17 @@ fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
     (response.status().as_u16(), response.body_mut().read_json().unwrap_or(Value::Null))
 }
 
+fn get(url: &str) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut response = agent.get(url).call().unwrap();
+    (response.status().as_u16(), response.body_mut().read_json().unwrap_or(Value::Null))
+}
+
 /// The leader's status once nothing is pending (at most 30 s).
 fn settled(leader: &Running) -> Value {
     let started = Instant::now();
     loop {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let status: Value =
-            agent.get(&format!("{}/status", leader.url)).call().unwrap().body_mut().read_json().unwrap();
+        let (_, status) = get(&format!("{}/status", leader.url));
         if status["counts"]["pending"] == 0 || started.elapsed() > Duration::from_secs(30) {
             return status;
         }
@@ -167,8 +170,8 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
         "question": { "app": "io.domicile.sample.mobility-footprint", "computes": "km by bike last week", "unit": "km" },
         "aggregation": { "type": "histogram", "bounds": [10.0, 20.0, 50.0] },
         "aggregators": [
-            { "name": "city", "url": "http://127.0.0.1:1", "hpke_public_key": organisations.leader_key },
-            { "name": "observatory", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper_key },
+            { "name": "city", "url": "http://127.0.0.1:1", "hpke_public_key": organisations.leader["public_key"], "result_key": organisations.leader["result_key"] },
+            { "name": "observatory", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper["public_key"], "result_key": organisations.helper["result_key"] },
         ],
         "minimum_batch": 20,
         "deadline_ms": deadline_ms,
@@ -202,10 +205,20 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
     }
     let (status, answer) = post(&format!("{}/collect", leader.url), &json!({}), None);
     assert_eq!(status, 409, "nothing before the deadline: {answer}");
+    assert_eq!(get(&format!("{}/result", leader.url)).0, 404, "no result before it is released");
 
     let result = collect_after(deadline_ms, &leader);
     assert_eq!(result["reports"], 30, "{result}");
     assert_eq!(result["aggregate"], json!(expected), "{result}");
+    // The result as both signed it, which a participant's home checks with the campaign's keys.
+    let (status, signed) = get(&format!("{}/result", leader.url));
+    assert_eq!(status, 200, "{signed}");
+    let signed: CampaignResult = serde_json::from_value(signed).unwrap();
+    signed.verify(&campaign).expect("signed by both aggregators");
+    assert_eq!(json!(signed), result["signed"]);
+    // Collected again: the same result, not a new one.
+    let (_, again) = post(&format!("{}/collect", leader.url), &json!({}), None);
+    assert_eq!(again["signed"], result["signed"]);
     let status = settled(&leader);
     assert_eq!(status["counts"]["verified"], 30, "{status}");
     assert_eq!(status["counts"]["refused"]["duplicate"], 1, "{status}");
@@ -257,8 +270,8 @@ fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_s
         },
         "aggregation": { "type": "histogram", "bounds": bounds },
         "aggregators": [
-            { "name": "city", "url": format!("http://127.0.0.1:{leader_port}"), "hpke_public_key": organisations.leader_key },
-            { "name": "observatory", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper_key },
+            { "name": "city", "url": format!("http://127.0.0.1:{leader_port}"), "hpke_public_key": organisations.leader["public_key"], "result_key": organisations.leader["result_key"] },
+            { "name": "observatory", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper["public_key"], "result_key": organisations.helper["result_key"] },
         ],
         "minimum_batch": 5,
         "deadline_ms": deadline_ms,

@@ -358,8 +358,8 @@ pub fn campaign_file(dir: &std::path::Path) -> std::path::PathBuf {
         "question": { "app": "io.domicile.sample.energy-insights", "computes": "kWh of January 2026", "unit": "kWh" },
         "aggregation": { "type": "histogram", "bounds": [100.0, 200.0, 400.0, 800.0] },
         "aggregators": [
-            { "name": "Nantes Métropole", "url": "https://agregation.nantesmetropole.example", "hpke_public_key": leader.public },
-            { "name": "Observatoire indépendant", "url": "https://observatoire.example", "hpke_public_key": helper.public },
+            { "name": "Nantes Métropole", "url": "https://agregation.nantesmetropole.example", "hpke_public_key": leader.public, "result_key": leader.result_public },
+            { "name": "Observatoire indépendant", "url": "https://observatoire.example", "hpke_public_key": helper.public, "result_key": helper.result_public },
         ],
         "minimum_batch": 100,
         "deadline_ms": 1_800_000_000_000u64,

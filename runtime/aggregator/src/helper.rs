@@ -1,22 +1,36 @@
 //! The helper's side: its share of each report, verified with the
 //! leader's message, kept under the report's nonce.
 
-use domicile_campaign::{AggregatorRole, Report};
+use domicile_campaign::{unshard, Aggregate, AggregatorRole, Report, ResultSigner};
 
 use crate::{AggregatorError, Helper, Result};
 
-/// The helper's store: the state of each report under verification and
-/// the output share of each verified one.
+/// The helper's store: the state of each report under verification, the
+/// output share of each verified one, and its aggregate share once
+/// released.
 pub struct HelperStore {
     role: AggregatorRole,
+    signer: ResultSigner,
     states: sled::Tree,
     outputs: sled::Tree,
+    released: sled::Tree,
 }
 
+/// The key of the released aggregate share, and of the batch it is over.
+const SHARE: &str = "share";
+const BATCH: &str = "batch";
+
 impl HelperStore {
-    /// The helper's store in `db`, for `role` (aggregator 1).
-    pub fn open(db: &sled::Db, role: AggregatorRole) -> Result<HelperStore> {
-        Ok(HelperStore { role, states: db.open_tree("helper-states")?, outputs: db.open_tree("helper-outputs")? })
+    /// The helper's store in `db`, for `role` (aggregator 1), signing
+    /// results with `signer`.
+    pub fn open(db: &sled::Db, role: AggregatorRole, signer: ResultSigner) -> Result<HelperStore> {
+        Ok(HelperStore {
+            role,
+            signer,
+            states: db.open_tree("helper-states")?,
+            outputs: db.open_tree("helper-outputs")?,
+            released: db.open_tree("helper-released")?,
+        })
     }
 }
 
@@ -52,7 +66,49 @@ impl Helper for HelperStore {
         Ok(())
     }
 
+    /// Released once: the same share again for the same batch, and none
+    /// for another. With noise, a second aggregate share over the same
+    /// reports would have fresh noise, and the two together would say
+    /// more than the privacy the campaign promised.
     fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>> {
+        let batch = batch_digest(nonces);
+        if let Some(released) = self.released.get(BATCH)? {
+            if released.as_ref() != batch.as_slice() {
+                return Err(AggregatorError::Refused(
+                    "the helper released its aggregate share once, over another batch of reports: a second would undo the noise".into(),
+                ));
+            }
+            let share = self.released.get(SHARE)?.ok_or_else(|| {
+                AggregatorError::Refused("the helper's released share is missing from its store".into())
+            })?;
+            return Ok(share.to_vec());
+        }
+        let share = self.aggregate_once(nonces)?;
+        let mut release = sled::Batch::default();
+        release.insert(SHARE, share.as_slice());
+        release.insert(BATCH, batch.as_slice());
+        self.released.apply_batch(release)?;
+        self.released.flush()?;
+        Ok(share)
+    }
+
+    fn sign_result(&self, leader_share: &[u8], reports: u64, aggregate: &Aggregate) -> Result<String> {
+        let mine = self.released.get(SHARE)?.ok_or_else(|| {
+            AggregatorError::Refused("the helper has released no aggregate share: nothing to sign".into())
+        })?;
+        let campaign = self.role.campaign();
+        let found = unshard(campaign, [leader_share, &mine], reports)?;
+        if &found != aggregate {
+            return Err(AggregatorError::Refused(
+                "the aggregate the leader asks to sign is not the one the two shares give: not signed".into(),
+            ));
+        }
+        Ok(self.signer.sign(&campaign.id, reports, aggregate))
+    }
+}
+
+impl HelperStore {
+    fn aggregate_once(&self, nonces: &[String]) -> Result<Vec<u8>> {
         let mut outputs = Vec::with_capacity(nonces.len());
         for nonce in nonces {
             let output = self
@@ -63,4 +119,17 @@ impl Helper for HelperStore {
         }
         Ok(self.role.aggregate(&outputs)?)
     }
+}
+
+/// What names a batch: the digest of its reports' nonces, whatever their order.
+fn batch_digest(nonces: &[String]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut sorted: Vec<&String> = nonces.iter().collect();
+    sorted.sort();
+    let mut digest = sha2::Sha256::new();
+    for nonce in sorted {
+        digest.update((nonce.len() as u64).to_be_bytes());
+        digest.update(nonce.as_bytes());
+    }
+    digest.finalize().to_vec()
 }

@@ -5,10 +5,12 @@
 //!   409), and their withdrawals (`POST /withdrawals`), verifies the pending
 //!   ones with the helper in the background, says where they stand
 //!   (`GET /status`) and, after the deadline, collects the aggregate
-//!   (`POST /collect`).
+//!   once (`POST /collect`), signed by both, and gives it as signed
+//!   (`GET /result`).
 //! - The **helper** answers the leader only (its bearer token, shared
 //!   between the two organisations): `POST /helper/prepare`, `/finish`,
-//!   `/abandon`, `/aggregate`. It never sees anything but its own shares.
+//!   `/abandon`, `/aggregate`, `/sign`. It never sees anything but its
+//!   own shares, and the aggregate once released.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domicile_campaign::{Aggregate, AggregatorRole, AttestedReport, Campaign, Report, Withdrawal};
+use domicile_campaign::{Aggregate, AggregatorRole, AttestedReport, Campaign, Report, ResultSigner, Withdrawal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -46,6 +48,8 @@ pub struct ServeOptions {
     pub campaign: Campaign,
     /// Its HPKE secret key (hexadecimal).
     pub secret: String,
+    /// The secret of the key it signs the result with (hexadecimal).
+    pub result_secret: String,
     /// The verification key the two aggregators share.
     pub verify_key: [u8; 32],
     /// The bearer token the leader shows the helper.
@@ -69,12 +73,19 @@ pub async fn serve(options: ServeOptions, listener: tokio::net::TcpListener) -> 
         Serving::Helper => 1,
     };
     let role = AggregatorRole::new(options.campaign.clone(), index, &options.secret, options.verify_key)?;
+    let signer = ResultSigner::from_hex(&options.result_secret)?;
+    if signer.public_key() != options.campaign.aggregators[index].result_key {
+        return Err(AggregatorError::Refused(
+            "this aggregator's result key is not the one the campaign names for it".into(),
+        ));
+    }
     let (leader, helper, to_helper) = match options.serving {
         Serving::Leader { helper, attesters } => {
             let to_helper = HttpHelper::new(helper, options.peer_token.clone());
-            (Some(Leader::open(&db, options.campaign.clone(), role, attesters)?), None, Some(to_helper))
+            let leader = Leader::open(&db, options.campaign.clone(), role, signer, attesters)?;
+            (Some(leader), None, Some(to_helper))
         }
-        Serving::Helper => (None, Some(HelperStore::open(&db, role)?), None),
+        Serving::Helper => (None, Some(HelperStore::open(&db, role, signer)?), None),
     };
     let shared = Arc::new(Shared {
         campaign: options.campaign,
@@ -107,10 +118,12 @@ pub async fn serve(options: ServeOptions, listener: tokio::net::TcpListener) -> 
         .route("/withdrawals", post(withdraw))
         .route("/status", get(status))
         .route("/collect", post(collect))
+        .route("/result", get(result))
         .route("/helper/prepare", post(prepare))
         .route("/helper/finish", post(finish))
         .route("/helper/abandon", post(abandon))
         .route("/helper/aggregate", post(aggregate))
+        .route("/helper/sign", post(sign))
         .with_state(shared);
     axum::serve(listener, app).await.map_err(|e| AggregatorError::Refused(format!("the server stopped: {e}")))
 }
@@ -170,14 +183,26 @@ async fn collect(State(shared): State<Arc<Shared>>) -> Answer {
     })
     .await
     .map_err(|e| AggregatorError::Refused(format!("the collection stopped: {e}")))??;
-    let aggregate = match collected.aggregate {
+    let aggregate = match &collected.aggregate {
         Aggregate::Sum(sum) => json!(sum),
         Aggregate::Counts(counts) => json!(counts),
         Aggregate::NoisyCounts(counts) => json!(counts),
     };
-    let result = json!({ "campaign": shared.campaign.id, "reports": collected.reports, "aggregate": aggregate });
+    let result = json!({
+        "campaign": shared.campaign.id, "reports": collected.reports, "aggregate": aggregate, "signed": collected,
+    });
     *shared.collected.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
     Ok(Json(result).into_response())
+}
+
+/// The result as both aggregators signed it, for the participants'
+/// homes to fetch and check (404 until it is released).
+async fn result(State(shared): State<Arc<Shared>>) -> Answer {
+    let Some(leader) = &shared.leader else { return not_this_role("leader") };
+    match leader.result()? {
+        Some(result) => Ok(Json(result).into_response()),
+        None => Ok((StatusCode::NOT_FOUND, Json(json!({ "error": "the result is not released yet" }))).into_response()),
+    }
 }
 
 /// Why a helper's route does not answer a request.
@@ -229,6 +254,13 @@ struct Nonce {
     nonce: String,
 }
 
+#[derive(Serialize, Deserialize)]
+struct Sign {
+    leader_share: String,
+    reports: u64,
+    aggregate: Aggregate,
+}
+
 async fn prepare(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(report): Json<Report>) -> Answer {
     let helper = match helper_for(&shared, &headers) {
         Ok(helper) => helper,
@@ -265,6 +297,17 @@ async fn aggregate(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(n
     };
     let share = helper.aggregate(&nonces.nonces)?;
     Ok(Json(json!({ "share": hex::encode(share) })).into_response())
+}
+
+async fn sign(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(sign): Json<Sign>) -> Answer {
+    let helper = match helper_for(&shared, &headers) {
+        Ok(helper) => helper,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    let share = hex::decode(&sign.leader_share)
+        .map_err(|_| AggregatorError::Refused("the leader's share is not hexadecimal".into()))?;
+    let signature = helper.sign_result(&share, sign.reports, &sign.aggregate)?;
+    Ok(Json(json!({ "signature": signature })).into_response())
 }
 
 /// The helper, as the leader reaches it over HTTP. A helper that does not
@@ -325,6 +368,15 @@ impl Helper for HttpHelper {
 
     fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>> {
         HttpHelper::hex_field(&self.call("aggregate", &Nonces { nonces: nonces.to_vec() })?, "share")
+    }
+
+    fn sign_result(&self, leader_share: &[u8], reports: u64, aggregate: &Aggregate) -> Result<String> {
+        let sign = Sign { leader_share: hex::encode(leader_share), reports, aggregate: aggregate.clone() };
+        let answer = self.call("sign", &sign)?;
+        answer["signature"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| AggregatorError::Refused("the helper's answer has no `signature`".into()))
     }
 }
 

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use domicile_campaign::{unshard, Aggregate, AggregatorRole, AttestedReport, Campaign, Report, Withdrawal};
+use domicile_campaign::{
+    unshard, AggregatorRole, AttestedReport, Campaign, CampaignResult, Report, ResultSigner, Withdrawal,
+};
 use serde::Serialize;
 
 use crate::{AggregatorError, Helper, Result};
@@ -13,6 +15,9 @@ use crate::{AggregatorError, Helper, Result};
 /// The count of withdrawn reports, kept with the refusals' (no reason
 /// of a refusal is named so).
 const WITHDRAWN: &str = "(withdrawn)";
+
+/// The key of the released result.
+const RELEASED: &str = "aggregate";
 
 /// A count in a store, one more.
 fn increment(count: Option<&[u8]>) -> Option<Vec<u8>> {
@@ -24,6 +29,7 @@ fn increment(count: Option<&[u8]>) -> Option<Vec<u8>> {
 pub struct Leader {
     campaign: Campaign,
     role: AggregatorRole,
+    signer: ResultSigner,
     /// The attester keys of the nodes whose residents' reports it takes.
     attesters: Vec<String>,
     /// The report of each participant, by their tag: one each.
@@ -36,6 +42,8 @@ pub struct Leader {
     outputs: sled::Tree,
     /// Reports refused, by reason.
     refused: sled::Tree,
+    /// The aggregate, once collected: released once.
+    released: sled::Tree,
 }
 
 /// Where the campaign's reports stand.
@@ -51,27 +59,28 @@ pub struct Counts {
     pub refused: BTreeMap<String, u64>,
 }
 
-/// A campaign's aggregate, and over how many reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Collected {
-    pub aggregate: Aggregate,
-    pub reports: u64,
-}
-
 impl Leader {
     /// The leader of `campaign` on its store `db`, as `role` (aggregator
-    /// 0), taking the reports `attesters` (their public keys, hexadecimal)
-    /// attest.
-    pub fn open(db: &sled::Db, campaign: Campaign, role: AggregatorRole, attesters: Vec<String>) -> Result<Leader> {
+    /// 0), signing results with `signer`, taking the reports `attesters`
+    /// (their public keys, hexadecimal) attest.
+    pub fn open(
+        db: &sled::Db,
+        campaign: Campaign,
+        role: AggregatorRole,
+        signer: ResultSigner,
+        attesters: Vec<String>,
+    ) -> Result<Leader> {
         Ok(Leader {
             campaign,
             role,
+            signer,
             attesters,
             participants: db.open_tree("leader-participants")?,
             seen: db.open_tree("leader-seen")?,
             pending: db.open_tree("leader-pending")?,
             outputs: db.open_tree("leader-outputs")?,
             refused: db.open_tree("leader-refused")?,
+            released: db.open_tree("leader-released")?,
         })
     }
 
@@ -223,12 +232,17 @@ impl Leader {
         Ok(Counts { pending: self.pending.len() as u64, verified: self.outputs.len() as u64, withdrawn, refused })
     }
 
-    /// The campaign's aggregate, collected at `now_ms` (after its
-    /// deadline) from both aggregators' shares over the same reports:
-    /// refused below the minimum batch.
-    pub fn collect(&self, helper: &dyn Helper, now_ms: u64) -> Result<Collected> {
+    /// The campaign's result, collected at `now_ms` (after its deadline)
+    /// from both aggregators' shares over the same reports, and signed by
+    /// both: refused below the minimum batch. Released once: collected again,
+    /// it is the same (fresh noise on a second aggregate would let the two
+    /// be averaged, past the privacy the campaign promised).
+    pub fn collect(&self, helper: &dyn Helper, now_ms: u64) -> Result<CampaignResult> {
         if now_ms <= self.campaign.deadline_ms {
             return Err(AggregatorError::NotYet(self.campaign.id.clone()));
+        }
+        if let Some(released) = self.result()? {
+            return Ok(released);
         }
         self.verify_pending(helper)?;
         // The participants' current reports only: one withdrawn while it
@@ -247,6 +261,22 @@ impl Leader {
         let mine = self.role.aggregate(&outputs)?;
         let theirs = helper.aggregate(&nonces)?;
         let aggregate = unshard(&self.campaign, [&mine, &theirs], reports)?;
-        Ok(Collected { aggregate, reports })
+        let helper_signature = helper.sign_result(&mine, reports, &aggregate)?;
+        let signatures = [self.signer.sign(&self.campaign.id, reports, &aggregate), helper_signature];
+        let result = CampaignResult { campaign: self.campaign.id.clone(), reports, aggregate, signatures };
+        result.verify(&self.campaign)?;
+        self.released.insert(RELEASED, serde_json::to_vec(&result).expect("a result serialises"))?;
+        self.released.flush()?;
+        Ok(result)
+    }
+
+    /// The campaign's result, once released.
+    pub fn result(&self) -> Result<Option<CampaignResult>> {
+        match self.released.get(RELEASED)? {
+            Some(released) => serde_json::from_slice(&released)
+                .map(Some)
+                .map_err(|e| AggregatorError::Refused(format!("the released result in the store is unreadable: {e}"))),
+            None => Ok(None),
+        }
     }
 }

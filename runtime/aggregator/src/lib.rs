@@ -23,9 +23,9 @@ mod leader;
 
 pub use helper::HelperStore;
 pub use http::{now_ms, serve, ServeOptions, Serving};
-pub use leader::{Collected, Counts, Leader};
+pub use leader::{Counts, Leader};
 
-use domicile_campaign::{CampaignError, Report};
+use domicile_campaign::{Aggregate, CampaignError, Report};
 
 /// What can go wrong in an aggregator.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,10 @@ pub trait Helper {
     fn abandon(&self, nonce: &str) -> Result<()>;
     /// The helper's aggregate share of the reports `nonces`.
     fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>>;
+    /// The helper's signature of the result, once it finds the same
+    /// `aggregate` over `reports` reports from the leader's aggregate
+    /// share and its own released one.
+    fn sign_result(&self, leader_share: &[u8], reports: u64, aggregate: &Aggregate) -> Result<String>;
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@ use std::cell::Cell;
 
 use domicile_campaign::{
     Aggregate, Aggregation, Aggregator, AggregatorKeys, AggregatorRole, AttestedReport, Attester, Campaign, Question,
-    Report,
+    Report, ResultSigner,
 };
 use serde_json::json;
 
@@ -19,6 +19,7 @@ fn campaign(minimum_batch: u64) -> (Campaign, [AggregatorKeys; 2]) {
         name: name.into(),
         url: format!("https://{name}.example"),
         hpke_public_key: keys.public.clone(),
+        result_key: keys.result_public.clone(),
     };
     let campaign = Campaign {
         id: "fr.larochelle.mobility-2026".into(),
@@ -70,9 +71,16 @@ fn pair(campaign: &Campaign, keys: &[AggregatorKeys; 2]) -> Pair {
     let verify_key = [5u8; 32];
     let role = |i: usize| AggregatorRole::new(campaign.clone(), i, &keys[i].secret, verify_key).unwrap();
     let node = Attester::from_seed([9; 32]);
-    let leader =
-        Leader::open(&sled::open(dirs[0].path()).unwrap(), campaign.clone(), role(0), vec![node.public_key()]).unwrap();
-    let helper = HelperStore::open(&sled::open(dirs[1].path()).unwrap(), role(1)).unwrap();
+    let signer = |i: usize| ResultSigner::from_hex(&keys[i].result_secret).unwrap();
+    let leader = Leader::open(
+        &sled::open(dirs[0].path()).unwrap(),
+        campaign.clone(),
+        role(0),
+        signer(0),
+        vec![node.public_key()],
+    )
+    .unwrap();
+    let helper = HelperStore::open(&sled::open(dirs[1].path()).unwrap(), role(1), signer(1)).unwrap();
     let helper = Flaky { helper, away: Cell::new(0), away_after_finish: Cell::new(false) };
     Pair { leader, helper, node, participants: Cell::new(0), _dirs: dirs }
 }
@@ -116,6 +124,11 @@ impl Helper for Flaky {
         self.reachable()?;
         self.helper.aggregate(nonces)
     }
+
+    fn sign_result(&self, leader_share: &[u8], reports: u64, aggregate: &Aggregate) -> Result<String> {
+        self.reachable()?;
+        self.helper.sign_result(leader_share, reports, aggregate)
+    }
 }
 
 fn bucket(km: f64) -> usize {
@@ -144,7 +157,12 @@ fn two_hundred_reports_give_the_exact_histogram_and_a_helper_away_loses_none_and
     }
     assert!(matches!(pair.leader.collect(&pair.helper, BEFORE), Err(AggregatorError::NotYet(_))));
     let collected = pair.leader.collect(&pair.helper, AFTER).unwrap();
-    assert_eq!(collected, Collected { aggregate: Aggregate::Counts(expected), reports: 200 });
+    assert_eq!((collected.aggregate.clone(), collected.reports), (Aggregate::Counts(expected), 200));
+    collected.verify(&campaign).expect("signed by both aggregators");
+    // Altered, it no longer verifies.
+    let mut altered = collected.clone();
+    altered.reports += 1;
+    assert!(altered.verify(&campaign).is_err());
     let counts = pair.leader.counts().unwrap();
     assert_eq!((counts.pending, counts.verified, counts.refused.len()), (0, 200, 0), "{counts:?}");
 }
@@ -221,5 +239,31 @@ fn one_attested_report_per_participant_and_a_withdrawal_leaves_it_out_and_lets_a
     assert_eq!(refused, [("second report", 1), ("unattested", 2)]);
     assert_eq!(counts.withdrawn, 1);
     let collected = pair.leader.collect(&pair.helper, AFTER).unwrap();
-    assert_eq!(collected, Collected { aggregate: Aggregate::Counts(vec![0, 0, 1, 1, 0]), reports: 2 });
+    assert_eq!((collected.aggregate, collected.reports), (Aggregate::Counts(vec![0, 0, 1, 1, 0]), 2));
+}
+
+#[test]
+fn a_noisy_aggregate_is_released_once_so_that_its_noise_cannot_be_averaged_away() {
+    let (mut campaign, keys) = campaign(5);
+    campaign.epsilon = Some(1.0);
+    let pair = pair(&campaign, &keys);
+    let mut nonces = Vec::new();
+    for km in [5.0, 15.0, 30.0, 60.0, 150.0, 15.0] {
+        let report = campaign.report(&json!(km), BEFORE).unwrap();
+        nonces.push(report.nonce.clone());
+        pair.send(report, BEFORE).unwrap();
+    }
+    let first = pair.leader.collect(&pair.helper, AFTER).unwrap();
+    assert!(matches!(first.aggregate, Aggregate::NoisyCounts(_)), "{first:?}");
+    // Collected again, by the leader: the same figures, not fresh noise.
+    for _ in 0..3 {
+        assert_eq!(pair.leader.collect(&pair.helper, AFTER).unwrap(), first);
+    }
+    // Asked again by a leader that forgot: the helper's share is the same
+    // for the same reports, and refused for any other batch.
+    let share = pair.helper.aggregate(&nonces).unwrap();
+    assert_eq!(pair.helper.aggregate(&nonces).unwrap(), share);
+    let refused = pair.helper.aggregate(&nonces[1..]).unwrap_err().to_string();
+    assert!(refused.contains("released its aggregate share once"), "{refused}");
+    first.verify(&campaign).expect("signed by both aggregators");
 }

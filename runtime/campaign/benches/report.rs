@@ -17,6 +17,7 @@ fn campaign(aggregation: Aggregation, keys: &[AggregatorKeys; 2]) -> Campaign {
         name: name.into(),
         url: format!("https://{name}.example"),
         hpke_public_key: keys.public.clone(),
+        result_key: keys.result_public.clone(),
     };
     Campaign {
         id: "bench.campaign".into(),

@@ -26,12 +26,17 @@ use crate::{Campaign, CampaignError, Report, Result};
 type Prio3Of<T> = Prio3<T, XofTurboShake128, 32>;
 type AggregateShareOf<T> = <Prio3Of<T> as prio::vdaf::Vdaf>::AggregateShare;
 
-/// An aggregator's HPKE key pair, hexadecimal (the public key goes in the
-/// campaign; the secret key stays with the aggregator).
+/// An aggregator's keys, hexadecimal: its HPKE key pair (the public key
+/// goes in the campaign; the secret key stays with the aggregator), and
+/// the ed25519 key it signs the result with.
 #[derive(Clone)]
 pub struct AggregatorKeys {
     pub secret: String,
     pub public: String,
+    /// The result key's secret seed.
+    pub result_secret: String,
+    /// The result key, for the campaign.
+    pub result_public: String,
 }
 
 impl std::fmt::Debug for AggregatorKeys {
@@ -43,7 +48,16 @@ impl std::fmt::Debug for AggregatorKeys {
 impl AggregatorKeys {
     pub fn generate() -> AggregatorKeys {
         let (secret, public) = <Kem as hpke::Kem>::gen_keypair();
-        AggregatorKeys { secret: hex::encode(secret.to_bytes()), public: hex::encode(public.to_bytes()) }
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+        let result_secret = hex::encode(seed);
+        let result_public = crate::ResultSigner::from_hex(&result_secret).expect("32 bytes").public_key();
+        AggregatorKeys {
+            secret: hex::encode(secret.to_bytes()),
+            public: hex::encode(public.to_bytes()),
+            result_secret,
+            result_public,
+        }
     }
 }
 
@@ -66,7 +80,7 @@ pub struct Started {
 }
 
 /// A campaign's aggregate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Aggregate {
     /// The sum of the answers.
     Sum(u64),
@@ -106,6 +120,11 @@ impl AggregatorRole {
                 || CampaignError::Invalid("the aggregator's secret key is not 64 hexadecimal characters".into()),
             )?;
         Ok(AggregatorRole { campaign, index, secret, verify_key })
+    }
+
+    /// The campaign it aggregates.
+    pub fn campaign(&self) -> &Campaign {
+        &self.campaign
     }
 
     /// Opens this aggregator's share of `report` and starts verifying its

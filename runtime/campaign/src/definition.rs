@@ -87,6 +87,9 @@ pub struct Aggregator {
     /// Its HPKE public key (X25519, 64 hexadecimal characters): its share
     /// of each report is encrypted to it.
     pub hpke_public_key: String,
+    /// The public key it signs the result with (ed25519, 64 hexadecimal
+    /// characters).
+    pub result_key: String,
 }
 
 /// A campaign's Prio3 instance, for two aggregators.
@@ -200,8 +203,18 @@ impl Campaign {
             if public_key(&aggregator.hpke_public_key).is_none() {
                 return invalid(format!("aggregator `{}`'s key is not 64 hexadecimal characters", aggregator.name));
             }
+            let result_key = hex::decode(&aggregator.result_key)
+                .ok()
+                .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                .and_then(|k| VerifyingKey::from_bytes(&k).ok());
+            if result_key.is_none() {
+                return invalid(format!("aggregator `{}`'s result key is not an ed25519 key", aggregator.name));
+            }
         }
-        if first.name == second.name || first.hpke_public_key == second.hpke_public_key {
+        if first.name == second.name
+            || first.hpke_public_key == second.hpke_public_key
+            || first.result_key == second.result_key
+        {
             return invalid(
                 "its two aggregators are one: each must be another organisation, with a key of its own".into(),
             );

@@ -24,12 +24,14 @@
 //! refuses the report. Each sums the output shares of the reports it
 //! accepted into an aggregate share; the two aggregate shares together
 //! give the aggregate ([`unshard`]), and only once the batch reaches the
-//! campaign's minimum.
+//! campaign's minimum. Both sign the result ([`CampaignResult`]), each
+//! the aggregate it computed itself.
 
 mod aggregate;
 mod attestation;
 mod definition;
 mod report;
+mod result;
 
 pub use aggregate::{check_batch, unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
 pub use attestation::{Attestation, AttestedReport, Attester, Withdrawal};
@@ -37,6 +39,7 @@ pub use definition::{is_campaign_id, signed_message, Aggregation, Aggregator, Ca
 /// The organisers' keys campaigns are checked against.
 pub use ed25519_dalek::VerifyingKey;
 pub use report::{EncryptedShare, Report};
+pub use result::{CampaignResult, ResultSigner};
 
 /// What can go wrong with a campaign, a report or an aggregation.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ fn new_campaign(aggregation: Aggregation) -> (Campaign, [AggregatorKeys; 2]) {
         name: name.into(),
         url: format!("http://127.0.0.1:{port}"),
         hpke_public_key: keys.public.clone(),
+        result_key: keys.result_public.clone(),
     };
     let campaign = Campaign {
         id: "fr.nantes.energy-2026".into(),

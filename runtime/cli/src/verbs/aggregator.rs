@@ -14,7 +14,8 @@ use crate::verbs::campaigns::{read, signature_of};
 
 #[derive(clap::Subcommand, serde::Serialize, serde::Deserialize)]
 pub enum AggregatorCommand {
-    /// Make an aggregator's HPKE key pair: PREFIX.hpke (secret, yours alone) and its public key, for the campaign's file.
+    /// Make an aggregator's keys: PREFIX.secret (yours alone), and the two public keys for the campaign's file (the
+    /// HPKE key residents' shares are encrypted to, the key the result is signed with).
     Keygen {
         #[arg(long, value_name = "PREFIX")]
         out: PathBuf,
@@ -74,7 +75,7 @@ fn keygen(out: &std::path::Path, json: bool) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let keys = AggregatorKeys::generate();
     let mut path = out.as_os_str().to_owned();
-    path.push(".hpke");
+    path.push(".secret");
     let path = PathBuf::from(path);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -82,9 +83,15 @@ fn keygen(out: &std::path::Path, json: bool) -> Result<()> {
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot make {} (it must not exist yet)", path.display()))?;
-    file.write_all(format!("{}\n", keys.secret).as_bytes())?;
-    say(json, &json!({ "public_key": keys.public, "secret_key_file": path }), |_| {
-        format!("secret key in {} (keep it); public key, for the campaign's file: {}", path.display(), keys.public)
+    file.write_all(format!("{}\n{}\n", keys.secret, keys.result_secret).as_bytes())?;
+    let answer = json!({ "public_key": keys.public, "result_key": keys.result_public, "secret_key_file": path });
+    say(json, &answer, |_| {
+        format!(
+            "secret keys in {} (keep them); for the campaign's file: hpke_public_key {}, result_key {}",
+            path.display(),
+            keys.public,
+            keys.result_public
+        )
     })
 }
 
@@ -112,11 +119,17 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         }
         _ => Serving::Helper,
     };
+    let secrets = read_text(&args.secret)?;
+    let (secret, result_secret) = secrets
+        .split_once('\n')
+        .map(|(hpke, result)| (hpke.trim().to_owned(), result.trim().to_owned()))
+        .context("the secret key file has two lines (`domicile aggregator keygen` writes it)")?;
     let options = ServeOptions {
         serving,
         store: args.store.clone(),
         campaign,
-        secret: read_text(&args.secret)?,
+        secret,
+        result_secret,
         verify_key,
         peer_token: read_text(&args.peer_token)?,
     };
