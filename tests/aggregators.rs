@@ -323,9 +323,20 @@ fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_s
             expected[bucket(&bounds, *km)] += 1;
         }
     }
+    let early = home.run(&["--resident", "r3", "campaign", "result", &campaign.id]);
+    assert!(!early.ok && early.stderr.contains("has not released the result yet"), "{}", early.stderr);
     let result = collect_after(deadline_ms, &leader);
     assert_eq!(result["reports"], RESIDENTS - 1, "{result}");
     assert_eq!(result["aggregate"], json!(expected), "{result}");
+    // The result comes back into a participant's space, checked against the campaign's keys.
+    home.ok(&["--resident", "r3", "campaign", "result", &campaign.id]);
+    let kept = home.ok(&["--json", "--resident", "r3", "docs", "io.domicile.campaign.result"]).json();
+    assert_eq!(kept[0]["body"]["aggregate"], json!(expected), "{kept}");
+    assert_eq!(kept[0]["body"]["reports"], RESIDENTS - 1, "{kept}");
+    assert_eq!(kept[0]["body"]["bounds"], json!(bounds), "{kept}");
+    // Not for one who left.
+    let left = home.run(&["--resident", "r2", "campaign", "result", &campaign.id]);
+    assert!(!left.ok && left.stderr.contains("not in campaign"), "{}", left.stderr);
     let status = settled(&leader);
     assert_eq!(status["counts"]["withdrawn"], 2, "{status}");
     assert_eq!(status["counts"]["refused"], json!({}), "{status}");

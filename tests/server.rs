@@ -881,6 +881,7 @@ fn front_ends(op: Operation) -> (Vec<&'static str>, &'static str, &'static str) 
         O::DenyOutbox => (vec!["deny", "999"], "POST", "/api/v1/outbox/999/deny"),
         O::JoinCampaign => (vec!["campaign", "join", "fr.none"], "POST", "/api/v1/campaigns/fr.none/join"),
         O::LeaveCampaign => (vec!["campaign", "leave", "fr.none"], "POST", "/api/v1/campaigns/fr.none/leave"),
+        O::FetchCampaignResult => (vec!["campaign", "result", "fr.none"], "POST", "/api/v1/campaigns/fr.none/result"),
         O::Export => (vec!["export", "--out", "/nonexistent/x.tar"], "GET", "/api/v1/export"),
         O::CreateToken => (vec!["token", "create", "--label", "ci"], "POST", "/api/v1/tokens"),
         O::RevokeToken => (vec!["token", "revoke", "nope"], "DELETE", "/api/v1/tokens/nope"),

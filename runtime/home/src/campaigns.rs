@@ -9,10 +9,10 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use domicile_campaign::{AttestedReport, Attester, Campaign, CampaignError};
-use domicile_manifest::AppId;
+use domicile_campaign::{Aggregate, AttestedReport, Attester, Campaign, CampaignError, CampaignResult};
+use domicile_manifest::{AppId, Doctype};
 use domicile_package::Role;
-use domicile_store::{Operation, OutboxItem, OutboxStatus, Outcome, ResidentSpace};
+use domicile_store::{DocId, Operation, OutboxItem, OutboxStatus, Outcome, ResidentSpace};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -331,6 +331,86 @@ impl Home {
     }
 }
 
+impl Home {
+    /// Brings the result of campaign `id` into `space`, once both its
+    /// aggregators signed it: fetched from the campaign's leader, checked
+    /// against the result keys the campaign names, and kept as the
+    /// document `io.domicile.campaign.result` (id: the campaign's), which
+    /// the resident's apps read with a grant. For a participant whose
+    /// report counts.
+    pub async fn fetch_campaign_result(&self, space: &ResidentSpace, id: &str) -> Result<DocId> {
+        let campaign = self.campaign(id)?;
+        let participation = self.participation(space, id)?;
+        let counted = participation.joined
+            && participation.report.as_ref().is_some_and(|r| matches!(r.status, OutboxStatus::Sent { .. }));
+        if !counted {
+            return Err(HomeError::BadInput(format!(
+                "your answer is not in campaign `{id}`'s result (you did not take part, or left): its result comes to participants"
+            )));
+        }
+        let url = leader_endpoint(&campaign, RESULT);
+        let fetched = tokio::task::spawn_blocking(move || fetch_result(&url))
+            .await
+            .map_err(|e| HomeError::BadInput(format!("fetching was interrupted: {e}")))??;
+        fetched.verify(&campaign)?;
+        let aggregate = match &fetched.aggregate {
+            Aggregate::Sum(sum) => serde_json::json!(sum),
+            Aggregate::Counts(counts) => serde_json::json!(counts),
+            Aggregate::NoisyCounts(counts) => serde_json::json!(counts),
+        };
+        let bounds = match &campaign.aggregation {
+            domicile_campaign::Aggregation::Histogram { bounds } => Some(bounds.clone()),
+            _ => None,
+        };
+        let body = serde_json::json!({
+            "campaign": campaign.id,
+            "organiser": campaign.organiser,
+            "computes": campaign.question.computes,
+            "unit": campaign.question.unit,
+            "bounds": bounds,
+            "reports": fetched.reports,
+            "aggregate": aggregate,
+            "noise_epsilon": campaign.epsilon,
+            "signatures": fetched.signatures,
+        });
+        let doctype: Doctype = RESULT_DOCTYPE.parse().expect("a doctype");
+        let doc: DocId = campaign.id.parse().map_err(|e| HomeError::BadInput(format!("campaign id: {e}")))?;
+        self.put_document(space, &doctype, Some(doc.clone()), body)?;
+        Ok(doc)
+    }
+}
+
+/// The doctype of a campaign's result in a participant's space.
+pub const RESULT_DOCTYPE: &str = "io.domicile.campaign.result";
+
+/// The campaign's result from its leader: one small JSON document.
+fn fetch_result(url: &str) -> Result<CampaignResult> {
+    let unreachable = |why: String| HomeError::BadInput(format!("the campaign's leader ({url}) {why}"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent.get(url).call().map_err(|e| unreachable(format!("cannot be reached: {e}")))?;
+    match response.status().as_u16() {
+        200 => {}
+        404 => return Err(unreachable("has not released the result yet: try again after it collects".into())),
+        status => return Err(unreachable(format!("answered HTTP {status}"))),
+    }
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESULT_BYTES)
+        .read_to_vec()
+        .map_err(|e| unreachable(format!("sent an unreadable result: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| unreachable(format!("sent something that is not a result: {e}")))
+}
+
+/// The largest result read: a vector of 1,000 counts and two signatures fit many times.
+const MAX_RESULT_BYTES: u64 = 256 * 1024;
+
+const RESULT: &str = "/result";
 const REPORTS: &str = "/reports";
 const WITHDRAWALS: &str = "/withdrawals";
 

@@ -39,6 +39,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/campaigns/{id}", get(campaign))
         .route("/campaigns/{id}/join", post(join_campaign))
         .route("/campaigns/{id}/leave", post(leave_campaign))
+        .route("/campaigns/{id}/result", post(fetch_campaign_result))
         .route("/apps", get(apps).post(install))
         .route("/apps/{app}", get(app).delete(uninstall))
         .route("/apps/{app}/grants", post(grant))
@@ -218,6 +219,12 @@ async fn campaign(Extract(state): Shared, resident: Resident, Path(id): Path<Str
 /// attested report goes to the campaign's leader through the outbox.
 async fn join_campaign(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
     Ok(Json(json!(state.home.join_campaign(&resident.space, &id).await?)))
+}
+
+/// Brings a campaign's signed result into the participant's space.
+async fn fetch_campaign_result(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
+    let doc = state.home.fetch_campaign_result(&resident.space, &id).await?;
+    Ok(Json(json!({ "doctype": domicile_home::RESULT_DOCTYPE, "id": doc.as_str() })))
 }
 
 /// Leaves a campaign before its deadline: the report is withdrawn.

@@ -65,9 +65,10 @@ fn bad_schema(name: &str, why: impl std::fmt::Display) -> StoreError {
 }
 
 /// The schemas shipped in `manifests/doctypes/`, built into the runtime.
-const BUILTIN: [(&str, &str); 9] = [
+const BUILTIN: [(&str, &str); 10] = [
     ("io.domicile.bank.balance.json", include_str!("../../../manifests/doctypes/io.domicile.bank.balance.json")),
     ("io.domicile.bank.operation.json", include_str!("../../../manifests/doctypes/io.domicile.bank.operation.json")),
+    ("io.domicile.campaign.result.json", include_str!("../../../manifests/doctypes/io.domicile.campaign.result.json")),
     ("io.domicile.energy.reading.json", include_str!("../../../manifests/doctypes/io.domicile.energy.reading.json")),
     ("io.domicile.health.care.json", include_str!("../../../manifests/doctypes/io.domicile.health.care.json")),
     (

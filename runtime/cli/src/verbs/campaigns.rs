@@ -29,6 +29,8 @@ pub enum CampaignCommand {
     Join { id: String },
     /// Leave campaign ID before its deadline: your report is withdrawn, and the aggregate will not count it.
     Leave { id: String },
+    /// Bring campaign ID's result into your space, once both aggregators signed it (a document your apps may read).
+    Result { id: String },
     /// This home's attester key: the campaign's leader is told to trust it (`--attester KEY`) to take its residents' reports.
     Attester,
     /// Sign a campaign file, as its organiser: writes FILE.sig with a key from `domicile keygen`.
@@ -114,22 +116,34 @@ the campaign's leader takes its residents' reports with `--attester {key}`"
             })
         }
         CampaignCommand::Sign { .. } => unreachable!("signed without a home"),
-        CampaignCommand::Join { .. } | CampaignCommand::Leave { .. } => unreachable!("a resident's"),
+        CampaignCommand::Join { .. } | CampaignCommand::Leave { .. } | CampaignCommand::Result { .. } => {
+            unreachable!("a resident's")
+        }
     }
 }
 
 impl CampaignCommand {
     /// Whether it acts on a resident's space (joining, leaving).
     pub fn is_residents(&self) -> bool {
-        matches!(self, CampaignCommand::Join { .. } | CampaignCommand::Leave { .. })
+        matches!(self, CampaignCommand::Join { .. } | CampaignCommand::Leave { .. } | CampaignCommand::Result { .. })
     }
 }
 
-/// `domicile campaign join|leave ID`, for a resident.
+/// `domicile campaign join|leave|result ID`, for a resident.
 pub async fn participate(home: &Home, space: &ResidentSpace, command: CampaignCommand, json: bool) -> Result<()> {
     let (id, joining) = match command {
         CampaignCommand::Join { id } => (id, true),
         CampaignCommand::Leave { id } => (id, false),
+        CampaignCommand::Result { id } => {
+            let doc = home.fetch_campaign_result(space, &id).await?;
+            let answer = json!({ "doctype": domicile_home::RESULT_DOCTYPE, "id": doc.as_str() });
+            return say(json, &answer, |_| {
+                format!(
+                    "the result of campaign {id}, signed by both aggregators, is in your space: `domicile docs {}`",
+                    domicile_home::RESULT_DOCTYPE
+                )
+            });
+        }
         _ => unreachable!("a home's command"),
     };
     let item = if joining { home.join_campaign(space, &id).await? } else { home.leave_campaign(space, &id).await? };
