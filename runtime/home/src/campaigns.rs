@@ -175,7 +175,15 @@ impl Home {
             }
             if item.destination.ends_with(WITHDRAWALS) {
                 withdrawal = Some(item);
-            } else {
+                continue;
+            }
+            // A report sent and not withdrawn stands: a later one that
+            // was not delivered (two joins at once, the leader refusing
+            // the second) does not replace it.
+            let standing = withdrawal.is_none()
+                && report.as_ref().is_some_and(|r: &OutboxItem| matches!(r.status, OutboxStatus::Sent { .. }))
+                && !matches!(item.status, OutboxStatus::Sent { .. });
+            if !standing {
                 // A report after a withdrawal is a new participation.
                 withdrawal = None;
                 report = Some(item);
@@ -417,4 +425,49 @@ const WITHDRAWALS: &str = "/withdrawals";
 /// One of the campaign's leader's endpoints.
 fn leader_endpoint(campaign: &Campaign, path: &str) -> String {
     format!("{}{path}", campaign.aggregators[0].url.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use domicile_host::Clock;
+
+    use super::*;
+
+    #[test]
+    fn participation_is_the_standing_report_not_a_later_one_that_failed_nor_a_withdrawn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::create(dir.path(), &"me".parse().unwrap(), Clock::Fixed(1)).unwrap();
+        let space = home.resident(Some("me")).unwrap();
+        let send = |path: &str, status: OutboxStatus| {
+            let item = OutboxItem {
+                id: 0,
+                at_ms: 1,
+                app: "org.example.app".parse().unwrap(),
+                app_version: "1.0.0".into(),
+                destination: format!("https://leader.example{path}"),
+                purpose: "a campaign's".into(),
+                payload: "{}".into(),
+                status: OutboxStatus::Pending,
+                campaign: Some("fr.c".into()),
+            };
+            let id = space.queue_egress(&item, &item.audit_entry(Operation::Egress, 1, Outcome::Allowed)).unwrap();
+            space.set_outbox_status(id, status, None).unwrap();
+            id
+        };
+        let sent = OutboxStatus::Sent { at_ms: 2, http_status: 202 };
+        let first = send(REPORTS, sent.clone());
+        // A second join the leader refused: the first report stands.
+        send(REPORTS, OutboxStatus::Failed { at_ms: 3, error: "HTTP 409".into() });
+        let standing = home.participation(&space, "fr.c").unwrap();
+        assert!(standing.joined);
+        assert_eq!(standing.report.unwrap().id, first);
+        // Withdrawn, then joined again.
+        send(WITHDRAWALS, sent.clone());
+        assert!(!home.participation(&space, "fr.c").unwrap().joined);
+        let again = send(REPORTS, sent);
+        let rejoined = home.participation(&space, "fr.c").unwrap();
+        assert!(rejoined.joined && rejoined.withdrawal.is_none());
+        assert_eq!(rejoined.report.unwrap().id, again);
+        assert!(!home.participation(&space, "fr.other").unwrap().joined, "another campaign's");
+    }
 }
