@@ -183,11 +183,7 @@ async fn collect(State(shared): State<Arc<Shared>>) -> Answer {
     })
     .await
     .map_err(|e| AggregatorError::Refused(format!("the collection stopped: {e}")))??;
-    let aggregate = match &collected.aggregate {
-        Aggregate::Sum(sum) => json!(sum),
-        Aggregate::Counts(counts) => json!(counts),
-        Aggregate::NoisyCounts(counts) => json!(counts),
-    };
+    let aggregate = collected.aggregate.figures();
     let result = json!({
         "campaign": shared.campaign.id, "reports": collected.reports, "aggregate": aggregate, "signed": collected,
     });

@@ -92,6 +92,17 @@ pub enum Aggregate {
     NoisyCounts(Vec<i128>),
 }
 
+impl Aggregate {
+    /// The figures alone, as JSON: the sum, or the list of counts.
+    pub fn figures(&self) -> serde_json::Value {
+        match self {
+            Aggregate::Sum(sum) => serde_json::json!(sum),
+            Aggregate::Counts(counts) => serde_json::json!(counts),
+            Aggregate::NoisyCounts(counts) => serde_json::json!(counts),
+        }
+    }
+}
+
 fn refused(why: impl std::fmt::Display) -> CampaignError {
     CampaignError::Refused(why.to_string())
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use domicile_campaign::{Aggregate, AttestedReport, Attester, Campaign, CampaignError, CampaignResult};
+use domicile_campaign::{AttestedReport, Attester, Campaign, CampaignError, CampaignResult};
 use domicile_manifest::{AppId, Doctype};
 use domicile_package::Role;
 use domicile_store::{DocId, Operation, OutboxItem, OutboxStatus, Outcome, ResidentSpace};
@@ -361,11 +361,6 @@ impl Home {
             .await
             .map_err(|e| HomeError::BadInput(format!("fetching was interrupted: {e}")))??;
         fetched.verify(&campaign)?;
-        let aggregate = match &fetched.aggregate {
-            Aggregate::Sum(sum) => serde_json::json!(sum),
-            Aggregate::Counts(counts) => serde_json::json!(counts),
-            Aggregate::NoisyCounts(counts) => serde_json::json!(counts),
-        };
         let bounds = match &campaign.aggregation {
             domicile_campaign::Aggregation::Histogram { bounds } => Some(bounds.clone()),
             _ => None,
@@ -377,7 +372,7 @@ impl Home {
             "unit": campaign.question.unit,
             "bounds": bounds,
             "reports": fetched.reports,
-            "aggregate": aggregate,
+            "aggregate": fetched.aggregate.figures(),
             "noise_epsilon": campaign.epsilon,
             "signatures": fetched.signatures,
         });
