@@ -16,9 +16,9 @@ pub struct HelperStore {
     released: sled::Tree,
 }
 
-/// The key of the released aggregate share, and of the batch it is over.
-const SHARE: &str = "share";
-const BATCH: &str = "batch";
+/// The key of the released aggregate share, after the digest of the batch
+/// it is over (32 bytes).
+const RELEASED: &str = "released";
 
 impl HelperStore {
     /// The helper's store in `db`, for `role` (aggregator 1), signing
@@ -72,32 +72,28 @@ impl Helper for HelperStore {
     /// more than the privacy the campaign promised.
     fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>> {
         let batch = batch_digest(nonces);
-        if let Some(released) = self.released.get(BATCH)? {
-            if released.as_ref() != batch.as_slice() {
-                return Err(AggregatorError::Refused(
-                    "the helper released its aggregate share once, over another batch of reports: a second would undo the noise".into(),
-                ));
-            }
-            let share = self.released.get(SHARE)?.ok_or_else(|| {
-                AggregatorError::Refused("the helper's released share is missing from its store".into())
-            })?;
-            return Ok(share.to_vec());
+        if let Some(released) = self.released.get(RELEASED)? {
+            return released_share(&released, &batch);
         }
         let share = self.aggregate_once(nonces)?;
-        let mut release = sled::Batch::default();
-        release.insert(SHARE, share.as_slice());
-        release.insert(BATCH, batch.as_slice());
-        self.released.apply_batch(release)?;
+        // One key holds the batch and the share, swapped in only if none is
+        // there: of two calls at once, the first released is the share.
+        let release = [batch.as_slice(), share.as_slice()].concat();
+        if let Err(e) = self.released.compare_and_swap(RELEASED, None as Option<&[u8]>, Some(release))? {
+            let current = e.current.expect("a value was there");
+            return released_share(&current, &batch);
+        }
         self.released.flush()?;
         Ok(share)
     }
 
     fn sign_result(&self, leader_share: &[u8], reports: u64, aggregate: &Aggregate) -> Result<String> {
-        let mine = self.released.get(SHARE)?.ok_or_else(|| {
+        let released = self.released.get(RELEASED)?.ok_or_else(|| {
             AggregatorError::Refused("the helper has released no aggregate share: nothing to sign".into())
         })?;
+        let mine = &released[released.len().min(32)..];
         let campaign = self.role.campaign();
-        let found = unshard(campaign, [leader_share, &mine], reports)?;
+        let found = unshard(campaign, [leader_share, mine], reports)?;
         if &found != aggregate {
             return Err(AggregatorError::Refused(
                 "the aggregate the leader asks to sign is not the one the two shares give: not signed".into(),
@@ -118,6 +114,17 @@ impl HelperStore {
             outputs.push(output.to_vec());
         }
         Ok(self.role.aggregate(&outputs)?)
+    }
+}
+
+/// The share released, when it is over `batch`; refused over another.
+fn released_share(released: &[u8], batch: &[u8]) -> Result<Vec<u8>> {
+    match released.split_at_checked(32) {
+        Some((over, share)) if over == batch => Ok(share.to_vec()),
+        _ => Err(AggregatorError::Refused(
+            "the helper released its aggregate share once, over another batch of reports: a second would undo the noise"
+                .into(),
+        )),
     }
 }
 

@@ -265,7 +265,12 @@ impl Leader {
         let signatures = [self.signer.sign(&self.campaign.id, reports, &aggregate), helper_signature];
         let result = CampaignResult { campaign: self.campaign.id.clone(), reports, aggregate, signatures };
         result.verify(&self.campaign)?;
-        self.released.insert(RELEASED, serde_json::to_vec(&result).expect("a result serialises"))?;
+        // Kept only if no other collection released one meanwhile: the
+        // first result released is the result (this one's noise is dropped).
+        let bytes = serde_json::to_vec(&result).expect("a result serialises");
+        if self.released.compare_and_swap(RELEASED, None as Option<&[u8]>, Some(bytes))?.is_err() {
+            return self.result()?.ok_or_else(|| AggregatorError::Refused("the released result vanished".into()));
+        }
         self.released.flush()?;
         Ok(result)
     }
