@@ -32,9 +32,16 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: cargo-fuzz is not installed: cargo install cargo-fuzz --locked" >&2
     exit 2
 fi
-# The harness crates are not linted (clippy-driver would wrap them).
-unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
-export RUSTC_BOOTSTRAP=1
+# cargo-fuzz FUZZ_COMMAND...: cargo-fuzz with the environment its
+# instrumented builds need (RUSTC_BOOTSTRAP=1; the harness crates are not
+# linted, clippy-driver would wrap them). Only there: the same variables
+# given to the workspace's own cargo (the corpus command below) would
+# change its fingerprints, and it would rebuild into target/debug
+# dependencies that the rest of the test run had compiled otherwise (a CI
+# run's doctests then found no crate matching the rlibs they were given).
+cargo_fuzz() {
+    (cd "$root" && env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS RUSTC_BOOTSTRAP=1 cargo fuzz "$@")
+}
 
 # fuzz FUZZ_DIR TARGET SEEDS DICTIONARY: runs libFuzzer on TARGET of the
 # cargo-fuzz project FUZZ_DIR, from the seeds in the folder SEEDS (and
@@ -51,7 +58,7 @@ fuzz() {
     [ -d "$kept" ] && corpora+=("$kept")
     local log="$findings/$target.log"
     echo "== $target"
-    if ! (cd "$root" && cargo fuzz run "${build[@]}" "$target" "${corpora[@]}" -- "${options[@]}") >"$log" 2>&1; then
+    if ! cargo_fuzz run "${build[@]}" "$target" "${corpora[@]}" -- "${options[@]}" >"$log" 2>&1; then
         echo "fuzz.sh: $target: a finding, in $findings/$target/ (libFuzzer's output: $log)" >&2
         status=1
     fi
@@ -63,7 +70,7 @@ if [ "$which" != importers ]; then
     (cd "$root" && cargo run --quiet --locked -p domicile-fuzz -- corpus "$seeds/runtime")
     # Without ASan (-s none): the decoders are safe Rust; libFuzzer's
     # -rss_limit_mb bounds their memory, -timeout their time.
-    (cd "$root" && cargo fuzz build --fuzz-dir runtime/fuzz/libfuzzer -O -s none)
+    cargo_fuzz build --fuzz-dir runtime/fuzz/libfuzzer -O -s none
     for dir in "$seeds/runtime"/*/; do
         target="$(basename "$dir")"
         fuzz "$root/runtime/fuzz/libfuzzer" "$target" "$dir" "$seeds/runtime/$target.dict"
@@ -79,7 +86,7 @@ if [ "$which" != runtime ]; then
         [xapi]="tests/fixtures/corpus/xapi sample-apps/data/xapi-*.json"
         [fhir]="tests/fixtures/corpus/fhir sample-apps/data/fhir-*.json"
     )
-    (cd "$root" && cargo fuzz build --fuzz-dir sample-apps/fuzz -O -s none)
+    cargo_fuzz build --fuzz-dir sample-apps/fuzz -O -s none
     for target in linky bank gpx xapi fhir; do
         from="$seeds/importers/$target"
         rm -rf "$from"
