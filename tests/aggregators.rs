@@ -7,11 +7,12 @@
 //!   are refused and counted; the helper answers the leader alone; after
 //!   the deadline the aggregate is exactly the histogram of the answers,
 //!   and nothing comes out before it.
-//! - Residents of a real home join: the campaign's app runs in each space,
-//!   the attested report leaves through the outbox to the leader; one who
-//!   joins twice, one without the app, are refused; one who leaves is not
-//!   counted; the aggregate is exactly the histogram of what their data
-//!   says.
+//! - Residents of a real home join, most adding their postcode: the
+//!   campaign's app runs in each space, the attested report leaves through
+//!   the outbox to the leader; one who joins twice, one without the app,
+//!   are refused; one who leaves is not counted; each neighbourhood of the
+//!   minimum batch gets exactly the histogram of what its residents' data
+//!   says, the smaller ones count with those of none.
 
 mod common;
 
@@ -182,7 +183,7 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
     let leader = organisations.serve("leader", &["--helper", &helper.url.clone(), "--attester", &node.public_key()]);
 
     // The helper answers the leader alone.
-    let report = campaign.report(&json!(3.0), now).unwrap();
+    let report = campaign.report(&json!(3.0), None, now).unwrap();
     let (status, _) = post(&format!("{}/helper/prepare", helper.url), &json!(report), None);
     assert_eq!(status, 401, "a stranger asks the helper");
     // A report no trusted node attests is refused.
@@ -194,7 +195,7 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
     for i in 0..30 {
         let km = f64::from(i * 3);
         expected[bucket(&[10.0, 20.0, 50.0], km)] += 1;
-        let report = campaign.report(&json!(km), domicile_aggregator::now_ms()).unwrap();
+        let report = campaign.report(&json!(km), None, domicile_aggregator::now_ms()).unwrap();
         let attested = node.attest(report, &node.participant(&campaign.id, &format!("resident{i}")));
         let (status, answer) = post(&format!("{}/reports", leader.url), &json!(attested), None);
         assert_eq!(status, 202, "{answer}");
@@ -209,12 +210,12 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
 
     let result = collect_after(deadline_ms, &leader);
     assert_eq!(result["reports"], 30, "{result}");
-    assert_eq!(result["aggregate"], json!(expected), "{result}");
+    assert_eq!(result["results"], json!([{ "neighbourhood": null, "reports": 30, "aggregate": expected }]), "{result}");
     // The result as both signed it, which a participant's home checks with the campaign's keys.
     let (status, signed) = get(&format!("{}/result", leader.url));
     assert_eq!(status, 200, "{signed}");
-    let signed: CampaignResult = serde_json::from_value(signed).unwrap();
-    signed.verify(&campaign).expect("signed by both aggregators");
+    let signed: Vec<CampaignResult> = serde_json::from_value(signed).unwrap();
+    signed[0].verify(&campaign).expect("signed by both aggregators");
     assert_eq!(json!(signed), result["signed"]);
     // Collected again: the same result, not a new one.
     let (_, again) = post(&format!("{}/collect", leader.url), &json!({}), None);
@@ -224,9 +225,21 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
     assert_eq!(status["counts"]["refused"]["duplicate"], 1, "{status}");
     assert_eq!(status["counts"]["refused"]["unattested"], 1, "{status}");
     // After the deadline, a report is refused.
-    let late = node.attest(campaign.report(&json!(1.0), deadline_ms).unwrap(), &"cd".repeat(32));
+    let late = node.attest(campaign.report(&json!(1.0), None, deadline_ms).unwrap(), &"cd".repeat(32));
     let (status, _) = post(&format!("{}/reports", leader.url), &json!(late), None);
     assert_eq!(status, 409, "late");
+}
+
+/// The neighbourhood resident `i` adds when joining: 44000 for the even,
+/// 44100 for the odd up to 190, 17000 for two (too few to be released
+/// alone), none for the last three.
+fn neighbourhood_of(i: usize) -> Option<&'static str> {
+    match i {
+        _ if i % 2 == 0 => Some("44000"),
+        191 | 193 => Some("17000"),
+        195.. => None,
+        _ => Some("44100"),
+    }
 }
 
 /// A free port on loopback, for an aggregator whose URL the campaign must
@@ -276,6 +289,7 @@ fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_s
         "minimum_batch": 5,
         "deadline_ms": deadline_ms,
         "published_to": "every participant",
+        "neighbourhoods": "postcode",
     }));
     home.ok(&["trust", "add", &organisations.path("organiser.pub"), "--name", "La Rochelle", "--role", "campaign"]);
     home.ok(&["campaign", "add", &organisations.path("campaign.json")]);
@@ -285,8 +299,15 @@ fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_s
     let leader = organisations
         .serve("leader", &["--helper", &helper.url.clone(), "--attester", &attester, "--addr", &leader_addr]);
 
+    let terms = home.ok(&["campaign", "show", &campaign.id]).stdout;
+    assert!(terms.contains("You may add your neighbourhood, a postcode"), "{terms}");
+    let mistyped = home.run(&["--resident", "r0", "campaign", "join", &campaign.id, "--neighbourhood", "Nantes"]);
+    assert!(!mistyped.ok && mistyped.stderr.contains("is a postcode (5 digits"), "{}", mistyped.stderr);
     for i in 0..RESIDENTS {
-        let joined = home.ok(&["--json", "--resident", &format!("r{i}"), "campaign", "join", &campaign.id]).json();
+        let resident = format!("r{i}");
+        let mut join = vec!["--json", "--resident", &resident, "campaign", "join", &campaign.id];
+        join.extend(neighbourhood_of(i).map(|n| ["--neighbourhood", n]).into_iter().flatten());
+        let joined = home.ok(&join).json();
         assert_eq!(joined["status"]["state"], "sent", "{joined}");
         assert_eq!(joined["destination"], format!("{}/reports", leader.url), "{joined}");
     }
@@ -315,25 +336,43 @@ fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_s
     assert_eq!(left["status"]["state"], "sent", "{left}");
     assert!(!home.run(&["--resident", "r2", "campaign", "leave", &campaign.id]).ok, "leaving twice");
     home.ok(&["--resident", "r5", "campaign", "leave", &campaign.id]);
-    home.ok(&["--resident", "r5", "campaign", "join", &campaign.id]);
+    home.ok(&["--resident", "r5", "campaign", "join", &campaign.id, "--neighbourhood", "44100"]);
 
-    let mut expected = vec![0u64; bounds.len() + 1];
+    // 44000 and 44100 each released alone; 17000's two with the three of
+    // no neighbourhood, as the others.
+    let mut expected: std::collections::BTreeMap<Option<&str>, Vec<u64>> = Default::default();
     for (i, km) in distances.iter().enumerate() {
         if i != 2 {
-            expected[bucket(&bounds, *km)] += 1;
+            let released_as = neighbourhood_of(i).filter(|n| *n != "17000");
+            expected.entry(released_as).or_insert_with(|| vec![0; bounds.len() + 1])[bucket(&bounds, *km)] += 1;
         }
     }
+    let expected_results: Vec<Value> = expected
+        .iter()
+        .map(|(n, counts)| json!({ "neighbourhood": n, "reports": counts.iter().sum::<u64>(), "aggregate": counts }))
+        .collect();
     let early = home.run(&["--resident", "r3", "campaign", "result", &campaign.id]);
     assert!(!early.ok && early.stderr.contains("has not released the result yet"), "{}", early.stderr);
     let result = collect_after(deadline_ms, &leader);
     assert_eq!(result["reports"], RESIDENTS - 1, "{result}");
-    assert_eq!(result["aggregate"], json!(expected), "{result}");
-    // The result comes back into a participant's space, checked against the campaign's keys.
+    let mut results = result["results"].as_array().unwrap().clone();
+    results.sort_by_key(|r| r["neighbourhood"].as_str().map(str::to_owned));
+    assert_eq!(results, expected_results, "{result}");
+    // The result comes back into a participant's space, checked against
+    // the campaign's keys: their neighbourhood's, and every other beside it.
     home.ok(&["--resident", "r3", "campaign", "result", &campaign.id]);
     let kept = home.ok(&["--json", "--resident", "r3", "docs", "io.domicile.campaign.result"]).json();
-    assert_eq!(kept[0]["body"]["aggregate"], json!(expected), "{kept}");
-    assert_eq!(kept[0]["body"]["reports"], RESIDENTS - 1, "{kept}");
-    assert_eq!(kept[0]["body"]["bounds"], json!(bounds), "{kept}");
+    let body = &kept[0]["body"];
+    assert_eq!(body["neighbourhood"], "44100", "{kept}");
+    assert_eq!(body["aggregate"], json!(expected[&Some("44100")]), "{kept}");
+    assert_eq!(body["reports"], expected[&Some("44100")].iter().sum::<u64>(), "{kept}");
+    assert_eq!(body["bounds"], json!(bounds), "{kept}");
+    assert_eq!(body["neighbourhoods"].as_array().unwrap().len(), 3, "{kept}");
+    // One of 17000, too few to be released alone: counted with the others.
+    home.ok(&["--resident", "r191", "campaign", "result", &campaign.id]);
+    let kept = home.ok(&["--json", "--resident", "r191", "docs", "io.domicile.campaign.result"]).json();
+    assert_eq!(kept[0]["body"]["neighbourhood"], Value::Null, "{kept}");
+    assert_eq!(kept[0]["body"]["aggregate"], json!(expected[&None]), "{kept}");
     // Not for one who left.
     let left = home.run(&["--resident", "r2", "campaign", "result", &campaign.id]);
     assert!(!left.ok && left.stderr.contains("not in campaign"), "{}", left.stderr);

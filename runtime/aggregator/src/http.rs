@@ -4,9 +4,10 @@
 //!   trusts (`POST /reports`: kept pending at once, 202; refused with why,
 //!   409), and their withdrawals (`POST /withdrawals`), verifies the pending
 //!   ones with the helper in the background, says where they stand
-//!   (`GET /status`) and, after the deadline, collects the aggregate
-//!   once (`POST /collect`), signed by both, and gives it as signed
-//!   (`GET /result`).
+//!   (`GET /status`) and, after the deadline, collects the results once
+//!   (`POST /collect`: one per neighbourhood of at least the minimum
+//!   batch, and the others'), signed by both, and gives them as signed
+//!   (`GET /result`: a list).
 //! - The **helper** answers the leader only (its bearer token, shared
 //!   between the two organisations): `POST /helper/prepare`, `/finish`,
 //!   `/abandon`, `/aggregate`, `/sign`. It never sees anything but its
@@ -20,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use domicile_campaign::{Aggregate, AggregatorRole, AttestedReport, Campaign, Report, ResultSigner, Withdrawal};
+use domicile_campaign::{Aggregate, AggregatorRole, AttestedReport, Batch, Campaign, Report, ResultSigner, Withdrawal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -183,19 +184,25 @@ async fn collect(State(shared): State<Arc<Shared>>) -> Answer {
     })
     .await
     .map_err(|e| AggregatorError::Refused(format!("the collection stopped: {e}")))??;
-    let aggregate = collected.aggregate.figures();
+    let figures: Vec<Value> = collected
+        .iter()
+        .map(|r| json!({ "neighbourhood": r.neighbourhood, "reports": r.reports, "aggregate": r.aggregate.figures() }))
+        .collect();
     let result = json!({
-        "campaign": shared.campaign.id, "reports": collected.reports, "aggregate": aggregate, "signed": collected,
+        "campaign": shared.campaign.id,
+        "reports": collected.iter().map(|r| r.reports).sum::<u64>(),
+        "results": figures,
+        "signed": collected,
     });
     *shared.collected.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
     Ok(Json(result).into_response())
 }
 
-/// The result as both aggregators signed it, for the participants'
-/// homes to fetch and check (404 until it is released).
+/// The results as both aggregators signed them, for the participants'
+/// homes to fetch and check (404 until they are released).
 async fn result(State(shared): State<Arc<Shared>>) -> Answer {
     let Some(leader) = &shared.leader else { return not_this_role("leader") };
-    match leader.result()? {
+    match leader.results()? {
         Some(result) => Ok(Json(result).into_response()),
         None => Ok((StatusCode::NOT_FOUND, Json(json!({ "error": "the result is not released yet" }))).into_response()),
     }
@@ -241,7 +248,8 @@ struct Finish {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Nonces {
+struct BatchOf {
+    neighbourhood: Option<String>,
     nonces: Vec<String>,
 }
 
@@ -252,6 +260,7 @@ struct Nonce {
 
 #[derive(Serialize, Deserialize)]
 struct Sign {
+    neighbourhood: Option<String>,
     leader_share: String,
     reports: u64,
     aggregate: Aggregate,
@@ -286,12 +295,12 @@ async fn abandon(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(non
     Ok(Json(json!({ "abandoned": nonce.nonce })).into_response())
 }
 
-async fn aggregate(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(nonces): Json<Nonces>) -> Answer {
+async fn aggregate(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(batch): Json<BatchOf>) -> Answer {
     let helper = match helper_for(&shared, &headers) {
         Ok(helper) => helper,
         Err(refused) => return Ok(refused.into_response()),
     };
-    let share = helper.aggregate(&nonces.nonces)?;
+    let share = helper.aggregate(&Batch { neighbourhood: batch.neighbourhood, nonces: batch.nonces })?;
     Ok(Json(json!({ "share": hex::encode(share) })).into_response())
 }
 
@@ -302,7 +311,7 @@ async fn sign(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(sign):
     };
     let share = hex::decode(&sign.leader_share)
         .map_err(|_| AggregatorError::Refused("the leader's share is not hexadecimal".into()))?;
-    let signature = helper.sign_result(&share, sign.reports, &sign.aggregate)?;
+    let signature = helper.sign_result(sign.neighbourhood.as_deref(), &share, sign.reports, &sign.aggregate)?;
     Ok(Json(json!({ "signature": signature })).into_response())
 }
 
@@ -362,12 +371,24 @@ impl Helper for HttpHelper {
         self.call("abandon", &Nonce { nonce: nonce.to_owned() }).map(drop)
     }
 
-    fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>> {
-        HttpHelper::hex_field(&self.call("aggregate", &Nonces { nonces: nonces.to_vec() })?, "share")
+    fn aggregate(&self, batch: &Batch) -> Result<Vec<u8>> {
+        let batch = BatchOf { neighbourhood: batch.neighbourhood.clone(), nonces: batch.nonces.clone() };
+        HttpHelper::hex_field(&self.call("aggregate", &batch)?, "share")
     }
 
-    fn sign_result(&self, leader_share: &[u8], reports: u64, aggregate: &Aggregate) -> Result<String> {
-        let sign = Sign { leader_share: hex::encode(leader_share), reports, aggregate: aggregate.clone() };
+    fn sign_result(
+        &self,
+        neighbourhood: Option<&str>,
+        leader_share: &[u8],
+        reports: u64,
+        aggregate: &Aggregate,
+    ) -> Result<String> {
+        let sign = Sign {
+            neighbourhood: neighbourhood.map(str::to_owned),
+            leader_share: hex::encode(leader_share),
+            reports,
+            aggregate: aggregate.clone(),
+        };
         let answer = self.call("sign", &sign)?;
         answer["signature"]
             .as_str()

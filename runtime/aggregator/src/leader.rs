@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use domicile_campaign::{
-    unshard, AggregatorRole, AttestedReport, Campaign, CampaignResult, Report, ResultSigner, Withdrawal,
+    batches, unshard, AggregatorRole, AttestedReport, Batch, Campaign, CampaignResult, Report, ResultSigner, Withdrawal,
 };
 use serde::Serialize;
+use sha2::Digest;
 
 use crate::{AggregatorError, Helper, Result};
 
@@ -16,8 +17,8 @@ use crate::{AggregatorError, Helper, Result};
 /// of a refusal is named so).
 const WITHDRAWN: &str = "(withdrawn)";
 
-/// The key of the released result.
-const RELEASED: &str = "aggregate";
+/// The key of the released results.
+const RELEASED: &str = "results";
 
 /// A count in a store, one more.
 fn increment(count: Option<&[u8]>) -> Option<Vec<u8>> {
@@ -40,9 +41,13 @@ pub struct Leader {
     pending: sled::Tree,
     /// The leader's output share of each verified report, by nonce.
     outputs: sled::Tree,
+    /// The neighbourhood of each verified report (empty for none).
+    neighbourhoods: sled::Tree,
     /// Reports refused, by reason.
     refused: sled::Tree,
-    /// The aggregate, once collected: released once.
+    /// The results, once collected: released once; and the leader's
+    /// aggregate share of each batch, once computed (with its noise,
+    /// drawn once).
     released: sled::Tree,
 }
 
@@ -79,6 +84,7 @@ impl Leader {
             seen: db.open_tree("leader-seen")?,
             pending: db.open_tree("leader-pending")?,
             outputs: db.open_tree("leader-outputs")?,
+            neighbourhoods: db.open_tree("leader-neighbourhoods")?,
             refused: db.open_tree("leader-refused")?,
             released: db.open_tree("leader-released")?,
         })
@@ -216,6 +222,8 @@ impl Leader {
             }
         };
         helper.finish(&report.nonce, &message)?;
+        let neighbourhood = report.neighbourhood.as_deref().unwrap_or_default();
+        self.neighbourhoods.insert(&report.nonce, neighbourhood.as_bytes())?;
         self.outputs.insert(&report.nonce, output)?;
         Ok(())
     }
@@ -232,55 +240,107 @@ impl Leader {
         Ok(Counts { pending: self.pending.len() as u64, verified: self.outputs.len() as u64, withdrawn, refused })
     }
 
-    /// The campaign's result, collected at `now_ms` (after its deadline)
-    /// from both aggregators' shares over the same reports, and signed by
-    /// both: refused below the minimum batch. Released once: collected again,
-    /// it is the same (fresh noise on a second aggregate would let the two
-    /// be averaged, past the privacy the campaign promised).
-    pub fn collect(&self, helper: &dyn Helper, now_ms: u64) -> Result<CampaignResult> {
+    /// The campaign's results, collected at `now_ms` (after its deadline):
+    /// one per neighbourhood of at least the minimum batch, and one of
+    /// every other participant when they reach it too (see
+    /// [`domicile_campaign::batches`]), each from both aggregators' shares
+    /// over the same reports and signed by both; refused when no batch
+    /// reaches the minimum. Released once: collected again, they are the
+    /// same (fresh noise on a second aggregate would let the two be
+    /// averaged, past the privacy the campaign promised).
+    pub fn collect(&self, helper: &dyn Helper, now_ms: u64) -> Result<Vec<CampaignResult>> {
         if now_ms <= self.campaign.deadline_ms {
             return Err(AggregatorError::NotYet(self.campaign.id.clone()));
         }
-        if let Some(released) = self.result()? {
+        if let Some(released) = self.results()? {
             return Ok(released);
         }
         self.verify_pending(helper)?;
         // The participants' current reports only: one withdrawn while it
         // was being verified may have left an output share behind.
         let current = self.participants.iter().values().collect::<Result<std::collections::HashSet<_>, _>>()?;
-        let (mut nonces, mut outputs) = (Vec::new(), Vec::new());
+        let mut verified = Vec::new();
         for item in self.outputs.iter() {
-            let (nonce, output) = item?;
+            let (nonce, _) = item?;
             if current.contains(&nonce) {
-                nonces.push(String::from_utf8_lossy(&nonce).into_owned());
-                outputs.push(output.to_vec());
+                let neighbourhood = self.neighbourhoods.get(&nonce)?.filter(|n| !n.is_empty());
+                let neighbourhood = neighbourhood.map(|n| String::from_utf8_lossy(&n).into_owned());
+                verified.push((String::from_utf8_lossy(&nonce).into_owned(), neighbourhood));
             }
         }
-        let reports = nonces.len() as u64;
-        domicile_campaign::check_batch(&self.campaign, reports)?;
-        let mine = self.role.aggregate(&outputs)?;
-        let theirs = helper.aggregate(&nonces)?;
-        let aggregate = unshard(&self.campaign, [&mine, &theirs], reports)?;
-        let helper_signature = helper.sign_result(&mine, reports, &aggregate)?;
-        let signatures = [self.signer.sign(&self.campaign.id, reports, &aggregate), helper_signature];
-        let result = CampaignResult { campaign: self.campaign.id.clone(), reports, aggregate, signatures };
-        result.verify(&self.campaign)?;
-        // Kept only if no other collection released one meanwhile: the
-        // first result released is the result (this one's noise is dropped).
-        let bytes = serde_json::to_vec(&result).expect("a result serialises");
+        let mut results = Vec::new();
+        for batch in batches(&self.campaign, verified)? {
+            results.push(self.release(helper, &batch)?);
+        }
+        // Kept only if no other collection released them meanwhile: the
+        // first released are the results.
+        let bytes = serde_json::to_vec(&results).expect("results serialise");
         if self.released.compare_and_swap(RELEASED, None as Option<&[u8]>, Some(bytes))?.is_err() {
-            return self.result()?.ok_or_else(|| AggregatorError::Refused("the released result vanished".into()));
+            return self.results()?.ok_or_else(|| AggregatorError::Refused("the released results vanished".into()));
         }
         self.released.flush()?;
+        Ok(results)
+    }
+
+    /// The result of one batch, signed by both aggregators.
+    fn release(&self, helper: &dyn Helper, batch: &Batch) -> Result<CampaignResult> {
+        let reports = batch.nonces.len() as u64;
+        let mine = self.aggregate_share(batch)?;
+        let theirs = helper.aggregate(batch)?;
+        let aggregate = unshard(&self.campaign, [&mine, &theirs], reports)?;
+        let neighbourhood = batch.neighbourhood.as_deref();
+        let helper_signature = helper.sign_result(neighbourhood, &mine, reports, &aggregate)?;
+        let signatures = [self.signer.sign(&self.campaign.id, neighbourhood, reports, &aggregate), helper_signature];
+        let result = CampaignResult {
+            campaign: self.campaign.id.clone(),
+            neighbourhood: batch.neighbourhood.clone(),
+            reports,
+            aggregate,
+            signatures,
+        };
+        result.verify(&self.campaign)?;
         Ok(result)
     }
 
-    /// The campaign's result, once released.
-    pub fn result(&self) -> Result<Option<CampaignResult>> {
+    /// The leader's aggregate share of `batch`, computed (its noise drawn)
+    /// once and kept: a collection tried again after a failure shows the
+    /// helper the same share, not a second draw of the noise.
+    fn aggregate_share(&self, batch: &Batch) -> Result<Vec<u8>> {
+        let label = batch.neighbourhood.as_deref().unwrap_or("the others");
+        let key = format!("share of {label}");
+        let digest = sha2::Sha256::digest(batch.nonces.join(","));
+        let kept_share = |kept: &[u8]| match kept.split_at_checked(32) {
+            Some((over, share)) if over == digest.as_slice() => Ok(share.to_vec()),
+            _ => Err(AggregatorError::Refused(format!(
+                "the batch of {label} is not the one the leader computed its share over: not released"
+            ))),
+        };
+        if let Some(kept) = self.released.get(&key)? {
+            return kept_share(&kept);
+        }
+        let mut outputs = Vec::with_capacity(batch.nonces.len());
+        for nonce in &batch.nonces {
+            let output = self
+                .outputs
+                .get(nonce)?
+                .ok_or_else(|| AggregatorError::Refused(format!("report {nonce} has no output share here")))?;
+            outputs.push(output.to_vec());
+        }
+        let share = self.role.aggregate(&outputs)?;
+        let kept = [digest.as_slice(), &share].concat();
+        match self.released.compare_and_swap(&key, None as Option<&[u8]>, Some(kept))? {
+            Ok(()) => Ok(share),
+            // Another collection kept one first: that one is the share.
+            Err(e) => kept_share(&e.current.unwrap_or_default()),
+        }
+    }
+
+    /// The campaign's results, once released.
+    pub fn results(&self) -> Result<Option<Vec<CampaignResult>>> {
         match self.released.get(RELEASED)? {
-            Some(released) => serde_json::from_slice(&released)
-                .map(Some)
-                .map_err(|e| AggregatorError::Refused(format!("the released result in the store is unreadable: {e}"))),
+            Some(released) => serde_json::from_slice(&released).map(Some).map_err(|e| {
+                AggregatorError::Refused(format!("the released results in the store are unreadable: {e}"))
+            }),
             None => Ok(None),
         }
     }

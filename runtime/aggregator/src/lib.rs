@@ -25,7 +25,7 @@ pub use helper::HelperStore;
 pub use http::{now_ms, serve, ServeOptions, Serving};
 pub use leader::{Counts, Leader};
 
-use domicile_campaign::{Aggregate, CampaignError, Report};
+use domicile_campaign::{Aggregate, Batch, CampaignError, Report};
 
 /// What can go wrong in an aggregator.
 #[derive(Debug, thiserror::Error)]
@@ -56,12 +56,18 @@ pub trait Helper {
     fn finish(&self, nonce: &str, message: &[u8]) -> Result<()>;
     /// Forgets report `nonce`, whose proof did not verify.
     fn abandon(&self, nonce: &str) -> Result<()>;
-    /// The helper's aggregate share of the reports `nonces`.
-    fn aggregate(&self, nonces: &[String]) -> Result<Vec<u8>>;
-    /// The helper's signature of the result, once it finds the same
-    /// `aggregate` over `reports` reports from the leader's aggregate
-    /// share and its own released one.
-    fn sign_result(&self, leader_share: &[u8], reports: u64, aggregate: &Aggregate) -> Result<String>;
+    /// The helper's aggregate share of the reports of `batch`.
+    fn aggregate(&self, batch: &Batch) -> Result<Vec<u8>>;
+    /// The helper's signature of the result of `neighbourhood`'s batch
+    /// (or the others'), once it finds the same `aggregate` over `reports`
+    /// reports from the leader's aggregate share and its own released one.
+    fn sign_result(
+        &self,
+        neighbourhood: Option<&str>,
+        leader_share: &[u8],
+        reports: u64,
+        aggregate: &Aggregate,
+    ) -> Result<String>;
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ fn campaign(aggregation: Aggregation, keys: &[AggregatorKeys; 2]) -> Campaign {
         epsilon: None,
         deadline_ms: u64::MAX,
         published_to: "bench".into(),
+        neighbourhoods: None,
     }
 }
 
@@ -56,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let nonce = [3u8; 16];
     for (name, aggregation, answer) in shapes {
         let campaign = campaign(aggregation.clone(), &keys);
-        let report = campaign.report(&answer, NOW).unwrap();
+        let report = campaign.report(&answer, None, NOW).unwrap();
         eprintln!("{name}: a report is {} bytes as JSON", serde_json::to_vec(&report).unwrap().len());
         let mut group = c.benchmark_group(name);
         match &aggregation {
@@ -74,7 +75,9 @@ fn bench(c: &mut Criterion) {
                 group.bench_function("prio3 shard alone", |b| b.iter(|| vdaf.shard(b"ctx", &123, &nonce).unwrap()));
             }
         }
-        group.bench_function("report (shard, prove, encrypt)", |b| b.iter(|| campaign.report(&answer, NOW).unwrap()));
+        group.bench_function("report (shard, prove, encrypt)", |b| {
+            b.iter(|| campaign.report(&answer, None, NOW).unwrap())
+        });
         let roles = [0, 1].map(|i| AggregatorRole::new(campaign.clone(), i, &keys[i].secret, [7; 32]).unwrap());
         group.bench_function("verify by both aggregators", |b| {
             b.iter(|| {

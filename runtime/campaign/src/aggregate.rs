@@ -145,6 +145,7 @@ impl AggregatorRole {
         if report.campaign != self.campaign.id {
             return Err(refused(format!("it is for campaign `{}`", report.campaign)));
         }
+        self.campaign.check_neighbourhood(report.neighbourhood.as_deref()).map_err(refused)?;
         let nonce: [u8; 16] = hex::decode(&report.nonce)
             .ok()
             .and_then(|n| n.try_into().ok())
@@ -158,7 +159,7 @@ impl AggregatorRole {
             &key,
             &share_info(self.index),
             &ciphertext,
-            &share_aad(&report.campaign, &report.nonce, &report.public_share),
+            &share_aad(&report.campaign, &report.nonce, &report.public_share, report.neighbourhood.as_deref()),
         )
         .map_err(|_| refused("its share does not open with this aggregator's key"))?;
         let public_share =
@@ -269,6 +270,45 @@ pub fn check_batch(campaign: &Campaign, reports: u64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The reports of one released result: those of a neighbourhood, or
+/// (`neighbourhood: None`) every other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub neighbourhood: Option<String>,
+    /// The reports' nonces, in order.
+    pub nonces: Vec<String>,
+}
+
+/// How a campaign's verified `reports` (each a nonce and its neighbourhood)
+/// are released, each in one result at most: one per neighbourhood of at
+/// least the campaign's minimum, then every other report together (of no
+/// neighbourhood, or of one too small to be released alone), when they
+/// reach the minimum too. Refused when nothing reaches it.
+pub fn batches(campaign: &Campaign, reports: impl IntoIterator<Item = (String, Option<String>)>) -> Result<Vec<Batch>> {
+    let mut by_neighbourhood: std::collections::BTreeMap<Option<String>, Vec<String>> = Default::default();
+    let mut total = 0u64;
+    for (nonce, neighbourhood) in reports {
+        by_neighbourhood.entry(neighbourhood).or_default().push(nonce);
+        total += 1;
+    }
+    check_batch(campaign, total)?;
+    let (mut released, mut others) = (Vec::new(), Vec::new());
+    for (neighbourhood, mut nonces) in by_neighbourhood {
+        nonces.sort();
+        match neighbourhood {
+            Some(code) if nonces.len() as u64 >= campaign.minimum_batch => {
+                released.push(Batch { neighbourhood: Some(code), nonces })
+            }
+            _ => others.extend(nonces),
+        }
+    }
+    if others.len() as u64 >= campaign.minimum_batch {
+        others.sort();
+        released.push(Batch { neighbourhood: None, nonces: others });
+    }
+    Ok(released)
 }
 
 /// The aggregate of `reports` reports from the two aggregators' aggregate

@@ -148,6 +148,9 @@ fn attested_message(report: &Report, participant: &str) -> Vec<u8> {
     for part in [&report.campaign, &report.nonce, &report.public_share] {
         digest.update(framed(&[part.as_bytes()]));
     }
+    if let Some(neighbourhood) = &report.neighbourhood {
+        digest.update(framed(&[b"neighbourhood", neighbourhood.as_bytes()]));
+    }
     for share in &report.shares {
         digest.update(framed(&[share.encapped_key.as_bytes(), share.ciphertext.as_bytes()]));
     }

@@ -41,6 +41,48 @@ pub struct Campaign {
     pub deadline_ms: u64,
     /// Who sees the result (every participant gets it back).
     pub published_to: String,
+    /// The neighbourhood a participant may add to their answer, so that
+    /// the result is also given per neighbourhood; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbourhoods: Option<Neighbourhoods>,
+}
+
+/// The kind of neighbourhood a campaign's result is given by: a code the
+/// participant sets themselves, and nothing else about where they live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Neighbourhoods {
+    /// A French postcode (5 digits: `44000`).
+    Postcode,
+    /// An IRIS, INSEE's unit of about 2,000 inhabitants (9 characters:
+    /// the commune's code, then 4 digits: `443090101`, `2A0040000`).
+    Iris,
+}
+
+impl Neighbourhoods {
+    /// What a code of this kind is, for a resident who typed another.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Neighbourhoods::Postcode => "a postcode (5 digits, like 44000)",
+            Neighbourhoods::Iris => {
+                "an IRIS code (9 characters: the commune's INSEE code, then 4 digits, like 443090101)"
+            }
+        }
+    }
+
+    /// Whether `code` is one of this kind.
+    pub fn admits(self, code: &str) -> bool {
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        match self {
+            Neighbourhoods::Postcode => code.len() == 5 && digits(code),
+            Neighbourhoods::Iris => {
+                code.len() == 9
+                    && code.is_ascii()
+                    && (digits(&code[..2]) || code[..2] == *"2A" || code[..2] == *"2B")
+                    && digits(&code[2..])
+            }
+        }
+    }
 }
 
 /// What each space computes, with which app.
@@ -231,6 +273,24 @@ impl Campaign {
         Ok(())
     }
 
+    /// Checks the neighbourhood a participant adds to their answer: none,
+    /// or a code of the kind the campaign gives its result by.
+    pub fn check_neighbourhood(&self, neighbourhood: Option<&str>) -> Result<()> {
+        match (neighbourhood, self.neighbourhoods) {
+            (None, _) => Ok(()),
+            (Some(_), None) => Err(CampaignError::OutOfBounds(format!(
+                "campaign `{}` gives no result per neighbourhood: join it without one",
+                self.id
+            ))),
+            (Some(code), Some(kind)) if kind.admits(code) => Ok(()),
+            (Some(_), Some(kind)) => Err(CampaignError::OutOfBounds(format!(
+                "the neighbourhood of campaign `{}` is {}",
+                self.id,
+                kind.describe()
+            ))),
+        }
+    }
+
     /// Every term a resident consents to by joining, in words, in the
     /// order they are read: who asks and why, which app computes what,
     /// the exact bounds, what leaves, who aggregates, what is released,
@@ -265,6 +325,14 @@ impl Campaign {
                 leader.name, leader.url, helper.name, helper.url
             ),
             format!("Nothing is released below {} participants; {noise}.", self.minimum_batch),
+            match self.neighbourhoods {
+                Some(kind) => format!(
+                    "You may add your neighbourhood, {}, which you set yourself: it goes with the shares, readable by both aggregators, and the result is given for each neighbourhood of at least {} participants (smaller ones are counted together); without it, your answer counts with those of no neighbourhood.",
+                    kind.describe(),
+                    self.minimum_batch
+                ),
+                None => "No neighbourhood or any other detail about you goes with the shares.".into(),
+            },
             format!("Answers are taken until {} (UTC).", utc(self.deadline_ms)),
             format!("The result goes to {}.", self.published_to),
         ]

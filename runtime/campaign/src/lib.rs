@@ -33,9 +33,11 @@ mod definition;
 mod report;
 mod result;
 
-pub use aggregate::{check_batch, unshard, Aggregate, AggregatorKeys, AggregatorRole, Started};
+pub use aggregate::{batches, check_batch, unshard, Aggregate, AggregatorKeys, AggregatorRole, Batch, Started};
 pub use attestation::{Attestation, AttestedReport, Attester, Withdrawal};
-pub use definition::{is_campaign_id, signed_message, Aggregation, Aggregator, Campaign, Question, MAX_CAMPAIGN_BYTES};
+pub use definition::{
+    is_campaign_id, signed_message, Aggregation, Aggregator, Campaign, Neighbourhoods, Question, MAX_CAMPAIGN_BYTES,
+};
 /// The organisers' keys campaigns are checked against.
 pub use ed25519_dalek::VerifyingKey;
 pub use report::{EncryptedShare, Report};

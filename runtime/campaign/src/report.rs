@@ -31,6 +31,11 @@ pub struct Report {
     /// The input share of each aggregator, encrypted to it, in the order
     /// of the campaign's aggregators.
     pub shares: [EncryptedShare; 2],
+    /// The neighbourhood the participant added, when the campaign gives
+    /// its result per neighbourhood: readable by both aggregators, and
+    /// bound to both shares (a share does not open under another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbourhood: Option<String>,
 }
 
 /// An input share encrypted to one aggregator (HPKE base mode, X25519,
@@ -43,13 +48,16 @@ pub struct EncryptedShare {
 }
 
 impl Campaign {
-    /// The report of `answer` (an app's output) made at `now_ms`: checked
-    /// against the campaign's deadline and bounds, split into two shares
-    /// with its proof of validity, each encrypted to its aggregator.
-    pub fn report(&self, answer: &Value, now_ms: u64) -> Result<Report> {
+    /// The report of `answer` (an app's output) made at `now_ms`, in the
+    /// participant's `neighbourhood` if they add one: checked against the
+    /// campaign's deadline, bounds and kind of neighbourhood, split into
+    /// two shares with its proof of validity, each encrypted to its
+    /// aggregator.
+    pub fn report(&self, answer: &Value, neighbourhood: Option<&str>, now_ms: u64) -> Result<Report> {
         if now_ms > self.deadline_ms {
             return Err(CampaignError::Closed { id: self.id.clone(), deadline_ms: self.deadline_ms });
         }
+        self.check_neighbourhood(neighbourhood)?;
         let measurement = self.measurement(answer)?;
         let mut nonce = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
@@ -71,7 +79,7 @@ impl Campaign {
                 &key,
                 &share_info(index),
                 &input_share,
-                &share_aad(&self.id, &nonce, &public_share),
+                &share_aad(&self.id, &nonce, &public_share, neighbourhood),
             )
             .map_err(|e| CampaignError::Refused(format!("cannot encrypt a share: {e}")))?;
             shares.push(EncryptedShare {
@@ -80,7 +88,13 @@ impl Campaign {
             });
         }
         let shares: [EncryptedShare; 2] = shares.try_into().expect("two aggregators");
-        Ok(Report { campaign: self.id.clone(), nonce, public_share, shares })
+        Ok(Report {
+            campaign: self.id.clone(),
+            nonce,
+            public_share,
+            shares,
+            neighbourhood: neighbourhood.map(str::to_owned),
+        })
     }
 }
 
@@ -105,10 +119,12 @@ pub(crate) fn share_info(index: usize) -> Vec<u8> {
     [b"domicile campaign input share ".as_slice(), &[index as u8]].concat()
 }
 
-/// HPKE's associated data: the share is bound to its campaign, its report
-/// and the report's public share.
-pub(crate) fn share_aad(campaign: &str, nonce: &str, public_share: &str) -> Vec<u8> {
-    crate::framed(&[campaign.as_bytes(), nonce.as_bytes(), public_share.as_bytes()])
+/// HPKE's associated data: the share is bound to its campaign, its report,
+/// the report's public share and the participant's neighbourhood, if any.
+pub(crate) fn share_aad(campaign: &str, nonce: &str, public_share: &str, neighbourhood: Option<&str>) -> Vec<u8> {
+    let mut parts = vec![campaign.as_bytes(), nonce.as_bytes(), public_share.as_bytes()];
+    parts.extend(neighbourhood.map(str::as_bytes));
+    crate::framed(&parts)
 }
 
 /// The encapsulated key of an encrypted share, from its hexadecimal.

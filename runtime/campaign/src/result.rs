@@ -13,6 +13,12 @@ use crate::{framed, Aggregate, Campaign, CampaignError, Result};
 #[serde(deny_unknown_fields)]
 pub struct CampaignResult {
     pub campaign: String,
+    /// Whose answers it aggregates: the participants of this neighbourhood;
+    /// when absent, every participant not counted in a neighbourhood's
+    /// result of its own (all of them, in a campaign without
+    /// neighbourhoods). Each report is counted in one result only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbourhood: Option<String>,
     /// How many reports it aggregates.
     pub reports: u64,
     pub aggregate: Aggregate,
@@ -42,9 +48,11 @@ impl ResultSigner {
         hex::encode(self.key.verifying_key().to_bytes())
     }
 
-    /// The signature (hexadecimal) of `aggregate` over `reports` reports of `campaign`.
-    pub fn sign(&self, campaign: &str, reports: u64, aggregate: &Aggregate) -> String {
-        hex::encode(self.key.sign(&result_message(campaign, reports, aggregate)).to_bytes())
+    /// The signature (hexadecimal) of `aggregate` over `reports` reports of
+    /// `campaign`, those of `neighbourhood` (or of no neighbourhood of
+    /// their own).
+    pub fn sign(&self, campaign: &str, neighbourhood: Option<&str>, reports: u64, aggregate: &Aggregate) -> String {
+        hex::encode(self.key.sign(&result_message(campaign, neighbourhood, reports, aggregate)).to_bytes())
     }
 }
 
@@ -55,7 +63,7 @@ impl CampaignResult {
         if self.campaign != campaign.id {
             return Err(CampaignError::Refused(format!("it is the result of campaign `{}`", self.campaign)));
         }
-        let message = result_message(&self.campaign, self.reports, &self.aggregate);
+        let message = result_message(&self.campaign, self.neighbourhood.as_deref(), self.reports, &self.aggregate);
         for (aggregator, signature) in campaign.aggregators.iter().zip(&self.signatures) {
             let key = hex::decode(&aggregator.result_key)
                 .ok()
@@ -81,8 +89,12 @@ impl CampaignResult {
 }
 
 /// What a result's signatures cover.
-fn result_message(campaign: &str, reports: u64, aggregate: &Aggregate) -> Vec<u8> {
+fn result_message(campaign: &str, neighbourhood: Option<&str>, reports: u64, aggregate: &Aggregate) -> Vec<u8> {
     let aggregate = serde_json::to_vec(aggregate).expect("an aggregate serialises");
-    [b"domicile campaign result v1\n".as_slice(), &framed(&[campaign.as_bytes(), &reports.to_be_bytes(), &aggregate])]
-        .concat()
+    let reports = reports.to_be_bytes();
+    let mut parts = vec![campaign.as_bytes(), &reports, &aggregate];
+    // A neighbourhood's result does not verify as the others', nor the reverse.
+    let neighbourhood = neighbourhood.map(|n| [b"neighbourhood ".as_slice(), n.as_bytes()].concat());
+    parts.extend(neighbourhood.as_deref());
+    [b"domicile campaign result v1\n".as_slice(), &framed(&parts)].concat()
 }

@@ -36,6 +36,7 @@ fn new_campaign(aggregation: Aggregation) -> (Campaign, [AggregatorKeys; 2]) {
         epsilon: None,
         deadline_ms: 1_800_000_000_000,
         published_to: "every participant, and the city's open data portal".into(),
+        neighbourhoods: None,
     };
     (campaign, keys)
 }
@@ -74,7 +75,7 @@ fn two_hundred_residents_histogram_is_the_exact_count_of_their_answers() {
     let (campaign, keys) = new_campaign(Aggregation::Histogram { bounds: vec![100.0, 200.0, 400.0, 800.0] });
     let roles = roles(&campaign, &keys);
     let answers: Vec<f64> = (0..200).map(|i| (i * 7 % 1000) as f64 + 0.5).collect();
-    let reports: Vec<Report> = answers.iter().map(|a| campaign.report(&json!(a), NOW).unwrap()).collect();
+    let reports: Vec<Report> = answers.iter().map(|a| campaign.report(&json!(a), None, NOW).unwrap()).collect();
     let mut expected = vec![0u128; 5];
     for a in &answers {
         expected[[100.0, 200.0, 400.0, 800.0].iter().filter(|b| **b <= *a).count()] += 1;
@@ -95,7 +96,7 @@ fn with_differential_privacy_each_count_is_off_by_the_noise_and_no_more() {
     for a in &answers {
         exact[bounds.iter().filter(|b| **b <= *a).count()] += 1;
     }
-    let reports: Vec<Report> = answers.iter().map(|a| campaign.report(&json!(a), NOW).unwrap()).collect();
+    let reports: Vec<Report> = answers.iter().map(|a| campaign.report(&json!(a), None, NOW).unwrap()).collect();
     let Aggregate::NoisyCounts(noisy) = aggregate(&campaign, &roles, &reports).0.unwrap() else { panic!("not noisy") };
     // Each aggregator adds discrete Laplace noise of scale 2/epsilon = 2
     // (a histogram's sensitivity is 2) to each count: beyond 40 from 0,
@@ -111,11 +112,12 @@ fn with_differential_privacy_each_count_is_off_by_the_noise_and_no_more() {
 #[test]
 fn sums_and_vectors_are_the_exact_sums() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 5000 });
-    let reports: Vec<Report> = (0..20u64).map(|i| campaign.report(&json!(i * 100), NOW).unwrap()).collect();
+    let reports: Vec<Report> = (0..20u64).map(|i| campaign.report(&json!(i * 100), None, NOW).unwrap()).collect();
     assert_eq!(aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap(), Aggregate::Sum(19_000));
 
     let (campaign, keys) = new_campaign(Aggregation::SumVec { length: 3, max: 1000 });
-    let reports: Vec<Report> = (0..12u64).map(|i| campaign.report(&json!([i, 2 * i, 1000]), NOW).unwrap()).collect();
+    let reports: Vec<Report> =
+        (0..12u64).map(|i| campaign.report(&json!([i, 2 * i, 1000]), None, NOW).unwrap()).collect();
     assert_eq!(
         aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap(),
         Aggregate::Counts(vec![66, 132, 12_000])
@@ -126,26 +128,29 @@ fn sums_and_vectors_are_the_exact_sums() {
 fn an_answer_out_of_bounds_is_refused_before_anything_leaves() {
     let (sum, _) = new_campaign(Aggregation::Sum { max: 100 });
     for answer in [json!(101), json!(-1), json!(1.5), json!("10"), Value::Null] {
-        assert!(matches!(sum.report(&answer, NOW), Err(CampaignError::OutOfBounds(_))), "{answer}");
+        assert!(matches!(sum.report(&answer, None, NOW), Err(CampaignError::OutOfBounds(_))), "{answer}");
     }
     let (vector, _) = new_campaign(Aggregation::SumVec { length: 2, max: 10 });
     for answer in [json!([1]), json!([1, 11]), json!([1, 2, 3])] {
-        assert!(matches!(vector.report(&answer, NOW), Err(CampaignError::OutOfBounds(_))), "{answer}");
+        assert!(matches!(vector.report(&answer, None, NOW), Err(CampaignError::OutOfBounds(_))), "{answer}");
     }
     let (histogram, _) = new_campaign(Aggregation::Histogram { bounds: vec![1.0] });
-    assert!(matches!(histogram.report(&json!("a lot"), NOW), Err(CampaignError::OutOfBounds(_))));
+    assert!(matches!(histogram.report(&json!("a lot"), None, NOW), Err(CampaignError::OutOfBounds(_))));
     let after = histogram.deadline_ms + 1;
-    assert!(matches!(histogram.report(&json!(0.5), after), Err(CampaignError::Closed { .. })), "past its deadline");
+    assert!(
+        matches!(histogram.report(&json!(0.5), None, after), Err(CampaignError::Closed { .. })),
+        "past its deadline"
+    );
 }
 
 #[test]
 fn a_report_whose_proof_is_forged_is_refused_and_the_aggregate_unchanged() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
     let roles = roles(&campaign, &keys);
-    let mut reports: Vec<Report> = (0..10).map(|_| campaign.report(&json!(1), NOW).unwrap()).collect();
+    let mut reports: Vec<Report> = (0..10).map(|_| campaign.report(&json!(1), None, NOW).unwrap()).collect();
     // A client of its own, which encrypts to the aggregators a leader's
     // share altered after the proof was made (its measurement part).
-    let mut forged = campaign.report(&json!(1), NOW).unwrap();
+    let mut forged = campaign.report(&json!(1), None, NOW).unwrap();
     let leader_share = {
         use hpke::Deserializable;
         let secret =
@@ -157,7 +162,7 @@ fn a_report_whose_proof_is_forged_is_refused_and_the_aggregate_unchanged() {
             &report::encapped_key(&share.encapped_key).unwrap(),
             &report::share_info(0),
             &hex::decode(&share.ciphertext).unwrap(),
-            &report::share_aad(&forged.campaign, &forged.nonce, &forged.public_share),
+            &report::share_aad(&forged.campaign, &forged.nonce, &forged.public_share, None),
         )
         .unwrap()
     };
@@ -169,7 +174,7 @@ fn a_report_whose_proof_is_forged_is_refused_and_the_aggregate_unchanged() {
         &key,
         &report::share_info(0),
         &altered,
-        &report::share_aad(&forged.campaign, &forged.nonce, &forged.public_share),
+        &report::share_aad(&forged.campaign, &forged.nonce, &forged.public_share, None),
     )
     .unwrap();
     use hpke::Serializable;
@@ -185,7 +190,7 @@ fn a_report_whose_proof_is_forged_is_refused_and_the_aggregate_unchanged() {
 #[test]
 fn each_aggregator_opens_its_own_share_only() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
-    let report = campaign.report(&json!(3), NOW).unwrap();
+    let report = campaign.report(&json!(3), None, NOW).unwrap();
     let verify_key = [7u8; 32];
     let helper_posing_as_leader = AggregatorRole::new(campaign.clone(), 0, &keys[1].secret, verify_key).unwrap();
     assert!(helper_posing_as_leader.start(&report).is_err(), "the helper's key does not open the leader's share");
@@ -200,7 +205,7 @@ fn each_aggregator_opens_its_own_share_only() {
 #[test]
 fn nothing_is_released_below_the_minimum_batch() {
     let (campaign, keys) = new_campaign(Aggregation::Sum { max: 10 });
-    let reports: Vec<Report> = (0..9).map(|_| campaign.report(&json!(1), NOW).unwrap()).collect();
+    let reports: Vec<Report> = (0..9).map(|_| campaign.report(&json!(1), None, NOW).unwrap()).collect();
     let refused = aggregate(&campaign, &roles(&campaign, &keys), &reports).0.unwrap_err().to_string();
     assert!(refused.contains("9 reports, fewer than the campaign's minimum of 10"), "{refused}");
 }
@@ -240,4 +245,66 @@ fn a_campaign_opens_only_signed_by_a_trusted_key_and_valid() {
     .contains("a sum takes none"));
     assert!(invalid(|c| c.id = "Nantes/../x".into()).contains("its id"));
     assert!(invalid(|c| c.aggregation = Aggregation::Sum { max: 0 }).contains("max"));
+}
+
+#[test]
+fn neighbourhoods_are_codes_of_the_kind_the_campaign_names_and_nothing_else() {
+    for (kind, good, bad) in [
+        (
+            Neighbourhoods::Postcode,
+            &["44000", "17000", "69001"][..],
+            &["4400", "440000", "44 00", "Nantes", "4400A"][..],
+        ),
+        (
+            Neighbourhoods::Iris,
+            &["443090101", "2A0040000", "2B0330101"],
+            &["44309010", "4430901011", "2C0040000", "44309O101", "44000", "éé3090101"],
+        ),
+    ] {
+        for code in good {
+            assert!(kind.admits(code), "{code}");
+        }
+        for code in bad {
+            assert!(!kind.admits(code), "{code}");
+        }
+    }
+    let (mut campaign, _) = new_campaign(Aggregation::Sum { max: 10 });
+    assert!(campaign.report(&json!(3), Some("44000"), NOW).is_err(), "a campaign without neighbourhoods takes none");
+    campaign.neighbourhoods = Some(Neighbourhoods::Postcode);
+    assert!(campaign.terms().iter().any(|t| t.contains("your neighbourhood, a postcode")), "{:?}", campaign.terms());
+    let report = campaign.report(&json!(3), Some("44000"), NOW).unwrap();
+    assert_eq!(report.neighbourhood.as_deref(), Some("44000"));
+    assert!(
+        campaign.report(&json!(3), None, NOW).unwrap().neighbourhood.is_none(),
+        "adding one is the resident's choice"
+    );
+}
+
+#[test]
+fn batches_release_each_report_once_a_neighbourhood_alone_only_at_the_minimum() {
+    let (mut campaign, _) = new_campaign(Aggregation::Sum { max: 10 });
+    campaign.minimum_batch = 3;
+    let reports = |spec: &[(&str, usize)]| -> Vec<(String, Option<String>)> {
+        let mut reports = Vec::new();
+        for (code, count) in spec {
+            for i in 0..*count {
+                reports.push((format!("{code}-{i}"), (!code.is_empty()).then(|| code.to_string())));
+            }
+        }
+        reports
+    };
+    let shape = |batches: Vec<Batch>| -> Vec<(Option<String>, usize)> {
+        batches.into_iter().map(|b| (b.neighbourhood, b.nonces.len())).collect()
+    };
+    // 44000 alone; 44100 (2) with those of none (1).
+    let released = batches(&campaign, reports(&[("44000", 4), ("44100", 2), ("", 1)])).unwrap();
+    assert_eq!(shape(released), [(Some("44000".into()), 4), (None, 3)]);
+    // The others too few: only 44000's.
+    let released = batches(&campaign, reports(&[("44000", 4), ("44100", 2)])).unwrap();
+    assert_eq!(shape(released), [(Some("44000".into()), 4)]);
+    // All too small alone, enough together.
+    let released = batches(&campaign, reports(&[("44000", 1), ("44100", 1), ("17000", 1)])).unwrap();
+    assert_eq!(shape(released), [(None, 3)]);
+    // Fewer than the minimum in all: nothing.
+    assert!(batches(&campaign, reports(&[("44000", 2)])).is_err());
 }

@@ -194,15 +194,23 @@ impl Home {
         Ok(Participation { campaign: id.to_owned(), joined: reported && !withdrawn, report, withdrawal })
     }
 
-    /// Joins campaign `id` for `space`'s resident: the campaign's app runs
-    /// in their space with its grants, its answer is checked against the
-    /// campaign's bounds, split into two shares each encrypted to one
-    /// aggregator, attested by this node as the resident's one report, and
-    /// sent to the leader through the outbox (audited). Returns the outbox
-    /// item; one that could not be delivered stays there, to send again
-    /// with `outbox approve`.
-    pub async fn join_campaign(&self, space: &ResidentSpace, id: &str) -> Result<OutboxItem> {
+    /// Joins campaign `id` for `space`'s resident, in the `neighbourhood`
+    /// they add if they wish (of the kind the campaign names): the
+    /// campaign's app runs in their space with its grants, its answer is
+    /// checked against the campaign's bounds, split into two shares each
+    /// encrypted to one aggregator, attested by this node as the
+    /// resident's one report, and sent to the leader through the outbox
+    /// (audited). Returns the outbox item; one that could not be delivered
+    /// stays there, to send again with `outbox approve`.
+    pub async fn join_campaign(
+        &self,
+        space: &ResidentSpace,
+        id: &str,
+        neighbourhood: Option<&str>,
+    ) -> Result<OutboxItem> {
         let campaign = self.campaign(id)?;
+        // Checked before the app runs: a mistyped code costs nothing.
+        campaign.check_neighbourhood(neighbourhood)?;
         let now = self.now_ms();
         if now > campaign.deadline_ms {
             return Err(CampaignError::Closed { id: campaign.id, deadline_ms: campaign.deadline_ms }.into());
@@ -233,7 +241,7 @@ impl Home {
         let output = self.run(space, &app, &input).await?;
         let output: Value = serde_json::from_str(&output)
             .map_err(|e| HomeError::BadInput(format!("{app} did not answer with JSON ({e}): nothing was sent")))?;
-        let report = campaign.report(campaign.answer_in(&output)?, now)?;
+        let report = campaign.report(campaign.answer_in(&output)?, neighbourhood, now)?;
         let attester = self.campaign_attester()?;
         let participant = attester.participant(&campaign.id, space.resident().as_str());
         let attested = attester.attest(report, &participant);
@@ -244,8 +252,9 @@ impl Home {
             app_version: installed.manifest.version.to_string(),
             destination: leader_endpoint(&campaign, REPORTS),
             purpose: format!(
-                "Your answer to campaign {id} ({}), as two shares each encrypted to one aggregator: either share alone is random and says nothing of your answer",
-                campaign.organiser
+                "Your answer to campaign {id} ({}), as two shares each encrypted to one aggregator: either share alone is random and says nothing of your answer{}",
+                campaign.organiser,
+                neighbourhood.map(|n| format!("; with your neighbourhood, {n}, readable by both")).unwrap_or_default()
             ),
             payload: serde_json::to_string(&attested).expect("a report serialises"),
             status: OutboxStatus::Pending,
@@ -340,12 +349,13 @@ impl Home {
 }
 
 impl Home {
-    /// Brings the result of campaign `id` into `space`, once both its
-    /// aggregators signed it: fetched from the campaign's leader, checked
-    /// against the result keys the campaign names, and kept as the
+    /// Brings the results of campaign `id` into `space`, once both its
+    /// aggregators signed them: fetched from the campaign's leader, each
+    /// checked against the result keys the campaign names, and kept as the
     /// document `io.domicile.campaign.result` (id: the campaign's), which
-    /// the resident's apps read with a grant. For a participant whose
-    /// report counts.
+    /// the resident's apps read with a grant: the result the resident's
+    /// answer counts in (their neighbourhood's, or the others'), and every
+    /// result released beside it. For a participant whose report counts.
     pub async fn fetch_campaign_result(&self, space: &ResidentSpace, id: &str) -> Result<DocId> {
         let campaign = self.campaign(id)?;
         let participation = self.participation(space, id)?;
@@ -357,10 +367,32 @@ impl Home {
             )));
         }
         let url = leader_endpoint(&campaign, RESULT);
-        let fetched = tokio::task::spawn_blocking(move || fetch_result(&url))
+        let fetched = tokio::task::spawn_blocking(move || fetch_results(&url))
             .await
             .map_err(|e| HomeError::BadInput(format!("fetching was interrupted: {e}")))??;
-        fetched.verify(&campaign)?;
+        let mut seen = std::collections::HashSet::new();
+        for result in &fetched {
+            result.verify(&campaign)?;
+            if !seen.insert(result.neighbourhood.clone()) {
+                return Err(HomeError::BadInput(format!(
+                    "the leader of campaign `{id}` gave two results for one neighbourhood: neither is kept"
+                )));
+            }
+        }
+        let report = participation.report.as_ref().map(|r| r.payload.as_str()).unwrap_or_default();
+        let mine = serde_json::from_str::<AttestedReport>(report).ok().and_then(|a| a.report.neighbourhood);
+        // The resident's answer counts in their neighbourhood's result when
+        // it was released alone, and in the others' otherwise.
+        let counted_in = fetched
+            .iter()
+            .find(|r| r.neighbourhood.is_some() && r.neighbourhood == mine)
+            .or_else(|| fetched.iter().find(|r| r.neighbourhood.is_none()))
+            .ok_or_else(|| {
+                HomeError::BadInput(format!(
+                    "campaign `{id}` released no result your answer counts in: your neighbourhood and the others were each fewer than {} participants",
+                    campaign.minimum_batch
+                ))
+            })?;
         let bounds = match &campaign.aggregation {
             domicile_campaign::Aggregation::Histogram { bounds } => Some(bounds.clone()),
             _ => None,
@@ -371,10 +403,14 @@ impl Home {
             "computes": campaign.question.computes,
             "unit": campaign.question.unit,
             "bounds": bounds,
-            "reports": fetched.reports,
-            "aggregate": fetched.aggregate.figures(),
+            "neighbourhood": counted_in.neighbourhood,
+            "reports": counted_in.reports,
+            "aggregate": counted_in.aggregate.figures(),
+            "neighbourhoods": fetched.iter().map(|r| serde_json::json!({
+                "neighbourhood": r.neighbourhood, "reports": r.reports, "aggregate": r.aggregate.figures(),
+            })).collect::<Vec<_>>(),
             "noise_epsilon": campaign.epsilon,
-            "signatures": fetched.signatures,
+            "signatures": counted_in.signatures,
         });
         let doctype: Doctype = RESULT_DOCTYPE.parse().expect("a doctype");
         let doc: DocId = campaign.id.parse().map_err(|e| HomeError::BadInput(format!("campaign id: {e}")))?;
@@ -386,8 +422,8 @@ impl Home {
 /// The doctype of a campaign's result in a participant's space.
 pub const RESULT_DOCTYPE: &str = "io.domicile.campaign.result";
 
-/// The campaign's result from its leader: one small JSON document.
-fn fetch_result(url: &str) -> Result<CampaignResult> {
+/// The campaign's results from its leader: one small JSON document.
+fn fetch_results(url: &str) -> Result<Vec<CampaignResult>> {
     let unreachable = |why: String| HomeError::BadInput(format!("the campaign's leader ({url}) {why}"));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(30)))
@@ -410,8 +446,9 @@ fn fetch_result(url: &str) -> Result<CampaignResult> {
     serde_json::from_slice(&bytes).map_err(|e| unreachable(format!("sent something that is not a result: {e}")))
 }
 
-/// The largest result read: a vector of 1,000 counts and two signatures fit many times.
-const MAX_RESULT_BYTES: u64 = 256 * 1024;
+/// The largest answer read: the results of 100 neighbourhoods, each a
+/// vector of 1,000 counts and two signatures, fit.
+const MAX_RESULT_BYTES: u64 = 8 * 1024 * 1024;
 
 const RESULT: &str = "/result";
 const REPORTS: &str = "/reports";

@@ -215,10 +215,26 @@ async fn campaign(Extract(state): Shared, resident: Resident, Path(id): Path<Str
     Ok(Json(json!({ "terms": campaign.terms(), "campaign": campaign, "participation": participation })))
 }
 
+/// What a resident may add when joining a campaign (the body is optional).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Joining {
+    /// Their neighbourhood, of the kind the campaign names.
+    #[serde(default)]
+    neighbourhood: Option<String>,
+}
+
 /// Joins a campaign: its app runs in the resident's space, and the
 /// attested report goes to the campaign's leader through the outbox.
-async fn join_campaign(Extract(state): Shared, resident: Resident, Path(id): Path<String>) -> ApiResult {
-    Ok(Json(json!(state.home.join_campaign(&resident.space, &id).await?)))
+async fn join_campaign(
+    Extract(state): Shared,
+    resident: Resident,
+    Path(id): Path<String>,
+    joining: Option<Json<Joining>>,
+) -> ApiResult {
+    let neighbourhood = joining.and_then(|Json(j)| j.neighbourhood).filter(|n| !n.trim().is_empty());
+    let neighbourhood = neighbourhood.as_deref().map(str::trim);
+    Ok(Json(json!(state.home.join_campaign(&resident.space, &id, neighbourhood).await?)))
 }
 
 /// Brings a campaign's signed result into the participant's space.

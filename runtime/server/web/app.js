@@ -182,8 +182,13 @@ async function campaignPage(id) {
   const shown = await api("GET", "/campaigns/" + encodeURIComponent(id));
   const { campaign, participation } = shown;
   const path = "/campaigns/" + encodeURIComponent(id);
+  const neighbourhoodKind = { postcode: "postcode (5 digits, like 44000)", iris: "IRIS code (9 characters, like 443090101)" }[campaign.neighbourhoods];
+  const neighbourhood = neighbourhoodKind
+    ? h("input", { id: "neighbourhood", name: "neighbourhood", autocomplete: "postal-code", inputmode: campaign.neighbourhoods === "postcode" ? "numeric" : "text", size: 10 })
+    : null;
   const decide = (verb, done) => action(async () => {
-    await api("POST", `${path}/${verb}`);
+    const body = verb === "join" && neighbourhood && neighbourhood.value.trim() ? { neighbourhood: neighbourhood.value.trim() } : undefined;
+    await api("POST", `${path}/${verb}`, body);
     await campaignPage(id);
     say(done);
   });
@@ -194,6 +199,8 @@ async function campaignPage(id) {
         "Leave: withdraw my report")))
     : h("section", { id: "participation", "aria-label": "Your participation" },
       h("p", {}, `Taking part runs ${campaign.question.app} inside your space; only the two shares of its answer leave, each encrypted to one aggregator.`),
+      neighbourhood && h("p", {}, h("label", { for: "neighbourhood" }, `Your neighbourhood, if you wish to compare with it: your ${neighbourhoodKind} `), neighbourhood,
+        h("span", { class: "muted" }, " (optional; it goes with the shares, readable by both aggregators)")),
       h("p", {}, h("button", { type: "button", id: "join-campaign", onclick: decide("join", "You take part: your report was sent.") },
         "Take part with these terms")));
   page(campaign.purpose,

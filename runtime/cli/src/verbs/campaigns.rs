@@ -26,7 +26,13 @@ pub enum CampaignCommand {
     Show { id: String },
     /// Join campaign ID: its app computes your answer inside your space, and two shares of it (each meaningless
     /// alone) go to its two aggregators, attested by this home as your one report.
-    Join { id: String },
+    Join {
+        id: String,
+        /// Your neighbourhood, when the campaign gives its result per neighbourhood (`campaign show` says which
+        /// kind: a postcode or an IRIS code); it goes with the shares, readable by both aggregators.
+        #[arg(long, value_name = "CODE")]
+        neighbourhood: Option<String>,
+    },
     /// Leave campaign ID before its deadline: your report is withdrawn, and the aggregate will not count it.
     Leave { id: String },
     /// Bring campaign ID's result into your space, once both aggregators signed it (a document your apps may read).
@@ -131,9 +137,9 @@ impl CampaignCommand {
 
 /// `domicile campaign join|leave|result ID`, for a resident.
 pub async fn participate(home: &Home, space: &ResidentSpace, command: CampaignCommand, json: bool) -> Result<()> {
-    let (id, joining) = match command {
-        CampaignCommand::Join { id } => (id, true),
-        CampaignCommand::Leave { id } => (id, false),
+    let (id, joining, neighbourhood) = match command {
+        CampaignCommand::Join { id, neighbourhood } => (id, true, neighbourhood),
+        CampaignCommand::Leave { id } => (id, false, None),
         CampaignCommand::Result { id } => {
             let doc = home.fetch_campaign_result(space, &id).await?;
             let answer = json!({ "doctype": domicile_home::RESULT_DOCTYPE, "id": doc.as_str() });
@@ -146,7 +152,11 @@ pub async fn participate(home: &Home, space: &ResidentSpace, command: CampaignCo
         }
         _ => unreachable!("a home's command"),
     };
-    let item = if joining { home.join_campaign(space, &id).await? } else { home.leave_campaign(space, &id).await? };
+    let item = if joining {
+        home.join_campaign(space, &id, neighbourhood.as_deref()).await?
+    } else {
+        home.leave_campaign(space, &id).await?
+    };
     say(json, &item, |item| {
         let outcome = match (&item.status, joining) {
             (OutboxStatus::Sent { .. }, true) => {
