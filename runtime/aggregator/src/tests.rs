@@ -32,6 +32,8 @@ fn campaign(minimum_batch: u64) -> (Campaign, [AggregatorKeys; 2]) {
             unit: "km".into(),
             input: serde_json::Value::Null,
             answer: String::new(),
+            answers: Vec::new(),
+            rounded: false,
         },
         aggregation: Aggregation::Histogram { bounds: vec![10.0, 20.0, 50.0, 100.0] },
         aggregators: [aggregator("city", &keys[0]), aggregator("observatory", &keys[1])],

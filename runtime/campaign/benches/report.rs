@@ -29,6 +29,8 @@ fn campaign(aggregation: Aggregation, keys: &[AggregatorKeys; 2]) -> Campaign {
             unit: "kWh".into(),
             input: serde_json::Value::Null,
             answer: String::new(),
+            answers: Vec::new(),
+            rounded: false,
         },
         aggregation,
         aggregators: [aggregator("leader", &keys[0]), aggregator("helper", &keys[1])],

@@ -101,6 +101,15 @@ pub struct Question {
     /// `/months/0/kwh`; empty for the whole output).
     #[serde(default)]
     pub answer: String,
+    /// For a vector, instead of `answer`: where each of its numbers is in
+    /// the app's output, one JSON Pointer each, in order; a number the
+    /// output does not have counts 0 (no trip by bus: 0 km by bus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<String>,
+    /// A sum's or a vector's numbers are measured quantities (km, kWh,
+    /// euros), rounded to the nearest whole before their bounds are checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rounded: bool,
 }
 
 /// The Prio3 type of a campaign's answers, with the bounds every answer
@@ -202,10 +211,22 @@ impl Campaign {
                 return invalid(format!("its {what} is 1 to {MAX_TEXT} characters"));
             }
         }
-        if !(self.question.answer.is_empty() || self.question.answer.starts_with('/'))
-            || self.question.answer.len() > MAX_TEXT
-        {
+        let pointer = |p: &String| (p.is_empty() || p.starts_with('/')) && p.len() <= MAX_TEXT;
+        if !pointer(&self.question.answer) || !self.question.answers.iter().all(pointer) {
             return invalid("its answer is a JSON Pointer into the app's output: empty, or starting with `/`".into());
+        }
+        if !self.question.answers.is_empty() {
+            let fits =
+                matches!(self.aggregation, Aggregation::SumVec { length, .. } if length == self.question.answers.len());
+            if !fits || !self.question.answer.is_empty() {
+                return invalid(
+                    "its `answers` (one pointer per number) are a vector's, as many as its length, in place of `answer`"
+                        .into(),
+                );
+            }
+        }
+        if self.question.rounded && matches!(self.aggregation, Aggregation::Histogram { .. }) {
+            return invalid("a histogram's answer is counted in its bucket as it is: it is not rounded".into());
         }
         if serde_json::to_vec(&self.question.input).map_or(true, |b| b.len() > MAX_INPUT) {
             return invalid(format!("the app's input is at most {MAX_INPUT} bytes of JSON"));
@@ -296,9 +317,12 @@ impl Campaign {
     /// the exact bounds, what leaves, who aggregates, what is released,
     /// until when, to whom. One wording for every front-end.
     pub fn terms(&self) -> Vec<String> {
+        let rounded = if self.question.rounded { " (rounded to the nearest whole)" } else { "" };
         let answer = match &self.aggregation {
-            Aggregation::Sum { max } => format!("a whole number from 0 to {max}"),
-            Aggregation::SumVec { length, max } => format!("{length} whole numbers, each from 0 to {max}"),
+            Aggregation::Sum { max } => format!("a whole number from 0 to {max}{rounded}"),
+            Aggregation::SumVec { length, max } => {
+                format!("{length} whole numbers, each from 0 to {max}{rounded}")
+            }
             Aggregation::Histogram { bounds } => {
                 let mut buckets = vec![format!("below {}", bounds[0])];
                 buckets.extend(bounds.windows(2).map(|w| format!("{} to {}", w[0], w[1])));
@@ -354,9 +378,14 @@ impl Campaign {
     }
 
     /// The answer in an app's `output`, where the campaign's question says
-    /// it is; refused when it is not there.
-    pub fn answer_in<'a>(&self, output: &'a Value) -> Result<&'a Value> {
-        output.pointer(&self.question.answer).ok_or_else(|| {
+    /// it is (a vector's numbers, each where `answers` says, 0 where the
+    /// output has none); refused when it is not there.
+    pub fn answer_in(&self, output: &Value) -> Result<Value> {
+        if !self.question.answers.is_empty() {
+            let numbers = self.question.answers.iter().map(|p| output.pointer(p).cloned().unwrap_or(Value::from(0)));
+            return Ok(Value::Array(numbers.collect()));
+        }
+        output.pointer(&self.question.answer).cloned().ok_or_else(|| {
             CampaignError::OutOfBounds(format!(
                 "the app's output has no answer at `{}`: it is not the app the campaign was written for, or not its version",
                 self.question.answer
@@ -368,11 +397,18 @@ impl Campaign {
     /// refused when it is not of the declared shape or out of bounds.
     pub(crate) fn measurement(&self, answer: &Value) -> Result<Measurement> {
         let out = |why: String| CampaignError::OutOfBounds(why);
+        let rounded = self.question.rounded;
         let whole = |value: &Value, max: u64| -> Result<u64> {
-            value
-                .as_u64()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| out(format!("{value} is not a whole number from 0 to {max}")))
+            let number = match value.as_u64() {
+                Some(n) => Some(n),
+                // Rounded, as the campaign says; below -0.5 is below zero.
+                None if rounded => value
+                    .as_f64()
+                    .filter(|v| v.is_finite() && *v >= -0.5 && *v <= max as f64 + 0.5)
+                    .map(|v| v.round() as u64),
+                None => None,
+            };
+            number.filter(|n| *n <= max).ok_or_else(|| out(format!("{value} is not a whole number from 0 to {max}")))
         };
         match &self.aggregation {
             Aggregation::Sum { max } => Ok(Measurement::Sum(whole(answer, *max)?)),

@@ -26,6 +26,8 @@ fn new_campaign(aggregation: Aggregation) -> (Campaign, [AggregatorKeys; 2]) {
             unit: "kWh".into(),
             input: serde_json::Value::Null,
             answer: String::new(),
+            answers: Vec::new(),
+            rounded: false,
         },
         aggregation,
         aggregators: [
@@ -307,4 +309,27 @@ fn batches_release_each_report_once_a_neighbourhood_alone_only_at_the_minimum() 
     assert_eq!(shape(released), [(None, 3)]);
     // Fewer than the minimum in all: nothing.
     assert!(batches(&campaign, reports(&[("44000", 2)])).is_err());
+}
+
+#[test]
+fn a_vector_is_read_from_one_pointer_per_number_and_measured_quantities_are_rounded_when_the_campaign_says() {
+    let (mut campaign, _) = new_campaign(Aggregation::SumVec { length: 3, max: 500 });
+    campaign.question.answers = vec!["/km/bike".into(), "/km/bus".into(), "/km/car".into()];
+    let output = json!({ "km": { "bike": 12.4, "car": 80.6 } });
+    assert_eq!(campaign.answer_in(&output).unwrap(), json!([12.4, 0, 80.6]), "no trip by bus: 0");
+    assert!(campaign.report(&json!([12.4, 0, 80.6]), None, NOW).is_err(), "not whole, and not said to be rounded");
+    campaign.question.rounded = true;
+    campaign.check().unwrap();
+    assert!(campaign.terms().iter().any(|t| t.contains("(rounded to the nearest whole)")));
+    let shares = campaign.measurement(&json!([12.4, 0, 80.6])).unwrap();
+    assert!(matches!(shares, definition::Measurement::SumVec(v) if v == [12, 0, 81]));
+    for out_of_bounds in [json!([1, 2, 500.6]), json!([-0.6, 0, 0]), json!([1, 2, f64::MAX])] {
+        assert!(campaign.report(&out_of_bounds, None, NOW).is_err(), "{out_of_bounds}");
+    }
+    // As many pointers as numbers, and only for a vector.
+    campaign.question.answers.pop();
+    assert!(campaign.check().is_err());
+    let (mut histogram, _) = new_campaign(Aggregation::Histogram { bounds: vec![1.0] });
+    histogram.question.rounded = true;
+    assert!(histogram.check().is_err(), "a histogram counts its answer as it is");
 }

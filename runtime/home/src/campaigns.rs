@@ -241,7 +241,7 @@ impl Home {
         let output = self.run(space, &app, &input).await?;
         let output: Value = serde_json::from_str(&output)
             .map_err(|e| HomeError::BadInput(format!("{app} did not answer with JSON ({e}): nothing was sent")))?;
-        let report = campaign.report(campaign.answer_in(&output)?, neighbourhood, now)?;
+        let report = campaign.report(&campaign.answer_in(&output)?, neighbourhood, now)?;
         let attester = self.campaign_attester()?;
         let participant = attester.participant(&campaign.id, space.resident().as_str());
         let attested = attester.attest(report, &participant);
@@ -397,12 +397,11 @@ impl Home {
             domicile_campaign::Aggregation::Histogram { bounds } => Some(bounds.clone()),
             _ => None,
         };
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "campaign": campaign.id,
             "organiser": campaign.organiser,
             "computes": campaign.question.computes,
             "unit": campaign.question.unit,
-            "bounds": bounds,
             "neighbourhood": counted_in.neighbourhood,
             "reports": counted_in.reports,
             "aggregate": counted_in.aggregate.figures(),
@@ -412,6 +411,10 @@ impl Home {
             "noise_epsilon": campaign.epsilon,
             "signatures": counted_in.signatures,
         });
+        // A histogram's only: the schema has no empty bounds.
+        if let Some(bounds) = bounds {
+            body["bounds"] = serde_json::json!(bounds);
+        }
         let doctype: Doctype = RESULT_DOCTYPE.parse().expect("a doctype");
         let doc: DocId = campaign.id.parse().map_err(|e| HomeError::BadInput(format!("campaign id: {e}")))?;
         self.put_document(space, &doctype, Some(doc.clone()), body)?;

@@ -1,0 +1,146 @@
+//! Two aggregators of a campaign as their organisations run them, for the
+//! tests: keys, the signed campaign, `domicile aggregator serve` processes
+//! on loopback, and HTTP to them.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use domicile_campaign::Campaign;
+use serde_json::{json, Value};
+
+pub fn domicile() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_domicile"));
+    command.env_remove("DOMICILE_HOME").stdin(Stdio::null());
+    command
+}
+
+pub fn ok(args: &[&str]) -> Value {
+    let out = domicile().args(args).output().unwrap();
+    assert!(out.status.success(), "domicile {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// A running aggregator, stopped when dropped.
+pub struct Running {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// The two organisations of a campaign, in `dir`: the organiser's key, each
+/// aggregator's HPKE key, the verification key and token they share.
+pub struct Organisations {
+    dir: PathBuf,
+    pub leader: Value,
+    pub helper: Value,
+}
+
+impl Organisations {
+    pub fn new(dir: &Path) -> Organisations {
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        ok(&["keygen", "--out", &path("organiser")]);
+        let leader_key = ok(&["--json", "aggregator", "keygen", "--out", &path("leader")]);
+        let helper_key = ok(&["--json", "aggregator", "keygen", "--out", &path("helper")]);
+        std::fs::write(path("verify"), "0f".repeat(32)).unwrap();
+        std::fs::write(path("peer-token"), "a-token-the-two-organisations-share").unwrap();
+        Organisations { dir: dir.to_owned(), leader: leader_key, helper: helper_key }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_str().unwrap().to_owned()
+    }
+
+    /// Writes `campaign` and signs it as its organiser; returns it as signed.
+    pub fn sign(&self, campaign: &Value) -> Campaign {
+        std::fs::write(self.path("campaign.json"), serde_json::to_vec_pretty(campaign).unwrap()).unwrap();
+        ok(&["campaign", "sign", &self.path("campaign.json"), "--key", &self.path("organiser.key")]);
+        serde_json::from_slice(&std::fs::read(self.path("campaign.json")).unwrap()).unwrap()
+    }
+
+    /// Starts one aggregator of the signed campaign, with `more` arguments.
+    pub fn serve(&self, role: &str, more: &[&str]) -> Running {
+        let owned = [
+            "aggregator",
+            "serve",
+            "--role",
+            role,
+            "--campaign",
+            &self.path("campaign.json"),
+            "--organiser",
+            &self.path("organiser.pub"),
+            "--secret",
+            &self.path(&format!("{role}.secret")),
+            "--verify-key",
+            &self.path("verify"),
+            "--peer-token",
+            &self.path("peer-token"),
+            "--store",
+            &self.path(&format!("{role}-store")),
+        ]
+        .map(str::to_owned);
+        let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        args.extend(more);
+        let mut child = domicile().args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("domicile aggregator: serving ")
+            .unwrap_or_else(|| panic!("{first:?}"))
+            .to_owned();
+        Running { child, url }
+    }
+}
+
+pub fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut request = agent.post(url);
+    if let Some(token) = token {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send_json(body).unwrap();
+    (response.status().as_u16(), response.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+pub fn get(url: &str) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut response = agent.get(url).call().unwrap();
+    (response.status().as_u16(), response.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+/// The leader's status once nothing is pending (at most 30 s).
+pub fn settled(leader: &Running) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, status) = get(&format!("{}/status", leader.url));
+        if status["counts"]["pending"] == 0 || started.elapsed() > Duration::from_secs(30) {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for the campaign's deadline to pass, then collects its aggregate.
+pub fn collect_after(deadline_ms: u64, leader: &Running) -> Value {
+    while domicile_aggregator::now_ms() <= deadline_ms {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, result) = post(&format!("{}/collect", leader.url), &json!({}), None);
+    assert_eq!(status, 200, "{result}");
+    result
+}
+
+/// A free port on loopback, for an aggregator whose URL the campaign must
+/// name before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
