@@ -12,6 +12,10 @@
 //! - Mobility (km per mode, per postcode): each postcode's exact sums.
 //! - Health (at least 20 participants): the two postcodes, each too small
 //!   alone, released together as the others, exactly.
+//!
+//! Then the energy-insights app shows a participant where their own
+//! January falls among their IRIS's households, from the result in their
+//! space, and nothing of it once the resident revokes its grant.
 
 #[path = "common/aggregators.rs"]
 mod aggregators;
@@ -214,4 +218,19 @@ fn the_three_sample_campaigns_run_end_to_end_and_give_what_the_residents_data_sa
     assert_eq!(by_campaign["fr.larochelle.mobilite-mars-2026"]["neighbourhood"], "44100", "{kept}");
     assert_eq!(by_campaign["fr.lyon.reste-a-charge-sante-2026"]["neighbourhood"], Value::Null, "{kept}");
     assert_eq!(by_campaign["fr.lyon.reste-a-charge-sante-2026"]["reports"], RESIDENTS, "{kept}");
+
+    // Energy insights places r1's own January among its IRIS's households.
+    let insights = home.ok(&["--json", "--resident", "r1", "run", "io.domicile.sample.energy-insights"]).json();
+    let standing = &insights["neighbourhoods"][0];
+    assert_eq!(standing["campaign"], "fr.nantes.energie-janvier-2026", "{insights}");
+    assert_eq!(standing["neighbourhood"], "443090101", "{insights}");
+    assert_eq!(standing["participants"], RESIDENTS / 2, "{insights}");
+    let january = insights["months"]["2026-01"]["kwh"].as_f64().unwrap();
+    assert!((standing["your_kwh"].as_f64().unwrap() - january).abs() < 0.1, "{insights}");
+    let view = insights["view"].to_string();
+    assert!(view.contains("households of your neighbourhood (443090101)"), "{view}");
+    // Not granted the results, it shows none, and runs as before.
+    home.ok(&["--resident", "r1", "revoke", "io.domicile.sample.energy-insights", "io.domicile.campaign.result:read"]);
+    let without = home.ok(&["--json", "--resident", "r1", "run", "io.domicile.sample.energy-insights"]).json();
+    assert!(without["neighbourhoods"].is_null() && without["months"]["2026-01"].is_object(), "{without}");
 }

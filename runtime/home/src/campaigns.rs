@@ -401,6 +401,7 @@ impl Home {
             "campaign": campaign.id,
             "organiser": campaign.organiser,
             "computes": campaign.question.computes,
+            "app": campaign.question.app,
             "unit": campaign.question.unit,
             "neighbourhood": counted_in.neighbourhood,
             "reports": counted_in.reports,
@@ -411,6 +412,11 @@ impl Home {
             "noise_epsilon": campaign.epsilon,
             "signatures": counted_in.signatures,
         });
+        // The answer's place in the app's output, for the app to find the
+        // participant's own figure (a vector's pointers are not kept).
+        if campaign.question.answers.is_empty() {
+            body["answer"] = serde_json::json!(campaign.question.answer);
+        }
         // A histogram's only: the schema has no empty bounds.
         if let Some(bounds) = bounds {
             body["bounds"] = serde_json::json!(bounds);

@@ -26,6 +26,13 @@
 //!
 //! Run by its trigger (new readings arrived), it also leaves a notification
 //! saying how the latest month compares with last year.
+//!
+//! When the resident took part in an energy campaign answered by this app
+//! and brought its result into their space (`io.domicile.campaign.result`,
+//! if they granted it), it shows where their own figure falls in their
+//! neighbourhood's distribution: the campaign's question points into this
+//! app's report (`/months/2026-01/kwh`), so the figure compared is exactly
+//! the one that was sent, as shares, for the campaign.
 
 use std::collections::BTreeMap;
 
@@ -102,6 +109,45 @@ struct Report {
     /// The highest of the days' maximum power, and the day it was drawn.
     #[serde(skip_serializing_if = "Option::is_none")]
     highest_power: Option<HighestPower>,
+    /// Where the resident stands in each campaign result they brought home.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    neighbourhoods: Vec<Standing>,
+}
+
+/// This app's id: the campaign results it compares with are those of its own question.
+const APP_ID: &str = "io.domicile.sample.energy-insights";
+const CAMPAIGN_RESULT: &str = "io.domicile.campaign.result";
+
+/// A campaign's result, as the participant's home keeps it.
+#[derive(Deserialize)]
+struct CampaignResult {
+    campaign: String,
+    computes: String,
+    app: Option<String>,
+    answer: Option<String>,
+    bounds: Option<Vec<f64>>,
+    neighbourhood: Option<String>,
+    reports: u64,
+    aggregate: serde_json::Value,
+}
+
+/// Where the resident's figure falls among their neighbourhood's.
+#[derive(Serialize, Debug, PartialEq)]
+struct Standing {
+    campaign: String,
+    computes: String,
+    /// Their neighbourhood; none: the participants of the neighbourhoods
+    /// too small to be released alone, and of none.
+    neighbourhood: Option<String>,
+    participants: u64,
+    your_kwh: f64,
+    your_bucket: String,
+    /// The share of the participants whose figure fell in a lower bucket.
+    below_pct: f64,
+    buckets: Vec<String>,
+    /// How many fell in each bucket (noise may make a count a little off:
+    /// below zero is shown as zero).
+    households: Vec<f64>,
 }
 
 #[derive(Serialize)]
@@ -256,7 +302,10 @@ impl Guest for Insights {
                 .iter()
                 .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
                 .map(|(date, va)| HighestPower { va: *va, date: date.to_string() }),
+            neighbourhoods: Vec::new(),
         };
+        let mut report = report;
+        report.neighbourhoods = standings(&serde_json::to_value(&report).map_err(|e| e.to_string())?)?;
         if input.trigger.is_some() {
             if let Some((title, body)) = latest_month_news(&report) {
                 domicile_sdk::notify(&title, &body).map_err(|e| e.to_string())?;
@@ -264,6 +313,56 @@ impl Guest for Insights {
         }
         domicile_sdk::view::output(&report, view_of(&report, &daily))
     }
+}
+
+/// The resident's standing in each energy campaign result in their space
+/// that this app's report answers; none when they did not grant reading
+/// results.
+fn standings(report: &serde_json::Value) -> Result<Vec<Standing>, String> {
+    let results = match data::query::<CampaignResult>(CAMPAIGN_RESULT, &serde_json::json!({ "app": APP_ID })) {
+        Ok(results) => results,
+        Err(domicile_sdk::Error::Denied(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut standings = Vec::new();
+    for item in results {
+        let Ok((_, result)) = item else { continue };
+        if let Some(standing) = standing(report, result) {
+            standings.push(standing);
+        }
+    }
+    Ok(standings)
+}
+
+/// Where the figure at the result's question falls in its histogram.
+fn standing(report: &serde_json::Value, result: CampaignResult) -> Option<Standing> {
+    if result.app.as_deref() != Some(APP_ID) {
+        return None;
+    }
+    let bounds = result.bounds?;
+    let yours = report.pointer(result.answer.as_deref()?)?.as_f64()?;
+    let households: Vec<f64> =
+        result.aggregate.as_array()?.iter().map(|c| c.as_f64().unwrap_or(0.0).max(0.0)).collect();
+    if households.len() != bounds.len() + 1 {
+        return None;
+    }
+    let mut buckets = vec![format!("< {}", bounds[0])];
+    buckets.extend(bounds.windows(2).map(|w| format!("{}-{}", w[0], w[1])));
+    buckets.push(format!(">= {}", bounds[bounds.len() - 1]));
+    let bucket = bounds.partition_point(|b| *b <= yours);
+    let total: f64 = households.iter().sum();
+    let below: f64 = households[..bucket].iter().sum();
+    Some(Standing {
+        campaign: result.campaign,
+        computes: result.computes,
+        neighbourhood: result.neighbourhood,
+        participants: result.reports,
+        your_kwh: round(yours, 1),
+        your_bucket: buckets[bucket].clone(),
+        below_pct: if total > 0.0 { round(below / total * 100.0, 0) } else { 0.0 },
+        buckets,
+        households,
+    })
 }
 
 /// What new readings say, for a notification: "2026-03 so far: 207.4 kWh,
@@ -345,6 +444,22 @@ fn view_of(report: &Report, daily: &BTreeMap<Date, f64>) -> View {
         }
         view = view.table(peaks);
     }
+    for standing in &report.neighbourhoods {
+        let whose = match &standing.neighbourhood {
+            Some(code) => format!("your neighbourhood ({code})"),
+            None => "the other participants' neighbourhoods".to_owned(),
+        };
+        view = view
+            .number(format!("Yours, {}", standing.computes), standing.your_kwh, "kWh")
+            .text(format!(
+                "Campaign {}: of the {} households of {whose}, {} % used less than you (your bucket: {} kWh).",
+                standing.campaign, standing.participants, standing.below_pct, standing.your_bucket
+            ))
+            .chart(
+                Chart::bar(format!("Households of {whose}, by kWh"), "households", standing.buckets.iter().cloned())
+                    .series("households", standing.households.iter().copied()),
+            );
+    }
     view
 }
 
@@ -396,6 +511,34 @@ mod tests {
         assert_eq!(readings.hours[&0], (60_000.0, 60));
         assert_eq!(readings.hours[&1], (45_000.0, 45));
         assert!(readings.add(reading("2026-03-01T01:00:00+01:00", 1.0, Some(90))).is_err());
+    }
+
+    #[test]
+    fn the_figure_a_campaign_asked_for_is_placed_in_the_neighbourhood_s_histogram() {
+        let report = serde_json::json!({ "months": { "2026-01": { "kwh": 312.4 } } });
+        let result = |app: &str, answer: &str, aggregate: serde_json::Value| CampaignResult {
+            campaign: "fr.nantes.energie-janvier-2026".into(),
+            computes: "January 2026".into(),
+            app: Some(app.into()),
+            answer: Some(answer.into()),
+            bounds: Some(vec![200.0, 300.0, 400.0]),
+            neighbourhood: Some("443090101".into()),
+            reports: 20,
+            aggregate,
+        };
+        let standing = standing(&report, result(APP_ID, "/months/2026-01/kwh", serde_json::json!([3, 7, 8, -1])));
+        let standing = standing.unwrap();
+        assert_eq!(standing.your_bucket, "300-400");
+        assert_eq!(standing.below_pct, 56.0, "10 of the 18 counted (noise below zero counts none)");
+        assert_eq!(standing.buckets, ["< 200", "200-300", "300-400", ">= 400"]);
+        assert_eq!(standing.households, [3.0, 7.0, 8.0, 0.0]);
+        // Another app's question, a figure this report lacks, counts of another shape: no standing.
+        assert!(super::standing(&report, result("org.other", "/months/2026-01/kwh", serde_json::json!([1, 1, 1, 1])))
+            .is_none());
+        assert!(
+            super::standing(&report, result(APP_ID, "/months/2026-02/kwh", serde_json::json!([1, 1, 1, 1]))).is_none()
+        );
+        assert!(super::standing(&report, result(APP_ID, "/months/2026-01/kwh", serde_json::json!([1, 1]))).is_none());
     }
 
     #[test]
