@@ -105,7 +105,7 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
 /// alone), none for the last three.
 fn neighbourhood_of(i: usize) -> Option<&'static str> {
     match i {
-        _ if i % 2 == 0 => Some("44000"),
+        _ if i.is_multiple_of(2) => Some("44000"),
         191 | 193 => Some("17000"),
         195.. => None,
         _ => Some("44100"),

@@ -32,7 +32,7 @@ const RESIDENTS: usize = 20;
 
 /// Resident `i`'s IRIS (energy) and postcode (mobility, health).
 fn neighbourhoods(i: usize) -> (&'static str, &'static str) {
-    (if i < RESIDENTS / 2 { "443090101" } else { "443090102" }, if i % 2 == 0 { "44000" } else { "44100" })
+    (if i < RESIDENTS / 2 { "443090101" } else { "443090102" }, if i.is_multiple_of(2) { "44000" } else { "44100" })
 }
 
 /// The sample daily indexes, resident `i`'s household using `0.5 + 0.08 i`
