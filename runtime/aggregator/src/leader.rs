@@ -305,7 +305,7 @@ impl Leader {
     /// The leader's aggregate share of `batch`, computed (its noise drawn)
     /// once and kept: a collection tried again after a failure shows the
     /// helper the same share, not a second draw of the noise.
-    fn aggregate_share(&self, batch: &Batch) -> Result<Vec<u8>> {
+    pub(crate) fn aggregate_share(&self, batch: &Batch) -> Result<Vec<u8>> {
         let label = batch.neighbourhood.as_deref().unwrap_or("the others");
         let key = format!("share of {label}");
         let digest = sha2::Sha256::digest(batch.nonces.join(","));

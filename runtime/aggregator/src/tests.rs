@@ -379,3 +379,31 @@ fn a_neighbourhood_changed_after_the_report_was_made_does_not_pass() {
     relabelled.neighbourhood = Some("443090102".into());
     assert!(pair.helper.prepare(&relabelled).unwrap_err().to_string().contains("does not open"));
 }
+
+#[test]
+fn the_helper_signs_only_the_aggregate_the_two_shares_give_even_with_the_leader_s_genuine_share() {
+    let (campaign, keys) = campaign(3);
+    let pair = pair(&campaign, &keys);
+    let mut nonces = Vec::new();
+    for km in [5.0, 15.0, 30.0, 60.0] {
+        let report = campaign.report(&json!(km), None, BEFORE).unwrap();
+        nonces.push(report.nonce.clone());
+        pair.send(report, BEFORE).unwrap();
+    }
+    let released = the_one(pair.leader.collect(&pair.helper, AFTER).unwrap());
+    nonces.sort();
+    let batch = Batch { neighbourhood: None, nonces };
+    let genuine = pair.leader.aggregate_share(&batch).unwrap();
+    // A leader asking the helper to sign more bikes than there were.
+    let Aggregate::Counts(mut counts) = released.aggregate.clone() else { panic!("{released:?}") };
+    counts[0] += 1;
+    counts[3] -= 1;
+    let refused = pair.helper.sign_result(None, &genuine, 4, &Aggregate::Counts(counts)).unwrap_err().to_string();
+    assert!(refused.contains("not the one the two shares give"), "{refused}");
+    // Nor the genuine aggregate under another neighbourhood, or over another count of reports.
+    assert!(pair.helper.sign_result(Some("44000"), &genuine, 4, &released.aggregate).is_err());
+    assert!(pair.helper.sign_result(None, &genuine, 5, &released.aggregate).is_err());
+    // The genuine one, it signs as it did.
+    let signature = pair.helper.sign_result(None, &genuine, 4, &released.aggregate).unwrap();
+    assert_eq!(signature, released.signatures[1]);
+}
