@@ -18,7 +18,7 @@ pub struct HelperStore {
     /// the helper's share (empty for none).
     neighbourhoods: sled::Tree,
     /// Each released aggregate share, under its batch's label, after the
-    /// digest of the batch (32 bytes); and, under `report NONCE`, the
+    /// digest of the batch (32 bytes) and its count of reports (8); and, under `report NONCE`, the
     /// label of the batch each report was released in.
     released: sled::Tree,
 }
@@ -96,7 +96,8 @@ impl Helper for HelperStore {
             }
         }
         let share = self.aggregate_once(&batch.nonces)?;
-        let release = [digest.as_slice(), share.as_slice()].concat();
+        let count = (batch.nonces.len() as u64).to_be_bytes();
+        let release = [digest.as_slice(), &count, share.as_slice()].concat();
         // The label and every report of the batch in one transaction: of
         // two releases at once, the first is the one.
         let outcome = self.released.transaction(|tx| {
@@ -140,7 +141,13 @@ impl Helper for HelperStore {
         let released = self.released.get(batch_label(neighbourhood))?.ok_or_else(|| {
             AggregatorError::Refused("the helper has released no aggregate share for it: nothing to sign".into())
         })?;
-        let mine = &released[released.len().min(32)..];
+        let (count, mine) = released.get(32..).and_then(|r| r.split_at_checked(8)).unwrap_or((&[], &[]));
+        // The count of reports is the batch's, not the leader's word.
+        if count != reports.to_be_bytes() {
+            return Err(AggregatorError::Refused(format!(
+                "the helper released its share over another number of reports than {reports}: not signed"
+            )));
+        }
         let campaign = self.role.campaign();
         let found = unshard(campaign, [leader_share, mine], reports)?;
         if &found != aggregate {
@@ -183,7 +190,7 @@ fn released_report(nonce: &str) -> Vec<u8> {
 /// The share released, when it is over `batch`; refused over another.
 fn released_share(released: &[u8], batch: &[u8]) -> Result<Vec<u8>> {
     match released.split_at_checked(32) {
-        Some((over, share)) if over == batch => Ok(share.to_vec()),
+        Some((over, counted_share)) if over == batch => Ok(counted_share.get(8..).unwrap_or_default().to_vec()),
         _ => Err(AggregatorError::Refused(
             "the helper released this aggregate share once, over another batch of reports: a second would undo the noise"
                 .into(),
