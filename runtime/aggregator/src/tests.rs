@@ -275,7 +275,7 @@ fn a_noisy_aggregate_is_released_once_so_that_its_noise_cannot_be_averaged_away(
     assert!(matches!(first.aggregate, Aggregate::NoisyCounts(_)), "{first:?}");
     // Collected again, by the leader: the same figures, not fresh noise.
     for _ in 0..3 {
-        assert_eq!(pair.leader.collect(&pair.helper, AFTER).unwrap(), [first.clone()]);
+        assert_eq!(pair.leader.collect(&pair.helper, AFTER).unwrap(), std::slice::from_ref(&first));
     }
     // Asked again by a leader that forgot: the helper's share is the same
     // for the same reports, and refused for any other batch.

@@ -7,12 +7,15 @@
 //!   import, epoch interruption);
 //! - [`server`]: `domicile bench-server`, many residents over HTTP;
 //! - [`residents`]: `domicile bench-residents`, what one more resident costs;
-//! - [`cluster`]: `domicile bench-cluster`, a cluster of three nodes on NATS.
+//! - [`cluster`]: `domicile bench-cluster`, a cluster of three nodes on NATS;
+//! - [`campaign`]: `domicile bench-campaign`, a campaign's reports and its
+//!   two aggregators over HTTP.
 //!
 //! The `domicile` binary dispatches to them; `bench-residents` and
 //! `bench-cluster` start that same binary as servers and nodes.
 
 pub mod bench;
+pub mod campaign;
 pub mod cluster;
 pub mod residents;
 pub mod server;

@@ -57,6 +57,9 @@ pub enum Command {
     BenchCluster(crate::verbs::showcase::BenchClusterArgs),
     /// Measure what one more resident costs: a scratch home grown to many residents (use a release build).
     BenchResidents(crate::verbs::showcase::BenchResidentsArgs),
+    /// Measure a campaign end to end: reports, two aggregators over HTTP, deadline to result, against Prio3 alone
+    /// (use a release build).
+    BenchCampaign(crate::verbs::showcase::BenchCampaignArgs),
     /// Create a new home with its first resident.
     Init(crate::verbs::residents::InitArgs),
     /// Manage the residents of a home.

@@ -26,6 +26,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::BenchServer(args) => return showcase::bench_server(args, json).await,
         Command::BenchCluster(args) => return showcase::bench_cluster(args, json).await,
         Command::BenchResidents(args) => return showcase::bench_residents(args, json).await,
+        Command::BenchCampaign(args) => return showcase::bench_campaign(args, json).await,
         Command::Keygen(args) => return packaging::keygen(args, json),
         Command::Pack(args) => return packaging::pack(args, json),
         // Checking against an explicit key needs no home.
@@ -111,6 +112,7 @@ pub async fn on_home(home: &Home, resident: Option<&str>, json: bool, command: C
         | Command::BenchServer(_)
         | Command::BenchCluster(_)
         | Command::BenchResidents(_)
+        | Command::BenchCampaign(_)
         | Command::Keygen(_)
         | Command::New(_)
         | Command::Build(_)

@@ -109,6 +109,21 @@ pub async fn bench_cluster(args: &BenchClusterArgs, json: bool) -> Result<()> {
     domicile_bench::cluster::run(options).await
 }
 
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct BenchCampaignArgs {
+    /// Participants, each one report.
+    #[arg(long, default_value_t = 10_000)]
+    pub reports: usize,
+    /// Threads sending the reports to the leader at once.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+}
+
+pub async fn bench_campaign(args: &BenchCampaignArgs, json: bool) -> Result<()> {
+    let options = domicile_bench::campaign::Options { reports: args.reports, clients: args.clients, json };
+    domicile_bench::campaign::run(options).await
+}
+
 pub async fn bench_residents(args: &BenchResidentsArgs, json: bool) -> Result<()> {
     let options = domicile_bench::residents::Options { residents: args.residents, active: args.active, json };
     domicile_bench::residents::run(options).await
