@@ -13,6 +13,7 @@
 //!   are refused; one who leaves is not counted; each neighbourhood of the
 //!   minimum batch gets exactly the histogram of what its residents' data
 //!   says, the smaller ones count with those of none.
+//! - `domicile bench-campaign` measures it all end to end, its result exact.
 
 #[path = "common/aggregators.rs"]
 mod aggregators;
@@ -246,4 +247,23 @@ fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_s
     // After the deadline, the leader refuses a withdrawal: the report was counted.
     let late = home.run(&["--resident", "r4", "campaign", "leave", &campaign.id]);
     assert!(!late.ok && late.stderr.contains("HTTP 409"), "{}", late.stderr);
+}
+
+#[test]
+fn bench_campaign_measures_a_campaign_end_to_end_and_its_result_is_exact() {
+    let out = aggregators::domicile()
+        .args(["--json", "bench-campaign", "--reports", "30", "--clients", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["reports"].as_u64(), report["exact"].as_bool()), (Some(30), Some(true)), "{report}");
+    for figure in ["report_us", "prio_shard_us", "report_bytes", "verified_per_s", "in_process_verified_per_s"] {
+        assert!(report[figure].as_f64().is_some_and(|f| f > 0.0), "{figure}: {report}");
+    }
+    let refused = aggregators::domicile().args(["bench-campaign", "--reports", "3"]).output().unwrap();
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("at least the campaign's minimum batch")
+    );
 }

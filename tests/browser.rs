@@ -463,6 +463,7 @@ async fn a_resident_reads_what_taking_part_in_a_campaign_means() {
         "two shares of the answer, each encrypted to one aggregator",
         "Nantes Métropole (https://agregation.nantesmetropole.example) and Observatoire indépendant",
         "Nothing is released below 100 participants",
+        "You may add your neighbourhood, a postcode (5 digits, like 44000), which you set yourself",
     ] {
         assert!(terms.contains(term), "{term}:\n{terms}");
     }
@@ -470,6 +471,14 @@ async fn a_resident_reads_what_taking_part_in_a_campaign_means() {
     // Taking part runs the campaign's app, which this resident has not installed: nothing leaves.
     let offered = wait_text(&browser, "#participation", "Taking part runs io.domicile.sample.energy-insights").await;
     assert!(offered.contains("only the two shares of its answer leave"), "{offered}");
+    assert!(offered.contains("Your neighbourhood, if you wish to compare with it: your postcode"), "{offered}");
+    // The neighbourhood typed goes with the request: a mistyped one is refused before anything runs.
+    let neighbourhood = browser.find(Locator::Css("#neighbourhood")).await.unwrap();
+    neighbourhood.send_keys("Nantes").await.unwrap();
+    click(&browser, "#join-campaign").await;
+    wait_text(&browser, "#alert", "is a postcode (5 digits").await;
+    neighbourhood.clear().await.unwrap();
+    neighbourhood.send_keys("44000").await.unwrap();
     click(&browser, "#join-campaign").await;
     wait_text(&browser, "#alert", "which you have not installed").await;
     browser.close().await.unwrap();

@@ -364,6 +364,7 @@ pub fn campaign_file(dir: &std::path::Path) -> std::path::PathBuf {
         "minimum_batch": 100,
         "deadline_ms": 1_800_000_000_000u64,
         "published_to": "every participant, and the city's open data portal",
+        "neighbourhoods": "postcode",
     });
     let path = dir.join("energy.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&campaign).unwrap()).unwrap();
