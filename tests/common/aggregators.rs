@@ -3,9 +3,8 @@
 //! on loopback, and HTTP to them.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use domicile_campaign::Campaign;
@@ -24,17 +23,7 @@ pub fn ok(args: &[&str]) -> Value {
 }
 
 /// A running aggregator, stopped when dropped.
-pub struct Running {
-    child: Child,
-    pub url: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
+pub use domicile_bench::campaign::AggregatorProcess as Running;
 
 /// The two organisations of a campaign, in `dir`: the organiser's key, each
 /// aggregator's HPKE key, the verification key and token they share.
@@ -68,36 +57,8 @@ impl Organisations {
 
     /// Starts one aggregator of the signed campaign, with `more` arguments.
     pub fn serve(&self, role: &str, more: &[&str]) -> Running {
-        let owned = [
-            "aggregator",
-            "serve",
-            "--role",
-            role,
-            "--campaign",
-            &self.path("campaign.json"),
-            "--organiser",
-            &self.path("organiser.pub"),
-            "--secret",
-            &self.path(&format!("{role}.secret")),
-            "--verify-key",
-            &self.path("verify"),
-            "--peer-token",
-            &self.path("peer-token"),
-            "--store",
-            &self.path(&format!("{role}-store")),
-        ]
-        .map(str::to_owned);
-        let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
-        args.extend(more);
-        let mut child = domicile().args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("domicile aggregator: serving ")
-            .unwrap_or_else(|| panic!("{first:?}"))
-            .to_owned();
-        Running { child, url }
+        domicile_bench::campaign::serve_aggregator(env!("CARGO_BIN_EXE_domicile").as_ref(), &self.dir, role, more)
+            .unwrap()
     }
 }
 

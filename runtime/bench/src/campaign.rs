@@ -43,13 +43,14 @@ fn kwh(i: usize) -> f64 {
     80.0 + (i * 37 % 900) as f64
 }
 
-/// A running aggregator process, stopped when dropped.
-struct Aggregator {
+/// A running `domicile aggregator serve` process, stopped when dropped.
+pub struct AggregatorProcess {
     child: Child,
-    url: String,
+    /// Where it serves.
+    pub url: String,
 }
 
-impl Drop for Aggregator {
+impl Drop for AggregatorProcess {
     fn drop(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();
@@ -97,8 +98,12 @@ fn sign(dir: &Path, keys: &[Value; 2], leader_port: u16, deadline_ms: u64) -> Re
     Ok(serde_json::from_slice(&std::fs::read(path(dir, "campaign.json"))?)?)
 }
 
-/// Starts one aggregator of the signed campaign in `dir`.
-fn serve(dir: &Path, role: &str, more: &[&str]) -> Result<Aggregator> {
+/// Starts one aggregator (`role`: `leader` or `helper`) of the signed
+/// campaign in `dir`, with the `domicile` binary `exe` and `more`
+/// arguments. `dir` holds what its organisations made: `campaign.json`
+/// (signed), `organiser.pub`, `ROLE.secret`, `verify` and `peer-token`;
+/// its store goes to `ROLE-store`.
+pub fn serve_aggregator(exe: &Path, dir: &Path, role: &str, more: &[&str]) -> Result<AggregatorProcess> {
     let owned = [
         "aggregator",
         "serve",
@@ -120,7 +125,13 @@ fn serve(dir: &Path, role: &str, more: &[&str]) -> Result<Aggregator> {
     .map(str::to_owned);
     let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
     args.extend(more);
-    let mut child = domicile(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
+    let mut child = Command::new(exe)
+        .args(&args)
+        .env_remove("DOMICILE_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
     let mut first = String::new();
     BufReader::new(child.stdout.take().context("its stdout")?).read_line(&mut first)?;
     let url = first
@@ -128,7 +139,12 @@ fn serve(dir: &Path, role: &str, more: &[&str]) -> Result<Aggregator> {
         .strip_prefix("domicile aggregator: serving ")
         .with_context(|| format!("the aggregator did not start: {first:?}"))?
         .to_owned();
-    Ok(Aggregator { child, url })
+    Ok(AggregatorProcess { child, url })
+}
+
+/// One of the bench's aggregators, started by this same binary.
+fn serve(dir: &Path, role: &str, more: &[&str]) -> Result<AggregatorProcess> {
+    serve_aggregator(&std::env::current_exe()?, dir, role, more)
 }
 
 fn agent() -> ureq::Agent {
