@@ -333,3 +333,54 @@ fn a_vector_is_read_from_one_pointer_per_number_and_measured_quantities_are_roun
     histogram.question.rounded = true;
     assert!(histogram.check().is_err(), "a histogram counts its answer as it is");
 }
+
+/// Either aggregator's share of a report, alone, says nothing of the
+/// answer: over 300 reports of each of two answers (the first bucket and
+/// the last), the share each aggregator keeps of every count is odd as
+/// often for one answer as for the other (within 0.15, more than four
+/// standard deviations), while the same statistic over the two shares
+/// added, the answer itself, tells the answers apart completely.
+#[test]
+fn either_aggregator_s_share_alone_is_indistinguishable_between_two_answers() {
+    use prio::codec::Decode;
+    use prio::field::Field128;
+    let (campaign, keys) = new_campaign(Aggregation::Histogram { bounds: vec![10.0, 20.0, 30.0, 40.0] });
+    let roles = roles(&campaign, &keys);
+    let counts =
+        |bytes: &[u8]| -> Vec<Field128> { bytes.chunks(16).map(|c| Field128::get_decoded(c).unwrap()).collect() };
+    // For each answer: per aggregator (and for both added), the share of
+    // the reports whose count of each bucket is odd.
+    let odd_shares = |answer: f64| -> [Vec<f64>; 3] {
+        const REPORTS: usize = 300;
+        let mut odd = [vec![0.0; 5], vec![0.0; 5], vec![0.0; 5]];
+        for _ in 0..REPORTS {
+            let report = campaign.report(&json!(answer), None, NOW).unwrap();
+            let started = [roles[0].start(&report).unwrap(), roles[1].start(&report).unwrap()];
+            let message =
+                roles[0].combine(&started[0].state, [&started[0].verifier_share, &started[1].verifier_share]).unwrap();
+            let kept = [
+                counts(&roles[0].finish(&started[0].state, &message).unwrap()),
+                counts(&roles[1].finish(&started[1].state, &message).unwrap()),
+            ];
+            let both: Vec<Field128> = kept[0].iter().zip(&kept[1]).map(|(a, b)| *a + *b).collect();
+            for (which, shares) in [&kept[0], &kept[1], &both].into_iter().enumerate() {
+                for (bucket, share) in shares.iter().enumerate() {
+                    if u128::from(*share) % 2 == 1 {
+                        odd[which][bucket] += 1.0 / REPORTS as f64;
+                    }
+                }
+            }
+        }
+        odd
+    };
+    let (low, high) = (odd_shares(5.0), odd_shares(45.0));
+    for aggregator in 0..2 {
+        for bucket in 0..5 {
+            let (a, b) = (low[aggregator][bucket], high[aggregator][bucket]);
+            assert!((a - b).abs() < 0.15, "aggregator {aggregator}, bucket {bucket}: {a} against {b}");
+        }
+    }
+    // Added, the shares are the answer: bucket 0 counted 1 for 5 kWh, 0 for 45.
+    let whole = |f: f64| (f * 1000.0).round() / 1000.0;
+    assert_eq!([low[2][0], high[2][0], low[2][4], high[2][4]].map(whole), [1.0, 0.0, 0.0, 1.0]);
+}
