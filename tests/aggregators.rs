@@ -74,6 +74,16 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
             let (again, answer) = post(&format!("{}/reports", leader.url), &json!(attested), None);
             assert_eq!(again, 409, "the same report twice: {answer}");
         }
+        if i == 10 {
+            // A report whose helper share is another report's: the leader's
+            // share opens, the helper refuses its own within the batch, the
+            // others of the batch are verified.
+            let mut mixed = campaign.report(&json!(km), None, domicile_aggregator::now_ms()).unwrap();
+            mixed.shares[1] =
+                campaign.report(&json!(km), None, domicile_aggregator::now_ms()).unwrap().shares[1].clone();
+            let attested = node.attest(mixed, &node.participant(&campaign.id, "mixed"));
+            assert_eq!(post(&format!("{}/reports", leader.url), &json!(attested), None).0, 202);
+        }
     }
     let (status, answer) = post(&format!("{}/collect", leader.url), &json!({}), None);
     assert_eq!(status, 409, "nothing before the deadline: {answer}");
@@ -95,6 +105,7 @@ fn two_aggregators_release_the_exact_histogram_after_the_deadline() {
     assert_eq!(status["counts"]["verified"], 30, "{status}");
     assert_eq!(status["counts"]["refused"]["duplicate"], 1, "{status}");
     assert_eq!(status["counts"]["refused"]["unattested"], 1, "{status}");
+    assert_eq!(status["counts"]["refused"]["unreadable"], 1, "the helper refused the mixed one: {status}");
     // After the deadline, a report is refused.
     let late = node.attest(campaign.report(&json!(1.0), None, deadline_ms).unwrap(), &"cd".repeat(32));
     let (status, _) = post(&format!("{}/reports", leader.url), &json!(late), None);

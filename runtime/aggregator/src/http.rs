@@ -9,8 +9,10 @@
 //!   batch, and the others'), signed by both, and gives them as signed
 //!   (`GET /result`: a list).
 //! - The **helper** answers the leader only (its bearer token, shared
-//!   between the two organisations): `POST /helper/prepare`, `/finish`,
-//!   `/abandon`, `/aggregate`, `/sign`. It never sees anything but its
+//!   between the two organisations): `POST /helper/prepare`, `/finish`
+//!   (one report), `/prepare-all`, `/finish-all` (many at once: the leader
+//!   verifies its pending reports in batches), `/abandon`, `/aggregate`,
+//!   `/sign`. It never sees anything but its
 //!   own shares, and the aggregate once released.
 
 use std::sync::{Arc, Mutex};
@@ -122,6 +124,8 @@ pub async fn serve(options: ServeOptions, listener: tokio::net::TcpListener) -> 
         .route("/result", get(result))
         .route("/helper/prepare", post(prepare))
         .route("/helper/finish", post(finish))
+        .route("/helper/prepare-all", post(prepare_all))
+        .route("/helper/finish-all", post(finish_all))
         .route("/helper/abandon", post(abandon))
         .route("/helper/aggregate", post(aggregate))
         .route("/helper/sign", post(sign))
@@ -248,6 +252,42 @@ struct Finish {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Reports {
+    reports: Vec<Report>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Messages {
+    messages: Vec<Finish>,
+}
+
+/// One report's answer in an exchange of many: its field, or why not.
+fn each<T>(answers: Vec<Result<T>>, field: &str, value: impl Fn(T) -> Value) -> Value {
+    let answers: Vec<Value> = answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(ok) => json!({ field: value(ok) }),
+            Err(e) => json!({ "error": e.to_string() }),
+        })
+        .collect();
+    json!({ "answers": answers })
+}
+
+/// Runs `work` on the helper's store off the async workers (a batch is
+/// hundreds of decryptions).
+async fn on_helper<T: Send + 'static>(
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    work: impl FnOnce(&HelperStore) -> Result<T> + Send + 'static,
+) -> std::result::Result<Result<T>, NotAnswered> {
+    helper_for(&shared, headers)?;
+    let done = tokio::task::spawn_blocking(move || work(shared.helper.as_ref().expect("checked: the helper")))
+        .await
+        .unwrap_or_else(|e| Err(AggregatorError::Refused(format!("the helper's work stopped: {e}"))));
+    Ok(done)
+}
+
+#[derive(Serialize, Deserialize)]
 struct BatchOf {
     neighbourhood: Option<String>,
     nonces: Vec<String>,
@@ -273,6 +313,29 @@ async fn prepare(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(rep
     };
     let share = helper.prepare(&report)?;
     Ok(Json(json!({ "verifier_share": hex::encode(share) })).into_response())
+}
+
+async fn prepare_all(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(sent): Json<Reports>) -> Answer {
+    match on_helper(shared, &headers, move |helper| helper.prepare_all(&sent.reports)).await {
+        Ok(answers) => Ok(Json(each(answers?, "verifier_share", |share| json!(hex::encode(share)))).into_response()),
+        Err(refused) => Ok(refused.into_response()),
+    }
+}
+
+async fn finish_all(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(sent): Json<Messages>) -> Answer {
+    let work = move |helper: &HelperStore| {
+        let mut messages = Vec::with_capacity(sent.messages.len());
+        for finish in sent.messages {
+            let message = hex::decode(&finish.message)
+                .map_err(|_| AggregatorError::Refused("a message is not hexadecimal".into()))?;
+            messages.push((finish.nonce, message));
+        }
+        helper.finish_all(&messages)
+    };
+    match on_helper(shared, &headers, work).await {
+        Ok(answers) => Ok(Json(each(answers?, "finished", |()| json!(true))).into_response()),
+        Err(refused) => Ok(refused.into_response()),
+    }
 }
 
 async fn finish(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(finish): Json<Finish>) -> Answer {
@@ -350,6 +413,21 @@ impl HttpHelper {
         }
     }
 
+    /// Each report's answer in an exchange of many: `read` of it, or the
+    /// helper's refusal.
+    fn answers<T>(answer: &Value, read: impl Fn(&Value) -> Result<T>) -> Result<Vec<Result<T>>> {
+        let answers = answer["answers"]
+            .as_array()
+            .ok_or_else(|| AggregatorError::Refused("the helper's answer has no `answers`".into()))?;
+        Ok(answers
+            .iter()
+            .map(|one| match one["error"].as_str() {
+                Some(why) => Err(AggregatorError::Refused(format!("the helper refuses it: {why}"))),
+                None => read(one),
+            })
+            .collect())
+    }
+
     fn hex_field(answer: &Value, field: &str) -> Result<Vec<u8>> {
         answer[field]
             .as_str()
@@ -365,6 +443,20 @@ impl Helper for HttpHelper {
 
     fn finish(&self, nonce: &str, message: &[u8]) -> Result<()> {
         self.call("finish", &Finish { nonce: nonce.to_owned(), message: hex::encode(message) }).map(drop)
+    }
+
+    fn prepare_all(&self, reports: &[Report]) -> Result<Vec<Result<Vec<u8>>>> {
+        let answer = self.call("prepare-all", &Reports { reports: reports.to_vec() })?;
+        HttpHelper::answers(&answer, |one| HttpHelper::hex_field(one, "verifier_share"))
+    }
+
+    fn finish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<Vec<Result<()>>> {
+        let messages = messages
+            .iter()
+            .map(|(nonce, message)| Finish { nonce: nonce.clone(), message: hex::encode(message) })
+            .collect();
+        let answer = self.call("finish-all", &Messages { messages })?;
+        HttpHelper::answers(&answer, |_| Ok(()))
     }
 
     fn abandon(&self, nonce: &str) -> Result<()> {

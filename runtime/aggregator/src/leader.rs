@@ -17,6 +17,11 @@ use crate::{AggregatorError, Helper, Result};
 /// of a refusal is named so).
 const WITHDRAWN: &str = "(withdrawn)";
 
+/// How many reports the leader verifies with the helper per exchange
+/// (each about 2 KB of JSON: a request stays well under the helper's
+/// 2 MB limit of a body).
+const VERIFY_BATCH: usize = 200;
+
 /// The key of the released results.
 const RELEASED: &str = "results";
 
@@ -162,70 +167,106 @@ impl Leader {
         Ok(())
     }
 
-    /// Verifies every pending report with `helper`; returns how many were
-    /// verified. When the helper cannot be reached, the rest stay pending
-    /// (on disk) for the next call.
+    /// Verifies every pending report with `helper`, [`VERIFY_BATCH`] at a
+    /// time; returns how many were verified. When the helper cannot be
+    /// reached, the rest stay pending (on disk) for the next call.
     pub fn verify_pending(&self, helper: &dyn Helper) -> Result<u64> {
         let mut verified = 0;
+        let mut batch = Vec::with_capacity(VERIFY_BATCH);
         for item in self.pending.iter() {
             let (nonce, bytes) = item?;
-            let nonce = String::from_utf8_lossy(&nonce).into_owned();
-            let report: Report = match serde_json::from_slice(&bytes) {
-                Ok(report) => report,
+            match serde_json::from_slice::<Report>(&bytes) {
+                Ok(report) => batch.push(report),
                 Err(e) => {
                     self.pending.remove(&nonce)?;
                     self.refuse("unreadable", e.to_string())?;
-                    continue;
                 }
-            };
-            match self.verify(&report, helper) {
-                Ok(()) => verified += 1,
-                Err(AggregatorError::HelperAway(why)) => return Err(AggregatorError::HelperAway(why)),
-                Err(AggregatorError::Store(e)) => return Err(AggregatorError::Store(e)),
-                // Refused and counted by `verify`.
-                Err(_) => {}
             }
-            self.pending.remove(&nonce)?;
+            if batch.len() == VERIFY_BATCH {
+                verified += self.verify_batch(std::mem::take(&mut batch), helper)?;
+            }
+        }
+        if !batch.is_empty() {
+            verified += self.verify_batch(batch, helper)?;
         }
         self.outputs.flush()?;
         Ok(verified)
     }
 
-    /// Verifies one report with the helper; its output shares are kept by
+    /// Verifies `reports` with the helper in two exchanges (its verifier
+    /// shares, then the verifier messages); the output shares are kept by
     /// both, the helper's first, so that a failure between the two is
-    /// tried again without counting it twice.
-    fn verify(&self, report: &Report, helper: &dyn Helper) -> Result<()> {
-        if self.outputs.contains_key(&report.nonce)? {
-            return Ok(());
+    /// tried again without counting any twice. A report leaves `pending`
+    /// once verified or refused (and counted).
+    fn verify_batch(&self, reports: Vec<Report>, helper: &dyn Helper) -> Result<u64> {
+        let mut started = Vec::with_capacity(reports.len());
+        for report in reports {
+            if self.outputs.contains_key(&report.nonce)? {
+                self.pending.remove(&report.nonce)?;
+                continue;
+            }
+            match self.role.start(&report) {
+                Ok(mine) => started.push((report, mine)),
+                Err(e) => {
+                    self.pending.remove(&report.nonce)?;
+                    self.refuse("unreadable", e.to_string())?;
+                }
+            }
         }
-        let mine = match self.role.start(report) {
-            Ok(started) => started,
-            Err(e) => return Err(self.refuse("unreadable", e.to_string())?),
-        };
-        let theirs = match helper.prepare(report) {
-            Ok(share) => share,
-            Err(AggregatorError::HelperAway(why)) => return Err(AggregatorError::HelperAway(why)),
-            Err(e) => return Err(self.refuse("unreadable", e.to_string())?),
-        };
-        let message = match self.role.combine(&mine.state, [&mine.verifier_share, &theirs]) {
-            Ok(message) => message,
-            Err(e) => {
-                helper.abandon(&report.nonce)?;
-                return Err(self.refuse("invalid proof", e.to_string())?);
+        if started.is_empty() {
+            return Ok(0);
+        }
+        let sent: Vec<Report> = started.iter().map(|(report, _)| report.clone()).collect();
+        let theirs = helper.prepare_all(&sent)?;
+        if theirs.len() != sent.len() {
+            return Err(AggregatorError::HelperAway(format!("it answered {} of {} reports", theirs.len(), sent.len())));
+        }
+        let mut finishing = Vec::with_capacity(started.len());
+        for ((report, mine), theirs) in started.into_iter().zip(theirs) {
+            let theirs = match theirs {
+                Ok(share) => share,
+                Err(e) => {
+                    self.pending.remove(&report.nonce)?;
+                    self.refuse("unreadable", e.to_string())?;
+                    continue;
+                }
+            };
+            let verified = self
+                .role
+                .combine(&mine.state, [&mine.verifier_share, &theirs])
+                .and_then(|message| self.role.finish(&mine.state, &message).map(|output| (message, output)));
+            match verified {
+                Ok((message, output)) => finishing.push((report, message, output)),
+                Err(e) => {
+                    helper.abandon(&report.nonce)?;
+                    self.pending.remove(&report.nonce)?;
+                    self.refuse("invalid proof", e.to_string())?;
+                }
             }
-        };
-        let output = match self.role.finish(&mine.state, &message) {
-            Ok(output) => output,
-            Err(e) => {
-                helper.abandon(&report.nonce)?;
-                return Err(self.refuse("invalid proof", e.to_string())?);
+        }
+        let messages: Vec<(String, Vec<u8>)> =
+            finishing.iter().map(|(report, message, _)| (report.nonce.clone(), message.clone())).collect();
+        let finished = helper.finish_all(&messages)?;
+        if finished.len() != messages.len() {
+            let (done, asked) = (finished.len(), messages.len());
+            return Err(AggregatorError::HelperAway(format!("it finished {done} of {asked} reports")));
+        }
+        let mut verified = 0;
+        for ((report, _, output), finished) in finishing.into_iter().zip(finished) {
+            match finished {
+                Ok(()) => {
+                    let neighbourhood = report.neighbourhood.as_deref().unwrap_or_default();
+                    self.neighbourhoods.insert(&report.nonce, neighbourhood.as_bytes())?;
+                    self.outputs.insert(&report.nonce, output)?;
+                    verified += 1;
+                }
+                Err(e) => {
+                    self.refuse("unreadable", e.to_string())?;
+                }
             }
-        };
-        helper.finish(&report.nonce, &message)?;
-        let neighbourhood = report.neighbourhood.as_deref().unwrap_or_default();
-        self.neighbourhoods.insert(&report.nonce, neighbourhood.as_bytes())?;
-        self.outputs.insert(&report.nonce, output)?;
-        Ok(())
+            self.pending.remove(&report.nonce)?;
+        }
+        Ok(verified)
     }
 
     /// Where the reports stand.

@@ -54,6 +54,17 @@ pub trait Helper {
     /// Finishes the verification of report `nonce` with the leader's
     /// verifier message: the helper keeps its output share.
     fn finish(&self, nonce: &str, message: &[u8]) -> Result<()>;
+    /// [`Helper::prepare`] of many reports in one exchange: per report, the
+    /// helper's verifier share or why it refuses it. An error when the
+    /// helper cannot be reached, or cannot keep what it prepares.
+    fn prepare_all(&self, reports: &[Report]) -> Result<Vec<Result<Vec<u8>>>> {
+        reports.iter().map(|report| answered(self.prepare(report))).collect()
+    }
+    /// [`Helper::finish`] of many reports in one exchange, each with its
+    /// verifier message: per report, whether the helper kept its output share.
+    fn finish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<Vec<Result<()>>> {
+        messages.iter().map(|(nonce, message)| answered(self.finish(nonce, message))).collect()
+    }
     /// Forgets report `nonce`, whose proof did not verify.
     fn abandon(&self, nonce: &str) -> Result<()>;
     /// The helper's aggregate share of the reports of `batch`.
@@ -68,6 +79,16 @@ pub trait Helper {
         reports: u64,
         aggregate: &Aggregate,
     ) -> Result<String>;
+}
+
+/// One report's answer in an exchange of many: the helper away, or its
+/// store failing, fails the whole exchange (every report stays pending);
+/// a refusal is that report's.
+fn answered<T>(answer: Result<T>) -> Result<Result<T>> {
+    match answer {
+        Err(e @ (AggregatorError::HelperAway(_) | AggregatorError::Store(_))) => Err(e),
+        answer => Ok(answer),
+    }
 }
 
 #[cfg(test)]
