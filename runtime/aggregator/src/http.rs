@@ -18,7 +18,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::{AggregatorError, Helper, HelperStore, Leader, Result};
+
+/// The largest request asking the helper for an aggregate share.
+const AGGREGATE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// How often the leader verifies the reports pending with the helper.
 const VERIFY_EVERY: Duration = Duration::from_millis(500);
@@ -127,7 +130,9 @@ pub async fn serve(options: ServeOptions, listener: tokio::net::TcpListener) -> 
         .route("/helper/prepare-all", post(prepare_all))
         .route("/helper/finish-all", post(finish_all))
         .route("/helper/abandon", post(abandon))
-        .route("/helper/aggregate", post(aggregate))
+        // The nonces of a whole batch (about 36 bytes each): up to about
+        // 900,000 reports, past the 2 MB every other request is held to.
+        .route("/helper/aggregate", post(aggregate).layer(DefaultBodyLimit::max(AGGREGATE_BODY_LIMIT)))
         .route("/helper/sign", post(sign))
         .with_state(shared);
     axum::serve(listener, app).await.map_err(|e| AggregatorError::Refused(format!("the server stopped: {e}")))

@@ -184,7 +184,7 @@ async function campaignPage(id) {
   const path = "/campaigns/" + encodeURIComponent(id);
   const neighbourhoodKind = { postcode: "postcode (5 digits, like 44000)", iris: "IRIS code (9 characters, like 443090101)" }[campaign.neighbourhoods];
   const neighbourhood = neighbourhoodKind
-    ? h("input", { id: "neighbourhood", name: "neighbourhood", autocomplete: "postal-code", inputmode: campaign.neighbourhoods === "postcode" ? "numeric" : "text", size: 10 })
+    ? h("input", { id: "neighbourhood", name: "neighbourhood", autocomplete: campaign.neighbourhoods === "postcode" ? "postal-code" : "off", inputmode: campaign.neighbourhoods === "postcode" ? "numeric" : "text", size: 10 })
     : null;
   const decide = (verb, done) => action(async () => {
     const body = verb === "join" && neighbourhood && neighbourhood.value.trim() ? { neighbourhood: neighbourhood.value.trim() } : undefined;
