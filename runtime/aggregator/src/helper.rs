@@ -4,7 +4,7 @@
 use domicile_campaign::{check_batch, unshard, Aggregate, AggregatorRole, Batch, Report, ResultSigner};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::{AggregatorError, Helper, Result};
+use crate::{aggregate_outputs, batch_digest, AggregatorError, Helper, Result};
 
 /// The helper's store: the state of each report under verification, the
 /// output share and neighbourhood of each verified one, and its aggregate
@@ -18,8 +18,9 @@ pub struct HelperStore {
     /// the helper's share (empty for none).
     neighbourhoods: sled::Tree,
     /// Each released aggregate share, under its batch's label, after the
-    /// digest of the batch (32 bytes) and its count of reports (8); and, under `report NONCE`, the
-    /// label of the batch each report was released in.
+    /// digest of the batch (32 bytes) and its count of reports (8); and,
+    /// under `report NONCE`, the label of the batch each report was
+    /// released in.
     released: sled::Tree,
 }
 
@@ -95,7 +96,7 @@ impl Helper for HelperStore {
                 }
             }
         }
-        let share = self.aggregate_once(&batch.nonces)?;
+        let share = aggregate_outputs(&self.role, &self.outputs, &batch.nonces)?;
         let count = (batch.nonces.len() as u64).to_be_bytes();
         let release = [digest.as_slice(), &count, share.as_slice()].concat();
         // The label and every report of the batch in one transaction: of
@@ -159,20 +160,6 @@ impl Helper for HelperStore {
     }
 }
 
-impl HelperStore {
-    fn aggregate_once(&self, nonces: &[String]) -> Result<Vec<u8>> {
-        let mut outputs = Vec::with_capacity(nonces.len());
-        for nonce in nonces {
-            let output = self
-                .outputs
-                .get(nonce)?
-                .ok_or_else(|| AggregatorError::Refused(format!("report {nonce} was not verified here")))?;
-            outputs.push(output.to_vec());
-        }
-        Ok(self.role.aggregate(&outputs)?)
-    }
-}
-
 /// The key of a batch's released share: its neighbourhood's, or the
 /// others' (no code of a neighbourhood has a space).
 fn batch_label(neighbourhood: Option<&str>) -> Vec<u8> {
@@ -196,16 +183,4 @@ fn released_share(released: &[u8], batch: &[u8]) -> Result<Vec<u8>> {
                 .into(),
         )),
     }
-}
-/// What names a batch: the digest of its reports' nonces, whatever their order.
-fn batch_digest(nonces: &[String]) -> Vec<u8> {
-    use sha2::Digest;
-    let mut sorted: Vec<&String> = nonces.iter().collect();
-    sorted.sort();
-    let mut digest = sha2::Sha256::new();
-    for nonce in sorted {
-        digest.update((nonce.len() as u64).to_be_bytes());
-        digest.update(nonce.as_bytes());
-    }
-    digest.finalize().to_vec()
 }

@@ -293,12 +293,6 @@ async fn on_helper<T: Send + 'static>(
 }
 
 #[derive(Serialize, Deserialize)]
-struct BatchOf {
-    neighbourhood: Option<String>,
-    nonces: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize)]
 struct Nonce {
     nonce: String,
 }
@@ -363,12 +357,12 @@ async fn abandon(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(non
     Ok(Json(json!({ "abandoned": nonce.nonce })).into_response())
 }
 
-async fn aggregate(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(batch): Json<BatchOf>) -> Answer {
+async fn aggregate(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(batch): Json<Batch>) -> Answer {
     let helper = match helper_for(&shared, &headers) {
         Ok(helper) => helper,
         Err(refused) => return Ok(refused.into_response()),
     };
-    let share = helper.aggregate(&Batch { neighbourhood: batch.neighbourhood, nonces: batch.nonces })?;
+    let share = helper.aggregate(&batch)?;
     Ok(Json(json!({ "share": hex::encode(share) })).into_response())
 }
 
@@ -469,8 +463,7 @@ impl Helper for HttpHelper {
     }
 
     fn aggregate(&self, batch: &Batch) -> Result<Vec<u8>> {
-        let batch = BatchOf { neighbourhood: batch.neighbourhood.clone(), nonces: batch.nonces.clone() };
-        HttpHelper::hex_field(&self.call("aggregate", &batch)?, "share")
+        HttpHelper::hex_field(&self.call("aggregate", batch)?, "share")
     }
 
     fn sign_result(

@@ -9,9 +9,8 @@ use domicile_campaign::{
     batches, unshard, AggregatorRole, AttestedReport, Batch, Campaign, CampaignResult, Report, ResultSigner, Withdrawal,
 };
 use serde::Serialize;
-use sha2::Digest;
 
-use crate::{AggregatorError, Helper, Result};
+use crate::{aggregate_outputs, batch_digest, AggregatorError, Helper, Result};
 
 /// The count of withdrawn reports, kept with the refusals' (no reason
 /// of a refusal is named so).
@@ -349,7 +348,7 @@ impl Leader {
     pub(crate) fn aggregate_share(&self, batch: &Batch) -> Result<Vec<u8>> {
         let label = batch.neighbourhood.as_deref().unwrap_or("the others");
         let key = format!("share of {label}");
-        let digest = sha2::Sha256::digest(batch.nonces.join(","));
+        let digest = batch_digest(&batch.nonces);
         let kept_share = |kept: &[u8]| match kept.split_at_checked(32) {
             Some((over, share)) if over == digest.as_slice() => Ok(share.to_vec()),
             _ => Err(AggregatorError::Refused(format!(
@@ -359,15 +358,7 @@ impl Leader {
         if let Some(kept) = self.released.get(&key)? {
             return kept_share(&kept);
         }
-        let mut outputs = Vec::with_capacity(batch.nonces.len());
-        for nonce in &batch.nonces {
-            let output = self
-                .outputs
-                .get(nonce)?
-                .ok_or_else(|| AggregatorError::Refused(format!("report {nonce} has no output share here")))?;
-            outputs.push(output.to_vec());
-        }
-        let share = self.role.aggregate(&outputs)?;
+        let share = aggregate_outputs(&self.role, &self.outputs, &batch.nonces)?;
         let kept = [digest.as_slice(), &share].concat();
         match self.released.compare_and_swap(&key, None as Option<&[u8]>, Some(kept))? {
             Ok(()) => Ok(share),

@@ -81,6 +81,36 @@ pub trait Helper {
     ) -> Result<String>;
 }
 
+/// An aggregator's aggregate share of the reports `nonces`, from the
+/// output shares it kept of each in `outputs`; refused when one is missing.
+fn aggregate_outputs(
+    role: &domicile_campaign::AggregatorRole,
+    outputs: &sled::Tree,
+    nonces: &[String],
+) -> Result<Vec<u8>> {
+    let mut kept = Vec::with_capacity(nonces.len());
+    for nonce in nonces {
+        let output = outputs
+            .get(nonce)?
+            .ok_or_else(|| AggregatorError::Refused(format!("report {nonce} was not verified here")))?;
+        kept.push(output.to_vec());
+    }
+    Ok(role.aggregate(&kept)?)
+}
+
+/// What names a batch: the digest of its reports' nonces, whatever their order.
+fn batch_digest(nonces: &[String]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut sorted: Vec<&String> = nonces.iter().collect();
+    sorted.sort();
+    let mut digest = sha2::Sha256::new();
+    for nonce in sorted {
+        digest.update((nonce.len() as u64).to_be_bytes());
+        digest.update(nonce.as_bytes());
+    }
+    digest.finalize().to_vec()
+}
+
 /// One report's answer in an exchange of many: the helper away, or its
 /// store failing, fails the whole exchange (every report stays pending);
 /// a refusal is that report's.

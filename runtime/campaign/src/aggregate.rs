@@ -274,7 +274,7 @@ pub fn check_batch(campaign: &Campaign, reports: u64) -> Result<()> {
 
 /// The reports of one released result: those of a neighbourhood, or
 /// (`neighbourhood: None`) every other.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     pub neighbourhood: Option<String>,
     /// The reports' nonces, in order.
