@@ -53,7 +53,7 @@ fn daily_index_of(i: usize, dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// A sample campaign, running: its two aggregators, as signed.
-struct Running2 {
+struct RunningCampaign {
     campaign: Campaign,
     leader: Running,
     _helper: Running,
@@ -62,7 +62,7 @@ struct Running2 {
 /// Fills in sample campaign `file` for aggregators on loopback and
 /// `deadline_ms`, signs it as its organiser, has `home` trust the
 /// organiser and add it, and starts both aggregators.
-fn start(home: &TestHome, file: &str, deadline_ms: u64, attester: &str) -> Running2 {
+fn start(home: &TestHome, file: &str, deadline_ms: u64, attester: &str) -> RunningCampaign {
     let dir = home.path().join(format!("organisers-{file}"));
     std::fs::create_dir(&dir).unwrap();
     let organisations = Organisations::new(&dir);
@@ -84,7 +84,7 @@ fn start(home: &TestHome, file: &str, deadline_ms: u64, attester: &str) -> Runni
     let leader_addr = format!("127.0.0.1:{leader_port}");
     let leader = organisations
         .serve("leader", &["--helper", &helper.url.clone(), "--attester", attester, "--addr", &leader_addr]);
-    Running2 { campaign, leader, _helper: helper }
+    RunningCampaign { campaign, leader, _helper: helper }
 }
 
 /// What the released results must be: for each neighbourhood released
