@@ -83,7 +83,7 @@ pack() { # crate package-name manifest out-dir
 }
 version_of() { sed -n 's/^version = "\(.*\)"$/\1/p' "$root/manifests/$1.toml"; }
 for app in gpx-importer mobility-footprint energy-importer energy-insights bank-importer budget \
-    learning-importer learning-dashboard data-donation health-importer health-spending; do
+    learning-importer learning-dashboard data-donation mobility-allowance health-importer health-spending; do
     pack "$app" "$app-$(version_of "$app")" "$root/manifests/$app.toml" "$out_catalogue/packages"
 done
 for entry in tariff-check:python recurring-payments:js; do

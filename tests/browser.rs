@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
-const DONATION: &str = "io.domicile.sample.data-donation";
+const ALLOWANCE: &str = "io.domicile.sample.mobility-allowance";
 const STATEMENT: &str = "io.domicile.learning.statement";
 const ENERGY_IMPORTER: &str = "io.domicile.sample.energy-importer";
 const ENERGY_INSIGHTS: &str = "io.domicile.sample.energy-insights";
@@ -182,18 +182,18 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     let driver = Driver::start();
     let home = TestHome::new().with_sample_catalogue();
     let password = home.set_password("me");
-    // The data donation, pointed at this test's server: signed by a key the home trusts.
-    let survey_server = http_receiver();
-    let survey = format!("http://127.0.0.1:{}/contributions", survey_server.port);
-    let received = survey_server.received;
+    // The mobility allowance, pointed at this test's server: signed by a key the home trusts.
+    let platform_server = http_receiver();
+    let platform = format!("http://127.0.0.1:{}/forfait-mobilites-durables", platform_server.port);
+    let received = platform_server.received;
     let keys = tempfile::tempdir().unwrap();
-    let city = Keys::generate(&home, keys.path(), "city");
-    home.ok(&["trust", "add", &city.public()]);
-    let manifest = std::fs::read_to_string(repo().join("manifests/data-donation.toml"))
+    let publisher = Keys::generate(&home, keys.path(), "platform");
+    home.ok(&["trust", "add", &publisher.public()]);
+    let manifest = std::fs::read_to_string(repo().join("manifests/mobility-allowance.toml"))
         .unwrap()
-        .replace("https://enquete-mobilite.nantesmetropole.example/api/contributions", &survey);
-    let package = home.path().join("donation.dpkg");
-    pack(&home, &manifest, &component_of(&sample_package("data-donation")), &city, &package);
+        .replace("https://moncomptemobilite.example/api/forfait-mobilites-durables", &platform);
+    let package = home.path().join("allowance.dpkg");
+    pack(&home, &manifest, &component_of(&sample_package("mobility-allowance")), &publisher, &package);
     home.install(&package, &["all"]);
     home.install(&sample_package("gpx-importer"), &["all"]);
     home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
@@ -295,21 +295,21 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     let report = run_output(&browser, DASHBOARD).await;
     assert!(report["months"]["2026-02"]["subjects"]["maths"]["avg_score"].is_number(), "{report}");
 
-    // The donation asks to send a summary; it leaves only once approved, exactly as shown.
+    // The allowance asks to send a declaration; it leaves only once approved, exactly as shown.
     go(&browser, &format!("{url}/#/apps"), "My apps").await;
-    let input = browser.find(Locator::Css(&id(&format!("input-{DONATION}")))).await.unwrap();
+    let input = browser.find(Locator::Css(&id(&format!("input-{ALLOWANCE}")))).await.unwrap();
     input.clear().await.unwrap();
-    input.send_keys(&json!({ "destination": survey }).to_string()).await.unwrap();
-    click(&browser, &id(&format!("run-{DONATION}"))).await;
-    wait_text(&browser, &id(&format!("result-{DONATION}")), "Nothing was sent").await;
+    input.send_keys(&json!({ "destination": platform }).to_string()).await.unwrap();
+    click(&browser, &id(&format!("run-{ALLOWANCE}"))).await;
+    wait_text(&browser, &id(&format!("result-{ALLOWANCE}")), "Nothing was sent").await;
     assert!(received.try_recv().is_err(), "nothing leaves by running the app");
     go(&browser, &format!("{url}/#/outbox"), "Outbox").await;
-    let shown = wait_text(&browser, ".payload", "survey").await;
+    let shown = wait_text(&browser, ".payload", "bike_days").await;
     wait_text(&browser, ".outbox-status", "Waiting for your decision").await;
     shot(&browser, "outbox").await;
     click(&browser, "[id^=approve-]").await;
     wait_text(&browser, ".outbox-status", "Sent").await;
-    let (_, _, body) = received.recv_timeout(Duration::from_secs(30)).expect("the survey server received the item");
+    let (_, _, body) = received.recv_timeout(Duration::from_secs(30)).expect("the platform received the item");
     let body = String::from_utf8(body).unwrap();
     assert_eq!(body, shown, "what was sent is byte for byte what the page showed");
 

@@ -9,7 +9,8 @@
 //!
 //! - Energy (histogram per IRIS, noise epsilon 1): each IRIS's counts
 //!   within the noise of the true ones, over exactly its participants.
-//! - Mobility (km per mode, per postcode): each postcode's exact sums.
+//! - Mobility (the survey week's km per mode, per postcode): each
+//!   postcode's exact sums.
 //! - Health (at least 20 participants): the two postcodes, each too small
 //!   alone, released together as the others, exactly.
 //!
@@ -119,14 +120,8 @@ fn expect(expected: &mut Expected, campaign: &Campaign, released_as: Option<&str
 #[test]
 fn the_three_sample_campaigns_run_end_to_end_and_give_what_the_residents_data_says() {
     let home = TestHome::new();
-    let apps = [
-        "energy-importer",
-        "energy-insights",
-        "gpx-importer",
-        "mobility-footprint",
-        "health-importer",
-        "health-spending",
-    ];
+    let apps =
+        ["energy-importer", "energy-insights", "gpx-importer", "data-donation", "health-importer", "health-spending"];
     let packages: Vec<String> = apps.iter().map(|a| sample_package(a).to_str().unwrap().to_owned()).collect();
     for i in 0..RESIDENTS {
         let name = format!("r{i}");
@@ -170,7 +165,9 @@ fn the_three_sample_campaigns_run_end_to_end_and_give_what_the_residents_data_sa
                 .json();
             assert_eq!(joined["status"]["state"], "sent", "{joined}");
             // What the resident's own app says, as the campaign reads it.
-            let output = home.ok(&["--json", "--resident", &name, "run", &campaign.question.app]).json();
+            let input = campaign.app_input();
+            let output =
+                home.ok(&["--json", "--resident", &name, "run", &campaign.question.app, "--input", &input]).json();
             let answer = campaign.answer_in(&output).unwrap();
             // Each neighbourhood here has 10 participants: alone when the minimum is 10.
             let alone = campaign.minimum_batch <= (RESIDENTS / 2) as u64;

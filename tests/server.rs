@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
-const DONATION: &str = "io.domicile.sample.data-donation";
+const ALLOWANCE: &str = "io.domicile.sample.mobility-allowance";
 const STATEMENT: &str = "io.domicile.learning.statement";
 const CPU_HOG: &str = "org.example.test.cpu-hog";
 
@@ -47,10 +47,10 @@ fn a_resident_does_over_http_what_the_cli_does() {
     let apps = catalogue["apps"].as_array().unwrap();
     let packages = std::fs::read_dir(sample_catalogue().join("packages")).unwrap().count();
     assert_eq!(apps.len(), packages, "{catalogue}");
-    let donation = apps.iter().find(|a| a["id"] == DONATION).unwrap();
-    assert!(donation["asks"].as_str().unwrap().contains("ask to send data to https://"), "{donation}");
-    assert_eq!(donation["permissions"][0]["title"], "A journey from one place to another");
-    assert_eq!(donation["installed"], Value::Null);
+    let allowance = apps.iter().find(|a| a["id"] == ALLOWANCE).unwrap();
+    assert!(allowance["asks"].as_str().unwrap().contains("ask to send data to https://"), "{allowance}");
+    assert_eq!(allowance["permissions"][0]["title"], "A journey from one place to another");
+    assert_eq!(allowance["installed"], Value::Null);
 
     // Install with a partial grant: the dashboard may not read results.
     install(&me, LEARNING_IMPORTER, &[&format!("{STATEMENT}:write")]);
@@ -105,11 +105,11 @@ fn a_resident_does_over_http_what_the_cli_does() {
     let denials = metrics.lines().find_map(|l| l.strip_prefix("domicile_denials_total ")).unwrap_or("0");
     assert!(denials.parse::<f64>().unwrap() >= 1.0, "the refused read is counted: {metrics}");
 
-    // The outbox: a donation waits; denying it means it is never sent.
+    // The outbox: a declaration waits; denying it means it is never sent.
     install(&me, IMPORTER, &["io.domicile.mobility.trip:write"]);
-    install(&me, DONATION, &["all"]);
+    install(&me, ALLOWANCE, &["all"]);
     upload(&me, IMPORTER, "week.gpx", read(sample_gpx())).ok();
-    let queued = me.post(&format!("/api/v1/apps/{DONATION}/run"), &json!({})).ok().json();
+    let queued = me.post(&format!("/api/v1/apps/{ALLOWANCE}/run"), &json!({})).ok().json();
     let id = queued["output"]["outbox_id"].as_str().unwrap().to_owned();
     let outbox = me.get("/api/v1/outbox").ok().json();
     assert_eq!(outbox[0]["status"]["state"], "pending");
@@ -202,9 +202,9 @@ fn a_resident_cannot_read_run_or_even_detect_another_residents_data() {
     let bob = Client::signed_in(&server.url, "bob", &bob_password);
 
     install(&ana, IMPORTER, &["all"]);
-    install(&ana, DONATION, &["all"]);
+    install(&ana, ALLOWANCE, &["all"]);
     upload(&ana, IMPORTER, "week.gpx", read(sample_gpx())).ok();
-    let outbox_id = ana.post(&format!("/api/v1/apps/{DONATION}/run"), &json!({})).ok().json()["output"]["outbox_id"]
+    let outbox_id = ana.post(&format!("/api/v1/apps/{ALLOWANCE}/run"), &json!({})).ok().json()["output"]["outbox_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -233,16 +233,16 @@ fn a_resident_cannot_read_run_or_even_detect_another_residents_data() {
 
     // What exists in Ana's space answers Bob exactly as what exists nowhere.
     let probes = [
-        (format!("/api/v1/apps/{DONATION}"), "/api/v1/apps/org.example.never.installed".to_owned(), "GET"),
-        (format!("/api/v1/apps/{DONATION}/run"), "/api/v1/apps/org.example.never.installed/run".to_owned(), "POST"),
+        (format!("/api/v1/apps/{ALLOWANCE}"), "/api/v1/apps/org.example.never.installed".to_owned(), "GET"),
+        (format!("/api/v1/apps/{ALLOWANCE}/run"), "/api/v1/apps/org.example.never.installed/run".to_owned(), "POST"),
         (format!("/api/v1/outbox/{outbox_id}/approve"), "/api/v1/outbox/987654/approve".to_owned(), "POST"),
         (format!("/api/v1/outbox/{outbox_id}/deny"), "/api/v1/outbox/987654/deny".to_owned(), "POST"),
         (
-            format!("/api/v1/apps/{DONATION}/revoke"),
+            format!("/api/v1/apps/{ALLOWANCE}/revoke"),
             "/api/v1/apps/org.example.never.installed/revoke".to_owned(),
             "POST",
         ),
-        (format!("/api/v1/apps/{DONATION}"), "/api/v1/apps/org.example.never.installed".to_owned(), "DELETE"),
+        (format!("/api/v1/apps/{ALLOWANCE}"), "/api/v1/apps/org.example.never.installed".to_owned(), "DELETE"),
     ];
     for (existing, nowhere, method) in &probes {
         let body = Some(("application/json", b"{}".to_vec()));
@@ -252,7 +252,7 @@ fn a_resident_cannot_read_run_or_even_detect_another_residents_data() {
         assert_eq!(a.status, b.status, "{method} {existing}: {} vs {}", a.text(), b.text());
         let normalise = |r: &common::server::Reply| {
             r.text()
-                .replace(DONATION, "APP")
+                .replace(ALLOWANCE, "APP")
                 .replace("org.example.never.installed", "APP")
                 .replace(&outbox_id, "ID")
                 .replace("987654", "ID")

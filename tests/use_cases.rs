@@ -1,5 +1,6 @@
 //! The sample apps on the sample data, end to end through the real binary:
-//! energy, budget, learning, mobility and the data donation. Every figure
+//! energy, budget, learning, mobility, the mobility survey's answer and the
+//! mobility allowance's declaration. Every figure
 //! an app computes is computed again here, independently, from the files or
 //! from the stored documents; broken exports give an error naming the line
 //! or element and write nothing.
@@ -18,6 +19,7 @@ const BUDGET: &str = "io.domicile.sample.budget";
 const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const LEARNING_DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
 const DONATION: &str = "io.domicile.sample.data-donation";
+const ALLOWANCE: &str = "io.domicile.sample.mobility-allowance";
 /// Written in Python (componentize-py).
 const TARIFF_CHECK: &str = "io.domicile.sample.tariff-check";
 /// Written in JavaScript (componentize-js).
@@ -844,11 +846,63 @@ fn switching_short_car_trips_to_the_bus_saves_what_the_trips_say() {
     assert!(err.one_line_error().contains("no emission factor for mode `rocket`"));
 }
 
+/// The trips' ISO week (`2026-W10`), computed here with the `time` crate.
+fn iso_week_of(trip: &Value) -> String {
+    let date = time::Date::parse(
+        trip["body"]["date"].as_str().unwrap(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .unwrap();
+    let (year, week, _) = date.to_iso_week_date();
+    format!("{year}-W{week:02}")
+}
+
 #[test]
-fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
-    // A stand-in for the city's survey server, on 127.0.0.1.
+fn the_mobility_survey_answer_counts_each_week_s_trips_per_mode_and_sends_nothing() {
+    let home = TestHome::new();
+    install(&home, &[IMPORTER, DONATION]);
+    home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    let out = home.ok(&["--json", "run", DONATION]).json();
+
+    let mut weeks: BTreeMap<String, BTreeMap<String, (u64, f64)>> = BTreeMap::new();
+    for doc in home.docs(TRIP) {
+        let cell = weeks
+            .entry(iso_week_of(&doc))
+            .or_default()
+            .entry(doc["body"]["mode"].as_str().unwrap().to_owned())
+            .or_default();
+        cell.0 += 1;
+        cell.1 += doc["body"]["distance_m"].as_f64().unwrap() / 1000.0;
+    }
+    assert!(weeks.len() >= 2, "the sample trips span weeks");
+    for (week, modes) in &weeks {
+        for (mode, (trips, km)) in modes {
+            let cell = &out["weeks"][week][mode];
+            assert_eq!(cell["trips"], *trips, "{week} {mode}: {out}");
+            let found = cell["km"].as_f64().unwrap();
+            assert!(
+                (found - km).abs() <= 0.05 + 1e-9,
+                "{week} {mode}: the app says {found} km (to 0.1), the test computes {km}"
+            );
+        }
+    }
+    let survey_week =
+        home.ok(&["--json", "run", DONATION, "--input", r#"{"since": "2026-03-02", "until": "2026-03-08"}"#]).json();
+    assert_eq!(survey_week["weeks"].as_object().unwrap().keys().collect::<Vec<_>>(), ["2026-W10"]);
+    assert_eq!(survey_week["weeks"]["2026-W10"], out["weeks"]["2026-W10"]);
+
+    assert_eq!(
+        home.ok(&["--json", "outbox"]).json(),
+        json!([]),
+        "the survey's answer leaves only through its campaign"
+    );
+}
+
+#[test]
+fn the_mobility_allowance_sends_only_days_cycled_per_month_and_only_once_approved() {
+    // A stand-in for the Mon Compte Mobilité platform, on 127.0.0.1.
     let server = http_receiver();
-    let survey = format!("http://127.0.0.1:{}/contributions", server.port);
+    let platform = format!("http://127.0.0.1:{}/forfait-mobilites-durables", server.port);
     let received = server.received;
 
     let home = TestHome::new();
@@ -856,61 +910,30 @@ fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
     home.ok(&["import", IMPORTER, sample_gpx().to_str().unwrap()]);
     // The sample app, with a manifest naming this test's server, signed by a key the home trusts.
     let keys = tempfile::tempdir().unwrap();
-    let publisher = Keys::generate(&home, keys.path(), "city");
+    let publisher = Keys::generate(&home, keys.path(), "platform");
     home.ok(&["trust", "add", &publisher.public()]);
-    let manifest = std::fs::read_to_string(repo().join("manifests/data-donation.toml"))
+    let manifest = std::fs::read_to_string(repo().join("manifests/mobility-allowance.toml"))
         .unwrap()
-        .replace("https://enquete-mobilite.nantesmetropole.example/api/contributions", &survey);
-    let package = home.path().join("donation.dpkg");
-    pack(&home, &manifest, &component_of(&sample_package("data-donation")), &publisher, &package);
+        .replace("https://moncomptemobilite.example/api/forfait-mobilites-durables", &platform);
+    let package = home.path().join("allowance.dpkg");
+    pack(&home, &manifest, &component_of(&sample_package("mobility-allowance")), &publisher, &package);
     home.install(&package, &["all"]);
 
-    let out = home.ok(&["--json", "run", DONATION, "--input", &json!({ "destination": survey }).to_string()]).json();
+    let out = home.ok(&["--json", "run", ALLOWANCE, "--input", &json!({ "destination": platform }).to_string()]).json();
     assert!(received.try_recv().is_err(), "nothing is sent by running the app");
     let item = &home.ok(&["--json", "outbox"]).json()[0];
     assert_eq!(item["status"]["state"], "pending");
     let payload: Value = serde_json::from_str(item["payload"].as_str().unwrap()).unwrap();
     assert_eq!(payload, out["payload"], "the app reports what it queued");
 
-    // Weekly counts per mode, computed here from the trips.
-    let mut weeks: BTreeMap<String, BTreeMap<String, (u64, f64)>> = BTreeMap::new();
-    for doc in home.docs(TRIP) {
-        let date = time::Date::parse(
-            doc["body"]["date"].as_str().unwrap(),
-            time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .unwrap();
-        let (year, week, _) = date.to_iso_week_date();
-        let cell = weeks
-            .entry(format!("{year}-W{week:02}"))
-            .or_default()
-            .entry(doc["body"]["mode"].as_str().unwrap().to_owned())
-            .or_default();
-        cell.0 += 1;
-        cell.1 += doc["body"]["distance_m"].as_f64().unwrap() / 1000.0;
+    // Days with a bike trip per month, computed here from the trips: nothing else.
+    let mut days: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for doc in home.docs(TRIP).iter().filter(|d| d["body"]["mode"] == "bike") {
+        let date = doc["body"]["date"].as_str().unwrap();
+        days.entry(date[..7].to_owned()).or_default().insert(date.to_owned());
     }
-    let expected: BTreeMap<String, BTreeMap<String, Value>> = weeks
-        .into_iter()
-        .map(|(w, modes)| {
-            (
-                w,
-                modes
-                    .into_iter()
-                    .map(|(m, (n, km))| (m, json!({ "trips": n, "km": (km / 5.0).round() * 5.0 })))
-                    .collect(),
-            )
-        })
-        .collect();
-    assert_eq!(payload["weeks"], json!(expected));
-    // Nothing finer than a week, no place: only these keys anywhere.
-    let keys_seen: BTreeSet<&str> = payload["weeks"]
-        .as_object()
-        .unwrap()
-        .values()
-        .flat_map(|modes| modes.as_object().unwrap().values())
-        .flat_map(|cell| cell.as_object().unwrap().keys().map(String::as_str))
-        .collect();
-    assert_eq!(keys_seen, BTreeSet::from(["km", "trips"]));
+    let months: BTreeMap<String, Value> = days.into_iter().map(|(m, d)| (m, json!({ "bike_days": d.len() }))).collect();
+    assert_eq!(payload, json!({ "declaration": "forfait-mobilites-durables", "year": 2026, "months": months }));
 
     let id = item["id"].to_string();
     home.ok(&["approve", &id]);
@@ -918,7 +941,7 @@ fn the_data_donation_sends_only_weekly_counts_and_only_once_approved() {
     let body = String::from_utf8(body).unwrap();
     assert_eq!(body, item["payload"].as_str().unwrap());
     let summary = home.ok(&["audit", "--summary"]).stdout;
-    assert!(summary.contains(&format!("{DONATION} sent 1 time(s) to {survey}")), "{summary}");
+    assert!(summary.contains(&format!("{ALLOWANCE} sent 1 time(s) to {platform}")), "{summary}");
 }
 
 /// Imports each file of `tests/fixtures/corpus/<format>/` (at least 10) into

@@ -377,6 +377,15 @@ impl Campaign {
         })
     }
 
+    /// The JSON input the question's app is run with (`{}` when the
+    /// campaign gives none).
+    pub fn app_input(&self) -> String {
+        match &self.question.input {
+            Value::Null => "{}".to_owned(),
+            input => input.to_string(),
+        }
+    }
+
     /// The answer in an app's `output`, where the campaign's question says
     /// it is (a vector's numbers, each where `answers` says, 0 where the
     /// output has none); refused when it is not there.

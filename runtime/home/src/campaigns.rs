@@ -234,11 +234,7 @@ impl Home {
             }
             Err(e) => return Err(e.into()),
         };
-        let input = match &campaign.question.input {
-            Value::Null => "{}".to_owned(),
-            input => input.to_string(),
-        };
-        let output = self.run(space, &app, &input).await?;
+        let output = self.run(space, &app, &campaign.app_input()).await?;
         let output: Value = serde_json::from_str(&output)
             .map_err(|e| HomeError::BadInput(format!("{app} did not answer with JSON ({e}): nothing was sent")))?;
         let report = campaign.report(&campaign.answer_in(&output)?, neighbourhood, now)?;

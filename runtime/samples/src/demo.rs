@@ -1,6 +1,6 @@
 //! `domicile demo`: a demo home with the sample apps and sample data,
 //! walked through step by step: mobility, energy, budget, learning,
-//! health and a data donation.
+//! health and a declaration to an employer that waits in the outbox.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ const BANK_IMPORTER: &str = "io.domicile.sample.bank-importer";
 const BUDGET: &str = "io.domicile.sample.budget";
 const LEARNING_IMPORTER: &str = "io.domicile.sample.learning-importer";
 const LEARNING_DASHBOARD: &str = "io.domicile.sample.learning-dashboard";
-const DONATION: &str = "io.domicile.sample.data-donation";
+const ALLOWANCE: &str = "io.domicile.sample.mobility-allowance";
 const TARIFF_CHECK: &str = "io.domicile.sample.tariff-check";
 const RECURRING_PAYMENTS: &str = "io.domicile.sample.recurring-payments";
 const HEALTH_IMPORTER: &str = "io.domicile.sample.health-importer";
@@ -151,9 +151,9 @@ pub async fn run(options: DemoOptions) -> Result<Home> {
     println!("    drawn from the view the health spending app returns (it cannot read diagnoses or practitioners):");
     print_view(&run(HEALTH_SPENDING, "{}").await?);
 
-    step(9, "Data donation: an anonymised summary for the city's mobility survey goes to your outbox, not out");
-    let donation = run(DONATION, "{}").await?;
-    let item = space.outbox_item(donation["outbox_id"].as_str().unwrap_or_default().parse()?)?;
+    step(9, "Mobility allowance: the days you cycled, declared to your employer, go to your outbox, not out");
+    let declaration = run(ALLOWANCE, "{}").await?;
+    let item = space.outbox_item(declaration["outbox_id"].as_str().unwrap_or_default().parse()?)?;
     println!("    outbox item #{} for {}\n    why: {}", item.id, item.destination, item.purpose);
     println!("    exactly what would be sent: {}", item.payload);
     println!(
