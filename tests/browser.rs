@@ -3,13 +3,16 @@
 //! 127.0.0.1:0. A resident signs in, installs sample apps from the
 //! catalogue with a partial grant, imports a file, runs an app, revokes it,
 //! finds the denial in the audit log, and approves an outbox item that a
-//! real local server then receives byte for byte.
+//! real local server then receives byte for byte. A participant takes part
+//! in a campaign of two real aggregators and brings its result home.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages; `.ci/run`
 //! installs them). Without them the test is skipped with a message, so the
 //! README's test command passes on a machine that has only Rust; under CI
 //! (`CI` set) a missing browser fails the test instead.
 
+#[path = "common/aggregators.rs"]
+mod aggregators;
 mod common;
 
 use std::net::TcpListener;
@@ -161,11 +164,15 @@ async fn run_output(browser: &Client, app: &str) -> Value {
 }
 
 async fn sign_in(browser: &Client, url: &str, password: &str) {
+    sign_in_as(browser, url, "me", password).await;
+}
+
+async fn sign_in_as(browser: &Client, url: &str, name: &str, password: &str) {
     go(browser, &format!("{url}/"), "Sign in").await;
-    browser.find(Locator::Css("#sign-in-name")).await.unwrap().send_keys("me").await.unwrap();
+    browser.find(Locator::Css("#sign-in-name")).await.unwrap().send_keys(name).await.unwrap();
     browser.find(Locator::Css("#sign-in-password")).await.unwrap().send_keys(password).await.unwrap();
     click(browser, "#sign-in button[type=submit]").await;
-    wait_text(browser, "h1", "Welcome home, me").await;
+    wait_text(browser, "h1", &format!("Welcome home, {name}")).await;
 }
 
 async fn go(browser: &Client, url: &str, heading: &str) {
@@ -481,5 +488,109 @@ async fn a_resident_reads_what_taking_part_in_a_campaign_means() {
     neighbourhood.send_keys("44000").await.unwrap();
     click(&browser, "#join-campaign").await;
     wait_text(&browser, "#alert", "which you have not installed").await;
+    browser.close().await.unwrap();
+}
+
+/// A campaign's whole life for a participant, in the browser: they take
+/// part with their postcode (two other residents of the home join from the
+/// CLI), the page says when the result comes; after the deadline and two
+/// real aggregators' release, "Bring the result home" checks and keeps it,
+/// and the page shows their neighbourhood's figures, labelled, with the
+/// average per participant; a resident who did not take part is told the
+/// campaign closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    missing_browser,
+    ignore = "needs Chromium and ChromeDriver: apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER"
+)]
+async fn a_participant_brings_a_campaign_s_result_home_and_reads_it_in_the_browser() {
+    let driver = Driver::start();
+    let home = TestHome::new();
+    let password = home.set_password("me");
+    home.ok(&["resident", "add", "late"]);
+    for resident in ["me", "r1", "r2"] {
+        if resident != "me" {
+            home.ok(&["resident", "add", resident]);
+        }
+        for app in ["gpx-importer", "data-donation"] {
+            home.ok(&["--resident", resident, "install", sample_package(app).to_str().unwrap(), "--grant", "all"]);
+        }
+        home.ok(&["--resident", resident, "import", IMPORTER, sample_gpx().to_str().unwrap()]);
+    }
+    let organisations = aggregators::Organisations::new(home.path());
+    let leader_port = aggregators::free_port();
+    let deadline_ms = domicile_aggregator::now_ms() + 25_000;
+    let campaign = organisations.sign(&json!({
+        "id": "fr.nantes.semaine-mobilite",
+        "organiser": "Nantes Métropole",
+        "purpose": "How far residents travel in the survey week",
+        "question": {
+            "app": "io.domicile.sample.data-donation",
+            "computes": "the km you travelled by bike, by car and on foot from 2 to 8 March 2026",
+            "unit": "km",
+            "input": { "since": "2026-03-02", "until": "2026-03-08" },
+            "answers": ["/weeks/2026-W10/bike/km", "/weeks/2026-W10/car/km", "/weeks/2026-W10/walk/km"],
+            "rounded": true,
+        },
+        "aggregation": { "type": "sum-vec", "length": 3, "max": 1000 },
+        "aggregators": [
+            { "name": "Nantes Métropole", "url": format!("http://127.0.0.1:{leader_port}"), "hpke_public_key": organisations.leader["public_key"], "result_key": organisations.leader["result_key"] },
+            { "name": "Observatoire", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper["public_key"], "result_key": organisations.helper["result_key"] },
+        ],
+        "minimum_batch": 3,
+        "deadline_ms": deadline_ms,
+        "published_to": "every participant",
+        "neighbourhoods": "postcode",
+    }));
+    home.ok(&["trust", "add", &organisations.path("organiser.pub"), "--role", "campaign"]);
+    home.ok(&["campaign", "add", &organisations.path("campaign.json")]);
+    let attester = home.ok(&["--json", "campaign", "attester"]).json()["attester"].as_str().unwrap().to_owned();
+    let helper = organisations.serve("helper", &[]);
+    let leader_addr = format!("127.0.0.1:{leader_port}");
+    let leader = organisations
+        .serve("leader", &["--helper", &helper.url.clone(), "--attester", &attester, "--addr", &leader_addr]);
+    for resident in ["r1", "r2"] {
+        home.ok(&["--resident", resident, "campaign", "join", &campaign.id, "--neighbourhood", "44000"]);
+    }
+
+    let server = Server::start(&home);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.browser(profile.path()).await;
+    let url = &server.url;
+    sign_in(&browser, url, &password).await;
+    go(&browser, &format!("{url}/#/campaign/{}", campaign.id), "How far residents travel").await;
+    browser.find(Locator::Css("#neighbourhood")).await.unwrap().send_keys("44000").await.unwrap();
+    click(&browser, "#join-campaign").await;
+    wait_text(&browser, "#status", "You take part").await;
+    let standing = wait_text(&browser, "#participation", "The result comes after").await;
+    assert!(standing.contains("You take part: your report left on"), "{standing}");
+    let early = browser.find(Locator::Css("#campaign-result")).await;
+    assert!(early.is_err(), "no result to bring home before the deadline");
+
+    // The leader is handed back: dropping it would stop it.
+    let (collected, _leader) =
+        tokio::task::spawn_blocking(move || (aggregators::collect_after(deadline_ms, &leader), leader)).await.unwrap();
+    // Each of the three has the sample week: 23.9 km by bike, 23.9 by car, 1.2 on foot, each rounded.
+    assert_eq!(collected["results"][0]["aggregate"], json!([72, 72, 3]), "{collected}");
+    browser.refresh().await.unwrap();
+    wait_text(&browser, "#participation", "Bring the result home").await;
+    assert!(browser.find(Locator::Css("#leave-campaign")).await.is_err(), "no leaving after the deadline");
+    click(&browser, "#campaign-result").await;
+    wait_text(&browser, "#status", "The result is in your space").await;
+    let result = wait_text(&browser, "#result", "3 participants in your neighbourhood, 44000").await;
+    for line in ["bike: 72 km, 24 km per participant on average", "car: 72 km", "walk: 3 km, 1 km per participant"] {
+        assert!(result.contains(line), "{line}:\n{result}");
+    }
+    shot(&browser, "campaign-result").await;
+    let kept = home.ok(&["--json", "--resident", "me", "docs", "io.domicile.campaign.result"]).json();
+    assert_eq!(kept[0]["body"]["aggregate"], json!([72, 72, 3]), "{kept}");
+
+    // A resident who did not take part: closed, nothing to bring home.
+    let late_password = home.set_password("late");
+    browser.delete_all_cookies().await.unwrap();
+    sign_in_as(&browser, url, "late", &late_password).await;
+    go(&browser, &format!("{url}/#/campaign/{}", campaign.id), "How far residents travel").await;
+    wait_text(&browser, "#participation", "This campaign closed on").await;
+    assert!(browser.find(Locator::Css("#join-campaign")).await.is_err());
     browser.close().await.unwrap();
 }

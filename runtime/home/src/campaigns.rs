@@ -127,6 +127,9 @@ pub struct Participation {
     pub report: Option<OutboxItem>,
     /// The outbox item of their withdrawal, once they left.
     pub withdrawal: Option<OutboxItem>,
+    /// The campaign's result, once brought into their space (the body of
+    /// its `io.domicile.campaign.result` document).
+    pub result: Option<Value>,
 }
 
 /// The file of the node's attester key, in the home.
@@ -191,7 +194,11 @@ impl Home {
         }
         let withdrawn = withdrawal.as_ref().is_some_and(|w| matches!(w.status, OutboxStatus::Sent { .. }));
         let reported = report.as_ref().is_some_and(|r| !matches!(r.status, OutboxStatus::Denied { .. }));
-        Ok(Participation { campaign: id.to_owned(), joined: reported && !withdrawn, report, withdrawal })
+        let result = match id.parse::<DocId>() {
+            Ok(doc) => space.get(&result_doctype(), &doc)?.map(|d| d.body),
+            Err(_) => None,
+        };
+        Ok(Participation { campaign: id.to_owned(), joined: reported && !withdrawn, report, withdrawal, result })
     }
 
     /// Joins campaign `id` for `space`'s resident, in the `neighbourhood`
@@ -417,7 +424,7 @@ impl Home {
         if let Some(bounds) = bounds {
             body["bounds"] = serde_json::json!(bounds);
         }
-        let doctype: Doctype = RESULT_DOCTYPE.parse().expect("a doctype");
+        let doctype = result_doctype();
         let doc: DocId = campaign.id.parse().map_err(|e| HomeError::BadInput(format!("campaign id: {e}")))?;
         self.put_document(space, &doctype, Some(doc.clone()), body)?;
         Ok(doc)
@@ -426,6 +433,10 @@ impl Home {
 
 /// The doctype of a campaign's result in a participant's space.
 pub const RESULT_DOCTYPE: &str = "io.domicile.campaign.result";
+
+fn result_doctype() -> Doctype {
+    RESULT_DOCTYPE.parse().expect("a doctype")
+}
 
 /// The campaign's results from its leader: one small JSON document.
 fn fetch_results(url: &str) -> Result<Vec<CampaignResult>> {

@@ -192,12 +192,27 @@ async function campaignPage(id) {
     await campaignPage(id);
     say(done);
   });
+  const over = Date.now() >= campaign.deadline_ms;
+  const bringHome = action(async () => {
+    await api("POST", `${path}/result`);
+    await campaignPage(id);
+    say("The result is in your space: your apps may read it if you grant them.");
+  });
   const standing = participation.joined
     ? h("section", { id: "participation", "aria-label": "Your participation" },
       h("p", {}, `You take part: your report left on ${when(participation.report.at_ms)} for ${participation.report.destination} (outbox #${participation.report.id}).`),
-      h("p", {}, h("button", { type: "button", class: "secondary", id: "leave-campaign", onclick: decide("leave", "You left the campaign: your report is withdrawn.") },
+      participation.result && campaignResult(campaign, participation.result),
+      over
+        ? h("p", {}, h("button", { type: "button", id: "campaign-result", onclick: bringHome },
+          participation.result ? "Bring the result home again" : "Bring the result home"),
+          h("span", { class: "muted" }, " (checked against both aggregators' signatures, then kept in your space)"))
+        : h("p", {}, `The result comes after ${when(campaign.deadline_ms)}, to every participant. Until then you may leave.`),
+      !over && h("p", {}, h("button", { type: "button", class: "secondary", id: "leave-campaign", onclick: decide("leave", "You left the campaign: your report is withdrawn.") },
         "Leave: withdraw my report")))
-    : h("section", { id: "participation", "aria-label": "Your participation" },
+    : over
+      ? h("section", { id: "participation", "aria-label": "Your participation" },
+        h("p", {}, `This campaign closed on ${when(campaign.deadline_ms)}: it takes no more answers, and its result goes to those who took part.`))
+      : h("section", { id: "participation", "aria-label": "Your participation" },
       h("p", {}, `Taking part runs ${campaign.question.app} inside your space; only the two shares of its answer leave, each encrypted to one aggregator.`),
       neighbourhood && h("p", {}, h("label", { for: "neighbourhood" }, `Your neighbourhood, if you wish to compare with it: your ${neighbourhoodKind} `), neighbourhood,
         h("span", { class: "muted" }, " (optional; it goes with the shares, readable by both aggregators)")),
@@ -207,6 +222,47 @@ async function campaignPage(id) {
     h("ul", { id: "campaign-terms" }, shown.terms.map((t) => h("li", {}, t))),
     standing,
     h("a", { href: "#/campaigns" }, "All campaigns"));
+}
+
+/** A campaign's result as kept in the resident's space: how many took
+ * part in the group their answer counts in, and its figures, labelled. */
+function campaignResult(campaign, result) {
+  const number = (x) => Number(x).toLocaleString(undefined, { maximumFractionDigits: 1 });
+  const group = result.neighbourhood
+    ? `in your neighbourhood, ${result.neighbourhood}`
+    : (campaign.neighbourhoods ? "among those who gave no neighbourhood or one of too few participants" : "in all");
+  const figures = Array.isArray(result.aggregate) ? result.aggregate : [result.aggregate];
+  let labels;
+  if (result.bounds) {
+    const b = result.bounds.map(number);
+    labels = figures.map((_, i) => i === 0 ? `below ${b[0]}` : i === b.length ? `${b[i - 1]} and above` : `${b[i - 1]} to ${b[i]}`);
+  } else {
+    labels = answerLabels(campaign.question.answers || [], figures.length);
+  }
+  const rows = figures.map((value, i) => {
+    const average = result.bounds ? "" : `, ${number(value / Math.max(result.reports, 1))} ${result.unit} per participant on average`;
+    return h("li", {}, `${labels[i]}: ${number(value)}${result.bounds ? " participants" : " " + result.unit}${average}`);
+  });
+  return h("section", { id: "result", "aria-label": "The result" },
+    h("h2", {}, "The result"),
+    h("p", {}, `${result.reports.toLocaleString()} participants ${group}; ${result.computes}:`),
+    h("ul", {}, rows),
+    result.noise_epsilon && h("p", { class: "muted" }, `Noise was added (epsilon ${result.noise_epsilon}): the figures are close to the true ones, not exactly them, so that nobody's answer can be told from them.`),
+    result.neighbourhoods && result.neighbourhoods.length > 1 && h("p", { class: "muted" },
+      `Released for ${result.neighbourhoods.length} groups: ${result.neighbourhoods.map((n) => `${n.neighbourhood || "the others"} (${n.reports})`).join(", ")}.`));
+}
+
+/** Names for a vector's figures from the JSON Pointers the campaign reads
+ * them at, without what they all share: "/weeks/2026-W10/bike/km" and
+ * "/weeks/2026-W10/car/km" are "bike" and "car". */
+function answerLabels(pointers, n) {
+  if (pointers.length !== n || n < 2) return Array.from({ length: n }, (_, i) => n === 1 ? "Total" : `Figure ${i + 1}`);
+  const parts = pointers.map((p) => p.split("/").slice(1));
+  let head = 0;
+  while (parts.every((q) => q.length > head + 1 && q[head] === parts[0][head])) head++;
+  let tail = 0;
+  while (parts.every((q) => q.length > head + tail + 1 && q[q.length - 1 - tail] === parts[0][parts[0].length - 1 - tail])) tail++;
+  return parts.map((q) => q.slice(head, q.length - tail).join(" ").replace(/~1/g, "/").replace(/~0/g, "~"));
 }
 
 /** The consent screen: every permission can be granted or not, reads field by field. */
