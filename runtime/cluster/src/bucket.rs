@@ -5,11 +5,12 @@
 //! back is refused too: when NATS stored it long after it was sealed, or
 //! when this node saw a newer one or the key's removal ([`Recent`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_nats::jetstream::kv;
 
-use crate::recent::Recent;
+use crate::recent::{Recent, Version};
 use crate::seal::{Opened, Seal};
 use crate::{nats, now_ms, refuse, Result};
 
@@ -51,6 +52,18 @@ impl Bucket {
 
     fn name(&self) -> &str {
         &self.kv.name
+    }
+
+    /// What this node remembers of the bucket's recent changes.
+    pub(crate) fn memory(&self) -> HashMap<String, Version> {
+        self.recent.memory()
+    }
+
+    /// Learns what another node remembers of the bucket's recent changes.
+    pub(crate) fn learn(&self, memory: HashMap<String, Version>) -> usize {
+        let taught = self.recent.learn(memory);
+        self.recent.keep();
+        taught
     }
 
     /// The value sealed under `key`, stored by NATS at `stored_ms`, when

@@ -62,6 +62,7 @@ pub use log::{LogTail, Shipped, SpaceLogs};
 pub use moves::{Move, MoveRecord, MoveState, MoveWatch};
 pub use names::{InvalidNodeName, NodeName};
 pub use permissions::{node_permissions, streams};
+pub use recent::RecentMemory;
 pub use seal::{same_secret, ClusterKey, DEFAULT_REPLAY_WINDOW};
 pub use shared::{SharedCatalogue, SharedChange, SharedWatch, Versioned};
 
@@ -366,6 +367,22 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// What this node remembers of every bucket's recent changes, for a
+    /// node that was not following them to learn ([`Self::learn_recent`]).
+    pub fn recent_memory(&self) -> RecentMemory {
+        RecentMemory { buckets: self.buckets().iter().map(|b| (b.kv.name.clone(), b.memory())).collect() }
+    }
+
+    /// Learns what another node of the cluster remembers of the buckets'
+    /// recent changes: a node that was stopped, or starts anew without its
+    /// home, then refuses an earlier value put back while it was away as
+    /// the nodes that saw the newer one do. Buckets it does not know are
+    /// left out. Returns how many keys it was taught.
+    pub fn learn_recent(&self, memory: RecentMemory) -> usize {
+        let mut buckets = memory.buckets;
+        self.buckets().iter().map(|b| buckets.remove(&b.kv.name).map_or(0, |memory| b.learn(memory))).sum()
     }
 
     fn buckets(&self) -> [&Bucket; 9] {

@@ -21,9 +21,14 @@
 //! kept in the node's home as well, so that a restart does not forget a
 //! sign-out of a minute ago.
 //!
-//! What is left: a node that saw neither the newer value nor the removal
-//! (started after both, with its home lost) believes an earlier value put
-//! back within the window, as before.
+//! A node that was not following while a change happened (stopped, or
+//! started anew with its home lost) would not know of it: when it starts,
+//! it asks every other live node what they remember
+//! ([`crate::Cluster::learn_recent`]), over the nodes' own channel (TLS to
+//! the certificate each heartbeat names, with the cluster's secret), which
+//! NATS cannot answer for them. What is left: when no other node that saw
+//! the change is live, a node that did not see it believes an earlier value
+//! put back within the window.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,6 +42,10 @@ use serde::{Deserialize, Serialize};
 /// clock is behind, is not taken for one put back.
 const REMOVAL_TOLERANCE_MS: u64 = 1_000;
 
+/// The longest key a memory learnt from another node may name (NATS's
+/// keys are far shorter).
+const MAX_KEY_BYTES: usize = 1024;
+
 /// When the memory is written to the node's home, at most.
 const KEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -48,9 +57,25 @@ pub(crate) struct Recent {
     kept_in: Option<PathBuf>,
 }
 
+/// What a node remembers of every bucket's recent changes, as it tells
+/// another node that was not following ([`crate::Cluster::recent_memory`]).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecentMemory {
+    /// Per bucket, the newest version of each key changed lately.
+    pub(crate) buckets: std::collections::BTreeMap<String, HashMap<String, Version>>,
+}
+
+impl RecentMemory {
+    /// How many keys it names, in all buckets.
+    pub fn keys(&self) -> usize {
+        self.buckets.values().map(HashMap::len).sum()
+    }
+}
+
 /// The newest version of a key seen.
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
-struct Version {
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Version {
     /// When its value was sealed, or when its removal was seen (less the
     /// tolerance).
     sealed_ms: u64,
@@ -122,6 +147,47 @@ impl Recent {
         newest.revision = newest.revision.max(revision.unwrap_or_default());
         seen.changed_since_kept = true;
         seen.removal_unkept = true;
+    }
+
+    /// What this node remembers: the newest version of each key changed
+    /// lately, for a node that was not following to learn it.
+    pub(crate) fn memory(&self) -> HashMap<String, Version> {
+        self.seen().newest.clone()
+    }
+
+    /// Learns what another node remembers (`memory`), keeping per key the
+    /// newer of the two versions, as if this node had seen it: a value put
+    /// back that node refuses, this one refuses too. Versions sealed too
+    /// long ago to matter, or later than this node's clock allows, are
+    /// left out. Returns how many keys it taught.
+    pub(crate) fn learn(&self, memory: HashMap<String, Version>) -> usize {
+        let now = crate::now_ms();
+        let (horizon, ahead) =
+            (now.saturating_sub(self.window_ms.saturating_mul(2)), now.saturating_add(self.window_ms));
+        let mut taught = 0;
+        let mut seen = self.seen();
+        for (key, version) in memory {
+            if version.sealed_ms < horizon || version.sealed_ms > ahead || key.len() > MAX_KEY_BYTES {
+                continue;
+            }
+            let newest = seen.newest.entry(key).or_default();
+            if version.sealed_ms > newest.sealed_ms
+                || (version.sealed_ms == newest.sealed_ms && version.revision > newest.revision)
+            {
+                // The other node's revision as it is: what this node saw
+                // of the key was older, perhaps the very value put back
+                // after the newer one (a later revision), which must stay
+                // refused.
+                *newest = version;
+                taught += 1;
+            }
+        }
+        if taught > 0 {
+            seen.changed_since_kept = true;
+            // As a removal seen: kept at once.
+            seen.removal_unkept = true;
+        }
+        taught
     }
 
     /// The time to seal a new value of `key` with: no earlier than
@@ -203,6 +269,31 @@ mod tests {
         assert!(recent.is_put_back("t", now - 200, 5), "a value seen is refused once removed, however recent");
         assert!(recent.next_ms("s", now - 10_000) > now - REMOVAL_TOLERANCE_MS);
         assert_eq!(recent.next_ms("other", 42), 42);
+    }
+
+    #[test]
+    fn a_node_learns_what_another_remembers_and_keeps_the_newer_of_each_key() {
+        let now = crate::now_ms();
+        let other = Recent::open(WINDOW_MS, None);
+        other.saw_removed("signed-out", now, Some(7));
+        other.saw("changed", now - 1_000, 12);
+        let fresh = Recent::open(WINDOW_MS, None);
+        fresh.saw("changed", now - 500, 14);
+        // The value put back after the removal, seen before learning of it.
+        fresh.saw("signed-out", now - 60_000, 8);
+        assert!(!fresh.is_put_back("signed-out", now - 60_000, 8), "not seen here");
+
+        let mut memory = other.memory();
+        memory.insert("ancient".into(), Version { sealed_ms: now - 3 * WINDOW_MS, revision: 1 });
+        memory.insert("from-the-future".into(), Version { sealed_ms: now + 2 * WINDOW_MS, revision: 1 });
+        memory.insert("k".repeat(MAX_KEY_BYTES + 1), Version { sealed_ms: now, revision: 1 });
+        assert_eq!(fresh.learn(memory), 1, "only the removal teaches it something");
+        assert_eq!(fresh.memory()["signed-out"], other.memory()["signed-out"]);
+        assert!(fresh.is_put_back("signed-out", now - 60_000, 8), "the session put back after its sign-out");
+        assert_eq!(fresh.memory()["changed"], Version { sealed_ms: now - 500, revision: 14 }, "its own, newer, stays");
+        for left_out in ["ancient", "from-the-future"] {
+            assert!(!fresh.memory().contains_key(left_out), "{left_out}");
+        }
     }
 
     #[test]

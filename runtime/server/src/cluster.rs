@@ -183,6 +183,84 @@ fn from_a_node(node: &ClusterNode, request: &Request) -> bool {
         && domicile_cluster::same_secret(sent.as_bytes(), node.cluster.node_secret().as_bytes())
 }
 
+/// Marks a request a node of the cluster sent ([`from_a_node`]).
+#[derive(Clone, Copy)]
+pub(crate) struct FromNode;
+
+/// The routes the cluster's nodes serve one another.
+pub(crate) fn routes() -> axum::Router<Arc<State>> {
+    axum::Router::new().route(RECENT_MEMORY, axum::routing::get(recent_memory))
+}
+
+/// Where a node tells another what it remembers of the buckets' recent changes.
+const RECENT_MEMORY: &str = "/cluster/recent";
+/// How long a node that starts waits for each other node's memory.
+const RECENT_MEMORY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What this node remembers of the cluster's recent changes, for a node
+/// that starts ([`learn_recent_from_peers`]); to the cluster's nodes only.
+async fn recent_memory(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    from: Option<axum::Extension<FromNode>>,
+) -> Result<axum::Json<domicile_cluster::RecentMemory>, ApiError> {
+    match (&state.cluster, from) {
+        (Some(node), Some(_)) => Ok(axum::Json(node.cluster.recent_memory())),
+        _ => Err(ApiError::Forbidden("this is for the cluster's nodes only".into())),
+    }
+}
+
+/// Before it serves anyone, a node that starts learns from every other
+/// live node what they remember of the buckets' recent changes (over
+/// the nodes' own channel, which NATS cannot answer for them): a session
+/// signed out, or a password changed, while it was stopped or before its
+/// home was lost, then cannot be put back to it within the replay window.
+/// A node that does not answer in time is passed over (logged): the
+/// others' memory, and this node's own, still hold.
+pub(crate) async fn learn_recent_from_peers(state: &Arc<State>) {
+    let Some(node) = &state.cluster else { return };
+    let others: Vec<NodeName> = match node.cluster.live_nodes().await {
+        Ok(live) => live.into_iter().map(|(name, _)| name).filter(|name| name != node.me()).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the live nodes to learn their recent changes");
+            return;
+        }
+    };
+    let mut asking = tokio::task::JoinSet::new();
+    for other in others {
+        let state = state.clone();
+        asking.spawn(async move {
+            let answer = tokio::time::timeout(RECENT_MEMORY_WAIT, ask_recent_memory(&state, &other)).await;
+            (other, answer.unwrap_or_else(|_| Err(format!("no answer within {} s", RECENT_MEMORY_WAIT.as_secs()))))
+        });
+    }
+    while let Some(asked) = asking.join_next().await {
+        match asked {
+            Ok((other, Ok(memory))) => {
+                let keys = memory.keys();
+                let taught = node.cluster.learn_recent(memory);
+                tracing::info!(node = %other, keys, taught, "learnt the recent changes another node saw");
+            }
+            Ok((other, Err(e))) => {
+                tracing::warn!(node = %other, error = %e, "cannot learn the recent changes another node saw")
+            }
+            Err(e) => tracing::warn!(error = %e, "asking another node for its recent changes"),
+        }
+    }
+}
+
+/// What node `other` remembers of the buckets' recent changes.
+async fn ask_recent_memory(state: &State, other: &NodeName) -> Result<domicile_cluster::RecentMemory, String> {
+    let node = state.cluster.as_ref().ok_or("not in a cluster")?;
+    let request = Request::get(RECENT_MEMORY).body(Body::empty()).map_err(|e| e.to_string())?;
+    let answer = forward(node, other, request).await.map_err(|e| e.to_string())?;
+    let status = answer.status();
+    let body = axum::body::to_bytes(answer.into_body(), 64 * 1024 * 1024).await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("answered {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("answered no memory: {e}"))
+}
+
 /// What a request is about, for routing.
 enum Target {
     /// Not about one resident (health, metrics, the UI's files, lists).
@@ -203,6 +281,7 @@ pub(crate) async fn route(
     if from_a_node(node, &request) {
         // Served here, never forwarded again; the handlers check that this
         // node holds the resident. Sign-ins are counted per real client.
+        request.extensions_mut().insert(FromNode);
         let client =
             request.headers().get(FORWARDED_FOR).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
         if let Some(ip) = client {

@@ -206,6 +206,7 @@ pub fn router(home: Arc<Home>, config: ServerConfig) -> Result<(Router, Arc<Stat
         .nest("/api/v1", api::routes().merge(admin::routes()))
         .merge(ui::routes())
         .merge(metrics::routes())
+        .merge(cluster::routes())
         // JSON bodies (a document at most); an upload is read by its
         // handler, once the resident's allowance admitted it (`read_upload`).
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_MAX))
@@ -344,6 +345,7 @@ pub async fn serve(
         }
         None => None,
     };
+    cluster::learn_recent_from_peers(&state).await;
     let triggers = tokio::spawn(scheduler::run(state.clone(), stopping_rx.clone()));
     let heartbeats = tokio::spawn(cluster::run(state.clone(), stopping_rx.clone()));
     let moves = tokio::spawn(moves::run(state.clone(), stopping_rx.clone()));
