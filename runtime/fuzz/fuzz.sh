@@ -14,6 +14,10 @@
 #
 #   runtime/fuzz/fuzz.sh [SECONDS] [all|runtime|importers]
 #
+# FUZZ_BUILD=dev builds the harnesses unoptimised, with debug assertions
+# and overflow checks, in half the time of the default optimised build:
+# for brief runs (the test suite's), where building is most of the time.
+#
 # Findings (crashes, timeouts, out-of-memory inputs) go to
 # target/fuzz-findings/<target>/; exits non-zero when there is any. Keep
 # each one under tests/fixtures/fuzz/<target>/ once fixed. Each target's
@@ -26,7 +30,12 @@ findings="$root/target/fuzz-findings"
 corpus="$root/target/fuzz-corpus"
 seeds="$root/target/fuzz-seeds"
 status=0
-echo "fuzz.sh: ${seconds} s per target ($which), findings in $findings"
+case "${FUZZ_BUILD:-release}" in
+    release) profile=-O ;;
+    dev) profile=--dev ;;
+    *) echo "fuzz.sh: FUZZ_BUILD is release or dev, not ${FUZZ_BUILD}" >&2; exit 2 ;;
+esac
+echo "fuzz.sh: ${seconds} s per target ($which, ${FUZZ_BUILD:-release} build), findings in $findings"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: cargo-fuzz is not installed: cargo install cargo-fuzz --locked" >&2
@@ -47,7 +56,7 @@ cargo_fuzz() {
 # cargo-fuzz project FUZZ_DIR, from the seeds in the folder SEEDS (and
 # DICTIONARY, if the file exists).
 fuzz() {
-    local build=(--fuzz-dir "$1" -O -s none) target="$2" from="$3" dictionary="$4"
+    local build=(--fuzz-dir "$1" "$profile" -s none) target="$2" from="$3" dictionary="$4"
     mkdir -p "$corpus/$target" "$findings/$target"
     cp -n "$from/"* "$corpus/$target/" 2>/dev/null || true
     local kept="$root/tests/fixtures/fuzz/$target"
@@ -70,7 +79,7 @@ if [ "$which" != importers ]; then
     (cd "$root" && cargo run --quiet --locked -p domicile-fuzz -- corpus "$seeds/runtime")
     # Without ASan (-s none): the decoders are safe Rust; libFuzzer's
     # -rss_limit_mb bounds their memory, -timeout their time.
-    cargo_fuzz build --fuzz-dir runtime/fuzz/libfuzzer -O -s none
+    cargo_fuzz build --fuzz-dir runtime/fuzz/libfuzzer "$profile" -s none
     for dir in "$seeds/runtime"/*/; do
         target="$(basename "$dir")"
         fuzz "$root/runtime/fuzz/libfuzzer" "$target" "$dir" "$seeds/runtime/$target.dict"
@@ -86,7 +95,7 @@ if [ "$which" != runtime ]; then
         [xapi]="tests/fixtures/corpus/xapi sample-apps/data/xapi-*.json"
         [fhir]="tests/fixtures/corpus/fhir sample-apps/data/fhir-*.json"
     )
-    cargo_fuzz build --fuzz-dir sample-apps/fuzz -O -s none
+    cargo_fuzz build --fuzz-dir sample-apps/fuzz "$profile" -s none
     for target in linky bank gpx xapi fhir; do
         from="$seeds/importers/$target"
         rm -rf "$from"
