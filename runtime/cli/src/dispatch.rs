@@ -94,7 +94,7 @@ pub fn control_runner() -> crate::control::Runner {
             })?;
             if received.clustered && command.changes_shared_state() {
                 bail!(
-                    "this home's server is a node of a cluster: change residents, passwords, tokens, trusted keys and catalogues through the admin API (/api/v1/admin) or the web UI, so that every node knows"
+                    "this home's server is a node of a cluster: change residents, passwords, tokens, trusted keys, catalogues and campaigns through the admin API (/api/v1/admin) or the web UI, so that every node knows"
                 );
             }
             on_home(home, received.resident.as_deref(), received.json, command).await

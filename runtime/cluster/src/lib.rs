@@ -64,7 +64,7 @@ pub use names::{InvalidNodeName, NodeName};
 pub use permissions::{node_permissions, streams};
 pub use recent::RecentMemory;
 pub use seal::{same_secret, ClusterKey, DEFAULT_REPLAY_WINDOW};
-pub use shared::{SharedCatalogue, SharedChange, SharedWatch, Versioned};
+pub use shared::{SharedCampaign, SharedCatalogue, SharedChange, SharedWatch, Versioned};
 
 const NODES: &str = "domicile-nodes";
 const PLACEMENT: &str = "domicile-placement";
@@ -584,6 +584,25 @@ impl Cluster {
     /// Copies a catalogue of the cluster into the folder `into`.
     pub async fn fetch_catalogue(&self, catalogue: &SharedCatalogue, into: &std::path::Path) -> Result<()> {
         self.shared.fetch_catalogue(catalogue, into).await
+    }
+
+    /// The campaigns of the cluster, as their organisers signed them
+    /// (not checked here: a node checks each signature before keeping it).
+    pub async fn shared_campaigns(&self) -> Result<Vec<SharedCampaign>> {
+        self.shared.campaigns().await
+    }
+
+    /// Shares a campaign this node checked, for every node to offer.
+    pub async fn share_campaign(&self, campaign: &SharedCampaign) -> Result<()> {
+        self.shared.share_campaign(campaign).await
+    }
+
+    /// The seed of the attester every node of the cluster vouches for its
+    /// residents' campaign reports with: derived from the cluster's key, so
+    /// that the leaders of a campaign trust one key for the whole cluster,
+    /// and a resident moved to another node is the same participant there.
+    pub fn campaign_attester_seed(&self) -> [u8; 32] {
+        self.seal.campaign_attester_seed()
     }
 
     /// The changes of the trust store and catalogues from now on.

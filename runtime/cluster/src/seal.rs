@@ -160,6 +160,7 @@ pub(crate) struct Seal {
     secrecy: [u8; 32],
     lookups: [u8; 32],
     forwarding: String,
+    campaign_attester: [u8; 32],
     replay_window_ms: u64,
 }
 
@@ -183,6 +184,7 @@ impl Seal {
             secrecy: key.derive("secrecy"),
             lookups: key.derive("lookups"),
             forwarding: hex::encode(key.derive("forwarding")),
+            campaign_attester: key.derive("campaign-attester"),
             replay_window_ms: window.as_millis().try_into().unwrap_or(u64::MAX),
         }
     }
@@ -327,6 +329,11 @@ impl Seal {
     /// The secret a node proves a forwarded request with.
     pub(crate) fn forwarding(&self) -> &str {
         &self.forwarding
+    }
+
+    /// The seed of the nodes' campaign attester key.
+    pub(crate) fn campaign_attester_seed(&self) -> [u8; 32] {
+        self.campaign_attester
     }
 }
 

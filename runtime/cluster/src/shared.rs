@@ -15,6 +15,10 @@
 //!   every node copies them to its own disk. A node verifies a catalogue
 //!   against its trust store as it would one on its disk: the cluster
 //!   holds bytes, never trust.
+//! - Keys `campaign.ID`: each campaign of the cluster, as its organiser
+//!   signed it (the file and its signature). A node checks the signature
+//!   with the keys it trusts for campaigns before it keeps one, as it
+//!   would a campaign an operator gave it.
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +52,26 @@ pub struct SharedCatalogue {
     /// Its files, relative to its folder (the index, its signature, the
     /// packages it lists).
     pub files: Vec<String>,
+}
+
+/// The keys of the campaigns: `campaign.` and the campaign's id.
+const CAMPAIGN_PREFIX: &str = "campaign.";
+/// A campaign's file is at most 64 KiB, its signature 128 hex digits: an
+/// entry longer than this is refused before it is decoded.
+const MAX_CAMPAIGN_ENTRY_BYTES: usize = 2 * 64 * 1024;
+
+/// A campaign of the cluster, as its organiser signed it: what nodes pass
+/// one another, never believed before its signature is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedCampaign {
+    /// Its id, as the key names it.
+    #[serde(skip)]
+    pub id: String,
+    /// The campaign's file (JSON).
+    pub campaign: String,
+    /// The organiser's signature of it (hexadecimal).
+    pub signature: String,
 }
 
 /// A shared value and the revision its next change must match.
@@ -186,6 +210,46 @@ impl Shared {
         Ok(())
     }
 
+    /// The campaigns of the cluster whose entries open (sealed by a node)
+    /// and decode; those that do not are refused, counted and left out.
+    pub(crate) async fn campaigns(&self) -> Result<Vec<SharedCampaign>> {
+        let mut keys = self.kv.kv.keys().await.map_err(|e| nats("list the campaigns", e))?;
+        let mut ids = Vec::new();
+        while let Some(key) = futures::StreamExt::next(&mut keys).await {
+            let key = key.map_err(|e| nats("list the campaigns", e))?;
+            if let Some(id) = key.strip_prefix(CAMPAIGN_PREFIX) {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        let mut campaigns = Vec::new();
+        for id in ids {
+            let key = format!("{CAMPAIGN_PREFIX}{id}");
+            let Some(entry) = self.kv.genuine_entry(&key, "read a campaign").await? else { continue };
+            let named = format!("{SHARED}/{key}");
+            if entry.value.len() > MAX_CAMPAIGN_ENTRY_BYTES || !is_campaign_id(&id) {
+                refuse(&named, "not a campaign's id, or longer than a campaign may be");
+                continue;
+            }
+            match decode::<SharedCampaign>(&named, &entry.value) {
+                Ok(campaign) => campaigns.push(SharedCampaign { id, ..campaign }),
+                Err(_) => continue,
+            }
+        }
+        Ok(campaigns)
+    }
+
+    /// Puts a campaign its organiser signed (checked by this node) in the
+    /// cluster, in place of any of the same id.
+    pub(crate) async fn share_campaign(&self, campaign: &SharedCampaign) -> Result<()> {
+        if !is_campaign_id(&campaign.id) {
+            return Err(refuse(&format!("{SHARED}/{CAMPAIGN_PREFIX}"), "not a campaign's id"));
+        }
+        let bytes = serde_json::to_vec(campaign).expect("a campaign serialises");
+        self.kv.put(&format!("{CAMPAIGN_PREFIX}{}", campaign.id), &bytes, "share a campaign").await?;
+        Ok(())
+    }
+
     /// The shared settings as they change from now on.
     pub(crate) async fn watch(&self) -> Result<SharedWatch> {
         self.kv.kv.watch_all().await.map(SharedWatch).map_err(|e| nats("watch the trust store and catalogues", e))
@@ -216,6 +280,13 @@ impl SharedCatalogue {
             None => Ok(()),
         }
     }
+}
+
+/// What a campaign's id may be (as `domicile_campaign` says): 3 to 100
+/// lowercase letters, digits, dots and hyphens, which a key may hold.
+fn is_campaign_id(id: &str) -> bool {
+    (3..=100).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
 /// At most 80 characters of what an entry said, for a message.
@@ -252,6 +323,7 @@ async fn put(store: &Bucket, key: &str, value: &[u8], after: Option<u64>, at: u6
 pub enum SharedChange {
     Trust,
     Catalogues,
+    Campaigns,
 }
 
 /// The changes of the shared settings, as they happen.
@@ -264,6 +336,7 @@ impl SharedWatch {
             match futures::StreamExt::next(&mut self.0).await? {
                 Ok(entry) if entry.key == TRUST_KEY => return Some(SharedChange::Trust),
                 Ok(entry) if entry.key == CATALOGUES_KEY => return Some(SharedChange::Catalogues),
+                Ok(entry) if entry.key.starts_with(CAMPAIGN_PREFIX) => return Some(SharedChange::Campaigns),
                 Ok(_) => continue,
                 Err(e) => tracing::warn!(error = %e, "watching the trust store and catalogues"),
             }

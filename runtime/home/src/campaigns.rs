@@ -6,7 +6,7 @@
 //! as one to join.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use domicile_campaign::{AttestedReport, Attester, Campaign, CampaignError, CampaignResult};
@@ -140,6 +140,36 @@ impl Home {
     /// one of its resident (made at first use, kept in the home, readable
     /// by its owner alone). Its public key is what aggregators are told
     /// to trust (`domicile campaign attester`).
+    /// Makes `seed` this node's attester key (a cluster's nodes share one,
+    /// derived from the cluster's key), unless it is already; returns
+    /// whether it changed. Leaders told the previous key must be told the
+    /// new one.
+    pub fn use_campaign_attester(&self, seed: [u8; 32]) -> Result<bool> {
+        if self.dir().join(ATTESTER_KEY).exists()
+            && self.campaign_attester()?.public_key() == Attester::from_seed(seed).public_key()
+        {
+            return Ok(false);
+        }
+        let path = self.dir().join(ATTESTER_KEY);
+        domicile_package::write_atomically(&path, format!("{}\n", hex::encode(seed)).as_bytes())
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)))
+            .map_err(|source| HomeError::Io { path, source })?;
+        Ok(true)
+    }
+
+    /// A campaign's file and its organiser's signature, as the home keeps
+    /// them (for a cluster's other nodes).
+    pub fn signed_campaign(&self, id: &str) -> Result<(Vec<u8>, String)> {
+        let campaign = self.campaign(id)?;
+        let read = |name: String| {
+            let path = self.campaigns_dir().join(name);
+            domicile_package::files::read_regular(&path, MAX_CAMPAIGN_FILE)
+                .map_err(|source| HomeError::Io { path, source })
+        };
+        let signature = String::from_utf8_lossy(&read(format!("{}.sig", campaign.id))?).trim().to_owned();
+        Ok((read(format!("{}.json", campaign.id))?, signature))
+    }
+
     pub fn campaign_attester(&self) -> Result<Attester> {
         let path = self.dir().join(ATTESTER_KEY);
         let io = |source| HomeError::Io { path: path.clone(), source };
@@ -480,6 +510,21 @@ mod tests {
     use domicile_host::Clock;
 
     use super::*;
+
+    #[test]
+    fn a_node_takes_the_cluster_s_attester_in_place_of_its_own_and_keeps_it_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::create(dir.path(), &"me".parse().unwrap(), Clock::Fixed(1)).unwrap();
+        let own = home.campaign_attester().unwrap().public_key();
+        let cluster = [7u8; 32];
+        assert!(home.use_campaign_attester(cluster).unwrap(), "its own is replaced");
+        assert!(!home.use_campaign_attester(cluster).unwrap(), "the cluster's already");
+        let now = home.campaign_attester().unwrap().public_key();
+        assert_eq!(now, Attester::from_seed(cluster).public_key());
+        assert_ne!(now, own);
+        let mode = std::fs::metadata(dir.path().join(ATTESTER_KEY)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     #[test]
     fn participation_is_the_standing_report_not_a_later_one_that_failed_nor_a_withdrawn_one() {

@@ -250,9 +250,10 @@ async fn trust_key(Extract(state): Shared, _: Operator, Json(form): Json<NewKey>
     let key: domicile_package::PublicKey = form.key.parse()?;
     let trusted = state.home.trust_key(key, &form.name, &form.roles)?;
     crate::settings::trust_changed(&state).await?;
-    // A catalogue this key signs may verify now.
+    // A catalogue or a campaign this key signs may verify now.
     if let Some(node) = &state.cluster {
         crate::settings::follow_catalogues(&state, node).await?;
+        crate::settings::follow_campaigns(&state, node).await?;
     }
     Ok(Json(json!(trusted)))
 }
@@ -304,9 +305,13 @@ async fn add_campaign(
     _: Operator,
     Json(form): Json<SignedCampaign>,
 ) -> Result<Json<Value>, ApiError> {
+    let worker = state.clone();
+    let (text, signature) = (form.campaign.clone(), form.signature.trim().to_owned());
     let campaign =
-        tokio::task::spawn_blocking(move || state.home.add_campaign(form.campaign.as_bytes(), &form.signature))
+        tokio::task::spawn_blocking(move || worker.home.add_campaign(form.campaign.as_bytes(), &form.signature))
             .await??;
+    let shared = domicile_cluster::SharedCampaign { id: campaign.id.clone(), campaign: text, signature };
+    crate::settings::campaign_added(&state, shared).await?;
     Ok(Json(json!({ "added": campaign.id })))
 }
 

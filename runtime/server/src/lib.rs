@@ -346,6 +346,9 @@ pub async fn serve(
         None => None,
     };
     cluster::learn_recent_from_peers(&state).await;
+    if let Err(e) = settings::use_cluster_attester(&state).await {
+        tracing::error!(error = %e, "cannot take the cluster's campaign attester");
+    }
     let triggers = tokio::spawn(scheduler::run(state.clone(), stopping_rx.clone()));
     let heartbeats = tokio::spawn(cluster::run(state.clone(), stopping_rx.clone()));
     let moves = tokio::spawn(moves::run(state.clone(), stopping_rx.clone()));

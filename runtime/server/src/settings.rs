@@ -13,11 +13,18 @@
 //!   time, this node takes theirs back and the operator is asked to try again.
 //! - Every node watches the cluster's copy, and takes each change: the apps
 //!   signed by a key revoked elsewhere are held on every node.
+//! - Campaigns the same way: one added through any node (or that a node
+//!   joining has) is put in the cluster as its organiser signed it, and
+//!   every node keeps it once it verifies there with the keys trusted for
+//!   campaigns (looked at again whenever the trust store changes). The
+//!   nodes vouch for their residents' reports with one attester key,
+//!   derived from the cluster's, so that a campaign's leaders trust one
+//!   key for the whole cluster.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use domicile_cluster::{ClusterError, SharedChange, Versioned};
+use domicile_cluster::{ClusterError, SharedCampaign, SharedChange, Versioned};
 
 use crate::cluster::{unless_stopping, ClusterNode};
 use crate::error::ApiError;
@@ -50,6 +57,7 @@ pub(crate) async fn run(state: Arc<State>, mut stopping: tokio::sync::watch::Rec
             let taken = match changed {
                 SharedChange::Trust => follow(&state, node).await,
                 SharedChange::Catalogues => follow_catalogues(&state, node).await,
+                SharedChange::Campaigns => follow_campaigns(&state, node).await,
             };
             if let Err(e) = taken {
                 tracing::warn!(error = %e, "cannot take a change of the cluster's trust store or catalogues");
@@ -71,7 +79,8 @@ async fn follow(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> 
                 Err(ClusterError::Changed { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
-            return follow_catalogues(state, node).await;
+            follow_catalogues(state, node).await?;
+            return follow_campaigns(state, node).await;
         }
         shared => shared?,
     };
@@ -90,7 +99,8 @@ async fn follow(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> 
             }
         }
     }
-    follow_catalogues(state, node).await
+    follow_catalogues(state, node).await?;
+    follow_campaigns(state, node).await
 }
 
 async fn read_trust(state: &State) -> Result<Vec<u8>, ApiError> {
@@ -188,6 +198,67 @@ pub(crate) async fn follow_catalogues(state: &Arc<State>, node: &ClusterNode) ->
                 tracing::warn!(name = %missing.name, error = %e, "a catalogue of the cluster does not verify here")
             }
         }
+    }
+    Ok(())
+}
+
+/// Shares the campaigns this node has that the cluster has not, and keeps
+/// the cluster's that this node has not, or has otherwise (replaced
+/// since), once each verifies here.
+pub(crate) async fn follow_campaigns(state: &Arc<State>, node: &ClusterNode) -> Result<(), ApiError> {
+    let shared = node.cluster.shared_campaigns().await?;
+    let worker = state.clone();
+    // This node's campaigns that verify, as their organisers signed them.
+    let local = tokio::task::spawn_blocking(move || -> Result<Vec<SharedCampaign>, ApiError> {
+        let mut local = Vec::new();
+        for listed in worker.home.campaigns()? {
+            if listed.campaign.is_some() {
+                let (bytes, signature) = worker.home.signed_campaign(&listed.id)?;
+                let campaign = String::from_utf8_lossy(&bytes).into_owned();
+                local.push(SharedCampaign { id: listed.id, campaign, signature });
+            }
+        }
+        Ok(local)
+    })
+    .await??;
+    for mine in local.iter().filter(|mine| !shared.iter().any(|c| c.id == mine.id)) {
+        node.cluster.share_campaign(mine).await?;
+        tracing::info!(campaign = %mine.id, "shared a campaign of this node with the cluster");
+    }
+    for theirs in shared.into_iter().filter(|c| !local.contains(c)) {
+        let worker = state.clone();
+        let id = theirs.id.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            worker.home.add_campaign(theirs.campaign.as_bytes(), &theirs.signature)
+        })
+        .await?;
+        match kept {
+            Ok(campaign) if campaign.id == id => tracing::info!(campaign = %id, "took a campaign of the cluster"),
+            Ok(campaign) => {
+                tracing::warn!(listed = %id, campaign = %campaign.id, "a campaign of the cluster is listed under another id")
+            }
+            // Not trusted here (yet): looked at again when the trust store changes.
+            Err(e) => tracing::warn!(campaign = %id, error = %e, "a campaign of the cluster does not verify here"),
+        }
+    }
+    Ok(())
+}
+
+/// After the operator added a campaign through this node: puts it in the
+/// cluster for every node. Does nothing on a single node.
+pub(crate) async fn campaign_added(state: &State, campaign: SharedCampaign) -> Result<(), ApiError> {
+    let Some(node) = &state.cluster else { return Ok(()) };
+    Ok(node.cluster.share_campaign(&campaign).await?)
+}
+
+/// Makes this node's campaign attester the cluster's (derived from the
+/// cluster's key), saying so when it changed.
+pub(crate) async fn use_cluster_attester(state: &Arc<State>) -> Result<(), ApiError> {
+    let Some(node) = &state.cluster else { return Ok(()) };
+    let seed = node.cluster.campaign_attester_seed();
+    let worker = state.clone();
+    if tokio::task::spawn_blocking(move || worker.home.use_campaign_attester(seed)).await?? {
+        tracing::warn!("this node's campaign attester is now the cluster's, the same on every node: give the leaders of running campaigns the key `domicile campaign attester` shows");
     }
     Ok(())
 }
