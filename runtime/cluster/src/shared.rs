@@ -74,6 +74,26 @@ pub struct SharedCampaign {
     pub signature: String,
 }
 
+impl SharedCampaign {
+    /// The campaign an entry `campaign.ID` holds (`value`, opened), or why
+    /// it is refused: not a campaign's id, too long, or not such a record.
+    pub(crate) fn decode(id: &str, value: &[u8]) -> std::result::Result<SharedCampaign, String> {
+        if !is_campaign_id(id) {
+            return Err(format!("{:?} is not a campaign's id", truncated(id)));
+        }
+        if value.len() > MAX_CAMPAIGN_ENTRY_BYTES {
+            return Err(format!("{} bytes, more than a campaign may be", value.len()));
+        }
+        let campaign: SharedCampaign = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+        Ok(SharedCampaign { id: id.to_owned(), ..campaign })
+    }
+
+    /// The key of the entry `id`'s campaign is under, if it is one.
+    pub(crate) fn id_of(key: &str) -> Option<&str> {
+        key.strip_prefix(CAMPAIGN_PREFIX)
+    }
+}
+
 /// A shared value and the revision its next change must match.
 #[derive(Debug, Clone)]
 pub struct Versioned<T> {
@@ -226,14 +246,11 @@ impl Shared {
         for id in ids {
             let key = format!("{CAMPAIGN_PREFIX}{id}");
             let Some(entry) = self.kv.genuine_entry(&key, "read a campaign").await? else { continue };
-            let named = format!("{SHARED}/{key}");
-            if entry.value.len() > MAX_CAMPAIGN_ENTRY_BYTES || !is_campaign_id(&id) {
-                refuse(&named, "not a campaign's id, or longer than a campaign may be");
-                continue;
-            }
-            match decode::<SharedCampaign>(&named, &entry.value) {
-                Ok(campaign) => campaigns.push(SharedCampaign { id, ..campaign }),
-                Err(_) => continue,
+            match SharedCampaign::decode(&id, &entry.value) {
+                Ok(campaign) => campaigns.push(campaign),
+                Err(detail) => {
+                    refuse(&format!("{SHARED}/{key}"), &detail);
+                }
             }
         }
         Ok(campaigns)

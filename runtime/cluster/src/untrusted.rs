@@ -50,6 +50,11 @@ pub fn open_entry(key: &ClusterKey, bucket: &str, entry: &str, sealed: &[u8]) ->
             let record: moves::MoveRecord = serde_json::from_slice(value).map_err(|e| e.to_string())?;
             Ok(format!("move to {}", record.to))
         }
+        shared::SHARED if shared::SharedCampaign::id_of(entry).is_some() => {
+            let id = shared::SharedCampaign::id_of(entry).unwrap_or_default();
+            let campaign = shared::SharedCampaign::decode(id, value)?;
+            Ok(format!("campaign {} of {} bytes", campaign.id, campaign.campaign.len()))
+        }
         shared::SHARED => {
             json("a shared setting")?;
             let listed: Vec<shared::SharedCatalogue> = serde_json::from_slice(value).map_err(|e| e.to_string())?;

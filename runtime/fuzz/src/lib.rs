@@ -359,7 +359,8 @@ pub fn archive() -> Target {
 }
 
 /// An entry of one of the cluster's buckets in NATS, as a node reads it:
-/// the input's first byte picks the bucket, the rest is the value, sealed
+/// the input's first byte picks the bucket (and, for the shared settings,
+/// the catalogues' list or a campaign), the rest is the value, sealed
 /// with the fuzz target's own cluster key (so that mutations reach the
 /// record decoders and the checks of the names they hold) and also given
 /// as it is (so that the seal's own parser meets it).
@@ -378,6 +379,8 @@ pub fn cluster_entry() -> Target {
                      "files": ["index.json", "index.sig", "packages/budget-0.2.1.dpkg"] }]),
         ),
         (8, json!({ "position": 42, "mac": "ab".repeat(32) })),
+        // 16 is the shared settings' bucket too (16 % 9), as a campaign's entry.
+        (16, json!({ "campaign": "{\"id\": \"fr.nantes.energy-2026\"}", "signature": "ab".repeat(64) })),
     ];
     let seeds: Vec<Vec<u8>> = seeds
         .iter()
@@ -387,7 +390,11 @@ pub fn cluster_entry() -> Target {
     Target::new("cluster-entry", move |input| {
         let Some((&pick, value)) = input.split_first() else { return false };
         let bucket = BUCKETS[usize::from(pick) % BUCKETS.len()];
-        let entry = if bucket == "domicile-trust" { "catalogues" } else { "alice" };
+        let entry = match bucket {
+            "domicile-trust" if (pick as usize / BUCKETS.len()).is_multiple_of(2) => "catalogues",
+            "domicile-trust" => "campaign.fr.nantes.energy-2026",
+            _ => "alice",
+        };
         let _ = open_entry(&key, bucket, entry, value);
         // What a node would log of an entry, accepted or refused.
         match open_entry(&key, bucket, entry, &seal_entry(&key, bucket, entry, value)) {
@@ -405,6 +412,8 @@ pub fn cluster_entry() -> Target {
         "\"position\":",
         "\"mac\":",
         "\"state\":",
+        "\"campaign\":",
+        "\"signature\":",
         "http://",
         "https://",
         "../",
