@@ -384,12 +384,34 @@ async fn a_view_is_drawn_as_an_accessible_chart_and_a_hostile_view_is_refused() 
                 .find(f => f.querySelector('figcaption').textContent.startsWith('Energy per day'));
              const svg = figure.querySelector('svg');
              const named = (ids) => ids.split(' ').map(i => document.getElementById(i).textContent);
+             const overlap = (a, b) =>
+               a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+             const xs = [...svg.querySelectorAll('text.tick[text-anchor=middle]')].map(t => t.getBBox());
              return {
                bars: [...svg.querySelectorAll('rect.bar')].map(b => b.querySelector('title').textContent),
                role: svg.getAttribute('role'),
                names: named(svg.getAttribute('aria-labelledby')),
                rows: figure.querySelectorAll('details table tbody tr').length,
                scripts: document.querySelectorAll('main script').length,
+               ticks: [...svg.querySelectorAll('text.tick[text-anchor=end]:not(.unit)')].map(t => t.textContent),
+               unit: svg.querySelector('text.unit').textContent,
+               unitOverlaps: [...svg.querySelectorAll('text.tick:not(.unit)')]
+                 .some(t => overlap(t.getBBox(), svg.querySelector('text.unit').getBBox())),
+               xLabels: xs.length,
+               xOverlaps: xs.some((b, i) => i > 0 && overlap(xs[i - 1], b)),
+               xCut: xs.some(b => b.x < 0 || b.x + b.width > svg.viewBox.baseVal.width),
+               colours: (() => {
+                 const probe = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+                 document.body.append(probe);
+                 const fills = [...Array(12).keys()].map(s => {
+                   const r = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
+                   r.setAttribute('class', 'series-' + s);
+                   probe.append(r);
+                   return getComputedStyle(r).fill;
+                 });
+                 probe.remove();
+                 return fills;
+               })(),
              };",
             vec![json!(id(&format!("result-{ENERGY_INSIGHTS}")))],
         )
@@ -414,6 +436,29 @@ async fn a_view_is_drawn_as_an_accessible_chart_and_a_hostile_view_is_refused() 
     assert!(drawn["names"][1].as_str().unwrap().contains("92 values from"), "{drawn}");
     assert_eq!(drawn["rows"], 92, "the figures as a table, one row per day of the window");
     assert_eq!(drawn["scripts"], 0);
+    // Read at a glance: round values on the y axis, from 0 past the
+    // highest bar; the unit clear of them; day labels that do not run
+    // into each other; a colour of its own for each of 12 series.
+    let ticks: Vec<f64> = drawn["ticks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().replace(',', "").parse().unwrap())
+        .collect();
+    let step = ticks[1] - ticks[0];
+    let mantissa = step / 10f64.powf(step.log10().floor());
+    assert!([1.0, 2.0, 2.5, 5.0].iter().any(|m| (m - mantissa).abs() < 1e-9), "a round step: {ticks:?}");
+    assert!(ticks.windows(2).all(|w| ((w[1] - w[0]) - step).abs() < 1e-9) && ticks[0] == 0.0, "{ticks:?}");
+    let highest = in_window.iter().map(|(_, kwh)| kwh.as_f64().unwrap()).fold(0.0, f64::max);
+    assert!(ticks[ticks.len() - 1] >= highest && ticks[ticks.len() - 1] - step < highest, "{ticks:?} for {highest}");
+    assert_eq!(drawn["unit"], "kWh");
+    assert_eq!(drawn["unitOverlaps"], false, "the unit is written clear of the values");
+    assert!(drawn["xLabels"].as_u64().unwrap() >= 4, "{drawn}");
+    assert_eq!(drawn["xOverlaps"], false, "no day label runs into the next");
+    assert_eq!(drawn["xCut"], false, "nor past the chart's edge");
+    let colours: std::collections::BTreeSet<&str> =
+        drawn["colours"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(colours.len(), 12, "{colours:?}");
 
     // Hostile views: refused by the host, shown as an error; no script ran.
     for (attack, error) in [

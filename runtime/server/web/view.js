@@ -5,9 +5,12 @@
 // string becomes a text node, every chart an SVG drawn here.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-// Colours of the series, in order (style.css: .series-0 …); then repeated.
-const SERIES_CLASSES = 6;
+// Colours of the series, in order (style.css: .series-0 … .series-11):
+// as many as a chart may have series (the host allows 12), none repeated.
+const SERIES_CLASSES = 12;
 let chartCount = 0;
+// The widest a character of a tick label is drawn (11 px sans-serif).
+const TICK_CHAR_WIDTH = 7;
 
 function svg(tag, attrs, ...children) {
   const el = document.createElementNS(SVG_NS, tag);
@@ -64,12 +67,32 @@ function tableBlock(t) {
     h("tbody", {}, t.rows.map((row) => h("tr", {}, row.map((v, c) => cell("td", v, c))))));
 }
 
+// The y axis of values from `min` to `max`: round steps (1, 2, 2.5 or 5
+// times a power of ten) from a round value at or below `min` to one at or
+// above `max`, about five of them.
+function niceAxis(min, max) {
+  const span = max - min || Math.abs(max) || 1;
+  const rough = span / 5;
+  const power = Math.pow(10, Math.floor(Math.log10(rough)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= rough * 0.999);
+  // Values are whole multiples of the step: no 0.30000000000000004.
+  const decimals = Math.max(0, -Math.floor(Math.log10(step)) + (step / power === 2.5 ? 1 : 0));
+  const round = (v) => Number(v.toFixed(decimals));
+  const from = round(Math.floor(min / step + 1e-9) * step);
+  // All values alike (or none): an axis of some height all the same.
+  const to = Math.max(round(Math.ceil(max / step - 1e-9) * step), round(from + step));
+  const ticks = [];
+  for (let v = from; v <= to + step / 2; v = round(v + step)) ticks.push(v);
+  return { min: from, max: to, ticks };
+}
+
 // A chart: an SVG image with its title and a description for screen
 // readers, a legend, and the same figures as a table below it.
 function chartBlock(chart) {
   const id = `view-chart-${++chartCount}`;
   const unit = chart.unit ? ` (${chart.unit})` : "";
-  const W = 640, H = 260, left = 64, right = 8, top = 12, bottom = 44;
+  // The unit is written above the axis, clear of its top value.
+  const W = 640, H = 270, left = 64, right = 8, top = 24, bottom = 44;
   const plotW = W - left - right, plotH = H - top - bottom;
   const n = chart.x.length;
   const stacked = chart.kind === "stacked-bar";
@@ -79,7 +102,8 @@ function chartBlock(chart) {
     if (stacked) max = Math.max(max, chart.series.reduce((sum, _, s) => sum + (at(s, i) || 0), 0));
     else chart.series.forEach((_, s) => { const v = at(s, i); if (typeof v === "number") { max = Math.max(max, v); min = Math.min(min, v); } });
   }
-  if (max === min) max = min + 1;
+  const axis = niceAxis(min, max);
+  [min, max] = [axis.min, axis.max];
   const y = (v) => top + ((max - v) / (max - min)) * plotH;
   const band = plotW / n;
   const kindText = { "bar": "Bar chart", "stacked-bar": "Stacked bar chart", "line": "Line chart" }[chart.kind];
@@ -88,18 +112,21 @@ function chartBlock(chart) {
     svg("desc", { id: `${id}-desc` }, `${kindText} of ${chart.series.map((s) => s.name).join(", ")}, ` +
       `${n} values from ${chart.x[0]} to ${chart.x[n - 1]}; the figures are in the table below.`));
 
-  // The y axis: five ticks from min to max, with a grid line each.
-  for (let k = 0; k <= 4; k++) {
-    const v = min + ((max - min) * k) / 4;
+  // The y axis: a grid line at each round value.
+  for (const v of axis.ticks) {
     image.append(svg("line", { class: "grid", x1: left, x2: W - right, y1: y(v), y2: y(v) }),
       svg("text", { class: "tick", x: left - 6, y: y(v) + 4, "text-anchor": "end" }, figure(v)));
   }
-  if (chart.unit) image.append(svg("text", { class: "tick", x: 4, y: top + 4 }, chart.unit));
-  // The x axis: at most 12 labels, evenly spaced, so they never overlap.
-  const every = Math.ceil(n / 12);
+  if (chart.unit) image.append(svg("text", { class: "tick unit", x: left - 6, y: top - 10, "text-anchor": "end" }, chart.unit));
+  // The x axis: every label if they fit side by side, else one in so many
+  // (the widest label and a gap each), so that they never run into each other.
+  const labelWidth = Math.max(...chart.x.map((l) => String(l).length)) * TICK_CHAR_WIDTH + 10;
+  const every = Math.max(1, Math.ceil(labelWidth / band));
   chart.x.forEach((label, i) => {
-    if (i % every === 0) {
-      image.append(svg("text", { class: "tick", x: left + band * (i + 0.5), y: H - bottom + 16, "text-anchor": "middle" }, label));
+    const x = left + band * (i + 0.5), half = (String(label).length * TICK_CHAR_WIDTH) / 2;
+    // Nor past the image's edge, where it would be cut.
+    if (i % every === 0 && x - half >= 0 && x + half <= W) {
+      image.append(svg("text", { class: "tick", x, y: H - bottom + 16, "text-anchor": "middle" }, label));
     }
   });
   image.append(svg("line", { class: "axis", x1: left, x2: W - right, y1: y(0), y2: y(0) }));
