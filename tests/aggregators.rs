@@ -158,22 +158,13 @@ fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_s
             "answer": "/total_km",
         },
         "aggregation": { "type": "histogram", "bounds": bounds },
-        "aggregators": [
-            { "name": "city", "url": format!("http://127.0.0.1:{leader_port}"), "hpke_public_key": organisations.leader["public_key"], "result_key": organisations.leader["result_key"] },
-            { "name": "observatory", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper["public_key"], "result_key": organisations.helper["result_key"] },
-        ],
+        "aggregators": organisations.aggregators(["city", "observatory"], leader_port),
         "minimum_batch": 5,
         "deadline_ms": deadline_ms,
         "published_to": "every participant",
         "neighbourhoods": "postcode",
     }));
-    home.ok(&["trust", "add", &organisations.path("organiser.pub"), "--name", "La Rochelle", "--role", "campaign"]);
-    home.ok(&["campaign", "add", &organisations.path("campaign.json")]);
-    let attester = home.ok(&["--json", "campaign", "attester"]).json()["attester"].as_str().unwrap().to_owned();
-    let helper = organisations.serve("helper", &[]);
-    let leader_addr = format!("127.0.0.1:{leader_port}");
-    let leader = organisations
-        .serve("leader", &["--helper", &helper.url.clone(), "--attester", &attester, "--addr", &leader_addr]);
+    let (leader, _helper) = organisations.start_for(&home, leader_port);
 
     let terms = home.ok(&["campaign", "show", &campaign.id]).stdout;
     assert!(terms.contains("You may add your neighbourhood, a postcode"), "{terms}");

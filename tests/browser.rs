@@ -578,22 +578,13 @@ async fn a_participant_brings_a_campaign_s_result_home_and_reads_it_in_the_brows
             "rounded": true,
         },
         "aggregation": { "type": "sum-vec", "length": 3, "max": 1000 },
-        "aggregators": [
-            { "name": "Nantes Métropole", "url": format!("http://127.0.0.1:{leader_port}"), "hpke_public_key": organisations.leader["public_key"], "result_key": organisations.leader["result_key"] },
-            { "name": "Observatoire", "url": "http://127.0.0.1:2", "hpke_public_key": organisations.helper["public_key"], "result_key": organisations.helper["result_key"] },
-        ],
+        "aggregators": organisations.aggregators(["Nantes Métropole", "Observatoire"], leader_port),
         "minimum_batch": 3,
         "deadline_ms": deadline_ms,
         "published_to": "every participant",
         "neighbourhoods": "postcode",
     }));
-    home.ok(&["trust", "add", &organisations.path("organiser.pub"), "--role", "campaign"]);
-    home.ok(&["campaign", "add", &organisations.path("campaign.json")]);
-    let attester = home.ok(&["--json", "campaign", "attester"]).json()["attester"].as_str().unwrap().to_owned();
-    let helper = organisations.serve("helper", &[]);
-    let leader_addr = format!("127.0.0.1:{leader_port}");
-    let leader = organisations
-        .serve("leader", &["--helper", &helper.url.clone(), "--attester", &attester, "--addr", &leader_addr]);
+    let (leader, _helper) = organisations.start_for(&home, leader_port);
     for resident in ["r1", "r2"] {
         home.ok(&["--resident", resident, "campaign", "join", &campaign.id, "--neighbourhood", "44000"]);
     }

@@ -62,29 +62,20 @@ struct RunningCampaign {
 
 /// Fills in sample campaign `file` for aggregators on loopback and
 /// `deadline_ms`, signs it as its organiser, has `home` trust the
-/// organiser and add it, and starts both aggregators.
-fn start(home: &TestHome, file: &str, deadline_ms: u64, attester: &str) -> RunningCampaign {
+/// organiser and add it, and starts both aggregators, the leader taking
+/// the reports `home` attests.
+fn start(home: &TestHome, file: &str, deadline_ms: u64) -> RunningCampaign {
     let dir = home.path().join(format!("organisers-{file}"));
     std::fs::create_dir(&dir).unwrap();
     let organisations = Organisations::new(&dir);
     let mut campaign: Value =
         serde_json::from_slice(&std::fs::read(repo().join("sample-apps/campaigns").join(file)).unwrap()).unwrap();
     let leader_port = free_port();
-    for (i, keys) in [&organisations.leader, &organisations.helper].into_iter().enumerate() {
-        let aggregator = &mut campaign["aggregators"][i];
-        aggregator["hpke_public_key"] = keys["public_key"].clone();
-        aggregator["result_key"] = keys["result_key"].clone();
-        // The helper's URL is the leader's business, not the residents'.
-        aggregator["url"] = json!(format!("http://127.0.0.1:{}", if i == 0 { leader_port } else { 2 }));
-    }
+    let names = [0, 1].map(|i| campaign["aggregators"][i]["name"].as_str().unwrap().to_owned());
+    campaign["aggregators"] = organisations.aggregators([&names[0], &names[1]], leader_port);
     campaign["deadline_ms"] = json!(deadline_ms);
     let campaign = organisations.sign(&campaign);
-    home.ok(&["trust", "add", &organisations.path("organiser.pub"), "--name", &campaign.id, "--role", "campaign"]);
-    home.ok(&["campaign", "add", &organisations.path("campaign.json")]);
-    let helper = organisations.serve("helper", &[]);
-    let leader_addr = format!("127.0.0.1:{leader_port}");
-    let leader = organisations
-        .serve("leader", &["--helper", &helper.url.clone(), "--attester", attester, "--addr", &leader_addr]);
+    let (leader, helper) = organisations.start_for(home, leader_port);
     RunningCampaign { campaign, leader, _helper: helper }
 }
 
@@ -135,13 +126,12 @@ fn the_three_sample_campaigns_run_end_to_end_and_give_what_the_residents_data_sa
         let fhir = sample_data("fhir-health-2026.json");
         home.ok(&["--resident", &name, "import", "io.domicile.sample.health-importer", fhir.to_str().unwrap()]);
     }
-    let attester = home.ok(&["--json", "campaign", "attester"]).json()["attester"].as_str().unwrap().to_owned();
     // 60 joins take about 10 s here; the deadline leaves them three times that.
     let deadline_ms = domicile_aggregator::now_ms() + 30_000;
     let campaigns = [
-        start(&home, "energy-neighbourhood.json", deadline_ms, &attester),
-        start(&home, "mobility-survey.json", deadline_ms, &attester),
-        start(&home, "health-out-of-pocket.json", deadline_ms, &attester),
+        start(&home, "energy-neighbourhood.json", deadline_ms),
+        start(&home, "mobility-survey.json", deadline_ms),
+        start(&home, "health-out-of-pocket.json", deadline_ms),
     ];
 
     let mut expected: Vec<Expected> = vec![Expected::new(); campaigns.len()];

@@ -62,6 +62,34 @@ impl Organisations {
     }
 }
 
+impl Organisations {
+    /// A campaign's two aggregators as these organisations run them, named
+    /// `names`: the leader on loopback at `leader_port`, the helper's URL a
+    /// placeholder (it is the leader's business, not the residents').
+    pub fn aggregators(&self, names: [&str; 2], leader_port: u16) -> Value {
+        json!([
+            { "name": names[0], "url": format!("http://127.0.0.1:{leader_port}"), "hpke_public_key": self.leader["public_key"], "result_key": self.leader["result_key"] },
+            { "name": names[1], "url": "http://127.0.0.1:2", "hpke_public_key": self.helper["public_key"], "result_key": self.helper["result_key"] },
+        ])
+    }
+
+    /// Has `home` trust the organiser for campaigns (named after the
+    /// campaign) and add the campaign signed last, then starts the helper and the leader (at
+    /// `leader_port`, taking the reports `home` attests): (leader, helper).
+    pub fn start_for(&self, home: &crate::common::TestHome, leader_port: u16) -> (Running, Running) {
+        let signed: Value = serde_json::from_slice(&std::fs::read(self.path("campaign.json")).unwrap()).unwrap();
+        let organiser = signed["id"].as_str().unwrap();
+        home.ok(&["trust", "add", &self.path("organiser.pub"), "--name", organiser, "--role", "campaign"]);
+        home.ok(&["campaign", "add", &self.path("campaign.json")]);
+        let attester = home.ok(&["--json", "campaign", "attester"]).json()["attester"].as_str().unwrap().to_owned();
+        let helper = self.serve("helper", &[]);
+        let leader_addr = format!("127.0.0.1:{leader_port}");
+        let leader =
+            self.serve("leader", &["--helper", &helper.url.clone(), "--attester", &attester, "--addr", &leader_addr]);
+        (leader, helper)
+    }
+}
+
 pub fn post(url: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut request = agent.post(url);
