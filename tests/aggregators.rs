@@ -243,6 +243,27 @@ fn residents_join_from_their_home_and_the_aggregate_is_exactly_what_their_data_s
     // Not for one who left.
     let left = home.run(&["--resident", "r2", "campaign", "result", &campaign.id]);
     assert!(!left.ok && left.stderr.contains("not in campaign"), "{}", left.stderr);
+    // The others get theirs without asking: the home's server brings the
+    // result into each participant's space (here every second).
+    std::fs::write(home.path().join("config.toml"), "[server]\ncampaign-results-every-s = 1\n").unwrap();
+    let server = common::server::Server::start(&home);
+    let result_of = |resident: &str| {
+        home.ok(&["--json", "--resident", resident, "docs", "io.domicile.campaign.result"]).json()[0]["body"].clone()
+    };
+    for (i, released_as) in [(0, Some("44000")), (7, Some("44100")), (193, None), (199, None)] {
+        let started = std::time::Instant::now();
+        let body = loop {
+            let body = result_of(&format!("r{i}"));
+            if !body.is_null() || started.elapsed() > std::time::Duration::from_secs(60) {
+                break body;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert_eq!(body["neighbourhood"], json!(released_as), "r{i}: {body}");
+        assert_eq!(body["aggregate"], json!(expected[&released_as]), "r{i}: {body}");
+    }
+    assert_eq!(result_of("r2"), Value::Null, "not for one who left");
+    drop(server);
     let status = settled(&leader);
     assert_eq!(status["counts"]["withdrawn"], 2, "{status}");
     assert_eq!(status["counts"]["refused"], json!({}), "{status}");

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use domicile_campaign::{AttestedReport, Attester, Campaign, CampaignError, CampaignResult};
 use domicile_manifest::{AppId, Doctype};
 use domicile_package::Role;
-use domicile_store::{DocId, Operation, OutboxItem, OutboxStatus, Outcome, ResidentSpace};
+use domicile_store::{DocId, Operation, OutboxItem, OutboxStatus, Outcome, ResidentName, ResidentSpace};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -293,6 +293,8 @@ impl Home {
             status: OutboxStatus::Pending,
             campaign: Some(campaign.id.clone()),
         };
+        // Noted before it leaves: a report sent is one whose result comes back.
+        self.note_participant(&campaign.id, space.resident())?;
         self.send_campaign_item(space, &campaign, item).await
     }
 
@@ -392,26 +394,83 @@ impl Home {
     pub async fn fetch_campaign_result(&self, space: &ResidentSpace, id: &str) -> Result<DocId> {
         let campaign = self.campaign(id)?;
         let participation = self.participation(space, id)?;
-        let counted = participation.joined
-            && participation.report.as_ref().is_some_and(|r| matches!(r.status, OutboxStatus::Sent { .. }));
-        if !counted {
+        if !participation.counted() {
             return Err(HomeError::BadInput(format!(
                 "your answer is not in campaign `{id}`'s result (you did not take part, or left): its result comes to participants"
             )));
         }
-        let url = leader_endpoint(&campaign, RESULT);
-        let fetched = tokio::task::spawn_blocking(move || fetch_results(&url))
-            .await
-            .map_err(|e| HomeError::BadInput(format!("fetching was interrupted: {e}")))??;
-        let mut seen = std::collections::HashSet::new();
-        for result in &fetched {
-            result.verify(&campaign)?;
-            if !seen.insert(result.neighbourhood.clone()) {
-                return Err(HomeError::BadInput(format!(
-                    "the leader of campaign `{id}` gave two results for one neighbourhood: neither is kept"
-                )));
+        let fetched = released_results(&campaign).await?;
+        self.keep_result(space, &campaign, &participation, &fetched)
+    }
+
+    /// Brings the results of campaign `id`, once its deadline passed, into
+    /// the space of each participant this node saw join (fetched once from
+    /// the leader, checked once): what the server does on its own, so that
+    /// every participant gets the result back without asking. `holds`
+    /// says which residents this process may write (a node of a cluster:
+    /// those it holds). A participant whose result is kept, or whose
+    /// answer is not counted (they left), is not looked at again; one
+    /// that could not be written is, next time.
+    pub async fn deliver_campaign_results(&self, id: &str, holds: impl Fn(&ResidentName) -> bool) -> Result<Delivered> {
+        let campaign = self.campaign(id)?;
+        let mut delivered = Delivered::default();
+        let waiting = self.participants(id)?;
+        // The aggregators' clock, not the one the home shows its apps: no
+        // result is asked for before it can be out.
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        if waiting.is_empty() || now <= campaign.deadline_ms {
+            return Ok(delivered);
+        }
+        if now > campaign.deadline_ms.saturating_add(RESULTS_WAITED_FOR_MS) {
+            // Never released (too few took part): no longer asked for.
+            self.set_participants(id, &[])?;
+            return Ok(delivered);
+        }
+        let fetched = released_results(&campaign).await?;
+        let mut still = Vec::new();
+        for name in waiting {
+            if !holds(&name) {
+                still.push(name);
+                continue;
+            }
+            let kept = self.resident(Some(name.as_str())).and_then(|space| {
+                let participation = self.participation(&space, id)?;
+                if !participation.counted() {
+                    return Ok(false);
+                }
+                if participation.result.is_none() {
+                    self.keep_result(&space, &campaign, &participation, &fetched)?;
+                    delivered.kept += 1;
+                }
+                Ok(true)
+            });
+            match kept {
+                Ok(_) => {}
+                // Removed since: nothing to deliver.
+                Err(HomeError::Store(domicile_store::StoreError::UnknownResident(_))) => {}
+                Err(e) => {
+                    tracing::warn!(campaign = %id, error = %e, "cannot keep a campaign's result in a participant's space");
+                    delivered.failed += 1;
+                    still.push(name);
+                }
             }
         }
+        self.set_participants(id, &still)?;
+        delivered.waiting = still.len();
+        Ok(delivered)
+    }
+
+    /// Keeps the result `space`'s participant's answer counts in, from the
+    /// `fetched` results (checked), as the document
+    /// `io.domicile.campaign.result`.
+    fn keep_result(
+        &self,
+        space: &ResidentSpace,
+        campaign: &Campaign,
+        participation: &Participation,
+        fetched: &[CampaignResult],
+    ) -> Result<DocId> {
         let report = participation.report.as_ref().map(|r| r.payload.as_str()).unwrap_or_default();
         let mine = serde_json::from_str::<AttestedReport>(report).ok().and_then(|a| a.report.neighbourhood);
         // The resident's answer counts in their neighbourhood's result when
@@ -422,8 +481,8 @@ impl Home {
             .or_else(|| fetched.iter().find(|r| r.neighbourhood.is_none()))
             .ok_or_else(|| {
                 HomeError::BadInput(format!(
-                    "campaign `{id}` released no result your answer counts in: your neighbourhood and the others were each fewer than {} participants",
-                    campaign.minimum_batch
+                    "campaign `{}` released no result your answer counts in: your neighbourhood and the others were each fewer than {} participants",
+                    campaign.id, campaign.minimum_batch
                 ))
             })?;
         let bounds = match &campaign.aggregation {
@@ -458,6 +517,92 @@ impl Home {
         let doc: DocId = campaign.id.parse().map_err(|e| HomeError::BadInput(format!("campaign id: {e}")))?;
         self.put_document(space, &doctype, Some(doc.clone()), body)?;
         Ok(doc)
+    }
+}
+
+/// The results campaign `campaign`'s leader released, each checked against
+/// the result keys the campaign names, one per neighbourhood at most.
+async fn released_results(campaign: &Campaign) -> Result<Vec<CampaignResult>> {
+    let url = leader_endpoint(campaign, RESULT);
+    let fetched = tokio::task::spawn_blocking(move || fetch_results(&url))
+        .await
+        .map_err(|e| HomeError::BadInput(format!("fetching was interrupted: {e}")))??;
+    let mut seen = std::collections::HashSet::new();
+    for result in &fetched {
+        result.verify(campaign)?;
+        if !seen.insert(result.neighbourhood.clone()) {
+            return Err(HomeError::BadInput(format!(
+                "the leader of campaign `{}` gave two results for one neighbourhood: neither is kept",
+                campaign.id
+            )));
+        }
+    }
+    Ok(fetched)
+}
+
+/// How long after a campaign's deadline its result is looked for on its
+/// participants' behalf: 30 days.
+const RESULTS_WAITED_FOR_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// What [`Home::deliver_campaign_results`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    /// Results kept in participants' spaces.
+    pub kept: usize,
+    /// Participants whose space could not be written (tried again).
+    pub failed: usize,
+    /// Participants still waiting for their result here.
+    pub waiting: usize,
+}
+
+impl Participation {
+    /// Their answer counts: joined, and the report delivered.
+    pub fn counted(&self) -> bool {
+        self.joined && self.report.as_ref().is_some_and(|r| matches!(r.status, OutboxStatus::Sent { .. }))
+    }
+}
+
+impl Home {
+    /// The file of the residents this node saw join campaign `id`, whose
+    /// result it has not delivered yet: one name a line.
+    fn participants_file(&self, id: &str) -> PathBuf {
+        self.campaigns_dir().join(format!("{id}.participants"))
+    }
+
+    /// Notes that `resident` joined campaign `id` here, for the result to
+    /// come to them ([`Home::deliver_campaign_results`]). Appended in one
+    /// write: residents joining at once do not lose each other's line.
+    fn note_participant(&self, id: &str, resident: &ResidentName) -> Result<()> {
+        let path = self.participants_file(id);
+        let io = |source| HomeError::Io { path: path.clone(), source };
+        let mut file = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&path).map_err(io)?;
+        file.write_all(format!("{resident}\n").as_bytes()).map_err(io)
+    }
+
+    /// The residents waiting for campaign `id`'s result here, each once.
+    fn participants(&self, id: &str) -> Result<Vec<ResidentName>> {
+        let path = self.participants_file(id);
+        let text = match domicile_package::files::read_regular(&path, 64 * 1024 * 1024) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(HomeError::Io { path, source }),
+        };
+        let mut names: Vec<ResidentName> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn set_participants(&self, id: &str, names: &[ResidentName]) -> Result<()> {
+        let path = self.participants_file(id);
+        if names.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HomeError::Io { path, source: e }),
+                _ => Ok(()),
+            };
+        }
+        let text: String = names.iter().map(|n| format!("{n}\n")).collect();
+        domicile_package::write_atomically(&path, text.as_bytes()).map_err(|source| HomeError::Io { path, source })
     }
 }
 

@@ -46,6 +46,9 @@ pub struct ServerSettings {
     pub secure_cookies: Option<bool>,
     /// Sign-in attempts one client address may make per minute (0: no cap).
     pub sign_ins_per_client_per_minute: Option<u32>,
+    /// How often, in seconds, the results of campaigns past their deadline
+    /// are looked for and brought into their participants' spaces.
+    pub campaign_results_every_s: Option<u64>,
 }
 
 /// `default-X`: what an app gets when its manifest asks nothing; `max-X`:

@@ -70,7 +70,7 @@ pub use accounts::{
     check_password, new_password, new_secret, sha256_hex, AccountError, Accounts, TokenInfo, MAX_PASSWORD_BYTES,
 };
 pub use apps::{Installing, PackageSource, UpdateOutcome};
-pub use campaigns::{ListedCampaign, Participation, RESULT_DOCTYPE};
+pub use campaigns::{Delivered, ListedCampaign, Participation, RESULT_DOCTYPE};
 pub use config::{HomeConfig, ServerSettings};
 pub use keys::{format_ms, HeldApp};
 pub use operations::Operation;

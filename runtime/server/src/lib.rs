@@ -22,6 +22,7 @@ mod imports;
 mod metrics;
 mod moves;
 mod peers;
+mod results;
 mod scheduler;
 mod settings;
 mod ui;
@@ -66,6 +67,9 @@ pub struct ServerConfig {
     /// Behind a proxy every client has the proxy's address: raise it, or
     /// set 0 and let the proxy limit clients.
     pub sign_ins_per_client_per_minute: u32,
+    /// How often the results of campaigns past their deadline are looked
+    /// for, to bring into their participants' spaces.
+    pub campaign_results_every: Duration,
     /// The cluster this node is part of (`serve --cluster`); none: a single node.
     pub cluster: Option<domicile_cluster::Cluster>,
 }
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             secure_cookies: false,
             sign_ins_per_client_per_minute: 30,
+            campaign_results_every: Duration::from_secs(300),
             cluster: None,
         }
     }
@@ -100,6 +105,8 @@ impl ServerConfig {
         config.secure_cookies = settings.secure_cookies.unwrap_or(config.secure_cookies);
         config.sign_ins_per_client_per_minute =
             settings.sign_ins_per_client_per_minute.unwrap_or(config.sign_ins_per_client_per_minute);
+        config.campaign_results_every =
+            settings.campaign_results_every_s.map_or(config.campaign_results_every, |s| secs(s.max(1)));
         config
     }
 }
@@ -353,6 +360,7 @@ pub async fn serve(
     let heartbeats = tokio::spawn(cluster::run(state.clone(), stopping_rx.clone()));
     let moves = tokio::spawn(moves::run(state.clone(), stopping_rx.clone()));
     let settings = tokio::spawn(settings::run(state.clone(), stopping_rx.clone()));
+    let results = tokio::spawn(results::run(state.clone(), stopping_rx.clone()));
     return_freed_memory_to_the_system();
     let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
@@ -371,6 +379,7 @@ pub async fn serve(
     triggers.abort();
     moves.abort();
     settings.abort();
+    results.abort();
     if let Some(peers) = peers {
         peers.abort();
     }
