@@ -136,10 +136,6 @@ pub struct Participation {
 const ATTESTER_KEY: &str = "campaign-attester.key";
 
 impl Home {
-    /// This node's attester: it vouches that each report it sends is the
-    /// one of its resident (made at first use, kept in the home, readable
-    /// by its owner alone). Its public key is what aggregators are told
-    /// to trust (`domicile campaign attester`).
     /// Makes `seed` this node's attester key (a cluster's nodes share one,
     /// derived from the cluster's key), unless it is already; returns
     /// whether it changed. Leaders told the previous key must be told the
@@ -170,6 +166,10 @@ impl Home {
         Ok((read(format!("{}.json", campaign.id))?, signature))
     }
 
+    /// This node's attester: it vouches that each report it sends is the
+    /// one of its resident (made at first use, kept in the home, readable
+    /// by its owner alone). Its public key is what aggregators are told
+    /// to trust (`domicile campaign attester`).
     pub fn campaign_attester(&self) -> Result<Attester> {
         let path = self.dir().join(ATTESTER_KEY);
         let io = |source| HomeError::Io { path: path.clone(), source };
@@ -593,6 +593,8 @@ impl Home {
         Ok(names)
     }
 
+    /// Replaces the residents waiting for campaign `id`'s result. Called
+    /// after the deadline only, when no join can append any more.
     fn set_participants(&self, id: &str, names: &[ResidentName]) -> Result<()> {
         let path = self.participants_file(id);
         if names.is_empty() {

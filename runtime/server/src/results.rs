@@ -42,9 +42,18 @@ async fn deliver_all(state: &Arc<State>) {
         },
         None => None,
     };
+    let held = Arc::new(held);
     for campaign in campaigns.into_iter().filter_map(|listed| listed.campaign) {
-        let holds = |resident: &ResidentName| held.as_ref().is_none_or(|held| held.contains(resident));
-        match state.home.deliver_campaign_results(&campaign.id, holds).await {
+        // Each participant's space is opened and written: off the
+        // threads that serve requests.
+        let (worker, held, runtime, id) =
+            (state.clone(), held.clone(), tokio::runtime::Handle::current(), campaign.id.clone());
+        let delivering = tokio::task::spawn_blocking(move || {
+            let holds = |resident: &ResidentName| held.as_ref().as_ref().is_none_or(|held| held.contains(resident));
+            runtime.block_on(worker.home.deliver_campaign_results(&id, holds))
+        });
+        let Ok(delivered) = delivering.await else { continue };
+        match delivered {
             Ok(delivered) if delivered.kept > 0 || delivered.failed > 0 => tracing::info!(
                 campaign = %campaign.id,
                 kept = delivered.kept,
