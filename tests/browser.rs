@@ -220,6 +220,23 @@ async fn a_resident_uses_the_web_ui_from_sign_in_to_an_approved_outbox_item() {
     field.send_keys("\u{E007}").await.unwrap();
     wait_text(&browser, "h1", "Welcome home, me").await;
 
+    // The home page says what is here, from when to when, and offers the next import.
+    let trips: Vec<Value> = home.docs("io.domicile.mobility.trip");
+    let dates: std::collections::BTreeSet<&str> = trips.iter().map(|t| t["body"]["date"].as_str().unwrap()).collect();
+    let (first, last) = (dates.first().unwrap(), dates.last().unwrap());
+    let here = wait_text(&browser, &id("here-io.domicile.mobility.trip"), "documents").await;
+    assert!(
+        here.contains(&format!("{} documents, from {first} to {last}", trips.len())),
+        "{here}: {} trips from {first} to {last}",
+        trips.len()
+    );
+    assert!(here.contains("import the next file with GPX trip importer"), "{here}");
+    shot(&browser, "home").await;
+    click(&browser, &format!("{} a[href^=\"#/import/\"]", id("here-io.domicile.mobility.trip"))).await;
+    wait_text(&browser, "h1", "Import a file").await;
+    let chosen = browser.find(Locator::Css("#importer")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(chosen.as_deref(), Some(IMPORTER), "the importer is chosen already");
+
     // The catalogue says, in words, what each app asks and why.
     go(&browser, &format!("{url}/#/catalogue"), "Catalogue").await;
     let dashboard_card = wait_text(&browser, "main", "Learning").await;

@@ -81,7 +81,20 @@ fn a_resident_does_over_http_what_the_cli_does() {
 
     // Documents, counts, search.
     let doctypes = me.get("/api/v1/doctypes").ok().json();
-    assert_eq!(doctypes, json!([{ "doctype": STATEMENT, "count": 18, "title": "A learning record (xAPI statement)" }]));
+    // The span of their timestamps, as the index orders them, and the importer that brings them.
+    let statements = me.get(&format!("/api/v1/docs/{STATEMENT}?limit=100")).ok().json();
+    let stamps: std::collections::BTreeSet<String> = statements["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["body"]["timestamp"].as_str().unwrap().to_owned())
+        .collect();
+    let span = json!({ "field": "timestamp", "first": stamps.first(), "last": stamps.last() });
+    assert_eq!(
+        doctypes,
+        json!([{ "doctype": STATEMENT, "count": 18, "title": "A learning record (xAPI statement)", "span": span,
+                 "importers": [LEARNING_IMPORTER] }])
+    );
     let found = me.get(&format!("/api/v1/docs/{STATEMENT}?limit=3&sort=-date")).ok().json();
     assert_eq!(found["documents"].as_array().unwrap().len(), 3);
     assert_eq!(found["more"], true);

@@ -615,18 +615,59 @@ async fn imports(Extract(state): Shared, resident: Resident) -> ApiResult {
 
 // ---- the resident's data ---------------------------------------------------
 
+/// The doctypes the resident has documents of: for each, how many, the
+/// span of time they cover (from its indexed time field: `date`, `at` or
+/// `timestamp`), and the installed importers that bring them (to import
+/// the next file with).
 async fn doctypes(resident: Resident) -> ApiResult {
-    let counts = resident.space.doctype_counts()?;
-    let vocabulary = resident.space.vocabulary();
-    Ok(Json(Value::Array(
-        counts
-            .into_iter()
-            .map(|(doctype, count)| {
-                let title = doctype.parse::<Doctype>().ok().and_then(|d| vocabulary.title(&d));
-                json!({ "doctype": doctype, "count": count, "title": title })
-            })
-            .collect(),
-    )))
+    let space = resident.space.clone();
+    let listed = tokio::task::spawn_blocking(move || -> ApiResult<Vec<Value>> {
+        let counts = space.doctype_counts()?;
+        let vocabulary = space.vocabulary();
+        let apps = space.apps()?;
+        let mut listed = Vec::new();
+        for (name, count) in counts {
+            let Ok(doctype) = name.parse::<Doctype>() else { continue };
+            let importers: Vec<&str> = apps
+                .iter()
+                .filter(|a| a.manifest.world == domicile_manifest::World::Importer)
+                .filter(|a| {
+                    a.manifest
+                        .permissions
+                        .iter()
+                        .any(|p| p.doctype == doctype && p.access.iter().any(|x| x.as_str() == "write"))
+                })
+                .map(|a| a.id().as_str())
+                .collect();
+            listed.push(json!({
+                "doctype": name,
+                "count": count,
+                "title": vocabulary.title(&doctype),
+                "span": span(&space, &doctype)?,
+                "importers": importers,
+            }));
+        }
+        Ok(listed)
+    })
+    .await??;
+    Ok(Json(Value::Array(listed)))
+}
+
+/// The first and last values of `doctype`'s time field, read at both ends
+/// of its index (two reads, however many documents): `null` for a doctype
+/// without one.
+fn span(space: &ResidentSpace, doctype: &Doctype) -> Result<Value, ApiError> {
+    let indexes = space.vocabulary().indexes(doctype);
+    let Some(field) = ["date", "at", "timestamp"].iter().find_map(|f| indexes.iter().find(|i| i.to_string() == *f))
+    else {
+        return Ok(Value::Null);
+    };
+    let end = |descending: bool| -> Result<Option<Value>, ApiError> {
+        let sort = Some(Sort { field: field.clone(), descending });
+        let query = DocQuery { doctype: doctype.clone(), selector: Selector::all(), sort, limit: Some(1) };
+        Ok(space.query_all(query)?.pop().and_then(|d| field.lookup(&d.body).cloned()))
+    };
+    Ok(json!({ "field": field.to_string(), "first": end(false)?, "last": end(true)? }))
 }
 
 #[derive(Deserialize)]

@@ -142,9 +142,18 @@ async function homePage() {
   const docs = doctypes.reduce((n, d) => n + d.count, 0);
   const list = notifications.slice(-10).reverse().map((n) =>
     h("li", {}, h("strong", {}, n.title), ` (${n.app}, ${when(n.at_ms)})`, n.body ? h("br") : "", n.body));
+  const names = Object.fromEntries(apps.map((a) => [a.id, a.name]));
+  const day = (value) => typeof value === "string" ? value.slice(0, 10) : String(value);
+  const here = doctypes.map((d) => h("li", { id: "here-" + d.doctype },
+    h("a", { href: "#/data/" + encodeURIComponent(d.doctype) }, d.title || d.doctype), `: ${d.count.toLocaleString()} document${d.count === 1 ? "" : "s"}`,
+    d.span && d.span.first !== null ? `, from ${day(d.span.first)} to ${day(d.span.last)}` : "",
+    d.importers.length ? [" · ", ...d.importers.flatMap((id, i) => [i ? ", " : "",
+      h("a", { href: "#/import/" + encodeURIComponent(id) }, `import the next file with ${names[id] || id}`)])] : ""));
   page(`Welcome home, ${resident}`,
     h("p", {}, `${docs} documents of yours are kept here; ${apps.length} apps are installed. `,
       pending ? h("a", { href: "#/outbox" }, `${pending} request(s) to send data wait for your decision.`) : "Nothing waits to be sent."),
+    h("section", { class: "card", "aria-labelledby": "here" }, h("h2", { id: "here" }, "What is here"),
+      here.length ? h("ul", {}, here) : h("p", {}, "Nothing yet: ", h("a", { href: "#/import" }, "import a file"), " from a data holder.")),
     h("section", { class: "card", "aria-labelledby": "notes" }, h("h2", { id: "notes" }, "Messages from your apps"),
       list.length ? h("ul", {}, list) : h("p", { class: "muted" }, "No messages.")));
 }
@@ -395,13 +404,13 @@ async function appsPage() {
   page("My apps", ...(cards.length ? cards : [h("p", {}, "No apps yet. ", h("a", { href: "#/catalogue" }, "Browse the catalogue."))]));
 }
 
-async function importPage() {
+async function importPage(chosen) {
   const apps = (await api("GET", "/apps")).filter((a) => a.world === "importer");
   if (!apps.length) {
     page("Import a file", h("p", {}, "Install an importer first: ", h("a", { href: "#/catalogue" }, "see the catalogue"), "."));
     return;
   }
-  const importer = h("select", { id: "importer" }, apps.map((a) => h("option", { value: a.id }, `${a.name} — ${a.description}`)));
+  const importer = h("select", { id: "importer" }, apps.map((a) => h("option", { value: a.id, selected: a.id === chosen }, `${a.name} — ${a.description}`)));
   const file = h("input", { type: "file", id: "import-file", required: true });
   const partial = h("input", { type: "checkbox", id: "import-partial" });
   const progress = h("progress", { id: "import-progress", max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
@@ -603,6 +612,7 @@ const ROUTES = [
   [/^#\/install\/(.+)$/, installPage],
   [/^#\/apps$/, appsPage],
   [/^#\/import$/, importPage],
+  [/^#\/import\/(.+)$/, importPage],
   [/^#\/data$/, dataPage],
   [/^#\/data\/(.+)$/, documentsPage],
   [/^#\/activity$/, activityPage],
