@@ -88,7 +88,7 @@ impl SharedCampaign {
         Ok(SharedCampaign { id: id.to_owned(), ..campaign })
     }
 
-    /// The key of the entry `id`'s campaign is under, if it is one.
+    /// The campaign's id an entry's `key` names, if it is a campaign's.
     pub(crate) fn id_of(key: &str) -> Option<&str> {
         key.strip_prefix(CAMPAIGN_PREFIX)
     }
@@ -237,7 +237,7 @@ impl Shared {
         let mut ids = Vec::new();
         while let Some(key) = futures::StreamExt::next(&mut keys).await {
             let key = key.map_err(|e| nats("list the campaigns", e))?;
-            if let Some(id) = key.strip_prefix(CAMPAIGN_PREFIX) {
+            if let Some(id) = SharedCampaign::id_of(&key) {
                 ids.push(id.to_owned());
             }
         }
@@ -353,7 +353,7 @@ impl SharedWatch {
             match futures::StreamExt::next(&mut self.0).await? {
                 Ok(entry) if entry.key == TRUST_KEY => return Some(SharedChange::Trust),
                 Ok(entry) if entry.key == CATALOGUES_KEY => return Some(SharedChange::Catalogues),
-                Ok(entry) if entry.key.starts_with(CAMPAIGN_PREFIX) => return Some(SharedChange::Campaigns),
+                Ok(entry) if SharedCampaign::id_of(&entry.key).is_some() => return Some(SharedChange::Campaigns),
                 Ok(_) => continue,
                 Err(e) => tracing::warn!(error = %e, "watching the trust store and catalogues"),
             }

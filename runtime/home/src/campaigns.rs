@@ -417,8 +417,7 @@ impl Home {
         let waiting = self.participants(id)?;
         // The aggregators' clock, not the one the home shows its apps: no
         // result is asked for before it can be out.
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now = domicile_host::Clock::System.now_ms();
         if waiting.is_empty() || now <= campaign.deadline_ms {
             return Ok(delivered);
         }

@@ -635,7 +635,7 @@ async fn doctypes(resident: Resident) -> ApiResult {
                     a.manifest
                         .permissions
                         .iter()
-                        .any(|p| p.doctype == doctype && p.access.iter().any(|x| x.as_str() == "write"))
+                        .any(|p| p.doctype == doctype && p.access.contains(domicile_manifest::Access::Write))
                 })
                 .map(|a| a.id().as_str())
                 .collect();
